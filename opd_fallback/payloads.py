@@ -1,0 +1,323 @@
+"""Op payloads of the central sync contract (``shared/contract/central-api.md``).
+
+One pydantic model per op kind. The counter validates with them before it
+saves, the CSV import validates with them, and the reference central server
+validates incoming ops with the very same models, so a record the counter
+accepts is one the server accepts.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from opd_fallback import rules
+
+Sex = Literal["M", "F", "O"]
+GuardianRelation = Literal["S/O", "D/O", "W/O", "C/O"]
+Category = Literal["general", "bpl", "ayushman", "staff", "other"]
+PaymentMode = Literal["cash", "upi", "card", "waived"]
+VisitType = Literal["new", "revisit"]
+Priority = Literal["routine", "urgent"]
+OpKind = Literal[
+    "patient.register",
+    "patient.update",
+    "visit.open",
+    "lab.order",
+    "payment.record",
+    "payment.void",
+]
+OP_KINDS: tuple[str, ...] = OpKind.__args__  # type: ignore[attr-defined]
+
+Paise = Annotated[StrictInt, Field(ge=0, le=10**11)]
+LocalRef = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9]+-\S+$")]
+
+
+class Model(BaseModel):
+    """Strict about unknown fields so a typo never silently drops data."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Ref(Model):
+    """A reference to a record: its central id, or the local_ref of the counter that made it."""
+
+    central_id: str | None = Field(default=None, min_length=1, max_length=64)
+    local_ref: LocalRef | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Ref:
+        if (self.central_id is None) == (self.local_ref is None):
+            raise ValueError("give either central_id or local_ref, not both or neither")
+        return self
+
+    @classmethod
+    def local(cls, local_ref: str) -> Ref:
+        return cls(local_ref=local_ref)
+
+    @classmethod
+    def central(cls, central_id: str) -> Ref:
+        return cls(central_id=central_id)
+
+    def wire(self) -> dict[str, str]:
+        return self.model_dump(exclude_none=True)
+
+
+class PatientFields(Model):
+    """The demographic fields of a patient, all optional: used for `patient.update`
+    changes, where only the fields given are checked."""
+
+    name: str | None = None
+    name_local: str | None = None
+    sex: Sex | None = None
+    age_years: StrictInt | None = None
+    age_months: StrictInt | None = None
+    age_days: StrictInt | None = None
+    birth_date: date | None = None
+    guardian_relation: GuardianRelation | None = None
+    guardian_name: str | None = None
+    mobile: str | None = None
+    abha_number: str | None = None
+    address_line: str | None = None
+    district: str | None = None
+    state: str | None = None
+    pin: str | None = None
+    category: Category | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else rules.latin_name(v)
+
+    @field_validator("name_local")
+    @classmethod
+    def _name_local(cls, v: str | None) -> str | None:
+        return rules.local_name(v)
+
+    @field_validator("guardian_name")
+    @classmethod
+    def _guardian_name(cls, v: str | None) -> str | None:
+        return rules.optional_text(v, max_len=rules.NAME_MAX)
+
+    @field_validator("mobile", mode="before")
+    @classmethod
+    def _mobile(cls, v: Any) -> str | None:
+        return rules.mobile(None if v is None else str(v))
+
+    @field_validator("abha_number", mode="before")
+    @classmethod
+    def _abha(cls, v: Any) -> str | None:
+        return rules.abha_number(None if v is None else str(v))
+
+    @field_validator("pin", mode="before")
+    @classmethod
+    def _pin(cls, v: Any) -> str | None:
+        return rules.pin_code(None if v is None else str(v))
+
+    @field_validator("address_line", "district", "state")
+    @classmethod
+    def _text(cls, v: str | None) -> str | None:
+        return rules.optional_text(v)
+
+    @field_validator("age_years")
+    @classmethod
+    def _years(cls, v: int | None) -> int | None:
+        rules.age_parts(v, None, None)
+        return v
+
+    @field_validator("age_months")
+    @classmethod
+    def _months(cls, v: int | None) -> int | None:
+        rules.age_parts(None, v, None)
+        return v
+
+    @field_validator("age_days")
+    @classmethod
+    def _days(cls, v: int | None) -> int | None:
+        rules.age_parts(None, None, v)
+        return v
+
+    @field_validator("birth_date")
+    @classmethod
+    def _birth(cls, v: date | None) -> date | None:
+        return None if v is None else rules.birth_date(v)
+
+
+class PatientRegister(PatientFields):
+    """`patient.register`: a new patient registered at a counter."""
+
+    local_ref: LocalRef
+    uhid: str | None = Field(default=None, max_length=64)
+    name: str  # type: ignore[assignment]
+    sex: Sex  # type: ignore[assignment]
+    category: Category = "general"
+
+    @model_validator(mode="after")
+    def _whole(self) -> PatientRegister:
+        if self.birth_date is None and all(
+            a is None for a in (self.age_years, self.age_months, self.age_days)
+        ):
+            raise ValueError("give the age (years, months or days) or the birth date")
+        if (self.guardian_relation is None) != (self.guardian_name is None):
+            raise ValueError("give both the guardian relation (S/O, D/O, W/O, C/O) and the guardian name, or neither")
+        return self
+
+
+class PatientUpdate(Model):
+    """`patient.update`: changed demographic fields of an existing patient."""
+
+    patient: Ref
+    base_version: StrictInt = Field(ge=0)
+    changes: dict[str, Any] = Field(min_length=1)
+
+    @field_validator("changes")
+    @classmethod
+    def _changes(cls, v: dict[str, Any]) -> dict[str, Any]:
+        allowed = set(PatientFields.model_fields)
+        unknown = sorted(set(v) - allowed)
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(unknown)}")
+        checked = PatientFields.model_validate(v)
+        return checked.model_dump(mode="json", include=set(v))
+
+
+class VisitOpen(Model):
+    """`visit.open`: an OPD visit (new or revisit) to a department and unit."""
+
+    local_ref: LocalRef
+    patient: Ref
+    department: str
+    unit: str | None = None
+    visit_type: VisitType
+    visit_date: date
+    token_no: StrictInt = Field(ge=0, le=1_000_000)
+
+    @field_validator("department")
+    @classmethod
+    def _dept(cls, v: str) -> str:
+        return rules.code(v, what="department code")
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, v: str | None) -> str | None:
+        return None if v is None or not v.strip() else rules.code(v, what="unit code")
+
+
+class TestLine(Model):
+    code: str
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        return rules.code(v, what="test code")
+
+
+class LabOrder(Model):
+    """`lab.order`: tests ordered for a patient's visit."""
+
+    local_ref: LocalRef
+    patient: Ref
+    visit: Ref
+    tests: list[TestLine] = Field(min_length=1, max_length=50)
+    sample_id: str | None = Field(default=None, max_length=64)
+    priority: Priority = "routine"
+    ordered_by: str | None = Field(default=None, max_length=100)
+
+    @field_validator("tests")
+    @classmethod
+    def _unique(cls, v: list[TestLine]) -> list[TestLine]:
+        codes = [t.code for t in v]
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"test ordered twice: {', '.join(dupes)}")
+        return v
+
+
+class PaymentItem(Model):
+    code: str
+    qty: StrictInt = Field(default=1, ge=1, le=1000)
+    amount_paise: Paise
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        return rules.code(v, what="fee or test code")
+
+
+class PaymentRecord(Model):
+    """`payment.record`: money taken (or waived). A fact: never edited, only voided."""
+
+    local_ref: LocalRef
+    receipt_no: str = Field(min_length=1, max_length=64)
+    patient: Ref
+    visit: Ref | None = None
+    lab_order: Ref | None = None
+    amount_paise: Paise
+    mode: PaymentMode
+    mode_ref: str | None = Field(default=None, max_length=64)
+    items: list[PaymentItem] = Field(min_length=1, max_length=100)
+
+    @field_validator("mode_ref")
+    @classmethod
+    def _ref(cls, v: str | None) -> str | None:
+        return rules.optional_text(v, max_len=64)
+
+    @model_validator(mode="after")
+    def _whole(self) -> PaymentRecord:
+        if self.mode in rules.MODES_NEEDING_REF and not self.mode_ref:
+            what = "UPI transaction id (UTR)" if self.mode == "upi" else "card slip number"
+            raise ValueError(f"the {what} is required for a {self.mode} payment")
+        total = sum(i.amount_paise for i in self.items)
+        if total != self.amount_paise:
+            raise ValueError(
+                f"the items add up to {rules.format_paise(total)} but the amount is "
+                f"{rules.format_paise(self.amount_paise)}"
+            )
+        return self
+
+
+class PaymentVoid(Model):
+    """`payment.void`: cancels a payment, with the reason."""
+
+    payment: Ref
+    reason: str = Field(min_length=1, max_length=200)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, v: str) -> str:
+        text = rules.clean_text(v)
+        if not text:
+            raise ValueError("is required")
+        return text
+
+
+PAYLOAD_MODELS: dict[str, type[Model]] = {
+    "patient.register": PatientRegister,
+    "patient.update": PatientUpdate,
+    "visit.open": VisitOpen,
+    "lab.order": LabOrder,
+    "payment.record": PaymentRecord,
+    "payment.void": PaymentVoid,
+}
+
+
+def validate_payload(kind: str, payload: Any) -> Model:
+    """Validate a payload for its kind; raises pydantic ``ValidationError``
+    (or ``KeyError`` for an unknown kind)."""
+    return PAYLOAD_MODELS[kind].model_validate(payload)
+
+
+def wire(model: BaseModel) -> dict[str, Any]:
+    """The JSON form of a payload as it travels (dates as strings, no Nones
+    where the contract has optional fields left out is not required: we keep
+    nulls explicit so payload equality is stable)."""
+    return model.model_dump(mode="json")
