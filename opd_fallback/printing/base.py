@@ -1,0 +1,54 @@
+"""The printer interface and the factory that picks one from settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from opd_fallback.printing.document import Document
+from opd_fallback.printing.settings import PrinterSettings
+
+
+class PrintError(Exception):
+    """The printer could not print. The record is already saved; the message
+    says what to check (paper, cable, power) and the document can be reprinted."""
+
+
+@runtime_checkable
+class Printer(Protocol):
+    """Anything that can put a document on paper (or in a file)."""
+
+    def print_document(self, doc: Document) -> None:
+        """Print or raise ``PrintError``. Blocking: call it from a worker thread."""
+        ...
+
+
+class NullPrinter:
+    """Prints nothing (target ``none``): a counter without a printer still works."""
+
+    def print_document(self, doc: Document) -> None:
+        return None
+
+
+def make_printer(settings: PrinterSettings, *, data_dir: Path | None = None) -> Printer:
+    """Build the configured printer. Imports the heavy drivers only when used,
+    so the counter starts fast."""
+    directory = settings.directory or ((data_dir or Path.cwd()) / "prints")
+    if settings.target == "file":
+        from opd_fallback.printing.file import FilePrinter
+
+        return FilePrinter(directory, width=settings.width_chars)
+    if settings.target == "pdf":
+        from opd_fallback.printing.pdf import PdfPrinter
+
+        return PdfPrinter(
+            directory,
+            paper_mm=settings.paper_mm,
+            command=settings.pdf_command or None,
+            font_path=settings.font_path,
+        )
+    if settings.target.startswith("escpos-"):
+        from opd_fallback.printing.escpos import EscposPrinter
+
+        return EscposPrinter.from_settings(settings)
+    return NullPrinter()

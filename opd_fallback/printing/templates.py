@@ -1,0 +1,183 @@
+"""The counter's documents: OPD slip, receipt, sample labels, cash summary.
+
+Each builder takes plain values (already saved in the store) and returns a
+``Document``; nothing here reads the store or talks to a printer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from opd_fallback.printing.document import Document
+from opd_fallback.rules import format_paise
+
+OFFLINE_NOTE = "Recorded offline; will sync to HIS"
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    code: str
+    name: str
+    amount_paise: int
+    qty: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LabTest:
+    code: str
+    name: str
+    sample_type: str
+
+
+def _age(years: int | None, months: int | None, days: int | None) -> str:
+    parts = [f"{v}{u}" for v, u in ((years, "Y"), (months, "M"), (days, "D")) if v]
+    return " ".join(parts) or "0D"
+
+
+def opd_slip(
+    *,
+    hospital: str,
+    device_id: str,
+    offline_no: str,
+    name: str,
+    name_local: str | None,
+    sex: str,
+    age: tuple[int | None, int | None, int | None],
+    department: str,
+    unit: str | None,
+    token_no: int,
+    visit_type: str,
+    recorded_at: str,
+    operator_id: str,
+    uhid: str | None = None,
+    guardian: str | None = None,
+    mobile: str | None = None,
+    fee_paise: int | None = None,
+    receipt_no: str | None = None,
+) -> Document:
+    """The OPD slip the patient carries to the doctor: the offline number large,
+    with a QR code of it so central staff can find the record later."""
+    doc = Document("slip", offline_no, f"OPD slip {offline_no}", created_at=recorded_at)
+    doc.text(hospital, align="center", bold=True).text(f"OPD SLIP - {visit_type.upper()}", align="center")
+    doc.rule().big(offline_no).qr(offline_no)
+    if uhid:
+        doc.pair("UHID", uhid)
+    doc.pair("Token", str(token_no), bold=True)
+    doc.pair("Department", f"{department}{' / ' + unit if unit else ''}")
+    doc.rule().text(name, bold=True)
+    if name_local:
+        doc.text(name_local)
+    doc.pair("Age / Sex", f"{_age(*age)} / {sex}")
+    if guardian:
+        doc.text(guardian)
+    if mobile:
+        doc.pair("Mobile", mobile)
+    if fee_paise is not None:
+        doc.pair("Fee", format_paise(fee_paise) + (f" ({receipt_no})" if receipt_no else ""))
+    doc.rule().pair("Date", recorded_at[:16].replace("T", " ")).pair("Counter", f"{device_id} / {operator_id}")
+    doc.text(OFFLINE_NOTE, align="center").cut()
+    return doc
+
+
+def receipt(
+    *,
+    hospital: str,
+    device_id: str,
+    receipt_no: str,
+    patient_name: str,
+    patient_ref: str,
+    items: Sequence[LineItem],
+    amount_paise: int,
+    mode: str,
+    mode_ref: str | None,
+    recorded_at: str,
+    operator_id: str,
+) -> Document:
+    """Money receipt: every item, the total, the mode and its reference."""
+    doc = Document("receipt", receipt_no, f"Receipt {receipt_no}", created_at=recorded_at)
+    doc.text(hospital, align="center", bold=True).text("RECEIPT", align="center").rule()
+    doc.pair("Receipt no", receipt_no).pair("Patient", patient_ref).text(patient_name).rule()
+    for item in items:
+        label = f"{item.name} ({item.code})" + (f" x{item.qty}" if item.qty != 1 else "")
+        doc.pair(label, format_paise(item.amount_paise))
+    doc.rule().pair("TOTAL", format_paise(amount_paise), bold=True)
+    doc.pair("Paid by", mode.upper() + (f" {mode_ref}" if mode_ref else ""))
+    doc.pair("Date", recorded_at[:16].replace("T", " ")).pair("Counter", f"{device_id} / {operator_id}")
+    doc.text(OFFLINE_NOTE, align="center").cut()
+    return doc
+
+
+def sample_labels(
+    *,
+    sample_id: str,
+    patient_name: str,
+    patient_ref: str,
+    age_sex: str,
+    tests: Iterable[LabTest],
+    recorded_at: str,
+    priority: str = "routine",
+) -> Document:
+    """One label per sample type (a tube each), every one with the sample id as
+    a barcode, the patient and the tests it is for."""
+    doc = Document("labels", sample_id, f"Labels {sample_id}", created_at=recorded_at)
+    by_type: dict[str, list[str]] = {}
+    for t in tests:
+        by_type.setdefault(t.sample_type or "sample", []).append(t.code)
+    for sample_type, codes in by_type.items():
+        doc.barcode(sample_id)
+        doc.text(f"{patient_name}  {age_sex}", bold=True).text(patient_ref)
+        doc.pair(sample_type.upper(), recorded_at[:16].replace("T", " "))
+        doc.text("Tests: " + ", ".join(codes))
+        if priority == "urgent":
+            doc.text("*** URGENT ***", align="center", bold=True)
+        doc.cut()
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class ModeTotal:
+    mode: str
+    count: int
+    total_paise: int
+
+
+def cash_summary(
+    *,
+    hospital: str,
+    device_id: str,
+    operator_id: str,
+    operator_name: str,
+    day: str,
+    modes: Sequence[ModeTotal],
+    voids_count: int,
+    voids_paise: int,
+    printed_at: str,
+) -> Document:
+    """Day-end handover: totals and counts by mode, voids, the cash to hand over."""
+    doc = Document("cash_summary", f"{device_id}-{operator_id}-{day}", f"Cash summary {day}", created_at=printed_at)
+    doc.text(hospital, align="center", bold=True).text("DAY-END CASH SUMMARY", align="center").rule()
+    doc.pair("Date", day).pair("Counter", device_id).pair("Operator", f"{operator_name} ({operator_id})").rule()
+    collected = 0
+    for m in modes:
+        doc.pair(f"{m.mode.upper()} ({m.count})", format_paise(m.total_paise))
+        if m.mode != "waived":
+            collected += m.total_paise
+    doc.pair(f"Voided ({voids_count})", format_paise(voids_paise))
+    doc.rule().pair("COLLECTED", format_paise(collected), bold=True)
+    cash = next((m.total_paise for m in modes if m.mode == "cash"), 0)
+    doc.pair("CASH TO HAND OVER", format_paise(cash), bold=True)
+    doc.blank().text("Handed over by: ____________").blank().text("Received by:    ____________")
+    doc.text(f"Printed {printed_at[:16].replace('T', ' ')}", align="right").cut()
+    return doc
+
+
+def void_notice(
+    *, hospital: str, receipt_no: str, amount_paise: int, reason: str, operator_id: str, supervisor_id: str, recorded_at: str
+) -> Document:
+    """A slip confirming a voided payment (kept with the cash)."""
+    doc = Document("void", receipt_no, f"Void {receipt_no}", created_at=recorded_at)
+    doc.text(hospital, align="center", bold=True).text("PAYMENT VOIDED", align="center").rule()
+    doc.pair("Receipt no", receipt_no).pair("Amount", format_paise(amount_paise)).text(f"Reason: {reason}")
+    doc.pair("By", f"{operator_id} (approved {supervisor_id})").pair("Date", recorded_at[:16].replace("T", " ")).cut()
+    return doc
