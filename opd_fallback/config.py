@@ -1,0 +1,145 @@
+"""Counter configuration: a TOML file in the data directory, overridable by
+``OPD_*`` environment variables; the device token lives in its own 0600 file.
+
+Precedence: explicit arguments > environment (``OPD_CENTRAL_URL``,
+``OPD_CENTRAL_TOKEN``, ...) > ``config.toml`` > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from opd_fallback.errors import DomainError
+
+CONFIG_FILE = "config.toml"
+TOKEN_FILE = "device.token"
+DB_FILE = "counter.db"
+_DEVICE = re.compile(r"^[A-Z0-9]{1,16}$")
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("OPD_DATA_DIR")
+    return Path(env) if env else Path(platformdirs.user_data_dir("opd-fallback", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything a counter needs to know about itself."""
+
+    model_config = SettingsConfigDict(env_prefix="OPD_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    device_id: str = ""
+    hospital: str = ""
+    central_url: str | None = None
+    central_token: str | None = None
+    ca_bundle: Path | None = None
+    verify_tls: bool = True
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    batch_size: int = Field(default=500, ge=1, le=500)
+    batches_in_flight: int = Field(default=3, ge=1, le=16)
+    background_sync: bool = True
+    idle_lock_seconds: int = Field(default=300, ge=15)
+    language: Literal["en", "hi"] = "en"
+    # printing
+    printer: Literal["file", "escpos-usb", "escpos-serial", "escpos-network", "pdf"] = "file"
+    printer_target: str | None = None  # dir for file/pdf; "host:port", "/dev/ttyUSB0", "vid:pid"
+    paper_width_chars: int = Field(default=42, ge=24, le=80)
+    backups_keep: int = Field(default=14, ge=1)
+
+    @field_validator("device_id")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        v = (v or "").strip().upper()
+        if v and not _DEVICE.match(v):
+            raise ValueError("device id must be 1-16 letters or digits, e.g. C07")
+        return v
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_FILE
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_FILE
+
+    @property
+    def token_path(self) -> Path:
+        return self.data_dir / TOKEN_FILE
+
+    @property
+    def print_dir(self) -> Path:
+        return Path(self.printer_target) if self.printer == "file" and self.printer_target else self.data_dir / "prints"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.data_dir / "backups"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Settings for the counter in ``data_dir`` (default: env or platform dir)."""
+    base = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    file_values = _read_toml(base.config_path)
+    env_set = {k[4:].lower() for k in os.environ if k.startswith("OPD_")}
+    merged: dict[str, Any] = {k: v for k, v in file_values.items() if k not in env_set}
+    merged["data_dir"] = base.data_dir
+    settings = Settings(**merged)
+    if settings.central_token is None and settings.token_path.exists():
+        token = settings.token_path.read_text().strip() or None
+        settings = settings.model_copy(update={"central_token": token})
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return settings.model_copy(update=clean) if clean else settings
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def write_config(settings: Settings, values: dict[str, Any]) -> None:
+    """Merge ``values`` into config.toml (never the token: that has its own file)."""
+    current = _read_toml(settings.config_path)
+    current.update({k: v for k, v in values.items() if v is not None and k != "central_token"})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    body = "".join(f"{k} = {_toml_value(v)}\n" for k, v in sorted(current.items()))
+    tmp = settings.config_path.with_suffix(".tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, settings.config_path)
+
+
+def write_token(settings: Settings, token: str) -> None:
+    """The device token, readable by the owner only (mode 0600 from creation)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = settings.token_path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token.strip() + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, settings.token_path)
+
+
+def require_device(settings: Settings) -> str:
+    if not settings.device_id:
+        raise DomainError.field(
+            "device_id", "this counter is not set up: run 'opd-fallback init --device C07 --hospital KGMU'"
+        )
+    return settings.device_id

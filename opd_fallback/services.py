@@ -1,0 +1,525 @@
+"""The one way a counter writes: each service saves its record and its outbox op
+in one transaction, with the numbers printed for people.
+
+The TUI, the CLI and the CSV import all call these; none of them writes tables
+directly. Saving touches only the local SQLite file, never the network.
+
+    svc = CounterService(store, device_id="C07")
+    reg = svc.register_new("op-114", {"name": "Ram Kumar", "sex": "M", "age_years": 40},
+                           department="MED", unit="U1", payment=PaymentInput(mode="cash"))
+    reg.patient.local_ref, reg.visit.extra["token_no"], reg.payment.extra["receipt_no"]
+
+A flow is also available piece by piece inside one transaction:
+
+    with svc.transaction("op-114") as tx:
+        p = tx.register_patient({...}); v = tx.open_visit(p.local_ref, "MED")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from opd_fallback import payloads as P
+from opd_fallback.clock import now_ist
+from opd_fallback.contract import MasterData
+from opd_fallback.errors import DomainError, validate
+from opd_fallback.masterdata import Catalog
+from opd_fallback.store import audit, numbers, outbox, reserved
+from opd_fallback.store.engine import Store
+from opd_fallback.store.patient_index import PatientHit
+from opd_fallback.store.patient_index import search as search_index
+from opd_fallback.store.tables import (
+    IndexedPatient,
+    LabOrder,
+    MasterDataCache,
+    Op,
+    Operator,
+    Patient,
+    Payment,
+    PaymentVoid,
+    Visit,
+)
+
+_LOCAL_REF_PLACEHOLDER = "X-000000"
+
+
+@dataclass
+class PaymentInput:
+    """What the clerk took. ``amount_paise`` None means 'the amount due'."""
+
+    mode: str
+    amount_paise: int | None = None
+    mode_ref: str | None = None
+    items: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Saved:
+    """One record saved with its op. ``extra`` holds printed numbers
+    (receipt_no, sample_id, token_no, uhid, amount_paise...)."""
+
+    kind: str
+    local_ref: str
+    op_id: str
+    seq: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    """Who a record is for, as printed on slips."""
+
+    ref: P.Ref
+    name: str
+    local_ref: str | None
+    uhid: str | None
+    depends_on: tuple[str, ...] = ()
+    sex: str | None = None
+    age_years: int | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Registration:
+    patient: Saved
+    visit: Saved
+    payment: Saved | None
+    info: PatientInfo
+
+
+@dataclass(frozen=True)
+class VisitResult:
+    visit: Saved
+    payment: Saved | None
+    info: PatientInfo
+
+
+@dataclass(frozen=True)
+class LabResult:
+    order: Saved
+    payment: Saved | None
+    info: PatientInfo
+    tests: list[dict[str, Any]]  # code, name, sample_type, price_paise
+
+
+@dataclass(frozen=True)
+class ModeTotal:
+    count: int = 0
+    total_paise: int = 0
+
+
+@dataclass(frozen=True)
+class CashSummary:
+    operator_id: str
+    day: str
+    by_mode: dict[str, ModeTotal]
+    voids: ModeTotal
+    voided_by_mode: dict[str, ModeTotal]
+
+    @property
+    def collected_paise(self) -> int:
+        """Money actually in hand: cash/UPI/card taken minus what was voided."""
+        taken = sum(t.total_paise for m, t in self.by_mode.items() if m != "waived")
+        voided = sum(t.total_paise for m, t in self.voided_by_mode.items() if m != "waived")
+        return taken - voided
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class Tx:
+    """One open write transaction at the counter (see ``CounterService.transaction``)."""
+
+    def __init__(
+        self,
+        svc: CounterService,
+        session: Session,
+        operator_id: str,
+        *,
+        recorded_at: datetime | None = None,
+        source: str = "counter",
+    ) -> None:
+        self.svc = svc
+        self.session = session
+        self.operator_id = operator_id
+        self.recorded_at = recorded_at
+        self.source = source
+        self.catalog = svc.catalog(session)
+
+    # --- helpers -------------------------------------------------------------
+    def _when(self) -> datetime:
+        return self.recorded_at or now_ist()
+
+    def _begin_op(self) -> tuple[int, str, datetime]:
+        return numbers.next_seq(self.session), outbox.new_op_id(), self._when()
+
+    def _enqueue(
+        self, seq: int, op_id: str, when: datetime, kind: str, payload: P.Model,
+        depends_on: Sequence[str], record_kind: str, record_ref: str | None,
+    ) -> Op:
+        return outbox.enqueue(
+            self.session, seq=seq, op_id=op_id, kind=kind, device_id=self.svc.device_id,
+            operator_id=self.operator_id, payload=payload, depends_on=depends_on,
+            recorded_at=when, record_kind=record_kind, record_ref=record_ref, source=self.source,
+        )
+
+    def _unsynced(self, *op_ids: str | None) -> list[str]:
+        return outbox.unsynced_op_ids(self.session, [i for i in op_ids if i])
+
+    def patient(self, key: str | PatientInfo) -> PatientInfo:
+        """Resolve a patient by local offline number or uhid (local registrations
+        first, then the central index). Unknown uhids are taken as central ids."""
+        if isinstance(key, PatientInfo):
+            return key
+        k = (key or "").strip().upper()
+        if not k:
+            raise DomainError.field("patient", "choose a patient first", code="required")
+        s = self.session
+        local = s.exec(select(Patient).where((Patient.local_ref == k) | (Patient.uhid == k))).first()
+        if local is not None:
+            return PatientInfo(
+                ref=P.Ref.local(local.local_ref), name=local.name, local_ref=local.local_ref,
+                uhid=local.uhid, depends_on=tuple(self._unsynced(local.op_id)), sex=local.sex,
+                age_years=local.age_years, version=local.version,
+            )
+        idx = s.exec(select(IndexedPatient).where(IndexedPatient.uhid == k)).first()
+        if idx is not None:
+            return PatientInfo(
+                ref=P.Ref.central(idx.uhid), name=idx.name, local_ref=None, uhid=idx.uhid,
+                sex=idx.sex, age_years=idx.age_years, version=idx.version,
+            )
+        if "-" in k and k.split("-")[0] != self.svc.device_id and k[0].isalpha():
+            # another counter's offline number printed on the patient's slip
+            return PatientInfo(ref=P.Ref.local(k), name="", local_ref=k, uhid=None)
+        return PatientInfo(ref=P.Ref.central(k), name="", local_ref=None, uhid=k)
+
+    def _visit_ref(self, key: str) -> tuple[P.Ref, list[str], str | None]:
+        k = key.strip().upper()
+        v = self.session.exec(select(Visit).where(Visit.local_ref == k)).first()
+        if v is not None:
+            if v.central_id:
+                return P.Ref.local(v.local_ref), [], v.local_ref
+            return P.Ref.local(v.local_ref), self._unsynced(v.op_id), v.local_ref
+        if "-" in k and k[0].isalpha() and k.count("-") >= 2:
+            return P.Ref.local(k), [], k
+        return P.Ref.central(k), [], None
+
+    # --- the six services ------------------------------------------------------
+    def register_patient(self, fields: dict[str, Any]) -> Saved:
+        """A new patient; takes a reserved central uhid when the counter holds one."""
+        data = {k: v for k, v in fields.items() if k not in ("local_ref", "uhid")}
+        validate(P.PatientRegister, {**data, "local_ref": _LOCAL_REF_PLACEHOLDER})
+        seq, op_id, when = self._begin_op()
+        local_ref = numbers.local_ref(self.svc.device_id, seq, when)
+        uhid = reserved.take(self.session, "uhid", op_id)
+        payload = validate(P.PatientRegister, {**data, "local_ref": local_ref, "uhid": uhid})
+        assert isinstance(payload, P.PatientRegister)
+        body = payload.model_dump(mode="json")
+        rec = Patient(
+            **{k: body[k] for k in Patient.model_fields if k in body and k not in ("id",)},
+            op_id=op_id, operator_id=self.operator_id, created_at=when.isoformat(),
+        )
+        self.session.add(rec)
+        self._enqueue(seq, op_id, when, "patient.register", payload, [], "patient", local_ref)
+        return Saved("patient", local_ref, op_id, seq, {"uhid": uhid, "name": payload.name})
+
+    def open_visit(
+        self, patient: str | PatientInfo, department: str, unit: str | None = None, *,
+        visit_type: str | None = None, visit_date: date | None = None,
+    ) -> Saved:
+        info = self.patient(patient)
+        vtype = visit_type or ("new" if info.depends_on and info.local_ref else "revisit")
+        day = visit_date or self._when().date()
+        dept = (department or "").strip().upper()
+        unit_code = (unit or "").strip().upper() or None
+        if self.catalog is not None and dept:
+            self.catalog.check_department(dept, unit_code)
+        seq, op_id, when = self._begin_op()
+        local_ref = numbers.local_ref(self.svc.device_id, seq, when)
+        token = numbers.next_token(self.session, dept or "?", day.isoformat())
+        payload = validate(P.VisitOpen, {
+            "local_ref": local_ref, "patient": info.ref.wire(), "department": dept, "unit": unit_code,
+            "visit_type": vtype, "visit_date": day, "token_no": token,
+        })
+        self.session.add(Visit(
+            local_ref=local_ref, patient_local_ref=info.local_ref, patient_uhid=info.uhid,
+            patient_name=info.name, department=dept, unit=unit_code, visit_type=vtype,
+            visit_date=day.isoformat(), token_no=token, op_id=op_id, operator_id=self.operator_id,
+            created_at=when.isoformat(),
+        ))
+        self._enqueue(seq, op_id, when, "visit.open", payload, info.depends_on, "visit", local_ref)
+        return Saved("visit", local_ref, op_id, seq, {
+            "token_no": token, "department": dept, "unit": unit_code, "visit_type": vtype,
+            "visit_date": day.isoformat(),
+        })
+
+    def order_lab(
+        self, patient: str | PatientInfo, visit: str, tests: Sequence[str], *,
+        priority: str = "routine", ordered_by: str | None = None,
+    ) -> Saved:
+        info = self.patient(patient)
+        codes = [c.strip().upper() for c in tests if c and c.strip()]
+        if not codes:
+            raise DomainError.field("tests", "choose at least one test", code="required")
+        if self.catalog is not None:
+            self.catalog.check_tests(codes)
+        visit_ref, visit_deps, visit_local = self._visit_ref(visit)
+        seq, op_id, when = self._begin_op()
+        local_ref = numbers.local_ref(self.svc.device_id, seq, when)
+        sample_id = reserved.take(self.session, "sample", op_id) or numbers.local_sample_id(
+            self.svc.device_id, seq
+        )
+        payload = validate(P.LabOrder, {
+            "local_ref": local_ref, "patient": info.ref.wire(), "visit": visit_ref.wire(),
+            "tests": [{"code": c} for c in codes], "sample_id": sample_id, "priority": priority,
+            "ordered_by": ordered_by,
+        })
+        total = self.catalog.tests_total(codes) if self.catalog else 0
+        self.session.add(LabOrder(
+            local_ref=local_ref, patient_local_ref=info.local_ref, patient_uhid=info.uhid,
+            patient_name=info.name, visit_local_ref=visit_local,
+            visit_central_id=visit_ref.central_id, tests=_json(codes), sample_id=sample_id,
+            priority=priority, total_paise=total, op_id=op_id, operator_id=self.operator_id,
+            created_at=when.isoformat(),
+        ))
+        deps = [*info.depends_on, *visit_deps]
+        self._enqueue(seq, op_id, when, "lab.order", payload, deps, "lab_order", local_ref)
+        return Saved("lab_order", local_ref, op_id, seq, {"sample_id": sample_id, "tests": codes,
+                                                          "total_paise": total})
+
+    def record_payment(
+        self, patient: str | PatientInfo, payment: PaymentInput, *,
+        visit: str | None = None, lab_order: str | None = None, due_items: list[dict[str, Any]] | None = None,
+    ) -> Saved:
+        """Money taken. ``due_items`` (code, qty, amount_paise) is what the
+        amount is for; when the clerk gives no amount, the amount is their sum."""
+        info = self.patient(patient)
+        items = payment.items or due_items
+        if not items:
+            raise DomainError.field("items", "say what the payment is for", code="required")
+        amount = payment.amount_paise
+        if amount is None:
+            amount = sum(int(i["amount_paise"]) for i in items)
+        deps = list(info.depends_on)
+        visit_wire = lab_wire = None
+        visit_local = lab_local = None
+        if visit:
+            vref, vdeps, visit_local = self._visit_ref(visit)
+            visit_wire, deps = vref.wire(), deps + vdeps
+        if lab_order:
+            k = lab_order.strip().upper()
+            lab = self.session.exec(select(LabOrder).where(LabOrder.local_ref == k)).first()
+            lab_local = k
+            lab_wire = {"local_ref": k}
+            if lab is not None:
+                deps += self._unsynced(lab.op_id)
+        seq, op_id, when = self._begin_op()
+        local_ref = numbers.local_ref(self.svc.device_id, seq, when)
+        receipt = reserved.take(self.session, "receipt", op_id) or numbers.local_receipt_no(
+            self.svc.device_id, seq
+        )
+        model = validate(P.PaymentRecord, {
+            "local_ref": local_ref, "receipt_no": receipt, "patient": info.ref.wire(),
+            "visit": visit_wire, "lab_order": lab_wire, "amount_paise": amount, "mode": payment.mode,
+            "mode_ref": payment.mode_ref, "items": items,
+        })
+        assert isinstance(model, P.PaymentRecord)
+        self.session.add(Payment(
+            local_ref=local_ref, receipt_no=receipt, patient_local_ref=info.local_ref,
+            patient_uhid=info.uhid, patient_name=info.name, visit_local_ref=visit_local,
+            lab_order_local_ref=lab_local, amount_paise=model.amount_paise, mode=model.mode,
+            mode_ref=model.mode_ref, items=_json([i.model_dump() for i in model.items]),
+            op_id=op_id, operator_id=self.operator_id, created_at=when.isoformat(),
+        ))
+        self._enqueue(seq, op_id, when, "payment.record", model, deps, "payment", local_ref)
+        return Saved("payment", local_ref, op_id, seq, {
+            "receipt_no": receipt, "amount_paise": model.amount_paise, "mode": model.mode,
+            "mode_ref": model.mode_ref, "items": [i.model_dump() for i in model.items],
+        })
+
+    def void_payment(self, payment: str, reason: str, *, approved_by: str) -> Saved:
+        """Void a payment (by receipt number or offline number); a supervisor approves."""
+        sup = self.session.get(Operator, approved_by)
+        if sup is None or not sup.active or sup.role != "supervisor":
+            raise DomainError.field("approved_by", "a supervisor must approve a void", code="not_supervisor")
+        k = (payment or "").strip().upper()
+        pay = self.session.exec(
+            select(Payment).where((Payment.local_ref == k) | (Payment.receipt_no == k))
+        ).first()
+        if pay is None:
+            raise DomainError.field("payment", f"no payment {payment} at this counter", code="not_found")
+        if self.session.exec(select(PaymentVoid).where(PaymentVoid.payment_local_ref == pay.local_ref)).first():
+            raise DomainError.field("payment", f"receipt {pay.receipt_no} is already voided", code="already_voided")
+        model = validate(P.PaymentVoid, {"payment": {"local_ref": pay.local_ref}, "reason": reason})
+        seq, op_id, when = self._begin_op()
+        self.session.add(PaymentVoid(
+            payment_local_ref=pay.local_ref, reason=model.reason, approved_by=approved_by,  # type: ignore[attr-defined]
+            op_id=op_id, operator_id=self.operator_id, created_at=when.isoformat(),
+        ))
+        self._enqueue(seq, op_id, when, "payment.void", model, self._unsynced(pay.op_id), "payment_void",
+                      pay.local_ref)
+        audit.record(self.session, self.operator_id, "payment.void", pay.local_ref,
+                     receipt_no=pay.receipt_no, approved_by=approved_by, reason=model.reason)  # type: ignore[attr-defined]
+        return Saved("payment_void", pay.local_ref, op_id, seq, {
+            "receipt_no": pay.receipt_no, "amount_paise": pay.amount_paise, "mode": pay.mode,
+        })
+
+    def update_patient(self, patient: str | PatientInfo, changes: dict[str, Any],
+                       *, base_version: int | None = None) -> Saved:
+        info = self.patient(patient)
+        base = info.version if base_version is None else base_version
+        model = validate(P.PatientUpdate, {"patient": info.ref.wire(), "base_version": base,
+                                           "changes": changes})
+        assert isinstance(model, P.PatientUpdate)
+        seq, op_id, when = self._begin_op()
+        if info.local_ref and info.local_ref.startswith(self.svc.device_id + "-"):
+            rec = self.session.exec(select(Patient).where(Patient.local_ref == info.local_ref)).first()
+            if rec is not None:
+                for k, v in model.changes.items():
+                    setattr(rec, k, v)
+                self.session.add(rec)
+        self._enqueue(seq, op_id, when, "patient.update", model, info.depends_on, "patient",
+                      info.local_ref or info.uhid)
+        return Saved("patient_update", info.local_ref or info.uhid or "", op_id, seq,
+                     {"changes": model.changes, "base_version": base})
+
+
+class CounterService:
+    """Services and read models of one counter (device) over its store."""
+
+    def __init__(self, store: Store, device_id: str) -> None:
+        self.store = store
+        self.device_id = device_id
+        self._catalog: Catalog | None = None
+        self._catalog_version: str | None = None
+
+    # --- master data -----------------------------------------------------------
+    def catalog(self, session: Session | None = None) -> Catalog | None:
+        """The master data from the last refresh (None if never refreshed)."""
+        def load(s: Session) -> Catalog | None:
+            row = s.get(MasterDataCache, 1)
+            if row is None:
+                return None
+            if self._catalog is None or row.version != self._catalog_version:
+                self._catalog = Catalog(MasterData.model_validate_json(row.body))
+                self._catalog_version = row.version
+            return self._catalog
+        if session is not None:
+            return load(session)
+        with self.store.read() as s:
+            return load(s)
+
+    # --- writing -----------------------------------------------------------------
+    @contextmanager
+    def transaction(self, operator_id: str, *, recorded_at: datetime | None = None,
+                    source: str = "counter") -> Iterator[Tx]:
+        with self.store.write() as session:
+            yield Tx(self, session, operator_id, recorded_at=recorded_at, source=source)
+
+    def _fee_items(self, tx: Tx, visit_type: str, category: str, payment: PaymentInput) -> list[dict[str, Any]]:
+        quote = tx.catalog.opd_fee(visit_type, category) if tx.catalog else None
+        if quote is None:
+            amount = payment.amount_paise or 0
+            return [{"code": "OPD-NEW" if visit_type == "new" else "OPD-REVISIT", "qty": 1, "amount_paise": amount}]
+        amount = quote.due_paise if payment.amount_paise is None else payment.amount_paise
+        return [{"code": quote.code, "qty": 1, "amount_paise": amount}]
+
+    def register_new(
+        self, operator_id: str, patient: dict[str, Any], *, department: str, unit: str | None = None,
+        payment: PaymentInput | None = None, visit_date: date | None = None,
+    ) -> Registration:
+        """New patient + OPD visit + fee, as one transaction."""
+        with self.transaction(operator_id) as tx:
+            p = tx.register_patient(patient)
+            info = tx.patient(p.local_ref)
+            v = tx.open_visit(info, department, unit, visit_type="new", visit_date=visit_date)
+            pay = None
+            if payment is not None:
+                items = self._fee_items(tx, "new", str(patient.get("category") or "general"), payment)
+                pay = tx.record_payment(info, payment, visit=v.local_ref, due_items=items)
+            return Registration(p, v, pay, info)
+
+    def revisit(
+        self, operator_id: str, patient: str, *, department: str, unit: str | None = None,
+        payment: PaymentInput | None = None, category: str = "general",
+    ) -> VisitResult:
+        """An existing patient's visit and its fee; no registration op."""
+        with self.transaction(operator_id) as tx:
+            info = tx.patient(patient)
+            v = tx.open_visit(info, department, unit, visit_type="revisit")
+            pay = None
+            if payment is not None:
+                items = self._fee_items(tx, "revisit", category, payment)
+                pay = tx.record_payment(info, payment, visit=v.local_ref, due_items=items)
+            return VisitResult(v, pay, info)
+
+    def lab_request(
+        self, operator_id: str, patient: str, visit: str, tests: Sequence[str], *,
+        payment: PaymentInput | None = None, priority: str = "routine",
+    ) -> LabResult:
+        """A lab order and its payment; the sample id goes on the labels."""
+        with self.transaction(operator_id) as tx:
+            info = tx.patient(patient)
+            order = tx.order_lab(info, visit, tests, priority=priority)
+            codes = order.extra["tests"]
+            cat = tx.catalog
+            lines = [
+                {"code": c, "name": cat.tests[c].name if cat and c in cat.tests else c,
+                 "sample_type": cat.tests[c].sample_type if cat and c in cat.tests else None,
+                 "price_paise": cat.tests[c].price_paise if cat and c in cat.tests else 0}
+                for c in codes
+            ]
+            pay = None
+            if payment is not None:
+                due = [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
+                if payment.amount_paise is not None and payment.items is None and \
+                        payment.amount_paise != sum(d["amount_paise"] for d in due):
+                    raise DomainError.field(
+                        "amount_paise", "the amount must equal the tests' total from the price list",
+                        code="amount_not_total")
+                pay = tx.record_payment(info, payment, visit=visit, lab_order=order.local_ref, due_items=due)
+            return LabResult(order, pay, info, lines)
+
+    def void(self, operator_id: str, payment: str, reason: str, *, approved_by: str) -> Saved:
+        with self.transaction(operator_id) as tx:
+            return tx.void_payment(payment, reason, approved_by=approved_by)
+
+    def update_patient(self, operator_id: str, patient: str, changes: dict[str, Any],
+                       *, base_version: int | None = None) -> Saved:
+        with self.transaction(operator_id) as tx:
+            return tx.update_patient(patient, changes, base_version=base_version)
+
+    # --- reading -------------------------------------------------------------------
+    def search_patients(self, query: str, *, limit: int = 20) -> list[PatientHit]:
+        with self.store.read() as s:
+            return search_index(s, query, limit=limit)
+
+    def cash_summary(self, operator_id: str, day: date | None = None) -> CashSummary:
+        d = (day or now_ist().date()).isoformat()
+        with self.store.read() as s:
+            rows = s.execute(text(
+                "SELECT mode, count(*), coalesce(sum(amount_paise),0) FROM payment "
+                "WHERE operator_id=:o AND substr(created_at,1,10)=:d GROUP BY mode"), {"o": operator_id, "d": d}).all()
+            vrows = s.execute(text(
+                "SELECT p.mode, count(*), coalesce(sum(p.amount_paise),0) FROM payment_void v "
+                "JOIN payment p ON p.local_ref = v.payment_local_ref "
+                "WHERE p.operator_id=:o AND substr(p.created_at,1,10)=:d GROUP BY p.mode"),
+                {"o": operator_id, "d": d}).all()
+        by_mode = {m: ModeTotal() for m in P.PaymentMode.__args__}  # type: ignore[attr-defined]
+        by_mode.update({str(m): ModeTotal(int(c), int(t)) for m, c, t in rows})
+        voided = {str(m): ModeTotal(int(c), int(t)) for m, c, t in vrows}
+        voids = ModeTotal(sum(v.count for v in voided.values()), sum(v.total_paise for v in voided.values()))
+        return CashSummary(operator_id, d, by_mode, voids, voided)
+
+    def queue(self, states: Sequence[str] | None = None, *, offset: int = 0, limit: int = 50) -> list[Op]:
+        with self.store.read() as s:
+            return list(outbox.list_ops(s, states=states, offset=offset, limit=limit))

@@ -1,0 +1,71 @@
+"""Numbers that must never repeat: the per-device ``seq`` and what derives from it.
+
+Every number printed for a person (offline patient/visit number, local receipt
+and sample numbers) is built from the ``seq`` of the op that created it. The
+seq counter lives in the same transaction as the record, so a crash can only
+lose an uncommitted number, never hand out a committed one twice; and after a
+restore, raising the floor above central's ``max_seq`` keeps every number new.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from opd_fallback.clock import now_ist
+
+SEQ = "seq"
+
+
+def next_value(session: Session, name: str) -> int:
+    """Increment and return a named counter inside the caller's transaction."""
+    row = session.execute(
+        text(
+            "INSERT INTO counter(name, value) VALUES (:n, 1) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
+        ),
+        {"n": name},
+    ).one()
+    return int(row[0])
+
+
+def peek(session: Session, name: str) -> int:
+    row = session.execute(text("SELECT value FROM counter WHERE name = :n"), {"n": name}).first()
+    return int(row[0]) if row else 0
+
+
+def raise_floor(session: Session, name: str, floor: int) -> int:
+    """Make the next value of ``name`` greater than ``floor`` (never lowers it)."""
+    row = session.execute(
+        text(
+            "INSERT INTO counter(name, value) VALUES (:n, :f) "
+            "ON CONFLICT(name) DO UPDATE SET value = max(value, :f) RETURNING value"
+        ),
+        {"n": name, "f": floor},
+    ).one()
+    return int(row[0])
+
+
+def next_seq(session: Session) -> int:
+    return next_value(session, SEQ)
+
+
+def local_ref(device_id: str, seq: int, when: datetime | None = None) -> str:
+    """``C07-261126-000042``: device, day of recording, the op's seq."""
+    day = (when or now_ist()).strftime("%y%m%d")
+    return f"{device_id}-{day}-{seq:06d}"
+
+
+def local_receipt_no(device_id: str, seq: int) -> str:
+    return f"{device_id}-R{seq:06d}"
+
+
+def local_sample_id(device_id: str, seq: int) -> str:
+    return f"{device_id}-S{seq:06d}"
+
+
+def next_token(session: Session, department: str, day: str) -> int:
+    """Queue token per department per day (printed on the slip)."""
+    return next_value(session, f"token:{department}:{day}")

@@ -1,0 +1,135 @@
+"""Offline patient lookup: central's patients (from /patients/changes) plus this
+counter's own registrations, searchable by uhid, offline number, mobile and
+name prefix. Names use FTS5 so prefix search stays fast at millions of rows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from opd_fallback import rules
+
+
+@dataclass(frozen=True, slots=True)
+class PatientHit:
+    """One lookup result. ``uhid`` is None for a local registration not yet synced."""
+
+    uhid: str | None
+    local_ref: str | None
+    name: str
+    sex: str | None
+    age_years: int | None
+    guardian_name: str | None
+    mobile: str | None
+    district: str | None
+    source: str  # "index" | "local"
+    version: int = 0
+
+
+_UPSERT = text(
+    "INSERT INTO patient_index(uhid, name, sex, age_years, guardian_name, mobile, district, version, updated_at) "
+    "VALUES (:uhid, :name, :sex, :age_years, :guardian_name, :mobile, :district, :version, :updated_at) "
+    "ON CONFLICT(uhid) DO UPDATE SET name=excluded.name, sex=excluded.sex, age_years=excluded.age_years, "
+    "guardian_name=excluded.guardian_name, mobile=excluded.mobile, district=excluded.district, "
+    "version=excluded.version, updated_at=excluded.updated_at "
+    "WHERE excluded.version >= patient_index.version"
+)
+
+
+def upsert_many(session: Session, patients: Iterable[dict[str, Any]]) -> int:
+    """Insert or refresh index rows (a newer version wins) in the caller's transaction."""
+    rows = [
+        {
+            "uhid": p["uhid"],
+            "name": p.get("name") or "",
+            "sex": p.get("sex"),
+            "age_years": p.get("age_years"),
+            "guardian_name": p.get("guardian_name"),
+            "mobile": p.get("mobile"),
+            "district": p.get("district"),
+            "version": p.get("version") or 1,
+            "updated_at": str(p["updated_at"]) if p.get("updated_at") else None,
+        }
+        for p in patients
+    ]
+    if rows:
+        session.execute(_UPSERT, rows)
+    return len(rows)
+
+
+_COLS_INDEX = "uhid, NULL, name, sex, age_years, guardian_name, mobile, district, 'index', version"
+_COLS_LOCAL = "uhid, local_ref, name, sex, age_years, guardian_name, mobile, district, 'local', version"
+
+
+def _fts_query(words: list[str]) -> str:
+    return " ".join('"' + w.replace('"', "") + '"*' for w in words)
+
+
+def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]:
+    """Patients matching ``query``: an exact uhid or offline number, a mobile
+    number, or the start of each word of a name. Local registrations first."""
+    q = rules.clean_text(query or "")
+    if not q:
+        return []
+    rows: list[Any] = []
+    digits = re.sub(r"[\s\-+]", "", q)
+    if digits.isdigit() and len(digits) >= 10:
+        try:
+            m = rules.mobile(digits)
+        except ValueError:
+            m = None
+        if m:
+            rows += session.execute(
+                text(f"SELECT {_COLS_LOCAL} FROM patient WHERE mobile = :m LIMIT :l"), {"m": m, "l": limit}
+            ).all()
+            rows += session.execute(
+                text(f"SELECT {_COLS_INDEX} FROM patient_index WHERE mobile = :m LIMIT :l"),
+                {"m": m, "l": limit},
+            ).all()
+    upper = q.upper()
+    rows += session.execute(
+        text(f"SELECT {_COLS_LOCAL} FROM patient WHERE local_ref = :r OR uhid = :r LIMIT :l"),
+        {"r": upper, "l": limit},
+    ).all()
+    rows += session.execute(
+        text(f"SELECT {_COLS_INDEX} FROM patient_index WHERE uhid = :r LIMIT :l"), {"r": upper, "l": limit}
+    ).all()
+    words = [w for w in re.split(r"[^\w]+", q) if w]
+    if words and not digits.isdigit():
+        like = q.lower() + "%"
+        rows += session.execute(
+            text(
+                f"SELECT {_COLS_LOCAL} FROM patient WHERE lower(name) LIKE :p OR name_local LIKE :p "
+                "ORDER BY id DESC LIMIT :l"
+            ),
+            {"p": like, "l": limit},
+        ).all()
+        rows += session.execute(
+            text(
+                f"SELECT {_COLS_INDEX} FROM patient_index WHERE id IN "
+                "(SELECT rowid FROM patient_index_fts WHERE patient_index_fts MATCH :q LIMIT :l)"
+            ),
+            {"q": _fts_query(words), "l": limit},
+        ).all()
+    seen: set[tuple[str | None, str | None]] = set()
+    hits: list[PatientHit] = []
+    for r in rows:
+        key = (r[0], r[1])
+        if key in seen or (r[0] and (r[0], None) in seen):
+            continue
+        seen.add(key)
+        if r[0]:
+            seen.add((r[0], None))
+        hits.append(PatientHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], int(r[9] or 0)))
+        if len(hits) >= limit:
+            break
+    return hits
+
+
+def count(session: Session) -> int:
+    return int(session.execute(text("SELECT count(*) FROM patient_index")).scalar() or 0)

@@ -1,0 +1,57 @@
+"""Central ids reserved for this device (``POST /id-blocks``), used offline.
+
+A registration made while central is down can still carry a real uhid,
+receipt or sample number while the block lasts; after that the counter falls
+back to its own seq-derived numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from opd_fallback.clock import now_iso
+
+KINDS = ("uhid", "receipt", "sample")
+
+
+def take(session: Session, kind: str, op_id: str) -> str | None:
+    """Use the oldest free id of ``kind`` for ``op_id``, or None when none is left."""
+    row = session.execute(
+        text(
+            "UPDATE id_reservation SET state='used', used_at=:at, used_by_op=:op "
+            "WHERE id = (SELECT id FROM id_reservation WHERE kind=:k AND state='free' ORDER BY id LIMIT 1) "
+            "RETURNING value"
+        ),
+        {"k": kind, "op": op_id, "at": now_iso()},
+    ).first()
+    return None if row is None else str(row[0])
+
+
+def add_block(session: Session, kind: str, ids: Iterable[str]) -> int:
+    rows = [{"k": kind, "v": v, "at": now_iso()} for v in ids]
+    if rows:
+        session.execute(
+            text(
+                "INSERT OR IGNORE INTO id_reservation(kind, value, state, reserved_at) VALUES (:k, :v, 'free', :at)"
+            ),
+            rows,
+        )
+    return len(rows)
+
+
+def free_count(session: Session, kind: str) -> int:
+    return int(
+        session.execute(
+            text("SELECT count(*) FROM id_reservation WHERE kind=:k AND state='free'"), {"k": kind}
+        ).scalar()
+        or 0
+    )
+
+
+def abandon_free(session: Session) -> int:
+    """After a restore, free ids in the backup may have been used since: never use them."""
+    result = session.execute(text("UPDATE id_reservation SET state='abandoned' WHERE state='free'"))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,262 @@
+"""SQLModel tables of the counter database.
+
+Table models are storage, not wire models: what travels is in
+:mod:`opd_fallback.contract` / :mod:`opd_fallback.payloads`. JSON columns are
+TEXT holding compact JSON so an op's payload is stored byte-for-byte as sent.
+Timestamps are RFC 3339 strings with the +05:30 offset.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Patient(SQLModel, table=True):
+    """A patient registered at this counter (new registrations only)."""
+
+    __tablename__ = "patient"
+
+    id: int | None = Field(default=None, primary_key=True)
+    local_ref: str = Field(unique=True)
+    uhid: str | None = Field(default=None, index=True)
+    name: str
+    name_local: str | None = None
+    sex: str
+    age_years: int | None = None
+    age_months: int | None = None
+    age_days: int | None = None
+    birth_date: str | None = None
+    guardian_relation: str | None = None
+    guardian_name: str | None = None
+    mobile: str | None = Field(default=None, index=True)
+    abha_number: str | None = None
+    address_line: str | None = None
+    district: str | None = None
+    state: str | None = None
+    pin: str | None = None
+    category: str = "general"
+    version: int = 0
+    op_id: str = Field(index=True)
+    operator_id: str
+    created_at: str
+
+
+class Visit(SQLModel, table=True):
+    __tablename__ = "visit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    local_ref: str = Field(unique=True)
+    patient_local_ref: str | None = Field(default=None, index=True)
+    patient_uhid: str | None = Field(default=None, index=True)
+    patient_name: str
+    department: str
+    unit: str | None = None
+    visit_type: str
+    visit_date: str = Field(index=True)
+    token_no: int
+    central_id: str | None = None
+    op_id: str = Field(index=True)
+    operator_id: str
+    created_at: str
+
+
+class LabOrder(SQLModel, table=True):
+    __tablename__ = "lab_order"
+
+    id: int | None = Field(default=None, primary_key=True)
+    local_ref: str = Field(unique=True)
+    patient_local_ref: str | None = Field(default=None, index=True)
+    patient_uhid: str | None = Field(default=None, index=True)
+    patient_name: str
+    visit_local_ref: str | None = None
+    visit_central_id: str | None = None
+    tests: str  # JSON list of test codes
+    sample_id: str | None = Field(default=None, index=True)
+    priority: str = "routine"
+    total_paise: int = 0
+    central_id: str | None = None
+    accession: str | None = None
+    op_id: str = Field(index=True)
+    operator_id: str
+    created_at: str
+
+
+class Payment(SQLModel, table=True):
+    """Money taken (or waived). Never updated except to store the central
+    receipt id and warnings once synced; a mistake is a PaymentVoid."""
+
+    __tablename__ = "payment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    local_ref: str = Field(unique=True)
+    receipt_no: str = Field(unique=True)
+    patient_local_ref: str | None = Field(default=None, index=True)
+    patient_uhid: str | None = Field(default=None, index=True)
+    patient_name: str
+    visit_local_ref: str | None = None
+    lab_order_local_ref: str | None = None
+    amount_paise: int
+    mode: str
+    mode_ref: str | None = None
+    items: str  # JSON list of {code, qty, amount_paise}
+    central_id: str | None = None
+    warnings: str | None = None  # JSON list from the server
+    op_id: str = Field(index=True)
+    operator_id: str
+    created_at: str = Field(index=True)
+
+
+class PaymentVoid(SQLModel, table=True):
+    __tablename__ = "payment_void"
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_local_ref: str = Field(unique=True)
+    reason: str
+    approved_by: str
+    op_id: str = Field(index=True)
+    operator_id: str
+    created_at: str
+
+
+class Op(SQLModel, table=True):
+    """The outbox: the contract's op envelope plus local sync state. Never deleted."""
+
+    __tablename__ = "op"
+    __table_args__ = (Index("ix_op_state_seq", "state", "seq"),)
+
+    seq: int = Field(primary_key=True)
+    op_id: str = Field(unique=True)
+    kind: str = Field(index=True)
+    device_id: str
+    operator_id: str
+    recorded_at: str
+    depends_on: str = "[]"  # JSON list of op_ids
+    payload: str  # compact JSON, exactly as sent
+    resolution: str | None = None  # JSON, set by review before a resubmission
+    state: str = "pending"  # pending | synced | rejected | conflict | cancelled
+    attempts: int = 0
+    last_status: str | None = None  # last contract status seen
+    last_error: str | None = None  # JSON error object from the server
+    result: str | None = None  # JSON result of applied / duplicate
+    wait_reason: str | None = None  # why a pending op is still waiting, in words
+    first_deferred_at: str | None = None
+    synced_at: str | None = None
+    updated_at: str
+    record_kind: str | None = None  # patient | visit | lab_order | payment | payment_void
+    record_ref: str | None = None  # that record's local_ref
+    supersedes: str | None = None  # op_id this op corrects (review)
+    source: str = "counter"  # counter | backentry
+
+
+class Counter(SQLModel, table=True):
+    """Named monotonic counters (seq, tokens per department and day)."""
+
+    __tablename__ = "counter"
+
+    name: str = Field(primary_key=True)
+    value: int = 0
+
+
+class IdReservation(SQLModel, table=True):
+    """Central ids reserved for this device (uhid, receipt, sample)."""
+
+    __tablename__ = "id_reservation"
+    __table_args__ = (Index("ix_idres_kind_state", "kind", "state", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    value: str = Field(unique=True)
+    state: str = "free"  # free | used | abandoned
+    reserved_at: str
+    used_at: str | None = None
+    used_by_op: str | None = None
+
+
+class MasterDataCache(SQLModel, table=True):
+    """The last master data fetched from central (one row)."""
+
+    __tablename__ = "master_data"
+
+    id: int = Field(default=1, primary_key=True)
+    version: str
+    etag: str | None = None
+    body: str  # JSON as served
+    fetched_at: str
+
+
+class Operator(SQLModel, table=True):
+    __tablename__ = "operator"
+
+    id: str = Field(primary_key=True)
+    name: str
+    pin_hash: str
+    role: str = "operator"  # operator | supervisor
+    active: bool = True
+    created_at: str
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only (triggers refuse UPDATE and DELETE)."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: str = Field(index=True)
+    actor: str
+    action: str = Field(index=True)
+    subject: str | None = Field(default=None, index=True)
+    detail: str = "{}"  # JSON
+
+
+class IndexedPatient(SQLModel, table=True):
+    """Patients known centrally, for lookup while offline (from /patients/changes)."""
+
+    __tablename__ = "patient_index"
+
+    id: int | None = Field(default=None, primary_key=True)
+    uhid: str = Field(unique=True)
+    name: str
+    sex: str | None = None
+    age_years: int | None = None
+    guardian_name: str | None = None
+    mobile: str | None = Field(default=None, index=True)
+    district: str | None = None
+    version: int = 1
+    updated_at: str | None = None
+
+
+class Meta(SQLModel, table=True):
+    """Small key/value facts: index cursor, last sync attempt, device floor."""
+
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Lease(SQLModel, table=True):
+    """Who may sync this database right now (one sync at a time)."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True)
+    holder: str
+    pid: int
+    host: str
+    acquired_at: str
+    expires_at: float
+
+
+class BackEntrySlip(SQLModel, table=True):
+    """A paper slip already imported (device, visit date, slip number)."""
+
+    __tablename__ = "backentry_slip"
+    __table_args__ = (UniqueConstraint("device_id", "visit_date", "slip_no"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str
+    visit_date: str
+    slip_no: str
+    imported_at: str
+    op_ids: str  # JSON list
