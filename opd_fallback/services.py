@@ -32,7 +32,7 @@ from opd_fallback.clock import now_ist
 from opd_fallback.contract import MasterData
 from opd_fallback.errors import DomainError, validate
 from opd_fallback.masterdata import Catalog
-from opd_fallback.store import audit, numbers, outbox, reserved
+from opd_fallback.store import audit, meta, numbers, outbox, reserved
 from opd_fallback.store.engine import Store
 from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.store.patient_index import search as search_index
@@ -423,6 +423,11 @@ class CounterService:
     def transaction(self, operator_id: str, *, recorded_at: datetime | None = None,
                     source: str = "counter") -> Iterator[Tx]:
         with self.store.write() as session:
+            hold = meta.get(session, meta.NEEDS_SEQ_CHECK)
+            if hold:
+                raise DomainError(
+                    f"this counter was restored from a backup and must check its numbers with central "
+                    f"before taking new work ({hold}); ask a supervisor", code="not_ready")
             yield Tx(self, session, operator_id, recorded_at=recorded_at, source=source)
 
     def _fee_items(self, tx: Tx, visit_type: str, category: str, payment: PaymentInput) -> list[dict[str, Any]]:

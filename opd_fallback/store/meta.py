@@ -1,0 +1,28 @@
+"""Small key/value facts about this counter database (the ``meta`` table).
+
+Keys are named here so the sync engine, status, readiness and the TUI agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+# Set after a restore until central's max_seq has been checked; writes refuse meanwhile.
+NEEDS_SEQ_CHECK = "needs_seq_check"
+
+
+def get(session: Session, key: str, default: str | None = None) -> str | None:
+    row = session.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": key}).first()
+    return default if row is None else str(row[0])
+
+
+def put(session: Session, key: str, value: str) -> None:
+    session.execute(
+        text("INSERT INTO meta(key, value) VALUES (:k, :v) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
+        {"k": key, "v": value},
+    )
+
+
+def delete(session: Session, key: str) -> None:
+    session.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
