@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 chaos: $(STAMP)
-	$(BIN)/python -m pytest -q -m chaos -p no:randomly
+	$(BIN)/python -m pytest -q -m chaos
 
 demo: $(STAMP)
 	$(BIN)/python -m opd_fallback.demo
