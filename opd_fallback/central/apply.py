@@ -1,0 +1,525 @@
+"""Applying ops: the heart of the reference server.
+
+One batch is one SQLite transaction; each op runs inside its own SAVEPOINT
+together with the row that remembers its outcome, so an op and its outcome
+are written together or not at all, and a failing op never undoes the others.
+The batch commits once (fsync once) before the answer is sent, which is what
+makes the server fast enough to be the ceiling the sync engine is measured
+against. Plain prepared statements on purpose: no ORM objects per op.
+
+Decisions not spelled out by the contract (documented for the IT cell):
+- a ``device_mismatch`` or malformed-envelope rejection is *not* remembered
+  under the op_id, so nobody can poison another device's op_id;
+- a remembered ``rejected`` outcome is replayed as ``rejected`` (the original
+  outcome); only a remembered ``applied`` is replayed as ``duplicate``;
+- ids that look like central block ids (``KGMU`` + 9 digits for uhid, ``KR`` + 9
+  digits for receipts, ``KS`` + 9 digits for samples) must have been issued to
+  the sending device, else ``reserved_id_not_owned``; other receipt / sample
+  numbers (the counter's own ``C07-R000043``) are taken as they are;
+- ``patient.update`` is stale when the central version is above
+  ``max(base_version, 1)``: an update of a patient the counter itself
+  registered offline (base 0, central version 1) is not a conflict;
+- an unknown ``local_ref`` in ``payment.void`` is ``reference_pending``
+  (it may still arrive); an unknown ``central_id`` is ``void_target_missing``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from opd_fallback.central import dedupe
+from opd_fallback.central.db import IST, now_ist
+from opd_fallback.central.master import MasterIndex
+from opd_fallback.contract import OpEnvelope
+from opd_fallback.errors import explain
+from opd_fallback.payloads import (
+    LabOrder,
+    PatientFields,
+    PatientRegister,
+    PatientUpdate,
+    PaymentRecord,
+    PaymentVoid,
+    Ref,
+    VisitOpen,
+    validate_payload,
+)
+
+UHID_PREFIX = "KGMU"
+ID_FORMATS = {"uhid": "KGMU{:09d}", "receipt": "KR{:09d}", "sample": "KS{:09d}"}
+ID_PATTERNS = {k: re.compile("^" + v.replace("{:09d}", r"\d{9}") + "$") for k, v in ID_FORMATS.items()}
+PATIENT_COLUMNS = tuple(PatientFields.model_fields)
+CANDIDATE_KEYS = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile", "district")
+_REQUIRED_PATIENT = ("name", "sex", "category")
+_REF_TABLES = {
+    "patient": ("patient", "uhid"),
+    "visit": ("visit", "visit_id"),
+    "lab_order": ("lab_order", "order_id"),
+    "payment": ("payment", "receipt_id"),
+}
+
+
+class _Outcome(Exception):
+    """Raised inside an op's apply to end it with a non-applied status."""
+
+    def __init__(self, status: str, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error: dict[str, Any] = {"code": code, "message": message, **extra}
+
+
+def _reject(code: str, message: str, **extra: Any) -> _Outcome:
+    return _Outcome("rejected", code, message, **extra)
+
+
+def _field_reject(code: str, field: str, fcode: str, message: str) -> _Outcome:
+    return _reject(code, f"{field}: {message}", fields=[{"field": field, "code": fcode, "message": message}])
+
+
+def _result(op_id: str, status: str, result: Any = None, error: Any = None) -> dict[str, Any]:
+    return {"op_id": op_id, "status": status, "result": result, "error": error}
+
+
+def payload_hash(payload: Any) -> str:
+    """Canonical JSON (sorted keys, no spaces) hashed, for idempotency checks."""
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(slots=True)
+class _DeviceDelta:
+    max_seq: int = 0
+    applied: int = 0
+    last: datetime | None = None
+
+
+class Applier:
+    """Applies batches on one writer connection; a lock serialises writers."""
+
+    def __init__(self, conn: sqlite3.Connection, master: MasterIndex) -> None:
+        self.conn = conn
+        self.master = master
+        self.lock = threading.Lock()
+        self._counters: dict[str, int] = {}
+        self._dirty: set[str] = set()
+        self._load_counters()
+
+    # ---- counters -------------------------------------------------------
+    def _load_counters(self) -> None:
+        self._counters = dict(self.conn.execute("SELECT name, value FROM counter").fetchall())
+        self._dirty.clear()
+
+    def _next(self, name: str, count: int = 1) -> int:
+        """Reserve ``count`` numbers of a series; returns the first."""
+        first = self._counters.get(name, 0) + 1
+        self._counters[name] = first + count - 1
+        self._dirty.add(name)
+        return first
+
+    def _flush_counters(self) -> None:
+        if self._dirty:
+            self.conn.executemany(
+                "INSERT INTO counter(name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                [(n, self._counters[n]) for n in self._dirty],
+            )
+            self._dirty.clear()
+
+    # ---- transactions ---------------------------------------------------
+    def _write(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn`` in one IMMEDIATE transaction with the counters flushed at the end."""
+        with self.lock:
+            c = self.conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(*args)
+                self._flush_counters()
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                self._load_counters()
+                raise
+            return out
+
+    def apply_batch(self, device_id: str, ops: list[Any]) -> list[dict[str, Any]]:
+        """Apply ops in order for the device owning the token; one entry per op."""
+        return self._write(self._batch, device_id, ops)
+
+    def issue_ids(self, device_id: str, kind: str, count: int) -> list[str]:
+        """A block of never-issued ids owned by ``device_id``."""
+        return self._write(self._issue, device_id, kind, count)
+
+    def _issue(self, device_id: str, kind: str, count: int) -> list[str]:
+        first = self._next(kind, count)
+        ids = [ID_FORMATS[kind].format(n) for n in range(first, first + count)]
+        now = now_ist()
+        self.conn.executemany(
+            "INSERT INTO issued_id(id, kind, device_id, issued_at) VALUES (?, ?, ?, ?)",
+            [(i, kind, device_id, now) for i in ids],
+        )
+        return ids
+
+    def _batch(self, device_id: str, ops: list[Any]) -> list[dict[str, Any]]:
+        self._now = now_ist()
+        delta = _DeviceDelta()
+        results = [self._one(device_id, raw, delta) for raw in ops]
+        if delta.max_seq:
+            row = self.conn.execute(
+                "SELECT last_recorded_at FROM device WHERE device_id=?", (device_id,)
+            ).fetchone()
+            last = row[0] if row else None
+            if delta.last is not None and (last is None or datetime.fromisoformat(last) < delta.last):
+                last = delta.last.isoformat()
+            self.conn.execute(
+                "UPDATE device SET max_seq=MAX(max_seq, ?), ops_applied=ops_applied+?, "
+                "last_recorded_at=? WHERE device_id=?",
+                (delta.max_seq, delta.applied, last, device_id),
+            )
+        return results
+
+    # ---- one op ---------------------------------------------------------
+    def _one(self, device_id: str, raw: Any, delta: _DeviceDelta) -> dict[str, Any]:
+        op_id = raw.get("op_id") if isinstance(raw, dict) else None
+        op_id = op_id if isinstance(op_id, str) else ""
+        try:
+            env = OpEnvelope.model_validate(raw)
+        except ValidationError as exc:
+            fields = [p.wire() for p in explain(exc)]
+            return _result(op_id, "rejected", error={
+                "code": "validation_failed", "message": "the op envelope is not valid", "fields": fields})
+        if env.device_id != device_id:
+            return _result(env.op_id, "rejected", error={
+                "code": "device_mismatch",
+                "message": f"this token belongs to device {device_id}, not {env.device_id}"})
+        if env.seq > delta.max_seq:
+            delta.max_seq = env.seq
+        phash = payload_hash(env.payload)
+        c = self.conn
+        row = c.execute(
+            "SELECT kind, device_id, payload_hash, status, result, error FROM op_outcome WHERE op_id=?",
+            (env.op_id,),
+        ).fetchone()
+        if row is not None:
+            if (row[0], row[1], row[2]) != (env.kind, env.device_id, phash):
+                return _result(env.op_id, "rejected", error={
+                    "code": "idempotency_mismatch",
+                    "message": "this op_id was used before with another kind, device or payload"})
+            status = "duplicate" if row[3] == "applied" else row[3]
+            return _result(env.op_id, status, _loads(row[4]), _loads(row[5]))
+        c.execute("SAVEPOINT op")
+        try:
+            result = self._apply(env)
+        except _Outcome as out:
+            c.execute("ROLLBACK TO op")
+            if out.status == "rejected":
+                self._remember(env, phash, "rejected", None, out.error)
+            c.execute("RELEASE op")
+            return _result(env.op_id, out.status, error=out.error)
+        except BaseException:
+            c.execute("ROLLBACK TO op")
+            c.execute("RELEASE op")
+            raise
+        self._remember(env, phash, "applied", result, None)
+        c.execute("RELEASE op")
+        delta.applied += 1
+        if delta.last is None or env.recorded_at > delta.last:
+            delta.last = env.recorded_at
+        return _result(env.op_id, "applied", result)
+
+    def _remember(self, env: OpEnvelope, phash: str, status: str, result: Any, error: Any) -> None:
+        self.conn.execute(
+            "INSERT INTO op_outcome(op_id, kind, device_id, payload_hash, status, result, error, "
+            "recorded_at, local_date, seq, applied_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                env.op_id, env.kind, env.device_id, phash, status,
+                None if result is None else orjson.dumps(result).decode(),
+                None if error is None else orjson.dumps(error).decode(),
+                env.recorded_at.isoformat(), _local_date(env.recorded_at), env.seq, self._now,
+            ),
+        )
+
+    def _apply(self, env: OpEnvelope) -> dict[str, Any]:
+        try:
+            payload = validate_payload(env.kind, env.payload)
+        except ValidationError as exc:
+            problems = explain(exc)
+            raise _reject(
+                "validation_failed",
+                "; ".join(str(p) for p in problems) or "the payload is not valid",
+                fields=[p.wire() for p in problems],
+            ) from None
+        handler = getattr(self, "_" + env.kind.replace(".", "_"))
+        return handler(env, payload)
+
+    # ---- shared checks --------------------------------------------------
+    def _deps(self, env: OpEnvelope) -> None:
+        for dep in env.depends_on:
+            row = self.conn.execute("SELECT status FROM op_outcome WHERE op_id=?", (dep,)).fetchone()
+            if row is None or row[0] != "applied":
+                raise _Outcome("deferred", "dependency_missing", f"op {dep} is not applied yet", op_id=dep)
+
+    def _own_ref(self, env: OpEnvelope, local_ref: str) -> None:
+        if not local_ref.startswith(env.device_id + "-"):
+            raise _field_reject("validation_failed", "local_ref", "not_own_device",
+                                f"must begin with this device's id ({env.device_id}-)")
+        row = self.conn.execute("SELECT op_id FROM ref_map WHERE local_ref=?", (local_ref,)).fetchone()
+        if row is not None:
+            raise _field_reject("validation_failed", "local_ref", "already_used",
+                                f"{local_ref} already names a record made by op {row[0]}")
+
+    def _ref(self, ref: Ref, kind: str, field: str, *, missing: str = "unknown_reference") -> str:
+        c = self.conn
+        if ref.central_id is not None:
+            table, col = _REF_TABLES[kind]
+            if c.execute(f"SELECT 1 FROM {table} WHERE {col}=?", (ref.central_id,)).fetchone() is None:
+                raise _field_reject(missing, field, "not_found", f"no {kind} with central id {ref.central_id}")
+            return ref.central_id
+        row = c.execute("SELECT kind, central_id FROM ref_map WHERE local_ref=?", (ref.local_ref,)).fetchone()
+        if row is None:
+            raise _Outcome("deferred", "reference_pending",
+                           f"{field}: {ref.local_ref} is not known here yet", local_ref=ref.local_ref)
+        if row[0] != kind:
+            raise _field_reject(missing, field, "wrong_kind", f"{ref.local_ref} is a {row[0]}, not a {kind}")
+        return row[1]
+
+    def _map(self, local_ref: str, kind: str, central_id: str, op_id: str) -> None:
+        self.conn.execute(
+            "INSERT INTO ref_map(local_ref, kind, central_id, op_id) VALUES (?,?,?,?)",
+            (local_ref, kind, central_id, op_id),
+        )
+
+    def _reserved(self, env: OpEnvelope, kind: str, value: str, field: str) -> bool:
+        """True if ``value`` is a central block id (then it must be this device's, unused)."""
+        if not ID_PATTERNS[kind].match(value):
+            return False
+        row = self.conn.execute(
+            "SELECT device_id, used_by_op FROM issued_id WHERE id=? AND kind=?", (value, kind)
+        ).fetchone()
+        if row is None or row[0] != env.device_id:
+            raise _field_reject("reserved_id_not_owned", field, "not_owned",
+                                f"{value} was not issued to device {env.device_id}")
+        if row[1] is not None and row[1] != env.op_id:
+            raise _field_reject("reserved_id_not_owned", field, "already_used",
+                                f"{value} was already used by op {row[1]}")
+        self.conn.execute("UPDATE issued_id SET used_by_op=? WHERE id=?", (env.op_id, value))
+        return True
+
+    def _no_resolution(self, env: OpEnvelope) -> None:
+        if env.resolution is not None:
+            raise _field_reject("validation_failed", "resolution", "not_allowed",
+                                f"a {env.kind} op takes no resolution")
+
+    # ---- kinds ----------------------------------------------------------
+    def _patient_register(self, env: OpEnvelope, p: PatientRegister) -> dict[str, Any]:
+        self._own_ref(env, p.local_ref)
+        res = env.resolution
+        if res is not None and res.action == "apply":
+            raise _field_reject("validation_failed", "resolution.action", "not_allowed",
+                                "patient.register takes link or create_new")
+        if res is not None and res.action == "link" and not res.uhid:
+            raise _field_reject("validation_failed", "resolution.uhid", "required", "is required to link")
+        reserved = p.uhid is not None and self._reserved(env, "uhid", p.uhid, "uhid")
+        if p.uhid is not None and not reserved:
+            raise _field_reject("reserved_id_not_owned", "uhid", "not_issued",
+                                f"{p.uhid} is not a central uhid issued to device {env.device_id}")
+        self._deps(env)
+        c = self.conn
+        if res is not None and res.action == "link":
+            if c.execute("SELECT 1 FROM patient WHERE uhid=?", (res.uhid,)).fetchone() is None:
+                raise _field_reject("unknown_reference", "resolution.uhid", "not_found",
+                                    f"no patient with uhid {res.uhid}")
+            self._map(p.local_ref, "patient", res.uhid, env.op_id)
+            return {"uhid": res.uhid, "linked": True}
+        rec = p.model_dump(mode="json", include=set(PATIENT_COLUMNS))
+        if res is None:
+            candidates = self._candidates(rec)
+            if candidates:
+                raise _Outcome("conflict", "possible_duplicate",
+                               f"{len(candidates)} existing patient(s) may be the same person",
+                               candidates=candidates)
+        uhid = p.uhid or ID_FORMATS["uhid"].format(self._next("uhid"))
+        change = self._next("change")
+        cols = ("uhid", *PATIENT_COLUMNS, "version", "change_seq", "created_at", "updated_at", "device_id", "op_id")
+        vals = (uhid, *(rec[k] for k in PATIENT_COLUMNS), 1, change, self._now, self._now, env.device_id, env.op_id)
+        c.execute(f"INSERT INTO patient({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", vals)
+        self._version(uhid, 1, rec, env.op_id)
+        self._map(p.local_ref, "patient", uhid, env.op_id)
+        return {"uhid": uhid, "linked": False}
+
+    def _candidates(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
+        sel = f"SELECT {','.join(CANDIDATE_KEYS)}, age_months, age_days, birth_date FROM patient"
+        found: dict[str, dict[str, Any]] = {}
+        keys = (*CANDIDATE_KEYS, "age_months", "age_days", "birth_date")
+        if rec.get("abha_number"):
+            for row in self.conn.execute(sel + " WHERE abha_number=?", (rec["abha_number"],)):
+                found[row[0]] = dict(zip(keys, row))
+        if rec.get("mobile"):
+            for row in self.conn.execute(sel + " WHERE mobile=? LIMIT 200", (rec["mobile"],)):
+                old = dict(zip(keys, row))
+                if old["uhid"] not in found and dedupe.similar(rec, old):
+                    found[old["uhid"]] = old
+        return [{k: v[k] for k in CANDIDATE_KEYS} for v in found.values()]
+
+    def _version(self, uhid: str, version: int, rec: dict[str, Any], op_id: str) -> None:
+        self.conn.execute(
+            "INSERT INTO patient_version(uhid, version, record, op_id, changed_at) VALUES (?,?,?,?,?)",
+            (uhid, version, orjson.dumps(rec).decode(), op_id, self._now),
+        )
+
+    def patient_record(self, uhid: str) -> dict[str, Any] | None:
+        cols = ("uhid", *PATIENT_COLUMNS, "version", "updated_at")
+        row = self.conn.execute(f"SELECT {','.join(cols)} FROM patient WHERE uhid=?", (uhid,)).fetchone()
+        return None if row is None else dict(zip(cols, row))
+
+    def _patient_update(self, env: OpEnvelope, p: PatientUpdate) -> dict[str, Any]:
+        res = env.resolution
+        if res is not None and res.action != "apply":
+            raise _field_reject("validation_failed", "resolution.action", "not_allowed",
+                                "patient.update takes the resolution apply")
+        if res is not None and res.base_version is None:
+            raise _field_reject("validation_failed", "resolution.base_version", "required",
+                                "is required with the resolution apply")
+        for key in _REQUIRED_PATIENT:
+            if key in p.changes and p.changes[key] is None:
+                raise _field_reject("validation_failed", f"changes.{key}", "required", "cannot be removed")
+        self._deps(env)
+        uhid = self._ref(p.patient, "patient", "patient")
+        current = self.patient_record(uhid)
+        assert current is not None
+        base = res.base_version if res is not None and res.base_version is not None else p.base_version
+        if current["version"] > max(base, 1):
+            raise _Outcome("conflict", "stale_update",
+                           f"the patient is at version {current['version']} centrally, not {base}",
+                           current=current)
+        version = current["version"] + 1
+        sets = ",".join(f"{k}=?" for k in p.changes)
+        self.conn.execute(
+            f"UPDATE patient SET {sets}{',' if sets else ''} version=?, change_seq=?, updated_at=? WHERE uhid=?",
+            (*p.changes.values(), version, self._next("change"), self._now, uhid),
+        )
+        rec = {k: v for k, v in (self.patient_record(uhid) or {}).items() if k in PATIENT_COLUMNS}
+        self._version(uhid, version, rec, env.op_id)
+        return {"uhid": uhid, "version": version}
+
+    def _visit_open(self, env: OpEnvelope, p: VisitOpen) -> dict[str, Any]:
+        self._no_resolution(env)
+        self._own_ref(env, p.local_ref)
+        units = self.master.units.get(p.department)
+        if units is None:
+            raise _field_reject("unknown_department", "department", "unknown",
+                                f"{p.department} is not a department in the master data")
+        if p.unit is not None and p.unit not in units:
+            raise _field_reject("unknown_department", "unit", "unknown",
+                                f"{p.unit} is not a unit of {p.department}")
+        self._deps(env)
+        uhid = self._ref(p.patient, "patient", "patient")
+        visit_id = f"V{self._next('visit'):010d}"
+        self.conn.execute(
+            "INSERT INTO visit(visit_id, uhid, department, unit, visit_type, visit_date, token_no, device_id, op_id) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (visit_id, uhid, p.department, p.unit, p.visit_type, p.visit_date.isoformat(), p.token_no,
+             env.device_id, env.op_id),
+        )
+        self._map(p.local_ref, "visit", visit_id, env.op_id)
+        return {"visit_id": visit_id}
+
+    def _lab_order(self, env: OpEnvelope, p: LabOrder) -> dict[str, Any]:
+        self._no_resolution(env)
+        self._own_ref(env, p.local_ref)
+        unknown = [(i, t.code) for i, t in enumerate(p.tests) if t.code not in self.master.tests]
+        if unknown:
+            raise _reject(
+                "unknown_test", "not in the master data: " + ", ".join(code for _, code in unknown),
+                fields=[{"field": f"tests.{i}.code", "code": "unknown", "message": f"{code} is not a known test"}
+                        for i, code in unknown],
+            )
+        if p.sample_id is not None:
+            self._reserved(env, "sample", p.sample_id, "sample_id")
+        self._deps(env)
+        uhid = self._ref(p.patient, "patient", "patient")
+        visit_id = self._ref(p.visit, "visit", "visit")
+        row = self.conn.execute("SELECT uhid FROM visit WHERE visit_id=?", (visit_id,)).fetchone()
+        if row[0] != uhid:
+            raise _field_reject("validation_failed", "visit", "other_patient", "is a visit of another patient")
+        n = self._next("lab_order")
+        order_id, accession = f"LO{n:010d}", f"A{env.recorded_at.astimezone(IST):%y%m%d}{n:08d}"
+        self.conn.execute(
+            "INSERT INTO lab_order(order_id, accession, uhid, visit_id, tests, sample_id, priority, ordered_by, "
+            "device_id, op_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (order_id, accession, uhid, visit_id, orjson.dumps([t.code for t in p.tests]).decode(),
+             p.sample_id, p.priority, p.ordered_by, env.device_id, env.op_id),
+        )
+        self._map(p.local_ref, "lab_order", order_id, env.op_id)
+        return {"order_id": order_id, "accession": accession}
+
+    def _payment_record(self, env: OpEnvelope, p: PaymentRecord) -> dict[str, Any]:
+        self._no_resolution(env)
+        self._own_ref(env, p.local_ref)
+        reserved = self._reserved(env, "receipt", p.receipt_no, "receipt_no")
+        self._deps(env)
+        uhid = self._ref(p.patient, "patient", "patient")
+        visit_id = self._ref(p.visit, "visit", "visit") if p.visit is not None else None
+        order_id = self._ref(p.lab_order, "lab_order", "lab_order") if p.lab_order is not None else None
+        receipt_id = p.receipt_no if reserved else ID_FORMATS["receipt"].format(self._next("receipt"))
+        warnings = self._price_warnings(uhid, p)
+        items = [i.model_dump() for i in p.items]
+        self.conn.execute(
+            "INSERT INTO payment(receipt_id, receipt_no, uhid, visit_id, order_id, amount_paise, mode, mode_ref, "
+            "items, warnings, voided, device_id, local_date, op_id) VALUES (?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
+            (receipt_id, p.receipt_no, uhid, visit_id, order_id, p.amount_paise, p.mode, p.mode_ref,
+             orjson.dumps(items).decode(), orjson.dumps(warnings).decode(), env.device_id,
+             _local_date(env.recorded_at), env.op_id),
+        )
+        self._map(p.local_ref, "payment", receipt_id, env.op_id)
+        return {"receipt_id": receipt_id, "warnings": warnings}
+
+    def _price_warnings(self, uhid: str, p: PaymentRecord) -> list[dict[str, Any]]:
+        """A payment is a fact: disagreements become warnings, never a rejection."""
+        m = self.master
+        exempt: set[str] = set()
+        if m.exempt:
+            row = self.conn.execute("SELECT category FROM patient WHERE uhid=?", (uhid,)).fetchone()
+            exempt = m.exempt.get(row[0], set()) if row else set()
+        warnings: list[dict[str, Any]] = []
+        for item in p.items:
+            price = m.price(item.code)
+            if price is None:
+                warnings.append({"code": "unknown_item", "item": item.code})
+                continue
+            expected = 0 if item.code in exempt else price * item.qty
+            if p.mode != "waived" and item.amount_paise != expected:
+                warnings.append({"code": "amount_mismatch", "item": item.code, "expected_paise": expected})
+        return warnings
+
+    def _payment_void(self, env: OpEnvelope, p: PaymentVoid) -> dict[str, Any]:
+        self._no_resolution(env)
+        self._deps(env)
+        receipt_id = self._ref(p.payment, "payment", "payment", missing="void_target_missing")
+        row = self.conn.execute(
+            "SELECT amount_paise, voided FROM payment WHERE receipt_id=?", (receipt_id,)
+        ).fetchone()
+        if row[1]:
+            raise _field_reject("void_target_missing", "payment", "already_voided",
+                                f"payment {receipt_id} is already voided")
+        self.conn.execute("UPDATE payment SET voided=1 WHERE receipt_id=?", (receipt_id,))
+        self.conn.execute(
+            "INSERT INTO payment_void(receipt_id, reason, amount_paise, device_id, local_date, op_id) "
+            "VALUES (?,?,?,?,?,?)",
+            (receipt_id, p.reason, row[0], env.device_id, _local_date(env.recorded_at), env.op_id),
+        )
+        return {"receipt_id": receipt_id, "voided": True}
+
+
+def _local_date(ts: datetime) -> str:
+    return ts.astimezone(IST).date().isoformat()
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)

@@ -1,0 +1,110 @@
+"""Read-only queries behind the contract's reading endpoints.
+
+They run on per-thread reader connections, so in WAL mode a reconciliation
+or a patient download never waits for a batch being applied.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from opd_fallback.contract import op_ids_digest
+
+RECON_PAGE = 5000
+
+
+def outcome(conn: sqlite3.Connection, op_id: str, device_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT status, result, error, device_id FROM op_outcome WHERE op_id=?", (op_id,)
+    ).fetchone()
+    if row is None or row[3] != device_id:
+        return None
+    return {
+        "op_id": op_id,
+        "status": row[0],
+        "result": None if row[1] is None else orjson.loads(row[1]),
+        "error": None if row[2] is None else orjson.loads(row[2]),
+    }
+
+
+def device_info(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT max_seq, ops_applied, last_recorded_at FROM device WHERE device_id=?", (device_id,)
+    ).fetchone()
+    max_seq, applied, last = row if row else (0, 0, None)
+    return {"device_id": device_id, "max_seq": max_seq, "ops_applied": applied, "last_recorded_at": last}
+
+
+def patient_changes(conn: sqlite3.Connection, after: int, limit: int) -> dict[str, Any]:
+    cols = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile", "district", "version", "updated_at")
+    rows = conn.execute(
+        f"SELECT {','.join(cols)}, change_seq FROM patient WHERE change_seq>? ORDER BY change_seq LIMIT ?",
+        (after, limit + 1),
+    ).fetchall()
+    done = len(rows) <= limit
+    rows = rows[:limit]
+    cursor = rows[-1][-1] if rows else after
+    return {
+        "patients": [dict(zip(cols, r[:-1])) for r in rows],
+        "next_cursor": str(cursor),
+        "done": done,
+    }
+
+
+def reconciliation(conn: sqlite3.Connection, day: str, device_id: str) -> dict[str, Any]:
+    by_kind = dict(
+        conn.execute(
+            "SELECT kind, COUNT(*) FROM op_outcome WHERE device_id=? AND local_date=? AND status='applied' "
+            "GROUP BY kind ORDER BY kind",
+            (device_id, day),
+        ).fetchall()
+    )
+    op_ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT op_id FROM op_outcome WHERE device_id=? AND local_date=? AND status='applied'",
+            (device_id, day),
+        )
+    ]
+    by_mode = {
+        mode: total
+        for mode, total in conn.execute(
+            "SELECT mode, SUM(amount_paise) FROM payment WHERE device_id=? AND local_date=? "
+            "GROUP BY mode ORDER BY mode",
+            (device_id, day),
+        )
+    }
+    pay_count, pay_total = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(amount_paise), 0) FROM payment WHERE device_id=? AND local_date=?",
+        (device_id, day),
+    ).fetchone()
+    void_count, void_total = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(amount_paise), 0) FROM payment_void WHERE device_id=? AND local_date=?",
+        (device_id, day),
+    ).fetchone()
+    return {
+        "date": day,
+        "device_id": device_id,
+        "ops_applied": len(op_ids),
+        "by_kind": by_kind,
+        "payments": {"count": pay_count, "total_paise": pay_total, "by_mode": by_mode},
+        "voids": {"count": void_count, "total_paise": void_total},
+        "op_ids_sha256": op_ids_digest(op_ids),
+    }
+
+
+def reconciliation_ops(
+    conn: sqlite3.Connection, day: str, device_id: str, cursor: str | None, limit: int = RECON_PAGE
+) -> dict[str, Any]:
+    """Applied op_ids in sorted order (the digest's order); the cursor is the last op_id given."""
+    rows = conn.execute(
+        "SELECT op_id FROM op_outcome WHERE device_id=? AND local_date=? AND status='applied' "
+        "AND op_id>? ORDER BY op_id LIMIT ?",
+        (device_id, day, cursor or "", limit + 1),
+    ).fetchall()
+    done = len(rows) <= limit
+    ids = [r[0] for r in rows[:limit]]
+    return {"op_ids": ids, "next_cursor": None if done else ids[-1], "done": done}

@@ -1,0 +1,138 @@
+"""Realistic op streams for the benchmark, the tests and drills.
+
+``OpFactory`` makes envelopes the way a counter would (ULID op_ids, per-device
+seq, local_refs ``C07-261126-000042``, depends_on chains), without the
+counter's store, so the server can be exercised on its own.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ulid import ULID
+
+IST = ZoneInfo("Asia/Kolkata")
+FIRST = ["Ram", "Sita", "Mohd", "Anita", "Suresh", "Pooja", "Rajesh", "Sunita", "Amit", "Geeta",
+         "Vijay", "Kavita", "Arjun", "Neha", "Imran", "Farida", "Manoj", "Rekha", "Deepak", "Shabana"]
+LAST = ["Kumar", "Devi", "Ali", "Singh", "Yadav", "Verma", "Gupta", "Khan", "Mishra", "Pandey",
+        "Tiwari", "Srivastava", "Ansari", "Maurya", "Shukla", "Chauhan", "Rawat", "Saxena"]
+DISTRICTS = ["Lucknow", "Barabanki", "Sitapur", "Unnao", "Rae Bareli", "Hardoi", "Kanpur Nagar", "Bahraich"]
+
+
+@dataclass
+class OpFactory:
+    """Makes ops for one device; ``recorded_at`` defaults to now in IST."""
+
+    device_id: str = "C07"
+    operator_id: str = "op-114"
+    seq: int = 0
+    when: datetime | None = None
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+
+    def op(self, kind: str, payload: dict[str, Any], depends_on: list[str] | None = None,
+           **extra: Any) -> dict[str, Any]:
+        self.seq += 1
+        when = self.when or datetime.now(IST)
+        return {
+            "op_id": str(ULID()),
+            "kind": kind,
+            "device_id": self.device_id,
+            "operator_id": self.operator_id,
+            "seq": self.seq,
+            "recorded_at": when.isoformat(timespec="seconds"),
+            "depends_on": depends_on or [],
+            "payload": payload,
+            "resolution": None,
+            **extra,
+        }
+
+    def local_ref(self, suffix: str = "") -> str:
+        when = self.when or datetime.now(IST)
+        return f"{self.device_id}-{when:%y%m%d}-{self.seq + 1:06d}{suffix}"
+
+    def register(self, *, name: str | None = None, mobile: str | None = None, age: int | None = None,
+                 **fields: Any) -> dict[str, Any]:
+        r = self.rng
+        payload = {
+            "local_ref": self.local_ref(),
+            "uhid": None,
+            "name": name or f"{r.choice(FIRST)} {r.choice(LAST)}",
+            "sex": r.choice("MF"),
+            "age_years": age if age is not None else r.randint(1, 85),
+            "guardian_relation": "S/O",
+            "guardian_name": f"{r.choice(FIRST)} {r.choice(LAST)}",
+            "mobile": mobile if mobile is not None else f"{r.choice('6789')}{r.randrange(10**9):09d}",
+            "district": r.choice(DISTRICTS),
+            "state": "Uttar Pradesh",
+            "category": "general",
+            **fields,
+        }
+        return self.op("patient.register", payload)
+
+    def visit(self, patient: dict[str, str], *, depends_on: list[str] | None = None,
+              department: str = "MED", unit: str | None = "MED-U1", visit_type: str = "new") -> dict[str, Any]:
+        when = self.when or datetime.now(IST)
+        payload = {"local_ref": self.local_ref(), "patient": patient, "department": department, "unit": unit,
+                   "visit_type": visit_type, "visit_date": when.date().isoformat(), "token_no": self.seq + 1}
+        return self.op("visit.open", payload, depends_on)
+
+    def lab(self, patient: dict[str, str], visit: dict[str, str], *, tests: tuple[str, ...] = ("CBC", "LFT"),
+            depends_on: list[str] | None = None) -> dict[str, Any]:
+        payload = {"local_ref": self.local_ref(), "patient": patient, "visit": visit,
+                   "tests": [{"code": t} for t in tests], "priority": "routine"}
+        return self.op("lab.order", payload, depends_on)
+
+    def payment(self, patient: dict[str, str], items: list[tuple[str, int]], *, visit: dict[str, str] | None = None,
+                lab_order: dict[str, str] | None = None, mode: str = "cash", receipt_no: str | None = None,
+                depends_on: list[str] | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "local_ref": self.local_ref(),
+            "receipt_no": receipt_no or f"{self.device_id}-R{self.seq + 1:06d}",
+            "patient": patient,
+            "amount_paise": sum(a for _, a in items),
+            "mode": mode,
+            "items": [{"code": c, "qty": 1, "amount_paise": a} for c, a in items],
+        }
+        if visit is not None:
+            payload["visit"] = visit
+        if lab_order is not None:
+            payload["lab_order"] = lab_order
+        if mode in ("upi", "card"):
+            payload["mode_ref"] = f"UTR{self.rng.randrange(10**12):012d}"
+        return self.op("payment.record", payload, depends_on)
+
+    def void(self, payment: dict[str, str], reason: str = "wrong amount entered",
+             depends_on: list[str] | None = None) -> dict[str, Any]:
+        return self.op("payment.void", {"payment": payment, "reason": reason}, depends_on)
+
+    def update(self, patient: dict[str, str], changes: dict[str, Any], base_version: int = 0,
+               depends_on: list[str] | None = None) -> dict[str, Any]:
+        return self.op("patient.update", {"patient": patient, "base_version": base_version, "changes": changes},
+                       depends_on)
+
+    def day_of_opd(self, patients: int, lab_share: float = 0.4) -> list[dict[str, Any]]:
+        """A day's work: register, visit and fee for each patient; a share also
+        get a lab order with its payment. Unique mobiles, so no duplicate conflicts."""
+        ops: list[dict[str, Any]] = []
+        for i in range(patients):
+            reg = self.register(mobile=f"9{self.device_code()}{i % 10**8:08d}")
+            pref = {"local_ref": reg["payload"]["local_ref"]}
+            vis = self.visit(pref, depends_on=[reg["op_id"]])
+            vref = {"local_ref": vis["payload"]["local_ref"]}
+            pay = self.payment(pref, [("OPD-NEW", 1000)], visit=vref, depends_on=[vis["op_id"]])
+            ops += [reg, vis, pay]
+            if self.rng.random() < lab_share:
+                lab = self.lab(pref, vref, depends_on=[vis["op_id"]])
+                lref = {"local_ref": lab["payload"]["local_ref"]}
+                lp = self.payment(pref, [("CBC", 15000), ("LFT", 25000)], lab_order=lref,
+                                  mode=self.rng.choice(("cash", "upi")), depends_on=[lab["op_id"]])
+                ops += [lab, lp]
+        return ops
+
+    def device_code(self) -> str:
+        """One digit derived from the device id, so two devices' mobiles differ."""
+        return str(sum(map(ord, self.device_id)) % 10)

@@ -1,0 +1,189 @@
+"""The reference central server's own tables (SQLModel declarations).
+
+The tables are declared here once so the schema is readable and created by
+SQLAlchemy; the hot apply path then talks to SQLite with plain prepared
+statements (see :mod:`opd_fallback.central.db`) because per-op ORM objects
+would cost more than the whole rest of the apply.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+
+class CentralMeta(SQLModel):
+    """Base class whose metadata holds only the central tables."""
+
+
+# A separate MetaData so the counter store's tables never mix with ours.
+from sqlalchemy import MetaData  # noqa: E402
+
+CentralMeta.metadata = MetaData()
+
+
+class Device(CentralMeta, table=True):
+    """A counter allowed to sync; only the sha256 of its token is kept."""
+
+    __tablename__ = "device"
+    device_id: str = Field(primary_key=True)
+    token_hash: str = Field(index=True, unique=True)
+    created_at: str
+    max_seq: int = 0
+    ops_applied: int = 0
+    last_recorded_at: str | None = None
+
+
+class Setting(CentralMeta, table=True):
+    """Server switches that a CLI in another process may flip (maintenance)."""
+
+    __tablename__ = "setting"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Counter(CentralMeta, table=True):
+    """Next number of each central id series (uhid, visit, order, accession, receipt, sample)."""
+
+    __tablename__ = "counter"
+    name: str = Field(primary_key=True)
+    value: int = 0
+
+
+class OpOutcome(CentralMeta, table=True):
+    """The remembered final outcome of an op (applied or rejected), by op_id."""
+
+    __tablename__ = "op_outcome"
+    __table_args__ = (Index("ix_outcome_recon", "device_id", "local_date", "status", "op_id"),)
+    op_id: str = Field(primary_key=True)
+    kind: str
+    device_id: str
+    payload_hash: str
+    status: str
+    result: str | None = None  # JSON
+    error: str | None = None  # JSON
+    recorded_at: str
+    local_date: str  # Asia/Kolkata date of recorded_at, for reconciliation
+    seq: int
+    applied_at: str
+
+
+class RefMap(CentralMeta, table=True):
+    """Hospital-wide map from a counter's local_ref to the central id it became."""
+
+    __tablename__ = "ref_map"
+    local_ref: str = Field(primary_key=True)
+    kind: str  # patient | visit | lab_order | payment
+    central_id: str
+    op_id: str
+
+
+class Patient(CentralMeta, table=True):
+    __tablename__ = "patient"
+    __table_args__ = (
+        Index("ix_patient_mobile", "mobile"),
+        Index("ix_patient_abha", "abha_number"),
+        Index("ix_patient_change", "change_seq", unique=True),
+    )
+    uhid: str = Field(primary_key=True)
+    name: str
+    name_local: str | None = None
+    sex: str
+    age_years: int | None = None
+    age_months: int | None = None
+    age_days: int | None = None
+    birth_date: str | None = None
+    guardian_relation: str | None = None
+    guardian_name: str | None = None
+    mobile: str | None = None
+    abha_number: str | None = None
+    address_line: str | None = None
+    district: str | None = None
+    state: str | None = None
+    pin: str | None = None
+    category: str = "general"
+    version: int = 1
+    change_seq: int
+    created_at: str
+    updated_at: str
+    device_id: str
+    op_id: str
+
+
+class PatientVersion(CentralMeta, table=True):
+    """Every version of every patient record, for audit and merge review."""
+
+    __tablename__ = "patient_version"
+    uhid: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    record: str  # JSON
+    op_id: str
+    changed_at: str
+
+
+class Visit(CentralMeta, table=True):
+    __tablename__ = "visit"
+    visit_id: str = Field(primary_key=True)
+    uhid: str = Field(index=True)
+    department: str
+    unit: str | None = None
+    visit_type: str
+    visit_date: str
+    token_no: int
+    device_id: str
+    op_id: str
+
+
+class LabOrder(CentralMeta, table=True):
+    __tablename__ = "lab_order"
+    order_id: str = Field(primary_key=True)
+    accession: str = Field(unique=True)
+    uhid: str
+    visit_id: str
+    tests: str  # JSON list of codes
+    sample_id: str | None = None
+    priority: str
+    ordered_by: str | None = None
+    device_id: str
+    op_id: str
+
+
+class Payment(CentralMeta, table=True):
+    __tablename__ = "payment"
+    __table_args__ = (Index("ix_payment_recon", "device_id", "local_date"),)
+    receipt_id: str = Field(primary_key=True)
+    receipt_no: str
+    uhid: str
+    visit_id: str | None = None
+    order_id: str | None = None
+    amount_paise: int
+    mode: str
+    mode_ref: str | None = None
+    items: str  # JSON
+    warnings: str  # JSON
+    voided: int = 0
+    device_id: str
+    local_date: str
+    op_id: str
+
+
+class PaymentVoid(CentralMeta, table=True):
+    __tablename__ = "payment_void"
+    __table_args__ = (Index("ix_void_recon", "device_id", "local_date"),)
+    receipt_id: str = Field(primary_key=True)
+    reason: str
+    amount_paise: int
+    device_id: str
+    local_date: str
+    op_id: str
+
+
+class IssuedId(CentralMeta, table=True):
+    """An id handed out in a block to one device (uhid, receipt or sample)."""
+
+    __tablename__ = "issued_id"
+    id: str = Field(primary_key=True)
+    kind: str
+    device_id: str
+    issued_at: str
+    used_by_op: str | None = None
