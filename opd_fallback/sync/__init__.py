@@ -1,0 +1,1 @@
+"""Sync: replay the outbox to central (client, batching, retry, engine, refresh)."""
