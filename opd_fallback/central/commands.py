@@ -1,0 +1,97 @@
+"""The `central` commands (typer): run and administer the reference central server.
+
+Mounted as ``opd-fallback central ...`` by opd_fallback/cli/central.py and runnable
+without the counter CLI as ``python -m opd_fallback.central ...``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+central_app = typer.Typer(help="The reference central server (for tests, drills and IT cells).", no_args_is_help=True)
+
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Central database file [env OPD_CENTRAL_DB]")]
+
+
+def _settings(**given: object):  # noqa: ANN202 - avoids importing FastAPI for every CLI call
+    from opd_fallback.central.settings import CentralSettings
+
+    return CentralSettings(**{k: v for k, v in given.items() if v is not None})
+
+
+@central_app.command()
+def serve(
+    db: DbOpt = None,
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default 8700)")] = None,
+    master_data: Annotated[Optional[Path], typer.Option(help="Master data file, JSON or TOML (default: demo)")] = None,
+    max_in_flight: Annotated[Optional[int], typer.Option(help="Requests in flight before answering 429")] = None,
+    fail_rate: Annotated[Optional[float], typer.Option(help="Fault: share of requests answered 503 before applying")] = None,
+    lost_response_rate: Annotated[
+        Optional[float], typer.Option(help="Fault: share of requests applied and committed, then the answer dropped")
+    ] = None,
+    reset_rate: Annotated[Optional[float], typer.Option(help="Fault: share of connections dropped before applying")] = None,
+    latency_ms: Annotated[Optional[int], typer.Option(help="Fault: added latency per request (ms)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for the fault dice, so a run repeats")] = None,
+) -> None:
+    """Serve the central sync API on HOST:PORT."""
+    from opd_fallback.central import serve as run
+
+    s = _settings(db=db, host=host, port=port, master_data=master_data, max_in_flight=max_in_flight,
+                  fail_rate=fail_rate, lost_response_rate=lost_response_rate, reset_rate=reset_rate,
+                  latency_ms=latency_ms, seed=seed)
+    typer.echo(f"central server on http://{s.host}:{s.port}/api/v1 (db {s.db})", err=True)
+    run(s)
+
+
+@central_app.command("add-device")
+def add_device(device_id: Annotated[str, typer.Argument(help="Counter id, e.g. C07")], db: DbOpt = None) -> None:
+    """Register a counter and print its token once (only its hash is kept)."""
+    from opd_fallback.central.db import add_device as add
+
+    s = _settings(db=db)
+    token = add(s.db, device_id)
+    typer.echo(token)
+    typer.echo(f"device {device_id} registered; this token is shown only once", err=True)
+
+
+@central_app.command()
+def maintenance(
+    state: Annotated[str, typer.Argument(help="on or off")],
+    db: DbOpt = None,
+) -> None:
+    """Switch maintenance mode (every request answers 503 with Retry-After)."""
+    from opd_fallback.central.db import set_maintenance
+
+    if state not in ("on", "off"):
+        raise typer.BadParameter("must be on or off", param_hint="STATE")
+    s = _settings(db=db)
+    set_maintenance(s.db, state == "on")
+    typer.echo(f"maintenance {state}")
+
+
+@central_app.command()
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Counts by kind, payments by mode, ops remembered."""
+    from opd_fallback.central.db import stats as read
+    from opd_fallback.rules import format_paise
+
+    s = _settings(db=db)
+    data = read(s.db)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"ops remembered: {data['ops_remembered']}  {data['ops_by_status']}")
+    for kind, n in data["applied_by_kind"].items():  # type: ignore[union-attr]
+        typer.echo(f"  {kind:<18} {n}")
+    typer.echo("records: " + ", ".join(f"{k} {v}" for k, v in data["records"].items()))  # type: ignore[union-attr]
+    for mode, m in data["payments_by_mode"].items():  # type: ignore[union-attr]
+        typer.echo(f"  {mode:<8} {m['count']:>7} payments  {format_paise(m['total_paise'])}")
+    typer.echo(f"maintenance: {'on' if data['maintenance'] else 'off'}")

@@ -1,0 +1,172 @@
+"""Run the reference central server in a subprocess for tests (real HTTP on 127.0.0.1).
+
+Usage::
+
+    from tests.helpers.central import run_central
+
+    def test_something(tmp_path):
+        with run_central(tmp_path, devices=("C07", "L02"), lost_response_rate=1.0, seed=3) as central:
+            central.url                 # "http://127.0.0.1:PORT"  (no /api/v1)
+            central.api                 # "http://127.0.0.1:PORT/api/v1"
+            central.tokens["C07"]       # bearer token of device C07
+            central.headers("C07")      # {"Authorization": "Bearer ..."}
+            with central.client("C07") as http:   # httpx.Client on .api with the token
+                http.get("/health")
+            central.restart(fail_rate=0.5)        # same DB, same port, new faults
+            central.maintenance(True)             # flips the flag in the server's DB
+            central.db_path                       # the server's SQLite file
+
+Faults are the ``serve`` options as keyword arguments: ``fail_rate``,
+``lost_response_rate``, ``reset_rate``, ``latency_ms``, ``seed``,
+``max_in_flight``. The server's stderr goes to ``central.log_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from opd_fallback.central.db import add_device, create_schema, set_maintenance
+from opd_fallback.contract import API_PREFIX
+
+START_TIMEOUT_S = 30.0
+_OPTIONS = ("fail_rate", "lost_response_rate", "reset_rate", "latency_ms", "seed", "max_in_flight")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class CentralHandle:
+    """A running (or stopped) central server subprocess over one DB file."""
+
+    db_path: Path
+    port: int
+    log_path: Path
+    master_data: Path | None = None
+    faults: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> str:
+        return self.url + API_PREFIX
+
+    def headers(self, device: str = "C07") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[device]}"}
+
+    def client(self, device: str = "C07", **kw: Any) -> httpx.Client:
+        """An httpx client on ``.api`` carrying the device's token."""
+        kw.setdefault("timeout", 30.0)
+        return httpx.Client(base_url=self.api, headers=self.headers(device), **kw)
+
+    def add_device(self, device: str) -> str:
+        """Register another device while running; returns (and remembers) its token."""
+        self.tokens[device] = add_device(self.db_path, device)
+        return self.tokens[device]
+
+    def maintenance(self, on: bool) -> None:
+        set_maintenance(self.db_path, on)
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "opd_fallback.central", "serve", "--db", str(self.db_path),
+               "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.master_data is not None:
+            cmd += ["--master-data", str(self.master_data)]
+        for key, value in self.faults.items():
+            if key not in _OPTIONS:
+                raise TypeError(f"unknown central option {key!r}; known: {', '.join(_OPTIONS)}")
+            if value is not None:
+                cmd += ["--" + key.replace("_", "-"), str(value)]
+        return cmd
+
+    def start(self) -> None:
+        if self.proc is not None:
+            raise RuntimeError("already running")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPD_CENTRAL_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        log = self.log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env,
+                                         cwd=str(Path(__file__).resolve().parents[2]))
+        finally:
+            log.close()
+        self._wait_up()
+
+    def _wait_up(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        token = next(iter(self.tokens.values()), "")
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"central server exited ({self.proc.returncode}):\n{self.log()}")
+            try:
+                r = httpx.get(self.api + "/health", headers={"Authorization": f"Bearer {token}"}, timeout=2)
+                if r.status_code in (200, 401, 503):  # answering; 503 = maintenance is still "up"
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"central server did not answer within {START_TIMEOUT_S}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def restart(self, **faults: Any) -> None:
+        """Stop and start again on the same DB and port; ``faults`` replace the old ones."""
+        self.stop()
+        self.faults = dict(faults)
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextmanager
+def run_central(
+    tmp_path: Path,
+    *,
+    devices: tuple[str, ...] | list[str] = ("C07",),
+    master_data: Path | None = None,
+    db_name: str = "central.db",
+    **faults: Any,
+) -> Iterator[CentralHandle]:
+    """Create the DB in ``tmp_path``, register ``devices``, start the server,
+    yield its handle, and stop it on exit (even when the test fails)."""
+    db_path = Path(tmp_path) / db_name
+    create_schema(db_path)
+    handle = CentralHandle(db_path=db_path, port=free_port(), log_path=Path(tmp_path) / "central.log",
+                           master_data=master_data, faults=dict(faults))
+    for dev in devices:
+        handle.add_device(dev)
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
