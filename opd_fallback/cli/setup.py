@@ -1,0 +1,136 @@
+"""``init`` and ``operator add|list|disable``: setting a counter up.
+
+The device token goes to its own 0600 file, never into config.toml; PINs are
+read without echo (twice) or from stdin for scripts, and stored only as a
+scrypt hash.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from typing import Annotated, Optional
+from urllib.parse import urlparse
+
+import typer
+
+from opd_fallback.cli.common import counter_store, domain_errors, fail, settings
+from opd_fallback.config import load_settings, write_config, write_token
+from opd_fallback.store import open_store
+from opd_fallback.store import operators as ops
+
+operator_app = typer.Typer(help="Counter operators and their PINs.", no_args_is_help=True)
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _check_server(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        fail(f"--server must be a URL like https://his.example.org (got {url!r})")
+    if parsed.scheme == "http" and parsed.hostname not in _LOOPBACK:
+        typer.echo("warning: the server URL is plain http; use https outside a test bench", err=True)
+    return url.rstrip("/")
+
+
+def init(
+    device: Annotated[str, typer.Option("--device", help="This counter's id, e.g. C07")],
+    hospital: Annotated[str, typer.Option("--hospital", help="Hospital code, e.g. KGMU")],
+    server: Annotated[
+        Optional[str], typer.Option("--server", help="Central server URL (env OPD_CENTRAL_URL)")
+    ] = None,
+    token: Annotated[
+        Optional[str], typer.Option("--token", help="Device token from central (env OPD_CENTRAL_TOKEN)")
+    ] = None,
+) -> None:
+    """Create this counter's configuration and database in the data directory."""
+    base = settings()
+    device_id = device.strip().upper()
+    try:
+        type(base)(data_dir=base.data_dir, device_id=device_id)
+    except ValueError:
+        fail("--device must be 1-16 letters or digits, e.g. C07")
+    if not hospital.strip():
+        fail("--hospital is required, e.g. KGMU")
+    if base.config_path.exists() and base.device_id and base.device_id != device_id:
+        fail(
+            f"{base.data_dir} already belongs to counter {base.device_id}; its numbers and queue are "
+            "tied to that id. Use another --data-dir for a new counter."
+        )
+    url = server or base.central_url
+    values: dict[str, object] = {"device_id": device_id, "hospital": hospital.strip().upper()}
+    if url:
+        values["central_url"] = _check_server(url)
+    write_config(base, values)
+    tok = token or base.central_token
+    if tok:
+        write_token(base, tok)
+    store = open_store(base.db_path)
+    store.close()
+    final = load_settings()
+    typer.echo(f"counter {final.device_id} of {final.hospital} set up in {final.data_dir}")
+    typer.echo(f"  database: {final.db_path}")
+    typer.echo(f"  central:  {final.central_url or '(not set: counter works offline only)'}")
+    typer.echo(f"  token:    {'stored (' + str(final.token_path) + ', mode 0600)' if tok else '(not set)'}")
+
+
+def _read_pin(pin_stdin: bool) -> str:
+    if pin_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    first = getpass.getpass("PIN (4-8 digits): ")
+    second = getpass.getpass("PIN again: ")
+    if first != second:
+        fail("the two PINs differ; nothing saved")
+    return first
+
+
+@operator_app.command("add")
+def operator_add(
+    operator_id: Annotated[str, typer.Argument(help="Login id, e.g. op-114")],
+    name: Annotated[str, typer.Option("--name", help="Full name")],
+    role: Annotated[str, typer.Option("--role", help="operator or supervisor")] = "operator",
+    pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the PIN from stdin (one line)")] = False,
+) -> None:
+    """Add an operator; the PIN is asked twice without echo (or read from stdin)."""
+    if role not in ops.ROLES:
+        fail(f"--role must be one of {', '.join(ops.ROLES)}")
+    with counter_store() as (_s, store), domain_errors():
+        pin = _read_pin(pin_stdin)
+        ops.add_operator(store, operator_id, name, pin, role=role)
+    typer.echo(f"operator {operator_id} ({role}) added")
+
+
+@operator_app.command("list")
+def operator_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """List operators (never their PINs)."""
+    with counter_store() as (_s, store):
+        rows = ops.list_operators(store)
+    if as_json:
+        typer.echo(json.dumps([
+            {"id": o.id, "name": o.name, "role": o.role, "active": o.active, "created_at": o.created_at}
+            for o in rows
+        ], ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("no operators yet: opd-fallback operator add ID --name NAME")
+        return
+    for o in rows:
+        typer.echo(f"{o.id:<16} {o.role:<10} {'active' if o.active else 'disabled':<8} {o.name}")
+
+
+@operator_app.command("disable")
+def operator_disable(operator_id: Annotated[str, typer.Argument(help="Login id")]) -> None:
+    """Stop an operator from logging in (their records stay)."""
+    with counter_store() as (_s, store), domain_errors():
+        ops.disable_operator(store, operator_id)
+    typer.echo(f"operator {operator_id} disabled")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(operator_app, name="operator")
+

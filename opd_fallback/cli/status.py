@@ -1,0 +1,27 @@
+"""``opd-fallback status [--json]``: the queue and today's money at a glance."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from opd_fallback.cli.common import counter_store
+from opd_fallback.status import collect, render_text
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Stable JSON (see docs/status-json.md)")] = False,
+) -> None:
+    """Ops by state and kind, the oldest waiting op, the last sync, payments today."""
+    with counter_store() as (s, store):
+        report = collect(store, s.device_id)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True))
+    else:
+        typer.echo(render_text(report))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)

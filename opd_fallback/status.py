@@ -1,0 +1,180 @@
+"""What a supervisor needs to know about this counter right now, read from the
+store only (never the network): the outbox by state and kind, how long the
+oldest op has waited, what needs a person, the last sync, and today's money.
+
+The dict returned by :func:`collect` is the stable ``status --json`` form,
+documented in docs/status-json.md; add keys, never rename or remove them.
+
+The sync engine records its attempts in the ``meta`` table under the
+``SYNC_*`` keys below (values are plain strings).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from opd_fallback.clock import IST, now_ist
+from opd_fallback.payloads import OP_KINDS
+from opd_fallback.rules import PAYMENT_MODES, format_paise
+from opd_fallback.store import outbox
+from opd_fallback.store.engine import Store
+from opd_fallback.store.tables import Meta
+
+SCHEMA_VERSION = 1
+
+# Meta keys written by the sync engine (opd_fallback/sync/) after each attempt.
+SYNC_LAST_ATTEMPT_AT = "sync.last_attempt_at"  # RFC 3339, when the attempt started
+SYNC_LAST_OUTCOME = "sync.last_outcome"  # ok | partial | offline | auth_failed | error
+SYNC_LAST_SUCCESS_AT = "sync.last_success_at"  # RFC 3339, last attempt that reached central
+SYNC_LAST_ERROR = "sync.last_error"  # short words, no patient data
+SYNC_KEYS = (SYNC_LAST_ATTEMPT_AT, SYNC_LAST_OUTCOME, SYNC_LAST_SUCCESS_AT, SYNC_LAST_ERROR)
+
+NEEDS_PERSON = (outbox.REJECTED, outbox.CONFLICT)
+
+
+def _age_seconds(recorded_at: str | None, now: datetime) -> int | None:
+    if not recorded_at:
+        return None
+    try:
+        return max(0, int((now - datetime.fromisoformat(recorded_at)).total_seconds()))
+    except ValueError:
+        return None
+
+
+def _meta(session: Session, key: str) -> str | None:
+    row = session.get(Meta, key)
+    return None if row is None else row.value
+
+
+def _payments_today(session: Session, day: str) -> dict[str, Any]:
+    rows = session.execute(
+        text(
+            "SELECT mode, count(*), coalesce(sum(amount_paise), 0) FROM payment "
+            "WHERE substr(created_at, 1, 10) = :d GROUP BY mode"
+        ),
+        {"d": day},
+    ).all()
+    vrows = session.execute(
+        text(
+            "SELECT p.mode, count(*), coalesce(sum(p.amount_paise), 0) FROM payment_void v "
+            "JOIN payment p ON p.local_ref = v.payment_local_ref "
+            "WHERE substr(v.created_at, 1, 10) = :d GROUP BY p.mode"
+        ),
+        {"d": day},
+    ).all()
+    by_mode = {m: {"count": 0, "total_paise": 0} for m in PAYMENT_MODES}
+    for mode, n, total in rows:
+        by_mode[str(mode)] = {"count": int(n), "total_paise": int(total)}
+    voided = {m: {"count": 0, "total_paise": 0} for m in PAYMENT_MODES}
+    for mode, n, total in vrows:
+        voided[str(mode)] = {"count": int(n), "total_paise": int(total)}
+    taken = sum(v["total_paise"] for m, v in by_mode.items() if m != "waived")
+    back = sum(v["total_paise"] for m, v in voided.items() if m != "waived")
+    return {
+        "date": day,
+        "by_mode": by_mode,
+        "voided_by_mode": voided,
+        "collected_paise": taken - back,
+    }
+
+
+def collect(store: Store, device_id: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """The status report as a JSON-ready dict (see docs/status-json.md)."""
+    now = now or now_ist()
+    with store.read() as s:
+        by_state = outbox.counts_by_state(s)
+        by_kind = outbox.counts_by_state_and_kind(s)
+        oldest_pending = outbox.oldest_recorded_at(s, [outbox.PENDING])
+        oldest_flagged = outbox.oldest_recorded_at(s, list(NEEDS_PERSON))
+        waiting = int(
+            s.execute(
+                text("SELECT count(*) FROM op WHERE state = 'pending' AND wait_reason IS NOT NULL")
+            ).scalar()
+            or 0
+        )
+        sync = {
+            "last_attempt_at": _meta(s, SYNC_LAST_ATTEMPT_AT),
+            "last_outcome": _meta(s, SYNC_LAST_OUTCOME),
+            "last_success_at": _meta(s, SYNC_LAST_SUCCESS_AT),
+            "last_error": _meta(s, SYNC_LAST_ERROR),
+        }
+        payments = _payments_today(s, now.astimezone(IST).date().isoformat())
+    kinds = {
+        state: {k: by_kind.get(state, {}).get(k, 0) for k in OP_KINDS} for state in outbox.STATES
+    }
+    return {
+        "schema": SCHEMA_VERSION,
+        "device_id": device_id,
+        "generated_at": now.isoformat(),
+        "ops": {
+            "total": sum(by_state.values()),
+            "by_state": {st: by_state.get(st, 0) for st in outbox.STATES},
+            "by_state_and_kind": kinds,
+        },
+        "pending": {
+            "count": by_state.get(outbox.PENDING, 0),
+            "waiting_on_dependency": waiting,
+            "oldest_recorded_at": oldest_pending,
+            "oldest_age_seconds": _age_seconds(oldest_pending, now),
+        },
+        "needs_person": {
+            "count": sum(by_state.get(st, 0) for st in NEEDS_PERSON),
+            "oldest_recorded_at": oldest_flagged,
+            "oldest_age_seconds": _age_seconds(oldest_flagged, now),
+        },
+        "last_sync": sync,
+        "payments_today": payments,
+    }
+
+
+def _age_words(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} days"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """The report for a person at a terminal."""
+    ops = report["ops"]
+    lines = [f"Counter {report['device_id']}  ({report['generated_at']})", ""]
+    lines.append("Ops: " + ", ".join(f"{st} {n}" for st, n in ops["by_state"].items()) + f"  (total {ops['total']})")
+    for state, kinds in ops["by_state_and_kind"].items():
+        nonzero = {k: n for k, n in kinds.items() if n}
+        if nonzero:
+            lines.append(f"  {state:<9} " + ", ".join(f"{k} {n}" for k, n in nonzero.items()))
+    p = report["pending"]
+    lines.append(
+        f"Waiting to sync: {p['count']}; oldest waited {_age_words(p['oldest_age_seconds'])}"
+        + (f"; {p['waiting_on_dependency']} held behind a flagged op" if p["waiting_on_dependency"] else "")
+    )
+    n = report["needs_person"]
+    lines.append(
+        f"Needs a person (rejected or conflict): {n['count']}"
+        + (f"; oldest {_age_words(n['oldest_age_seconds'])} old -> opd-fallback review" if n["count"] else "")
+    )
+    sync = report["last_sync"]
+    if sync["last_attempt_at"]:
+        lines.append(f"Last sync attempt: {sync['last_attempt_at']} -> {sync['last_outcome'] or '?'}")
+        if sync["last_error"]:
+            lines.append(f"  error: {sync['last_error']}")
+        lines.append(f"Last reached central: {sync['last_success_at'] or 'never'}")
+    else:
+        lines.append("Last sync attempt: never")
+    pay = report["payments_today"]
+    lines.append(f"Payments today ({pay['date']}):")
+    for mode, t in pay["by_mode"].items():
+        voided = pay["voided_by_mode"].get(mode, {"count": 0})
+        extra = f"  (voided {voided['count']}: {format_paise(voided['total_paise'])})" if voided["count"] else ""
+        lines.append(f"  {mode:<7} {t['count']:>4}  {format_paise(t['total_paise']):>14}{extra}")
+    lines.append(f"  collected (cash+upi+card, less voids): {format_paise(pay['collected_paise'])}")
+    return "\n".join(lines)
