@@ -153,6 +153,8 @@ def cash_summary(
     voids_count: int,
     voids_paise: int,
     printed_at: str,
+    collected_paise: int | None = None,
+    cash_in_hand_paise: int | None = None,
 ) -> Document:
     """Day-end handover: totals and counts by mode, voids, the cash to hand over."""
     doc = Document("cash_summary", f"{device_id}-{operator_id}-{day}", f"Cash summary {day}", created_at=printed_at)
@@ -164,8 +166,12 @@ def cash_summary(
         if m.mode != "waived":
             collected += m.total_paise
     doc.pair(f"Voided ({voids_count})", format_paise(voids_paise))
+    if collected_paise is not None:
+        collected = collected_paise
     doc.rule().pair("COLLECTED", format_paise(collected), bold=True)
     cash = next((m.total_paise for m in modes if m.mode == "cash"), 0)
+    if cash_in_hand_paise is not None:
+        cash = cash_in_hand_paise
     doc.pair("CASH TO HAND OVER", format_paise(cash), bold=True)
     doc.blank().text("Handed over by: ____________").blank().text("Received by:    ____________")
     doc.text(f"Printed {printed_at[:16].replace('T', ' ')}", align="right").cut()

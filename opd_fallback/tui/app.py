@@ -1,0 +1,304 @@
+"""The counter's Textual app and the factory the CLI and the tests share.
+
+Everything slow (the store, PIN hashing, printing, the central probe, sync)
+runs in thread workers; results come back to the event loop with
+``call_from_thread``. Screens never touch the disk or the network themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from textual import events
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from opd_fallback.clock import now_ist
+from opd_fallback.printing import Document, Printer
+from opd_fallback.printing.spool import Spool, print_with_spool
+from opd_fallback.tui.i18n import Lang, tr
+from opd_fallback.tui.state import Session, StatusModel
+
+Probe = Callable[[], bool]
+SyncRunner = Callable[[Callable[[int, int], None]], Any]
+
+
+class CounterApp(App[None]):
+    """The counter. ``backend`` does the work (see ``tui/backend.py``)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "OPD counter"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("f9", "toggle_language", "हिंदी/English", id="language", priority=True),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        backend: Any,
+        printer: Printer,
+        *,
+        spool: Spool | None = None,
+        lang: Lang = "en",
+        idle_lock_s: float = 300.0,
+        probe: Probe | None = None,
+        sync_runner: SyncRunner | None = None,
+        status_interval_s: float = 5.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.printer = printer
+        self.spool = spool
+        self.lang: Lang = lang
+        self.idle_lock_s = idle_lock_s
+        self.probe = probe
+        self.sync_runner = sync_runner
+        self.status_interval_s = status_interval_s
+        self._clock = clock
+        self.session: Session | None = None
+        self.status = StatusModel(hospital=backend.hospital, device_id=backend.device_id)
+        self._last_activity = time.monotonic()
+        self._next_probe = 0.0
+        self._probe_backoff = 15.0
+        self._syncing = False
+        self.last_print_errors: list[str] = []
+        self._installed: list[str] = []
+
+    # ----------------------------------------------------------------- time
+    def now(self) -> datetime:
+        return self._clock() if self._clock else now_ist()
+
+    # ------------------------------------------------------------ lifecycle
+    def on_mount(self) -> None:
+        from opd_fallback.tui.screens.login import LoginScreen
+
+        self.title = tr("app.title", self.lang)
+        self.push_screen(LoginScreen())
+        self.set_interval(self.status_interval_s, self.refresh_status)
+        self.set_interval(1.0, self._check_idle)
+        self.refresh_status()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self._last_activity = time.monotonic()
+        await super().on_event(event)
+
+    # ------------------------------------------------------------- workers
+    def run_blocking(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_done: Callable[[Any], None],
+        on_error: Callable[[BaseException], None] | None = None,
+        group: str = "blocking",
+        exclusive: bool = False,
+    ) -> None:
+        """Run ``fn(*args)`` in a thread; call back on the event loop."""
+
+        def job() -> None:
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - shown to the clerk, never swallowed
+                cb_err = on_error or self.show_error
+                self._back(cb_err, exc)
+                return
+            self._back(on_done, result)
+
+        self.run_worker(job, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
+
+    def _back(self, cb: Callable[[Any], None], value: Any) -> None:
+        try:
+            self.call_from_thread(cb, value)
+        except RuntimeError:
+            pass  # the app is closing
+
+    def show_error(self, exc: BaseException) -> None:
+        self.notify(tr("save.failed", self.lang, err=str(exc)), severity="error", timeout=10)
+
+    # ------------------------------------------------------------ printing
+    def print_docs(self, docs: list[Document], *, on_done: Callable[[list[str]], None] | None = None) -> None:
+        """Spool and print in a worker; a failure is shown, the record stays saved."""
+
+        def done(errors: list[str]) -> None:
+            self.last_print_errors = errors
+            if errors:
+                self.notify(tr("print.failed", self.lang, err="; ".join(errors)), severity="error", timeout=15)
+            if on_done is not None:
+                on_done(errors)
+
+        self.run_blocking(print_with_spool, self.printer, self.spool, docs, on_done=done, group="print")
+
+    # -------------------------------------------------------------- session
+    def login(self, session: Session) -> None:
+        from opd_fallback.tui.screens.home import HomeScreen
+
+        self.session = session
+        self.status.operator = session.operator_id
+        self._last_activity = time.monotonic()
+        self.switch_screen(HomeScreen())
+
+    def logout(self) -> None:
+        from opd_fallback.tui.screens.login import LoginScreen
+
+        self.session = None
+        self.status.operator = None
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(LoginScreen())
+        for name in self._installed:
+            self.call_later(self.uninstall_screen, name)
+        self._installed = []
+
+    @property
+    def locked(self) -> bool:
+        from opd_fallback.tui.screens.lock import LockScreen
+
+        return isinstance(self.screen, LockScreen)
+
+    def action_lock(self) -> None:
+        from opd_fallback.tui.screens.lock import LockScreen
+        from opd_fallback.tui.screens.login import LoginScreen
+
+        if self.session is None or self.locked or isinstance(self.screen, LoginScreen):
+            return
+        self.push_screen(LockScreen())
+
+    def _check_idle(self) -> None:
+        if self.session is not None and time.monotonic() - self._last_activity >= self.idle_lock_s:
+            self.action_lock()
+
+    # ----------------------------------------------------------- navigation
+    def open_flow(self, name: str) -> None:
+        """Open a work screen from home or from another work screen."""
+        from opd_fallback.tui.screens import FLOWS
+        from opd_fallback.tui.screens.home import HomeScreen
+
+        if self.session is None or self.locked:
+            return
+        # Flow screens are installed once per login and kept, so a half-filled
+        # form survives a trip to another flow and back.
+        if not self.is_screen_installed(name):
+            self.install_screen(FLOWS[name](), name=name)
+            self._installed.append(name)
+        if self.screen is self.get_screen(name):
+            return
+        if isinstance(self.screen, HomeScreen):
+            self.push_screen(name)
+        else:
+            self.switch_screen(name)
+
+    def go_home(self) -> None:
+        from opd_fallback.tui.screens.home import HomeScreen
+
+        if not isinstance(self.screen, HomeScreen) and len(self.screen_stack) > 2:
+            self.pop_screen()
+
+    # ------------------------------------------------------------- language
+    def action_toggle_language(self) -> None:
+        self.lang = "hi" if self.lang == "en" else "en"
+        self.title = tr("app.title", self.lang)
+        for screen in self.screen_stack:
+            self.retranslate(screen)
+        self.notify(tr("lang.switched", self.lang), timeout=2)
+
+    def retranslate(self, screen: Screen[Any]) -> None:
+        for widget in screen.query("*"):
+            fn = getattr(widget, "retranslate", None)
+            if callable(fn):
+                fn()
+        fn = getattr(screen, "retranslate", None)
+        if callable(fn):
+            fn()
+
+    # --------------------------------------------------------------- status
+    def refresh_status(self) -> None:
+        """Kick the status worker (store counts, a gentle probe, maybe sync)."""
+        self.run_blocking(self._collect_status, on_done=self._apply_status, on_error=lambda e: None,
+                          group="status", exclusive=True)
+
+    def _collect_status(self) -> dict[str, Any]:
+        info: dict[str, Any] = dict(self.backend.status())
+        if self.probe is not None and time.monotonic() >= self._next_probe:
+            try:
+                online = bool(self.probe())
+            except Exception:
+                online = False
+            # gentle: every 30 s while online; back off to 2 min while down
+            self._probe_backoff = 30.0 if online else min(self._probe_backoff * 2, 120.0)
+            self._next_probe = time.monotonic() + self._probe_backoff
+            info["central"] = online
+            info["probed"] = True
+        return info
+
+    def _apply_status(self, info: dict[str, Any]) -> None:
+        for key, value in info.items():
+            if hasattr(self.status, key):
+                setattr(self.status, key, value)
+        if self.probe is None:
+            self.status.central = None
+        if self.status.central and self.sync_runner is not None and not self._syncing and self.status.ops_waiting:
+            self._start_sync()
+
+    def _start_sync(self) -> None:
+        self._syncing = True
+        self.status.sync_progress = (0, self.status.ops_waiting)
+
+        def progress(done: int, total: int) -> None:
+            self._back(self._set_progress, (done, total))
+
+        def finished(_: Any) -> None:
+            self._syncing = False
+            self.status.sync_progress = None
+            self.refresh_status()
+
+        def failed(exc: BaseException) -> None:
+            self._syncing = False
+            self.status.sync_progress = None
+            self.status.last_sync = f"failed: {exc}"[:40]
+
+        assert self.sync_runner is not None
+        self.run_blocking(self.sync_runner, progress, on_done=finished, on_error=failed, group="sync", exclusive=True)
+
+    def _set_progress(self, value: tuple[int, int]) -> None:
+        self.status.sync_progress = value
+
+
+def create_app(
+    backend: Any,
+    *,
+    printer: Printer | None = None,
+    print_dir: Path | None = None,
+    spool_dir: Path | None = None,
+    lang: Lang = "en",
+    idle_lock_s: float = 300.0,
+    probe: Probe | None = None,
+    sync_runner: SyncRunner | None = None,
+    status_interval_s: float = 5.0,
+    clock: Callable[[], datetime] | None = None,
+) -> CounterApp:
+    """Build the counter app. ``backend`` is a ``tui.backend.StoreBackend``
+    (or anything with the same methods); ``printer`` defaults to a file
+    printer in ``print_dir``."""
+    if printer is None:
+        from opd_fallback.printing.file import FilePrinter
+
+        printer = FilePrinter(print_dir or Path.cwd() / "prints")
+    spool = Spool(spool_dir) if spool_dir is not None else None
+    return CounterApp(
+        backend,
+        printer,
+        spool=spool,
+        lang=lang,
+        idle_lock_s=idle_lock_s,
+        probe=probe,
+        sync_runner=sync_runner,
+        status_interval_s=status_interval_s,
+        clock=clock,
+    )

@@ -1,0 +1,297 @@
+"""What the counter screens call, over the store and ``CounterService``.
+
+Every method here may block (SQLite, PIN hashing): the app calls them from
+thread workers only. Methods return plain values and printable documents, so
+screens stay free of SQL and of printing details.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rapidfuzz import fuzz, process, utils
+from sqlalchemy import text
+
+from opd_fallback import rules
+from opd_fallback.clock import now_ist, parse_iso, today_ist
+from opd_fallback.contract import Department, Test
+from opd_fallback.errors import DomainError
+from opd_fallback.masterdata import Catalog, FeeQuote
+from opd_fallback.printing import templates as T
+from opd_fallback.printing.document import Document
+from opd_fallback.services import CounterService, LabResult, PaymentInput, Registration, VisitResult
+from opd_fallback.store import outbox
+from opd_fallback.store.engine import Store
+from opd_fallback.store.operators import verify_operator, verify_supervisor
+from opd_fallback.store.patient_index import PatientHit
+from opd_fallback.store.tables import Op, Patient, Visit
+from opd_fallback.tui.state import Session
+
+
+@dataclass(frozen=True)
+class Saved:
+    """The outcome of a save: what to tell the clerk, and what to print."""
+
+    ref: str
+    summary: dict[str, Any]
+    docs: list[Document]
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    seq: int
+    kind: str
+    state: str
+    record_ref: str | None
+    recorded_at: str
+    reason: str
+
+
+class StoreBackend:
+    """The counter's work over one store. Thread-safe as SQLite is: each call
+    opens its own session."""
+
+    def __init__(self, store: Store, *, device_id: str, hospital: str) -> None:
+        self.store = store
+        self.device_id = device_id
+        self.hospital = hospital
+        self.svc = CounterService(store, device_id)
+        self._test_choices: dict[str, str] | None = None
+        self._catalog_seen: Catalog | None = None
+
+    # ------------------------------------------------------------ operators
+    def verify_operator(self, operator_id: str, pin: str) -> Session | None:
+        op = verify_operator(self.store, operator_id.strip(), pin)
+        return None if op is None else Session(op.id, op.name, op.role)
+
+    def verify_supervisor(self, operator_id: str, pin: str) -> Session | None:
+        op = verify_supervisor(self.store, operator_id.strip(), pin)
+        return None if op is None else Session(op.id, op.name, op.role)
+
+    # ---------------------------------------------------------- master data
+    def catalog(self) -> Catalog | None:
+        return self.svc.catalog()
+
+    def departments(self) -> list[Department]:
+        cat = self.catalog()
+        return list(cat.data.departments) if cat else []
+
+    def opd_fee(self, visit_type: str, category: str) -> FeeQuote | None:
+        cat = self.catalog()
+        return cat.opd_fee(visit_type, category) if cat else None
+
+    def find_tests(self, query: str, *, limit: int = 5) -> list[Test]:
+        """Tests by exact code first, then fuzzy on code and name (rapidfuzz)."""
+        cat = self.catalog()
+        if cat is None or not query.strip():
+            return []
+        if cat is not self._catalog_seen:
+            self._test_choices = {t.code: f"{t.code} {t.name}" for t in cat.data.tests}
+            self._catalog_seen = cat
+        q = query.strip()
+        exact = cat.tests.get(q.upper())
+        found = process.extract(
+            q, self._test_choices or {}, scorer=fuzz.WRatio, processor=utils.default_process, limit=limit + 1
+        )
+        out: list[Test] = [exact] if exact else []
+        for _choice, score, code in found:
+            if score >= 50 and code in cat.tests and cat.tests[code] not in out:
+                out.append(cat.tests[code])
+        return out[:limit]
+
+    # ---------------------------------------------------------------- writes
+    def register_new(self, session: Session, patient: dict[str, Any], *, department: str, unit: str | None,
+                     payment: PaymentInput | None) -> Saved:
+        reg: Registration = self.svc.register_new(
+            session.operator_id, patient, department=department, unit=unit, payment=payment
+        )
+        docs = self._visit_docs(session, reg.visit, reg.payment, patient=patient, info_name=reg.info.name,
+                                uhid=reg.info.uhid, patient_ref=reg.patient.local_ref)
+        return Saved(reg.patient.local_ref, {"token": reg.visit.extra["token_no"],
+                                             "receipt": reg.payment.extra["receipt_no"] if reg.payment else None}, docs)
+
+    def revisit(self, session: Session, hit: PatientHit, *, department: str, unit: str | None,
+                payment: PaymentInput | None, category: str = "general") -> Saved:
+        key = hit.uhid or hit.local_ref or ""
+        res: VisitResult = self.svc.revisit(session.operator_id, key, department=department, unit=unit,
+                                            payment=payment, category=category)
+        patient = {"name": hit.name, "sex": hit.sex or "", "age_years": hit.age_years,
+                   "guardian_name": hit.guardian_name, "mobile": hit.mobile, "name_local": None}
+        docs = self._visit_docs(session, res.visit, res.payment, patient=patient, info_name=res.info.name or hit.name,
+                                uhid=res.info.uhid, patient_ref=hit.uhid or hit.local_ref or "")
+        return Saved(res.visit.local_ref, {"token": res.visit.extra["token_no"],
+                                           "receipt": res.payment.extra["receipt_no"] if res.payment else None}, docs)
+
+    def todays_visit(self, hit: PatientHit) -> str | None:
+        """This patient's latest visit today at this counter (a lab order needs one)."""
+        day = today_ist().isoformat()
+        with self.store.read() as s:
+            q = "SELECT local_ref FROM visit WHERE visit_date = :d AND ("
+            params: dict[str, Any] = {"d": day}
+            conds = []
+            if hit.uhid:
+                conds.append("patient_uhid = :u")
+                params["u"] = hit.uhid
+            if hit.local_ref:
+                conds.append("patient_local_ref = :l")
+                params["l"] = hit.local_ref
+            if not conds:
+                return None
+            row = s.execute(text(q + " OR ".join(conds) + ") ORDER BY id DESC LIMIT 1"), params).first()
+        return None if row is None else str(row[0])
+
+    def lab_request(self, session: Session, hit: PatientHit, visit: str, tests: list[str], *,
+                    payment: PaymentInput | None, priority: str = "routine") -> Saved:
+        res: LabResult = self.svc.lab_request(session.operator_id, hit.uhid or hit.local_ref or "", visit, tests,
+                                              payment=payment, priority=priority)
+        now = res.order.extra.get("recorded_at") or now_ist().isoformat()
+        age_sex = f"{hit.age_years if hit.age_years is not None else '?'}Y/{hit.sex or '?'}"
+        patient_ref = hit.uhid or hit.local_ref or ""
+        docs = [T.sample_labels(
+            sample_id=res.order.extra["sample_id"], patient_name=hit.name, patient_ref=patient_ref, age_sex=age_sex,
+            tests=[T.LabTest(t["code"], t["name"], t.get("sample_type") or "sample") for t in res.tests],
+            recorded_at=now, priority=priority)]
+        if res.payment is not None:
+            docs.insert(0, self._receipt(session, res.payment, hit.name, patient_ref, res.tests))
+        return Saved(res.order.local_ref, {"sample": res.order.extra["sample_id"],
+                                           "receipt": res.payment.extra["receipt_no"] if res.payment else None}, docs)
+
+    def find_payment(self, key: str) -> dict[str, Any] | None:
+        k = key.strip().upper()
+        with self.store.read() as s:
+            row = s.execute(text(
+                "SELECT p.receipt_no, p.local_ref, p.patient_name, p.amount_paise, p.mode, p.created_at, "
+                "v.id IS NOT NULL FROM payment p LEFT JOIN payment_void v ON v.payment_local_ref = p.local_ref "
+                "WHERE p.receipt_no = :k OR p.local_ref = :k"), {"k": k}).first()
+        if row is None:
+            return None
+        return {"receipt_no": row[0], "local_ref": row[1], "patient_name": row[2], "amount_paise": int(row[3]),
+                "mode": row[4], "created_at": row[5], "voided": bool(row[6])}
+
+    def void(self, session: Session, receipt_no: str, reason: str, supervisor_id: str, supervisor_pin: str) -> Saved:
+        sup = self.verify_supervisor(supervisor_id, supervisor_pin)
+        if sup is None:
+            raise DomainError.field("supervisor", "a supervisor's ID and PIN are required", code="not_supervisor")
+        res = self.svc.void(session.operator_id, receipt_no, reason, approved_by=sup.operator_id)
+        doc = T.void_notice(hospital=self.hospital, receipt_no=res.extra["receipt_no"],
+                            amount_paise=res.extra["amount_paise"], reason=rules.clean_text(reason),
+                            operator_id=session.operator_id, supervisor_id=sup.operator_id,
+                            recorded_at=now_ist().isoformat())
+        return Saved(res.extra["receipt_no"], {"receipt": res.extra["receipt_no"]}, [doc])
+
+    # ----------------------------------------------------------------- reads
+    def search_patients(self, query: str, *, limit: int = 20) -> list[PatientHit]:
+        return self.svc.search_patients(query, limit=limit)
+
+    def queue_page(self, states: list[str] | None, offset: int, limit: int) -> tuple[list[QueueRow], int]:
+        with self.store.read() as s:
+            ops: list[Op] = list(outbox.list_ops(s, states=states, offset=offset, limit=limit))
+            counts = outbox.counts_by_state(s)
+        total = sum(counts.get(st, 0) for st in states) if states else sum(counts.values())
+        rows = [QueueRow(op.seq, op.kind, op.state, op.record_ref, op.recorded_at, _reason(op)) for op in ops]
+        return rows, total
+
+    def cash_summary_doc(self, session: Session) -> tuple[Any, Document]:
+        summary = self.svc.cash_summary(session.operator_id)
+        modes = [T.ModeTotal(m, t.count, t.total_paise) for m, t in summary.by_mode.items()]
+        doc = T.cash_summary(hospital=self.hospital, device_id=self.device_id, operator_id=session.operator_id,
+                             operator_name=session.name, day=summary.day, modes=modes,
+                             voids_count=summary.voids.count, voids_paise=summary.voids.total_paise,
+                             printed_at=now_ist().isoformat(), collected_paise=summary.collected_paise,
+                             cash_in_hand_paise=summary.by_mode["cash"].total_paise
+                             - summary.voided_by_mode.get("cash", type(summary.voids)()).total_paise)
+        return summary, doc
+
+    def status(self) -> dict[str, Any]:
+        """Counts for the status bar: one cheap query each."""
+        with self.store.read() as s:
+            counts = outbox.counts_by_state(s)
+            oldest = outbox.oldest_recorded_at(s, [outbox.PENDING])
+            meta = s.execute(text(
+                "SELECT key, value FROM meta WHERE key LIKE 'last_sync%' OR key LIKE 'sync.last%' ORDER BY key"
+            )).all()
+        age = None
+        if oldest:
+            try:
+                age = max(0.0, (now_ist() - parse_iso(oldest)).total_seconds())
+            except ValueError:
+                age = None
+        last = None
+        for _key, value in meta:
+            last = _short_time(str(value))
+            break
+        return {"ops_waiting": counts.get(outbox.PENDING, 0), "oldest_age_s": age,
+                "ops_flagged": sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), "last_sync": last}
+
+    # --------------------------------------------------------------- helpers
+    def _visit_docs(self, session: Session, visit: Any, payment: Any, *, patient: dict[str, Any], info_name: str,
+                    uhid: str | None, patient_ref: str) -> list[Document]:
+        guardian = None
+        if patient.get("guardian_name"):
+            guardian = f"{patient.get('guardian_relation') or 'C/O'} {patient['guardian_name']}"
+        slip = T.opd_slip(
+            hospital=self.hospital, device_id=self.device_id, offline_no=visit.local_ref, name=info_name,
+            name_local=patient.get("name_local"), sex=str(patient.get("sex") or "?"),
+            age=(patient.get("age_years"), patient.get("age_months"), patient.get("age_days")),
+            department=visit.extra["department"], unit=visit.extra.get("unit"), token_no=visit.extra["token_no"],
+            visit_type=visit.extra["visit_type"], recorded_at=now_ist().isoformat(), operator_id=session.operator_id,
+            uhid=uhid, guardian=guardian, mobile=patient.get("mobile"),
+            fee_paise=payment.extra["amount_paise"] if payment else None,
+            receipt_no=payment.extra["receipt_no"] if payment else None,
+        )
+        docs = [slip]
+        if payment is not None:
+            docs.append(self._receipt(session, payment, info_name, patient_ref, None))
+        return docs
+
+    def _receipt(self, session: Session, payment: Any, name: str, patient_ref: str,
+                 lines: list[dict[str, Any]] | None) -> Document:
+        cat = self.catalog()
+        names = {ln["code"]: ln["name"] for ln in lines or []}
+
+        def item_name(code: str) -> str:
+            if code in names:
+                return names[code]
+            if cat and code in cat.fees:
+                return cat.fees[code].name
+            if cat and code in cat.tests:
+                return cat.tests[code].name
+            return code
+
+        items = [T.LineItem(i["code"], item_name(i["code"]), i["amount_paise"], i.get("qty", 1))
+                 for i in payment.extra["items"]]
+        return T.receipt(hospital=self.hospital, device_id=self.device_id, receipt_no=payment.extra["receipt_no"],
+                         patient_name=name, patient_ref=patient_ref, items=items,
+                         amount_paise=payment.extra["amount_paise"], mode=payment.extra["mode"],
+                         mode_ref=payment.extra.get("mode_ref"), recorded_at=now_ist().isoformat(),
+                         operator_id=session.operator_id)
+
+
+def _reason(op: Op) -> str:
+    if op.wait_reason:
+        return op.wait_reason
+    if op.last_error:
+        err = outbox.loads(op.last_error) or {}
+        if isinstance(err, dict):
+            return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
+        return str(err)
+    if op.state == outbox.PENDING:
+        return "waiting for the central server" if op.attempts == 0 else f"not accepted yet ({op.last_status})"
+    return op.last_status or ""
+
+
+def _short_time(value: str) -> str:
+    try:
+        return datetime.fromisoformat(value.strip('"')).strftime("%d-%m %H:%M")
+    except ValueError:
+        return value[:16]
+
+
+def local_patient_hit(patient: Patient) -> PatientHit:
+    return PatientHit(patient.uhid, patient.local_ref, patient.name, patient.sex, patient.age_years,
+                      patient.guardian_name, patient.mobile, patient.district, "local", patient.version)
+
+
+__all__ = ["QueueRow", "Saved", "StoreBackend", "Visit", "local_patient_hit"]

@@ -1,0 +1,226 @@
+"""Every label and message at the counter, in English and Hindi.
+
+Keys are stable; ``tr(key, lang)`` picks the language (falling back to English
+so a missing translation never blanks a label). Field problems from the domain
+rules are translated by field label and by the rule's sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from opd_fallback.errors import FIELD_LABELS, FieldProblem
+
+Lang = Literal["en", "hi"]
+LANGS: tuple[Lang, ...] = ("en", "hi")
+
+STRINGS: dict[str, tuple[str, str]] = {
+    # app, status bar, keys
+    "app.title": ("OPD counter (offline fallback)", "ओपीडी काउंटर (ऑफ़लाइन)"),
+    "status.online": ("Central: online", "केंद्र: ऑनलाइन"),
+    "status.offline": ("Central: OFFLINE", "केंद्र: ऑफ़लाइन"),
+    "status.unknown": ("Central: checking", "केंद्र: जाँच रहे हैं"),
+    "status.no_server": ("Central: not set", "केंद्र: सेट नहीं"),
+    "status.waiting": ("To sync: {n}", "सिंक बाकी: {n}"),
+    "status.oldest": ("oldest {age}", "सबसे पुराना {age}"),
+    "status.flagged": ("Need a person: {n}", "जाँच ज़रूरी: {n}"),
+    "status.last_sync": ("Last sync: {when}", "अंतिम सिंक: {when}"),
+    "status.never": ("never", "कभी नहीं"),
+    "status.syncing": ("Syncing {done}/{total}", "सिंक हो रहा {done}/{total}"),
+    "status.operator": ("Operator: {op}", "ऑपरेटर: {op}"),
+    "status.no_operator": ("Not logged in", "लॉग इन नहीं"),
+    "keys.home": (
+        "F2 New  F3 Revisit  F4 Lab  F5 Void  F6 Reprint  F7 Queue  F8 Cash  F9 हिंदी  ^L Lock  ^Q Quit",
+        "F2 नया  F3 पुनः  F4 लैब  F5 रद्द  F6 पुनर्मुद्रण  F7 कतार  F8 नकद  F9 English  ^L लॉक  ^Q बंद",
+    ),
+    "keys.form": (
+        "Enter/Tab next  F10 Save  Esc Back  F9 हिंदी  ^L Lock",
+        "Enter/Tab आगे  F10 सेव  Esc वापस  F9 English  ^L लॉक",
+    ),
+    "keys.list": (
+        "↑↓ choose  Enter open  Esc Back  F9 हिंदी",
+        "↑↓ चुनें  Enter खोलें  Esc वापस  F9 English",
+    ),
+    # login and lock
+    "login.title": ("Log in to the counter", "काउंटर पर लॉग इन करें"),
+    "login.operator": ("Operator ID", "ऑपरेटर आईडी"),
+    "login.pin": ("PIN", "पिन"),
+    "login.button": ("Log in (Enter)", "लॉग इन (Enter)"),
+    "login.failed": ("Wrong operator ID or PIN", "गलत ऑपरेटर आईडी या पिन"),
+    "login.checking": ("Checking…", "जाँच रहे हैं…"),
+    "login.pin_format": ("PIN must be 4 to 8 digits", "पिन 4 से 8 अंकों का होना चाहिए"),
+    "login.need_id": ("Enter your operator ID", "अपनी ऑपरेटर आईडी लिखें"),
+    "lock.title": ("Counter locked", "काउंटर लॉक है"),
+    "lock.hint": (
+        "{op} is logged in. Enter the PIN to continue, or F2 to log in as someone else.",
+        "{op} लॉग इन हैं। जारी रखने के लिए पिन लिखें, या किसी और के लिए F2 दबाएँ।",
+    ),
+    # home
+    "home.title": ("What next?", "आगे क्या करें?"),
+    "home.new": ("F2  New registration", "F2  नया पंजीकरण"),
+    "home.revisit": ("F3  Revisit (find patient)", "F3  पुनः आगमन (मरीज़ खोजें)"),
+    "home.lab": ("F4  Lab request", "F4  लैब जाँच"),
+    "home.void": ("F5  Void a payment", "F5  भुगतान रद्द करें"),
+    "home.reprint": ("F6  Reprint", "F6  फिर से छापें"),
+    "home.queue": ("F7  Sync queue", "F7  सिंक कतार"),
+    "home.cash": ("F8  Day-end cash summary", "F8  दिन का नकद सारांश"),
+    # registration form
+    "reg.title": ("New registration", "नया पंजीकरण"),
+    "revisit.title": ("Revisit", "पुनः आगमन"),
+    "field.name": ("Name (English letters)", "नाम (अंग्रेज़ी अक्षरों में)"),
+    "field.name_local": ("Name in local script", "नाम (हिंदी में)"),
+    "field.sex": ("Sex M/F/O", "लिंग M/F/O"),
+    "field.age_years": ("Age years", "आयु वर्ष"),
+    "field.age_months": ("months", "महीने"),
+    "field.age_days": ("days", "दिन"),
+    "field.guardian_relation": ("Guardian S/O D/O W/O C/O", "अभिभावक S/O D/O W/O C/O"),
+    "field.guardian_name": ("Guardian name", "अभिभावक का नाम"),
+    "field.mobile": ("Mobile", "मोबाइल"),
+    "field.abha_number": ("ABHA number", "आभा नंबर"),
+    "field.address_line": ("Address", "पता"),
+    "field.district": ("District", "ज़िला"),
+    "field.state": ("State", "राज्य"),
+    "field.pin": ("PIN code", "पिन कोड"),
+    "field.category": ("Category", "श्रेणी"),
+    "field.department": ("Department", "विभाग"),
+    "field.unit": ("Unit", "यूनिट"),
+    "field.fee": ("Fee ₹", "शुल्क ₹"),
+    "field.mode": ("Payment cash/upi/card/waived", "भुगतान cash/upi/card/waived"),
+    "field.mode_ref": ("UTR / card slip no.", "UTR / कार्ड स्लिप नं."),
+    "field.search": ("Find: UHID, offline no., mobile or name", "खोजें: UHID, ऑफ़लाइन नं., मोबाइल या नाम"),
+    "field.tests": ("Add test (code or name)", "जाँच जोड़ें (कोड या नाम)"),
+    "field.priority": ("Priority routine/urgent", "प्राथमिकता routine/urgent"),
+    "field.receipt_no": ("Receipt number", "रसीद नंबर"),
+    "field.reason": ("Reason", "कारण"),
+    "field.supervisor": ("Supervisor ID", "सुपरवाइज़र आईडी"),
+    "field.supervisor_pin": ("Supervisor PIN", "सुपरवाइज़र पिन"),
+    "reg.fee_hint": ("Fee from master data: {fee}", "मास्टर डेटा से शुल्क: {fee}"),
+    "reg.fee_exempt": ("Exempt category: fee waived", "छूट श्रेणी: शुल्क माफ़"),
+    "reg.fee_locked": ("fee is set by master data", "शुल्क मास्टर डेटा से तय है"),
+    "reg.saved": ("Saved {ref} · token {token}", "सेव हुआ {ref} · टोकन {token}"),
+    "reg.saving": ("Saving…", "सेव हो रहा है…"),
+    "reg.fix": ("Please correct the marked fields", "कृपया चिन्हित फ़ील्ड ठीक करें"),
+    "reg.printed": ("Slip and receipt printed", "पर्ची और रसीद छप गईं"),
+    "print.failed": ("PRINT FAILED (record is saved; F6 to reprint): {err}", "छपाई विफल (रिकॉर्ड सेव है; F6 से दोबारा छापें): {err}"),
+    "save.failed": ("NOT SAVED: {err}", "सेव नहीं हुआ: {err}"),
+    "revisit.none": ("No patient found", "कोई मरीज़ नहीं मिला"),
+    "revisit.pick": ("Enter on a patient opens the visit", "मरीज़ पर Enter दबाकर विज़िट खोलें"),
+    "revisit.selected": ("Patient: {name}", "मरीज़: {name}"),
+    "revisit.select_first": ("Pick a patient first (Enter in the list)", "पहले मरीज़ चुनें (सूची में Enter)"),
+    "lab.title": ("Lab request", "लैब जाँच"),
+    "lab.total": ("Total: {total}", "कुल: {total}"),
+    "lab.no_tests": ("Add at least one test", "कम से कम एक जाँच जोड़ें"),
+    "lab.added": ("Added {code}", "{code} जोड़ा"),
+    "lab.remove": ("F3 removes the last test", "F3 अंतिम जाँच हटाता है"),
+    "lab.no_visit": ("This patient has no visit today: open a visit first (F3)", "इस मरीज़ की आज कोई विज़िट नहीं: पहले विज़िट खोलें (F3)"),
+    "lab.saved": ("Lab order {ref} · sample {sample}", "लैब ऑर्डर {ref} · सैंपल {sample}"),
+    "void.title": ("Void a payment", "भुगतान रद्द करें"),
+    "void.not_supervisor": ("A supervisor's ID and PIN are required", "सुपरवाइज़र की आईडी और पिन ज़रूरी है"),
+    "void.done": ("Voided {receipt}", "{receipt} रद्द किया गया"),
+    "reprint.title": ("Reprint", "फिर से छापें"),
+    "reprint.done": ("Sent to printer: {title}", "प्रिंटर को भेजा: {title}"),
+    "reprint.failed_mark": ("NOT PRINTED", "नहीं छपा"),
+    "queue.title": ("Sync queue", "सिंक कतार"),
+    "queue.page": ("Page {page} · {state} · F2 waiting  F3 synced  F4 flagged  PgUp/PgDn", "पृष्ठ {page} · {state} · F2 बाकी  F3 सिंक  F4 जाँच  PgUp/PgDn"),
+    "cash.title": ("Day-end cash summary", "दिन का नकद सारांश"),
+    "cash.print": ("F10 prints the summary", "F10 सारांश छापता है"),
+    "cash.collected": ("Collected", "कुल जमा"),
+    "cash.voids": ("Voided", "रद्द"),
+    "common.required": ("is required", "ज़रूरी है"),
+    "common.done": ("Done", "हो गया"),
+    "common.working": ("Working…", "काम चल रहा है…"),
+    "lang.switched": ("Language: English", "भाषा: हिंदी"),
+    "sync.started": ("Background sync running", "पृष्ठभूमि सिंक चल रहा है"),
+}
+
+FIELD_LABELS_HI: dict[str, str] = {
+    "name": "नाम",
+    "name_local": "हिंदी नाम",
+    "sex": "लिंग",
+    "age_years": "आयु (वर्ष)",
+    "age_months": "आयु (महीने)",
+    "age_days": "आयु (दिन)",
+    "birth_date": "जन्म तिथि",
+    "guardian_relation": "अभिभावक संबंध",
+    "guardian_name": "अभिभावक का नाम",
+    "mobile": "मोबाइल",
+    "abha_number": "आभा नंबर",
+    "address_line": "पता",
+    "district": "ज़िला",
+    "state": "राज्य",
+    "pin": "पिन कोड",
+    "category": "श्रेणी",
+    "department": "विभाग",
+    "unit": "यूनिट",
+    "tests": "जाँचें",
+    "amount_paise": "राशि",
+    "fee": "शुल्क",
+    "mode": "भुगतान का तरीका",
+    "mode_ref": "भुगतान संदर्भ",
+    "items": "शुल्क मदें",
+    "reason": "कारण",
+    "receipt_no": "रसीद नंबर",
+    "patient": "मरीज़",
+    "visit": "विज़िट",
+    "operator": "ऑपरेटर",
+    "pin_login": "पिन",
+    "supervisor": "सुपरवाइज़र",
+}
+
+# The English sentences of rules.py / payloads.py, and their Hindi.
+_MESSAGE_HI: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^is required$"), "ज़रूरी है"),
+    (re.compile(r"^must contain only digits.*"), "में केवल अंक होने चाहिए"),
+    (re.compile(r"^must have (\d+) digits \(got (\d+)\)$"), r"में \1 अंक होने चाहिए (\2 लिखे)"),
+    (re.compile(r"^must start with 6, 7, 8 or 9$"), "6, 7, 8 या 9 से शुरू होना चाहिए"),
+    (re.compile(r"^must be 6 digits.*"), "6 अंकों का होना चाहिए, जैसे 226003"),
+    (re.compile(r"^cannot start with 0$"), "0 से शुरू नहीं हो सकता"),
+    (re.compile(r"^age in years must be between 0 and (\d+)$"), r"वर्ष 0 से \1 के बीच होने चाहिए"),
+    (re.compile(r"^age in months must be between 0 and 11.*"), "महीने 0 से 11 के बीच होने चाहिए"),
+    (re.compile(r"^age in days must be between 0 and 31.*"), "दिन 0 से 31 के बीच होने चाहिए"),
+    (re.compile(r"^must be written in English letters.*"), "अंग्रेज़ी अक्षरों (A-Z) में लिखें; हिंदी नाम अलग फ़ील्ड में"),
+    (re.compile(r"^is too long: at most (\d+) characters$"), r"बहुत लंबा है: अधिकतम \1 अक्षर"),
+    (re.compile(r"^must be a whole number$"), "पूर्ण संख्या होनी चाहिए"),
+    (re.compile(r"^must be an amount in rupees.*"), "रुपये में राशि लिखें, जैसे 10 या 10.50"),
+    (re.compile(r"^must be one of (.*)$"), r"इनमें से एक होना चाहिए: \1"),
+    (re.compile(r"^give the age .*"), "आयु (वर्ष, महीने या दिन) लिखें"),
+    (re.compile(r"^give both the guardian relation.*"), "अभिभावक संबंध और नाम दोनों लिखें, या कोई नहीं"),
+    (re.compile(r"^the (UPI transaction id \(UTR\)|card slip number) is required.*"), "UPI/कार्ड भुगतान के लिए संदर्भ नंबर ज़रूरी है"),
+    (re.compile(r"^is not a known (department|unit|test).*"), "मास्टर डेटा में नहीं है"),
+    (re.compile(r"^is not a valid .*"), "सही कोड नहीं है"),
+    (re.compile(r"^contains characters that cannot be printed$"), "में ऐसे अक्षर हैं जो छप नहीं सकते"),
+    (re.compile(r"^cannot be more than the master-data fee.*"), "मास्टर डेटा शुल्क से अधिक नहीं हो सकता"),
+    (re.compile(r"^can only be changed.*"), "केवल नियम अनुसार बदला जा सकता है"),
+]
+
+
+def tr(key: str, lang: Lang = "en", **kwargs: object) -> str:
+    """The text for ``key`` in ``lang``, formatted with ``kwargs``."""
+    pair = STRINGS.get(key)
+    if pair is None:
+        return key
+    text = pair[1] if lang == "hi" and pair[1] else pair[0]
+    return text.format(**kwargs) if kwargs else text
+
+
+def field_label(field: str, lang: Lang = "en") -> str:
+    head = field.split(".")[0]
+    if lang == "hi" and head in FIELD_LABELS_HI:
+        return FIELD_LABELS_HI[head]
+    return FIELD_LABELS.get(head, head.replace("_", " ").capitalize()) if head else ("रिकॉर्ड" if lang == "hi" else "Record")
+
+
+def message(text: str, lang: Lang = "en") -> str:
+    """A rule's English sentence in ``lang`` (unknown sentences stay English)."""
+    if lang != "hi":
+        return text
+    for pattern, hindi in _MESSAGE_HI:
+        if pattern.match(text):
+            return pattern.sub(hindi, text)
+    return text
+
+
+def problem_text(problem: FieldProblem, lang: Lang = "en") -> str:
+    """'Mobile: must start with 6, 7, 8 or 9' / 'मोबाइल: 6, 7, 8 या 9 से शुरू होना चाहिए'."""
+    return f"{field_label(problem.field, lang)}: {message(problem.message, lang)}"

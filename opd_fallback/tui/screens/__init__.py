@@ -1,0 +1,36 @@
+"""Counter screens, one per module. ``FLOWS`` maps a flow name to its screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.screen import Screen
+
+
+def _flows() -> dict[str, type[Screen[Any]]]:
+    from opd_fallback.tui.screens.cash import CashScreen
+    from opd_fallback.tui.screens.lab import LabScreen
+    from opd_fallback.tui.screens.queue import QueueScreen
+    from opd_fallback.tui.screens.register import RegisterScreen
+    from opd_fallback.tui.screens.reprint import ReprintScreen
+    from opd_fallback.tui.screens.revisit import RevisitScreen
+    from opd_fallback.tui.screens.void import VoidScreen
+
+    return {
+        "register": RegisterScreen,
+        "revisit": RevisitScreen,
+        "lab": LabScreen,
+        "void": VoidScreen,
+        "reprint": ReprintScreen,
+        "queue": QueueScreen,
+        "cash": CashScreen,
+    }
+
+
+class _Lazy(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> type[Screen[Any]]:
+        self.update(_flows())
+        return dict.__getitem__(self, key)
+
+
+FLOWS: dict[str, type[Screen[Any]]] = _Lazy()

@@ -1,0 +1,51 @@
+"""The base of every work screen: the status bar, the key hints, and the
+F-keys that move between flows."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+
+from opd_fallback.tui.widgets.status_bar import StatusBar
+from opd_fallback.tui.widgets.tlabel import TLabel
+
+NAV_BINDINGS = [
+    Binding("f2", "flow('register')", "New", id="flow.register"),
+    Binding("f3", "flow('revisit')", "Revisit", id="flow.revisit"),
+    Binding("f4", "flow('lab')", "Lab", id="flow.lab"),
+    Binding("f5", "flow('void')", "Void", id="flow.void"),
+    Binding("f6", "flow('reprint')", "Reprint", id="flow.reprint"),
+    Binding("f7", "flow('queue')", "Queue", id="flow.queue"),
+    Binding("f8", "flow('cash')", "Cash", id="flow.cash"),
+    Binding("ctrl+l", "lock", "Lock", id="lock", priority=True),
+    Binding("escape", "home", "Back", id="home"),
+]
+
+
+class CounterScreen(Screen[None]):
+    """Subclasses yield their body from ``body()``; hints key from ``HINTS``."""
+
+    BINDINGS = NAV_BINDINGS
+    HINTS = "keys.form"
+
+    def compose(self) -> ComposeResult:
+        yield from self.body()
+        yield TLabel(self.HINTS, classes="keys", id="keys")
+        yield StatusBar(id="status")
+
+    def body(self) -> ComposeResult:
+        yield from ()
+
+    def action_flow(self, name: str) -> None:
+        self.app.open_flow(name)  # type: ignore[attr-defined]
+
+    def action_lock(self) -> None:
+        self.app.action_lock()  # type: ignore[attr-defined]
+
+    def action_home(self) -> None:
+        self.app.go_home()  # type: ignore[attr-defined]
+
+    @property
+    def lang(self) -> str:
+        return getattr(self.app, "lang", "en")

@@ -1,0 +1,61 @@
+"""Day-end cash summary of the logged-in operator, printable for the handover."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from opd_fallback.rules import format_paise
+from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
+from opd_fallback.tui.widgets.tlabel import TLabel
+
+
+class CashScreen(CounterScreen):
+    HINTS = "keys.list"
+    BINDINGS = [*NAV_BINDINGS, Binding("f10", "print", "Print", id="cash.print", priority=True)]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.doc: Any = None
+
+    def body(self) -> ComposeResult:
+        with Vertical(classes="form"):
+            yield TLabel("cash.title", classes="title")
+            table: DataTable[Any] = DataTable(id="cash", cursor_type="none", zebra_stripes=True)
+            yield table
+            yield TLabel("cash.print", classes="muted")
+            yield Static("", id="form-msg")
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("Mode", "Count", "Total")
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        app = self.app
+        if app.session is None:  # type: ignore[attr-defined]
+            return
+        app.run_blocking(app.backend.cash_summary_doc, app.session, on_done=self._show, group="cash", exclusive=True)  # type: ignore[attr-defined]
+
+    def _show(self, result: tuple[Any, Any]) -> None:
+        summary, self.doc = result
+        table = self.query_one(DataTable)
+        table.clear()
+        for mode, t in summary.by_mode.items():
+            table.add_row(mode.upper(), str(t.count), format_paise(t.total_paise))
+        table.add_row(tr("cash.voids", self.lang).upper(), str(summary.voids.count),  # type: ignore[arg-type]
+                      "-" + format_paise(summary.voids.total_paise))
+        table.add_row(tr("cash.collected", self.lang).upper(), "", format_paise(summary.collected_paise))  # type: ignore[arg-type]
+
+    def action_print(self) -> None:
+        if self.doc is not None:
+            self.app.print_docs([self.doc],  # type: ignore[attr-defined]
+                                on_done=lambda errs: None if errs else self.query_one("#form-msg", Static).update(
+                                    tr("common.done", self.lang)))  # type: ignore[arg-type]

@@ -1,0 +1,169 @@
+"""Shared behaviour of the data-entry screens: a fixed field order where Enter
+moves on (Tab too, natively), validation as the clerk leaves a field, one key
+(F10) to save, and the fee / payment fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import events
+from textual.binding import Binding
+from textual.widgets import Input, Static
+
+from opd_fallback.errors import DomainError, FieldProblem
+from opd_fallback.masterdata import FeeQuote
+from opd_fallback.rules import MODES_NEEDING_REF, format_paise
+from opd_fallback.services import PaymentInput
+from opd_fallback.tui.i18n import problem_text, tr
+from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
+from opd_fallback.tui.widgets import parsers
+from opd_fallback.tui.widgets.form_field import FormField
+
+# payment.record's fields as the form names them
+_PROBLEM_FIELD = {"amount_paise": "fee", "items": "fee", "approved_by": "supervisor"}
+
+
+class FormScreen(CounterScreen):
+    BINDINGS = [
+        *NAV_BINDINGS,
+        Binding("f10", "save", "Save", id="save", priority=True),
+        Binding("ctrl+s", "save", "Save", id="save.alt", show=False, priority=True),
+    ]
+    saving = False
+
+    # ----------------------------------------------------------- navigation
+    def fields(self) -> list[FormField]:
+        return list(self.query(FormField))
+
+    def field(self, name: str) -> FormField:
+        return self.query_one(f"#ff-{name}", FormField)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        ff = self._owner(event.input)
+        if ff is None:
+            return
+        event.stop()
+        self.validate_field(ff)
+        self.focus_next_field(ff)
+
+    def focus_next_field(self, current: FormField) -> None:
+        order = [f for f in self.fields() if not f.input.disabled and f.display]
+        if current in order:
+            i = order.index(current)
+            if i + 1 < len(order):
+                order[i + 1].input.focus()
+                return
+        self.focus_next()
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        if isinstance(event.widget, Input):
+            ff = self._owner(event.widget)
+            if ff is not None and not self.saving and ff.input.value.strip():
+                self.validate_field(ff)
+
+    def _owner(self, widget: Input) -> FormField | None:
+        parent = widget.parent
+        return parent if isinstance(parent, FormField) else None
+
+    def validate_field(self, ff: FormField) -> tuple[bool, Any]:
+        ok, value = ff.validate_now()
+        self.after_field(ff.field, ok, value)
+        return ok, value
+
+    def after_field(self, name: str, ok: bool, value: Any) -> None:
+        """Hook: react to a field being filled (fee from category, ...)."""
+
+    # ---------------------------------------------------------------- save
+    def say(self, text: str, *, error: bool = False) -> None:
+        msg = self.query_one("#form-msg", Static)
+        msg.update(text)
+        msg.set_class(error, "error")
+        msg.set_class(not error, "ok")
+
+    def collect(self) -> tuple[dict[str, Any], list[FormField]]:
+        values: dict[str, Any] = {}
+        bad: list[FormField] = []
+        for ff in self.fields():
+            if ff.input.disabled and ff.field not in ("fee",):
+                continue
+            ok, value = ff.validate_now()
+            if ok:
+                values[ff.field] = value
+            else:
+                bad.append(ff)
+        return values, bad
+
+    def show_problems(self, problems: list[FieldProblem]) -> None:
+        lines = []
+        first: FormField | None = None
+        for p in problems:
+            head = _PROBLEM_FIELD.get(p.field.split(".")[0], p.field.split(".")[0])
+            try:
+                ff = self.field(head)
+            except Exception:
+                ff = None
+            if ff is not None:
+                ff.set_problem(p.message)
+                first = first or ff
+            lines.append(problem_text(FieldProblem(head, p.code, p.message), self.lang))  # type: ignore[arg-type]
+        self.say(tr("save.failed", self.lang, err="; ".join(lines)), error=True)  # type: ignore[arg-type]
+        if first is not None:
+            first.input.focus()
+
+    def refuse(self, bad: list[FormField]) -> None:
+        self.say(tr("reg.fix", self.lang), error=True)  # type: ignore[arg-type]
+        bad[0].input.focus()
+
+    def save_failed(self, exc: BaseException) -> None:
+        self.saving = False
+        if isinstance(exc, DomainError):
+            self.show_problems(exc.problems)
+        else:
+            self.say(tr("save.failed", self.lang, err=str(exc)), error=True)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------- payment
+    def apply_fee(self, quote: FeeQuote | None, *, editable: bool) -> None:
+        """Fill the fee from master data; exempt means 0, waived, locked."""
+        fee = self.field("fee")
+        mode = self.field("mode")
+        self.fee_quote = quote
+        if quote is None:
+            fee.input.disabled = False
+            fee.set_hint("")
+            return
+        fee.set_text(f"{quote.due_paise // 100}.{quote.due_paise % 100:02d}")
+        if quote.exempt or quote.due_paise == 0:
+            fee.input.disabled = True
+            mode.set_text("waived")
+            fee.set_hint(tr("reg.fee_exempt", self.lang))  # type: ignore[arg-type]
+        else:
+            fee.input.disabled = not editable
+            if mode.text == "waived":
+                mode.set_text("cash")
+            hint = tr("reg.fee_hint", self.lang, fee=format_paise(quote.price_paise))  # type: ignore[arg-type]
+            if not editable:
+                hint += " · " + tr("reg.fee_locked", self.lang)  # type: ignore[arg-type]
+            fee.set_hint(hint)
+
+    def payment_from(self, values: dict[str, Any], bad: list[FormField]) -> PaymentInput | None:
+        mode = values.get("mode") or "cash"
+        ref = values.get("mode_ref")
+        if mode in MODES_NEEDING_REF and not ref:
+            ff = self.field("mode_ref")
+            what = "UPI transaction id (UTR)" if mode == "upi" else "card slip number"
+            ff.set_problem(f"the {what} is required for a {mode} payment")
+            bad.append(ff)
+            return None
+        fee = values.get("fee")
+        quote = getattr(self, "fee_quote", None)
+        if fee == 0 and quote is not None and not quote.exempt:
+            return None  # nothing due (e.g. a free revisit): no payment to record
+        return PaymentInput(mode=mode, amount_paise=fee, mode_ref=ref)
+
+
+def payment_fields() -> list[FormField]:
+    return [
+        FormField("fee", parser=parsers.rupees, placeholder="0.00"),
+        FormField("mode", parser=parsers.mode, placeholder="cash"),
+        FormField("mode_ref", parser=parsers.text, placeholder=""),
+    ]

@@ -1,0 +1,184 @@
+"""Lab request: pick the patient, pick tests by code or name (fuzzy, as the
+clerk types), see the total from master data, take the payment, print labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Input, Static
+
+from opd_fallback.contract import Test
+from opd_fallback.rules import format_paise
+from opd_fallback.services import PaymentInput
+from opd_fallback.store.patient_index import PatientHit
+from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.screens.form import FormScreen
+from opd_fallback.tui.widgets import parsers
+from opd_fallback.tui.widgets.form_field import FormField
+from opd_fallback.tui.widgets.patient_picker import PatientPicker
+from opd_fallback.tui.widgets.tlabel import TLabel
+
+
+class LabScreen(FormScreen):
+    BINDINGS = [
+        *FormScreen.BINDINGS,
+        Binding("ctrl+d", "remove_test", "Remove last test", id="lab.remove"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tests: list[Test] = []
+        self.matches: list[Test] = []
+        self.visit: str | None = None
+
+    def body(self) -> ComposeResult:
+        with VerticalScroll(classes="form"):
+            yield TLabel("lab.title", classes="title")
+            yield PatientPicker()
+            yield FormField("tests", placeholder="CBC / haemoglobin…")
+            yield Static("", id="test-matches")
+            yield Static("", id="picked-tests")
+            yield FormField("priority", parser=parsers.priority, placeholder="routine")
+            yield FormField("fee", parser=parsers.rupees)
+            yield FormField("mode", parser=parsers.mode, placeholder="cash")
+            yield FormField("mode_ref", parser=parsers.text)
+            yield Static("", id="form-msg")
+
+    def on_mount(self) -> None:
+        self.field("fee").input.disabled = True
+        self.reset()
+
+    def reset(self) -> None:
+        self.query_one(PatientPicker).clear()
+        self.tests, self.matches, self.visit = [], [], None
+        for ff in self.fields():
+            ff.set_text("")
+            ff.set_problem(None)
+        self.field("priority").set_text("routine")
+        self.field("mode").set_text("cash")
+        self._show_tests()
+        self.query_one("#test-matches", Static).update("")
+        self.query_one("#search", Input).focus()
+
+    # ------------------------------------------------------------ patient
+    def on_patient_picker_picked(self, event: PatientPicker.Picked) -> None:
+        hit = event.hit
+        app = self.app
+        app.run_blocking(app.backend.todays_visit, hit, on_done=lambda v: self._got_visit(hit, v),  # type: ignore[attr-defined]
+                         group="visit")
+
+    def _got_visit(self, hit: PatientHit, visit: str | None) -> None:
+        self.visit = visit
+        if visit is None:
+            self.say(tr("lab.no_visit", self.lang), error=True)  # type: ignore[arg-type]
+        else:
+            self.say("")
+        self.field("tests").input.focus()
+
+    # -------------------------------------------------------------- tests
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "in-tests":
+            return
+        query = event.value
+        app = self.app
+        app.run_blocking(app.backend.find_tests, query, on_done=lambda m: self._matches(query, m),  # type: ignore[attr-defined]
+                         group="tests", exclusive=True)
+
+    def _matches(self, query: str, matches: list[Test]) -> None:
+        if query != self.field("tests").text:
+            return
+        self.matches = matches
+        lines = [f"{'→' if i == 0 else ' '} {t.code:<8} {t.name} ({t.sample_type}) {format_paise(t.price_paise)}"
+                 for i, t in enumerate(matches)]
+        self.query_one("#test-matches", Static).update("\n".join(lines))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "in-tests":
+            event.stop()
+            if event.value.strip():
+                self._add_first()
+                return
+            self.field("tests").set_problem(None if self.tests else "choose at least one test")
+            if self.tests:
+                self.focus_next_field(self.field("tests"))
+            return
+        super().on_input_submitted(event)
+
+    def _add_first(self) -> None:
+        query = self.field("tests").text
+        app = self.app
+
+        def done(matches: list[Test]) -> None:
+            if not matches:
+                self.field("tests").set_problem(f"is not a known test code: {query.strip().upper()}")
+                return
+            test = matches[0]
+            if test.code not in {t.code for t in self.tests}:
+                self.tests.append(test)
+            self.field("tests").set_text("")
+            self.field("tests").set_problem(None)
+            self.query_one("#test-matches", Static).update(tr("lab.added", self.lang, code=test.code))  # type: ignore[arg-type]
+            self._show_tests()
+
+        app.run_blocking(app.backend.find_tests, query, on_done=done, group="tests", exclusive=True)  # type: ignore[attr-defined]
+
+    def action_remove_test(self) -> None:
+        if self.tests:
+            self.tests.pop()
+            self._show_tests()
+
+    def _show_tests(self) -> None:
+        total = sum(t.price_paise for t in self.tests)
+        lines = [f"  {t.code:<8} {t.name:<28} {t.sample_type:<8} {format_paise(t.price_paise):>10}" for t in self.tests]
+        lines.append(tr("lab.total", self.lang, total=format_paise(total)) + "   (" + tr("lab.remove", self.lang).replace("F3", "^D") + ")")  # type: ignore[arg-type]
+        self.query_one("#picked-tests", Static).update("\n".join(lines))
+        self.field("fee").set_text(f"{total // 100}.{total % 100:02d}")
+
+    def retranslate(self) -> None:
+        self._show_tests()
+
+    # --------------------------------------------------------------- save
+    def action_save(self) -> None:
+        if self.saving or self.app.session is None:  # type: ignore[attr-defined]
+            return
+        hit = self.query_one(PatientPicker).picked
+        if hit is None:
+            self.say(tr("revisit.select_first", self.lang), error=True)  # type: ignore[arg-type]
+            self.query_one("#search", Input).focus()
+            return
+        if self.visit is None:
+            self.say(tr("lab.no_visit", self.lang), error=True)  # type: ignore[arg-type]
+            return
+        if not self.tests:
+            self.field("tests").set_problem("choose at least one test")
+            self.say(tr("lab.no_tests", self.lang), error=True)  # type: ignore[arg-type]
+            self.field("tests").input.focus()
+            return
+        values, bad = self.collect()
+        values.pop("tests", None)
+        bad = [b for b in bad if b.field != "tests"]
+        payment = self.payment_from(values, bad)
+        if bad:
+            self.refuse(bad)
+            return
+        assert payment is not None
+        payment = PaymentInput(mode=payment.mode, amount_paise=None, mode_ref=payment.mode_ref)
+        codes = [t.code for t in self.tests]
+        visit = self.visit
+        self.saving = True
+        self.say(tr("reg.saving", self.lang))  # type: ignore[arg-type]
+        app = self.app
+        app.run_blocking(  # type: ignore[attr-defined]
+            lambda: app.backend.lab_request(app.session, hit, visit, codes, payment=payment,  # type: ignore[attr-defined]
+                                            priority=values.get("priority") or "routine"),
+            on_done=self.saved, on_error=self.save_failed, group="save",
+        )
+
+    def saved(self, result: Any) -> None:
+        self.saving = False
+        self.reset()
+        self.say(tr("lab.saved", self.lang, ref=result.ref, sample=result.summary["sample"]))  # type: ignore[arg-type]
+        self.app.print_docs(result.docs)  # type: ignore[attr-defined]

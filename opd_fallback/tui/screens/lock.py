@@ -1,0 +1,54 @@
+"""The lock screen: idle time or ctrl+l. The same operator's PIN unlocks and
+returns to exactly where they were; F2 logs in as someone else."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Center, Vertical
+from textual.screen import Screen
+from textual.widgets import Input, Static
+
+from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.state import Session
+from opd_fallback.tui.widgets.status_bar import StatusBar
+from opd_fallback.tui.widgets.tlabel import TLabel
+
+
+class LockScreen(Screen[None]):
+    BINDINGS = [Binding("f2", "switch_operator", "Switch operator", id="lock.switch")]
+
+    def compose(self) -> ComposeResult:
+        session: Session | None = self.app.session  # type: ignore[attr-defined]
+        op = f"{session.name} ({session.operator_id})" if session else ""
+        with Center():
+            with Vertical(id="lock-box", classes="box"):
+                yield TLabel("lock.title", classes="title")
+                yield TLabel("lock.hint", fmt={"op": op}, id="lock-hint")
+                yield TLabel("login.pin")
+                yield Input(id="unlock-pin", password=True, max_length=8)
+                yield Static("", id="lock-msg", classes="error")
+        yield StatusBar(id="status")
+
+    def on_mount(self) -> None:
+        self.query_one("#unlock-pin", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        session: Session | None = self.app.session  # type: ignore[attr-defined]
+        if session is None:
+            return
+        pin = event.value
+        event.input.value = ""
+        app = self.app
+        app.run_blocking(  # type: ignore[attr-defined]
+            app.backend.verify_operator, session.operator_id, pin, on_done=self._checked, group="login"  # type: ignore[attr-defined]
+        )
+
+    def _checked(self, session: Session | None) -> None:
+        if session is None:
+            self.query_one("#lock-msg", Static).update(tr("login.failed", self.app.lang))  # type: ignore[attr-defined]
+            return
+        self.app.pop_screen()
+
+    def action_switch_operator(self) -> None:
+        self.app.logout()  # type: ignore[attr-defined]

@@ -1,0 +1,74 @@
+"""Login: operator id and PIN. The PIN check (a slow hash) runs in a worker."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Center, Vertical
+from textual.screen import Screen
+from textual.widgets import Input, Static
+
+from opd_fallback.errors import DomainError
+from opd_fallback.store.operators import validate_pin
+from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.state import Session
+from opd_fallback.tui.widgets.status_bar import StatusBar
+from opd_fallback.tui.widgets.tlabel import TLabel
+
+
+class LoginScreen(Screen[None]):
+    BINDINGS = [Binding("f10", "submit", "Log in", id="login.submit")]
+
+    def compose(self) -> ComposeResult:
+        with Center(id="login-box-wrap"):
+            with Vertical(id="login-box", classes="box"):
+                yield TLabel("login.title", classes="title")
+                yield TLabel("login.operator")
+                yield Input(id="operator", max_length=64)
+                yield TLabel("login.pin")
+                yield Input(id="pin", password=True, max_length=8)
+                yield Static("", id="login-msg", classes="error")
+        yield TLabel("keys.form", classes="keys", id="keys")
+        yield StatusBar(id="status")
+
+    def on_mount(self) -> None:
+        self.query_one("#operator", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "operator":
+            self.query_one("#pin", Input).focus()
+        else:
+            self.action_submit()
+
+    def _say(self, key: str, error: bool = True) -> None:
+        msg = self.query_one("#login-msg", Static)
+        msg.update(tr(key, self.app.lang))  # type: ignore[attr-defined]
+        msg.set_class(error, "error")
+
+    def action_submit(self) -> None:
+        op_id = self.query_one("#operator", Input).value.strip()
+        pin_in = self.query_one("#pin", Input)
+        if not op_id:
+            self._say("login.need_id")
+            self.query_one("#operator", Input).focus()
+            return
+        try:
+            validate_pin(pin_in.value)
+        except DomainError:
+            self._say("login.pin_format")
+            pin_in.focus()
+            return
+        self._say("login.checking", error=False)
+        app = self.app
+        app.run_blocking(  # type: ignore[attr-defined]
+            app.backend.verify_operator, op_id, pin_in.value, on_done=self._checked, group="login"  # type: ignore[attr-defined]
+        )
+
+    def _checked(self, session: Session | None) -> None:
+        pin_in = self.query_one("#pin", Input)
+        pin_in.value = ""
+        if session is None:
+            self._say("login.failed")
+            pin_in.focus()
+            return
+        self.app.login(session)  # type: ignore[attr-defined]

@@ -1,0 +1,79 @@
+"""The sync queue: ops waiting, synced and flagged, a page at a time, each
+with the reason it waits or was flagged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable
+
+from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
+from opd_fallback.tui.widgets.tlabel import TLabel
+
+PAGE = 50
+FILTERS: dict[str, list[str] | None] = {
+    "waiting": ["pending"],
+    "synced": ["synced"],
+    "flagged": ["rejected", "conflict"],
+    "all": None,
+}
+
+
+class QueueScreen(CounterScreen):
+    HINTS = "keys.list"
+    BINDINGS = [
+        *[b for b in NAV_BINDINGS if b.key not in ("f2", "f3", "f4")],
+        Binding("f2", "filter('waiting')", "Waiting", id="queue.waiting"),
+        Binding("f3", "filter('synced')", "Synced", id="queue.synced"),
+        Binding("f4", "filter('flagged')", "Flagged", id="queue.flagged"),
+        Binding("pagedown", "page(1)", "Next page", id="queue.next"),
+        Binding("pageup", "page(-1)", "Previous page", id="queue.prev"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = "waiting"
+        self.page = 0
+        self.total = 0
+
+    def body(self) -> ComposeResult:
+        with Vertical(classes="form"):
+            yield TLabel("queue.title", classes="title")
+            yield TLabel("queue.page", fmt={"page": "1/1", "state": self.state}, id="queue-page")
+            table: DataTable[Any] = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+            yield table
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("Seq", "Kind", "State", "Record", "Recorded", "Reason")
+        self.query_one(DataTable).focus()
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    def action_filter(self, state: str) -> None:
+        self.state, self.page = state, 0
+        self.load()
+
+    def action_page(self, delta: int) -> None:
+        pages = max(1, -(-self.total // PAGE))
+        self.page = min(max(0, self.page + delta), pages - 1)
+        self.load()
+
+    def load(self) -> None:
+        app = self.app
+        app.run_blocking(app.backend.queue_page, FILTERS[self.state], self.page * PAGE, PAGE,  # type: ignore[attr-defined]
+                         on_done=self._show, group="queue", exclusive=True)
+
+    def _show(self, result: tuple[list[Any], int]) -> None:
+        rows, self.total = result
+        table = self.query_one(DataTable)
+        table.clear()
+        for r in rows:
+            table.add_row(str(r.seq), r.kind, r.state, r.record_ref or "", r.recorded_at[:16].replace("T", " "),
+                          r.reason if r.state != "synced" else "")
+        pages = max(1, -(-self.total // PAGE))
+        self.query_one("#queue-page", TLabel).set_key("queue.page", page=f"{self.page + 1}/{pages}", state=self.state)

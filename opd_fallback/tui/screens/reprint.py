@@ -1,0 +1,75 @@
+"""Reprint any slip, receipt or label from the print spool (failed ones marked)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Input, Static
+
+from opd_fallback.printing.spool import SpoolEntry
+from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.screens.base import CounterScreen
+from opd_fallback.tui.widgets.tlabel import TLabel
+
+
+class ReprintScreen(CounterScreen):
+    HINTS = "keys.list"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[SpoolEntry] = []
+
+    def body(self) -> ComposeResult:
+        with Vertical(classes="form"):
+            yield TLabel("reprint.title", classes="title")
+            yield Input(id="reprint-filter", placeholder="offline no. / receipt / sample id")
+            table: DataTable[Any] = DataTable(id="spool", cursor_type="row", zebra_stripes=True)
+            yield table
+            yield Static("", id="form-msg")
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("Kind", "Number", "Time", "Printed")
+        self.query_one(Input).focus()
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        spool = self.app.spool  # type: ignore[attr-defined]
+        if spool is None:
+            return
+        query = self.query_one(Input).value
+        self.app.run_blocking(lambda: spool.entries(query=query), on_done=self._show, group="spool", exclusive=True)  # type: ignore[attr-defined]
+
+    def _show(self, entries: list[SpoolEntry]) -> None:
+        self.entries = entries
+        table = self.query_one(DataTable)
+        table.clear()
+        for e in entries:
+            printed = "✓" if e.printed else f"✗ {tr('reprint.failed_mark', self.lang)}"  # type: ignore[arg-type]
+            table.add_row(e.kind, e.ref, e.created_at[:16].replace("T", " "), printed)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.load()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if self.entries:
+            self.query_one(DataTable).focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if not 0 <= event.cursor_row < len(self.entries):
+            return
+        entry = self.entries[event.cursor_row]
+        app = self.app
+        spool = app.spool  # type: ignore[attr-defined]
+        doc = spool.load(entry.path)
+
+        def done(errors: list[str]) -> None:
+            if not errors:
+                self.query_one("#form-msg", Static).update(tr("reprint.done", self.lang, title=doc.title))  # type: ignore[arg-type]
+            self.load()
+
+        app.print_docs([doc], on_done=done)  # type: ignore[attr-defined]

@@ -1,0 +1,93 @@
+"""Void a payment: receipt number, reason, and a supervisor's ID and PIN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from opd_fallback import rules
+from opd_fallback.store.operators import validate_pin
+from opd_fallback.errors import DomainError
+from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.screens.form import FormScreen
+from opd_fallback.tui.widgets import parsers
+from opd_fallback.tui.widgets.form_field import FormField
+from opd_fallback.tui.widgets.tlabel import TLabel
+
+
+def _pin(text: str) -> str:
+    try:
+        return validate_pin(text)
+    except DomainError as exc:
+        raise ValueError(exc.problems[0].message) from None
+
+
+def _reason(text: str) -> str:
+    value = rules.optional_text(text)
+    if not value:
+        raise ValueError("is required")
+    return value
+
+
+class VoidScreen(FormScreen):
+    def body(self) -> ComposeResult:
+        with VerticalScroll(classes="form"):
+            yield TLabel("void.title", classes="title")
+            yield FormField("receipt_no", parser=lambda t: rules.clean_text(t).upper(), required=True)
+            yield Static("", id="payment-info")
+            yield FormField("reason", parser=_reason, required=True, max_length=200)
+            yield FormField("supervisor", parser=parsers.text, required=True)
+            yield FormField("supervisor_pin", parser=_pin, required=True, password=True, max_length=8)
+            yield Static("", id="form-msg")
+
+    def on_mount(self) -> None:
+        self.field("receipt_no").input.focus()
+
+    def after_field(self, name: str, ok: bool, value: Any) -> None:
+        if name == "receipt_no" and ok and value:
+            app = self.app
+            app.run_blocking(app.backend.find_payment, value, on_done=self._show_payment, group="lookup")  # type: ignore[attr-defined]
+
+    def _show_payment(self, info: dict[str, Any] | None) -> None:
+        box = self.query_one("#payment-info", Static)
+        if info is None:
+            self.field("receipt_no").set_problem("no such payment at this counter")
+            box.update("")
+            return
+        state = " — ALREADY VOIDED" if info["voided"] else ""
+        box.update(f"  {info['patient_name']} · {rules.format_paise(info['amount_paise'])} · {info['mode']} · "
+                   f"{info['created_at'][:16]}{state}")
+
+    def action_save(self) -> None:
+        if self.saving or self.app.session is None:  # type: ignore[attr-defined]
+            return
+        values, bad = self.collect()
+        if bad:
+            self.refuse(bad)
+            return
+        self.saving = True
+        app = self.app
+        self.field("supervisor_pin").set_text("")
+        app.run_blocking(  # type: ignore[attr-defined]
+            app.backend.void, app.session, values["receipt_no"], values["reason"],  # type: ignore[attr-defined]
+            values["supervisor"], values["supervisor_pin"], on_done=self.saved, on_error=self.save_failed, group="save",
+        )
+
+    def save_failed(self, exc: BaseException) -> None:
+        super().save_failed(exc)
+        if isinstance(exc, DomainError) and exc.code == "not_supervisor":
+            self.say(tr("void.not_supervisor", self.lang), error=True)  # type: ignore[arg-type]
+            self.field("supervisor").input.focus()
+
+    def saved(self, result: Any) -> None:
+        self.saving = False
+        for ff in self.fields():
+            ff.set_text("")
+            ff.set_problem(None)
+        self.query_one("#payment-info", Static).update("")
+        self.say(tr("void.done", self.lang, receipt=result.ref))  # type: ignore[arg-type]
+        self.field("receipt_no").input.focus()
+        self.app.print_docs(result.docs)  # type: ignore[attr-defined]

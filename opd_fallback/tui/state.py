@@ -1,0 +1,34 @@
+"""Plain in-memory state shared by the screens (no Textual, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class StatusModel:
+    """What the status bar shows; replaced by the status worker."""
+
+    hospital: str = ""
+    device_id: str = ""
+    operator: str | None = None
+    central: bool | None = None  # None: no server configured
+    probed: bool = False
+    ops_waiting: int = 0
+    oldest_age_s: float | None = None
+    ops_flagged: int = 0
+    last_sync: str | None = None
+    sync_progress: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Session:
+    """The logged-in operator."""
+
+    operator_id: str
+    name: str
+    role: str
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == "supervisor"

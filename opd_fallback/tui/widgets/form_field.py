@@ -1,0 +1,126 @@
+"""One labelled input with its inline error, validated as the clerk moves on.
+
+The parser is a domain rule (``rules.mobile`` and friends): it returns the
+canonical value or raises ``ValueError`` with the clerk's sentence, which is
+shown under the field in the current language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.suggester import Suggester
+from textual.widgets import Input, Static
+
+from opd_fallback.tui.i18n import field_label, message, tr
+from opd_fallback.tui.widgets.tlabel import TLabel
+
+Parser = Callable[[str], Any]
+
+
+class FormField(Horizontal):
+    """``FormField("mobile", parser=rules.mobile)``; ``value()`` parses, shows
+    the problem and returns ``(ok, value)``."""
+
+    DEFAULT_CSS = """
+    FormField { height: auto; }
+    FormField > TLabel { width: 26; padding: 1 1 0 0; }
+    FormField > Input { width: 1fr; }
+    FormField > .error { width: 2fr; padding: 1 0 0 1; color: $error; }
+    FormField > .hint { width: 2fr; padding: 1 0 0 1; color: $text-muted; }
+    """
+
+    def __init__(
+        self,
+        field: str,
+        *,
+        parser: Parser | None = None,
+        required: bool = False,
+        label_key: str | None = None,
+        placeholder: str = "",
+        password: bool = False,
+        suggester: Suggester | None = None,
+        max_length: int = 0,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id or f"ff-{field}")
+        self.field = field
+        self.parser = parser
+        self.required = required
+        self.label_key = label_key or f"field.{field}"
+        self._placeholder = placeholder
+        self._password = password
+        self._suggester = suggester
+        self._max_length = max_length
+        self.problem: str | None = None  # English sentence
+        self.hint: str = ""
+
+    def compose(self) -> ComposeResult:
+        yield TLabel(self.label_key)
+        yield Input(
+            placeholder=self._placeholder,
+            password=self._password,
+            suggester=self._suggester,
+            max_length=self._max_length,
+            id=f"in-{self.field}",
+        )
+        yield Static("", classes="error")
+
+    @property
+    def input(self) -> Input:
+        return self.query_one(Input)
+
+    @property
+    def text(self) -> str:
+        return self.input.value
+
+    def set_text(self, text: str) -> None:
+        self.input.value = text
+
+    def validate_now(self) -> tuple[bool, Any]:
+        """Parse the text; remember and show the problem (or clear it)."""
+        raw = self.input.value
+        self.problem = None
+        value: Any = None
+        if not raw.strip():
+            if self.required:
+                self.problem = "is required"
+        elif self.parser is not None:
+            try:
+                value = self.parser(raw)
+            except ValueError as exc:
+                self.problem = str(exc)
+        else:
+            value = raw.strip()
+        self.show()
+        return self.problem is None, value
+
+    def set_problem(self, text: str | None) -> None:
+        self.problem = text
+        self.show()
+
+    def set_hint(self, text: str) -> None:
+        self.hint = text
+        self.show()
+
+    def show(self) -> None:
+        lang = getattr(self.app, "lang", "en")
+        err = self.query_one(".error", Static)
+        if self.problem:
+            err.update(f"✗ {field_label(self.field, lang)}: {message(self.problem, lang)}")
+            err.set_class(False, "hint")
+            self.input.add_class("-invalid")
+        else:
+            err.update(self.hint)
+            err.set_class(bool(self.hint), "hint")
+            self.input.remove_class("-invalid")
+
+    def retranslate(self) -> None:
+        self.show()
+
+
+def required_text(lang: str) -> str:
+    return tr("common.required", lang)  # type: ignore[arg-type]

@@ -1,0 +1,112 @@
+"""Find a patient as the clerk types: uhid, offline number, mobile or name,
+over the local patient index and today's registrations (search in a worker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import DataTable, Input, Static
+
+from opd_fallback.store.patient_index import PatientHit
+from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.widgets.tlabel import TLabel
+
+
+class PatientPicker(Vertical):
+    DEFAULT_CSS = """
+    PatientPicker { height: auto; }
+    PatientPicker > #search-row { height: 1; }
+    PatientPicker #search { width: 1fr; }
+    PatientPicker #picked { height: 1; color: $success; text-style: bold; }
+    """
+
+    class Picked(Message):
+        def __init__(self, hit: PatientHit) -> None:
+            super().__init__()
+            self.hit = hit
+
+    def __init__(self, *, id: str | None = "picker") -> None:
+        super().__init__(id=id)
+        self.hits: list[PatientHit] = []
+        self.picked: PatientHit | None = None
+        self._timer: Timer | None = None
+        self._asked = ""
+
+    def compose(self) -> ComposeResult:
+        yield TLabel("field.search")
+        yield Input(id="search", placeholder="UHID / C07-… / 98765… / name")
+        table: DataTable[Any] = DataTable(id="results", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="picked")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("UHID / offline no.", "Name", "Age/Sex", "Guardian", "Mobile", "District")
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "search":
+            return
+        event.stop()
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(0.12, self._search)
+
+    def _search(self) -> None:
+        query = self.query_one("#search", Input).value
+        self._asked = query
+        app = self.app
+        app.run_blocking(app.backend.search_patients, query, on_done=lambda hits: self._show(query, hits),  # type: ignore[attr-defined]
+                         group="search", exclusive=True)
+
+    def _show(self, query: str, hits: list[PatientHit]) -> None:
+        if query != self._asked:
+            return  # a newer search is on its way
+        self.hits = hits
+        table = self.query_one(DataTable)
+        table.clear()
+        for h in hits:
+            table.add_row(
+                h.uhid or h.local_ref or "", h.name, f"{h.age_years if h.age_years is not None else '?'}/{h.sex or '?'}",
+                h.guardian_name or "", h.mobile or "", h.district or "",
+            )
+        if not hits and query.strip():
+            self.query_one("#picked", Static).update(tr("revisit.none", self.app.lang))  # type: ignore[attr-defined]
+        elif self.picked is None:
+            self.query_one("#picked", Static).update(tr("revisit.pick", self.app.lang))  # type: ignore[attr-defined]
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "search":
+            return
+        event.stop()
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        if self.hits:
+            self.query_one(DataTable).focus()
+        else:
+            self._search()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        index = event.cursor_row
+        if 0 <= index < len(self.hits):
+            self.pick(self.hits[index])
+
+    def pick(self, hit: PatientHit) -> None:
+        self.picked = hit
+        ref = hit.uhid or hit.local_ref or ""
+        self.query_one("#picked", Static).update(
+            "✓ " + tr("revisit.selected", self.app.lang, name=f"{hit.name} · {ref}")  # type: ignore[attr-defined]
+        )
+        self.post_message(self.Picked(hit))
+
+    def clear(self) -> None:
+        self.picked = None
+        self.hits = []
+        self.query_one("#search", Input).value = ""
+        self.query_one(DataTable).clear()
+        self.query_one("#picked", Static).update("")

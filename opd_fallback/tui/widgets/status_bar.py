@@ -1,0 +1,76 @@
+"""The always-visible status line: hospital and device, operator, central
+online/offline, ops waiting and the oldest one's age, ops needing a person,
+last sync, the clock. It only reads ``app.status`` (kept fresh by a worker),
+so rendering never touches the disk or the network."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.state import StatusModel
+
+
+def human_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
+def render_status(model: StatusModel, lang: str, now: datetime) -> Text:
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append(f" {model.hospital} · {model.device_id} ", style="bold")
+    op = tr("status.operator", lang, op=model.operator) if model.operator else tr("status.no_operator", lang)  # type: ignore[arg-type]
+    out.append(f"│ {op} ")
+    if model.central is None:
+        out.append(f"│ {tr('status.no_server', lang)} ", style="dim")  # type: ignore[arg-type]
+    elif model.central:
+        out.append(f"│ {tr('status.online', lang)} ", style="bold green")  # type: ignore[arg-type]
+    elif model.probed:
+        out.append(f"│ {tr('status.offline', lang)} ", style="bold red")  # type: ignore[arg-type]
+    else:
+        out.append(f"│ {tr('status.unknown', lang)} ", style="dim")  # type: ignore[arg-type]
+    waiting = tr("status.waiting", lang, n=model.ops_waiting)  # type: ignore[arg-type]
+    if model.ops_waiting and model.oldest_age_s is not None:
+        waiting += " (" + tr("status.oldest", lang, age=human_age(model.oldest_age_s)) + ")"  # type: ignore[arg-type]
+    out.append(f"│ {waiting} ")
+    out.append(
+        f"│ {tr('status.flagged', lang, n=model.ops_flagged)} ",  # type: ignore[arg-type]
+        style="bold yellow" if model.ops_flagged else "",
+    )
+    if model.sync_progress is not None:
+        done, total = model.sync_progress
+        out.append(f"│ {tr('status.syncing', lang, done=done, total=total)} ", style="cyan")  # type: ignore[arg-type]
+    else:
+        when = model.last_sync or tr("status.never", lang)  # type: ignore[arg-type]
+        out.append(f"│ {tr('status.last_sync', lang, when=when)} ")  # type: ignore[arg-type]
+    out.append(f"│ {now.strftime('%d-%m %H:%M:%S')} ", style="bold")
+    return out
+
+
+class StatusBar(Static):
+    """Refreshes itself every second from the app's in-memory status model."""
+
+    DEFAULT_CSS = """
+    StatusBar { dock: bottom; height: 1; background: $panel; color: $text; }
+    """
+
+    def on_mount(self) -> None:
+        self.tick()
+        self.set_interval(1.0, self.tick)
+
+    def tick(self) -> None:
+        app = self.app
+        model: StatusModel = getattr(app, "status", StatusModel())
+        now = app.now() if hasattr(app, "now") else datetime.now()  # type: ignore[attr-defined]
+        self.update(render_status(model, getattr(app, "lang", "en"), now))

@@ -1,0 +1,90 @@
+"""A real counter for the UI tests: a SQLite store in tmp_path with the demo
+master data, an operator and a supervisor, and the file printer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+import opd_fallback.central as central_pkg
+from opd_fallback.clock import IST, now_iso
+from opd_fallback.store.engine import Store, open_store
+from opd_fallback.store.operators import add_operator
+from opd_fallback.store.tables import MasterDataCache
+from opd_fallback.tui.app import CounterApp, create_app
+from opd_fallback.tui.backend import StoreBackend
+
+MASTER = Path(central_pkg.__file__).parent / "demo_master_data.json"
+OPERATOR, OPERATOR_PIN = "op1", "1234"
+SUPERVISOR, SUPERVISOR_PIN = "sup1", "9999"
+
+
+def put_master_data(store: Store) -> None:
+    body = MASTER.read_text(encoding="utf-8")
+    with store.write() as s:
+        s.merge(MasterDataCache(id=1, version=json.loads(body)["version"], etag=None, body=body, fetched_at=now_iso()))
+
+
+@pytest.fixture(scope="session")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One seeded database file, copied per test (PIN hashing is slow on purpose)."""
+    path = tmp_path_factory.mktemp("seed") / "counter.db"
+    store = open_store(path)
+    put_master_data(store)
+    add_operator(store, OPERATOR, "Asha Verma", OPERATOR_PIN)
+    add_operator(store, SUPERVISOR, "Suresh Singh", SUPERVISOR_PIN, role="supervisor")
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    return path
+
+
+@pytest.fixture
+def store(seeded_db: Path, tmp_path: Path) -> Store:
+    path = tmp_path / "counter.db"
+    path.write_bytes(seeded_db.read_bytes())
+    s = open_store(path)
+    yield s
+    s.close()
+
+
+FIXED_NOW = datetime(2026, 11, 26, 10, 30, 0, tzinfo=IST)
+
+
+@pytest.fixture
+def make_app(store: Store, tmp_path: Path) -> Callable[..., CounterApp]:
+    def make(**kwargs: Any) -> CounterApp:
+        backend = StoreBackend(store, device_id="C07", hospital="KGMU Lucknow")
+        kwargs.setdefault("print_dir", tmp_path / "prints")
+        kwargs.setdefault("spool_dir", tmp_path / "spool")
+        return create_app(backend, **kwargs)
+
+    return make
+
+
+async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
+    """Let workers finish and their callbacks (which may start workers) run."""
+    for _ in range(rounds):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    """Type like a clerk; space and non-ASCII go in as their characters."""
+    for ch in text:
+        await pilot.press("space" if ch == " " else ch)
+
+
+async def login(pilot: Pilot[Any], op: str = OPERATOR, pin: str = OPERATOR_PIN) -> None:
+    await type_text(pilot, op)
+    await pilot.press("enter")
+    await type_text(pilot, pin)
+    await pilot.press("enter")
+    await settle(pilot)
