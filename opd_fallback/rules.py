@@ -18,7 +18,7 @@ _SPACES = re.compile(r"\s+")
 # as written in English: "Mohd. Ali", "D'Souza", "Ram-Prasad".
 _LATIN_NAME = re.compile(r"^[A-Za-z\u00C0-\u024F][A-Za-z\u00C0-\u024F .'\-]*$")
 _MOBILE_JUNK = re.compile(r"[\s\-().]")
-_DIGITS = re.compile(r"^\d+$")
+_DIGITS = re.compile(r"^[0-9]+\Z")  # ASCII only: \d would accept Devanagari digits
 
 SEXES = ("M", "F", "O")
 GUARDIAN_RELATIONS = ("S/O", "D/O", "W/O", "C/O")

@@ -40,7 +40,7 @@ def check_pin(pin: str, stored: str) -> bool:
 
 
 def validate_pin(pin: str) -> str:
-    if not re.fullmatch(r"\d{4,8}", pin or ""):
+    if not re.fullmatch(r"[0-9]{4,8}", pin or ""):
         raise DomainError.field("pin", "must be 4 to 8 digits", code="bad_pin")
     return pin
 
