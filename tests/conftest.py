@@ -1,0 +1,56 @@
+"""Generic fixtures: a real counter database in tmp_path and its services.
+Parts keep their own fixtures in their own test directories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from opd_fallback.clock import now_iso
+from opd_fallback.services import CounterService
+from opd_fallback.store import Store, open_store
+from opd_fallback.store.tables import MasterDataCache
+
+SMALL_MASTER_DATA: dict[str, Any] = {
+    "version": "test-1",
+    "departments": [
+        {"code": "MED", "name": "General Medicine", "units": [{"code": "MED-U1", "name": "Unit I"}]},
+        {"code": "SURG", "name": "General Surgery", "units": []},
+    ],
+    "tests": [
+        {"code": "CBC", "name": "Complete Blood Count", "sample_type": "EDTA", "price_paise": 15000},
+        {"code": "LFT", "name": "Liver Function Tests", "sample_type": "Serum", "price_paise": 40000},
+    ],
+    "fees": [
+        {"code": "OPD-NEW", "name": "OPD registration", "price_paise": 1000},
+        {"code": "OPD-REVISIT", "name": "OPD revisit", "price_paise": 0},
+    ],
+}
+
+
+def put_master_data(store: Store, data: dict[str, Any] | None = None) -> None:
+    """What a refresh from central would leave in the store."""
+    body = orjson.dumps(data or SMALL_MASTER_DATA).decode()
+    version = (data or SMALL_MASTER_DATA)["version"]
+    with store.write() as s:
+        s.merge(MasterDataCache(id=1, version=version, etag=None, body=body, fetched_at=now_iso()))
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[Store]:  # noqa: ANN001
+    st = open_store(tmp_path / "counter.db")
+    yield st
+    st.close()
+
+
+@pytest.fixture
+def svc(store: Store) -> CounterService:
+    return CounterService(store, "C07")
+
+
+@pytest.fixture
+def with_master_data() -> Callable[..., None]:
+    return put_master_data
