@@ -316,3 +316,68 @@ def test_patient_record_keeps_central_values_after_merge(store: Store, svc: Coun
     rs.merge(rs.authenticate("sup1", "2222"), saved.op_id, {"district": "central"})
     with store.read() as s:
         assert s.exec(text("SELECT district FROM patient")).one()[0] == "Agra"  # type: ignore[call-overload]
+
+
+# --------------------------------------------------------------------------- CLI
+def _cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    import typer
+    from typer.testing import CliRunner
+
+    from opd_fallback.cli.review import review_app
+    from opd_fallback.config import load_settings, write_config
+
+    monkeypatch.setenv("OPD_DATA_DIR", str(tmp_path))
+    write_config(load_settings(), {"device_id": "C07", "hospital": "KGMU"})
+    root = typer.Typer()
+    root.add_typer(review_app, name="review")
+    runner = CliRunner()
+    return runner, lambda *args, stdin=None: runner.invoke(root, ["review", *args], input=stdin)
+
+
+def test_cli_list_show_resolve_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store,
+                                       svc: CounterService) -> None:
+    _runner, run = _cli(tmp_path, monkeypatch)
+    assert "Nothing waits" in run("list").output
+    reg = registered(svc)
+    flag(store, reg.patient.op_id, "conflict", "conflict",
+         {"code": "possible_duplicate", "message": "1", "candidates": [CANDIDATE]})
+    out = run("list", "--json")
+    assert out.exit_code == 0, out.output
+    body = orjson.loads(out.output)
+    assert body["count"] == 1 and body["items"][0]["op_id"] == reg.patient.op_id
+    shown = run("show", reg.patient.local_ref)
+    assert shown.exit_code == 0 and "* Name" in shown.output and "  Mobile" in shown.output
+    refused = run("resolve", reg.patient.op_id, "--link", "KGMU000000001", "--supervisor", "clerk1",
+                  "--pin-stdin", stdin="1111\n")
+    assert refused.exit_code == 1 and "not a supervisor" in refused.output
+    both = run("resolve", reg.patient.op_id, "--create-new", "--retry", "--supervisor", "sup1")
+    assert both.exit_code == 1 and "exactly one" in both.output
+    ok = run("resolve", reg.patient.op_id, "--link", "KGMU000000001", "--supervisor", "sup1",
+             "--pin-stdin", "--note", "checked the slip", stdin="2222\n")
+    assert ok.exit_code == 0, ok.output
+    assert get(store, reg.patient.op_id).state == "pending"
+    hist = run("history")
+    assert "review.link" in hist.output and "sup1" in hist.output and "checked the slip" in hist.output
+    assert "review.refused" in hist.output
+
+
+def test_cli_correct_and_cancel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Store,
+                                svc: CounterService) -> None:
+    _runner, run = _cli(tmp_path, monkeypatch)
+    reg = _rejected_registration(store, svc)
+    bad = run("resolve", reg.patient.op_id, "--correct", "age_years=abc", "--supervisor", "sup1",
+              "--pin-stdin", stdin="2222\n")
+    assert bad.exit_code == 1 and "whole number" in bad.output
+    ok = run("resolve", reg.patient.op_id, "--correct", "mobile=9123456780", "--correct", "age_years=41",
+             "--supervisor", "sup1", "--pin-stdin", stdin="2222\n")
+    assert ok.exit_code == 0, ok.output
+    new_id = ok.output.split("new op: ")[1].strip()
+    assert orjson.loads(get(store, new_id).payload)["age_years"] == 41
+    flag(store, reg.payment.op_id, "rejected", "rejected", {"code": "unknown_reference", "message": "x"})
+    nomoney = run("resolve", reg.payment.op_id, "--cancel", "--reason", "duplicate receipt",
+                  "--supervisor", "sup1", "--pin-stdin", stdin="2222\n")
+    assert nomoney.exit_code == 1 and "money" in nomoney.output
+    ok = run("resolve", reg.payment.op_id, "--cancel", "--reason", "duplicate receipt", "--money",
+             "refunded in cash", "--supervisor", "sup1", "--pin-stdin", stdin="2222\n")
+    assert ok.exit_code == 0, ok.output
+    assert get(store, reg.payment.op_id).state == "cancelled"
