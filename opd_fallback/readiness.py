@@ -1,0 +1,129 @@
+"""Is this counter ready to take new work? (After a restore it is not, until checked.)
+
+A database restored from a backup is older than what central already holds
+from this device: the backup's ``seq`` counter may be below numbers already
+printed on slips and receipts. So :func:`mark_restored` sets the
+``needs_seq_check`` flag in Meta (services refuse writes while it is set) and
+abandons free reserved ids; :func:`check_with_central` asks central for this
+device's ``max_seq`` (``GET /api/v1/devices/me``), raises the seq floor above
+it and clears the flag. When central cannot be reached a supervisor either
+waits, or moves the counter to a new device id with :func:`move_to_new_device`
+(a new id means new offline numbers, so none can collide with the old ones).
+
+No HTTP here: the caller passes a client (anything with ``device_me()``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+from opd_fallback.clock import now_iso
+from opd_fallback.contract import DeviceInfo
+from opd_fallback.store import audit, meta, numbers, reserved
+from opd_fallback.store.engine import Store
+
+PREVIOUS_DEVICE_IDS = "previous_device_ids"
+LAST_SEQ_CHECK = "last_seq_check"
+
+
+class DeviceMe(Protocol):
+    def device_me(self) -> DeviceInfo: ...
+
+
+@dataclass(frozen=True)
+class SeqCheck:
+    """What a seq check found and did."""
+
+    device_id: str
+    central_max_seq: int
+    local_seq_before: int
+    local_seq_after: int
+    abandoned_ids: int
+
+    @property
+    def raised(self) -> bool:
+        return self.local_seq_after > self.local_seq_before
+
+
+def is_ready(store: Store) -> tuple[bool, str]:
+    """``(True, "")`` when the counter may take new work, else ``(False, why)`` in words."""
+    with store.read() as s:
+        hold = meta.get(s, meta.NEEDS_SEQ_CHECK)
+    if not hold:
+        return True, ""
+    return False, (
+        f"this counter was restored from a backup ({hold}) and must check its numbers with central "
+        "before taking new work: connect to central and run 'opd-fallback nightly' (or sync), "
+        "or a supervisor moves it to a new device id ('opd-fallback restore ... --new-device-id C08')"
+    )
+
+
+def mark_restored(store: Store, *, source: str, actor: str = "system") -> int:
+    """Flag a just-restored database not ready and abandon its free reserved ids.
+
+    Returns how many reserved ids were abandoned (they may have been used
+    after the backup was taken, so they are never used again).
+    """
+    reason = f"restored from {source} at {now_iso()}"
+    with store.write() as s:
+        meta.put(s, meta.NEEDS_SEQ_CHECK, reason)
+        abandoned = reserved.abandon_free(s)
+        audit.record(s, actor, "store.restore", source, abandoned_ids=abandoned, reason=reason)
+    return abandoned
+
+
+def check_with_central(store: Store, client: DeviceMe, *, actor: str = "system") -> SeqCheck:
+    """Ask central for this device's ``max_seq``, continue above it, clear the flag.
+
+    Safe to call at any time (it never lowers anything); the sync engine may
+    call it before every run. Raises whatever the client raises when central
+    cannot be reached, leaving the flag set.
+    """
+    info = client.device_me()
+    with store.write() as s:
+        before = numbers.peek(s, numbers.SEQ)
+        after = numbers.raise_floor(s, numbers.SEQ, info.max_seq)
+        abandoned = 0
+        hold = meta.get(s, meta.NEEDS_SEQ_CHECK)
+        if hold:
+            abandoned = reserved.abandon_free(s)
+            meta.delete(s, meta.NEEDS_SEQ_CHECK)
+            audit.record(s, actor, "store.seq_check", info.device_id, central_max_seq=info.max_seq,
+                         seq_before=before, seq_after=after, abandoned_ids=abandoned, was=hold)
+        meta.put(s, LAST_SEQ_CHECK, orjson.dumps({
+            "at": now_iso(), "device_id": info.device_id, "central_max_seq": info.max_seq, "seq": after,
+        }).decode())
+    return SeqCheck(info.device_id, info.max_seq, before, after, abandoned)
+
+
+def ensure_ready(store: Store, client: DeviceMe, *, actor: str = "system") -> SeqCheck | None:
+    """Run the seq check only when the flag is set (cheap when the counter is ready)."""
+    ready, _ = is_ready(store)
+    return None if ready else check_with_central(store, client, actor=actor)
+
+
+def move_to_new_device(store: Store, old_device_id: str, new_device_id: str, *, actor: str) -> None:
+    """A supervisor's decision when central cannot be reached after a restore.
+
+    The counter continues as ``new_device_id`` (its numbers begin with the new
+    id, so none can repeat the old device's); the caller writes the new id and
+    its token into the counter's config. Ops already queued keep the old
+    device id: they sync later with the old device's token.
+    """
+    new = new_device_id.strip().upper()
+    if not new or new == old_device_id:
+        raise ValueError("give a new device id, different from the current one")
+    with store.write() as s:
+        old_list = orjson.loads(meta.get(s, PREVIOUS_DEVICE_IDS) or "[]")
+        if new in old_list:
+            raise ValueError(f"{new} was used by this database before; choose a device id never used")
+        if old_device_id and old_device_id not in old_list:
+            old_list.append(old_device_id)
+        meta.put(s, PREVIOUS_DEVICE_IDS, orjson.dumps(old_list).decode())
+        hold = meta.get(s, meta.NEEDS_SEQ_CHECK)
+        meta.delete(s, meta.NEEDS_SEQ_CHECK)
+        reserved.abandon_free(s)
+        audit.record(s, actor, "store.new_device_id", new, old_device_id=old_device_id, was=hold)

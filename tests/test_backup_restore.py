@@ -1,0 +1,186 @@
+"""Backup (online API, integrity check, rotation) and restore (refusals, readiness)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from opd_fallback import readiness
+from opd_fallback.clock import IST
+from opd_fallback.errors import DomainError
+from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.store import backup, outbox
+from opd_fallback.store.engine import Store, open_store
+
+PATIENT = {"name": "Ram Kumar", "sex": "M", "age_years": 40}
+
+
+def _register(store: Store, n: int, device: str = "C07") -> list[str]:
+    svc = CounterService(store, device)
+    refs = []
+    for i in range(n):
+        reg = svc.register_new("op-1", {**PATIENT, "name": f"Ram Kumar {chr(65 + i % 26)}"}, department="MED",
+                               payment=PaymentInput(mode="cash", amount_paise=1000 + i))
+        refs.append(reg.patient.local_ref)
+    return refs
+
+
+def _dump(path: Path) -> dict[str, list[tuple]]:
+    """Every row of the tables that matter, to compare two databases."""
+    conn = sqlite3.connect(path)
+    try:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                for t in ("op", "patient", "visit", "payment", "counter", "id_reservation", "audit_log")}
+    finally:
+        conn.close()
+
+
+def _mark_some_synced(store: Store, k: int) -> None:
+    with store.write() as s:
+        for op in outbox.pending(s, limit=k):
+            op.state, op.last_status, op.synced_at = "synced", "applied", op.updated_at
+            s.add(op)
+
+
+def test_backup_round_trip_mid_queue_loses_nothing(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "counter.db")
+    _register(store, 20)
+    _mark_some_synced(store, 25)  # part of the queue synced, the rest pending
+    with store.read() as s:
+        states = outbox.counts_by_state(s)
+    assert states["synced"] == 25 and states["pending"] == 35
+    res = backup.backup(store.path, tmp_path / "backups", keep=3, device_id="C07")
+    assert res.ok and res.integrity == "ok" and res.path.name.startswith("counter-C07-")
+    assert res.facts.ops == 60 and res.facts.pending == 35 and res.facts.max_seq == 60
+    before = _dump(store.path)
+    store.close()
+
+    # a new PC: no database at all
+    new_db = tmp_path / "newpc" / "counter.db"
+    out = backup.restore(res.path, new_db)
+    assert out.replaced_saved_as is None
+    restored = open_store(new_db)
+    readiness.mark_restored(restored, source=str(res.path))
+    after = _dump(new_db)
+    for table in ("op", "patient", "visit", "payment", "counter", "id_reservation"):
+        assert after[table] == before[table], table
+    with restored.read() as s:
+        assert outbox.counts_by_state(s)["pending"] == 35
+        assert [o.seq for o in outbox.pending(s)] == list(range(26, 61))
+
+
+def test_backup_while_the_counter_is_writing_is_consistent(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "counter.db")
+    _register(store, 3)
+    # an open write transaction that is not committed must not appear in the copy
+    with store.write() as s:
+        s.execute(text("INSERT INTO counter(name, value) VALUES ('uncommitted', 1)"))
+        res = backup.backup(store.path, tmp_path / "backups", keep=2)
+    assert res.ok and res.facts.ops == 9
+    conn = sqlite3.connect(res.path)
+    assert conn.execute("SELECT count(*) FROM counter WHERE name='uncommitted'").fetchone()[0] == 0
+    conn.close()
+
+
+def test_rotation_keeps_the_newest(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "counter.db")
+    _register(store, 1)
+    t0 = datetime(2026, 11, 1, 23, 30, tzinfo=IST)
+    made = [backup.backup(store.path, tmp_path / "b", keep=3, when=t0 + timedelta(days=i)).path for i in range(5)]
+    left = backup.list_backups(tmp_path / "b")
+    assert left == made[-3:]
+    assert not made[0].exists() and not made[1].exists()
+    # a stray file in the folder is never touched by rotation
+    (tmp_path / "b" / "notes.txt").write_text("keep me")
+    backup.backup(store.path, tmp_path / "b", keep=1, when=t0 + timedelta(days=9))
+    assert (tmp_path / "b" / "notes.txt").exists() and len(backup.list_backups(tmp_path / "b")) == 1
+
+
+def test_damaged_backup_is_caught_and_refused(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "counter.db")
+    _register(store, 30)
+    res = backup.backup(store.path, tmp_path / "b", keep=2)
+    store.close()
+    raw = bytearray(res.path.read_bytes())
+    for i in range(4096 * 3, len(raw), 997):  # scribble over pages after the header
+        raw[i] = (raw[i] + 77) % 256
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(bytes(raw))
+    assert backup.integrity_check(bad) != "ok"
+    with pytest.raises(backup.BackupError, match="damaged"):
+        backup.restore(bad, tmp_path / "x" / "counter.db")
+    assert not (tmp_path / "x" / "counter.db").exists()
+
+
+def test_restore_refuses_to_overwrite_newer_work_without_force(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "counter.db")
+    _register(store, 2)
+    old = backup.backup(store.path, tmp_path / "b", keep=5).path
+    _register(store, 1)  # newer work after the backup
+    store.close()
+    with pytest.raises(backup.BackupError, match="newer than the backup"):
+        backup.restore(old, tmp_path / "counter.db")
+    assert backup.facts(tmp_path / "counter.db").max_seq == 9
+    out = backup.restore(old, tmp_path / "counter.db", force=True)
+    assert backup.facts(tmp_path / "counter.db").max_seq == 6
+    # the replaced database was saved first: nothing is lost even when forced
+    assert out.replaced_saved_as is not None and backup.facts(out.replaced_saved_as).max_seq == 9
+    assert backup.integrity_check(out.replaced_saved_as) == "ok"
+
+
+def test_restore_over_the_same_or_older_database_needs_no_force(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "counter.db")
+    _register(store, 1)
+    b = backup.backup(store.path, tmp_path / "b", keep=5).path
+    store.close()
+    backup.restore(b, tmp_path / "counter.db")
+    assert backup.facts(tmp_path / "counter.db").max_seq == 3
+
+
+def test_restored_counter_refuses_work_until_checked(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "counter.db")
+    _register(store, 1)
+    with store.write() as s:
+        from opd_fallback.store import reserved
+
+        reserved.add_block(s, "receipt", ["R-1", "R-2"])
+    b = backup.backup(store.path, tmp_path / "b", keep=5).path
+    store.close()
+    backup.restore(b, tmp_path / "pc2" / "counter.db")
+    restored = open_store(tmp_path / "pc2" / "counter.db")
+    assert readiness.is_ready(restored) == (True, "")
+    assert readiness.mark_restored(restored, source=b.name) == 2
+    ready, why = readiness.is_ready(restored)
+    assert not ready and "restored from a backup" in why
+    with pytest.raises(DomainError, match="restored from a backup"):
+        _register(restored, 1)
+
+    class FakeCentral:  # central says this device already used seq 40
+        def device_me(self):  # noqa: ANN202
+            from opd_fallback.contract import DeviceInfo
+
+            return DeviceInfo(device_id="C07", max_seq=40, ops_applied=40)
+
+    check = readiness.check_with_central(restored, FakeCentral())
+    assert (check.central_max_seq, check.local_seq_before, check.local_seq_after) == (40, 3, 40)
+    assert readiness.is_ready(restored)[0]
+    reg = CounterService(restored, "C07").register_new("op-1", PATIENT, department="MED")
+    assert reg.patient.seq == 41 and reg.patient.local_ref.endswith("-000041")
+
+
+def test_move_to_new_device_when_central_cannot_be_reached(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "counter.db")
+    _register(store, 1)
+    readiness.mark_restored(store, source="x")
+    with pytest.raises(ValueError):
+        readiness.move_to_new_device(store, "C07", "C07", actor="sup")
+    readiness.move_to_new_device(store, "C07", "C08", actor="sup")
+    assert readiness.is_ready(store)[0]
+    reg = CounterService(store, "C08").register_new("op-1", PATIENT, department="MED")
+    assert reg.patient.local_ref.startswith("C08-")
+    with pytest.raises(ValueError, match="used by this database before"):
+        readiness.move_to_new_device(store, "C08", "C07", actor="sup")
