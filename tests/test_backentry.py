@@ -1,0 +1,240 @@
+"""Back-entry import: whole rows or nothing, re-import imports nothing new,
+every bad row reported with its line, column and reason."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from opd_fallback.backentry import FileUnusable, import_file, rejects_path_for
+from opd_fallback.store import Store
+
+HEADER = ("slip_no,visit_date,recorded_at,operator_id,uhid,name,name_local,sex,age_years,age_months,"
+          "guardian_relation,guardian_name,mobile,department,unit,fee_paise,fee_mode,fee_ref,"
+          "lab_tests,lab_paise,lab_mode,lab_ref")
+ROWS = [
+    # line 2: good, new patient, Devanagari local name, +91 mobile with spaces and dashes
+    "101,2026-11-20,09:15,op1,,Ram Kumar,राम कुमार,M,40,,S/O,Shyam Lal,+91 98765-43210,MED,MED-U1,1000,cash,,,,,",
+    # line 3: good revisit of a central patient with a lab order paid by UPI
+    "102,2026-11-20,09:20,op1,KGMU00012,,,,,,,,,SURG,,0,waived,,CBC;LFT,55000,upi,UTR123456",
+    # line 4: bad mobile
+    "103,2026-11-20,09:25,op1,,Sita Devi,सीता देवी,F,30,,,,12345,MED,,1000,cash,,,,,",
+    # line 5: unknown department (the patient part is fine: nothing of the row may be saved)
+    "104,2026-11-20,09:30,op1,,Gita Rani,,F,25,,,,,XYZ,,1000,cash,,,,,",
+    # line 6: missing name for a new patient
+    "105,2026-11-20,09:35,op1,,,,M,50,,,,,MED,,1000,cash,,,,,",
+    # line 7: lab amount does not add up to the tests' prices
+    "106,2026-11-20,09:40,op1,KGMU00013,,,,,,,,,MED,,,,,CBC,20000,cash,",
+    # line 8: good, infant with months, only the Devanagari name also given
+    "107,2026-11-21,,op1,,Baby of Anita,अनीता की बेटी,F,,3,D/O,Anita,09876543210,MED,,1000,card,SLIP77,,,,",
+    # line 9: the same slip as line 2 again in this file
+    "101,2026-11-20,09:15,op1,,Ram Kumar,राम कुमार,M,40,,S/O,Shyam Lal,+91 98765-43210,MED,MED-U1,1000,cash,,,,,",
+    # line 10: name in Devanagari only where Latin is required
+    "108,2026-11-21,10:00,op1,,मोहन,,M,33,,,,,MED,,1000,cash,,,,,",
+    # line 11: UPI without its reference; bad time
+    "109,2026-11-21,25:00,op1,,Mohan Lal,,M,33,,,,,MED,,1000,upi,,,,,",
+]
+
+
+def _write(tmp_path: Path, rows: list[str], header: str = HEADER, name: str = "slips.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def _count(store: Store, sql: str) -> int:
+    with store.read() as s:
+        return int(s.execute(text(sql)).scalar() or 0)
+
+
+def _problems(report) -> dict[int, set[str]]:  # noqa: ANN001
+    out: dict[int, set[str]] = {}
+    for r in report.rejected:
+        for p in r.problems:
+            out.setdefault(p.line, set()).add(p.column)
+    return out
+
+
+TODAY = date(2026, 11, 26)
+
+
+def test_good_and_bad_rows_imported_twice(
+    tmp_path: Path, store: Store, with_master_data: Callable[..., None]
+) -> None:
+    with_master_data(store)
+    path = _write(tmp_path, ROWS)
+    report = import_file(store, "C07", path, today=TODAY)
+
+    assert report.count("imported") == 3
+    assert report.exit_code == 1
+    assert _problems(report) == {
+        4: {"mobile"},
+        5: {"department"},
+        6: {"name"},
+        7: {"lab_paise"},
+        9: {"slip_no"},
+        10: {"name"},
+        11: {"recorded_at", "fee_ref"},
+    }
+    reasons = {p.line: p.reason for r in report.rejected for p in r.problems}
+    assert "10 digits" in reasons[4]
+    assert "'XYZ' is not a department" in reasons[5]
+    assert "required" in reasons[6]
+    assert "₹550.00" not in reasons[7] and "₹150.00" in reasons[7] and "₹200.00" in reasons[7]
+    assert "line 2" in reasons[9]
+    assert "English letters" in reasons[10]
+
+    # 3 good rows: new patient (register, visit, fee) + revisit (visit, fee, lab, lab fee) + new (3 ops)
+    assert _count(store, "SELECT count(*) FROM op") == 3 + 4 + 3
+    assert _count(store, "SELECT count(*) FROM op WHERE source != 'backentry'") == 0
+    assert _count(store, "SELECT count(*) FROM patient") == 2
+    assert _count(store, "SELECT count(*) FROM patient WHERE name = 'Gita Rani'") == 0  # whole row or nothing
+    assert _count(store, "SELECT count(*) FROM backentry_slip") == 3
+    with store.read() as s:
+        ram = s.execute(text("SELECT name_local, mobile, local_ref FROM patient WHERE name='Ram Kumar'")).one()
+        first_op = s.execute(text("SELECT recorded_at FROM op WHERE record_ref = :r"), {"r": ram[2]}).scalar()
+        lab_pay = s.execute(text(
+            "SELECT amount_paise, mode, mode_ref, items FROM payment WHERE lab_order_local_ref IS NOT NULL")).one()
+        infant_ops = s.execute(text("SELECT recorded_at FROM op WHERE recorded_at LIKE '2026-11-21%'")).all()
+    assert ram[0] == "राम कुमार" and ram[1] == "9876543210"
+    assert ram[2].startswith("C07-261120-")
+    assert first_op == "2026-11-20T09:15:00+05:30"
+    assert lab_pay[0] == 55000 and lab_pay[1] == "upi" and lab_pay[2] == "UTR123456"
+    assert '"CBC"' in lab_pay[3] and '"LFT"' in lab_pay[3]
+    assert {r[0] for r in infant_ops} == {"2026-11-21T00:00:00+05:30"}
+
+    # the rejects file: the bad rows as they were, with the reason
+    rejects = rejects_path_for(path)
+    assert report.rejects_path == rejects
+    with rejects.open(encoding="utf-8", newline="") as fh:
+        rej = list(csv.DictReader(fh))
+    assert [r["slip_no"] for r in rej] == ["103", "104", "105", "106", "101", "108", "109"]
+    assert rej[0]["name_local"] == "सीता देवी" and "line 4, mobile" in rej[0]["error"]
+
+    # the same file again: nothing new
+    before = _count(store, "SELECT count(*) FROM op")
+    again = import_file(store, "C07", path, today=TODAY)
+    assert _count(store, "SELECT count(*) FROM op") == before
+    assert again.count("imported") == 0 and again.count("already_imported") == 3
+    assert _problems(again) == _problems(report)
+
+
+def test_fixed_rejects_file_imports_and_only_those_rows(
+    tmp_path: Path, store: Store, with_master_data: Callable[..., None]
+) -> None:
+    with_master_data(store)
+    path = _write(tmp_path, ROWS)
+    import_file(store, "C07", path, today=TODAY)
+    rejects = rejects_path_for(path)
+    body = rejects.read_text(encoding="utf-8").replace(",12345,", ",9876500001,").replace(",XYZ,", ",MED,")
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text(body, encoding="utf-8")
+    before = _count(store, "SELECT count(*) FROM backentry_slip")
+    report = import_file(store, "C07", fixed, today=TODAY)
+    assert report.count("imported") == 2
+    assert {r.slip_no for r in report.rows if r.status == "imported"} == {"103", "104"}
+    # line 5 of fixed.csv is slip 101 (already imported by the first file): not new, not an error
+    assert any(r.slip_no == "101" and r.status == "already_imported" for r in report.rows)
+    assert _count(store, "SELECT count(*) FROM backentry_slip") == before + 2
+
+
+def test_dry_run_saves_nothing_and_writes_no_rejects(
+    tmp_path: Path, store: Store, with_master_data: Callable[..., None]
+) -> None:
+    with_master_data(store)
+    path = _write(tmp_path, ROWS)
+    report = import_file(store, "C07", path, dry_run=True, today=TODAY)
+    assert report.count("would_import") == 3 and len(report.rejected) == 7
+    assert _count(store, "SELECT count(*) FROM op") == 0
+    assert _count(store, "SELECT count(*) FROM counter") == 0
+    assert not rejects_path_for(path).exists()
+
+
+def test_without_master_data_codes_are_taken_as_typed(tmp_path: Path, store: Store) -> None:
+    path = _write(tmp_path, [ROWS[3]])  # department XYZ
+    report = import_file(store, "C07", path, today=TODAY)
+    assert report.count("imported") == 1 and report.exit_code == 0
+    assert not rejects_path_for(path).exists()
+
+
+def test_stale_rejects_file_removed_when_all_rows_are_in(
+    tmp_path: Path, store: Store, with_master_data: Callable[..., None]
+) -> None:
+    with_master_data(store)
+    path = _write(tmp_path, [ROWS[0], ROWS[2]])
+    assert import_file(store, "C07", path, today=TODAY).exit_code == 1
+    assert rejects_path_for(path).exists()
+    _write(tmp_path, [ROWS[0], ROWS[2].replace(",12345,", ",9876500001,")])
+    assert import_file(store, "C07", path, today=TODAY).exit_code == 0
+    assert not rejects_path_for(path).exists()
+
+
+@pytest.mark.parametrize(
+    ("cells", "column"),
+    [
+        ("110,2026-11-27,09:00,op1,,Ram,,M,4,,,,,MED,,,,,,,,", "visit_date"),  # future
+        ("110,20-11-2026,09:00,op1,,Ram,,M,4,,,,,MED,,,,,,,,", "visit_date"),
+        (",2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,,,,,,,", "slip_no"),
+        ("110,2026-11-20,09:00,,,Ram,,M,4,,,,,MED,,,,,,,,", "operator_id"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,,,,,,MED,,,,,,,,", "age_years"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,200,,,,,MED,,,,,,,,", "age_years"),
+        ("110,2026-11-20,09:00,op1,,Ram,,Q,4,,,,,MED,,,,,,,,", "sex"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,S/O,,,MED,,,,,,,,", "guardian_relation"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,,,,,,,,,", "department"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,MED-U9,,,,,,,", "unit"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,10.50,cash,,,,,", "fee_paise"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,1000,,,,,,", "fee_mode"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,1000,cheque,,,,,", "fee_mode"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,1000,card,,,,,", "fee_ref"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,,,,XRAY,15000,cash,", "lab_tests"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,,,,,15000,cash,", "lab_tests"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,,,,CBC;CBC,30000,cash,", "lab_tests"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,,,,CBC,15000,upi,", "lab_ref"),
+    ],
+)
+def test_each_bad_cell_named(
+    tmp_path: Path, store: Store, with_master_data: Callable[..., None], cells: str, column: str
+) -> None:
+    with_master_data(store)
+    report = import_file(store, "C07", _write(tmp_path, [cells]), today=TODAY)
+    assert report.exit_code == 1
+    assert column in {p.column for p in report.rejected[0].problems}, report.rejected[0].problems
+    assert all(p.line == 2 and p.reason for p in report.rejected[0].problems)
+    assert _count(store, "SELECT count(*) FROM op") == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "no header"),
+        ("slip_no,visit_date,operator_id,department,colour\n1,2026-11-20,op1,MED,red\n".encode(), "unknown column"),
+        (b"slip_no,visit_date,department\n1,2026-11-20,MED\n", "missing: operator_id"),
+        (b"slip_no,visit_date,operator_id,department,name,name\n", "given twice"),
+        ("slip_no,visit_date,operator_id,department,name\n1,2026-11-20,op1,MED,R\u00e2m\n".encode("latin-1"),
+         "not UTF-8"),
+    ],
+)
+def test_unusable_files(tmp_path: Path, store: Store, content: bytes, match: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(FileUnusable, match=match):
+        import_file(store, "C07", path, today=TODAY)
+    assert _count(store, "SELECT count(*) FROM op") == 0
+
+
+def test_bom_columns_in_any_order_and_quoted_multiline_cells(tmp_path: Path, store: Store) -> None:
+    body = ("department,name,sex,age_years,operator_id,visit_date,slip_no,address_line\r\n"
+            'MED,Ram Kumar,M,40,op1,2026-11-20,201,"House 4,\nAliganj"\r\n'
+            "MED,,M,40,op1,2026-11-20,202,\r\n")
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    report = import_file(store, "C07", path, today=TODAY)
+    assert report.count("imported") == 1
+    assert report.rejected[0].problems[0].line == 4  # the row after the two-line cell
+    with store.read() as s:
+        assert s.execute(text("SELECT address_line FROM patient")).scalar() == "House 4, Aliganj"
