@@ -1,0 +1,495 @@
+"""Reconcile one device's day with central: prove every op is there exactly once.
+
+The local side is computed from the outbox for ops recorded on date D
+(Asia/Kolkata) by this device: ops marked synced, counted by kind, payments
+and voids by mode, and the contract's op_id digest. It is compared with
+``GET /reconciliation``. On any difference the central op_ids are paged
+through (``/reconciliation/ops``) and every op is classified:
+
+* applied centrally but not marked synced here (a lost response): marked
+  synced with the remembered outcome from ``GET /ops/{op_id}``; never resent;
+* marked synced here but missing centrally (central lost it, e.g. restored
+  from a backup): reported loudly; ``requeue_missing`` puts it back in the queue;
+* known centrally but unknown here (this database is older than central's
+  view, e.g. restored from an old backup);
+
+and, always: payments central warned about (``amount_mismatch`` with both
+amounts, ``unknown_item``), and ops still waiting or flagged for a person.
+
+Exit codes: 0 clean, 1 something a person must see, 3 central unreachable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import text
+
+from opd_fallback.clock import IST, now_iso
+from opd_fallback.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
+from opd_fallback.store import audit
+from opd_fallback.store.engine import Store
+
+SCHEMA = "opd-fallback/reconcile/1"
+EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
+WARNING_CODES = ("amount_mismatch", "unknown_item")
+
+
+class ReconcileClient(Protocol):
+    def reconciliation(self, date: str, device_id: str) -> Reconciliation: ...
+    def reconciliation_ops(self, date: str, device_id: str, cursor: str | None = None) -> ReconciliationOps: ...
+    def get_op(self, op_id: str) -> OpResult | None: ...
+
+
+# ------------------------------------------------------------------ local side
+@dataclass
+class LocalOp:
+    op_id: str
+    seq: int
+    kind: str
+    state: str
+    recorded_at: str
+    hour: int
+    record_ref: str | None
+    last_status: str | None
+    wait_reason: str | None
+    attempts: int
+    last_error: str | None
+    payload: str
+    result: str | None
+
+
+@dataclass
+class DaySummary:
+    """The contract's reconciliation body, from either side."""
+
+    ops_applied: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    payments_count: int = 0
+    payments_total_paise: int = 0
+    payments_by_mode: dict[str, int] = field(default_factory=dict)
+    voids_count: int = 0
+    voids_total_paise: int = 0
+    op_ids_sha256: str = op_ids_digest([])
+
+    @classmethod
+    def from_central(cls, r: Reconciliation) -> DaySummary:
+        return cls(
+            ops_applied=r.ops_applied, by_kind={k: v for k, v in r.by_kind.items() if v},
+            payments_count=r.payments.count, payments_total_paise=r.payments.total_paise,
+            payments_by_mode={k: v for k, v in r.payments.by_mode.items() if v},
+            voids_count=r.voids.count, voids_total_paise=r.voids.total_paise, op_ids_sha256=r.op_ids_sha256,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ops_applied": self.ops_applied,
+            "by_kind": dict(sorted(self.by_kind.items())),
+            "payments": {"count": self.payments_count, "total_paise": self.payments_total_paise,
+                         "by_mode": dict(sorted(self.payments_by_mode.items()))},
+            "voids": {"count": self.voids_count, "total_paise": self.voids_total_paise},
+            "op_ids_sha256": self.op_ids_sha256,
+        }
+
+    def flat(self) -> dict[str, Any]:
+        """Field name -> value, for comparing two sides field by field."""
+        out: dict[str, Any] = {"ops_applied": self.ops_applied}
+        out.update({f"by_kind.{k}": v for k, v in self.by_kind.items()})
+        out["payments.count"] = self.payments_count
+        out["payments.total_paise"] = self.payments_total_paise
+        out.update({f"payments.by_mode.{k}": v for k, v in self.payments_by_mode.items()})
+        out["voids.count"] = self.voids_count
+        out["voids.total_paise"] = self.voids_total_paise
+        out["op_ids_sha256"] = self.op_ids_sha256
+        return out
+
+
+def compare(local: DaySummary, central: DaySummary) -> list[dict[str, Any]]:
+    """Every field where the two sides differ (a missing key counts as 0)."""
+    a, b = local.flat(), central.flat()
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        la, cb = a.get(key, 0), b.get(key, 0)
+        if la != cb:
+            diffs.append({"field": key, "local": la, "central": cb})
+    return diffs
+
+
+def _ist_date(recorded_at: str) -> tuple[str, int]:
+    """(YYYY-MM-DD, hour) of a timestamp in Asia/Kolkata."""
+    if recorded_at.endswith("+05:30") and len(recorded_at) >= 13:
+        return recorded_at[:10], int(recorded_at[11:13])
+    dt = datetime.fromisoformat(recorded_at).astimezone(IST)
+    return dt.date().isoformat(), dt.hour
+
+
+def load_day(store: Store, device_id: str, day: date) -> dict[str, LocalOp]:
+    """This device's ops recorded on ``day`` (Asia/Kolkata), by op_id, all states."""
+    lo, hi = (day - timedelta(days=1)).isoformat(), (day + timedelta(days=2)).isoformat()
+    want = day.isoformat()
+    out: dict[str, LocalOp] = {}
+    with store.read() as s:
+        rows = s.execute(text(
+            "SELECT op_id, seq, kind, state, recorded_at, record_ref, last_status, wait_reason, attempts, "
+            "last_error, CASE WHEN kind IN ('payment.record', 'payment.void') THEN payload ELSE '' END, "
+            "CASE WHEN kind = 'payment.record' THEN result END "
+            "FROM op WHERE device_id = :d AND recorded_at >= :lo AND recorded_at < :hi"),
+            {"d": device_id, "lo": lo, "hi": hi}).all()
+    for r in rows:
+        d, hour = _ist_date(r[4])
+        if d != want:
+            continue
+        out[r[0]] = LocalOp(r[0], int(r[1]), r[2], r[3], r[4], hour, r[5], r[6], r[7], int(r[8] or 0),
+                            r[9], r[10] or "", r[11])
+    return out
+
+
+def _void_amounts(store: Store, ops: Iterable[LocalOp]) -> dict[str, int | None]:
+    """Amount of the payment each void op voids (from the local payment record)."""
+    wanted: dict[str, str] = {}
+    for op in ops:
+        ref = orjson.loads(op.payload).get("payment") or {}
+        key = ref.get("local_ref") or ref.get("central_id") or op.record_ref
+        if key:
+            wanted[op.op_id] = key
+    if not wanted:
+        return {}
+    with store.read() as s:
+        rows = s.execute(text("SELECT local_ref, receipt_no, central_id, amount_paise FROM payment")).all() \
+            if len(wanted) > 500 else [
+                r for key in set(wanted.values()) for r in s.execute(text(
+                    "SELECT local_ref, receipt_no, central_id, amount_paise FROM payment "
+                    "WHERE local_ref = :k OR receipt_no = :k OR central_id = :k"), {"k": key}).all()]
+    amount: dict[str, int] = {}
+    for local_ref, receipt_no, central_id, paise in rows:
+        for k in (local_ref, receipt_no, central_id):
+            if k:
+                amount[k] = int(paise)
+    return {op_id: amount.get(key) for op_id, key in wanted.items()}
+
+
+def summarize(store: Store, ops: dict[str, LocalOp]) -> tuple[DaySummary, list[str]]:
+    """The local side of the comparison: synced ops only. Returns the summary
+    and op_ids of voids whose payment is not in this database (amount unknown)."""
+    synced = [op for op in ops.values() if op.state == "synced"]
+    s = DaySummary(ops_applied=len(synced))
+    s.by_kind = dict(Counter(op.kind for op in synced))
+    by_mode: Counter[str] = Counter()
+    for op in synced:
+        if op.kind == "payment.record":
+            p = orjson.loads(op.payload)
+            s.payments_count += 1
+            s.payments_total_paise += int(p["amount_paise"])
+            by_mode[p["mode"]] += int(p["amount_paise"])
+    s.payments_by_mode = {k: v for k, v in by_mode.items()}
+    voids = [op for op in synced if op.kind == "payment.void"]
+    amounts = _void_amounts(store, voids)
+    unknown = []
+    for op in voids:
+        s.voids_count += 1
+        paise = amounts.get(op.op_id)
+        if paise is None:
+            unknown.append(op.op_id)
+        else:
+            s.voids_total_paise += paise
+    s.op_ids_sha256 = op_ids_digest([op.op_id for op in synced])
+    return s, unknown
+
+
+# ------------------------------------------------------------------ the report
+@dataclass
+class DayReport:
+    """What a reconciliation found and did for one device and day (see docs/reconcile-json.md)."""
+
+    date: str
+    device_id: str
+    started_at: str = field(default_factory=now_iso)
+    status: str = "clean"  # clean | attention | unreachable
+    error: str | None = None
+    local: DaySummary | None = None
+    central: DaySummary | None = None
+    differences_found: list[dict[str, Any]] = field(default_factory=list)
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    marked_synced: list[dict[str, Any]] = field(default_factory=list)
+    missing_centrally: list[dict[str, Any]] = field(default_factory=list)
+    unknown_here: list[dict[str, Any]] = field(default_factory=list)
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    flagged: list[dict[str, Any]] = field(default_factory=list)
+    payment_warnings: list[dict[str, Any]] = field(default_factory=list)
+    voids_amount_unknown: list[str] = field(default_factory=list)
+    local_states: dict[str, int] = field(default_factory=dict)
+    ops_per_hour: list[dict[str, int]] = field(default_factory=list)
+    requeue_missing: bool = False
+    central_pages: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return {"clean": EXIT_CLEAN, "attention": EXIT_ATTENTION}.get(self.status, EXIT_UNREACHABLE)
+
+    @property
+    def digests_match(self) -> bool | None:
+        if self.local is None or self.central is None:
+            return None
+        return self.local.op_ids_sha256 == self.central.op_ids_sha256
+
+    def reasons(self) -> list[str]:
+        """Why a person must look, one line each (empty when clean)."""
+        out = []
+        if self.error:
+            out.append(self.error)
+        if self.missing_centrally:
+            n = len(self.missing_centrally)
+            requeued = sum(1 for m in self.missing_centrally if m.get("requeued"))
+            tail = f"; {requeued} put back in the queue" if requeued else "; run with --requeue-missing to resend"
+            out.append(f"CENTRAL HAS LOST {n} op(s) this counter had synced{tail}")
+        if self.unknown_here:
+            out.append(f"{len(self.unknown_here)} op(s) applied centrally are not in this counter's database")
+        if self.differences:
+            out.append("totals still differ: " + ", ".join(d["field"] for d in self.differences[:6]))
+        mism = [w for w in self.payment_warnings if w["code"] == "amount_mismatch"]
+        if mism:
+            out.append(f"{len(mism)} payment line(s) differ from the central price list")
+        unk = [w for w in self.payment_warnings if w["code"] != "amount_mismatch"]
+        if unk:
+            out.append(f"{len(unk)} payment line(s) with an item central does not know")
+        if self.waiting:
+            out.append(f"{len(self.waiting)} op(s) still waiting to sync")
+        if self.flagged:
+            out.append(f"{len(self.flagged)} op(s) flagged for a person (rejected or conflict)")
+        if self.voids_amount_unknown:
+            out.append(f"{len(self.voids_amount_unknown)} void(s) of payments not in this database")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "date": self.date,
+            "device_id": self.device_id,
+            "started_at": self.started_at,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "reasons": self.reasons(),
+            "digests_match": self.digests_match,
+            "local": None if self.local is None else self.local.as_dict(),
+            "central": None if self.central is None else self.central.as_dict(),
+            "differences_found": self.differences_found,
+            "differences": self.differences,
+            "ops": {
+                "marked_synced": self.marked_synced,
+                "missing_centrally": self.missing_centrally,
+                "unknown_here": self.unknown_here,
+                "waiting": self.waiting,
+                "flagged": self.flagged,
+            },
+            "payment_warnings": self.payment_warnings,
+            "voids_amount_unknown": self.voids_amount_unknown,
+            "local_states": self.local_states,
+            "ops_per_hour": self.ops_per_hour,
+            "requeue_missing": self.requeue_missing,
+            "central_pages": self.central_pages,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def _op_brief(op: LocalOp) -> dict[str, Any]:
+    return {"op_id": op.op_id, "seq": op.seq, "kind": op.kind, "recorded_at": op.recorded_at,
+            "state": op.state, "record_ref": op.record_ref}
+
+
+def _payment_warnings(ops: dict[str, LocalOp]) -> list[dict[str, Any]]:
+    out = []
+    for op in sorted(ops.values(), key=lambda o: o.seq):
+        if op.kind != "payment.record" or op.state != "synced" or not op.result:
+            continue
+        result = orjson.loads(op.result) or {}
+        warnings = [w for w in result.get("warnings") or [] if isinstance(w, dict)]
+        if not warnings:
+            continue
+        p = orjson.loads(op.payload)
+        paid_by_item: dict[str, int] = {}
+        for item in p.get("items") or []:
+            paid_by_item[item["code"]] = paid_by_item.get(item["code"], 0) + int(item["amount_paise"])
+        for w in warnings:
+            item = w.get("item")
+            out.append({
+                "op_id": op.op_id, "seq": op.seq, "recorded_at": op.recorded_at,
+                "local_ref": p.get("local_ref"), "receipt_no": p.get("receipt_no"),
+                "receipt_id": result.get("receipt_id"), "mode": p.get("mode"),
+                "code": w.get("code"), "item": item,
+                "paid_paise": paid_by_item.get(item) if item else p.get("amount_paise"),
+                "expected_paise": w.get("expected_paise"),
+                "amount_paise": p.get("amount_paise"),
+            })
+    return out
+
+
+def _per_hour(ops: dict[str, LocalOp]) -> list[dict[str, int]]:
+    rows = [{"hour": h, "ops": 0, "synced": 0, "open": 0, "payments": 0, "paise": 0} for h in range(24)]
+    for op in ops.values():
+        r = rows[op.hour]
+        r["ops"] += 1
+        if op.state == "synced":
+            r["synced"] += 1
+        elif op.state != "cancelled":
+            r["open"] += 1
+        if op.kind == "payment.record":
+            r["payments"] += 1
+            r["paise"] += int(orjson.loads(op.payload)["amount_paise"])
+    return rows
+
+
+def central_op_ids(client: ReconcileClient, day: str, device_id: str) -> tuple[set[str], int]:
+    """Every page of ``/reconciliation/ops``; (op_ids, pages)."""
+    ids: set[str] = set()
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = client.reconciliation_ops(day, device_id, cursor)
+        pages += 1
+        ids.update(page.op_ids)
+        if page.done or not page.next_cursor:
+            return ids, pages
+        if page.next_cursor == cursor:
+            raise RuntimeError("the server's reconciliation pages do not advance")
+        cursor = page.next_cursor
+
+
+# ------------------------------------------------------------------ repairs
+_RECORD_UPDATES = {
+    # record_kind: (table, [(column, result key)])
+    "patient": ("patient", [("uhid", "uhid")]),
+    "visit": ("visit", [("central_id", "visit_id")]),
+    "lab_order": ("lab_order", [("central_id", "order_id"), ("accession", "accession")]),
+    "payment": ("payment", [("central_id", "receipt_id")]),
+}
+
+
+def mark_synced(store: Store, op_id: str, outcome: OpResult, *, actor: str, kind: str, record_ref: str | None) -> str:
+    """Record central's remembered outcome for an op it applied but never acknowledged.
+
+    Returns the state the op had. The op is not resent: a second application
+    is impossible from here. The record it carries learns its central id.
+    """
+    result = outcome.result or {}
+    now = now_iso()
+    with store.write() as s:
+        row = s.execute(text("SELECT state, record_kind FROM op WHERE op_id=:i"), {"i": op_id}).one()
+        before, record_kind = str(row[0]), row[1]
+        s.execute(text(
+            "UPDATE op SET state='synced', last_status=:st, result=:r, last_error=NULL, wait_reason=NULL, "
+            "synced_at=:now, updated_at=:now WHERE op_id=:i"),
+            {"st": outcome.status, "r": orjson.dumps(result).decode(), "now": now, "i": op_id})
+        spec = _RECORD_UPDATES.get(record_kind or "")
+        if spec and record_ref and kind != "patient.update":
+            table, cols = spec
+            sets = {c: result.get(k) for c, k in cols if result.get(k) is not None}
+            if sets:
+                assign = ", ".join(f"{c} = coalesce({c}, :{c})" for c in sets)
+                s.execute(text(f"UPDATE {table} SET {assign} WHERE local_ref = :ref"), {**sets, "ref": record_ref})
+            if record_kind == "payment" and result.get("warnings") is not None:
+                s.execute(text("UPDATE payment SET warnings = :w WHERE local_ref = :ref"),
+                          {"w": orjson.dumps(result["warnings"]).decode(), "ref": record_ref})
+        audit.record(s, actor, "reconcile.mark_synced", op_id, was=before, central_status=outcome.status)
+    return before
+
+
+def requeue(store: Store, op_ids: list[str], *, actor: str, day: str) -> int:
+    """Put synced ops central has lost back in the queue (loudly, in the audit log)."""
+    if not op_ids:
+        return 0
+    now = now_iso()
+    reason = f"central lost this op (reconciliation of {day}); sent again"
+    n = 0
+    with store.write() as s:
+        for op_id in op_ids:
+            res = s.execute(text(
+                "UPDATE op SET state='pending', last_status=NULL, wait_reason=:w, synced_at=NULL, "
+                "attempts=0, first_deferred_at=NULL, updated_at=:now WHERE op_id=:i AND state='synced'"),
+                {"w": reason, "now": now, "i": op_id})
+            n += int(res.rowcount or 0)  # type: ignore[attr-defined]
+        audit.record(s, actor, "reconcile.requeue_missing", day, count=n, op_ids=op_ids[:1000])
+    return n
+
+
+# ------------------------------------------------------------------ the job
+def reconcile_day(
+    store: Store, client: ReconcileClient, device_id: str, day: date, *,
+    requeue_missing: bool = False, actor: str = "reconcile",
+) -> DayReport:
+    """Reconcile ``device_id``'s ``day``; never raises for an unreachable server
+    (the report says ``unreachable``), only for a broken local database."""
+    from opd_fallback.sync.client import SyncError
+
+    t0 = time.perf_counter()
+    rep = DayReport(date=day.isoformat(), device_id=device_id, requeue_missing=requeue_missing)
+    d = rep.date
+    ops = load_day(store, device_id, day)
+    rep.local, rep.voids_amount_unknown = summarize(store, ops)
+    try:
+        rep.central = DaySummary.from_central(client.reconciliation(d, device_id))
+        rep.differences_found = compare(rep.local, rep.central)
+        if rep.differences_found:
+            central_ids, rep.central_pages = central_op_ids(client, d, device_id)
+            _classify(store, client, rep, ops, central_ids, requeue_missing=requeue_missing, actor=actor)
+            ops = load_day(store, device_id, day)
+            rep.local, rep.voids_amount_unknown = summarize(store, ops)
+            rep.differences = compare(rep.local, rep.central)
+    except SyncError as exc:
+        rep.status, rep.error = "unreachable", f"central could not be asked: {exc}"
+    _always(rep, ops)
+    if rep.status != "unreachable":
+        rep.status = "attention" if rep.reasons() else "clean"
+    rep.elapsed_s = time.perf_counter() - t0
+    return rep
+
+
+def _classify(
+    store: Store, client: ReconcileClient, rep: DayReport, ops: dict[str, LocalOp], central_ids: set[str],
+    *, requeue_missing: bool, actor: str,
+) -> None:
+    synced = {i for i, op in ops.items() if op.state == "synced"}
+    for op_id in sorted(central_ids - synced):
+        op = ops.get(op_id)
+        if op is None:
+            rep.unknown_here.append({"op_id": op_id})
+            continue
+        outcome = client.get_op(op_id)
+        if outcome is None or outcome.status not in ("applied", "duplicate"):
+            # listed as applied but no remembered outcome: report, never guess
+            rep.unknown_here.append({**_op_brief(op), "central_status": None if outcome is None else outcome.status})
+            continue
+        before = mark_synced(store, op_id, outcome, actor=actor, kind=op.kind, record_ref=op.record_ref)
+        rep.marked_synced.append({**_op_brief(op), "state": "synced", "previous_state": before,
+                                  "central_status": outcome.status, "result": outcome.result})
+    missing = sorted((ops[i] for i in synced - central_ids), key=lambda o: o.seq)
+    done = set()
+    if requeue_missing and missing:
+        requeue(store, [m.op_id for m in missing], actor=actor, day=rep.date)
+        done = {m.op_id for m in missing}
+    for op in missing:
+        requeued = op.op_id in done
+        rep.missing_centrally.append({**_op_brief(op), "state": "pending" if requeued else op.state,
+                                      "requeued": requeued})
+
+
+def _always(rep: DayReport, ops: dict[str, LocalOp]) -> None:
+    states: Counter[str] = Counter(op.state for op in ops.values())
+    rep.local_states = dict(sorted(states.items()))
+    by_seq = sorted(ops.values(), key=lambda o: o.seq)
+    rep.waiting = [{**_op_brief(op), "wait_reason": op.wait_reason, "attempts": op.attempts,
+                    "last_status": op.last_status} for op in by_seq if op.state == "pending"]
+    for op in by_seq:
+        if op.state in ("rejected", "conflict"):
+            err = orjson.loads(op.last_error) if op.last_error else {}
+            rep.flagged.append({**_op_brief(op), "error_code": (err or {}).get("code"),
+                                "error_message": (err or {}).get("message")})
+    rep.payment_warnings = _payment_warnings(ops)
+    rep.ops_per_hour = _per_hour(ops)

@@ -1,0 +1,175 @@
+"""Reconciliation against the reference central server over real HTTP."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import text
+
+from opd_fallback import reports
+from opd_fallback.clock import today_ist
+from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.store import outbox
+from opd_fallback.store.engine import Store, open_store
+from opd_fallback.sync.client import CentralClient
+from opd_fallback.sync.reconcile import reconcile_day
+from tests.helpers.central import run_central
+
+PATIENT = {"name": "Sita Devi", "sex": "F", "age_years": 33}
+
+
+def push_all(store: Store, client: CentralClient) -> None:
+    """Send every pending op and store the answers (what the sync engine does)."""
+    from tests.sync.reconcile_helpers import sync_once
+
+    sync_once(store, client)
+
+
+def make_day(store: Store, n: int = 5, *, amount: int = 1000) -> list[Any]:
+    svc = CounterService(store, "C07")
+    regs = []
+    for i in range(n):
+        regs.append(svc.register_new("op-1", {**PATIENT, "name": f"Sita Devi {chr(65 + i)}"}, department="MED",
+                                     payment=PaymentInput(mode="cash" if i % 2 else "upi", amount_paise=amount,
+                                                          mode_ref=None if i % 2 else f"UTR{i:010d}")))
+    return regs
+
+
+def central_count(db: Path, sql: str, *args: Any) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute(sql, args).fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return open_store(tmp_path / "counter.db")
+
+
+def test_clean_day_reconciles_with_matching_digests(tmp_path: Path, store: Store) -> None:
+    make_day(store, 6)
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        push_all(store, client)
+        rep = reconcile_day(store, client, "C07", today_ist())
+    assert rep.exit_code == 0 and rep.status == "clean", rep.reasons()
+    assert rep.digests_match and rep.local is not None and rep.central is not None
+    assert rep.local.op_ids_sha256 == rep.central.op_ids_sha256
+    assert rep.central.ops_applied == 18 and rep.central.by_kind == {
+        "patient.register": 6, "visit.open": 6, "payment.record": 6}
+    assert rep.central.payments_total_paise == 6000 and rep.central.payments_by_mode == {"cash": 3000, "upi": 3000}
+    assert rep.differences_found == [] and rep.central_pages == 0  # no paging needed when it matches
+    d = rep.as_dict()
+    assert d["schema"] == "opd-fallback/reconcile/1" and d["exit_code"] == 0
+    assert sum(h["ops"] for h in d["ops_per_hour"]) == 18
+
+
+def test_another_day_with_nothing_is_clean_too(tmp_path: Path, store: Store) -> None:
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        rep = reconcile_day(store, client, "C07", date(2026, 1, 1))
+    assert rep.exit_code == 0 and rep.local is not None and rep.local.ops_applied == 0
+
+
+def test_op_deleted_centrally_is_missing_then_requeued_and_clean(tmp_path: Path, store: Store) -> None:
+    regs = make_day(store, 4)
+    lost = regs[2].payment
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        push_all(store, client)
+        # central loses one payment (e.g. its database was restored from an older backup)
+        conn = sqlite3.connect(central.db_path)
+        with conn:
+            conn.execute("DELETE FROM op_outcome WHERE op_id=?", (lost.op_id,))
+            conn.execute("DELETE FROM payment WHERE op_id=?", (lost.op_id,))
+            conn.execute("DELETE FROM ref_map WHERE op_id=?", (lost.op_id,))
+        conn.close()
+
+        rep = reconcile_day(store, client, "C07", today_ist())
+        assert rep.exit_code == 1 and rep.status == "attention"
+        assert [m["op_id"] for m in rep.missing_centrally] == [lost.op_id]
+        assert rep.missing_centrally[0]["requeued"] is False
+        assert any("CENTRAL HAS LOST 1" in r for r in rep.reasons())
+        assert {d["field"] for d in rep.differences} >= {"payments.total_paise", "op_ids_sha256"}
+        with store.read() as s:
+            assert outbox.op_state(s, lost.op_id) == "synced"  # nothing changed without --requeue-missing
+
+        rep2 = reconcile_day(store, client, "C07", today_ist(), requeue_missing=True)
+        assert rep2.exit_code == 1 and rep2.missing_centrally[0]["requeued"] is True
+        assert [w["op_id"] for w in rep2.waiting] == [lost.op_id]
+        assert "PUT BACK IN THE QUEUE" in reports.to_html(rep2.as_dict())
+        with store.read() as s:
+            assert outbox.op_state(s, lost.op_id) == "pending"
+
+        push_all(store, client)
+        rep3 = reconcile_day(store, client, "C07", today_ist())
+    assert rep3.exit_code == 0, rep3.reasons()
+    assert rep3.digests_match and rep3.central is not None and rep3.central.payments_total_paise == 4000
+
+
+def test_lost_response_is_marked_synced_without_second_application(tmp_path: Path, store: Store) -> None:
+    make_day(store, 3)
+    with run_central(tmp_path, lost_response_rate=1.0, seed=1) as central, \
+            CentralClient(central.url, central.tokens["C07"], read_timeout=5) as client:
+        with pytest.raises(Exception):  # noqa: B017 - the answer is dropped after the commit
+            push_all(store, client)
+        with store.read() as s:
+            assert outbox.counts_by_state(s)["pending"] == 9  # the counter never heard back
+        applied = central_count(central.db_path, "SELECT count(*) FROM op_outcome WHERE status='applied'")
+        assert applied == 9
+        central.restart()  # answers flow again; nothing is resent by reconciliation
+        rep = reconcile_day(store, client, "C07", today_ist())
+        assert rep.exit_code == 0, rep.reasons()
+        assert len(rep.marked_synced) == 9 and rep.differences_found and not rep.differences
+        assert {m["previous_state"] for m in rep.marked_synced} == {"pending"}
+        with store.read() as s:
+            assert outbox.counts_by_state(s)["synced"] == 9
+            receipts = [r[0] for r in s.execute(text("SELECT central_id FROM payment")).all()]
+        assert all(receipts) and len(set(receipts)) == 3  # the records learnt their central ids
+        assert central_count(central.db_path, "SELECT count(*) FROM payment") == 3  # applied once
+        assert central_count(central.db_path, "SELECT ops_applied FROM device WHERE device_id='C07'") == 9
+
+
+def test_price_mismatch_reported_with_both_amounts(tmp_path: Path, store: Store) -> None:
+    svc = CounterService(store, "C07")
+    reg = svc.register_new("op-1", PATIENT, department="MED", payment=PaymentInput(mode="cash", amount_paise=1500))
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        push_all(store, client)
+        rep = reconcile_day(store, client, "C07", today_ist())
+    assert rep.exit_code == 1 and rep.digests_match
+    assert rep.differences_found == []
+    [w] = rep.payment_warnings
+    assert w["code"] == "amount_mismatch" and w["item"] == "OPD-NEW"
+    assert (w["paid_paise"], w["expected_paise"]) == (1500, 1000)
+    assert w["receipt_no"] == reg.payment.extra["receipt_no"]
+    text = reports.to_html(rep.as_dict())
+    assert "₹15.00" in text and "₹10.00" in text
+    csv_text = reports.to_csv(rep.as_dict())
+    assert "payment_warning" in csv_text and ",1500,1000," in csv_text
+
+
+def test_unreachable_central_exits_3(store: Store) -> None:
+    make_day(store, 1)
+    with CentralClient("http://127.0.0.1:9", "t", connect_timeout=1) as client:
+        rep = reconcile_day(store, client, "C07", today_ist())
+    assert rep.exit_code == 3 and rep.status == "unreachable" and rep.error
+    assert rep.local is not None and len(rep.waiting) == 3  # the local side is still reported
+
+
+def test_report_formats(tmp_path: Path, store: Store) -> None:
+    make_day(store, 2)
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        push_all(store, client)
+        rep = reconcile_day(store, client, "C07", today_ist()).as_dict()
+    for ext in ("html", "csv", "json"):
+        p = reports.write_report(rep, tmp_path / f"r.{ext}")
+        assert p.stat().st_size > 200
+    assert orjson.loads((tmp_path / "r.json").read_text())["digests_match"] is True
+    html = (tmp_path / "r.html").read_text()
+    assert "<table>" in html and "Ops per hour" in html and "<script" not in html
+    with pytest.raises(ValueError, match=r"\.html, \.csv or \.json"):
+        reports.write_report(rep, tmp_path / "r.txt")
