@@ -1,0 +1,69 @@
+"""Configuration precedence, the 0600 token file and the device check."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from opd_fallback.config import Settings, load_settings, require_device, write_config, write_token
+from opd_fallback.errors import DomainError
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("OPD_"):
+            monkeypatch.delenv(k)
+
+
+def test_token_file_is_0600_and_not_in_config(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path)
+    write_config(s, {"device_id": "C07", "central_token": "secret-token"})
+    write_token(s, "secret-token")
+    assert stat.S_IMODE(s.token_path.stat().st_mode) == 0o600
+    assert "secret-token" not in s.config_path.read_text()
+    assert load_settings(tmp_path).central_token == "secret-token"
+
+
+def test_token_rewritten_stays_0600_even_if_loosened(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path)
+    write_token(s, "one")
+    s.token_path.chmod(0o644)
+    write_token(s, "two")
+    assert stat.S_IMODE(s.token_path.stat().st_mode) == 0o600
+    assert s.token_path.read_text().strip() == "two"
+
+
+def test_precedence_defaults_file_env_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings(data_dir=tmp_path)
+    assert load_settings(tmp_path).batch_size == 500  # default
+    write_config(s, {"device_id": "c07", "central_url": "https://file.example", "batch_size": 100})
+    got = load_settings(tmp_path)
+    assert (got.device_id, got.central_url, got.batch_size) == ("C07", "https://file.example", 100)
+    monkeypatch.setenv("OPD_CENTRAL_URL", "https://env.example")
+    monkeypatch.setenv("OPD_CENTRAL_TOKEN", "env-token")
+    got = load_settings(tmp_path)
+    assert got.central_url == "https://env.example" and got.central_token == "env-token"
+    assert load_settings(tmp_path, central_url="https://arg.example").central_url == "https://arg.example"
+
+
+def test_data_dir_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPD_DATA_DIR", str(tmp_path))
+    s = load_settings()
+    assert s.data_dir == tmp_path and s.db_path == tmp_path / "counter.db"
+
+
+def test_tls_verification_is_on_by_default(tmp_path: Path) -> None:
+    assert load_settings(tmp_path).verify_tls is True
+
+
+def test_device_id_rules_and_require_device(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        Settings(data_dir=tmp_path, device_id="C-07!")
+    with pytest.raises(DomainError, match="not set up"):
+        require_device(Settings(data_dir=tmp_path))
+    assert require_device(Settings(data_dir=tmp_path, device_id="c07")) == "C07"
