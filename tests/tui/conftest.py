@@ -77,9 +77,22 @@ async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:
-    """Type like a clerk; space and non-ASCII go in as their characters."""
+    """Type like a clerk. Devanagari vowel signs go through the driver as the
+    terminal sends them (Pilot.press loses their character: it looks up the
+    key name in lower case)."""
+    from textual import events
+    from textual.app import _character_to_key
+
     for ch in text:
-        await pilot.press("space" if ch == " " else ch)
+        if ch == " ":
+            await pilot.press("space")
+        elif ch.isascii() or ch.isalnum():
+            await pilot.press(ch)
+        else:
+            event = events.Key(_character_to_key(ch), ch)
+            event.set_sender(pilot.app)
+            pilot.app._driver.send_message(event)  # type: ignore[union-attr]
+            await pilot.pause()
 
 
 async def login(pilot: Pilot[Any], op: str = OPERATOR, pin: str = OPERATOR_PIN) -> None:

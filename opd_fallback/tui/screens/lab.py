@@ -96,16 +96,16 @@ class LabScreen(FormScreen):
         self.query_one("#test-matches", Static).update("\n".join(lines))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        # Textual also runs FormScreen's handler unless the default is prevented.
         if event.input.id == "in-tests":
             event.stop()
+            event.prevent_default()
             if event.value.strip():
                 self._add_first()
                 return
             self.field("tests").set_problem(None if self.tests else "choose at least one test")
             if self.tests:
                 self.focus_next_field(self.field("tests"))
-            return
-        super().on_input_submitted(event)
 
     def _add_first(self) -> None:
         query = self.field("tests").text
