@@ -1,0 +1,192 @@
+"""The services: each record with its op in one transaction, dependencies,
+and the numbers printed for people."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+
+import orjson
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from opd_fallback.clock import IST
+from opd_fallback.errors import DomainError
+from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.store import Store, outbox, reserved
+from opd_fallback.store.operators import add_operator
+from opd_fallback.store.tables import Op
+
+PATIENT = {"name": "Ram Kumar", "name_local": "राम कुमार", "sex": "M", "age_years": 40, "mobile": "09876543210"}
+
+
+def _ops(store: Store) -> list[Op]:
+    with store.read() as s:
+        return list(s.exec(select(Op).order_by(Op.seq)))
+
+
+def test_register_new_writes_three_records_and_ops(store: Store, svc: CounterService,
+                                                    with_master_data: Callable[..., None]) -> None:
+    with_master_data(store)
+    reg = svc.register_new("op1", PATIENT, department="med", unit="med-u1", payment=PaymentInput(mode="cash"))
+    assert reg.payment is not None
+    assert re.fullmatch(r"C07-\d{6}-000001", reg.patient.local_ref)
+    assert reg.payment.extra["receipt_no"] == "C07-R000003"
+    assert reg.payment.extra["amount_paise"] == 1000  # the OPD-NEW fee from master data
+    assert reg.visit.extra["token_no"] == 1
+    ops = _ops(store)
+    assert [o.kind for o in ops] == ["patient.register", "visit.open", "payment.record"]
+    assert [o.seq for o in ops] == [1, 2, 3]
+    assert {o.state for o in ops} == {"pending"}
+    deps = [orjson.loads(o.depends_on) for o in ops]
+    assert deps[0] == [] and deps[1] == [ops[0].op_id]
+    assert set(deps[2]) == {ops[0].op_id, ops[1].op_id}  # payment waits for its visit (and patient)
+    payload = orjson.loads(ops[0].payload)
+    assert payload["mobile"] == "9876543210" and payload["local_ref"] == reg.patient.local_ref
+    for o in ops:
+        outbox.as_envelope_model(o)  # a valid contract envelope
+
+
+def test_revisit_has_no_registration_op_and_depends_only_on_unsynced(store: Store, svc: CounterService) -> None:
+    r = svc.revisit("op1", "KGMU000123", department="MED", payment=PaymentInput(mode="cash", amount_paise=0))
+    ops = _ops(store)
+    assert [o.kind for o in ops] == ["visit.open", "payment.record"]
+    assert orjson.loads(ops[0].payload)["patient"]["central_id"] == "KGMU000123"
+    assert orjson.loads(ops[0].depends_on) == []
+    assert orjson.loads(ops[1].depends_on) == [ops[0].op_id]
+    assert r.visit.extra["visit_type"] == "revisit"
+
+
+def test_visit_of_a_synced_registration_needs_no_dependency(store: Store, svc: CounterService) -> None:
+    reg = svc.register_new("op1", PATIENT, department="MED")
+    with store.write() as s:
+        s.execute(text("UPDATE op SET state='synced' WHERE op_id=:i"), {"i": reg.patient.op_id})
+    v = svc.revisit("op1", reg.patient.local_ref, department="SURG")
+    with store.read() as s:
+        op = outbox.get(s, v.visit.op_id)
+    assert op is not None and orjson.loads(op.depends_on) == []
+
+
+def test_failed_flow_saves_nothing(store: Store, svc: CounterService,
+                                   with_master_data: Callable[..., None]) -> None:
+    with_master_data(store)
+    with pytest.raises(DomainError) as exc:
+        svc.register_new("op1", PATIENT, department="XYZ", payment=PaymentInput(mode="cash"))
+    assert exc.value.problems[0].field == "department"
+    with pytest.raises(DomainError) as exc:
+        svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="upi"))
+    assert "UTR" in str(exc.value)
+    assert _ops(store) == []
+    with store.read() as s:
+        assert s.execute(text("SELECT count(*) FROM patient")).scalar() == 0
+        assert s.execute(text("SELECT count(*) FROM counter")).scalar() == 0
+
+
+def test_bad_fields_named(svc: CounterService) -> None:
+    with pytest.raises(DomainError) as exc:
+        svc.register_new("op1", {**PATIENT, "mobile": "12345", "sex": "Z"}, department="MED")
+    assert {p.field for p in exc.value.problems} == {"mobile", "sex"}
+
+
+def test_numbers_never_reused_after_rollback(store: Store, svc: CounterService) -> None:
+    a = svc.register_new("op1", PATIENT, department="MED")
+    with pytest.raises(RuntimeError):
+        with svc.transaction("op1") as tx:
+            tx.register_patient(PATIENT)
+            raise RuntimeError("power cut")
+    b = svc.register_new("op1", PATIENT, department="MED")
+    assert b.patient.seq == a.visit.seq + 1
+    refs = [o.record_ref for o in _ops(store)]
+    assert len(refs) == len(set(refs))
+
+
+def test_tokens_per_department_per_day(svc: CounterService) -> None:
+    t = [svc.register_new("op1", PATIENT, department=d).visit.extra["token_no"] for d in ["MED", "MED", "SURG"]]
+    assert t == [1, 2, 1]
+
+
+def test_reserved_central_ids_are_used_first(store: Store, svc: CounterService) -> None:
+    with store.write() as s:
+        reserved.add_block(s, "uhid", ["KGMU900001"])
+        reserved.add_block(s, "receipt", ["R-55"])
+    reg = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="cash", amount_paise=500))
+    assert reg.patient.extra["uhid"] == "KGMU900001"
+    assert reg.payment is not None and reg.payment.extra["receipt_no"] == "R-55"
+    reg2 = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="cash", amount_paise=500))
+    assert reg2.patient.extra["uhid"] is None
+    assert reg2.payment is not None and reg2.payment.extra["receipt_no"] == f"C07-R{reg2.payment.seq:06d}"
+
+
+def test_exempt_category_pays_nothing(store: Store, svc: CounterService,
+                                      with_master_data: Callable[..., None]) -> None:
+    with_master_data(store)
+    reg = svc.register_new("op1", {**PATIENT, "category": "bpl"}, department="MED",
+                           payment=PaymentInput(mode="waived"))
+    assert reg.payment is not None and reg.payment.extra["amount_paise"] == 0
+
+
+def test_lab_request_amount_must_match_price_list(store: Store, svc: CounterService,
+                                                  with_master_data: Callable[..., None]) -> None:
+    with_master_data(store)
+    reg = svc.register_new("op1", PATIENT, department="MED")
+    lab = svc.lab_request("op1", reg.patient.local_ref, reg.visit.local_ref, ["cbc", "LFT"],
+                          payment=PaymentInput(mode="cash"))
+    assert lab.payment is not None and lab.payment.extra["amount_paise"] == 55000
+    assert lab.order.extra["sample_id"] == f"C07-S{lab.order.seq:06d}"
+    with store.read() as s:
+        op = outbox.get(s, lab.payment.op_id)
+    assert op is not None and lab.order.op_id in orjson.loads(op.depends_on)
+    with pytest.raises(DomainError, match="tests' total"):
+        svc.lab_request("op1", reg.patient.local_ref, reg.visit.local_ref, ["CBC"],
+                        payment=PaymentInput(mode="cash", amount_paise=100))
+    with pytest.raises(DomainError, match="unknown test"):
+        svc.lab_request("op1", reg.patient.local_ref, reg.visit.local_ref, ["XRAY"])
+
+
+def test_void_needs_a_supervisor_and_happens_once(store: Store, svc: CounterService) -> None:
+    add_operator(store, "sup1", "Meena", "9999", role="supervisor")
+    add_operator(store, "op1", "Asha", "1234")
+    reg = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
+    assert reg.payment is not None
+    receipt = reg.payment.extra["receipt_no"]
+    with pytest.raises(DomainError, match="supervisor"):
+        svc.void("op1", receipt, "typo", approved_by="op1")
+    v = svc.void("op1", receipt, "wrong patient", approved_by="sup1")
+    assert v.extra["amount_paise"] == 1000
+    with pytest.raises(DomainError, match="already voided"):
+        svc.void("op1", receipt, "again", approved_by="sup1")
+    with pytest.raises(DomainError, match="no payment"):
+        svc.void("op1", "C07-R999999", "x", approved_by="sup1")
+    summary = svc.cash_summary("op1")
+    assert summary.by_mode["cash"].total_paise == 1000 and summary.collected_paise == 0
+    with store.read() as s:
+        actions = [r[0] for r in s.execute(text("SELECT action FROM audit_log"))]
+    assert "payment.void" in actions
+
+
+def test_update_patient_changes_local_record(store: Store, svc: CounterService) -> None:
+    reg = svc.register_new("op1", PATIENT, department="MED")
+    u = svc.update_patient("op1", reg.patient.local_ref, {"mobile": "+91 91234 56789"})
+    assert u.extra["changes"] == {"mobile": "9123456789"}
+    with store.read() as s:
+        assert s.execute(text("SELECT mobile FROM patient")).scalar() == "9123456789"
+        op = outbox.get(s, u.op_id)
+    assert op is not None and reg.patient.op_id in orjson.loads(op.depends_on)
+
+
+def test_recorded_at_and_source_for_back_entry(store: Store, svc: CounterService) -> None:
+    when = datetime(2026, 11, 20, 9, 15, tzinfo=IST)
+    with svc.transaction("op1", recorded_at=when, source="backentry") as tx:
+        p = tx.register_patient(PATIENT)
+    assert p.local_ref.startswith("C07-261120-")
+    op = _ops(store)[0]
+    assert op.recorded_at == "2026-11-20T09:15:00+05:30" and op.source == "backentry"
+
+
+def test_search_finds_local_registrations(svc: CounterService) -> None:
+    reg = svc.register_new("op1", PATIENT, department="MED")
+    assert [h.local_ref for h in svc.search_patients("ram")] == [reg.patient.local_ref]
+    assert [h.local_ref for h in svc.search_patients("98765 43210")] == [reg.patient.local_ref]
+    assert [h.local_ref for h in svc.search_patients(reg.patient.local_ref.lower())] == [reg.patient.local_ref]
