@@ -1,0 +1,259 @@
+"""What to send and in which order: pending ops read with raw SQL, envelopes
+encoded straight from the stored JSON (no re-validation), ops whose dependency
+is flagged held back with a reason in words, and the rest split into lanes of
+independent dependency chains so several batches can be in flight without an
+op ever travelling before (or beside, in another lane) its dependency.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlmodel import Session
+
+from opd_fallback.contract import MAX_BATCH_BYTES, MAX_BATCH_OPS
+
+BODY_BUDGET = MAX_BATCH_BYTES - 16 * 1024  # headroom for the {"ops":[...]} wrapper
+
+
+@dataclass(slots=True)
+class PendingOp:
+    """One op to send: its encoded envelope plus what the engine needs to book the answer."""
+
+    seq: int
+    op_id: str
+    kind: str
+    record_kind: str | None
+    record_ref: str | None
+    deps: list[str]
+    body: bytes
+    first_deferred_at: str | None
+    has_resolution: bool
+
+    def label(self) -> str:
+        return f"{self.kind} {self.record_ref or self.op_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    """An op of ours that is not pending and not synced (so dependents must wait)."""
+
+    op_id: str
+    state: str
+    kind: str
+    record_ref: str | None
+    error: str | None  # "code: message"
+
+    def label(self) -> str:
+        return f"{self.kind} {self.record_ref or self.op_id}"
+
+
+_PENDING_SQL = text(
+    "SELECT seq, op_id, kind, device_id, operator_id, recorded_at, depends_on, payload, resolution, "
+    "record_kind, record_ref, first_deferred_at FROM op WHERE state = 'pending' ORDER BY seq"
+)
+_FLAGGED_SQL = text(
+    "SELECT op_id, state, kind, record_ref, last_error, wait_reason FROM op "
+    "WHERE state IN ('rejected', 'conflict', 'cancelled')"
+)
+
+
+def _q(value: str) -> bytes:
+    return orjson.dumps(value)
+
+
+def encode(row: Any) -> bytes:
+    """The contract envelope as compact JSON, spliced from the stored JSON texts."""
+    (seq, op_id, kind, device_id, operator_id, recorded_at, depends_on, payload, resolution) = row[:9]
+    return b"".join((
+        b'{"op_id":', _q(op_id), b',"kind":', _q(kind), b',"device_id":', _q(device_id),
+        b',"operator_id":', _q(operator_id), b',"seq":', str(int(seq)).encode(),
+        b',"recorded_at":', _q(recorded_at), b',"depends_on":', (depends_on or "[]").encode(),
+        b',"payload":', payload.encode(), b',"resolution":', (resolution or "null").encode(), b"}",
+    ))
+
+
+def load_pending(session: Session) -> list[PendingOp]:
+    """Every pending op, in seq order, ready to send."""
+    out: list[PendingOp] = []
+    loads = orjson.loads
+    for row in session.execute(_PENDING_SQL):
+        deps = loads(row[6]) if row[6] and row[6] != "[]" else []
+        out.append(PendingOp(int(row[0]), row[1], row[2], row[9], row[10], deps, encode(row), row[11],
+                             row[8] is not None))
+    return out
+
+
+def _error_words(last_error: str | None) -> str | None:
+    if not last_error:
+        return None
+    try:
+        err = orjson.loads(last_error)
+    except orjson.JSONDecodeError:
+        return last_error[:200]
+    if isinstance(err, dict):
+        return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
+    return str(err)[:200]
+
+
+def load_flagged(session: Session) -> dict[str, Flagged]:
+    return {
+        r[0]: Flagged(r[0], r[1], r[2], r[3], _error_words(r[4]) or r[5])
+        for r in session.execute(_FLAGGED_SQL)
+    }
+
+
+def wait_reason(dep: Flagged | PendingOp, why: str) -> str:
+    return f"waits for {dep.label()}, which {why}"
+
+
+def flagged_reason(dep: Flagged) -> str:
+    words = {"rejected": "the server rejected", "conflict": "needs a person's decision",
+             "cancelled": "was cancelled"}[dep.state]
+    return wait_reason(dep, words + (f" ({dep.error})" if dep.error and dep.state != "cancelled" else ""))
+
+
+@dataclass
+class Plan:
+    """Lanes of ops to send (each in dependency order) and ops held back."""
+
+    lanes: list[list[PendingOp]] = field(default_factory=list)
+    blocked: dict[str, str] = field(default_factory=dict)  # op_id -> reason in words
+
+    @property
+    def to_send(self) -> int:
+        return sum(len(lane) for lane in self.lanes)
+
+
+def plan(pending: list[PendingOp], flagged: dict[str, Flagged], lanes: int) -> Plan:
+    """Hold back ops whose (transitive) dependency is flagged; order the rest so
+    every op follows its dependencies; group dependency-connected ops and deal
+    the groups to ``lanes`` lanes, biggest first onto the lightest lane."""
+    by_id = {op.op_id: op for op in pending}
+    result = Plan()
+    # 1. blocked: a dependency flagged, or a pending dependency that is blocked
+    for op in pending:  # seq order; a superseding dependency may come later, so loop to a fixpoint below
+        for d in op.deps:
+            if d in flagged:
+                result.blocked[op.op_id] = flagged_reason(flagged[d])
+                break
+    changed = True
+    while changed:
+        changed = False
+        for op in pending:
+            if op.op_id in result.blocked:
+                continue
+            for d in op.deps:
+                if d in result.blocked and d in by_id:
+                    result.blocked[op.op_id] = wait_reason(by_id[d], "is itself waiting: " + result.blocked[d])
+                    changed = True
+                    break
+    live = [op for op in pending if op.op_id not in result.blocked]
+    # 2. components by union-find over in-outbox dependencies
+    parent: dict[str, str] = {op.op_id: op.op_id for op in live}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for op in live:
+        for d in op.deps:
+            if d in parent:
+                ra, rb = find(op.op_id), find(d)
+                if ra != rb:
+                    parent[ra] = rb
+    groups: dict[str, list[PendingOp]] = {}
+    for op in live:
+        groups.setdefault(find(op.op_id), []).append(op)
+    # 3. order each group: seq order, but a dependency always first (Kahn with a seq heap)
+    ordered_groups = [topo_order(g, parent) for g in groups.values()]
+    # 4. deal groups to lanes; keep the lanes' first ops early in seq so old work goes first
+    n = max(1, lanes)
+    result.lanes = [[] for _ in range(n)]
+    heap = [(0, i) for i in range(n)]
+    for g in sorted(ordered_groups, key=lambda g: g[0].seq):
+        size, i = heapq.heappop(heap)
+        result.lanes[i].extend(g)
+        heapq.heappush(heap, (size + len(g), i))
+    result.lanes = [lane for lane in result.lanes if lane]
+    return result
+
+
+def topo_order(group: list[PendingOp], members: dict[str, str]) -> list[PendingOp]:
+    if len(group) == 1:
+        return group
+    ids = {op.op_id for op in group}
+    indeg = {op.op_id: 0 for op in group}
+    children: dict[str, list[PendingOp]] = {}
+    for op in group:
+        for d in op.deps:
+            if d in ids and d != op.op_id:
+                indeg[op.op_id] += 1
+                children.setdefault(d, []).append(op)
+    heap = [(op.seq, op.op_id, op) for op in group if indeg[op.op_id] == 0]
+    heapq.heapify(heap)
+    out: list[PendingOp] = []
+    while heap:
+        _, _, op = heapq.heappop(heap)
+        out.append(op)
+        for c in children.get(op.op_id, ()):
+            indeg[c.op_id] -= 1
+            if indeg[c.op_id] == 0:
+                heapq.heappush(heap, (c.seq, c.op_id, c))
+    if len(out) < len(group):  # a cycle (cannot come from services); send the rest in seq order
+        seen = {op.op_id for op in out}
+        out.extend(op for op in group if op.op_id not in seen)
+    return out
+
+
+class LaneQueue:
+    """One lane's ops, handed out batch by batch; ops whose dependency did not
+    apply in an earlier batch of this run are held back with a reason."""
+
+    def __init__(self, ops: Iterable[PendingOp], batch_size: int = MAX_BATCH_OPS,
+                 max_bytes: int = BODY_BUDGET) -> None:
+        self.queue: deque[PendingOp] = deque(ops)
+        self.batch_size = max(1, min(batch_size, MAX_BATCH_OPS))
+        self.max_bytes = max_bytes
+        self.held: dict[str, str] = {}  # op_id -> reason (dependency not applied in this run)
+        self.not_applied: dict[str, str] = {}  # op_id -> status words, for dependents
+        self._labels: dict[str, str] = {}
+
+    def note(self, op: PendingOp, status: str, reason: str | None = None) -> None:
+        """Record a non-applied outcome so dependents later in the lane wait."""
+        self.not_applied[op.op_id] = reason or status
+        self._labels[op.op_id] = op.label()
+
+    def next_batch(self) -> list[PendingOp]:
+        batch: list[PendingOp] = []
+        size = 0
+        while self.queue and len(batch) < self.batch_size:
+            op = self.queue[0]
+            dep = next((d for d in op.deps if d in self.not_applied), None)
+            if dep is not None:
+                self.queue.popleft()
+                why = self.not_applied[dep]
+                self.held[op.op_id] = f"waits for {self._labels.get(dep, dep)}, which {why}"
+                self.not_applied[op.op_id] = "is itself waiting"
+                self._labels[op.op_id] = op.label()
+                continue
+            if batch and size + len(op.body) + 1 > self.max_bytes:
+                break
+            batch.append(self.queue.popleft())
+            size += len(op.body) + 1
+        return batch
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+
+def batch_body(batch: list[PendingOp]) -> bytes:
+    return b'{"ops":[' + b",".join(op.body for op in batch) + b"]}"

@@ -1,0 +1,622 @@
+"""The sync engine: replay the outbox to central, exactly once in effect, in
+dependency order, fast, and gently.
+
+One run: take the lease; read every pending op (raw SQL, envelopes spliced from
+the stored JSON); hold back ops whose dependency is flagged; deal independent
+dependency chains to a few lanes; each lane posts its batches in order (a batch
+is sent only after the previous one of its lane was answered) while a single
+writer thread books each answer in ONE transaction (pipelining: batch N+1 is
+on the wire while N is being stored). Deferred ops are retried for a bounded
+number of rounds. Transport failures resend the same ops (idempotent by
+op_id); a down server trips the circuit breaker (one health probe at a time).
+Nothing is dropped: at the end every op the run saw is synced or carries its
+reason (``state``/``last_error`` for flagged ops, ``wait_reason`` for waiting
+ones), and the outcome is written to ``meta`` for ``opd-fallback status``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+
+from opd_fallback.clock import now_iso
+from opd_fallback.store import lease as leases
+from opd_fallback.store import meta
+from opd_fallback.store.engine import Store
+from opd_fallback.sync.batching import (
+    LaneQueue,
+    PendingOp,
+    Plan,
+    batch_body,
+    load_flagged,
+    load_pending,
+    plan,
+)
+from opd_fallback.sync.client import (
+    CentralClient,
+    PayloadTooLarge,
+    RequestRefused,
+    SyncError,
+    TransientError,
+    Unauthorized,
+)
+from opd_fallback.sync.retry import CircuitBreaker, ServerDown, Stopped, call_with_retries
+
+Progress = Callable[[int, int], None]
+
+LAST_SYNC_AT = "last_sync_at"
+LAST_SYNC_OK_AT = "last_sync_ok_at"
+LAST_SYNC_OUTCOME = "last_sync_outcome"
+
+OK, NEEDS_PERSON, UNREACHABLE, UNAUTHORIZED, BUSY, STOPPED, ERROR = (
+    "ok", "needs_person", "unreachable", "unauthorized", "busy", "stopped", "error")
+
+_SYNCED = text(
+    "UPDATE op SET state='synced', last_status=:st, result=:res, last_error=NULL, wait_reason=NULL, "
+    "resolution=NULL, synced_at=:now, updated_at=:now, attempts=attempts+1 WHERE op_id=:id"
+)
+_FLAG = text(
+    "UPDATE op SET state=:state, last_status=:st, last_error=:err, wait_reason=:why, updated_at=:now, "
+    "attempts=attempts+1 WHERE op_id=:id AND state='pending'"
+)
+_DEFER = text(
+    "UPDATE op SET last_status='deferred', last_error=:err, wait_reason=:why, "
+    "first_deferred_at=coalesce(first_deferred_at, :now), updated_at=:now, attempts=attempts+1 "
+    "WHERE op_id=:id AND state='pending'"
+)
+_WAIT = text("UPDATE op SET wait_reason=:why, updated_at=:now WHERE op_id=:id AND state='pending'")
+_RECORD_SQL: dict[str, list[Any]] = {
+    "patient.register": [
+        text("UPDATE patient SET uhid=:uhid WHERE local_ref=:ref"),
+        text("UPDATE visit SET patient_uhid=:uhid WHERE patient_local_ref=:ref AND patient_uhid IS NULL"),
+        text("UPDATE lab_order SET patient_uhid=:uhid WHERE patient_local_ref=:ref AND patient_uhid IS NULL"),
+        text("UPDATE payment SET patient_uhid=:uhid WHERE patient_local_ref=:ref AND patient_uhid IS NULL"),
+    ],
+    "patient.update": [
+        text("UPDATE patient SET version=:version, uhid=coalesce(uhid, :uhid) WHERE local_ref=:ref OR uhid=:uhid"),
+        text("UPDATE patient_index SET version=:version WHERE uhid=:uhid AND version < :version"),
+    ],
+    "visit.open": [
+        text("UPDATE visit SET central_id=:cid WHERE local_ref=:ref"),
+        text("UPDATE lab_order SET visit_central_id=:cid WHERE visit_local_ref=:ref AND visit_central_id IS NULL"),
+    ],
+    "lab.order": [text("UPDATE lab_order SET central_id=:cid, accession=:acc WHERE local_ref=:ref")],
+    "payment.record": [text("UPDATE payment SET central_id=:cid, warnings=:warn WHERE local_ref=:ref")],
+}
+
+
+@dataclass
+class SyncSummary:
+    """What one run did, and where the outbox stands afterwards."""
+
+    outcome: str = OK
+    message: str = ""
+    total: int = 0  # pending when the run started
+    applied: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    conflict: int = 0
+    deferred: int = 0  # answers 'deferred' (an op may be counted once per round)
+    waited_too_long: int = 0  # deferred past the limit: flagged for a person
+    held_back: int = 0  # not sent: a dependency is flagged or did not apply
+    still_waiting: int = 0  # pending in the outbox after the run
+    needs_person: int = 0  # rejected + conflict in the outbox after the run
+    batches: int = 0
+    rounds: int = 0
+    retries: int = 0
+    probes: int = 0
+    reasons: list[str] = field(default_factory=list)  # the first few, in words
+    warnings: list[str] = field(default_factory=list)
+    started_at: str = ""
+    finished_at: str = ""
+    elapsed_s: float = 0.0
+
+    @property
+    def synced(self) -> int:
+        return self.applied + self.duplicate
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.synced / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 all synced, 1 some ops need a person or still wait, 3 server
+        unreachable or token refused, 4 another sync holds the lease."""
+        if self.outcome in (UNREACHABLE, UNAUTHORIZED):
+            return 3
+        if self.outcome == BUSY:
+            return 4
+        if self.outcome in (ERROR, STOPPED):
+            return 1
+        return 0 if self.still_waiting == 0 and self.needs_person == 0 else 1
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["synced"] = self.synced
+        d["ops_per_s"] = round(self.ops_per_s, 1)
+        d["exit_code"] = self.exit_code
+        return d
+
+    def add_reason(self, words: str, limit: int = 10) -> None:
+        if len(self.reasons) < limit:
+            self.reasons.append(words)
+
+
+def _err_json(err: Any) -> str | None:
+    return None if err is None else orjson.dumps(err).decode()
+
+
+def _err_words(err: Any) -> str:
+    if isinstance(err, dict):
+        return f"{err.get('code', 'error')}: {err.get('message', '')}".strip(": ")
+    return str(err)
+
+
+class _Run:
+    """Mutable state of one run shared by lanes, the writer and the main thread."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total = total
+        self.progress = progress
+        self.done = 0
+        self.abort = threading.Event()
+        self.fatal: BaseException | None = None
+        self.lock = threading.Lock()
+        self.answered: set[str] = set()
+        self.deferred_now: dict[str, str] = {}  # op_id -> error code, this round
+        self.held: dict[str, str] = {}
+        self.applied_this_round = 0
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.fatal is None:
+                self.fatal = exc
+        self.abort.set()
+
+    def advance(self, n: int) -> None:
+        if n <= 0:
+            return
+        with self.lock:
+            self.done = min(self.total, self.done + n)
+            done = self.done
+        if self.progress:
+            try:
+                self.progress(done, self.total)
+            except Exception:
+                pass  # a broken progress display never stops a sync
+
+
+class SyncEngine:
+    """Sync one counter database with central.
+
+    ``SyncEngine(store, client, settings).run(progress=None) -> SyncSummary``;
+    ``watch(...)`` keeps doing it. ``settings`` supplies ``batch_size`` and
+    ``batches_in_flight``; keyword arguments override them.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        client: CentralClient,
+        settings: Any = None,
+        *,
+        batch_size: int | None = None,
+        lanes: int | None = None,
+        max_rounds: int = 4,
+        round_pause_s: float = 0.3,
+        max_deferred_wait_s: float = 6 * 3600.0,
+        give_up_after_s: float | None = 60.0,
+        lease_wait_s: float = 0.0,
+        use_lease: bool = True,
+        stop: threading.Event | None = None,
+        on_warning: Callable[[str], None] | None = None,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.batch_size = batch_size or getattr(settings, "batch_size", 500)
+        self.lanes = lanes or getattr(settings, "batches_in_flight", 3)
+        self.max_rounds = max_rounds
+        self.round_pause_s = round_pause_s
+        self.max_deferred_wait_s = max_deferred_wait_s
+        self.give_up_after_s = give_up_after_s
+        self.lease_wait_s = lease_wait_s
+        self.use_lease = use_lease
+        self.stop = stop or threading.Event()
+        self.on_warning = on_warning
+        self.on_event = on_event
+        self._warnings: list[str] = []
+        prev = client.on_warning
+
+        def warn(msg: str) -> None:
+            self._warnings.append(msg)
+            if prev:
+                prev(msg)
+            if self.on_warning:
+                self.on_warning(msg)
+
+        client.on_warning = warn
+
+    # ------------------------------------------------------------------ public
+    def run(self, progress: Progress | None = None) -> SyncSummary:
+        """One sync run; never raises for server trouble (see ``summary.outcome``)."""
+        summary = SyncSummary(started_at=now_iso())
+        t0 = time.monotonic()
+        lease: leases.Lease | None = None
+        if self.use_lease:
+            try:
+                lease = leases.acquire(self.store, wait_s=self.lease_wait_s)
+            except leases.LeaseHeld as exc:
+                summary.outcome, summary.message = BUSY, str(exc)
+                summary.elapsed_s = time.monotonic() - t0
+                summary.finished_at = now_iso()
+                return summary
+        try:
+            self._run(summary, progress, lease)
+        finally:
+            summary.elapsed_s = time.monotonic() - t0
+            summary.finished_at = now_iso()
+            summary.warnings = list(dict.fromkeys(self._warnings + ([self.client.clock_warning]
+                                                                     if self.client.clock_warning else [])))
+            try:
+                self._finish(summary)
+            finally:
+                if lease is not None:
+                    lease.release()
+        return summary
+
+    def watch(
+        self,
+        progress: Progress | None = None,
+        *,
+        interval_s: float = 5.0,
+        on_summary: Callable[[SyncSummary], None] | None = None,
+        probe_cap_s: float = 30.0,
+    ) -> None:
+        """Sync until ``self.stop`` is set: wait (probing gently) while central is
+        down, sync when it answers, then look for new ops every ``interval_s``."""
+        attempt = 0
+        last_outcome = None
+        while not self.stop.is_set():
+            if last_outcome in (UNREACHABLE, UNAUTHORIZED, None):
+                try:
+                    self.client.health()
+                    attempt = 0
+                except Exception as exc:
+                    from opd_fallback.sync.retry import full_jitter
+
+                    self._event(f"central not answering ({exc}); next probe soon")
+                    delay = max(0.2, full_jitter(attempt, 0.5, probe_cap_s), getattr(exc, "retry_after", 0) or 0)
+                    attempt += 1
+                    if last_outcome is None:
+                        last_outcome = UNREACHABLE
+                    self.stop.wait(delay)
+                    continue
+            if last_outcome not in (UNREACHABLE, UNAUTHORIZED, None) and not self._has_pending():
+                self.stop.wait(interval_s)
+                if not self._has_pending():
+                    continue
+            summary = self.run(progress)
+            last_outcome = summary.outcome
+            if on_summary:
+                on_summary(summary)
+            if summary.outcome not in (UNREACHABLE, UNAUTHORIZED):
+                self.stop.wait(interval_s if summary.still_waiting == 0 else max(interval_s, 1.0))
+
+    # ------------------------------------------------------------------ steps
+    def _event(self, msg: str) -> None:
+        if self.on_event:
+            try:
+                self.on_event(msg)
+            except Exception:
+                pass
+
+    def _has_pending(self) -> bool:
+        with self.store.read() as s:
+            return s.execute(text("SELECT 1 FROM op WHERE state='pending' LIMIT 1")).first() is not None
+
+    def _run(self, summary: SyncSummary, progress: Progress | None, lease: leases.Lease | None) -> None:
+        with self.store.read() as s:
+            pending = load_pending(s)
+        summary.total = len(pending)
+        run = _Run(len(pending), progress)
+        if progress:
+            progress(0, run.total)
+        breaker = CircuitBreaker(
+            self.client.health, give_up_after_s=self.give_up_after_s, stop=run.abort,
+            on_state=lambda st, why: self._event(f"circuit {st}{': ' + why if why else ''}"),
+        )
+        counted_blocked: set[str] = set()
+        seen_ids = {op.op_id for op in pending}
+        for rnd in range(self.max_rounds):
+            if rnd > 0:
+                with self.store.read() as s:
+                    pending = load_pending(s)
+                seen_ids.update(op.op_id for op in pending)
+            if not pending:
+                break
+            with self.store.read() as s:
+                flagged = load_flagged(s)
+            the_plan = plan(pending, flagged, self.lanes)
+            summary.rounds = rnd + 1
+            self._store_waits(the_plan.blocked)
+            new_blocked = [i for i in the_plan.blocked if i not in counted_blocked]
+            counted_blocked.update(new_blocked)
+            for op_id in new_blocked[: max(0, 10 - len(summary.reasons))]:
+                summary.add_reason(the_plan.blocked[op_id])
+            run.advance(len(new_blocked))
+            if not the_plan.lanes:
+                break
+            run.deferred_now = {}
+            run.held = {}
+            run.applied_this_round = 0
+            self._round(the_plan, run, summary, breaker, lease)
+            summary.probes = breaker.probes
+            self._store_waits(run.held)
+            if run.fatal is not None or self.stop.is_set():
+                break
+            retry_worthy = any(code == "dependency_missing" for code in run.deferred_now.values()) or run.held
+            if not (retry_worthy and run.applied_this_round):
+                break
+            if self.stop.wait(self.round_pause_s * (2 ** rnd)):
+                break
+        summary.held_back = len(counted_blocked | set(run.held))
+        self._conclude(summary, run, seen_ids)
+
+    def _round(self, the_plan: Plan, run: _Run, summary: SyncSummary, breaker: CircuitBreaker,
+               lease: leases.Lease | None) -> None:
+        writes: queue.Queue[tuple[list[PendingOp], list[dict[str, Any]]] | None] = queue.Queue(maxsize=8)
+        writer = threading.Thread(target=self._writer, args=(writes, run, summary), name="sync-writer", daemon=True)
+        writer.start()
+        lanes = [LaneQueue(ops, self.batch_size) for ops in the_plan.lanes]
+        threads = [threading.Thread(target=self._lane, args=(lq, run, summary, breaker, writes, lease),
+                                    name=f"sync-lane-{i}", daemon=True) for i, lq in enumerate(lanes)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.2)
+                if self.stop.is_set() and not run.abort.is_set():
+                    run.fail(Stopped("sync stopped"))
+        writes.put(None)
+        writer.join()
+        for lq in lanes:
+            run.held.update(lq.held)
+        run.advance(len(run.held))
+
+    def _lane(self, lq: LaneQueue, run: _Run, summary: SyncSummary, breaker: CircuitBreaker,
+              writes: queue.Queue[Any], lease: leases.Lease | None) -> None:
+        try:
+            while not run.abort.is_set():
+                if lease is not None and lease.lost:
+                    raise Stopped("another sync took over this database's lease")
+                batch = lq.next_batch()
+                if not batch:
+                    return
+                results = self._send(batch, breaker, summary)
+                for op, r in zip(batch, results):
+                    st = r.get("status")
+                    if st not in ("applied", "duplicate"):
+                        lq.note(op, self._status_words(st, r.get("error")))
+                writes.put((batch, results))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            run.fail(exc)
+
+    @staticmethod
+    def _status_words(status: Any, err: Any) -> str:
+        words = {"rejected": "the server rejected", "conflict": "needs a person's decision",
+                 "deferred": "the server deferred"}.get(str(status), f"got {status}")
+        return words + (f" ({_err_words(err)})" if err else "")
+
+    def _send(self, batch: list[PendingOp], breaker: CircuitBreaker, summary: SyncSummary) -> list[dict[str, Any]]:
+        """Post one batch until answered; a 413 splits it."""
+        body = batch_body(batch)
+        ids = [op.op_id for op in batch]
+
+        def post() -> list[dict[str, Any]]:
+            results = self.client.push_batch_raw(body)
+            if [r.get("op_id") if isinstance(r, dict) else None for r in results] != ids:
+                raise TransientError(f"the server answered {len(results)} results for {len(ids)} ops, out of order")
+            return results
+
+        def count_retry(exc: BaseException, n: int) -> None:
+            summary.retries += 1
+            self._event(f"batch of {len(batch)} ops: {exc}; trying again")
+
+        try:
+            results = call_with_retries(post, breaker, max_elapsed_s=self.give_up_after_s, on_retry=count_retry)
+        except PayloadTooLarge:
+            if len(batch) == 1:
+                return [{"op_id": batch[0].op_id, "status": "rejected", "result": None,
+                         "error": {"code": "payload_too_large",
+                                   "message": "the server refused this op as too large (413)"}}]
+            mid = len(batch) // 2
+            return self._send(batch[:mid], breaker, summary) + self._send(batch[mid:], breaker, summary)
+        summary.batches += 1
+        return results
+
+    # ------------------------------------------------------------------ booking
+    def _writer(self, writes: queue.Queue[Any], run: _Run, summary: SyncSummary) -> None:
+        while True:
+            item = writes.get()
+            if item is None:
+                return
+            batch, results = item
+            try:
+                n = self._book(batch, results, run, summary)
+            except BaseException as exc:  # noqa: BLE001
+                run.fail(exc)
+                continue
+            run.advance(n)
+
+    def _deferred_too_long(self, op: PendingOp, now: datetime) -> bool:
+        if not op.first_deferred_at:
+            return self.max_deferred_wait_s <= 0
+        try:
+            first = datetime.fromisoformat(op.first_deferred_at)
+        except ValueError:
+            return False
+        return (now - first).total_seconds() > self.max_deferred_wait_s
+
+    def _book(self, batch: list[PendingOp], results: list[dict[str, Any]], run: _Run,
+              summary: SyncSummary) -> int:
+        """Store one batch's answers and the central ids they carry in ONE transaction.
+        Returns how many ops reached a final (or flagged) state."""
+        now = now_iso()
+        now_dt = datetime.fromisoformat(now)
+        synced: list[dict[str, Any]] = []
+        flags: list[dict[str, Any]] = []
+        defers: list[dict[str, Any]] = []
+        records: dict[Any, list[dict[str, Any]]] = {}
+        counts = {"applied": 0, "duplicate": 0, "rejected": 0, "conflict": 0, "deferred": 0, "too_long": 0}
+        reasons: list[str] = []
+        for op, r in zip(batch, results):
+            st = r.get("status")
+            err = r.get("error")
+            if st in ("applied", "duplicate"):
+                res = r.get("result") or {}
+                synced.append({"id": op.op_id, "st": st, "res": orjson.dumps(res).decode(), "now": now})
+                self._record_rows(op, res, records)
+                counts[st] += 1
+            elif st in ("rejected", "conflict"):
+                flags.append({"id": op.op_id, "state": st, "st": st, "err": _err_json(err), "why": None,
+                              "now": now})
+                counts[st] += 1
+                reasons.append(f"{op.label()}: {st} ({_err_words(err)})")
+            elif st == "deferred":
+                code = err.get("code", "") if isinstance(err, dict) else ""
+                why = f"the server deferred it: {_err_words(err)}" if err else "the server deferred it"
+                if self._deferred_too_long(op, now_dt):
+                    flags.append({"id": op.op_id, "state": "conflict", "st": "deferred", "err": _err_json(err),
+                                  "why": "waited too long for a dependency: " + why, "now": now})
+                    counts["too_long"] += 1
+                    reasons.append(f"{op.label()}: waited too long ({_err_words(err)})")
+                else:
+                    defers.append({"id": op.op_id, "err": _err_json(err), "why": why, "now": now})
+                    counts["deferred"] += 1
+                    with run.lock:
+                        run.deferred_now[op.op_id] = code
+            else:  # not in the contract: keep it pending with the words
+                defers.append({"id": op.op_id, "err": _err_json(r), "now": now,
+                               "why": f"the server answered an unknown status {st!r}; will resend"})
+        with self.store.write() as s:
+            conn = s.connection()
+            if synced:
+                conn.execute(_SYNCED, synced)
+            if flags:
+                conn.execute(_FLAG, flags)
+            if defers:
+                conn.execute(_DEFER, defers)
+            for stmt, rows in records.items():
+                conn.execute(stmt, rows)
+        with run.lock:
+            summary.applied += counts["applied"]
+            summary.duplicate += counts["duplicate"]
+            summary.rejected += counts["rejected"]
+            summary.conflict += counts["conflict"]
+            summary.deferred += counts["deferred"]
+            summary.waited_too_long += counts["too_long"]
+            for words in reasons:
+                summary.add_reason(words)
+            run.applied_this_round += counts["applied"] + counts["duplicate"]
+            new = [op.op_id for op, r in zip(batch, results) if r.get("status") != "deferred"]
+            fresh = len([i for i in new if i not in run.answered])
+            run.answered.update(new)
+        return fresh
+
+    @staticmethod
+    def _record_rows(op: PendingOp, res: dict[str, Any], records: dict[Any, list[dict[str, Any]]]) -> None:
+        stmts = _RECORD_SQL.get(op.kind)
+        if not stmts or not op.record_ref:
+            return
+        ref = op.record_ref
+        if op.kind == "patient.register":
+            row: dict[str, Any] = {"uhid": res.get("uhid"), "ref": ref}
+            if not row["uhid"]:
+                return
+        elif op.kind == "patient.update":
+            if res.get("version") is None:
+                return
+            row = {"version": int(res["version"]), "uhid": res.get("uhid"), "ref": ref}
+        elif op.kind == "visit.open":
+            row = {"cid": res.get("visit_id"), "ref": ref}
+        elif op.kind == "lab.order":
+            row = {"cid": res.get("order_id"), "acc": res.get("accession"), "ref": ref}
+        else:  # payment.record
+            warnings = res.get("warnings")
+            row = {"cid": res.get("receipt_id"), "ref": ref,
+                   "warn": orjson.dumps(warnings).decode() if warnings else None}
+        for stmt in stmts:
+            records.setdefault(stmt, []).append(row)
+
+    def _store_waits(self, reasons: dict[str, str]) -> None:
+        if not reasons:
+            return
+        now = now_iso()
+        with self.store.write() as s:
+            s.connection().execute(_WAIT, [{"id": i, "why": w, "now": now} for i, w in reasons.items()])
+
+    def _conclude(self, summary: SyncSummary, run: _Run, seen: set[str]) -> None:
+        exc = run.fatal
+        if exc is None and self.stop.is_set():
+            exc = Stopped("sync stopped")
+        if exc is not None:
+            summary.outcome, summary.message, why = self._classify(exc)
+            # every op this run saw but could not finish says why it is still waiting
+            with self.store.read() as s:
+                rows = s.execute(text("SELECT op_id, last_status FROM op WHERE state='pending'")).all()
+            unsent = {op_id: why for op_id, last in rows if op_id in seen and op_id not in run.answered
+                      and op_id not in run.deferred_now and op_id not in run.held}
+            self._store_waits(unsent)
+            summary.add_reason(summary.message)
+
+    @staticmethod
+    def _classify(exc: BaseException) -> tuple[str, str, str]:
+        if isinstance(exc, Unauthorized):
+            msg = "the central server refused this counter's token; ask IT for a new one (opd-fallback init --token)"
+            return UNAUTHORIZED, msg, "not sent: " + msg
+        if isinstance(exc, ServerDown):
+            return UNREACHABLE, str(exc), f"not sent yet: {exc}; it will be sent when central answers"
+        if isinstance(exc, (TransientError,)) or getattr(exc, "retry_after", None) is not None:
+            return UNREACHABLE, f"the central server kept failing: {exc}", f"not sent yet: central kept failing ({exc})"
+        if isinstance(exc, Stopped):
+            return STOPPED, str(exc), f"not sent yet: {exc}"
+        if isinstance(exc, RequestRefused):
+            return ERROR, f"the central server refused the request: {exc} {exc.body!r}"[:500], f"not sent: {exc}"
+        if isinstance(exc, SyncError):
+            return ERROR, str(exc), f"not sent: {exc}"
+        return ERROR, f"sync failed: {type(exc).__name__}: {exc}", f"not sent: sync failed ({type(exc).__name__})"
+
+    def _finish(self, summary: SyncSummary) -> None:
+        """Where the outbox stands now, and the outcome in meta for status/TUI."""
+        try:
+            with self.store.read() as s:
+                counts = dict(s.execute(text(
+                    "SELECT state, count(*) FROM op WHERE state IN ('pending','rejected','conflict') GROUP BY state"
+                )).all())
+            summary.still_waiting = int(counts.get("pending", 0))
+            summary.needs_person = int(counts.get("rejected", 0)) + int(counts.get("conflict", 0))
+            if summary.outcome == OK and summary.needs_person:
+                summary.outcome = NEEDS_PERSON
+            with self.store.write() as s:
+                meta.put(s, LAST_SYNC_AT, summary.finished_at)
+                if summary.outcome in (OK, NEEDS_PERSON):
+                    meta.put(s, LAST_SYNC_OK_AT, summary.finished_at)
+                meta.put(s, LAST_SYNC_OUTCOME, orjson.dumps(summary.as_dict()).decode())
+        except Exception as exc:  # the run's result stands even if bookkeeping fails
+            summary.warnings.append(f"could not record the sync outcome: {exc}")
+
+
+def sync_once(store: Store, client: CentralClient, settings: Any = None, progress: Progress | None = None,
+              **kw: Any) -> SyncSummary:
+    """Convenience: ``SyncEngine(store, client, settings, **kw).run(progress)``."""
+    return SyncEngine(store, client, settings, **kw).run(progress)
