@@ -184,3 +184,61 @@ def test_move_to_new_device_when_central_cannot_be_reached(tmp_path: Path) -> No
     assert reg.patient.local_ref.startswith("C08-")
     with pytest.raises(ValueError, match="used by this database before"):
         readiness.move_to_new_device(store, "C08", "C07", actor="sup")
+
+
+# ---------------------------------------------------------------- with central over real HTTP
+def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path) -> None:
+    from opd_fallback.sync.client import CentralClient
+    from opd_fallback.sync.reconcile import reconcile_day
+    from tests.helpers.central import run_central
+    from tests.sync.reconcile_helpers import sync_once
+
+    pc1 = open_store(tmp_path / "pc1" / "counter.db")
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        _register(pc1, 3)
+        sync_once(pc1, client)
+        old = backup.backup(pc1.path, tmp_path / "usb", keep=5, device_id="C07").path
+        _register(pc1, 4)  # more work after the backup, synced: central is ahead of the backup
+        sync_once(pc1, client)
+        printed = _printed_numbers(pc1)
+        pc1.close()
+        assert client.device_me().max_seq == 21
+
+        # pc1 dies; the backup is restored on pc2
+        backup.restore(old, tmp_path / "pc2" / "counter.db")
+        pc2 = open_store(tmp_path / "pc2" / "counter.db")
+        readiness.mark_restored(pc2, source=old.name)
+        with pytest.raises(DomainError):
+            _register(pc2, 1)
+        check = readiness.check_with_central(pc2, client)
+        assert (check.local_seq_before, check.central_max_seq) == (9, 21)
+        _register(pc2, 3)
+        sync_once(pc2, client)
+        with pc2.read() as s:
+            states = outbox.counts_by_state(s)
+        assert states == {**states, "synced": 18, "pending": 0, "rejected": 0, "conflict": 0}
+        new_numbers = _printed_numbers(pc2) - _printed_numbers_upto(pc2, 9)
+        assert len(new_numbers) == 3 * 4 and not (new_numbers & printed)
+        assert min(int(n[-6:]) for n in new_numbers) == 22
+        assert client.device_me().max_seq == 30
+        # the ops pc1 made after the backup are central's, and reconciliation says so
+        from opd_fallback.clock import today_ist
+
+        rep = reconcile_day(pc2, client, "C07", today_ist())
+        assert rep.exit_code == 1 and len(rep.unknown_here) == 12 and not rep.missing_centrally
+
+
+def _printed_numbers(store: Store) -> set[str]:
+    return _printed_numbers_upto(store, 10**9)
+
+
+def _printed_numbers_upto(store: Store, max_seq: int) -> set[str]:
+    """Every number printed for a person (offline patient/visit/payment numbers, receipts)."""
+    with store.read() as s:
+        rows = s.execute(text(
+            "SELECT p.local_ref FROM patient p JOIN op o ON o.op_id = p.op_id WHERE o.seq <= :m "
+            "UNION ALL SELECT v.local_ref FROM visit v JOIN op o ON o.op_id = v.op_id WHERE o.seq <= :m "
+            "UNION ALL SELECT y.local_ref FROM payment y JOIN op o ON o.op_id = y.op_id WHERE o.seq <= :m "
+            "UNION ALL SELECT y.receipt_no FROM payment y JOIN op o ON o.op_id = y.op_id WHERE o.seq <= :m"),
+            {"m": max_seq}).all()
+    return {r[0] for r in rows}

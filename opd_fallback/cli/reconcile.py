@@ -1,0 +1,344 @@
+"""``opd-fallback reconcile | nightly | backup | restore``: prove nothing was lost,
+and keep the counter ready for the next outage.
+
+* ``reconcile --date D [--json] [--report FILE] [--requeue-missing]``: compare
+  this counter's day with central (exit 0 clean, 1 a person must look, 3 central
+  unreachable).
+* ``nightly``: push what is pending, refresh master data / patient index / id
+  blocks, reconcile yesterday and today so far, back up (with rotation and an
+  integrity check) and write one report; non-zero when anything needs a person.
+* ``backup``: one checked backup now, with rotation.
+* ``restore BACKUP [--force] [--new-device-id ID]``: bring a counter back, then
+  check its numbers with central before it takes new work.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from opd_fallback import readiness, reports
+from opd_fallback.cli.common import counter_settings, counter_store, fail, settings as load_settings
+from opd_fallback.clock import now_iso, today_ist
+from opd_fallback.config import Settings, write_config, write_token
+from opd_fallback.store import backup as backups
+from opd_fallback.store.engine import Store, open_store
+
+EXIT_OK, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
+
+ReportOpt = Annotated[
+    Optional[Path], typer.Option("--report", help="Also write the report to FILE (.html, .csv or .json)")
+]
+
+
+def _client(s: Settings) -> Any:
+    from opd_fallback.sync.client import CentralClient
+
+    return CentralClient.from_settings(s)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"--date must be a real date written YYYY-MM-DD (got {value!r})")
+
+
+def _check_report_path(path: Path | None) -> None:
+    if path is not None:
+        try:
+            reports.format_for(path)
+        except ValueError as exc:
+            fail(f"--report: {exc}")
+
+
+def _emit(report: dict[str, Any], as_json: bool, report_path: Path | None) -> None:
+    if as_json:
+        sys.stdout.write(reports.to_json(report))
+    else:
+        reports.render_terminal(report)
+    if report_path is not None:
+        written = reports.write_report(report, report_path)
+        typer.echo(f"report written to {written}", err=True)
+
+
+# ------------------------------------------------------------------ reconcile
+def reconcile_cmd(
+    day: Annotated[str, typer.Option("--date", help="Day to reconcile, YYYY-MM-DD (Asia/Kolkata)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable (docs/reconcile-json.md)")] = False,
+    report: ReportOpt = None,
+    requeue_missing: Annotated[
+        bool, typer.Option("--requeue-missing", help="Put ops central has lost back in the queue")
+    ] = False,
+) -> None:
+    """Compare this counter's day with central; exit 0 clean, 1 look, 3 unreachable."""
+    from opd_fallback.sync.reconcile import reconcile_day
+
+    d = _day(day)
+    _check_report_path(report)
+    with counter_store() as (s, store):
+        try:
+            client = _client(s)
+        except ValueError as exc:
+            fail(str(exc), code=EXIT_UNREACHABLE)
+        with client:
+            rep = reconcile_day(store, client, s.device_id, d, requeue_missing=requeue_missing)
+    out = rep.as_dict()
+    _emit(out, as_json, report)
+    raise typer.Exit(rep.exit_code)
+
+
+# ------------------------------------------------------------------ nightly
+def _step(steps: list[dict[str, Any]], name: str, ok: bool, detail: str, **data: Any) -> None:
+    steps.append({"name": name, "ok": ok, "detail": detail, **({"data": data} if data else {})})
+
+
+def _refresh(store: Store, client: Any, s: Settings) -> tuple[bool, str]:
+    """Master data, patient index and id blocks, through the sync part's refresh."""
+    try:
+        from opd_fallback.sync import refresh
+    except ImportError:
+        return False, "refresh is not available in this build"
+    fn: Callable[..., Any] | None = getattr(refresh, "refresh_all", None) or getattr(refresh, "refresh", None)
+    if fn is None:
+        return False, "refresh is not available in this build"
+    result = fn(store, client, s)
+    as_dict = getattr(result, "as_dict", None)
+    summary = as_dict() if callable(as_dict) else result
+    ok = bool(getattr(result, "ok", True))
+    words = getattr(result, "message", None) or (
+        json.dumps(summary, default=str)[:300] if summary is not None else "done")
+    return ok, str(words)
+
+
+def run_nightly(
+    s: Settings, store: Store, *, today: date | None = None, client_factory: Callable[[Settings], Any] = _client,
+) -> dict[str, Any]:
+    """The whole nightly job for one counter; returns the report (schema nightly/1)."""
+    from opd_fallback.sync.client import SyncError
+    from opd_fallback.sync.reconcile import reconcile_day
+
+    day = today or today_ist()
+    out: dict[str, Any] = {"schema": reports.NIGHTLY_SCHEMA, "device_id": s.device_id, "started_at": now_iso(),
+                           "steps": [], "days": [], "backup": None}
+    steps: list[dict[str, Any]] = out["steps"]
+    reasons: list[str] = []
+    unreachable = False
+    client = None
+    try:
+        client = client_factory(s)
+    except ValueError as exc:
+        unreachable = True
+        _step(steps, "connect", False, str(exc))
+        reasons.append(f"central: {exc}")
+    if client is not None:
+        with client:
+            # a restored counter checks its numbers first
+            try:
+                check = readiness.ensure_ready(store, client, actor="nightly")
+                if check is not None:
+                    _step(steps, "numbers", True, f"restored counter continues above central's seq "
+                          f"{check.central_max_seq} (now {check.local_seq_after})")
+            except SyncError as exc:
+                _step(steps, "numbers", False, f"restored counter could not check its numbers: {exc}")
+                reasons.append("this counter was restored and cannot take new work until central answers")
+            # push what is pending
+            try:
+                from opd_fallback.sync.engine import sync_once
+
+                summary = sync_once(store, client, s)
+                sd = summary.as_dict()
+                ok = summary.outcome == "ok"
+                _step(steps, "push", ok, f"{summary.outcome}: {summary.synced} synced, "
+                      f"{summary.still_waiting} waiting, {summary.needs_person} need a person"
+                      + (f" ({summary.message})" if summary.message else ""), summary=sd)
+                if summary.outcome in ("unreachable", "unauthorized"):
+                    unreachable = True
+                if not ok:
+                    reasons.append(f"sync: {summary.message or summary.outcome}")
+            except Exception as exc:  # the night goes on: reconcile and back up anyway
+                _step(steps, "push", False, f"sync failed: {exc}")
+                reasons.append(f"sync failed: {exc}")
+            # refresh
+            try:
+                ok, words = _refresh(store, client, s)
+                _step(steps, "refresh", ok, words)
+                if not ok:
+                    reasons.append(f"refresh: {words}")
+            except Exception as exc:
+                _step(steps, "refresh", False, f"refresh failed: {exc}")
+                reasons.append(f"refresh failed: {exc}")
+            # reconcile yesterday and today so far
+            for d in (day - timedelta(days=1), day):
+                rep = reconcile_day(store, client, s.device_id, d, actor="nightly")
+                out["days"].append(rep.as_dict())
+                _step(steps, f"reconcile {d.isoformat()}", rep.status == "clean",
+                      "clean" if rep.status == "clean" else "; ".join(rep.reasons())[:500])
+                if rep.status == "unreachable":
+                    unreachable = True
+                reasons.extend(f"{d.isoformat()}: {r}" for r in rep.reasons())
+    # back up whatever happened above
+    try:
+        res = backups.backup(s.db_path, s.backups_dir, keep=s.backups_keep, device_id=s.device_id or None)
+        out["backup"] = res.as_dict()
+        _step(steps, "backup", res.ok, f"{res.path.name}: integrity {res.integrity}, "
+              f"{len(res.removed)} old backup(s) rotated away")
+        if not res.ok:
+            reasons.append(f"BACKUP FAILED its integrity check: {res.integrity}")
+    except (backups.BackupError, OSError) as exc:
+        _step(steps, "backup", False, f"backup failed: {exc}")
+        reasons.append(f"BACKUP FAILED: {exc}")
+    out["reasons"] = reasons
+    out["status"] = "unreachable" if unreachable else ("attention" if reasons else "clean")
+    out["exit_code"] = EXIT_UNREACHABLE if unreachable else (EXIT_ATTENTION if reasons else EXIT_OK)
+    out["finished_at"] = now_iso()
+    return out
+
+
+def nightly_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable (docs/reconcile-json.md)")] = False,
+    report: Annotated[
+        Optional[Path],
+        typer.Option("--report", help="Report file (.html, .csv, .json); default <data-dir>/reports/nightly-DATE.html"),
+    ] = None,
+) -> None:
+    """Push, refresh, reconcile yesterday and today, back up; exit non-zero if a person must look."""
+    _check_report_path(report)
+    with counter_store() as (s, store):
+        out = run_nightly(s, store)
+        path = report or s.data_dir / "reports" / f"nightly-{today_ist().isoformat()}.html"
+    _emit(out, as_json, path)
+    raise typer.Exit(int(out["exit_code"]))
+
+
+# ------------------------------------------------------------------ backup / restore
+def backup_cmd(
+    to: Annotated[Optional[Path], typer.Option("--to", help="Backups folder (default <data-dir>/backups)")] = None,
+    keep: Annotated[Optional[int], typer.Option("--keep", min=1, help="How many backups to keep")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Back up the counter database now (online, checked, rotated)."""
+    s = counter_settings()
+    try:
+        res = backups.backup(s.db_path, to or s.backups_dir, keep=keep or s.backups_keep,
+                             device_id=s.device_id or None)
+    except backups.BackupError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(res.as_dict(), indent=2, sort_keys=True))
+    else:
+        typer.echo(f"backup {res.path} ({res.size_bytes} bytes, {res.facts.ops} ops, {res.facts.pending} pending): "
+                   f"integrity {res.integrity}; {len(res.removed)} old backup(s) removed")
+    if not res.ok:
+        fail(f"the backup failed its integrity check and was kept as {res.path}: {res.integrity}")
+
+
+def _device_in_backup(db: Path) -> str | None:
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT device_id FROM op ORDER BY seq DESC LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])
+
+
+def _supervisor_pin(pin_stdin: bool) -> str:
+    if pin_stdin:
+        return sys.stdin.readline().strip()
+    return str(typer.prompt("supervisor PIN", hide_input=True))
+
+
+def restore_cmd(
+    backup_file: Annotated[Path, typer.Argument(metavar="BACKUP", help="A backup file (from 'opd-fallback backup')")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a database holding newer work (it is saved first)")] = False,
+    new_device_id: Annotated[
+        Optional[str], typer.Option("--new-device-id", help="Continue as a new device id (central unreachable)")
+    ] = None,
+    token: Annotated[Optional[str], typer.Option("--token", help="Device token for the (new) device id")] = None,
+    supervisor: Annotated[Optional[str], typer.Option("--supervisor", help="Supervisor approving a new device id")] = None,
+    pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the supervisor PIN from stdin")] = False,
+) -> None:
+    """Bring a counter back from a backup; it takes no new work until its numbers are checked."""
+    s = load_settings()
+    try:
+        res = backups.restore(backup_file, s.db_path, force=force)
+    except backups.BackupError as exc:
+        fail(str(exc))
+    typer.echo(f"restored {res.source} -> {res.path} ({res.facts.ops} ops, {res.facts.pending} pending)")
+    if res.replaced_saved_as:
+        typer.echo(f"the database it replaced was saved as {res.replaced_saved_as}")
+    device = s.device_id or _device_in_backup(res.path) or ""
+    updates: dict[str, Any] = {}
+    if device and device != s.device_id:
+        updates["device_id"] = device
+    store = open_store(s.db_path)
+    try:
+        abandoned = readiness.mark_restored(store, source=backup_file.name, actor=supervisor or "restore")
+        if abandoned:
+            typer.echo(f"{abandoned} reserved central id(s) from the backup will not be used")
+        if new_device_id:
+            from opd_fallback.store import operators
+
+            if not supervisor:
+                fail("moving to a new device id needs a supervisor: --supervisor ID (PIN asked)")
+            if operators.verify_supervisor(store, supervisor, _supervisor_pin(pin_stdin)) is None:
+                fail("supervisor id or PIN not accepted")
+            try:
+                readiness.move_to_new_device(store, device, new_device_id, actor=supervisor)
+            except ValueError as exc:
+                fail(str(exc))
+            updates["device_id"] = new_device_id.strip().upper()
+            _save(s, updates, token)
+            typer.echo(f"this counter now works as device {updates['device_id']}; its new numbers begin "
+                       f"with {updates['device_id']}-. Ops queued before keep device {device} and need its token.")
+            raise typer.Exit(EXIT_OK)
+        _save(s, updates, token)
+        s2 = load_settings()
+        try:
+            client = _client(s2)
+        except ValueError as exc:
+            client, why = None, str(exc)
+        if client is not None:
+            from opd_fallback.sync.client import SyncError
+
+            with client:
+                try:
+                    check = readiness.check_with_central(store, client, actor=supervisor or "restore")
+                except SyncError as exc:
+                    why = str(exc)
+                else:
+                    typer.echo(f"central has seq {check.central_max_seq} from {check.device_id}; this counter "
+                               f"continues at {check.local_seq_after + 1}. Ready for new work.")
+                    raise typer.Exit(EXIT_OK)
+        typer.echo(
+            f"NOT READY: central cannot be reached ({why}). This counter takes no new work until it has "
+            "checked its numbers. Either wait and run 'opd-fallback nightly' (or sync) when central is back, "
+            "or a supervisor moves it to a new device id: "
+            f"opd-fallback restore {backup_file} --new-device-id ID --token T --supervisor SUP",
+            err=True,
+        )
+        raise typer.Exit(EXIT_UNREACHABLE)
+    finally:
+        store.close()
+
+
+def _save(s: Settings, updates: dict[str, Any], token: str | None) -> None:
+    if updates:
+        write_config(s, updates)
+    if token:
+        write_token(s, token)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("reconcile")(reconcile_cmd)
+    app.command("nightly")(nightly_cmd)
+    app.command("backup")(backup_cmd)
+    app.command("restore")(restore_cmd)
