@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlmodel import Session
 
@@ -26,12 +27,14 @@ from opd_fallback.store.tables import Meta
 
 SCHEMA_VERSION = 1
 
-# Meta keys written by the sync engine (opd_fallback/sync/) after each attempt.
-SYNC_LAST_ATTEMPT_AT = "sync.last_attempt_at"  # RFC 3339, when the attempt started
-SYNC_LAST_OUTCOME = "sync.last_outcome"  # ok | partial | offline | auth_failed | error
-SYNC_LAST_SUCCESS_AT = "sync.last_success_at"  # RFC 3339, last attempt that reached central
-SYNC_LAST_ERROR = "sync.last_error"  # short words, no patient data
-SYNC_KEYS = (SYNC_LAST_ATTEMPT_AT, SYNC_LAST_OUTCOME, SYNC_LAST_SUCCESS_AT, SYNC_LAST_ERROR)
+# Meta keys written by the sync engine (opd_fallback/sync/engine.py, which
+# status must not import: sync speaks HTTP, the domain does not).
+SYNC_LAST_ATTEMPT_AT = "last_sync_at"  # RFC 3339, when the last attempt finished
+SYNC_LAST_SUCCESS_AT = "last_sync_ok_at"  # RFC 3339, last attempt that reached central
+SYNC_LAST_OUTCOME = "last_sync_outcome"  # JSON of the engine's SyncSummary.as_dict()
+SYNC_KEYS = (SYNC_LAST_ATTEMPT_AT, SYNC_LAST_SUCCESS_AT, SYNC_LAST_OUTCOME)
+# outcomes after which the attempt did not get everything through to central
+_FAILED_OUTCOMES = ("unreachable", "unauthorized", "busy", "stopped", "error")
 
 NEEDS_PERSON = (outbox.REJECTED, outbox.CONFLICT)
 
@@ -48,6 +51,28 @@ def _age_seconds(recorded_at: str | None, now: datetime) -> int | None:
 def _meta(session: Session, key: str) -> str | None:
     row = session.get(Meta, key)
     return None if row is None else row.value
+
+
+def _last_sync(session: Session) -> dict[str, Any]:
+    outcome: str | None = None
+    error: str | None = None
+    raw = _meta(session, SYNC_LAST_OUTCOME)
+    if raw:
+        try:
+            summary = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            summary = {"outcome": raw}
+        if not isinstance(summary, dict):
+            summary = {"outcome": str(summary)}
+        outcome = str(summary.get("outcome") or "") or None
+        if outcome in _FAILED_OUTCOMES:
+            error = str(summary.get("message") or outcome)[:300]
+    return {
+        "last_attempt_at": _meta(session, SYNC_LAST_ATTEMPT_AT),
+        "last_outcome": outcome,
+        "last_success_at": _meta(session, SYNC_LAST_SUCCESS_AT),
+        "last_error": error,
+    }
 
 
 def _payments_today(session: Session, day: str) -> dict[str, Any]:
@@ -96,12 +121,7 @@ def collect(store: Store, device_id: str, *, now: datetime | None = None) -> dic
             ).scalar()
             or 0
         )
-        sync = {
-            "last_attempt_at": _meta(s, SYNC_LAST_ATTEMPT_AT),
-            "last_outcome": _meta(s, SYNC_LAST_OUTCOME),
-            "last_success_at": _meta(s, SYNC_LAST_SUCCESS_AT),
-            "last_error": _meta(s, SYNC_LAST_ERROR),
-        }
+        sync = _last_sync(s)
         payments = _payments_today(s, now.astimezone(IST).date().isoformat())
     kinds = {
         state: {k: by_kind.get(state, {}).get(k, 0) for k in OP_KINDS} for state in outbox.STATES

@@ -73,8 +73,8 @@ def test_counts_ages_sync_and_money(data_dir: Path) -> None:
         s.execute(text("UPDATE op SET state='synced' WHERE seq=2"))
         s.execute(text("UPDATE op SET state='conflict' WHERE seq=4"))
         s.merge(Meta(key=status_mod.SYNC_LAST_ATTEMPT_AT, value="2026-11-26T10:00:00+05:30"))
-        s.merge(Meta(key=status_mod.SYNC_LAST_OUTCOME, value="offline"))
-        s.merge(Meta(key=status_mod.SYNC_LAST_ERROR, value="could not connect"))
+        s.merge(Meta(key=status_mod.SYNC_LAST_OUTCOME, value=json.dumps(
+            {"outcome": "unreachable", "message": "could not connect", "applied": 0})))
     store.close()
 
     r = _status()
@@ -85,7 +85,7 @@ def test_counts_ages_sync_and_money(data_dir: Path) -> None:
     assert r["ops"]["by_state_and_kind"]["conflict"]["patient.register"] == 1
     assert 7190 <= r["pending"]["oldest_age_seconds"] <= 7300
     assert r["needs_person"]["count"] == 1 and r["needs_person"]["oldest_age_seconds"] is not None
-    assert r["last_sync"] == {"last_attempt_at": "2026-11-26T10:00:00+05:30", "last_outcome": "offline",
+    assert r["last_sync"] == {"last_attempt_at": "2026-11-26T10:00:00+05:30", "last_outcome": "unreachable",
                               "last_success_at": None, "last_error": "could not connect"}
     pay = r["payments_today"]
     assert pay["by_mode"]["cash"] == {"count": 1, "total_paise": 1000}
@@ -94,7 +94,7 @@ def test_counts_ages_sync_and_money(data_dir: Path) -> None:
     assert pay["collected_paise"] == 1000
 
     text_out = runner.invoke(app, ["status"]).output
-    assert "Needs a person (rejected or conflict): 1" in text_out and "offline" in text_out
+    assert "Needs a person (rejected or conflict): 1" in text_out and "unreachable" in text_out
     assert "₹10.00" in text_out
 
 
@@ -102,6 +102,13 @@ def test_every_key_is_documented(data_dir: Path) -> None:
     doc = DOC.read_text(encoding="utf-8")
     for key in sorted(_keys(_status())):
         assert f"`{key}`" in doc, f"{key} is not in docs/status-json.md"
+
+
+def test_sync_keys_match_the_sync_engine() -> None:
+    """status cannot import sync (HTTP); the key names must still agree."""
+    engine = pytest.importorskip("opd_fallback.sync.engine")
+    assert (status_mod.SYNC_LAST_ATTEMPT_AT, status_mod.SYNC_LAST_SUCCESS_AT, status_mod.SYNC_LAST_OUTCOME) == (
+        engine.LAST_SYNC_AT, engine.LAST_SYNC_OK_AT, engine.LAST_SYNC_OUTCOME)
 
 
 def test_status_needs_a_set_up_counter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
