@@ -191,7 +191,7 @@ def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path) 
     from opd_fallback.sync.client import CentralClient
     from opd_fallback.sync.reconcile import reconcile_day
     from tests.helpers.central import run_central
-    from tests.sync.reconcile_helpers import sync_once
+    from opd_fallback.sync.engine import sync_once
 
     pc1 = open_store(tmp_path / "pc1" / "counter.db")
     with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:

@@ -363,40 +363,29 @@ def central_op_ids(client: ReconcileClient, day: str, device_id: str) -> tuple[s
 
 
 # ------------------------------------------------------------------ repairs
-_RECORD_UPDATES = {
-    # record_kind: (table, [(column, result key)])
-    "patient": ("patient", [("uhid", "uhid")]),
-    "visit": ("visit", [("central_id", "visit_id")]),
-    "lab_order": ("lab_order", [("central_id", "order_id"), ("accession", "accession")]),
-    "payment": ("payment", [("central_id", "receipt_id")]),
-}
-
-
 def mark_synced(store: Store, op_id: str, outcome: OpResult, *, actor: str, kind: str, record_ref: str | None) -> str:
     """Record central's remembered outcome for an op it applied but never acknowledged.
 
-    Returns the state the op had. The op is not resent: a second application
-    is impossible from here. The record it carries learns its central id.
+    Returns the state the op had. The op is not resent, so a second
+    application is impossible from here. The records it carries learn their
+    central ids exactly as the sync engine books an ``applied`` answer.
     """
+    from opd_fallback.sync.batching import PendingOp
+    from opd_fallback.sync.engine import SyncEngine
+
     result = outcome.result or {}
     now = now_iso()
+    records: dict[Any, list[dict[str, Any]]] = {}
+    SyncEngine._record_rows(PendingOp(0, op_id, kind, None, record_ref, [], b"", None, False), result, records)
     with store.write() as s:
-        row = s.execute(text("SELECT state, record_kind FROM op WHERE op_id=:i"), {"i": op_id}).one()
-        before, record_kind = str(row[0]), row[1]
+        before = str(s.execute(text("SELECT state FROM op WHERE op_id=:i"), {"i": op_id}).scalar_one())
         s.execute(text(
             "UPDATE op SET state='synced', last_status=:st, result=:r, last_error=NULL, wait_reason=NULL, "
             "synced_at=:now, updated_at=:now WHERE op_id=:i"),
             {"st": outcome.status, "r": orjson.dumps(result).decode(), "now": now, "i": op_id})
-        spec = _RECORD_UPDATES.get(record_kind or "")
-        if spec and record_ref and kind != "patient.update":
-            table, cols = spec
-            sets = {c: result.get(k) for c, k in cols if result.get(k) is not None}
-            if sets:
-                assign = ", ".join(f"{c} = coalesce({c}, :{c})" for c in sets)
-                s.execute(text(f"UPDATE {table} SET {assign} WHERE local_ref = :ref"), {**sets, "ref": record_ref})
-            if record_kind == "payment" and result.get("warnings") is not None:
-                s.execute(text("UPDATE payment SET warnings = :w WHERE local_ref = :ref"),
-                          {"w": orjson.dumps(result["warnings"]).decode(), "ref": record_ref})
+        conn = s.connection()
+        for stmt, rows in records.items():
+            conn.execute(stmt, rows)
         audit.record(s, actor, "reconcile.mark_synced", op_id, was=before, central_status=outcome.status)
     return before
 

@@ -17,17 +17,17 @@ from opd_fallback.services import CounterService, PaymentInput
 from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store, open_store
 from opd_fallback.sync.client import CentralClient
+from opd_fallback.sync.engine import sync_once
 from opd_fallback.sync.reconcile import reconcile_day
 from tests.helpers.central import run_central
 
 PATIENT = {"name": "Sita Devi", "sex": "F", "age_years": 33}
 
 
-def push_all(store: Store, client: CentralClient) -> None:
-    """Send every pending op and store the answers (what the sync engine does)."""
-    from tests.sync.reconcile_helpers import sync_once
-
-    sync_once(store, client)
+def push_all(store: Store, client: CentralClient, **kw: Any) -> Any:
+    """Send every pending op with the sync engine."""
+    summary = sync_once(store, client, **kw)
+    return summary
 
 
 def make_day(store: Store, n: int = 5, *, amount: int = 1000) -> list[Any]:
@@ -115,8 +115,8 @@ def test_lost_response_is_marked_synced_without_second_application(tmp_path: Pat
     make_day(store, 3)
     with run_central(tmp_path, lost_response_rate=1.0, seed=1) as central, \
             CentralClient(central.url, central.tokens["C07"], read_timeout=5) as client:
-        with pytest.raises(Exception):  # noqa: B017 - the answer is dropped after the commit
-            push_all(store, client)
+        summary = push_all(store, client, give_up_after_s=1.0, max_rounds=1)
+        assert summary.outcome == "unreachable" and summary.synced == 0  # every answer was dropped
         with store.read() as s:
             assert outbox.counts_by_state(s)["pending"] == 9  # the counter never heard back
         applied = central_count(central.db_path, "SELECT count(*) FROM op_outcome WHERE status='applied'")
@@ -173,3 +173,54 @@ def test_report_formats(tmp_path: Path, store: Store) -> None:
     assert "<table>" in html and "Ops per hour" in html and "<script" not in html
     with pytest.raises(ValueError, match=r"\.html, \.csv or \.json"):
         reports.write_report(rep, tmp_path / "r.txt")
+
+
+# ---------------------------------------------------------------- the commands
+def _cli(data_dir: Path, *args: str, input: str | None = None) -> Any:
+    from typer.testing import CliRunner
+
+    from opd_fallback.cli import app
+
+    return CliRunner().invoke(app, ["--data-dir", str(data_dir), *args], input=input)
+
+
+def test_reconcile_and_nightly_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "counter"
+    monkeypatch.setenv("OPD_DATA_DIR", str(data))  # --data-dir sets it; undone after the test
+    with run_central(tmp_path) as central:
+        r = _cli(data, "init", "--device", "C07", "--hospital", "KGMU", "--server", central.url,
+                 "--token", central.tokens["C07"])
+        assert r.exit_code == 0, r.output
+        store = open_store(data / "counter.db")
+        regs = make_day(store, 3)
+        store.close()
+
+        r = _cli(data, "nightly", "--json")
+        out = orjson.loads(r.stdout)
+        assert r.exit_code == 0, (r.output, out["reasons"])
+        assert out["schema"] == "opd-fallback/nightly/1" and out["status"] == "clean"
+        assert [d["date"] for d in out["days"]][-1] == today_ist().isoformat()
+        assert out["days"][-1]["central"]["ops_applied"] == 9 and out["days"][-1]["digests_match"]
+        assert out["backup"]["integrity"] == "ok" and Path(out["backup"]["path"]).exists()
+        assert (data / "reports" / f"nightly-{today_ist().isoformat()}.html").exists()
+
+        conn = sqlite3.connect(central.db_path)
+        with conn:
+            for table in ("op_outcome", "payment", "ref_map"):
+                conn.execute(f"DELETE FROM {table} WHERE op_id=?", (regs[0].payment.op_id,))
+        conn.close()
+        day = today_ist().isoformat()
+        r = _cli(data, "reconcile", "--date", day, "--report", str(tmp_path / "r.csv"))
+        assert r.exit_code == 1 and "CENTRAL HAS LOST 1" in r.stdout
+        assert regs[0].payment.op_id in (tmp_path / "r.csv").read_text()
+        r = _cli(data, "reconcile", "--date", day, "--requeue-missing", "--json")
+        assert r.exit_code == 1 and orjson.loads(r.stdout)["ops"]["missing_centrally"][0]["requeued"]
+        r = _cli(data, "nightly", "--report", str(tmp_path / "n.html"))
+        assert r.exit_code == 0, r.output
+        assert "CLEAN" in (tmp_path / "n.html").read_text()
+        r = _cli(data, "reconcile", "--date", "2026-02-30")
+        assert r.exit_code != 0 and "YYYY-MM-DD" in r.output
+    r = _cli(data, "reconcile", "--date", day)
+    assert r.exit_code == 3
+    r = _cli(data, "nightly", "--json")
+    assert r.exit_code == 3 and orjson.loads(r.stdout)["backup"]["integrity"] == "ok"
