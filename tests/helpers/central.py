@@ -112,13 +112,14 @@ class CentralHandle:
 
     def _wait_up(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
-        token = next(iter(self.tokens.values()), "")
+        token = next(iter(self.tokens.values()), None)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"central server exited ({self.proc.returncode}):\n{self.log()}")
             try:
-                r = httpx.get(self.api + "/health", headers={"Authorization": f"Bearer {token}"}, timeout=2)
+                r = httpx.get(self.api + "/health", headers=headers, timeout=2)
                 if r.status_code in (200, 401, 503):  # answering; 503 = maintenance is still "up"
                     return
             except httpx.TransportError:

@@ -1,0 +1,132 @@
+"""Protection of a recovering server and injected faults, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.central.util import factory, one, patient_ref, push, unique_mobile
+from tests.helpers.central import run_central
+
+CLI = [sys.executable, "-m", "opd_fallback.central"]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=True)
+
+
+def test_maintenance_switch_from_the_cli_makes_everything_503(tmp_path: Path) -> None:
+    with run_central(tmp_path) as central, central.client() as http:
+        assert http.get("/health").status_code == 200
+        cli("maintenance", "on", "--db", str(central.db_path))
+        op = factory().register(mobile=unique_mobile())
+        for method, path, body in (("GET", "/health", None), ("GET", "/devices/me", None),
+                                   ("POST", "/ops:batch", {"ops": [op]})):
+            r = http.request(method, path, json=body)
+            assert r.status_code == 503, path
+            assert int(r.headers["retry-after"]) >= 1 and "date" in r.headers
+            assert r.json()["error"]["code"] == "maintenance"
+        cli("maintenance", "off", "--db", str(central.db_path))
+        assert http.get("/health").status_code == 200
+        # nothing of the refused batch was applied
+        assert http.get(f"/ops/{op['op_id']}").status_code == 404
+
+
+def test_requests_beyond_max_in_flight_get_429_with_retry_after(tmp_path: Path) -> None:
+    with run_central(tmp_path, max_in_flight=1, latency_ms=600) as central:
+        slow: list[int] = []
+
+        def occupy() -> None:
+            with central.client() as http:
+                slow.append(http.get("/devices/me").status_code)
+
+        t = threading.Thread(target=occupy)
+        t.start()
+        try:
+            with central.client() as http:
+                for _ in range(100):  # wait until the slow request is in flight
+                    r = http.get("/health")
+                    if r.status_code == 429:
+                        break
+                    threading.Event().wait(0.01)
+                assert r.status_code == 429
+                assert int(r.headers["retry-after"]) >= 1 and "date" in r.headers
+                assert r.json()["error"]["code"] == "overloaded"
+        finally:
+            t.join()
+        assert slow == [200]
+
+
+def test_lost_response_op_is_applied_and_resend_is_duplicate_without_second_effect(tmp_path: Path) -> None:
+    f = factory()
+    reg = f.register(mobile=unique_mobile())
+    pay = f.payment(patient_ref(reg), [("OPD-NEW", 1000)], depends_on=[reg["op_id"]])
+    with run_central(tmp_path, lost_response_rate=1.0, seed=1) as central:
+        with central.client() as http:
+            with pytest.raises(httpx.TransportError):
+                http.post("/ops:batch", json={"ops": [reg, pay]})
+        central.restart()  # no faults now
+        with central.client() as http:
+            assert http.get("/devices/me").json()["ops_applied"] == 2  # applied although unanswered
+            first = [http.get(f"/ops/{op['op_id']}").json() for op in (reg, pay)]
+            res = push(http, reg, pay)
+            assert [r["status"] for r in res] == ["duplicate", "duplicate"]
+            assert [r["result"] for r in res] == [r["result"] for r in first]
+            assert http.get("/devices/me").json()["ops_applied"] == 2
+            assert len(http.get("/patients/changes").json()["patients"]) == 1
+    stats = json.loads(cli("stats", "--json", "--db", str(central.db_path)).stdout)
+    assert stats["records"]["payments"] == 1 and stats["ops_remembered"] == 2
+
+
+@pytest.mark.parametrize("fault", ["fail_rate", "reset_rate"])
+def test_failures_before_applying_apply_nothing(tmp_path: Path, fault: str) -> None:
+    op = factory().register(mobile=unique_mobile())
+    with run_central(tmp_path, **{fault: 1.0}, seed=5) as central:
+        with central.client() as http:
+            if fault == "fail_rate":
+                r = http.post("/ops:batch", json={"ops": [op]})
+                assert r.status_code == 503 and r.headers["retry-after"] == "1"
+                assert r.json()["error"]["code"] == "injected_failure"
+            else:
+                with pytest.raises(httpx.TransportError):
+                    http.post("/ops:batch", json={"ops": [op]})
+            assert http.get("/health").status_code == 200  # health is spared, the harness can see it
+        central.restart()
+        with central.client() as http:
+            assert http.get(f"/ops/{op['op_id']}").status_code == 404
+            assert one(http, op)["status"] == "applied"
+
+
+def test_seeded_fail_rate_repeats(tmp_path: Path) -> None:
+    def run(sub: str) -> list[int]:
+        with run_central(tmp_path / sub, fail_rate=0.5, seed=42) as central, central.client() as http:
+            return [http.get("/devices/me").status_code for _ in range(20)]
+
+    first = run("a")
+    assert set(first) == {200, 503}
+    assert run("b") == first
+
+
+def test_cli_add_device_prints_a_token_once_and_stats_counts(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    out = cli("add-device", "C09", "--db", str(db))
+    token = out.stdout.strip()
+    assert len(token) >= 40 and "shown only once" in out.stderr
+    assert token not in db.read_bytes().decode("latin-1")  # only the hash is kept
+    text = cli("stats", "--db", str(db)).stdout
+    assert "ops remembered: 0" in text
+    with run_central(tmp_path, devices=(), db_name="c.db") as central:
+        central.tokens["C09"] = token
+        with central.client("C09") as http:
+            assert http.get("/devices/me").json()["device_id"] == "C09"
+            push(http, *factory("C09").day_of_opd(3))
+    stats = json.loads(cli("stats", "--json", "--db", str(db)).stdout)
+    assert stats["applied_by_kind"]["patient.register"] == 3
+    assert stats["records"]["visits"] == 3
+    assert stats["payments_by_mode"]["cash"]["count"] >= 3

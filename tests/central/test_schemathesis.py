@@ -1,0 +1,40 @@
+"""Property-based fuzzing of the server's own OpenAPI document (schemathesis),
+over real HTTP, with a bounded number of examples per operation: no 5xx from
+the app, documented status codes and content types, bodies match their schema."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.helpers.central import CentralHandle
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+
+
+@pytest.fixture(scope="module")
+def api_schema(central: CentralHandle):  # noqa: ANN201 - schemathesis' schema type
+    return schemathesis.openapi.from_url(central.url + "/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
+def test_api_conforms_to_its_openapi(case, central: CentralHandle) -> None:  # noqa: ANN001
+    case.call_and_validate(base_url=central.url, headers=central.headers("C07"), checks=CHECKS)
