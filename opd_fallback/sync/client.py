@@ -26,10 +26,11 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
+from pydantic import BaseModel, ValidationError
 
 from opd_fallback.contract import (
     API_PREFIX,
@@ -45,6 +46,7 @@ from opd_fallback.contract import (
 )
 
 CLOCK_SKEW_LIMIT_S = 300.0
+M = TypeVar("M", bound=BaseModel)
 USER_AGENT = "opd-fallback-sync/1"
 
 
@@ -256,6 +258,13 @@ class CentralClient:
         raise RequestRefused(f"{method} {path}: refused with {status}", status=status, body=body)
 
     @staticmethod
+    def _model(cls: type[M], data: Any) -> M:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise TransientError(f"the server's answer is not what the contract says ({cls.__name__}): {exc}") from exc
+
+    @staticmethod
     def _json(response: httpx.Response) -> Any:
         try:
             return orjson.loads(response.content)
@@ -266,7 +275,7 @@ class CentralClient:
     # ------------------------------------------------------------ endpoints
     def health(self) -> Health:
         """``GET /health``; raises :class:`Unavailable` during maintenance."""
-        return Health.model_validate(self._json(self._request("GET", "/health")))
+        return self._model(Health, self._json(self._request("GET", "/health")))
 
     def push_batch_raw(self, ops: Sequence[dict[str, Any]] | bytes) -> list[dict[str, Any]]:
         """``POST /ops:batch`` with envelopes (or an already encoded body); the
@@ -294,15 +303,15 @@ class CentralClient:
 
     def push_batch(self, ops: Sequence[dict[str, Any]]) -> BatchResponse:
         """``POST /ops:batch``, results validated as contract models."""
-        return BatchResponse.model_validate({"results": self.push_batch_raw(ops)})
+        return self._model(BatchResponse, {"results": self.push_batch_raw(ops)})
 
     def get_op(self, op_id: str) -> OpResult | None:
         """``GET /ops/{op_id}``: the remembered final outcome, or None (404)."""
         r = self._request("GET", f"/ops/{op_id}", ok=(200, 404))
-        return None if r.status_code == 404 else OpResult.model_validate(self._json(r))
+        return None if r.status_code == 404 else self._model(OpResult, self._json(r))
 
     def device_me(self) -> DeviceInfo:
-        return DeviceInfo.model_validate(self._json(self._request("GET", "/devices/me")))
+        return self._model(DeviceInfo, self._json(self._request("GET", "/devices/me")))
 
     def master_data(self, etag: str | None = None) -> tuple[MasterData | None, str | None, bytes | None]:
         """``GET /master-data``; ``(None, etag, None)`` when unchanged (304),
@@ -311,7 +320,7 @@ class CentralClient:
         r = self._request("GET", "/master-data", headers=headers, ok=(200, 304))
         if r.status_code == 304:
             return None, etag, None
-        return MasterData.model_validate(self._json(r)), r.headers.get("etag"), r.content
+        return self._model(MasterData, self._json(r)), r.headers.get("etag"), r.content
 
     def patient_changes_raw(self, cursor: str | None = None, limit: int = 5000) -> dict[str, Any]:
         """``GET /patients/changes`` as a plain dict (fast path for millions of rows)."""
@@ -324,24 +333,24 @@ class CentralClient:
         return data
 
     def patient_changes(self, cursor: str | None = None, limit: int = 5000) -> PatientChanges:
-        return PatientChanges.model_validate(self.patient_changes_raw(cursor, limit))
+        return self._model(PatientChanges, self.patient_changes_raw(cursor, limit))
 
     def id_block(self, kind: str, count: int) -> IdBlock:
         """``POST /id-blocks``: ``count`` new ids of ``kind`` owned by this device."""
         body = orjson.dumps({"kind": kind, "count": count})
         r = self._request("POST", "/id-blocks", content=body, headers={"Content-Type": "application/json"})
-        return IdBlock.model_validate(self._json(r))
+        return self._model(IdBlock, self._json(r))
 
     def reconciliation(self, date: str, device_id: str) -> Reconciliation:
         r = self._request("GET", "/reconciliation", params={"date": date, "device_id": device_id})
-        return Reconciliation.model_validate(self._json(r))
+        return self._model(Reconciliation, self._json(r))
 
     def reconciliation_ops(self, date: str, device_id: str, cursor: str | None = None) -> ReconciliationOps:
         params: dict[str, Any] = {"date": date, "device_id": device_id}
         if cursor:
             params["cursor"] = cursor
         r = self._request("GET", "/reconciliation/ops", params=params)
-        return ReconciliationOps.model_validate(self._json(r))
+        return self._model(ReconciliationOps, self._json(r))
 
     def reconciliation_op_ids(self, date: str, device_id: str) -> list[str]:
         """Every page of :meth:`reconciliation_ops` joined."""

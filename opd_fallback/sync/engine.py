@@ -465,7 +465,7 @@ class SyncEngine:
             first = datetime.fromisoformat(op.first_deferred_at)
         except ValueError:
             return False
-        return (now - first).total_seconds() > self.max_deferred_wait_s
+        return (now - first).total_seconds() >= self.max_deferred_wait_s
 
     def _book(self, batch: list[PendingOp], results: list[dict[str, Any]], run: _Run,
               summary: SyncSummary) -> int:

@@ -20,8 +20,8 @@ from opd_fallback.clock import now_iso
 from opd_fallback.store import meta, patient_index, reserved
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import MasterDataCache
-from opd_fallback.sync.client import CentralClient, Unauthorized
-from opd_fallback.sync.retry import CircuitBreaker, call_with_retries
+from opd_fallback.sync.client import CentralClient, TransientError, Unauthorized, Unavailable
+from opd_fallback.sync.retry import CircuitBreaker, ServerDown, call_with_retries
 
 INDEX_CURSOR = "patient_index_cursor"
 INDEX_REFRESHED_AT = "patient_index_refreshed_at"
@@ -41,6 +41,7 @@ class RefreshSummary:
     ids_free: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     unauthorized: bool = False
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -159,6 +160,10 @@ def refresh_all(
             summary.unauthorized = True
             summary.errors.append(f"{name}: {exc}")
             break  # the same token will be refused for the rest
+        except (ServerDown, TransientError, Unavailable) as exc:
+            summary.unreachable = True
+            summary.errors.append(f"{name}: {exc}")
+            break  # one give-up is enough: the server is not there
         except Exception as exc:  # noqa: BLE001 - reported, the other parts still run
             summary.errors.append(f"{name}: {exc}")
             if name == "master data":

@@ -1,0 +1,271 @@
+"""The sync engine against the reference central server over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+
+from opd_fallback.clock import today_ist
+from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.store import Store
+from opd_fallback.store import meta
+from opd_fallback.sync.client import CentralClient
+from opd_fallback.sync.engine import LAST_SYNC_AT, LAST_SYNC_OUTCOME, SyncEngine
+from tests.helpers.central import run_central
+
+from .daygen import make_day, seed_master_data
+
+
+def states(store: Store) -> dict[str, int]:
+    with store.read() as s:
+        return {str(k): int(v) for k, v in s.execute(text("SELECT state, count(*) FROM op GROUP BY state"))}
+
+
+def op_row(store: Store, op_id: str) -> dict[str, Any]:
+    with store.read() as s:
+        row = s.execute(text("SELECT * FROM op WHERE op_id=:i"), {"i": op_id}).mappings().one()
+    return dict(row)
+
+
+class Recorder:
+    """Wraps ``push_batch_raw`` to log when each op was sent and when it was answered applied."""
+
+    def __init__(self, client: CentralClient) -> None:
+        self.orig = client.push_batch_raw
+        client.push_batch_raw = self  # type: ignore[method-assign]
+        self.lock = threading.Lock()
+        self.tick = 0
+        self.sent: list[tuple[int, list[dict[str, Any]]]] = []
+        self.applied_at: dict[str, int] = {}
+
+    def __call__(self, body: Any) -> list[dict[str, Any]]:
+        ops = orjson.loads(body)["ops"]
+        with self.lock:
+            self.tick += 1
+            self.sent.append((self.tick, ops))
+        results = self.orig(body)
+        with self.lock:
+            self.tick += 1
+            for r in results:
+                if r["status"] in ("applied", "duplicate"):
+                    self.applied_at.setdefault(r["op_id"], self.tick)
+        return results
+
+
+def test_day_syncs_ids_written_back_and_totals_match(tmp_path: Path, store: Store) -> None:
+    day = make_day(store, "C07", 25, seed=3)
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        summary = SyncEngine(store, client, lanes=2).run()
+        assert summary.outcome == "ok" and summary.exit_code == 0
+        assert summary.applied == day.ops and summary.still_waiting == 0
+        rec = client.reconciliation(today_ist().isoformat(), "C07")
+        assert rec.ops_applied == day.ops
+        assert rec.payments.total_paise == day.payments_paise and rec.payments.count == day.payments
+        again = SyncEngine(store, client).run()
+        assert again.total == 0 and again.outcome == "ok"
+    assert states(store) == {"synced": day.ops}
+    with store.read() as s:
+        for table, col in (("patient", "uhid"), ("visit", "central_id"), ("lab_order", "central_id"),
+                           ("lab_order", "accession"), ("payment", "central_id"), ("payment", "patient_uhid"),
+                           ("visit", "patient_uhid")):
+            missing = s.execute(text(f"SELECT count(*) FROM {table} WHERE {col} IS NULL")).scalar()
+            assert missing == 0, f"{table}.{col} not written back"
+        assert meta.get(s, LAST_SYNC_AT)
+        assert orjson.loads(meta.get(s, LAST_SYNC_OUTCOME) or "{}")["outcome"] == "ok"
+
+
+def test_lost_bookkeeping_resend_is_duplicate_not_double(tmp_path: Path, store: Store) -> None:
+    day = make_day(store, "C07", 5, seed=4)
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        SyncEngine(store, client).run()
+        with store.write() as s:  # as if we crashed after the server applied, before booking
+            s.execute(text("UPDATE op SET state='pending', result=NULL, synced_at=NULL"))
+            s.execute(text("UPDATE payment SET central_id=NULL"))
+        summary = SyncEngine(store, client).run()
+        assert summary.duplicate == day.ops and summary.applied == 0
+        rec = client.reconciliation(today_ist().isoformat(), "C07")
+        assert rec.ops_applied == day.ops and rec.payments.total_paise == day.payments_paise
+    with store.read() as s:
+        assert s.execute(text("SELECT count(*) FROM payment WHERE central_id IS NULL")).scalar() == 0
+
+
+def test_payment_never_sent_before_its_registration_is_applied(tmp_path: Path, store: Store) -> None:
+    make_day(store, "C07", 40, seed=5)
+    with store.read() as s:
+        deps = {r[0]: orjson.loads(r[1]) for r in s.execute(text("SELECT op_id, depends_on FROM op"))}
+    assert sum(1 for d in deps.values() if d) > 60  # the day really has chains
+    with run_central(tmp_path, latency_ms=5) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        rec = Recorder(client)
+        summary = SyncEngine(store, client, batch_size=7, lanes=3).run()
+    assert summary.outcome == "ok" and summary.deferred == 0
+    assert len(rec.sent) > 15
+    for sent_at, ops in rec.sent:
+        earlier: set[str] = set()
+        for op in ops:
+            for d in op["depends_on"]:
+                assert d in earlier or rec.applied_at.get(d, 10**9) < sent_at, (
+                    f"{op['kind']} sent before its dependency was applied")
+            earlier.add(op["op_id"])
+
+
+def test_rejection_and_conflict_flagged_with_reasons_while_unrelated_ops_flow(
+    tmp_path: Path, store: Store, svc: CounterService
+) -> None:
+    # no master data at the counter, so an unknown department reaches the server
+    bad = svc.register_new("op-1", {"name": "Asha Verma", "sex": "F", "age_years": 30}, department="NOPE",
+                           payment=PaymentInput(mode="cash", amount_paise=1000))
+    first = svc.register_new("op-1", {"name": "Ram Kumar", "sex": "M", "age_years": 40, "mobile": "9876543210"},
+                             department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        s1 = SyncEngine(store, client).run()
+        assert s1.rejected == 1 and s1.outcome == "needs_person" and s1.exit_code == 1
+        # the same person again, registered afresh: a possible duplicate
+        dup = svc.register_new("op-1", {"name": "Ram Kr", "sex": "M", "age_years": 41, "mobile": "9876543210"},
+                               department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
+        before = states(store)
+        other_ops = make_day(store, "C07", 3, seed=6).ops - sum(before.values())
+        s2 = SyncEngine(store, client).run()
+        assert s2.conflict == 1 and s2.applied == other_ops  # unrelated ops flowed on
+        assert any("possible_duplicate" in r for r in s2.reasons)
+        conflict = op_row(store, dup.patient.op_id)
+        assert conflict["state"] == "conflict"
+        err = orjson.loads(conflict["last_error"])
+        assert err["code"] == "possible_duplicate" and err["candidates"][0]["uhid"]
+        waiting = op_row(store, dup.visit.op_id)
+        assert waiting["state"] == "pending" and "needs a person's decision" in waiting["wait_reason"]
+        rejected = op_row(store, bad.visit.op_id)
+        assert rejected["state"] == "rejected" and orjson.loads(rejected["last_error"])["code"] == "unknown_department"
+        fee = op_row(store, bad.payment.op_id)  # type: ignore[union-attr]
+        assert fee["state"] == "pending" and "rejected" in fee["wait_reason"]
+        assert "unknown_department" in fee["wait_reason"]
+        # a supervisor decides: link to the existing patient; the engine resends with the resolution
+        uhid = err["candidates"][0]["uhid"]
+        with store.write() as s:
+            s.execute(text("UPDATE op SET state='pending', resolution=:r WHERE op_id=:i"),
+                      {"r": orjson.dumps({"action": "link", "uhid": uhid}).decode(), "i": dup.patient.op_id})
+        s3 = SyncEngine(store, client).run()
+        assert s3.applied == 3 and s3.still_waiting == 1  # the rejected visit's fee still waits
+        linked = op_row(store, dup.patient.op_id)
+        assert linked["state"] == "synced" and linked["resolution"] is None
+        assert orjson.loads(linked["result"]) == {"uhid": uhid, "linked": True}
+    with store.read() as s:
+        assert s.execute(text("SELECT uhid FROM patient WHERE local_ref=:r"),
+                         {"r": dup.patient.local_ref}).scalar() == uhid
+        assert s.execute(text("SELECT uhid FROM patient WHERE local_ref=:r"),
+                         {"r": first.patient.local_ref}).scalar() == uhid
+
+
+def test_cross_device_reference_deferred_then_applied(tmp_path: Path, store: Store, svc: CounterService) -> None:
+    from opd_fallback.store import open_store
+
+    other = open_store(tmp_path / "l02.db")
+    reg = CounterService(other, "L02").register_new("op-2", {"name": "Gita Devi", "sex": "F", "age_years": 50},
+                                                     department="MED")
+    visit = svc.revisit("op-1", reg.patient.local_ref, department="MED")
+    with run_central(tmp_path, devices=("C07", "L02")) as central:
+        with CentralClient(central.url, central.tokens["C07"]) as client:
+            s1 = SyncEngine(store, client, max_rounds=2, round_pause_s=0.01).run()
+            assert s1.deferred >= 1 and s1.still_waiting == 1 and s1.exit_code == 1
+            row = op_row(store, visit.visit.op_id)
+            assert row["state"] == "pending" and "reference_pending" in row["wait_reason"]
+            assert row["first_deferred_at"]
+        with CentralClient(central.url, central.tokens["L02"]) as client:
+            assert SyncEngine(other, client).run().outcome == "ok"
+        with CentralClient(central.url, central.tokens["C07"]) as client:
+            s2 = SyncEngine(store, client).run()
+            assert s2.applied == 1 and s2.exit_code == 0
+    other.close()
+
+
+def test_deferred_too_long_is_flagged_for_a_person(tmp_path: Path, store: Store, svc: CounterService) -> None:
+    svc.revisit("op-1", "L09-261126-000001", department="MED")
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        SyncEngine(store, client, max_rounds=1).run()
+        summary = SyncEngine(store, client, max_rounds=1, max_deferred_wait_s=0).run()
+    assert summary.waited_too_long == 1 and summary.exit_code == 1
+    assert states(store) == {"conflict": 1}
+    with store.read() as s:
+        last_status, why = s.execute(text("SELECT last_status, wait_reason FROM op")).one()
+    assert last_status == "deferred" and "waited too long" in why
+
+
+def test_faults_on_everything_applied_once(tmp_path: Path, store: Store) -> None:
+    day = make_day(store, "C07", 60, seed=7)
+    with run_central(tmp_path, fail_rate=0.2, lost_response_rate=0.25, reset_rate=0.1, latency_ms=2,
+                     seed=11) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        summary = SyncEngine(store, client, batch_size=40, lanes=3, give_up_after_s=60).run()
+        assert summary.outcome == "ok", summary.as_dict()
+        assert summary.retries > 0 and summary.duplicate > 0
+        rec = client.reconciliation(today_ist().isoformat(), "C07")
+        assert rec.ops_applied == day.ops and rec.payments.total_paise == day.payments_paise
+    assert states(store) == {"synced": day.ops}
+
+
+def test_unauthorized_and_unreachable_exit_3_with_reasons(tmp_path: Path, store: Store) -> None:
+    make_day(store, "C07", 2, seed=8)
+    with run_central(tmp_path) as central:
+        with CentralClient(central.url, "wrong-token") as client:
+            summary = SyncEngine(store, client).run()
+        port = central.port
+    assert summary.outcome == "unauthorized" and summary.exit_code == 3
+    with store.read() as s:
+        whys = {r[0] for r in s.execute(text("SELECT wait_reason FROM op"))}
+    assert all(w and "token" in w for w in whys)
+    with CentralClient(f"http://127.0.0.1:{port}", "t", connect_timeout=0.5) as client:
+        t0 = time.monotonic()
+        summary = SyncEngine(store, client, give_up_after_s=1.0).run()
+    assert summary.outcome == "unreachable" and summary.exit_code == 3
+    assert time.monotonic() - t0 < 15
+    with store.read() as s:
+        whys = {r[0] for r in s.execute(text("SELECT wait_reason FROM op"))}
+    assert all(w and "not reachable" in w for w in whys)
+
+
+def test_watch_picks_up_after_maintenance_window(tmp_path: Path, store: Store) -> None:
+    day = make_day(store, "C07", 4, seed=9)
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        central.maintenance(True)
+        stop = threading.Event()
+        summaries: list[Any] = []
+        engine = SyncEngine(store, client, stop=stop)
+        t = threading.Thread(target=engine.watch, kwargs={"interval_s": 0.2, "on_summary": summaries.append,
+                                                          "probe_cap_s": 0.5})
+        t.start()
+        try:
+            time.sleep(1.5)
+            assert states(store) == {"pending": day.ops}  # nothing got through during maintenance
+            central.maintenance(False)
+            deadline = time.monotonic() + 20
+            while states(store) != {"synced": day.ops} and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert states(store) == {"synced": day.ops}
+            # a new op recorded while watching is picked up too
+            more = make_day(store, "C07", 1, seed=10)
+            assert more.ops > day.ops
+            deadline = time.monotonic() + 20
+            while states(store) != {"synced": more.ops} and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert states(store) == {"synced": more.ops}
+        finally:
+            stop.set()
+            t.join(timeout=10)
+    assert not t.is_alive() and summaries
+
+
+def test_clock_skew_warning_reaches_the_summary(store: Store) -> None:
+    from .scripted import Scripted, js
+
+    seed_master_data(store)
+    with Scripted(lambda m, p, h, b: js(200, {"status": "ok"}), date_offset_s=3600) as srv:
+        with CentralClient(srv.url, "t") as client:
+            seen: list[str] = []
+            engine = SyncEngine(store, client, on_warning=seen.append)
+            client.health()
+            summary = engine.run()
+    assert seen and "60 minutes" in seen[0]
+    assert summary.warnings and "behind" in summary.warnings[0]
