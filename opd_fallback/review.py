@@ -28,6 +28,10 @@ How each decision flows back to central on the next sync:
 - **correct** (``rejected``): a new op (new op_id and seq, same ``local_ref``:
   a rejected op was never applied) with the corrected fields; ops waiting on the
   rejected one are re-pointed to it; the local record takes the corrections.
+  The new op keeps the original ``operator_id`` and ``recorded_at`` (the clerk
+  took the money that day; the day's reconciliation must still count it); the
+  supervisor's part is in the audit log. A payment's amount, mode and items are
+  never corrected (a payment is a fact): cancel it and record a new one.
 - **cancel**: with a reason; for a payment (or a void) also what happened to
   the money. An op others wait on is cancelled only together with them
   (``cascade``), so nothing is left waiting on an op that will never come.
