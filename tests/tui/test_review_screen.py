@@ -158,3 +158,29 @@ async def test_cancel_payment_asks_what_happened_to_the_money(store: Store) -> N
         assert table.row_count == 2
     op = op_of(store, reg.payment.op_id)
     assert op.state == "cancelled" and "refunded in cash" in op.wait_reason
+
+
+async def test_inside_the_counter_app_with_its_backend(make_app, store: Store) -> None:  # noqa: ANN001
+    """How the counter opens it: ReviewScreen(app.backend, logged-in supervisor's id)."""
+    from .conftest import login
+
+    reg, _ = seed(store)
+    app = make_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await login(pilot, SUPERVISOR, SUPERVISOR_PIN)
+        home = app.screen
+        await app.push_screen(ReviewScreen(app.backend, app.session.operator_id))
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ReviewScreen) and screen.supervisor is None  # the PIN again, always
+        await type_text(pilot, SUPERVISOR_PIN)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen.query_one("#review-list", DataTable).row_count == 2
+        await pilot.press("n")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert op_of(store, reg.patient.op_id).state == "pending"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is home
