@@ -24,12 +24,11 @@ import sqlite3
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from datetime import date  # noqa: E402
 
 from sqlalchemy import text  # noqa: E402
 
