@@ -35,12 +35,16 @@ def _run_and_kill(db: Path, seed: int, rng: random.Random) -> list[list[str]]:
         proc.kill()
         _, err = proc.communicate()
         pytest.fail(f"child did not start: {first!r} {err[-2000:]}")
-    time.sleep(rng.uniform(0.0, 0.35))
+    # Let it save a few first (however slow the machine), then kill at a random
+    # moment: mid-transaction, mid-commit, between commit and print...
+    early = [proc.stdout.readline() for _ in range(rng.randint(0, 3))]
+    time.sleep(rng.uniform(0.0, 0.25))
     os.kill(proc.pid, signal.SIGKILL)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"child died on its own: {err[-2000:]}"
+    out = "".join(early) + out
     # a line cut by the kill is not a report: only whole lines count
-    lines = out.split("\n")[:-1] if not out.endswith("\n") else out.split("\n")
+    lines = out.split("\n")[:-1]
     return [ln.split() for ln in lines if ln.startswith("SAVED ")]
 
 
@@ -98,11 +102,11 @@ def _crash_loop(tmp_path: Path, kills: int, seed: int) -> None:
         n_ops = _check(db, all_reported)
         saved_after_kill.append(n_ops)
     assert saved_after_kill == sorted(saved_after_kill)
-    assert len(all_reported) > kills, "the child hardly saved anything: the test proves little"
+    assert len(all_reported) >= kills, f"the child saved only {len(all_reported)} in {kills} runs"
 
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
-    _crash_loop(tmp_path, kills=22, seed=int(os.environ.get("CRASH_SEED", "7")))
+    _crash_loop(tmp_path, kills=20, seed=int(os.environ.get("CRASH_SEED", "7")))
 
 
 @pytest.mark.chaos
