@@ -242,3 +242,79 @@ def _printed_numbers_upto(store: Store, max_seq: int) -> set[str]:
             "UNION ALL SELECT y.receipt_no FROM payment y JOIN op o ON o.op_id = y.op_id WHERE o.seq <= :m"),
             {"m": max_seq}).all()
     return {r[0] for r in rows}
+
+
+def _cli(data_dir: Path, *args: str, input: str | None = None):  # noqa: ANN202
+    from typer.testing import CliRunner
+
+    from opd_fallback.cli import app
+
+    return CliRunner().invoke(app, ["--data-dir", str(data_dir), *args], input=input)
+
+
+def test_backup_and_restore_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opd_fallback.store import operators
+    from opd_fallback.sync.client import CentralClient
+    from opd_fallback.sync.engine import sync_once
+    from tests.helpers.central import run_central
+
+    pc1, pc2, pc3 = tmp_path / "pc1", tmp_path / "pc2", tmp_path / "pc3"
+    monkeypatch.setenv("OPD_DATA_DIR", str(pc1))  # --data-dir sets it; undone after the test
+    with run_central(tmp_path, devices=("C07", "C08")) as central:
+        token = central.tokens["C07"]
+        assert _cli(pc1, "init", "--device", "C07", "--hospital", "KGMU", "--server", central.url,
+                    "--token", token).exit_code == 0
+        store = open_store(pc1 / "counter.db")
+        operators.add_operator(store, "sup1", "Supervisor", "4321", role="supervisor")
+        _register(store, 2)
+        store.close()
+        r = _cli(pc1, "backup", "--json", "--keep", "2")
+        assert r.exit_code == 0, r.output
+        made = Path(__import__("json").loads(r.stdout)["path"])
+        assert made.parent == pc1 / "backups" and backup.integrity_check(made) == "ok"
+        store = open_store(pc1 / "counter.db")
+        _register(store, 1)
+        with CentralClient(central.url, token) as client:
+            sync_once(store, client)  # central now holds seq 1..9
+        store.close()
+
+        # restoring over newer work is refused; the database is untouched
+        r = _cli(pc1, "restore", str(made))
+        assert r.exit_code == 1 and "newer than the backup" in r.output
+        assert backup.facts(pc1 / "counter.db").max_seq == 9
+
+        # a new PC with the server up: ready at once, above central's max_seq
+        assert _cli(pc2, "init", "--device", "C07", "--hospital", "KGMU", "--server", central.url,
+                    "--token", token).exit_code == 0
+        (pc2 / "counter.db").unlink()
+        r = _cli(pc2, "restore", str(made))
+        assert r.exit_code == 0, r.output
+        assert "continues at 10" in r.output and "Ready" in r.output
+        st2 = open_store(pc2 / "counter.db")
+        assert readiness.is_ready(st2)[0]
+        st2.close()
+
+        # a new PC while central is down: not ready (exit 3) until a supervisor moves it
+        assert _cli(pc3, "init", "--device", "C07", "--hospital", "KGMU", "--server", "http://127.0.0.1:9",
+                    "--token", token).exit_code == 0
+        (pc3 / "counter.db").unlink()
+        r = _cli(pc3, "restore", str(made))
+        assert r.exit_code == 3 and "NOT READY" in r.output
+        st3 = open_store(pc3 / "counter.db")
+        assert not readiness.is_ready(st3)[0]
+        st3.close()
+        r = _cli(pc3, "restore", str(made), "--new-device-id", "C08", "--supervisor", "sup1", "--pin-stdin",
+                 input="0000\n")
+        assert r.exit_code == 1 and "not accepted" in r.output
+        r = _cli(pc3, "restore", str(made), "--new-device-id", "C08", "--token", central.tokens["C08"],
+                 "--supervisor", "sup1", "--pin-stdin", input="4321\n")
+        assert r.exit_code == 0, r.output
+        from opd_fallback.config import load_settings
+
+        s3 = load_settings(pc3)
+        assert s3.device_id == "C08" and s3.central_token == central.tokens["C08"]
+        st3 = open_store(pc3 / "counter.db")
+        assert readiness.is_ready(st3)[0]
+        reg = CounterService(st3, "C08").register_new("op-1", PATIENT, department="MED")
+        assert reg.patient.local_ref.startswith("C08-")
+        st3.close()
