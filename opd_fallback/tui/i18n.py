@@ -38,6 +38,7 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Enter/Tab next  F10 Save  Esc Back  F9 हिंदी  ^L Lock",
         "Enter/Tab आगे  F10 सेव  Esc वापस  F9 English  ^L लॉक",
     ),
+    "keys.lock": ("Enter unlock  F2 switch operator  F9 हिंदी", "Enter अनलॉक  F2 ऑपरेटर बदलें  F9 English"),
     "keys.list": (
         "↑↓ choose  Enter open  Esc Back  F9 हिंदी",
         "↑↓ चुनें  Enter खोलें  Esc वापस  F9 English",
@@ -97,6 +98,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "field.supervisor_pin": ("Supervisor PIN", "सुपरवाइज़र पिन"),
     "reg.fee_hint": ("Fee from master data: {fee}", "मास्टर डेटा से शुल्क: {fee}"),
     "reg.fee_exempt": ("Exempt category: fee waived", "छूट श्रेणी: शुल्क माफ़"),
+    "reg.fee_none": ("No fee for this visit", "इस विज़िट का कोई शुल्क नहीं"),
     "reg.fee_locked": ("fee is set by master data", "शुल्क मास्टर डेटा से तय है"),
     "reg.saved": ("Saved {ref} · token {token}", "सेव हुआ {ref} · टोकन {token}"),
     "reg.saving": ("Saving…", "सेव हो रहा है…"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.screen import Screen
 
 from opd_fallback.tui.widgets.status_bar import StatusBar
@@ -23,6 +24,13 @@ NAV_BINDINGS = [
 ]
 
 
+def bottom_bar(hints: str) -> ComposeResult:
+    """Key hints above the status bar, both pinned to the bottom."""
+    with Vertical(classes="bottom"):
+        yield TLabel(hints, classes="keys", id="keys")
+        yield StatusBar(id="status")
+
+
 class CounterScreen(Screen[None]):
     """Subclasses yield their body from ``body()``; hints key from ``HINTS``."""
 
@@ -31,8 +39,7 @@ class CounterScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield from self.body()
-        yield TLabel(self.HINTS, classes="keys", id="keys")
-        yield StatusBar(id="status")
+        yield from bottom_bar(self.HINTS)
 
     def body(self) -> ComposeResult:
         yield from ()

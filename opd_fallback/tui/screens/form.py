@@ -132,10 +132,13 @@ class FormScreen(CounterScreen):
             fee.set_hint("")
             return
         fee.set_text(f"{quote.due_paise // 100}.{quote.due_paise % 100:02d}")
-        if quote.exempt or quote.due_paise == 0:
+        if quote.exempt:
             fee.input.disabled = True
             mode.set_text("waived")
             fee.set_hint(tr("reg.fee_exempt", self.lang))  # type: ignore[arg-type]
+        elif quote.due_paise == 0:
+            fee.input.disabled = True
+            fee.set_hint(tr("reg.fee_none", self.lang))  # type: ignore[arg-type]
         else:
             fee.input.disabled = not editable
             if mode.text == "waived":

@@ -11,7 +11,7 @@ from textual.widgets import Input, Static
 
 from opd_fallback.tui.i18n import tr
 from opd_fallback.tui.state import Session
-from opd_fallback.tui.widgets.status_bar import StatusBar
+from opd_fallback.tui.screens.base import bottom_bar
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 
@@ -28,7 +28,7 @@ class LockScreen(Screen[None]):
                 yield TLabel("login.pin")
                 yield Input(id="unlock-pin", password=True, max_length=8)
                 yield Static("", id="lock-msg", classes="error")
-        yield StatusBar(id="status")
+        yield from bottom_bar("keys.lock")
 
     def on_mount(self) -> None:
         self.query_one("#unlock-pin", Input).focus()

@@ -12,7 +12,7 @@ from opd_fallback.errors import DomainError
 from opd_fallback.store.operators import validate_pin
 from opd_fallback.tui.i18n import tr
 from opd_fallback.tui.state import Session
-from opd_fallback.tui.widgets.status_bar import StatusBar
+from opd_fallback.tui.screens.base import bottom_bar
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 
@@ -28,8 +28,7 @@ class LoginScreen(Screen[None]):
                 yield TLabel("login.pin")
                 yield Input(id="pin", password=True, max_length=8)
                 yield Static("", id="login-msg", classes="error")
-        yield TLabel("keys.form", classes="keys", id="keys")
-        yield StatusBar(id="status")
+        yield from bottom_bar("keys.form")
 
     def on_mount(self) -> None:
         self.query_one("#operator", Input).focus()

@@ -93,6 +93,10 @@ class FormField(Horizontal):
                 value = self.parser(raw)
             except ValueError as exc:
                 self.problem = str(exc)
+            else:
+                # show the canonical form of short answers ("m" -> "M", "s" -> "S/O")
+                if isinstance(value, str) and len(raw) <= 12 and not self._password and value != raw:
+                    self.input.value = value
         else:
             value = raw.strip()
         self.show()

@@ -62,7 +62,7 @@ class StatusBar(Static):
     """Refreshes itself every second from the app's in-memory status model."""
 
     DEFAULT_CSS = """
-    StatusBar { dock: bottom; height: 1; background: $panel; color: $text; }
+    StatusBar { height: 1; background: $panel; color: $text; }
     """
 
     def on_mount(self) -> None:
@@ -74,3 +74,6 @@ class StatusBar(Static):
         model: StatusModel = getattr(app, "status", StatusModel())
         now = app.now() if hasattr(app, "now") else datetime.now()  # type: ignore[attr-defined]
         self.update(render_status(model, getattr(app, "lang", "en"), now))
+
+    def retranslate(self) -> None:
+        self.tick()

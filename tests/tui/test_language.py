@@ -1,0 +1,41 @@
+"""English/Hindi at runtime: labels, key hints and validation messages."""
+
+from __future__ import annotations
+
+from opd_fallback.tui.i18n import STRINGS, message
+from opd_fallback.tui.screens.register import RegisterScreen
+
+from .conftest import login, settle, type_text
+
+
+def test_every_string_has_both_languages() -> None:
+    missing = [k for k, (en, hi) in STRINGS.items() if not en or not hi]
+    assert missing == []
+    assert message("must have 10 digits (got 5)", "hi") == "में 10 अंक होने चाहिए (5 लिखे)"
+
+
+async def test_f9_switches_to_hindi_and_back(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot)
+        assert "New registration" in str(app.screen.query_one(".menu-item").render())
+        await pilot.press("f9")
+        await settle(pilot)
+        assert app.lang == "hi"
+        assert "नया पंजीकरण" in str(app.screen.query_one(".menu-item").render())
+        assert "केंद्र" in str(app.screen.query_one("#status").render())
+        await pilot.press("f2")
+        await settle(pilot)
+        assert isinstance(app.screen, RegisterScreen)
+        label = app.screen.query_one("#ff-mobile").query_one("TLabel")
+        assert "मोबाइल" in str(label.render())
+        for _ in range(8):  # to the mobile field
+            await pilot.press("enter")
+        await type_text(pilot, "5123456789")
+        await pilot.press("enter")
+        err = str(app.screen.query_one("#ff-mobile").query_one(".error").render())
+        assert "मोबाइल: 6, 7, 8 या 9 से शुरू होना चाहिए" in err
+        await pilot.press("f9")
+        await settle(pilot)
+        assert "Mobile: must start with 6, 7, 8 or 9" in str(app.screen.query_one("#ff-mobile").query_one(".error").render())
+        assert "Mobile" in str(label.render())
