@@ -36,3 +36,24 @@ class PrinterSettings(BaseSettings):
     host: str = "192.168.1.100"
     port: int = 9100
     timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+def from_counter_config(printer: str, target: str | None, width_chars: int, data_dir: Path) -> PrinterSettings:
+    """Printer settings from the counter's config (``printer``, ``printer_target``,
+    ``paper_width_chars``): target is a directory for file/pdf, ``host:port``
+    for a network printer, a device path for serial, ``vid:pid`` (hex) for USB.
+    ``OPD_PRINTER_*`` variables still refine the rest."""
+    values: dict[str, object] = {"target": printer, "width_chars": width_chars}
+    if printer in ("file", "pdf"):
+        values["directory"] = Path(target) if target else data_dir / "prints"
+    elif printer == "escpos-network" and target:
+        host, _, port = target.partition(":")
+        values["host"] = host
+        if port:
+            values["port"] = int(port)
+    elif printer == "escpos-serial" and target:
+        values["serial_port"] = target
+    elif printer == "escpos-usb" and target:
+        vid, _, pid = target.partition(":")
+        values["usb_vendor"], values["usb_product"] = int(vid, 16), int(pid, 16)
+    return PrinterSettings(**values)  # type: ignore[arg-type]

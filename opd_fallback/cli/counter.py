@@ -1,0 +1,24 @@
+"""``opd-fallback counter``: open the counter UI (Textual)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+
+def counter(
+    no_sync: Annotated[bool, typer.Option("--no-sync", help="Do not sync in the background")] = False,
+    lang: Annotated[Optional[str], typer.Option("--lang", help="en or hi (default from config)")] = None,
+) -> None:
+    """Open the counter: register, revisit, lab orders, void, reprint, queue, cash summary."""
+    from opd_fallback.cli.common import counter_settings
+    from opd_fallback.tui.wiring import app_from_settings
+
+    settings = counter_settings()
+    if lang is not None:
+        if lang not in ("en", "hi"):
+            raise typer.BadParameter("must be en or hi", param_hint="--lang")
+        settings = settings.model_copy(update={"language": lang})
+    app = app_from_settings(settings, background_sync=False if no_sync else None)
+    app.run()

@@ -1,0 +1,68 @@
+"""Build the counter app from the counter's settings: store, backend,
+printer, the central probe and the background sync. Kept apart from
+``app.py`` so tests build the app from parts and the CLI from config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from opd_fallback.config import Settings
+from opd_fallback.printing import make_printer
+from opd_fallback.printing.settings import from_counter_config
+from opd_fallback.store.engine import open_store
+from opd_fallback.tui.app import CounterApp, create_app
+from opd_fallback.tui.backend import StoreBackend
+
+
+def _client_factory(settings: Settings) -> Callable[[], Any] | None:
+    if not settings.central_url or not settings.central_token:
+        return None
+
+    def make() -> Any:
+        from opd_fallback.sync.client import CentralClient
+
+        return CentralClient.from_settings(settings)
+
+    return make
+
+
+def app_from_settings(settings: Settings, *, background_sync: bool | None = None) -> CounterApp:
+    """The counter app for a set-up counter (``opd-fallback init`` done)."""
+    store = open_store(settings.db_path)
+    backend = StoreBackend(store, device_id=settings.device_id, hospital=settings.hospital or settings.device_id)
+    printer = make_printer(
+        from_counter_config(settings.printer, settings.printer_target, settings.paper_width_chars, settings.data_dir),
+        data_dir=settings.data_dir,
+    )
+    make_client = _client_factory(settings)
+    probe = None
+    sync_runner = None
+    if make_client is not None:
+        def probe() -> bool:
+            # one cheap GET with short timeouts; never raises
+            try:
+                with make_client() as client:
+                    client.health()
+                return True
+            except Exception:
+                return False
+
+        if background_sync if background_sync is not None else settings.background_sync:
+            def sync_runner(progress: Callable[[int, int], None]) -> Any:
+                # same engine and lease as `opd-fallback sync`: a running CLI sync makes this one wait its turn
+                from opd_fallback.sync.engine import sync_once
+
+                with make_client() as client:
+                    return sync_once(store, client, settings, progress)
+
+    app = create_app(
+        backend,
+        printer=printer,
+        spool_dir=settings.data_dir / "spool",
+        lang=settings.language,
+        idle_lock_s=float(settings.idle_lock_seconds),
+        probe=probe,
+        sync_runner=sync_runner,
+    )
+    return app
