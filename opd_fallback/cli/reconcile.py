@@ -99,28 +99,14 @@ def _step(steps: list[dict[str, Any]], name: str, ok: bool, detail: str, **data:
     steps.append({"name": name, "ok": ok, "detail": detail, **({"data": data} if data else {})})
 
 
-def _refresh(store: Store, client: Any, s: Settings) -> tuple[bool, str]:
-    """Master data, patient index and id blocks, through the sync part's refresh."""
-    try:
-        from opd_fallback.sync import refresh
-    except ImportError:
-        return False, "refresh is not available in this build"
-    fn: Callable[..., Any] | None = getattr(refresh, "refresh_all", None) or getattr(refresh, "refresh", None)
-    if fn is None:
-        return False, "refresh is not available in this build"
-    result = fn(store, client, s)
-    as_dict = getattr(result, "as_dict", None)
-    summary = as_dict() if callable(as_dict) else result
-    ok = bool(getattr(result, "ok", True))
-    words = getattr(result, "message", None) or (
-        json.dumps(summary, default=str)[:300] if summary is not None else "done")
-    return ok, str(words)
-
-
 def run_nightly(
     s: Settings, store: Store, *, today: date | None = None, client_factory: Callable[[Settings], Any] = _client,
+    give_up_after_s: float = 60.0,
 ) -> dict[str, Any]:
-    """The whole nightly job for one counter; returns the report (schema nightly/1)."""
+    """The whole nightly job for one counter; returns the report (schema nightly/1).
+
+    Central is probed first: when it does not answer, the network steps are
+    skipped (nothing could be proven) and the backup is still taken."""
     from opd_fallback.sync.client import SyncError
     from opd_fallback.sync.reconcile import reconcile_day
 
@@ -138,6 +124,15 @@ def run_nightly(
         _step(steps, "connect", False, str(exc))
         reasons.append(f"central: {exc}")
     if client is not None:
+        try:
+            client.health()
+        except SyncError as exc:
+            unreachable = True
+            _step(steps, "connect", False, f"central did not answer: {exc}")
+            reasons.append(f"central did not answer, nothing could be reconciled: {exc}")
+            client.close()
+            client = None
+    if client is not None:
         with client:
             # a restored counter checks its numbers first
             try:
@@ -152,7 +147,7 @@ def run_nightly(
             try:
                 from opd_fallback.sync.engine import sync_once
 
-                summary = sync_once(store, client, s)
+                summary = sync_once(store, client, s, give_up_after_s=give_up_after_s)
                 sd = summary.as_dict()
                 ok = summary.outcome == "ok"
                 _step(steps, "push", ok, f"{summary.outcome}: {summary.synced} synced, "
@@ -165,12 +160,16 @@ def run_nightly(
             except Exception as exc:  # the night goes on: reconcile and back up anyway
                 _step(steps, "push", False, f"sync failed: {exc}")
                 reasons.append(f"sync failed: {exc}")
-            # refresh
+            # master data, patient index, id blocks
             try:
-                ok, words = _refresh(store, client, s)
-                _step(steps, "refresh", ok, words)
-                if not ok:
-                    reasons.append(f"refresh: {words}")
+                from opd_fallback.sync.refresh import refresh_all
+
+                fresh = refresh_all(store, client, s, give_up_after_s=give_up_after_s)
+                _step(steps, "refresh", fresh.ok, fresh.message, summary=fresh.as_dict())
+                if fresh.unreachable or fresh.unauthorized:
+                    unreachable = True
+                if not fresh.ok:
+                    reasons.append(f"refresh: {fresh.message}")
             except Exception as exc:
                 _step(steps, "refresh", False, f"refresh failed: {exc}")
                 reasons.append(f"refresh failed: {exc}")
@@ -207,11 +206,14 @@ def nightly_cmd(
         Optional[Path],
         typer.Option("--report", help="Report file (.html, .csv, .json); default <data-dir>/reports/nightly-DATE.html"),
     ] = None,
+    give_up_after: Annotated[
+        float, typer.Option("--give-up-after", min=0.1, help="Seconds to keep retrying a failing central")
+    ] = 60.0,
 ) -> None:
     """Push, refresh, reconcile yesterday and today, back up; exit non-zero if a person must look."""
     _check_report_path(report)
     with counter_store() as (s, store):
-        out = run_nightly(s, store)
+        out = run_nightly(s, store, give_up_after_s=give_up_after)
         path = report or s.data_dir / "reports" / f"nightly-{today_ist().isoformat()}.html"
     _emit(out, as_json, path)
     raise typer.Exit(int(out["exit_code"]))

@@ -185,7 +185,6 @@ def _cli(data_dir: Path, *args: str, input: str | None = None) -> Any:
 
 
 def test_reconcile_and_nightly_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("opd_fallback.sync.refresh", reason="nightly needs the sync part's refresh")
     data = tmp_path / "counter"
     monkeypatch.setenv("OPD_DATA_DIR", str(data))  # --data-dir sets it; undone after the test
     with run_central(tmp_path) as central:
