@@ -27,4 +27,5 @@ def serve(settings: CentralSettings) -> None:
         date_header=False,
         server_header=False,
         timeout_graceful_shutdown=5,
+        http=settings.http_impl,
     )

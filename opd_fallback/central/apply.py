@@ -7,6 +7,14 @@ The batch commits once (fsync once) before the answer is sent, which is what
 makes the server fast enough to be the ceiling the sync engine is measured
 against. Plain prepared statements on purpose: no ORM objects per op.
 
+How an op stays atomic without a SAVEPOINT each: every check that can end an
+op (rejected / deferred / conflict) runs before its first write, and a write
+followed by such an ending is refused as a bug (the whole batch then rolls
+back and the client gets a 5xx, so it resends). The outcome rows, ref map
+rows and patient versions are kept in memory during the batch and written
+with ``executemany`` just before the single COMMIT; the ops of the batch see
+them through the batch's dictionaries (prefetched in one query each).
+
 Decisions not spelled out by the contract (documented for the IT cell):
 - a ``device_mismatch`` or malformed-envelope rejection is *not* remembered
   under the op_id, so nobody can poison another device's op_id;
@@ -29,7 +37,7 @@ import hashlib
 import re
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +65,8 @@ UHID_PREFIX = "KGMU"
 ID_FORMATS = {"uhid": "KGMU{:09d}", "receipt": "KR{:09d}", "sample": "KS{:09d}"}
 ID_PATTERNS = {k: re.compile("^" + v.replace("{:09d}", r"\d{9}") + "$") for k, v in ID_FORMATS.items()}
 PATIENT_COLUMNS = tuple(PatientFields.model_fields)
+_PATIENT_COLS = ("uhid", *PATIENT_COLUMNS, "version", "change_seq", "created_at", "updated_at", "device_id", "op_id")
+_INSERT_PATIENT = f"INSERT INTO patient({','.join(_PATIENT_COLS)}) VALUES ({','.join('?' * len(_PATIENT_COLS))})"
 CANDIDATE_KEYS = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile", "district")
 _REQUIRED_PATIENT = ("name", "sex", "category")
 _REF_TABLES = {
@@ -98,6 +108,25 @@ class _DeviceDelta:
     max_seq: int = 0
     applied: int = 0
     last: datetime | None = None
+
+
+_REF_KEYS = ("patient", "visit", "lab_order", "payment")
+_CHUNK = 900
+
+
+@dataclass(slots=True)
+class _BatchState:
+    """What the ops of one batch see of each other before the batch is written."""
+
+    # op_id -> (kind, device_id, payload_hash, status, result_json, error_json)
+    outcomes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # local_ref -> (kind, central_id, op_id), or None when known to be absent
+    refs: dict[str, tuple[str, str, str] | None] = field(default_factory=dict)
+    new_outcomes: list[tuple[Any, ...]] = field(default_factory=list)
+    new_refs: list[tuple[str, str, str, str]] = field(default_factory=list)
+    new_versions: list[tuple[Any, ...]] = field(default_factory=list)
+    categories: dict[str, str] = field(default_factory=dict)  # uhid -> category
+    visit_owner: dict[str, str] = field(default_factory=dict)  # visit_id -> uhid
 
 
 class Applier:
@@ -168,21 +197,75 @@ class Applier:
 
     def _batch(self, device_id: str, ops: list[Any]) -> list[dict[str, Any]]:
         self._now = now_ist()
+        self._b = b = self._prefetch(ops)
         delta = _DeviceDelta()
         results = [self._one(device_id, raw, delta) for raw in ops]
+        c = self.conn
+        if b.new_outcomes:
+            c.executemany(
+                "INSERT INTO op_outcome(op_id, kind, device_id, payload_hash, status, result, error, "
+                "recorded_at, local_date, seq, applied_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                b.new_outcomes,
+            )
+        if b.new_refs:
+            c.executemany("INSERT INTO ref_map(local_ref, kind, central_id, op_id) VALUES (?,?,?,?)", b.new_refs)
+        if b.new_versions:
+            c.executemany(
+                "INSERT INTO patient_version(uhid, version, record, op_id, changed_at) VALUES (?,?,?,?,?)",
+                b.new_versions,
+            )
         if delta.max_seq:
-            row = self.conn.execute(
-                "SELECT last_recorded_at FROM device WHERE device_id=?", (device_id,)
-            ).fetchone()
+            row = c.execute("SELECT last_recorded_at FROM device WHERE device_id=?", (device_id,)).fetchone()
             last = row[0] if row else None
             if delta.last is not None and (last is None or datetime.fromisoformat(last) < delta.last):
                 last = delta.last.isoformat()
-            self.conn.execute(
+            c.execute(
                 "UPDATE device SET max_seq=MAX(max_seq, ?), ops_applied=ops_applied+?, "
                 "last_recorded_at=? WHERE device_id=?",
                 (delta.max_seq, delta.applied, last, device_id),
             )
         return results
+
+    def _prefetch(self, ops: list[Any]) -> _BatchState:
+        """One query each for the remembered outcomes and the local_refs this batch mentions."""
+        b = _BatchState()
+        op_ids: set[str] = set()
+        refs: set[str] = set()
+        for raw in ops:
+            if not isinstance(raw, dict):
+                continue
+            if isinstance(raw.get("op_id"), str):
+                op_ids.add(raw["op_id"])
+            deps = raw.get("depends_on")
+            if isinstance(deps, list):
+                op_ids.update(d for d in deps if isinstance(d, str))
+            payload = raw.get("payload")
+            if isinstance(payload, dict):
+                if isinstance(payload.get("local_ref"), str):
+                    refs.add(payload["local_ref"])
+                for key in _REF_KEYS:
+                    ref = payload.get(key)
+                    if isinstance(ref, dict) and isinstance(ref.get("local_ref"), str):
+                        refs.add(ref["local_ref"])
+        for chunk in _chunks(sorted(op_ids)):
+            for row in self.conn.execute(
+                "SELECT op_id, kind, device_id, payload_hash, status, result, error FROM op_outcome "
+                f"WHERE op_id IN ({','.join('?' * len(chunk))})", chunk,
+            ):
+                b.outcomes[row[0]] = row[1:]
+        b.refs = dict.fromkeys(refs)
+        for chunk in _chunks(sorted(refs)):
+            for row in self.conn.execute(
+                f"SELECT local_ref, kind, central_id, op_id FROM ref_map WHERE local_ref IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                b.refs[row[0]] = (row[1], row[2], row[3])
+        return b
+
+    def _w(self, sql: str, params: tuple[Any, ...]) -> None:
+        """A write of the current op: after it, the op can no longer end otherwise than applied."""
+        self._wrote = True
+        self.conn.execute(sql, params)
 
     # ---- one op ---------------------------------------------------------
     def _one(self, device_id: str, raw: Any, delta: _DeviceDelta) -> dict[str, Any]:
@@ -201,11 +284,8 @@ class Applier:
         if env.seq > delta.max_seq:
             delta.max_seq = env.seq
         phash = payload_hash(env.payload)
-        c = self.conn
-        row = c.execute(
-            "SELECT kind, device_id, payload_hash, status, result, error FROM op_outcome WHERE op_id=?",
-            (env.op_id,),
-        ).fetchone()
+        b = self._b
+        row = b.outcomes.get(env.op_id)
         if row is not None:
             if (row[0], row[1], row[2]) != (env.kind, env.device_id, phash):
                 return _result(env.op_id, "rejected", error={
@@ -213,37 +293,29 @@ class Applier:
                     "message": "this op_id was used before with another kind, device or payload"})
             status = "duplicate" if row[3] == "applied" else row[3]
             return _result(env.op_id, status, _loads(row[4]), _loads(row[5]))
-        c.execute("SAVEPOINT op")
+        self._wrote = False
         try:
             result = self._apply(env)
         except _Outcome as out:
-            c.execute("ROLLBACK TO op")
+            if self._wrote:
+                raise RuntimeError(f"op {env.op_id} ended {out.status} after writing: a bug") from out
             if out.status == "rejected":
                 self._remember(env, phash, "rejected", None, out.error)
-            c.execute("RELEASE op")
             return _result(env.op_id, out.status, error=out.error)
-        except BaseException:
-            c.execute("ROLLBACK TO op")
-            c.execute("RELEASE op")
-            raise
         self._remember(env, phash, "applied", result, None)
-        c.execute("RELEASE op")
         delta.applied += 1
         if delta.last is None or env.recorded_at > delta.last:
             delta.last = env.recorded_at
         return _result(env.op_id, "applied", result)
 
     def _remember(self, env: OpEnvelope, phash: str, status: str, result: Any, error: Any) -> None:
-        self.conn.execute(
-            "INSERT INTO op_outcome(op_id, kind, device_id, payload_hash, status, result, error, "
-            "recorded_at, local_date, seq, applied_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                env.op_id, env.kind, env.device_id, phash, status,
-                None if result is None else orjson.dumps(result).decode(),
-                None if error is None else orjson.dumps(error).decode(),
-                env.recorded_at.isoformat(), _local_date(env.recorded_at), env.seq, self._now,
-            ),
-        )
+        res = None if result is None else orjson.dumps(result).decode()
+        err = None if error is None else orjson.dumps(error).decode()
+        self._b.outcomes[env.op_id] = (env.kind, env.device_id, phash, status, res, err)
+        self._b.new_outcomes.append((
+            env.op_id, env.kind, env.device_id, phash, status, res, err,
+            env.recorded_at.isoformat(), _local_date(env.recorded_at), env.seq, self._now,
+        ))
 
     def _apply(self, env: OpEnvelope) -> dict[str, Any]:
         try:
@@ -260,43 +332,54 @@ class Applier:
 
     # ---- shared checks --------------------------------------------------
     def _deps(self, env: OpEnvelope) -> None:
+        outcomes = self._b.outcomes
         for dep in env.depends_on:
-            row = self.conn.execute("SELECT status FROM op_outcome WHERE op_id=?", (dep,)).fetchone()
-            if row is None or row[0] != "applied":
+            row = outcomes.get(dep)
+            if row is None or row[3] != "applied":
                 raise _Outcome("deferred", "dependency_missing", f"op {dep} is not applied yet", op_id=dep)
+
+    def _known(self, local_ref: str) -> tuple[str, str, str] | None:
+        refs = self._b.refs
+        if local_ref in refs:
+            return refs[local_ref]
+        row = self.conn.execute(
+            "SELECT kind, central_id, op_id FROM ref_map WHERE local_ref=?", (local_ref,)
+        ).fetchone()
+        refs[local_ref] = known = None if row is None else (row[0], row[1], row[2])
+        return known
 
     def _own_ref(self, env: OpEnvelope, local_ref: str) -> None:
         if not local_ref.startswith(env.device_id + "-"):
             raise _field_reject("validation_failed", "local_ref", "not_own_device",
                                 f"must begin with this device's id ({env.device_id}-)")
-        row = self.conn.execute("SELECT op_id FROM ref_map WHERE local_ref=?", (local_ref,)).fetchone()
-        if row is not None:
+        known = self._known(local_ref)
+        if known is not None:
             raise _field_reject("validation_failed", "local_ref", "already_used",
-                                f"{local_ref} already names a record made by op {row[0]}")
+                                f"{local_ref} already names a record made by op {known[2]}")
 
     def _ref(self, ref: Ref, kind: str, field: str, *, missing: str = "unknown_reference") -> str:
-        c = self.conn
         if ref.central_id is not None:
             table, col = _REF_TABLES[kind]
-            if c.execute(f"SELECT 1 FROM {table} WHERE {col}=?", (ref.central_id,)).fetchone() is None:
+            if self.conn.execute(f"SELECT 1 FROM {table} WHERE {col}=?", (ref.central_id,)).fetchone() is None:
                 raise _field_reject(missing, field, "not_found", f"no {kind} with central id {ref.central_id}")
             return ref.central_id
-        row = c.execute("SELECT kind, central_id FROM ref_map WHERE local_ref=?", (ref.local_ref,)).fetchone()
-        if row is None:
+        assert ref.local_ref is not None
+        known = self._known(ref.local_ref)
+        if known is None:
             raise _Outcome("deferred", "reference_pending",
                            f"{field}: {ref.local_ref} is not known here yet", local_ref=ref.local_ref)
-        if row[0] != kind:
-            raise _field_reject(missing, field, "wrong_kind", f"{ref.local_ref} is a {row[0]}, not a {kind}")
-        return row[1]
+        if known[0] != kind:
+            raise _field_reject(missing, field, "wrong_kind", f"{ref.local_ref} is a {known[0]}, not a {kind}")
+        return known[1]
 
     def _map(self, local_ref: str, kind: str, central_id: str, op_id: str) -> None:
-        self.conn.execute(
-            "INSERT INTO ref_map(local_ref, kind, central_id, op_id) VALUES (?,?,?,?)",
-            (local_ref, kind, central_id, op_id),
-        )
+        self._wrote = True
+        self._b.refs[local_ref] = (kind, central_id, op_id)
+        self._b.new_refs.append((local_ref, kind, central_id, op_id))
 
     def _reserved(self, env: OpEnvelope, kind: str, value: str, field: str) -> bool:
-        """True if ``value`` is a central block id (then it must be this device's, unused)."""
+        """True if ``value`` is a central block id (then it must be this device's, unused).
+        The caller marks it used with ``_use_reserved`` once every check has passed."""
         if not ID_PATTERNS[kind].match(value):
             return False
         row = self.conn.execute(
@@ -308,8 +391,10 @@ class Applier:
         if row[1] is not None and row[1] != env.op_id:
             raise _field_reject("reserved_id_not_owned", field, "already_used",
                                 f"{value} was already used by op {row[1]}")
-        self.conn.execute("UPDATE issued_id SET used_by_op=? WHERE id=?", (env.op_id, value))
         return True
+
+    def _use_reserved(self, value: str, op_id: str) -> None:
+        self._w("UPDATE issued_id SET used_by_op=? WHERE id=?", (op_id, value))
 
     def _no_resolution(self, env: OpEnvelope) -> None:
         if env.resolution is not None:
@@ -330,9 +415,8 @@ class Applier:
             raise _field_reject("reserved_id_not_owned", "uhid", "not_issued",
                                 f"{p.uhid} is not a central uhid issued to device {env.device_id}")
         self._deps(env)
-        c = self.conn
         if res is not None and res.action == "link":
-            if c.execute("SELECT 1 FROM patient WHERE uhid=?", (res.uhid,)).fetchone() is None:
+            if self.conn.execute("SELECT 1 FROM patient WHERE uhid=?", (res.uhid,)).fetchone() is None:
                 raise _field_reject("unknown_reference", "resolution.uhid", "not_found",
                                     f"no patient with uhid {res.uhid}")
             self._map(p.local_ref, "patient", res.uhid, env.op_id)
@@ -344,11 +428,14 @@ class Applier:
                 raise _Outcome("conflict", "possible_duplicate",
                                f"{len(candidates)} existing patient(s) may be the same person",
                                candidates=candidates)
+        if reserved:
+            assert p.uhid is not None
+            self._use_reserved(p.uhid, env.op_id)
         uhid = p.uhid or ID_FORMATS["uhid"].format(self._next("uhid"))
         change = self._next("change")
-        cols = ("uhid", *PATIENT_COLUMNS, "version", "change_seq", "created_at", "updated_at", "device_id", "op_id")
         vals = (uhid, *(rec[k] for k in PATIENT_COLUMNS), 1, change, self._now, self._now, env.device_id, env.op_id)
-        c.execute(f"INSERT INTO patient({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", vals)
+        self._w(_INSERT_PATIENT, vals)
+        self._b.categories[uhid] = rec["category"]
         self._version(uhid, 1, rec, env.op_id)
         self._map(p.local_ref, "patient", uhid, env.op_id)
         return {"uhid": uhid, "linked": False}
@@ -368,10 +455,7 @@ class Applier:
         return [{k: v[k] for k in CANDIDATE_KEYS} for v in found.values()]
 
     def _version(self, uhid: str, version: int, rec: dict[str, Any], op_id: str) -> None:
-        self.conn.execute(
-            "INSERT INTO patient_version(uhid, version, record, op_id, changed_at) VALUES (?,?,?,?,?)",
-            (uhid, version, orjson.dumps(rec).decode(), op_id, self._now),
-        )
+        self._b.new_versions.append((uhid, version, orjson.dumps(rec).decode(), op_id, self._now))
 
     def patient_record(self, uhid: str) -> dict[str, Any] | None:
         cols = ("uhid", *PATIENT_COLUMNS, "version", "updated_at")
@@ -400,11 +484,12 @@ class Applier:
                            current=current)
         version = current["version"] + 1
         sets = ",".join(f"{k}=?" for k in p.changes)
-        self.conn.execute(
+        self._w(
             f"UPDATE patient SET {sets}{',' if sets else ''} version=?, change_seq=?, updated_at=? WHERE uhid=?",
             (*p.changes.values(), version, self._next("change"), self._now, uhid),
         )
         rec = {k: v for k, v in (self.patient_record(uhid) or {}).items() if k in PATIENT_COLUMNS}
+        self._b.categories[uhid] = rec["category"]
         self._version(uhid, version, rec, env.op_id)
         return {"uhid": uhid, "version": version}
 
@@ -421,7 +506,8 @@ class Applier:
         self._deps(env)
         uhid = self._ref(p.patient, "patient", "patient")
         visit_id = f"V{self._next('visit'):010d}"
-        self.conn.execute(
+        self._b.visit_owner[visit_id] = uhid
+        self._w(
             "INSERT INTO visit(visit_id, uhid, department, unit, visit_type, visit_date, token_no, device_id, op_id) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
             (visit_id, uhid, p.department, p.unit, p.visit_type, p.visit_date.isoformat(), p.token_no,
@@ -440,17 +526,22 @@ class Applier:
                 fields=[{"field": f"tests.{i}.code", "code": "unknown", "message": f"{code} is not a known test"}
                         for i, code in unknown],
             )
-        if p.sample_id is not None:
-            self._reserved(env, "sample", p.sample_id, "sample_id")
+        reserved = p.sample_id is not None and self._reserved(env, "sample", p.sample_id, "sample_id")
         self._deps(env)
         uhid = self._ref(p.patient, "patient", "patient")
         visit_id = self._ref(p.visit, "visit", "visit")
-        row = self.conn.execute("SELECT uhid FROM visit WHERE visit_id=?", (visit_id,)).fetchone()
-        if row[0] != uhid:
+        owner = self._b.visit_owner.get(visit_id)
+        if owner is None:
+            owner = self._b.visit_owner[visit_id] = self.conn.execute(
+                "SELECT uhid FROM visit WHERE visit_id=?", (visit_id,)).fetchone()[0]
+        if owner != uhid:
             raise _field_reject("validation_failed", "visit", "other_patient", "is a visit of another patient")
+        if reserved:
+            assert p.sample_id is not None
+            self._use_reserved(p.sample_id, env.op_id)
         n = self._next("lab_order")
         order_id, accession = f"LO{n:010d}", f"A{env.recorded_at.astimezone(IST):%y%m%d}{n:08d}"
-        self.conn.execute(
+        self._w(
             "INSERT INTO lab_order(order_id, accession, uhid, visit_id, tests, sample_id, priority, ordered_by, "
             "device_id, op_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (order_id, accession, uhid, visit_id, orjson.dumps([t.code for t in p.tests]).decode(),
@@ -470,7 +561,9 @@ class Applier:
         receipt_id = p.receipt_no if reserved else ID_FORMATS["receipt"].format(self._next("receipt"))
         warnings = self._price_warnings(uhid, p)
         items = [i.model_dump() for i in p.items]
-        self.conn.execute(
+        if reserved:
+            self._use_reserved(p.receipt_no, env.op_id)
+        self._w(
             "INSERT INTO payment(receipt_id, receipt_no, uhid, visit_id, order_id, amount_paise, mode, mode_ref, "
             "items, warnings, voided, device_id, local_date, op_id) VALUES (?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
             (receipt_id, p.receipt_no, uhid, visit_id, order_id, p.amount_paise, p.mode, p.mode_ref,
@@ -485,8 +578,11 @@ class Applier:
         m = self.master
         exempt: set[str] = set()
         if m.exempt:
-            row = self.conn.execute("SELECT category FROM patient WHERE uhid=?", (uhid,)).fetchone()
-            exempt = m.exempt.get(row[0], set()) if row else set()
+            category = self._b.categories.get(uhid)
+            if category is None:
+                row = self.conn.execute("SELECT category FROM patient WHERE uhid=?", (uhid,)).fetchone()
+                category = self._b.categories[uhid] = row[0] if row else ""
+            exempt = m.exempt.get(category, set())
         warnings: list[dict[str, Any]] = []
         for item in p.items:
             price = m.price(item.code)
@@ -508,13 +604,17 @@ class Applier:
         if row[1]:
             raise _field_reject("void_target_missing", "payment", "already_voided",
                                 f"payment {receipt_id} is already voided")
-        self.conn.execute("UPDATE payment SET voided=1 WHERE receipt_id=?", (receipt_id,))
-        self.conn.execute(
+        self._w("UPDATE payment SET voided=1 WHERE receipt_id=?", (receipt_id,))
+        self._w(
             "INSERT INTO payment_void(receipt_id, reason, amount_paise, device_id, local_date, op_id) "
             "VALUES (?,?,?,?,?,?)",
             (receipt_id, p.reason, row[0], env.device_id, _local_date(env.recorded_at), env.op_id),
         )
         return {"receipt_id": receipt_id, "voided": True}
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
 def _local_date(ts: datetime) -> str:
