@@ -9,9 +9,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
-from opd_fallback.backentry import FileUnusable, import_file, rejects_path_for
+from opd_fallback.backentry import COLUMNS, FileUnusable, import_file, import_row, parse_row, rejects_path_for
+from opd_fallback.services import CounterService
 from opd_fallback.store import Store
 
 HEADER = ("slip_no,visit_date,recorded_at,operator_id,uhid,name,name_local,sex,age_years,age_months,"
@@ -238,3 +241,25 @@ def test_bom_columns_in_any_order_and_quoted_multiline_cells(tmp_path: Path, sto
     assert report.rejected[0].problems[0].line == 4  # the row after the two-line cell
     with store.read() as s:
         assert s.execute(text("SELECT address_line FROM patient")).scalar() == "House 4, Aliganj"
+
+
+# --- property: no cell, however odd, makes the import fail other than by rejecting the row ----
+
+ODD = st.text(max_size=20) | st.sampled_from(
+    ["", " ", "0", "-1", "99999999999999", "2026-02-30", "24:00", "CBC;;LFT", "राम", "upi", "M", "S/O", "MED"])
+GOODISH = {"slip_no": "1", "visit_date": "2026-11-20", "operator_id": "op1", "name": "Ram", "sex": "M",
+           "age_years": "4", "department": "MED"}
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(COLUMNS), ODD, max_size=12))
+def test_odd_cells_only_ever_reject_the_row(store: Store, cells: dict[str, str]) -> None:
+    row = {**GOODISH, **cells}
+    slip, problems = parse_row(7, row, today=TODAY)
+    assert (slip is None) == bool(problems)
+    assert all(p.line == 7 and p.reason for p in problems)
+    if slip is not None:
+        out = import_row(CounterService(store, "C07"), 7, slip)
+        assert out.status in ("imported", "already_imported", "rejected")
+        assert (out.status == "rejected") == bool(out.problems)

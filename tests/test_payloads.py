@@ -136,7 +136,7 @@ def odd_payload(model: type[P.Model], base: dict[str, Any]) -> st.SearchStrategy
      ("payment.void", {"payment": {"local_ref": "C07-1"}, "reason": "typo"}),
      ("patient.update", {"patient": {"central_id": "K"}, "base_version": 0, "changes": {"name": "Ram"}})],
 )
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_odd_payloads_raise_only_validation_errors(kind: str, base: dict[str, Any], data: st.DataObject) -> None:
     payload = data.draw(odd_payload(P.PAYLOAD_MODELS[kind], base))

@@ -9,6 +9,8 @@ from datetime import datetime
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -190,3 +192,28 @@ def test_search_finds_local_registrations(svc: CounterService) -> None:
     assert [h.local_ref for h in svc.search_patients("ram")] == [reg.patient.local_ref]
     assert [h.local_ref for h in svc.search_patients("98765 43210")] == [reg.patient.local_ref]
     assert [h.local_ref for h in svc.search_patients(reg.patient.local_ref.lower())] == [reg.patient.local_ref]
+
+
+# --- property: odd input through the services fails only with DomainError, saving nothing ---------
+
+ODD_VALUE = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=15) | st.lists(
+    st.integers(), max_size=2)
+PATIENT_KEYS = st.sampled_from(["name", "name_local", "sex", "age_years", "age_months", "birth_date", "mobile",
+                                "abha_number", "pin", "category", "guardian_relation", "guardian_name", "uhid",
+                                "local_ref", "colour"])
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.dictionaries(PATIENT_KEYS, ODD_VALUE, max_size=6), st.text(max_size=8), ODD_VALUE)
+def test_odd_registrations_raise_only_domain_errors(svc: CounterService, fields: dict, dept: str,
+                                                    amount: object) -> None:
+    before = len(_ops(svc.store))
+    pay = PaymentInput(mode="cash", amount_paise=amount if isinstance(amount, int) else None)
+    try:
+        svc.register_new("op1", {**PATIENT, **fields}, department=dept, payment=pay)
+    except DomainError as exc:
+        assert exc.problems and all(p.message for p in exc.problems)
+        assert len(_ops(svc.store)) == before
+        return
+    assert len(_ops(svc.store)) == before + 3
