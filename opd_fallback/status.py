@@ -137,7 +137,7 @@ def collect(store: Store, device_id: str, *, now: datetime | None = None) -> dic
         },
         "pending": {
             "count": by_state.get(outbox.PENDING, 0),
-            "waiting_on_dependency": waiting,
+            "with_wait_reason": waiting,
             "oldest_recorded_at": oldest_pending,
             "oldest_age_seconds": _age_seconds(oldest_pending, now),
         },
@@ -175,7 +175,7 @@ def render_text(report: dict[str, Any]) -> str:
     p = report["pending"]
     lines.append(
         f"Waiting to sync: {p['count']}; oldest waited {_age_words(p['oldest_age_seconds'])}"
-        + (f"; {p['waiting_on_dependency']} held behind a flagged op" if p["waiting_on_dependency"] else "")
+        + (f"; {p['with_wait_reason']} held back with a reason" if p["with_wait_reason"] else "")
     )
     n = report["needs_person"]
     lines.append(

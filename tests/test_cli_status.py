@@ -72,6 +72,7 @@ def test_counts_ages_sync_and_money(data_dir: Path) -> None:
         s.execute(text("UPDATE op SET recorded_at=:t WHERE seq=1"), {"t": old})
         s.execute(text("UPDATE op SET state='synced' WHERE seq=2"))
         s.execute(text("UPDATE op SET state='conflict' WHERE seq=4"))
+        s.execute(text("UPDATE op SET wait_reason='its registration is flagged' WHERE seq=5"))
         s.merge(Meta(key=status_mod.SYNC_LAST_ATTEMPT_AT, value="2026-11-26T10:00:00+05:30"))
         s.merge(Meta(key=status_mod.SYNC_LAST_OUTCOME, value=json.dumps(
             {"outcome": "unreachable", "message": "could not connect", "applied": 0})))
@@ -84,6 +85,7 @@ def test_counts_ages_sync_and_money(data_dir: Path) -> None:
     assert r["ops"]["by_state_and_kind"]["pending"]["payment.void"] == 1
     assert r["ops"]["by_state_and_kind"]["conflict"]["patient.register"] == 1
     assert 7190 <= r["pending"]["oldest_age_seconds"] <= 7300
+    assert r["pending"]["count"] == 5 and r["pending"]["with_wait_reason"] == 1
     assert r["needs_person"]["count"] == 1 and r["needs_person"]["oldest_age_seconds"] is not None
     assert r["last_sync"] == {"last_attempt_at": "2026-11-26T10:00:00+05:30", "last_outcome": "unreachable",
                               "last_success_at": None, "last_error": "could not connect"}
