@@ -60,6 +60,14 @@ def test_data_dir_option(tmp_path: Path, data_dir: Path) -> None:
     res = runner.invoke(app, ["--data-dir", str(other), "init", "--device", "C08", "--hospital", "KGMU"])
     assert res.exit_code == 0, res.output
     assert load_settings(other).device_id == "C08"
+    third = tmp_path / "third"  # also accepted after the command, as sync and the others take it
+    res = runner.invoke(app, ["init", "--device", "C09", "--hospital", "KGMU", "--data-dir", str(third)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["operator", "--data-dir", str(third), "add", "op1", "--name", "A", "--pin-stdin"],
+                        input="1234\n")
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["status", "--json", "--data-dir", str(third)])
+    assert res.exit_code == 0 and '"device_id": "C09"' in res.output
 
 
 def test_init_refuses_bad_input_and_changing_device(data_dir: Path) -> None:

@@ -9,11 +9,10 @@ present: a module may expose ``register(app)``, a typer sub-app ``<name>_app``
 from __future__ import annotations
 
 import importlib
-import os
-from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
+
+from opd_fallback.cli.common import DataDirOpt, use_data_dir
 
 app = typer.Typer(
     name="opd-fallback",
@@ -25,17 +24,11 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(
-    data_dir: Annotated[
-        Optional[Path],
-        typer.Option("--data-dir", help="Counter data directory (env OPD_DATA_DIR; default: the platform user data dir)"),
-    ] = None,
-) -> None:
+def _root(data_dir: DataDirOpt = None) -> None:
     """Keeps an OPD registration counter working while the central HIS is down."""
-    if data_dir is not None:
-        # Every command (ours and the other parts') reads settings through
-        # config.load_settings(), which honours OPD_DATA_DIR.
-        os.environ["OPD_DATA_DIR"] = str(data_dir.expanduser().resolve())
+    # Every command (ours and the other parts') reads settings through
+    # config.load_settings(), which honours OPD_DATA_DIR.
+    use_data_dir(data_dir)
 
 
 def _mount_own() -> None:

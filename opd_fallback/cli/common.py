@@ -6,15 +6,30 @@ turn a ``DomainError`` into a clear message on stderr with exit status 1.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
 from opd_fallback.config import Settings, load_settings
 from opd_fallback.errors import DomainError
 from opd_fallback.store import Store, open_store
+
+
+DataDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", help="Counter data directory (env OPD_DATA_DIR; default: the platform user data dir)"),
+]
+
+
+def use_data_dir(data_dir: Path | None) -> None:
+    """Make ``--data-dir`` the data directory for everything this process
+    reads through ``config.load_settings()`` (which honours OPD_DATA_DIR)."""
+    if data_dir is not None:
+        os.environ["OPD_DATA_DIR"] = str(data_dir.expanduser().resolve())
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:

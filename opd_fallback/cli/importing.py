@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from opd_fallback.backentry import FileUnusable, import_file
-from opd_fallback.cli.common import counter_store
+from opd_fallback.cli.common import DataDirOpt, counter_store, use_data_dir
 
 EXIT_UNUSABLE = 2
 
@@ -20,8 +20,10 @@ EXIT_UNUSABLE = 2
 def import_csv(
     file: Annotated[Path, typer.Argument(help="Back-entry CSV (UTF-8, header row)", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, save nothing")] = False,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Import manual slips from a back-entry CSV (shared/contract/backentry-csv.md)."""
+    use_data_dir(data_dir)
     with counter_store() as (s, store):
         try:
             report = import_file(store, s.device_id, file, dry_run=dry_run)

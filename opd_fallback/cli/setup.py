@@ -15,12 +15,18 @@ from urllib.parse import urlparse
 
 import typer
 
-from opd_fallback.cli.common import counter_store, domain_errors, fail, settings
+from opd_fallback.cli.common import DataDirOpt, counter_store, domain_errors, fail, settings, use_data_dir
 from opd_fallback.config import load_settings, write_config, write_token
 from opd_fallback.store import open_store
 from opd_fallback.store import operators as ops
 
 operator_app = typer.Typer(help="Counter operators and their PINs.", no_args_is_help=True)
+
+
+@operator_app.callback()
+def _operators(data_dir: DataDirOpt = None) -> None:
+    """Counter operators and their PINs."""
+    use_data_dir(data_dir)
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -43,8 +49,10 @@ def init(
     token: Annotated[
         Optional[str], typer.Option("--token", help="Device token from central (env OPD_CENTRAL_TOKEN)")
     ] = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Create this counter's configuration and database in the data directory."""
+    use_data_dir(data_dir)
     base = settings()
     device_id = device.strip().upper()
     try:

@@ -7,14 +7,16 @@ from typing import Annotated
 
 import typer
 
-from opd_fallback.cli.common import counter_store
+from opd_fallback.cli.common import DataDirOpt, counter_store, use_data_dir
 from opd_fallback.status import collect, render_text
 
 
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Stable JSON (see docs/status-json.md)")] = False,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Ops by state and kind, the oldest waiting op, the last sync, payments today."""
+    use_data_dir(data_dir)
     with counter_store() as (s, store):
         report = collect(store, s.device_id)
     if as_json:
