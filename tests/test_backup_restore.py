@@ -188,21 +188,28 @@ def test_move_to_new_device_when_central_cannot_be_reached(tmp_path: Path) -> No
 
 # ---------------------------------------------------------------- with central over real HTTP
 def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path) -> None:
+    from opd_fallback.clock import today_ist
+    from opd_fallback.store import reserved
     from opd_fallback.sync.client import CentralClient
+    from opd_fallback.sync.engine import sync_once
     from opd_fallback.sync.reconcile import reconcile_day
     from tests.helpers.central import run_central
-    from opd_fallback.sync.engine import sync_once
 
     pc1 = open_store(tmp_path / "pc1" / "counter.db")
     with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
-        _register(pc1, 3)
+        with pc1.write() as s:  # a block of real central receipt numbers, as refresh takes them
+            reserved.add_block(s, "receipt", client.id_block("receipt", 5).ids)
+        _register(pc1, 2)
+        _lab(pc1)
         sync_once(pc1, client)
         old = backup.backup(pc1.path, tmp_path / "usb", keep=5, device_id="C07").path
-        _register(pc1, 4)  # more work after the backup, synced: central is ahead of the backup
-        sync_once(pc1, client)
+        _register(pc1, 3)  # more work after the backup, synced: central is ahead of the backup
+        _lab(pc1)
+        assert sync_once(pc1, client).still_waiting == 0
         printed = _printed_numbers(pc1)
         pc1.close()
-        assert client.device_me().max_seq == 21
+        central_max = client.device_me().max_seq
+        assert central_max == 17
 
         # pc1 dies; the backup is restored on pc2
         backup.restore(old, tmp_path / "pc2" / "counter.db")
@@ -211,21 +218,30 @@ def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path) 
         with pytest.raises(DomainError):
             _register(pc2, 1)
         check = readiness.check_with_central(pc2, client)
-        assert (check.local_seq_before, check.central_max_seq) == (9, 21)
+        assert (check.local_seq_before, check.central_max_seq) == (7, central_max)
         _register(pc2, 3)
-        sync_once(pc2, client)
+        _lab(pc2)
+        summary = sync_once(pc2, client)
+        assert summary.rejected == 0 and summary.conflict == 0 and summary.still_waiting == 0, summary.reasons
         with pc2.read() as s:
             states = outbox.counts_by_state(s)
-        assert states == {**states, "synced": 18, "pending": 0, "rejected": 0, "conflict": 0}
-        new_numbers = _printed_numbers(pc2) - _printed_numbers_upto(pc2, 9)
-        assert len(new_numbers) == 3 * 4 and not (new_numbers & printed)
-        assert min(int(n[-6:]) for n in new_numbers) == 22
-        assert client.device_me().max_seq == 30
+        assert states["synced"] == 7 + 10 and states["pending"] == 0
+        new_numbers = _printed_numbers(pc2) - _printed_numbers_upto(pc2, 7)
+        # 3 x (patient, visit, payment, receipt) + the lab order and its sample id
+        assert len(new_numbers) == 3 * 4 + 2 and not (new_numbers & printed), new_numbers & printed
+        assert min(int(n[-6:]) for n in new_numbers if n[-7] in "-RS") == central_max + 1
+        assert client.device_me().max_seq == central_max + 10
         # the ops pc1 made after the backup are central's, and reconciliation says so
-        from opd_fallback.clock import today_ist
-
         rep = reconcile_day(pc2, client, "C07", today_ist())
-        assert rep.exit_code == 1 and len(rep.unknown_here) == 12 and not rep.missing_centrally
+        assert rep.exit_code == 1 and len(rep.unknown_here) == 10 and not rep.missing_centrally
+
+
+def _lab(store: Store) -> None:
+    """A lab order (its sample id is a printed number) for the latest patient and visit."""
+    with store.read() as s:
+        patient, visit = s.execute(text(
+            "SELECT patient_local_ref, local_ref FROM visit ORDER BY id DESC LIMIT 1")).one()
+    CounterService(store, "C07").lab_request("op-1", patient, visit, ["CBC"])
 
 
 def _printed_numbers(store: Store) -> set[str]:
@@ -239,7 +255,9 @@ def _printed_numbers_upto(store: Store, max_seq: int) -> set[str]:
             "SELECT p.local_ref FROM patient p JOIN op o ON o.op_id = p.op_id WHERE o.seq <= :m "
             "UNION ALL SELECT v.local_ref FROM visit v JOIN op o ON o.op_id = v.op_id WHERE o.seq <= :m "
             "UNION ALL SELECT y.local_ref FROM payment y JOIN op o ON o.op_id = y.op_id WHERE o.seq <= :m "
-            "UNION ALL SELECT y.receipt_no FROM payment y JOIN op o ON o.op_id = y.op_id WHERE o.seq <= :m"),
+            "UNION ALL SELECT y.receipt_no FROM payment y JOIN op o ON o.op_id = y.op_id WHERE o.seq <= :m "
+            "UNION ALL SELECT l.local_ref FROM lab_order l JOIN op o ON o.op_id = l.op_id WHERE o.seq <= :m "
+            "UNION ALL SELECT l.sample_id FROM lab_order l JOIN op o ON o.op_id = l.op_id WHERE o.seq <= :m"),
             {"m": max_seq}).all()
     return {r[0] for r in rows}
 

@@ -47,7 +47,7 @@ def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        fail(f"--date must be a real date written YYYY-MM-DD (got {value!r})")
+        fail(f"--date must be a real date written YYYY-MM-DD (got {value!r})", code=2)
 
 
 def _check_report_path(path: Path | None) -> None:
@@ -55,7 +55,7 @@ def _check_report_path(path: Path | None) -> None:
         try:
             reports.format_for(path)
         except ValueError as exc:
-            fail(f"--report: {exc}")
+            fail(f"--report: {exc}", code=2)
 
 
 def _emit(report: dict[str, Any], as_json: bool, report_path: Path | None) -> None:

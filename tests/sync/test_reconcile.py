@@ -219,7 +219,9 @@ def test_reconcile_and_nightly_commands(tmp_path: Path, monkeypatch: pytest.Monk
         assert r.exit_code == 0, r.output
         assert "CLEAN" in (tmp_path / "n.html").read_text()
         r = _cli(data, "reconcile", "--date", "2026-02-30")
-        assert r.exit_code != 0 and "YYYY-MM-DD" in r.output
+        assert r.exit_code == 2 and "YYYY-MM-DD" in r.output  # a usage error, not "differences"
+        r = _cli(data, "reconcile", "--date", day, "--report", str(tmp_path / "r.pdf"))
+        assert r.exit_code == 2 and ".html, .csv or .json" in r.output
     r = _cli(data, "reconcile", "--date", day)
     assert r.exit_code == 3
     r = _cli(data, "nightly", "--json")
