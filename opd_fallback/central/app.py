@@ -111,10 +111,11 @@ class Central:
         return conn
 
     def maintenance(self) -> bool:
+        """Called by the Guard on the event loop thread only (its own connection)."""
         return is_maintenance(self._flag_conn)
 
     def device_for(self, token: str) -> str | None:
-        row = self._flag_conn.execute(
+        row = self.reader().execute(
             "SELECT device_id FROM device WHERE token_hash=?", (hash_token(token),)
         ).fetchone()
         return row[0] if row else None

@@ -14,7 +14,7 @@ import typer
 
 central_app = typer.Typer(help="The reference central server (for tests, drills and IT cells).", no_args_is_help=True)
 
-DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Central database file [env OPD_CENTRAL_DB]")]
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Central database file (env OPD_CENTRAL_DB; default central.db)")]
 
 
 def _settings(**given: object):  # noqa: ANN202 - avoids importing FastAPI for every CLI call
@@ -37,15 +37,38 @@ def serve(
     reset_rate: Annotated[Optional[float], typer.Option(help="Fault: share of connections dropped before applying")] = None,
     latency_ms: Annotated[Optional[int], typer.Option(help="Fault: added latency per request (ms)")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for the fault dice, so a run repeats")] = None,
+    ssl_certfile: Annotated[Optional[Path], typer.Option(help="TLS certificate (PEM) to serve HTTPS")] = None,
+    ssl_keyfile: Annotated[Optional[Path], typer.Option(help="TLS private key (PEM)")] = None,
 ) -> None:
     """Serve the central sync API on HOST:PORT."""
     from opd_fallback.central import serve as run
 
     s = _settings(db=db, host=host, port=port, master_data=master_data, max_in_flight=max_in_flight,
                   fail_rate=fail_rate, lost_response_rate=lost_response_rate, reset_rate=reset_rate,
-                  latency_ms=latency_ms, seed=seed)
-    typer.echo(f"central server on http://{s.host}:{s.port}/api/v1 (db {s.db})", err=True)
+                  latency_ms=latency_ms, seed=seed, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    _check_master_data(s.master_data)
+    scheme = "https" if s.ssl_certfile else "http"
+    typer.echo(f"central server on {scheme}://{s.host}:{s.port}/api/v1 (db {s.db})", err=True)
     run(s)
+
+
+def _check_master_data(path: Path | None) -> None:
+    """Refuse to start on a bad master data file, naming what is wrong in it."""
+    from pydantic import ValidationError
+
+    from opd_fallback.central.master import load_master
+    from opd_fallback.errors import explain
+
+    try:
+        load_master(path)
+    except ValidationError as exc:
+        typer.echo(f"master data {path} is not valid:", err=True)
+        for problem in explain(exc):
+            typer.echo(f"  {problem.field or '(file)'}: {problem.message}", err=True)
+        raise typer.Exit(2) from None
+    except (OSError, ValueError) as exc:  # unreadable, not JSON / TOML
+        typer.echo(f"master data {path} cannot be read: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @central_app.command("add-device")

@@ -18,6 +18,8 @@ class CentralSettings(BaseSettings):
     port: int = Field(default=8700, ge=0, le=65535)
     master_data: Path | None = None
     max_in_flight: int = Field(default=64, ge=1)
+    ssl_certfile: Path | None = None  # serve HTTPS directly (else put a TLS proxy in front)
+    ssl_keyfile: Path | None = None
     http_impl: str = "auto"  # uvicorn's HTTP parser: auto (httptools when installed) or h11
     retry_after_s: int = Field(default=2, ge=1)
     # fault injection, for tests and drills
