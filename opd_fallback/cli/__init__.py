@@ -67,7 +67,9 @@ def _mount_sibling(module: str, names: tuple[str, ...]) -> None:
             app.add_typer(sub, name=name)
             continue
         func = getattr(mod, name, None)
-        if callable(func):
+        if isinstance(func, typer.Typer):
+            app.add_typer(func, name=name)
+        elif callable(func):
             app.command(name)(func)
 
 
