@@ -58,6 +58,8 @@ def test_clean_day_reconciles_with_matching_digests(tmp_path: Path, store: Store
     with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
         push_all(store, client)
         rep = reconcile_day(store, client, "C07", today_ist())
+        empty = reconcile_day(store, client, "C07", date(2026, 1, 1))  # a day with nothing on either side
+    assert empty.exit_code == 0 and empty.local is not None and empty.local.ops_applied == 0
     assert rep.exit_code == 0 and rep.status == "clean", rep.reasons()
     assert rep.digests_match and rep.local is not None and rep.central is not None
     assert rep.local.op_ids_sha256 == rep.central.op_ids_sha256
@@ -70,10 +72,30 @@ def test_clean_day_reconciles_with_matching_digests(tmp_path: Path, store: Store
     assert sum(h["ops"] for h in d["ops_per_hour"]) == 18
 
 
-def test_another_day_with_nothing_is_clean_too(tmp_path: Path, store: Store) -> None:
+def test_voids_reconcile_by_amount(tmp_path: Path, store: Store) -> None:
+    from opd_fallback.store import operators
+
+    operators.add_operator(store, "sup1", "Supervisor", "4321", role="supervisor")
+    regs = make_day(store, 3, amount=1000)
+    svc = CounterService(store, "C07")
+    svc.void("op-1", regs[1].payment.extra["receipt_no"], "wrong patient", approved_by="sup1")
     with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
-        rep = reconcile_day(store, client, "C07", date(2026, 1, 1))
-    assert rep.exit_code == 0 and rep.local is not None and rep.local.ops_applied == 0
+        push_all(store, client)
+        rep = reconcile_day(store, client, "C07", today_ist())
+        assert rep.exit_code == 0, rep.reasons()
+        assert rep.local is not None and (rep.local.voids_count, rep.local.voids_total_paise) == (1, 1000)
+        assert rep.central is not None and rep.central.voids_total_paise == 1000
+        # central loses the void: the money differs and the void is found
+        conn = sqlite3.connect(central.db_path)
+        with conn:
+            void_op = conn.execute("SELECT op_id FROM payment_void").fetchone()[0]
+            conn.execute("DELETE FROM payment_void WHERE op_id=?", (void_op,))
+            conn.execute("DELETE FROM op_outcome WHERE op_id=?", (void_op,))
+            conn.execute("UPDATE payment SET voided=0")
+        conn.close()
+        rep = reconcile_day(store, client, "C07", today_ist())
+    assert rep.exit_code == 1 and [m["kind"] for m in rep.missing_centrally] == ["payment.void"]
+    assert {"field": "voids.total_paise", "local": 1000, "central": 0} in rep.differences
 
 
 def test_op_deleted_centrally_is_missing_then_requeued_and_clean(tmp_path: Path, store: Store) -> None:
