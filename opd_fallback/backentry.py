@@ -346,7 +346,9 @@ def parse_row(line: int, row: dict[str, str], *, today: date | None = None) -> t
         dupes = sorted({t for t in lab_tests if lab_tests.count(t) > 1})
         if dupes:
             bad.add("lab_tests", f"test given twice: {', '.join(dupes)}")
-    lab_given = ints["lab_paise"] is not None or _cell(row, "lab_mode") is not None
+    # Tests are never ordered without saying how they were paid (waived included),
+    # so a forgotten amount cannot turn into an unpaid order.
+    lab_given = ints["lab_paise"] is not None or _cell(row, "lab_mode") is not None or raw_tests is not None
     if lab_given and not lab_tests:
         bad.add("lab_tests", "give the tests the lab payment is for")
     lab_payment = _payment(bad, row, "lab", ints["lab_paise"], given=lab_given)

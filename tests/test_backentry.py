@@ -198,6 +198,8 @@ def test_stale_rejects_file_removed_when_all_rows_are_in(
         ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,,,,,15000,cash,", "lab_tests"),
         ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,,,,CBC;CBC,30000,cash,", "lab_tests"),
         ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,,,,CBC,15000,upi,", "lab_ref"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,,,,CBC,,,", "lab_mode"),
+        ("110,2026-11-20,09:00,op1,,Ram,,M,4,,,,,MED,,,,,CBC,,cash,", "lab_paise"),
     ],
 )
 def test_each_bad_cell_named(
