@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 DEVICE = "C01"
 HOSPITAL = "KGMU (demo)"
 OPERATOR = ("demo", "Demo Operator", "1234", "operator")
@@ -31,16 +29,17 @@ def _free_port() -> int:
 
 
 def _wait_up(url: str, token: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    from opd_fallback.sync.client import CentralClient
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the central server stopped (exit {proc.returncode}); see demo-data/central.log")
         try:
-            r = httpx.get(f"{url}/api/v1/health", headers={"Authorization": f"Bearer {token}"}, timeout=1.0,
-                          trust_env=False)
-            if r.status_code in (200, 401, 503):
-                return
-        except httpx.HTTPError:
+            with CentralClient(url, token, connect_timeout=1.0, read_timeout=2.0) as client:
+                client.health()
+            return
+        except Exception:  # not up yet
             pass
         time.sleep(0.2)  # not in tui/: a plain start-up loop
     raise SystemExit("the central server did not come up in time; see demo-data/central.log")

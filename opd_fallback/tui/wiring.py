@@ -27,7 +27,7 @@ def _client_factory(settings: Settings) -> Callable[[], Any] | None:
     return make
 
 
-def app_from_settings(settings: Settings, *, background_sync: bool | None = None) -> CounterApp:
+def app_from_settings(settings: Settings, *, background_sync: bool | None = None, **app_kwargs: Any) -> CounterApp:
     """The counter app for a set-up counter (``opd-fallback init`` done)."""
     store = open_store(settings.db_path)
     backend = StoreBackend(store, device_id=settings.device_id, hospital=settings.hospital or settings.device_id)
@@ -64,5 +64,6 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
         idle_lock_s=float(settings.idle_lock_seconds),
         probe=probe,
         sync_runner=sync_runner,
+        **app_kwargs,
     )
     return app
