@@ -51,6 +51,13 @@ def test_master_data_from_toml_drives_checks_and_prices(tmp_path: Path) -> None:
         assert res["result"]["warnings"] == [{"code": "amount_mismatch", "item": "OPD-NEW", "expected_paise": 500}]
 
 
+def test_master_data_given_as_a_dict(tmp_path: Path) -> None:
+    md = {"version": "dict-1", "departments": [{"code": "ENT", "name": "ENT", "name_hi": "नाक कान गला"}],
+          "tests": [], "fees": []}
+    with run_central(tmp_path, master_data=md) as central, central.client() as http:
+        assert http.get("/master-data").json()["version"] == "dict-1"
+
+
 def test_a_bad_master_data_file_is_refused_naming_the_field(tmp_path: Path) -> None:
     md = tmp_path / "bad.json"
     md.write_text('{"version": "x", "tests": [{"code": "CBC", "name": "CBC", "price_paise": "ten"}]}')

@@ -182,9 +182,10 @@ def test_void_applies_once_and_unknown_target_is_void_target_missing(central: Ce
 
 
 def test_reserved_ids_must_be_issued_to_the_device(central: CentralHandle) -> None:
-    f, x = factory(), factory("X09")
+    f = factory()
     with central.client("X09") as http:
         theirs = http.post("/id-blocks", json={"kind": "uhid", "count": 1}).json()["ids"][0]
+        their_sample = http.post("/id-blocks", json={"kind": "sample", "count": 1}).json()["ids"][0]
     with central.client("C07") as http:
         mine = http.post("/id-blocks", json={"kind": "uhid", "count": 2}).json()["ids"]
         receipts = http.post("/id-blocks", json={"kind": "receipt", "count": 1}).json()["ids"]
@@ -198,7 +199,20 @@ def test_reserved_ids_must_be_issued_to_the_device(central: CentralHandle) -> No
         assert res[2]["result"] == {"uhid": mine[0], "linked": False}
         pay = f.payment(patient_ref(good), [("OPD-NEW", 1000)], receipt_no=receipts[0])
         assert one(http, pay)["result"]["receipt_id"] == receipts[0]
-    del x
+        # a sample id from another device's block is refused; one from our own block is taken
+        vis = f.visit(patient_ref(good))
+        vref = {"local_ref": vis["payload"]["local_ref"]}
+        samples = http.post("/id-blocks", json={"kind": "sample", "count": 1}).json()["ids"]
+        lab_theirs = f.lab(patient_ref(good), vref)
+        lab_theirs["payload"]["sample_id"] = their_sample
+        lab_mine = f.lab(patient_ref(good), vref)
+        lab_mine["payload"]["sample_id"] = samples[0]
+        lab_local = f.lab(patient_ref(good), vref)
+        lab_local["payload"]["sample_id"] = "C07-S000044"
+        res = push(http, vis, lab_theirs, lab_mine, lab_local)
+        assert [r["status"] for r in res] == ["applied", "rejected", "applied", "applied"]
+        assert res[1]["error"]["code"] == "reserved_id_not_owned"
+        assert res[1]["error"]["fields"][0]["field"] == "sample_id"
 
 
 def test_possible_duplicate_conflict_then_link_or_create_new(central: CentralHandle) -> None:

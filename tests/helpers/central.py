@@ -23,6 +23,7 @@ Faults are the ``serve`` options as keyword arguments: ``fail_rate``,
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -154,14 +155,21 @@ def run_central(
     tmp_path: Path,
     *,
     devices: tuple[str, ...] | list[str] = ("C07",),
-    master_data: Path | None = None,
+    master_data: Path | dict[str, Any] | None = None,
     db_name: str = "central.db",
     **faults: Any,
 ) -> Iterator[CentralHandle]:
     """Create the DB in ``tmp_path``, register ``devices``, start the server,
-    yield its handle, and stop it on exit (even when the test fails)."""
+    yield its handle, and stop it on exit (even when the test fails).
+
+    ``master_data`` is a JSON/TOML file or a dict (written to JSON); None means
+    the shipped demo file (``opd_fallback/central/demo_master_data.json``)."""
     db_path = Path(tmp_path) / db_name
     create_schema(db_path)
+    if isinstance(master_data, dict):  # a dict is written next to the DB as JSON
+        path = Path(tmp_path) / "master_data.json"
+        path.write_text(json.dumps(master_data, ensure_ascii=False), encoding="utf-8")
+        master_data = path
     handle = CentralHandle(db_path=db_path, port=free_port(), log_path=Path(tmp_path) / "central.log",
                            master_data=master_data, faults=dict(faults))
     for dev in devices:
