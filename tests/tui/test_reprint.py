@@ -1,0 +1,54 @@
+"""A print failure is shown, the record stays saved, and F6 reprints it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import select
+
+from opd_fallback.printing.file import FilePrinter
+from opd_fallback.store.engine import Store
+from opd_fallback.store.tables import Patient
+from opd_fallback.tui.screens.reprint import ReprintScreen
+
+from .conftest import login, settle, type_text
+
+
+async def test_failed_print_keeps_record_and_reprints(make_app, store: Store, tmp_path: Path) -> None:
+    blocked = tmp_path / "printer-offline"
+    blocked.write_text("a file where the print directory should be")
+    app = make_app(printer=FilePrinter(blocked))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot)
+        await pilot.press("f2")
+        await settle(pilot)
+        for value in ("Ram Kumar", "", "M", "42"):
+            await type_text(pilot, value)
+            await pilot.press("enter")
+        for _ in range(11):
+            await pilot.press("enter")
+        await type_text(pilot, "MED")
+        await pilot.press("f10")
+        await settle(pilot)
+        assert app.last_print_errors and "could not write" in app.last_print_errors[0]
+        with store.read() as s:
+            (patient,) = s.exec(select(Patient)).all()
+        assert patient.name == "Ram Kumar"
+
+        app.printer = FilePrinter(tmp_path / "fixed")  # paper back in
+        await pilot.press("f6")
+        await settle(pilot)
+        assert isinstance(app.screen, ReprintScreen)
+        table = app.screen.query_one("#spool")
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        assert {r[0] for r in rows} == {"slip", "receipt"}
+        assert all("NOT PRINTED" in r[3] for r in rows)
+        await type_text(pilot, "receipt")
+        await pilot.pause(0.2)
+        await settle(pilot)
+        await pilot.press("enter")  # to the list
+        await pilot.press("enter")  # reprint the selected receipt
+        await settle(pilot)
+        (printed,) = (tmp_path / "fixed").glob("*-receipt-*.txt")
+        assert "Ram Kumar" in printed.read_text(encoding="utf-8")
+        assert "Sent to printer" in str(app.screen.query_one("#form-msg").render())
