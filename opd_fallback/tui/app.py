@@ -7,6 +7,7 @@ runs in thread workers; results come back to the event loop with
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -70,6 +71,8 @@ class CounterApp(App[None]):
         self._syncing = False
         self.last_print_errors: list[str] = []
         self._installed: list[str] = []
+        self._status_busy = False
+        self._print_lock = threading.Lock()  # one document at a time reaches the printer
 
     # ----------------------------------------------------------------- time
     def now(self) -> datetime:
@@ -133,7 +136,11 @@ class CounterApp(App[None]):
             if on_done is not None:
                 on_done(errors)
 
-        self.run_blocking(print_with_spool, self.printer, self.spool, docs, on_done=done, group="print")
+        def job() -> list[str]:
+            with self._print_lock:
+                return print_with_spool(self.printer, self.spool, docs)
+
+        self.run_blocking(job, on_done=done, group="print")
 
     # -------------------------------------------------------------- session
     def login(self, session: Session) -> None:
@@ -219,9 +226,16 @@ class CounterApp(App[None]):
 
     # --------------------------------------------------------------- status
     def refresh_status(self) -> None:
-        """Kick the status worker (store counts, a gentle probe, maybe sync)."""
-        self.run_blocking(self._collect_status, on_done=self._apply_status, on_error=lambda e: None,
-                          group="status", exclusive=True)
+        """Kick the status worker (store counts, a gentle probe, maybe sync);
+        never more than one at a time, however slow the network is."""
+        if self._status_busy:
+            return
+        self._status_busy = True
+
+        def failed(_: BaseException) -> None:
+            self._status_busy = False
+
+        self.run_blocking(self._collect_status, on_done=self._apply_status, on_error=failed, group="status")
 
     def _collect_status(self) -> dict[str, Any]:
         info: dict[str, Any] = dict(self.backend.status())
@@ -238,6 +252,7 @@ class CounterApp(App[None]):
         return info
 
     def _apply_status(self, info: dict[str, Any]) -> None:
+        self._status_busy = False
         for key, value in info.items():
             if hasattr(self.status, key):
                 setattr(self.status, key, value)

@@ -209,9 +209,9 @@ class StoreBackend:
         with self.store.read() as s:
             counts = outbox.counts_by_state(s)
             oldest = outbox.oldest_recorded_at(s, [outbox.PENDING])
-            meta = s.execute(text(
-                "SELECT key, value FROM meta WHERE key LIKE 'last_sync%' OR key LIKE 'sync.last%' ORDER BY key"
-            )).all()
+            meta = dict(s.execute(text(
+                "SELECT key, value FROM meta WHERE key IN ('last_sync_at', 'last_sync_outcome')"
+            )).all())
         age = None
         if oldest:
             try:
@@ -219,9 +219,16 @@ class StoreBackend:
             except ValueError:
                 age = None
         last = None
-        for _key, value in meta:
-            last = _short_time(str(value))
-            break
+        if meta.get("last_sync_at"):
+            last = _short_time(str(meta["last_sync_at"]))
+            outcome = str(meta.get("last_sync_outcome") or "")
+            if outcome.startswith("{"):
+                try:
+                    outcome = str(outbox.loads(outcome).get("outcome", ""))
+                except (ValueError, AttributeError):
+                    outcome = ""
+            if outcome and len(outcome) <= 16:
+                last += f" ({outcome})"
         return {"ops_waiting": counts.get(outbox.PENDING, 0), "oldest_age_s": age,
                 "ops_flagged": sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), "last_sync": last}
 

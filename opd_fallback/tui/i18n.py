@@ -114,7 +114,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "lab.total": ("Total: {total}", "कुल: {total}"),
     "lab.no_tests": ("Add at least one test", "कम से कम एक जाँच जोड़ें"),
     "lab.added": ("Added {code}", "{code} जोड़ा"),
-    "lab.remove": ("F3 removes the last test", "F3 अंतिम जाँच हटाता है"),
+    "lab.remove": ("^D removes the last test", "^D अंतिम जाँच हटाता है"),
     "lab.no_visit": ("This patient has no visit today: open a visit first (F3)", "इस मरीज़ की आज कोई विज़िट नहीं: पहले विज़िट खोलें (F3)"),
     "lab.saved": ("Lab order {ref} · sample {sample}", "लैब ऑर्डर {ref} · सैंपल {sample}"),
     "void.title": ("Void a payment", "भुगतान रद्द करें"),

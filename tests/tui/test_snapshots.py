@@ -105,3 +105,41 @@ def test_void_screen(snap_compare, snap_app) -> None:
         _steady(pilot)
 
     assert snap_compare(snap_app, run_before=run_before, terminal_size=SIZE)
+
+
+def test_lab_screen_with_tests_picked(snap_compare, snap_app) -> None:
+    async def run_before(pilot: Any) -> None:
+        await _logged_in(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        pilot.app.screen.query_one("#ff-tests").input.focus()
+        for code in ("cbc", "lipid", "urine routine"):
+            await type_text(pilot, code)
+            await settle(pilot)
+            await pilot.press("enter")
+            await settle(pilot)
+        _steady(pilot)
+
+    assert snap_compare(snap_app, run_before=run_before, terminal_size=SIZE)
+
+
+def test_cash_summary(snap_compare, snap_app, store: Store) -> None:
+    from opd_fallback.services import CounterService, PaymentInput
+
+    svc = CounterService(store, "C07")
+    for name, mode, ref in (("Ram", "cash", None), ("Sita", "upi", "UTR123"), ("Geeta", "cash", None)):
+        svc.register_new("op1", {"name": name, "sex": "F", "age_years": 30}, department="MED",
+                         payment=PaymentInput(mode=mode, mode_ref=ref))
+    svc.register_new("op1", {"name": "Kamla", "sex": "F", "age_years": 60, "category": "bpl"}, department="MED",
+                     payment=PaymentInput(mode="waived"))
+
+    async def run_before(pilot: Any) -> None:
+        await _logged_in(pilot)
+        await pilot.press("f8")
+        await settle(pilot)
+        _steady(pilot)
+        pilot.app.status.ops_waiting = 0  # the count is real, the age is not steady
+        for bar in pilot.app.screen.query("StatusBar"):
+            bar.tick()
+
+    assert snap_compare(snap_app, run_before=run_before, terminal_size=SIZE)

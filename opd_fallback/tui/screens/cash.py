@@ -51,7 +51,7 @@ class CashScreen(CounterScreen):
         for mode, t in summary.by_mode.items():
             table.add_row(mode.upper(), str(t.count), format_paise(t.total_paise))
         table.add_row(tr("cash.voids", self.lang).upper(), str(summary.voids.count),  # type: ignore[arg-type]
-                      "-" + format_paise(summary.voids.total_paise))
+                      ("-" if summary.voids.total_paise else "") + format_paise(summary.voids.total_paise))
         table.add_row(tr("cash.collected", self.lang).upper(), "", format_paise(summary.collected_paise))  # type: ignore[arg-type]
 
     def action_print(self) -> None:

@@ -133,7 +133,7 @@ class LabScreen(FormScreen):
     def _show_tests(self) -> None:
         total = sum(t.price_paise for t in self.tests)
         lines = [f"  {t.code:<8} {t.name:<28} {t.sample_type:<8} {format_paise(t.price_paise):>10}" for t in self.tests]
-        lines.append(tr("lab.total", self.lang, total=format_paise(total)) + "   (" + tr("lab.remove", self.lang).replace("F3", "^D") + ")")  # type: ignore[arg-type]
+        lines.append(tr("lab.total", self.lang, total=format_paise(total)) + "   (" + tr("lab.remove", self.lang) + ")")  # type: ignore[arg-type]
         self.query_one("#picked-tests", Static).update("\n".join(lines))
         self.field("fee").set_text(f"{total // 100}.{total % 100:02d}")
 
