@@ -43,6 +43,7 @@ def test_init_creates_config_db_and_0600_token(data_dir: Path) -> None:
     assert stat.S_IMODE(s.token_path.stat().st_mode) == 0o600
     assert "tok-123" not in s.config_path.read_text() and "tok-123" not in res.output
     assert s.db_path.exists()
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700  # patient data: owner only
 
 
 def test_init_takes_server_and_token_from_env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -66,6 +66,11 @@ def init(
             f"{base.data_dir} already belongs to counter {base.device_id}; its numbers and queue are "
             "tied to that id. Use another --data-dir for a new counter."
         )
+    fresh = not base.data_dir.exists()
+    if fresh:
+        # patient data lives here: only this user may enter (0700) when we create it
+        base.data_dir.mkdir(parents=True, mode=0o700)
+        base.data_dir.chmod(0o700)
     url = server or base.central_url
     values: dict[str, object] = {"device_id": device_id, "hospital": hospital.strip().upper()}
     if url:
