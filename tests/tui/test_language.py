@@ -39,3 +39,16 @@ async def test_f9_switches_to_hindi_and_back(make_app) -> None:
         await settle(pilot)
         assert "Mobile: must start with 6, 7, 8 or 9" in str(app.screen.query_one("#ff-mobile").query_one(".error").render())
         assert "Mobile" in str(label.render())
+
+
+async def test_table_headings_follow_the_language(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot)
+        await pilot.press("f7")
+        await settle(pilot)
+        table = app.screen.query_one("#queue")
+        assert [str(c.label) for c in table.columns.values()][:2] == ["Seq", "Kind"]
+        await pilot.press("f9")
+        await settle(pilot)
+        assert [str(c.label) for c in table.columns.values()][:2] == ["क्रम", "प्रकार"]

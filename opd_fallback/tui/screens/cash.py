@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Static
 
 from opd_fallback.rules import format_paise
 from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
 from opd_fallback.tui.widgets.tlabel import TLabel
 
@@ -32,7 +33,11 @@ class CashScreen(CounterScreen):
             yield Static("", id="form-msg")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("Mode", "Count", "Total")
+        add_columns(self.query_one(DataTable), ["col.mode", "col.count", "col.total"], self.app.lang)  # type: ignore[attr-defined]
+        self.load()
+
+    def retranslate(self) -> None:
+        retranslate_columns(self.query_one(DataTable), self.lang)
         self.load()
 
     def on_screen_resume(self) -> None:

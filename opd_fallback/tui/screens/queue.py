@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable
 
 from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
+from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 PAGE = 50
@@ -47,9 +48,12 @@ class QueueScreen(CounterScreen):
             yield table
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("Seq", "Kind", "State", "Record", "Recorded", "Reason")
+        add_columns(self.query_one(DataTable), ["col.seq", "col.kind", "col.state", "col.record", "col.recorded", "col.reason"], self.app.lang)  # type: ignore[attr-defined]
         self.query_one(DataTable).focus()
         self.load()
+
+    def retranslate(self) -> None:
+        retranslate_columns(self.query_one(DataTable), self.lang)
 
     def on_screen_resume(self) -> None:
         self.load()

@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Input, Static
 
 from opd_fallback.printing.spool import SpoolEntry
 from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.screens.base import CounterScreen
 from opd_fallback.tui.widgets.tlabel import TLabel
 
@@ -30,9 +31,12 @@ class ReprintScreen(CounterScreen):
             yield Static("", id="form-msg")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("Kind", "Number", "Time", "Printed")
+        add_columns(self.query_one(DataTable), ["col.kind", "col.number", "col.time", "col.printed"], self.app.lang)  # type: ignore[attr-defined]
         self.query_one(Input).focus()
         self.load()
+
+    def retranslate(self) -> None:
+        retranslate_columns(self.query_one(DataTable), self.lang)
 
     def on_screen_resume(self) -> None:
         self.load()

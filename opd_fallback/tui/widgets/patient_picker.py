@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input, Static
 
 from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 
@@ -45,7 +46,10 @@ class PatientPicker(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("UHID / offline no.", "Name", "Age/Sex", "Guardian", "Mobile", "District")
+        add_columns(table, ["col.patient_ref", "col.name", "col.age_sex", "col.guardian", "col.mobile", "col.district"], self.app.lang)  # type: ignore[attr-defined]
+
+    def retranslate(self) -> None:
+        retranslate_columns(self.query_one(DataTable), self.app.lang)  # type: ignore[attr-defined]
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "search":

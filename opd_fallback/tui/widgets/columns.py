@@ -1,0 +1,21 @@
+"""Data table column headings that follow the language toggle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from opd_fallback.tui.i18n import tr
+
+
+def add_columns(table: DataTable[Any], keys: list[str], lang: str) -> None:
+    for key in keys:
+        table.add_column(tr(key, lang), key=key)  # type: ignore[arg-type]
+
+
+def retranslate_columns(table: DataTable[Any], lang: str) -> None:
+    for key, column in table.columns.items():
+        column.label = Text(tr(str(key.value), lang))  # type: ignore[arg-type]
+    table.refresh()
