@@ -55,6 +55,7 @@ def opd_slip(
     mobile: str | None = None,
     fee_paise: int | None = None,
     receipt_no: str | None = None,
+    patient_ref: str | None = None,
 ) -> Document:
     """The OPD slip the patient carries to the doctor: the offline number large,
     with a QR code of it so central staff can find the record later."""
@@ -63,6 +64,8 @@ def opd_slip(
     doc.rule().big(offline_no).qr(offline_no)
     if uhid:
         doc.pair("UHID", uhid)
+    elif patient_ref and patient_ref != offline_no:
+        doc.pair("Patient no.", patient_ref)
     doc.pair("Token", str(token_no), bold=True)
     doc.pair("Department", f"{department}{' / ' + unit if unit else ''}")
     doc.rule().text(name, bold=True)

@@ -183,7 +183,20 @@ class StoreBackend:
 
     # ----------------------------------------------------------------- reads
     def search_patients(self, query: str, *, limit: int = 20) -> list[PatientHit]:
-        return self.svc.search_patients(query, limit=limit)
+        """Patients by uhid, offline number, mobile or name; the offline number on
+        a slip is the visit's, so a visit number finds its patient too."""
+        hits = self.svc.search_patients(query, limit=limit)
+        q = query.strip().upper()
+        if hits or "-" not in q or len(q) < 8:
+            return hits
+        with self.store.read() as s:
+            row = s.execute(text("SELECT patient_local_ref, patient_uhid FROM visit WHERE local_ref = :r "
+                                 "UNION ALL SELECT patient_local_ref, patient_uhid FROM lab_order WHERE local_ref = :r "
+                                 "OR sample_id = :r LIMIT 1"), {"r": q}).first()
+        if row is None:
+            return hits
+        key = row[1] or row[0]
+        return self.svc.search_patients(key, limit=limit) if key else hits
 
     def queue_page(self, states: list[str] | None, offset: int, limit: int) -> tuple[list[QueueRow], int]:
         with self.store.read() as s:
@@ -246,7 +259,7 @@ class StoreBackend:
             visit_type=visit.extra["visit_type"], recorded_at=now_ist().isoformat(), operator_id=session.operator_id,
             uhid=uhid, guardian=guardian, mobile=patient.get("mobile"),
             fee_paise=payment.extra["amount_paise"] if payment else None,
-            receipt_no=payment.extra["receipt_no"] if payment else None,
+            receipt_no=payment.extra["receipt_no"] if payment else None, patient_ref=patient_ref,
         )
         docs = [slip]
         if payment is not None:

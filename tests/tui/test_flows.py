@@ -21,7 +21,7 @@ from opd_fallback.tui.screens.void import VoidScreen
 from .conftest import login, settle, type_text
 
 
-def register(store: Store, name: str = "Geeta Rani", mobile: str = "9811122233"):
+def register(store: Store, name: str = "Geeta Rani", mobile: str | None = "9811122233"):
     svc = CounterService(store, "C07")
     return svc.register_new("op1", {"name": name, "sex": "F", "age_years": 35, "mobile": mobile},
                             department="MED", payment=PaymentInput(mode="cash"))
@@ -167,3 +167,17 @@ async def test_queue_and_cash_summary(make_app, store: Store, tmp_path: Path) ->
         await settle(pilot)
     (summary,) = (tmp_path / "prints").glob("*-cash_summary-*.txt")
     assert "CASH TO HAND OVER" in summary.read_text(encoding="utf-8")
+
+
+async def test_revisit_found_by_the_offline_number_on_the_slip(make_app, store: Store) -> None:
+    reg = register(store, "Geeta Rani", None)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot)
+        await pilot.press("f3")
+        await settle(pilot)
+        await type_text(pilot, reg.visit.local_ref.lower())  # the big number on yesterday's slip
+        await pilot.pause(0.3)
+        await settle(pilot)
+        hits = app.screen.query_one("#picker").hits
+        assert [h.local_ref for h in hits] == [reg.patient.local_ref]
