@@ -75,14 +75,24 @@ def mark_restored(store: Store, *, source: str, actor: str = "system") -> int:
     return abandoned
 
 
-def check_with_central(store: Store, client: DeviceMe, *, actor: str = "system") -> SeqCheck:
+class WrongDevice(ValueError):
+    """Central answered for another device than this counter's (wrong token)."""
+
+
+def check_with_central(
+    store: Store, client: DeviceMe, *, device_id: str | None = None, actor: str = "system"
+) -> SeqCheck:
     """Ask central for this device's ``max_seq``, continue above it, clear the flag.
 
     Safe to call at any time (it never lowers anything); the sync engine may
     call it before every run. Raises whatever the client raises when central
-    cannot be reached, leaving the flag set.
+    cannot be reached, and :class:`WrongDevice` when the token belongs to
+    another device than ``device_id``, leaving the flag set.
     """
     info = client.device_me()
+    if device_id and info.device_id != device_id:
+        raise WrongDevice(f"central knows this token as device {info.device_id}, not {device_id}: "
+                          "the numbers cannot be checked with another device's token")
     with store.write() as s:
         before = numbers.peek(s, numbers.SEQ)
         after = numbers.raise_floor(s, numbers.SEQ, info.max_seq)
@@ -99,10 +109,12 @@ def check_with_central(store: Store, client: DeviceMe, *, actor: str = "system")
     return SeqCheck(info.device_id, info.max_seq, before, after, abandoned)
 
 
-def ensure_ready(store: Store, client: DeviceMe, *, actor: str = "system") -> SeqCheck | None:
+def ensure_ready(
+    store: Store, client: DeviceMe, *, device_id: str | None = None, actor: str = "system"
+) -> SeqCheck | None:
     """Run the seq check only when the flag is set (cheap when the counter is ready)."""
     ready, _ = is_ready(store)
-    return None if ready else check_with_central(store, client, actor=actor)
+    return None if ready else check_with_central(store, client, device_id=device_id, actor=actor)
 
 
 def move_to_new_device(store: Store, old_device_id: str, new_device_id: str, *, actor: str) -> None:

@@ -165,7 +165,10 @@ def test_restored_counter_refuses_work_until_checked(tmp_path: Path) -> None:
 
             return DeviceInfo(device_id="C07", max_seq=40, ops_applied=40)
 
-    check = readiness.check_with_central(restored, FakeCentral())
+    with pytest.raises(readiness.WrongDevice):  # another device's token proves nothing about C07
+        readiness.check_with_central(restored, FakeCentral(), device_id="C09")
+    assert not readiness.is_ready(restored)[0]
+    check = readiness.check_with_central(restored, FakeCentral(), device_id="C07")
     assert (check.central_max_seq, check.local_seq_before, check.local_seq_after) == (40, 3, 40)
     assert readiness.is_ready(restored)[0]
     reg = CounterService(restored, "C07").register_new("op-1", PATIENT, department="MED")
@@ -317,7 +320,7 @@ def test_backup_and_restore_commands(tmp_path: Path, monkeypatch: pytest.MonkeyP
                     "--token", token).exit_code == 0
         (pc3 / "counter.db").unlink()
         r = _cli(pc3, "restore", str(made))
-        assert r.exit_code == 3 and "NOT READY" in r.output
+        assert r.exit_code == 3 and "NOT READY" in r.output and "cannot reach" in r.output
         st3 = open_store(pc3 / "counter.db")
         assert not readiness.is_ready(st3)[0]
         st3.close()

@@ -136,11 +136,11 @@ def run_nightly(
         with client:
             # a restored counter checks its numbers first
             try:
-                check = readiness.ensure_ready(store, client, actor="nightly")
+                check = readiness.ensure_ready(store, client, device_id=s.device_id, actor="nightly")
                 if check is not None:
                     _step(steps, "numbers", True, f"restored counter continues above central's seq "
                           f"{check.central_max_seq} (now {check.local_seq_after})")
-            except SyncError as exc:
+            except (SyncError, readiness.WrongDevice) as exc:
                 _step(steps, "numbers", False, f"restored counter could not check its numbers: {exc}")
                 reasons.append("this counter was restored and cannot take new work until central answers")
             # push what is pending
@@ -313,15 +313,16 @@ def restore_cmd(
 
             with client:
                 try:
-                    check = readiness.check_with_central(store, client, actor=supervisor or "restore")
-                except SyncError as exc:
+                    check = readiness.check_with_central(store, client, device_id=s2.device_id or None,
+                                                         actor=supervisor or "restore")
+                except (SyncError, readiness.WrongDevice) as exc:
                     why = str(exc)
                 else:
                     typer.echo(f"central has seq {check.central_max_seq} from {check.device_id}; this counter "
                                f"continues at {check.local_seq_after + 1}. Ready for new work.")
                     raise typer.Exit(EXIT_OK)
         typer.echo(
-            f"NOT READY: central cannot be reached ({why}). This counter takes no new work until it has "
+            f"NOT READY: the numbers could not be checked with central ({why}). This counter takes no new work until it has "
             "checked its numbers. Either wait and run 'opd-fallback nightly' (or sync) when central is back, "
             "or a supervisor moves it to a new device id: "
             f"opd-fallback restore {backup_file} --new-device-id ID --token T --supervisor SUP",

@@ -433,6 +433,8 @@ def reconcile_day(
             rep.differences = compare(rep.local, rep.central)
     except SyncError as exc:
         rep.status, rep.error = "unreachable", f"central could not be asked: {exc}"
+    except (RuntimeError, ValueError) as exc:  # an answer that does not follow the contract
+        rep.status, rep.error = "unreachable", f"central's answer could not be used: {exc}"
     _always(rep, ops)
     if rep.status != "unreachable":
         rep.status = "attention" if rep.reasons() else "clean"
