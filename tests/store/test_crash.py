@@ -91,6 +91,7 @@ def _check(db: Path, reported: list[list[str]]) -> int:
 
 
 def _crash_loop(tmp_path: Path, kills: int, seed: int) -> None:
+    print(f"crash loop seed {seed} (repeat with CRASH_SEED={seed})")  # shown when the test fails
     db = tmp_path / "counter.db"
     rng = random.Random(seed)
     all_reported: list[list[str]] = []
@@ -112,4 +113,4 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
 @pytest.mark.chaos
 @pytest.mark.timeout(1800)
 def test_sigkill_soak(tmp_path: Path) -> None:
-    _crash_loop(tmp_path, kills=300, seed=int(time.time()))
+    _crash_loop(tmp_path, kills=300, seed=int(os.environ.get("CRASH_SEED", str(int(time.time())))))
