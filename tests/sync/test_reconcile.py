@@ -16,7 +16,7 @@ from opd_fallback.clock import today_ist
 from opd_fallback.services import CounterService, PaymentInput
 from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store, open_store
-from opd_fallback.sync.client import CentralClient
+from opd_fallback.sync.client import CentralClient, TransientError
 from opd_fallback.sync.engine import sync_once
 from opd_fallback.sync.reconcile import reconcile_day
 from tests.helpers.central import run_central
@@ -137,8 +137,10 @@ def test_lost_response_is_marked_synced_without_second_application(tmp_path: Pat
     make_day(store, 3)
     with run_central(tmp_path, lost_response_rate=1.0, seed=1) as central, \
             CentralClient(central.url, central.tokens["C07"], read_timeout=5) as client:
-        summary = push_all(store, client, give_up_after_s=1.0, max_rounds=1)
-        assert summary.outcome == "unreachable" and summary.synced == 0  # every answer was dropped
+        with store.read() as s:
+            envelopes = [outbox.envelope(op) for op in outbox.pending(s)]
+        with pytest.raises(TransientError):  # applied and committed, then the answer is dropped
+            client.push_batch_raw(envelopes)
         with store.read() as s:
             assert outbox.counts_by_state(s)["pending"] == 9  # the counter never heard back
         applied = central_count(central.db_path, "SELECT count(*) FROM op_outcome WHERE status='applied'")
