@@ -223,6 +223,7 @@ def refresh(
     as_json: JsonOpt = False,
     data_dir: DataOpt = None,
     no_index: Annotated[bool, typer.Option("--no-index", help="Skip the patient index")] = False,
+    give_up_after: Annotated[float, typer.Option("--give-up-after", help="Seconds to keep trying an unreachable server")] = 30.0,
 ) -> None:
     """Fetch master data, the patient index and id blocks for offline work."""
     from opd_fallback.store import open_store
@@ -233,7 +234,7 @@ def refresh(
     store = open_store(s.db_path)
     try:
         with CentralClient.from_settings(s, on_warning=lambda m: _err(f"warning: {m}")) as client:
-            result = refresh_all(store, client, s, index=not no_index)
+            result = refresh_all(store, client, s, index=not no_index, give_up_after_s=give_up_after)
     finally:
         store.close()
     if as_json:

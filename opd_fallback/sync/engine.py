@@ -337,6 +337,13 @@ class SyncEngine:
         )
         counted_blocked: set[str] = set()
         seen_ids = {op.op_id for op in pending}
+        try:  # one cheap call first: is central there, does it take our token (and its clock)?
+            call_with_retries(self.client.device_me, breaker, max_elapsed_s=self.give_up_after_s)
+        except BaseException as exc:  # noqa: BLE001 - classified in _conclude
+            run.fail(exc)
+            summary.probes = breaker.probes
+            self._conclude(summary, run, seen_ids)
+            return
         for rnd in range(self.max_rounds):
             if rnd > 0:
                 with self.store.read() as s:

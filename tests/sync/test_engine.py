@@ -288,7 +288,12 @@ def test_clock_skew_warning_reaches_the_summary(store: Store) -> None:
     from .scripted import Scripted, js
 
     seed_master_data(store)
-    with Scripted(lambda m, p, h, b: js(200, {"status": "ok"}), date_offset_s=3600) as srv:
+    def answer(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        if path.endswith("/devices/me"):
+            return js(200, {"device_id": "C07", "max_seq": 0, "ops_applied": 0, "last_recorded_at": None})
+        return js(200, {"status": "ok"})
+
+    with Scripted(answer, date_offset_s=3600) as srv:
         with CentralClient(srv.url, "t") as client:
             seen: list[str] = []
             engine = SyncEngine(store, client, on_warning=seen.append)
