@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -39,6 +40,7 @@ from opd_fallback.store.engine import Store
 SCHEMA = "opd-fallback/reconcile/1"
 EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
 WARNING_CODES = ("amount_mismatch", "unknown_item")
+OUTCOME_WORKERS = 4  # GET /ops/{op_id} in flight at once when classifying
 
 
 class ReconcileClient(Protocol):
@@ -370,23 +372,39 @@ def mark_synced(store: Store, op_id: str, outcome: OpResult, *, actor: str, kind
     application is impossible from here. The records it carries learn their
     central ids exactly as the sync engine books an ``applied`` answer.
     """
+    return mark_synced_many(store, [(op_id, kind, record_ref, outcome)], actor=actor)[op_id]
+
+
+def mark_synced_many(
+    store: Store, items: list[tuple[str, str, str | None, OpResult]], *, actor: str, chunk: int = 500,
+) -> dict[str, str]:
+    """:func:`mark_synced` for many ops, ``chunk`` per transaction; op_id -> state before."""
     from opd_fallback.sync.batching import PendingOp
     from opd_fallback.sync.engine import SyncEngine
 
-    result = outcome.result or {}
-    now = now_iso()
-    records: dict[Any, list[dict[str, Any]]] = {}
-    SyncEngine._record_rows(PendingOp(0, op_id, kind, None, record_ref, [], b"", None, False), result, records)
-    with store.write() as s:
-        before = str(s.execute(text("SELECT state FROM op WHERE op_id=:i"), {"i": op_id}).scalar_one())
-        s.execute(text(
-            "UPDATE op SET state='synced', last_status=:st, result=:r, last_error=NULL, wait_reason=NULL, "
-            "synced_at=:now, updated_at=:now WHERE op_id=:i"),
-            {"st": outcome.status, "r": orjson.dumps(result).decode(), "now": now, "i": op_id})
-        conn = s.connection()
-        for stmt, rows in records.items():
-            conn.execute(stmt, rows)
-        audit.record(s, actor, "reconcile.mark_synced", op_id, was=before, central_status=outcome.status)
+    before: dict[str, str] = {}
+    for i in range(0, len(items), chunk):
+        part = items[i:i + chunk]
+        now = now_iso()
+        records: dict[Any, list[dict[str, Any]]] = {}
+        rows = []
+        for op_id, kind, record_ref, outcome in part:
+            result = outcome.result or {}
+            SyncEngine._record_rows(PendingOp(0, op_id, kind, None, record_ref, [], b"", None, False),
+                                    result, records)
+            rows.append({"st": outcome.status, "r": orjson.dumps(result).decode(), "now": now, "i": op_id})
+        with store.write() as s:
+            for op_id, *_ in part:
+                before[op_id] = str(s.execute(text("SELECT state FROM op WHERE op_id=:i"), {"i": op_id}).scalar_one())
+            conn = s.connection()
+            conn.execute(text(
+                "UPDATE op SET state='synced', last_status=:st, result=:r, last_error=NULL, wait_reason=NULL, "
+                "synced_at=:now, updated_at=:now WHERE op_id=:i"), rows)
+            for stmt, rec_rows in records.items():
+                conn.execute(stmt, rec_rows)
+            for op_id, _kind, _ref, outcome in part:
+                audit.record(s, actor, "reconcile.mark_synced", op_id, was=before[op_id],
+                             central_status=outcome.status)
     return before
 
 
@@ -447,18 +465,26 @@ def _classify(
     *, requeue_missing: bool, actor: str,
 ) -> None:
     synced = {i for i, op in ops.items() if op.state == "synced"}
+    ours: list[LocalOp] = []
     for op_id in sorted(central_ids - synced):
         op = ops.get(op_id)
         if op is None:
             rep.unknown_here.append({"op_id": op_id})
-            continue
-        outcome = client.get_op(op_id)
+        else:
+            ours.append(op)
+    # central's remembered outcome of each (a few requests in flight; the client is thread-safe)
+    with ThreadPoolExecutor(max_workers=OUTCOME_WORKERS) as pool:
+        outcomes = list(pool.map(lambda o: client.get_op(o.op_id), ours))
+    to_mark = []
+    for op, outcome in zip(ours, outcomes):
         if outcome is None or outcome.status not in ("applied", "duplicate"):
             # listed as applied but no remembered outcome: report, never guess
             rep.unknown_here.append({**_op_brief(op), "central_status": None if outcome is None else outcome.status})
-            continue
-        before = mark_synced(store, op_id, outcome, actor=actor, kind=op.kind, record_ref=op.record_ref)
-        rep.marked_synced.append({**_op_brief(op), "state": "synced", "previous_state": before,
+        else:
+            to_mark.append((op, outcome))
+    before = mark_synced_many(store, [(op.op_id, op.kind, op.record_ref, out) for op, out in to_mark], actor=actor)
+    for op, outcome in to_mark:
+        rep.marked_synced.append({**_op_brief(op), "state": "synced", "previous_state": before[op.op_id],
                                   "central_status": outcome.status, "result": outcome.result})
     missing = sorted((ops[i] for i in synced - central_ids), key=lambda o: o.seq)
     done = set()
