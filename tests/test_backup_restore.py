@@ -279,7 +279,7 @@ def test_backup_and_restore_commands(tmp_path: Path, monkeypatch: pytest.MonkeyP
     from opd_fallback.sync.engine import sync_once
     from tests.helpers.central import run_central
 
-    pc1, pc2, pc3 = tmp_path / "pc1", tmp_path / "pc2", tmp_path / "pc3"
+    pc1, pc2, pc3, pc4 = tmp_path / "pc1", tmp_path / "pc2", tmp_path / "pc3", tmp_path / "pc4"
     monkeypatch.setenv("OPD_DATA_DIR", str(pc1))  # --data-dir sets it; undone after the test
     with run_central(tmp_path, devices=("C07", "C08")) as central:
         token = central.tokens["C07"]
@@ -324,6 +324,20 @@ def test_backup_and_restore_commands(tmp_path: Path, monkeypatch: pytest.MonkeyP
         st3 = open_store(pc3 / "counter.db")
         assert not readiness.is_ready(st3)[0]
         st3.close()
+        # the same situation on pc4, but a supervisor waits: the next nightly run checks the numbers
+        assert _cli(pc4, "init", "--device", "C07", "--hospital", "KGMU", "--server", "http://127.0.0.1:9",
+                    "--token", token).exit_code == 0
+        (pc4 / "counter.db").unlink()
+        assert _cli(pc4, "restore", str(made)).exit_code == 3
+        assert _cli(pc4, "init", "--device", "C07", "--hospital", "KGMU", "--server", central.url).exit_code == 0
+        r = _cli(pc4, "nightly", "--json")
+        steps = {st["name"]: st for st in __import__("json").loads(r.stdout)["steps"]}
+        assert steps["numbers"]["ok"] and "continues above central's seq 9" in steps["numbers"]["detail"]
+        st4 = open_store(pc4 / "counter.db")
+        assert readiness.is_ready(st4)[0]
+        assert CounterService(st4, "C07").register_new("op-1", PATIENT, department="MED").patient.seq == 10
+        st4.close()
+
         r = _cli(pc3, "restore", str(made), "--new-device-id", "C08", "--supervisor", "sup1", "--pin-stdin",
                  input="0000\n")
         assert r.exit_code == 1 and "not accepted" in r.output
