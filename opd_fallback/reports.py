@@ -23,6 +23,7 @@ from opd_fallback.rules import format_paise
 
 DAY_SCHEMA = "opd-fallback/reconcile/1"
 NIGHTLY_SCHEMA = "opd-fallback/nightly/1"
+HTML_ROWS = 1000  # per list on the printable page; CSV and JSON carry every row
 FORMATS = {".html": "html", ".htm": "html", ".csv": "csv", ".json": "json"}
 
 SECTIONS = (  # (key in report["ops"], heading for people)
@@ -249,21 +250,25 @@ def _html_day(day: dict[str, Any]) -> str:
             continue
         out.append(f"<h3>{_e(heading)}: {len(items)}</h3><table><tr><th>op_id</th><th>seq</th><th>kind</th>"
                    "<th>record</th><th>recorded at</th><th>detail</th></tr>")
-        for op in items:
+        for op in items[:HTML_ROWS]:
             out.append(f"<tr><td class='mono'>{_e(op.get('op_id'))}</td><td class='n'>{_e(op.get('seq'))}</td>"
                        f"<td>{_e(op.get('kind'))}</td><td>{_e(op.get('record_ref'))}</td>"
                        f"<td>{_e(op.get('recorded_at'))}</td><td>{_e(_detail(key, op))}</td></tr>")
         out.append("</table>")
+        if len(items) > HTML_ROWS:
+            out.append(f"<p class='muted'>... and {len(items) - HTML_ROWS} more: see the CSV or JSON report.</p>")
     warnings = day.get("payment_warnings") or []
     if warnings:
         out.append(f"<h3>Payments central questions: {len(warnings)}</h3><table><tr><th>receipt</th>"
                    "<th>item</th><th>warning</th><th>paid</th><th>central price</th><th>receipt total</th></tr>")
-        for w in warnings:
+        for w in warnings[:HTML_ROWS]:
             out.append(f"<tr><td>{_e(w.get('receipt_no') or w.get('local_ref'))}</td><td>{_e(w.get('item'))}</td>"
                        f"<td>{_e(w.get('code'))}</td><td class='n'>{_e(_value('paise', w.get('paid_paise')))}</td>"
                        f"<td class='n'>{_e(_value('paise', w.get('expected_paise')))}</td>"
                        f"<td class='n'>{_e(_value('paise', w.get('amount_paise')))}</td></tr>")
         out.append("</table>")
+        if len(warnings) > HTML_ROWS:
+            out.append(f"<p class='muted'>... and {len(warnings) - HTML_ROWS} more: see the CSV or JSON report.</p>")
     hours = [h for h in day.get("ops_per_hour") or [] if h.get("ops")]
     if hours:
         peak = max(h["ops"] for h in hours) or 1
