@@ -76,7 +76,7 @@ async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
     await pilot.pause()
 
 
-async def type_text(pilot: Pilot[Any], text: str) -> None:
+async def type_text(pilot: Pilot[Any], text: str, *, then: str | None = None) -> None:
     """Type like a clerk: one key event per character, sent through the driver
     as a burst the way a terminal delivers fast typing, then let the app catch
     up. (Pilot.press waits for idle after every key, which is slow, and loses
@@ -89,6 +89,10 @@ async def type_text(pilot: Pilot[Any], text: str) -> None:
     for ch in text:
         key = "space" if ch == " " else (ch if ch.isalnum() and ch.isascii() else _character_to_key(ch))
         event = events.Key(key, ch)
+        event.set_sender(pilot.app)
+        driver.send_message(event)
+    if then is not None:  # a named key (e.g. "enter") in the same burst
+        event = events.Key(then, "\r" if then == "enter" else None)
         event.set_sender(pilot.app)
         driver.send_message(event)
     await pilot.pause()

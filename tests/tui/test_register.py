@@ -30,17 +30,15 @@ async def fill(pilot, values: dict[str, str]) -> None:
         if ff.input.disabled:
             continue
         assert app.focused is ff.input, f"expected focus on {name}, got {app.focused}"
+        text = ""
         if name in values:
-            await pilot.press("ctrl+u") if ff.input.value else None
             if ff.input.value:
                 ff.input.action_select_all()
                 await pilot.press("backspace")
-            await type_text(pilot, values[name])
-        await pilot.press("enter")
+            text = values[name]
+        await type_text(pilot, text, then="enter")
         if name in ("category", "department", "unit"):
             await settle(pilot, 1)
-        else:
-            await pilot.pause()
 
 
 def counts(store: Store) -> tuple[int, int, int, int]:
