@@ -10,6 +10,7 @@ server stops when the counter quits.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,6 +64,9 @@ def main(root: Path | None = None) -> int:
     url = f"http://127.0.0.1:{port}"
 
     token = add_device(central_db, DEVICE)
+    # a terminal closed under us (SIGTERM/SIGHUP) still stops the server below
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(0))
     log = open(root / "central.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "opd_fallback.central", "serve", "--db", str(central_db),
