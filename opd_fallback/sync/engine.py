@@ -84,13 +84,23 @@ _RECORD_SQL: dict[str, list[Any]] = {
         text("UPDATE patient SET version=:version, uhid=coalesce(uhid, :uhid) WHERE local_ref=:ref OR uhid=:uhid"),
         text("UPDATE patient_index SET version=:version WHERE uhid=:uhid AND version < :version"),
     ],
-    "visit.open": [
-        text("UPDATE visit SET central_id=:cid WHERE local_ref=:ref"),
-        text("UPDATE lab_order SET visit_central_id=:cid WHERE visit_local_ref=:ref AND visit_central_id IS NULL"),
-    ],
-    "lab.order": [text("UPDATE lab_order SET central_id=:cid, accession=:acc WHERE local_ref=:ref")],
+    "visit.open": [text("UPDATE visit SET central_id=:cid WHERE local_ref=:ref")],
+    # the order's visit was applied (and booked) before it: take its central id by the indexed local_ref
+    "lab.order": [text(
+        "UPDATE lab_order SET central_id=:cid, accession=:acc, visit_central_id=coalesce(visit_central_id, "
+        "(SELECT v.central_id FROM visit v WHERE v.local_ref = lab_order.visit_local_ref)) WHERE local_ref=:ref"
+    )],
     "payment.record": [text("UPDATE payment SET central_id=:cid, warnings=:warn WHERE local_ref=:ref")],
 }
+
+
+_SQL: dict[Any, str] = {stmt: str(stmt) for stmt in (_SYNCED, _FLAG, _DEFER, _WAIT)}
+_SQL.update({stmt: str(stmt) for stmts in _RECORD_SQL.values() for stmt in stmts})
+
+
+def _raw(session: Any) -> Any:
+    """The sqlite3 connection under a session, inside the session's transaction."""
+    return session.connection().connection.dbapi_connection
 
 
 @dataclass
@@ -338,7 +348,8 @@ class SyncEngine:
         counted_blocked: set[str] = set()
         seen_ids = {op.op_id for op in pending}
         try:  # one cheap call first: is central there, does it take our token (and its clock)?
-            call_with_retries(self.client.device_me, breaker, max_elapsed_s=self.give_up_after_s)
+            preflight = getattr(self.client, "device_me", None) or self.client.health  # duck-typed fakes
+            call_with_retries(preflight, breaker, max_elapsed_s=self.give_up_after_s)
         except BaseException as exc:  # noqa: BLE001 - classified in _conclude
             run.fail(exc)
             summary.probes = breaker.probes
@@ -516,15 +527,15 @@ class SyncEngine:
                 defers.append({"id": op.op_id, "err": _err_json(r), "now": now,
                                "why": f"the server answered an unknown status {st!r}; will resend"})
         with self.store.write() as s:
-            conn = s.connection()
+            raw = _raw(s)  # sqlite3's executemany binds named params in C: no per-row Python
             if synced:
-                conn.execute(_SYNCED, synced)
+                raw.executemany(_SQL[_SYNCED], synced)
             if flags:
-                conn.execute(_FLAG, flags)
+                raw.executemany(_SQL[_FLAG], flags)
             if defers:
-                conn.execute(_DEFER, defers)
+                raw.executemany(_SQL[_DEFER], defers)
             for stmt, rows in records.items():
-                conn.execute(stmt, rows)
+                raw.executemany(_SQL.get(stmt) or str(stmt), rows)
         with run.lock:
             summary.applied += counts["applied"]
             summary.duplicate += counts["duplicate"]
@@ -570,7 +581,7 @@ class SyncEngine:
             return
         now = now_iso()
         with self.store.write() as s:
-            s.connection().execute(_WAIT, [{"id": i, "why": w, "now": now} for i, w in reasons.items()])
+            _raw(s).executemany(_SQL[_WAIT], [{"id": i, "why": w, "now": now} for i, w in reasons.items()])
 
     def _conclude(self, summary: SyncSummary, run: _Run, seen: set[str]) -> None:
         exc = run.fatal
