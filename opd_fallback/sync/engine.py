@@ -128,6 +128,8 @@ class SyncSummary:
     started_at: str = ""
     finished_at: str = ""
     elapsed_s: float = 0.0
+    started_unix: float = 0.0  # precise, for comparing runs of several counters
+    finished_unix: float = 0.0
 
     @property
     def synced(self) -> int:
@@ -259,7 +261,7 @@ class SyncEngine:
     # ------------------------------------------------------------------ public
     def run(self, progress: Progress | None = None) -> SyncSummary:
         """One sync run; never raises for server trouble (see ``summary.outcome``)."""
-        summary = SyncSummary(started_at=now_iso())
+        summary = SyncSummary(started_at=now_iso(), started_unix=time.time())
         t0 = time.monotonic()
         lease: leases.Lease | None = None
         if self.use_lease:
@@ -275,6 +277,7 @@ class SyncEngine:
         finally:
             summary.elapsed_s = time.monotonic() - t0
             summary.finished_at = now_iso()
+            summary.finished_unix = time.time()
             summary.warnings = list(dict.fromkeys(self._warnings + ([self.client.clock_warning]
                                                                      if self.client.clock_warning else [])))
             try:
@@ -387,6 +390,13 @@ class SyncEngine:
                 break
             if self.stop.wait(self.round_pause_s * (2 ** rnd)):
                 break
+        if run.fatal is None and not self.stop.is_set() and (run.deferred_now or run.held):
+            # what still waits behind an op that got flagged in the last round says so
+            with self.store.read() as s:
+                rest, flagged = load_pending(s), load_flagged(s)
+            final = plan(rest, flagged, 1).blocked
+            self._store_waits(final)
+            counted_blocked.update(final)
         summary.held_back = len(counted_blocked | set(run.held))
         self._conclude(summary, run, seen_ids)
 
