@@ -22,6 +22,7 @@ through ``on_warning`` so the operator can be told.
 from __future__ import annotations
 
 import email.utils
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -150,7 +151,9 @@ class CentralClient:
         if not token:
             raise ValueError("a device token is required (opd-fallback init or --token)")
         self.base_url = api_base(base_url)
-        verify_arg: Any = str(ca_bundle) if (verify and ca_bundle) else verify
+        verify_arg: Any = verify
+        if verify and ca_bundle:  # a hospital's own CA: trust exactly that bundle
+            verify_arg = ssl.create_default_context(cafile=str(ca_bundle))
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={

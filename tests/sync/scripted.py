@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.utils
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ class Scripted:
 
     handler: Callable[[str, str, dict[str, str], bytes], Answer]
     date_offset_s: float = 0.0
+    tls: ssl.SSLContext | None = None
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
     url: str = ""
     _server: ThreadingHTTPServer | None = None
@@ -61,8 +63,11 @@ class Scripted:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self.tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from opd_fallback.sync.client import (
@@ -112,3 +117,31 @@ def test_master_data_304_and_id_block() -> None:
             assert md is not None and md.version == "v1" and etag == '"v1"' and raw
             assert c.master_data(etag) == (None, '"v1"', None)
             assert c.id_block("uhid", 2).ids == ["U1", "U2"]
+
+
+def _make_ca_and_server_cert(d: Path) -> tuple[Path, Path, Path]:
+    """A throwaway hospital CA and a server certificate for 127.0.0.1 (openssl CLI)."""
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True, cwd=d)  # noqa: E731
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Hospital Test CA")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    return d / "ca.pem", d / "srv.pem", d / "srv.key"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls_verified_by_default_and_with_a_hospital_ca_bundle(tmp_path: Path) -> None:
+    ca, cert, key = _make_ca_and_server_cert(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    with Scripted(lambda m, p, h, b: js(200, {"status": "ok"}), tls=ctx) as srv:
+        assert srv.url.startswith("https://")
+        with CentralClient(srv.url, "t") as c:  # an unknown CA is refused: verification is on
+            with pytest.raises(Unreachable) as info:
+                c.health()
+            assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) or "certificate" in str(info.value).lower()
+        with CentralClient(srv.url, "t", ca_bundle=ca) as c:
+            assert c.health().status == "ok"
