@@ -69,3 +69,45 @@ def test_sync_and_refresh_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         port = central.port
     r = _cli(data, "refresh", "--server", f"http://127.0.0.1:{port}", "--no-index", "--give-up-after", "1")
     assert r.exit_code == 3, r.output
+
+
+def test_sync_watch_process_picks_up_after_maintenance(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from opd_fallback.config import load_settings, write_config, write_token
+
+    with run_central(tmp_path) as central:
+        data = tmp_path / "counter"
+        store = open_store(data / "counter.db")
+        day = make_day(store, "C07", 3, seed=22)
+        s = load_settings(data)
+        write_config(s, {"device_id": "C07", "hospital": "KGMU", "central_url": central.url})
+        write_token(s, central.tokens["C07"])
+        central.maintenance(True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPD_")}
+        proc = subprocess.Popen([sys.executable, "-m", "opd_fallback", "--data-dir", str(data), "sync", "--watch",
+                                 "--json", "--interval", "0.2"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            time.sleep(2.0)
+            with store.read() as ses:
+                assert ses.execute(text("SELECT count(*) FROM op WHERE state='synced'")).scalar() == 0
+            central.maintenance(False)
+            deadline = time.monotonic() + 30
+            synced = 0
+            while time.monotonic() < deadline and synced < day.ops:
+                time.sleep(0.2)
+                with store.read() as ses:
+                    synced = int(ses.execute(text("SELECT count(*) FROM op WHERE state='synced'")).scalar() or 0)
+            assert synced == day.ops
+        finally:
+            central.maintenance(False)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        store.close()
+    lines = [orjson.loads(x) for x in out.splitlines() if x.strip().startswith(b"{")]
+    assert any(x["applied"] == day.ops for x in lines), (out, err)
