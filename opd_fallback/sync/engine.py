@@ -263,6 +263,7 @@ class SyncEngine:
         """One sync run; never raises for server trouble (see ``summary.outcome``)."""
         summary = SyncSummary(started_at=now_iso(), started_unix=time.time())
         t0 = time.monotonic()
+        first_warning = len(self._warnings)
         lease: leases.Lease | None = None
         if self.use_lease:
             try:
@@ -278,8 +279,8 @@ class SyncEngine:
             summary.elapsed_s = time.monotonic() - t0
             summary.finished_at = now_iso()
             summary.finished_unix = time.time()
-            summary.warnings = list(dict.fromkeys(self._warnings + ([self.client.clock_warning]
-                                                                     if self.client.clock_warning else [])))
+            clock = [self.client.clock_warning] if self.client.clock_warning else []
+            summary.warnings = list(dict.fromkeys(self._warnings[first_warning:] + clock))
             try:
                 self._finish(summary)
             finally:
@@ -294,11 +295,16 @@ class SyncEngine:
         interval_s: float = 5.0,
         on_summary: Callable[[SyncSummary], None] | None = None,
         probe_cap_s: float = 30.0,
+        retry_waiting_s: float = 60.0,
     ) -> None:
         """Sync until ``self.stop`` is set: wait (probing gently) while central is
-        down, sync when it answers, then look for new ops every ``interval_s``."""
+        down, sync when it answers, then look for new ops every ``interval_s``.
+        Ops that still wait (deferred, held back) are retried every
+        ``retry_waiting_s`` unless something in the outbox changes sooner."""
         attempt = 0
         last_outcome = None
+        last_sig: tuple[int, ...] | None = None
+        last_run = 0.0
         while not self.stop.is_set():
             if last_outcome in (UNREACHABLE, UNAUTHORIZED, None):
                 try:
@@ -314,11 +320,13 @@ class SyncEngine:
                         last_outcome = UNREACHABLE
                     self.stop.wait(delay)
                     continue
-            if last_outcome not in (UNREACHABLE, UNAUTHORIZED, None) and not self._has_pending():
-                self.stop.wait(interval_s)
-                if not self._has_pending():
+            if last_outcome not in (UNREACHABLE, UNAUTHORIZED, BUSY, None):
+                sig = self._signature()
+                if sig[0] == 0 or (sig == last_sig and time.monotonic() - last_run < retry_waiting_s):
+                    self.stop.wait(interval_s)
                     continue
             summary = self.run(progress)
+            last_run, last_sig = time.monotonic(), self._signature()
             last_outcome = summary.outcome
             if on_summary:
                 on_summary(summary)
@@ -333,9 +341,12 @@ class SyncEngine:
             except Exception:
                 pass
 
-    def _has_pending(self) -> bool:
+    def _signature(self) -> tuple[int, ...]:
+        """Changes when ops are recorded, decided in review, or cancelled (cheap: indexed)."""
         with self.store.read() as s:
-            return s.execute(text("SELECT 1 FROM op WHERE state='pending' LIMIT 1")).first() is not None
+            n, top = s.execute(text("SELECT count(*), coalesce(max(seq), 0) FROM op WHERE state='pending'")).one()
+            flagged = s.execute(text("SELECT count(*) FROM op WHERE state IN ('rejected','conflict')")).scalar()
+        return int(n), int(top), int(flagged or 0)
 
     def _run(self, summary: SyncSummary, progress: Progress | None, lease: leases.Lease | None) -> None:
         with self.store.read() as s:
