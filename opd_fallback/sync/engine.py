@@ -574,28 +574,7 @@ class SyncEngine:
 
     @staticmethod
     def _record_rows(op: PendingOp, res: dict[str, Any], records: dict[Any, list[dict[str, Any]]]) -> None:
-        stmts = _RECORD_SQL.get(op.kind)
-        if not stmts or not op.record_ref:
-            return
-        ref = op.record_ref
-        if op.kind == "patient.register":
-            row: dict[str, Any] = {"uhid": res.get("uhid"), "ref": ref}
-            if not row["uhid"]:
-                return
-        elif op.kind == "patient.update":
-            if res.get("version") is None:
-                return
-            row = {"version": int(res["version"]), "uhid": res.get("uhid"), "ref": ref}
-        elif op.kind == "visit.open":
-            row = {"cid": res.get("visit_id"), "ref": ref}
-        elif op.kind == "lab.order":
-            row = {"cid": res.get("order_id"), "acc": res.get("accession"), "ref": ref}
-        else:  # payment.record
-            warnings = res.get("warnings")
-            row = {"cid": res.get("receipt_id"), "ref": ref,
-                   "warn": orjson.dumps(warnings).decode() if warnings else None}
-        for stmt in stmts:
-            records.setdefault(stmt, []).append(row)
+        record_rows(op.kind, op.record_ref, res, records)
 
     def _store_waits(self, reasons: dict[str, str]) -> None:
         if not reasons:
@@ -653,6 +632,34 @@ class SyncEngine:
                 meta.put(s, LAST_SYNC_OUTCOME, orjson.dumps(summary.as_dict()).decode())
         except Exception as exc:  # the run's result stands even if bookkeeping fails
             summary.warnings.append(f"could not record the sync outcome: {exc}")
+
+
+def record_rows(kind: str, record_ref: str | None, res: dict[str, Any],
+                records: dict[Any, list[dict[str, Any]]]) -> None:
+    """Add the UPDATEs that store an applied op's central ids on its record to
+    ``records`` (statement -> parameter rows; run each with executemany)."""
+    stmts = _RECORD_SQL.get(kind)
+    if not stmts or not record_ref:
+        return
+    ref = record_ref
+    if kind == "patient.register":
+        row: dict[str, Any] = {"uhid": res.get("uhid"), "ref": ref}
+        if not row["uhid"]:
+            return
+    elif kind == "patient.update":
+        if res.get("version") is None:
+            return
+        row = {"version": int(res["version"]), "uhid": res.get("uhid"), "ref": ref}
+    elif kind == "visit.open":
+        row = {"cid": res.get("visit_id"), "ref": ref}
+    elif kind == "lab.order":
+        row = {"cid": res.get("order_id"), "acc": res.get("accession"), "ref": ref}
+    else:  # payment.record
+        warnings = res.get("warnings")
+        row = {"cid": res.get("receipt_id"), "ref": ref,
+               "warn": orjson.dumps(warnings).decode() if warnings else None}
+    for stmt in stmts:
+        records.setdefault(stmt, []).append(row)
 
 
 def sync_once(store: Store, client: CentralClient, settings: Any = None, progress: Progress | None = None,
