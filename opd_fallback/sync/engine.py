@@ -28,6 +28,7 @@ import orjson
 from sqlalchemy import text
 
 from opd_fallback.clock import now_iso
+from opd_fallback.readiness import ensure_ready
 from opd_fallback.store import lease as leases
 from opd_fallback.store import meta
 from opd_fallback.store.engine import Store
@@ -364,6 +365,9 @@ class SyncEngine:
         try:  # one cheap call first: is central there, does it take our token (and its clock)?
             preflight = getattr(self.client, "device_me", None) or self.client.health  # duck-typed fakes
             call_with_retries(preflight, breaker, max_elapsed_s=self.give_up_after_s)
+            if getattr(self.client, "device_me", None) is not None:
+                # a counter restored from a backup continues above central's max_seq first
+                ensure_ready(self.store, self.client, actor="sync")
         except BaseException as exc:  # noqa: BLE001 - classified in _conclude
             run.fail(exc)
             summary.probes = breaker.probes

@@ -301,3 +301,27 @@ def test_clock_skew_warning_reaches_the_summary(store: Store) -> None:
             summary = engine.run()
     assert seen and "60 minutes" in seen[0]
     assert summary.warnings and "behind" in summary.warnings[0]
+
+
+def test_sync_run_makes_a_restored_counter_continue_above_centrals_max_seq(
+    store: Store, svc: CounterService, device: str, client: CentralClient
+) -> None:
+    from opd_fallback import readiness
+    from opd_fallback.errors import DomainError
+    from opd_fallback.store import numbers
+
+    make_day(store, device, 3, seed=9)
+    SyncEngine(store, client).run()
+    central_max = client.device_me().max_seq
+    with store.write() as s:  # as if restored from a backup taken before all of that
+        s.execute(text("UPDATE counter SET value = 1 WHERE name = 'seq'"))
+    readiness.mark_restored(store, source="test backup")
+    with pytest.raises(DomainError):
+        svc.register_new("op1", {"name": "Sita Devi", "sex": "F", "age_years": 30}, department="MED")
+    summary = SyncEngine(store, client).run()
+    assert summary.outcome == "ok"
+    assert readiness.is_ready(store)[0]
+    with store.read() as s:
+        assert numbers.peek(s, numbers.SEQ) == central_max
+    reg = svc.register_new("op1", {"name": "Sita Devi", "sex": "F", "age_years": 30}, department="MED")
+    assert reg.patient.seq == central_max + 1
