@@ -123,10 +123,14 @@ class CashSummary:
     by_mode: dict[str, ModeTotal]
     voids: ModeTotal
     voided_by_mode: dict[str, ModeTotal]
+    # Payments a supervisor cancelled in review (never reaching central): shown
+    # apart, since the review note says what happened to that money.
+    cancelled: ModeTotal = ModeTotal()
 
     @property
     def collected_paise(self) -> int:
-        """Money actually in hand: cash/UPI/card taken minus what was voided."""
+        """Money actually in hand: cash/UPI/card taken minus what was voided
+        (payments and voids cancelled in review are left out of both)."""
         taken = sum(t.total_paise for m, t in self.by_mode.items() if m != "waived")
         voided = sum(t.total_paise for m, t in self.voided_by_mode.items() if m != "waived")
         return taken - voided
@@ -511,20 +515,33 @@ class CounterService:
     def cash_summary(self, operator_id: str, day: date | None = None) -> CashSummary:
         d = (day or now_ist().date()).isoformat()
         with self.store.read() as s:
-            rows = s.execute(text(
-                "SELECT mode, count(*), coalesce(sum(amount_paise),0) FROM payment "
-                "WHERE operator_id=:o AND substr(created_at,1,10)=:d GROUP BY mode"), {"o": operator_id, "d": d}).all()
-            vrows = s.execute(text(
-                "SELECT p.mode, count(*), coalesce(sum(p.amount_paise),0) FROM payment_void v "
-                "JOIN payment p ON p.local_ref = v.payment_local_ref "
-                "WHERE p.operator_id=:o AND substr(p.created_at,1,10)=:d GROUP BY p.mode"),
-                {"o": operator_id, "d": d}).all()
-        by_mode = {m: ModeTotal() for m in P.PaymentMode.__args__}  # type: ignore[attr-defined]
-        by_mode.update({str(m): ModeTotal(int(c), int(t)) for m, c, t in rows})
-        voided = {str(m): ModeTotal(int(c), int(t)) for m, c, t in vrows}
-        voids = ModeTotal(sum(v.count for v in voided.values()), sum(v.total_paise for v in voided.values()))
-        return CashSummary(operator_id, d, by_mode, voids, voided)
+            return day_totals(s, d, operator_id)
 
     def queue(self, states: Sequence[str] | None = None, *, offset: int = 0, limit: int = 50) -> list[Op]:
         with self.store.read() as s:
             return list(outbox.list_ops(s, states=states, offset=offset, limit=limit))
+
+
+def day_totals(session: Session, day: str, operator_id: str | None = None) -> CashSummary:
+    """Payments of ``day`` (YYYY-MM-DD, IST) by mode, for one operator or all, with
+    their voids; what review cancelled is counted apart (see ``CashSummary``)."""
+    who = "" if operator_id is None else "p.operator_id=:o AND "
+    params = {"o": operator_id, "d": day}
+    rows = session.execute(text(
+        "SELECT p.mode, count(*), coalesce(sum(p.amount_paise),0) FROM payment p "
+        "JOIN op ON op.op_id = p.op_id "
+        f"WHERE {who}substr(p.created_at,1,10)=:d AND op.state != 'cancelled' GROUP BY p.mode"), params).all()
+    crow = session.execute(text(
+        "SELECT count(*), coalesce(sum(p.amount_paise),0) FROM payment p JOIN op ON op.op_id = p.op_id "
+        f"WHERE {who}substr(p.created_at,1,10)=:d AND op.state = 'cancelled'"), params).one()
+    vrows = session.execute(text(
+        "SELECT p.mode, count(*), coalesce(sum(p.amount_paise),0) FROM payment_void v "
+        "JOIN payment p ON p.local_ref = v.payment_local_ref "
+        "JOIN op pop ON pop.op_id = p.op_id JOIN op vop ON vop.op_id = v.op_id "
+        f"WHERE {who}substr(p.created_at,1,10)=:d "
+        "AND pop.state != 'cancelled' AND vop.state != 'cancelled' GROUP BY p.mode"), params).all()
+    by_mode = {m: ModeTotal() for m in P.PaymentMode.__args__}  # type: ignore[attr-defined]
+    by_mode.update({str(m): ModeTotal(int(c), int(t)) for m, c, t in rows})
+    voided = {str(m): ModeTotal(int(c), int(t)) for m, c, t in vrows}
+    voids = ModeTotal(sum(v.count for v in voided.values()), sum(v.total_paise for v in voided.values()))
+    return CashSummary(operator_id or "*", day, by_mode, voids, voided, ModeTotal(int(crow[0]), int(crow[1])))

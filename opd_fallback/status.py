@@ -21,6 +21,7 @@ from sqlmodel import Session
 from opd_fallback.clock import IST, now_ist
 from opd_fallback.payloads import OP_KINDS
 from opd_fallback.rules import PAYMENT_MODES, format_paise
+from opd_fallback.services import day_totals
 from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import Meta
@@ -76,34 +77,15 @@ def _last_sync(session: Session) -> dict[str, Any]:
 
 
 def _payments_today(session: Session, day: str) -> dict[str, Any]:
-    rows = session.execute(
-        text(
-            "SELECT mode, count(*), coalesce(sum(amount_paise), 0) FROM payment "
-            "WHERE substr(created_at, 1, 10) = :d GROUP BY mode"
-        ),
-        {"d": day},
-    ).all()
-    vrows = session.execute(
-        text(
-            "SELECT p.mode, count(*), coalesce(sum(p.amount_paise), 0) FROM payment_void v "
-            "JOIN payment p ON p.local_ref = v.payment_local_ref "
-            "WHERE substr(v.created_at, 1, 10) = :d GROUP BY p.mode"
-        ),
-        {"d": day},
-    ).all()
-    by_mode = {m: {"count": 0, "total_paise": 0} for m in PAYMENT_MODES}
-    for mode, n, total in rows:
-        by_mode[str(mode)] = {"count": int(n), "total_paise": int(total)}
+    t = day_totals(session, day)
     voided = {m: {"count": 0, "total_paise": 0} for m in PAYMENT_MODES}
-    for mode, n, total in vrows:
-        voided[str(mode)] = {"count": int(n), "total_paise": int(total)}
-    taken = sum(v["total_paise"] for m, v in by_mode.items() if m != "waived")
-    back = sum(v["total_paise"] for m, v in voided.items() if m != "waived")
+    voided.update({m: {"count": v.count, "total_paise": v.total_paise} for m, v in t.voided_by_mode.items()})
     return {
         "date": day,
-        "by_mode": by_mode,
+        "by_mode": {m: {"count": v.count, "total_paise": v.total_paise} for m, v in t.by_mode.items()},
         "voided_by_mode": voided,
-        "collected_paise": taken - back,
+        "cancelled_in_review": {"count": t.cancelled.count, "total_paise": t.cancelled.total_paise},
+        "collected_paise": t.collected_paise,
     }
 
 

@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from opd_fallback.clock import IST
 from opd_fallback.errors import DomainError
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.services import CounterService, PaymentInput, ModeTotal
 from opd_fallback.store import Store, outbox, reserved
 from opd_fallback.store.operators import add_operator
 from opd_fallback.store.tables import Op
@@ -217,3 +217,25 @@ def test_odd_registrations_raise_only_domain_errors(svc: CounterService, fields:
         assert len(_ops(svc.store)) == before
         return
     assert len(_ops(svc.store)) == before + 3
+
+
+def test_cash_summary_leaves_out_what_review_cancelled(store: Store, svc: CounterService) -> None:
+    from opd_fallback.review import ReviewService
+
+    add_operator(store, "sup1", "Meena", "9999", role="supervisor")
+    kept = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
+    gone = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="upi", amount_paise=500,
+                                                                                    mode_ref="UTR77"))
+    assert kept.payment is not None and gone.payment is not None
+    with store.write() as s:  # as if central had rejected the UPI payment
+        s.execute(text("UPDATE op SET state='rejected', last_status='rejected', "
+                       "last_error='{\"code\":\"validation_failed\",\"message\":\"x\"}' WHERE op_id=:i"),
+                  {"i": gone.payment.op_id})
+    rs = ReviewService(store)
+    sup = rs.authenticate("sup1", "9999")
+    rs.cancel(sup, gone.payment.op_id, "UTR never credited", money="refunded in cash at the counter")
+    summary = svc.cash_summary("op1")
+    assert summary.by_mode["cash"] == ModeTotal(1, 1000)
+    assert summary.by_mode["upi"] == ModeTotal(0, 0)
+    assert summary.cancelled == ModeTotal(1, 500)
+    assert summary.collected_paise == 1000
