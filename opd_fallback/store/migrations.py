@@ -48,9 +48,14 @@ def _create_current(conn: Connection) -> None:
         conn.exec_driver_sql(stmt)
 
 
+def _v2_op_day_index(conn: Connection) -> None:
+    """Reconciling a day reads ops by device and recorded_at: index them."""
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_op_device_recorded ON op (device_id, recorded_at)")
+
+
 # STEPS[n] upgrades a database at version n to version n+1. Version 0 is an
-# empty file; step 0 creates schema version 1.
-STEPS: list[Callable[[Connection], None]] = [_create_current]
+# empty file; step 0 creates the current schema (a fresh file never runs the rest).
+STEPS: list[Callable[[Connection], None]] = [_create_current, _v2_op_day_index]
 LATEST = len(STEPS)
 
 

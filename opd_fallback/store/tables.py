@@ -123,7 +123,10 @@ class Op(SQLModel, table=True):
     """The outbox: the contract's op envelope plus local sync state. Never deleted."""
 
     __tablename__ = "op"
-    __table_args__ = (Index("ix_op_state_seq", "state", "seq"),)
+    __table_args__ = (
+        Index("ix_op_state_seq", "state", "seq"),
+        Index("ix_op_device_recorded", "device_id", "recorded_at"),  # reconcile a day (schema 2)
+    )
 
     seq: int = Field(primary_key=True)
     op_id: str = Field(unique=True)

@@ -36,17 +36,17 @@ def test_upgrade_from_v1_keeps_the_queue(tmp_path: Path, monkeypatch: pytest.Mon
     reg = svc.register_new("op1", {"name": "Ram Kumar", "sex": "M", "age_years": 40},
                            department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
     store.close()
-    assert _version(path) == 1
+    assert _version(path) == migrations.LATEST
 
-    def step_1_to_2(conn: Connection) -> None:
+    def step_next(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE op ADD COLUMN note TEXT")
         conn.exec_driver_sql("UPDATE op SET note = 'migrated'")
 
-    monkeypatch.setattr(migrations, "STEPS", [*migrations.STEPS, step_1_to_2])
-    monkeypatch.setattr(migrations, "LATEST", 2)
+    monkeypatch.setattr(migrations, "STEPS", [*migrations.STEPS, step_next])
+    monkeypatch.setattr(migrations, "LATEST", migrations.LATEST + 1)
     store = open_store(path)
     with store.read() as s:
-        assert s.execute(text("PRAGMA user_version")).scalar() == 2
+        assert s.execute(text("PRAGMA user_version")).scalar() == migrations.LATEST
         rows = s.execute(text("SELECT op_id, state, note FROM op ORDER BY seq")).all()
         # the guards survive the upgrade
         triggers = {r[0] for r in s.execute(text("SELECT name FROM sqlite_master WHERE type='trigger'"))}
@@ -70,12 +70,13 @@ def test_a_failing_step_leaves_the_old_version_and_data(tmp_path: Path, monkeypa
         conn.exec_driver_sql("ALTER TABLE op ADD COLUMN half TEXT")
         raise RuntimeError("power cut in the middle of the upgrade")
 
+    before = migrations.LATEST
     monkeypatch.setattr(migrations, "STEPS", [*migrations.STEPS, broken])
-    monkeypatch.setattr(migrations, "LATEST", 2)
+    monkeypatch.setattr(migrations, "LATEST", before + 1)
     with pytest.raises(RuntimeError):
         open_store(path)
     monkeypatch.undo()
-    assert _version(path) == 1
+    assert _version(path) == before
     store = open_store(path)
     with store.read() as s:
         cols = {r[1] for r in s.execute(text("PRAGMA table_info(op)"))}
@@ -93,3 +94,23 @@ def test_database_newer_than_program_is_refused(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(RuntimeError, match="newer than this program"):
         open_store(path)
+
+
+def test_schema_1_database_gets_the_day_index_and_keeps_its_ops(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    store = open_store(path)
+    reg = CounterService(store, "C07").register_new(
+        "op1", {"name": "Ram Kumar", "sex": "M", "age_years": 40}, department="MED")
+    with store.write() as s:  # make it look like a counter still on schema 1
+        s.execute(text("DROP INDEX ix_op_device_recorded"))
+        s.execute(text("PRAGMA user_version=1"))
+    store.close()
+    store = open_store(path)
+    with store.read() as s:
+        indexes = {r[0] for r in s.execute(text("SELECT name FROM sqlite_master WHERE type='index'"))}
+        ops = [r[0] for r in s.execute(text("SELECT op_id FROM op ORDER BY seq"))]
+        version = s.execute(text("PRAGMA user_version")).scalar()
+    store.close()
+    assert version == migrations.LATEST >= 2
+    assert "ix_op_device_recorded" in indexes
+    assert ops == [reg.patient.op_id, reg.visit.op_id]
