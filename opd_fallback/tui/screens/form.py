@@ -18,6 +18,7 @@ from opd_fallback.tui.i18n import problem_text, tr
 from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField
+from opd_fallback.tui.widgets.patient_picker import PatientPicker
 
 # payment.record's fields as the form names them
 _PROBLEM_FIELD = {"amount_paise": "fee", "items": "fee", "approved_by": "supervisor"}
@@ -109,6 +110,15 @@ class FormScreen(CounterScreen):
         self.say(tr("save.failed", self.lang, err="; ".join(lines)), error=True)  # type: ignore[arg-type]
         if first is not None:
             first.input.focus()
+
+    def picked_patient(self) -> Any:
+        """The patient chosen in this screen's PatientPicker, or None after
+        telling the clerk to pick one (and putting the cursor in the search)."""
+        hit = self.query_one(PatientPicker).picked
+        if hit is None:
+            self.say(tr("revisit.select_first", self.lang), error=True)  # type: ignore[arg-type]
+            self.query_one("#search", Input).focus()
+        return hit
 
     def refuse(self, bad: list[FormField]) -> None:
         self.say(tr("reg.fix", self.lang), error=True)  # type: ignore[arg-type]

@@ -144,10 +144,8 @@ class LabScreen(FormScreen):
     def action_save(self) -> None:
         if self.saving or self.app.session is None:  # type: ignore[attr-defined]
             return
-        hit = self.query_one(PatientPicker).picked
+        hit = self.picked_patient()
         if hit is None:
-            self.say(tr("revisit.select_first", self.lang), error=True)  # type: ignore[arg-type]
-            self.query_one("#search", Input).focus()
             return
         if self.visit is None:
             self.say(tr("lab.no_visit", self.lang), error=True)  # type: ignore[arg-type]

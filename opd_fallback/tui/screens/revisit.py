@@ -68,10 +68,8 @@ class RevisitScreen(DepartmentFields, FormScreen):
     def action_save(self) -> None:
         if self.saving or self.app.session is None:  # type: ignore[attr-defined]
             return
-        hit = self.query_one(PatientPicker).picked
+        hit = self.picked_patient()
         if hit is None:
-            self.say(tr("revisit.select_first", self.lang), error=True)  # type: ignore[arg-type]
-            self.query_one("#search", Input).focus()
             return
         values, bad = self.collect()
         payment = self.payment_from(values, bad)
