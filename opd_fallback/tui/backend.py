@@ -109,7 +109,8 @@ class StoreBackend:
         )
         docs = self._visit_docs(session, reg.visit, reg.payment, patient=patient, info_name=reg.info.name,
                                 uhid=reg.info.uhid, patient_ref=reg.patient.local_ref)
-        return Saved(reg.patient.local_ref, {"token": reg.visit.extra["token_no"],
+        # the visit's number is the one printed large on the slip
+        return Saved(reg.visit.local_ref, {"token": reg.visit.extra["token_no"],
                                              "receipt": reg.payment.extra["receipt_no"] if reg.payment else None}, docs)
 
     def revisit(self, session: Session, hit: PatientHit, *, department: str, unit: str | None,

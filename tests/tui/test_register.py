@@ -64,6 +64,7 @@ async def test_new_registration_saves_patient_visit_fee_and_prints_slip(make_app
         await settle(pilot)
         msg = str(app.screen.query_one("#form-msg").render())
         assert "Saved C07-" in msg and "token 1" in msg
+        saved_msg = msg
         assert app.screen.query_one("#ff-name").input.value == ""  # cleared for the next patient
         assert app.focused is app.screen.query_one("#ff-name").input
 
@@ -83,6 +84,7 @@ async def test_new_registration_saves_patient_visit_fee_and_prints_slip(make_app
     (slip,) = (tmp_path / "prints").glob("*-slip-*.txt")
     text = slip.read_text(encoding="utf-8")
     assert visit.local_ref in text and f"[QR {visit.local_ref}]" in text
+    assert f"Saved {visit.local_ref}" in saved_msg  # the clerk is told the number the slip shows
     assert "राम कुमार" in text and "Token" in text
     (receipt,) = (tmp_path / "prints").glob("*-receipt-*.txt")
     assert payment.receipt_no in receipt.read_text(encoding="utf-8")
@@ -139,3 +141,39 @@ async def test_upi_needs_a_reference(make_app, store: Store) -> None:
         await settle(pilot)
         assert "UTR" in str(app.screen.query_one("#ff-mode_ref").query_one(".error").render())
     assert counts(store) == before
+
+
+async def test_typed_ahead_keys_land_in_the_next_fields(make_app, store: Store) -> None:
+    """A fast clerk types 'name⏎⏎sex⏎age⏎' before the screen has caught up:
+    every key must still land in the field it was meant for."""
+    from textual import events
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        driver = app._driver
+        assert driver is not None
+
+        def burst(keys: list[tuple[str, str | None]]) -> None:
+            for key, ch in keys:
+                event = events.Key(key, ch)
+                event.set_sender(app)
+                driver.send_message(event)
+
+        def chars(text: str) -> list[tuple[str, str | None]]:
+            return [("space" if c == " " else c, c) for c in text]
+
+        enter = [("enter", "\r")]
+        await settle(pilot)  # the login screen is up
+        burst(chars("op1") + enter + chars("1234") + enter)  # login, typed ahead too
+        await settle(pilot)
+        await pilot.press("f2")
+        await settle(pilot)
+        assert isinstance(app.screen, RegisterScreen)
+        burst(chars("Ram Kumar") + enter + enter + chars("M") + enter + chars("42") + enter)
+        await settle(pilot)
+        screen = app.screen
+        assert screen.query_one("#ff-name").input.value == "Ram Kumar"
+        assert screen.query_one("#ff-name_local").input.value == ""
+        assert screen.query_one("#ff-sex").input.value.upper() == "M"
+        assert screen.query_one("#ff-age_years").input.value == "42"
+        assert app.focused is screen.query_one("#ff-age_months").input

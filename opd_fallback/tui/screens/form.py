@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual import events
+from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
@@ -16,6 +17,7 @@ from opd_fallback.rules import MODES_NEEDING_REF, format_paise
 from opd_fallback.services import PaymentInput
 from opd_fallback.tui.i18n import problem_text, tr
 from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
+from opd_fallback.tui.typeahead import after_queued_keys
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
@@ -29,6 +31,7 @@ class FormScreen(CounterScreen):
         *NAV_BINDINGS,
         Binding("f10", "save", "Save", id="save", priority=True),
         Binding("ctrl+s", "save", "Save", id="save.alt", show=False, priority=True),
+        Binding("enter", "enter_key", "Next", id="next-field", show=False, priority=True),
     ]
     saving = False
 
@@ -39,20 +42,29 @@ class FormScreen(CounterScreen):
     def field(self, name: str) -> FormField:
         return self.query_one(f"#ff-{name}", FormField)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        ff = self._owner(event.input)
+    async def action_enter_key(self) -> None:
+        """Enter moves on here, in the key's own turn (see tui/typeahead.py), so
+        keys the clerk typed ahead land in the right fields. Inputs that are not
+        form fields get Enter as usual."""
+        focused = self.app.focused
+        ff = self._owner(focused) if isinstance(focused, Input) else None
         if ff is None:
-            return
-        event.stop()
-        self.validate_field(ff)
-        self.focus_next_field(ff)
+            raise SkipAction()
+        await after_queued_keys(ff.input)
+        if not self.enter_in_field(ff):
+            self.validate_field(ff)
+            self.focus_next_field(ff)
+
+    def enter_in_field(self, ff: FormField) -> bool:
+        """Hook: handle Enter in a special field (the lab test picker); True if handled."""
+        return False
 
     def focus_next_field(self, current: FormField) -> None:
         order = [f for f in self.fields() if not f.input.disabled and f.display]
         if current in order:
             i = order.index(current)
             if i + 1 < len(order):
-                order[i + 1].input.focus()
+                self.app.set_focus(order[i + 1].input)
                 return
         self.focus_next()
 

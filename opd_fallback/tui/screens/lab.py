@@ -95,17 +95,17 @@ class LabScreen(FormScreen):
                  for i, t in enumerate(matches)]
         self.query_one("#test-matches", Static).update("\n".join(lines))
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        # Textual also runs FormScreen's handler unless the default is prevented.
-        if event.input.id == "in-tests":
-            event.stop()
-            event.prevent_default()
-            if event.value.strip():
-                self._add_first()
-                return
-            self.field("tests").set_problem(None if self.tests else "choose at least one test")
-            if self.tests:
-                self.focus_next_field(self.field("tests"))
+    def enter_in_field(self, ff: FormField) -> bool:
+        """Enter in the test picker adds the best match; on an empty picker it moves on."""
+        if ff.input.id != "in-tests":
+            return False
+        if ff.input.value.strip():
+            self._add_first()
+            return True
+        ff.set_problem(None if self.tests else "choose at least one test")
+        if self.tests:
+            self.focus_next_field(ff)
+        return True
 
     def _add_first(self) -> None:
         query = self.field("tests").text

@@ -13,11 +13,15 @@ from opd_fallback.store.operators import validate_pin
 from opd_fallback.tui.i18n import tr
 from opd_fallback.tui.state import Session
 from opd_fallback.tui.screens.base import bottom_bar
+from opd_fallback.tui.typeahead import after_queued_keys
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 
 class LoginScreen(Screen[None]):
-    BINDINGS = [Binding("f10", "submit", "Log in", id="login.submit")]
+    BINDINGS = [
+        Binding("f10", "submit", "Log in", id="login.submit"),
+        Binding("enter", "enter_key", "Next", id="login.next", show=False, priority=True),
+    ]
 
     def compose(self) -> ComposeResult:
         with Center(id="login-box-wrap"):
@@ -33,9 +37,14 @@ class LoginScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#operator", Input).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "operator":
-            self.query_one("#pin", Input).focus()
+    async def action_enter_key(self) -> None:
+        """In the key's own turn (see tui/typeahead.py), so a PIN typed ahead
+        lands in the PIN field."""
+        focused = self.app.focused
+        if focused is not None:
+            await after_queued_keys(focused)
+        if focused is self.query_one("#operator", Input):
+            self.app.set_focus(self.query_one("#pin", Input))
         else:
             self.action_submit()
 
