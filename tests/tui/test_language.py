@@ -41,6 +41,19 @@ async def test_f9_switches_to_hindi_and_back(make_app) -> None:
         assert "Mobile" in str(label.render())
 
 
+async def test_fee_words_follow_the_language(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot)
+        await pilot.press("f2")
+        await settle(pilot)
+        hint = app.screen.query_one("#ff-fee").query_one(".hint")
+        assert "Fee from master data" in str(hint.render())
+        await pilot.press("f9")
+        await settle(pilot)
+        assert "मास्टर डेटा से शुल्क" in str(hint.render())
+
+
 async def test_table_headings_follow_the_language(make_app) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -149,26 +149,41 @@ class FormScreen(CounterScreen):
         fee = self.field("fee")
         mode = self.field("mode")
         self.fee_quote = quote
+        self.fee_editable = editable
         if quote is None:
             fee.input.disabled = False
-            fee.set_hint("")
-            return
-        fee.set_text(f"{quote.due_paise // 100}.{quote.due_paise % 100:02d}")
-        if quote.exempt:
-            fee.input.disabled = True
-            mode.set_text("waived")
-            fee.set_hint(tr("reg.fee_exempt", self.lang))  # type: ignore[arg-type]
-        elif quote.due_paise == 0:
-            fee.input.disabled = True
-            fee.set_hint(tr("reg.fee_none", self.lang))  # type: ignore[arg-type]
         else:
-            fee.input.disabled = not editable
-            if mode.text == "waived":
-                mode.set_text("cash")
-            hint = tr("reg.fee_hint", self.lang, fee=format_paise(quote.price_paise))  # type: ignore[arg-type]
-            if not editable:
-                hint += " · " + tr("reg.fee_locked", self.lang)  # type: ignore[arg-type]
-            fee.set_hint(hint)
+            fee.set_text(f"{quote.due_paise // 100}.{quote.due_paise % 100:02d}")
+            if quote.exempt:
+                fee.input.disabled = True
+                mode.set_text("waived")
+            elif quote.due_paise == 0:
+                fee.input.disabled = True
+            else:
+                fee.input.disabled = not editable
+                if mode.text == "waived":
+                    mode.set_text("cash")
+        fee.set_hint(self.fee_hint())
+
+    def fee_hint(self) -> str:
+        """The words beside the fee, in the current language."""
+        quote: FeeQuote | None = getattr(self, "fee_quote", None)
+        lang = self.lang
+        if quote is None:
+            return ""
+        if quote.exempt:
+            return tr("reg.fee_exempt", lang)  # type: ignore[arg-type]
+        if quote.due_paise == 0:
+            return tr("reg.fee_none", lang)  # type: ignore[arg-type]
+        hint = tr("reg.fee_hint", lang, fee=format_paise(quote.price_paise))  # type: ignore[arg-type]
+        if not getattr(self, "fee_editable", False):
+            hint += " · " + tr("reg.fee_locked", lang)  # type: ignore[arg-type]
+        return hint
+
+    def retranslate(self) -> None:
+        """F9: words this screen wrote itself follow the language too."""
+        if self.query("#ff-fee"):
+            self.field("fee").set_hint(self.fee_hint())
 
     def payment_from(self, values: dict[str, Any], bad: list[FormField]) -> PaymentInput | None:
         mode = values.get("mode") or "cash"

@@ -138,6 +138,7 @@ class LabScreen(FormScreen):
         self.field("fee").set_text(f"{total // 100}.{total % 100:02d}")
 
     def retranslate(self) -> None:
+        super().retranslate()
         self._show_tests()
 
     # --------------------------------------------------------------- save
