@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     read_timeout_s: float = 30.0
     batch_size: int = Field(default=500, ge=1, le=500)
     batches_in_flight: int = Field(default=3, ge=1, le=16)
+    # an op central keeps deferring (a dependency never arrives) is flagged for a person after this
+    max_deferred_wait_s: int = Field(default=6 * 3600, ge=60)
     background_sync: bool = True
     idle_lock_seconds: int = Field(default=300, ge=15)
     language: Literal["en", "hi"] = "en"

@@ -226,7 +226,7 @@ class SyncEngine:
         lanes: int | None = None,
         max_rounds: int = 4,
         round_pause_s: float = 0.3,
-        max_deferred_wait_s: float = 6 * 3600.0,
+        max_deferred_wait_s: float | None = None,
         give_up_after_s: float | None = 60.0,
         lease_wait_s: float = 0.0,
         use_lease: bool = True,
@@ -240,7 +240,8 @@ class SyncEngine:
         self.lanes = lanes or getattr(settings, "batches_in_flight", 3)
         self.max_rounds = max_rounds
         self.round_pause_s = round_pause_s
-        self.max_deferred_wait_s = max_deferred_wait_s
+        self.max_deferred_wait_s = (max_deferred_wait_s if max_deferred_wait_s is not None
+                                    else getattr(settings, "max_deferred_wait_s", 6 * 3600.0))
         self.give_up_after_s = give_up_after_s
         self.lease_wait_s = lease_wait_s
         self.use_lease = use_lease
