@@ -71,13 +71,16 @@ def test_device_id_rules_and_require_device(tmp_path: Path) -> None:
 
 def test_sync_engine_takes_its_limits_from_settings(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     from opd_fallback.store import open_store
+    from opd_fallback.sync.client import CentralClient
     from opd_fallback.sync.engine import SyncEngine
 
     monkeypatch.setenv("OPD_MAX_DEFERRED_WAIT_S", "900")
     monkeypatch.setenv("OPD_BATCH_SIZE", "200")
     settings = load_settings(tmp_path)
     store = open_store(tmp_path / "c.db")
-    engine = SyncEngine(store, client=None, settings=settings)  # type: ignore[arg-type]
+    client = CentralClient("https://central.invalid", "t")
+    engine = SyncEngine(store, client, settings=settings)
     assert (engine.max_deferred_wait_s, engine.batch_size) == (900, 200)
-    assert SyncEngine(store, client=None, settings=settings, max_deferred_wait_s=5).max_deferred_wait_s == 5  # type: ignore[arg-type]
+    assert SyncEngine(store, client, settings=settings, max_deferred_wait_s=5).max_deferred_wait_s == 5
+    client.close()
     store.close()
