@@ -136,6 +136,25 @@ class FormScreen(CounterScreen):
         self.say(tr("reg.fix", self.lang), error=True)  # type: ignore[arg-type]
         bad[0].input.focus()
 
+    def save_in_worker(self, save: Any) -> None:
+        """Run ``save()`` (a service call) in a thread; the event loop never waits on disk."""
+        self.saving = True
+        self.say(tr("reg.saving", self.lang))  # type: ignore[arg-type]
+        self.app.run_blocking(save, on_done=self.saved, on_error=self.save_failed, group="save")  # type: ignore[attr-defined]
+
+    def saved(self, result: Any) -> None:
+        """Saved: clear the form for the next patient, say so, print."""
+        self.saving = False
+        self.reset()
+        self.say(self.saved_message(result))
+        self.app.print_docs(result.docs)  # type: ignore[attr-defined]
+
+    def saved_message(self, result: Any) -> str:
+        return tr("reg.saved", self.lang, ref=result.ref, token=result.summary["token"])  # type: ignore[arg-type]
+
+    def reset(self) -> None:
+        """Hook: clear the form."""
+
     def save_failed(self, exc: BaseException) -> None:
         self.saving = False
         if isinstance(exc, DomainError):

@@ -167,17 +167,10 @@ class LabScreen(FormScreen):
         payment = PaymentInput(mode=payment.mode, amount_paise=None, mode_ref=payment.mode_ref)
         codes = [t.code for t in self.tests]
         visit = self.visit
-        self.saving = True
-        self.say(tr("reg.saving", self.lang))  # type: ignore[arg-type]
         app = self.app
-        app.run_blocking(  # type: ignore[attr-defined]
+        self.save_in_worker(
             lambda: app.backend.lab_request(app.session, hit, visit, codes, payment=payment,  # type: ignore[attr-defined]
-                                            priority=values.get("priority") or "routine"),
-            on_done=self.saved, on_error=self.save_failed, group="save",
-        )
+                                            priority=values.get("priority") or "routine"))
 
-    def saved(self, result: Any) -> None:
-        self.saving = False
-        self.reset()
-        self.say(tr("lab.saved", self.lang, ref=result.ref, sample=result.summary["sample"]))  # type: ignore[arg-type]
-        self.app.print_docs(result.docs)  # type: ignore[attr-defined]
+    def saved_message(self, result: Any) -> str:
+        return tr("lab.saved", self.lang, ref=result.ref, sample=result.summary["sample"])  # type: ignore[arg-type]

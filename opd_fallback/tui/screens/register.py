@@ -11,7 +11,6 @@ from textual.widgets import Static
 
 from opd_fallback import rules
 from opd_fallback.contract import Department
-from opd_fallback.tui.i18n import tr
 from opd_fallback.tui.screens.form import FormScreen, payment_fields
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField
@@ -155,20 +154,8 @@ class RegisterScreen(DepartmentFields, FormScreen):
             return
         patient = {k: values.get(k) for k in PATIENT_FIELDS if values.get(k) is not None}
         patient.setdefault("category", "general")
-        self.saving = True
-        self.say(tr("reg.saving", self.lang))  # type: ignore[arg-type]
         app = self.app
-        app.run_blocking(  # type: ignore[attr-defined]
+        self.save_in_worker(
             lambda: app.backend.register_new(  # type: ignore[attr-defined]
                 app.session, patient, department=values["department"], unit=values.get("unit"), payment=payment  # type: ignore[attr-defined]
-            ),
-            on_done=self.saved,
-            on_error=self.save_failed,
-            group="save",
-        )
-
-    def saved(self, result: Any) -> None:
-        self.saving = False
-        self.reset()
-        self.say(tr("reg.saved", self.lang, ref=result.ref, token=result.summary["token"]))  # type: ignore[arg-type]
-        self.app.print_docs(result.docs)  # type: ignore[attr-defined]
+            ))

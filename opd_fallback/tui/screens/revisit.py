@@ -8,7 +8,6 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
-from opd_fallback.tui.i18n import tr
 from opd_fallback.tui.screens.form import FormScreen, payment_fields
 from opd_fallback.tui.screens.register import DepartmentFields
 from opd_fallback.tui.widgets import parsers
@@ -76,19 +75,9 @@ class RevisitScreen(DepartmentFields, FormScreen):
         if bad:
             self.refuse(bad)
             return
-        self.saving = True
-        self.say(tr("reg.saving", self.lang))  # type: ignore[arg-type]
         app = self.app
-        app.run_blocking(  # type: ignore[attr-defined]
+        self.save_in_worker(
             lambda: app.backend.revisit(  # type: ignore[attr-defined]
                 app.session, hit, department=values["department"], unit=values.get("unit"),  # type: ignore[attr-defined]
                 payment=payment, category=values.get("category") or "general",
-            ),
-            on_done=self.saved, on_error=self.save_failed, group="save",
-        )
-
-    def saved(self, result: Any) -> None:
-        self.saving = False
-        self.reset()
-        self.say(tr("reg.saved", self.lang, ref=result.ref, token=result.summary["token"]))  # type: ignore[arg-type]
-        self.app.print_docs(result.docs)  # type: ignore[attr-defined]
+            ))
