@@ -529,7 +529,7 @@ class SyncEngine:
             if st in ("applied", "duplicate"):
                 res = r.get("result") or {}
                 synced.append({"id": op.op_id, "st": st, "res": orjson.dumps(res).decode(), "now": now})
-                self._record_rows(op, res, records)
+                record_rows(op.kind, op.record_ref, res, records)
                 counts[st] += 1
             elif st in ("rejected", "conflict"):
                 flags.append({"id": op.op_id, "state": st, "st": st, "err": _err_json(err), "why": None,
@@ -576,10 +576,6 @@ class SyncEngine:
             fresh = len([i for i in new if i not in run.answered])
             run.answered.update(new)
         return fresh
-
-    @staticmethod
-    def _record_rows(op: PendingOp, res: dict[str, Any], records: dict[Any, list[dict[str, Any]]]) -> None:
-        record_rows(op.kind, op.record_ref, res, records)
 
     def _store_waits(self, reasons: dict[str, str]) -> None:
         if not reasons:

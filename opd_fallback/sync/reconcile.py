@@ -36,6 +36,7 @@ from opd_fallback.clock import IST, now_iso
 from opd_fallback.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
 from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
+from opd_fallback.sync.engine import record_rows
 
 SCHEMA = "opd-fallback/reconcile/1"
 EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
@@ -365,22 +366,16 @@ def central_op_ids(client: ReconcileClient, day: str, device_id: str) -> tuple[s
 
 
 # ------------------------------------------------------------------ repairs
-def mark_synced(store: Store, op_id: str, outcome: OpResult, *, actor: str, kind: str, record_ref: str | None) -> str:
-    """Record central's remembered outcome for an op it applied but never acknowledged.
-
-    Returns the state the op had. The op is not resent, so a second
-    application is impossible from here. The records it carries learn their
-    central ids exactly as the sync engine books an ``applied`` answer.
-    """
-    return mark_synced_many(store, [(op_id, kind, record_ref, outcome)], actor=actor)[op_id]
-
-
 def mark_synced_many(
     store: Store, items: list[tuple[str, str, str | None, OpResult]], *, actor: str, chunk: int = 500,
 ) -> dict[str, str]:
-    """:func:`mark_synced` for many ops, ``chunk`` per transaction; op_id -> state before."""
-    from opd_fallback.sync.batching import PendingOp
-    from opd_fallback.sync.engine import SyncEngine
+    """Record central's remembered outcome for ops it applied but never acknowledged,
+    ``chunk`` per transaction; op_id -> state before.
+
+    The ops are not resent, so a second application is impossible from here.
+    Their records learn central ids exactly as the sync engine books an
+    ``applied`` answer (:func:`opd_fallback.sync.engine.record_rows`).
+    """
 
     before: dict[str, str] = {}
     for i in range(0, len(items), chunk):
@@ -390,8 +385,7 @@ def mark_synced_many(
         rows = []
         for op_id, kind, record_ref, outcome in part:
             result = outcome.result or {}
-            SyncEngine._record_rows(PendingOp(0, op_id, kind, None, record_ref, [], b"", None, False),
-                                    result, records)
+            record_rows(kind, record_ref, result, records)
             rows.append({"st": outcome.status, "r": orjson.dumps(result).decode(), "now": now, "i": op_id})
         with store.write() as s:
             for op_id, *_ in part:
