@@ -22,18 +22,16 @@ from opd_fallback.clock import IST, now_ist
 from opd_fallback.payloads import OP_KINDS
 from opd_fallback.rules import PAYMENT_MODES, format_paise
 from opd_fallback.services import day_totals
-from opd_fallback.store import outbox
+from opd_fallback.store import meta, outbox
 from opd_fallback.store.engine import Store
-from opd_fallback.store.tables import Meta
 
 SCHEMA_VERSION = 1
 
-# Meta keys written by the sync engine (opd_fallback/sync/engine.py, which
-# status must not import: sync speaks HTTP, the domain does not).
-SYNC_LAST_ATTEMPT_AT = "last_sync_at"  # RFC 3339, when the last attempt finished
-SYNC_LAST_SUCCESS_AT = "last_sync_ok_at"  # RFC 3339, last attempt that reached central
-SYNC_LAST_OUTCOME = "last_sync_outcome"  # JSON of the engine's SyncSummary.as_dict()
-SYNC_KEYS = (SYNC_LAST_ATTEMPT_AT, SYNC_LAST_SUCCESS_AT, SYNC_LAST_OUTCOME)
+# Meta keys written by the sync engine, named once in store/meta.py (status
+# must not import sync: sync speaks HTTP, the domain does not).
+SYNC_LAST_ATTEMPT_AT = meta.LAST_SYNC_AT
+SYNC_LAST_SUCCESS_AT = meta.LAST_SYNC_OK_AT
+SYNC_LAST_OUTCOME = meta.LAST_SYNC_OUTCOME
 # outcomes after which the attempt did not get everything through to central
 _FAILED_OUTCOMES = ("unreachable", "unauthorized", "busy", "stopped", "error")
 
@@ -49,15 +47,10 @@ def _age_seconds(recorded_at: str | None, now: datetime) -> int | None:
         return None
 
 
-def _meta(session: Session, key: str) -> str | None:
-    row = session.get(Meta, key)
-    return None if row is None else row.value
-
-
 def _last_sync(session: Session) -> dict[str, Any]:
     outcome: str | None = None
     error: str | None = None
-    raw = _meta(session, SYNC_LAST_OUTCOME)
+    raw = meta.get(session, SYNC_LAST_OUTCOME)
     if raw:
         try:
             summary = orjson.loads(raw)
@@ -69,9 +62,9 @@ def _last_sync(session: Session) -> dict[str, Any]:
         if outcome in _FAILED_OUTCOMES:
             error = str(summary.get("message") or outcome)[:300]
     return {
-        "last_attempt_at": _meta(session, SYNC_LAST_ATTEMPT_AT),
+        "last_attempt_at": meta.get(session, SYNC_LAST_ATTEMPT_AT),
         "last_outcome": outcome,
-        "last_success_at": _meta(session, SYNC_LAST_SUCCESS_AT),
+        "last_success_at": meta.get(session, SYNC_LAST_SUCCESS_AT),
         "last_error": error,
     }
 

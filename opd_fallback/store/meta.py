@@ -10,6 +10,10 @@ from sqlmodel import Session
 
 # Set after a restore until central's max_seq has been checked; writes refuse meanwhile.
 NEEDS_SEQ_CHECK = "needs_seq_check"
+# Written by the sync engine after each attempt, read by status and the TUI.
+LAST_SYNC_AT = "last_sync_at"  # RFC 3339, when the last attempt finished
+LAST_SYNC_OK_AT = "last_sync_ok_at"  # RFC 3339, last attempt that reached central
+LAST_SYNC_OUTCOME = "last_sync_outcome"  # JSON of the engine's SyncSummary.as_dict()
 
 
 def get(session: Session, key: str, default: str | None = None) -> str | None:
