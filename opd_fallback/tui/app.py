@@ -140,7 +140,11 @@ class CounterApp(App[None]):
             with self._print_lock:
                 return print_with_spool(self.printer, self.spool, docs)
 
-        self.run_blocking(job, on_done=done, group="print")
+        def crashed(exc: BaseException) -> None:
+            # the record is saved: never say "NOT SAVED" for a printing problem
+            done([f"{exc.__class__.__name__}: {exc}"])
+
+        self.run_blocking(job, on_done=done, on_error=crashed, group="print")
 
     # -------------------------------------------------------------- session
     def login(self, session: Session) -> None:

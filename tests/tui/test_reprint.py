@@ -52,3 +52,34 @@ async def test_failed_print_keeps_record_and_reprints(make_app, store: Store, tm
         (printed,) = (tmp_path / "fixed").glob("*-receipt-*.txt")
         assert "Ram Kumar" in printed.read_text(encoding="utf-8")
         assert "Sent to printer" in str(app.screen.query_one("#form-msg").render())
+
+
+async def test_a_crashing_print_job_never_says_not_saved(make_app, store: Store, tmp_path: Path) -> None:
+    """Whatever breaks while printing, the clerk reads "print failed (record is
+    saved)", never "NOT SAVED" (which would make them register the patient twice)."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot)
+
+        class BrokenSpool:
+            def add(self, doc: object) -> Path:
+                raise ValueError("spool index corrupt")
+
+        app.spool = BrokenSpool()  # type: ignore[assignment]
+        await pilot.press("f2")
+        await settle(pilot)
+        for value in ("Ram Kumar", "", "M", "42"):
+            await type_text(pilot, value)
+            await pilot.press("enter")
+        for _ in range(11):
+            await pilot.press("enter")
+        await type_text(pilot, "MED")
+        await pilot.press("f10")
+        await settle(pilot)
+        with store.read() as s:
+            (patient,) = s.exec(select(Patient)).all()
+        assert patient.name == "Ram Kumar"
+        assert app.last_print_errors == ["ValueError: spool index corrupt"]
+        shown = [str(n.message) for n in app._notifications]
+        assert any("PRINT FAILED (record is saved" in m and "spool index corrupt" in m for m in shown)
+        assert not any("NOT SAVED" in m for m in shown)
