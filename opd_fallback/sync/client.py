@@ -49,6 +49,7 @@ from opd_fallback.contract import (
 CLOCK_SKEW_LIMIT_S = 300.0
 M = TypeVar("M", bound=BaseModel)
 USER_AGENT = "opd-fallback-sync/1"
+_JSON_BODY = {"Content-Type": "application/json"}
 
 
 # ---------------------------------------------------------------- exceptions
@@ -275,10 +276,14 @@ class CentralClient:
             # a truncated or garbled answer: we cannot know what happened
             raise TransientError(f"unreadable answer from the server: {exc}") from exc
 
+    def _call(self, model: type[M], method: str, path: str, **kw: Any) -> M:
+        """One request whose 200 answer is ``model``."""
+        return self._model(model, self._json(self._request(method, path, **kw)))
+
     # ------------------------------------------------------------ endpoints
     def health(self) -> Health:
         """``GET /health``; raises :class:`Unavailable` during maintenance."""
-        return self._model(Health, self._json(self._request("GET", "/health")))
+        return self._call(Health, "GET", "/health")
 
     def push_batch_raw(self, ops: Sequence[dict[str, Any]] | bytes) -> list[dict[str, Any]]:
         """``POST /ops:batch`` with envelopes (or an already encoded body); the
@@ -289,10 +294,7 @@ class CentralClient:
         else:
             body = orjson.dumps({"ops": list(ops)})
             op_ids = [o["op_id"] for o in ops]
-        response = self._request(
-            "POST", "/ops:batch", content=body, headers={"Content-Type": "application/json"}
-        )
-        data = self._json(response)
+        data = self._json(self._request("POST", "/ops:batch", content=body, headers=_JSON_BODY))
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list):
             raise TransientError("the server's batch answer has no results list")
@@ -314,7 +316,7 @@ class CentralClient:
         return None if r.status_code == 404 else self._model(OpResult, self._json(r))
 
     def device_me(self) -> DeviceInfo:
-        return self._model(DeviceInfo, self._json(self._request("GET", "/devices/me")))
+        return self._call(DeviceInfo, "GET", "/devices/me")
 
     def master_data(self, etag: str | None = None) -> tuple[MasterData | None, str | None, bytes | None]:
         """``GET /master-data``; ``(None, etag, None)`` when unchanged (304),
@@ -341,19 +343,16 @@ class CentralClient:
     def id_block(self, kind: str, count: int) -> IdBlock:
         """``POST /id-blocks``: ``count`` new ids of ``kind`` owned by this device."""
         body = orjson.dumps({"kind": kind, "count": count})
-        r = self._request("POST", "/id-blocks", content=body, headers={"Content-Type": "application/json"})
-        return self._model(IdBlock, self._json(r))
+        return self._call(IdBlock, "POST", "/id-blocks", content=body, headers=_JSON_BODY)
 
     def reconciliation(self, date: str, device_id: str) -> Reconciliation:
-        r = self._request("GET", "/reconciliation", params={"date": date, "device_id": device_id})
-        return self._model(Reconciliation, self._json(r))
+        return self._call(Reconciliation, "GET", "/reconciliation", params={"date": date, "device_id": device_id})
 
     def reconciliation_ops(self, date: str, device_id: str, cursor: str | None = None) -> ReconciliationOps:
         params: dict[str, Any] = {"date": date, "device_id": device_id}
         if cursor:
             params["cursor"] = cursor
-        r = self._request("GET", "/reconciliation/ops", params=params)
-        return self._model(ReconciliationOps, self._json(r))
+        return self._call(ReconciliationOps, "GET", "/reconciliation/ops", params=params)
 
     def reconciliation_op_ids(self, date: str, device_id: str) -> list[str]:
         """Every page of :meth:`reconciliation_ops` joined."""
