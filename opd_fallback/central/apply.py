@@ -16,7 +16,8 @@ with ``executemany`` just before the single COMMIT; the ops of the batch see
 them through the batch's dictionaries (prefetched in one query each).
 
 Decisions not spelled out by the contract (documented for the IT cell):
-- a ``device_mismatch`` or malformed-envelope rejection is *not* remembered
+- a ``device_mismatch`` or malformed-envelope rejection (including a ``seq``
+  above 2**63-1 or a ``recorded_at`` that cannot be placed in Asia/Kolkata) is *not* remembered
   under the op_id, so nobody can poison another device's op_id;
 - a remembered ``rejected`` outcome is replayed as ``rejected`` (the original
   outcome); only a remembered ``applied`` is replayed as ``duplicate``;
@@ -112,6 +113,7 @@ class _DeviceDelta:
 
 _REF_KEYS = ("patient", "visit", "lab_order", "payment")
 _CHUNK = 900
+_MAX_SQL_INT = 2**63 - 1  # SQLite INTEGER is a signed 64-bit number
 
 
 @dataclass(slots=True)
@@ -277,6 +279,10 @@ class Applier:
             fields = [p.wire() for p in explain(exc)]
             return _result(op_id, "rejected", error={
                 "code": "validation_failed", "message": "the op envelope is not valid", "fields": fields})
+        unstorable = _unstorable(env)
+        if unstorable:
+            return _result(env.op_id, "rejected", error={
+                "code": "validation_failed", "message": "the op envelope is not valid", "fields": unstorable})
         if env.device_id != device_id:
             return _result(env.op_id, "rejected", error={
                 "code": "device_mismatch",
@@ -611,6 +617,20 @@ class Applier:
             (receipt_id, p.reason, row[0], env.device_id, _local_date(env.recorded_at), env.op_id),
         )
         return {"receipt_id": receipt_id, "voided": True}
+
+
+def _unstorable(env: OpEnvelope) -> list[dict[str, str]]:
+    """Envelope values the model accepts but the server cannot store: they would
+    fail the whole batch at the INSERT (a 5xx the counter resends forever)."""
+    fields: list[dict[str, str]] = []
+    if env.seq > _MAX_SQL_INT:
+        fields.append({"field": "seq", "code": "too_large", "message": f"must be at most {_MAX_SQL_INT}"})
+    try:
+        _local_date(env.recorded_at)
+    except OverflowError:
+        fields.append({"field": "recorded_at", "code": "out_of_range",
+                       "message": "is too far from today to be placed in Asia/Kolkata time"})
+    return fields
 
 
 def _chunks(items: list[str]) -> list[list[str]]:

@@ -281,3 +281,22 @@ def test_batch_limits_413_and_bad_envelopes_422(central: CentralHandle) -> None:
         assert http.get(f"/ops/{ops[0]['op_id']}").status_code == 404
         # exactly 500 is fine
         assert len(push(http, *ops[:500])) == 500
+
+
+def test_an_envelope_the_database_cannot_hold_rejects_only_its_op(central: CentralHandle) -> None:
+    """A seq beyond SQLite's integer range or a recorded_at that cannot be placed
+    in Asia/Kolkata must not fail the whole batch (a 5xx the counter would resend forever)."""
+    f = factory()
+    huge_seq = {**f.register(mobile=unique_mobile()), "seq": 2**64 - 1}
+    far_future = {**f.register(mobile="bad"), "recorded_at": "9999-12-31T23:00:00+00:00"}
+    far_past = {**f.register(mobile=unique_mobile()), "recorded_at": "0001-01-01T00:00:00+05:30"}
+    good = f.register(mobile=unique_mobile())
+    with central.client("C07") as http:
+        res = push(http, huge_seq, far_future, far_past, good)
+        assert [r["status"] for r in res] == ["rejected", "rejected", "rejected", "applied"], res
+        assert [r["error"]["code"] for r in res[:3]] == ["validation_failed"] * 3
+        assert [[p["field"] for p in r["error"]["fields"]] for r in res[:3]] == [
+            ["seq"], ["recorded_at"], ["recorded_at"]]
+        # like any malformed envelope, not remembered under the op_id
+        assert http.get(f"/ops/{huge_seq['op_id']}").status_code == 404
+        assert http.get("/devices/me").json()["max_seq"] < 2**63
