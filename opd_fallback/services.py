@@ -181,7 +181,8 @@ class Tx:
 
     def patient(self, key: str | PatientInfo) -> PatientInfo:
         """Resolve a patient by local offline number or uhid (local registrations
-        first, then the central index). Unknown uhids are taken as central ids."""
+        first, then the central index). Unknown keys shaped like an offline
+        number are taken as local refs, any other as central ids."""
         if isinstance(key, PatientInfo):
             return key
         k = (key or "").strip().upper()
@@ -201,8 +202,10 @@ class Tx:
                 ref=P.Ref.central(idx.uhid), name=idx.name, local_ref=None, uhid=idx.uhid,
                 sex=idx.sex, age_years=idx.age_years, version=idx.version,
             )
-        if "-" in k and k.split("-")[0] != self.svc.device_id and k[0].isalpha():
-            # another counter's offline number printed on the patient's slip
+        if numbers.is_local_ref(k):
+            # an offline number on the patient's slip that this store does not
+            # hold (another counter's, or this one's before a restore): central
+            # knows it by its local_ref
             return PatientInfo(ref=P.Ref.local(k), name="", local_ref=k, uhid=None)
         return PatientInfo(ref=P.Ref.central(k), name="", local_ref=None, uhid=k)
 
@@ -213,7 +216,7 @@ class Tx:
             if v.central_id:
                 return P.Ref.local(v.local_ref), [], v.local_ref
             return P.Ref.local(v.local_ref), self._unsynced(v.op_id), v.local_ref
-        if "-" in k and k[0].isalpha() and k.count("-") >= 2:
+        if numbers.is_local_ref(k):
             return P.Ref.local(k), [], k
         return P.Ref.central(k), [], None
 

@@ -239,3 +239,32 @@ def test_cash_summary_leaves_out_what_review_cancelled(store: Store, svc: Counte
     assert summary.by_mode["upi"] == ModeTotal(0, 0)
     assert summary.cancelled == ModeTotal(1, 500)
     assert summary.collected_paise == 1000
+
+
+@pytest.mark.parametrize(("key", "wire"), [
+    # another counter's offline number, and this counter's own one it no longer
+    # holds (restored from an older backup): central knows both by local_ref
+    ("c09-261126-000001", {"local_ref": "C09-261126-000001"}),
+    ("C07-261126-000099", {"local_ref": "C07-261126-000099"}),
+    # a central uhid, with or without hyphens, that the index has not seen yet
+    ("KGMU000777", {"central_id": "KGMU000777"}),
+    ("KGMU-0042", {"central_id": "KGMU-0042"}),
+])
+def test_unknown_patient_keys_by_shape(store: Store, svc: CounterService, key: str,
+                                       wire: dict[str, str]) -> None:
+    v = svc.revisit("op1", key, department="MED")
+    with store.read() as s:
+        op = outbox.get(s, v.visit.op_id)
+    assert op is not None
+    assert {k: x for k, x in orjson.loads(op.payload)["patient"].items() if x is not None} == wire
+    assert v.info.ref.wire() == wire
+
+
+def test_unknown_visit_keys_by_shape(store: Store, svc: CounterService) -> None:
+    local = svc.lab_request("op1", "KGMU000777", "c09-261126-000002", ["CBC"])
+    central = svc.lab_request("op1", "KGMU000777", "V-123", ["CBC"])
+    with store.read() as s:
+        ops = [outbox.get(s, r.order.op_id) for r in (local, central)]
+    assert [{k: x for k, x in orjson.loads(o.payload)["visit"].items() if x is not None}
+            for o in ops if o] == [
+        {"local_ref": "C09-261126-000002"}, {"central_id": "V-123"}]

@@ -9,6 +9,7 @@ restore, raising the floor above central's ``max_seq`` keeps every number new.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import text
@@ -56,6 +57,16 @@ def local_ref(device_id: str, seq: int, when: datetime | None = None) -> str:
     """``C07-261126-000042``: device, day of recording, the op's seq."""
     day = (when or now_ist()).strftime("%y%m%d")
     return f"{device_id}-{day}-{seq:06d}"
+
+
+# Shape of ``local_ref`` for any device (device ids are 1-16 of A-Z0-9, see config).
+_LOCAL_REF = re.compile(r"^[A-Z0-9]{1,16}-\d{6}-\d{6,}$")
+
+
+def is_local_ref(key: str) -> bool:
+    """Whether ``key`` (upper case) is shaped like an offline number from
+    ``local_ref``, this counter's or another's, rather than a central id."""
+    return bool(_LOCAL_REF.match(key))
 
 
 def local_receipt_no(device_id: str, seq: int) -> str:
