@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import select
+from textual.pilot import Pilot
 
 from opd_fallback.printing.file import FilePrinter
 from opd_fallback.store.engine import Store
@@ -12,6 +14,18 @@ from opd_fallback.store.tables import Patient
 from opd_fallback.tui.screens.reprint import ReprintScreen
 
 from .conftest import login, settle, type_text
+
+
+async def register_ram_kumar(pilot: Pilot[Any]) -> None:
+    """On the registration form: fill the required fields and save (F10)."""
+    for value in ("Ram Kumar", "", "M", "42"):
+        await type_text(pilot, value)
+        await pilot.press("enter")
+    for _ in range(11):
+        await pilot.press("enter")
+    await type_text(pilot, "MED")
+    await pilot.press("f10")
+    await settle(pilot)
 
 
 async def test_failed_print_keeps_record_and_reprints(make_app, store: Store, tmp_path: Path) -> None:
@@ -22,14 +36,7 @@ async def test_failed_print_keeps_record_and_reprints(make_app, store: Store, tm
         await login(pilot)
         await pilot.press("f2")
         await settle(pilot)
-        for value in ("Ram Kumar", "", "M", "42"):
-            await type_text(pilot, value)
-            await pilot.press("enter")
-        for _ in range(11):
-            await pilot.press("enter")
-        await type_text(pilot, "MED")
-        await pilot.press("f10")
-        await settle(pilot)
+        await register_ram_kumar(pilot)
         assert app.last_print_errors and "could not write" in app.last_print_errors[0]
         with store.read() as s:
             (patient,) = s.exec(select(Patient)).all()
@@ -68,14 +75,7 @@ async def test_a_crashing_print_job_never_says_not_saved(make_app, store: Store,
         app.spool = BrokenSpool()  # type: ignore[assignment]
         await pilot.press("f2")
         await settle(pilot)
-        for value in ("Ram Kumar", "", "M", "42"):
-            await type_text(pilot, value)
-            await pilot.press("enter")
-        for _ in range(11):
-            await pilot.press("enter")
-        await type_text(pilot, "MED")
-        await pilot.press("f10")
-        await settle(pilot)
+        await register_ram_kumar(pilot)
         with store.read() as s:
             (patient,) = s.exec(select(Patient)).all()
         assert patient.name == "Ram Kumar"
@@ -83,3 +83,24 @@ async def test_a_crashing_print_job_never_says_not_saved(make_app, store: Store,
         shown = [str(n.message) for n in app._notifications]
         assert any("PRINT FAILED (record is saved" in m and "spool index corrupt" in m for m in shown)
         assert not any("NOT SAVED" in m for m in shown)
+
+
+async def test_reprint_of_a_vanished_spool_copy_is_reported(make_app, tmp_path: Path) -> None:
+    """The spooled copy is read in a worker: a missing file is a message, not a crash."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot)
+        await pilot.press("f2")
+        await settle(pilot)
+        await register_ram_kumar(pilot)
+        await pilot.press("f6")
+        await settle(pilot)
+        assert isinstance(app.screen, ReprintScreen) and len(app.screen.entries) == 2
+        for path in (tmp_path / "spool").glob("*.json"):
+            path.unlink()
+        await pilot.press("tab")  # to the list
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.is_running and isinstance(app.screen, ReprintScreen)
+        assert "PRINT FAILED" in str(app.screen.query_one("#form-msg").render())
+        assert app.screen.entries == []  # the list was read again

@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
+from opd_fallback.printing.document import Document
 from opd_fallback.printing.spool import SpoolEntry
 from opd_fallback.tui.i18n import tr
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
@@ -69,11 +70,18 @@ class ReprintScreen(CounterScreen):
         entry = self.entries[event.cursor_row]
         app = self.app
         spool = app.spool  # type: ignore[attr-defined]
-        doc = spool.load(entry.path)
+        # reading the spooled copy is disk work: in a worker, like the print itself
+        app.run_blocking(spool.load, entry.path, on_done=self._reprint, on_error=self._unreadable,  # type: ignore[attr-defined]
+                         group="spool")
 
+    def _reprint(self, doc: Document) -> None:
         def done(errors: list[str]) -> None:
             if not errors:
                 self.query_one("#form-msg", Static).update(tr("reprint.done", self.lang, title=doc.title))  # type: ignore[arg-type]
             self.load()
 
-        app.print_docs([doc], on_done=done)  # type: ignore[attr-defined]
+        self.app.print_docs([doc], on_done=done)  # type: ignore[attr-defined]
+
+    def _unreadable(self, exc: BaseException) -> None:
+        self.query_one("#form-msg", Static).update(tr("print.failed", self.lang, err=str(exc)))  # type: ignore[arg-type]
+        self.load()
