@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import sqlite3
+from contextlib import closing
 
 import orjson
 
@@ -232,7 +234,11 @@ def test_possible_duplicate_conflict_then_link_or_create_new(central: CentralHan
         assert linked["result"] == {"uhid": uhid, "linked": True}
         # the local_ref now names that patient: a visit on it lands on the same uhid
         vis = f.visit(patient_ref(dup))
-        assert one(http, vis)["status"] == "applied"
+        visit = one(http, vis)
+        assert visit["status"] == "applied"
+        with closing(sqlite3.connect(central.db_path)) as db:
+            row = db.execute("SELECT uhid FROM visit WHERE visit_id=?", (visit["result"]["visit_id"],)).fetchone()
+        assert row == (uhid,)
         # same mobile, similar name, but 10 years apart: a different person (a father)
         assert one(http, f.register(name="Mohd Irfan", mobile=mobile, age=52))["status"] == "applied"
         # same ABHA is the same person whatever the name; create_new overrides
