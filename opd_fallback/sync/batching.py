@@ -174,7 +174,7 @@ def plan(pending: list[PendingOp], flagged: dict[str, Flagged], lanes: int) -> P
     for op in live:
         groups.setdefault(find(op.op_id), []).append(op)
     # 3. order each group: seq order, but a dependency always first (Kahn with a seq heap)
-    ordered_groups = [topo_order(g, parent) for g in groups.values()]
+    ordered_groups = [topo_order(g) for g in groups.values()]
     # 4. deal groups to lanes; keep the lanes' first ops early in seq so old work goes first
     n = max(1, lanes)
     result.lanes = [[] for _ in range(n)]
@@ -187,7 +187,8 @@ def plan(pending: list[PendingOp], flagged: dict[str, Flagged], lanes: int) -> P
     return result
 
 
-def topo_order(group: list[PendingOp], members: dict[str, str]) -> list[PendingOp]:
+def topo_order(group: list[PendingOp]) -> list[PendingOp]:
+    """``group`` in seq order, except that a dependency always comes before its dependents."""
     if len(group) == 1:
         return group
     ids = {op.op_id for op in group}
@@ -227,9 +228,9 @@ class LaneQueue:
         self.not_applied: dict[str, str] = {}  # op_id -> status words, for dependents
         self._labels: dict[str, str] = {}
 
-    def note(self, op: PendingOp, status: str, reason: str | None = None) -> None:
+    def note(self, op: PendingOp, status: str) -> None:
         """Record a non-applied outcome so dependents later in the lane wait."""
-        self.not_applied[op.op_id] = reason or status
+        self.not_applied[op.op_id] = status
         self._labels[op.op_id] = op.label()
 
     def next_batch(self) -> list[PendingOp]:

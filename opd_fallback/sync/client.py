@@ -35,13 +35,11 @@ from pydantic import BaseModel, ValidationError
 
 from opd_fallback.contract import (
     API_PREFIX,
-    BatchResponse,
     DeviceInfo,
     Health,
     IdBlock,
     MasterData,
     OpResult,
-    PatientChanges,
     Reconciliation,
     ReconciliationOps,
 )
@@ -306,10 +304,6 @@ class CentralClient:
                 )
         return results
 
-    def push_batch(self, ops: Sequence[dict[str, Any]]) -> BatchResponse:
-        """``POST /ops:batch``, results validated as contract models."""
-        return self._model(BatchResponse, {"results": self.push_batch_raw(ops)})
-
     def get_op(self, op_id: str) -> OpResult | None:
         """``GET /ops/{op_id}``: the remembered final outcome, or None (404)."""
         r = self._request("GET", f"/ops/{op_id}", ok=(200, 404))
@@ -336,9 +330,6 @@ class CentralClient:
         if not isinstance(data, dict) or not isinstance(data.get("patients"), list) or "done" not in data:
             raise TransientError("the server's patient changes answer is malformed")
         return data
-
-    def patient_changes(self, cursor: str | None = None, limit: int = 5000) -> PatientChanges:
-        return self._model(PatientChanges, self.patient_changes_raw(cursor, limit))
 
     def id_block(self, kind: str, count: int) -> IdBlock:
         """``POST /id-blocks``: ``count`` new ids of ``kind`` owned by this device."""

@@ -170,5 +170,3 @@ def refresh_all(
                 summary.master_data = "failed"
     return summary
 
-
-refresh = refresh_all
