@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import text
 from sqlmodel import Session, select
 
@@ -134,10 +133,6 @@ class CashSummary:
         taken = sum(t.total_paise for m, t in self.by_mode.items() if m != "waived")
         voided = sum(t.total_paise for m, t in self.voided_by_mode.items() if m != "waived")
         return taken - voided
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class Tx:
@@ -294,7 +289,7 @@ class Tx:
         self.session.add(LabOrder(
             local_ref=local_ref, patient_local_ref=info.local_ref, patient_uhid=info.uhid,
             patient_name=info.name, visit_local_ref=visit_local,
-            visit_central_id=visit_ref.central_id, tests=_json(codes), sample_id=sample_id,
+            visit_central_id=visit_ref.central_id, tests=outbox.dumps(codes), sample_id=sample_id,
             priority=priority, total_paise=total, op_id=op_id, operator_id=self.operator_id,
             created_at=when.isoformat(),
         ))
@@ -344,7 +339,7 @@ class Tx:
             local_ref=local_ref, receipt_no=receipt, patient_local_ref=info.local_ref,
             patient_uhid=info.uhid, patient_name=info.name, visit_local_ref=visit_local,
             lab_order_local_ref=lab_local, amount_paise=model.amount_paise, mode=model.mode,
-            mode_ref=model.mode_ref, items=_json([i.model_dump() for i in model.items]),
+            mode_ref=model.mode_ref, items=outbox.dumps([i.model_dump() for i in model.items]),
             op_id=op_id, operator_id=self.operator_id, created_at=when.isoformat(),
         ))
         self._enqueue(seq, op_id, when, "payment.record", model, deps, "payment", local_ref)

@@ -35,7 +35,7 @@ SYNC_LAST_OUTCOME = meta.LAST_SYNC_OUTCOME
 # outcomes after which the attempt did not get everything through to central
 _FAILED_OUTCOMES = ("unreachable", "unauthorized", "busy", "stopped", "error")
 
-NEEDS_PERSON = (outbox.REJECTED, outbox.CONFLICT)
+NEEDS_PERSON = outbox.FLAGGED
 
 
 def _age_seconds(recorded_at: str | None, now: datetime) -> int | None:
