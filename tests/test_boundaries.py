@@ -1,6 +1,7 @@
 """Import boundaries, checked by parsing every source file's imports (ast):
 the domain, store/, sync/ and printing/ never import Textual; the domain and
-store/ never import httpx or FastAPI; central/ never imports store/, sync/, tui/."""
+store/ never import httpx or FastAPI, nor sync/, tui/ or cli/ that would bring them
+in; central/ never imports store/, sync/, tui/."""
 
 from __future__ import annotations
 
@@ -59,6 +60,18 @@ def test_no_textual_outside_the_tui(area: str) -> None:
 @pytest.mark.parametrize("area", ["", "store"])
 def test_domain_and_store_speak_no_http(area: str) -> None:
     assert offenders(files(area), ("httpx", "fastapi", "starlette", "uvicorn")) == []
+
+
+# Launchers that wire every part together; every other top-level module is domain.
+ENTRY_POINTS = ("__main__.py", "demo.py")
+
+
+@pytest.mark.parametrize("area", ["", "store"])
+def test_domain_and_store_never_reach_sync_tui_or_cli(area: str) -> None:
+    """Importing sync/ or tui/ would bring HTTP or Textual in by the back door."""
+    paths = [p for p in files(area) if not (area == "" and p.name in ENTRY_POINTS)]
+    forbidden = ("opd_fallback.sync", "opd_fallback.tui", "opd_fallback.cli", "opd_fallback.central")
+    assert paths and offenders(paths, forbidden) == []
 
 
 def test_central_imports_only_domain_modules() -> None:
