@@ -132,6 +132,26 @@ def test_restore_refuses_to_overwrite_newer_work_without_force(tmp_path: Path) -
     assert backup.integrity_check(out.replaced_saved_as) == "ok"
 
 
+def test_restore_over_a_damaged_database_needs_force_and_keeps_its_bytes(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "counter.db")
+    _register(store, 30)
+    good = backup.backup(store.path, tmp_path / "b", keep=2).path
+    store.close()
+    db = tmp_path / "counter.db"
+    raw = bytearray(db.read_bytes())
+    for i in range(4096 * 3, len(raw), 997):  # the live database is scribbled over
+        raw[i] = (raw[i] + 77) % 256
+    db.write_bytes(bytes(raw))
+    assert backup.integrity_check(db) != "ok"
+    with pytest.raises(backup.BackupError, match="damaged.*--force"):
+        backup.restore(good, db)
+    assert db.read_bytes() == bytes(raw)  # refused: untouched
+    out = backup.restore(good, db, force=True)
+    assert backup.integrity_check(db) == "ok" and out.facts.max_seq == backup.facts(good).max_seq == 90
+    # the damaged database was kept byte for byte, for a person to look at
+    assert out.replaced_saved_as is not None and out.replaced_saved_as.read_bytes() == bytes(raw)
+
+
 def test_restore_over_the_same_or_older_database_needs_no_force(tmp_path: Path) -> None:
     store = open_store(tmp_path / "counter.db")
     _register(store, 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -146,7 +147,7 @@ def facts(path: Path | str) -> DbFacts:
         if "counter" in tables:
             row = conn.execute("SELECT value FROM counter WHERE name='seq'").fetchone()
             seq_counter = int(row[0]) if row else 0
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, ValueError) as exc:  # ValueError: garbled text in a damaged file
         raise BackupError(f"{p} cannot be read as a counter database: {exc}") from exc
     finally:
         conn.close()
@@ -258,8 +259,9 @@ def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False
     """Put ``backup_path`` in place as the counter database at ``db_path``.
 
     Refuses a damaged backup, and refuses to replace a database that holds newer
-    work than the backup unless ``force``; a replaced database is always saved
-    first as ``<db>.replaced-<time>``. Stop the counter app before restoring.
+    work than the backup, or is itself damaged, unless ``force``; a replaced
+    database is always saved first as ``<db>.replaced-<time>`` (a damaged one
+    byte for byte, with its WAL). Stop the counter app before restoring.
     The caller marks the result not ready (:func:`opd_fallback.readiness.mark_restored`).
     """
     src = Path(backup_path)
@@ -274,16 +276,27 @@ def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False
     incoming = facts(src)
     saved: Path | None = None
     if dst.exists():
-        current = facts(dst)
-        if current.newer_than(incoming) and not force:
-            raise BackupError(
-                f"the database at {dst} is newer than the backup (it has ops up to seq {current.max_seq}, "
-                f"last written {current.last_updated_at}; the backup has up to seq {incoming.max_seq}, "
-                f"{incoming.last_updated_at}). Restoring would put older data over newer: "
-                "use --force only if that database is known to be bad"
-            )
         saved = dst.with_name(f"{dst.name}.replaced-{now_ist().strftime('%Y%m%dT%H%M%S')}")
-        _copy(dst, saved)
+        damage = integrity_check(dst)
+        if damage != "ok":
+            if not force:
+                raise BackupError(
+                    f"the database at {dst} is damaged ({damage[:200]}); use --force to replace it with the "
+                    "backup (it is saved beside it first)"
+                )
+            for side in ("", "-wal"):  # SQLite may not read it: keep the bytes as they are
+                if Path(str(dst) + side).exists():
+                    shutil.copyfile(str(dst) + side, str(saved) + side)
+        else:
+            current = facts(dst)
+            if current.newer_than(incoming) and not force:
+                raise BackupError(
+                    f"the database at {dst} is newer than the backup (it has ops up to seq {current.max_seq}, "
+                    f"last written {current.last_updated_at}; the backup has up to seq {incoming.max_seq}, "
+                    f"{incoming.last_updated_at}). Restoring would put older data over newer: "
+                    "use --force only if that database is known to be bad"
+                )
+            _copy(dst, saved)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".restoring")
     tmp.unlink(missing_ok=True)
