@@ -383,7 +383,7 @@ class Tx:
                                            "changes": changes})
         assert isinstance(model, P.PatientUpdate)
         seq, op_id, when = self._begin_op()
-        if info.local_ref and info.local_ref.startswith(self.svc.device_id + "-"):
+        if info.local_ref:  # registered here (under this or an earlier device id)?
             rec = self.session.exec(select(Patient).where(Patient.local_ref == info.local_ref)).first()
             if rec is not None:
                 for k, v in model.changes.items():

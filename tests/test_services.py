@@ -178,6 +178,16 @@ def test_update_patient_changes_local_record(store: Store, svc: CounterService) 
     assert op is not None and reg.patient.op_id in orjson.loads(op.depends_on)
 
 
+def test_update_patient_registered_under_an_earlier_device_id(store: Store, svc: CounterService) -> None:
+    from opd_fallback.readiness import move_to_new_device
+
+    reg = svc.register_new("op1", PATIENT, department="MED")
+    move_to_new_device(store, "C07", "C08", actor="sup1")
+    CounterService(store, "C08").update_patient("op1", reg.patient.local_ref, {"mobile": "9123456789"})
+    with store.read() as s:
+        assert s.execute(text("SELECT mobile FROM patient")).scalar() == "9123456789"
+
+
 def test_recorded_at_and_source_for_back_entry(store: Store, svc: CounterService) -> None:
     when = datetime(2026, 11, 20, 9, 15, tzinfo=IST)
     with svc.transaction("op1", recorded_at=when, source="backentry") as tx:
