@@ -157,6 +157,11 @@ def test_void_needs_a_supervisor_and_happens_once(store: Store, svc: CounterServ
         svc.void("op1", receipt, "typo", approved_by="op1")
     v = svc.void("op1", receipt, "wrong patient", approved_by="sup1")
     assert v.extra["amount_paise"] == 1000
+    with store.read() as s:
+        vop = outbox.get(s, v.op_id)
+    assert vop is not None and vop.kind == "payment.void"
+    assert orjson.loads(vop.payload)["payment"]["local_ref"] == reg.payment.local_ref
+    assert orjson.loads(vop.depends_on) == [reg.payment.op_id]  # the unsynced payment goes first
     with pytest.raises(DomainError, match="already voided"):
         svc.void("op1", receipt, "again", approved_by="sup1")
     with pytest.raises(DomainError, match="no payment"):
