@@ -175,7 +175,12 @@ def run_nightly(
                 reasons.append(f"refresh failed: {exc}")
             # reconcile yesterday and today so far
             for d in (day - timedelta(days=1), day):
-                rep = reconcile_day(store, client, s.device_id, d, actor="nightly")
+                try:
+                    rep = reconcile_day(store, client, s.device_id, d, actor="nightly")
+                except Exception as exc:  # a broken local database: say so, and still back up below
+                    _step(steps, f"reconcile {d.isoformat()}", False, f"reconcile failed: {exc}"[:500])
+                    reasons.append(f"{d.isoformat()}: reconcile failed: {type(exc).__name__}: {exc}")
+                    continue
                 out["days"].append(rep.as_dict())
                 _step(steps, f"reconcile {d.isoformat()}", rep.status == "clean",
                       "clean" if rep.status == "clean" else "; ".join(rep.reasons())[:500])
@@ -260,7 +265,7 @@ def _supervisor_pin(pin_stdin: bool) -> str:
 
 def restore_cmd(
     backup_file: Annotated[Path, typer.Argument(metavar="BACKUP", help="A backup file (from 'opd-fallback backup')")],
-    force: Annotated[bool, typer.Option("--force", help="Replace a database holding newer work (it is saved first)")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a database holding newer work, or a damaged one (it is saved first)")] = False,
     new_device_id: Annotated[
         Optional[str], typer.Option("--new-device-id", help="Continue as a new device id (central unreachable)")
     ] = None,

@@ -250,3 +250,30 @@ def test_reconcile_and_nightly_commands(tmp_path: Path, monkeypatch: pytest.Monk
     assert r.exit_code == 3
     r = _cli(data, "nightly", "--json")
     assert r.exit_code == 3 and orjson.loads(r.stdout)["backup"]["integrity"] == "ok"
+
+
+def test_nightly_still_backs_up_when_reconciling_the_local_database_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = tmp_path / "counter"
+    monkeypatch.setenv("OPD_DATA_DIR", str(data))
+    with run_central(tmp_path) as central:
+        r = _cli(data, "init", "--device", "C07", "--hospital", "KGMU", "--server", central.url,
+                 "--token", central.tokens["C07"])
+        assert r.exit_code == 0, r.output
+        store = open_store(data / "counter.db")
+        regs = make_day(store, 2)
+        with CentralClient(central.url, central.tokens["C07"]) as client:
+            assert push_all(store, client).synced == 6
+        store.close()
+        conn = sqlite3.connect(data / "counter.db")
+        with conn:  # a stored payment op this code can no longer read
+            conn.execute("UPDATE op SET payload='{}' WHERE op_id=?", (regs[0].payment.op_id,))
+        conn.close()
+        r = _cli(data, "nightly", "--json")
+    out = orjson.loads(r.stdout)
+    assert r.exit_code == 1 and out["status"] == "attention", r.output
+    failed = [st for st in out["steps"] if st["name"].startswith("reconcile") and not st["ok"]]
+    assert failed and "reconcile failed" in failed[0]["detail"]
+    assert any("reconcile failed: KeyError" in why for why in out["reasons"])
+    assert out["backup"]["integrity"] == "ok" and Path(out["backup"]["path"]).exists()
