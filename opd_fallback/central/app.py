@@ -9,7 +9,7 @@ really sent (the schemathesis run in the tests holds us to it).
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 import orjson
@@ -22,10 +22,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opd_fallback.central import reads
 from opd_fallback.central.apply import Applier
-from opd_fallback.central.db import IST, connect, create_schema, hash_token, is_maintenance
+from opd_fallback.central.db import connect, create_schema, hash_token, is_maintenance
 from opd_fallback.central.guard import Guard
 from opd_fallback.central.master import MasterIndex, etag_matches, load_master
 from opd_fallback.central.settings import CentralSettings
+from opd_fallback.clock import now_iso
 from opd_fallback.contract import (
     API_PREFIX,
     MAX_BATCH_BYTES,
@@ -213,7 +214,7 @@ def create_app(settings: CentralSettings) -> FastAPI:
 
     @app.get(API_PREFIX + "/health", response_model=Health, responses=COMMON, summary="Liveness")
     def health(dev: Device) -> Response:
-        return _json({"status": "ok", "server_time": datetime.now(IST).isoformat(timespec="seconds")})
+        return _json({"status": "ok", "server_time": now_iso()})
 
     @app.get(API_PREFIX + "/ops/{op_id}", response_model=OpResult,
              responses={**COMMON, **_doc(404, "No remembered outcome for this op of this device")})

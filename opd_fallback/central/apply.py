@@ -46,8 +46,8 @@ import orjson
 from pydantic import ValidationError
 
 from opd_fallback.central import dedupe
-from opd_fallback.central.db import IST, now_ist
 from opd_fallback.central.master import MasterIndex
+from opd_fallback.clock import IST, now_iso
 from opd_fallback.contract import OpEnvelope
 from opd_fallback.errors import explain
 from opd_fallback.payloads import (
@@ -62,7 +62,6 @@ from opd_fallback.payloads import (
     validate_payload,
 )
 
-UHID_PREFIX = "KGMU"
 ID_FORMATS = {"uhid": "KGMU{:09d}", "receipt": "KR{:09d}", "sample": "KS{:09d}"}
 ID_PATTERNS = {k: re.compile("^" + v.replace("{:09d}", r"\d{9}") + "$") for k, v in ID_FORMATS.items()}
 PATIENT_COLUMNS = tuple(PatientFields.model_fields)
@@ -190,7 +189,7 @@ class Applier:
     def _issue(self, device_id: str, kind: str, count: int) -> list[str]:
         first = self._next(kind, count)
         ids = [ID_FORMATS[kind].format(n) for n in range(first, first + count)]
-        now = now_ist()
+        now = now_iso()
         self.conn.executemany(
             "INSERT INTO issued_id(id, kind, device_id, issued_at) VALUES (?, ?, ?, ?)",
             [(i, kind, device_id, now) for i in ids],
@@ -198,7 +197,7 @@ class Applier:
         return ids
 
     def _batch(self, device_id: str, ops: list[Any]) -> list[dict[str, Any]]:
-        self._now = now_ist()
+        self._now = now_iso()
         self._b = b = self._prefetch(ops)
         delta = _DeviceDelta()
         results = [self._one(device_id, raw, delta) for raw in ops]

@@ -10,20 +10,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import sqlite3
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine
 
 from opd_fallback.central.tables import CentralMeta
+from opd_fallback.clock import now_iso
 
-IST = ZoneInfo("Asia/Kolkata")
 MAINTENANCE_KEY = "maintenance"
-
-
-def now_ist() -> str:
-    return datetime.now(IST).isoformat(timespec="seconds")
 
 
 def create_schema(db_path: Path | str) -> None:
@@ -64,7 +58,7 @@ def add_device(db_path: Path | str, device_id: str) -> str:
         conn.execute(
             "INSERT INTO device(device_id, token_hash, created_at, max_seq, ops_applied) "
             "VALUES (?, ?, ?, 0, 0) ON CONFLICT(device_id) DO UPDATE SET token_hash=excluded.token_hash",
-            (device_id, hash_token(token), now_ist()),
+            (device_id, hash_token(token), now_iso()),
         )
     finally:
         conn.close()

@@ -11,11 +11,11 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ulid import ULID
 
-IST = ZoneInfo("Asia/Kolkata")
+from opd_fallback.clock import IST
+
 FIRST = ["Ram", "Sita", "Mohd", "Anita", "Suresh", "Pooja", "Rajesh", "Sunita", "Amit", "Geeta",
          "Vijay", "Kavita", "Arjun", "Neha", "Imran", "Farida", "Manoj", "Rekha", "Deepak", "Shabana"]
 LAST = ["Kumar", "Devi", "Ali", "Singh", "Yadav", "Verma", "Gupta", "Khan", "Mishra", "Pandey",
