@@ -17,6 +17,7 @@ from typing import Any
 from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from opd_fallback.clock import now_ist
@@ -27,6 +28,39 @@ from opd_fallback.tui.state import Session, StatusModel
 
 Probe = Callable[[], bool]
 SyncRunner = Callable[[Callable[[int, int], None]], Any]
+
+
+def _call_back(app: App[Any], cb: Callable[[Any], None], value: Any) -> None:
+    """From a worker thread: run ``cb(value)`` on the event loop."""
+    try:
+        app.call_from_thread(cb, value)
+    except RuntimeError:
+        pass  # the app is closing
+
+
+def run_in_thread(
+    node: DOMNode,
+    fn: Callable[..., Any],
+    *args: Any,
+    on_done: Callable[[Any], None],
+    on_error: Callable[[BaseException], None],
+    group: str,
+    exclusive: bool = False,
+) -> None:
+    """Run ``fn(*args)`` in a thread worker owned by ``node``; hand the result
+    (or the exception, never swallowed) back to the event loop. Any screen can
+    use it, in the counter app or not (the review screen does)."""
+    app = node.app
+
+    def job() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - shown to the user, never swallowed
+            _call_back(app, on_error, exc)
+            return
+        _call_back(app, on_done, result)
+
+    node.run_worker(job, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
 
 
 class CounterApp(App[None]):
@@ -104,23 +138,11 @@ class CounterApp(App[None]):
         exclusive: bool = False,
     ) -> None:
         """Run ``fn(*args)`` in a thread; call back on the event loop."""
-
-        def job() -> None:
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # noqa: BLE001 - shown to the clerk, never swallowed
-                cb_err = on_error or self.show_error
-                self._back(cb_err, exc)
-                return
-            self._back(on_done, result)
-
-        self.run_worker(job, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
+        run_in_thread(self, fn, *args, on_done=on_done, on_error=on_error or self.show_error, group=group,
+                      exclusive=exclusive)
 
     def _back(self, cb: Callable[[Any], None], value: Any) -> None:
-        try:
-            self.call_from_thread(cb, value)
-        except RuntimeError:
-            pass  # the app is closing
+        _call_back(self, cb, value)
 
     def show_error(self, exc: BaseException) -> None:
         self.notify(tr("save.failed", self.lang, err=str(exc)), severity="error", timeout=10)

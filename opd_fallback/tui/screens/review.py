@@ -31,6 +31,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from opd_fallback import review as R
 from opd_fallback.errors import DomainError
+from opd_fallback.tui.app import run_in_thread
 
 _CSS = Path(__file__).with_suffix(".tcss")
 
@@ -137,17 +138,7 @@ class ReviewScreen(Screen[None]):
     def _bg(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None],
             on_error: Callable[[BaseException], None] | None = None) -> None:
         """Run ``fn`` in a thread; hand the result back on the event loop."""
-        app = self.app
-
-        def job() -> None:
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # noqa: BLE001 - shown to the supervisor
-                app.call_from_thread(on_error or self._error, exc)
-                return
-            app.call_from_thread(on_done, result)
-
-        self.run_worker(job, thread=True, group="review", exit_on_error=False)
+        run_in_thread(self, fn, *args, on_done=on_done, on_error=on_error or self._error, group="review")
 
     def _error(self, exc: BaseException) -> None:
         msg = "; ".join(str(p) for p in exc.problems) if isinstance(exc, DomainError) else str(exc)
