@@ -532,6 +532,8 @@ class SyncEngine:
                 record_rows(op.kind, op.record_ref, res, records)
                 counts[st] += 1
             elif st in ("rejected", "conflict"):
+                # the contract makes ``error`` optional; a flagged op always carries a reason
+                err = err or {"code": "no_reason_given", "message": f"the server answered {st} without a reason"}
                 flags.append({"id": op.op_id, "state": st, "st": st, "err": _err_json(err), "why": None,
                               "now": now})
                 counts[st] += 1

@@ -326,3 +326,35 @@ def test_sync_run_makes_a_restored_counter_continue_above_centrals_max_seq(
         assert numbers.peek(s, numbers.SEQ) == central_max
     reg = svc.register_new("op1", {"name": "Sita Devi", "sex": "F", "age_years": 30}, department="MED")
     assert reg.patient.seq == central_max + 1
+
+
+def test_every_op_ends_synced_or_with_a_stored_reason_even_when_the_server_gives_none(store: Store) -> None:
+    from .scripted import Scripted, js
+
+    seed_master_data(store)
+    svc = CounterService(store, "C07")
+    for i in range(4):
+        svc.register_new("op-1", {"name": f"Asha {chr(65 + i)}", "sex": "F", "age_years": 30}, department="MED")
+    answers = iter(["applied", "rejected", "conflict", "surprise"])
+
+    def answer(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        if path.endswith("/devices/me"):
+            return js(200, {"device_id": "C07", "max_seq": 0, "ops_applied": 0, "last_recorded_at": None})
+        if path.endswith("/ops:batch"):  # no error object at all, as the contract allows
+            ops = orjson.loads(body)["ops"]
+            return js(200, {"results": [{"op_id": op["op_id"], "status": next(answers, "applied"), "result": {}}
+                                        for op in ops]})
+        return js(200, {"status": "ok"})
+
+    with Scripted(answer) as srv, CentralClient(srv.url, "t") as client:
+        summary = SyncEngine(store, client, lanes=1, max_rounds=1).run()
+    assert (summary.rejected, summary.conflict) == (1, 1) and summary.applied >= 1
+    with store.read() as s:
+        rows = s.execute(text("SELECT state, last_error, wait_reason FROM op ORDER BY seq")).all()
+    assert {r[0] for r in rows} == {"synced", "rejected", "conflict", "pending"}
+    for state, last_error, wait_reason in rows:
+        if state == "synced":
+            continue
+        assert last_error or wait_reason, (state, last_error, wait_reason)
+        if state in ("rejected", "conflict"):
+            assert orjson.loads(last_error)["code"] == "no_reason_given"
