@@ -68,13 +68,55 @@ class DepartmentFields:
             self.field("unit").set_hint(units)  # type: ignore[attr-defined]
 
 
-class RegisterScreen(DepartmentFields, FormScreen):
-    """F10 saves: registration + visit + payment in one transaction; then the
-    slip and receipt print (in a worker) and the form clears."""
+class VisitForm(DepartmentFields, FormScreen):
+    """What the new-registration and revisit forms share: category, department,
+    unit and the OPD fee for ``VISIT_TYPE`` (quoted in a worker)."""
+
+    VISIT_TYPE = "new"
 
     def __init__(self) -> None:
         super().__init__()
         self.departments = {}
+
+    def visit_fields(self) -> ComposeResult:
+        yield FormField("category", parser=parsers.category, placeholder="general")
+        yield from self.department_fields()
+        yield from payment_fields()
+        yield Static("", id="form-msg")
+
+    def reset(self) -> None:
+        for ff in self.fields():
+            ff.set_text("")
+            ff.set_problem(None)
+            ff.set_hint("")
+        self.field("category").set_text("general")
+        self.field("mode").set_text("cash")
+        self.field("fee").input.disabled = False
+        self.load_departments()
+        self.refresh_fee()
+
+    def after_field(self, name: str, ok: bool, value: Any) -> None:
+        if name == "category" and ok:
+            self.refresh_fee()
+        if name == "department" and ok and value:
+            self.department_hint(value)
+
+    def refresh_fee(self) -> None:
+        try:
+            category = parsers.category(self.field("category").text or "general")
+        except ValueError:
+            return
+        app = self.app
+        editable = bool(app.session and app.session.is_supervisor)  # type: ignore[attr-defined]
+        app.run_blocking(  # type: ignore[attr-defined]
+            app.backend.opd_fee, self.VISIT_TYPE, category,  # type: ignore[attr-defined]
+            on_done=lambda q: self.apply_fee(q, editable=editable), group="fee", exclusive=True,
+        )
+
+
+class RegisterScreen(VisitForm):
+    """F10 saves: registration + visit + payment in one transaction; then the
+    slip and receipt print (in a worker) and the form clears."""
 
     def body(self) -> ComposeResult:
         with VerticalScroll(classes="form", id="reg-form"):
@@ -93,46 +135,15 @@ class RegisterScreen(DepartmentFields, FormScreen):
             yield FormField("district", parser=parsers.text)
             yield FormField("state", parser=parsers.text)
             yield FormField("pin", parser=rules.pin_code, placeholder="226003")
-            yield FormField("category", parser=parsers.category, placeholder="general")
-            yield from self.department_fields()
-            yield from payment_fields()
-            yield Static("", id="form-msg")
+            yield from self.visit_fields()
 
     def on_mount(self) -> None:
-        self.load_departments()
         self.reset()
 
     def reset(self) -> None:
-        for ff in self.fields():
-            ff.set_text("")
-            ff.set_problem(None)
-            ff.set_hint("")
-        self.field("category").set_text("general")
-        self.field("mode").set_text("cash")
-        self.field("fee").input.disabled = False
-        self.load_departments()
-        self.refresh_fee()
+        super().reset()
         self.field("name").input.focus()
         self.query_one(VerticalScroll).scroll_home(animate=False)
-
-    def after_field(self, name: str, ok: bool, value: Any) -> None:
-        if name == "category" and ok:
-            self.refresh_fee()
-        if name == "department" and ok and value:
-            self.department_hint(value)
-
-    def refresh_fee(self) -> None:
-        category = self.field("category").text or "general"
-        try:
-            category = parsers.category(category)
-        except ValueError:
-            return
-        app = self.app
-        editable = bool(app.session and app.session.is_supervisor)  # type: ignore[attr-defined]
-        app.run_blocking(  # type: ignore[attr-defined]
-            app.backend.opd_fee, "new", category,  # type: ignore[attr-defined]
-            on_done=lambda q: self.apply_fee(q, editable=editable), group="fee", exclusive=True,
-        )
 
     def action_save(self) -> None:
         if self.saving or self.app.session is None:  # type: ignore[attr-defined]
