@@ -34,11 +34,12 @@ from sqlalchemy import text
 
 from opd_fallback.clock import IST, now_iso
 from opd_fallback.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
+from opd_fallback.reports import DAY_SCHEMA
 from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
 from opd_fallback.sync.engine import record_rows
 
-SCHEMA = "opd-fallback/reconcile/1"
+SCHEMA = DAY_SCHEMA  # one name for the schema, shared with the renderers
 EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
 WARNING_CODES = ("amount_mismatch", "unknown_item")
 OUTCOME_WORKERS = 4  # GET /ops/{op_id} in flight at once when classifying

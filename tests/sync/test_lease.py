@@ -49,9 +49,20 @@ def test_live_holder_elsewhere_is_respected_until_expiry(store: Store) -> None:
     _put(store, holder="other-pc", pid=os.getppid(), host="some-other-host", expires_at=time.time() + 600)
     with pytest.raises(leases.LeaseHeld):
         leases.acquire(store, holder="me")
+    assert leases.holder_of(store).holder == "other-pc"  # type: ignore[union-attr]
     _put(store, holder="other-pc", pid=os.getppid(), host="some-other-host", expires_at=time.time() - 1)
     with leases.acquire(store, holder="me"):
-        pass
+        assert leases.holder_of(store).holder == "me"  # type: ignore[union-attr]
+
+
+def test_a_holder_whose_lease_was_taken_over_learns_it_lost(store: Store) -> None:
+    with leases.acquire(store, holder="me", ttl_s=0.3) as held:
+        _put(store, holder="other-pc", pid=os.getppid(), host="some-other-host", expires_at=time.time() + 600)
+        deadline = time.monotonic() + 3
+        while not held.lost and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert held.lost
+    assert leases.holder_of(store).holder == "other-pc"  # type: ignore[union-attr]  # release left theirs alone
 
 
 def test_waits_for_the_holder_to_finish(store: Store) -> None:
