@@ -26,14 +26,15 @@ def test_outbox_delete_refused(store: Store, svc: CounterService) -> None:
 
 def test_payment_cannot_be_edited_or_deleted(store: Store, svc: CounterService) -> None:
     _one(svc)
-    with pytest.raises(DatabaseError, match="never edited"):
-        with store.write() as s:
-            s.execute(text("UPDATE payment SET amount_paise = 1"))
+    for change in ("amount_paise = 1", "mode = 'upi'", "items = '[]'"):
+        with pytest.raises(DatabaseError, match="never edited"):
+            with store.write() as s:
+                s.execute(text(f"UPDATE payment SET {change}"))
     with pytest.raises(DatabaseError, match="never deleted"):
         with store.write() as s:
             s.execute(text("DELETE FROM payment"))
     with store.read() as s:
-        assert s.execute(text("SELECT amount_paise FROM payment")).scalar() == 1000
+        assert tuple(s.execute(text("SELECT amount_paise, mode FROM payment")).one()) == (1000, "cash")
 
 
 def test_audit_log_is_append_only(store: Store) -> None:
