@@ -105,7 +105,7 @@ async def test_lab_order_with_payment_and_labels(make_app, store: Store, tmp_pat
     assert f"||| {order.sample_id} |||" in text and "Geeta Rani" in text and "CBC" in text
 
 
-async def test_void_needs_a_supervisor(make_app, store: Store) -> None:
+async def test_void_needs_a_supervisor(make_app, store: Store, tmp_path: Path) -> None:
     reg = register(store)
     receipt = reg.payment.extra["receipt_no"]
     app = make_app()
@@ -137,6 +137,10 @@ async def test_void_needs_a_supervisor(make_app, store: Store) -> None:
         await pilot.press("f10")
         await settle(pilot)
         assert f"Voided {receipt}" in str(app.screen.query_one("#form-msg").render())
+        assert all(ff.input.value == "" for ff in app.screen.fields())  # cleared for the next one
+        assert str(app.screen.query_one("#payment-info").render()).strip() == ""
+        (notice,) = (tmp_path / "prints").glob("*-void-*.txt")
+        assert receipt in notice.read_text(encoding="utf-8")
     with store.read() as s:
         (void,) = s.exec(select(PaymentVoid)).all()
         op = s.exec(select(Op).where(Op.kind == "payment.void")).one()

@@ -68,13 +68,11 @@ class VoidScreen(FormScreen):
         if bad:
             self.refuse(bad)
             return
-        self.saving = True
         app = self.app
-        self.field("supervisor_pin").set_text("")
-        app.run_blocking(  # type: ignore[attr-defined]
-            app.backend.void, app.session, values["receipt_no"], values["reason"],  # type: ignore[attr-defined]
-            values["supervisor"], values["supervisor_pin"], on_done=self.saved, on_error=self.save_failed, group="save",
-        )
+        self.field("supervisor_pin").set_text("")  # the PIN leaves the screen at once
+        self.save_in_worker(
+            lambda: app.backend.void(app.session, values["receipt_no"], values["reason"],  # type: ignore[attr-defined]
+                                     values["supervisor"], values["supervisor_pin"]))
 
     def save_failed(self, exc: BaseException) -> None:
         super().save_failed(exc)
@@ -82,12 +80,12 @@ class VoidScreen(FormScreen):
             self.say(tr("void.not_supervisor", self.lang), error=True)  # type: ignore[arg-type]
             self.field("supervisor").input.focus()
 
-    def saved(self, result: Any) -> None:
-        self.saving = False
+    def reset(self) -> None:
         for ff in self.fields():
             ff.set_text("")
             ff.set_problem(None)
         self.query_one("#payment-info", Static).update("")
-        self.say(tr("void.done", self.lang, receipt=result.ref))  # type: ignore[arg-type]
         self.field("receipt_no").input.focus()
-        self.app.print_docs(result.docs)  # type: ignore[attr-defined]
+
+    def saved_message(self, result: Any) -> str:
+        return tr("void.done", self.lang, receipt=result.ref)  # type: ignore[arg-type]
