@@ -100,6 +100,8 @@ def refresh_patient_index(
             progress(received)
         if data.get("done") or not data.get("next_cursor") or (max_pages and pages >= max_pages):
             return received, pages, bool(data.get("done"))
+        if nxt == cursor:  # a server bug would otherwise keep this loop asking for the same page
+            raise RuntimeError(f"the server's patient changes do not advance past cursor {cursor!r}")
         cursor = nxt
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from opd_fallback.services import CounterService, PaymentInput
@@ -66,3 +67,22 @@ def test_refresh_reports_a_refused_token(tmp_path: Path, store: Store) -> None:
     with run_central(tmp_path) as central, CentralClient(central.url, "nope") as client:
         result = refresh_all(store, client)
     assert not result.ok and result.unauthorized and "token" in result.message
+
+
+def test_patient_index_pages_that_do_not_advance_are_an_error_not_a_loop(store: Store) -> None:
+    from typing import Any
+
+    from .scripted import Scripted, js
+
+    def answer(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        if "/patients/changes" in path:  # always the same page and cursor, never done
+            return js(200, {"patients": [], "next_cursor": "c1", "done": False})
+        return js(200, {"status": "ok"})
+
+    with Scripted(answer) as srv, CentralClient(srv.url, "t") as client:
+        with pytest.raises(RuntimeError, match="do not advance past cursor 'c1'"):
+            refresh_patient_index(store, client, lambda fn: fn(), page=5, max_pages=50)
+        asked = sum(1 for r in srv.requests if "/patients/changes" in r[1])
+    assert asked == 2  # the first page, then the repeat that gave the bug away
+    with store.read() as s:
+        assert meta.get(s, INDEX_CURSOR) == "c1"  # the place it got to is kept
