@@ -317,29 +317,15 @@ def create_app(
     printer: Printer | None = None,
     print_dir: Path | None = None,
     spool_dir: Path | None = None,
-    lang: Lang = "en",
-    idle_lock_s: float = 300.0,
-    probe: Probe | None = None,
-    sync_runner: SyncRunner | None = None,
-    status_interval_s: float = 5.0,
-    clock: Callable[[], datetime] | None = None,
+    **options: Any,
 ) -> CounterApp:
     """Build the counter app. ``backend`` is a ``tui.backend.StoreBackend``
     (or anything with the same methods); ``printer`` defaults to a file
-    printer in ``print_dir``."""
+    printer in ``print_dir``; the spool lives in ``spool_dir``. ``options``
+    are ``CounterApp``'s own keywords (lang, idle_lock_s, probe, ...)."""
     if printer is None:
         from opd_fallback.printing.file import FilePrinter
 
         printer = FilePrinter(print_dir or Path.cwd() / "prints")
     spool = Spool(spool_dir) if spool_dir is not None else None
-    return CounterApp(
-        backend,
-        printer,
-        spool=spool,
-        lang=lang,
-        idle_lock_s=idle_lock_s,
-        probe=probe,
-        sync_runner=sync_runner,
-        status_interval_s=status_interval_s,
-        clock=clock,
-    )
+    return CounterApp(backend, printer, spool=spool, **options)
