@@ -49,7 +49,7 @@ from opd_fallback.sync.client import (
     TransientError,
     Unauthorized,
 )
-from opd_fallback.sync.retry import CircuitBreaker, ServerDown, Stopped, call_with_retries
+from opd_fallback.sync.retry import CircuitBreaker, ServerDown, Stopped, call_with_retries, full_jitter
 
 Progress = Callable[[int, int], None]
 
@@ -313,8 +313,6 @@ class SyncEngine:
                     self.client.health()
                     attempt = 0
                 except Exception as exc:
-                    from opd_fallback.sync.retry import full_jitter
-
                     self._event(f"central not answering ({exc}); next probe soon")
                     delay = max(0.2, full_jitter(attempt, 0.5, probe_cap_s), getattr(exc, "retry_after", 0) or 0)
                     attempt += 1
@@ -594,8 +592,8 @@ class SyncEngine:
             summary.outcome, summary.message, why = self._classify(exc)
             # every op this run saw but could not finish says why it is still waiting
             with self.store.read() as s:
-                rows = s.execute(text("SELECT op_id, last_status FROM op WHERE state='pending'")).all()
-            unsent = {op_id: why for op_id, last in rows if op_id in seen and op_id not in run.answered
+                rows = s.execute(text("SELECT op_id FROM op WHERE state='pending'")).all()
+            unsent = {op_id: why for (op_id,) in rows if op_id in seen and op_id not in run.answered
                       and op_id not in run.deferred_now and op_id not in run.held}
             self._store_waits(unsent)
             summary.add_reason(summary.message)
