@@ -58,16 +58,11 @@ class Spool:
         q = query.strip().lower()
         out: list[SpoolEntry] = []
         for path in sorted(self.directory.glob("*.json"), reverse=True):
-            if q and q not in path.name.lower():
-                try:
-                    doc = self.load(path)
-                except (OSError, ValueError):
-                    continue
-                if q not in doc.title.lower() and q not in doc.ref.lower():
-                    continue
             try:
                 doc = self.load(path)
             except (OSError, ValueError):
+                continue
+            if q and q not in path.name.lower() and q not in doc.title.lower() and q not in doc.ref.lower():
                 continue
             status_path = path.with_suffix(".status")
             printed, error = False, "not printed yet"

@@ -87,6 +87,8 @@ def test_spool_keeps_failed_document_for_reprint(tmp_path: Path) -> None:
     errors = print_with_spool(bad, spool, [_slip()])
     assert errors and "could not write" in errors[0]
     (entry,) = spool.entries(query="000042")
+    assert spool.entries(query="opd slip") == [entry]  # by title, which the file name lacks
+    assert spool.entries(query="000043") == []
     assert not entry.printed and entry.error
     good = FilePrinter(tmp_path / "out")
     assert print_with_spool(good, spool, [spool.load(entry.path)]) == []
