@@ -3,6 +3,7 @@ supervisor, queue and cash views: by real key presses."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from opd_fallback.tui.screens.lab import LabScreen
 from opd_fallback.tui.screens.queue import QueueScreen
 from opd_fallback.tui.screens.revisit import RevisitScreen
 from opd_fallback.tui.screens.void import VoidScreen
+from opd_fallback.tui.widgets.patient_picker import PatientPicker
 
 from .conftest import login, settle, type_text
 
@@ -78,6 +80,10 @@ async def test_lab_order_with_payment_and_labels(make_app, store: Store, tmp_pat
         await settle(pilot)
         await pilot.press("enter", "enter")
         await settle(pilot)
+        assert app.screen.visit == reg.visit.local_ref
+        # a late answer for a patient picked before this one is ignored
+        earlier = copy.copy(app.screen.query_one(PatientPicker).picked)
+        app.screen._got_visit(earlier, "C07-261126-009999")
         assert app.screen.visit == reg.visit.local_ref
         await type_text(pilot, "cbc")
         await pilot.press("enter")

@@ -66,11 +66,14 @@ class LabScreen(FormScreen):
     # ------------------------------------------------------------ patient
     def on_patient_picker_picked(self, event: PatientPicker.Picked) -> None:
         hit = event.hit
+        self.visit = None  # until this patient's own visit is found
         app = self.app
         app.run_blocking(app.backend.todays_visit, hit, on_done=lambda v: self._got_visit(hit, v),  # type: ignore[attr-defined]
-                         group="visit")
+                         group="visit", exclusive=True)
 
     def _got_visit(self, hit: PatientHit, visit: str | None) -> None:
+        if hit is not self.query_one(PatientPicker).picked:
+            return  # the clerk picked someone else meanwhile: never order against their visit
         self.visit = visit
         if visit is None:
             self.say(tr("lab.no_visit", self.lang), error=True)  # type: ignore[arg-type]
