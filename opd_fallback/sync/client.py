@@ -344,14 +344,3 @@ class CentralClient:
         if cursor:
             params["cursor"] = cursor
         return self._call(ReconciliationOps, "GET", "/reconciliation/ops", params=params)
-
-    def reconciliation_op_ids(self, date: str, device_id: str) -> list[str]:
-        """Every page of :meth:`reconciliation_ops` joined."""
-        out: list[str] = []
-        cursor: str | None = None
-        while True:
-            page = self.reconciliation_ops(date, device_id, cursor)
-            out.extend(page.op_ids)
-            if page.done or not page.next_cursor:
-                return out
-            cursor = page.next_cursor

@@ -350,15 +350,15 @@ def _per_hour(ops: dict[str, LocalOp]) -> list[dict[str, int]]:
     return rows
 
 
-def central_op_ids(client: ReconcileClient, day: str, device_id: str) -> tuple[set[str], int]:
-    """Every page of ``/reconciliation/ops``; (op_ids, pages)."""
-    ids: set[str] = set()
+def central_op_ids(client: ReconcileClient, day: str, device_id: str) -> tuple[list[str], int]:
+    """Every page of ``/reconciliation/ops``; (op_ids in the server's order, pages)."""
+    ids: list[str] = []
     cursor: str | None = None
     pages = 0
     while True:
         page = client.reconciliation_ops(day, device_id, cursor)
         pages += 1
-        ids.update(page.op_ids)
+        ids.extend(page.op_ids)
         if page.done or not page.next_cursor:
             return ids, pages
         if page.next_cursor == cursor:
@@ -440,7 +440,7 @@ def reconcile_day(
         rep.differences_found = compare(rep.local, rep.central)
         if rep.differences_found:
             central_ids, rep.central_pages = central_op_ids(client, d, device_id)
-            _classify(store, client, rep, ops, central_ids, requeue_missing=requeue_missing, actor=actor)
+            _classify(store, client, rep, ops, set(central_ids), requeue_missing=requeue_missing, actor=actor)
             ops = load_day(store, device_id, day)
             rep.local, rep.voids_amount_unknown = summarize(store, ops)
             rep.differences = compare(rep.local, rep.central)

@@ -27,6 +27,7 @@ from opd_fallback.clock import today_ist
 from opd_fallback.contract import op_ids_digest
 from opd_fallback.store import open_store
 from opd_fallback.sync.client import CentralClient
+from opd_fallback.sync.reconcile import central_op_ids
 from tests.helpers.central import run_central
 
 from .daygen import FIRST, LAST, make_day
@@ -115,7 +116,7 @@ def test_sigkilled_sync_under_faults_applies_everything_exactly_once(tmp_path: P
         central.restart()  # faults off to read the verdict
         with CentralClient(central.url, central.tokens["C07"]) as client:
             rec = client.reconciliation(today_ist().isoformat(), "C07")
-            server_ids = client.reconciliation_op_ids(today_ist().isoformat(), "C07")
+            server_ids, _pages = central_op_ids(client, today_ist().isoformat(), "C07")
         assert rec.ops_applied == len(local_ids) == len(server_ids) == len(set(server_ids))
         assert set(server_ids) == set(local_ids)
         assert rec.op_ids_sha256 == op_ids_digest(local_ids)
