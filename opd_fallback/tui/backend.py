@@ -107,11 +107,8 @@ class StoreBackend:
         reg: Registration = self.svc.register_new(
             session.operator_id, patient, department=department, unit=unit, payment=payment
         )
-        docs = self._visit_docs(session, reg.visit, reg.payment, patient=patient, info_name=reg.info.name,
-                                uhid=reg.info.uhid, patient_ref=reg.patient.local_ref)
-        # the visit's number is the one printed large on the slip
-        return Saved(reg.visit.local_ref, {"token": reg.visit.extra["token_no"],
-                                             "receipt": reg.payment.extra["receipt_no"] if reg.payment else None}, docs)
+        return self._visit_saved(session, reg.visit, reg.payment, patient=patient, info_name=reg.info.name,
+                                 uhid=reg.info.uhid, patient_ref=reg.patient.local_ref)
 
     def revisit(self, session: Session, hit: PatientHit, *, department: str, unit: str | None,
                 payment: PaymentInput | None, category: str = "general") -> Saved:
@@ -120,10 +117,9 @@ class StoreBackend:
                                             payment=payment, category=category)
         patient = {"name": hit.name, "sex": hit.sex or "", "age_years": hit.age_years,
                    "guardian_name": hit.guardian_name, "mobile": hit.mobile, "name_local": None}
-        docs = self._visit_docs(session, res.visit, res.payment, patient=patient, info_name=res.info.name or hit.name,
-                                uhid=res.info.uhid, patient_ref=hit.uhid or hit.local_ref or "")
-        return Saved(res.visit.local_ref, {"token": res.visit.extra["token_no"],
-                                           "receipt": res.payment.extra["receipt_no"] if res.payment else None}, docs)
+        return self._visit_saved(session, res.visit, res.payment, patient=patient,
+                                 info_name=res.info.name or hit.name, uhid=res.info.uhid,
+                                 patient_ref=hit.uhid or hit.local_ref or "")
 
     def todays_visit(self, hit: PatientHit) -> str | None:
         """This patient's latest visit today at this counter (a lab order needs one)."""
@@ -247,8 +243,9 @@ class StoreBackend:
                 "ops_flagged": sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), "last_sync": last}
 
     # --------------------------------------------------------------- helpers
-    def _visit_docs(self, session: Session, visit: Any, payment: Any, *, patient: dict[str, Any], info_name: str,
-                    uhid: str | None, patient_ref: str) -> list[Document]:
+    def _visit_saved(self, session: Session, visit: Any, payment: Any, *, patient: dict[str, Any], info_name: str,
+                     uhid: str | None, patient_ref: str) -> Saved:
+        """A saved visit (new or revisit): the slip, the receipt if paid, and what to tell the clerk."""
         guardian = None
         if patient.get("guardian_name"):
             guardian = f"{patient.get('guardian_relation') or 'C/O'} {patient['guardian_name']}"
@@ -265,7 +262,9 @@ class StoreBackend:
         docs = [slip]
         if payment is not None:
             docs.append(self._receipt(session, payment, info_name, patient_ref, None))
-        return docs
+        # the visit's number is the one printed large on the slip
+        return Saved(visit.local_ref, {"token": visit.extra["token_no"],
+                                       "receipt": payment.extra["receipt_no"] if payment else None}, docs)
 
     def _receipt(self, session: Session, payment: Any, name: str, patient_ref: str,
                  lines: list[dict[str, Any]] | None) -> Document:
