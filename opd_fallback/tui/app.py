@@ -145,7 +145,8 @@ class CounterApp(App[None]):
         _call_back(self, cb, value)
 
     def show_error(self, exc: BaseException) -> None:
-        self.notify(tr("save.failed", self.lang, err=str(exc)), severity="error", timeout=10)
+        """A failed lookup or load (saves have their own handler): not "NOT SAVED"."""
+        self.notify(tr("common.failed", self.lang, err=str(exc)), severity="error", timeout=10)
 
     # ------------------------------------------------------------ printing
     def print_docs(self, docs: list[Document], *, on_done: Callable[[list[str]], None] | None = None) -> None:

@@ -150,6 +150,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "common.required": ("is required", "ज़रूरी है"),
     "common.done": ("Done", "हो गया"),
     "common.working": ("Working…", "काम चल रहा है…"),
+    "common.failed": ("FAILED: {err}", "विफल: {err}"),
     "lang.switched": ("Language: English", "भाषा: हिंदी"),
     "sync.started": ("Background sync running", "पृष्ठभूमि सिंक चल रहा है"),
 }

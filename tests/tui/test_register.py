@@ -177,3 +177,20 @@ async def test_typed_ahead_keys_land_in_the_next_fields(make_app, store: Store) 
         assert screen.query_one("#ff-sex").input.value.upper() == "M"
         assert screen.query_one("#ff-age_years").input.value == "42"
         assert app.focused is screen.query_one("#ff-age_months").input
+
+
+async def test_a_failed_lookup_is_shown_but_never_as_not_saved(make_app) -> None:
+    """Only a save says NOT SAVED; a failing load (here the departments) says FAILED."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot)
+
+        def broken() -> list[object]:
+            raise OSError("disk I/O error")
+
+        app.backend.departments = broken
+        await pilot.press("f2")
+        await settle(pilot)
+        shown = [str(n.message) for n in app._notifications]
+        assert "FAILED: disk I/O error" in shown
+        assert not any("NOT SAVED" in m for m in shown)
