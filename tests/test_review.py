@@ -161,8 +161,10 @@ def test_stale_update_merge_per_field_queues_a_new_op(store: Store, svc: Counter
     with pytest.raises(DomainError) as e:
         rs.merge(sup, old.op_id, {"mobile": "counter"})
     assert "district" in str(e.value)
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as e:
         rs.merge(sup, old.op_id, {"mobile": "counter", "district": "central", "sex": "counter"})
+    assert e.value.code == "unknown_field" and "sex" in str(e.value)
+    assert get(store, old.op_id).state == "conflict"  # a refused merge changes nothing
     d = rs.merge(sup, old.op_id, {"mobile": "counter", "district": "central"})
     assert d.new_op_id
     old_after, new = get(store, old.op_id), get(store, d.new_op_id)
