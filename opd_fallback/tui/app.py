@@ -228,6 +228,16 @@ class CounterApp(App[None]):
         else:
             self.switch_screen(name)
 
+    def open_review(self) -> None:
+        """The review of flagged ops: it asks for a supervisor's PIN itself,
+        every time it is opened, whoever is logged in."""
+        from opd_fallback.tui.screens.review import ReviewScreen
+
+        if self.session is None or self.locked or isinstance(self.screen, ReviewScreen):
+            return
+        me = self.session.operator_id if self.session.is_supervisor else None
+        self.push_screen(ReviewScreen(self.backend, me))
+
     def go_home(self) -> None:
         from opd_fallback.tui.screens.home import HomeScreen
 

@@ -31,8 +31,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status.operator": ("Operator: {op}", "ऑपरेटर: {op}"),
     "status.no_operator": ("Not logged in", "लॉग इन नहीं"),
     "keys.home": (
-        "F2 New  F3 Revisit  F4 Lab  F5 Void  F6 Reprint  F7 Queue  F8 Cash  F9 हिंदी  ^L Lock  ^Q Quit",
-        "F2 नया  F3 पुनः  F4 लैब  F5 रद्द  F6 पुनर्मुद्रण  F7 कतार  F8 नकद  F9 English  ^L लॉक  ^Q बंद",
+        "F2 New  F3 Revisit  F4 Lab  F5 Void  F6 Reprint  F7 Queue  F8 Cash  F11 Review  F9 हिंदी  ^L Lock  ^Q Quit",
+        "F2 नया  F3 पुनः  F4 लैब  F5 रद्द  F6 पुनर्मुद्रण  F7 कतार  F8 नकद  F11 समीक्षा  F9 English  ^L लॉक  ^Q बंद",
     ),
     "keys.form": (
         "Enter/Tab next  F10 Save  Esc Back  F9 हिंदी  ^L Lock",
@@ -66,6 +66,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "home.reprint": ("F6  Reprint", "F6  फिर से छापें"),
     "home.queue": ("F7  Sync queue", "F7  सिंक कतार"),
     "home.cash": ("F8  Day-end cash summary", "F8  दिन का नकद सारांश"),
+    "home.review": ("F11 Review flagged records (supervisor)", "F11 अटके रिकॉर्ड की समीक्षा (सुपरवाइज़र)"),
     # registration form
     "reg.title": ("New registration", "नया पंजीकरण"),
     "revisit.title": ("Revisit", "पुनः आगमन"),

@@ -161,7 +161,7 @@ async def test_cancel_payment_asks_what_happened_to_the_money(store: Store) -> N
 
 
 async def test_inside_the_counter_app_with_its_backend(make_app, store: Store) -> None:  # noqa: ANN001
-    """How the counter opens it: ReviewScreen(app.backend, logged-in supervisor's id)."""
+    """How the counter opens it: F11, then the supervisor's PIN again."""
     from .conftest import login
 
     reg, _ = seed(store)
@@ -169,10 +169,12 @@ async def test_inside_the_counter_app_with_its_backend(make_app, store: Store) -
     async with app.run_test(size=(140, 40)) as pilot:
         await login(pilot, SUPERVISOR, SUPERVISOR_PIN)
         home = app.screen
-        await app.push_screen(ReviewScreen(app.backend, app.session.operator_id))
+        await pilot.press("f11")
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ReviewScreen) and screen.supervisor is None  # the PIN again, always
+        assert screen.query_one("#gate-id", Input).value == SUPERVISOR
+        assert app.focused is screen.query_one("#gate-pin", Input)
         await type_text(pilot, SUPERVISOR_PIN)
         await pilot.press("enter")
         await settle(pilot)
@@ -184,3 +186,25 @@ async def test_inside_the_counter_app_with_its_backend(make_app, store: Store) -
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is home
+
+
+async def test_f11_from_an_operator_session_still_asks_for_a_supervisor(make_app, store: Store) -> None:  # noqa: ANN001
+    from .conftest import login
+
+    reg, _ = seed(store)
+    app = make_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await login(pilot)  # an operator
+        await pilot.press("f11")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ReviewScreen) and not screen.query_one("#review-main").display
+        assert app.focused is screen.query_one("#gate-id", Input)
+        await type_text(pilot, OPERATOR)
+        await pilot.press("enter")
+        await type_text(pilot, OPERATOR_PIN)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "not a supervisor" in shown(screen.query_one("#gate-msg", Static))
+        assert not screen.query_one("#review-main").display
+    assert op_of(store, reg.patient.op_id).state == "conflict"

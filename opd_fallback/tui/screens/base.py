@@ -19,6 +19,7 @@ NAV_BINDINGS = [
     Binding("f6", "flow('reprint')", "Reprint", id="flow.reprint"),
     Binding("f7", "flow('queue')", "Queue", id="flow.queue"),
     Binding("f8", "flow('cash')", "Cash", id="flow.cash"),
+    Binding("f11", "review", "Review", id="flow.review"),
     Binding("ctrl+l", "lock", "Lock", id="lock", priority=True),
     Binding("escape", "home", "Back", id="home"),
 ]
@@ -46,6 +47,9 @@ class CounterScreen(Screen[None]):
 
     def action_flow(self, name: str) -> None:
         self.app.open_flow(name)  # type: ignore[attr-defined]
+
+    def action_review(self) -> None:
+        self.app.open_review()  # type: ignore[attr-defined]
 
     def action_lock(self) -> None:
         self.app.action_lock()  # type: ignore[attr-defined]
