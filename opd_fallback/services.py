@@ -204,13 +204,18 @@ class Tx:
             return PatientInfo(ref=P.Ref.local(k), name="", local_ref=k, uhid=None)
         return PatientInfo(ref=P.Ref.central(k), name="", local_ref=None, uhid=k)
 
-    def _visit_ref(self, key: str) -> tuple[P.Ref, list[str], str | None]:
+    def _visit_ref(self, key: str, patient: PatientInfo | None = None) -> tuple[P.Ref, list[str], str | None]:
+        """The visit as a reference; a visit of this counter must belong to ``patient``."""
         k = key.strip().upper()
         v = self.session.exec(select(Visit).where(Visit.local_ref == k)).first()
         if v is not None:
-            if v.central_id:
-                return P.Ref.local(v.local_ref), [], v.local_ref
-            return P.Ref.local(v.local_ref), self._unsynced(v.op_id), v.local_ref
+            if patient is not None and not (
+                (v.patient_local_ref and v.patient_local_ref == patient.local_ref)
+                or (v.patient_uhid and v.patient_uhid == patient.uhid)
+            ):
+                raise DomainError.field(
+                    "visit", f"visit {v.local_ref} is {v.patient_name}'s, not this patient's", code="other_patient")
+            return P.Ref.local(v.local_ref), [] if v.central_id else self._unsynced(v.op_id), v.local_ref
         if numbers.is_local_ref(k):
             return P.Ref.local(k), [], k
         return P.Ref.central(k), [], None
@@ -274,7 +279,7 @@ class Tx:
             raise DomainError.field("tests", "choose at least one test", code="required")
         if self.catalog is not None:
             self.catalog.check_tests(codes)
-        visit_ref, visit_deps, visit_local = self._visit_ref(visit)
+        visit_ref, visit_deps, visit_local = self._visit_ref(visit, info)
         seq, op_id, when = self._begin_op()
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
         sample_id = reserved.take(self.session, "sample", op_id) or numbers.local_sample_id(
@@ -315,7 +320,7 @@ class Tx:
         visit_wire = lab_wire = None
         visit_local = lab_local = None
         if visit:
-            vref, vdeps, visit_local = self._visit_ref(visit)
+            vref, vdeps, visit_local = self._visit_ref(visit, info)
             visit_wire, deps = vref.wire(), deps + vdeps
         if lab_order:
             k = lab_order.strip().upper()

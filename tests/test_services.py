@@ -283,3 +283,19 @@ def test_unknown_visit_keys_by_shape(store: Store, svc: CounterService) -> None:
     assert [{k: x for k, x in orjson.loads(o.payload)["visit"].items() if x is not None}
             for o in ops if o] == [
         {"local_ref": "C09-261126-000002"}, {"central_id": "V-123"}]
+
+
+def test_lab_order_and_payment_refuse_another_patients_visit(store: Store, svc: CounterService) -> None:
+    ram = svc.register_new("op1", PATIENT, department="MED")
+    sita = svc.register_new("op1", {"name": "Sita Devi", "sex": "F", "age_years": 30}, department="MED")
+    with pytest.raises(DomainError, match="not this patient") as err:
+        svc.lab_request("op1", sita.patient.local_ref, ram.visit.local_ref, ["CBC"])
+    assert err.value.problems[0].field == "visit"
+    with pytest.raises(DomainError, match="not this patient"):
+        with svc.transaction("op1") as tx:
+            tx.record_payment(sita.patient.local_ref, PaymentInput(mode="cash", amount_paise=100),
+                              visit=ram.visit.local_ref, due_items=[{"code": "OPD-NEW", "qty": 1, "amount_paise": 100}])
+    with store.read() as s:  # nothing of the refused requests was written
+        assert s.execute(text("SELECT count(*) FROM op")).scalar() == 4
+    ok = svc.lab_request("op1", sita.patient.local_ref, sita.visit.local_ref, ["CBC"])
+    assert ok.order.local_ref
