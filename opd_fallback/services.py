@@ -440,6 +440,10 @@ class CounterService:
     def _fee_items(self, tx: Tx, visit_type: str, category: str, payment: PaymentInput) -> list[dict[str, Any]]:
         quote = tx.catalog.opd_fee(visit_type, category) if tx.catalog else None
         if quote is None:
+            if payment.amount_paise is None and payment.mode != "waived":
+                # without a price list nobody knows the fee: never record a silent ₹0 cash payment
+                raise DomainError.field(
+                    "amount_paise", "enter the fee: this counter has no price list yet", code="fee_unknown")
             amount = payment.amount_paise or 0
             return [{"code": "OPD-NEW" if visit_type == "new" else "OPD-REVISIT", "qty": 1, "amount_paise": amount}]
         amount = quote.due_paise if payment.amount_paise is None else payment.amount_paise

@@ -299,3 +299,15 @@ def test_lab_order_and_payment_refuse_another_patients_visit(store: Store, svc: 
         assert s.execute(text("SELECT count(*) FROM op")).scalar() == 4
     ok = svc.lab_request("op1", sita.patient.local_ref, sita.visit.local_ref, ["CBC"])
     assert ok.order.local_ref
+
+
+def test_without_a_price_list_a_fee_must_be_entered(store: Store, svc: CounterService) -> None:
+    with pytest.raises(DomainError, match="no price list") as err:
+        svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="cash"))
+    assert err.value.problems[0].field == "amount_paise"
+    with store.read() as s:
+        assert s.execute(text("SELECT count(*) FROM op")).scalar() == 0  # nothing half-written
+    paid = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
+    waived = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="waived"))
+    assert paid.payment is not None and paid.payment.extra["amount_paise"] == 1000
+    assert waived.payment is not None and waived.payment.extra["amount_paise"] == 0
