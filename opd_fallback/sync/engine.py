@@ -53,9 +53,9 @@ from opd_fallback.sync.retry import CircuitBreaker, ServerDown, Stopped, call_wi
 
 Progress = Callable[[int, int], None]
 
-LAST_SYNC_AT = "last_sync_at"
-LAST_SYNC_OK_AT = "last_sync_ok_at"
-LAST_SYNC_OUTCOME = "last_sync_outcome"
+LAST_SYNC_AT = meta.LAST_SYNC_AT
+LAST_SYNC_OK_AT = meta.LAST_SYNC_OK_AT
+LAST_SYNC_OUTCOME = meta.LAST_SYNC_OUTCOME
 
 OK, NEEDS_PERSON, UNREACHABLE, UNAUTHORIZED, BUSY, STOPPED, ERROR = (
     "ok", "needs_person", "unreachable", "unauthorized", "busy", "stopped", "error")
