@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test chaos demo bench clean
+.PHONY: setup lint test chaos demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
@@ -21,7 +26,7 @@ chaos: $(STAMP)
 	$(BIN)/python -m pytest -q -m chaos
 
 demo: $(STAMP)
-	$(BIN)/python -m opd_fallback.demo
+	$(BIN)/python -m opd_fallback.cli.demo
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

@@ -39,15 +39,14 @@ def letters(i: int) -> str:
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def seed(db: Path, patients: int) -> None:
-    from tests.tui.conftest import put_master_data  # the same seeding the UI tests use
-
     from opd_fallback.store import patient_index
     from opd_fallback.store.engine import open_store
     from opd_fallback.store.operators import add_operator
+    from tests.tui.conftest import put_master_data  # the same seeding the UI tests use
 
     store = open_store(db)
     put_master_data(store)
@@ -103,7 +102,7 @@ def bench_start(db: Path, tmp: Path, runs: int) -> list[float]:
 
 
 def bench_save_and_lookup(db: Path, saves: int, lookups: int) -> tuple[list[float], dict[str, list[float]], list[float]]:
-    from opd_fallback.services import PaymentInput
+    from opd_fallback.application.services import PaymentInput
     from opd_fallback.store.engine import open_store
     from opd_fallback.tui.backend import StoreBackend
     from opd_fallback.tui.state import Session

@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
+from opd_fallback.application.reconcile import reconcile_day  # noqa: E402
 from opd_fallback.store import open_store  # noqa: E402
 from opd_fallback.sync.client import CentralClient  # noqa: E402
 from opd_fallback.sync.engine import sync_once  # noqa: E402
-from opd_fallback.sync.reconcile import reconcile_day  # noqa: E402
 from tests.helpers.central import run_central  # noqa: E402
-from tests.sync.daygen import new_counter
+from tests.sync.daygen import new_counter  # noqa: E402
 from tests.sync.daygen import summary as day_summary  # noqa: E402
 
 LIMIT_S = 10.0

@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sqlalchemy import text  # noqa: E402
 
-from opd_fallback.clock import now_iso, today_ist  # noqa: E402
 from opd_fallback.config import load_settings, write_config, write_token  # noqa: E402
+from opd_fallback.domain.clock import now_iso, today_ist  # noqa: E402
 from opd_fallback.store import open_store  # noqa: E402
 from opd_fallback.sync.batching import load_pending  # noqa: E402
 from tests.helpers.central import CentralHandle, run_central  # noqa: E402

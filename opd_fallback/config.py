@@ -17,10 +17,10 @@ import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from opd_fallback.errors import DomainError
+from opd_fallback.domain.errors import DomainError
 
 CONFIG_FILE = "config.toml"
-TOKEN_FILE = "device.token"
+TOKEN_FILE = "device.token"  # noqa: S105 - a file name, not a secret
 DB_FILE = "counter.db"
 _DEVICE = re.compile(r"^[A-Z0-9]{1,16}$")
 

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from opd_fallback.clock import now_iso
-from opd_fallback.services import CounterService
+from opd_fallback.application.services import CounterService
+from opd_fallback.domain.clock import now_iso
 from opd_fallback.store import Store, open_store
 from opd_fallback.store.tables import MasterDataCache
 
@@ -40,7 +40,7 @@ def put_master_data(store: Store, data: dict[str, Any] | None = None) -> None:
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator[Store]:  # noqa: ANN001
+def store(tmp_path) -> Iterator[Store]:
     st = open_store(tmp_path / "counter.db")
     yield st
     st.close()

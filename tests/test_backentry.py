@@ -13,8 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from opd_fallback.backentry import COLUMNS, FileUnusable, import_file, import_row, parse_row, rejects_path_for
-from opd_fallback.services import CounterService
+from opd_fallback.application.backentry import (
+    COLUMNS,
+    FileUnusable,
+    import_file,
+    import_row,
+    parse_row,
+    rejects_path_for,
+)
+from opd_fallback.application.services import CounterService
 from opd_fallback.store import Store
 
 HEADER = ("slip_no,visit_date,recorded_at,operator_id,uhid,name,name_local,sex,age_years,age_months,"
@@ -55,7 +62,7 @@ def _count(store: Store, sql: str) -> int:
         return int(s.execute(text(sql)).scalar() or 0)
 
 
-def _problems(report) -> dict[int, set[str]]:  # noqa: ANN001
+def _problems(report) -> dict[int, set[str]]:
     out: dict[int, set[str]] = {}
     for r in report.rejected:
         for p in r.problems:
@@ -217,7 +224,7 @@ def test_each_bad_cell_named(
     ("content", "match"),
     [
         (b"", "no header"),
-        ("slip_no,visit_date,operator_id,department,colour\n1,2026-11-20,op1,MED,red\n".encode(), "unknown column"),
+        (b"slip_no,visit_date,operator_id,department,colour\n1,2026-11-20,op1,MED,red\n", "unknown column"),
         (b"slip_no,visit_date,department\n1,2026-11-20,MED\n", "missing: operator_id"),
         (b"slip_no,visit_date,operator_id,department,name,name\n", "given twice"),
         ("slip_no,visit_date,operator_id,department,name\n1,2026-11-20,op1,MED,R\u00e2m\n".encode("latin-1"),

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from opd_fallback import readiness
-from opd_fallback.clock import IST
-from opd_fallback.errors import DomainError
-from opd_fallback.services import CounterService, PaymentInput
-from opd_fallback.store import backup, outbox
+from opd_fallback.application.services import CounterService, PaymentInput
+from opd_fallback.domain.clock import IST
+from opd_fallback.domain.errors import DomainError
+from opd_fallback.store import backup, outbox, readiness
 from opd_fallback.store.engine import Store, open_store
 
 PATIENT = {"name": "Ram Kumar", "sex": "M", "age_years": 40}
@@ -143,7 +142,7 @@ def test_restore_over_a_damaged_database_needs_force_and_keeps_its_bytes(tmp_pat
         raw[i] = (raw[i] + 77) % 256
     db.write_bytes(bytes(raw))
     assert backup.integrity_check(db) != "ok"
-    with pytest.raises(backup.BackupError, match="damaged.*--force"):
+    with pytest.raises(backup.BackupError, match=r"damaged.*--force"):
         backup.restore(good, db)
     assert db.read_bytes() == bytes(raw)  # refused: untouched
     out = backup.restore(good, db, force=True)
@@ -180,8 +179,8 @@ def test_restored_counter_refuses_work_until_checked(tmp_path: Path) -> None:
         _register(restored, 1)
 
     class FakeCentral:  # central says this device already used seq 40
-        def device_me(self):  # noqa: ANN202
-            from opd_fallback.contract import DeviceInfo
+        def device_me(self):
+            from opd_fallback.domain.contract import DeviceInfo
 
             return DeviceInfo(device_id="C07", max_seq=40, ops_applied=40)
 
@@ -211,11 +210,11 @@ def test_move_to_new_device_when_central_cannot_be_reached(tmp_path: Path) -> No
 
 # ---------------------------------------------------------------- with central over real HTTP
 def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path) -> None:
-    from opd_fallback.clock import today_ist
+    from opd_fallback.application.reconcile import reconcile_day
+    from opd_fallback.domain.clock import today_ist
     from opd_fallback.store import reserved
     from opd_fallback.sync.client import CentralClient
     from opd_fallback.sync.engine import sync_once
-    from opd_fallback.sync.reconcile import reconcile_day
     from tests.helpers.central import run_central
 
     pc1 = open_store(tmp_path / "pc1" / "counter.db")
@@ -285,7 +284,7 @@ def _printed_numbers_upto(store: Store, max_seq: int) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _cli(data_dir: Path, *args: str, input: str | None = None):  # noqa: ANN202
+def _cli(data_dir: Path, *args: str, input: str | None = None):
     from typer.testing import CliRunner
 
     from opd_fallback.cli import app

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from opd_fallback import status as status_mod
+from opd_fallback.application import status as status_mod
+from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.cli import app
-from opd_fallback.clock import IST
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.domain.clock import IST
 from opd_fallback.store import open_store
 from opd_fallback.store.operators import add_operator
 from opd_fallback.store.tables import Meta

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from opd_fallback.config import Settings, load_settings, require_device, write_config, write_token
-from opd_fallback.errors import DomainError
+from opd_fallback.domain.errors import DomainError
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +69,7 @@ def test_device_id_rules_and_require_device(tmp_path: Path) -> None:
     assert require_device(Settings(data_dir=tmp_path, device_id="c07")) == "C07"
 
 
-def test_sync_engine_takes_its_limits_from_settings(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_sync_engine_takes_its_limits_from_settings(tmp_path, monkeypatch) -> None:
     from opd_fallback.store import open_store
     from opd_fallback.sync.client import CentralClient
     from opd_fallback.sync.engine import SyncEngine

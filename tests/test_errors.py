@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from opd_fallback import payloads as P
-from opd_fallback.errors import DomainError, FieldProblem, explain, validate
+from opd_fallback.domain import payloads as P
+from opd_fallback.domain.errors import DomainError, FieldProblem, explain, validate
 
 REG = {"local_ref": "C07-261126-000001", "name": "Ram Kumar", "sex": "M", "age_years": 40}
 

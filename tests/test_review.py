@@ -10,10 +10,10 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from opd_fallback import review
-from opd_fallback.errors import DomainError
-from opd_fallback.review import ReviewService
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application import review
+from opd_fallback.application.review import ReviewService
+from opd_fallback.application.services import CounterService, PaymentInput
+from opd_fallback.domain.errors import DomainError
 from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store, open_store
 from opd_fallback.store.operators import add_operator

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opd_fallback import rules
+from opd_fallback.domain import rules
 
 ANY_TEXT = st.text(alphabet=st.characters(codec=None), max_size=60) | st.sampled_from(
     ["", " ", "\x00", "\u200b", "+91", "0091", "००९१", "९८७६५४३२१०", "１２３", "\n9876543210\n", "ǅ", "ß"]
@@ -176,7 +176,7 @@ TEXT_RULES = [rules.latin_name, rules.local_name, rules.mobile, rules.abha_numbe
 
 @pytest.mark.parametrize("rule", TEXT_RULES, ids=lambda f: f.__name__)
 @given(value=ANY_TEXT)
-def test_odd_input_only_ever_raises_value_error(rule, value: str) -> None:  # noqa: ANN001
+def test_odd_input_only_ever_raises_value_error(rule, value: str) -> None:
     try:
         out = rule(value)
     except ValueError as exc:

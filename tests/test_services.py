@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlmodel import select
 
-from opd_fallback.clock import IST
-from opd_fallback.errors import DomainError
-from opd_fallback.services import CounterService, PaymentInput, ModeTotal
+from opd_fallback.application.services import CounterService, ModeTotal, PaymentInput
+from opd_fallback.domain.clock import IST
+from opd_fallback.domain.errors import DomainError
 from opd_fallback.store import Store, outbox, reserved
 from opd_fallback.store.operators import add_operator
 from opd_fallback.store.tables import Op
@@ -184,7 +184,7 @@ def test_update_patient_changes_local_record(store: Store, svc: CounterService) 
 
 
 def test_update_patient_registered_under_an_earlier_device_id(store: Store, svc: CounterService) -> None:
-    from opd_fallback.readiness import move_to_new_device
+    from opd_fallback.store.readiness import move_to_new_device
 
     reg = svc.register_new("op1", PATIENT, department="MED")
     move_to_new_device(store, "C07", "C08", actor="sup1")
@@ -235,7 +235,7 @@ def test_odd_registrations_raise_only_domain_errors(svc: CounterService, fields:
 
 
 def test_cash_summary_leaves_out_what_review_cancelled(store: Store, svc: CounterService) -> None:
-    from opd_fallback.review import ReviewService
+    from opd_fallback.application.review import ReviewService
 
     add_operator(store, "sup1", "Meena", "9999", role="supervisor")
     kept = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))

@@ -26,8 +26,8 @@ from opd_fallback.central.db import connect, create_schema, hash_token, is_maint
 from opd_fallback.central.guard import Guard
 from opd_fallback.central.master import MasterIndex, etag_matches, load_master
 from opd_fallback.central.settings import CentralSettings
-from opd_fallback.clock import now_iso
-from opd_fallback.contract import (
+from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.contract import (
     API_PREFIX,
     MAX_BATCH_BYTES,
     MAX_BATCH_OPS,
@@ -264,7 +264,7 @@ def create_app(settings: CentralSettings) -> FastAPI:
     @app.get(API_PREFIX + "/reconciliation", response_model=Reconciliation, responses=COMMON)
     def reconciliation(
         dev: Device,
-        date: Annotated[str, Query(pattern=DATE_PATTERN)],  # noqa: A002 - the contract's name
+        date: Annotated[str, Query(pattern=DATE_PATTERN)],
         device_id: Annotated[str, Query(min_length=1, max_length=32)],
     ) -> Response:
         return _json(reads.reconciliation(central.reader(), day(date), device_id))
@@ -272,7 +272,7 @@ def create_app(settings: CentralSettings) -> FastAPI:
     @app.get(API_PREFIX + "/reconciliation/ops", response_model=ReconciliationOps, responses=COMMON)
     def reconciliation_ops(
         dev: Device,
-        date: Annotated[str, Query(pattern=DATE_PATTERN)],  # noqa: A002
+        date: Annotated[str, Query(pattern=DATE_PATTERN)],
         device_id: Annotated[str, Query(min_length=1, max_length=32)],
         cursor: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = reads.RECON_PAGE,

@@ -47,10 +47,10 @@ from pydantic import ValidationError
 
 from opd_fallback.central import dedupe
 from opd_fallback.central.master import MasterIndex
-from opd_fallback.clock import IST, now_iso
-from opd_fallback.contract import OpEnvelope
-from opd_fallback.errors import explain
-from opd_fallback.payloads import (
+from opd_fallback.domain.clock import IST, now_iso
+from opd_fallback.domain.contract import OpEnvelope
+from opd_fallback.domain.errors import explain
+from opd_fallback.domain.payloads import (
     LabOrder,
     PatientFields,
     PatientRegister,

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 central_app = typer.Typer(help="The reference central server (for tests, drills and IT cells).", no_args_is_help=True)
 
-DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Central database file (env OPD_CENTRAL_DB; default central.db)")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Central database file (env OPD_CENTRAL_DB; default central.db)")]
 
 
-def _settings(**given: object):  # noqa: ANN202 - avoids importing FastAPI for every CLI call
+def _settings(**given: object):
     from opd_fallback.central.settings import CentralSettings
 
     return CentralSettings(**{k: v for k, v in given.items() if v is not None})
@@ -26,19 +26,19 @@ def _settings(**given: object):  # noqa: ANN202 - avoids importing FastAPI for e
 @central_app.command()
 def serve(
     db: DbOpt = None,
-    host: Annotated[Optional[str], typer.Option(help="Address to listen on")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port (default 8700)")] = None,
-    master_data: Annotated[Optional[Path], typer.Option(help="Master data file, JSON or TOML (default: demo)")] = None,
-    max_in_flight: Annotated[Optional[int], typer.Option(help="Requests in flight before answering 429")] = None,
-    fail_rate: Annotated[Optional[float], typer.Option(help="Fault: share of requests answered 503 before applying")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8700)")] = None,
+    master_data: Annotated[Path | None, typer.Option(help="Master data file, JSON or TOML (default: demo)")] = None,
+    max_in_flight: Annotated[int | None, typer.Option(help="Requests in flight before answering 429")] = None,
+    fail_rate: Annotated[float | None, typer.Option(help="Fault: share of requests answered 503 before applying")] = None,
     lost_response_rate: Annotated[
-        Optional[float], typer.Option(help="Fault: share of requests applied and committed, then the answer dropped")
+        float | None, typer.Option(help="Fault: share of requests applied and committed, then the answer dropped")
     ] = None,
-    reset_rate: Annotated[Optional[float], typer.Option(help="Fault: share of connections dropped before applying")] = None,
-    latency_ms: Annotated[Optional[int], typer.Option(help="Fault: added latency per request (ms)")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for the fault dice, so a run repeats")] = None,
-    ssl_certfile: Annotated[Optional[Path], typer.Option(help="TLS certificate (PEM) to serve HTTPS")] = None,
-    ssl_keyfile: Annotated[Optional[Path], typer.Option(help="TLS private key (PEM)")] = None,
+    reset_rate: Annotated[float | None, typer.Option(help="Fault: share of connections dropped before applying")] = None,
+    latency_ms: Annotated[int | None, typer.Option(help="Fault: added latency per request (ms)")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for the fault dice, so a run repeats")] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) to serve HTTPS")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
 ) -> None:
     """Serve the central sync API on HOST:PORT."""
     from opd_fallback.central import serve as run
@@ -57,7 +57,7 @@ def _check_master_data(path: Path | None) -> None:
     from pydantic import ValidationError
 
     from opd_fallback.central.master import load_master
-    from opd_fallback.errors import explain
+    from opd_fallback.domain.errors import explain
 
     try:
         load_master(path)
@@ -104,7 +104,7 @@ def stats(
 ) -> None:
     """Counts by kind, payments by mode, ops remembered."""
     from opd_fallback.central.db import stats as read
-    from opd_fallback.rules import format_paise
+    from opd_fallback.domain.rules import format_paise
 
     s = _settings(db=db)
     data = read(s.db)

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import create_engine
 
 from opd_fallback.central.tables import CentralMeta
-from opd_fallback.clock import now_iso
+from opd_fallback.domain.clock import now_iso
 
 MAINTENANCE_KEY = "maintenance"
 

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from opd_fallback.central.settings import CentralSettings
-from opd_fallback.contract import API_PREFIX
+from opd_fallback.domain.contract import API_PREFIX
 
 Scope = dict[str, Any]
 Send = Callable[[dict[str, Any]], Any]

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from opd_fallback.contract import MasterData
+from opd_fallback.domain.contract import MasterData
 
 DEMO_FILE = "demo_master_data.json"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from opd_fallback.contract import op_ids_digest
+from opd_fallback.domain.contract import op_ids_digest
 
 RECON_PAGE = 5000
 

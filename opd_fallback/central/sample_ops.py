@@ -14,7 +14,7 @@ from typing import Any
 
 from ulid import ULID
 
-from opd_fallback.clock import IST
+from opd_fallback.domain.clock import IST
 
 FIRST = ["Ram", "Sita", "Mohd", "Anita", "Suresh", "Pooja", "Rajesh", "Sunita", "Amit", "Geeta",
          "Vijay", "Kavita", "Arjun", "Neha", "Imran", "Farida", "Manoj", "Rekha", "Deepak", "Shabana"]

@@ -10,17 +10,16 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 
 from opd_fallback.config import Settings, load_settings
-from opd_fallback.errors import DomainError
+from opd_fallback.domain.errors import DomainError
 from opd_fallback.store import Store, open_store
 
-
 DataDirOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--data-dir", help="Counter data directory (env OPD_DATA_DIR; default: the platform user data dir)"),
 ]
 

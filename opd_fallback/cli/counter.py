@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 
 def counter(
     no_sync: Annotated[bool, typer.Option("--no-sync", help="Do not sync in the background")] = False,
-    lang: Annotated[Optional[str], typer.Option("--lang", help="en or hi (default from config)")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="en or hi (default from config)")] = None,
 ) -> None:
     """Open the counter: register, revisit, lab orders, void, reprint, queue, cash summary."""
     from opd_fallback.cli.common import counter_settings

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from opd_fallback.backentry import FileUnusable, import_file
+from opd_fallback.application.backentry import FileUnusable, import_file
 from opd_fallback.cli.common import DataDirOpt, counter_store, use_data_dir
 
 EXIT_UNUSABLE = 2

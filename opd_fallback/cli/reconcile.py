@@ -19,21 +19,23 @@ import sys
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from opd_fallback import readiness, reports
-from opd_fallback.cli.common import counter_settings, counter_store, fail, settings as load_settings
-from opd_fallback.clock import now_iso, today_ist
+from opd_fallback.application import reports
+from opd_fallback.cli.common import counter_settings, counter_store, fail
+from opd_fallback.cli.common import settings as load_settings
 from opd_fallback.config import Settings, write_config, write_token
+from opd_fallback.domain.clock import now_iso, today_ist
 from opd_fallback.store import backup as backups
+from opd_fallback.store import readiness
 from opd_fallback.store.engine import Store, open_store
 
 EXIT_OK, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
 
 ReportOpt = Annotated[
-    Optional[Path], typer.Option("--report", help="Also write the report to FILE (.html, .csv or .json)")
+    Path | None, typer.Option("--report", help="Also write the report to FILE (.html, .csv or .json)")
 ]
 
 
@@ -78,7 +80,7 @@ def reconcile_cmd(
     ] = False,
 ) -> None:
     """Compare this counter's day with central; exit 0 clean, 1 look, 3 unreachable."""
-    from opd_fallback.sync.reconcile import reconcile_day
+    from opd_fallback.application.reconcile import reconcile_day
 
     d = _day(day)
     _check_report_path(report)
@@ -107,8 +109,8 @@ def run_nightly(
 
     Central is probed first: when it does not answer, the network steps are
     skipped (nothing could be proven) and the backup is still taken."""
+    from opd_fallback.application.reconcile import reconcile_day
     from opd_fallback.sync.client import SyncError
-    from opd_fallback.sync.reconcile import reconcile_day
 
     day = today or today_ist()
     out: dict[str, Any] = {"schema": reports.NIGHTLY_SCHEMA, "device_id": s.device_id, "started_at": now_iso(),
@@ -208,7 +210,7 @@ def run_nightly(
 def nightly_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable (docs/reconcile-json.md)")] = False,
     report: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--report", help="Report file (.html, .csv, .json); default <data-dir>/reports/nightly-DATE.html"),
     ] = None,
     give_up_after: Annotated[
@@ -226,8 +228,8 @@ def nightly_cmd(
 
 # ------------------------------------------------------------------ backup / restore
 def backup_cmd(
-    to: Annotated[Optional[Path], typer.Option("--to", help="Backups folder (default <data-dir>/backups)")] = None,
-    keep: Annotated[Optional[int], typer.Option("--keep", min=1, help="How many backups to keep")] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Backups folder (default <data-dir>/backups)")] = None,
+    keep: Annotated[int | None, typer.Option("--keep", min=1, help="How many backups to keep")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Back up the counter database now (online, checked, rotated)."""
@@ -267,10 +269,10 @@ def restore_cmd(
     backup_file: Annotated[Path, typer.Argument(metavar="BACKUP", help="A backup file (from 'opd-fallback backup')")],
     force: Annotated[bool, typer.Option("--force", help="Replace a database holding newer work, or a damaged one (it is saved first)")] = False,
     new_device_id: Annotated[
-        Optional[str], typer.Option("--new-device-id", help="Continue as a new device id (central unreachable)")
+        str | None, typer.Option("--new-device-id", help="Continue as a new device id (central unreachable)")
     ] = None,
-    token: Annotated[Optional[str], typer.Option("--token", help="Device token for the (new) device id")] = None,
-    supervisor: Annotated[Optional[str], typer.Option("--supervisor", help="Supervisor approving a new device id")] = None,
+    token: Annotated[str | None, typer.Option("--token", help="Device token for the (new) device id")] = None,
+    supervisor: Annotated[str | None, typer.Option("--supervisor", help="Supervisor approving a new device id")] = None,
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the supervisor PIN from stdin")] = False,
 ) -> None:
     """Bring a counter back from a backup; it takes no new work until its numbers are checked."""

@@ -7,7 +7,7 @@
         --cancel --reason TEXT [--money TEXT] [--cascade] | --retry) [--note TEXT] [--pin-stdin]
     opd-fallback review history [--json]
 
-Thin wrappers over :mod:`opd_fallback.review`; the PIN is read from the
+Thin wrappers over :mod:`opd_fallback.application.review`; the PIN is read from the
 terminal without echo (or one line of stdin with ``--pin-stdin``), never
 taken as an argument, so it does not land in shell history.
 """
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import orjson
 import typer
 
-from opd_fallback import review as R
+from opd_fallback.application import review as R
 from opd_fallback.cli.common import counter_store, domain_errors, fail
 
 review_app = typer.Typer(help="Flagged records waiting for a supervisor's decision.", no_args_is_help=True)
@@ -104,17 +104,17 @@ def _pin(pin_stdin: bool) -> str:
 def resolve_cmd(
     op: str,
     supervisor: Annotated[str, typer.Option("--supervisor", help="Supervisor's operator id")],
-    link: Annotated[Optional[str], typer.Option("--link", help="Link to this candidate's UHID")] = None,
+    link: Annotated[str | None, typer.Option("--link", help="Link to this candidate's UHID")] = None,
     create_new: Annotated[bool, typer.Option("--create-new", help="Register as a new patient")] = False,
-    merge: Annotated[Optional[list[str]], typer.Option("--merge", help="field=counter|central")] = None,
-    correct: Annotated[Optional[list[str]], typer.Option("--correct", help="field=value")] = None,
+    merge: Annotated[list[str] | None, typer.Option("--merge", help="field=counter|central")] = None,
+    correct: Annotated[list[str] | None, typer.Option("--correct", help="field=value")] = None,
     cancel: Annotated[bool, typer.Option("--cancel", help="Give up on it (needs --reason)")] = False,
     retry: Annotated[bool, typer.Option("--retry", help="Queue again after waiting too long")] = False,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why it is cancelled")] = None,
-    money: Annotated[Optional[str], typer.Option("--money", help="For a payment: what happened to the money")]
+    reason: Annotated[str | None, typer.Option("--reason", help="Why it is cancelled")] = None,
+    money: Annotated[str | None, typer.Option("--money", help="For a payment: what happened to the money")]
     = None,
     cascade: Annotated[bool, typer.Option("--cascade", help="Also cancel records waiting on it")] = False,
-    note: Annotated[Optional[str], typer.Option("--note", help="Why (kept in the audit log)")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why (kept in the audit log)")] = None,
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the PIN from one line of stdin")] = False,
 ) -> None:
     """Decide one flagged op; the decision goes to central on the next sync."""

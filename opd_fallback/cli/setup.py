@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 from urllib.parse import urlparse
 
 import typer
@@ -44,10 +44,10 @@ def init(
     device: Annotated[str, typer.Option("--device", help="This counter's id, e.g. C07")],
     hospital: Annotated[str, typer.Option("--hospital", help="Hospital code, e.g. KGMU")],
     server: Annotated[
-        Optional[str], typer.Option("--server", help="Central server URL (env OPD_CENTRAL_URL)")
+        str | None, typer.Option("--server", help="Central server URL (env OPD_CENTRAL_URL)")
     ] = None,
     token: Annotated[
-        Optional[str], typer.Option("--token", help="Device token from central (env OPD_CENTRAL_TOKEN)")
+        str | None, typer.Option("--token", help="Device token from central (env OPD_CENTRAL_TOKEN)")
     ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:

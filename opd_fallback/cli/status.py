@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from opd_fallback.application.status import collect, render_text
 from opd_fallback.cli.common import DataDirOpt, counter_store, use_data_dir
-from opd_fallback.status import collect, render_text
 
 
 def status(

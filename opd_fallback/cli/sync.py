@@ -16,17 +16,17 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from opd_fallback.config import Settings, load_settings
 
-ServerOpt = Annotated[Optional[str], typer.Option("--server", help="Central server URL [env OPD_CENTRAL_URL]")]
-TokenOpt = Annotated[Optional[str], typer.Option("--token", help="Device token [env OPD_CENTRAL_TOKEN]")]
-CaOpt = Annotated[Optional[Path], typer.Option("--ca-bundle", help="CA bundle for a hospital's own TLS CA")]
+ServerOpt = Annotated[str | None, typer.Option("--server", help="Central server URL [env OPD_CENTRAL_URL]")]
+TokenOpt = Annotated[str | None, typer.Option("--token", help="Device token [env OPD_CENTRAL_TOKEN]")]
+CaOpt = Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle for a hospital's own TLS CA")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary")]
-DataOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="Counter data directory [env OPD_DATA_DIR]")]
+DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Counter data directory [env OPD_DATA_DIR]")]
 
 
 def _err(msg: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from opd_fallback.printing.base import PrintError, Printer
+from opd_fallback.printing.base import Printer, PrintError
 from opd_fallback.printing.document import Document
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

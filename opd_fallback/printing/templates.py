@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from opd_fallback.domain.rules import format_paise
 from opd_fallback.printing.document import Document
-from opd_fallback.rules import format_paise
 
 OFFLINE_NOTE = "Recorded offline; will sync to HIS"
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from sqlmodel import Session, col, select
 
-from opd_fallback.clock import now_iso
+from opd_fallback.domain.clock import now_iso
 from opd_fallback.store.tables import AuditEntry
 
 

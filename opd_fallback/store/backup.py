@@ -10,7 +10,7 @@ Restore never silently throws data away: it refuses to put an older copy over
 a database holding newer work unless forced, and even then the replaced
 database is first saved beside it. A restored database is older than what
 central holds from this device, so restore marks it ``needs_seq_check``
-(see :mod:`opd_fallback.readiness`) and abandons its free reserved ids.
+(see :mod:`opd_fallback.store.readiness`) and abandons its free reserved ids.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from opd_fallback.clock import now_ist
+from opd_fallback.domain.clock import now_ist
 
 BACKUP_PREFIX = "counter-"
 BACKUP_SUFFIX = ".db"
@@ -53,9 +53,7 @@ class DbFacts:
         if self.max_seq > other.max_seq or self.seq_counter > other.seq_counter:
             return True
         mine, theirs = self.last_updated_at, other.last_updated_at
-        if mine and (theirs is None or _ts(mine) > _ts(theirs)):
-            return True
-        return False
+        return bool(mine and (theirs is None or _ts(mine) > _ts(theirs)))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -262,7 +260,7 @@ def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False
     work than the backup, or is itself damaged, unless ``force``; a replaced
     database is always saved first as ``<db>.replaced-<time>`` (a damaged one
     byte for byte, with its WAL). Stop the counter app before restoring.
-    The caller marks the result not ready (:func:`opd_fallback.readiness.mark_restored`).
+    The caller marks the result not ready (:func:`opd_fallback.store.readiness.mark_restored`).
     """
     src = Path(backup_path)
     dst = Path(db_path)

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from opd_fallback.clock import now_iso
+from opd_fallback.domain.clock import now_iso
 from opd_fallback.store.engine import Store
 
 SYNC = "sync"

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlmodel import Session
 
-from opd_fallback.clock import now_ist
+from opd_fallback.domain.clock import now_ist
 
 SEQ = "seq"
 

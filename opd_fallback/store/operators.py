@@ -10,8 +10,8 @@ import re
 
 from sqlmodel import Session, select
 
-from opd_fallback.clock import now_iso
-from opd_fallback.errors import DomainError
+from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.errors import DomainError
 from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import Operator

@@ -18,8 +18,8 @@ from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 from ulid import ULID
 
-from opd_fallback.clock import now_iso
-from opd_fallback.contract import OpEnvelope
+from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.store.tables import Op
 
 PENDING, SYNCED, REJECTED, CONFLICT, CANCELLED = "pending", "synced", "rejected", "conflict", "cancelled"

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-from opd_fallback import rules
+from opd_fallback.domain import rules
 
 
 @dataclass(frozen=True, slots=True)

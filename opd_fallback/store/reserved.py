@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlmodel import Session
 
-from opd_fallback.clock import now_iso
+from opd_fallback.domain.clock import now_iso
 
 KINDS = ("uhid", "receipt", "sample")
 

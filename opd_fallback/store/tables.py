@@ -1,7 +1,7 @@
 """SQLModel tables of the counter database.
 
 Table models are storage, not wire models: what travels is in
-:mod:`opd_fallback.contract` / :mod:`opd_fallback.payloads`. JSON columns are
+:mod:`opd_fallback.domain.contract` / :mod:`opd_fallback.domain.payloads`. JSON columns are
 TEXT holding compact JSON so an op's payload is stored byte-for-byte as sent.
 Timestamps are RFC 3339 strings with the +05:30 offset.
 """

@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import text
 from sqlmodel import Session
 
-from opd_fallback.contract import MAX_BATCH_BYTES, MAX_BATCH_OPS
+from opd_fallback.domain.contract import MAX_BATCH_BYTES, MAX_BATCH_OPS
 
 BODY_BUDGET = MAX_BATCH_BYTES - 16 * 1024  # headroom for the {"ops":[...]} wrapper
 

@@ -25,7 +25,7 @@ import email.utils
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from opd_fallback.contract import (
+from opd_fallback.domain.contract import (
     API_PREFIX,
     DeviceInfo,
     Health,
@@ -118,8 +118,8 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _describe(exc: BaseException) -> str:

@@ -27,11 +27,11 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
-from opd_fallback.clock import now_iso
-from opd_fallback.readiness import ensure_ready
+from opd_fallback.domain.clock import now_iso
 from opd_fallback.store import lease as leases
 from opd_fallback.store import meta
 from opd_fallback.store.engine import Store
+from opd_fallback.store.readiness import ensure_ready
 from opd_fallback.sync.batching import (
     LaneQueue,
     PendingOp,
@@ -367,7 +367,7 @@ class SyncEngine:
             if getattr(self.client, "device_me", None) is not None:
                 # a counter restored from a backup continues above central's max_seq first
                 ensure_ready(self.store, self.client, actor="sync")
-        except BaseException as exc:  # noqa: BLE001 - classified in _conclude
+        except BaseException as exc:
             run.fail(exc)
             summary.probes = breaker.probes
             self._conclude(summary, run, seen_ids)
@@ -450,7 +450,7 @@ class SyncEngine:
                     if st not in ("applied", "duplicate"):
                         lq.note(op, self._status_words(st, r.get("error")))
                 writes.put((batch, results))
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        except BaseException as exc:
             run.fail(exc)
 
     @staticmethod
@@ -495,7 +495,7 @@ class SyncEngine:
             batch, results = item
             try:
                 n = self._book(batch, results, run, summary)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 run.fail(exc)
                 continue
             run.advance(n)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from opd_fallback.clock import now_iso
+from opd_fallback.domain.clock import now_iso
 from opd_fallback.store import meta, patient_index, reserved
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import MasterDataCache
@@ -166,7 +166,7 @@ def refresh_all(
             summary.unreachable = True
             summary.errors.append(f"{name}: {exc}")
             break  # one give-up is enough: the server is not there
-        except Exception as exc:  # noqa: BLE001 - reported, the other parts still run
+        except Exception as exc:
             summary.errors.append(f"{name}: {exc}")
             if name == "master data":
                 summary.master_data = "failed"

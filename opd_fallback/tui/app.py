@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
 
-from opd_fallback.clock import now_ist
+from opd_fallback.domain.clock import now_ist
 from opd_fallback.printing import Document, Printer
 from opd_fallback.printing.spool import Spool, print_with_spool
 from opd_fallback.tui.i18n import Lang, tr
@@ -55,7 +55,7 @@ def run_in_thread(
     def job() -> None:
         try:
             result = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - shown to the user, never swallowed
+        except BaseException as exc:
             _call_back(app, on_error, exc)
             return
         _call_back(app, on_done, result)

@@ -14,14 +14,20 @@ from typing import Any
 from rapidfuzz import fuzz, process, utils
 from sqlalchemy import text
 
-from opd_fallback import rules
-from opd_fallback.clock import now_ist, parse_iso, today_ist
-from opd_fallback.contract import Department, Test
-from opd_fallback.errors import DomainError
-from opd_fallback.masterdata import Catalog, FeeQuote
+from opd_fallback.application.services import (
+    CounterService,
+    LabResult,
+    PaymentInput,
+    Registration,
+    VisitResult,
+)
+from opd_fallback.domain import rules
+from opd_fallback.domain.clock import now_ist, parse_iso, today_ist
+from opd_fallback.domain.contract import Department, Test
+from opd_fallback.domain.errors import DomainError
+from opd_fallback.domain.masterdata import Catalog, FeeQuote
 from opd_fallback.printing import templates as T
 from opd_fallback.printing.document import Document
-from opd_fallback.services import CounterService, LabResult, PaymentInput, Registration, VisitResult
 from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import verify_operator, verify_supervisor

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from opd_fallback.errors import FIELD_LABELS, FieldProblem
+from opd_fallback.domain.errors import FIELD_LABELS, FieldProblem
 
 Lang = Literal["en", "hi"]
 LANGS: tuple[Lang, ...] = ("en", "hi")

@@ -12,7 +12,7 @@ from opd_fallback.central import apply as apply_mod
 from opd_fallback.central.apply import Applier
 from opd_fallback.central.db import add_device, connect, create_schema
 from opd_fallback.central.master import load_master
-from opd_fallback.payloads import PatientFields
+from opd_fallback.domain.payloads import PatientFields
 from tests.central.util import factory, patient_ref, unique_mobile
 
 

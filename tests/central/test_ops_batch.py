@@ -133,7 +133,7 @@ def test_malformed_payload_rejects_only_its_op_naming_the_field(central: Central
 def test_master_data_and_reference_rejections(central: CentralHandle) -> None:
     f = factory()
     with central.client("C07") as http:
-        reg, uhid = registered(http, f, mobile=unique_mobile())
+        _reg, uhid = registered(http, f, mobile=unique_mobile())
         vis = f.visit({"central_id": uhid}, department="NOPE")
         bad_unit = f.visit({"central_id": uhid}, department="MED", unit="ENT-U1")
         ghost = f.visit({"central_id": "KGMU999999999"})
@@ -170,7 +170,7 @@ def test_payments_are_facts_warnings_never_rejections(central: CentralHandle) ->
 def test_void_applies_once_and_unknown_target_is_void_target_missing(central: CentralHandle) -> None:
     f = factory()
     with central.client("C07") as http:
-        reg, uhid = registered(http, f, mobile=unique_mobile())
+        reg, _uhid = registered(http, f, mobile=unique_mobile())
         pay = f.payment(patient_ref(reg), [("OPD-NEW", 1000)])
         receipt = one(http, pay)["result"]["receipt_id"]
         void = f.void({"local_ref": pay["payload"]["local_ref"]}, depends_on=[pay["op_id"]])

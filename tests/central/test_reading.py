@@ -4,7 +4,7 @@ patients/changes, id-blocks, reconciliation (digest checked independently)."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
@@ -40,7 +40,7 @@ def test_every_endpoint_needs_a_valid_token_and_dates_its_answers(
         r = http.request(method, path, json=body)
         assert r.status_code == status, (path, r.text)
         sent = parsedate_to_datetime(r.headers["date"])
-        assert abs((sent - datetime.now(timezone.utc)).total_seconds()) < 60
+        assert abs((sent - datetime.now(UTC)).total_seconds()) < 60
 
 
 def test_health(central: CentralHandle) -> None:
@@ -137,7 +137,7 @@ def test_reconciliation_digest_matches_an_independent_computation(central: Centr
     ist = ZoneInfo("Asia/Kolkata")
     # 20:00 UTC on the 24th is 01:30 on the 25th in Lucknow: it counts for the 25th
     f = factory("X09")
-    f.when = datetime(2025, 1, 24, 20, 0, tzinfo=timezone.utc)
+    f.when = datetime(2025, 1, 24, 20, 0, tzinfo=UTC)
     day = f.when.astimezone(ist).date().isoformat()
     assert day == "2025-01-25"
     ops = f.day_of_opd(12)

@@ -27,7 +27,7 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def api_schema(central: CentralHandle):  # noqa: ANN201 - schemathesis' schema type
+def api_schema(central: CentralHandle):
     return schemathesis.openapi.from_url(central.url + "/openapi.json")
 
 
@@ -36,5 +36,5 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
-def test_api_conforms_to_its_openapi(case, central: CentralHandle) -> None:  # noqa: ANN001
+def test_api_conforms_to_its_openapi(case, central: CentralHandle) -> None:
     case.call_and_validate(base_url=central.url, headers=central.headers("C07"), checks=CHECKS)

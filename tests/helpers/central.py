@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 from opd_fallback.central.db import add_device, create_schema, set_maintenance
-from opd_fallback.contract import API_PREFIX
+from opd_fallback.domain.contract import API_PREFIX
 
 START_TIMEOUT_S = 30.0
 _OPTIONS = ("fail_rate", "lost_response_rate", "reset_rate", "latency_ms", "seed", "max_in_flight")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import sys
 
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.store import open_store
 
 

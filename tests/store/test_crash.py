@@ -81,7 +81,7 @@ def _check(db: Path, reported: list[list[str]]) -> int:
     refs = [ref for by_ref in recs.values() for ref in by_ref]
     assert len(refs) == len(set(refs))
     assert len(receipts) == len(set(receipts))
-    for op_id, (seq, _kind, _rk, record_ref) in ops.items():
+    for _op_id, (seq, _kind, _rk, record_ref) in ops.items():
         assert record_ref.endswith(f"-{seq:06d}")
     if seqs:
         assert counter_seq is not None and counter_seq[0] >= max(seqs)

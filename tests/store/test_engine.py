@@ -45,8 +45,8 @@ def test_write_rolls_back_on_error(store: Store) -> None:
 
 
 def test_engine_is_not_created_at_import() -> None:
-    import opd_fallback.store.engine as engine_mod
-
     from sqlalchemy import Engine
+
+    import opd_fallback.store.engine as engine_mod
 
     assert not [v for v in vars(engine_mod).values() if isinstance(v, Engine)]

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.store import Store, audit
 
 

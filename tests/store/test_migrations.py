@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, text
 
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.store import migrations, open_store
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from opd_fallback.clock import IST
+from opd_fallback.domain.clock import IST
 from opd_fallback.store import Store, numbers, outbox, patient_index, reserved
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from opd_fallback.errors import DomainError
+from opd_fallback.domain.errors import DomainError
 from opd_fallback.store import Store
 from opd_fallback.store import operators as ops
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from opd_fallback.services import CounterService
+from opd_fallback.application.services import CounterService
 from opd_fallback.store import Store, open_store
 
 

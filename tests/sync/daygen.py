@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from opd_fallback.clock import now_iso
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application.services import CounterService, PaymentInput
+from opd_fallback.domain.clock import now_iso
 from opd_fallback.store import Store, open_store
 from opd_fallback.store.tables import MasterDataCache
 

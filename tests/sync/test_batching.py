@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from opd_fallback.contract import OpEnvelope
+from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.sync.batching import (
     Flagged,
     LaneQueue,
@@ -26,7 +26,7 @@ def test_encode_is_a_valid_contract_envelope() -> None:
     OpEnvelope.model_validate(env)
     assert env["seq"] == 42 and env["depends_on"] == ["01HPZ7Q6N9X4T2YB8K3M5D7F1A"]
     assert env["payload"] == {"amount_paise": 1000, "name": 'Rām "Q"'} and env["resolution"] is None
-    with_res = orjson.loads(encode(row[:8] + ('{"action":"create_new"}',)))
+    with_res = orjson.loads(encode((*row[:8], '{"action":"create_new"}')))
     assert with_res["resolution"] == {"action": "create_new"}
 
 

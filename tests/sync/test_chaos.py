@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from opd_fallback.clock import today_ist
-from opd_fallback.contract import op_ids_digest
+from opd_fallback.application.reconcile import central_op_ids
+from opd_fallback.domain.clock import today_ist
+from opd_fallback.domain.contract import op_ids_digest
 from opd_fallback.store import open_store
 from opd_fallback.sync.client import CentralClient
-from opd_fallback.sync.reconcile import central_op_ids
 from tests.helpers.central import run_central
 
 from .daygen import FIRST, LAST, make_day
@@ -137,7 +137,7 @@ def test_sigkilled_sync_under_faults_applies_everything_exactly_once(tmp_path: P
 
 def _more(store: object, n: int) -> None:
     """About 150 more ops recorded at the counter between two kills."""
-    from opd_fallback.services import CounterService, PaymentInput
+    from opd_fallback.application.services import CounterService, PaymentInput
 
     svc = CounterService(store, "C07")  # type: ignore[arg-type]
     for i in range(40):

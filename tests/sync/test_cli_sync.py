@@ -9,7 +9,7 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.store import open_store
 from tests.helpers.central import run_central
 

@@ -21,6 +21,7 @@ from opd_fallback.sync.client import (
     api_base,
     parse_retry_after,
 )
+
 from .scripted import Scripted, js
 
 

@@ -8,15 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import orjson
+import pytest
 from sqlalchemy import text
 
-from opd_fallback.clock import today_ist
-from opd_fallback.services import CounterService, PaymentInput
-from opd_fallback.store import Store
-from opd_fallback.store import meta
+from opd_fallback.application.services import CounterService, PaymentInput
+from opd_fallback.domain.clock import today_ist
+from opd_fallback.store import Store, meta
 from opd_fallback.sync.client import CentralClient
 from opd_fallback.sync.engine import LAST_SYNC_AT, LAST_SYNC_OUTCOME, SyncEngine
 from tests.helpers.central import CentralHandle, free_port, run_central
@@ -306,9 +304,8 @@ def test_clock_skew_warning_reaches_the_summary(store: Store) -> None:
 def test_sync_run_makes_a_restored_counter_continue_above_centrals_max_seq(
     store: Store, svc: CounterService, device: str, client: CentralClient
 ) -> None:
-    from opd_fallback import readiness
-    from opd_fallback.errors import DomainError
-    from opd_fallback.store import numbers
+    from opd_fallback.domain.errors import DomainError
+    from opd_fallback.store import numbers, readiness
 
     make_day(store, device, 3, seed=9)
     SyncEngine(store, client).run()

@@ -11,14 +11,14 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from opd_fallback import reports
-from opd_fallback.clock import today_ist
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application import reports
+from opd_fallback.application.reconcile import reconcile_day
+from opd_fallback.application.services import CounterService, PaymentInput
+from opd_fallback.domain.clock import today_ist
 from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store, open_store
 from opd_fallback.sync.client import CentralClient, TransientError
 from opd_fallback.sync.engine import sync_once
-from opd_fallback.sync.reconcile import reconcile_day
 from tests.helpers.central import run_central
 
 PATIENT = {"name": "Sita Devi", "sex": "F", "age_years": 33}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.store import Store, meta, open_store, reserved
 from opd_fallback.store.patient_index import count, search
 from opd_fallback.sync.client import CentralClient

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from opd_fallback.clock import now_iso
-from opd_fallback.errors import DomainError
-from opd_fallback.review import ReviewService, Supervisor
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application.review import ReviewService, Supervisor
+from opd_fallback.application.services import CounterService, PaymentInput
+from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.errors import DomainError
 from opd_fallback.store.engine import Store, open_store
 from opd_fallback.store.operators import hash_pin
 from opd_fallback.store.tables import Operator

@@ -13,7 +13,7 @@ import pytest
 from textual.pilot import Pilot
 
 import opd_fallback.central as central_pkg
-from opd_fallback.clock import IST, now_iso
+from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.store.engine import Store, open_store
 from opd_fallback.store.operators import add_operator
 from opd_fallback.store.tables import MasterDataCache

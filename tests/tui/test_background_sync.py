@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.config import load_settings, write_config, write_token
-from opd_fallback.services import CounterService, PaymentInput
 from opd_fallback.store.engine import open_store
 from opd_fallback.store.operators import add_operator
 from opd_fallback.store.tables import Op

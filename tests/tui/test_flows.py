@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.store import patient_index
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import LabOrder, Op, Payment, PaymentVoid, Visit

@@ -12,8 +12,8 @@ from rich.console import Console
 from textual.app import App
 from textual.widgets import DataTable, Input, Static
 
-from opd_fallback.review import ReviewService
-from opd_fallback.services import CounterService, PaymentInput
+from opd_fallback.application.review import ReviewService
+from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.tui.screens.review import ReviewScreen
@@ -160,7 +160,7 @@ async def test_cancel_payment_asks_what_happened_to_the_money(store: Store) -> N
     assert op.state == "cancelled" and "refunded in cash" in op.wait_reason
 
 
-async def test_inside_the_counter_app_with_its_backend(make_app, store: Store) -> None:  # noqa: ANN001
+async def test_inside_the_counter_app_with_its_backend(make_app, store: Store) -> None:
     """How the counter opens it: F11, then the supervisor's PIN again."""
     from .conftest import login
 
@@ -188,7 +188,7 @@ async def test_inside_the_counter_app_with_its_backend(make_app, store: Store) -
         assert app.screen is home
 
 
-async def test_f11_from_an_operator_session_still_asks_for_a_supervisor(make_app, store: Store) -> None:  # noqa: ANN001
+async def test_f11_from_an_operator_session_still_asks_for_a_supervisor(make_app, store: Store) -> None:
     from .conftest import login
 
     reg, _ = seed(store)

@@ -124,7 +124,7 @@ def test_lab_screen_with_tests_picked(snap_compare, snap_app) -> None:
 
 
 def test_cash_summary(snap_compare, snap_app, store: Store) -> None:
-    from opd_fallback.services import CounterService, PaymentInput
+    from opd_fallback.application.services import CounterService, PaymentInput
 
     svc = CounterService(store, "C07")
     for name, mode, ref in (("Ram", "cash", None), ("Sita", "upi", "UTR123"), ("Geeta", "cash", None)):

@@ -9,10 +9,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from opd_fallback.rules import format_paise
+from opd_fallback.domain.rules import format_paise
 from opd_fallback.tui.i18n import tr
-from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
+from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 

@@ -11,10 +11,10 @@ from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from opd_fallback.errors import DomainError, FieldProblem
-from opd_fallback.masterdata import FeeQuote
-from opd_fallback.rules import MODES_NEEDING_REF, format_paise
-from opd_fallback.services import PaymentInput
+from opd_fallback.application.services import PaymentInput
+from opd_fallback.domain.errors import DomainError, FieldProblem
+from opd_fallback.domain.masterdata import FeeQuote
+from opd_fallback.domain.rules import MODES_NEEDING_REF, format_paise
 from opd_fallback.tui.i18n import problem_text, tr
 from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
 from opd_fallback.tui.typeahead import after_queued_keys

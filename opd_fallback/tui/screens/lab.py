@@ -10,9 +10,9 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
-from opd_fallback.contract import Test
-from opd_fallback.rules import format_paise
-from opd_fallback.services import PaymentInput
+from opd_fallback.application.services import PaymentInput
+from opd_fallback.domain.contract import Test
+from opd_fallback.domain.rules import format_paise
 from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.tui.i18n import tr
 from opd_fallback.tui.screens.form import FormScreen

@@ -10,8 +10,8 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from opd_fallback.tui.i18n import tr
-from opd_fallback.tui.state import Session
 from opd_fallback.tui.screens.base import bottom_bar
+from opd_fallback.tui.state import Session
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 

@@ -8,11 +8,11 @@ from textual.containers import Center, Vertical
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from opd_fallback.errors import DomainError
+from opd_fallback.domain.errors import DomainError
 from opd_fallback.store.operators import validate_pin
 from opd_fallback.tui.i18n import tr
-from opd_fallback.tui.state import Session
 from opd_fallback.tui.screens.base import bottom_bar
+from opd_fallback.tui.state import Session
 from opd_fallback.tui.typeahead import after_queued_keys
 from opd_fallback.tui.widgets.tlabel import TLabel
 

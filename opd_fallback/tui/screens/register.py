@@ -9,8 +9,8 @@ from textual.containers import VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.widgets import Static
 
-from opd_fallback import rules
-from opd_fallback.contract import Department
+from opd_fallback.domain import rules
+from opd_fallback.domain.contract import Department
 from opd_fallback.tui.screens.form import FormScreen, payment_fields
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField

@@ -11,8 +11,8 @@ from textual.widgets import DataTable, Input, Static
 from opd_fallback.printing.document import Document
 from opd_fallback.printing.spool import SpoolEntry
 from opd_fallback.tui.i18n import tr
-from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.screens.base import CounterScreen
+from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 

@@ -3,7 +3,7 @@ decided by a supervisor whose PIN this screen checks itself.
 
     app.push_screen(ReviewScreen(ReviewService(store), supervisor_id="sup1"))
 
-``service`` may be a :class:`~opd_fallback.review.ReviewService` or anything
+``service`` may be a :class:`~opd_fallback.application.review.ReviewService` or anything
 with a ``store`` attribute (the TUI backend, ``CounterService``). The screen
 opens on a PIN gate whatever the caller did, so it is reachable only with a
 supervisor's PIN. Every store call (PIN hashing, reads, decisions) runs in a
@@ -29,8 +29,8 @@ from textual.containers import Center, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Static
 
-from opd_fallback import review as R
-from opd_fallback.errors import DomainError
+from opd_fallback.application import review as R
+from opd_fallback.domain.errors import DomainError
 from opd_fallback.tui.app import run_in_thread
 
 _CSS = Path(__file__).with_suffix(".tcss")

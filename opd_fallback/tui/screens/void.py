@@ -8,9 +8,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from opd_fallback import rules
+from opd_fallback.domain import rules
+from opd_fallback.domain.errors import DomainError
 from opd_fallback.store.operators import validate_pin
-from opd_fallback.errors import DomainError
 from opd_fallback.tui.i18n import tr
 from opd_fallback.tui.screens.form import FormScreen
 from opd_fallback.tui.widgets import parsers

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opd_fallback import rules
+from opd_fallback.domain import rules
 
 
 def choice(options: Sequence[str], aliases: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

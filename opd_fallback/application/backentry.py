@@ -23,11 +23,11 @@ import orjson
 from pydantic import ValidationError
 from sqlmodel import select
 
-from opd_fallback import payloads as P
-from opd_fallback import rules
-from opd_fallback.clock import IST, today_ist
-from opd_fallback.errors import DomainError, FieldProblem, explain
-from opd_fallback.services import CounterService, PaymentInput, Tx
+from opd_fallback.application.services import CounterService, PaymentInput, Tx
+from opd_fallback.domain import payloads as P
+from opd_fallback.domain import rules
+from opd_fallback.domain.clock import IST, today_ist
+from opd_fallback.domain.errors import DomainError, FieldProblem, explain
 from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import BackEntrySlip

@@ -51,10 +51,10 @@ from typing import Any, Literal
 import orjson
 from sqlmodel import Session, col, select
 
-from opd_fallback import payloads as P
-from opd_fallback import rules
-from opd_fallback.clock import now_iso, parse_iso
-from opd_fallback.errors import FIELD_LABELS, DomainError, validate
+from opd_fallback.domain import payloads as P
+from opd_fallback.domain import rules
+from opd_fallback.domain.clock import now_iso, parse_iso
+from opd_fallback.domain.errors import FIELD_LABELS, DomainError, validate
 from opd_fallback.store import audit, numbers, outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import verify_operator

@@ -26,11 +26,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from opd_fallback import payloads as P
-from opd_fallback.clock import now_ist
-from opd_fallback.contract import MasterData
-from opd_fallback.errors import DomainError, validate
-from opd_fallback.masterdata import Catalog
+from opd_fallback.domain import payloads as P
+from opd_fallback.domain.clock import now_ist
+from opd_fallback.domain.contract import MasterData
+from opd_fallback.domain.errors import DomainError, validate
+from opd_fallback.domain.masterdata import Catalog
 from opd_fallback.store import audit, meta, numbers, outbox, reserved
 from opd_fallback.store.engine import Store
 from opd_fallback.store.patient_index import PatientHit

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -32,9 +32,9 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy import text
 
-from opd_fallback.clock import IST, now_iso
-from opd_fallback.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
-from opd_fallback.reports import DAY_SCHEMA
+from opd_fallback.application.reports import DAY_SCHEMA
+from opd_fallback.domain.clock import IST, now_iso
+from opd_fallback.domain.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
 from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
 from opd_fallback.sync.engine import record_rows

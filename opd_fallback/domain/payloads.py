@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from opd_fallback import rules
+from opd_fallback.domain import rules
 
 Sex = Literal["M", "F", "O"]
 GuardianRelation = Literal["S/O", "D/O", "W/O", "C/O"]

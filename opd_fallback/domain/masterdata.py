@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from opd_fallback.contract import Department, Fee, MasterData, Test
-from opd_fallback.errors import DomainError
+from opd_fallback.domain.contract import Department, Fee, MasterData, Test
+from opd_fallback.domain.errors import DomainError
 
 # Used when central's master data says nothing about exemptions (contract v1 has none).
 DEFAULT_EXEMPT_CATEGORIES = ("bpl", "staff")

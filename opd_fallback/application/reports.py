@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from opd_fallback.rules import format_paise
+from opd_fallback.domain.rules import format_paise
 
 DAY_SCHEMA = "opd-fallback/reconcile/1"
 NIGHTLY_SCHEMA = "opd-fallback/nightly/1"
@@ -73,10 +73,7 @@ def summary_rows(day: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         return out
 
     a, b = flat(local), flat(central)
-    order = ["ops_applied"] + sorted(k for k in set(a) | set(b) if k.startswith("by_kind.")) + [
-        "payments.count", "payments.total_paise"] + sorted(
-        k for k in set(a) | set(b) if k.startswith("payments.by_mode.")) + [
-        "voids.count", "voids.total_paise", "op_ids_sha256"]
+    order = ["ops_applied", *sorted(k for k in set(a) | set(b) if k.startswith("by_kind.")), "payments.count", "payments.total_paise", *sorted(k for k in set(a) | set(b) if k.startswith("payments.by_mode.")), "voids.count", "voids.total_paise", "op_ids_sha256"]
     missing_is_zero = bool(a) and bool(b)
     rows = []
     for k in order:

@@ -18,10 +18,10 @@ import orjson
 from sqlalchemy import text
 from sqlmodel import Session
 
-from opd_fallback.clock import IST, now_ist
-from opd_fallback.payloads import OP_KINDS
-from opd_fallback.rules import PAYMENT_MODES, format_paise
-from opd_fallback.services import day_totals
+from opd_fallback.application.services import day_totals
+from opd_fallback.domain.clock import IST, now_ist
+from opd_fallback.domain.payloads import OP_KINDS
+from opd_fallback.domain.rules import PAYMENT_MODES, format_paise
 from opd_fallback.store import meta, outbox
 from opd_fallback.store.engine import Store
 

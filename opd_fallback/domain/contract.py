@@ -2,7 +2,7 @@
 
 The op envelope, batch results and the reading endpoints' bodies. Both the
 sync client and the reference central server use these, so they cannot drift
-apart; payload rules live in :mod:`opd_fallback.payloads`.
+apart; payload rules live in :mod:`opd_fallback.domain.payloads`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
-from opd_fallback.payloads import OpKind
+from opd_fallback.domain.payloads import OpKind
 
 API_PREFIX = "/api/v1"
 MAX_BATCH_OPS = 500

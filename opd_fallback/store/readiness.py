@@ -20,8 +20,8 @@ from typing import Protocol
 
 import orjson
 
-from opd_fallback.clock import now_iso
-from opd_fallback.contract import DeviceInfo
+from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.contract import DeviceInfo
 from opd_fallback.store import audit, meta, numbers, reserved
 from opd_fallback.store.engine import Store
 

@@ -1,4 +1,4 @@
-"""``make demo`` / ``python -m opd_fallback.demo``: a whole counter on one machine.
+"""``make demo`` / ``python -m opd_fallback.cli.demo``: a whole counter on one machine.
 
 Starts the reference central server (demo master data) on 127.0.0.1 in a
 subprocess, registers a demo device, sets up the counter in ./demo-data with
@@ -49,7 +49,7 @@ def _wait_up(url: str, token: str, proc: subprocess.Popen[bytes], timeout_s: flo
 def main(root: Path | None = None) -> int:
     from opd_fallback.central.db import add_device
     from opd_fallback.config import load_settings, write_config, write_token
-    from opd_fallback.errors import DomainError
+    from opd_fallback.domain.errors import DomainError
     from opd_fallback.store.engine import open_store
     from opd_fallback.store.operators import add_operator
     from opd_fallback.sync.client import CentralClient
@@ -67,7 +67,7 @@ def main(root: Path | None = None) -> int:
     # a terminal closed under us (SIGTERM/SIGHUP) still stops the server below
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(0))
-    log = open(root / "central.log", "ab")
+    log = open(root / "central.log", "ab")  # noqa: SIM115 - handed to the child process, closed at exit
     proc = subprocess.Popen(
         [sys.executable, "-m", "opd_fallback.central", "serve", "--db", str(central_db),
          "--host", "127.0.0.1", "--port", str(port)],
