@@ -35,7 +35,8 @@ from sqlalchemy import text
 from opd_fallback.application.reports import DAY_SCHEMA
 from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.domain.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
-from opd_fallback.store import audit
+from opd_fallback.domain.jsonio import dumps
+from opd_fallback.store import audit, outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.sync.engine import record_rows
 
@@ -387,14 +388,12 @@ def mark_synced_many(
         for op_id, kind, record_ref, outcome in part:
             result = outcome.result or {}
             record_rows(kind, record_ref, result, records)
-            rows.append({"st": outcome.status, "r": orjson.dumps(result).decode(), "now": now, "i": op_id})
+            rows.append({"st": outcome.status, "res": dumps(result), "now": now, "id": op_id})
         with store.write() as s:
             for op_id, *_ in part:
-                before[op_id] = str(s.execute(text("SELECT state FROM op WHERE op_id=:i"), {"i": op_id}).scalar_one())
+                before[op_id] = str(outbox.op_state(s, op_id))
+            outbox.transition(s, "synced", rows)
             conn = s.connection()
-            conn.execute(text(
-                "UPDATE op SET state='synced', last_status=:st, result=:r, last_error=NULL, wait_reason=NULL, "
-                "synced_at=:now, updated_at=:now WHERE op_id=:i"), rows)
             for stmt, rec_rows in records.items():
                 conn.execute(stmt, rec_rows)
             for op_id, _kind, _ref, outcome in part:
@@ -407,16 +406,9 @@ def requeue(store: Store, op_ids: list[str], *, actor: str, day: str) -> int:
     """Put synced ops central has lost back in the queue (loudly, in the audit log)."""
     if not op_ids:
         return 0
-    now = now_iso()
     reason = f"central lost this op (reconciliation of {day}); sent again"
-    n = 0
     with store.write() as s:
-        for op_id in op_ids:
-            res = s.execute(text(
-                "UPDATE op SET state='pending', last_status=NULL, wait_reason=:w, synced_at=NULL, "
-                "attempts=0, first_deferred_at=NULL, updated_at=:now WHERE op_id=:i AND state='synced'"),
-                {"w": reason, "now": now, "i": op_id})
-            n += int(res.rowcount or 0)  # type: ignore[attr-defined]
+        n = outbox.transition(s, "requeued", [{"id": op_id, "why": reason} for op_id in op_ids])
         audit.record(s, actor, "reconcile.requeue_missing", day, count=n, op_ids=op_ids[:1000])
     return n
 

@@ -55,6 +55,7 @@ from opd_fallback.domain import payloads as P
 from opd_fallback.domain import rules
 from opd_fallback.domain.clock import now_iso, parse_iso
 from opd_fallback.domain.errors import FIELD_LABELS, DomainError, validate
+from opd_fallback.domain.jsonio import dumps, dumps_or_none, loads
 from opd_fallback.store import audit, numbers, outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import verify_operator
@@ -167,14 +168,6 @@ class Decision:
 
 
 # --------------------------------------------------------------------------- helpers
-def _loads(value: str | None) -> Any:
-    return None if value is None else orjson.loads(value)
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 def _label(name: str) -> str:
     return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
 
@@ -272,12 +265,12 @@ def _dependents(s: Session, op_id: str) -> list[Op]:
     like = f'%"{op_id}"%'
     stmt = select(Op).where(col(Op.depends_on).like(like),
                             col(Op.state).notin_((outbox.SYNCED, outbox.CANCELLED))).order_by(col(Op.seq))
-    return [o for o in s.exec(stmt) if op_id in (_loads(o.depends_on) or [])]
+    return [o for o in s.exec(stmt) if op_id in (loads(o.depends_on) or [])]
 
 
 def _item(s: Session, op: Op) -> ReviewItem:
-    payload = _loads(op.payload) or {}
-    error = _loads(op.last_error) or {}
+    payload = loads(op.payload) or {}
+    error = loads(op.last_error) or {}
     category = _category(op, error)
     waiting = tuple(o.op_id for o in _dependents(s, op.op_id))
     comparisons: list[Comparison] = []
@@ -439,29 +432,21 @@ class ReviewService:
 
     @staticmethod
     def _resubmit(s: Session, op: Op, resolution: dict[str, Any] | None) -> None:
-        op.state = outbox.PENDING
-        op.resolution = None if resolution is None else _dumps(resolution)
-        op.wait_reason = None
-        op.first_deferred_at = None
-        op.updated_at = now_iso()
-        s.add(op)
+        outbox.transition_one(s, op.op_id, "resubmitted", res=dumps_or_none(resolution))
 
     @staticmethod
     def _cancel(s: Session, op: Op, reason: str) -> None:
-        op.state = outbox.CANCELLED
-        op.wait_reason = reason
-        op.updated_at = now_iso()
-        s.add(op)
+        outbox.transition_one(s, op.op_id, "cancelled", why=reason)
 
     @staticmethod
     def _repoint(s: Session, old: str, new: str | None) -> list[str]:
         """Ops waiting on ``old`` wait on ``new`` instead (or on nothing)."""
         moved = []
         for dep in _dependents(s, old):
-            ids = [i for i in (_loads(dep.depends_on) or []) if i != old]
+            ids = [i for i in (loads(dep.depends_on) or []) if i != old]
             if new:
                 ids.append(new)
-            dep.depends_on = _dumps(sorted(set(ids)))
+            dep.depends_on = dumps(sorted(set(ids)))
             dep.updated_at = now_iso()
             s.add(dep)
             moved.append(dep.op_id)
@@ -473,11 +458,11 @@ class ReviewService:
         seq = numbers.next_seq(s)
         new = outbox.enqueue(
             s, seq=seq, kind=op.kind, device_id=op.device_id, operator_id=op.operator_id, payload=payload,
-            depends_on=_loads(op.depends_on) or [], recorded_at=op.recorded_at, record_kind=op.record_kind,
+            depends_on=loads(op.depends_on) or [], recorded_at=op.recorded_at, record_kind=op.record_kind,
             record_ref=op.record_ref, source=op.source, supersedes=op.op_id,
         )
         if resolution is not None:
-            new.resolution = _dumps(resolution)
+            new.resolution = dumps(resolution)
         s.add(new)
         s.flush()
         self._cancel(s, op, f"superseded by {new.op_id} ({reason})")
@@ -499,7 +484,7 @@ class ReviewService:
             if table is Payment and name in PAYMENT_FIXED:
                 continue
             if isinstance(value, (list, dict)):
-                value = _dumps(value)
+                value = dumps(value)
             setattr(rec, name, value)
             changed.append(name)
         s.add(rec)
@@ -667,7 +652,7 @@ class ReviewService:
                 sub = item if o is op else _item(s, o)
                 self._audit(s, sup, "cancel", sub, reason=why, money=money_note if o.kind in _MONEY_KINDS
                             else None, cascade_from=None if o is op else op.op_id,
-                            payload=_loads(o.payload))
+                            payload=loads(o.payload))
         return Decision("cancel", op.op_id, f"cancelled {len(chain)} op(s).",
                         affected=tuple(o.op_id for o in later))
 
@@ -676,7 +661,7 @@ class ReviewService:
         with self.store.write() as s:
             self._check_role(s, sup)
             op, item = self._flagged(s, key, "waited_too_long")
-            self._resubmit(s, op, _loads(op.resolution))
+            self._resubmit(s, op, loads(op.resolution))
             self._audit(s, sup, "retry", item, note=note, waited_on=item.error.get("message"))
         return Decision("retry", op.op_id, "queued again for the next sync.")
 

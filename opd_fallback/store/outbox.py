@@ -1,18 +1,38 @@
-"""The outbox: every record's op, written in the record's own transaction.
+"""The outbox: every record's op, written in the record's own transaction,
+and the one owner of an op's life.
 
 Sync reads it in ``seq`` order and writes back what central answered. Nothing
-here deletes an op (a trigger refuses it anyway); an op leaves ``pending`` only
-for ``synced``, ``rejected``, ``conflict`` or, by a person's decision,
-``cancelled``.
+here deletes an op (a trigger refuses it anyway). Every change of an op's
+``state`` (and of the bookkeeping that goes with it) is one of the
+:data:`TRANSITIONS` below, made by :func:`transition` (set-based, for the
+engine's batches) or :func:`transition_one` (one op, refusing a move the table
+does not allow). Nothing else in the package writes ``UPDATE op``:
+
+==================  ==============================  ==========  =========================
+transition          from                            to          who
+==================  ==============================  ==========  =========================
+``synced``          pending, rejected, conflict,    synced      engine (applied /
+                    cancelled, synced                           duplicate), reconcile
+                                                                (central has it)
+``flagged``         pending                         rejected /  engine
+                                                    conflict
+``deferred``        pending                         pending     engine (try again later)
+``waiting``         pending                         pending     engine (why it waits)
+``requeued``        synced                          pending     reconcile (central lost it)
+``resubmitted``     rejected, conflict              pending     review (a person decided)
+``cancelled``       rejected, conflict, pending     cancelled   review (a person decided;
+                                                                pending: ops that wait on
+                                                                the cancelled one)
+==================  ==============================  ==========  =========================
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from pydantic import BaseModel
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
@@ -20,23 +40,135 @@ from ulid import ULID
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import OpEnvelope
+from opd_fallback.domain.jsonio import dumps, loads
 from opd_fallback.store.tables import Op
 
 PENDING, SYNCED, REJECTED, CONFLICT, CANCELLED = "pending", "synced", "rejected", "conflict", "cancelled"
 STATES = (PENDING, SYNCED, REJECTED, CONFLICT, CANCELLED)
 FLAGGED = (REJECTED, CONFLICT)
 
+__all__ = [
+    "CANCELLED", "CONFLICT", "FLAGGED", "PENDING", "REJECTED", "STATES", "SYNCED", "TRANSITIONS",
+    "IllegalTransition", "Transition", "counts_by_state", "counts_by_state_and_kind", "dumps", "enqueue",
+    "envelope", "get", "list_ops", "loads", "new_op_id", "oldest_recorded_at", "op_state", "pending",
+    "transition", "transition_one", "unsynced_op_ids",
+]
+
+
+# --------------------------------------------------------------------------- the life of an op
+class IllegalTransition(ValueError):
+    """A state change the table does not allow (a bug, or a race lost to another writer)."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One allowed move: from any of ``sources`` to ``target``, setting ``assign``.
+
+    ``assign`` is SQL ``SET`` text over named parameters that every row passes;
+    ``state`` is set by the transition itself (``:state`` where the target
+    depends on the row: rejected or conflict).
+    """
+
+    name: str
+    sources: frozenset[str]
+    target: str | None  # None: the row supplies ``state`` (rejected or conflict)
+    assign: str
+    targets: frozenset[str] = frozenset()
+
+    @property
+    def sql(self) -> str:
+        state = "state=:state, " if self.target is None else f"state='{self.target}', "
+        sources = ", ".join(f"'{s}'" for s in sorted(self.sources))
+        return f"UPDATE op SET {state}{self.assign}, updated_at=:now WHERE op_id=:id AND state IN ({sources})"
+
+    def allows(self, source: str, target: str | None = None) -> bool:
+        if source not in self.sources:
+            return False
+        if self.target is None:
+            return target in self.targets
+        return target in (None, self.target)
+
+
+def _t(name: str, sources: Iterable[str], target: str | None, assign: str, targets: Iterable[str] = ()) -> Transition:
+    return Transition(name, frozenset(sources), target, assign, frozenset(targets))
+
+
+TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
+    # central has it (applied now, a duplicate, or found by reconcile): central's word is the truth,
+    # whatever we thought; the result is booked, the attempt counted, resolution and reason cleared
+    _t("synced", (PENDING, REJECTED, CONFLICT, CANCELLED, SYNCED), SYNCED,
+       "last_status=:st, result=:res, last_error=NULL, wait_reason=NULL, resolution=NULL, synced_at=:now, "
+       "attempts=attempts+1"),
+    # central refused it or needs a person: kept, with the server's error and our words
+    _t("flagged", (PENDING,), None,
+       "last_status=:st, last_error=:err, wait_reason=:why, attempts=attempts+1", (REJECTED, CONFLICT)),
+    # not yet: the server deferred it; stays pending, the first deferral's time kept for "too long"
+    _t("deferred", (PENDING,), PENDING,
+       "last_status='deferred', last_error=:err, wait_reason=:why, "
+       "first_deferred_at=coalesce(first_deferred_at, :now), attempts=attempts+1"),
+    # not sent this time, and why, in words
+    _t("waiting", (PENDING,), PENDING, "wait_reason=:why"),
+    # central lost an op it had acknowledged: sent again, loudly (the caller audits it)
+    _t("requeued", (SYNCED,), PENDING,
+       "last_status=NULL, wait_reason=:why, synced_at=NULL, attempts=0, first_deferred_at=NULL"),
+    # a person decided a flagged op: sent again, with the resolution the contract asks for
+    _t("resubmitted", (REJECTED, CONFLICT), PENDING,
+       "resolution=:res, wait_reason=NULL, first_deferred_at=NULL"),
+    # a person decided a flagged op is not to be sent (with the pending ops that wait on it);
+    # the reason stays on it
+    _t("cancelled", (REJECTED, CONFLICT, PENDING), CANCELLED, "wait_reason=:why"),
+)}
+
+
+def transition(session: Session, name: str, rows: Sequence[dict[str, Any]]) -> int:
+    """Move many ops by one transition in the caller's transaction; returns how many moved.
+
+    Each row names its op as ``id`` and gives the transition's parameters
+    (``now`` is filled in when missing). An op not in one of the transition's
+    source states is left as it is: for a batch that is the right answer to a
+    race (an op a person cancelled meanwhile stays cancelled); callers that
+    must know use :func:`transition_one`.
+    """
+    if not rows:
+        return 0
+    t = TRANSITIONS[name]
+    now = now_iso()
+    params = [r if "now" in r else {**r, "now": now} for r in rows]
+    if t.target is None and any(p.get("state") not in t.targets for p in params):
+        raise IllegalTransition(f"{name} moves an op only to {sorted(t.targets)}")
+    session.flush()  # the ORM's pending writes first: they share this transaction
+    # sqlite3's executemany binds named parameters in C: no per-row Python on the hot path
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    cur = raw.cursor()
+    before = raw.total_changes
+    cur.executemany(t.sql, params)
+    return int(raw.total_changes - before)
+
+
+def transition_one(session: Session, op_id: str, name: str, **params: Any) -> str:
+    """Move one op, refusing (``IllegalTransition``) a move the table does not allow.
+
+    Returns the state the op was in before, for the audit log.
+    """
+    t = TRANSITIONS[name]
+    current = op_state(session, op_id)
+    if current is None:
+        raise IllegalTransition(f"op {op_id} does not exist")
+    target = params.get("state") if t.target is None else t.target
+    if not t.allows(current, target):
+        raise IllegalTransition(f"op {op_id} is {current}: {name} is not allowed from there")
+    moved = transition(session, name, [{"id": op_id, **params}])
+    if moved != 1:  # pragma: no cover - the state was read in this same transaction
+        raise IllegalTransition(f"op {op_id} changed under us")
+    for obj in list(session.identity_map.values()):  # the caller's copy of the row now says what moved
+        if isinstance(obj, Op) and obj.op_id == op_id:
+            session.refresh(obj)
+    return current
+
 
 def new_op_id() -> str:
     return str(ULID())
-
-
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def loads(value: str | None) -> Any:
-    return None if value is None else orjson.loads(value)
 
 
 def enqueue(

@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import text
 
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.jsonio import dumps, dumps_or_none
 from opd_fallback.store import lease as leases
-from opd_fallback.store import meta
+from opd_fallback.store import meta, outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.store.readiness import ensure_ready
 from opd_fallback.sync.batching import (
@@ -60,20 +60,6 @@ LAST_SYNC_OUTCOME = meta.LAST_SYNC_OUTCOME
 OK, NEEDS_PERSON, UNREACHABLE, UNAUTHORIZED, BUSY, STOPPED, ERROR = (
     "ok", "needs_person", "unreachable", "unauthorized", "busy", "stopped", "error")
 
-_SYNCED = text(
-    "UPDATE op SET state='synced', last_status=:st, result=:res, last_error=NULL, wait_reason=NULL, "
-    "resolution=NULL, synced_at=:now, updated_at=:now, attempts=attempts+1 WHERE op_id=:id"
-)
-_FLAG = text(
-    "UPDATE op SET state=:state, last_status=:st, last_error=:err, wait_reason=:why, updated_at=:now, "
-    "attempts=attempts+1 WHERE op_id=:id AND state='pending'"
-)
-_DEFER = text(
-    "UPDATE op SET last_status='deferred', last_error=:err, wait_reason=:why, "
-    "first_deferred_at=coalesce(first_deferred_at, :now), updated_at=:now, attempts=attempts+1 "
-    "WHERE op_id=:id AND state='pending'"
-)
-_WAIT = text("UPDATE op SET wait_reason=:why, updated_at=:now WHERE op_id=:id AND state='pending'")
 _RECORD_SQL: dict[str, list[Any]] = {
     "patient.register": [
         text("UPDATE patient SET uhid=:uhid WHERE local_ref=:ref"),
@@ -95,8 +81,7 @@ _RECORD_SQL: dict[str, list[Any]] = {
 }
 
 
-_SQL: dict[Any, str] = {stmt: str(stmt) for stmt in (_SYNCED, _FLAG, _DEFER, _WAIT)}
-_SQL.update({stmt: str(stmt) for stmts in _RECORD_SQL.values() for stmt in stmts})
+_SQL: dict[Any, str] = {stmt: str(stmt) for stmts in _RECORD_SQL.values() for stmt in stmts}
 
 
 def _raw(session: Any) -> Any:
@@ -165,7 +150,7 @@ class SyncSummary:
 
 
 def _err_json(err: Any) -> str | None:
-    return None if err is None else orjson.dumps(err).decode()
+    return dumps_or_none(err)
 
 
 def _err_words(err: Any) -> str:
@@ -526,7 +511,7 @@ class SyncEngine:
             err = r.get("error")
             if st in ("applied", "duplicate"):
                 res = r.get("result") or {}
-                synced.append({"id": op.op_id, "st": st, "res": orjson.dumps(res).decode(), "now": now})
+                synced.append({"id": op.op_id, "st": st, "res": dumps(res), "now": now})
                 record_rows(op.kind, op.record_ref, res, records)
                 counts[st] += 1
             elif st in ("rejected", "conflict"):
@@ -553,13 +538,10 @@ class SyncEngine:
                 defers.append({"id": op.op_id, "err": _err_json(r), "now": now,
                                "why": f"the server answered an unknown status {st!r}; will resend"})
         with self.store.write() as s:
+            outbox.transition(s, "synced", synced)
+            outbox.transition(s, "flagged", flags)
+            outbox.transition(s, "deferred", defers)
             raw = _raw(s)  # sqlite3's executemany binds named params in C: no per-row Python
-            if synced:
-                raw.executemany(_SQL[_SYNCED], synced)
-            if flags:
-                raw.executemany(_SQL[_FLAG], flags)
-            if defers:
-                raw.executemany(_SQL[_DEFER], defers)
             for stmt, rows in records.items():
                 raw.executemany(_SQL.get(stmt) or str(stmt), rows)
         with run.lock:
@@ -582,7 +564,7 @@ class SyncEngine:
             return
         now = now_iso()
         with self.store.write() as s:
-            _raw(s).executemany(_SQL[_WAIT], [{"id": i, "why": w, "now": now} for i, w in reasons.items()])
+            outbox.transition(s, "waiting", [{"id": i, "why": w, "now": now} for i, w in reasons.items()])
 
     def _conclude(self, summary: SyncSummary, run: _Run, seen: set[str]) -> None:
         exc = run.fatal
@@ -630,7 +612,7 @@ class SyncEngine:
                 meta.put(s, LAST_SYNC_AT, summary.finished_at)
                 if summary.outcome in (OK, NEEDS_PERSON):
                     meta.put(s, LAST_SYNC_OK_AT, summary.finished_at)
-                meta.put(s, LAST_SYNC_OUTCOME, orjson.dumps(summary.as_dict()).decode())
+                meta.put(s, LAST_SYNC_OUTCOME, dumps(summary.as_dict()))
         except Exception as exc:  # the run's result stands even if bookkeeping fails
             summary.warnings.append(f"could not record the sync outcome: {exc}")
 
@@ -658,7 +640,7 @@ def record_rows(kind: str, record_ref: str | None, res: dict[str, Any],
     else:  # payment.record
         warnings = res.get("warnings")
         row = {"cid": res.get("receipt_id"), "ref": ref,
-               "warn": orjson.dumps(warnings).decode() if warnings else None}
+               "warn": dumps(warnings) if warnings else None}
     for stmt in stmts:
         records.setdefault(stmt, []).append(row)
 

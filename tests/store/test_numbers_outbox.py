@@ -52,8 +52,7 @@ def test_outbox_reads(store: Store) -> None:
                            payload={"x": seq}, depends_on=["b", "a", "a"], record_kind="patient", record_ref=f"r{seq}")
     with store.write() as s:
         op2 = outbox.pending(s)[1]
-        op2.state = outbox.SYNCED
-        s.add(op2)
+        outbox.transition_one(s, op2.op_id, "synced", st="applied", res="{}")
     with store.read() as s:
         assert [o.seq for o in outbox.pending(s)] == [1, 3]
         assert outbox.counts_by_state(s)["synced"] == 1
