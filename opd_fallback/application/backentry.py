@@ -461,7 +461,7 @@ def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str
     if payment.mode == "waived":
         return [{"code": t, "qty": 1, "amount_paise": 0} for t in tests]
     items = [{"code": t, "qty": 1, "amount_paise": cat.tests[t].price_paise} for t in tests]
-    total = sum(i["amount_paise"] for i in items)
+    total = sum(cat.tests[t].price_paise for t in tests)
     if total != amount:
         raise DomainError.field(
             "amount_paise",

@@ -303,7 +303,7 @@ def to_html(report: dict[str, Any]) -> str:
     days = days_of(report)
     device = report.get("device_id") or (days[0].get("device_id") if days else "")
     title = f"{'Nightly check' if nightly else 'Reconciliation'} - counter {device}"
-    status = report.get("status") or (days[0].get("status") if days else "")
+    status = str(report.get("status") or (days[0].get("status") if days else "") or "")
     body = [f"<h1>{_e(title)}</h1>",
             f"<p>Generated {_e(report.get('finished_at') or report.get('started_at'))} &middot; "
             f"<span class='status {_e(status)}'>{_e(STATUS_WORDS.get(status, status))}</span></p>"]

@@ -474,7 +474,7 @@ class ReviewService:
         table = _RECORD_TABLES.get(op.record_kind or "")
         if table is None or not op.record_ref:
             return []
-        rec = s.exec(select(table).where(table.local_ref == op.record_ref)).first()  # type: ignore[attr-defined]
+        rec = s.exec(select(table).where(table.local_ref == op.record_ref)).first()
         if rec is None:
             return []
         changed = []

@@ -229,7 +229,6 @@ class Tx:
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
         uhid = reserved.take(self.session, "uhid", op_id)
         payload = validate(P.PatientRegister, {**data, "local_ref": local_ref, "uhid": uhid})
-        assert isinstance(payload, P.PatientRegister)
         body = payload.model_dump(mode="json")
         rec = Patient(
             **{k: body[k] for k in Patient.model_fields if k in body and k not in ("id",)},
@@ -339,7 +338,6 @@ class Tx:
             "visit": visit_wire, "lab_order": lab_wire, "amount_paise": amount, "mode": payment.mode,
             "mode_ref": payment.mode_ref, "items": items,
         })
-        assert isinstance(model, P.PaymentRecord)
         self.session.add(Payment(
             local_ref=local_ref, receipt_no=receipt, patient_local_ref=info.local_ref,
             patient_uhid=info.uhid, patient_name=info.name, visit_local_ref=visit_local,
@@ -369,13 +367,13 @@ class Tx:
         model = validate(P.PaymentVoid, {"payment": {"local_ref": pay.local_ref}, "reason": reason})
         seq, op_id, when = self._begin_op()
         self.session.add(PaymentVoid(
-            payment_local_ref=pay.local_ref, reason=model.reason, approved_by=approved_by,  # type: ignore[attr-defined]
+            payment_local_ref=pay.local_ref, reason=model.reason, approved_by=approved_by,
             op_id=op_id, operator_id=self.operator_id, created_at=when.isoformat(),
         ))
         self._enqueue(seq, op_id, when, "payment.void", model, self._unsynced(pay.op_id), "payment_void",
                       pay.local_ref)
         audit.record(self.session, self.operator_id, "payment.void", pay.local_ref,
-                     receipt_no=pay.receipt_no, approved_by=approved_by, reason=model.reason)  # type: ignore[attr-defined]
+                     receipt_no=pay.receipt_no, approved_by=approved_by, reason=model.reason)
         return Saved("payment_void", pay.local_ref, op_id, seq, {
             "receipt_no": pay.receipt_no, "amount_paise": pay.amount_paise, "mode": pay.mode,
         })
@@ -386,7 +384,6 @@ class Tx:
         base = info.version if base_version is None else base_version
         model = validate(P.PatientUpdate, {"patient": info.ref.wire(), "base_version": base,
                                            "changes": changes})
-        assert isinstance(model, P.PatientUpdate)
         seq, op_id, when = self._begin_op()
         if info.local_ref:  # registered here (under this or an earlier device id)?
             rec = self.session.exec(select(Patient).where(Patient.local_ref == info.local_ref)).first()

@@ -75,7 +75,7 @@ class _Reporter:
             )
 
             class Rate(TextColumn):
-                def render(self, task: Any) -> Any:  # type: ignore[override]
+                def render(self, task: Any) -> Any:
                     from rich.text import Text
 
                     speed = task.finished_speed or task.speed

@@ -8,9 +8,12 @@ as the contract's ``error.fields``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+M = TypeVar("M", bound=BaseModel)
 
 FIELD_LABELS: dict[str, str] = {
     "name": "Name",
@@ -84,7 +87,7 @@ class DomainError(Exception):
         return cls([FieldProblem(field, code, message)], code=code)
 
 
-def _message(err: dict[str, Any]) -> tuple[str, str]:
+def _message(err: ErrorDetails) -> tuple[str, str]:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "missing":
@@ -133,7 +136,7 @@ def explain(exc: ValidationError) -> list[FieldProblem]:
     return out
 
 
-def validate(model: type[BaseModel], data: Any) -> BaseModel:
+def validate(model: type[M], data: Any) -> M:
     """Validate or raise ``DomainError`` with readable problems."""
     try:
         return model.model_validate(data)

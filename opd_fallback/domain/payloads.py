@@ -157,8 +157,8 @@ class PatientRegister(PatientFields):
 
     local_ref: LocalRef
     uhid: str | None = Field(default=None, max_length=64)
-    name: str  # type: ignore[assignment]
-    sex: Sex  # type: ignore[assignment]
+    name: str
+    sex: Sex
     category: Category = "general"
 
     @model_validator(mode="after")

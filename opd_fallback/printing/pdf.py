@@ -72,8 +72,8 @@ class PdfPrinter:
             elif block.kind == "qr":
                 buf = io.BytesIO()
                 segno.make(block.text, error="m").save(buf, kind="png", scale=4, border=2)
-                size = min(30.0, inner)
-                pdf.image(io.BytesIO(buf.getvalue()), x=margin + (inner - size) / 2, w=size, h=size)
+                side = min(30.0, inner)
+                pdf.image(io.BytesIO(buf.getvalue()), x=margin + (inner - side) / 2, w=side, h=side)
             elif block.kind == "barcode":
                 h = 10.0
                 y = pdf.get_y()

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from opd_fallback.config import Settings
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.jsonio import dumps, dumps_or_none
 from opd_fallback.store import lease as leases
@@ -205,7 +206,7 @@ class SyncEngine:
         self,
         store: Store,
         client: CentralClient,
-        settings: Any = None,
+        settings: Settings | None = None,
         *,
         batch_size: int | None = None,
         lanes: int | None = None,
@@ -221,12 +222,13 @@ class SyncEngine:
     ) -> None:
         self.store = store
         self.client = client
-        self.batch_size = batch_size or getattr(settings, "batch_size", 500)
-        self.lanes = lanes or getattr(settings, "batches_in_flight", 3)
+        tuning = settings if settings is not None else Settings.model_construct()  # the defaults, no env
+        self.batch_size = batch_size or tuning.batch_size
+        self.lanes = lanes or tuning.batches_in_flight
         self.max_rounds = max_rounds
         self.round_pause_s = round_pause_s
         self.max_deferred_wait_s = (max_deferred_wait_s if max_deferred_wait_s is not None
-                                    else getattr(settings, "max_deferred_wait_s", 6 * 3600.0))
+                                    else float(tuning.max_deferred_wait_s))
         self.give_up_after_s = give_up_after_s
         self.lease_wait_s = lease_wait_s
         self.use_lease = use_lease

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from opd_fallback.domain.clock import now_iso
@@ -68,10 +69,10 @@ def refresh_master_data(store: Store, client: CentralClient, call: Callable[[Cal
         etag = row.etag if row else None
         version = row.version if row else None
     md, new_etag, raw = call(lambda: client.master_data(etag))
-    if md is None:
+    if md is None or raw is None:
         return "unchanged", version
     with store.write() as s:
-        s.merge(MasterDataCache(id=1, version=md.version, etag=new_etag, body=raw.decode("utf-8"),  # type: ignore[union-attr]
+        s.merge(MasterDataCache(id=1, version=md.version, etag=new_etag, body=raw.decode("utf-8"),
                                 fetched_at=now_iso()))
     return "updated", md.version
 
@@ -85,7 +86,7 @@ def refresh_patient_index(
         cursor = meta.get(s, INDEX_CURSOR)
     received = pages = 0
     while True:
-        data = call(lambda c=cursor: client.patient_changes_raw(c, page))
+        data = call(partial(client.patient_changes_raw, cursor, page))
         patients = data["patients"]
         nxt = data.get("next_cursor") or cursor
         with store.write() as s:
@@ -116,7 +117,7 @@ def top_up_ids(
             have = reserved.free_count(s, kind)
         if have < low_water:
             want = min(1000, target - have)
-            block = call(lambda k=kind, n=want: client.id_block(k, n))
+            block = call(partial(client.id_block, kind, want))
             with store.write() as s:
                 added[kind] = reserved.add_block(s, kind, block.ids)
             have += added[kind]

@@ -94,6 +94,10 @@ class CircuitBreaker:
         self.probes = 0
         self.gave_up = False
 
+    def sleep(self, seconds: float) -> None:
+        """Wait between tries, waking at once when the run is stopped."""
+        self.stop.wait(seconds)
+
     @property
     def is_open(self) -> bool:
         return self._open_since is not None
@@ -216,6 +220,6 @@ def call_with_retries(
         stop=stop,
         reraise=True,
         before_sleep=before_sleep,
-        sleep=lambda s: breaker.stop.wait(s) and None,  # type: ignore[func-returns-value]
+        sleep=breaker.sleep,
     )
     return retrying(attempt)
