@@ -51,9 +51,9 @@ from typing import Any, Literal
 import orjson
 from sqlmodel import Session, col, select
 
+from opd_fallback.domain import contract, rules
 from opd_fallback.domain import payloads as P
-from opd_fallback.domain import rules
-from opd_fallback.domain.clock import now_iso, parse_iso
+from opd_fallback.domain.clock import duration_words, now_iso, seconds_since
 from opd_fallback.domain.errors import FIELD_LABELS, DomainError, validate
 from opd_fallback.domain.jsonio import dumps, dumps_or_none, loads
 from opd_fallback.store import audit, numbers, outbox
@@ -65,8 +65,8 @@ Category = Literal["possible_duplicate", "stale_update", "rejected", "waited_too
 Pick = Literal["counter", "central"]
 
 FLAGGED_STATES = (outbox.REJECTED, outbox.CONFLICT)
-# Fields compared beside a duplicate candidate (what the contract lists for a candidate).
-CANDIDATE_FIELDS = ("name", "sex", "age_years", "guardian_name", "mobile", "district")
+# Fields compared beside a duplicate candidate: the contract's, less the id itself.
+CANDIDATE_FIELDS = tuple(f for f in contract.CANDIDATE_FIELDS if f != "uhid")
 # A payment is a fact: its money fields are never edited (a trigger refuses it locally too).
 PAYMENT_FIXED = ("amount_paise", "mode", "items")
 _RECORD_TABLES: dict[str, type[Any]] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder,
@@ -315,16 +315,7 @@ def age_words(oldest_recorded_at: str | None, now: str | None = None) -> str:
     """'3 h 5 min' since ``oldest_recorded_at`` (for a status line)."""
     if not oldest_recorded_at:
         return ""
-    secs = int((parse_iso(now or now_iso()) - parse_iso(oldest_recorded_at)).total_seconds())
-    secs = max(secs, 0)
-    days, rest = divmod(secs, 86400)
-    hours, rest = divmod(rest, 3600)
-    mins = rest // 60
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {mins} min"
-    return f"{mins} min"
+    return duration_words(seconds_since(oldest_recorded_at, now))
 
 
 def parse_value(kind: str, name: str, text: str) -> Any:

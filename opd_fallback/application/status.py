@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from opd_fallback.application.services import day_totals
-from opd_fallback.domain.clock import IST, now_ist
+from opd_fallback.domain.clock import IST, duration_words, now_ist
 from opd_fallback.domain.payloads import OP_KINDS
 from opd_fallback.domain.rules import PAYMENT_MODES, format_paise
 from opd_fallback.store import meta, outbox
@@ -126,18 +126,6 @@ def collect(store: Store, device_id: str, *, now: datetime | None = None) -> dic
     }
 
 
-def _age_words(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 172800:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} days"
-
-
 def render_text(report: dict[str, Any]) -> str:
     """The report for a person at a terminal."""
     ops = report["ops"]
@@ -149,13 +137,13 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(f"  {state:<9} " + ", ".join(f"{k} {n}" for k, n in nonzero.items()))
     p = report["pending"]
     lines.append(
-        f"Waiting to sync: {p['count']}; oldest waited {_age_words(p['oldest_age_seconds'])}"
+        f"Waiting to sync: {p['count']}; oldest waited {duration_words(p['oldest_age_seconds'])}"
         + (f"; {p['with_wait_reason']} held back with a reason" if p["with_wait_reason"] else "")
     )
     n = report["needs_person"]
     lines.append(
         f"Needs a person (rejected or conflict): {n['count']}"
-        + (f"; oldest {_age_words(n['oldest_age_seconds'])} old -> opd-fallback review" if n["count"] else "")
+        + (f"; oldest {duration_words(n['oldest_age_seconds'])} old -> opd-fallback review" if n["count"] else "")
     )
     sync = report["last_sync"]
     if sync["last_attempt_at"]:

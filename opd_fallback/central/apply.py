@@ -48,7 +48,7 @@ from pydantic import ValidationError
 from opd_fallback.central import dedupe
 from opd_fallback.central.master import MasterIndex
 from opd_fallback.domain.clock import IST, now_iso
-from opd_fallback.domain.contract import OpEnvelope
+from opd_fallback.domain.contract import CANDIDATE_FIELDS, OpEnvelope
 from opd_fallback.domain.errors import explain
 from opd_fallback.domain.payloads import (
     LabOrder,
@@ -67,7 +67,7 @@ ID_PATTERNS = {k: re.compile("^" + v.replace("{:09d}", r"\d{9}") + "$") for k, v
 PATIENT_COLUMNS = tuple(PatientFields.model_fields)
 _PATIENT_COLS = ("uhid", *PATIENT_COLUMNS, "version", "change_seq", "created_at", "updated_at", "device_id", "op_id")
 _INSERT_PATIENT = f"INSERT INTO patient({','.join(_PATIENT_COLS)}) VALUES ({','.join('?' * len(_PATIENT_COLS))})"
-CANDIDATE_KEYS = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile", "district")
+CANDIDATE_KEYS = CANDIDATE_FIELDS
 _REQUIRED_PATIENT = ("name", "sex", "category")
 _REF_TABLES = {
     "patient": ("patient", "uhid"),

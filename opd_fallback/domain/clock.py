@@ -22,3 +22,25 @@ def today_ist() -> date:
 
 def parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+def duration_words(seconds: float | None) -> str:
+    """How long, for a person: '45 s', '12 min', '3 h 5 min', '2 d 3 h'; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    secs = max(int(seconds), 0)
+    days, rest = divmod(secs, 86400)
+    hours, rest = divmod(rest, 3600)
+    mins = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {mins} min"
+    if secs < 120:
+        return f"{secs} s"
+    return f"{mins} min"
+
+
+def seconds_since(then: str, now: str | None = None) -> float:
+    """Seconds from the RFC 3339 time ``then`` to ``now`` (default: now)."""
+    return (parse_iso(now or now_iso()) - parse_iso(then)).total_seconds()

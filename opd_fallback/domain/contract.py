@@ -75,6 +75,10 @@ class Candidate(Wire):
     district: str | None = None
 
 
+# What the contract lists for a possible-duplicate candidate, in its order.
+CANDIDATE_FIELDS = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile", "district")
+
+
 class OpError(Wire):
     code: str
     message: str = ""

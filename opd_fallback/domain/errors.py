@@ -142,3 +142,10 @@ def validate(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise DomainError(explain(exc), code="validation_failed") from None
+
+
+def error_words(err: Any, limit: int = 200) -> str:
+    """A contract error object (``{"code", "message"}``) as one line for a person."""
+    if isinstance(err, dict):
+        return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")[:limit]
+    return str(err)[:limit]

@@ -14,6 +14,9 @@ NEEDS_SEQ_CHECK = "needs_seq_check"
 LAST_SYNC_AT = "last_sync_at"  # RFC 3339, when the last attempt finished
 LAST_SYNC_OK_AT = "last_sync_ok_at"  # RFC 3339, last attempt that reached central
 LAST_SYNC_OUTCOME = "last_sync_outcome"  # JSON of the engine's SyncSummary.as_dict()
+# Written by readiness: the device ids this database had before a move, and the last seq check.
+PREVIOUS_DEVICE_IDS = "previous_device_ids"
+LAST_SEQ_CHECK = "last_seq_check"
 
 
 def get(session: Session, key: str, default: str | None = None) -> str | None:

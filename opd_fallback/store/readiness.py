@@ -25,8 +25,8 @@ from opd_fallback.domain.contract import DeviceInfo
 from opd_fallback.store import audit, meta, numbers, reserved
 from opd_fallback.store.engine import Store
 
-PREVIOUS_DEVICE_IDS = "previous_device_ids"
-LAST_SEQ_CHECK = "last_seq_check"
+PREVIOUS_DEVICE_IDS = meta.PREVIOUS_DEVICE_IDS
+LAST_SEQ_CHECK = meta.LAST_SEQ_CHECK
 
 
 class DeviceMe(Protocol):

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from opd_fallback.domain.contract import MAX_BATCH_BYTES, MAX_BATCH_OPS
+from opd_fallback.domain.errors import error_words
 
 BODY_BUDGET = MAX_BATCH_BYTES - 16 * 1024  # headroom for the {"ops":[...]} wrapper
 
@@ -97,9 +98,7 @@ def _error_words(last_error: str | None) -> str | None:
         err = orjson.loads(last_error)
     except orjson.JSONDecodeError:
         return last_error[:200]
-    if isinstance(err, dict):
-        return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
-    return str(err)[:200]
+    return error_words(err)
 
 
 def load_flagged(session: Session) -> dict[str, Flagged]:

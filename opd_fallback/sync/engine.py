@@ -28,6 +28,7 @@ from sqlalchemy import text
 
 from opd_fallback.config import Settings
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.errors import error_words
 from opd_fallback.domain.jsonio import dumps, dumps_or_none
 from opd_fallback.store import lease as leases
 from opd_fallback.store import meta, outbox
@@ -152,12 +153,6 @@ class SyncSummary:
 
 def _err_json(err: Any) -> str | None:
     return dumps_or_none(err)
-
-
-def _err_words(err: Any) -> str:
-    if isinstance(err, dict):
-        return f"{err.get('code', 'error')}: {err.get('message', '')}".strip(": ")
-    return str(err)
 
 
 class _Run:
@@ -444,7 +439,7 @@ class SyncEngine:
     def _status_words(status: Any, err: Any) -> str:
         words = {"rejected": "the server rejected", "conflict": "needs a person's decision",
                  "deferred": "the server deferred"}.get(str(status), f"got {status}")
-        return words + (f" ({_err_words(err)})" if err else "")
+        return words + (f" ({error_words(err)})" if err else "")
 
     def _send(self, batch: list[PendingOp], breaker: CircuitBreaker, summary: SyncSummary) -> list[dict[str, Any]]:
         """Post one batch until answered; a 413 splits it."""
@@ -522,15 +517,15 @@ class SyncEngine:
                 flags.append({"id": op.op_id, "state": st, "st": st, "err": _err_json(err), "why": None,
                               "now": now})
                 counts[st] += 1
-                reasons.append(f"{op.label()}: {st} ({_err_words(err)})")
+                reasons.append(f"{op.label()}: {st} ({error_words(err)})")
             elif st == "deferred":
                 code = err.get("code", "") if isinstance(err, dict) else ""
-                why = f"the server deferred it: {_err_words(err)}" if err else "the server deferred it"
+                why = f"the server deferred it: {error_words(err)}" if err else "the server deferred it"
                 if self._deferred_too_long(op, now_dt):
                     flags.append({"id": op.op_id, "state": "conflict", "st": "deferred", "err": _err_json(err),
                                   "why": "waited too long for a dependency: " + why, "now": now})
                     counts["too_long"] += 1
-                    reasons.append(f"{op.label()}: waited too long ({_err_words(err)})")
+                    reasons.append(f"{op.label()}: waited too long ({error_words(err)})")
                 else:
                     defers.append({"id": op.op_id, "err": _err_json(err), "why": why, "now": now})
                     counts["deferred"] += 1

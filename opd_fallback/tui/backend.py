@@ -24,10 +24,11 @@ from opd_fallback.application.services import (
 from opd_fallback.domain import rules
 from opd_fallback.domain.clock import now_ist, parse_iso, today_ist
 from opd_fallback.domain.contract import Department, Test
-from opd_fallback.domain.errors import DomainError
+from opd_fallback.domain.errors import DomainError, error_words
 from opd_fallback.domain.masterdata import Catalog, FeeQuote
 from opd_fallback.printing import templates as T
 from opd_fallback.printing.document import Document
+from opd_fallback.store import meta as meta_keys
 from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import verify_operator, verify_supervisor
@@ -226,7 +227,7 @@ class StoreBackend:
             counts = outbox.counts_by_state(s)
             oldest = outbox.oldest_recorded_at(s, [outbox.PENDING])
             meta = dict(s.execute(text(
-                "SELECT key, value FROM meta WHERE key IN ('last_sync_at', 'last_sync_outcome')"
+                f"SELECT key, value FROM meta WHERE key IN ('{meta_keys.LAST_SYNC_AT}', '{meta_keys.LAST_SYNC_OUTCOME}')"
             )).all())
         age = None
         if oldest:
@@ -235,9 +236,9 @@ class StoreBackend:
             except ValueError:
                 age = None
         last = None
-        if meta.get("last_sync_at"):
-            last = _short_time(str(meta["last_sync_at"]))
-            outcome = str(meta.get("last_sync_outcome") or "")
+        if meta.get(meta_keys.LAST_SYNC_AT):
+            last = _short_time(str(meta[meta_keys.LAST_SYNC_AT]))
+            outcome = str(meta.get(meta_keys.LAST_SYNC_OUTCOME) or "")
             if outcome.startswith("{"):
                 try:
                     outcome = str(outbox.loads(outcome).get("outcome", ""))
@@ -299,10 +300,7 @@ def _reason(op: Op) -> str:
     if op.wait_reason:
         return op.wait_reason
     if op.last_error:
-        err = outbox.loads(op.last_error) or {}
-        if isinstance(err, dict):
-            return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")
-        return str(err)
+        return error_words(outbox.loads(op.last_error) or {})
     if op.state == outbox.PENDING:
         return "waiting for the central server" if op.attempts == 0 else f"not accepted yet ({op.last_status})"
     return op.last_status or ""
