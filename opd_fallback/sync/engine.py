@@ -22,12 +22,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import text
 
 from opd_fallback.config import Settings
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.contract import DeviceInfo
 from opd_fallback.domain.errors import error_words
 from opd_fallback.domain.jsonio import dumps, dumps_or_none
 from opd_fallback.store import lease as leases
@@ -44,7 +45,6 @@ from opd_fallback.sync.batching import (
     plan,
 )
 from opd_fallback.sync.client import (
-    CentralClient,
     PayloadTooLarge,
     RequestRefused,
     SyncError,
@@ -189,6 +189,22 @@ class _Run:
                 pass  # a broken progress display never stops a sync
 
 
+class CentralForSync(Protocol):
+    """What the engine needs of central: the seam where tests put a scripted server.
+
+    :class:`~opd_fallback.sync.client.CentralClient` is the real one.
+    """
+
+    on_warning: Callable[[str], None] | None
+    clock_warning: str | None
+
+    def health(self) -> Any: ...
+
+    def device_me(self) -> DeviceInfo: ...
+
+    def push_batch_raw(self, body: bytes) -> list[dict[str, Any]]: ...
+
+
 class SyncEngine:
     """Sync one counter database with central.
 
@@ -200,7 +216,7 @@ class SyncEngine:
     def __init__(
         self,
         store: Store,
-        client: CentralClient,
+        client: CentralForSync,
         settings: Settings | None = None,
         *,
         batch_size: int | None = None,
@@ -344,11 +360,9 @@ class SyncEngine:
         counted_blocked: set[str] = set()
         seen_ids = {op.op_id for op in pending}
         try:  # one cheap call first: is central there, does it take our token (and its clock)?
-            preflight = getattr(self.client, "device_me", None) or self.client.health  # duck-typed fakes
-            call_with_retries(preflight, breaker, max_elapsed_s=self.give_up_after_s)
-            if getattr(self.client, "device_me", None) is not None:
-                # a counter restored from a backup continues above central's max_seq first
-                ensure_ready(self.store, self.client, actor="sync")
+            call_with_retries(self.client.device_me, breaker, max_elapsed_s=self.give_up_after_s)
+            # a counter restored from a backup continues above central's max_seq first
+            ensure_ready(self.store, self.client, actor="sync")
         except BaseException as exc:
             run.fail(exc)
             summary.probes = breaker.probes
@@ -642,7 +656,7 @@ def record_rows(kind: str, record_ref: str | None, res: dict[str, Any],
         records.setdefault(stmt, []).append(row)
 
 
-def sync_once(store: Store, client: CentralClient, settings: Any = None, progress: Progress | None = None,
+def sync_once(store: Store, client: CentralForSync, settings: Settings | None = None, progress: Progress | None = None,
               **kw: Any) -> SyncSummary:
     """Convenience: ``SyncEngine(store, client, settings, **kw).run(progress)``."""
     return SyncEngine(store, client, settings, **kw).run(progress)

@@ -25,6 +25,7 @@ from sqlalchemy import text
 from opd_fallback.application.review import ReviewService, Supervisor
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.contract import DeviceInfo
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.store.engine import Store, open_store
 from opd_fallback.store.operators import hash_pin
@@ -52,6 +53,9 @@ class FakeCentral:
 
     def health(self) -> dict[str, str]:
         return {"status": "ok"}
+
+    def device_me(self) -> DeviceInfo:
+        return DeviceInfo(device_id="C07", max_seq=0, ops_applied=len(self.applied))
 
     def _next(self, k: int) -> int:
         v = self.stream[self.i % len(self.stream)]
