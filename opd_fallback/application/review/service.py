@@ -1,342 +1,36 @@
-"""Review: every op sync could not finish alone reaches a decision by a person.
-
-Sync flags an op as ``conflict`` (a possible duplicate patient, a stale update,
-or -- set by the engine -- a dependency it waited on too long, ``last_status``
-``deferred``) or ``rejected`` (central can never apply it as sent). This module
-lists those items with an explanation in words and a field-by-field comparison,
-and carries out a supervisor's decision. Each decision changes the outbox and
-writes its audit entry (who, when, what, why) in the same transaction, so a
-decision is never half-made and never unrecorded. Nothing is deleted: an op a
-person gives up on is ``cancelled`` with the reason kept in ``wait_reason``.
-
-How each decision flows back to central on the next sync:
-
-- **link / create-new** (``possible_duplicate``): the same op goes back to
-  ``pending`` with the contract's ``resolution``; its payload is unchanged, so
-  the op_id stays the idempotency key and everything that depended on it
-  follows once it is applied.
-- **merge** (``stale_update``): the supervisor picks, per changed field, the
-  counter's value or central's. If every counter value is kept, the same op is
-  resubmitted with ``{"action": "apply", "base_version": current.version}``.
-  If the merge drops fields, the payload differs, so a *new* op is queued (new
-  op_id and seq, ``supersedes`` the old one, payload ``base_version`` =
-  ``current.version``, resolution ``apply`` too) and the old op is cancelled
-  "superseded by ...": reusing an op_id with another payload is what the
-  contract's idempotency check exists to refuse. If central's value is kept for
-  every field there is nothing left to send: the op is cancelled, and the local
-  record takes central's values.
-- **correct** (``rejected``): a new op (new op_id and seq, same ``local_ref``:
-  a rejected op was never applied) with the corrected fields; ops waiting on the
-  rejected one are re-pointed to it; the local record takes the corrections.
-  The new op keeps the original ``operator_id`` and ``recorded_at`` (the clerk
-  took the money that day; the day's reconciliation must still count it); the
-  supervisor's part is in the audit log. A payment's amount, mode and items are
-  never corrected (a payment is a fact): cancel it and record a new one.
-- **cancel**: with a reason; for a payment (or a void) also what happened to
-  the money. An op others wait on is cancelled only together with them
-  (``cascade``), so nothing is left waiting on an op that will never come.
-- **retry** (waited too long on a dependency): back to ``pending``.
-
-Only an active operator with the ``supervisor`` role may decide: the PIN is
-checked once by :meth:`ReviewService.authenticate`, and every action re-checks
-the role inside its transaction (a supervisor disabled meanwhile is refused).
-"""
+"""A supervisor's decisions on flagged ops: each changes the outbox and the
+counter's records in one transaction, and is written to the audit log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-import orjson
 from sqlmodel import Session, col, select
 
-from opd_fallback.domain import contract, rules
+from opd_fallback.application.review.items import (
+    FLAGGED_STATES,
+    KIND_WORDS,
+    MONEY_KINDS,
+    PAYMENT_FIXED,
+    RECORD_TABLES,
+    Category,
+    Decision,
+    Pick,
+    ReviewItem,
+    Supervisor,
+    dependents,
+    review_item,
+)
 from opd_fallback.domain import payloads as P
-from opd_fallback.domain.clock import duration_words, now_iso, seconds_since
-from opd_fallback.domain.errors import FIELD_LABELS, DomainError, validate
+from opd_fallback.domain import rules
+from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.errors import DomainError, validate
 from opd_fallback.domain.jsonio import dumps, dumps_or_none, loads
 from opd_fallback.store import audit, numbers, outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import verify_operator
-from opd_fallback.store.tables import AuditEntry, LabOrder, Op, Operator, Patient, Payment, Visit
-
-Category = Literal["possible_duplicate", "stale_update", "rejected", "waited_too_long", "conflict"]
-Pick = Literal["counter", "central"]
-
-FLAGGED_STATES = (outbox.REJECTED, outbox.CONFLICT)
-# Fields compared beside a duplicate candidate: the contract's, less the id itself.
-CANDIDATE_FIELDS = tuple(f for f in contract.CANDIDATE_FIELDS if f != "uhid")
-# A payment is a fact: its money fields are never edited (a trigger refuses it locally too).
-PAYMENT_FIXED = ("amount_paise", "mode", "items")
-_RECORD_TABLES: dict[str, type[Any]] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder,
-                                        "payment": Payment}
-_MONEY_KINDS = ("payment.record", "payment.void")
-KIND_WORDS = {
-    "patient.register": "patient registration",
-    "patient.update": "patient details change",
-    "visit.open": "OPD visit",
-    "lab.order": "lab order",
-    "payment.record": "payment",
-    "payment.void": "payment void",
-}
-
-
-# --------------------------------------------------------------------------- views
-@dataclass(frozen=True)
-class FieldDiff:
-    """One field beside another; ``differs`` marks what a person must look at."""
-
-    field: str
-    label: str
-    left: Any
-    right: Any
-    differs: bool
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Two versions of one record, field by field (left: this counter)."""
-
-    title: str
-    left_title: str
-    right_title: str
-    rows: tuple[FieldDiff, ...]
-    key: str | None = None  # the candidate's uhid, for `link`
-
-    @property
-    def differences(self) -> int:
-        return sum(1 for r in self.rows if r.differs)
-
-
-@dataclass(frozen=True)
-class ReviewItem:
-    """One flagged op, explained."""
-
-    op_id: str
-    seq: int
-    kind: str
-    state: str
-    category: Category
-    code: str
-    title: str
-    explanation: str
-    recorded_at: str
-    operator_id: str
-    record_ref: str | None
-    payload: dict[str, Any]
-    error: dict[str, Any]
-    field_errors: tuple[dict[str, str], ...]
-    comparisons: tuple[Comparison, ...]
-    actions: tuple[str, ...]
-    waiting: tuple[str, ...]  # op_ids (not synced) that wait on this one
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "op_id": self.op_id, "seq": self.seq, "kind": self.kind, "state": self.state,
-            "category": self.category, "code": self.code, "title": self.title,
-            "explanation": self.explanation, "recorded_at": self.recorded_at,
-            "operator_id": self.operator_id, "record_ref": self.record_ref, "payload": self.payload,
-            "error": self.error, "field_errors": list(self.field_errors),
-            "comparisons": [
-                {"title": c.title, "left_title": c.left_title, "right_title": c.right_title, "key": c.key,
-                 "rows": [{"field": r.field, "label": r.label, "left": r.left, "right": r.right,
-                           "differs": r.differs} for r in c.rows]}
-                for c in self.comparisons
-            ],
-            "actions": list(self.actions), "waiting": list(self.waiting),
-        }
-
-
-@dataclass(frozen=True)
-class Supervisor:
-    """A supervisor whose PIN was checked (made only by ``authenticate``)."""
-
-    id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a review action did: the op decided, and a new op if one was queued."""
-
-    action: str
-    op_id: str
-    message: str
-    new_op_id: str | None = None
-    affected: tuple[str, ...] = field(default_factory=tuple)
-
-
-# --------------------------------------------------------------------------- helpers
-def _label(name: str) -> str:
-    return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
-
-
-def _norm(value: Any) -> Any:
-    if isinstance(value, str):
-        return " ".join(value.split()).casefold() or None
-    return value
-
-
-def _diff(fields: Iterable[str], left: Mapping[str, Any], right: Mapping[str, Any]) -> tuple[FieldDiff, ...]:
-    return tuple(
-        FieldDiff(f, _label(f), left.get(f), right.get(f), _norm(left.get(f)) != _norm(right.get(f)))
-        for f in fields
-    )
-
-
-def _category(op: Op, error: dict[str, Any]) -> Category:
-    code = str(error.get("code") or "")
-    if op.state == outbox.REJECTED:
-        return "rejected"
-    if op.last_status == "deferred" or code in ("dependency_missing", "reference_pending"):
-        return "waited_too_long"
-    if code in ("possible_duplicate", "stale_update"):
-        return code  # type: ignore[return-value]
-    return "conflict"
-
-
-def _ref_words(ref: Any) -> str:
-    if isinstance(ref, dict):
-        return str(ref.get("central_id") or ref.get("local_ref") or "?")
-    return "?"
-
-
-def _title(op: Op, payload: dict[str, Any]) -> str:
-    kind = op.kind
-    if kind == "patient.register":
-        return f"Registration of {payload.get('name', '?')} ({payload.get('local_ref', '?')})"
-    if kind == "patient.update":
-        return f"Change to patient {_ref_words(payload.get('patient'))}"
-    if kind == "visit.open":
-        return (f"OPD visit {payload.get('local_ref', '?')} to {payload.get('department', '?')} "
-                f"for {_ref_words(payload.get('patient'))}")
-    if kind == "lab.order":
-        tests = ", ".join(str(t.get("code")) for t in payload.get("tests") or [] if isinstance(t, dict))
-        return f"Lab order {payload.get('local_ref', '?')} ({tests}) for {_ref_words(payload.get('patient'))}"
-    if kind == "payment.record":
-        amount = payload.get("amount_paise")
-        money = rules.format_paise(amount) if isinstance(amount, int) else "?"
-        return (f"Payment {money} {payload.get('mode', '?')}, receipt {payload.get('receipt_no', '?')}, "
-                f"for {_ref_words(payload.get('patient'))}")
-    if kind == "payment.void":
-        return f"Void of payment {_ref_words(payload.get('payment'))}"
-    return f"{kind} {op.record_ref or ''}".strip()
-
-
-def _explain(op: Op, category: Category, error: dict[str, Any], waiting: int) -> str:
-    what = KIND_WORDS.get(op.kind, op.kind)
-    msg = str(error.get("message") or "").strip()
-    if category == "possible_duplicate":
-        n = len(error.get("candidates") or [])
-        text = (f"Central found {n} existing patient(s) who may be the same person as this {what}. "
-                "Compare them field by field, then link to one of them or register as a new patient.")
-    elif category == "stale_update":
-        cur = error.get("current") or {}
-        text = (f"Patient {cur.get('uhid', '?')} was changed centrally (now version {cur.get('version', '?')}) "
-                "after this counter last saw it. Choose, field by field, the counter's value or central's.")
-    elif category == "rejected":
-        text = f"Central refused this {what} ({error.get('code', '?')}): {msg or 'no reason given'}. " \
-               "Correct it and send it again, or cancel it with a reason."
-    elif category == "waited_too_long":
-        text = (f"This {what} waited too long for a record it needs ({error.get('code', 'deferred')}"
-                f"{': ' + msg if msg else ''}). Retry once the other record has synced, or cancel it.")
-    else:
-        text = f"Central could not apply this {what} ({error.get('code', '?')}): {msg}"
-    if waiting:
-        text += f" {waiting} later record(s) wait for this decision."
-    return text
-
-
-def _actions(op: Op, category: Category) -> tuple[str, ...]:
-    if category == "possible_duplicate":
-        return ("link", "create_new", "cancel")
-    if category == "stale_update":
-        return ("merge", "cancel")
-    if category == "rejected":
-        return ("correct", "cancel")
-    if category == "waited_too_long":
-        return ("retry", "cancel")
-    return ("cancel",)
-
-
-def _dependents(s: Session, op_id: str) -> list[Op]:
-    """Ops not yet synced or cancelled that list ``op_id`` in depends_on."""
-    like = f'%"{op_id}"%'
-    stmt = select(Op).where(col(Op.depends_on).like(like),
-                            col(Op.state).notin_((outbox.SYNCED, outbox.CANCELLED))).order_by(col(Op.seq))
-    return [o for o in s.exec(stmt) if op_id in (loads(o.depends_on) or [])]
-
-
-def _item(s: Session, op: Op) -> ReviewItem:
-    payload = loads(op.payload) or {}
-    error = loads(op.last_error) or {}
-    category = _category(op, error)
-    waiting = tuple(o.op_id for o in _dependents(s, op.op_id))
-    comparisons: list[Comparison] = []
-    if category == "possible_duplicate":
-        for cand in error.get("candidates") or []:
-            comparisons.append(Comparison(
-                title=f"Candidate {cand.get('uhid')}", left_title="This counter",
-                right_title=f"Central {cand.get('uhid')}",
-                rows=_diff(CANDIDATE_FIELDS, payload, cand), key=cand.get("uhid")))
-    elif category == "stale_update":
-        cur = error.get("current") or {}
-        changes = payload.get("changes") or {}
-        comparisons.append(Comparison(
-            title=f"Patient {cur.get('uhid', '?')}", left_title="Counter's change",
-            right_title=f"Central (version {cur.get('version', '?')})",
-            rows=_diff(list(changes), changes, cur), key=cur.get("uhid")))
-    field_errors = tuple(
-        {"field": str(f.get("field", "")), "label": _label(str(f.get("field", "")).split(".")[0] or "record"),
-         "code": str(f.get("code", "")), "message": str(f.get("message", ""))}
-        for f in error.get("fields") or [] if isinstance(f, dict)
-    )
-    return ReviewItem(
-        op_id=op.op_id, seq=op.seq, kind=op.kind, state=op.state, category=category,
-        code=str(error.get("code") or op.last_status or ""), title=_title(op, payload),
-        explanation=_explain(op, category, error, len(waiting)), recorded_at=op.recorded_at,
-        operator_id=op.operator_id, record_ref=op.record_ref, payload=payload, error=error,
-        field_errors=field_errors, comparisons=tuple(comparisons), actions=_actions(op, category),
-        waiting=waiting,
-    )
-
-
-def summary(store: Store) -> tuple[int, str | None]:
-    """How many ops need a person's decision, and when the oldest was recorded
-    (for ``status`` and the counter's status bar)."""
-    with store.read() as s:
-        counts = outbox.counts_by_state(s)
-        oldest = outbox.oldest_recorded_at(s, FLAGGED_STATES)
-    return sum(counts.get(st, 0) for st in FLAGGED_STATES), oldest
-
-
-def age_words(oldest_recorded_at: str | None, now: str | None = None) -> str:
-    """'3 h 5 min' since ``oldest_recorded_at`` (for a status line)."""
-    if not oldest_recorded_at:
-        return ""
-    return duration_words(seconds_since(oldest_recorded_at, now))
-
-
-def parse_value(kind: str, name: str, text: str) -> Any:
-    """A value typed at the CLI for payload field ``name``: whole numbers for
-    integer fields, JSON for lists and objects, ``null`` or nothing for none."""
-    raw = text.strip()
-    if raw in ("", "null", "none", "None"):
-        return None
-    if raw[:1] in "[{":
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise DomainError.field(name, "is not valid JSON", code="bad_json") from None
-    model = P.PAYLOAD_MODELS.get(kind)
-    info = model.model_fields.get(name) if model else None
-    if info is not None and "int" in str(info.annotation).lower():
-        try:
-            return int(raw)
-        except ValueError:
-            raise DomainError.field(name, "must be a whole number", code="not_whole_number") from None
-    return raw
+from opd_fallback.store.tables import AuditEntry, Op, Operator, Payment
 
 
 # --------------------------------------------------------------------------- service
@@ -373,12 +67,12 @@ class ReviewService:
         """Every flagged op, oldest first."""
         with self.store.read() as s:
             ops = s.exec(select(Op).where(col(Op.state).in_(FLAGGED_STATES)).order_by(col(Op.seq))).all()
-            return [_item(s, op) for op in ops]
+            return [review_item(s, op) for op in ops]
 
     def item(self, key: str) -> ReviewItem:
         """One op (flagged or not) by op_id, unique op_id prefix, or record's local ref."""
         with self.store.read() as s:
-            return _item(s, self._find(s, key))
+            return review_item(s, self._find(s, key))
 
     def history(self, limit: int = 200) -> list[AuditEntry]:
         with self.store.read() as s:
@@ -408,7 +102,7 @@ class ReviewService:
         if op.state not in FLAGGED_STATES:
             raise DomainError.field("op", f"op {op.op_id} is {op.state}, not waiting for review",
                                     code="not_flagged")
-        item = _item(s, op)
+        item = review_item(s, op)
         if categories and item.category not in categories:
             raise DomainError.field(
                 "action", f"this op is a {item.category.replace('_', ' ')}; possible actions: "
@@ -433,7 +127,7 @@ class ReviewService:
     def _repoint(s: Session, old: str, new: str | None) -> list[str]:
         """Ops waiting on ``old`` wait on ``new`` instead (or on nothing)."""
         moved = []
-        for dep in _dependents(s, old):
+        for dep in dependents(s, old):
             ids = [i for i in (loads(dep.depends_on) or []) if i != old]
             if new:
                 ids.append(new)
@@ -462,7 +156,7 @@ class ReviewService:
     @staticmethod
     def _update_record(s: Session, op: Op, values: Mapping[str, Any]) -> list[str]:
         """Make the counter's own record show ``values`` (only its plain columns)."""
-        table = _RECORD_TABLES.get(op.record_kind or "")
+        table = RECORD_TABLES.get(op.record_kind or "")
         if table is None or not op.record_ref:
             return []
         rec = s.exec(select(table).where(table.local_ref == op.record_ref)).first()
@@ -618,7 +312,7 @@ class ReviewService:
             seen = {op.op_id}
             i = 0
             while i < len(chain):
-                for dep in _dependents(s, chain[i].op_id):
+                for dep in dependents(s, chain[i].op_id):
                     if dep.op_id not in seen:
                         seen.add(dep.op_id)
                         chain.append(dep)
@@ -630,18 +324,18 @@ class ReviewService:
                 raise DomainError.field("cascade", f"{len(later)} record(s) wait on this one: {names}. "
                                         "Cancel them too (cascade) or decide this op another way",
                                         code="has_dependents")
-            if money_note is None and any(o.kind in _MONEY_KINDS for o in chain):
+            if money_note is None and any(o.kind in MONEY_KINDS for o in chain):
                 raise DomainError.field("money", "say what happened to the money (refunded, kept and "
                                         "recorded on paper, ...)", code="required")
             for o in chain:
                 text = f"cancelled by {sup.id}: {why}"
                 if o is not op:
                     text += f" (waited on cancelled op {op.op_id})"
-                if o.kind in _MONEY_KINDS:
+                if o.kind in MONEY_KINDS:
                     text += f"; money: {money_note}"
                 self._cancel(s, o, text)
-                sub = item if o is op else _item(s, o)
-                self._audit(s, sup, "cancel", sub, reason=why, money=money_note if o.kind in _MONEY_KINDS
+                sub = item if o is op else review_item(s, o)
+                self._audit(s, sup, "cancel", sub, reason=why, money=money_note if o.kind in MONEY_KINDS
                             else None, cascade_from=None if o is op else op.op_id,
                             payload=loads(o.payload))
         return Decision("cancel", op.op_id, f"cancelled {len(chain)} op(s).",

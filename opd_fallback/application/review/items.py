@@ -1,0 +1,275 @@
+"""Flagged ops as a supervisor sees them: what went wrong, compared side by side,
+and what can be done. Read-only: the decisions are in :mod:`.service`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlmodel import Session, col, select
+
+from opd_fallback.domain import contract, rules
+from opd_fallback.domain.clock import duration_words, seconds_since
+from opd_fallback.domain.errors import FIELD_LABELS
+from opd_fallback.domain.jsonio import loads
+from opd_fallback.store import outbox
+from opd_fallback.store.engine import Store
+from opd_fallback.store.tables import LabOrder, Op, Patient, Payment, Visit
+
+Category = Literal["possible_duplicate", "stale_update", "rejected", "waited_too_long", "conflict"]
+Pick = Literal["counter", "central"]
+
+FLAGGED_STATES = (outbox.REJECTED, outbox.CONFLICT)
+# Fields compared beside a duplicate candidate: the contract's, less the id itself.
+CANDIDATE_FIELDS = tuple(f for f in contract.CANDIDATE_FIELDS if f != "uhid")
+# A payment is a fact: its money fields are never edited (a trigger refuses it locally too).
+PAYMENT_FIXED = ("amount_paise", "mode", "items")
+RECORD_TABLES: dict[str, type[Any]] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder,
+                                        "payment": Payment}
+MONEY_KINDS = ("payment.record", "payment.void")
+KIND_WORDS = {
+    "patient.register": "patient registration",
+    "patient.update": "patient details change",
+    "visit.open": "OPD visit",
+    "lab.order": "lab order",
+    "payment.record": "payment",
+    "payment.void": "payment void",
+}
+
+
+
+# --------------------------------------------------------------------------- views
+@dataclass(frozen=True)
+class FieldDiff:
+    """One field beside another; ``differs`` marks what a person must look at."""
+
+    field: str
+    label: str
+    left: Any
+    right: Any
+    differs: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two versions of one record, field by field (left: this counter)."""
+
+    title: str
+    left_title: str
+    right_title: str
+    rows: tuple[FieldDiff, ...]
+    key: str | None = None  # the candidate's uhid, for `link`
+
+    @property
+    def differences(self) -> int:
+        return sum(1 for r in self.rows if r.differs)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One flagged op, explained."""
+
+    op_id: str
+    seq: int
+    kind: str
+    state: str
+    category: Category
+    code: str
+    title: str
+    explanation: str
+    recorded_at: str
+    operator_id: str
+    record_ref: str | None
+    payload: dict[str, Any]
+    error: dict[str, Any]
+    field_errors: tuple[dict[str, str], ...]
+    comparisons: tuple[Comparison, ...]
+    actions: tuple[str, ...]
+    waiting: tuple[str, ...]  # op_ids (not synced) that wait on this one
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "op_id": self.op_id, "seq": self.seq, "kind": self.kind, "state": self.state,
+            "category": self.category, "code": self.code, "title": self.title,
+            "explanation": self.explanation, "recorded_at": self.recorded_at,
+            "operator_id": self.operator_id, "record_ref": self.record_ref, "payload": self.payload,
+            "error": self.error, "field_errors": list(self.field_errors),
+            "comparisons": [
+                {"title": c.title, "left_title": c.left_title, "right_title": c.right_title, "key": c.key,
+                 "rows": [{"field": r.field, "label": r.label, "left": r.left, "right": r.right,
+                           "differs": r.differs} for r in c.rows]}
+                for c in self.comparisons
+            ],
+            "actions": list(self.actions), "waiting": list(self.waiting),
+        }
+
+
+@dataclass(frozen=True)
+class Supervisor:
+    """A supervisor whose PIN was checked (made only by ``authenticate``)."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a review action did: the op decided, and a new op if one was queued."""
+
+    action: str
+    op_id: str
+    message: str
+    new_op_id: str | None = None
+    affected: tuple[str, ...] = field(default_factory=tuple)
+
+
+# --------------------------------------------------------------------------- helpers
+def field_label(name: str) -> str:
+    return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, str):
+        return " ".join(value.split()).casefold() or None
+    return value
+
+
+def diff_fields(fields: Iterable[str], left: Mapping[str, Any], right: Mapping[str, Any]) -> tuple[FieldDiff, ...]:
+    return tuple(
+        FieldDiff(f, field_label(f), left.get(f), right.get(f), _norm(left.get(f)) != _norm(right.get(f)))
+        for f in fields
+    )
+
+
+def category_of(op: Op, error: dict[str, Any]) -> Category:
+    code = str(error.get("code") or "")
+    if op.state == outbox.REJECTED:
+        return "rejected"
+    if op.last_status == "deferred" or code in ("dependency_missing", "reference_pending"):
+        return "waited_too_long"
+    if code in ("possible_duplicate", "stale_update"):
+        return code  # type: ignore[return-value]
+    return "conflict"
+
+
+def _ref_words(ref: Any) -> str:
+    if isinstance(ref, dict):
+        return str(ref.get("central_id") or ref.get("local_ref") or "?")
+    return "?"
+
+
+def _title(op: Op, payload: dict[str, Any]) -> str:
+    kind = op.kind
+    if kind == "patient.register":
+        return f"Registration of {payload.get('name', '?')} ({payload.get('local_ref', '?')})"
+    if kind == "patient.update":
+        return f"Change to patient {_ref_words(payload.get('patient'))}"
+    if kind == "visit.open":
+        return (f"OPD visit {payload.get('local_ref', '?')} to {payload.get('department', '?')} "
+                f"for {_ref_words(payload.get('patient'))}")
+    if kind == "lab.order":
+        tests = ", ".join(str(t.get("code")) for t in payload.get("tests") or [] if isinstance(t, dict))
+        return f"Lab order {payload.get('local_ref', '?')} ({tests}) for {_ref_words(payload.get('patient'))}"
+    if kind == "payment.record":
+        amount = payload.get("amount_paise")
+        money = rules.format_paise(amount) if isinstance(amount, int) else "?"
+        return (f"Payment {money} {payload.get('mode', '?')}, receipt {payload.get('receipt_no', '?')}, "
+                f"for {_ref_words(payload.get('patient'))}")
+    if kind == "payment.void":
+        return f"Void of payment {_ref_words(payload.get('payment'))}"
+    return f"{kind} {op.record_ref or ''}".strip()
+
+
+def _explain(op: Op, category: Category, error: dict[str, Any], waiting: int) -> str:
+    what = KIND_WORDS.get(op.kind, op.kind)
+    msg = str(error.get("message") or "").strip()
+    if category == "possible_duplicate":
+        n = len(error.get("candidates") or [])
+        text = (f"Central found {n} existing patient(s) who may be the same person as this {what}. "
+                "Compare them field by field, then link to one of them or register as a new patient.")
+    elif category == "stale_update":
+        cur = error.get("current") or {}
+        text = (f"Patient {cur.get('uhid', '?')} was changed centrally (now version {cur.get('version', '?')}) "
+                "after this counter last saw it. Choose, field by field, the counter's value or central's.")
+    elif category == "rejected":
+        text = f"Central refused this {what} ({error.get('code', '?')}): {msg or 'no reason given'}. " \
+               "Correct it and send it again, or cancel it with a reason."
+    elif category == "waited_too_long":
+        text = (f"This {what} waited too long for a record it needs ({error.get('code', 'deferred')}"
+                f"{': ' + msg if msg else ''}). Retry once the other record has synced, or cancel it.")
+    else:
+        text = f"Central could not apply this {what} ({error.get('code', '?')}): {msg}"
+    if waiting:
+        text += f" {waiting} later record(s) wait for this decision."
+    return text
+
+
+def _actions(op: Op, category: Category) -> tuple[str, ...]:
+    if category == "possible_duplicate":
+        return ("link", "create_new", "cancel")
+    if category == "stale_update":
+        return ("merge", "cancel")
+    if category == "rejected":
+        return ("correct", "cancel")
+    if category == "waited_too_long":
+        return ("retry", "cancel")
+    return ("cancel",)
+
+
+def dependents(s: Session, op_id: str) -> list[Op]:
+    """Ops not yet synced or cancelled that list ``op_id`` in depends_on."""
+    like = f'%"{op_id}"%'
+    stmt = select(Op).where(col(Op.depends_on).like(like),
+                            col(Op.state).notin_((outbox.SYNCED, outbox.CANCELLED))).order_by(col(Op.seq))
+    return [o for o in s.exec(stmt) if op_id in (loads(o.depends_on) or [])]
+
+
+def review_item(s: Session, op: Op) -> ReviewItem:
+    payload = loads(op.payload) or {}
+    error = loads(op.last_error) or {}
+    category = category_of(op, error)
+    waiting = tuple(o.op_id for o in dependents(s, op.op_id))
+    comparisons: list[Comparison] = []
+    if category == "possible_duplicate":
+        for cand in error.get("candidates") or []:
+            comparisons.append(Comparison(
+                title=f"Candidate {cand.get('uhid')}", left_title="This counter",
+                right_title=f"Central {cand.get('uhid')}",
+                rows=diff_fields(CANDIDATE_FIELDS, payload, cand), key=cand.get("uhid")))
+    elif category == "stale_update":
+        cur = error.get("current") or {}
+        changes = payload.get("changes") or {}
+        comparisons.append(Comparison(
+            title=f"Patient {cur.get('uhid', '?')}", left_title="Counter's change",
+            right_title=f"Central (version {cur.get('version', '?')})",
+            rows=diff_fields(list(changes), changes, cur), key=cur.get("uhid")))
+    field_errors = tuple(
+        {"field": str(f.get("field", "")), "label": field_label(str(f.get("field", "")).split(".")[0] or "record"),
+         "code": str(f.get("code", "")), "message": str(f.get("message", ""))}
+        for f in error.get("fields") or [] if isinstance(f, dict)
+    )
+    return ReviewItem(
+        op_id=op.op_id, seq=op.seq, kind=op.kind, state=op.state, category=category,
+        code=str(error.get("code") or op.last_status or ""), title=_title(op, payload),
+        explanation=_explain(op, category, error, len(waiting)), recorded_at=op.recorded_at,
+        operator_id=op.operator_id, record_ref=op.record_ref, payload=payload, error=error,
+        field_errors=field_errors, comparisons=tuple(comparisons), actions=_actions(op, category),
+        waiting=waiting,
+    )
+
+
+def summary(store: Store) -> tuple[int, str | None]:
+    """How many ops need a person's decision, and when the oldest was recorded
+    (for ``status`` and the counter's status bar)."""
+    with store.read() as s:
+        counts = outbox.counts_by_state(s)
+        oldest = outbox.oldest_recorded_at(s, FLAGGED_STATES)
+    return sum(counts.get(st, 0) for st in FLAGGED_STATES), oldest
+
+
+def age_words(oldest_recorded_at: str | None, now: str | None = None) -> str:
+    """'3 h 5 min' since ``oldest_recorded_at`` (for a status line)."""
+    if not oldest_recorded_at:
+        return ""
+    return duration_words(seconds_since(oldest_recorded_at, now))
