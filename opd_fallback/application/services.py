@@ -33,6 +33,7 @@ from opd_fallback.domain.errors import DomainError, validate
 from opd_fallback.domain.masterdata import Catalog
 from opd_fallback.store import audit, meta, numbers, outbox, reserved
 from opd_fallback.store.engine import Store
+from opd_fallback.store.operators import active_supervisor
 from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.store.patient_index import search as search_index
 from opd_fallback.store.tables import (
@@ -40,7 +41,6 @@ from opd_fallback.store.tables import (
     LabOrder,
     MasterDataCache,
     Op,
-    Operator,
     Patient,
     Payment,
     PaymentVoid,
@@ -353,8 +353,7 @@ class Tx:
 
     def void_payment(self, payment: str, reason: str, *, approved_by: str) -> Saved:
         """Void a payment (by receipt number or offline number); a supervisor approves."""
-        sup = self.session.get(Operator, approved_by)
-        if sup is None or not sup.active or sup.role != "supervisor":
+        if active_supervisor(self.session, approved_by) is None:
             raise DomainError.field("approved_by", "a supervisor must approve a void", code="not_supervisor")
         k = (payment or "").strip().upper()
         pay = self.session.exec(

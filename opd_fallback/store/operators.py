@@ -89,9 +89,20 @@ def verify_operator(store: Store, operator_id: str, pin: str) -> Operator | None
     return op if check_pin(pin, op.pin_hash) else None
 
 
+def is_supervisor(op: Operator | None) -> bool:
+    """An active operator with the supervisor role: the one rule for who may approve."""
+    return op is not None and op.active and op.role == "supervisor"
+
+
+def active_supervisor(session: Session, operator_id: str) -> Operator | None:
+    """The supervisor ``operator_id`` as of this transaction (one disabled meanwhile is refused)."""
+    op = session.get(Operator, operator_id)
+    return op if is_supervisor(op) else None
+
+
 def verify_supervisor(store: Store, operator_id: str, pin: str) -> Operator | None:
     op = verify_operator(store, operator_id, pin)
-    return op if op is not None and op.role == "supervisor" else None
+    return op if is_supervisor(op) else None
 
 
 def get_operator(session: Session, operator_id: str) -> Operator | None:

@@ -29,8 +29,8 @@ from opd_fallback.domain.errors import DomainError, validate
 from opd_fallback.domain.jsonio import dumps, dumps_or_none, loads
 from opd_fallback.store import audit, numbers, outbox
 from opd_fallback.store.engine import Store
-from opd_fallback.store.operators import verify_operator
-from opd_fallback.store.tables import AuditEntry, Op, Operator, Payment
+from opd_fallback.store.operators import active_supervisor, is_supervisor, verify_operator
+from opd_fallback.store.tables import AuditEntry, Op, Payment
 
 
 # --------------------------------------------------------------------------- service
@@ -45,7 +45,7 @@ class ReviewService:
         """The supervisor with this PIN, or ``DomainError`` (code ``not_supervisor``).
         A refusal is audited (never the PIN)."""
         op = verify_operator(self.store, supervisor_id, pin)
-        if op is None or op.role != "supervisor":
+        if op is None or not is_supervisor(op):
             with self.store.write() as s:
                 audit.record(s, supervisor_id or "?", "review.refused", None,
                              why="wrong PIN" if op is None else "not a supervisor")
@@ -57,8 +57,7 @@ class ReviewService:
 
     @staticmethod
     def _check_role(s: Session, sup: Supervisor) -> None:
-        row = s.get(Operator, sup.id)
-        if row is None or not row.active or row.role != "supervisor":
+        if active_supervisor(s, sup.id) is None:
             raise DomainError.field("supervisor", f"{sup.id} is no longer an active supervisor",
                                     code="not_supervisor")
 
