@@ -69,6 +69,8 @@ FLAGGED_STATES = (outbox.REJECTED, outbox.CONFLICT)
 CANDIDATE_FIELDS = tuple(f for f in contract.CANDIDATE_FIELDS if f != "uhid")
 # A payment is a fact: its money fields are never edited (a trigger refuses it locally too).
 PAYMENT_FIXED = ("amount_paise", "mode", "items")
+# the payload fields that hold a reference ({"central_id"} or {"local_ref"})
+REF_FIELDS = ("patient", "visit", "lab_order", "payment")
 _RECORD_TABLES: dict[str, type[Any]] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder,
                                         "payment": Payment}
 _MONEY_KINDS = ("payment.record", "payment.void")
@@ -551,8 +553,8 @@ class ReviewService:
                 msg = "central's values kept for every field; nothing to send."
                 outcome = "cancelled"
             else:
-                payload = {**item.payload, "base_version": version, "changes": merged}
-                validate(P.PatientUpdate, payload)
+                payload = P.wire(validate(P.PatientUpdate,
+                                          {**item.payload, "base_version": version, "changes": merged}))
                 new = self._requeue(s, op, payload, resolution, f"merged by {sup.id}")
                 self._repoint(s, op.op_id, new.op_id)
                 new_id = new.op_id
@@ -584,6 +586,10 @@ class ReviewService:
             for name, value in fields.items():
                 target = payload
                 parts = name.split(".")
+                if len(parts) == 2 and parts[0] in REF_FIELDS and parts[1] in P.REF_KEYS:
+                    # a reference has exactly one key: setting one replaces the other
+                    payload[parts[0]] = {parts[1]: value}
+                    continue
                 for part in parts[:-1]:
                     nxt = target.get(part)
                     nxt = dict(nxt) if isinstance(nxt, dict) else {}

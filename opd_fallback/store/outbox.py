@@ -41,6 +41,7 @@ from ulid import ULID
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.domain.jsonio import dumps, loads
+from opd_fallback.domain.payloads import wire
 from opd_fallback.store.tables import Op
 
 PENDING, SYNCED, REJECTED, CONFLICT, CANCELLED = "pending", "synced", "rejected", "conflict", "cancelled"
@@ -187,8 +188,10 @@ def enqueue(
     source: str = "counter",
     supersedes: str | None = None,
 ) -> Op:
-    """Add one op to the outbox in the caller's transaction."""
-    body = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+    """Add one op to the outbox in the caller's transaction. A model is stored in
+    its exact wire form (references with one key, empty optional fields left
+    out); a dict is stored as given, so give one that came from :func:`wire`."""
+    body = wire(payload) if isinstance(payload, BaseModel) else payload
     at = recorded_at.isoformat() if isinstance(recorded_at, datetime) else (recorded_at or now_iso())
     op = Op(
         seq=seq,
