@@ -359,7 +359,7 @@ def validate_payload(kind: str, payload: Any) -> Model:
 
 # Fields the contract writes as "... or null" / "else null": sent as null when
 # empty. Every other optional field without a value is left out of the payload.
-WIRE_NULLS: dict[type[Model], frozenset[str]] = {
+WIRE_NULLS: dict[type[BaseModel], frozenset[str]] = {
     PatientRegister: frozenset({"uhid", "mobile"}),
 }
 
