@@ -188,3 +188,17 @@ def test_is_exempt_uses_master_data_exemptions_or_the_defaults() -> None:
     assert cat.is_exempt("ayushman", "OPD-NEW") and not cat.is_exempt("bpl", "OPD-NEW")
     quote = cat.opd_fee("new", "ayushman")
     assert quote is not None and quote.exempt and quote.due_paise == 0
+
+
+def test_a_supervisor_correcting_a_reference_key_replaces_the_reference(store: Store, svc: CounterService) -> None:
+    from opd_fallback.application.review import ReviewService
+    from tests.test_review import flag, get
+
+    add_operator(store, "sup1", "Sup One", "2222", role="supervisor")
+    reg = svc.register_new("op1", {"name": "Ram Kumar", "sex": "M", "age_years": 40},
+                           department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
+    flag(store, reg.visit.op_id, "rejected", "rejected", {"code": "unknown_reference", "message": "patient"})
+    rs = ReviewService(store)
+    d = rs.correct(rs.authenticate("sup1", "2222"), reg.visit.op_id, {"patient.central_id": "KGMU000000009"})
+    assert d.new_op_id is not None
+    assert orjson.loads(get(store, d.new_op_id).payload)["patient"] == {"central_id": "KGMU000000009"}
