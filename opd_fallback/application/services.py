@@ -34,7 +34,7 @@ from opd_fallback.domain.masterdata import Catalog
 from opd_fallback.store import audit, meta, numbers, outbox, reserved
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import active_supervisor
-from opd_fallback.store.patient_index import PatientHit
+from opd_fallback.store.patient_index import PatientHit, uhid_for_local_ref
 from opd_fallback.store.patient_index import search as search_index
 from opd_fallback.store.tables import (
     IndexedPatient,
@@ -192,6 +192,11 @@ class Tx:
                 age_years=local.age_years, version=local.version,
             )
         idx = s.exec(select(IndexedPatient).where(IndexedPatient.uhid == k)).first()
+        if idx is None and numbers.is_local_ref(k):
+            # another counter's offline number that central has mapped (local_refs)
+            mapped = uhid_for_local_ref(s, k)
+            if mapped is not None:
+                idx = s.exec(select(IndexedPatient).where(IndexedPatient.uhid == mapped)).first()
         if idx is not None:
             return PatientInfo(
                 ref=P.Ref.central(idx.uhid), name=idx.name, local_ref=None, uhid=idx.uhid,

@@ -142,8 +142,8 @@ def create_app(settings: CentralSettings) -> FastAPI:
     central = Central(settings)
     app = FastAPI(
         title="opd-fallback reference central server",
-        version="1",
-        description="Implements the central sync API, version 1 (shared/contract/central-api.md).",
+        version="1.1",
+        description="Implements the central sync API, version 1.1 (docs/central-api.md).",
         docs_url=None,
         redoc_url=None,
     )

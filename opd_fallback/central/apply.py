@@ -29,7 +29,17 @@ Decisions not spelled out by the contract (documented for the IT cell):
   ``max(base_version, 1)``: an update of a patient the counter itself
   registered offline (base 0, central version 1) is not a conflict;
 - an unknown ``local_ref`` in ``payment.void`` is ``reference_pending``
-  (it may still arrive); an unknown ``central_id`` is ``void_target_missing``.
+  (it may still arrive); an unknown ``central_id`` is ``void_target_missing``;
+- payload equality (contract 1.1) is RFC 8785 canonical JSON with null-valued
+  keys dropped (:func:`opd_fallback.domain.contract.canonical_payload`); a
+  payload that has no canonical form (an integer beyond 2**53) is rejected as
+  ``validation_failed`` and not remembered. Outcomes remembered before 1.1
+  hold the old hash (sorted-key JSON as received) and are compared that way;
+- ``max_seq`` counts the ``seq`` of every op of the token's device that carries
+  a usable one, whatever its outcome, malformed envelopes included;
+- linking a ``local_ref`` to an existing patient (resolution ``link``) moves
+  that patient up in ``/patients/changes``, so counters learn the new
+  ``local_refs`` entry.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from pydantic import ValidationError
 from opd_fallback.central import dedupe
 from opd_fallback.central.master import MasterIndex
 from opd_fallback.domain.clock import IST, now_iso
-from opd_fallback.domain.contract import CANDIDATE_FIELDS, OpEnvelope
+from opd_fallback.domain.contract import CANDIDATE_FIELDS, OpEnvelope, canonical_payload
 from opd_fallback.domain.errors import explain
 from opd_fallback.domain.payloads import (
     LabOrder,
@@ -98,9 +108,33 @@ def _result(op_id: str, status: str, result: Any = None, error: Any = None) -> d
     return {"op_id": op_id, "status": status, "result": result, "error": error}
 
 
+HASH_PREFIX = "jcs:"  # marks hashes of the 1.1 canonical form; older rows have none
+
+
 def payload_hash(payload: Any) -> str:
-    """Canonical JSON (sorted keys, no spaces) hashed, for idempotency checks."""
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    """The contract's payload equality (RFC 8785, absent == null) hashed.
+    Raises ``ValueError`` for a payload with no canonical form."""
+    return HASH_PREFIX + hashlib.sha256(canonical_payload(payload)).hexdigest()
+
+
+def _same_payload(stored: str, payload: Any, phash: str) -> bool:
+    """Does a remembered hash match this payload? Pre-1.1 rows hold the SHA-256 of
+    sorted-key JSON as it was received (nulls kept, as the counter then sent them)."""
+    if stored.startswith(HASH_PREFIX):
+        return stored == phash
+    legacy = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return stored == legacy or stored == _legacy_with_null_ref_keys(payload)
+
+
+def _legacy_with_null_ref_keys(payload: Any) -> str:
+    """The pre-1.1 hash of the form the 1.0 counter sent: every reference with both
+    keys, the missing one null. A resend by an upgraded counter (one key) of an op
+    the old server already applied must still be a duplicate, not a mismatch."""
+    if not isinstance(payload, dict):
+        return ""
+    old = {k: ({"central_id": v.get("central_id"), "local_ref": v.get("local_ref")}
+               if k in _REF_KEYS and isinstance(v, dict) else v) for k, v in payload.items()}
+    return hashlib.sha256(orjson.dumps(old, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 @dataclass(slots=True)
@@ -272,6 +306,7 @@ class Applier:
     def _one(self, device_id: str, raw: Any, delta: _DeviceDelta) -> dict[str, Any]:
         op_id = raw.get("op_id") if isinstance(raw, dict) else None
         op_id = op_id if isinstance(op_id, str) else ""
+        _count_seq(raw, device_id, delta)
         try:
             env = OpEnvelope.model_validate(raw)
         except ValidationError as exc:
@@ -286,13 +321,17 @@ class Applier:
             return _result(env.op_id, "rejected", error={
                 "code": "device_mismatch",
                 "message": f"this token belongs to device {device_id}, not {env.device_id}"})
-        if env.seq > delta.max_seq:
-            delta.max_seq = env.seq
-        phash = payload_hash(env.payload)
+        try:
+            phash = payload_hash(env.payload)
+        except ValueError as exc:
+            return _result(env.op_id, "rejected", error={
+                "code": "validation_failed", "message": f"payload: {exc}",
+                "fields": [{"field": "payload", "code": "not_canonical",
+                            "message": f"has no canonical JSON form (RFC 8785): {exc}"}]})
         b = self._b
         row = b.outcomes.get(env.op_id)
         if row is not None:
-            if (row[0], row[1], row[2]) != (env.kind, env.device_id, phash):
+            if (row[0], row[1]) != (env.kind, env.device_id) or not _same_payload(row[2], env.payload, phash):
                 return _result(env.op_id, "rejected", error={
                     "code": "idempotency_mismatch",
                     "message": "this op_id was used before with another kind, device or payload"})
@@ -425,6 +464,8 @@ class Applier:
                 raise _field_reject("unknown_reference", "resolution.uhid", "not_found",
                                     f"no patient with uhid {res.uhid}")
             self._map(p.local_ref, "patient", res.uhid, env.op_id)
+            # the patient gained a local_ref: counters read it from /patients/changes
+            self._w("UPDATE patient SET change_seq=? WHERE uhid=?", (self._next("change"), res.uhid))
             return {"uhid": res.uhid, "linked": True}
         rec = p.model_dump(mode="json", include=set(PATIENT_COLUMNS))
         if res is None:
@@ -616,6 +657,17 @@ class Applier:
             (receipt_id, p.reason, row[0], env.device_id, _local_date(env.recorded_at), env.op_id),
         )
         return {"receipt_id": receipt_id, "voided": True}
+
+
+def _count_seq(raw: Any, device_id: str, delta: _DeviceDelta) -> None:
+    """Contract 1.1: ``max_seq`` is the highest seq received from the device in any
+    request, whatever its outcome, so a seq is counted before anything is checked
+    (an op naming another device is that device's numbering, not this one's)."""
+    if not isinstance(raw, dict) or raw.get("device_id") != device_id:
+        return
+    seq = raw.get("seq")
+    if type(seq) is int and 0 < seq <= _MAX_SQL_INT and seq > delta.max_seq:
+        delta.max_seq = seq
 
 
 def _unstorable(env: OpEnvelope) -> list[dict[str, str]]:

@@ -39,6 +39,8 @@ def device_info(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
 
 
 def patient_changes(conn: sqlite3.Connection, after: int, limit: int) -> dict[str, Any]:
+    """Patients changed after the cursor, each with every ``local_ref`` mapped to it
+    (contract 1.1), so a counter can find another counter's offline number."""
     cols = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile", "district", "version", "updated_at")
     rows = conn.execute(
         f"SELECT {','.join(cols)}, change_seq FROM patient WHERE change_seq>? ORDER BY change_seq LIMIT ?",
@@ -47,8 +49,18 @@ def patient_changes(conn: sqlite3.Connection, after: int, limit: int) -> dict[st
     done = len(rows) <= limit
     rows = rows[:limit]
     cursor = rows[-1][-1] if rows else after
+    patients = [{**dict(zip(cols, r[:-1])), "local_refs": []} for r in rows]
+    by_uhid = {p["uhid"]: p for p in patients}
+    uhids = list(by_uhid)
+    for i in range(0, len(uhids), 900):  # SQLite's bound-parameter limit
+        chunk = uhids[i : i + 900]
+        for local_ref, uhid in conn.execute(
+            "SELECT local_ref, central_id FROM ref_map WHERE kind='patient' AND central_id IN "
+            f"({','.join('?' * len(chunk))}) ORDER BY local_ref", chunk,
+        ):
+            by_uhid[uhid]["local_refs"].append(local_ref)
     return {
-        "patients": [dict(zip(cols, r[:-1])) for r in rows],
+        "patients": patients,
         "next_cursor": str(cursor),
         "done": done,
     }

@@ -72,6 +72,8 @@ class RefMap(CentralMeta, table=True):
     """Hospital-wide map from a counter's local_ref to the central id it became."""
 
     __tablename__ = "ref_map"
+    # /patients/changes lists the local_refs of each patient it returns
+    __table_args__ = (Index("ix_ref_map_central", "central_id"),)
     local_ref: str = Field(primary_key=True)
     kind: str  # patient | visit | lab_order | payment
     central_id: str

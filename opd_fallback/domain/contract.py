@@ -1,8 +1,12 @@
-"""Wire models of the central sync API (``shared/contract/central-api.md``).
+"""Wire models of the central sync API, version 1.1 (docs/central-api.md).
 
 The op envelope, batch results and the reading endpoints' bodies. Both the
 sync client and the reference central server use these, so they cannot drift
 apart; payload rules live in :mod:`opd_fallback.domain.payloads`.
+
+:func:`canonical_payload` is the contract's payload equality for idempotency:
+RFC 8785 canonical JSON (through the maintained ``rfc8785`` package, not our
+own serialiser) after dropping null-valued keys, so an absent key equals null.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+import rfc8785
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from opd_fallback.domain.payloads import OpKind
 
+CONTRACT_VERSION = "1.1"
 API_PREFIX = "/api/v1"
 MAX_BATCH_OPS = 500
 MAX_BATCH_BYTES = 1024 * 1024
@@ -140,8 +146,9 @@ class Fee(Wire):
 
 
 class Exemption(Wire):
-    """Not in contract v1 (see docs/contract-notes.md): categories that pay
-    nothing for the listed fee codes. Optional; the counter has defaults."""
+    """Contract 1.1: a patient category that pays nothing for the listed fee
+    codes. Optional in master data; without it the counter has defaults
+    (:data:`opd_fallback.domain.masterdata.DEFAULT_EXEMPTIONS`)."""
 
     category: str
     fee_codes: list[str] = Field(default_factory=list)
@@ -165,6 +172,8 @@ class PatientSummary(Wire):
     district: str | None = None
     version: int = 1
     updated_at: datetime | None = None
+    # contract 1.1: every offline number (local_ref) mapped to this patient
+    local_refs: list[str] = Field(default_factory=list)
 
 
 class PatientChanges(Wire):
@@ -208,6 +217,24 @@ class ReconciliationOps(Wire):
     op_ids: list[str]
     next_cursor: str | None = None
     done: bool
+
+
+def drop_nulls(value: Any) -> Any:
+    """``value`` with every null-valued object key removed, at any depth
+    (list items are kept as they are, nulls included)."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
+
+
+def canonical_payload(payload: Any) -> bytes:
+    """The payload as RFC 8785 canonical JSON with an absent key equal to null:
+    two payloads are the same for idempotency exactly when these bytes are.
+    Raises ``rfc8785.CanonicalizationError`` (a ``ValueError``) for what JSON
+    cannot carry between systems (an integer beyond 2**53, a lone surrogate)."""
+    return rfc8785.dumps(drop_nulls(payload))
 
 
 def op_ids_digest(op_ids: list[str] | set[str]) -> str:

@@ -1,9 +1,16 @@
-"""Op payloads of the central sync contract (``shared/contract/central-api.md``).
+"""Op payloads of the central sync contract, version 1.1 (docs/central-api.md).
 
 One pydantic model per op kind. The counter validates with them before it
 saves, the CSV import validates with them, and the reference central server
 validates incoming ops with the very same models, so a record the counter
 accepts is one the server accepts.
+
+The wire form is exact, because an independent central server may be strict:
+a reference is an object with exactly one key (``{"local_ref": ...}`` or
+``{"central_id": ...}``, never a second key set to null), and an optional
+field the counter has no value for is left out, except the fields the
+contract writes as "... or null" (:data:`WIRE_NULLS`). :func:`wire` gives that
+form; it is what the outbox stores and sends.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from pydantic import (
     Field,
     StrictInt,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -48,17 +56,40 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+REF_KEYS = ("central_id", "local_ref")
+
+
 class Ref(Model):
-    """A reference to a record: its central id, or the local_ref of the counter that made it."""
+    """A reference to a record: exactly one of its central id or the local_ref of
+    the counter that made it. A key that is present must have a value: the
+    contract (1.1) rejects ``{"central_id": null, "local_ref": "..."}``, so we
+    reject it too and never produce it (the serialiser writes only the one key)."""
 
     central_id: str | None = Field(default=None, min_length=1, max_length=64)
     local_ref: LocalRef | None = None
 
+    @field_validator("central_id", "local_ref", mode="before")
+    @classmethod
+    def _present_means_set(cls, v: Any) -> Any:
+        # runs only for keys that are present: an absent key keeps its default
+        if v is None:
+            raise ValueError("must not be null: send only the one key that has a value")
+        return v
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Ref:
-        if (self.central_id is None) == (self.local_ref is None):
-            raise ValueError("give either central_id or local_ref, not both or neither")
+        if self.central_id is not None and self.local_ref is not None:
+            raise ValueError("give exactly one of central_id or local_ref, not both")
+        if self.central_id is None and self.local_ref is None:
+            raise ValueError("give central_id or local_ref")
         return self
+
+    @model_serializer(mode="plain")
+    def _one_key(self) -> dict[str, str]:
+        if self.central_id is not None:
+            return {"central_id": self.central_id}
+        assert self.local_ref is not None
+        return {"local_ref": self.local_ref}
 
     @classmethod
     def local(cls, local_ref: str) -> Ref:
@@ -69,7 +100,7 @@ class Ref(Model):
         return cls(central_id=central_id)
 
     def wire(self) -> dict[str, str]:
-        return self.model_dump(exclude_none=True)
+        return self.model_dump()
 
 
 class PatientFields(Model):
@@ -221,6 +252,15 @@ class TestLine(Model):
         return rules.code(v, what="test code")
 
 
+class SampleTube(Model):
+    """One tube of a lab order (contract 1.1 ``samples``). Accepted as sent; the
+    per-tube ids are made by the lab printing code."""
+
+    sample_id: str = Field(min_length=1, max_length=64)
+    sample_type: str | None = Field(default=None, max_length=64)
+    tests: list[str] = Field(default_factory=list, max_length=50)
+
+
 class LabOrder(Model):
     """`lab.order`: tests ordered for a patient's visit."""
 
@@ -229,6 +269,7 @@ class LabOrder(Model):
     visit: Ref
     tests: list[TestLine] = Field(min_length=1, max_length=50)
     sample_id: str | None = Field(default=None, max_length=64)
+    samples: list[SampleTube] | None = Field(default=None, min_length=1, max_length=50)
     priority: Priority = "routine"
     ordered_by: str | None = Field(default=None, max_length=100)
 
@@ -316,8 +357,18 @@ def validate_payload(kind: str, payload: Any) -> Model:
     return PAYLOAD_MODELS[kind].model_validate(payload)
 
 
+# Fields the contract writes as "... or null" / "else null": sent as null when
+# empty. Every other optional field without a value is left out of the payload.
+WIRE_NULLS: dict[type[BaseModel], frozenset[str]] = {
+    PatientRegister: frozenset({"uhid", "mobile"}),
+}
+
+
 def wire(model: BaseModel) -> dict[str, Any]:
-    """The JSON form of a payload as it travels (dates as strings, no Nones
-    where the contract has optional fields left out is not required: we keep
-    nulls explicit so payload equality is stable)."""
-    return model.model_dump(mode="json")
+    """The JSON form of a payload as it travels: dates as strings, references
+    with their one key, empty optional fields left out (except those in
+    :data:`WIRE_NULLS`). Values inside ``patient.update``'s ``changes`` keep
+    their nulls: there null means "clear this field"."""
+    body = model.model_dump(mode="json")
+    keep = WIRE_NULLS.get(type(model), frozenset())
+    return {k: v for k, v in body.items() if v is not None or k in keep}

@@ -10,11 +10,12 @@ models to match.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
-from opd_fallback.store import tables  # noqa: F401  (registers the tables)
+from opd_fallback.store import outbox, tables
 
 # Objects SQLModel cannot declare: the name index and the guards that make the
 # outbox undeletable and the audit log append-only.
@@ -53,9 +54,40 @@ def _v2_op_day_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_op_device_recorded ON op (device_id, recorded_at)")
 
 
+def _v3_patient_index_refs(conn: Connection) -> None:
+    """Contract 1.1: the offline numbers central maps to each indexed patient."""
+    tables.IndexedPatientRef.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+    # the index is filled from the start again, so every patient's local_refs arrive
+    conn.exec_driver_sql("DELETE FROM meta WHERE key = 'patient_index_cursor'")
+
+
+_REF_FIELDS = ("patient", "visit", "lab_order", "payment")
+
+
+def one_key_refs(payload: Any) -> Any:
+    """``payload`` with each reference reduced to its one non-null key (contract 1.1)."""
+    if not isinstance(payload, dict):
+        return payload
+    return {k: ({rk: rv for rk, rv in v.items() if rv is not None}
+                if k in _REF_FIELDS and isinstance(v, dict) else v) for k, v in payload.items()}
+
+
+def _v4_exactly_one_key_refs(conn: Connection) -> None:
+    """Ops queued by a 1.0 counter carry ``{"central_id": null, "local_ref": ...}``,
+    which a strict 1.1 server rejects. Rewrite every op not yet synced to the
+    one-key form; under 1.1 idempotency (absent equals null) the server sees the
+    same payload, so a resend of an op it already applied is still a duplicate.
+    Synced ops keep the form they were sent in."""
+    outbox.rewrite_unsent_payloads(
+        conn, one_key_refs,
+        "payload LIKE '%\"central_id\":null%' OR payload LIKE '%\"local_ref\":null%'")
+
+
 # STEPS[n] upgrades a database at version n to version n+1. Version 0 is an
 # empty file; step 0 creates the current schema (a fresh file never runs the rest).
-STEPS: list[Callable[[Connection], None]] = [_create_current, _v2_op_day_index]
+STEPS: list[Callable[[Connection], None]] = [
+    _create_current, _v2_op_day_index, _v3_patient_index_refs, _v4_exactly_one_key_refs,
+]
 LATEST = len(STEPS)
 
 

@@ -28,19 +28,20 @@ transition          from                            to          who
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, text
+from sqlalchemy import Connection, func, text
 from sqlmodel import Session, col, select
 from ulid import ULID
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.domain.jsonio import dumps, loads
+from opd_fallback.domain.payloads import wire
 from opd_fallback.store.tables import Op
 
 PENDING, SYNCED, REJECTED, CONFLICT, CANCELLED = "pending", "synced", "rejected", "conflict", "cancelled"
@@ -187,8 +188,10 @@ def enqueue(
     source: str = "counter",
     supersedes: str | None = None,
 ) -> Op:
-    """Add one op to the outbox in the caller's transaction."""
-    body = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+    """Add one op to the outbox in the caller's transaction. A model is stored in
+    its exact wire form (references with one key, empty optional fields left
+    out); a dict is stored as given, so give one that came from :func:`wire`."""
+    body = wire(payload) if isinstance(payload, BaseModel) else payload
     at = recorded_at.isoformat() if isinstance(recorded_at, datetime) else (recorded_at or now_iso())
     op = Op(
         seq=seq,
@@ -226,6 +229,27 @@ def envelope(op: Op) -> dict[str, Any]:
 
 def as_envelope_model(op: Op) -> OpEnvelope:
     return OpEnvelope.model_validate(envelope(op))
+
+
+def rewrite_unsent_payloads(conn: Connection, fix: Callable[[Any], Any], where: str) -> int:
+    """A schema upgrade's rewrite of the payloads of ops not yet synced (``where``
+    narrows them in SQL); synced ops keep what was sent. Returns how many changed.
+
+    Only for migrations, inside their transaction: an op that left this counter
+    is never rewritten, and a damaged payload is left for the sync to flag.
+    """
+    rows = conn.exec_driver_sql(f"SELECT seq, payload FROM op WHERE state != 'synced' AND ({where})").all()
+    changed = 0
+    for seq, text_ in rows:
+        try:
+            body = loads(text_)
+        except ValueError:
+            continue
+        fixed = fix(body)
+        if fixed != body:
+            conn.exec_driver_sql("UPDATE op SET payload = ? WHERE seq = ?", (dumps(fixed), seq))
+            changed += 1
+    return changed
 
 
 def get(session: Session, op_id: str) -> Op | None:

@@ -1,6 +1,11 @@
 """Offline patient lookup: central's patients (from /patients/changes) plus this
 counter's own registrations, searchable by uhid, offline number, mobile and
-name prefix. Names use FTS5 so prefix search stays fast at millions of rows."""
+name prefix. Names use FTS5 so prefix search stays fast at millions of rows.
+
+Central sends each patient's ``local_refs`` (contract 1.1): every offline
+number any counter printed for that patient. They are kept in
+``patient_index_ref``, so a slip from another counter (``C03-261130-000042``)
+finds the patient here while offline."""
 
 from __future__ import annotations
 
@@ -41,8 +46,16 @@ _UPSERT = text(
 )
 
 
+_UPSERT_REF = text(
+    "INSERT INTO patient_index_ref(local_ref, uhid) VALUES (:local_ref, :uhid) "
+    "ON CONFLICT(local_ref) DO UPDATE SET uhid=excluded.uhid"
+)
+
+
 def upsert_many(session: Session, patients: Iterable[dict[str, Any]]) -> int:
-    """Insert or refresh index rows (a newer version wins) in the caller's transaction."""
+    """Insert or refresh index rows (a newer version wins) and their offline
+    numbers, in the caller's transaction."""
+    patients = list(patients)
     rows = [
         {
             "uhid": p["uhid"],
@@ -59,7 +72,23 @@ def upsert_many(session: Session, patients: Iterable[dict[str, Any]]) -> int:
     ]
     if rows:
         session.execute(_UPSERT, rows)
+    refs = [
+        {"local_ref": str(ref).strip().upper(), "uhid": p["uhid"]}
+        for p in patients
+        for ref in (p.get("local_refs") or ())
+        if ref
+    ]
+    if refs:
+        session.execute(_UPSERT_REF, refs)
     return len(rows)
+
+
+def uhid_for_local_ref(session: Session, local_ref: str) -> str | None:
+    """The uhid central maps an offline number to, as last refreshed (None if unknown)."""
+    row = session.execute(
+        text("SELECT uhid FROM patient_index_ref WHERE local_ref = :r"), {"r": local_ref.strip().upper()}
+    ).first()
+    return None if row is None else str(row[0])
 
 
 _COLS_INDEX = "uhid, NULL, name, sex, age_years, guardian_name, mobile, district, 'index', version"
@@ -97,7 +126,8 @@ def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]
         {"r": upper, "l": limit},
     ).all()
     rows += session.execute(
-        text(f"SELECT {_COLS_INDEX} FROM patient_index WHERE uhid = :r LIMIT :l"), {"r": upper, "l": limit}
+        text(f"SELECT {_COLS_INDEX} FROM patient_index WHERE uhid = :r OR uhid IN "
+             "(SELECT uhid FROM patient_index_ref WHERE local_ref = :r) LIMIT :l"), {"r": upper, "l": limit}
     ).all()
     words = [w for w in re.split(r"[^\w]+", q) if w]
     if words and not digits.isdigit():

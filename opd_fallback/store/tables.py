@@ -229,6 +229,17 @@ class IndexedPatient(SQLModel, table=True):
     updated_at: str | None = None
 
 
+class IndexedPatientRef(SQLModel, table=True):
+    """Every offline number (local_ref) central maps to an indexed patient
+    (``local_refs`` of /patients/changes, contract 1.1), so a slip printed at
+    another counter is found while offline."""
+
+    __tablename__ = "patient_index_ref"
+
+    local_ref: str = Field(primary_key=True)
+    uhid: str = Field(index=True)
+
+
 class Meta(SQLModel, table=True):
     """Small key/value facts: index cursor, last sync attempt, device floor."""
 

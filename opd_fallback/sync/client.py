@@ -1,4 +1,4 @@
-"""HTTP client for the central sync API (``shared/contract/central-api.md``).
+"""HTTP client for the central sync API, version 1.1 (``docs/central-api.md``).
 
 It speaks the contract and nothing more, so it works against any server that
 implements it. Transport and status problems become typed exceptions the

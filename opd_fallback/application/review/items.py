@@ -25,6 +25,8 @@ FLAGGED_STATES = (outbox.REJECTED, outbox.CONFLICT)
 CANDIDATE_FIELDS = tuple(f for f in contract.CANDIDATE_FIELDS if f != "uhid")
 # A payment is a fact: its money fields are never edited (a trigger refuses it locally too).
 PAYMENT_FIXED = ("amount_paise", "mode", "items")
+# the payload fields that hold a reference ({"central_id"} or {"local_ref"})
+REF_FIELDS = ("patient", "visit", "lab_order", "payment")
 RECORD_TABLES: dict[str, type[Any]] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder,
                                         "payment": Payment}
 MONEY_KINDS = ("payment.record", "payment.void")

@@ -14,6 +14,7 @@ from opd_fallback.application.review.items import (
     MONEY_KINDS,
     PAYMENT_FIXED,
     RECORD_TABLES,
+    REF_FIELDS,
     Category,
     Decision,
     Pick,
@@ -244,8 +245,8 @@ class ReviewService:
                 msg = "central's values kept for every field; nothing to send."
                 outcome = "cancelled"
             else:
-                payload = {**item.payload, "base_version": version, "changes": merged}
-                validate(P.PatientUpdate, payload)
+                payload = P.wire(validate(P.PatientUpdate,
+                                          {**item.payload, "base_version": version, "changes": merged}))
                 new = self._requeue(s, op, payload, resolution, f"merged by {sup.id}")
                 self._repoint(s, op.op_id, new.op_id)
                 new_id = new.op_id
@@ -277,6 +278,10 @@ class ReviewService:
             for name, value in fields.items():
                 target = payload
                 parts = name.split(".")
+                if len(parts) == 2 and parts[0] in REF_FIELDS and parts[1] in P.REF_KEYS:
+                    # a reference has exactly one key: setting one replaces the other
+                    payload[parts[0]] = {parts[1]: value}
+                    continue
                 for part in parts[:-1]:
                     nxt = target.get(part)
                     nxt = dict(nxt) if isinstance(nxt, dict) else {}
