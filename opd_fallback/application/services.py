@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import text
 from sqlmodel import Session, select
@@ -548,7 +548,7 @@ def day_totals(session: Session, day: str, operator_id: str | None = None) -> Ca
         "JOIN op pop ON pop.op_id = p.op_id JOIN op vop ON vop.op_id = v.op_id "
         f"WHERE {who}substr(p.created_at,1,10)=:d "
         "AND pop.state != 'cancelled' AND vop.state != 'cancelled' GROUP BY p.mode"), params).all()
-    by_mode = {m: ModeTotal() for m in P.PaymentMode.__args__}  # type: ignore[attr-defined]
+    by_mode = {m: ModeTotal() for m in get_args(P.PaymentMode)}
     by_mode.update({str(m): ModeTotal(int(c), int(t)) for m, c, t in rows})
     voided = {str(m): ModeTotal(int(c), int(t)) for m, c, t in vrows}
     voids = ModeTotal(sum(v.count for v in voided.values()), sum(v.total_paise for v in voided.values()))

@@ -16,7 +16,7 @@ form; it is what the outbox stores and sends.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -44,7 +44,7 @@ OpKind = Literal[
     "payment.record",
     "payment.void",
 ]
-OP_KINDS: tuple[str, ...] = OpKind.__args__  # type: ignore[attr-defined]
+OP_KINDS: tuple[str, ...] = get_args(OpKind)
 
 Paise = Annotated[StrictInt, Field(ge=0, le=10**11)]
 LocalRef = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9]+-\S+$")]

@@ -56,7 +56,7 @@ def _v2_op_day_index(conn: Connection) -> None:
 
 def _v3_patient_index_refs(conn: Connection) -> None:
     """Contract 1.1: the offline numbers central maps to each indexed patient."""
-    tables.IndexedPatientRef.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+    SQLModel.metadata.tables[tables.IndexedPatientRef.__tablename__].create(conn, checkfirst=True)
     # the index is filled from the start again, so every patient's local_refs arrive
     conn.exec_driver_sql("DELETE FROM meta WHERE key = 'patient_index_cursor'")
 

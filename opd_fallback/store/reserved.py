@@ -8,8 +8,9 @@ back to its own seq-derived numbers.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 from sqlmodel import Session
 
 from opd_fallback.domain.clock import now_iso
@@ -53,5 +54,7 @@ def free_count(session: Session, kind: str) -> int:
 
 def abandon_free(session: Session) -> int:
     """After a restore, free ids in the backup may have been used since: never use them."""
-    result = session.execute(text("UPDATE id_reservation SET state='abandoned' WHERE state='free'"))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    # an UPDATE's result is a cursor result, which knows how many rows it changed
+    result = cast("CursorResult[Any]", session.execute(
+        text("UPDATE id_reservation SET state='abandoned' WHERE state='free'")))
+    return int(result.rowcount or 0)

@@ -150,8 +150,10 @@ def category_of(op: Op, error: dict[str, Any]) -> Category:
         return "rejected"
     if op.last_status == "deferred" or code in ("dependency_missing", "reference_pending"):
         return "waited_too_long"
-    if code in ("possible_duplicate", "stale_update"):
-        return code  # type: ignore[return-value]
+    if code == "possible_duplicate":
+        return "possible_duplicate"
+    if code == "stale_update":
+        return "stale_update"
     return "conflict"
 
 
