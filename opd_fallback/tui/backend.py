@@ -280,7 +280,7 @@ class StoreBackend:
 
         def item_name(code: str) -> str:
             if code in names:
-                return names[code]
+                return str(names[code])
             if cat and code in cat.fees:
                 return cat.fees[code].name
             if cat and code in cat.tests:

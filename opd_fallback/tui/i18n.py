@@ -217,6 +217,11 @@ _MESSAGE_HI: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+def lang_of(app: object) -> Lang:
+    """The language an app (or anything with ``lang``) shows; English when it has none."""
+    return "hi" if getattr(app, "lang", "en") == "hi" else "en"
+
+
 def tr(key: str, lang: Lang = "en", **kwargs: object) -> str:
     """The text for ``key`` in ``lang``, formatted with ``kwargs``."""
     pair = STRINGS.get(key)

@@ -30,7 +30,8 @@ def _flows() -> dict[str, type[Screen[Any]]]:
 class _Lazy(dict):  # type: ignore[type-arg]
     def __missing__(self, key: str) -> type[Screen[Any]]:
         self.update(_flows())
-        return dict.__getitem__(self, key)
+        flow: type[Screen[Any]] = dict.__getitem__(self, key)
+        return flow
 
 
 FLOWS: dict[str, type[Screen[Any]]] = _Lazy()

@@ -11,7 +11,7 @@ from textual.screen import Screen
 from opd_fallback.tui.widgets.status_bar import StatusBar
 from opd_fallback.tui.widgets.tlabel import TLabel
 
-NAV_BINDINGS = [
+NAV_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("f2", "flow('register')", "New", id="flow.register"),
     Binding("f3", "flow('revisit')", "Revisit", id="flow.revisit"),
     Binding("f4", "flow('lab')", "Lab", id="flow.lab"),

@@ -26,7 +26,7 @@ FILTERS: dict[str, list[str] | None] = {
 class QueueScreen(CounterScreen):
     HINTS = "keys.list"
     BINDINGS = [
-        *[b for b in NAV_BINDINGS if b.key not in ("f2", "f3", "f4")],
+        *[b for b in NAV_BINDINGS if isinstance(b, Binding) and b.key not in ("f2", "f3", "f4")],
         Binding("f2", "filter('waiting')", "Waiting", id="queue.waiting"),
         Binding("f3", "filter('synced')", "Synced", id="queue.synced"),
         Binding("f4", "filter('flagged')", "Flagged", id="queue.flagged"),

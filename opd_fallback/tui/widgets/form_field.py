@@ -15,7 +15,7 @@ from textual.containers import Horizontal
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
-from opd_fallback.tui.i18n import field_label, message, tr
+from opd_fallback.tui.i18n import field_label, lang_of, message, tr
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 Parser = Callable[[str], Any]
@@ -111,7 +111,7 @@ class FormField(Horizontal):
         self.show()
 
     def show(self) -> None:
-        lang = getattr(self.app, "lang", "en")
+        lang = lang_of(self.app)
         err = self.query_one(".error", Static)
         if self.problem:
             err.update(f"✗ {field_label(self.field, lang)}: {message(self.problem, lang)}")

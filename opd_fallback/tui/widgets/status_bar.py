@@ -72,7 +72,7 @@ class StatusBar(Static):
     def tick(self) -> None:
         app = self.app
         model: StatusModel = getattr(app, "status", StatusModel())
-        now = app.now() if hasattr(app, "now") else datetime.now()  # type: ignore[attr-defined]
+        now = app.now() if hasattr(app, "now") else datetime.now()
         self.update(render_status(model, getattr(app, "lang", "en"), now))
 
     def retranslate(self) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.widgets import Static
 
-from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.i18n import lang_of, tr
 
 
 class TLabel(Static):
@@ -25,5 +25,5 @@ class TLabel(Static):
         self.retranslate()
 
     def retranslate(self) -> None:
-        lang = getattr(self.app, "lang", "en")
+        lang = lang_of(self.app)
         self.update(tr(self.key, lang, **self.fmt) if self.key else "")
