@@ -286,13 +286,18 @@ class Tx:
         visit_ref, visit_deps, visit_local = self._visit_ref(visit, info)
         seq, op_id, when = self._begin_op()
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
-        sample_id = reserved.take(self.session, "sample", op_id) or numbers.local_sample_id(
-            self.svc.device_id, seq
-        )
+        tubes = self._tubes(codes)
+        samples = []
+        for n, (sample_type, tube_codes) in enumerate(tubes.items(), start=1):
+            tube_id = reserved.take(self.session, "sample", op_id) or numbers.local_sample_id(
+                self.svc.device_id, seq, n if len(tubes) > 1 else None
+            )
+            samples.append({"sample_id": tube_id, "sample_type": sample_type, "tests": tube_codes})
+        sample_id = samples[0]["sample_id"]
         payload = validate(P.LabOrder, {
             "local_ref": local_ref, "patient": info.ref.wire(), "visit": visit_ref.wire(),
-            "tests": [{"code": c} for c in codes], "sample_id": sample_id, "priority": priority,
-            "ordered_by": ordered_by,
+            "tests": [{"code": c} for c in codes], "sample_id": sample_id, "samples": samples,
+            "priority": priority, "ordered_by": ordered_by,
         })
         total = self.catalog.tests_total(codes) if self.catalog else 0
         self.session.add(LabOrder(
@@ -305,7 +310,17 @@ class Tx:
         deps = [*info.depends_on, *visit_deps]
         self._enqueue(seq, op_id, when, "lab.order", payload, deps, "lab_order", local_ref)
         return Saved("lab_order", local_ref, op_id, seq, {"sample_id": sample_id, "tests": codes,
-                                                          "total_paise": total})
+                                                          "samples": samples, "total_paise": total})
+
+    def _tubes(self, codes: Sequence[str]) -> dict[str, list[str]]:
+        """Tests grouped by the master data's ``sample_type``: one tube (and one
+        sample id, one label) each, in the order the tests were chosen."""
+        tubes: dict[str, list[str]] = {}
+        for c in codes:
+            test = self.catalog.tests.get(c) if self.catalog is not None else None
+            kind = ((test.sample_type if test is not None else None) or "sample").strip().lower() or "sample"
+            tubes.setdefault(kind, []).append(c)
+        return tubes
 
     def record_payment(
         self, patient: str | PatientInfo, payment: PaymentInput, *,

@@ -572,7 +572,16 @@ class Applier:
                 fields=[{"field": f"tests.{i}.code", "code": "unknown", "message": f"{code} is not a known test"}
                         for i, code in unknown],
             )
-        reserved = p.sample_id is not None and self._reserved(env, "sample", p.sample_id, "sample_id")
+        tubes = [(t.sample_id, t.sample_type, t.tests) for t in p.samples or ()]
+        if not tubes and p.sample_id is not None:
+            tubes = [(p.sample_id, "sample", [t.code for t in p.tests])]
+        reserved = [sid for i, (sid, _, _) in enumerate(tubes)
+                    if self._reserved(env, "sample", sid, f"samples.{i}.sample_id" if p.samples else "sample_id")]
+        for i, (sid, _, _) in enumerate(tubes):
+            row = self.conn.execute("SELECT op_id FROM lab_sample WHERE sample_id=?", (sid,)).fetchone()
+            if row is not None and row[0] != env.op_id:
+                raise _field_reject("validation_failed", f"samples.{i}.sample_id" if p.samples else "sample_id",
+                                    "already_used", f"{sid} already names a tube of op {row[0]}")
         self._deps(env)
         uhid = self._ref(p.patient, "patient", "patient")
         visit_id = self._ref(p.visit, "visit", "visit")
@@ -582,9 +591,8 @@ class Applier:
                 "SELECT uhid FROM visit WHERE visit_id=?", (visit_id,)).fetchone()[0]
         if owner != uhid:
             raise _field_reject("validation_failed", "visit", "other_patient", "is a visit of another patient")
-        if reserved:
-            assert p.sample_id is not None
-            self._use_reserved(p.sample_id, env.op_id)
+        for sid in reserved:
+            self._use_reserved(sid, env.op_id)
         n = self._next("lab_order")
         order_id, accession = f"LO{n:010d}", f"A{env.recorded_at.astimezone(IST):%y%m%d}{n:08d}"
         self._w(
@@ -593,6 +601,9 @@ class Applier:
             (order_id, accession, uhid, visit_id, orjson.dumps([t.code for t in p.tests]).decode(),
              p.sample_id, p.priority, p.ordered_by, env.device_id, env.op_id),
         )
+        for sid, sample_type, codes in tubes:
+            self._w("INSERT INTO lab_sample(sample_id, order_id, sample_type, tests, op_id) VALUES (?,?,?,?,?)",
+                    (sid, order_id, sample_type, orjson.dumps(codes).decode(), env.op_id))
         self._map(p.local_ref, "lab_order", order_id, env.op_id)
         return {"order_id": order_id, "accession": accession}
 

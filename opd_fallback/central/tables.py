@@ -150,6 +150,18 @@ class LabOrder(CentralMeta, table=True):
     op_id: str
 
 
+class LabSample(CentralMeta, table=True):
+    """One tube of a lab order (``samples``, contract 1.1). The sample id is the
+    key: the id a lab scans names one tube only, whichever device sent it."""
+
+    __tablename__ = "lab_sample"
+    sample_id: str = Field(primary_key=True)
+    order_id: str = Field(index=True)
+    sample_type: str
+    tests: str  # JSON list of codes
+    op_id: str
+
+
 class Payment(CentralMeta, table=True):
     __tablename__ = "payment"
     __table_args__ = (Index("ix_payment_recon", "device_id", "local_date"),)

@@ -252,17 +252,26 @@ class TestLine(Model):
         return rules.code(v, what="test code")
 
 
-class SampleTube(Model):
-    """One tube of a lab order (contract 1.1 ``samples``). Accepted as sent; the
-    per-tube ids are made by the lab printing code."""
+SampleId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")]
 
-    sample_id: str = Field(min_length=1, max_length=64)
-    sample_type: str | None = Field(default=None, max_length=64)
-    tests: list[str] = Field(default_factory=list, max_length=50)
+
+class SampleTube(Model):
+    """One tube of a lab order (contract 1.1 ``samples``): its own id, printed
+    as the label's barcode, the sample type and the tests taken from it."""
+
+    sample_id: SampleId
+    sample_type: str = Field(min_length=1, max_length=40)
+    tests: list[str] = Field(min_length=1, max_length=50)
+
+    @field_validator("tests")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        return [rules.code(c, what="test code") for c in v]
 
 
 class LabOrder(Model):
-    """`lab.order`: tests ordered for a patient's visit."""
+    """`lab.order`: tests ordered for a patient's visit. ``samples`` (1.1) has
+    one entry per tube; ``sample_id`` is then the first tube's id."""
 
     local_ref: LocalRef
     patient: Ref
@@ -281,6 +290,31 @@ class LabOrder(Model):
         if dupes:
             raise ValueError(f"test ordered twice: {', '.join(dupes)}")
         return v
+
+    @model_validator(mode="after")
+    def _tubes(self) -> LabOrder:
+        """Each tube has its own id, is for tests of this order, and every
+        ordered test is in exactly one tube; ``sample_id`` names the first."""
+        if not self.samples:
+            return self
+        ids = [s.sample_id for s in self.samples]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"samples: the same sample id on two tubes: {', '.join(dupes)}")
+        ordered = [t.code for t in self.tests]
+        in_tubes = [c for s in self.samples for c in s.tests]
+        stray = sorted(set(in_tubes) - set(ordered))
+        if stray:
+            raise ValueError(f"samples: tests not in this order: {', '.join(stray)}")
+        twice = sorted({c for c in in_tubes if in_tubes.count(c) > 1})
+        if twice:
+            raise ValueError(f"samples: test in two tubes: {', '.join(twice)}")
+        missing = [c for c in ordered if c not in in_tubes]
+        if missing:
+            raise ValueError(f"samples: tests without a tube: {', '.join(missing)}")
+        if self.sample_id is not None and self.sample_id != self.samples[0].sample_id:
+            raise ValueError("sample_id must be the first tube's sample id")
+        return self
 
 
 class PaymentItem(Model):

@@ -30,7 +30,34 @@ class NullPrinter:
         return None
 
 
+class LabelRouter:
+    """Sample labels to the label printer, everything else to the main one."""
+
+    def __init__(self, main: Printer, labels: Printer) -> None:
+        self.main, self.labels = main, labels
+
+    def print_document(self, doc: Document) -> None:
+        (self.labels if doc.kind == "labels" else self.main).print_document(doc)
+
+
 def make_printer(settings: PrinterSettings, *, data_dir: Path | None = None) -> Printer:
+    """Build the configured printer (and the label printer, when one is set)."""
+    main = _main_printer(settings, data_dir=data_dir)
+    if not settings.label_printer:
+        return main
+    from opd_fallback.printing.labelcode import LabelPrinter
+
+    target = settings.label_target or ""
+    if target.startswith("/"):
+        label = LabelPrinter(settings.label_printer, device=Path(target), timeout_s=settings.timeout_s)
+    else:
+        host, _, port = target.partition(":")
+        label = LabelPrinter(settings.label_printer, host=host or settings.host, port=int(port or 9100),
+                             timeout_s=settings.timeout_s)
+    return LabelRouter(main, label)
+
+
+def _main_printer(settings: PrinterSettings, *, data_dir: Path | None = None) -> Printer:
     """Build the configured printer. Imports the heavy drivers only when used,
     so the counter starts fast."""
     directory = settings.directory or ((data_dir or Path.cwd()) / "prints")

@@ -1,8 +1,9 @@
 """ESC/POS thermal printers (USB, serial or network) through python-escpos.
 
-Thermal printers have no Devanagari glyphs: lines in other scripts are left
-out on paper (the Latin name is always printed); the QR code and barcodes use
-the printer's own generators so they scan reliably.
+The printer's code page has no Devanagari, so the document goes out as the
+plan of ``raster.ThermalLayout``: ASCII lines as text, lines that need
+Devanagari (shaped by Pillow with raqm) and the barcodes and QR codes as
+raster images (GS v 0). The preview PNG is drawn from the same plan.
 """
 
 from __future__ import annotations
@@ -11,15 +12,29 @@ from collections.abc import Callable
 from typing import Any
 
 from opd_fallback.printing.base import PrintError
-from opd_fallback.printing.document import Block, Document
+from opd_fallback.printing.document import Document
+from opd_fallback.printing.raster import Cut, ImageLine, Piece, TextLine, ThermalLayout
 from opd_fallback.printing.settings import PrinterSettings
-from opd_fallback.printing.text import render_block
 
 
-def _printable(text: str) -> str:
-    """Keep what a code-page printer can print; drop other scripts."""
-    out = "".join(ch if ord(ch) < 128 else ("Rs." if ch == "₹" else "") for ch in text)
-    return out.rstrip()
+def send_pieces(p: Any, pieces: list[Piece]) -> None:
+    """Write a plan to a python-escpos printer object (a Dummy in tests)."""
+    for piece in pieces:
+        if isinstance(piece, Cut):
+            p.cut()
+        elif isinstance(piece, ImageLine):
+            p.image(piece.image, impl="bitImageRaster", center=False)
+        elif isinstance(piece, TextLine):
+            if piece.big:
+                p.set(align="center", bold=True, double_height=True, double_width=True)
+                p.text(piece.text + "\n")
+                p.set(align="left", normal_textsize=True, bold=False)
+                continue
+            if piece.bold:
+                p.set(bold=True)
+            p.text(piece.text.rstrip() + "\n")
+            if piece.bold:
+                p.set(bold=False)
 
 
 class EscposPrinter:
@@ -52,10 +67,7 @@ class EscposPrinter:
         except Exception as exc:  # drivers raise many kinds (USBError, OSError, serial...)
             raise PrintError(f"printer not reachable: {exc}") from exc
         try:
-            for block in doc.blocks:
-                self._block(p, block)
-            if not doc.blocks or doc.blocks[-1].kind != "cut":
-                p.cut()
+            send_pieces(p, ThermalLayout(self.width).plan(doc))
         except PrintError:
             raise
         except Exception as exc:
@@ -65,31 +77,3 @@ class EscposPrinter:
                 p.close()
             except Exception:
                 pass
-
-    def _block(self, p: Any, block: Block) -> None:
-        if block.kind == "qr":
-            p.set(align="center")
-            p.qr(block.text, size=6, center=False)
-            p.set(align="left")
-            return
-        if block.kind == "barcode":
-            p.set(align="center")
-            p.barcode(block.text, "CODE128", height=64, width=2, pos="BELOW", function_type="B")
-            p.set(align="left")
-            return
-        if block.kind == "cut":
-            p.cut()
-            return
-        if block.kind == "big":
-            p.set(align="center", bold=True, double_height=True, double_width=True)
-            p.text(_printable(block.text) + "\n")
-            p.set(align="left", normal_textsize=True, bold=False)
-            return
-        if block.bold:
-            p.set(bold=True)
-        for line in render_block(block, self.width):
-            text = _printable(line)
-            if text or not line:
-                p.text(text + "\n")
-        if block.bold:
-            p.set(bold=False)

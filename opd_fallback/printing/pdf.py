@@ -1,5 +1,11 @@
 """The system printer: render the document as a PDF (fpdf2) sized to the
-paper, then hand it to ``lp`` (or keep the file when no command is set)."""
+paper, then hand it to ``lp`` (or keep the file when no command is set).
+
+Text uses the shipped Noto Sans Devanagari (``fonts.devanagari_font``) with
+fpdf2's text shaping (HarfBuzz through uharfbuzz), so Hindi names and the
+day-end summary print with correct conjuncts and matras. Sample labels get a
+50 x 25 mm page each; barcodes are Code 128 drawn bar by bar.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,12 @@ import shlex
 import subprocess
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from opd_fallback.printing.base import PrintError
 from opd_fallback.printing.document import Document
 from opd_fallback.printing.file import _UNSAFE
-
-_FALLBACK_FONTS = (
-    Path("/usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf"),
-    Path("/usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf"),
-    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
-)
+from opd_fallback.printing.fonts import devanagari_font, is_variable
 
 
 class PdfPrinter:
@@ -34,53 +36,66 @@ class PdfPrinter:
         self.directory = Path(directory)
         self.paper_mm = paper_mm
         self.command = command
-        self.font_path = font_path or next((f for f in _FALLBACK_FONTS if f.exists()), None)
+        self.font_path = font_path
         self.printed: list[Path] = []
+
+    def _fonts(self, pdf: Any) -> str:
+        path = devanagari_font(self.font_path)
+        if is_variable(path):
+            pdf.add_font("Body", "", str(path), variations={"wght": 400})
+            pdf.add_font("Body", "B", str(path), variations={"wght": 700})
+        else:
+            pdf.add_font("Body", "", str(path))
+            pdf.add_font("Body", "B", str(path))
+        pdf.set_text_shaping(True)
+        return "Body"
 
     def render(self, doc: Document) -> bytes:
         """The PDF bytes (no I/O besides reading the font)."""
         import segno
         from fpdf import FPDF
 
-        margin = 4.0
-        width = float(self.paper_mm)
-        pdf = FPDF(orientation="P", unit="mm", format=(width, 297.0))
+        label = doc.kind == "labels"
+        margin = 1.5 if label else 4.0
+        width = 50.0 if label else float(self.paper_mm)
+        pdf = FPDF(orientation="P", unit="mm", format=(width, 25.0 if label else 297.0))
         pdf.set_margins(margin, margin, margin)
-        pdf.set_auto_page_break(True, margin)
+        pdf.set_auto_page_break(not label, margin)
         pdf.add_page()
-        family = "Helvetica"
-        if self.font_path is not None:
-            pdf.add_font("Body", "", str(self.font_path))
-            family = "Body"
+        family = self._fonts(pdf)
         inner = width - 2 * margin
-
-        def safe(text: str) -> str:
-            if family != "Helvetica":
-                return text
-            return text.replace("₹", "Rs.").encode("latin-1", "replace").decode("latin-1")
+        body = 6.0 if label else 9.0
 
         for block in doc.blocks:
+            style = "B" if block.bold else ""
             if block.kind in ("text", "big"):
-                size = 20 if block.kind == "big" else 9
-                pdf.set_font(family, "", size)
+                size = 20 if block.kind == "big" else body
+                pdf.set_font(family, style, size)
                 align = {"left": "L", "center": "C", "right": "R"}[block.align]
-                pdf.multi_cell(inner, size * 0.45, safe(block.text), align=align, new_x="LMARGIN", new_y="NEXT")
+                if label:
+                    pdf.cell(inner, size * 0.41, block.text, align=align, new_x="LMARGIN", new_y="NEXT")
+                else:
+                    pdf.multi_cell(inner, size * 0.45, block.text, align=align, new_x="LMARGIN", new_y="NEXT")
             elif block.kind == "pair":
-                pdf.set_font(family, "", 9)
-                pdf.cell(inner * 0.65, 4.5, safe(block.text))
-                pdf.cell(inner * 0.35, 4.5, safe(block.right), align="R", new_x="LMARGIN", new_y="NEXT")
+                pdf.set_font(family, style, body)
+                right_w = pdf.get_string_width(block.right) + 2
+                y = pdf.get_y()
+                pdf.multi_cell(inner - right_w, 4.5, block.text, new_x="LMARGIN", new_y="NEXT")
+                end = pdf.get_y()
+                pdf.set_xy(margin + inner - right_w, end - 4.5)
+                pdf.cell(right_w, 4.5, block.right, align="R")
+                pdf.set_xy(margin, max(end, y + 4.5))
             elif block.kind == "qr":
                 buf = io.BytesIO()
                 segno.make(block.text, error="m").save(buf, kind="png", scale=4, border=2)
                 side = min(30.0, inner)
                 pdf.image(io.BytesIO(buf.getvalue()), x=margin + (inner - side) / 2, w=side, h=side)
             elif block.kind == "barcode":
-                h = 10.0
-                y = pdf.get_y()
-                pdf.code39(f"*{block.text.upper()}*", x=margin, y=y, w=0.25, h=h)
-                pdf.set_y(y + h + 1)
-                pdf.set_font(family, "", 8)
-                pdf.cell(inner, 4, block.text, align="C", new_x="LMARGIN", new_y="NEXT")
+                h = 6.0 if label else 10.0
+                self._code128(pdf, block.text, y=pdf.get_y(), x0=margin, inner=inner, h=h)
+                pdf.set_y(pdf.get_y() + h + 0.5)
+                pdf.set_font(family, "", 7)
+                pdf.cell(inner, 3, block.text, align="C", new_x="LMARGIN", new_y="NEXT")
             elif block.kind == "rule":
                 y = pdf.get_y() + 1
                 pdf.line(margin, y, width - margin, y)
@@ -88,6 +103,23 @@ class PdfPrinter:
             elif block.kind in ("blank", "cut"):
                 pdf.ln(4 if block.kind == "blank" else 8)
         return bytes(pdf.output())
+
+    @staticmethod
+    def _code128(pdf: Any, data: str, *, y: float, x0: float, inner: float, h: float) -> None:
+        """Code 128 bars (python-barcode's pattern), 0.25 mm a module where it fits."""
+        from opd_fallback.printing.raster import code128_modules
+
+        bars = code128_modules(data)
+        module = min(0.25, inner / (len(bars) + 20))
+        x = x0 + (inner - module * len(bars)) / 2
+        pdf.set_fill_color(0, 0, 0)
+        run = 0
+        for i, bit in enumerate(bars + "0"):
+            if bit == "1":
+                run += 1
+            elif run:
+                pdf.rect(x + (i - run) * module, y, run * module, h, style="F")
+                run = 0
 
     def print_document(self, doc: Document) -> None:
         try:

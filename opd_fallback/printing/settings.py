@@ -29,6 +29,10 @@ class PrinterSettings(BaseSettings):
     directory: Path | None = None  # file and pdf output; default <data_dir>/prints
     pdf_command: str | None = "lp"  # "" or None: only write the PDF
     font_path: Path | None = None  # a TTF with Devanagari for the PDF (e.g. NotoSansDevanagari)
+    # a separate label printer for the sample labels (ZPL or TSPL): "host:port"
+    # or a device file such as /dev/usb/lp0; empty: labels go to the printer above
+    label_printer: Literal["", "zpl", "tspl"] = ""
+    label_target: str | None = None
     usb_vendor: int = 0x04B8
     usb_product: int = 0x0202
     serial_port: str = "/dev/ttyUSB0"

@@ -29,8 +29,16 @@ def _align(text: str, width: int, align: str) -> str:
 
 
 def _wrap(text: str, width: int) -> list[str]:
+    """Lines of at most ``width`` columns, broken at spaces; only a single word
+    longer than a whole line is split."""
     words, lines, line = text.split(" "), [], ""
     for word in words:
+        while cell_width(word) > width:
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(word[:width])
+            word = word[width:]
         candidate = f"{line} {word}" if line else word
         if cell_width(candidate) <= width or not line:
             line = candidate
@@ -57,9 +65,12 @@ def render_block(block: Block, width: int) -> list[str]:
     if block.kind == "barcode":
         return [_align(f"||| {block.text} |||", width, "center").rstrip()]
     if block.kind == "pair":
-        room = width - cell_width(block.right) - 1
-        left = block.text if cell_width(block.text) <= room else block.text[: max(1, room)]
-        return [left + " " * max(1, width - cell_width(left) - cell_width(block.right)) + block.right]
+        # a long label (a receipt item's name) wraps at words; the amount sits
+        # on its last line, so nothing is ever cut mid-word
+        room = max(1, width - cell_width(block.right) - 1)
+        lines = _wrap(block.text, room)
+        last = lines[-1]
+        return [*lines[:-1], last + " " * max(1, width - cell_width(last) - cell_width(block.right)) + block.right]
     return [_align(line, width, block.align).rstrip() for line in _wrap(block.text, width)]
 
 

@@ -73,8 +73,11 @@ def local_receipt_no(device_id: str, seq: int) -> str:
     return f"{device_id}-R{seq:06d}"
 
 
-def local_sample_id(device_id: str, seq: int) -> str:
-    return f"{device_id}-S{seq:06d}"
+def local_sample_id(device_id: str, seq: int, tube: int | None = None) -> str:
+    """``C07-S000042`` for an order's only tube; ``C07-S000042-2`` for the
+    second of several. Derived from the op's seq, so never reused after a restore."""
+    base = f"{device_id}-S{seq:06d}"
+    return base if tube is None else f"{base}-{tube}"
 
 
 def next_token(session: Session, department: str, day: str) -> int:
