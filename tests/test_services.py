@@ -136,7 +136,10 @@ def test_lab_request_amount_must_match_price_list(store: Store, svc: CounterServ
     lab = svc.lab_request("op1", reg.patient.local_ref, reg.visit.local_ref, ["cbc", "LFT"],
                           payment=PaymentInput(mode="cash"))
     assert lab.payment is not None and lab.payment.extra["amount_paise"] == 55000
-    assert lab.order.extra["sample_id"] == f"C07-S{lab.order.seq:06d}"
+    # CBC (EDTA) and LFT (serum) go in two tubes, each with its own id from the op's seq
+    assert lab.order.extra["sample_id"] == f"C07-S{lab.order.seq:06d}-1"
+    assert [(t["sample_id"], t["sample_type"], t["tests"]) for t in lab.order.extra["samples"]] == [
+        (f"C07-S{lab.order.seq:06d}-1", "EDTA", ["CBC"]), (f"C07-S{lab.order.seq:06d}-2", "Serum", ["LFT"])]
     with store.read() as s:
         op = outbox.get(s, lab.payment.op_id)
     assert op is not None and lab.order.op_id in orjson.loads(op.depends_on)

@@ -316,10 +316,11 @@ class Tx:
         """Tests grouped by the master data's ``sample_type``: one tube (and one
         sample id, one label) each, in the order the tests were chosen."""
         tubes: dict[str, list[str]] = {}
+        spelled: dict[str, str] = {}
         for c in codes:
             test = self.catalog.tests.get(c) if self.catalog is not None else None
-            kind = ((test.sample_type if test is not None else None) or "sample").strip().lower() or "sample"
-            tubes.setdefault(kind, []).append(c)
+            kind = ((test.sample_type if test is not None else None) or "").strip() or "sample"
+            tubes.setdefault(spelled.setdefault(kind.lower(), kind), []).append(c)
         return tubes
 
     def record_payment(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from opd_fallback.cli import central, counter, importing, reconcile, review, setup, status, sync
+from opd_fallback.cli import central, counter, importing, preview, reconcile, review, setup, status, sync
 from opd_fallback.cli.common import DataDirOpt, use_data_dir
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ sync.register(app)  # sync, refresh
 app.add_typer(central.central_app, name="central")
 app.add_typer(review.review_app, name="review")
 reconcile.register(app)  # reconcile, nightly, backup, restore
+preview.register(app)  # preview
 
 
 def main() -> None:

@@ -170,3 +170,12 @@ def parse_rupees(text: str) -> int:
         raise ValueError("must be an amount in rupees, e.g. 10 or 10.50")
     whole, frac = m.group(1), (m.group(2) or "").ljust(2, "0")
     return int(whole) * 100 + int(frac)
+
+
+def age_label(years: int | None, months: int | None = None, days: int | None = None) -> str:
+    """An age as printed and listed: ``42Y``, ``8M`` (an 8-month-old, not ``0D``),
+    ``1Y 6M``, ``12D``; ``?`` when nothing is known."""
+    if years is None and months is None and days is None:
+        return "?"
+    parts = [f"{v}{u}" for v, u in ((years, "Y"), (months, "M"), (days, "D")) if v]
+    return " ".join(parts) or "0D"

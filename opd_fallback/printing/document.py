@@ -36,6 +36,9 @@ class Document:
     title: str
     blocks: list[Block] = field(default_factory=list)
     created_at: str = ""
+    # a reprint's marks: [blocks added at the top, blocks added at the end], so
+    # reprinting a reprint starts again from the original (see templates.unmark)
+    marks: list[int] = field(default_factory=list)
 
     # small builder helpers keep the document functions readable
     def text(self, text: str, *, align: Literal["left", "center", "right"] = "left", bold: bool = False) -> Document:

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from opd_fallback.printing.document import Block, Document
 from opd_fallback.printing.fonts import pil_font
-from opd_fallback.printing.text import cell_width, render_block
+from opd_fallback.printing.text import render_block
 
 CELL_W, CELL_H = 12, 24  # ESC/POS font A, in dots
 DOTS_PER_MM = 8  # 203 dpi

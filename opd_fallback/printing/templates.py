@@ -6,11 +6,11 @@ Each builder takes plain values (already saved in the store) and returns a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from opd_fallback.domain.rules import format_paise
-from opd_fallback.printing.document import Document
+from opd_fallback.domain.rules import age_label, format_paise
+from opd_fallback.printing.document import Block, Document
 
 OFFLINE_NOTE = "Recorded offline; will sync to HIS"
 
@@ -23,19 +23,8 @@ class LineItem:
     qty: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class LabTest:
-    code: str
-    name: str
-    sample_type: str
-
-
 def _age(years: int | None, months: int | None, days: int | None) -> str:
-    """``42Y``, ``8M`` (an 8-month-old), ``1Y 6M``, ``12D``; ``?`` when no part is known."""
-    if years is None and months is None and days is None:
-        return "?"
-    parts = [f"{v}{u}" for v, u in ((years, "Y"), (months, "M"), (days, "D")) if v]
-    return " ".join(parts) or "0D"
+    return age_label(years, months, days)
 
 
 def age_text(years: int | None, months: int | None = None, days: int | None = None) -> str:
@@ -184,33 +173,6 @@ def tube_labels(
     return docs
 
 
-def sample_labels(
-    *,
-    sample_id: str,
-    patient_name: str,
-    patient_ref: str,
-    age_sex: str,
-    tests: Iterable[LabTest],
-    recorded_at: str,
-    priority: str = "routine",
-) -> Document:
-    """One label per sample type (a tube each), every one with the sample id as
-    a barcode, the patient and the tests it is for."""
-    doc = Document("labels", sample_id, f"Labels {sample_id}", created_at=recorded_at)
-    by_type: dict[str, list[str]] = {}
-    for t in tests:
-        by_type.setdefault(t.sample_type or "sample", []).append(t.code)
-    for sample_type, codes in by_type.items():
-        doc.barcode(sample_id)
-        doc.text(f"{patient_name}  {age_sex}", bold=True).text(patient_ref)
-        doc.pair(sample_type.upper(), recorded_at[:16].replace("T", " "))
-        doc.text("Tests: " + ", ".join(codes))
-        if priority == "urgent":
-            doc.text("*** URGENT ***", align="center", bold=True)
-        doc.cut()
-    return doc
-
-
 @dataclass(frozen=True, slots=True)
 class ModeTotal:
     mode: str
@@ -265,14 +227,13 @@ def mark_reprint(
     operator, and for a voided receipt VOIDED with the void's reason, time and
     approving supervisor (``voided`` = reason, voided_at, supervisor). Marked at
     the top and again at the end, so half a torn slip still says it."""
-    from opd_fallback.printing.document import Block
-
+    doc = unmark(doc)
     stamp = f"DUPLICATE {_when(reprinted_at)} by {operator_id}"
     if doc.kind == "labels":
         # a label has room for one line: it replaces the date line
-        blocks = [*doc.blocks[:-1], Block("text", f"DUP {reprinted_at[8:10]}-{reprinted_at[5:7]} "
+        blocks = [*doc.blocks[:-1], Block("text", f"DUPLICATE {reprinted_at[8:10]}-{reprinted_at[5:7]} "
                                                   f"{reprinted_at[11:16]} {operator_id}", bold=True)]
-        return Document(doc.kind, doc.ref, doc.title + " (duplicate)", blocks, doc.created_at)
+        return Document(doc.kind, doc.ref, doc.title + " (duplicate)", blocks, doc.created_at, [0, 1])
     head: list[Block] = []
     if voided is not None:
         reason, voided_at, supervisor = voided
@@ -289,7 +250,20 @@ def mark_reprint(
         body = body[:-1]
     blocks = [*head, *body, *tail, Block("cut")]
     title = doc.title + (" (VOIDED duplicate)" if voided else " (duplicate)")
-    return Document(doc.kind, doc.ref, title, blocks, doc.created_at)
+    return Document(doc.kind, doc.ref, title, blocks, doc.created_at, [len(head), len(tail) + 1])
+
+
+def unmark(doc: Document) -> Document:
+    """The document without a reprint's marks (itself when it has none)."""
+    if not doc.marks:
+        return doc
+    head, tail = doc.marks[0], doc.marks[1]
+    title = doc.title.removesuffix(" (VOIDED duplicate)").removesuffix(" (duplicate)")
+    if doc.kind == "labels":
+        # the label's date line was replaced; the original is rebuilt from the store
+        return Document(doc.kind, doc.ref, title, list(doc.blocks), doc.created_at)
+    body = doc.blocks[head:len(doc.blocks) - tail]
+    return Document(doc.kind, doc.ref, title, [*body, Block("cut")], doc.created_at)
 
 
 def void_notice(

@@ -34,6 +34,13 @@ class PatientHit:
     district: str | None
     source: str  # "index" | "local"
     version: int = 0
+    age_months: int | None = None
+    age_days: int | None = None
+
+    @property
+    def age_sex(self) -> str:
+        """``8M/F``, ``42Y/M``: as the papers print it (an infant is not ``?``)."""
+        return f"{rules.age_label(self.age_years, self.age_months, self.age_days)}/{self.sex or '?'}"
 
 
 _UPSERT = text(
@@ -91,8 +98,9 @@ def uhid_for_local_ref(session: Session, local_ref: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-_COLS_INDEX = "uhid, NULL, name, sex, age_years, guardian_name, mobile, district, 'index', version"
-_COLS_LOCAL = "uhid, local_ref, name, sex, age_years, guardian_name, mobile, district, 'local', version"
+_COLS_INDEX = "uhid, NULL, name, sex, age_years, guardian_name, mobile, district, 'index', version, NULL, NULL"
+_COLS_LOCAL = ("uhid, local_ref, name, sex, age_years, guardian_name, mobile, district, 'local', version, "
+               "age_months, age_days")
 
 
 def _fts_query(words: list[str]) -> str:
@@ -155,7 +163,7 @@ def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]
         seen.add(key)
         if r[0]:
             seen.add((r[0], None))
-        hits.append(PatientHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], int(r[9] or 0)))
+        hits.append(PatientHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], int(r[9] or 0), r[10], r[11]))
         if len(hits) >= limit:
             break
     return hits

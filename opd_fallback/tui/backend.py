@@ -14,6 +14,7 @@ from typing import Any
 from rapidfuzz import fuzz, process, utils
 from sqlalchemy import text
 
+from opd_fallback.application.printouts import Printouts
 from opd_fallback.application.services import (
     CounterService,
     LabResult,
@@ -65,6 +66,7 @@ class StoreBackend:
         self.device_id = device_id
         self.hospital = hospital
         self.svc = CounterService(store, device_id)
+        self.printouts = Printouts(store, device_id=device_id, hospital=hospital, svc=self.svc)
         self._test_choices: dict[str, str] | None = None
         self._catalog_seen: Catalog | None = None
 
@@ -150,15 +152,8 @@ class StoreBackend:
                     payment: PaymentInput | None, priority: str = "routine") -> Saved:
         res: LabResult = self.svc.lab_request(session.operator_id, hit.uhid or hit.local_ref or "", visit, tests,
                                               payment=payment, priority=priority)
-        now = res.order.extra.get("recorded_at") or now_ist().isoformat()
-        age_sex = f"{hit.age_years if hit.age_years is not None else '?'}Y/{hit.sex or '?'}"
-        patient_ref = hit.uhid or hit.local_ref or ""
-        docs = [T.sample_labels(
-            sample_id=res.order.extra["sample_id"], patient_name=hit.name, patient_ref=patient_ref, age_sex=age_sex,
-            tests=[T.LabTest(t["code"], t["name"], t.get("sample_type") or "sample") for t in res.tests],
-            recorded_at=now, priority=priority)]
-        if res.payment is not None:
-            docs.insert(0, self._receipt(session, res.payment, hit.name, patient_ref, res.tests))
+        # the receipt, then one label per tube, each with its own sample id
+        docs = self.printouts.for_lab_order(res.order.local_ref)
         return Saved(res.order.local_ref, {"sample": res.order.extra["sample_id"],
                                            "receipt": res.payment.extra["receipt_no"] if res.payment else None}, docs)
 
@@ -252,48 +247,16 @@ class StoreBackend:
     # --------------------------------------------------------------- helpers
     def _visit_saved(self, session: Session, visit: Any, payment: Any, *, patient: dict[str, Any], info_name: str,
                      uhid: str | None, patient_ref: str) -> Saved:
-        """A saved visit (new or revisit): the slip, the receipt if paid, and what to tell the clerk."""
-        guardian = None
-        if patient.get("guardian_name"):
-            guardian = f"{patient.get('guardian_relation') or 'C/O'} {patient['guardian_name']}"
-        slip = T.opd_slip(
-            hospital=self.hospital, device_id=self.device_id, offline_no=visit.local_ref, name=info_name,
-            name_local=patient.get("name_local"), sex=str(patient.get("sex") or "?"),
-            age=(patient.get("age_years"), patient.get("age_months"), patient.get("age_days")),
-            department=visit.extra["department"], unit=visit.extra.get("unit"), token_no=visit.extra["token_no"],
-            visit_type=visit.extra["visit_type"], recorded_at=now_ist().isoformat(), operator_id=session.operator_id,
-            uhid=uhid, guardian=guardian, mobile=patient.get("mobile"),
-            fee_paise=payment.extra["amount_paise"] if payment else None,
-            receipt_no=payment.extra["receipt_no"] if payment else None, patient_ref=patient_ref,
-        )
-        docs = [slip]
-        if payment is not None:
-            docs.append(self._receipt(session, payment, info_name, patient_ref, None))
+        """A saved visit (new or revisit): the slip, the receipt if paid, and what to tell the clerk.
+        The papers are built from the saved records (the patient as registered)."""
+        docs = self.printouts.for_visit(visit.local_ref)
         # the visit's number is the one printed large on the slip
         return Saved(visit.local_ref, {"token": visit.extra["token_no"],
                                        "receipt": payment.extra["receipt_no"] if payment else None}, docs)
 
-    def _receipt(self, session: Session, payment: Any, name: str, patient_ref: str,
-                 lines: list[dict[str, Any]] | None) -> Document:
-        cat = self.catalog()
-        names = {ln["code"]: ln["name"] for ln in lines or []}
-
-        def item_name(code: str) -> str:
-            if code in names:
-                return str(names[code])
-            if cat and code in cat.fees:
-                return cat.fees[code].name
-            if cat and code in cat.tests:
-                return cat.tests[code].name
-            return code
-
-        items = [T.LineItem(i["code"], item_name(i["code"]), i["amount_paise"], i.get("qty", 1))
-                 for i in payment.extra["items"]]
-        return T.receipt(hospital=self.hospital, device_id=self.device_id, receipt_no=payment.extra["receipt_no"],
-                         patient_name=name, patient_ref=patient_ref, items=items,
-                         amount_paise=payment.extra["amount_paise"], mode=payment.extra["mode"],
-                         mode_ref=payment.extra.get("mode_ref"), recorded_at=now_ist().isoformat(),
-                         operator_id=session.operator_id)
+    def reprint(self, session: Session, doc: Document) -> Document:
+        """A spooled document marked DUPLICATE (and VOIDED for a voided receipt); audited."""
+        return self.printouts.reprint(session.operator_id, doc)
 
 
 def _reason(op: Op) -> str:
@@ -315,7 +278,8 @@ def _short_time(value: str) -> str:
 
 def local_patient_hit(patient: Patient) -> PatientHit:
     return PatientHit(patient.uhid, patient.local_ref, patient.name, patient.sex, patient.age_years,
-                      patient.guardian_name, patient.mobile, patient.district, "local", patient.version)
+                      patient.guardian_name, patient.mobile, patient.district, "local", patient.version,
+                      patient.age_months, patient.age_days)
 
 
 __all__ = ["QueueRow", "Saved", "StoreBackend", "Visit", "local_patient_hit"]

@@ -106,9 +106,13 @@ async def test_lab_order_with_payment_and_labels(make_app, store: Store, tmp_pat
     assert json.loads(order.tests) == picked
     assert pay.amount_paise == sum(cat.tests[c].price_paise for c in picked) and pay.mode == "cash"
     assert reg.visit.op_id in json.loads(op.depends_on)
-    (labels,) = (tmp_path / "prints").glob("*-labels-*.txt")
-    text = labels.read_text(encoding="utf-8")
-    assert f"||| {order.sample_id} |||" in text and "Geeta Rani" in text and "CBC" in text
+    # CBC (EDTA) and FBS (fluoride) are two tubes: two labels, two different sample ids
+    tubes = json.loads(op.payload)["samples"]
+    assert len(tubes) == 2 and tubes[0]["sample_id"] == order.sample_id != tubes[1]["sample_id"]
+    for tube in tubes:
+        (label,) = (tmp_path / "prints").glob(f"*-labels-{tube['sample_id']}.txt")
+        text = label.read_text(encoding="utf-8")
+        assert f"||| {tube['sample_id']} |||" in text and "Geeta Rani" in text and tube["tests"][0] in text
 
 
 async def test_void_needs_a_supervisor(make_app, store: Store, tmp_path: Path) -> None:

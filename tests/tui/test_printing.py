@@ -13,7 +13,7 @@ from opd_fallback.printing.escpos import EscposPrinter
 from opd_fallback.printing.file import FilePrinter
 from opd_fallback.printing.pdf import PdfPrinter
 from opd_fallback.printing.spool import Spool, print_with_spool
-from opd_fallback.printing.templates import LabTest, ModeTotal, cash_summary, opd_slip, sample_labels
+from opd_fallback.printing.templates import ModeTotal, Tube, cash_summary, opd_slip, tube_labels
 
 
 def _slip() -> Document:
@@ -35,22 +35,23 @@ def test_file_printer_writes_slip_with_offline_number_and_devanagari(tmp_path: P
     assert max(len(line) for line in text.splitlines() if "राम" not in line) <= 32
 
 
-def test_labels_one_per_sample_type_with_barcode(tmp_path: Path) -> None:
-    doc = sample_labels(
-        sample_id="C07-S000044", patient_name="Ram Kumar", patient_ref="C07-261126-000042", age_sex="42Y/M",
-        tests=[LabTest("CBC", "Blood count", "blood"), LabTest("LFT", "Liver", "blood"), LabTest("URE", "Urine", "urine")],
-        recorded_at="2026-11-26T10:32:11+05:30",
+def test_labels_one_per_tube_each_with_its_own_barcode() -> None:
+    docs = tube_labels(
+        order_no="C07-261126-000044", patient_name="Ram Kumar", patient_name_local="राम कुमार",
+        patient_ref="C07-261126-000042", age_sex="42Y/M", recorded_at="2026-11-26T10:32:11+05:30",
+        tubes=[Tube("C07-S000044-1", "blood", ["CBC", "LFT"]), Tube("C07-S000044-2", "urine", ["URE"])],
     )
-    assert [b.text for b in doc.blocks if b.kind == "barcode"] == ["C07-S000044", "C07-S000044"]
-    assert "Tests: CBC, LFT" in [b.text for b in doc.blocks]
+    assert [[b.text for b in d.blocks if b.kind == "barcode"] for d in docs] == [["C07-S000044-1"], ["C07-S000044-2"]]
+    assert "CBC LFT" in [b.text for b in docs[0].blocks]
 
 
-def test_escpos_printer_sends_qr_and_drops_unprintable_script() -> None:
+def test_escpos_printer_sends_devanagari_as_an_image_and_ascii_as_text() -> None:
     dummy = Dummy()
     EscposPrinter(lambda: dummy).print_document(_slip())
     out = dummy.output
     assert b"C07-261126-000042" in out and b"Ram Kumar" in out
-    assert "राम".encode() not in out
+    assert "राम".encode() not in out  # the printer has no Devanagari glyphs...
+    assert b"\x1dv0" in out  # ...so the name goes as a raster image (GS v 0), as do the QR code
     assert b"\x1dV" in out  # cut
 
 

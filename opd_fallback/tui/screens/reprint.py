@@ -70,8 +70,14 @@ class ReprintScreen(CounterScreen):
         entry = self.entries[event.cursor_row]
         app = self.app
         spool = app.spool  # type: ignore[attr-defined]
+        session = app.session  # type: ignore[attr-defined]
+
+        def load_and_mark() -> Document:
+            # a reprint is marked DUPLICATE (VOIDED for a voided receipt) and audited
+            return app.backend.reprint(session, spool.load(entry.path))  # type: ignore[attr-defined,no-any-return]
+
         # reading the spooled copy is disk work: in a worker, like the print itself
-        app.run_blocking(spool.load, entry.path, on_done=self._reprint, on_error=self._unreadable,  # type: ignore[attr-defined]
+        app.run_blocking(load_and_mark, on_done=self._reprint, on_error=self._unreadable,  # type: ignore[attr-defined]
                          group="spool")
 
     def _reprint(self, doc: Document) -> None:

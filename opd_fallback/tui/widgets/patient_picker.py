@@ -74,7 +74,7 @@ class PatientPicker(Vertical):
         table.clear()
         for h in hits:
             table.add_row(
-                h.uhid or h.local_ref or "", h.name, f"{h.age_years if h.age_years is not None else '?'}/{h.sex or '?'}",
+                h.uhid or h.local_ref or "", h.name, h.age_sex,
                 h.guardian_name or "", h.mobile or "", h.district or "",
             )
         if not hits and query.strip():
