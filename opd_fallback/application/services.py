@@ -287,7 +287,7 @@ class Tx:
         seq, op_id, when = self._begin_op()
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
         tubes = self._tubes(codes)
-        samples = []
+        samples: list[dict[str, Any]] = []
         for n, (sample_type, tube_codes) in enumerate(tubes.items(), start=1):
             tube_id = reserved.take(self.session, "sample", op_id) or numbers.local_sample_id(
                 self.svc.device_id, seq, n if len(tubes) > 1 else None

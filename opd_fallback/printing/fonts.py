@@ -75,14 +75,14 @@ def pil_font(size: int, bold: bool = False, configured: Path | None = None) -> A
     if is_variable(path):
         try:
             axes = font.get_variation_axes()
-            values = []
+            values: list[float] = []
             for axis in axes:
                 name = axis.get("name")
                 tag = name.decode() if isinstance(name, bytes) else str(name)
                 if tag.lower().startswith("weight") or tag == "wght":
                     values.append(700 if bold else 400)
                 else:
-                    values.append(axis.get("default", axis.get("maximum", 100)))
+                    values.append(float(axis.get("default") or axis.get("maximum") or 100))
             font.set_variation_by_axes(values)
         except (OSError, AttributeError):
             pass  # FreeType without variation support: the default instance

@@ -95,7 +95,7 @@ def qr_image(data: str, *, width: int, scale: int = 6) -> Image.Image:
     import segno
 
     qr = segno.make(data, error="m")
-    size = qr.symbol_size(scale=scale, border=2)[0]
+    size = int(qr.symbol_size(scale=scale, border=2)[0])
     img = Image.new("1", (width, size), 1)
     sym = Image.new("1", (size, size), 1)
     px = sym.load()
