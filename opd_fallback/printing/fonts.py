@@ -87,3 +87,4 @@ def pil_font(size: int, bold: bool = False, configured: Path | None = None) -> A
         except (OSError, AttributeError):
             pass  # FreeType without variation support: the default instance
     return font
+

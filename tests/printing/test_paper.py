@@ -235,3 +235,26 @@ def test_preview_writes_one_png_per_paper(tmp_path: Path, monkeypatch: pytest.Mo
     assert all(f.stat().st_mode & 0o077 == 0 for f in files)
     missing = runner.invoke(app, ["--data-dir", str(data), "preview", "C07-261126-999999", "--out", str(out)])
     assert missing.exit_code == 1 and "no visit, lab order, receipt or sample" in missing.output
+
+
+def test_pdf_embeds_the_devanagari_font_and_shapes_with_harfbuzz(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import fpdf
+
+    from opd_fallback.printing.pdf import PdfPrinter
+
+    shaped: list[bool] = []
+    real = fpdf.FPDF.set_text_shaping
+
+    def spy(self: fpdf.FPDF, use_shaping_engine: bool = True, **kw: object) -> None:
+        shaped.append(use_shaping_engine)
+        real(self, use_shaping_engine, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fpdf.FPDF, "set_text_shaping", spy)
+    printer = PdfPrinter(tmp_path, command=None)
+    printer.print_document(_slip())
+    printer.print_document(_labels()[0])
+    assert shaped == [True, True]
+    for path in printer.printed:
+        data = path.read_bytes()
+        assert data.startswith(b"%PDF") and b"NotoSansDevanagari" in data
