@@ -9,6 +9,7 @@ from sqlmodel import select
 from textual.pilot import Pilot
 
 from opd_fallback.printing.file import FilePrinter
+from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import Patient
 from opd_fallback.tui.screens.reprint import ReprintScreen
@@ -57,7 +58,13 @@ async def test_failed_print_keeps_record_and_reprints(make_app, store: Store, tm
         await pilot.press("enter")  # reprint the selected receipt
         await settle(pilot)
         (printed,) = (tmp_path / "fixed").glob("*-receipt-*.txt")
-        assert "Ram Kumar" in printed.read_text(encoding="utf-8")
+        text = printed.read_text(encoding="utf-8")
+        assert "Ram Kumar" in text
+        # a reprint says so, with who reprinted it, and is in the audit log
+        assert text.count("DUPLICATE") == 2 and f"by {app.session.operator_id}" in text
+        with store.read() as s:
+            (entry,) = audit.history(s, action_prefix="print.reprint")
+        assert entry.actor == app.session.operator_id and entry.subject in text
         assert "Sent to printer" in str(app.screen.query_one("#form-msg").render())
 
 
