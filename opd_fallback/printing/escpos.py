@@ -8,6 +8,7 @@ raster images (GS v 0). The preview PNG is drawn from the same plan.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from opd_fallback.printing.settings import PrinterSettings
 
 def send_pieces(p: Any, pieces: list[Piece]) -> None:
     """Write a plan to a python-escpos printer object (a Dummy in tests)."""
+    _tell_width(p, max((x.image.width for x in pieces if isinstance(x, ImageLine)), default=0))
     for piece in pieces:
         if isinstance(piece, Cut):
             p.cut()
@@ -35,6 +37,22 @@ def send_pieces(p: Any, pieces: list[Piece]) -> None:
             p.text(piece.text.rstrip() + "\n")
             if piece.bold:
                 p.set(bold=False)
+
+
+def _tell_width(p: Any, dots: int) -> None:
+    """Give this printer object a profile of its own that knows our paper's
+    width in dots (python-escpos's shared generic profile does not, and says so
+    with a print() on stdout, under the counter's screen, for every image)."""
+    try:
+        media = p.profile.profile_data["media"]["width"]
+        if not dots or media.get("pixels", "Unknown") != "Unknown":
+            return
+        own = copy.copy(p.profile)
+        own.profile_data = copy.deepcopy(p.profile.profile_data)
+        own.profile_data["media"]["width"]["pixels"] = dots
+        p.profile = own
+    except (AttributeError, KeyError, TypeError):
+        pass
 
 
 class EscposPrinter:
