@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from opd_fallback.domain.clock import IST
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.store import backup, outbox, readiness
 from opd_fallback.store.engine import Store, open_store
+from tests.conftest import put_master_data
 
 PATIENT = {"name": "Ram Kumar", "sex": "M", "age_years": 40}
 
@@ -249,9 +251,10 @@ def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path) 
             states = outbox.counts_by_state(s)
         assert states["synced"] == 7 + 10 and states["pending"] == 0
         new_numbers = _printed_numbers(pc2) - _printed_numbers_upto(pc2, 7)
-        # 3 x (patient, visit, payment, receipt) + the lab order and its sample id
-        assert len(new_numbers) == 3 * 4 + 2 and not (new_numbers & printed), new_numbers & printed
-        assert min(int(n[-6:]) for n in new_numbers if n[-7] in "-RS") == central_max + 1
+        # 3 x (patient, visit, payment, receipt) + the lab order and its two tubes' sample ids
+        assert len(new_numbers) == 3 * 4 + 3 and not (new_numbers & printed), new_numbers & printed
+        seqs = [re.search(r"[-RS](\d{6})(-\d)?$", n) for n in new_numbers]
+        assert min(int(m.group(1)) for m in seqs if m) == central_max + 1
         assert client.device_me().max_seq == central_max + 10
         # the ops pc1 made after the backup are central's, and reconciliation says so
         rep = reconcile_day(pc2, client, "C07", today_ist())
@@ -263,7 +266,8 @@ def _lab(store: Store) -> None:
     with store.read() as s:
         patient, visit = s.execute(text(
             "SELECT patient_local_ref, local_ref FROM visit ORDER BY id DESC LIMIT 1")).one()
-    CounterService(store, "C07").lab_request("op-1", patient, visit, ["CBC"])
+    put_master_data(store)  # CBC (EDTA) and LFT (serum): two tubes, two sample ids
+    CounterService(store, "C07").lab_request("op-1", patient, visit, ["CBC", "LFT"])
 
 
 def _printed_numbers(store: Store) -> set[str]:
@@ -279,7 +283,8 @@ def _printed_numbers_upto(store: Store, max_seq: int) -> set[str]:
             "UNION ALL SELECT y.local_ref FROM payment y JOIN op o ON o.op_id = y.op_id WHERE o.seq <= :m "
             "UNION ALL SELECT y.receipt_no FROM payment y JOIN op o ON o.op_id = y.op_id WHERE o.seq <= :m "
             "UNION ALL SELECT l.local_ref FROM lab_order l JOIN op o ON o.op_id = l.op_id WHERE o.seq <= :m "
-            "UNION ALL SELECT l.sample_id FROM lab_order l JOIN op o ON o.op_id = l.op_id WHERE o.seq <= :m"),
+            "UNION ALL SELECT json_extract(t.value, '$.sample_id') FROM op o, json_each(o.payload, '$.samples') t "
+            "WHERE o.kind = 'lab.order' AND o.seq <= :m"),
             {"m": max_seq}).all()
     return {r[0] for r in rows}
 
