@@ -154,7 +154,9 @@ class StoreBackend:
                                               payment=payment, priority=priority)
         # the receipt, then one label per tube, each with its own sample id
         docs = self.printouts.for_lab_order(res.order.local_ref)
-        return Saved(res.order.local_ref, {"sample": res.order.extra["sample_id"],
+        tubes = len(res.order.extra.get("samples") or ()) or 1
+        sample = res.order.extra["sample_id"] + (f" (+{tubes - 1})" if tubes > 1 else "")
+        return Saved(res.order.local_ref, {"sample": sample, "tubes": tubes,
                                            "receipt": res.payment.extra["receipt_no"] if res.payment else None}, docs)
 
     def find_payment(self, key: str) -> dict[str, Any] | None:
