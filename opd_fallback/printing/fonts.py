@@ -14,6 +14,7 @@ FriBiDi, ``libfribidi0`` on Debian).
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -56,12 +57,17 @@ def is_variable(path: Path) -> bool:
     return "[" in path.name
 
 
+@cache
 def shaping_available() -> bool:
     """Whether Pillow lays out complex scripts (raqm); without it Devanagari
-    conjuncts would print as broken letters."""
+    conjuncts would print as broken letters, so it is said once in the log."""
     from PIL import features
 
-    return bool(features.check("raqm"))
+    ok = bool(features.check("raqm"))
+    if not ok:
+        logging.getLogger(__name__).warning(
+            "Pillow has no raqm text layout (is libfribidi0 installed?): Hindi will print with broken conjuncts")
+    return ok
 
 
 @cache
