@@ -39,7 +39,10 @@ class PatientHit:
 
     @property
     def age_sex(self) -> str:
-        """``8M/F``, ``42Y/M``: as the papers print it (an infant is not ``?``)."""
+        """``42/M`` for an age in years; ``8M/F`` or ``1Y 6M/F`` when months or
+        days are known (an 8-month-old is not ``?``), as the papers print it."""
+        if self.age_years is not None and not self.age_months and not self.age_days:
+            return f"{self.age_years}/{self.sex or '?'}"
         return f"{rules.age_label(self.age_years, self.age_months, self.age_days)}/{self.sex or '?'}"
 
 
