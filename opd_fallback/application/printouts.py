@@ -72,12 +72,16 @@ class Printouts:
             if pay is not None:
                 return [self._receipt(s, pay)]
             # a tube's sample id is in its order's op payload (``samples``)
-            ops = s.exec(select(Op).where(Op.kind == "lab.order", col(Op.payload).contains(f'"{key}"')))
+            ops = s.exec(select(Op).where(Op.kind == "lab.order", col(Op.payload).contains(f'"{key}"', autoescape=True)))
             for op in ops:
                 order = s.exec(select(LabOrder).where(LabOrder.op_id == op.op_id)).first()
                 labels = [d for d in self._labels(s, order) if d.ref == key] if order is not None else []
                 if labels:
                     return labels
+            patient = s.exec(select(Patient).where((Patient.local_ref == key) | (Patient.uhid == key))).first()
+        if patient is not None:
+            raise DomainError.field("ref", f"{key} is a patient's number; give the visit number (printed large on "
+                                           "the slip), a receipt number or a sample id", code="patient_ref")
         raise DomainError.field("ref", f"no visit, lab order, receipt or sample numbered {key} on this counter; "
                                        "check the number on the slip", code="not_found")
 

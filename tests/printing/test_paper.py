@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from opd_fallback.application.printouts import REPRINT_ACTION, Printouts
 from opd_fallback.application.services import CounterService, PaymentInput
+from opd_fallback.domain.errors import DomainError
 from opd_fallback.printing import templates as T
 from opd_fallback.printing.escpos import EscposPrinter
 from opd_fallback.printing.fonts import shaping_available
@@ -186,6 +187,8 @@ def test_papers_print_the_patient_as_registered(store: Store, with_master_data: 
     assert "Visit no." in text and again.visit.local_ref in text
     (hit,) = svc.search_patients("9839012345")
     assert hit.age_sex == "8M/F"
+    with pytest.raises(DomainError, match="is a patient's number; give the visit number"):
+        Printouts(store, device_id="C07", hospital="KGMU", svc=svc).for_record(reg.patient.local_ref)
 
 
 def test_reprints_say_duplicate_and_a_voided_receipt_says_voided(
