@@ -53,7 +53,9 @@ class PdfPrinter:
         """Bold as the glyphs filled and stroked, in a graphics state of its own."""
         if not bold:
             return nullcontext()
-        return pdf.local_context(text_mode="FILL_STROKE", line_width=size * 0.025)
+        bold_state: AbstractContextManager[None] = pdf.local_context(text_mode="FILL_STROKE",
+                                                                     line_width=size * 0.025)
+        return bold_state
 
     def render(self, doc: Document) -> bytes:
         """The PDF bytes (no I/O besides reading the font)."""

@@ -74,7 +74,8 @@ class ReprintScreen(CounterScreen):
 
         def load_and_mark() -> Document:
             # a reprint is marked DUPLICATE (VOIDED for a voided receipt) and audited
-            return app.backend.reprint(session, spool.load(entry.path))  # type: ignore[attr-defined]
+            marked: Document = app.backend.reprint(session, spool.load(entry.path))  # type: ignore[attr-defined]
+            return marked
 
         # reading the spooled copy is disk work: in a worker, like the print itself
         app.run_blocking(load_and_mark, on_done=self._reprint, on_error=self._unreadable,  # type: ignore[attr-defined]
