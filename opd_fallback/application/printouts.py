@@ -195,3 +195,14 @@ def _item_name(cat: Catalog | None, code: str) -> str:
     if cat is not None and code in cat.tests:
         return cat.tests[code].name
     return code
+
+
+def reprints_by_operator(store: Store, day: str) -> dict[str, int]:
+    """How many papers each operator reprinted on ``day`` (YYYY-MM-DD), from the
+    audit log: for the day-end summary and ``status --json``."""
+    from sqlalchemy import text
+
+    with store.read() as s:
+        rows = s.execute(text("SELECT actor, count(*) FROM audit_log WHERE action = :a AND substr(at, 1, 10) = :d "
+                              "GROUP BY actor ORDER BY actor"), {"a": REPRINT_ACTION, "d": day}).all()
+    return {str(actor): int(n) for actor, n in rows}

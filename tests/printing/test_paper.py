@@ -18,7 +18,7 @@ from escpos.printer import Dummy
 from PIL import Image, ImageChops
 from typer.testing import CliRunner
 
-from opd_fallback.application.printouts import REPRINT_ACTION, Printouts
+from opd_fallback.application.printouts import REPRINT_ACTION, Printouts, reprints_by_operator
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.printing import templates as T
@@ -214,6 +214,7 @@ def test_reprints_say_duplicate_and_a_voided_receipt_says_voided(
         entries = audit.history(s, action_prefix=REPRINT_ACTION)
     assert [(e.actor, e.subject) for e in entries] == [
         ("op-3", receipt.ref), ("op-2", receipt.ref), ("op-2", slip.ref)]
+    assert reprints_by_operator(store, entries[0].at[:10]) == {"op-2": 2, "op-3": 1}
 
 
 def test_preview_writes_one_png_per_paper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
