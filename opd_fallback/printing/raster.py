@@ -267,6 +267,11 @@ def label_elements(doc: Document) -> list[Placed]:
     width = LABEL_W - 2 * LABEL_MARGIN
     y = LABEL_MARGIN
     out: list[Placed] = []
+    texts = [b for b in doc.blocks if b.kind in ("text", "pair")]
+
+    def size_of(block: Block) -> int:
+        return 20 if needs_image(block.text) else 17
+
     for block in doc.blocks:
         if block.kind == "barcode":
             bars = len(code128_modules(block.text)) + 2 * BARCODE_QUIET
@@ -274,10 +279,20 @@ def label_elements(doc: Document) -> list[Placed]:
             out.append(Placed("barcode", LABEL_MARGIN, y, block.text, size=52, module=module))
             y += 52 + 18 + 4
         elif block.kind in ("text", "pair"):
-            size = 20 if needs_image(block.text) else 17
+            size = size_of(block)
             text = block.text + (f"  {block.right}" if block.right else "")
-            out.append(Placed("text", LABEL_MARGIN, y, _fit(text, size, block.bold, width), size=size, bold=block.bold))
-            y += int(size * 1.3)
+            lines = [text]
+            rest = sum(int(size_of(b) * 1.3) for b in texts[texts.index(block) + 1:])
+            if _fit(text, size, block.bold, width) != text and LABEL_H - y - rest >= 2 * int(size * 1.3):
+                # a long line (the tests) takes a second line when the label has room
+                lines = _wrap_px(text, pil_font(size, block.bold), width)[:2]
+                if len(lines) == 2 and _fit(lines[1], size, block.bold, width) != lines[1]:
+                    lines[1] = _fit(" ".join(_wrap_px(text, pil_font(size, block.bold), width)[1:]), size,
+                                    block.bold, width)
+            for line in lines:
+                out.append(Placed("text", LABEL_MARGIN, y, _fit(line, size, block.bold, width), size=size,
+                                  bold=block.bold))
+                y += int(size * 1.3)
     return out
 
 
