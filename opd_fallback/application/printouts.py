@@ -101,6 +101,8 @@ class Printouts:
                                                  Payment.lab_order_local_ref == None)  # noqa: E711
                            .order_by(Payment.id)))  # type: ignore[arg-type]
         first = pays[0] if pays else None
+        cat = self.svc.catalog(s)
+        dept = cat.departments.get(visit.department) if cat is not None else None
         slip = T.opd_slip(
             hospital=self.hospital, device_id=self.device_id, offline_no=visit.local_ref, name=who.name,
             name_local=who.name_local, sex=who.sex, age=who.age, department=visit.department, unit=visit.unit,
@@ -108,6 +110,7 @@ class Printouts:
             operator_id=visit.operator_id, uhid=None, guardian=who.guardian, mobile=who.mobile,
             fee_paise=first.amount_paise if first else None, receipt_no=first.receipt_no if first else None,
             patient_ref=who.number, category=who.category,
+            department_name=dept.name if dept else None, department_name_local=dept.name_hi if dept else None,
         )
         return [slip, *(self._receipt(s, p, who) for p in pays)]
 

@@ -233,7 +233,7 @@ def _draw_cells(draw: ImageDraw.ImageDraw, line: TextLine, y: int) -> None:
         if c == " ":
             continue
         w = font.getlength(c)
-        draw.text((x0 + i * cw + (cw - w) / 2, y + ch * 0.02), c, font=font, fill=0)
+        draw.text((x0 + i * cw + max(0.0, (cw - w) / 2), y + ch * 0.02), c, font=font, fill=0)
 
 
 # ---------------------------------------------------------------------- labels

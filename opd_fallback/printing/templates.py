@@ -63,6 +63,8 @@ def opd_slip(
     receipt_no: str | None = None,
     patient_ref: str | None = None,
     category: str | None = None,
+    department_name: str | None = None,
+    department_name_local: str | None = None,
 ) -> Document:
     """The OPD slip the patient carries to the doctor: the visit number large,
     with a QR code of it so central staff can find the record later; the
@@ -73,6 +75,9 @@ def opd_slip(
     doc.pair("Patient no.", patient_no(uhid, patient_ref))
     doc.pair("Token", str(token_no), bold=True)
     doc.pair("Department", f"{department}{' / ' + unit if unit else ''}")
+    names = [n for n in (department_name, department_name_local) if n]
+    if names:  # where to go, in the patient's script too
+        doc.text(" / ".join(names), align="right")
     doc.rule().text(name, bold=True)
     if name_local:
         doc.text(name_local, bold=True)

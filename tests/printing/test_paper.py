@@ -55,7 +55,7 @@ def _slip() -> T.Document:
         name_local=HINDI, sex="M", age=(0, 8, None), department="MED", unit="U1", token_no=17,
         visit_type="new", recorded_at=WHEN, operator_id="op-1", guardian=T.guardian_line("W/O", "Ram Tripathi"),
         mobile="9839012345", fee_paise=1000, receipt_no="C07-R000043", patient_ref="C07-261126-000041",
-        category="bpl")
+        category="bpl", department_name="General Medicine", department_name_local="सामान्य चिकित्सा")
 
 
 def _receipt() -> T.Document:
