@@ -24,9 +24,19 @@ from opd_fallback.printing import templates as T
 from opd_fallback.printing.document import Document
 from opd_fallback.store import audit, outbox
 from opd_fallback.store.engine import Store
-from opd_fallback.store.tables import IndexedPatient, LabOrder, Op, Patient, Payment, PaymentVoid, Visit
+from opd_fallback.store.tables import (
+    AuditEntry,
+    IndexedPatient,
+    LabOrder,
+    Op,
+    Patient,
+    Payment,
+    PaymentVoid,
+    Visit,
+)
 
 REPRINT_ACTION = "print.reprint"
+WAIVER_ACTION = "payment.waive"  # the audit entry of a supervisor-approved waiver (reason, approved_by)
 
 
 @dataclass(frozen=True)
@@ -140,12 +150,28 @@ class Printouts:
         cat = self.svc.catalog(s)
         items = [T.LineItem(i["code"], _item_name(cat, i["code"]), int(i["amount_paise"]), int(i.get("qty", 1)))
                  for i in outbox.loads(pay.items) or []]
+        mode_ref = pay.mode_ref
+        waiver = self._waiver_of(s, pay)
+        if waiver is not None:  # printed beside "Paid by WAIVED"
+            mode_ref = f"({waiver[0]}; approved by {waiver[1]})"
         return T.receipt(hospital=self.hospital, device_id=self.device_id, receipt_no=pay.receipt_no,
                          patient_name=who.name, patient_ref=who.number, items=items,
-                         amount_paise=pay.amount_paise, mode=pay.mode, mode_ref=pay.mode_ref,
+                         amount_paise=pay.amount_paise, mode=pay.mode, mode_ref=mode_ref,
                          recorded_at=pay.created_at, operator_id=pay.operator_id,
                          patient_name_local=who.name_local,
                          visit_no=pay.visit_local_ref)
+
+    @staticmethod
+    def _waiver_of(s: Session, pay: Payment) -> tuple[str, str] | None:
+        """A supervisor-approved waiver's reason and approver, from the audit log."""
+        if pay.mode != "waived":
+            return None
+        entry = s.exec(select(AuditEntry).where(AuditEntry.action == WAIVER_ACTION, AuditEntry.subject == pay.local_ref)
+                       .order_by(col(AuditEntry.id).desc())).first()
+        detail = outbox.loads(entry.detail) if entry is not None else None
+        if not isinstance(detail, dict) or not detail.get("reason"):
+            return None
+        return str(detail["reason"]), str(detail.get("approved_by") or "?")
 
     def _person(self, s: Session, local_ref: str | None, uhid: str | None, name: str) -> Person:
         p = None
@@ -199,13 +225,3 @@ def _item_name(cat: Catalog | None, code: str) -> str:
         return cat.tests[code].name
     return code
 
-
-def reprints_by_operator(store: Store, day: str) -> dict[str, int]:
-    """How many papers each operator reprinted on ``day`` (YYYY-MM-DD), from the
-    audit log: for the day-end summary and ``status --json``."""
-    from sqlalchemy import text
-
-    with store.read() as s:
-        rows = s.execute(text("SELECT actor, count(*) FROM audit_log WHERE action = :a AND substr(at, 1, 10) = :d "
-                              "GROUP BY actor ORDER BY actor"), {"a": REPRINT_ACTION, "d": day}).all()
-    return {str(actor): int(n) for actor, n in rows}

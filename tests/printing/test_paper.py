@@ -18,7 +18,7 @@ from escpos.printer import Dummy
 from PIL import Image, ImageChops
 from typer.testing import CliRunner
 
-from opd_fallback.application.printouts import REPRINT_ACTION, Printouts, reprints_by_operator
+from opd_fallback.application.printouts import REPRINT_ACTION, WAIVER_ACTION, Printouts
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.printing import templates as T
@@ -214,7 +214,19 @@ def test_reprints_say_duplicate_and_a_voided_receipt_says_voided(
         entries = audit.history(s, action_prefix=REPRINT_ACTION)
     assert [(e.actor, e.subject) for e in entries] == [
         ("op-3", receipt.ref), ("op-2", receipt.ref), ("op-2", slip.ref)]
-    assert reprints_by_operator(store, entries[0].at[:10]) == {"op-2": 2, "op-3": 1}
+
+
+def test_a_waived_receipt_shows_the_reason_and_approver(store: Store, with_master_data: Callable[..., None]) -> None:
+    with_master_data(store)
+    svc = CounterService(store, "C07")
+    reg = svc.register_new("op-1", PATIENT, department="MED", payment=PaymentInput(mode="waived", amount_paise=0))
+    assert reg.payment is not None
+    with store.write() as s:  # what the waiver service writes when a supervisor approves one
+        audit.record(s, "op-1", WAIVER_ACTION, reg.payment.local_ref, reason="destitute, no attendant",
+                     approved_by="sup-9")
+    (receipt,) = Printouts(store, device_id="C07", hospital="KGMU", svc=svc).for_record(
+        reg.payment.extra["receipt_no"])
+    assert "WAIVED (destitute, no attendant; approved by sup-9)" in render_text(receipt, 80)
 
 
 def test_preview_writes_one_png_per_paper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
