@@ -23,6 +23,7 @@ from opd_fallback.application.backentry import (
 )
 from opd_fallback.application.services import CounterService
 from opd_fallback.store import Store
+from opd_fallback.store.tables import Operator
 
 HEADER = ("slip_no,visit_date,recorded_at,operator_id,uhid,name,name_local,sex,age_years,age_months,"
           "guardian_relation,guardian_name,mobile,department,unit,fee_paise,fee_mode,fee_ref,"
@@ -71,6 +72,22 @@ def _problems(report) -> dict[int, set[str]]:
 
 
 TODAY = date(2026, 11, 26)
+IMPORTER = "clerk1"  # the authenticated operator importing (the CLI checks the PIN)
+
+
+def add_operators(store: Store, *ids: str, active: bool = True) -> None:
+    """Operators as ``operator add`` leaves them (the import never checks a PIN
+    itself: the CLI does, see test_cli_import), without the slow PIN hash."""
+    with store.write() as s:
+        for i in ids:
+            s.add(Operator(id=i, name=f"Operator {i}", pin_hash="-", role="operator", active=active,
+                           created_at="2026-11-01T09:00:00+05:30"))
+
+
+@pytest.fixture(autouse=True)
+def _operators(store: Store) -> None:
+    """op1 wrote the paper slips; clerk1 imports them."""
+    add_operators(store, "op1", IMPORTER)
 
 
 def test_good_and_bad_rows_imported_twice(
@@ -78,7 +95,7 @@ def test_good_and_bad_rows_imported_twice(
 ) -> None:
     with_master_data(store)
     path = _write(tmp_path, ROWS)
-    report = import_file(store, "C07", path, today=TODAY)
+    report = import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)
 
     assert report.count("imported") == 3
     assert report.exit_code == 1
@@ -121,14 +138,14 @@ def test_good_and_bad_rows_imported_twice(
     # the rejects file: the bad rows as they were, with the reason
     rejects = rejects_path_for(path)
     assert report.rejects_path == rejects
-    with rejects.open(encoding="utf-8", newline="") as fh:
+    with rejects.open(encoding="utf-8-sig", newline="") as fh:
         rej = list(csv.DictReader(fh))
     assert [r["slip_no"] for r in rej] == ["103", "104", "105", "106", "101", "108", "109"]
     assert rej[0]["name_local"] == "सीता देवी" and "line 4, mobile" in rej[0]["error"]
 
     # the same file again: nothing new
     before = _count(store, "SELECT count(*) FROM op")
-    again = import_file(store, "C07", path, today=TODAY)
+    again = import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)
     assert _count(store, "SELECT count(*) FROM op") == before
     assert again.count("imported") == 0 and again.count("already_imported") == 3
     assert _problems(again) == _problems(report)
@@ -139,13 +156,13 @@ def test_fixed_rejects_file_imports_and_only_those_rows(
 ) -> None:
     with_master_data(store)
     path = _write(tmp_path, ROWS)
-    import_file(store, "C07", path, today=TODAY)
+    import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)
     rejects = rejects_path_for(path)
     body = rejects.read_text(encoding="utf-8").replace(",12345,", ",9876500001,").replace(",XYZ,", ",MED,")
     fixed = tmp_path / "fixed.csv"
     fixed.write_text(body, encoding="utf-8")
     before = _count(store, "SELECT count(*) FROM backentry_slip")
-    report = import_file(store, "C07", fixed, today=TODAY)
+    report = import_file(store, "C07", fixed, today=TODAY, imported_by=IMPORTER)
     assert report.count("imported") == 2
     assert {r.slip_no for r in report.rows if r.status == "imported"} == {"103", "104"}
     # line 5 of fixed.csv is slip 101 (already imported by the first file): not new, not an error
@@ -158,7 +175,7 @@ def test_dry_run_saves_nothing_and_writes_no_rejects(
 ) -> None:
     with_master_data(store)
     path = _write(tmp_path, ROWS)
-    report = import_file(store, "C07", path, dry_run=True, today=TODAY)
+    report = import_file(store, "C07", path, dry_run=True, today=TODAY, imported_by=IMPORTER)
     assert report.count("would_import") == 3 and len(report.rejected) == 7
     assert _count(store, "SELECT count(*) FROM op") == 0
     assert _count(store, "SELECT count(*) FROM counter") == 0
@@ -167,7 +184,7 @@ def test_dry_run_saves_nothing_and_writes_no_rejects(
 
 def test_without_master_data_codes_are_taken_as_typed(tmp_path: Path, store: Store) -> None:
     path = _write(tmp_path, [ROWS[3]])  # department XYZ
-    report = import_file(store, "C07", path, today=TODAY)
+    report = import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)
     assert report.count("imported") == 1 and report.exit_code == 0
     assert not rejects_path_for(path).exists()
 
@@ -177,10 +194,10 @@ def test_stale_rejects_file_removed_when_all_rows_are_in(
 ) -> None:
     with_master_data(store)
     path = _write(tmp_path, [ROWS[0], ROWS[2]])
-    assert import_file(store, "C07", path, today=TODAY).exit_code == 1
+    assert import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER).exit_code == 1
     assert rejects_path_for(path).exists()
     _write(tmp_path, [ROWS[0], ROWS[2].replace(",12345,", ",9876500001,")])
-    assert import_file(store, "C07", path, today=TODAY).exit_code == 0
+    assert import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER).exit_code == 0
     assert not rejects_path_for(path).exists()
 
 
@@ -213,7 +230,7 @@ def test_each_bad_cell_named(
     tmp_path: Path, store: Store, with_master_data: Callable[..., None], cells: str, column: str
 ) -> None:
     with_master_data(store)
-    report = import_file(store, "C07", _write(tmp_path, [cells]), today=TODAY)
+    report = import_file(store, "C07", _write(tmp_path, [cells]), today=TODAY, imported_by=IMPORTER)
     assert report.exit_code == 1
     assert column in {p.column for p in report.rejected[0].problems}, report.rejected[0].problems
     assert all(p.line == 2 and p.reason for p in report.rejected[0].problems)
@@ -235,7 +252,7 @@ def test_unusable_files(tmp_path: Path, store: Store, content: bytes, match: str
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
     with pytest.raises(FileUnusable, match=match):
-        import_file(store, "C07", path, today=TODAY)
+        import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)
     assert _count(store, "SELECT count(*) FROM op") == 0
 
 
@@ -245,7 +262,7 @@ def test_bom_columns_in_any_order_and_quoted_multiline_cells(tmp_path: Path, sto
             "MED,,M,40,op1,2026-11-20,202,\r\n")
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbf" + body.encode())
-    report = import_file(store, "C07", path, today=TODAY)
+    report = import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)
     assert report.count("imported") == 1
     assert report.rejected[0].problems[0].line == 4  # the row after the two-line cell
     with store.read() as s:
@@ -269,6 +286,6 @@ def test_odd_cells_only_ever_reject_the_row(store: Store, cells: dict[str, str])
     assert (slip is None) == bool(problems)
     assert all(p.line == 7 and p.reason for p in problems)
     if slip is not None:
-        out = import_row(CounterService(store, "C07"), 7, slip)
+        out = import_row(CounterService(store, "C07"), 7, slip, imported_by=IMPORTER)
         assert out.status in ("imported", "already_imported", "rejected")
         assert (out.status == "rejected") == bool(out.problems)

@@ -1,11 +1,18 @@
-"""Back-entry import: paper slips typed into a CSV after the fact
-(``shared/contract/backentry-csv.md``).
+"""Back-entry import: paper slips typed into a CSV after the fact (the format is
+described for users in ``docs/backentry-csv.md``).
 
-Each row goes through the same services as the counter, in one transaction
-per row, so a row is imported whole or not at all. The slip's key (device,
-visit date, slip_no) is written in that same transaction, so importing a file
-again imports nothing new, even after a crash half-way through. Every bad row
-is reported with its line, column and reason.
+Each row goes through the same services as the counter. Rows are saved in
+batches, one SQLite transaction per batch and a savepoint per row, so a row is
+imported whole or not at all while the disk is synced once per batch, not once
+per row. The slip's key (device, visit date, slip number in normal form) and
+its content are written with its records, so importing a file again imports
+nothing new, even after a crash half-way through, and a *different* slip under
+a number already imported is rejected, never skipped in silence.
+
+The person importing is an authenticated operator (the CLI checks the PIN);
+every op carries that operator's id. The file's ``operator_id`` is who wrote the
+paper slip: it must be an operator of this counter and is kept in the local
+slip record and the audit log (the wire contract has no place for it).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -21,8 +28,9 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlmodel import select
+from sqlmodel import Session, col, select
 
+from opd_fallback.application.people_csv import is_formula_like, unneutralise, write_csv
 from opd_fallback.application.services import CounterService, PaymentInput, Tx
 from opd_fallback.domain import payloads as P
 from opd_fallback.domain import rules
@@ -30,32 +38,40 @@ from opd_fallback.domain.clock import IST, today_ist
 from opd_fallback.domain.errors import DomainError, FieldProblem, explain
 from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
-from opd_fallback.store.tables import BackEntrySlip
+from opd_fallback.store.tables import BackEntrySlip, Operator
 
 SOURCE = "backentry"
+BATCH_ROWS = 500  # rows per transaction: one disk sync per batch
 REQUIRED_COLUMNS = ("slip_no", "visit_date", "operator_id", "department")
 PATIENT_COLUMNS = (
     "name", "name_local", "sex", "age_years", "age_months", "age_days", "guardian_relation",
     "guardian_name", "mobile", "abha_number", "address_line", "district", "state", "pin", "category",
 )
+NAME_COLUMNS = ("name", "name_local", "guardian_name")
 COLUMNS = (
     "slip_no", "visit_date", "recorded_at", "operator_id", "uhid", *PATIENT_COLUMNS,
     "department", "unit", "visit_type", "fee_code", "fee_paise", "fee_mode", "fee_ref",
-    "lab_tests", "lab_paise", "lab_mode", "lab_ref",
+    "lab_tests", "lab_paise", "lab_mode", "lab_ref", "lab_items",
 )
 INT_COLUMNS = ("age_years", "age_months", "age_days", "fee_paise", "lab_paise")
 ERROR_COLUMN = "error"  # allowed (and ignored) so a fixed rejects file imports as it is
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _OPERATOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_PAISE = re.compile(r"\d{1,12}")
 
 # How a service's field names map to CSV columns, per step of a row.
 _FEE_FIELDS = {"amount_paise": "fee_paise", "mode": "fee_mode", "mode_ref": "fee_ref", "items": "fee_code"}
-_LAB_PAY_FIELDS = {"amount_paise": "lab_paise", "mode": "lab_mode", "mode_ref": "lab_ref", "items": "lab_tests"}
+_LAB_PAY_FIELDS = {"amount_paise": "lab_paise", "mode": "lab_mode", "mode_ref": "lab_ref", "items": "lab_items"}
 _LAB_FIELDS = {"tests": "lab_tests"}
 
 
 class FileUnusable(Exception):
     """The file as a whole cannot be read as a back-entry CSV (exit status 2)."""
+
+
+class ImportRefused(Exception):
+    """Nothing can be imported now: the importing operator is not an active
+    operator of this counter, or the counter must check its numbers first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +120,20 @@ def rejects_path_for(path: Path) -> Path:
     return path.with_name(f"{path.stem}.rejects.csv")
 
 
+def slip_key(slip_no: str) -> str:
+    """The slip number as compared: no surrounding spaces, no leading zeros
+    (a spreadsheet drops or adds them: ``00042`` and ``42`` are one slip)."""
+    text = slip_no.strip()
+    return text.lstrip("0") or ("0" if text else "")
+
+
 # --- reading the file --------------------------------------------------------
 
 
 def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header and rows with the line each row starts on; raises ``FileUnusable``."""
+    """Header and rows with the line each row starts on; raises ``FileUnusable``.
+    Cells we neutralised when writing a rejects file (``'=...``) are read back
+    as they were."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -133,6 +158,7 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             line, start = start, reader.line_num + 1
             if not any(c.strip() for c in cells):
                 continue
+            cells = [unneutralise(c) for c in cells]
             if len(cells) > len(header):
                 extra = cells[len(header):]
                 if any(c.strip() for c in extra):
@@ -164,12 +190,12 @@ def _check_header(header: list[str]) -> None:
 
 @dataclass
 class Slip:
-    """One row, parsed: what the services need."""
+    """One row, parsed: what the services need, and its content in normal form."""
 
     slip_no: str
     visit_date: date
     recorded_at: datetime
-    operator_id: str
+    written_by: str  # the file's operator_id: who wrote the paper slip
     uhid: str | None
     patient: dict[str, Any]
     department: str
@@ -179,6 +205,12 @@ class Slip:
     fee_code: str | None
     lab_tests: list[str]
     lab_payment: PaymentInput | None
+    lab_items: list[tuple[str, int]] | None  # as written in the lab_items column
+    content: dict[str, str] = field(default_factory=dict)  # column -> value in normal form
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.visit_date.isoformat(), slip_key(self.slip_no)
 
 
 def _cell(row: dict[str, str], col: str) -> str | None:
@@ -196,6 +228,9 @@ class _Problems:
 
     def add(self, column: str, reason: str) -> None:
         self.items.append(RowProblem(self.line, column, reason))
+
+    def columns(self) -> set[str]:
+        return {p.column for p in self.items}
 
     def from_fields(self, problems: list[FieldProblem], mapping: dict[str, str] | None = None,
                     whole: str = "", *, skip: set[str] | None = None) -> None:
@@ -223,14 +258,56 @@ def _column_for_message(message: str, default: str) -> str:
     return default
 
 
+@dataclass
+class _Head:
+    slip_no: str
+    visit_date: date
+    at: time
+    written_by: str
+
+
 def parse_row(line: int, row: dict[str, str], *, today: date | None = None) -> tuple[Slip | None, list[RowProblem]]:
     """Check every cell of a row; the parsed slip, or the problems found."""
     bad = _Problems(line)
     if "__too_many__" in row:
         bad.add("", f"has {row['__too_many__']} cells, more than the header's columns")
         return None, bad.items
-    today = today or today_ist()
+    ints = _parse_ints(bad, row)
+    head = _parse_head(bad, row, today or today_ist())
+    uhid, patient, patient_content = _parse_patient(bad, row, ints)
+    department, unit, visit_type = _parse_visit(bad, row, uhid)
+    fee_code, fee = _parse_fee(bad, row, ints)
+    lab_tests, lab_payment, lab_items = _parse_lab(bad, row, ints)
+    if bad.items or head is None:
+        return None, bad.items
+    assert department is not None
+    slip = Slip(
+        slip_no=head.slip_no, visit_date=head.visit_date,
+        recorded_at=datetime.combine(head.visit_date, head.at, tzinfo=IST), written_by=head.written_by,
+        uhid=uhid, patient=patient, department=department, unit=unit, visit_type=visit_type,
+        fee=fee, fee_code=fee_code, lab_tests=lab_tests, lab_payment=lab_payment, lab_items=lab_items,
+    )
+    slip.content = _content(slip, patient_content, head.at)
+    return slip, []
 
+
+def _parse_ints(bad: _Problems, row: dict[str, str]) -> dict[str, int | None]:
+    ints: dict[str, int | None] = {}
+    for col in INT_COLUMNS:
+        v = _cell(row, col)
+        ints[col] = None
+        if v is None:
+            continue
+        if _PAISE.fullmatch(v):
+            ints[col] = int(v)
+        else:
+            what = "an amount in paise (whole number, e.g. 1000 for ₹10)" if col.endswith("paise") else "a whole number"
+            bad.add(col, f"must be {what} (got {v!r})")
+    return ints
+
+
+def _parse_head(bad: _Problems, row: dict[str, str], today: date) -> _Head | None:
+    """slip_no, visit_date, recorded_at and operator_id: which slip, when, by whom."""
     slip_no = _cell(row, "slip_no")
     if slip_no is None:
         bad.add("slip_no", "is required (the number written on the paper slip)")
@@ -241,14 +318,13 @@ def parse_row(line: int, row: dict[str, str], *, today: date | None = None) -> t
     vd = _cell(row, "visit_date")
     if vd is None:
         bad.add("visit_date", "is required, written YYYY-MM-DD")
+    elif not re.fullmatch(r"\d{4}-\d{2}-\d{2}", vd):
+        bad.add("visit_date", f"must be a date written YYYY-MM-DD (got {vd!r})")
     else:
         try:
             visit_day = date.fromisoformat(vd)
-            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", vd):
-                raise ValueError
         except ValueError:
             bad.add("visit_date", f"must be a date written YYYY-MM-DD (got {vd!r})")
-            visit_day = None
         if visit_day is not None and visit_day > today:
             bad.add("visit_date", "cannot be in the future")
             visit_day = None
@@ -262,46 +338,56 @@ def parse_row(line: int, row: dict[str, str], *, today: date | None = None) -> t
         else:
             at = time(int(m.group(1)), int(m.group(2)))
 
-    operator_id = _cell(row, "operator_id")
-    if operator_id is None:
+    written_by = _cell(row, "operator_id")
+    if written_by is None:
         bad.add("operator_id", "is required (who wrote the slip)")
-    elif not _OPERATOR_ID.match(operator_id):
+    elif not _OPERATOR_ID.match(written_by):
         bad.add("operator_id", "must be letters, digits, '-', '_' or '.' (up to 64)")
+        written_by = None
 
-    ints: dict[str, int | None] = {}
-    for col in INT_COLUMNS:
+    if slip_no is None or len(slip_no) > 32 or visit_day is None or written_by is None:
+        return None
+    return _Head(slip_no, visit_day, at, written_by)
+
+
+def _parse_patient(
+    bad: _Problems, row: dict[str, str], ints: dict[str, int | None],
+) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+    """uhid (a revisit) or the new patient's details: (uhid, fields for the
+    service, the fields in normal form)."""
+    for col in NAME_COLUMNS:
         v = _cell(row, col)
-        if v is None:
-            ints[col] = None
-        elif re.fullmatch(r"\d{1,12}", v):
-            ints[col] = int(v)
-        else:
-            what = "an amount in paise (whole number, e.g. 1000 for ₹10)" if col.endswith("paise") else "a whole number"
-            bad.add(col, f"must be {what} (got {v!r})")
-            ints[col] = None
-
+        if v is not None and is_formula_like(v):
+            bad.add(col, "must not begin with =, +, - or @ (a spreadsheet would run it as a formula); "
+                         "write the name as it is on the slip")
     uhid = _cell(row, "uhid")
     if uhid is not None:
         uhid = uhid.upper()
         if len(uhid) > 64:
             bad.add("uhid", "is too long (at most 64 characters)")
+        return uhid, {}, {}
 
     patient: dict[str, Any] = {}
-    if uhid is None:
-        for col in PATIENT_COLUMNS:
-            if col in INT_COLUMNS:
-                if ints.get(col) is not None:
-                    patient[col] = ints[col]
-            else:
-                v = _cell(row, col)
-                if v is not None:
-                    patient[col] = v.upper() if col in ("sex", "guardian_relation") else (
-                        v.lower() if col == "category" else v)
-        try:
-            P.PatientRegister.model_validate({**patient, "local_ref": "X-000000"})
-        except ValidationError as exc:
-            bad.from_fields(explain(exc), whole="name", skip={p.column for p in bad.items})
+    for col in PATIENT_COLUMNS:
+        if col in INT_COLUMNS:
+            if ints.get(col) is not None:
+                patient[col] = ints[col]
+            continue
+        v = _cell(row, col)
+        if v is not None:
+            patient[col] = v.upper() if col in ("sex", "guardian_relation") else (
+                v.lower() if col == "category" else v)
+    try:
+        model = P.PatientRegister.model_validate({**patient, "local_ref": "X-000000"})
+    except ValidationError as exc:
+        bad.from_fields(explain(exc), whole="name", skip=bad.columns())
+        return None, patient, {}
+    normal = model.model_dump(mode="json", exclude={"local_ref", "uhid"}, exclude_none=True)
+    return None, patient, normal
 
+
+def _parse_visit(bad: _Problems, row: dict[str, str], uhid: str | None) -> tuple[str | None, str | None, str]:
+    """department, unit and visit_type."""
     department = _cell(row, "department")
     unit = _cell(row, "unit")
     if department is None:
@@ -324,7 +410,13 @@ def parse_row(line: int, row: dict[str, str], *, today: date | None = None) -> t
             bad.add("visit_type", "must be new or revisit")
         else:
             visit_type = vt.lower()
+    return department, unit, visit_type
 
+
+def _parse_fee(
+    bad: _Problems, row: dict[str, str], ints: dict[str, int | None],
+) -> tuple[str | None, PaymentInput | None]:
+    """fee_code, fee_paise, fee_mode, fee_ref: the OPD fee taken."""
     fee_code = _cell(row, "fee_code")
     if fee_code is not None:
         try:
@@ -332,7 +424,13 @@ def parse_row(line: int, row: dict[str, str], *, today: date | None = None) -> t
         except ValueError as exc:
             bad.add("fee_code", str(exc))
     fee = _payment(bad, row, "fee", ints["fee_paise"], given=fee_code is not None or ints["fee_paise"] is not None)
+    return fee_code, fee
 
+
+def _parse_lab(
+    bad: _Problems, row: dict[str, str], ints: dict[str, int | None],
+) -> tuple[list[str], PaymentInput | None, list[tuple[str, int]] | None]:
+    """lab_tests and their payment (lab_paise, lab_mode, lab_ref, lab_items)."""
     lab_tests: list[str] = []
     raw_tests = _cell(row, "lab_tests")
     if raw_tests is not None:
@@ -348,20 +446,45 @@ def parse_row(line: int, row: dict[str, str], *, today: date | None = None) -> t
             bad.add("lab_tests", f"test given twice: {', '.join(dupes)}")
     # Tests are never ordered without saying how they were paid (waived included),
     # so a forgotten amount cannot turn into an unpaid order.
-    lab_given = ints["lab_paise"] is not None or _cell(row, "lab_mode") is not None or raw_tests is not None
-    if lab_given and not lab_tests:
+    raw_items = _cell(row, "lab_items")
+    lab_given = (ints["lab_paise"] is not None or _cell(row, "lab_mode") is not None or raw_tests is not None
+                 or raw_items is not None)
+    if lab_given and not lab_tests and "lab_tests" not in bad.columns():
         bad.add("lab_tests", "give the tests the lab payment is for")
     lab_payment = _payment(bad, row, "lab", ints["lab_paise"], given=lab_given)
+    lab_items = None if raw_items is None else _parse_lab_items(bad, raw_items, lab_tests, lab_payment)
+    return lab_tests, lab_payment, lab_items
 
-    if bad.items:
-        return None, bad.items
-    assert slip_no and visit_day and operator_id and department
-    return Slip(
-        slip_no=slip_no, visit_date=visit_day,
-        recorded_at=datetime.combine(visit_day, at, tzinfo=IST), operator_id=operator_id,
-        uhid=uhid, patient=patient, department=department, unit=unit, visit_type=visit_type,
-        fee=fee, fee_code=fee_code, lab_tests=lab_tests, lab_payment=lab_payment,
-    ), []
+
+def _parse_lab_items(
+    bad: _Problems, raw: str, tests: list[str], payment: PaymentInput | None,
+) -> list[tuple[str, int]] | None:
+    """``CBC:15000;LFT:40000``: the lab amount split by test, taken as written."""
+    items: list[tuple[str, int]] = []
+    for part in (p.strip() for p in raw.split(";")):
+        if not part:
+            continue
+        code, sep, paise = (x.strip() for x in part.partition(":"))
+        if not sep or not _PAISE.fullmatch(paise):
+            bad.add("lab_items", f"{part!r} must be a test code and paise, e.g. CBC:15000")
+            return None
+        try:
+            items.append((rules.code(code, what="test code"), int(paise)))
+        except ValueError as exc:
+            bad.add("lab_items", f"{code!r} {exc}")
+            return None
+    codes = [c for c, _ in items]
+    if sorted(codes) != sorted(tests):
+        bad.add("lab_items", f"must give each test of lab_tests once ({', '.join(tests) or 'none'}), "
+                             f"got {', '.join(codes) or 'none'}")
+        return None
+    if payment is not None:
+        total, amount = sum(p for _, p in items), payment.amount_paise or 0
+        if total != amount:
+            bad.add("lab_items", f"add up to {rules.format_paise(total)} but lab_paise is "
+                                 f"{rules.format_paise(amount)}: they must be equal")
+            return None
+    return items
 
 
 def _payment(bad: _Problems, row: dict[str, str], prefix: str, amount: int | None, *, given: bool) -> PaymentInput | None:
@@ -393,11 +516,31 @@ def _payment(bad: _Problems, row: dict[str, str], prefix: str, amount: int | Non
     return PaymentInput(mode=mode, amount_paise=amount, mode_ref=ref)
 
 
+def _content(slip: Slip, patient: dict[str, Any], at: time) -> dict[str, str]:
+    """The row in normal form (what two rows of one slip must agree on): codes
+    upper case, numbers without leading zeros, the mobile as 10 digits, etc."""
+    out: dict[str, Any] = {"recorded_at": at.strftime("%H:%M"), "operator_id": slip.written_by,
+                           "uhid": slip.uhid, "department": slip.department, "unit": slip.unit,
+                           "visit_type": slip.visit_type, "fee_code": slip.fee_code, **patient}
+    for prefix, pay in (("fee", slip.fee), ("lab", slip.lab_payment)):
+        if pay is not None:
+            out.update({f"{prefix}_paise": pay.amount_paise, f"{prefix}_mode": pay.mode, f"{prefix}_ref": pay.mode_ref})
+    if slip.lab_tests:
+        out["lab_tests"] = ";".join(sorted(slip.lab_tests))
+    if slip.lab_items is not None:
+        out["lab_items"] = ";".join(f"{c}:{p}" for c, p in sorted(slip.lab_items))
+    return {k: str(v) for k, v in out.items() if v is not None}
+
+
+def _differing_columns(before: dict[str, str], now: dict[str, str]) -> list[str]:
+    return [c for c in COLUMNS if before.get(c) != now.get(c)]
+
+
 # --- importing ---------------------------------------------------------------
 
 
 class _DryRun(Exception):
-    """Raised at the end of a dry-run row so its transaction rolls back."""
+    """Raised at the end of a dry-run row so its savepoint rolls back."""
 
 
 class _Step:
@@ -437,7 +580,10 @@ def _save(tx: Tx, slip: Slip, step: _Step) -> list[str]:
         op_ids.append(order.op_id)
         if slip.lab_payment is not None:
             step.set(_LAB_PAY_FIELDS, "lab_paise")
-            items = _lab_items(tx, slip.lab_tests, slip.lab_payment)
+            if slip.lab_items is not None:
+                items = [{"code": c, "qty": 1, "amount_paise": p} for c, p in slip.lab_items]
+            else:
+                items = _lab_items(tx, slip.lab_tests, slip.lab_payment)
             pay = tx.record_payment(patient, slip.lab_payment, visit=v.local_ref, lab_order=order.local_ref,
                                     due_items=items)
             op_ids.append(pay.op_id)
@@ -445,8 +591,8 @@ def _save(tx: Tx, slip: Slip, step: _Step) -> list[str]:
 
 
 def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str, Any]]:
-    """Items of a lab payment: each test at its list price, which must add up to
-    the amount taken (the list prices tell how to split it)."""
+    """Items of a lab payment without a lab_items column: each test at its list
+    price, which must add up to the amount taken (the list prices tell how to split it)."""
     amount = payment.amount_paise or 0
     cat = tx.catalog
     if cat is None:
@@ -455,7 +601,7 @@ def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str
         raise DomainError.field(
             "amount_paise",
             "this counter has no price list yet, so the amount cannot be split by test: "
-            "run 'opd-fallback refresh' first, or give one test per row",
+            "run 'opd-fallback refresh' first, give the split in lab_items, or give one test per row",
             code="no_master_data",
         )
     if payment.mode == "waived":
@@ -466,104 +612,189 @@ def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str
         raise DomainError.field(
             "amount_paise",
             f"the tests cost {rules.format_paise(total)} by the price list but {rules.format_paise(amount)} "
-            "was entered",
+            "was entered (give the split in lab_items if it was charged otherwise)",
             code="amount_not_total",
         )
     return items
 
 
-def _slip_known(tx: Tx, device_id: str, slip: Slip) -> bool:
-    row = tx.session.exec(
-        select(BackEntrySlip).where(
-            BackEntrySlip.device_id == device_id,
-            BackEntrySlip.visit_date == slip.visit_date.isoformat(),
-            BackEntrySlip.slip_no == slip.slip_no,
+def _earlier_slips(session: Session, device_id: str, keys: set[tuple[str, str]]) -> dict[tuple[str, str], BackEntrySlip]:
+    """The slips of ``keys`` (visit date, slip key) already imported, in one query."""
+    if not keys:
+        return {}
+    found: dict[tuple[str, str], BackEntrySlip] = {}
+    rows = session.exec(select(BackEntrySlip).where(
+        BackEntrySlip.device_id == device_id,
+        col(BackEntrySlip.slip_key).in_(sorted({k for _, k in keys})),
+    ))
+    for row in rows:
+        key = (row.visit_date, row.slip_key)
+        if key in keys:
+            found.setdefault(key, row)
+    return found
+
+
+class _Importer:
+    """Imports slips for one importing operator; remembers what it has seen so
+    rows of one file are compared with each other and nothing is read twice."""
+
+    def __init__(self, svc: CounterService, imported_by: str, *, source_file: str | None, dry_run: bool) -> None:
+        self.svc = svc
+        self.imported_by = imported_by
+        self.source_file = source_file
+        self.dry_run = dry_run
+        self.seen: dict[tuple[str, str], int] = {}  # key -> line in this file
+        self.writers: dict[str, bool] = {}  # operator id -> known at this counter
+
+    def batch(self, rows: list[tuple[int, dict[str, str]]], today: date | None) -> list[RowOutcome]:
+        """Rows in one transaction, each in its own savepoint."""
+        parsed = [(line, cells, *parse_row(line, cells, today=today)) for line, cells in rows]
+        outcomes: list[RowOutcome] = []
+        with self.svc.transaction(self.imported_by, source=SOURCE) as tx:
+            earlier = _earlier_slips(tx.session, self.svc.device_id, {s.key for _, _, s, _ in parsed if s})
+            for line, cells, slip, problems in parsed:
+                if slip is None:
+                    out = RowOutcome(line, (cells.get("slip_no") or "").strip(), "rejected", problems)
+                else:
+                    out = self.row(tx, line, slip, earlier)
+                out.cells = cells
+                outcomes.append(out)
+        return outcomes
+
+    def _writer_known(self, session: Session, operator_id: str) -> bool:
+        if operator_id not in self.writers:
+            self.writers[operator_id] = session.get(Operator, operator_id) is not None
+        return self.writers[operator_id]
+
+    def row(self, tx: Tx, line: int, slip: Slip, earlier: dict[tuple[str, str], BackEntrySlip]) -> RowOutcome:
+        """One checked slip: compared with the file and with what is in, then saved whole or not at all."""
+        def reject(column: str, reason: str) -> RowOutcome:
+            return RowOutcome(line, slip.slip_no, "rejected", [RowProblem(line, column, reason)])
+
+        key = slip.key
+        if key in self.seen:
+            return reject("slip_no", f"slip {slip.slip_no} of {key[0]} is already on line {self.seen[key]} "
+                                     "of this file")
+        self.seen[key] = line
+        if not self._writer_known(tx.session, slip.written_by):
+            return reject("operator_id", f"{slip.written_by!r} is not an operator of this counter: correct it, "
+                                         "or add them with 'opd-fallback operator add', then import this row again")
+        prior = earlier.get(key)
+        if prior is not None:
+            return self._compare(line, slip, prior)
+        out = RowOutcome(line, slip.slip_no, "imported")
+        step = _Step()
+        try:
+            # the rows of a batch are flushed together at its commit
+            with tx.savepoint():
+                tx.recorded_at = slip.recorded_at
+                out.op_ids = _save(tx, slip, step)
+                record = self._record(slip, line, out.op_ids)
+                tx.session.add(record)
+                audit.record(tx.session, self.imported_by, "backentry.import",
+                             f"{self.svc.device_id}/{key[0]}/{slip.slip_no}", ops=len(out.op_ids),
+                             written_by=slip.written_by, file=self.source_file, line=line)
+                if self.dry_run:
+                    raise _DryRun
+            earlier[key] = record
+        except _DryRun:
+            out.status = "would_import"
+        except DomainError as exc:
+            bad = _Problems(line)
+            bad.from_fields(exc.problems, step.mapping, whole=step.whole)
+            out.status, out.problems, out.op_ids = "rejected", bad.items, []
+        return out
+
+    def _record(self, slip: Slip, line: int, op_ids: list[str]) -> BackEntrySlip:
+        return BackEntrySlip(
+            device_id=self.svc.device_id, visit_date=slip.visit_date.isoformat(), slip_no=slip.slip_no,
+            slip_key=slip.key[1], imported_at=datetime.now(IST).replace(microsecond=0).isoformat(),
+            op_ids=orjson.dumps(op_ids).decode(), content=orjson.dumps(slip.content).decode(),
+            source_file=self.source_file, source_line=line, written_by=slip.written_by,
+            imported_by=self.imported_by,
         )
-    ).first()
-    return row is not None
+
+    def _compare(self, line: int, slip: Slip, prior: BackEntrySlip) -> RowOutcome:
+        """A slip already in: the same content is 'already imported', any
+        difference a rejected row naming the earlier import and the columns."""
+        if prior.content is None:
+            # imported before contents were kept (schema < 3): the number is all we can compare
+            return RowOutcome(line, slip.slip_no, "already_imported")
+        differs = _differing_columns(orjson.loads(prior.content), slip.content)
+        if not differs:
+            return RowOutcome(line, slip.slip_no, "already_imported")
+        where = ""
+        if prior.source_file:
+            where = f" from {prior.source_file}" + (f", line {prior.source_line}" if prior.source_line else "")
+        reason = (
+            f"slip {slip.slip_no} of {slip.key[0]} was already imported{where} with a different "
+            f"{', '.join(differs)}; nothing of this row was saved: if it is another slip, check the number "
+            "on the paper (a mistake in the earlier import is corrected at the counter, not by importing again)"
+        )
+        return RowOutcome(line, slip.slip_no, "rejected", [RowProblem(line, "slip_no", reason)])
 
 
-def import_row(svc: CounterService, line: int, slip: Slip, *, dry_run: bool = False) -> RowOutcome:
-    """One slip in one transaction: all its records and its slip key, or nothing."""
-    out = RowOutcome(line, slip.slip_no, "imported")
-    step = _Step()
-    try:
-        with svc.transaction(slip.operator_id, recorded_at=slip.recorded_at, source=SOURCE) as tx:
-            if _slip_known(tx, svc.device_id, slip):
-                out.status = "already_imported"
-                raise _DryRun  # nothing to write
-            out.op_ids = _save(tx, slip, step)
-            tx.session.add(BackEntrySlip(
-                device_id=svc.device_id, visit_date=slip.visit_date.isoformat(), slip_no=slip.slip_no,
-                imported_at=datetime.now(IST).replace(microsecond=0).isoformat(),
-                op_ids=orjson.dumps(out.op_ids).decode(),
-            ))
-            audit.record(tx.session, slip.operator_id, "backentry.import",
-                         f"{svc.device_id}/{slip.visit_date.isoformat()}/{slip.slip_no}", ops=len(out.op_ids))
-            if dry_run:
-                out.status = "would_import"
-                raise _DryRun
-    except _DryRun:
-        pass
-    except DomainError as exc:
-        bad = _Problems(line)
-        bad.from_fields(exc.problems, step.mapping, whole=step.whole)
-        out.status, out.problems, out.op_ids = "rejected", bad.items, []
-    return out
+def import_row(
+    svc: CounterService, line: int, slip: Slip, *, imported_by: str, dry_run: bool = False,
+) -> RowOutcome:
+    """One slip in its own transaction: all its records and its slip key, or nothing."""
+    importer = _Importer(svc, imported_by, source_file=None, dry_run=dry_run)
+    with svc.transaction(imported_by, source=SOURCE) as tx:
+        earlier = _earlier_slips(tx.session, svc.device_id, {slip.key})
+        return importer.row(tx, line, slip, earlier)
+
+
+def check_importer(store: Store, operator_id: str) -> None:
+    """Raise ``ImportRefused`` unless ``operator_id`` is an active operator here
+    (the CLI has checked the PIN; this keeps the rule for every caller)."""
+    with store.read() as s:
+        op = s.get(Operator, operator_id)
+    if op is None or not op.active:
+        raise ImportRefused(f"{operator_id!r} is not an active operator of this counter")
 
 
 def import_file(
-    store: Store, device_id: str, path: Path, *, dry_run: bool = False, rejects_path: Path | None = None,
-    today: date | None = None,
+    store: Store, device_id: str, path: Path, *, imported_by: str, dry_run: bool = False,
+    rejects_path: Path | None = None, today: date | None = None,
+    progress: Callable[[int, int], None] | None = None, batch_rows: int = BATCH_ROWS,
 ) -> ImportReport:
-    """Import a back-entry CSV; raises ``FileUnusable`` when the file itself is bad.
+    """Import a back-entry CSV as operator ``imported_by``; raises ``FileUnusable``
+    when the file itself is bad, ``ImportRefused`` when nothing may be imported.
 
-    Writes the rejected rows (with an ``error`` column) beside the input unless
-    ``dry_run``; a stale rejects file from an earlier run is removed when no row
-    is rejected now."""
+    ``progress(done, total)`` is called after each batch. Writes the rejected
+    rows (with an ``error`` column) beside the input unless ``dry_run``; a stale
+    rejects file from an earlier run is removed when no row is rejected now."""
     header, rows = read_rows(path)
-    svc = CounterService(store, device_id)
+    check_importer(store, imported_by)
+    importer = _Importer(CounterService(store, device_id), imported_by, source_file=path.name, dry_run=dry_run)
     outcomes: list[RowOutcome] = []
-    seen: dict[tuple[str, str], int] = {}
-    for line, cells in rows:
-        slip, problems = parse_row(line, cells, today=today)
-        if slip is None:
-            outcomes.append(RowOutcome(line, (cells.get("slip_no") or "").strip(), "rejected", problems,
-                                       cells=cells))
-            continue
-        key = (slip.visit_date.isoformat(), slip.slip_no)
-        if key in seen:
-            outcomes.append(RowOutcome(line, slip.slip_no, "rejected", [RowProblem(
-                line, "slip_no", f"slip {slip.slip_no} of {key[0]} is already on line {seen[key]} of this file",
-            )], cells=cells))
-            continue
-        seen[key] = line
-        outcome = import_row(svc, line, slip, dry_run=dry_run)
-        outcome.cells = cells
-        outcomes.append(outcome)
+    if progress is not None:
+        progress(0, len(rows))
+    for start in range(0, len(rows), batch_rows):
+        try:
+            outcomes.extend(importer.batch(rows[start:start + batch_rows], today))
+        except DomainError as exc:  # the counter refuses all writes (e.g. after a restore)
+            raise ImportRefused(str(exc.problems[0].message if exc.problems else exc)) from None
+        if progress is not None:
+            progress(len(outcomes), len(rows))
     report = ImportReport(path, dry_run, outcomes, None)
     target = rejects_path or rejects_path_for(path)
     if not dry_run:
         if report.rejected:
             write_rejects(target, header, report.rejected)
             report.rejects_path = target
-        elif target.exists():
+        elif target.is_symlink() or target.exists():
             target.unlink()
     return report
 
 
 def write_rejects(target: Path, header: list[str], rejected: list[RowOutcome]) -> None:
     """The rejected rows as they were, plus an ``error`` column saying why, so
-    staff can fix them and import that file."""
+    staff can fix them and import that file (a CSV for people: see people_csv)."""
     cols = [h for h in header if h != ERROR_COLUMN] + [ERROR_COLUMN]
-    tmp = target.with_name(target.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        for r in rejected:
-            reasons = "; ".join(str(p) for p in r.problems)
-            w.writerow([r.cells.get(c, "") if c != ERROR_COLUMN else reasons for c in cols])
-    tmp.replace(target)
+    rows = ([r.cells.get(c, "") if c != ERROR_COLUMN else "; ".join(str(p) for p in r.problems) for c in cols]
+            for r in rejected)
+    write_csv(target, cols, rows)
 
 
 def iter_problems(report: ImportReport) -> Iterator[RowProblem]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, get_args
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import Session, select
 
 from opd_fallback.domain import payloads as P
@@ -135,6 +135,17 @@ class CashSummary:
         return taken - voided
 
 
+@dataclass(frozen=True)
+class _Made:
+    """A record made in the open transaction: its op is surely not synced yet."""
+
+    kind: str
+    op_id: str
+    patient_local_ref: str | None = None
+    patient_uhid: str | None = None
+    info: PatientInfo | None = None
+
+
 class Tx:
     """One open write transaction at the counter (see ``CounterService.transaction``)."""
 
@@ -153,6 +164,50 @@ class Tx:
         self.recorded_at = recorded_at
         self.source = source
         self.catalog = svc.catalog(session)
+        # Records made in this transaction by local_ref (and uhid), so the next step
+        # of a flow (the visit of a patient just registered, the payment of a lab
+        # order just made) finds them without a query.
+        self._made: dict[str, _Made] = {}
+        self._added: list[Any] = []  # records added to the session, in order (for savepoint)
+        self._flushes = 0
+        self._savepoints = 0
+        event.listen(session, "transient_to_pending", lambda _s, obj: self._added.append(obj))
+        event.listen(session, "after_flush", lambda _s, _ctx: self._count_flush())
+
+    def _count_flush(self) -> None:
+        self._flushes += 1
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction undone alone if it raises (the exception goes
+        on to the caller), for many small units in one transaction (the CSV import).
+
+        Inside it nothing is flushed: what it adds is written with the rest of the
+        transaction at commit, many rows at a time, and is dropped if the part is
+        undone. The steps of a flow find what this transaction made through
+        ``_made``, never by a query that would miss an unflushed record."""
+        made, mark, flushes = dict(self._made), len(self._added), self._flushes
+        self._savepoints += 1
+        name = f"tx_part_{self._savepoints}"
+        conn = self.session.connection()
+        conn.exec_driver_sql(f"SAVEPOINT {name}")
+        try:
+            with self.session.no_autoflush:
+                yield
+        except BaseException:
+            conn.exec_driver_sql(f"ROLLBACK TO {name}")
+            conn.exec_driver_sql(f"RELEASE {name}")
+            for obj in self._added[mark:]:
+                if obj in self.session:
+                    self.session.expunge(obj)
+            del self._added[mark:]
+            self._made = made
+            if self._flushes != flushes:
+                # a flush inside the part wrote earlier parts' records that the
+                # rollback just undid: only undoing the whole transaction is safe
+                raise RuntimeError("a flush inside a savepoint; the whole transaction is undone") from None
+            raise
+        conn.exec_driver_sql(f"RELEASE {name}")
 
     # --- helpers -------------------------------------------------------------
     def _when(self) -> datetime:
@@ -183,6 +238,9 @@ class Tx:
         k = (key or "").strip().upper()
         if not k:
             raise DomainError.field("patient", "choose a patient first", code="required")
+        made = self._made.get(k)
+        if made is not None and made.info is not None:
+            return made.info
         s = self.session
         local = s.exec(select(Patient).where((Patient.local_ref == k) | (Patient.uhid == k))).first()
         if local is not None:
@@ -212,6 +270,15 @@ class Tx:
     def _visit_ref(self, key: str, patient: PatientInfo | None = None) -> tuple[P.Ref, list[str], str | None]:
         """The visit as a reference; a visit of this counter must belong to ``patient``."""
         k = key.strip().upper()
+        made = self._made.get(k)
+        if made is not None and made.kind == "visit":
+            if patient is not None and not (
+                (made.patient_local_ref and made.patient_local_ref == patient.local_ref)
+                or (made.patient_uhid and made.patient_uhid == patient.uhid)
+            ):
+                raise DomainError.field("visit", f"visit {k} is another patient's, not this patient's",
+                                        code="other_patient")
+            return P.Ref.local(k), [made.op_id], k
         v = self.session.exec(select(Visit).where(Visit.local_ref == k)).first()
         if v is not None:
             if patient is not None and not (
@@ -241,6 +308,11 @@ class Tx:
         )
         self.session.add(rec)
         self._enqueue(seq, op_id, when, "patient.register", payload, [], "patient", local_ref)
+        info = PatientInfo(ref=P.Ref.local(local_ref), name=payload.name, local_ref=local_ref, uhid=uhid,
+                           depends_on=(op_id,), sex=payload.sex, age_years=payload.age_years, version=rec.version)
+        for k in (local_ref, uhid):
+            if k:
+                self._made[k] = _Made("patient", op_id, info=info)
         return Saved("patient", local_ref, op_id, seq, {"uhid": uhid, "name": payload.name})
 
     def open_visit(
@@ -268,6 +340,7 @@ class Tx:
             created_at=when.isoformat(),
         ))
         self._enqueue(seq, op_id, when, "visit.open", payload, info.depends_on, "visit", local_ref)
+        self._made[local_ref] = _Made("visit", op_id, info.local_ref, info.uhid)
         return Saved("visit", local_ref, op_id, seq, {
             "token_no": token, "department": dept, "unit": unit_code, "visit_type": vtype,
             "visit_date": day.isoformat(),
@@ -309,6 +382,7 @@ class Tx:
         ))
         deps = [*info.depends_on, *visit_deps]
         self._enqueue(seq, op_id, when, "lab.order", payload, deps, "lab_order", local_ref)
+        self._made[local_ref] = _Made("lab_order", op_id, info.local_ref, info.uhid)
         return Saved("lab_order", local_ref, op_id, seq, {"sample_id": sample_id, "tests": codes,
                                                           "samples": samples, "total_paise": total})
 
@@ -344,11 +418,15 @@ class Tx:
             visit_wire, deps = vref.wire(), deps + vdeps
         if lab_order:
             k = lab_order.strip().upper()
-            lab = self.session.exec(select(LabOrder).where(LabOrder.local_ref == k)).first()
             lab_local = k
             lab_wire = {"local_ref": k}
-            if lab is not None:
-                deps += self._unsynced(lab.op_id)
+            made = self._made.get(k)
+            if made is not None and made.kind == "lab_order":
+                deps.append(made.op_id)
+            else:
+                lab = self.session.exec(select(LabOrder).where(LabOrder.local_ref == k)).first()
+                if lab is not None:
+                    deps += self._unsynced(lab.op_id)
         seq, op_id, when = self._begin_op()
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
         receipt = reserved.take(self.session, "receipt", op_id) or numbers.local_receipt_no(

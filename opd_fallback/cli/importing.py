@@ -1,35 +1,93 @@
-"""``opd-fallback import FILE.csv [--dry-run]``: paper slips typed in afterwards.
+"""``opd-fallback import FILE.csv --operator ID [--pin-stdin] [--dry-run]``:
+paper slips typed in afterwards (format: docs/backentry-csv.md).
+
+The person importing logs in like at the counter: an operator id and the PIN,
+asked without echo (or one line of stdin with ``--pin-stdin``), never on the
+command line. Every imported op carries that operator's id.
 
 Exit status: 0 every row is in (or already was), 1 some rows were rejected
-(see the rejects file beside the input), 2 the file itself is unusable.
+(see the rejects file beside the input), 2 the file itself is unusable,
+3 nothing was imported: the operator or PIN was not accepted, or the counter
+must check its numbers with central first.
 """
 
 from __future__ import annotations
 
+import getpass
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from opd_fallback.application.backentry import FileUnusable, import_file
+from opd_fallback.application.backentry import FileUnusable, ImportRefused, import_file
 from opd_fallback.cli.common import DataDirOpt, counter_store, use_data_dir
+from opd_fallback.domain.errors import DomainError
+from opd_fallback.store import operators
 
 EXIT_UNUSABLE = 2
+EXIT_REFUSED = 3
+
+
+def _read_pin(pin_stdin: bool) -> str:
+    if pin_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return getpass.getpass("PIN: ")
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal; nothing otherwise
+    (logs and pipes get only the summary)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("rows", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def import_csv(
     file: Annotated[Path, typer.Argument(help="Back-entry CSV (UTF-8, header row)", show_default=False)],
+    operator: Annotated[str, typer.Option("--operator", help="Your operator id (the PIN is asked without echo)",
+                                          show_default=False)],
+    pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the PIN from stdin (one line)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row, save nothing")] = False,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Import manual slips from a back-entry CSV (shared/contract/backentry-csv.md)."""
+    """Import manual slips from a back-entry CSV (format: docs/backentry-csv.md)."""
     use_data_dir(data_dir)
     with counter_store() as (s, store):
+        pin = _read_pin(pin_stdin)
         try:
-            report = import_file(store, s.device_id, file, dry_run=dry_run)
+            accepted = operators.verify_operator(store, operator, pin)
+        except DomainError as exc:  # e.g. locked after too many wrong PINs
+            typer.echo(f"error: {exc.problems[0].message if exc.problems else exc}", err=True)
+            raise typer.Exit(EXIT_REFUSED) from None
+        if accepted is None:
+            typer.echo("error: operator id or PIN not accepted (or the operator is disabled); nothing imported",
+                       err=True)
+            raise typer.Exit(EXIT_REFUSED)
+        try:
+            with _progress_bar(sys.stderr.isatty()) as progress:
+                report = import_file(store, s.device_id, file, imported_by=accepted.id, dry_run=dry_run,
+                                     progress=progress)
         except FileUnusable as exc:
             typer.echo(f"error: {file}: {exc}", err=True)
             raise typer.Exit(EXIT_UNUSABLE) from None
+        except ImportRefused as exc:
+            typer.echo(f"error: {exc}; nothing imported", err=True)
+            raise typer.Exit(EXIT_REFUSED) from None
     for row in report.rejected:
         for problem in row.problems:
             typer.echo(f"{file.name}: {problem}", err=True)

@@ -83,10 +83,25 @@ def _v4_exactly_one_key_refs(conn: Connection) -> None:
         "payload LIKE '%\"central_id\":null%' OR payload LIKE '%\"local_ref\":null%'")
 
 
+def _v5_backentry_slip_content(conn: Connection) -> None:
+    """Back-entry slips are compared by slip number in normal form and by content."""
+    for column in ("slip_key TEXT NOT NULL DEFAULT ''", "content TEXT", "source_file TEXT",
+                   "source_line INTEGER", "written_by TEXT", "imported_by TEXT"):
+        conn.exec_driver_sql(f"ALTER TABLE backentry_slip ADD COLUMN {column}")
+    # the normal form of opd_fallback.application.backentry.slip_key: no surrounding
+    # spaces, no leading zeros ('000' is '0'); slip numbers were stored stripped
+    conn.exec_driver_sql(
+        "UPDATE backentry_slip SET slip_key = CASE WHEN ltrim(trim(slip_no), '0') = '' THEN '0' "
+        "ELSE ltrim(trim(slip_no), '0') END")
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_backentry_slip_key ON backentry_slip (device_id, visit_date, slip_key)")
+
+
 # STEPS[n] upgrades a database at version n to version n+1. Version 0 is an
 # empty file; step 0 creates the current schema (a fresh file never runs the rest).
 STEPS: list[Callable[[Connection], None]] = [
     _create_current, _v2_op_day_index, _v3_patient_index_refs, _v4_exactly_one_key_refs,
+    _v5_backentry_slip_content,
 ]
 LATEST = len(STEPS)
 

@@ -14,20 +14,20 @@ from sqlalchemy import CursorResult, text
 from sqlmodel import Session
 
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.store.numbers import driver_execute
 
 KINDS = ("uhid", "receipt", "sample")
 
 
 def take(session: Session, kind: str, op_id: str) -> str | None:
     """Use the oldest free id of ``kind`` for ``op_id``, or None when none is left."""
-    row = session.execute(
-        text(
-            "UPDATE id_reservation SET state='used', used_at=:at, used_by_op=:op "
-            "WHERE id = (SELECT id FROM id_reservation WHERE kind=:k AND state='free' ORDER BY id LIMIT 1) "
-            "RETURNING value"
-        ),
-        {"k": kind, "op": op_id, "at": now_iso()},
-    ).first()
+    row = driver_execute(  # once per record: the cheap path (see numbers.driver_execute)
+        session,
+        "UPDATE id_reservation SET state='used', used_at=?, used_by_op=? "
+        "WHERE id = (SELECT id FROM id_reservation WHERE kind=? AND state='free' ORDER BY id LIMIT 1) "
+        "RETURNING value",
+        (now_iso(), op_id, kind),
+    )
     return None if row is None else str(row[0])
 
 

@@ -263,14 +263,27 @@ class Lease(SQLModel, table=True):
 
 
 class BackEntrySlip(SQLModel, table=True):
-    """A paper slip already imported (device, visit date, slip number)."""
+    """A paper slip already imported (device, visit date, slip number), with what
+    it said, so a different slip under the same number is never skipped in silence."""
 
     __tablename__ = "backentry_slip"
-    __table_args__ = (UniqueConstraint("device_id", "visit_date", "slip_no"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "visit_date", "slip_no"),
+        Index("ix_backentry_slip_key", "device_id", "visit_date", "slip_key"),  # schema 5
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     device_id: str
     visit_date: str
-    slip_no: str
+    slip_no: str  # as written in the file
     imported_at: str
     op_ids: str  # JSON list
+    # schema 5: the slip number compared ('00042' and ' 42' are 42), the row's
+    # content in normal form (JSON; None for slips imported before schema 5),
+    # where it came from, who wrote the paper slip and who imported it
+    slip_key: str = ""
+    content: str | None = None
+    source_file: str | None = None
+    source_line: int | None = None
+    written_by: str | None = None
+    imported_by: str | None = None
