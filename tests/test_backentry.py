@@ -4,10 +4,12 @@ every bad row reported with its line, column and reason."""
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from sqlalchemy import text
 from opd_fallback.application.backentry import (
     COLUMNS,
     FileUnusable,
+    ImportRefused,
     import_file,
     import_row,
     parse_row,
@@ -289,3 +292,185 @@ def test_odd_cells_only_ever_reject_the_row(store: Store, cells: dict[str, str])
         out = import_row(CounterService(store, "C07"), 7, slip, imported_by=IMPORTER)
         assert out.status in ("imported", "already_imported", "rejected")
         assert (out.status == "rejected") == bool(out.problems)
+
+
+# --- a slip is never skipped or doubled in silence (issue 11, section 2) --------
+
+SHORT = "slip_no,visit_date,recorded_at,operator_id,name,sex,age_years,mobile,department,fee_paise,fee_mode"
+
+
+def test_overlapping_slip_numbers_with_other_patients_are_rejected_naming_the_earlier_import(
+    tmp_path: Path, store: Store
+) -> None:
+    first = _write(tmp_path, ["1,2026-11-20,09:00,op1,Ram Kumar,M,40,9876500001,MED,1000,cash",
+                              "2,2026-11-20,09:05,op1,Sita Devi,F,30,9876500002,MED,1000,cash",
+                              "3,2026-11-20,09:10,op1,Gita Rani,F,25,,MED,1000,cash"], SHORT, "day1.csv")
+    assert import_file(store, "C07", first, today=TODAY, imported_by=IMPORTER).count("imported") == 3
+    # another clerk's file of the same day reused slip numbers 2 and 3 for other patients
+    second = _write(tmp_path, ["2,2026-11-20,11:00,op1,Mohan Lal,M,50,9876500009,MED,1000,cash",
+                               "3,2026-11-20,09:10,op1,Gita Rani,F,25,,MED,2000,cash",
+                               "4,2026-11-20,11:10,op1,Asha Devi,F,60,,MED,1000,cash"], SHORT, "day1b.csv")
+    report = import_file(store, "C07", second, today=TODAY, imported_by=IMPORTER)
+
+    assert report.exit_code == 1
+    assert report.count("imported") == 1 and report.count("already_imported") == 0
+    assert _problems(report) == {2: {"slip_no"}, 3: {"slip_no"}}
+    reasons = {p.line: p.reason for r in report.rejected for p in r.problems}
+    assert "day1.csv, line 3" in reasons[2]
+    assert "recorded_at, name, sex, age_years, mobile" in reasons[2]
+    assert "day1.csv, line 4" in reasons[3] and "fee_paise" in reasons[3] and "name" not in reasons[3]
+    # nothing lost: both rows are in the rejects file to be fixed
+    with rejects_path_for(second).open(encoding="utf-8-sig", newline="") as fh:
+        assert [r["name"] for r in csv.DictReader(fh)] == ["Mohan Lal", "Gita Rani"]
+    assert _count(store, "SELECT count(*) FROM patient WHERE name = 'Mohan Lal'") == 0
+    assert _count(store, "SELECT count(*) FROM visit") == 4
+    assert _count(store, "SELECT sum(amount_paise) FROM payment") == 4000
+
+    # the first file again: the same content is 'already imported', not an error
+    again = import_file(store, "C07", first, today=TODAY, imported_by=IMPORTER)
+    assert again.exit_code == 0 and again.count("already_imported") == 3
+
+
+def test_leading_zeros_and_spaces_do_not_double_a_slip(tmp_path: Path, store: Store) -> None:
+    row = ",2026-11-20,09:00,op1,Ram Kumar,M,40,+91 98765 00001,MED,1000,cash"
+    assert import_file(store, "C07", _write(tmp_path, ["00042" + row], SHORT, "a.csv"),
+                       today=TODAY, imported_by=IMPORTER).count("imported") == 1
+    # a spreadsheet dropped the zeros and wrote the mobile differently: the same slip
+    report = import_file(store, "C07", _write(tmp_path, [" 42 " + row.replace("+91 98765 00001", "9876500001")],
+                                              SHORT, "b.csv"), today=TODAY, imported_by=IMPORTER)
+    assert report.exit_code == 0 and report.count("already_imported") == 1
+    assert _count(store, "SELECT count(*) FROM visit") == 1
+    assert _count(store, "SELECT sum(amount_paise) FROM payment") == 1000
+    # within one file too
+    report = import_file(store, "C07", _write(tmp_path, ["7" + row, "007" + row], SHORT, "c.csv"),
+                         today=TODAY, imported_by=IMPORTER)
+    assert report.count("imported") == 1 and _problems(report) == {3: {"slip_no"}}
+    assert "already on line 2 of this file" in report.rejected[0].problems[0].reason
+
+
+def test_importing_operator_on_every_op_and_the_writer_kept_locally(tmp_path: Path, store: Store) -> None:
+    path = _write(tmp_path, [ROWS[0], ROWS[0].replace("101,", "110,", 1).replace(",op1,", ",ghost-99,")])
+    report = import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)
+    assert report.count("imported") == 1
+    assert _problems(report) == {3: {"operator_id"}}
+    assert "'ghost-99' is not an operator of this counter" in report.rejected[0].problems[0].reason
+    with store.read() as s:
+        assert {r[0] for r in s.execute(text("SELECT operator_id FROM op")).all()} == {IMPORTER}
+        assert {r[0] for r in s.execute(text("SELECT operator_id FROM visit")).all()} == {IMPORTER}
+        slip = s.execute(text("SELECT written_by, imported_by, source_file, source_line FROM backentry_slip")).one()
+        actor, detail = s.execute(text(
+            "SELECT actor, detail FROM audit_log WHERE action = 'backentry.import'")).one()
+    assert tuple(slip) == ("op1", IMPORTER, "slips.csv", 2)
+    assert actor == IMPORTER and '"written_by":"op1"' in detail
+
+
+@pytest.mark.parametrize("importer", ["ghost-99", "gone"])
+def test_only_an_active_operator_may_import(tmp_path: Path, store: Store, importer: str) -> None:
+    add_operators(store, "gone", active=False)
+    with pytest.raises(ImportRefused, match="not an active operator"):
+        import_file(store, "C07", _write(tmp_path, [ROWS[0]]), today=TODAY, imported_by=importer)
+    assert _count(store, "SELECT count(*) FROM op") == 0
+
+
+def test_services_see_what_the_row_made_in_its_batch(tmp_path: Path, store: Store,
+                                                     with_master_data: Callable[..., None]) -> None:
+    """Rows are flushed per batch: the visit, payments and lab order still name
+    the right patient and depend on the right ops."""
+    with_master_data(store)
+    rows = [ROWS[0], ROWS[3], "111,2026-11-20,09:15,op1,,Ram Kumar,राम कुमार,M,40,,S/O,Shyam Lal,"
+                                "+91 98765-43210,MED,MED-U1,1000,cash,,CBC;LFT,55000,cash,"]
+    report = import_file(store, "C07", _write(tmp_path, rows), today=TODAY, imported_by=IMPORTER, batch_rows=2)
+    assert report.count("imported") == 2 and _problems(report) == {3: {"department"}}, [str(p) for r in report.rejected for p in r.problems]
+    with store.read() as s:
+        ops = {r[0]: (r[1], r[2]) for r in s.execute(text("SELECT op_id, kind, depends_on FROM op")).all()}
+        names = {r[0] for r in s.execute(text(
+            "SELECT patient_name FROM visit UNION SELECT patient_name FROM payment "
+            "UNION SELECT patient_name FROM lab_order")).all()}
+        lab_pay_deps = s.execute(text(
+            "SELECT o.depends_on FROM op o JOIN payment p ON p.op_id = o.op_id "
+            "WHERE p.lab_order_local_ref IS NOT NULL")).scalar()
+    assert names == {"Ram Kumar"}
+    assert sum(1 for k, _ in ops.values() if k == "patient.register") == 2
+    kinds_needed = {ops[d][0] for d in orjson.loads(lab_pay_deps)}
+    assert kinds_needed == {"patient.register", "visit.open", "lab.order"}
+
+
+def test_progress_is_reported_per_batch(tmp_path: Path, store: Store) -> None:
+    seen: list[tuple[int, int]] = []
+    rows = [f"{i},2026-11-20,09:00,op1,Ram,M,4,,MED,1000,cash" for i in range(1, 6)]
+    import_file(store, "C07", _write(tmp_path, rows, SHORT), today=TODAY, imported_by=IMPORTER,
+                batch_rows=2, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 5), (2, 5), (4, 5), (5, 5)]
+
+
+# --- lab_items (format 1.1) ----------------------------------------------------
+
+LAB = "slip_no,visit_date,operator_id,uhid,department,lab_tests,lab_paise,lab_mode,lab_items"
+
+
+def test_lab_items_taken_as_written(tmp_path: Path, store: Store, with_master_data: Callable[..., None]) -> None:
+    with_master_data(store)  # list prices CBC 15000, LFT 40000: a concession was charged instead
+    path = _write(tmp_path, ["1,2026-11-20,op1,KGMU00012,MED,CBC;LFT,35000,cash,CBC:15000;LFT:20000"], LAB)
+    assert import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER).exit_code == 0
+    with store.read() as s:
+        items = s.execute(text("SELECT items FROM payment")).scalar()
+    assert {i["code"]: i["amount_paise"] for i in orjson.loads(items)} == {"CBC": 15000, "LFT": 20000}
+
+
+def test_lab_items_need_no_price_list(tmp_path: Path, store: Store) -> None:
+    path = _write(tmp_path, ["1,2026-11-20,op1,KGMU00012,MED,CBC;LFT,35000,cash,LFT:20000;CBC:15000"], LAB)
+    assert import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER).count("imported") == 1
+
+
+@pytest.mark.parametrize(("items", "says"), [
+    ("CBC:15000;LFT:30000", "add up to ₹450.00 but lab_paise is ₹350.00"),
+    ("CBC:15000", "each test of lab_tests once"),
+    ("CBC:15000;ESR:20000", "each test of lab_tests once"),
+    ("CBC=15000;LFT:20000", "must be a test code and paise"),
+    ("CBC:150.00;LFT:20000", "must be a test code and paise"),
+])
+def test_bad_lab_items_named(tmp_path: Path, store: Store, items: str, says: str) -> None:
+    path = _write(tmp_path, [f"1,2026-11-20,op1,KGMU00012,MED,CBC;LFT,35000,cash,{items}"], LAB)
+    report = import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)
+    assert _problems(report) == {2: {"lab_items"}}
+    assert says in report.rejected[0].problems[0].reason
+    assert _count(store, "SELECT count(*) FROM op") == 0
+
+
+# --- files for people: formulas, BOM, safe temporary file -----------------------
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("name", "=HYPERLINK(\"http://x\",\"Ram\")"), ("name", "@SUM(A1)"), ("name_local", "+राम"),
+    ("guardian_name", "-2+3+cmd|' /C calc'!A0"),
+])
+def test_names_that_begin_like_a_formula_are_rejected(tmp_path: Path, store: Store, column: str, value: str) -> None:
+    header = "slip_no,visit_date,operator_id,name,name_local,sex,age_years,guardian_relation,guardian_name,department"
+    cells = {"name": "Ram", "name_local": "", "guardian_name": "Shyam", column: value}
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(
+        ["1", "2026-11-20", "op1", cells["name"], cells["name_local"], "M", "4", "S/O", cells["guardian_name"], "MED"])
+    report = import_file(store, "C07", _write(tmp_path, [buf.getvalue()], header), today=TODAY,
+                         imported_by=IMPORTER)
+    assert _problems(report) == {2: {column}}, [str(p) for r in report.rejected for p in r.problems]
+    assert "formula" in report.rejected[0].problems[0].reason
+    raw = rejects_path_for(tmp_path / "slips.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # a BOM so Excel shows Devanagari
+    with rejects_path_for(tmp_path / "slips.csv").open(encoding="utf-8-sig", newline="") as fh:
+        written = next(csv.DictReader(fh))[column]
+    assert written == "'" + value  # shown as text by a spreadsheet, never run
+
+
+def test_rejects_file_never_follows_a_planted_symlink(tmp_path: Path, store: Store) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    path = _write(tmp_path, [ROWS[2]])
+    for planted in ("slips.rejects.csv.tmp", ".slips.rejects.csv.tmp", "slips.rejects.csv"):
+        (tmp_path / planted).symlink_to(victim)
+    report = import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)
+    assert report.exit_code == 1
+    assert victim.read_text() == "precious\n"
+    rejects = rejects_path_for(path)
+    assert not rejects.is_symlink() and "mobile" in rejects.read_text(encoding="utf-8-sig")
+    assert rejects.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp") and not p.is_symlink()) == []

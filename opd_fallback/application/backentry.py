@@ -28,7 +28,8 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
+from sqlmodel import col as column_of
 
 from opd_fallback.application.people_csv import is_formula_like, unneutralise, write_csv
 from opd_fallback.application.services import CounterService, PaymentInput, Tx
@@ -625,7 +626,7 @@ def _earlier_slips(session: Session, device_id: str, keys: set[tuple[str, str]])
     found: dict[tuple[str, str], BackEntrySlip] = {}
     rows = session.exec(select(BackEntrySlip).where(
         BackEntrySlip.device_id == device_id,
-        col(BackEntrySlip.slip_key).in_(sorted({k for _, k in keys})),
+        column_of(BackEntrySlip.slip_key).in_(sorted({k for _, k in keys})),
     ))
     for row in rows:
         key = (row.visit_date, row.slip_key)

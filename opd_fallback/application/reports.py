@@ -10,15 +10,14 @@ HTML and CSS, no scripts, nothing fetched).
 
 from __future__ import annotations
 
-import csv
 import html
-import io
-import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from opd_fallback.application.people_csv import BOM, csv_text, write_private
 from opd_fallback.domain.rules import format_paise
 
 DAY_SCHEMA = "opd-fallback/reconcile/1"
@@ -174,30 +173,31 @@ CSV_COLUMNS = ("date", "section", "key", "local", "central", "op_id", "kind", "d
 
 def to_csv(report: dict[str, Any]) -> str:
     """One row per fact: summary fields, differences, classified ops, payment
-    warnings, ops per hour. Money columns are integer paise."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    warnings, ops per hour. Money columns are integer paise. Cells a spreadsheet
+    would run as formulas are neutralised (see people_csv)."""
+    return csv_text(CSV_COLUMNS, _csv_rows(report))
+
+
+def _csv_rows(report: dict[str, Any]) -> Iterator[list[Any]]:
     for day in days_of(report):
         d = day.get("date")
-        w.writerow([d, "status", "status", day.get("status"), "", "", "", "; ".join(day.get("reasons") or [])])
+        yield [d, "status", "status", day.get("status"), "", "", "", "; ".join(day.get("reasons") or [])]
         for k, la, cb in summary_rows(day):
-            w.writerow([d, "summary", k, la, cb, "", "", "" if la == cb else "differs"])
+            yield [d, "summary", k, la, cb, "", "", "" if la == cb else "differs"]
         for diff in day.get("differences") or []:
-            w.writerow([d, "difference", diff["field"], diff["local"], diff["central"], "", "", ""])
+            yield [d, "difference", diff["field"], diff["local"], diff["central"], "", "", ""]
         for key, _ in SECTIONS:
             for op in (day.get("ops") or {}).get(key) or []:
-                w.writerow([d, key, op.get("record_ref") or "", op.get("state") or "", "",
-                            op.get("op_id"), op.get("kind") or "", _op_line(key, op)])
+                yield [d, key, op.get("record_ref") or "", op.get("state") or "", "",
+                       op.get("op_id"), op.get("kind") or "", _op_line(key, op)]
         for pw in day.get("payment_warnings") or []:
-            w.writerow([d, "payment_warning", pw.get("receipt_no") or pw.get("local_ref"),
-                        pw.get("paid_paise"), pw.get("expected_paise"), pw.get("op_id"), pw.get("code"),
-                        pw.get("item") or ""])
+            yield [d, "payment_warning", pw.get("receipt_no") or pw.get("local_ref"),
+                   pw.get("paid_paise"), pw.get("expected_paise"), pw.get("op_id"), pw.get("code"),
+                   pw.get("item") or ""]
         for h in day.get("ops_per_hour") or []:
             if h["ops"]:
-                w.writerow([d, "ops_per_hour", f"{h['hour']:02d}", h["ops"], "", "", "",
-                            f"synced {h['synced']}; open {h['open']}; payments {h['payments']}; paise {h['paise']}"])
-    return buf.getvalue()
+                yield [d, "ops_per_hour", f"{h['hour']:02d}", h["ops"], "", "", "",
+                       f"synced {h['synced']}; open {h['open']}; payments {h['payments']}; paise {h['paise']}"]
 
 
 # ------------------------------------------------------------------ HTML
@@ -338,11 +338,10 @@ def render(report: dict[str, Any], fmt: str) -> str:
 
 
 def write_report(report: dict[str, Any], path: Path | str) -> Path:
-    """Write the report in the format its extension names (atomically)."""
+    """Write the report in the format its extension names: atomically, mode
+    0600, never through a planted symlink; a CSV starts with a UTF-8 BOM so
+    Excel shows Devanagari (see people_csv)."""
     p = Path(path)
-    text = render(report, format_for(p))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    fmt = format_for(p)
+    text = render(report, fmt)
+    return write_private(p, ((BOM if fmt == "csv" else "") + text).encode("utf-8"))
