@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from opd_fallback.cli import app
+from opd_fallback.cli.importing import progress_bar
 
 runner = CliRunner()
 HEADER = "slip_no,visit_date,recorded_at,operator_id,name,name_local,sex,age_years,mobile,department,fee_paise,fee_mode"
@@ -82,3 +85,49 @@ def test_unusable_file_exit_2(counter: Path, content: bytes) -> None:
 def test_missing_file_exit_2(counter: Path) -> None:
     res = _import(str(counter / "nope.csv"))
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("operator", "pin", "setup"),
+    [("clerk1", "654321", None), ("ghost-99", "123456", None), ("clerk1", "123456", ["operator", "disable", "clerk1"])],
+    ids=["wrong-pin", "unknown-operator", "disabled-operator"],
+)
+def test_importing_operator_must_log_in(counter: Path, operator: str, pin: str, setup: list[str] | None) -> None:
+    if setup is not None:
+        assert runner.invoke(app, setup).exit_code == 0
+    f = _csv(counter, GOOD)
+    res = _import(str(f), operator=operator, pin=pin)
+    assert res.exit_code == 3, res.output
+    assert "not accepted" in res.output and "nothing imported" in res.output
+    assert pin not in res.output
+    res = _import(str(f))  # nothing was saved by the refused run
+    assert "imported 1," in res.output if setup is None else res.exit_code == 3
+
+
+def test_ops_carry_the_importing_operator_and_the_writer_must_be_known(counter: Path) -> None:
+    import sqlite3
+
+    ghost = GOOD.replace("1,", "2,", 1).replace(",op1,", ",ghost-99,")
+    res = _import(str(_csv(counter, GOOD, ghost)))
+    assert res.exit_code == 1
+    assert "line 3, operator_id: 'ghost-99' is not an operator of this counter" in res.output
+    db = sqlite3.connect(counter / "counter" / "counter.db")
+    try:
+        assert {r[0] for r in db.execute("SELECT operator_id FROM op")} == {"clerk1"}
+        assert db.execute("SELECT written_by, imported_by FROM backentry_slip").fetchall() == [("op1", "clerk1")]
+    finally:
+        db.close()
+
+
+def test_progress_bar_on_a_terminal_only(counter: Path) -> None:
+    screen = io.StringIO()
+    with progress_bar(True, Console(file=screen, force_terminal=True, width=80)) as update:
+        assert update is not None
+        update(0, 4000)
+        update(2000, 4000)
+    assert "2000/4000" in screen.getvalue()
+    with progress_bar(False) as update:
+        assert update is None
+    res = _import(str(_csv(counter, GOOD)))  # CliRunner's stderr is no terminal: the summary only
+    assert res.exit_code == 0
+    assert res.output.splitlines()[-1] == "slips.csv: imported 1, already imported 0, rejected 0 (of 1 rows)"

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from opd_fallback.application.backentry import FileUnusable, ImportRefused, import_file
 from opd_fallback.cli.common import DataDirOpt, counter_store, use_data_dir
@@ -38,17 +40,14 @@ def _read_pin(pin_stdin: bool) -> str:
 
 
 @contextmanager
-def _progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr when it is a terminal; nothing otherwise
-    (logs and pipes get only the summary)."""
+def progress_bar(enabled: bool, console: Console | None = None) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar (rows done of all, time left) on stderr when it is a
+    terminal; nothing otherwise (logs and pipes get only the summary)."""
     if not enabled:
         yield None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+                  console=console or Console(stderr=True), transient=True) as bar:
         task = bar.add_task("rows", total=None)
 
         def update(done: int, total: int) -> None:
@@ -79,7 +78,7 @@ def import_csv(
                        err=True)
             raise typer.Exit(EXIT_REFUSED)
         try:
-            with _progress_bar(sys.stderr.isatty()) as progress:
+            with progress_bar(sys.stderr.isatty()) as progress:
                 report = import_file(store, s.device_id, file, imported_by=accepted.id, dry_run=dry_run,
                                      progress=progress)
         except FileUnusable as exc:
