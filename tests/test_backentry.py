@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -474,3 +475,48 @@ def test_rejects_file_never_follows_a_planted_symlink(tmp_path: Path, store: Sto
     assert not rejects.is_symlink() and "mobile" in rejects.read_text(encoding="utf-8-sig")
     assert rejects.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp") and not p.is_symlink()) == []
+
+
+def test_slips_imported_before_contents_were_kept_are_compared_by_their_ops(
+    tmp_path: Path, store: Store, with_master_data: Callable[..., None]
+) -> None:
+    with_master_data(store)
+    path = _write(tmp_path, [ROWS[0], ROWS[1]])
+    assert import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER).count("imported") == 2
+    with store.write() as s:  # as an import before schema 3 left them (and the writer on the ops)
+        s.execute(text("UPDATE backentry_slip SET content = NULL, source_file = NULL, source_line = NULL"))
+        s.execute(text("UPDATE op SET operator_id = 'op1'"))
+    again = import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)
+    assert again.count("already_imported") == 2, [str(p) for r in again.rejected for p in r.problems]
+    other = [ROWS[0].replace("Ram Kumar", "Mohan Lal"), ROWS[1].replace("55000,upi", "15000,upi").replace(
+        "CBC;LFT", "CBC")]
+    report = import_file(store, "C07", _write(tmp_path, other, name="other.csv"), today=TODAY, imported_by=IMPORTER)
+    reasons = [p.reason for r in report.rejected for p in r.problems]
+    assert len(reasons) == 2
+    assert "was already imported with a different name;" in reasons[0]
+    assert "different lab_tests, lab_paise;" in reasons[1]
+
+
+def test_schema_2_slips_get_their_normal_form_key(tmp_path: Path) -> None:
+    from opd_fallback.store import migrations, open_store
+
+    path = tmp_path / "old.db"
+    open_store(path).close()
+    with sqlite3.connect(path) as db:  # the backentry_slip table as schema 2 had it
+        db.executescript("""
+            DROP TABLE backentry_slip;
+            CREATE TABLE backentry_slip (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, visit_date TEXT NOT NULL,
+                slip_no TEXT NOT NULL, imported_at TEXT NOT NULL, op_ids TEXT NOT NULL,
+                UNIQUE (device_id, visit_date, slip_no));
+            INSERT INTO backentry_slip VALUES (1, 'C07', '2026-11-20', '00042', 't', '[]'),
+                                              (2, 'C07', '2026-11-20', '000', 't', '[]'),
+                                              (3, 'C07', '2026-11-20', 'A7', 't', '[]');
+            PRAGMA user_version = 2;
+        """)
+    assert migrations.LATEST >= 3
+    store = open_store(path)
+    with store.read() as s:
+        keys = [r[0] for r in s.execute(text("SELECT slip_key FROM backentry_slip ORDER BY id"))]
+        content = s.execute(text("SELECT content FROM backentry_slip WHERE id = 1")).scalar()
+    store.close()
+    assert keys == ["42", "0", "A7"] and content is None

@@ -39,7 +39,7 @@ from opd_fallback.domain.clock import IST, today_ist
 from opd_fallback.domain.errors import DomainError, FieldProblem, explain
 from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
-from opd_fallback.store.tables import BackEntrySlip, Operator
+from opd_fallback.store.tables import BackEntrySlip, Op, Operator
 
 SOURCE = "backentry"
 BATCH_ROWS = 500  # rows per transaction: one disk sync per batch
@@ -537,6 +537,43 @@ def _differing_columns(before: dict[str, str], now: dict[str, str]) -> list[str]
     return [c for c in COLUMNS if before.get(c) != now.get(c)]
 
 
+# Columns an old import filled in itself when the row left them empty: compared
+# with a slip imported before contents were kept only when the row gives them.
+_DEFAULTED = ("fee_code", "lab_items")
+
+
+def _content_from_ops(session: Session, op_ids_json: str) -> dict[str, str]:
+    """The content (as ``_content``) of a slip imported before contents were
+    kept, read back from the payloads of the ops it made."""
+    ids = orjson.loads(op_ids_json)
+    ops = list(session.exec(select(Op).where(column_of(Op.op_id).in_(ids)).order_by(column_of(Op.seq))))
+    out: dict[str, Any] = {}
+    for op in ops:
+        body = orjson.loads(op.payload)
+        if not out:
+            out.update(recorded_at=op.recorded_at[11:16], operator_id=op.operator_id)
+        if op.kind == "patient.register":
+            out.update({k: v for k, v in body.items() if k in PATIENT_COLUMNS and v is not None})
+        elif op.kind == "visit.open":
+            ref = body.get("patient") or {}
+            if "name" not in out:
+                out["uhid"] = ref.get("central_id") or ref.get("local_ref")
+            out.update(department=body.get("department"), unit=body.get("unit"), visit_type=body.get("visit_type"))
+        elif op.kind == "lab.order":
+            out["lab_tests"] = ";".join(sorted(t["code"] for t in body.get("tests") or []))
+        elif op.kind == "payment.record":
+            prefix = "lab" if body.get("lab_order") else "fee"
+            out.update({f"{prefix}_paise": body.get("amount_paise"), f"{prefix}_mode": body.get("mode"),
+                        f"{prefix}_ref": body.get("mode_ref")})
+            items = body.get("items") or []
+            if prefix == "fee" and items:
+                out["fee_code"] = items[0]["code"]
+            elif prefix == "lab":
+                out["lab_items"] = ";".join(f"{i['code']}:{i['amount_paise']}"
+                                            for i in sorted(items, key=lambda i: i["code"]))
+    return {k: str(v) for k, v in out.items() if v is not None}
+
+
 # --- importing ---------------------------------------------------------------
 
 
@@ -607,8 +644,9 @@ def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str
         )
     if payment.mode == "waived":
         return [{"code": t, "qty": 1, "amount_paise": 0} for t in tests]
-    items = [{"code": t, "qty": 1, "amount_paise": cat.tests[t].price_paise} for t in tests]
-    total = sum(cat.tests[t].price_paise for t in tests)
+    prices = {t: cat.tests[t].price_paise for t in tests}
+    items: list[dict[str, Any]] = [{"code": t, "qty": 1, "amount_paise": p} for t, p in prices.items()]
+    total = sum(prices.values())
     if total != amount:
         raise DomainError.field(
             "amount_paise",
@@ -682,7 +720,7 @@ class _Importer:
                                          "or add them with 'opd-fallback operator add', then import this row again")
         prior = earlier.get(key)
         if prior is not None:
-            return self._compare(line, slip, prior)
+            return self._compare(tx.session, line, slip, prior)
         out = RowOutcome(line, slip.slip_no, "imported")
         step = _Step()
         try:
@@ -715,13 +753,15 @@ class _Importer:
             imported_by=self.imported_by,
         )
 
-    def _compare(self, line: int, slip: Slip, prior: BackEntrySlip) -> RowOutcome:
+    def _compare(self, session: Session, line: int, slip: Slip, prior: BackEntrySlip) -> RowOutcome:
         """A slip already in: the same content is 'already imported', any
         difference a rejected row naming the earlier import and the columns."""
-        if prior.content is None:
-            # imported before contents were kept (schema < 3): the number is all we can compare
-            return RowOutcome(line, slip.slip_no, "already_imported")
-        differs = _differing_columns(orjson.loads(prior.content), slip.content)
+        if prior.content is not None:
+            differs = _differing_columns(orjson.loads(prior.content), slip.content)
+        else:  # imported before contents were kept (schema < 3): what its ops say
+            before = _content_from_ops(session, prior.op_ids)
+            now = {k: v for k, v in slip.content.items() if k in before or k not in _DEFAULTED}
+            differs = _differing_columns({k: v for k, v in before.items() if k in now or k not in _DEFAULTED}, now)
         if not differs:
             return RowOutcome(line, slip.slip_no, "already_imported")
         where = ""

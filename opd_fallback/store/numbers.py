@@ -28,7 +28,7 @@ def driver_execute(session: Session, sql: str, params: tuple[Any, ...]) -> tuple
     SQLAlchemy, same transaction, so a bulk import keeps its pace."""
     cur = session.connection().connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
     try:
-        return cur.fetchone()  # type: ignore[no-any-return]
+        return cur.fetchone()
     finally:
         cur.close()
 
