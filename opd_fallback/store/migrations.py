@@ -85,9 +85,11 @@ def _v4_exactly_one_key_refs(conn: Connection) -> None:
 
 def _v5_backentry_slip_content(conn: Connection) -> None:
     """Back-entry slips are compared by slip number in normal form and by content."""
+    have = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(backentry_slip)")}
     for column in ("slip_key TEXT NOT NULL DEFAULT ''", "content TEXT", "source_file TEXT",
                    "source_line INTEGER", "written_by TEXT", "imported_by TEXT"):
-        conn.exec_driver_sql(f"ALTER TABLE backentry_slip ADD COLUMN {column}")
+        if column.split()[0] not in have:
+            conn.exec_driver_sql(f"ALTER TABLE backentry_slip ADD COLUMN {column}")
     # the normal form of opd_fallback.application.backentry.slip_key: no surrounding
     # spaces, no leading zeros ('000' is '0'); slip numbers were stored stripped
     conn.exec_driver_sql(
