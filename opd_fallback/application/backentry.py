@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from sqlalchemy import insert
 from sqlmodel import Session, select
 from sqlmodel import col as column_of
 
@@ -684,6 +685,18 @@ class _Importer:
         self.dry_run = dry_run
         self.seen: dict[tuple[str, str], int] = {}  # key -> line in this file
         self.writers: dict[str, bool] = {}  # operator id -> known at this counter
+        # the slip records and audit entries of the open transaction's imported
+        # rows, written together before it commits (see ``finish``)
+        self.slips: list[dict[str, Any]] = []
+        self.audits: list[tuple[str, dict[str, Any]]] = []
+
+    def finish(self, tx: Tx) -> None:
+        """Write the imported rows' slip records and audit entries, in bulk, in
+        the transaction that saved their records (so both commit or neither)."""
+        if self.slips:
+            tx.session.execute(insert(BackEntrySlip), self.slips)
+        audit.record_many(tx.session, self.imported_by, "backentry.import", self.audits)
+        self.slips, self.audits = [], []
 
     def batch(self, rows: list[tuple[int, dict[str, str]]], today: date | None) -> list[RowOutcome]:
         """Rows in one transaction, each in its own savepoint."""
@@ -698,6 +711,7 @@ class _Importer:
                     out = self.row(tx, line, slip, earlier)
                 out.cells = cells
                 outcomes.append(out)
+            self.finish(tx)
         return outcomes
 
     def _writer_known(self, session: Session, operator_id: str) -> bool:
@@ -728,14 +742,11 @@ class _Importer:
             with tx.savepoint():
                 tx.recorded_at = slip.recorded_at
                 out.op_ids = _save(tx, slip, step)
-                record = self._record(slip, line, out.op_ids)
-                tx.session.add(record)
-                audit.record(tx.session, self.imported_by, "backentry.import",
-                             f"{self.svc.device_id}/{key[0]}/{slip.slip_no}", ops=len(out.op_ids),
-                             written_by=slip.written_by, file=self.source_file, line=line)
                 if self.dry_run:
                     raise _DryRun
-            earlier[key] = record
+            self.slips.append(self._record(slip, line, out.op_ids))
+            self.audits.append((f"{self.svc.device_id}/{key[0]}/{slip.slip_no}", {
+                "ops": len(out.op_ids), "written_by": slip.written_by, "file": self.source_file, "line": line}))
         except _DryRun:
             out.status = "would_import"
         except DomainError as exc:
@@ -744,14 +755,15 @@ class _Importer:
             out.status, out.problems, out.op_ids = "rejected", bad.items, []
         return out
 
-    def _record(self, slip: Slip, line: int, op_ids: list[str]) -> BackEntrySlip:
-        return BackEntrySlip(
-            device_id=self.svc.device_id, visit_date=slip.visit_date.isoformat(), slip_no=slip.slip_no,
-            slip_key=slip.key[1], imported_at=datetime.now(IST).replace(microsecond=0).isoformat(),
-            op_ids=orjson.dumps(op_ids).decode(), content=orjson.dumps(slip.content).decode(),
-            source_file=self.source_file, source_line=line, written_by=slip.written_by,
-            imported_by=self.imported_by,
-        )
+    def _record(self, slip: Slip, line: int, op_ids: list[str]) -> dict[str, Any]:
+        """The ``backentry_slip`` row of an imported slip."""
+        return {
+            "device_id": self.svc.device_id, "visit_date": slip.visit_date.isoformat(), "slip_no": slip.slip_no,
+            "slip_key": slip.key[1], "imported_at": datetime.now(IST).replace(microsecond=0).isoformat(),
+            "op_ids": orjson.dumps(op_ids).decode(), "content": orjson.dumps(slip.content).decode(),
+            "source_file": self.source_file, "source_line": line, "written_by": slip.written_by,
+            "imported_by": self.imported_by,
+        }
 
     def _compare(self, session: Session, line: int, slip: Slip, prior: BackEntrySlip) -> RowOutcome:
         """A slip already in: the same content is 'already imported', any
@@ -782,7 +794,9 @@ def import_row(
     importer = _Importer(svc, imported_by, source_file=None, dry_run=dry_run)
     with svc.transaction(imported_by, source=SOURCE) as tx:
         earlier = _earlier_slips(tx.session, svc.device_id, {slip.key})
-        return importer.row(tx, line, slip, earlier)
+        out = importer.row(tx, line, slip, earlier)
+        importer.finish(tx)
+    return out
 
 
 def check_importer(store: Store, operator_id: str) -> None:

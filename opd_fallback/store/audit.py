@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from opd_fallback.domain.clock import now_iso
@@ -20,6 +21,17 @@ def record(
     )
     session.add(entry)
     return entry
+
+
+def record_many(session: Session, actor: str, action: str, entries: list[tuple[str, dict[str, Any]]]) -> None:
+    """Many entries (subject, detail) in one statement, in the caller's transaction
+    (a bulk import audits every row without building an object per row)."""
+    if entries:
+        at = now_iso()
+        session.execute(insert(AuditEntry), [
+            {"at": at, "actor": actor, "action": action, "subject": subject, "detail": orjson.dumps(detail).decode()}
+            for subject, detail in entries
+        ])
 
 
 def history(
