@@ -520,3 +520,14 @@ def test_schema_2_slips_get_their_normal_form_key(tmp_path: Path) -> None:
         content = s.execute(text("SELECT content FROM backentry_slip WHERE id = 1")).scalar()
     store.close()
     assert keys == ["42", "0", "A7"] and content is None
+
+
+def test_a_restored_counter_imports_nothing_until_its_numbers_are_checked(tmp_path: Path, store: Store) -> None:
+    from opd_fallback.store import meta
+
+    with store.write() as s:
+        meta.put(s, meta.NEEDS_SEQ_CHECK, "restored from a backup")
+    with pytest.raises(ImportRefused, match="check its numbers with central"):
+        import_file(store, "C07", _write(tmp_path, [ROWS[0]]), today=TODAY, imported_by=IMPORTER)
+    assert _count(store, "SELECT count(*) FROM op") == 0
+    assert not rejects_path_for(tmp_path / "slips.csv").exists()

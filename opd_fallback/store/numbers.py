@@ -28,7 +28,8 @@ def driver_execute(session: Session, sql: str, params: tuple[Any, ...]) -> tuple
     SQLAlchemy, same transaction, so a bulk import keeps its pace."""
     cur = session.connection().connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
     try:
-        return cur.fetchone()
+        row: tuple[Any, ...] | None = cur.fetchone()
+        return row
     finally:
         cur.close()
 
