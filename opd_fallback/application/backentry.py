@@ -26,7 +26,6 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from sqlalchemy import insert
 from sqlmodel import Session, select
@@ -34,8 +33,8 @@ from sqlmodel import col as column_of
 
 from opd_fallback.application.people_csv import is_formula_like, unneutralise, write_csv
 from opd_fallback.application.services import CounterService, PaymentInput, Tx
+from opd_fallback.domain import jsonio, rules
 from opd_fallback.domain import payloads as P
-from opd_fallback.domain import rules
 from opd_fallback.domain.clock import IST, today_ist
 from opd_fallback.domain.errors import DomainError, FieldProblem, explain
 from opd_fallback.store import audit
@@ -546,11 +545,11 @@ _DEFAULTED = ("fee_code", "lab_items")
 def _content_from_ops(session: Session, op_ids_json: str) -> dict[str, str]:
     """The content (as ``_content``) of a slip imported before contents were
     kept, read back from the payloads of the ops it made."""
-    ids = orjson.loads(op_ids_json)
+    ids = jsonio.loads(op_ids_json)
     ops = list(session.exec(select(Op).where(column_of(Op.op_id).in_(ids)).order_by(column_of(Op.seq))))
     out: dict[str, Any] = {}
     for op in ops:
-        body = orjson.loads(op.payload)
+        body = jsonio.loads(op.payload)
         if not out:
             out.update(recorded_at=op.recorded_at[11:16], operator_id=op.operator_id)
         if op.kind == "patient.register":
@@ -760,7 +759,7 @@ class _Importer:
         return {
             "device_id": self.svc.device_id, "visit_date": slip.visit_date.isoformat(), "slip_no": slip.slip_no,
             "slip_key": slip.key[1], "imported_at": datetime.now(IST).replace(microsecond=0).isoformat(),
-            "op_ids": orjson.dumps(op_ids).decode(), "content": orjson.dumps(slip.content).decode(),
+            "op_ids": jsonio.dumps(op_ids), "content": jsonio.dumps(slip.content),
             "source_file": self.source_file, "source_line": line, "written_by": slip.written_by,
             "imported_by": self.imported_by,
         }
@@ -769,7 +768,7 @@ class _Importer:
         """A slip already in: the same content is 'already imported', any
         difference a rejected row naming the earlier import and the columns."""
         if prior.content is not None:
-            differs = _differing_columns(orjson.loads(prior.content), slip.content)
+            differs = _differing_columns(jsonio.loads(prior.content), slip.content)
         else:  # imported before contents were kept (schema < 3): what its ops say
             before = _content_from_ops(session, prior.op_ids)
             now = {k: v for k, v in slip.content.items() if k in before or k not in _DEFAULTED}

@@ -8,6 +8,7 @@ import orjson
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
+from opd_fallback.domain import jsonio
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.store.tables import AuditEntry
 
@@ -29,7 +30,7 @@ def record_many(session: Session, actor: str, action: str, entries: list[tuple[s
     if entries:
         at = now_iso()
         session.execute(insert(AuditEntry), [
-            {"at": at, "actor": actor, "action": action, "subject": subject, "detail": orjson.dumps(detail).decode()}
+            {"at": at, "actor": actor, "action": action, "subject": subject, "detail": jsonio.dumps(detail)}
             for subject, detail in entries
         ])
 
