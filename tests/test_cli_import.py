@@ -131,3 +131,50 @@ def test_progress_bar_on_a_terminal_only(counter: Path) -> None:
     res = _import(str(_csv(counter, GOOD)))  # CliRunner's stderr is no terminal: the summary only
     assert res.exit_code == 0
     assert res.output.splitlines()[-1] == "slips.csv: imported 1, already imported 0, rejected 0 (of 1 rows)"
+
+
+@pytest.mark.chaos
+def test_import_killed_mid_batch_then_run_again_loses_and_doubles_nothing(counter: Path) -> None:
+    """Batches commit whole: a kill loses only the open batch, which the next run imports."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    rows = [f"{i},2026-11-20,09:15,op1,Ram {chr(65 + i % 26)},,M,40,,MED,{1000 + i},cash" for i in range(1, 3001)]
+    f = _csv(counter, *rows)
+    cmd = [sys.executable, "-m", "opd_fallback", "import", str(f), "--operator", "clerk1", "--pin-stdin"]
+    db_path = counter / "counter" / "counter.db"
+
+    def slips() -> int:
+        db = sqlite3.connect(db_path)
+        try:
+            return int(db.execute("SELECT count(*) FROM backentry_slip").fetchone()[0])
+        finally:
+            db.close()
+
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ})
+    assert proc.stdin is not None
+    proc.stdin.write(b"123456\n")
+    proc.stdin.close()
+    deadline = time.monotonic() + 120
+    while slips() == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = slips()
+    assert 0 < killed_at < 3000, killed_at  # killed part-way: some batches in, not all
+
+    res = _import(str(f))
+    assert res.exit_code == 0, res.output
+    assert f"imported {3000 - killed_at}, already imported {killed_at}, rejected 0" in res.output
+    db = sqlite3.connect(db_path)
+    try:
+        assert db.execute("SELECT count(*) FROM visit").fetchone()[0] == 3000
+        assert db.execute("SELECT count(*), sum(amount_paise) FROM payment").fetchone() == (
+            3000, sum(1000 + i for i in range(1, 3001)))
+        assert db.execute("SELECT count(*) FROM op").fetchone()[0] == 9000
+    finally:
+        db.close()
