@@ -178,3 +178,15 @@ def test_import_killed_mid_batch_then_run_again_loses_and_doubles_nothing(counte
         assert db.execute("SELECT count(*) FROM op").fetchone()[0] == 9000
     finally:
         db.close()
+
+
+def test_overlapping_slip_of_another_patient_exits_1_with_the_earlier_file_named(counter: Path) -> None:
+    assert _import(str(_csv(counter, GOOD))).exit_code == 0
+    other = counter / "other.csv"
+    other.write_text("\n".join([HEADER, "01,2026-11-20,10:15,op1,Mohan Lal,,M,50,,MED,1000,cash"]) + "\n",
+                     encoding="utf-8")
+    res = _import(str(other))
+    assert res.exit_code == 1, res.output
+    assert "slip 01 of 2026-11-20 was already imported from slips.csv, line 2 with a different" in res.output
+    assert "imported 0, already imported 0, rejected 1" in res.output
+    assert "Mohan Lal" in (counter / "other.rejects.csv").read_text(encoding="utf-8-sig")
