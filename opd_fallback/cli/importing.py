@@ -66,6 +66,9 @@ def import_csv(
 ) -> None:
     """Import manual slips from a back-entry CSV (format: docs/backentry-csv.md)."""
     use_data_dir(data_dir)
+    if not file.is_file():  # say so before asking for a PIN
+        typer.echo(f"error: {file}: no such file", err=True)
+        raise typer.Exit(EXIT_UNUSABLE)
     with counter_store() as (s, store):
         pin = _read_pin(pin_stdin)
         try:
