@@ -51,7 +51,14 @@ from opd_fallback.sync.client import (
     TransientError,
     Unauthorized,
 )
-from opd_fallback.sync.retry import CircuitBreaker, ServerDown, Stopped, call_with_retries, full_jitter
+from opd_fallback.sync.retry import (
+    CircuitBreaker,
+    Patience,
+    ServerDown,
+    Stopped,
+    call_with_retries,
+    full_jitter,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -273,9 +280,14 @@ class SyncEngine:
                 summary.elapsed_s = time.monotonic() - t0
                 summary.finished_at = now_iso()
                 return summary
+        # --give-up-after bounds every request, retry sleep and Retry-After wait of this run
+        patience = Patience(self.give_up_after_s)
+        previous_deadline = getattr(self.client, "deadline", None)
+        self.client.deadline = patience.deadline
         try:
-            self._run(summary, progress, lease)
+            self._run(summary, progress, lease, patience)
         finally:
+            self.client.deadline = previous_deadline
             summary.elapsed_s = time.monotonic() - t0
             summary.finished_at = now_iso()
             summary.finished_unix = time.time()
@@ -346,7 +358,8 @@ class SyncEngine:
             flagged = s.execute(text("SELECT count(*) FROM op WHERE state IN ('rejected','conflict')")).scalar()
         return int(n), int(top), int(flagged or 0)
 
-    def _run(self, summary: SyncSummary, progress: Progress | None, lease: leases.Lease | None) -> None:
+    def _run(self, summary: SyncSummary, progress: Progress | None, lease: leases.Lease | None,
+             patience: Patience) -> None:
         with self.store.read() as s:
             pending = load_pending(s)
         summary.total = len(pending)
@@ -354,7 +367,7 @@ class SyncEngine:
         if progress:
             progress(0, run.total)
         breaker = CircuitBreaker(
-            self.client.health, give_up_after_s=self.give_up_after_s, stop=run.abort,
+            self.client.health, stop=run.abort, patience=patience,
             on_state=lambda st, why: self._event(f"circuit {st}{': ' + why if why else ''}"),
         )
         counted_blocked: set[str] = set()
