@@ -277,6 +277,10 @@ class SyncEngine:
                 lease = leases.acquire(self.store, wait_s=self.lease_wait_s)
             except leases.LeaseHeld as exc:
                 summary.outcome, summary.message = BUSY, str(exc)
+                try:  # the queue as it stands (the other sync books its own outcome)
+                    self._queue_counts(summary)
+                except Exception as qexc:
+                    summary.warnings.append(f"could not read the queue: {qexc}")
                 summary.elapsed_s = time.monotonic() - t0
                 summary.finished_at = now_iso()
                 return summary
@@ -621,15 +625,19 @@ class SyncEngine:
             return ERROR, str(exc), f"not sent: {exc}"
         return ERROR, f"sync failed: {type(exc).__name__}: {exc}", f"not sent: sync failed ({type(exc).__name__})"
 
+    def _queue_counts(self, summary: SyncSummary) -> None:
+        """``still_waiting`` and ``needs_person``: where the outbox stands now."""
+        with self.store.read() as s:
+            counts = dict(s.execute(text(
+                "SELECT state, count(*) FROM op WHERE state IN ('pending','rejected','conflict') GROUP BY state"
+            )).all())
+        summary.still_waiting = int(counts.get("pending", 0))
+        summary.needs_person = int(counts.get("rejected", 0)) + int(counts.get("conflict", 0))
+
     def _finish(self, summary: SyncSummary) -> None:
         """Where the outbox stands now, and the outcome in meta for status/TUI."""
         try:
-            with self.store.read() as s:
-                counts = dict(s.execute(text(
-                    "SELECT state, count(*) FROM op WHERE state IN ('pending','rejected','conflict') GROUP BY state"
-                )).all())
-            summary.still_waiting = int(counts.get("pending", 0))
-            summary.needs_person = int(counts.get("rejected", 0)) + int(counts.get("conflict", 0))
+            self._queue_counts(summary)
             if summary.outcome == OK and summary.needs_person:
                 summary.outcome = NEEDS_PERSON
             with self.store.write() as s:
