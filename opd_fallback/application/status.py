@@ -96,6 +96,9 @@ def collect(store: Store, device_id: str, *, now: datetime | None = None) -> dic
             ).scalar()
             or 0
         )
+        damaged = int(s.execute(
+            text("SELECT count(*) FROM op WHERE state = :st AND last_status = :d"),
+            {"st": outbox.REJECTED, "d": outbox.DAMAGED}).scalar() or 0)
         sync = _last_sync(s)
         payments = _payments_today(s, now.astimezone(IST).date().isoformat())
     kinds = {
@@ -120,6 +123,7 @@ def collect(store: Store, device_id: str, *, now: datetime | None = None) -> dic
             "count": sum(by_state.get(st, 0) for st in NEEDS_PERSON),
             "oldest_recorded_at": oldest_flagged,
             "oldest_age_seconds": _age_seconds(oldest_flagged, now),
+            "damaged": damaged,  # of those: damaged in this database, never sent
         },
         "last_sync": sync,
         "payments_today": payments,
@@ -145,6 +149,9 @@ def render_text(report: dict[str, Any]) -> str:
         f"Needs a person (rejected or conflict): {n['count']}"
         + (f"; oldest {duration_words(n['oldest_age_seconds'])} old -> opd-fallback review" if n["count"] else "")
     )
+    if n.get("damaged"):
+        lines.append(f"  {n['damaged']} of them damaged in this database and never sent: "
+                     "cancel each in review and enter it again from the paper slip")
     sync = report["last_sync"]
     if sync["last_attempt_at"]:
         lines.append(f"Last sync attempt: {sync['last_attempt_at']} -> {sync['last_outcome'] or '?'}")

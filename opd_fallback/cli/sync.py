@@ -124,6 +124,8 @@ def _print_summary(summary: Any) -> None:
         ("held back (dependency)", summary.held_back), ("still waiting", summary.still_waiting),
         ("need a person (in the queue)", summary.needs_person),
     ]
+    if getattr(summary, "quarantined", 0):
+        rows.append(("damaged here, set aside for review", summary.quarantined))
     headline = {"ok": "all synced", "needs_person": "synced; some ops need a person",
                 "unreachable": "central server unreachable", "unauthorized": "token refused",
                 "busy": "another sync is running", "stopped": "stopped", "error": "failed"}.get(

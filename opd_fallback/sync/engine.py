@@ -36,6 +36,7 @@ from opd_fallback.store import meta, outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.store.readiness import ensure_ready
 from opd_fallback.sync.batching import (
+    Damaged,
     LaneQueue,
     PendingOp,
     Plan,
@@ -112,6 +113,7 @@ class SyncSummary:
     deferred: int = 0  # answers 'deferred' (an op may be counted once per round)
     waited_too_long: int = 0  # deferred past the limit: flagged for a person
     held_back: int = 0  # not sent: a dependency is flagged or did not apply
+    quarantined: int = 0  # damaged in this database: flagged for a person, never sent
     still_waiting: int = 0  # pending in the outbox after the run
     needs_person: int = 0  # rejected + conflict in the outbox after the run
     batches: int = 0
@@ -362,10 +364,22 @@ class SyncEngine:
             flagged = s.execute(text("SELECT count(*) FROM op WHERE state IN ('rejected','conflict')")).scalar()
         return int(n), int(top), int(flagged or 0)
 
+    def _load_pending(self, summary: SyncSummary) -> list[PendingOp]:
+        """Pending ops to send; damaged ones are quarantined for a person (the rest still go)."""
+        damaged: list[Damaged] = []
+        with self.store.read() as s:
+            pending = load_pending(s, damaged)
+        if damaged:
+            with self.store.write() as s:
+                done = [d for d in damaged if outbox.quarantine(s, d.seq, d.reason, raw_payload=d.raw_payload)]
+            summary.quarantined += len(done)
+            for d in done:
+                summary.add_reason(f"{d.label()}: not sent, {d.reason}; set aside for a person (opd-fallback review)")
+        return pending
+
     def _run(self, summary: SyncSummary, progress: Progress | None, lease: leases.Lease | None,
              patience: Patience) -> None:
-        with self.store.read() as s:
-            pending = load_pending(s)
+        pending = self._load_pending(summary)
         summary.total = len(pending)
         run = _Run(len(pending), progress)
         if progress:
@@ -387,8 +401,7 @@ class SyncEngine:
             return
         for rnd in range(self.max_rounds):
             if rnd > 0:
-                with self.store.read() as s:
-                    pending = load_pending(s)
+                pending = self._load_pending(summary)
                 seen_ids.update(op.op_id for op in pending)
             if not pending:
                 break
