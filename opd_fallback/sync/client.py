@@ -157,11 +157,13 @@ def network_words(exc: BaseException, where: str, waited_s: float, received: int
         return (f"central at {where} was too slow: no complete answer within {waited_s:.0f} s "
                 f"(only {received} bytes came: a very slow or stuck network, or a server trickling its answer)")
     if any(isinstance(e, socket.gaierror) for e in chain) or "cannot find the name" in str(exc):
-        return f"cannot find the central server's name ({where}): check the server address and the network (DNS)"
+        return (f"cannot reach central at {where}: its name cannot be found; check the server address and "
+                "the network (DNS)")
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in str(exc).lower():
-        return f"central at {where} refused the connection: is the server running, is the address right?"
+        return (f"cannot reach central at {where}: it refused the connection; is the server running, "
+                "is the address right?")
     if isinstance(exc, httpx.ConnectTimeout):
-        return f"could not connect to central at {where} within {waited_s:.0f} s: check the network"
+        return f"cannot reach central at {where}: no connection within {waited_s:.0f} s; check the network"
     if isinstance(exc, httpx.ReadTimeout):
         return f"central at {where} accepted the connection but did not answer within {waited_s:.0f} s"
     if isinstance(exc, httpx.ConnectError) and any(isinstance(e, ssl.SSLError) for e in chain):
