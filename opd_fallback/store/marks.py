@@ -60,8 +60,8 @@ def path_for(db_path: Path | str) -> Path:
 
 def db_path_of(session: Session) -> Path | None:
     """The database file under a session, None for an in-memory database."""
-    url = session.get_bind().url
-    name = url.database
+    bind: Any = session.get_bind()
+    name = bind.url.database
     if not name or name == ":memory:" or name.startswith("file::memory:"):
         return None
     return Path(name)
@@ -117,7 +117,7 @@ class _TxMarks:
 def _tx(session: Session) -> _TxMarks | None:
     state = session.info.get(_INFO_KEY)
     if state is not None:
-        return state  # type: ignore[no-any-return]
+        return state
     db = db_path_of(session)
     if db is None:
         return None

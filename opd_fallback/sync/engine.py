@@ -34,7 +34,7 @@ from opd_fallback.domain.jsonio import dumps, dumps_or_none
 from opd_fallback.store import lease as leases
 from opd_fallback.store import meta, outbox
 from opd_fallback.store.engine import Store
-from opd_fallback.store.readiness import ensure_ready
+from opd_fallback.store.readiness import check_with_central
 from opd_fallback.sync.batching import (
     Damaged,
     LaneQueue,
@@ -391,9 +391,10 @@ class SyncEngine:
         counted_blocked: set[str] = set()
         seen_ids = {op.op_id for op in pending}
         try:  # one cheap call first: is central there, does it take our token (and its clock)?
-            call_with_retries(self.client.device_me, breaker, max_elapsed_s=self.give_up_after_s)
-            # a counter restored from a backup continues above central's max_seq first
-            ensure_ready(self.store, self.client, actor="sync")
+            # this counter's numbers continue above central's max_seq first (after a restore, or a
+            # database that went back in time)
+            call_with_retries(lambda: check_with_central(self.store, self.client, actor="sync"), breaker,
+                              max_elapsed_s=self.give_up_after_s)
         except BaseException as exc:
             run.fail(exc)
             summary.probes = breaker.probes

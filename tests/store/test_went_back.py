@@ -82,3 +82,41 @@ def test_an_interrupted_save_is_not_taken_for_lost_data(tmp_path: Path) -> None:
     with store.read() as s:
         assert meta.get(s, marks.WENT_BACK) is None
     store.close()
+
+
+def test_without_the_marks_file_centrals_max_seq_is_the_guard(tmp_path: Path) -> None:
+    """The -wal and the marks file both gone: the next sync compares with central's devices/me."""
+    from opd_fallback.sync.client import CentralClient
+    from opd_fallback.sync.engine import SyncEngine
+    from tests.helpers.central import run_central
+
+    db = tmp_path / "counter.db"
+    store = open_store(db)
+    svc = CounterService(store, "C07")
+    first = _register(svc, "Asha Verma")
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    shutil.copyfile(db, tmp_path / "snapshot.db")
+    lost = [_register(svc, "Ram Kumar"), _register(svc, "Sita Devi")]
+    with run_central(tmp_path / "central") as central:
+        with CentralClient(central.url, central.tokens["C07"]) as client:
+            assert SyncEngine(store, client, give_up_after_s=10).run().exit_code == 0  # acknowledged
+        store.close()
+        shutil.copyfile(tmp_path / "snapshot.db", db)
+        for extra in ("counter.db-wal", "counter.db-shm", "counter.db.marks"):
+            (tmp_path / extra).unlink(missing_ok=True)
+        store = open_store(db)
+        with store.write() as s:
+            reserved.add_block(s, "uhid", ["U9001", "U9002"])  # as if left free in the old copy
+        with CentralClient(central.url, central.tokens["C07"]) as client:
+            summary = SyncEngine(store, client, give_up_after_s=10).run()
+    assert summary.exit_code == 0, summary.message  # the ops of the old copy were already there: duplicates
+    with store.read() as s:
+        warning = meta.get(s, marks.WENT_BACK)
+        assert reserved.free_count(s, "uhid") == 0
+    assert warning and "went back in time" in warning
+    seq, local_ref, _, receipt = _register(CounterService(store, "C07"), "Gita Rani")
+    assert seq > max(x[0] for x in [first, *lost])
+    assert receipt not in {x[3] for x in [first, *lost]} and local_ref not in {x[1] for x in [first, *lost]}
+    store.close()
