@@ -30,7 +30,7 @@ from opd_fallback.sync.engine import SyncEngine
 
 GIVE_UP = 3.0
 MARGIN = 0.7  # the run itself (the summary's elapsed_s): the last socket operation, booking
-STARTUP = 6.0  # the process on a loaded 2-core machine: interpreter and imports
+STARTUP = 12.0  # the process on a loaded 2-core machine: interpreter, imports, exit (before the fix: 900 s)
 
 
 @contextmanager
@@ -123,9 +123,9 @@ def test_sync_process_ends_within_its_limit_against_a_trickle_and_a_silent_serve
             runs[name] = (proc.returncode, time.monotonic() - t0, out, err)
     for name, (rc, took, out, err) in runs.items():
         assert rc == 3, (name, rc, out, err)
-        assert took < GIVE_UP + MARGIN + STARTUP, (name, took, err)
         summary = orjson.loads(out)
         assert summary["outcome"] == "unreachable" and summary["elapsed_s"] < GIVE_UP + MARGIN, summary
+        assert took < GIVE_UP + MARGIN + STARTUP, (name, took, summary["elapsed_s"], err)
         store = open_store(tmp_path / name / "counter.db")
         try:
             assert leases.holder_of(store) is None or leases.holder_of(store).expires_at < time.time() + 1
