@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlmodel import Session
 
 SUFFIX = ".marks"
@@ -143,6 +143,12 @@ def _before_commit(session: Session) -> None:
     state = session.info.get(_INFO_KEY)
     if state is None or not state.handed_out:
         return
+    # what this commit will hold (a savepoint rolled back inside it gave its numbers back)
+    names = sorted(state.handed_out)
+    params = {f"n{i}": n for i, n in enumerate(names)}
+    rows = session.execute(text(
+        f"SELECT name, value FROM counter WHERE name IN ({', '.join(':' + k for k in params)})"), params).all()
+    state.handed_out = {str(name): int(value) for name, value in rows}
     fresh = read(state.path) or state.before  # another process may have written meanwhile
     write(state.path, Marks(_merged(fresh.pending, state.handed_out), fresh.committed), durable=True)
 

@@ -120,3 +120,21 @@ def test_without_the_marks_file_centrals_max_seq_is_the_guard(tmp_path: Path) ->
     assert seq > max(x[0] for x in [first, *lost])
     assert receipt not in {x[3] for x in [first, *lost]} and local_ref not in {x[1] for x in [first, *lost]}
     store.close()
+
+
+def test_numbers_given_back_by_a_savepoint_are_not_taken_for_lost_data(tmp_path: Path) -> None:
+    """A row rolled back to its savepoint inside a larger transaction (as an import does) returns its numbers."""
+    from opd_fallback.store import numbers
+
+    store = open_store(tmp_path / "counter.db")
+    with store.write() as s:
+        numbers.next_seq(s)
+        nested = s.begin_nested()
+        numbers.next_seq(s)
+        numbers.next_seq(s)
+        nested.rollback()
+    with store.write() as s:
+        assert numbers.next_seq(s) == 2
+    with store.read() as s:
+        assert meta.get(s, marks.WENT_BACK) is None
+    store.close()
