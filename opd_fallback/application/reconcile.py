@@ -349,6 +349,14 @@ def _payment_warnings(ops: dict[str, LocalOp]) -> list[dict[str, Any]]:
     return out
 
 
+def _payload_paise(op: LocalOp) -> int:
+    """A payment op's amount; 0 when its stored payload is damaged (quarantined by sync, reported as flagged)."""
+    try:
+        return int(orjson.loads(op.payload)["amount_paise"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return 0
+
+
 def _per_hour(ops: dict[str, LocalOp]) -> list[dict[str, int]]:
     rows = [{"hour": h, "ops": 0, "synced": 0, "open": 0, "payments": 0, "paise": 0} for h in range(24)]
     for op in ops.values():
@@ -360,7 +368,7 @@ def _per_hour(ops: dict[str, LocalOp]) -> list[dict[str, int]]:
             r["open"] += 1
         if op.kind == "payment.record":
             r["payments"] += 1
-            r["paise"] += int(orjson.loads(op.payload)["amount_paise"])
+            r["paise"] += _payload_paise(op)
     return rows
 
 

@@ -74,4 +74,20 @@ def test_a_damaged_op_is_quarantined_and_the_rest_syncs(tmp_path: Path, high_bit
         # a second run does not stop on it either
         r = CliRunner().invoke(app, ["--data-dir", str(data), "sync", "--json", "--give-up-after", "5"])
         assert r.exit_code == 1 and '"outcome": "needs_person"' in r.stdout, r.output
+        # a damaged payment does not break the day's reconciliation: it is reported as flagged
+        store = open_store(data / "counter.db")
+        pay = CounterService(store, "C07").register_new(
+            "op-1", {"name": "Gita Rani", "sex": "F", "age_years": 50}, department="MED",
+            payment=PaymentInput(mode="cash", amount_paise=1000)).payment
+        assert pay is not None
+        _flip_byte(store.path, pay.op_id, high_bit=high_bit)
+        with CentralClient(central.url, central.tokens["C07"]) as client:
+            assert SyncEngine(store, client, give_up_after_s=10).run().quarantined == 1
+            from opd_fallback.application.reconcile import reconcile_day
+            from opd_fallback.domain.clock import today_ist
+
+            rep = reconcile_day(store, client, "C07", today_ist())
+        assert rep.status == "attention" and pay.op_id in {f["op_id"] for f in rep.flagged}
+        assert any(m["op_id"] == pay.op_id and m["field"] == "payload" for m in rep.payload_mismatches)
+        store.close()
 
