@@ -138,3 +138,34 @@ def test_numbers_given_back_by_a_savepoint_are_not_taken_for_lost_data(tmp_path:
     with store.read() as s:
         assert meta.get(s, marks.WENT_BACK) is None
     store.close()
+
+
+def test_the_counter_ui_checks_its_numbers_with_central_when_it_first_answers(tmp_path: Path) -> None:
+    from opd_fallback.config import load_settings, write_config, write_token
+    from opd_fallback.store import numbers
+    from opd_fallback.sync.client import CentralClient
+    from opd_fallback.sync.engine import SyncEngine
+    from opd_fallback.tui.wiring import app_from_settings
+    from tests.helpers.central import run_central
+
+    data = tmp_path / "counter"
+    store = open_store(data / "counter.db")
+    svc = CounterService(store, "C07")
+    done = [_register(svc, "Asha Verma"), _register(svc, "Ram Kumar")]
+    with run_central(tmp_path / "central") as central:
+        with CentralClient(central.url, central.tokens["C07"]) as client:
+            assert SyncEngine(store, client, give_up_after_s=10).run().exit_code == 0
+        with store.write() as s:  # the database went back (its -wal lost) and the marks file with it
+            s.execute(text("UPDATE counter SET value = 3 WHERE name = 'seq'"))
+        store.close()
+        marks.path_for(data / "counter.db").unlink()
+        s = load_settings(data)
+        write_config(s, {"device_id": "C07", "hospital": "KGMU", "central_url": central.url})
+        write_token(s, central.tokens["C07"])
+        app = app_from_settings(load_settings(data), background_sync=False)
+        assert app.probe is not None and app.probe()
+    store = open_store(data / "counter.db")
+    with store.read() as ses:
+        assert numbers.peek(ses, numbers.SEQ) >= max(x[0] for x in done)
+        assert "went back in time" in (meta.get(ses, marks.WENT_BACK) or "")
+    store.close()
