@@ -21,15 +21,12 @@ import threading
 import time
 import typing
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
+from typing import Any
 
 import httpcore
 
 _local = threading.local()
-# getaddrinfo cannot be interrupted; it runs here so the caller can stop waiting for it
-_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="opd-dns")
 
 
 class DeadlinePassed(Exception):
@@ -123,14 +120,25 @@ class DeadlineBackend(httpcore.NetworkBackend):
 
     @staticmethod
     def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
-        """The addresses of ``host``, waiting no longer than ``timeout`` for the name lookup."""
-        future = _resolver.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
-        try:
-            infos = future.result(timeout=timeout)
-        except FutureTimeout:
+        """The addresses of ``host``, waiting no longer than ``timeout`` for the name lookup
+        (getaddrinfo cannot be interrupted: it runs in a daemon thread, which never holds up an exit)."""
+        done = threading.Event()
+        result: list[Any] = []
+
+        def lookup() -> None:
+            try:
+                result.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+            except OSError as exc:
+                result.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=lookup, name="opd-dns", daemon=True).start()
+        if not done.wait(timeout):
             raise httpcore.ConnectTimeout(f"looking up the name {host} took too long") from DeadlinePassed()
-        except OSError as exc:
-            raise httpcore.ConnectError(f"cannot find the name {host}: {exc}") from exc
+        infos = result[0]
+        if isinstance(infos, OSError):
+            raise httpcore.ConnectError(f"cannot find the name {host}: {infos}") from infos
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not addresses:
             raise httpcore.ConnectError(f"cannot find the name {host}")

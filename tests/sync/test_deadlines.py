@@ -201,3 +201,22 @@ def test_answers_from_something_else_than_central_say_so_in_one_line_and_exit_3(
     assert words in summary.message, summary.message
     assert "\n" not in summary.message and "unexpected character" not in summary.message
     assert "pydantic" not in summary.message and "validation error" not in summary.message.lower()
+
+
+def test_a_name_lookup_that_hangs_is_bounded_by_the_request_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opd_fallback.sync.client import Unreachable
+
+    real = socket.getaddrinfo
+
+    def slow(host: str, *a: object, **kw: object) -> object:
+        if host == "central.hospital.example":
+            time.sleep(30)  # a DNS server that does not answer
+        return real(host, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    with CentralClient("http://central.hospital.example", "t", request_timeout=1.0) as client:
+        t0 = time.monotonic()
+        with pytest.raises(Unreachable) as info:
+            client.health()
+    assert time.monotonic() - t0 < 1.0 + MARGIN
+    assert "cannot reach central" in str(info.value)
