@@ -220,3 +220,22 @@ def test_a_name_lookup_that_hangs_is_bounded_by_the_request_deadline(monkeypatch
             client.health()
     assert time.monotonic() - t0 < 1.0 + MARGIN
     assert "cannot reach central" in str(info.value)
+
+
+def test_a_long_retry_after_does_not_outlast_the_limit(tmp_path: Path) -> None:
+    """503 with Retry-After: 3600 (maintenance): the run gives up at its limit, not in an hour."""
+    from .scripted import Scripted, js
+
+    store = open_store(tmp_path / "counter.db")
+    CounterService(store, "C07").register_new(
+        "op-1", {"name": "Asha Verma", "sex": "F", "age_years": 30}, department="MED",
+        payment=PaymentInput(mode="cash", amount_paise=1000))
+    try:
+        with Scripted(lambda m, p, h, b: js(503, {"detail": "maintenance"}, **{"Retry-After": "3600"})) as srv, \
+                CentralClient(srv.url, "t") as client:
+            t0 = time.monotonic()
+            summary = SyncEngine(store, client, give_up_after_s=1.5).run()
+            took = time.monotonic() - t0
+    finally:
+        store.close()
+    assert summary.exit_code == 3 and took < 1.5 + MARGIN, (took, summary.message)
