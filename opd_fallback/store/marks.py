@@ -115,7 +115,7 @@ class _TxMarks:
 
 
 def _tx(session: Session) -> _TxMarks | None:
-    state = session.info.get(_INFO_KEY)
+    state: _TxMarks | None = session.info.get(_INFO_KEY)
     if state is not None:
         return state
     db = db_path_of(session)

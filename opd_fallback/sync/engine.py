@@ -206,6 +206,8 @@ class CentralForSync(Protocol):
 
     on_warning: Callable[[str], None] | None
     clock_warning: str | None
+    # the run's limit (time.monotonic() seconds); the engine sets it so no request outlasts --give-up-after
+    deadline: Callable[[], float | None] | None
 
     def health(self) -> Any: ...
 
