@@ -385,6 +385,10 @@ class CentralClient:
                 raise TransientError("central sent an empty answer") from exc
             if _looks_like_a_page(response):
                 raise NotTheApi(_WEB_PAGE) from exc
+            ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype and "json" not in ctype:
+                raise NotTheApi(f"central answered with {ctype[:60]}, not the API's JSON: a proxy or captive "
+                                "portal may be in the way, or the server address is wrong") from exc
             # a truncated or garbled answer: we cannot know what happened
             raise TransientError("central's answer is not readable JSON (cut short or garbled)") from exc
 

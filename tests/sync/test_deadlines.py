@@ -182,6 +182,7 @@ PORTAL = b"<!DOCTYPE html><html><body>Please log in to the hospital Wi-Fi</body>
         ((407, {"Proxy-Authenticate": "Basic"}, b"proxy login"), "proxy between this counter and central"),
         ((403, {"Content-Type": "text/html"}, b"<html>blocked</html>"), "proxy or firewall refused"),
         ((200, {"Content-Type": "application/json"}, b"{}"), "not what the API promises (missing "),
+        ((200, {"Content-Type": "text/plain"}, b"OK"), "answered with text/plain, not the API's JSON"),
     ],
 )
 def test_answers_from_something_else_than_central_say_so_in_one_line_and_exit_3(
