@@ -14,7 +14,11 @@ through (``/reconciliation/ops``) and every op is classified:
   view, e.g. restored from an old backup);
 
 and, always: payments central warned about (``amount_mismatch`` with both
-amounts, ``unknown_item``), and ops still waiting or flagged for a person.
+amounts, ``unknown_item``), ops still waiting or flagged for a person, and
+every payment or void op whose queued payload no longer matches the local
+record it carries (amount, mode, items, receipt; the voided payment and the
+reason): the totals above are computed from the payloads, so a payload that
+drifted from the receipt the clerk printed would otherwise pass as clean.
 
 Exit codes: 0 clean, 1 something a person must see, 3 central unreachable.
 """
@@ -36,6 +40,7 @@ from opd_fallback.application.reports import DAY_SCHEMA
 from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.domain.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
 from opd_fallback.domain.jsonio import dumps
+from opd_fallback.domain.rules import format_paise
 from opd_fallback.store import audit, outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.sync.engine import record_rows
@@ -228,6 +233,7 @@ class DayReport:
     flagged: list[dict[str, Any]] = field(default_factory=list)
     payment_warnings: list[dict[str, Any]] = field(default_factory=list)
     voids_amount_unknown: list[str] = field(default_factory=list)
+    payload_mismatches: list[dict[str, Any]] = field(default_factory=list)
     local_states: dict[str, int] = field(default_factory=dict)
     ops_per_hour: list[dict[str, int]] = field(default_factory=list)
     requeue_missing: bool = False
@@ -270,6 +276,12 @@ class DayReport:
             out.append(f"{len(self.flagged)} op(s) flagged for a person (rejected or conflict)")
         if self.voids_amount_unknown:
             out.append(f"{len(self.voids_amount_unknown)} void(s) of payments not in this database")
+        if self.payload_mismatches:
+            n = len({m["op_id"] for m in self.payload_mismatches})
+            out.append(f"{n} queued op(s) no longer match the record they carry (the receipt the clerk "
+                       "printed and what central gets differ): " + self.payload_mismatches[0]["words"]
+                       + (f"; and {len(self.payload_mismatches) - 1} more" if len(self.payload_mismatches) > 1
+                          else ""))
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -296,6 +308,7 @@ class DayReport:
             },
             "payment_warnings": self.payment_warnings,
             "voids_amount_unknown": self.voids_amount_unknown,
+            "payload_mismatches": self.payload_mismatches,
             "local_states": self.local_states,
             "ops_per_hour": self.ops_per_hour,
             "requeue_missing": self.requeue_missing,
@@ -336,6 +349,14 @@ def _payment_warnings(ops: dict[str, LocalOp]) -> list[dict[str, Any]]:
     return out
 
 
+def _payload_paise(op: LocalOp) -> int:
+    """A payment op's amount; 0 when its stored payload is damaged (quarantined by sync, reported as flagged)."""
+    try:
+        return int(orjson.loads(op.payload)["amount_paise"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return 0
+
+
 def _per_hour(ops: dict[str, LocalOp]) -> list[dict[str, int]]:
     rows = [{"hour": h, "ops": 0, "synced": 0, "open": 0, "payments": 0, "paise": 0} for h in range(24)]
     for op in ops.values():
@@ -347,7 +368,7 @@ def _per_hour(ops: dict[str, LocalOp]) -> list[dict[str, int]]:
             r["open"] += 1
         if op.kind == "payment.record":
             r["payments"] += 1
-            r["paise"] += int(orjson.loads(op.payload)["amount_paise"])
+            r["paise"] += _payload_paise(op)
     return rows
 
 
@@ -441,6 +462,7 @@ def reconcile_day(
     except (RuntimeError, ValueError) as exc:  # an answer that does not follow the contract
         rep.status, rep.error = "unreachable", f"central's answer could not be used: {exc}"
     _always(rep, ops)
+    rep.payload_mismatches = payload_mismatches(store, ops.values())
     if rep.status != "unreachable":
         rep.status = "attention" if rep.reasons() else "clean"
     rep.elapsed_s = time.perf_counter() - t0
@@ -497,3 +519,95 @@ def _always(rep: DayReport, ops: dict[str, LocalOp]) -> None:
                                 "error_message": (err or {}).get("message")})
     rep.payment_warnings = _payment_warnings(ops)
     rep.ops_per_hour = _per_hour(ops)
+
+
+# ------------------------------------------------------------------ payloads against records
+def _money(paise: Any) -> str:
+    return format_paise(paise) if isinstance(paise, int) else repr(paise)
+
+
+def _items_key(items: Any) -> list[tuple[Any, Any, Any]]:
+    out = []
+    for i in items or []:
+        if isinstance(i, dict):
+            out.append((i.get("code"), i.get("qty", 1), i.get("amount_paise")))
+    return sorted(out, key=repr)
+
+
+def _ref_key(ref: Any) -> Any:
+    return (ref.get("local_ref") or ref.get("central_id")) if isinstance(ref, dict) else ref
+
+
+def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[dict[str, Any]]:
+    """Every payment / void op (not cancelled) whose payload differs from its local
+    record, one entry per field, with the difference in words (never patient data)."""
+    money_ops = [op for op in ops if op.kind in ("payment.record", "payment.void") and op.state != "cancelled"]
+    if not money_ops:
+        return []
+    ids = [op.op_id for op in money_ops]
+    payments: dict[str, Any] = {}
+    voids: dict[str, Any] = {}
+    with store.read() as s:
+        for i in range(0, len(ids), 500):
+            part = {f"i{n}": v for n, v in enumerate(ids[i:i + 500])}
+            marks = ", ".join(f":{k}" for k in part)
+            for row in s.execute(text(
+                    "SELECT op_id, local_ref, receipt_no, amount_paise, mode, mode_ref, items FROM payment "
+                    f"WHERE op_id IN ({marks})"), part).mappings():
+                payments[row["op_id"]] = dict(row)
+            for row in s.execute(text(
+                    "SELECT v.op_id, v.payment_local_ref, v.reason, p.central_id, p.receipt_no FROM payment_void v "
+                    f"LEFT JOIN payment p ON p.local_ref = v.payment_local_ref WHERE v.op_id IN ({marks})"),
+                    part).mappings():
+                voids[row["op_id"]] = dict(row)
+    out: list[dict[str, Any]] = []
+    for op in sorted(money_ops, key=lambda o: o.seq):
+        try:
+            p = orjson.loads(op.payload)
+        except orjson.JSONDecodeError:
+            p = None
+        what = "payment" if op.kind == "payment.record" else "void"
+        label = f"{what} {op.record_ref or op.op_id} ({op.state})"
+
+        def add(field_name: str, queued: Any, record: Any, words: str, op: LocalOp = op) -> None:
+            out.append({**_op_brief(op), "field": field_name, "queued": queued, "record": record,
+                        "words": words})
+
+        if not isinstance(p, dict):
+            add("payload", None, None, f"{label}: its queued payload cannot be read")
+            continue
+        if op.kind == "payment.record":
+            r = payments.get(op.op_id)
+            if r is None:
+                add("record", None, None, f"{label}: there is no payment record for this op in this database")
+                continue
+            if p.get("amount_paise") != r["amount_paise"]:
+                add("amount_paise", p.get("amount_paise"), r["amount_paise"],
+                    f"{label}: the queued op says {_money(p.get('amount_paise'))}, "
+                    f"the payment record (the printed receipt) says {_money(r['amount_paise'])}")
+            for name in ("mode", "mode_ref", "receipt_no", "local_ref"):
+                if p.get(name) != r[name]:
+                    add(name, p.get(name), r[name],
+                        f"{label}: the queued op's {name.replace('_', ' ')} is {p.get(name)!r}, "
+                        f"the payment record's is {r[name]!r}")
+            try:
+                rec_items = orjson.loads(r["items"] or "[]")
+            except orjson.JSONDecodeError:
+                rec_items = None
+            if _items_key(p.get("items")) != _items_key(rec_items):
+                add("items", p.get("items"), rec_items,
+                    f"{label}: the queued op's items (fees and tests with their amounts) differ from the payment "
+                    "record's")
+        else:
+            v = voids.get(op.op_id)
+            if v is None:
+                add("record", None, None, f"{label}: there is no void record for this op in this database")
+                continue
+            target = _ref_key(p.get("payment"))
+            if target not in {v["payment_local_ref"], v["central_id"], v["receipt_no"]} - {None}:
+                add("payment", target, v["payment_local_ref"],
+                    f"{label}: the queued op voids payment {target}, the void record is for "
+                    f"{v['payment_local_ref']}")
+            if p.get("reason") != v["reason"]:
+                add("reason", None, None, f"{label}: the queued op's reason differs from the void record's")
+    return out

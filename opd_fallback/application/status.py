@@ -22,7 +22,7 @@ from opd_fallback.application.services import day_totals
 from opd_fallback.domain.clock import IST, duration_words, now_ist
 from opd_fallback.domain.payloads import OP_KINDS
 from opd_fallback.domain.rules import PAYMENT_MODES, format_paise
-from opd_fallback.store import meta, outbox
+from opd_fallback.store import marks, meta, outbox
 from opd_fallback.store.engine import Store
 
 SCHEMA_VERSION = 1
@@ -96,6 +96,10 @@ def collect(store: Store, device_id: str, *, now: datetime | None = None) -> dic
             ).scalar()
             or 0
         )
+        damaged = int(s.execute(
+            text("SELECT count(*) FROM op WHERE state = :st AND last_status = :d"),
+            {"st": outbox.REJECTED, "d": outbox.DAMAGED}).scalar() or 0)
+        went_back = meta.get(s, marks.WENT_BACK) or marks.behind_words(s, store.path)
         sync = _last_sync(s)
         payments = _payments_today(s, now.astimezone(IST).date().isoformat())
     kinds = {
@@ -120,9 +124,11 @@ def collect(store: Store, device_id: str, *, now: datetime | None = None) -> dic
             "count": sum(by_state.get(st, 0) for st in NEEDS_PERSON),
             "oldest_recorded_at": oldest_flagged,
             "oldest_age_seconds": _age_seconds(oldest_flagged, now),
+            "damaged": damaged,  # of those: damaged in this database, never sent
         },
         "last_sync": sync,
         "payments_today": payments,
+        "went_back_in_time": went_back,
     }
 
 
@@ -145,6 +151,11 @@ def render_text(report: dict[str, Any]) -> str:
         f"Needs a person (rejected or conflict): {n['count']}"
         + (f"; oldest {duration_words(n['oldest_age_seconds'])} old -> opd-fallback review" if n["count"] else "")
     )
+    if n.get("damaged"):
+        lines.append(f"  {n['damaged']} of them damaged in this database and never sent: "
+                     "cancel each in review and enter it again from the paper slip")
+    if report.get("went_back_in_time"):
+        lines.append(f"WARNING: {report['went_back_in_time']}")
     sync = report["last_sync"]
     if sync["last_attempt_at"]:
         lines.append(f"Last sync attempt: {sync['last_attempt_at']} -> {sync['last_outcome'] or '?'}")

@@ -3,8 +3,10 @@
 ``sync`` pushes the outbox to central: a rich progress bar on a terminal (ops
 done of total, rate, time left), plain lines otherwise, then a summary table.
 Exit status: 0 all synced, 1 some ops need a person (or still wait), 3 the
-server is unreachable or refused the token, 4 another sync holds this
-database. ``--watch`` keeps going for unattended use; ``--json`` prints a
+server is unreachable (including a proxy, firewall or captive portal in the
+way) or refused the token, 4 another sync holds this database (the summary
+still counts the queue). ``--give-up-after N`` ends the run about N seconds
+after central's last useful answer, however the network misbehaves. ``--watch`` keeps going for unattended use; ``--json`` prints a
 machine-readable summary on stdout.
 """
 
@@ -122,6 +124,8 @@ def _print_summary(summary: Any) -> None:
         ("held back (dependency)", summary.held_back), ("still waiting", summary.still_waiting),
         ("need a person (in the queue)", summary.needs_person),
     ]
+    if getattr(summary, "quarantined", 0):
+        rows.append(("damaged here, set aside for review", summary.quarantined))
     headline = {"ok": "all synced", "needs_person": "synced; some ops need a person",
                 "unreachable": "central server unreachable", "unauthorized": "token refused",
                 "busy": "another sync is running", "stopped": "stopped", "error": "failed"}.get(
@@ -164,7 +168,7 @@ def sync(
     as_json: JsonOpt = False,
     data_dir: DataOpt = None,
     interval: Annotated[float, typer.Option("--interval", help="With --watch: seconds between looks for new ops")] = 5.0,
-    give_up_after: Annotated[float, typer.Option("--give-up-after", help="Seconds to keep trying an unreachable server (not with --watch)")] = 60.0,
+    give_up_after: Annotated[float, typer.Option("--give-up-after", help="Give up (exit 3) when central has not answered usefully for this many seconds; every request, retry and Retry-After wait counts (not with --watch)")] = 60.0,
     wait_lease: Annotated[float, typer.Option("--wait", help="Seconds to wait if another sync holds this database")] = 0.0,
 ) -> None:
     """Push this counter's queued ops to the central server, exactly once, in order."""

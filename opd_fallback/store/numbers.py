@@ -5,6 +5,9 @@ and sample numbers) is built from the ``seq`` of the op that created it. The
 seq counter lives in the same transaction as the record, so a crash can only
 lose an uncommitted number, never hand out a committed one twice; and after a
 restore, raising the floor above central's ``max_seq`` keeps every number new.
+Every number handed out is also recorded outside the database
+(:mod:`opd_fallback.store.marks`), so a database that went back in time (its
+``-wal`` file lost) continues above what it already handed out.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-from opd_fallback.domain.clock import now_ist
+from opd_fallback.domain.clock import now_iso, now_ist
+from opd_fallback.store import audit, marks, meta, reserved
 
 SEQ = "seq"
 
@@ -34,8 +38,7 @@ def driver_execute(session: Session, sql: str, params: tuple[Any, ...]) -> tuple
         cur.close()
 
 
-def next_value(session: Session, name: str) -> int:
-    """Increment and return a named counter inside the caller's transaction."""
+def _increment(session: Session, name: str) -> int:
     row = driver_execute(
         session,
         "INSERT INTO counter(name, value) VALUES (?, 1) "
@@ -44,6 +47,41 @@ def next_value(session: Session, name: str) -> int:
     )
     assert row is not None
     return int(row[0])
+
+
+def next_value(session: Session, name: str) -> int:
+    """Increment and return a named counter inside the caller's transaction,
+    never at or below a value handed out before (see :mod:`opd_fallback.store.marks`)."""
+    value = _increment(session, name)
+    known = marks.floor_for(session, name)
+    if known is not None and value <= known[0]:
+        continue_above_marks(session, name, value - 1, known)
+        value = _increment(session, name)
+    marks.note(session, name, value)
+    return value
+
+
+def continue_above_marks(session: Session, name: str, had: int, known: tuple[int, int]) -> None:
+    """The database is behind numbers already handed out: raise every counter above
+    its mark, abandon free reserved ids (they may have been used in what was lost),
+    and say so in the audit log (and, when saved changes are gone, in meta for status)."""
+    pending, committed = known
+    raised = {}
+    for counter, mark in marks.all_pending(session).items():
+        if peek(session, counter) < mark:
+            raised[counter] = mark
+            raise_floor(session, counter, mark)
+    abandoned = reserved.abandon_free(session)
+    lost_saved = had < committed
+    audit.record(session, "system", "store.went_back", name, counter_was=had, mark_pending=pending,
+                 mark_committed=committed, raised=len(raised), abandoned_ids=abandoned, lost_saved=lost_saved)
+    if lost_saved:
+        meta.put(session, marks.WENT_BACK, (
+            f"this counter's database went back in time: it had numbers up to {had} of '{name}' but "
+            f"{committed} were already saved and may be printed (was counter.db-wal deleted, or an old copy "
+            f"put back?); the lost records must be entered again from their paper slips. New numbers continue "
+            f"above {pending}, none is reused; {abandoned} reserved central id(s) were set aside. Found {now_iso()}."
+        ))
 
 
 def peek(session: Session, name: str) -> int:

@@ -47,6 +47,9 @@ from opd_fallback.store.tables import Op
 PENDING, SYNCED, REJECTED, CONFLICT, CANCELLED = "pending", "synced", "rejected", "conflict", "cancelled"
 STATES = (PENDING, SYNCED, REJECTED, CONFLICT, CANCELLED)
 FLAGGED = (REJECTED, CONFLICT)
+# A pending op whose stored data cannot be read (a damaged file): flagged ``rejected``
+# with this error code and ``last_status``, never sent, for a person to decide.
+DAMAGED = "damaged_locally"
 
 __all__ = [
     "CANCELLED", "CONFLICT", "FLAGGED", "PENDING", "REJECTED", "STATES", "SYNCED", "TRANSITIONS",
@@ -307,3 +310,31 @@ def unsynced_op_ids(session: Session, op_ids: Iterable[str]) -> list[str]:
         return []
     stmt = select(Op.op_id).where(col(Op.op_id).in_(ids), Op.state != SYNCED)
     return list(session.exec(stmt))
+
+
+def quarantine(session: Session, seq: int, reason: str, *, raw_payload: bytes | None = None) -> bool:
+    """Flag a pending op whose stored data is damaged for a person's review, with
+    ``reason`` in words; it is never sent. Identified by ``seq`` (its op_id may
+    be the damaged part). When the payload is not even valid UTF-8 (nothing
+    could read the row), it is replaced by its readable part and the original
+    bytes are kept, in hex, in ``last_error``. Returns whether the op was pending."""
+    from opd_fallback.store import audit
+
+    error: dict[str, Any] = {"code": DAMAGED, "message": reason}
+    params: dict[str, Any] = {"seq": seq, "now": now_iso()}
+    set_payload = ""
+    if raw_payload is not None:
+        try:
+            raw_payload.decode()
+        except UnicodeDecodeError:
+            error["original_payload_hex"] = raw_payload.hex()
+            params["payload"] = raw_payload.decode("utf-8", "replace")
+            set_payload = ", payload=:payload"
+    params["err"] = dumps(error)
+    result: Any = session.execute(text(
+        f"UPDATE op SET state='{REJECTED}', last_status='{DAMAGED}', last_error=:err, wait_reason=NULL, "
+        f"updated_at=:now, attempts=attempts+1{set_payload} WHERE seq=:seq AND state='{PENDING}'"), params)
+    if not result.rowcount:
+        return False
+    audit.record(session, "sync", "op.quarantine", str(seq), reason=reason)
+    return True

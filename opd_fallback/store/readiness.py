@@ -22,7 +22,7 @@ import orjson
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import DeviceInfo
-from opd_fallback.store import audit, meta, numbers, reserved
+from opd_fallback.store import audit, marks, meta, numbers, reserved
 from opd_fallback.store.engine import Store
 
 PREVIOUS_DEVICE_IDS = meta.PREVIOUS_DEVICE_IDS
@@ -84,8 +84,10 @@ def check_with_central(
 ) -> SeqCheck:
     """Ask central for this device's ``max_seq``, continue above it, clear the flag.
 
-    Safe to call at any time (it never lowers anything); the sync engine may
-    call it before every run. Raises whatever the client raises when central
+    Safe to call at any time (it never lowers anything); the sync engine calls
+    it before every run. A database below central's ``max_seq`` without a
+    restore went back in time: its free reserved ids are abandoned and a
+    warning is kept for ``status``. Raises whatever the client raises when central
     cannot be reached, and :class:`WrongDevice` when the token belongs to
     another device than ``device_id``, leaving the flag set.
     """
@@ -98,6 +100,19 @@ def check_with_central(
         after = numbers.raise_floor(s, numbers.SEQ, info.max_seq)
         abandoned = 0
         hold = meta.get(s, meta.NEEDS_SEQ_CHECK)
+        if before < info.max_seq and not hold:
+            # central has numbers this database never handed out: it went back in time (its -wal lost,
+            # an old copy put back); reserved ids used in what was lost look free again: never use them
+            abandoned = reserved.abandon_free(s)
+            audit.record(s, actor, "store.went_back", info.device_id, central_max_seq=info.max_seq,
+                         seq_before=before, seq_after=after, abandoned_ids=abandoned)
+            if before > 0:
+                meta.put(s, marks.WENT_BACK, (
+                    f"this counter's database went back in time: central already has numbers up to "
+                    f"{info.max_seq} from {info.device_id} but this database had only reached {before} (was "
+                    "counter.db-wal deleted, or an old copy put back?); records made after that may be lost "
+                    f"here and must be checked against their paper slips. New numbers continue above "
+                    f"{info.max_seq}; {abandoned} reserved central id(s) were set aside. Found {now_iso()}."))
         if hold:
             abandoned = reserved.abandon_free(s)
             meta.delete(s, meta.NEEDS_SEQ_CHECK)

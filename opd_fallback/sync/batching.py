@@ -1,8 +1,10 @@
 """What to send and in which order: pending ops read with raw SQL, envelopes
-encoded straight from the stored JSON (no re-validation), ops whose dependency
-is flagged held back with a reason in words, and the rest split into lanes of
-independent dependency chains so several batches can be in flight without an
-op ever travelling before (or beside, in another lane) its dependency.
+encoded straight from the stored JSON (parsed once by orjson to be sure it is
+JSON: a damaged op is set aside as :class:`Damaged` instead of breaking the
+whole batch), ops whose dependency is flagged held back with a reason in words,
+and the rest split into lanes of independent dependency chains so several
+batches can be in flight without an op ever travelling before (or beside, in
+another lane) its dependency.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlmodel import Session
 
 from opd_fallback.domain.contract import MAX_BATCH_BYTES, MAX_BATCH_OPS
 from opd_fallback.domain.errors import error_words
+from opd_fallback.store.outbox import DAMAGED
 
 BODY_BUDGET = MAX_BATCH_BYTES - 16 * 1024  # headroom for the {"ops":[...]} wrapper
 
@@ -55,10 +58,31 @@ class Flagged:
         return f"{self.kind} {self.record_ref or self.op_id}"
 
 
+# as bytes: a damaged (not UTF-8) value must not stop the whole read
 _PENDING_SQL = text(
-    "SELECT seq, op_id, kind, device_id, operator_id, recorded_at, depends_on, payload, resolution, "
-    "record_kind, record_ref, first_deferred_at FROM op WHERE state = 'pending' ORDER BY seq"
+    "SELECT seq, CAST(op_id AS BLOB), CAST(kind AS BLOB), CAST(device_id AS BLOB), CAST(operator_id AS BLOB), "
+    "CAST(recorded_at AS BLOB), CAST(depends_on AS BLOB), CAST(payload AS BLOB), CAST(resolution AS BLOB), "
+    "CAST(record_kind AS BLOB), CAST(record_ref AS BLOB), first_deferred_at FROM op WHERE state = 'pending' ORDER BY seq"
 )
+_TEXT_COLUMNS = ("op_id", "kind", "device_id", "operator_id", "recorded_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Damaged:
+    """A pending op whose stored data cannot be read: it is quarantined, never sent."""
+
+    seq: int
+    op_id: str  # as far as it can be read
+    kind: str
+    reason: str  # in words, without any of the damaged content
+    raw_payload: bytes | None
+
+    def label(self) -> str:
+        return f"{self.kind} (queue number {self.seq})"
+
+
+class _DamagedRow(ValueError):
+    pass
 _FLAGGED_SQL = text(
     "SELECT op_id, state, kind, record_ref, last_error, wait_reason FROM op "
     "WHERE state IN ('rejected', 'conflict', 'cancelled')"
@@ -75,19 +99,85 @@ def encode(row: Any) -> bytes:
     return b"".join((
         b'{"op_id":', _q(op_id), b',"kind":', _q(kind), b',"device_id":', _q(device_id),
         b',"operator_id":', _q(operator_id), b',"seq":', str(int(seq)).encode(),
-        b',"recorded_at":', _q(recorded_at), b',"depends_on":', (depends_on or "[]").encode(),
-        b',"payload":', payload.encode(), b',"resolution":', (resolution or "null").encode(), b"}",
+        b',"recorded_at":', _q(recorded_at), b',"depends_on":', _b(depends_on or "[]"),
+        b',"payload":', _b(payload), b',"resolution":', _b(resolution or "null"), b"}",
     ))
 
 
-def load_pending(session: Session) -> list[PendingOp]:
-    """Every pending op, in seq order, ready to send."""
-    out: list[PendingOp] = []
+def _b(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _text(value: bytes | str | None, column: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return value.decode()
+    except UnicodeDecodeError as exc:
+        raise _DamagedRow(f"its stored {column} is damaged (byte {exc.start} is not readable text)") from None
+
+
+def _json(value: bytes | None, column: str, want: type) -> Any:
+    try:
+        data = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError as exc:
+        raise _DamagedRow(f"its stored {column} is damaged and cannot be read ({exc})") from None
+    if data is not None and not isinstance(data, want):
+        raise _DamagedRow(f"its stored {column} is damaged (not a JSON {want.__name__})")
+    return data
+
+
+def _checked(row: Any) -> PendingOp:
+    """One pending row, decoded and checked; :class:`_DamagedRow` when it cannot be sent as stored."""
     loads = orjson.loads
+    try:  # the common case, fast
+        op_id, kind, device_id, operator_id, recorded_at = (row[i].decode() for i in range(1, 6))
+        deps = loads(row[6]) if row[6] and row[6] != b"[]" else []
+        payload = loads(row[7])
+        resolution = loads(row[8]) if row[8] is not None else None
+        record_kind = None if row[9] is None else row[9].decode()
+        record_ref = None if row[10] is None else row[10].decode()
+    except (UnicodeDecodeError, orjson.JSONDecodeError, AttributeError, TypeError):
+        return _checked_slowly(row)
+    if (type(payload) is not dict or type(deps) is not list or not all(type(d) is str for d in deps)
+            or (resolution is not None and type(resolution) is not dict)):
+        return _checked_slowly(row)
+    seq = int(row[0])
+    body = encode((seq, op_id, kind, device_id, operator_id, recorded_at, row[6], row[7], row[8]))
+    return PendingOp(seq, op_id, kind, record_kind, record_ref, deps, body, row[11], row[8] is not None)
+
+
+def _checked_slowly(row: Any) -> PendingOp:
+    """:func:`_checked` column by column, to say in words what is damaged."""
+    texts = [_text(row[1 + i], name) for i, name in enumerate(_TEXT_COLUMNS)]
+    if row[7] is None:
+        raise _DamagedRow("its stored payload is missing")
+    payload = _json(row[7], "payload", dict)
+    if payload is None:
+        raise _DamagedRow("its stored payload is missing")
+    deps = _json(row[6], "list of dependencies", list) or []
+    if not all(isinstance(d, str) for d in deps):
+        raise _DamagedRow("its stored list of dependencies is damaged (not all op ids)")
+    _json(row[8], "resolution", dict)
+    seq = int(row[0])
+    body = encode((seq, *texts, row[6], row[7], row[8]))
+    return PendingOp(seq, str(texts[0]), str(texts[1]), _text(row[9], "record kind"), _text(row[10], "record"),
+                     deps, body, row[11], row[8] is not None)
+
+
+def load_pending(session: Session, damaged: list[Damaged] | None = None) -> list[PendingOp]:
+    """Every pending op that can be sent, in seq order, ready to send. Ops whose
+    stored data is damaged are left out and appended to ``damaged`` (give a list:
+    the sync engine quarantines them for a person)."""
+    out: list[PendingOp] = []
     for row in session.execute(_PENDING_SQL):
-        deps = loads(row[6]) if row[6] and row[6] != "[]" else []
-        out.append(PendingOp(int(row[0]), row[1], row[2], row[9], row[10], deps, encode(row), row[11],
-                             row[8] is not None))
+        try:
+            out.append(_checked(row))
+        except _DamagedRow as exc:
+            if damaged is not None:
+                op_id = row[1].decode("utf-8", "replace") if isinstance(row[1], bytes) else str(row[1])
+                kind = row[2].decode("utf-8", "replace") if isinstance(row[2], bytes) else str(row[2])
+                damaged.append(Damaged(int(row[0]), op_id, kind, str(exc), row[7]))
     return out
 
 
@@ -115,6 +205,9 @@ def wait_reason(dep: Flagged | PendingOp, why: str) -> str:
 def flagged_reason(dep: Flagged) -> str:
     words = {"rejected": "the server rejected", "conflict": "needs a person's decision",
              "cancelled": "was cancelled"}[dep.state]
+    if dep.error and dep.error.startswith(DAMAGED) and dep.state != "cancelled":
+        return wait_reason(dep, "is damaged in this counter's database and needs a person's decision "
+                                f"({dep.error})")
     return wait_reason(dep, words + (f" ({dep.error})" if dep.error and dep.state != "cancelled" else ""))
 
 

@@ -13,6 +13,14 @@ retry layer and the CLI can act on:
 * :class:`PayloadTooLarge` (413): split the batch.
 * :class:`RequestRefused`: any other 4xx (a client bug or a server that does
   not speak the contract).
+* :class:`NotTheApi` (an :class:`Unreachable`): something else answered: a web
+  page instead of JSON (a captive portal or proxy), a redirect, ``403``/``407``
+  from a proxy or firewall, or JSON of the wrong shape. Each says so in words.
+
+Every request has a total deadline (``request_timeout`` seconds, and never
+past :attr:`CentralClient.deadline` when a run sets one), enforced on every
+socket operation by :mod:`opd_fallback.sync.deadline`: a server that trickles
+one byte at a time cannot hold a request open past it.
 
 Every answer's ``Date`` header is compared with the local clock; a skew over
 five minutes is kept in :attr:`CentralClient.clock_skew_s` and reported once
@@ -22,6 +30,7 @@ through ``on_warning`` so the operator can be told.
 from __future__ import annotations
 
 import email.utils
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +52,7 @@ from opd_fallback.domain.contract import (
     Reconciliation,
     ReconciliationOps,
 )
+from opd_fallback.sync import deadline as deadlines
 
 CLOCK_SKEW_LIMIT_S = 300.0
 M = TypeVar("M", bound=BaseModel)
@@ -82,6 +92,10 @@ class TransientError(SyncError):
 
 class Unreachable(TransientError):
     """The connection could not be made at all (DNS, refused, TLS, connect timeout)."""
+
+
+class NotTheApi(Unreachable):
+    """Something other than central's API answered (captive portal, proxy, firewall, another site)."""
 
 
 class PayloadTooLarge(SyncError):
@@ -127,6 +141,63 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in out and len(out) < 10:
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
+def network_words(exc: BaseException, where: str, waited_s: float, received: int = 0) -> str:
+    """A transport failure in words a person can act on (``received``: bytes of the answer that came)."""
+    chain = _causes(exc)
+    if received and isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
+        return (f"central at {where} was too slow: no complete answer within {waited_s:.0f} s "
+                f"(only {received} bytes came: a very slow or stuck network, or a server trickling its answer)")
+    if any(isinstance(e, socket.gaierror) for e in chain) or "cannot find the name" in str(exc):
+        return (f"cannot reach central at {where}: its name cannot be found; check the server address and "
+                "the network (DNS)")
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in str(exc).lower():
+        return (f"cannot reach central at {where}: it refused the connection; is the server running, "
+                "is the address right?")
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"cannot reach central at {where}: no connection within {waited_s:.0f} s; check the network"
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"central at {where} accepted the connection but did not answer within {waited_s:.0f} s"
+    if isinstance(exc, httpx.ConnectError) and any(isinstance(e, ssl.SSLError) for e in chain):
+        return f"the secure connection to central at {where} failed: {exc}"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot reach central at {where}: {exc}"
+    return f"the connection to central at {where} broke: {_describe(exc)}"
+
+
+_WEB_PAGE = ("central answered with a web page, not the API: a proxy or captive portal may be in the way "
+             "(open a browser on this computer, or ask IT)")
+
+
+def _looks_like_a_page(response: httpx.Response) -> bool:
+    ctype = response.headers.get("content-type", "").lower()
+    head = response.content[:200].lstrip().lower()
+    return "html" in ctype or head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<"))
+
+
+def _validation_words(exc: ValidationError) -> str:
+    """``missing device_id, max_seq; wrong type for seq`` (field names only, no values)."""
+    missing: list[str] = []
+    wrong: list[str] = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ())) or "(the whole answer)"
+        (missing if err.get("type") == "missing" else wrong).append(loc)
+    parts = []
+    if missing:
+        parts.append("missing " + ", ".join(dict.fromkeys(missing[:6])))
+    if wrong:
+        parts.append("wrong value for " + ", ".join(dict.fromkeys(wrong[:6])))
+    return "; ".join(parts)
+
+
 class CentralClient:
     """A keep-alive HTTP/1.1 connection pool to one central server for one device.
 
@@ -143,6 +214,7 @@ class CentralClient:
         verify: bool = True,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        request_timeout: float = 60.0,
         max_connections: int = 8,
         on_warning: Callable[[str], None] | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -150,6 +222,11 @@ class CentralClient:
         if not token:
             raise ValueError("a device token is required (opd-fallback init or --token)")
         self.base_url = api_base(base_url)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.request_timeout = request_timeout
+        # the run's limit (``time.monotonic()`` seconds), set by a sync run: no request goes past it
+        self.deadline: Callable[[], float | None] | None = None
         verify_arg: Any = verify
         if verify and ca_bundle:  # a hospital's own CA: trust exactly that bundle
             verify_arg = ssl.create_default_context(cafile=str(ca_bundle))
@@ -165,6 +242,9 @@ class CentralClient:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             transport=transport,
         )
+        # every request's total deadline is enforced at the socket (see opd_fallback.sync.deadline)
+        for t in [self._http._transport, *self._http._mounts.values()]:
+            deadlines.install(t)
         self.on_warning = on_warning
         self.clock_skew_s: float | None = None  # server minus local, last seen
         self.clock_warning: str | None = None
@@ -182,6 +262,7 @@ class CentralClient:
             verify=settings.verify_tls,
             connect_timeout=settings.connect_timeout_s,
             read_timeout=settings.read_timeout_s,
+            request_timeout=getattr(settings, "request_timeout_s", 60.0),
             max_connections=max(4, settings.batches_in_flight + 2),
             **kw,
         )
@@ -231,16 +312,31 @@ class CentralClient:
         headers: dict[str, str] | None = None,
         ok: Sequence[int] = (200,),
     ) -> httpx.Response:
+        now = time.monotonic()
+        end = now + self.request_timeout
+        run_end = self.deadline() if self.deadline else None
+        if run_end is not None:
+            end = min(end, run_end)
+        left = end - now
+        if left <= 0:
+            raise Unreachable(f"{method} {path}: no time left to ask central (the run's limit has passed)")
+        timeout = httpx.Timeout(min(self.read_timeout, left), connect=min(self.connect_timeout, left),
+                                write=min(self.read_timeout, left), pool=min(self.connect_timeout, left))
         started = time.time()
         try:
-            response = self._http.request(method, path, content=content, params=params, headers=headers)
+            with deadlines.request_deadline(end) as state:
+                response = self._http.request(method, path, content=content, params=params, headers=headers,
+                                              timeout=timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
-            raise Unreachable(f"cannot reach {self.base_url}: {_describe(exc)}") from exc
+            raise Unreachable(network_words(exc, self.base_url, time.monotonic() - now)) from exc
         except httpx.HTTPError as exc:  # read/write timeouts, resets, protocol errors
-            raise TransientError(f"{method} {path}: {_describe(exc)}") from exc
+            words = network_words(exc, self.base_url, time.monotonic() - now, state.received)
+            raise TransientError(f"{method} {path}: {words}") from exc
         self._check_clock(response, started, time.time())
         status = response.status_code
         if status in ok:
+            if _looks_like_a_page(response):
+                raise NotTheApi(_WEB_PAGE, status=status)
             return response
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         if status == 401:
@@ -253,6 +349,19 @@ class CentralClient:
             raise PayloadTooLarge(f"{method} {path}: request too large (413)")
         if status >= 500:
             raise TransientError(f"{method} {path}: server error {status}", status=status)
+        if 300 <= status < 400:
+            where = response.headers.get("location") or "another address"
+            raise NotTheApi(f"central's address answered with a redirect ({status} to {where[:120]}), not the API: "
+                            "a proxy or captive portal may be in the way, or the server address is wrong",
+                            status=status)
+        if status == 407:
+            raise NotTheApi("a proxy between this counter and central asks for a login (407): "
+                            "ask IT to let this counter through", status=status)
+        if status == 403:  # the contract never answers 403: a proxy or firewall did
+            raise NotTheApi("a proxy or firewall refused the connection to central (403): "
+                            "ask IT to allow this counter to reach the server", status=status)
+        if _looks_like_a_page(response):
+            raise NotTheApi(f"{_WEB_PAGE} (status {status})", status=status)
         try:
             body: Any = response.json()
         except ValueError:
@@ -260,23 +369,32 @@ class CentralClient:
         raise RequestRefused(f"{method} {path}: refused with {status}", status=status, body=body)
 
     @staticmethod
-    def _model(cls: type[M], data: Any) -> M:
+    def _model(cls: type[M], data: Any, what: str = "") -> M:
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise TransientError(f"the server's answer is not what the contract says ({cls.__name__}): {exc}") from exc
+            raise NotTheApi(f"central's answer{' to ' + what if what else ''} is not what the API promises "
+                            f"({_validation_words(exc)}): is the server address right?") from exc
 
     @staticmethod
     def _json(response: httpx.Response) -> Any:
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
+            if not response.content.strip():
+                raise TransientError("central sent an empty answer") from exc
+            if _looks_like_a_page(response):
+                raise NotTheApi(_WEB_PAGE) from exc
+            ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype and "json" not in ctype:
+                raise NotTheApi(f"central answered with {ctype[:60]}, not the API's JSON: a proxy or captive "
+                                "portal may be in the way, or the server address is wrong") from exc
             # a truncated or garbled answer: we cannot know what happened
-            raise TransientError(f"unreadable answer from the server: {exc}") from exc
+            raise TransientError("central's answer is not readable JSON (cut short or garbled)") from exc
 
     def _call(self, model: type[M], method: str, path: str, **kw: Any) -> M:
         """One request whose 200 answer is ``model``."""
-        return self._model(model, self._json(self._request(method, path, **kw)))
+        return self._model(model, self._json(self._request(method, path, **kw)), f"{method} {path}")
 
     # ------------------------------------------------------------ endpoints
     def health(self) -> Health:
@@ -295,7 +413,8 @@ class CentralClient:
         data = self._json(self._request("POST", "/ops:batch", content=body, headers=_JSON_BODY))
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list):
-            raise TransientError("the server's batch answer has no results list")
+            raise NotTheApi("central's answer to POST /ops:batch is not what the API promises (missing results): "
+                            "is the server address right?")
         if op_ids is not None:
             got = [r.get("op_id") if isinstance(r, dict) else None for r in results]
             if got != op_ids:
@@ -328,7 +447,8 @@ class CentralClient:
             params["cursor"] = cursor
         data = self._json(self._request("GET", "/patients/changes", params=params))
         if not isinstance(data, dict) or not isinstance(data.get("patients"), list) or "done" not in data:
-            raise TransientError("the server's patient changes answer is malformed")
+            raise NotTheApi("central's answer to GET /patients/changes is not what the API promises "
+                            "(missing patients or done): is the server address right?")
         return data
 
     def id_block(self, kind: str, count: int) -> IdBlock:

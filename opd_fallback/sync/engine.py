@@ -34,8 +34,9 @@ from opd_fallback.domain.jsonio import dumps, dumps_or_none
 from opd_fallback.store import lease as leases
 from opd_fallback.store import meta, outbox
 from opd_fallback.store.engine import Store
-from opd_fallback.store.readiness import ensure_ready
+from opd_fallback.store.readiness import check_with_central
 from opd_fallback.sync.batching import (
+    Damaged,
     LaneQueue,
     PendingOp,
     Plan,
@@ -51,7 +52,14 @@ from opd_fallback.sync.client import (
     TransientError,
     Unauthorized,
 )
-from opd_fallback.sync.retry import CircuitBreaker, ServerDown, Stopped, call_with_retries, full_jitter
+from opd_fallback.sync.retry import (
+    CircuitBreaker,
+    Patience,
+    ServerDown,
+    Stopped,
+    call_with_retries,
+    full_jitter,
+)
 
 Progress = Callable[[int, int], None]
 
@@ -105,6 +113,7 @@ class SyncSummary:
     deferred: int = 0  # answers 'deferred' (an op may be counted once per round)
     waited_too_long: int = 0  # deferred past the limit: flagged for a person
     held_back: int = 0  # not sent: a dependency is flagged or did not apply
+    quarantined: int = 0  # damaged in this database: flagged for a person, never sent
     still_waiting: int = 0  # pending in the outbox after the run
     needs_person: int = 0  # rejected + conflict in the outbox after the run
     batches: int = 0
@@ -197,6 +206,8 @@ class CentralForSync(Protocol):
 
     on_warning: Callable[[str], None] | None
     clock_warning: str | None
+    # the run's limit (time.monotonic() seconds); the engine sets it so no request outlasts --give-up-after
+    deadline: Callable[[], float | None] | None
 
     def health(self) -> Any: ...
 
@@ -270,12 +281,21 @@ class SyncEngine:
                 lease = leases.acquire(self.store, wait_s=self.lease_wait_s)
             except leases.LeaseHeld as exc:
                 summary.outcome, summary.message = BUSY, str(exc)
+                try:  # the queue as it stands (the other sync books its own outcome)
+                    self._queue_counts(summary)
+                except Exception as qexc:
+                    summary.warnings.append(f"could not read the queue: {qexc}")
                 summary.elapsed_s = time.monotonic() - t0
                 summary.finished_at = now_iso()
                 return summary
+        # --give-up-after bounds every request, retry sleep and Retry-After wait of this run
+        patience = Patience(self.give_up_after_s)
+        previous_deadline = getattr(self.client, "deadline", None)
+        self.client.deadline = patience.deadline
         try:
-            self._run(summary, progress, lease)
+            self._run(summary, progress, lease, patience)
         finally:
+            self.client.deadline = previous_deadline
             summary.elapsed_s = time.monotonic() - t0
             summary.finished_at = now_iso()
             summary.finished_unix = time.time()
@@ -346,23 +366,37 @@ class SyncEngine:
             flagged = s.execute(text("SELECT count(*) FROM op WHERE state IN ('rejected','conflict')")).scalar()
         return int(n), int(top), int(flagged or 0)
 
-    def _run(self, summary: SyncSummary, progress: Progress | None, lease: leases.Lease | None) -> None:
+    def _load_pending(self, summary: SyncSummary) -> list[PendingOp]:
+        """Pending ops to send; damaged ones are quarantined for a person (the rest still go)."""
+        damaged: list[Damaged] = []
         with self.store.read() as s:
-            pending = load_pending(s)
+            pending = load_pending(s, damaged)
+        if damaged:
+            with self.store.write() as s:
+                done = [d for d in damaged if outbox.quarantine(s, d.seq, d.reason, raw_payload=d.raw_payload)]
+            summary.quarantined += len(done)
+            for d in done:
+                summary.add_reason(f"{d.label()}: not sent, {d.reason}; set aside for a person (opd-fallback review)")
+        return pending
+
+    def _run(self, summary: SyncSummary, progress: Progress | None, lease: leases.Lease | None,
+             patience: Patience) -> None:
+        pending = self._load_pending(summary)
         summary.total = len(pending)
         run = _Run(len(pending), progress)
         if progress:
             progress(0, run.total)
         breaker = CircuitBreaker(
-            self.client.health, give_up_after_s=self.give_up_after_s, stop=run.abort,
+            self.client.health, stop=run.abort, patience=patience,
             on_state=lambda st, why: self._event(f"circuit {st}{': ' + why if why else ''}"),
         )
         counted_blocked: set[str] = set()
         seen_ids = {op.op_id for op in pending}
         try:  # one cheap call first: is central there, does it take our token (and its clock)?
-            call_with_retries(self.client.device_me, breaker, max_elapsed_s=self.give_up_after_s)
-            # a counter restored from a backup continues above central's max_seq first
-            ensure_ready(self.store, self.client, actor="sync")
+            # this counter's numbers continue above central's max_seq first (after a restore, or a
+            # database that went back in time)
+            call_with_retries(lambda: check_with_central(self.store, self.client, actor="sync"), breaker,
+                              max_elapsed_s=self.give_up_after_s)
         except BaseException as exc:
             run.fail(exc)
             summary.probes = breaker.probes
@@ -370,8 +404,7 @@ class SyncEngine:
             return
         for rnd in range(self.max_rounds):
             if rnd > 0:
-                with self.store.read() as s:
-                    pending = load_pending(s)
+                pending = self._load_pending(summary)
                 seen_ids.update(op.op_id for op in pending)
             if not pending:
                 break
@@ -608,15 +641,19 @@ class SyncEngine:
             return ERROR, str(exc), f"not sent: {exc}"
         return ERROR, f"sync failed: {type(exc).__name__}: {exc}", f"not sent: sync failed ({type(exc).__name__})"
 
+    def _queue_counts(self, summary: SyncSummary) -> None:
+        """``still_waiting`` and ``needs_person``: where the outbox stands now."""
+        with self.store.read() as s:
+            counts = dict(s.execute(text(
+                "SELECT state, count(*) FROM op WHERE state IN ('pending','rejected','conflict') GROUP BY state"
+            )).all())
+        summary.still_waiting = int(counts.get("pending", 0))
+        summary.needs_person = int(counts.get("rejected", 0)) + int(counts.get("conflict", 0))
+
     def _finish(self, summary: SyncSummary) -> None:
         """Where the outbox stands now, and the outcome in meta for status/TUI."""
         try:
-            with self.store.read() as s:
-                counts = dict(s.execute(text(
-                    "SELECT state, count(*) FROM op WHERE state IN ('pending','rejected','conflict') GROUP BY state"
-                )).all())
-            summary.still_waiting = int(counts.get("pending", 0))
-            summary.needs_person = int(counts.get("rejected", 0)) + int(counts.get("conflict", 0))
+            self._queue_counts(summary)
             if summary.outcome == OK and summary.needs_person:
                 summary.outcome = NEEDS_PERSON
             with self.store.write() as s:

@@ -22,7 +22,7 @@ from opd_fallback.store import meta, patient_index, reserved
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import MasterDataCache
 from opd_fallback.sync.client import CentralClient, TransientError, Unauthorized, Unavailable
-from opd_fallback.sync.retry import CircuitBreaker, ServerDown, call_with_retries
+from opd_fallback.sync.retry import CircuitBreaker, Patience, ServerDown, call_with_retries
 
 INDEX_CURSOR = "patient_index_cursor"
 INDEX_REFRESHED_AT = "patient_index_refreshed_at"
@@ -133,7 +133,22 @@ def refresh_all(
 ) -> RefreshSummary:
     """Master data, patient index and id blocks; never raises for server trouble."""
     summary = RefreshSummary()
-    breaker = CircuitBreaker(client.health, give_up_after_s=give_up_after_s, stop=stop)
+    patience = Patience(give_up_after_s)  # bounds every request, retry and wait of this refresh
+    breaker = CircuitBreaker(client.health, stop=stop, patience=patience)
+    previous_deadline = getattr(client, "deadline", None)
+    client.deadline = patience.deadline
+    try:
+        return _refresh_steps(store, client, summary, breaker, give_up_after_s, index=index, ids=ids,
+                              id_target=id_target, id_low_water=id_low_water, progress=progress)
+    finally:
+        client.deadline = previous_deadline
+
+
+def _refresh_steps(
+    store: Store, client: CentralClient, summary: RefreshSummary, breaker: CircuitBreaker,
+    give_up_after_s: float | None, *, index: bool, ids: bool, id_target: int, id_low_water: int,
+    progress: Callable[[int], None] | None,
+) -> RefreshSummary:
 
     def call(fn: Callable[[], Any]) -> Any:
         return call_with_retries(fn, breaker, max_elapsed_s=give_up_after_s)

@@ -6,6 +6,12 @@ What is retried: :class:`Unavailable`/:class:`Overloaded` (nothing applied) and
 :class:`TransientError` (outcome unknown; resending is safe because the server
 is idempotent by op_id). :class:`Unauthorized`, :class:`PayloadTooLarge` and
 :class:`RequestRefused` are not: retrying cannot help.
+
+How long to keep trying is one :class:`Patience` per run: the run gives up
+once central has not answered usefully for ``give_up_after_s`` seconds. Every
+request (its total deadline is capped by the time left), every backoff sleep
+and every Retry-After wait counts against it, so ``sync --give-up-after 20``
+ends about 20 s after central's last useful answer, whatever the network does.
 """
 
 from __future__ import annotations
@@ -38,6 +44,37 @@ class Stopped(SyncError):
     """The run was asked to stop (``stop`` event, lost lease)."""
 
 
+class Patience:
+    """How long a run keeps trying: ``give_up_after_s`` seconds after the last
+    useful answer from central (or the start). None means for ever (``--watch``)."""
+
+    def __init__(self, give_up_after_s: float | None) -> None:
+        self.limit = give_up_after_s
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def progress(self) -> None:
+        """Central answered usefully: the clock starts again."""
+        with self._lock:
+            self._last = time.monotonic()
+
+    def deadline(self) -> float | None:
+        """When the run gives up (``time.monotonic()`` seconds), or None."""
+        return None if self.limit is None else self._last + self.limit
+
+    def left(self) -> float | None:
+        end = self.deadline()
+        return None if end is None else end - time.monotonic()
+
+    def expired(self) -> bool:
+        left = self.left()
+        return left is not None and left <= 0
+
+    def gave_up(self, last_error: BaseException | None) -> ServerDown:
+        return ServerDown(f"the central server is not reachable: no useful answer for {self.limit or 0:g} s, "
+                          f"so this run gave up (last problem: {last_error})", last_error=last_error)
+
+
 class wait_jitter_retry_after(wait_base):
     """Full-jitter exponential backoff, but never less than the server's Retry-After
     (plus a little jitter so a fleet of counters does not come back in step)."""
@@ -64,8 +101,9 @@ class CircuitBreaker:
     ``threshold`` failures in a row; while open every caller waits and a single
     thread probes ``probe`` (GET /health) with backoff until it answers.
 
-    ``give_up_after_s`` (None = never) bounds how long the breaker may stay open
-    before callers get :class:`ServerDown`.
+    ``patience`` (the run's) bounds how long callers wait before they get
+    :class:`ServerDown`; without it, ``give_up_after_s`` (None = never) bounds how
+    long the breaker may stay open.
     """
 
     def __init__(
@@ -78,8 +116,11 @@ class CircuitBreaker:
         give_up_after_s: float | None = 120.0,
         stop: threading.Event | None = None,
         on_state: Callable[[str, str], None] | None = None,
+        patience: Patience | None = None,
     ) -> None:
         self.probe = probe
+        self._own_patience = patience is None
+        self.patience = patience or Patience(give_up_after_s)
         self.threshold = threshold
         self.base_s = base_s
         self.cap_s = cap_s
@@ -103,6 +144,7 @@ class CircuitBreaker:
         return self._open_since is not None
 
     def record_success(self) -> None:
+        self.patience.progress()
         with self._cond:
             self._failures = 0
 
@@ -113,6 +155,8 @@ class CircuitBreaker:
             hard = isinstance(exc, Unreachable) or (isinstance(exc, Unavailable) and exc.status == 503)
             if self._open_since is None and (hard or self._failures >= self.threshold):
                 self._open_since = time.monotonic()
+                if self._own_patience:
+                    self.patience.progress()  # measured from the opening
                 if self.on_state:
                     self.on_state("open", str(exc))
 
@@ -145,21 +189,31 @@ class CircuitBreaker:
                     self._cond.notify_all()
 
     def _down_message(self) -> str:
-        return f"the central server is not reachable ({self.last_error})"
+        if self._own_patience:
+            return f"the central server is not reachable ({self.last_error})"
+        return str(self.patience.gave_up(self.last_error))
+
+    def _give_up(self) -> ServerDown:
+        with self._cond:
+            self.gave_up = True
+            self._cond.notify_all()
+        return ServerDown(self._down_message(), last_error=self.last_error)
 
     def _probe_until_up(self) -> None:
         attempt = 0
         while True:
             assert self._open_since is not None
-            if self.give_up_after_s is not None and time.monotonic() - self._open_since > self.give_up_after_s:
-                with self._cond:
-                    self.gave_up = True
-                    self._cond.notify_all()
-                raise ServerDown(self._down_message(), last_error=self.last_error)
+            left = self.patience.left()
+            if left is not None and left <= 0:
+                raise self._give_up()
             delay = full_jitter(attempt, self.base_s, self.cap_s)
             after = getattr(self.last_error, "retry_after", None)
             if after:
                 delay = max(delay, float(after))
+            if left is not None and delay >= left:  # never sleep past the run's limit
+                if self.stop.wait(max(0.0, left)):
+                    raise Stopped("sync stopped")
+                raise self._give_up()
             if self.stop.wait(delay):
                 raise Stopped("sync stopped")
             attempt += 1
@@ -169,6 +223,7 @@ class CircuitBreaker:
             except Exception as exc:  # any failure keeps it open
                 self.last_error = exc
                 continue
+            self.patience.progress()
             with self._cond:
                 self._close()
             return
@@ -182,6 +237,20 @@ class _stop_on_event(stop_base):
         return self.event.is_set()
 
 
+class _stop_when_out_of_patience(stop_base):
+    """Stop when the next sleep would end past the run's limit."""
+
+    def __init__(self, patience: Patience) -> None:
+        self.patience = patience
+        self.fired = False
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        left = self.patience.left()
+        if left is not None and retry_state.upcoming_sleep >= left:
+            self.fired = True
+        return self.fired
+
+
 def call_with_retries(
     fn: Callable[[], T],
     breaker: CircuitBreaker,
@@ -192,7 +261,9 @@ def call_with_retries(
     on_retry: Callable[[BaseException, int], None] | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds or fails for good: retryable errors back off
-    (full jitter, Retry-After) and feed the breaker; others propagate at once."""
+    (full jitter, Retry-After) and feed the breaker; others propagate at once.
+    Gives up (:class:`ServerDown`) when the breaker's patience runs out, or
+    after ``max_elapsed_s`` when the breaker has no limit of its own."""
 
     def attempt() -> T:
         breaker.wait_closed()
@@ -204,8 +275,9 @@ def call_with_retries(
         breaker.record_success()
         return result
 
-    stop: stop_base = _stop_on_event(breaker.stop)
-    if max_elapsed_s is not None:
+    out_of_patience = _stop_when_out_of_patience(breaker.patience)
+    stop: stop_base = _stop_on_event(breaker.stop) | out_of_patience
+    if max_elapsed_s is not None and breaker.patience.limit is None:
         stop = stop | stop_after_delay(max_elapsed_s)
 
     def before_sleep(state: RetryCallState) -> None:
@@ -222,4 +294,9 @@ def call_with_retries(
         before_sleep=before_sleep,
         sleep=breaker.sleep,
     )
-    return retrying(attempt)
+    try:
+        return retrying(attempt)
+    except RETRYABLE as exc:
+        if out_of_patience.fired and not breaker.stop.is_set():
+            raise breaker.patience.gave_up(exc) from exc
+        raise

@@ -39,11 +39,21 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
     probe = None
     sync_runner = None
     if make_client is not None:
+        numbers_checked: list[bool] = []
+
         def probe() -> bool:
-            # one cheap GET with short timeouts; never raises
+            # one cheap GET with short timeouts; never raises. The first time central answers, this
+            # counter's numbers are checked against its devices/me (a database that went back in time
+            # continues above central's max_seq before it prints another number)
             try:
                 with make_client() as client:
-                    client.health()
+                    if numbers_checked:
+                        client.health()
+                    else:
+                        from opd_fallback.store.readiness import check_with_central
+
+                        check_with_central(store, client, device_id=settings.device_id, actor="counter")
+                        numbers_checked.append(True)
                 return True
             except Exception:
                 return False

@@ -88,3 +88,33 @@ def test_engine_reports_busy_with_exit_4(store: Store) -> None:
             summary = SyncEngine(store, client).run()
     assert summary.outcome == "busy" and summary.exit_code == 4
     assert "background-sync" in summary.message
+
+
+def test_busy_sync_reports_the_real_queue(store: Store) -> None:
+    """``sync --json`` while another sync runs once said still_waiting 0 with ops pending."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from opd_fallback.application.services import CounterService, PaymentInput
+    from opd_fallback.cli import app
+    from opd_fallback.config import load_settings, write_config, write_token
+
+    svc = CounterService(store, "C07")
+    for i in range(3):
+        svc.register_new("op-1", {"name": "Asha Verma " + "ABC"[i], "sex": "F", "age_years": 30}, department="MED",
+                         payment=PaymentInput(mode="cash", amount_paise=1000))
+    with store.read() as s:
+        pending = int(s.execute(text("SELECT count(*) FROM op WHERE state='pending'")).scalar() or 0)
+    assert pending >= 6
+    data = Path(store.path).parent
+    settings = load_settings(data)
+    write_config(settings, {"device_id": "C07", "hospital": "KGMU", "central_url": "http://127.0.0.1:9"})
+    write_token(settings, "tok")
+    with leases.acquire(store, holder="background-sync"):
+        r = CliRunner().invoke(app, ["--data-dir", str(data), "sync", "--json"])
+    import orjson
+
+    out = orjson.loads(r.stdout)
+    assert r.exit_code == 4 and out["outcome"] == "busy"
+    assert out["still_waiting"] == pending and out["needs_person"] == 0

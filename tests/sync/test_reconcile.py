@@ -277,3 +277,39 @@ def test_nightly_still_backs_up_when_reconciling_the_local_database_fails(
     assert failed and "reconcile failed" in failed[0]["detail"]
     assert any("reconcile failed: KeyError" in why for why in out["reasons"])
     assert out["backup"]["integrity"] == "ok" and Path(out["backup"]["path"]).exists()
+
+
+def _tamper(db: Path, op_id: str, change: dict[str, Any]) -> None:
+    """Change a queued op's payload behind the application's back (a bug, a bad tool, a bad disk)."""
+    conn = sqlite3.connect(db)
+    payload = orjson.loads(conn.execute("SELECT payload FROM op WHERE op_id=?", (op_id,)).fetchone()[0])
+    payload.update(change)
+    conn.execute("UPDATE op SET payload=? WHERE op_id=?", (orjson.dumps(payload).decode(), op_id))
+    conn.commit()
+    conn.close()
+
+
+def test_payload_that_no_longer_matches_its_record_is_reported_not_clean(tmp_path: Path, store: Store) -> None:
+    """Reconcile once said CLEAN while a payment's payload (1000 paise) differed from its record (50000)."""
+    from opd_fallback.store import operators
+
+    operators.add_operator(store, "sup1", "Supervisor", "4321", role="supervisor")
+    regs = make_day(store, 3, amount=50000)
+    paid = regs[1].payment
+    _tamper(store.path, paid.op_id, {"amount_paise": 1000, "items": [{"code": "OPD-NEW", "qty": 1,
+                                                                       "amount_paise": 1000}]})
+    svc = CounterService(store, "C07")
+    void = svc.void("op-1", regs[2].payment.extra["receipt_no"], "wrong patient", approved_by="sup1")
+    _tamper(store.path, void.op_id, {"payment": {"local_ref": regs[0].payment.local_ref}})
+    with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
+        push_all(store, client)
+        rep = reconcile_day(store, client, "C07", today_ist())
+    assert rep.status == "attention" and rep.exit_code == 1
+    by_field = {(m["op_id"], m["field"]): m for m in rep.payload_mismatches}
+    amount = by_field[(paid.op_id, "amount_paise")]
+    assert (amount["queued"], amount["record"]) == (1000, 50000)
+    assert "₹10.00" in amount["words"] and "₹500.00" in amount["words"]
+    assert (paid.op_id, "items") in by_field
+    assert by_field[(void.op_id, "payment")]["record"] == regs[2].payment.local_ref
+    assert any("no longer match the record" in r for r in rep.reasons())
+    assert rep.as_dict()["payload_mismatches"]

@@ -165,6 +165,8 @@ def _ref_words(ref: Any) -> str:
 
 def _title(op: Op, payload: dict[str, Any]) -> str:
     kind = op.kind
+    if op.last_status == outbox.DAMAGED:
+        return f"{KIND_WORDS.get(kind, kind).capitalize()} {op.record_ref or op.op_id} (its stored data is damaged)"
     if kind == "patient.register":
         return f"Registration of {payload.get('name', '?')} ({payload.get('local_ref', '?')})"
     if kind == "patient.update":
@@ -196,6 +198,9 @@ def _explain(op: Op, category: Category, error: dict[str, Any], waiting: int) ->
         cur = error.get("current") or {}
         text = (f"Patient {cur.get('uhid', '?')} was changed centrally (now version {cur.get('version', '?')}) "
                 "after this counter last saw it. Choose, field by field, the counter's value or central's.")
+    elif category == "rejected" and error.get("code") == outbox.DAMAGED:
+        text = (f"This {what} is damaged in this counter's database and was never sent ({msg}). "
+                "Cancel it with a reason and enter it again from the paper slip.")
     elif category == "rejected":
         text = f"Central refused this {what} ({error.get('code', '?')}): {msg or 'no reason given'}. " \
                "Correct it and send it again, or cancel it with a reason."
@@ -214,6 +219,8 @@ def _actions(op: Op, category: Category) -> tuple[str, ...]:
         return ("link", "create_new", "cancel")
     if category == "stale_update":
         return ("merge", "cancel")
+    if category == "rejected" and op.last_status == outbox.DAMAGED:
+        return ("cancel",)  # its data cannot be read, so it cannot be corrected
     if category == "rejected":
         return ("correct", "cancel")
     if category == "waited_too_long":
@@ -230,7 +237,10 @@ def dependents(s: Session, op_id: str) -> list[Op]:
 
 
 def review_item(s: Session, op: Op) -> ReviewItem:
-    payload = loads(op.payload) or {}
+    try:
+        payload = loads(op.payload) or {}
+    except ValueError:  # a damaged op (quarantined by sync): shown, never parsed
+        payload = {}
     error = loads(op.last_error) or {}
     category = category_of(op, error)
     waiting = tuple(o.op_id for o in dependents(s, op.op_id))
