@@ -180,8 +180,11 @@ def restore_cmd(
 
             if not supervisor:
                 fail("moving to a new device id needs a supervisor: --supervisor ID (PIN asked)")
-            if operators.verify_supervisor(store, supervisor, _supervisor_pin(pin_stdin)) is None:
-                fail("supervisor id or PIN not accepted")
+            try:
+                operators.verify_operator(store, supervisor, _supervisor_pin(pin_stdin), role="supervisor",
+                                          purpose="restore")
+            except operators.PinRefused as exc:
+                fail(exc.sentence)
             try:
                 readiness.move_to_new_device(store, device, new_device_id, actor=supervisor)
             except ValueError as exc:

@@ -1,8 +1,8 @@
 """``init`` and ``operator add|list|disable``: setting a counter up.
 
 The device token goes to its own 0600 file, never into config.toml; PINs are
-read without echo (twice) or from stdin for scripts, and stored only as a
-scrypt hash.
+read without echo (twice) or from stdin for scripts, and stored only as an
+argon2id hash (store/operators.py); supervisors need at least 6 digits.
 """
 
 from __future__ import annotations
@@ -88,11 +88,12 @@ def init(
     typer.echo(f"  token:    {'stored (' + str(final.token_path) + ', mode 0600)' if tok else '(not set)'}")
 
 
-def _read_pin(pin_stdin: bool) -> str:
+def _read_pin(pin_stdin: bool, role: str = "operator") -> str:
     if pin_stdin:
         line = sys.stdin.readline()
         return line.rstrip("\r\n")
-    first = getpass.getpass("PIN (4-8 digits): ")
+    low = ops.MIN_PIN_DIGITS.get(role, 4)
+    first = getpass.getpass(f"PIN ({low}-{ops.MAX_PIN_DIGITS} digits): ")
     second = getpass.getpass("PIN again: ")
     if first != second:
         fail("the two PINs differ; nothing saved")
@@ -103,14 +104,16 @@ def _read_pin(pin_stdin: bool) -> str:
 def operator_add(
     operator_id: Annotated[str, typer.Argument(help="Login id, e.g. op-114")],
     name: Annotated[str, typer.Option("--name", help="Full name")],
-    role: Annotated[str, typer.Option("--role", help="operator or supervisor")] = "operator",
+    role: Annotated[
+        str, typer.Option("--role", help="operator (PIN of 4-8 digits) or supervisor (PIN of 6-8 digits)")
+    ] = "operator",
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the PIN from stdin (one line)")] = False,
 ) -> None:
     """Add an operator; the PIN is asked twice without echo (or read from stdin)."""
     if role not in ops.ROLES:
         fail(f"--role must be one of {', '.join(ops.ROLES)}")
     with counter_store() as (_s, store), domain_errors():
-        pin = _read_pin(pin_stdin)
+        pin = _read_pin(pin_stdin, role)
         ops.add_operator(store, operator_id, name, pin, role=role)
     typer.echo(f"operator {operator_id} ({role}) added")
 
