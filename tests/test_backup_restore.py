@@ -364,7 +364,7 @@ def test_backup_and_restore_commands(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
         r = _cli(pc3, "restore", str(made), "--new-device-id", "C08", "--supervisor", "sup1", "--pin-stdin",
                  input="0000\n")
-        assert r.exit_code == 1 and "not accepted" in r.output
+        assert r.exit_code == 1 and "Wrong operator ID or PIN" in r.output
         r = _cli(pc3, "restore", str(made), "--new-device-id", "C08", "--token", central.tokens["C08"],
                  "--supervisor", "sup1", "--pin-stdin", input="654321\n")
         assert r.exit_code == 0, r.output

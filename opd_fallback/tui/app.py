@@ -107,6 +107,7 @@ class CounterApp(App[None]):
         self._installed: list[str] = []
         self._status_busy = False
         self._print_lock = threading.Lock()  # one document at a time reaches the printer
+        self.startup_warnings: list[str] = []  # shown once when the counter opens (e.g. TLS checks off)
 
     # ----------------------------------------------------------------- time
     def now(self) -> datetime:
@@ -121,6 +122,8 @@ class CounterApp(App[None]):
         self.set_interval(self.status_interval_s, self.refresh_status)
         self.set_interval(1.0, self._check_idle)
         self.refresh_status()
+        for warning in self.startup_warnings:
+            self.notify(warning, severity="warning", timeout=30)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):

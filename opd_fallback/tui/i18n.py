@@ -18,6 +18,7 @@ LANGS: tuple[Lang, ...] = ("en", "hi")
 STRINGS: dict[str, tuple[str, str]] = {
     # app, status bar, keys
     "app.title": ("OPD counter (offline fallback)", "ओपीडी काउंटर (ऑफ़लाइन)"),
+    "status.tls_off": ("TLS CHECKS OFF", "TLS जाँच बंद"),
     "status.online": ("Central: online", "केंद्र: ऑनलाइन"),
     "status.offline": ("Central: OFFLINE", "केंद्र: ऑफ़लाइन"),
     "status.unknown": ("Central: checking", "केंद्र: जाँच रहे हैं"),
