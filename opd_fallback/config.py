@@ -64,9 +64,10 @@ def tighten_file(path: Path | str) -> None:
 
 
 def open_private(path: Path | str, mode: str = "w", *, encoding: str | None = "utf-8") -> IO[Any]:
-    """Open ``path`` for writing as a 0600 file (created so, or tightened),
-    refusing to follow a symlink planted at that name."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    """Open ``path`` for writing (``mode`` "w", "wb" or "a") as a 0600 file
+    (created so, or tightened), refusing to follow a symlink planted at that name."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags, PRIVATE_FILE_MODE)
     try:
         os.fchmod(fd, PRIVATE_FILE_MODE)

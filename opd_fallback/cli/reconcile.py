@@ -127,7 +127,10 @@ def backup_cmd(
         res = backups.backup(s.db_path, to or s.backups_dir, keep=keep or s.backups_keep,
                              device_id=s.device_id or None)
     except backups.BackupError as exc:
-        fail(str(exc))
+        from opd_fallback.store.failures import explain
+
+        problem = explain(exc, s.db_path, where="backup")  # a damaged database or a full disk: say which
+        fail(str(problem or exc), code=problem.exit_code if problem else 1)
     if as_json:
         typer.echo(json.dumps(res.as_dict(), indent=2, sort_keys=True))
     else:

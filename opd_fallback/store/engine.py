@@ -54,6 +54,7 @@ def make_engine(path: Path | str) -> Engine:
         f"sqlite:///{Path(path)}",
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         pool_pre_ping=False,
+        hide_parameters=True,  # an error message never carries a patient's name or a payload
     )
     event.listen(engine, "connect", _on_connect)
     event.listen(engine, "begin", _on_begin)

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.printing import Document, Printer
 from opd_fallback.printing.spool import Spool, print_with_spool
+from opd_fallback.store import failures
 from opd_fallback.tui.i18n import Lang, tr
 from opd_fallback.tui.state import Session, StatusModel
 
@@ -56,11 +57,21 @@ def run_in_thread(
         try:
             result = fn(*args)
         except BaseException as exc:
-            _call_back(app, on_error, exc)
+            _call_back(app, on_error, storage_problem(app, exc))
             return
         _call_back(app, on_done, result)
 
     node.run_worker(job, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
+
+
+def storage_problem(app: Any, exc: BaseException) -> BaseException:
+    """A full disk, read-only folder or damaged database becomes the one sentence
+    of store/failures.py (its traceback logged, never shown); others pass as they are."""
+    store = getattr(getattr(app, "backend", None), "store", None)
+    path = getattr(store, "path", None)
+    if not isinstance(exc, Exception):
+        return exc
+    return failures.explain(exc, Path(path) if path else None, where="counter") or exc
 
 
 class CounterApp(App[None]):
