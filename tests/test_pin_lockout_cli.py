@@ -60,3 +60,19 @@ def test_wrong_pins_lock_the_supervisor_in_review_and_are_audited(counter: Path)
     assert actions == ["operator.pin_wrong"] * 5 + ["operator.pin_lockout", "operator.pin_while_locked"]
     assert all(r[0] == "sup1" and orjson.loads(r[2])["purpose"] == "review" for r in rows)
     assert all("000000" not in r[2] and "482913" not in r[2] for r in rows)
+
+
+def test_a_supervisor_lifts_a_lockout_early(counter: Path) -> None:
+    for op, role, pin in (("op1", "operator", "4826"), ("sup1", "supervisor", "482913")):
+        assert runner.invoke(app, ["operator", "add", op, "--name", op, "--role", role, "--pin-stdin"],
+                             input=pin + "\n").exit_code == 0
+    for _ in range(5):
+        runner.invoke(app, ["review", "resolve", "01ABC", "--retry", "--supervisor", "op1", "--pin-stdin"],
+                      input="0000\n")
+    res = runner.invoke(app, ["operator", "unlock", "op1", "--supervisor", "sup1", "--pin-stdin"], input="000000\n")
+    assert res.exit_code == 1 and "Wrong operator ID or PIN" in res.output
+    res = runner.invoke(app, ["operator", "unlock", "op1", "--supervisor", "sup1", "--pin-stdin"], input="482913\n")
+    assert res.exit_code == 0 and "op1 may try a PIN again" in res.output
+    res = runner.invoke(app, ["review", "resolve", "01ABC", "--retry", "--supervisor", "op1", "--pin-stdin"],
+                        input="4826\n")
+    assert "not a supervisor" in res.output  # the right PIN is checked again, not "locked"

@@ -163,6 +163,20 @@ def operator_disable(operator_id: Annotated[str, typer.Argument(help="Login id")
     typer.echo(f"operator {operator_id} disabled")
 
 
+@operator_app.command("unlock")
+def operator_unlock(
+    operator_id: Annotated[str, typer.Argument(help="Login id locked by wrong PINs")],
+    supervisor: Annotated[str, typer.Option("--supervisor", help="Supervisor lifting the lock (PIN asked)")],
+    pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the supervisor's PIN from stdin")] = False,
+) -> None:
+    """Lift a PIN lockout before it runs out (a supervisor's PIN; audited)."""
+    with counter_store() as (_s, store), domain_errors():
+        pin = sys.stdin.readline().strip() if pin_stdin else str(typer.prompt("Supervisor PIN", hide_input=True))
+        sup = ops.verify_operator(store, supervisor, pin, role="supervisor", purpose="unlock")
+        had = ops.unlock_operator(store, operator_id, actor=sup.id)
+    typer.echo(f"operator {operator_id} may try a PIN again" + ("" if had else " (it was not locked)"))
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.add_typer(operator_app, name="operator")

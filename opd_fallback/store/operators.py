@@ -190,6 +190,16 @@ def lockout_remaining(store: Store, operator_id: str) -> float:
     return max(0.0, until - _clock())
 
 
+def unlock_operator(store: Store, operator_id: str, *, actor: str) -> bool:
+    """Lift a PIN lockout early (a supervisor vouched for the person); audited.
+    True if the ID had wrong PINs counted against it."""
+    with store.write() as s:
+        had = meta.get(s, LOCK_KEY + operator_id) is not None
+        meta.delete(s, LOCK_KEY + operator_id)
+        audit.record(s, actor, "operator.pin_unlock", operator_id, had_failures=had)
+    return had
+
+
 # ------------------------------------------------------------------ the check
 def verify_operator(
     store: Store, operator_id: str, pin: str, *, role: str | None = None, purpose: str = "login"
