@@ -113,3 +113,22 @@ def test_a_write_that_meets_a_full_disk_keeps_nothing_half_done(tmp_path: Path,
             assert [o.id for o in list_operators(store)] == ["op1"]
         finally:
             store.close()
+
+
+def test_a_bad_setting_and_a_bug_are_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opd_fallback.cli.__init__ import EXIT_UNEXPECTED
+    from opd_fallback.store import operators
+
+    data = tmp_path / "counter"
+    _counter(data, monkeypatch)
+    monkeypatch.setenv("OPD_BATCH_SIZE", "9999")
+    _one_line(["status"], 1, "a setting is not valid (batch_size: must be at most 500)")
+    monkeypatch.delenv("OPD_BATCH_SIZE")
+
+    def broken(store: object) -> None:
+        raise ValueError(f"cannot show {PATIENT}")
+
+    monkeypatch.setattr(operators, "list_operators", broken)
+    line = _one_line(["operator", "list"], EXIT_UNEXPECTED, "an unexpected ValueError stopped this command")
+    log = data / "logs" / "errors.log"
+    assert str(log) in line and stat.S_IMODE(os.stat(log).st_mode) == 0o600

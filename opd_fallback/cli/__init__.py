@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from opd_fallback.cli import central, counter, importing, preview, reconcile, review, setup, status, sync
@@ -57,6 +58,13 @@ def _one_line(exc: Exception, where: str) -> None:
     if problem is not None:
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(problem.exit_code)
+    if isinstance(exc, ValidationError) and exc.title in ("Settings", "CentralSettings"):
+        from opd_fallback.domain.errors import explain as problems
+
+        said = "; ".join(f"{p.field}: {p.message}" for p in problems(exc))
+        typer.echo(f"error: a setting is not valid ({said}): fix it in config.toml or the OPD_* "
+                   "environment variables", err=True)
+        raise typer.Exit(1)
     log = write_log(exc, data_dir, where=where)
     where_log = f"details for IT are in {log}" if log else "no log could be written"
     typer.echo(f"error: an unexpected {type(exc).__name__} stopped this command ({where_log}); "
