@@ -191,5 +191,22 @@ def explain(exc: BaseException, db_path: Path | None, *, where: str = "", log: b
     elif kind == "cantopen" and _read_only_folder(path.parent):
         kind = "readonly"  # SQLite cannot make its -shm file there: say the real cause
     text, code = sentence(kind, path)
-    log_path = write_log(exc, path.parent, where=where) if log else None
+    log_path = _logged(exc, kind, path, where) if log else None
     return StorageProblem(kind, text, code, log_path)
+
+
+_last_logged: dict[tuple[str, str], tuple[float, Path | None]] = {}
+LOG_EVERY_S = 60.0  # a counter polling a broken disk logs its traceback once a minute, not every tick
+
+
+def _logged(exc: BaseException, kind: str, path: Path, where: str) -> Path | None:
+    import time
+
+    key = (kind, str(path))
+    now = time.monotonic()
+    seen = _last_logged.get(key)
+    if seen is not None and now - seen[0] < LOG_EVERY_S:
+        return seen[1]
+    log_path = write_log(exc, path.parent, where=where)
+    _last_logged[key] = (now, log_path)
+    return log_path

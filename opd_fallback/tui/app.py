@@ -118,6 +118,7 @@ class CounterApp(App[None]):
         self._installed: list[str] = []
         self._status_busy = False
         self._print_lock = threading.Lock()  # one document at a time reaches the printer
+        self._storage_said: str | None = None
         self.startup_warnings: list[str] = []  # shown once when the counter opens (e.g. TLS checks off)
 
     # ----------------------------------------------------------------- time
@@ -283,8 +284,11 @@ class CounterApp(App[None]):
             return
         self._status_busy = True
 
-        def failed(_: BaseException) -> None:
+        def failed(exc: BaseException) -> None:
             self._status_busy = False
+            if isinstance(exc, failures.StorageProblem) and exc.kind != self._storage_said:
+                self._storage_said = exc.kind  # a damaged database or a lost disk: say it once, in words
+                self.notify(str(exc), severity="error", timeout=60)
 
         self.run_blocking(self._collect_status, on_done=self._apply_status, on_error=failed, group="status")
 

@@ -53,3 +53,28 @@ async def test_a_full_disk_at_save_is_one_sentence_and_the_counter_goes_on(
             assert (data / "logs" / "errors.log").exists() or (tmp_path / "state").exists()
         finally:
             store.close()
+
+
+async def test_a_database_damaged_while_the_counter_runs_is_said_once_in_words(
+    seeded_db: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    db = tmp_path / "counter" / "counter.db"
+    db.parent.mkdir()
+    shutil.copyfile(seeded_db, db)
+    store = open_store(db)
+    try:
+        app = create_app(StoreBackend(store, device_id="C07", hospital="KGMU"),
+                         print_dir=tmp_path / "prints", spool_dir=tmp_path / "spool")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await login(pilot)
+            store.engine.dispose()  # as after a restart of the pool: the next read opens the file afresh
+            with open(db, "r+b") as fh:
+                fh.write(b"garbage, not SQLite" * 300)
+            app.refresh_status()
+            await settle(pilot)
+            said = [str(n.message) for n in app._notifications]
+            assert any(f"The counter's database at {db} is damaged: restore the last backup" in m for m in said)
+            assert app.is_running
+    finally:
+        store.close()
