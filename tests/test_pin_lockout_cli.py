@@ -46,7 +46,7 @@ def test_wrong_pins_lock_the_supervisor_in_review_and_are_audited(counter: Path)
         assert "Traceback" not in res.output
     res = resolve("000000")
     assert res.exit_code == 1
-    assert "Too many wrong PINs for sup1: this ID is locked; wait 30 seconds" in res.output
+    assert "Too many wrong PINs for sup1: this ID is locked; wait 30 s" in res.output
     res = resolve("482913")  # the right PIN, still locked
     assert res.exit_code == 1 and "locked; wait" in res.output
     store = open_store(counter / "counter.db")

@@ -38,7 +38,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlmodel import Session, select
 
-from opd_fallback.domain.clock import IST, now_iso
+from opd_fallback.domain.clock import IST, duration_words, now_iso
 from opd_fallback.domain.errors import DomainError, FieldProblem
 from opd_fallback.store import audit, meta
 from opd_fallback.store.engine import Store
@@ -170,16 +170,9 @@ def lock_seconds(failures: int) -> int:
     return int(min(MAX_LOCK_S, FIRST_LOCK_S * 2 ** min(failures - FREE_TRIES, 20)))
 
 
-def _wait_words(seconds: float) -> str:
-    s = max(1, math.ceil(seconds))
-    if s < 120:
-        return f"{s} seconds"
-    return f"{math.ceil(s / 60)} minutes"
-
-
 def _locked_sentence(operator_id: str, seconds: float, until: float) -> str:
     at = datetime.fromtimestamp(until, IST).strftime("%H:%M:%S")
-    return (f"Too many wrong PINs for {operator_id}: this ID is locked; wait {_wait_words(seconds)} "
+    return (f"Too many wrong PINs for {operator_id}: this ID is locked; wait {duration_words(math.ceil(seconds))} "
             f"(until {at}) and try again, or ask a supervisor.")
 
 
@@ -267,7 +260,7 @@ def _wrong(store: Store, operator_id: str, purpose: str) -> None:
         raise PinRefused(_locked_sentence(operator_id, locked, until), code="pin_locked", locked_for_s=locked)
     left = FREE_TRIES - failures
     raise PinRefused(f"Wrong operator ID or PIN; {left} more wrong {'try' if left == 1 else 'tries'} "
-                     f"and this ID is locked for {FIRST_LOCK_S} seconds.", code="wrong_pin")
+                     f"and this ID is locked for {duration_words(FIRST_LOCK_S)}.", code="wrong_pin")
 
 
 def verify_supervisor(store: Store, operator_id: str, pin: str, *, purpose: str = "approval") -> Operator:

@@ -51,8 +51,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "login.button": ("Log in (Enter)", "लॉग इन (Enter)"),
     "login.failed": ("Wrong operator ID or PIN", "गलत ऑपरेटर आईडी या पिन"),
     "login.locked": (
-        "Too many wrong PINs: this ID is locked; wait {wait} seconds and try again, or ask a supervisor.",
-        "बहुत बार गलत पिन: यह आईडी लॉक है; {wait} सेकंड रुकें और फिर कोशिश करें, या सुपरवाइज़र से पूछें।",
+        "Too many wrong PINs: this ID is locked; wait {wait} and try again, or ask a supervisor.",
+        "बहुत बार गलत पिन: यह आईडी लॉक है; {wait} रुकें और फिर कोशिश करें, या सुपरवाइज़र से पूछें।",
     ),
     "login.checking": ("Checking…", "जाँच रहे हैं…"),
     "login.pin_format": ("PIN must be 4 to 8 digits", "पिन 4 से 8 अंकों का होना चाहिए"),

@@ -93,14 +93,14 @@ def test_five_wrong_pins_lock_the_id_even_for_the_right_pin_doubling_and_audited
     for left in (4, 3, 2, 1):
         with pytest.raises(ops.PinRefused, match=f"{left} more wrong"):
             ops.verify_operator(store, "op1", "0000")
-    with pytest.raises(ops.PinRefused, match="locked; wait 30 seconds") as e:
+    with pytest.raises(ops.PinRefused, match="locked; wait 30 s") as e:
         ops.verify_operator(store, "op1", "0000")
     assert e.value.code == "pin_locked" and e.value.locked_for_s == 30
     now[0] += 10  # the right PIN does not help while locked
-    with pytest.raises(ops.PinRefused, match="wait 20 seconds"):
+    with pytest.raises(ops.PinRefused, match="wait 20 s"):
         ops.verify_operator(store, "op1", "4826")
     now[0] += 21
-    with pytest.raises(ops.PinRefused, match="wait 60 seconds"):  # one more wrong PIN: doubled
+    with pytest.raises(ops.PinRefused, match="wait 60 s"):  # one more wrong PIN: doubled
         ops.verify_operator(store, "op1", "1111")
     now[0] += 61
     assert ops.verify_operator(store, "op1", "4826").id == "op1"  # a good PIN resets the count

@@ -39,7 +39,7 @@ async def test_wrong_pins_at_login_lock_the_id_and_are_audited(make_app, store: 
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, LoginScreen) and app.session is None
-        assert "locked; wait 30 seconds" in _msg(app, "#login-msg")
+        assert "locked; wait 30 s" in _msg(app, "#login-msg")
         await type_text(pilot, OPERATOR_PIN)  # the right PIN, while locked
         await pilot.press("enter")
         await settle(pilot)
@@ -61,5 +61,5 @@ async def test_wrong_pins_at_unlock_count_too(make_app, store: Store) -> None:
             await pilot.press("enter")
             await settle(pilot)
         assert isinstance(app.screen, LockScreen)
-        assert "locked; wait 30 seconds" in _msg(app, "#lock-msg")
+        assert "locked; wait 30 s" in _msg(app, "#lock-msg")
     assert [a for _o, a in _pin_audit(store)][-2:] == ["operator.pin_wrong", "operator.pin_lockout"]

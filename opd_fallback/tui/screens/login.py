@@ -8,6 +8,7 @@ from textual.containers import Center, Vertical
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
+from opd_fallback.domain.clock import duration_words
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.store.operators import PinRefused, validate_pin
 from opd_fallback.tui.i18n import tr
@@ -102,5 +103,5 @@ def refusal_text(exc: PinRefused, lang: str) -> str:
     if lang == "en":
         return exc.sentence
     if exc.code == "pin_locked":
-        return tr("login.locked", lang, wait=str(exc.locked_for_s))  # type: ignore[arg-type]
+        return tr("login.locked", lang, wait=duration_words(exc.locked_for_s))  # type: ignore[arg-type]
     return tr("login.failed", lang)  # type: ignore[arg-type]
