@@ -7,17 +7,22 @@ from pathlib import Path
 
 import orjson
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from opd_fallback.cli import app
 from opd_fallback.store import open_store
+from opd_fallback.store import operators as ops
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def counter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # a cheap argon2id: these tests are about the lockout, not the cost (tests/store/test_operators.py)
+    monkeypatch.setattr(ops, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    ops._dummy_hash.cache_clear()
     monkeypatch.setenv("OPD_DATA_DIR", str(tmp_path))
     assert runner.invoke(app, ["init", "--device", "C07", "--hospital", "KGMU"]).exit_code == 0
     return tmp_path

@@ -10,12 +10,23 @@ import time
 
 import orjson
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.store import Store, open_store
 from opd_fallback.store import operators as ops
 from opd_fallback.store.tables import Operator
+
+
+@pytest.fixture
+def cheap_pins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cheap argon2id for tests about the lockout, not about the cost (the
+    parameters travel in each hash, so verification follows whatever was stored)."""
+    monkeypatch.setattr(ops, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    ops._dummy_hash.cache_clear()
+    yield
+    ops._dummy_hash.cache_clear()
 
 
 def _audit(store: Store) -> list[tuple[str, str, dict]]:
@@ -42,7 +53,7 @@ def test_one_guess_costs_at_least_50_ms() -> None:
     assert time.perf_counter() - t0 >= 0.05
 
 
-def test_verify_right_and_wrong_pin_and_disabled(store: Store) -> None:
+def test_verify_right_and_wrong_pin_and_disabled(store: Store, cheap_pins: None) -> None:
     ops.add_operator(store, "op1", "Asha", "4826")
     ops.add_operator(store, "sup1", "Meena", "999999", role="supervisor")
     assert ops.verify_operator(store, "op1", "4826").id == "op1"
@@ -85,7 +96,7 @@ def test_duplicate_and_bad_ids_and_roles(store: Store) -> None:
 
 
 def test_five_wrong_pins_lock_the_id_even_for_the_right_pin_doubling_and_audited(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch, cheap_pins: None
 ) -> None:
     now = [1_800_000_000.0]
     monkeypatch.setattr(ops, "_clock", lambda: now[0])
@@ -117,7 +128,7 @@ def test_five_wrong_pins_lock_the_id_even_for_the_right_pin_doubling_and_audited
     assert all("0000" not in str(d) and "4826" not in str(d) for _a, _s, d in _audit(store))
 
 
-def test_lockout_survives_reopening_the_database(store: Store) -> None:
+def test_lockout_survives_reopening_the_database(store: Store, cheap_pins: None) -> None:
     ops.add_operator(store, "op1", "Asha", "4826")
     for _ in range(ops.FREE_TRIES):
         with pytest.raises(ops.PinRefused):
