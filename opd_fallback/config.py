@@ -3,6 +3,11 @@
 
 Precedence: explicit arguments > environment (``OPD_CENTRAL_URL``,
 ``OPD_CENTRAL_TOKEN``, ...) > ``config.toml`` > defaults.
+
+Everything the counter keeps holds patient data or a secret, so its files are
+made owner-only here, whatever the umask: ``private_dir`` (0700 for folders we
+create) and ``open_private`` / ``write_private`` (0600 files, never through a
+symlink). The store, backups, spool, prints and the error log use them.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -23,6 +28,62 @@ CONFIG_FILE = "config.toml"
 TOKEN_FILE = "device.token"  # noqa: S105 - a file name, not a secret
 DB_FILE = "counter.db"
 _DEVICE = re.compile(r"^[A-Z0-9]{1,16}$")
+
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_dir(path: Path | str, *, tighten: bool = False) -> Path:
+    """``mkdir -p`` where every folder it creates is 0700; ``tighten`` also makes
+    an existing ``path`` 0700 (the counter's own data directory)."""
+    path = Path(path)
+    missing: list[Path] = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    for made in missing:  # mkdir's mode is masked by the umask, and parents get the default
+        os.chmod(made, PRIVATE_DIR_MODE)
+    if tighten and (path.stat().st_mode & 0o777) != PRIVATE_DIR_MODE:
+        os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def tighten_file(path: Path | str) -> None:
+    """Make an existing file 0600 (best effort: a read-only disk or another owner says no)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+        if st.st_mode & 0o077:
+            os.chmod(path, PRIVATE_FILE_MODE, follow_symlinks=False)
+    except (FileNotFoundError, NotImplementedError, PermissionError):
+        pass
+    except OSError:
+        pass
+
+
+def open_private(path: Path | str, mode: str = "w", *, encoding: str | None = "utf-8") -> IO[Any]:
+    """Open ``path`` for writing (``mode`` "w", "wb" or "a") as a 0600 file
+    (created so, or tightened), refusing to follow a symlink planted at that name."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+        return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def write_private(path: Path | str, data: str | bytes, *, fsync: bool = False) -> None:
+    """Write ``data`` to a 0600 ``path``."""
+    with open_private(path, "wb" if isinstance(data, bytes) else "w") as fh:
+        fh.write(data)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def default_data_dir() -> Path:
@@ -121,22 +182,44 @@ def write_config(settings: Settings, values: dict[str, Any]) -> None:
     """Merge ``values`` into config.toml (never the token: that has its own file)."""
     current = _read_toml(settings.config_path)
     current.update({k: v for k, v in values.items() if v is not None and k != "central_token"})
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     body = "".join(f"{k} = {_toml_value(v)}\n" for k, v in sorted(current.items()))
     tmp = settings.config_path.with_suffix(".tmp")
-    tmp.write_text(body, encoding="utf-8")
+    write_private(tmp, body)
     os.replace(tmp, settings.config_path)
 
 
 def write_token(settings: Settings, token: str) -> None:
     """The device token, readable by the owner only (mode 0600 from creation)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     tmp = settings.token_path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token.strip() + "\n")
-    os.chmod(tmp, 0o600)
+    write_private(tmp, token.strip() + "\n")
     os.replace(tmp, settings.token_path)
+
+
+INSECURE_TLS = (
+    "TLS certificate checks are OFF (OPD_VERIFY_TLS=false or verify_tls in config.toml): anyone on the "
+    "network between this counter and central can read its token and patient data and forge central's "
+    "answers. For a hospital's own CA give --ca-bundle FILE (or OPD_CA_BUNDLE) and remove OPD_VERIFY_TLS."
+)
+
+
+def tls_warning(settings: Settings) -> str | None:
+    """The warning to show on every run while TLS verification is off, else None."""
+    return None if settings.verify_tls else INSECURE_TLS
+
+
+def check_ca_bundle(path: Path) -> str | None:
+    """Why ``path`` cannot serve as a CA bundle (one sentence), or None if it can."""
+    import ssl
+
+    if not path.is_file():
+        return f"the CA bundle {path} does not exist"
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError):
+        return f"the CA bundle {path} holds no PEM certificate that can be read"
+    return None
 
 
 def require_device(settings: Settings) -> str:

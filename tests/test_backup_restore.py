@@ -310,7 +310,7 @@ def test_backup_and_restore_commands(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert _cli(pc1, "init", "--device", "C07", "--hospital", "KGMU", "--server", central.url,
                     "--token", token).exit_code == 0
         store = open_store(pc1 / "counter.db")
-        operators.add_operator(store, "sup1", "Supervisor", "4321", role="supervisor")
+        operators.add_operator(store, "sup1", "Supervisor", "654321", role="supervisor")
         _register(store, 2)
         store.close()
         r = _cli(pc1, "backup", "--json", "--keep", "2")
@@ -364,9 +364,9 @@ def test_backup_and_restore_commands(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
         r = _cli(pc3, "restore", str(made), "--new-device-id", "C08", "--supervisor", "sup1", "--pin-stdin",
                  input="0000\n")
-        assert r.exit_code == 1 and "not accepted" in r.output
+        assert r.exit_code == 1 and "Wrong operator ID or PIN" in r.output
         r = _cli(pc3, "restore", str(made), "--new-device-id", "C08", "--token", central.tokens["C08"],
-                 "--supervisor", "sup1", "--pin-stdin", input="4321\n")
+                 "--supervisor", "sup1", "--pin-stdin", input="654321\n")
         assert r.exit_code == 0, r.output
         from opd_fallback.config import load_settings
 

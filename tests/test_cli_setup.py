@@ -86,7 +86,7 @@ def test_operator_add_list_disable(data_dir: Path) -> None:
     res = runner.invoke(app, ["operator", "add", "op1", "--name", "Asha Verma", "--pin-stdin"], input="4826\n")
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["operator", "add", "sup1", "--name", "Meena", "--role", "supervisor",
-                              "--pin-stdin"], input="9999\n")
+                              "--pin-stdin"], input="999999\n")
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["operator", "list"])
     assert "op1" in res.output and "supervisor" in res.output and "4826" not in res.output
@@ -97,7 +97,7 @@ def test_operator_add_list_disable(data_dir: Path) -> None:
     with store.read() as s:
         hashes = [r[0] for r in s.execute(text("SELECT pin_hash FROM operator"))]
     store.close()
-    assert all(h.startswith("scrypt$") and "4826" not in h for h in hashes)
+    assert all(h.startswith("$argon2id$") and "4826" not in h for h in hashes)
 
 
 def test_operator_add_errors(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,7 +60,7 @@ def test_empty_counter(data_dir: Path) -> None:
 def test_counts_ages_sync_and_money(data_dir: Path) -> None:
     store = open_store(data_dir / "counter.db")
     svc = CounterService(store, "C07")
-    add_operator(store, "sup1", "Meena", "9999", role="supervisor")
+    add_operator(store, "sup1", "Meena", "999999", role="supervisor")
     svc.register_new("op1", {"name": "Ram", "sex": "M", "age_years": 4}, department="MED",
                      payment=PaymentInput(mode="cash", amount_paise=1000))
     reg = svc.register_new("op1", {"name": "Sita", "sex": "F", "age_years": 30}, department="MED",

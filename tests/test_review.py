@@ -26,7 +26,7 @@ PATIENT = {"name": "Ram Kumar", "sex": "M", "age_years": 40, "mobile": "98765432
 def store(tmp_path: Path) -> Store:
     st = open_store(tmp_path / "counter.db")
     add_operator(st, "clerk1", "Clerk One", "1111")
-    add_operator(st, "sup1", "Sup One", "2222", role="supervisor")
+    add_operator(st, "sup1", "Sup One", "222222", role="supervisor")
     return st
 
 
@@ -85,7 +85,7 @@ def test_duplicate_is_explained_compared_and_linked(store: Store, svc: CounterSe
     assert rows["name"].differs and rows["age_years"].differs
     assert not rows["mobile"].differs and not rows["district"].differs and not rows["sex"].differs
 
-    sup = rs.authenticate("sup1", "2222")
+    sup = rs.authenticate("sup1", "222222")
     with pytest.raises(DomainError) as e:
         rs.link(sup, reg.patient.op_id, "KGMU999999999")
     assert e.value.problems[0].field == "uhid"
@@ -112,7 +112,7 @@ def test_create_new_resubmits_with_resolution(store: Store, svc: CounterService)
     flag(store, reg.patient.op_id, "conflict", "conflict",
          {"code": "possible_duplicate", "message": "x", "candidates": [CANDIDATE]})
     rs = ReviewService(store)
-    rs.create_new(rs.authenticate("sup1", "2222"), reg.patient.op_id[:12])
+    rs.create_new(rs.authenticate("sup1", "222222"), reg.patient.op_id[:12])
     assert orjson.loads(get(store, reg.patient.op_id).resolution or "null") == {"action": "create_new"}
 
 
@@ -157,7 +157,7 @@ def test_stale_update_merge_per_field_queues_a_new_op(store: Store, svc: Counter
     [item] = rs.items()
     rows = {r.field: r for r in item.comparisons[0].rows}
     assert rows["mobile"].differs and rows["district"].differs and not rows["name"].differs
-    sup = rs.authenticate("sup1", "2222")
+    sup = rs.authenticate("sup1", "222222")
     with pytest.raises(DomainError) as e:
         rs.merge(sup, old.op_id, {"mobile": "counter"})
     assert "district" in str(e.value)
@@ -181,7 +181,7 @@ def test_stale_update_merge_per_field_queues_a_new_op(store: Store, svc: Counter
 def test_merge_keeping_all_counter_values_resubmits_the_same_op(store: Store, svc: CounterService) -> None:
     old = _stale(store, svc)
     rs = ReviewService(store)
-    d = rs.merge(rs.authenticate("sup1", "2222"), old.op_id, {"mobile": "counter", "district": "counter"})
+    d = rs.merge(rs.authenticate("sup1", "222222"), old.op_id, {"mobile": "counter", "district": "counter"})
     assert d.new_op_id is None
     op = get(store, old.op_id)
     assert op.state == "pending" and op.payload == old.payload
@@ -191,7 +191,7 @@ def test_merge_keeping_all_counter_values_resubmits_the_same_op(store: Store, sv
 def test_merge_keeping_all_central_values_cancels(store: Store, svc: CounterService) -> None:
     old = _stale(store, svc)
     rs = ReviewService(store)
-    rs.merge(rs.authenticate("sup1", "2222"), old.op_id,
+    rs.merge(rs.authenticate("sup1", "222222"), old.op_id,
              {"mobile": "central", "district": "central", "name": "central"})
     op = get(store, old.op_id)
     assert op.state == "cancelled" and "central" in (op.wait_reason or "")
@@ -210,7 +210,7 @@ def test_rejected_registration_corrected_repoints_dependents(store: Store, svc: 
     rs = ReviewService(store)
     [item] = rs.items()
     assert item.category == "rejected" and item.field_errors[0]["label"] == "Mobile"
-    sup = rs.authenticate("sup1", "2222")
+    sup = rs.authenticate("sup1", "222222")
     with pytest.raises(DomainError) as e:
         rs.correct(sup, reg.patient.op_id, {"mobile": "12345"})
     assert e.value.problems[0].field == "mobile"
@@ -241,14 +241,14 @@ def test_payment_money_fields_are_not_correctable(store: Store, svc: CounterServ
     flag(store, reg.payment.op_id, "rejected", "rejected", {"code": "validation_failed", "message": "x"})
     rs = ReviewService(store)
     with pytest.raises(DomainError) as e:
-        rs.correct(rs.authenticate("sup1", "2222"), reg.payment.op_id, {"amount_paise": 5})
+        rs.correct(rs.authenticate("sup1", "222222"), reg.payment.op_id, {"amount_paise": 5})
     assert e.value.code == "not_correctable" and e.value.problems[0].field == "amount_paise"
 
 
 def test_cancel_needs_reason_dependents_and_money_note(store: Store, svc: CounterService) -> None:
     reg = _rejected_registration(store, svc)
     rs = ReviewService(store)
-    sup = rs.authenticate("sup1", "2222")
+    sup = rs.authenticate("sup1", "222222")
     with pytest.raises(DomainError) as e:
         rs.cancel(sup, reg.patient.op_id, "  ")
     assert e.value.problems[0].field == "reason"
@@ -282,7 +282,7 @@ def test_retry_after_waiting_too_long(store: Store, svc: CounterService) -> None
     rs = ReviewService(store)
     [item] = rs.items()
     assert item.category == "waited_too_long" and item.actions == ("retry", "cancel")
-    sup = rs.authenticate("sup1", "2222")
+    sup = rs.authenticate("sup1", "222222")
     with pytest.raises(DomainError) as e:
         rs.link(sup, v.op_id, "KGMU1")
     assert e.value.code == "wrong_action"
@@ -315,7 +315,7 @@ def test_patient_record_keeps_central_values_after_merge(store: Store, svc: Coun
     flag(store, saved.op_id, "conflict", "conflict", {"code": "stale_update", "message": "v3",
          "current": {"uhid": "KGMU1", "district": "Agra", "version": 3}})
     rs = ReviewService(store)
-    rs.merge(rs.authenticate("sup1", "2222"), saved.op_id, {"district": "central"})
+    rs.merge(rs.authenticate("sup1", "222222"), saved.op_id, {"district": "central"})
     with store.read() as s:
         assert s.exec(text("SELECT district FROM patient")).one()[0] == "Agra"  # type: ignore[call-overload]
 
@@ -355,7 +355,7 @@ def test_cli_list_show_resolve_history(tmp_path: Path, monkeypatch: pytest.Monke
     both = run("resolve", reg.patient.op_id, "--create-new", "--retry", "--supervisor", "sup1")
     assert both.exit_code == 1 and "exactly one" in both.output
     ok = run("resolve", reg.patient.op_id, "--link", "KGMU000000001", "--supervisor", "sup1",
-             "--pin-stdin", "--note", "checked the slip", stdin="2222\n")
+             "--pin-stdin", "--note", "checked the slip", stdin="222222\n")
     assert ok.exit_code == 0, ok.output
     assert get(store, reg.patient.op_id).state == "pending"
     hist = run("history")
@@ -368,18 +368,18 @@ def test_cli_correct_and_cancel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     _runner, run = _cli(tmp_path, monkeypatch)
     reg = _rejected_registration(store, svc)
     bad = run("resolve", reg.patient.op_id, "--correct", "age_years=abc", "--supervisor", "sup1",
-              "--pin-stdin", stdin="2222\n")
+              "--pin-stdin", stdin="222222\n")
     assert bad.exit_code == 1 and "whole number" in bad.output
     ok = run("resolve", reg.patient.op_id, "--correct", "mobile=9123456780", "--correct", "age_years=41",
-             "--supervisor", "sup1", "--pin-stdin", stdin="2222\n")
+             "--supervisor", "sup1", "--pin-stdin", stdin="222222\n")
     assert ok.exit_code == 0, ok.output
     new_id = ok.output.split("new op: ")[1].strip()
     assert orjson.loads(get(store, new_id).payload)["age_years"] == 41
     flag(store, reg.payment.op_id, "rejected", "rejected", {"code": "unknown_reference", "message": "x"})
     nomoney = run("resolve", reg.payment.op_id, "--cancel", "--reason", "duplicate receipt",
-                  "--supervisor", "sup1", "--pin-stdin", stdin="2222\n")
+                  "--supervisor", "sup1", "--pin-stdin", stdin="222222\n")
     assert nomoney.exit_code == 1 and "money" in nomoney.output
     ok = run("resolve", reg.payment.op_id, "--cancel", "--reason", "duplicate receipt", "--money",
-             "refunded in cash", "--supervisor", "sup1", "--pin-stdin", stdin="2222\n")
+             "refunded in cash", "--supervisor", "sup1", "--pin-stdin", stdin="222222\n")
     assert ok.exit_code == 0, ok.output
     assert get(store, reg.payment.op_id).state == "cancelled"

@@ -151,7 +151,7 @@ def test_lab_request_amount_must_match_price_list(store: Store, svc: CounterServ
 
 
 def test_void_needs_a_supervisor_and_happens_once(store: Store, svc: CounterService) -> None:
-    add_operator(store, "sup1", "Meena", "9999", role="supervisor")
+    add_operator(store, "sup1", "Meena", "999999", role="supervisor")
     add_operator(store, "op1", "Asha", "1234")
     reg = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
     assert reg.payment is not None
@@ -240,7 +240,7 @@ def test_odd_registrations_raise_only_domain_errors(svc: CounterService, fields:
 def test_cash_summary_leaves_out_what_review_cancelled(store: Store, svc: CounterService) -> None:
     from opd_fallback.application.review import ReviewService
 
-    add_operator(store, "sup1", "Meena", "9999", role="supervisor")
+    add_operator(store, "sup1", "Meena", "999999", role="supervisor")
     kept = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
     gone = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="upi", amount_paise=500,
                                                                                     mode_ref="UTR77"))
@@ -250,7 +250,7 @@ def test_cash_summary_leaves_out_what_review_cancelled(store: Store, svc: Counte
                        "last_error='{\"code\":\"validation_failed\",\"message\":\"x\"}' WHERE op_id=:i"),
                   {"i": gone.payment.op_id})
     rs = ReviewService(store)
-    sup = rs.authenticate("sup1", "9999")
+    sup = rs.authenticate("sup1", "999999")
     rs.cancel(sup, gone.payment.op_id, "UTR never credited", money="refunded in cash at the counter")
     summary = svc.cash_summary("op1")
     assert summary.by_mode["cash"] == ModeTotal(1, 1000)

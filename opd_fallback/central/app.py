@@ -144,7 +144,10 @@ def create_app(settings: CentralSettings) -> FastAPI:
         title="opd-fallback reference central server",
         version="1.1",
         description="Implements the central sync API, version 1.1 (docs/central-api.md).",
-        docs_url=None,
+        # The API description tells an attacker every route and field: without
+        # --dev-docs it is served only to a device with a valid token.
+        openapi_url="/openapi.json" if settings.dev_docs else None,
+        docs_url="/docs" if settings.dev_docs else None,
         redoc_url=None,
     )
     app.state.central = central
@@ -211,6 +214,11 @@ def create_app(settings: CentralSettings) -> FastAPI:
             raise too_big
         results = await run_in_threadpool(central.applier.apply_batch, dev, ops)
         return _json({"results": results})
+
+    if not settings.dev_docs:
+        @app.get("/openapi.json", include_in_schema=False)
+        def openapi_document(dev: Device) -> Response:
+            return _json(app.openapi())
 
     @app.get(API_PREFIX + "/health", response_model=Health, responses=COMMON, summary="Liveness")
     def health(dev: Device) -> Response:

@@ -39,13 +39,16 @@ def serve(
     seed: Annotated[int | None, typer.Option(help="Seed for the fault dice, so a run repeats")] = None,
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) to serve HTTPS")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+    dev_docs: Annotated[bool, typer.Option(
+        "--dev-docs", help="Serve /openapi.json and /docs without a token (development only)")] = False,
 ) -> None:
     """Serve the central sync API on HOST:PORT."""
     from opd_fallback.central import serve as run
 
     s = _settings(db=db, host=host, port=port, master_data=master_data, max_in_flight=max_in_flight,
                   fail_rate=fail_rate, lost_response_rate=lost_response_rate, reset_rate=reset_rate,
-                  latency_ms=latency_ms, seed=seed, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+                  latency_ms=latency_ms, seed=seed, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                  dev_docs=dev_docs or None)
     _check_master_data(s.master_data)
     scheme = "https" if s.ssl_certfile else "http"
     typer.echo(f"central server on {scheme}://{s.host}:{s.port}/api/v1 (db {s.db})", err=True)

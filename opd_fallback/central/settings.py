@@ -22,6 +22,8 @@ class CentralSettings(BaseSettings):
     ssl_keyfile: Path | None = None
     http_impl: str = "auto"  # uvicorn's HTTP parser: auto (httptools when installed) or h11
     retry_after_s: int = Field(default=2, ge=1)
+    # /openapi.json and /docs without a token: only on a developer's machine
+    dev_docs: bool = False
     # fault injection, for tests and drills
     fail_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     lost_response_rate: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -8,12 +8,72 @@ FastAPI) inside their command functions, so a quick command starts quickly.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
 import typer
+from pydantic import ValidationError
+from typer.core import TyperGroup
 
 from opd_fallback.cli import central, counter, importing, preview, reconcile, review, setup, status, sync
 from opd_fallback.cli.common import DataDirOpt, use_data_dir
 
+EXIT_UNEXPECTED = 70  # a bug: one line on the terminal, the traceback in the error log
+
+
+class OneLineErrors(TyperGroup):
+    """Every command, ours and the other parts', ends in one sentence on stderr
+    and a documented exit status when the disk or the database fails (see
+    store/failures.py), or when anything else unexpected happens: the
+    traceback goes to the 0600 error log in the data directory, never to the
+    terminal (it could show a patient's data)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # turned into one line below, never swallowed
+            if type(exc).__module__.split(".")[0] in ("click", "typer"):
+                raise  # Exit, Abort, usage errors: typer's own control flow
+            _one_line(exc, ctx.invoked_subcommand or "")
+            raise  # unreachable: _one_line exits
+
+
+def _data_paths() -> tuple[Path | None, Path | None]:
+    from opd_fallback.config import load_settings
+
+    try:
+        s = load_settings()
+    except Exception:  # the error being reported matters more
+        return None, None
+    return s.data_dir, s.db_path
+
+
+def _one_line(exc: Exception, where: str) -> None:
+    from opd_fallback.store.failures import explain, write_log
+
+    data_dir, db_path = _data_paths()
+    problem = explain(exc, db_path, where=where)
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(problem.exit_code)
+    if isinstance(exc, ValidationError) and exc.title in ("Settings", "CentralSettings"):
+        from opd_fallback.domain.errors import explain as problems
+
+        said = "; ".join(f"{p.field}: {p.message}" for p in problems(exc))
+        typer.echo(f"error: a setting is not valid ({said}): fix it in config.toml or the OPD_* "
+                   "environment variables", err=True)
+        raise typer.Exit(1)
+    log = write_log(exc, data_dir, where=where)
+    where_log = f"details for IT are in {log}" if log else "no log could be written"
+    typer.echo(f"error: an unexpected {type(exc).__name__} stopped this command ({where_log}); "
+               "please report it", err=True)
+    raise typer.Exit(EXIT_UNEXPECTED)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="opd-fallback",
     help="Keeps an OPD registration counter working while the central HIS is down.",
     no_args_is_help=True,
@@ -27,6 +87,18 @@ def _root(data_dir: DataDirOpt = None) -> None:
     """Keeps an OPD registration counter working while the central HIS is down."""
     # Every command reads settings through config.load_settings(), which honours OPD_DATA_DIR.
     use_data_dir(data_dir)
+    warn_now()
+
+
+def warn_now() -> None:
+    """Warnings every run must show (TLS checks off), from the environment and
+    config.toml; never stops a command that would otherwise run."""
+    from opd_fallback.cli.common import warn_insecure_tls, warned_tls
+    from opd_fallback.config import load_settings
+
+    warned_tls.clear()  # a new run (tests run many in one process)
+    with contextlib.suppress(Exception):  # a bad setting is reported by the command that needs it
+        warn_insecure_tls(load_settings())
 
 
 setup.register(app)  # init, operator
@@ -41,5 +113,8 @@ preview.register(app)  # preview
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. The umask comes first: every file this
+    process makes (the database and its -wal/-shm, backups, spool, prints,
+    logs) is then owner-only even where a module forgets its explicit mode."""
+    os.umask(0o077)
     app()

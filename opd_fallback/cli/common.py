@@ -7,6 +7,7 @@ turn a ``DomainError`` into a clear message on stderr with exit status 1.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from opd_fallback.config import Settings, load_settings
+from opd_fallback.config import Settings, load_settings, tls_warning
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.store import Store, open_store
 
@@ -29,6 +30,32 @@ def use_data_dir(data_dir: Path | None) -> None:
     reads through ``config.load_settings()`` (which honours OPD_DATA_DIR)."""
     if data_dir is not None:
         os.environ["OPD_DATA_DIR"] = str(data_dir.expanduser().resolve())
+
+
+HELP_ON_COMMAND_LINE = (
+    "Device token from central. Visible to other users in the process list (ps): prefer "
+    "--token-stdin or the environment variable OPD_CENTRAL_TOKEN; --token still works but warns"
+)
+HELP_FROM_STDIN = "Read the device token from the first line of stdin (like docker login --password-stdin)"
+TokenOpt = Annotated[str | None, typer.Option("--token", help=HELP_ON_COMMAND_LINE)]
+TokenStdinOpt = Annotated[bool, typer.Option("--token-stdin", help=HELP_FROM_STDIN)]
+
+
+def read_token(token: str | None, token_stdin: bool) -> str | None:
+    """The device token given on this run: from stdin with ``--token-stdin``,
+    else ``--token`` (with a warning: the command line is visible in ``ps``);
+    None means the environment / stored token applies."""
+    if token_stdin:
+        if token:
+            fail("give the token one way: --token-stdin or --token, not both")
+        line = sys.stdin.readline().strip()
+        if not line:
+            fail("--token-stdin: no token on the first line of stdin")
+        return line
+    if token:
+        typer.echo("warning: --token puts the device token in the process list (ps) for every user of this "
+                   "computer to see; use --token-stdin or OPD_CENTRAL_TOKEN instead", err=True)
+    return token
 
 
 def fail(message: str, *, code: int = 1) -> NoReturn:
@@ -51,14 +78,28 @@ def domain_errors() -> Iterator[None]:
         fail_domain(exc)
 
 
+warned_tls: list[bool] = []
+
+
+def warn_insecure_tls(s: Settings) -> None:
+    """Say so on stderr, once per run, while TLS certificate checks are off."""
+    text = tls_warning(s)
+    if text and not warned_tls:
+        warned_tls.append(True)
+        typer.echo(f"warning: {text}", err=True)
+
+
 def settings() -> Settings:
     """Settings for this counter (``--data-dir`` / ``OPD_DATA_DIR`` / platform dir)."""
-    return load_settings()
+    s = load_settings()
+    warn_insecure_tls(s)
+    return s
 
 
 def counter_settings() -> Settings:
     """Settings of a counter that has been set up with ``init`` (else exit 1)."""
     s = load_settings()
+    warn_insecure_tls(s)
     if not s.device_id or not s.db_path.exists():
         fail(f"no counter set up in {s.data_dir}: run 'opd-fallback init --device C07 --hospital KGMU'")
     return s

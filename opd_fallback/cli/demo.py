@@ -3,7 +3,7 @@
 Starts the reference central server (demo master data) on 127.0.0.1 in a
 subprocess, registers a demo device, sets up the counter in ./demo-data with
 a demo operator (id ``demo``, PIN ``1234``) and a supervisor (``super``, PIN
-``9999``), refreshes master data and id blocks, and opens the counter. The
+``999999``), refreshes master data and id blocks, and opens the counter. The
 server stops when the counter quits.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 DEVICE = "C01"
 HOSPITAL = "KGMU (demo)"
 OPERATOR = ("demo", "Demo Operator", "1234", "operator")
-SUPERVISOR = ("super", "Demo Supervisor", "9999", "supervisor")
+SUPERVISOR = ("super", "Demo Supervisor", "999999", "supervisor")
 
 
 def _free_port() -> int:
@@ -90,7 +90,7 @@ def main(root: Path | None = None) -> int:
             summary = refresh_all(store, client, settings, give_up_after_s=15.0)
         store.close()
         print(f"central on {url}; counter {DEVICE} in {counter_dir}; refreshed: {summary}", file=sys.stderr)
-        print("log in as 'demo' with PIN 1234 (supervisor: 'super', PIN 9999); prints go to "
+        print("log in as 'demo' with PIN 1234 (supervisor: 'super', PIN 999999); prints go to "
               f"{settings.print_dir}", file=sys.stderr)
         app_from_settings(settings).run()
     finally:
@@ -104,4 +104,7 @@ def main(root: Path | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import os
+
+    os.umask(0o077)  # as the real entry point: the demo's files are owner-only too
     raise SystemExit(main())

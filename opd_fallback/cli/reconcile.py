@@ -24,7 +24,14 @@ import typer
 
 from opd_fallback.application import reports
 from opd_fallback.application.nightly import EXIT_OK, EXIT_UNREACHABLE, central_client, run_nightly
-from opd_fallback.cli.common import counter_settings, counter_store, fail
+from opd_fallback.cli.common import (
+    HELP_FROM_STDIN,
+    HELP_ON_COMMAND_LINE,
+    counter_settings,
+    counter_store,
+    fail,
+    read_token,
+)
 from opd_fallback.cli.common import settings as load_settings
 from opd_fallback.config import Settings, write_config, write_token
 from opd_fallback.domain.clock import today_ist
@@ -120,7 +127,10 @@ def backup_cmd(
         res = backups.backup(s.db_path, to or s.backups_dir, keep=keep or s.backups_keep,
                              device_id=s.device_id or None)
     except backups.BackupError as exc:
-        fail(str(exc))
+        from opd_fallback.store.failures import explain
+
+        problem = explain(exc, s.db_path, where="backup")  # a damaged database or a full disk: say which
+        fail(str(problem or exc), code=problem.exit_code if problem else 1)
     if as_json:
         typer.echo(json.dumps(res.as_dict(), indent=2, sort_keys=True))
     else:
@@ -153,11 +163,13 @@ def restore_cmd(
     new_device_id: Annotated[
         str | None, typer.Option("--new-device-id", help="Continue as a new device id (central unreachable)")
     ] = None,
-    token: Annotated[str | None, typer.Option("--token", help="Device token for the (new) device id")] = None,
+    token: Annotated[str | None, typer.Option("--token", help="Device token for the (new) device id. " + HELP_ON_COMMAND_LINE)] = None,
+    token_stdin: Annotated[bool, typer.Option("--token-stdin", help=HELP_FROM_STDIN + " (with --pin-stdin, the PIN is the second line)")] = False,
     supervisor: Annotated[str | None, typer.Option("--supervisor", help="Supervisor approving a new device id")] = None,
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the supervisor PIN from stdin")] = False,
 ) -> None:
     """Bring a counter back from a backup; it takes no new work until its numbers are checked."""
+    token = read_token(token, token_stdin)
     s = load_settings()
     try:
         res = backups.restore(backup_file, s.db_path, force=force)
@@ -180,8 +192,11 @@ def restore_cmd(
 
             if not supervisor:
                 fail("moving to a new device id needs a supervisor: --supervisor ID (PIN asked)")
-            if operators.verify_supervisor(store, supervisor, _supervisor_pin(pin_stdin)) is None:
-                fail("supervisor id or PIN not accepted")
+            try:
+                operators.verify_operator(store, supervisor, _supervisor_pin(pin_stdin), role="supervisor",
+                                          purpose="restore")
+            except operators.PinRefused as exc:
+                fail(exc.sentence)
             try:
                 readiness.move_to_new_device(store, device, new_device_id, actor=supervisor)
             except ValueError as exc:

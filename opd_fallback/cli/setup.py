@@ -1,8 +1,8 @@
 """``init`` and ``operator add|list|disable``: setting a counter up.
 
 The device token goes to its own 0600 file, never into config.toml; PINs are
-read without echo (twice) or from stdin for scripts, and stored only as a
-scrypt hash.
+read without echo (twice) or from stdin for scripts, and stored only as an
+argon2id hash (store/operators.py); supervisors need at least 6 digits.
 """
 
 from __future__ import annotations
@@ -10,13 +10,24 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlparse
 
 import typer
 
-from opd_fallback.cli.common import DataDirOpt, counter_store, domain_errors, fail, settings, use_data_dir
-from opd_fallback.config import load_settings, write_config, write_token
+from opd_fallback.cli.common import (
+    DataDirOpt,
+    TokenOpt,
+    TokenStdinOpt,
+    counter_store,
+    domain_errors,
+    fail,
+    read_token,
+    settings,
+    use_data_dir,
+)
+from opd_fallback.config import check_ca_bundle, load_settings, private_dir, write_config, write_token
 from opd_fallback.store import open_store
 from opd_fallback.store import operators as ops
 
@@ -46,13 +57,15 @@ def init(
     server: Annotated[
         str | None, typer.Option("--server", help="Central server URL (env OPD_CENTRAL_URL)")
     ] = None,
-    token: Annotated[
-        str | None, typer.Option("--token", help="Device token from central (env OPD_CENTRAL_TOKEN)")
-    ] = None,
+    token: TokenOpt = None,
+    token_stdin: TokenStdinOpt = False,
+    ca_bundle: Annotated[Path | None, typer.Option(
+        "--ca-bundle", help="PEM file of the hospital's own TLS CA, kept in config.toml [env OPD_CA_BUNDLE]")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create this counter's configuration and database in the data directory."""
     use_data_dir(data_dir)
+    token = read_token(token, token_stdin)
     base = settings()
     device_id = device.strip().upper()
     try:
@@ -66,15 +79,17 @@ def init(
             f"{base.data_dir} already belongs to counter {base.device_id}; its numbers and queue are "
             "tied to that id. Use another --data-dir for a new counter."
         )
-    fresh = not base.data_dir.exists()
-    if fresh:
-        # patient data lives here: only this user may enter (0700) when we create it
-        base.data_dir.mkdir(parents=True, mode=0o700)
-        base.data_dir.chmod(0o700)
+    # patient data lives here: only this user may enter (0700), also in a folder that existed
+    private_dir(base.data_dir, tighten=True)
     url = server or base.central_url
     values: dict[str, object] = {"device_id": device_id, "hospital": hospital.strip().upper()}
     if url:
         values["central_url"] = _check_server(url)
+    if ca_bundle is not None:
+        ca_path = ca_bundle.expanduser().resolve()
+        if why := check_ca_bundle(ca_path):
+            fail(f"{why}; give a PEM file of your hospital's CA")
+        values["ca_bundle"] = str(ca_path)
     write_config(base, values)
     tok = token or base.central_token
     if tok:
@@ -85,14 +100,17 @@ def init(
     typer.echo(f"counter {final.device_id} of {final.hospital} set up in {final.data_dir}")
     typer.echo(f"  database: {final.db_path}")
     typer.echo(f"  central:  {final.central_url or '(not set: counter works offline only)'}")
+    if final.ca_bundle:
+        typer.echo(f"  TLS CA:   {final.ca_bundle}")
     typer.echo(f"  token:    {'stored (' + str(final.token_path) + ', mode 0600)' if tok else '(not set)'}")
 
 
-def _read_pin(pin_stdin: bool) -> str:
+def _read_pin(pin_stdin: bool, role: str = "operator") -> str:
     if pin_stdin:
         line = sys.stdin.readline()
         return line.rstrip("\r\n")
-    first = getpass.getpass("PIN (4-8 digits): ")
+    low = ops.MIN_PIN_DIGITS.get(role, 4)
+    first = getpass.getpass(f"PIN ({low}-{ops.MAX_PIN_DIGITS} digits): ")
     second = getpass.getpass("PIN again: ")
     if first != second:
         fail("the two PINs differ; nothing saved")
@@ -103,14 +121,16 @@ def _read_pin(pin_stdin: bool) -> str:
 def operator_add(
     operator_id: Annotated[str, typer.Argument(help="Login id, e.g. op-114")],
     name: Annotated[str, typer.Option("--name", help="Full name")],
-    role: Annotated[str, typer.Option("--role", help="operator or supervisor")] = "operator",
+    role: Annotated[
+        str, typer.Option("--role", help="operator (PIN of 4-8 digits) or supervisor (PIN of 6-8 digits)")
+    ] = "operator",
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the PIN from stdin (one line)")] = False,
 ) -> None:
     """Add an operator; the PIN is asked twice without echo (or read from stdin)."""
     if role not in ops.ROLES:
         fail(f"--role must be one of {', '.join(ops.ROLES)}")
     with counter_store() as (_s, store), domain_errors():
-        pin = _read_pin(pin_stdin)
+        pin = _read_pin(pin_stdin, role)
         ops.add_operator(store, operator_id, name, pin, role=role)
     typer.echo(f"operator {operator_id} ({role}) added")
 
@@ -141,6 +161,20 @@ def operator_disable(operator_id: Annotated[str, typer.Argument(help="Login id")
     with counter_store() as (_s, store), domain_errors():
         ops.disable_operator(store, operator_id)
     typer.echo(f"operator {operator_id} disabled")
+
+
+@operator_app.command("unlock")
+def operator_unlock(
+    operator_id: Annotated[str, typer.Argument(help="Login id locked by wrong PINs")],
+    supervisor: Annotated[str, typer.Option("--supervisor", help="Supervisor lifting the lock (PIN asked)")],
+    pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the supervisor's PIN from stdin")] = False,
+) -> None:
+    """Lift a PIN lockout before it runs out (a supervisor's PIN; audited)."""
+    with counter_store() as (_s, store), domain_errors():
+        pin = sys.stdin.readline().strip() if pin_stdin else str(typer.prompt("Supervisor PIN", hide_input=True))
+        sup = ops.verify_operator(store, supervisor, pin, role="supervisor", purpose="unlock")
+        had = ops.unlock_operator(store, operator_id, actor=sup.id)
+    typer.echo(f"operator {operator_id} may try a PIN again" + ("" if had else " (it was not locked)"))
 
 
 def register(app: typer.Typer) -> None:

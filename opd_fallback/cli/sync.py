@@ -22,11 +22,12 @@ from typing import Annotated, Any
 
 import typer
 
-from opd_fallback.config import Settings, load_settings
+from opd_fallback.cli.common import TokenOpt, TokenStdinOpt, read_token, warn_insecure_tls
+from opd_fallback.config import Settings, check_ca_bundle, load_settings
 
 ServerOpt = Annotated[str | None, typer.Option("--server", help="Central server URL [env OPD_CENTRAL_URL]")]
-TokenOpt = Annotated[str | None, typer.Option("--token", help="Device token [env OPD_CENTRAL_TOKEN]")]
-CaOpt = Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle for a hospital's own TLS CA")]
+CaOpt = Annotated[Path | None, typer.Option(
+    "--ca-bundle", help="PEM file of a hospital's own TLS CA [env OPD_CA_BUNDLE]; never turn checks off instead")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary")]
 DataOpt = Annotated[Path | None, typer.Option("--data-dir", help="Counter data directory [env OPD_DATA_DIR]")]
 
@@ -39,6 +40,7 @@ def _settings(data_dir: Path | None, server: str | None, token: str | None, ca_b
     if data_dir is not None:
         os.environ["OPD_DATA_DIR"] = str(data_dir.expanduser().resolve())
     s = load_settings(None, central_url=server, central_token=token, ca_bundle=ca_bundle)
+    warn_insecure_tls(s)
     if not s.device_id or not s.db_path.exists():
         _err(f"error: no counter set up in {s.data_dir}: run 'opd-fallback init --device C07 --hospital KGMU'")
         raise typer.Exit(1)
@@ -48,8 +50,8 @@ def _settings(data_dir: Path | None, server: str | None, token: str | None, ca_b
     if not s.central_token:
         _err("error: no device token: pass --token (or set OPD_CENTRAL_TOKEN, or run init --token)")
         raise typer.Exit(3)
-    if s.ca_bundle is not None and not Path(s.ca_bundle).exists():
-        _err(f"error: --ca-bundle {s.ca_bundle} does not exist")
+    if s.ca_bundle is not None and (why := check_ca_bundle(Path(s.ca_bundle))):
+        _err(f"error: {why}; give a PEM file of your hospital's CA with --ca-bundle (or OPD_CA_BUNDLE)")
         raise typer.Exit(1)
     return s
 
@@ -163,6 +165,7 @@ def _print_summary(summary: Any) -> None:
 def sync(
     server: ServerOpt = None,
     token: TokenOpt = None,
+    token_stdin: TokenStdinOpt = False,
     ca_bundle: CaOpt = None,
     watch: Annotated[bool, typer.Option("--watch", help="Keep syncing: wait for central, then push new ops as they come")] = False,
     as_json: JsonOpt = False,
@@ -176,7 +179,7 @@ def sync(
     from opd_fallback.sync.client import CentralClient
     from opd_fallback.sync.engine import SyncEngine
 
-    s = _settings(data_dir, server, token, ca_bundle)
+    s = _settings(data_dir, server, read_token(token, token_stdin), ca_bundle)
     stop = threading.Event()
     store = open_store(s.db_path)
     last: list[Any] = []
@@ -223,6 +226,7 @@ def sync(
 def refresh(
     server: ServerOpt = None,
     token: TokenOpt = None,
+    token_stdin: TokenStdinOpt = False,
     ca_bundle: CaOpt = None,
     as_json: JsonOpt = False,
     data_dir: DataOpt = None,
@@ -234,7 +238,7 @@ def refresh(
     from opd_fallback.sync.client import CentralClient
     from opd_fallback.sync.refresh import refresh_all
 
-    s = _settings(data_dir, server, token, ca_bundle)
+    s = _settings(data_dir, server, read_token(token, token_stdin), ca_bundle)
     store = open_store(s.db_path)
     try:
         with CentralClient.from_settings(s, on_warning=lambda m: _err(f"warning: {m}")) as client:

@@ -31,6 +31,7 @@ FIELD_LABELS: dict[str, str] = {
     "district": "District",
     "state": "State",
     "pin": "PIN code",
+    "operator_pin": "PIN",
     "category": "Category",
     "department": "Department",
     "unit": "Unit",

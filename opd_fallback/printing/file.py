@@ -8,6 +8,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from opd_fallback.config import open_private, private_dir
 from opd_fallback.printing.base import PrintError
 from opd_fallback.printing.document import Document
 from opd_fallback.printing.text import render_text
@@ -29,9 +30,9 @@ class FilePrinter:
         name = f"{stamp}-{doc.kind}-{_UNSAFE.sub('_', doc.ref)}.txt"
         path = self.directory / name
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            private_dir(self.directory)
             tmp = path.with_suffix(".tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with open_private(tmp) as fh:
                 fh.write(render_text(doc, self.width))
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from opd_fallback.config import private_dir, write_private
 from opd_fallback.printing.base import PrintError
 from opd_fallback.printing.document import Document
 from opd_fallback.printing.file import _UNSAFE
@@ -137,8 +138,8 @@ class PdfPrinter:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         path = self.directory / f"{stamp}-{doc.kind}-{_UNSAFE.sub('_', doc.ref)}.pdf"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            private_dir(self.directory)
+            write_private(path, data)
         except OSError as exc:
             raise PrintError(f"could not save the PDF in {self.directory}: {exc.strerror or exc}") from exc
         self.printed.append(path)

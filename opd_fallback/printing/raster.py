@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from PIL import Image, ImageDraw
 
+from opd_fallback.config import open_private, private_dir
 from opd_fallback.printing.document import Block, Document
 from opd_fallback.printing.fonts import pil_font
 from opd_fallback.printing.text import render_block
@@ -324,6 +325,7 @@ def label_image(doc: Document) -> Image.Image:
 
 
 def save_png(img: Image.Image, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, format="PNG", optimize=True)
+    private_dir(path.parent)  # a label carries a patient's name: owner-only, like every print
+    with open_private(path, "wb") as fh:
+        img.save(fh, format="PNG", optimize=True)
     return path

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from opd_fallback.config import private_dir, write_private
 from opd_fallback.printing.base import Printer, PrintError
 from opd_fallback.printing.document import Document
 
@@ -36,17 +37,17 @@ class Spool:
         self.directory = Path(directory)
 
     def add(self, doc: Document) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         path = self.directory / f"{stamp}-{doc.kind}-{_UNSAFE.sub('_', doc.ref)}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(doc.to_json(), encoding="utf-8")
+        write_private(tmp, doc.to_json())
         os.replace(tmp, path)
         return path
 
     def mark(self, path: Path, error: str | None) -> None:
         status = {"printed": error is None, "error": error, "at": datetime.now().isoformat(timespec="seconds")}
-        path.with_suffix(".status").write_text(json.dumps(status), encoding="utf-8")
+        write_private(path.with_suffix(".status"), json.dumps(status))
 
     def load(self, path: Path) -> Document:
         return Document.from_json(path.read_text(encoding="utf-8"))

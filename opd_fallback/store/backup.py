@@ -24,7 +24,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from opd_fallback.config import private_dir, tighten_file
 from opd_fallback.domain.clock import now_ist
+from opd_fallback.store.engine import make_private_db_file
 
 BACKUP_PREFIX = "counter-"
 BACKUP_SUFFIX = ".db"
@@ -157,6 +159,7 @@ def _copy(src_path: Path, dst_path: Path) -> None:
     src = sqlite3.connect(str(src_path), timeout=15)
     try:
         src.execute("PRAGMA busy_timeout=15000")
+        make_private_db_file(Path(dst_path))  # patient data: 0600 from the first byte
         dst = sqlite3.connect(str(dst_path))
         try:
             src.backup(dst, pages=PAGES_PER_STEP)
@@ -227,8 +230,7 @@ def backup(
     src = Path(db_path)
     if not src.exists():
         raise BackupError(f"there is no database at {src} to back up")
-    d = Path(backups_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    d = private_dir(backups_dir)
     name = backup_name(device_id, when)
     final = d / name
     n = 1
@@ -285,6 +287,7 @@ def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False
             for side in ("", "-wal"):  # SQLite may not read it: keep the bytes as they are
                 if Path(str(dst) + side).exists():
                     shutil.copyfile(str(dst) + side, str(saved) + side)
+                    tighten_file(str(saved) + side)
         else:
             current = facts(dst)
             if current.newer_than(incoming) and not force:
@@ -295,7 +298,7 @@ def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False
                     "use --force only if that database is known to be bad"
                 )
             _copy(dst, saved)
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(dst.parent)
     tmp = dst.with_name(dst.name + ".restoring")
     tmp.unlink(missing_ok=True)
     _copy(src, tmp)

@@ -8,6 +8,7 @@ import time, so tests and tools can open any file.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlmodel import Session
+
+from opd_fallback.config import PRIVATE_FILE_MODE, private_dir, tighten_file
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -51,6 +54,7 @@ def make_engine(path: Path | str) -> Engine:
         f"sqlite:///{Path(path)}",
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         pool_pre_ping=False,
+        hide_parameters=True,  # an error message never carries a patient's name or a payload
     )
     event.listen(engine, "connect", _on_connect)
     event.listen(engine, "begin", _on_begin)
@@ -85,12 +89,24 @@ class Store:
         self.engine.dispose()
 
 
+def make_private_db_file(p: Path) -> None:
+    """The database file is 0600 before SQLite opens it (SQLite gives its -wal
+    and -shm files the database file's mode); an older, looser one is tightened."""
+    private_dir(p.parent)
+    try:
+        os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), PRIVATE_FILE_MODE))
+    except FileExistsError:
+        pass
+    for side in ("", "-wal", "-shm"):
+        tighten_file(str(p) + side)
+
+
 def open_store(path: Path | str, *, migrate: bool = True) -> Store:
     """Open (and create or upgrade) the counter database at ``path``."""
     from opd_fallback.store.migrations import migrate as run_migrations
 
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    make_private_db_file(p)
     store = Store(p, make_engine(p))
     if migrate:
         run_migrations(store.engine)

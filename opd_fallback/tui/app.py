@@ -23,6 +23,7 @@ from textual.screen import Screen
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.printing import Document, Printer
 from opd_fallback.printing.spool import Spool, print_with_spool
+from opd_fallback.store import failures
 from opd_fallback.tui.i18n import Lang, tr
 from opd_fallback.tui.state import Session, StatusModel
 
@@ -56,11 +57,21 @@ def run_in_thread(
         try:
             result = fn(*args)
         except BaseException as exc:
-            _call_back(app, on_error, exc)
+            _call_back(app, on_error, storage_problem(app, exc))
             return
         _call_back(app, on_done, result)
 
     node.run_worker(job, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
+
+
+def storage_problem(app: Any, exc: BaseException) -> BaseException:
+    """A full disk, read-only folder or damaged database becomes the one sentence
+    of store/failures.py (its traceback logged, never shown); others pass as they are."""
+    store = getattr(getattr(app, "backend", None), "store", None)
+    path = getattr(store, "path", None)
+    if not isinstance(exc, Exception):
+        return exc
+    return failures.explain(exc, Path(path) if path else None, where="counter") or exc
 
 
 class CounterApp(App[None]):
@@ -107,6 +118,8 @@ class CounterApp(App[None]):
         self._installed: list[str] = []
         self._status_busy = False
         self._print_lock = threading.Lock()  # one document at a time reaches the printer
+        self._storage_said: str | None = None
+        self.startup_warnings: list[str] = []  # shown once when the counter opens (e.g. TLS checks off)
 
     # ----------------------------------------------------------------- time
     def now(self) -> datetime:
@@ -121,6 +134,8 @@ class CounterApp(App[None]):
         self.set_interval(self.status_interval_s, self.refresh_status)
         self.set_interval(1.0, self._check_idle)
         self.refresh_status()
+        for warning in self.startup_warnings:
+            self.notify(warning, severity="warning", timeout=30)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):
@@ -269,8 +284,11 @@ class CounterApp(App[None]):
             return
         self._status_busy = True
 
-        def failed(_: BaseException) -> None:
+        def failed(exc: BaseException) -> None:
             self._status_busy = False
+            if isinstance(exc, failures.StorageProblem) and exc.kind != self._storage_said:
+                self._storage_said = exc.kind  # a damaged database or a lost disk: say it once, in words
+                self.notify(str(exc), severity="error", timeout=60)
 
         self.run_blocking(self._collect_status, on_done=self._apply_status, on_error=failed, group="status")
 

@@ -71,13 +71,15 @@ class StoreBackend:
         self._catalog_seen: Catalog | None = None
 
     # ------------------------------------------------------------ operators
-    def verify_operator(self, operator_id: str, pin: str) -> Session | None:
-        op = verify_operator(self.store, operator_id.strip(), pin)
-        return None if op is None else Session(op.id, op.name, op.role)
+    def verify_operator(self, operator_id: str, pin: str, purpose: str = "login") -> Session:
+        """The operator's session, else ``PinRefused`` with the sentence to show
+        (wrong PIN, or locked and for how long); wrong PINs are counted and audited."""
+        op = verify_operator(self.store, operator_id.strip(), pin, purpose=purpose)
+        return Session(op.id, op.name, op.role)
 
-    def verify_supervisor(self, operator_id: str, pin: str) -> Session | None:
-        op = verify_supervisor(self.store, operator_id.strip(), pin)
-        return None if op is None else Session(op.id, op.name, op.role)
+    def verify_supervisor(self, operator_id: str, pin: str) -> Session:
+        op = verify_supervisor(self.store, operator_id.strip(), pin, purpose="approval")
+        return Session(op.id, op.name, op.role)
 
     # ---------------------------------------------------------- master data
     def catalog(self) -> Catalog | None:
@@ -172,9 +174,9 @@ class StoreBackend:
                 "mode": row[4], "created_at": row[5], "voided": bool(row[6])}
 
     def void(self, session: Session, receipt_no: str, reason: str, supervisor_id: str, supervisor_pin: str) -> Saved:
-        sup = self.verify_supervisor(supervisor_id, supervisor_pin)
-        if sup is None:
+        if not supervisor_id.strip() or not supervisor_pin:
             raise DomainError.field("supervisor", "a supervisor's ID and PIN are required", code="not_supervisor")
+        sup = self.verify_supervisor(supervisor_id, supervisor_pin)  # PinRefused says why
         res = self.svc.void(session.operator_id, receipt_no, reason, approved_by=sup.operator_id)
         doc = T.void_notice(hospital=self.hospital, receipt_no=res.extra["receipt_no"],
                             amount_paise=res.extra["amount_paise"], reason=rules.clean_text(reason),

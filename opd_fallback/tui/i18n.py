@@ -18,6 +18,7 @@ LANGS: tuple[Lang, ...] = ("en", "hi")
 STRINGS: dict[str, tuple[str, str]] = {
     # app, status bar, keys
     "app.title": ("OPD counter (offline fallback)", "ओपीडी काउंटर (ऑफ़लाइन)"),
+    "status.tls_off": ("TLS CHECKS OFF", "TLS जाँच बंद"),
     "status.online": ("Central: online", "केंद्र: ऑनलाइन"),
     "status.offline": ("Central: OFFLINE", "केंद्र: ऑफ़लाइन"),
     "status.unknown": ("Central: checking", "केंद्र: जाँच रहे हैं"),
@@ -49,6 +50,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "login.pin": ("PIN", "पिन"),
     "login.button": ("Log in (Enter)", "लॉग इन (Enter)"),
     "login.failed": ("Wrong operator ID or PIN", "गलत ऑपरेटर आईडी या पिन"),
+    "login.locked": (
+        "Too many wrong PINs: this ID is locked; wait {wait} and try again, or ask a supervisor.",
+        "बहुत बार गलत पिन: यह आईडी लॉक है; {wait} रुकें और फिर कोशिश करें, या सुपरवाइज़र से पूछें।",
+    ),
     "login.checking": ("Checking…", "जाँच रहे हैं…"),
     "login.pin_format": ("PIN must be 4 to 8 digits", "पिन 4 से 8 अंकों का होना चाहिए"),
     "login.need_id": ("Enter your operator ID", "अपनी ऑपरेटर आईडी लिखें"),

@@ -19,6 +19,7 @@ class StatusModel:
     ops_flagged: int = 0
     last_sync: str | None = None
     sync_progress: tuple[int, int] | None = None
+    insecure_tls: bool = False  # OPD_VERIFY_TLS=false: shown on every screen
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from opd_fallback.config import Settings
+from opd_fallback.config import Settings, tls_warning
 from opd_fallback.printing import make_printer
 from opd_fallback.printing.settings import from_counter_config
 from opd_fallback.store.engine import open_store
@@ -76,4 +76,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
         sync_runner=sync_runner,
         **app_kwargs,
     )
+    if tls_warning(settings):  # said on every screen, and once in words at start
+        app.status.insecure_tls = True
+        app.startup_warnings.append(tls_warning(settings) or "")
     return app

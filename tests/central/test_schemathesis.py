@@ -28,7 +28,7 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def api_schema(central: CentralHandle):
-    return schemathesis.openapi.from_url(central.url + "/openapi.json")
+    return schemathesis.openapi.from_url(central.url + "/openapi.json", headers=central.headers("C07"))
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

@@ -18,7 +18,7 @@ Usage::
 
 Faults are the ``serve`` options as keyword arguments: ``fail_rate``,
 ``lost_response_rate``, ``reset_rate``, ``latency_ms``, ``seed``,
-``max_in_flight``. The server's stderr goes to ``central.log_path``.
+``max_in_flight``, ``dev_docs=True``. The server's stderr goes to ``central.log_path``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from opd_fallback.central.db import add_device, create_schema, set_maintenance
 from opd_fallback.domain.contract import API_PREFIX
 
 START_TIMEOUT_S = 30.0
-_OPTIONS = ("fail_rate", "lost_response_rate", "reset_rate", "latency_ms", "seed", "max_in_flight")
+_OPTIONS = ("fail_rate", "lost_response_rate", "reset_rate", "latency_ms", "seed", "max_in_flight", "dev_docs")
 
 
 def free_port() -> int:
@@ -94,7 +94,9 @@ class CentralHandle:
         for key, value in self.faults.items():
             if key not in _OPTIONS:
                 raise TypeError(f"unknown central option {key!r}; known: {', '.join(_OPTIONS)}")
-            if value is not None:
+            if isinstance(value, bool):  # a flag
+                cmd += ["--" + key.replace("_", "-")] if value else []
+            elif value is not None:
                 cmd += ["--" + key.replace("_", "-"), str(value)]
         return cmd
 

@@ -75,7 +75,7 @@ def test_clean_day_reconciles_with_matching_digests(tmp_path: Path, store: Store
 def test_voids_reconcile_by_amount(tmp_path: Path, store: Store) -> None:
     from opd_fallback.store import operators
 
-    operators.add_operator(store, "sup1", "Supervisor", "4321", role="supervisor")
+    operators.add_operator(store, "sup1", "Supervisor", "654321", role="supervisor")
     regs = make_day(store, 3, amount=1000)
     svc = CounterService(store, "C07")
     svc.void("op-1", regs[1].payment.extra["receipt_no"], "wrong patient", approved_by="sup1")

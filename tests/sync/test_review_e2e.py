@@ -37,7 +37,7 @@ def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralHandle]
 def counter(tmp_path: Path, device: str) -> tuple[Store, CounterService]:
     store = open_store(tmp_path / f"{device}.db")
     add_operator(store, "clerk1", "Clerk One", "1111")
-    add_operator(store, "sup1", "Sup One", "2222", role="supervisor")
+    add_operator(store, "sup1", "Sup One", "222222", role="supervisor")
     return store, CounterService(store, device)
 
 
@@ -90,7 +90,7 @@ def test_duplicate_at_two_counters_linked_and_dependents_follow(tmp_path: Path, 
     with pytest.raises(DomainError) as refused:  # an operator without the supervisor role
         rs.authenticate("clerk1", "1111")
     assert refused.value.code == "not_supervisor"
-    rs.link(rs.authenticate("sup1", "2222"), item.op_id, uhid, note="same father and mobile")
+    rs.link(rs.authenticate("sup1", "222222"), item.op_id, uhid, note="same father and mobile")
 
     run = sync(s7, central, "C07")
     assert run.synced == 3 and run.needs_person == 0 and run.still_waiting == 0
@@ -126,7 +126,7 @@ def test_stale_update_merged_per_field(tmp_path: Path, central: CentralHandle) -
     [item] = rs.items()
     rows = {r.field: r for r in item.comparisons[0].rows}
     assert rows["mobile"].right == "9833333333" and rows["mobile"].differs and rows["district"].differs
-    d = rs.merge(rs.authenticate("sup1", "2222"), item.op_id, {"mobile": "central", "district": "counter"},
+    d = rs.merge(rs.authenticate("sup1", "222222"), item.op_id, {"mobile": "central", "district": "counter"},
                  note="patient confirmed the new mobile at C09")
     assert d.new_op_id is not None
     run = sync(s7, central, "C17")
@@ -153,7 +153,7 @@ def test_rejected_registration_corrected_and_waiting_payment_synced(tmp_path: Pa
     rs = ReviewService(s7)
     [item] = rs.items()
     assert item.code == "reserved_id_not_owned" and item.field_errors[0]["field"] == "uhid"
-    d = rs.correct(rs.authenticate("sup1", "2222"), item.op_id, {"uhid": None},
+    d = rs.correct(rs.authenticate("sup1", "222222"), item.op_id, {"uhid": None},
                    note="stale uhid block from an old backup")
     assert set(d.affected) == {reg.visit.op_id, reg.payment.op_id}
     run = sync(s7, central, "C27")

@@ -22,7 +22,7 @@ from opd_fallback.tui.backend import StoreBackend
 
 MASTER = Path(central_pkg.__file__).parent / "demo_master_data.json"
 OPERATOR, OPERATOR_PIN = "op1", "1234"
-SUPERVISOR, SUPERVISOR_PIN = "sup1", "9999"
+SUPERVISOR, SUPERVISOR_PIN = "sup1", "999999"
 
 
 def put_master_data(store: Store) -> None:

@@ -20,7 +20,7 @@ from opd_fallback.tui.screens.revisit import RevisitScreen
 from opd_fallback.tui.screens.void import VoidScreen
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
 
-from .conftest import login, settle, type_text
+from .conftest import SUPERVISOR_PIN, login, settle, type_text
 
 
 def register(store: Store, name: str = "Geeta Rani", mobile: str | None = "9811122233"):
@@ -143,7 +143,7 @@ async def test_void_needs_a_supervisor(make_app, store: Store, tmp_path: Path) -
         await pilot.press("backspace")
         await type_text(pilot, "sup1")
         await pilot.press("enter")
-        await type_text(pilot, "9999")
+        await type_text(pilot, SUPERVISOR_PIN)
         await pilot.press("f10")
         await settle(pilot)
         assert f"Voided {receipt}" in str(app.screen.query_one("#form-msg").render())

@@ -30,7 +30,7 @@ from opd_fallback.domain.errors import DomainError, validate
 from opd_fallback.domain.jsonio import dumps, dumps_or_none, loads
 from opd_fallback.store import audit, numbers, outbox
 from opd_fallback.store.engine import Store
-from opd_fallback.store.operators import active_supervisor, is_supervisor, verify_operator
+from opd_fallback.store.operators import PinRefused, active_supervisor, verify_operator
 from opd_fallback.store.tables import AuditEntry, Op, Payment
 
 
@@ -45,15 +45,13 @@ class ReviewService:
     def authenticate(self, supervisor_id: str, pin: str) -> Supervisor:
         """The supervisor with this PIN, or ``DomainError`` (code ``not_supervisor``).
         A refusal is audited (never the PIN)."""
-        op = verify_operator(self.store, supervisor_id, pin)
-        if op is None or not is_supervisor(op):
+        try:
+            op = verify_operator(self.store, supervisor_id, pin, role="supervisor", purpose="review")
+        except PinRefused as exc:  # wrong PINs are counted and audited by verify_operator
             with self.store.write() as s:
-                audit.record(s, supervisor_id or "?", "review.refused", None,
-                             why="wrong PIN" if op is None else "not a supervisor")
-            if op is not None:
-                raise DomainError.field("supervisor", f"{supervisor_id} is not a supervisor; only a "
-                                        "supervisor may decide flagged records", code="not_supervisor")
-            raise DomainError.field("supervisor", "supervisor ID or PIN is wrong", code="not_supervisor")
+                why = {"not_supervisor": "not a supervisor", "pin_locked": "locked"}.get(exc.code, "wrong PIN")
+                audit.record(s, supervisor_id or "?", "review.refused", None, why=why)
+            raise DomainError.field("supervisor", exc.sentence, code="not_supervisor") from None
         return Supervisor(op.id, op.name)
 
     @staticmethod

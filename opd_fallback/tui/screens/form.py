@@ -23,7 +23,7 @@ from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
 
 # payment.record's fields as the form names them
-_PROBLEM_FIELD = {"amount_paise": "fee", "items": "fee", "approved_by": "supervisor"}
+_PROBLEM_FIELD = {"amount_paise": "fee", "items": "fee", "approved_by": "supervisor", "operator_pin": "supervisor_pin"}
 
 
 class FormScreen(CounterScreen):

@@ -41,8 +41,19 @@ class LockScreen(Screen[None]):
         event.input.value = ""
         app = self.app
         app.run_blocking(  # type: ignore[attr-defined]
-            app.backend.verify_operator, session.operator_id, pin, on_done=self._checked, group="login"  # type: ignore[attr-defined]
+            app.backend.verify_operator, session.operator_id, pin, "unlock",  # type: ignore[attr-defined]
+            on_done=self._checked, on_error=self._refused, group="login",
         )
+
+    def _refused(self, exc: BaseException) -> None:
+        from opd_fallback.store.operators import PinRefused
+        from opd_fallback.tui.screens.login import refusal_text
+
+        lang = self.app.lang  # type: ignore[attr-defined]
+        text = refusal_text(exc, lang) if isinstance(exc, PinRefused) else tr("login.failed", lang)
+        if not isinstance(exc, PinRefused):
+            self.app.show_error(exc)  # type: ignore[attr-defined]
+        self.query_one("#lock-msg", Static).update(text)
 
     def _checked(self, session: Session | None) -> None:
         if session is None:

@@ -8,8 +8,9 @@ from textual.containers import Center, Vertical
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
+from opd_fallback.domain.clock import duration_words
 from opd_fallback.domain.errors import DomainError
-from opd_fallback.store.operators import validate_pin
+from opd_fallback.store.operators import PinRefused, validate_pin
 from opd_fallback.tui.i18n import tr
 from opd_fallback.tui.screens.base import bottom_bar
 from opd_fallback.tui.state import Session
@@ -69,8 +70,22 @@ class LoginScreen(Screen[None]):
         self._say("login.checking", error=False)
         app = self.app
         app.run_blocking(  # type: ignore[attr-defined]
-            app.backend.verify_operator, op_id, pin_in.value, on_done=self._checked, group="login"  # type: ignore[attr-defined]
+            app.backend.verify_operator, op_id, pin_in.value, on_done=self._checked, on_error=self._refused,  # type: ignore[attr-defined]
+            group="login",
         )
+
+    def _refused(self, exc: BaseException) -> None:
+        """A wrong PIN or a locked ID: the sentence says which, and how long to wait."""
+        pin_in = self.query_one("#pin", Input)
+        pin_in.value = ""
+        pin_in.focus()
+        if not isinstance(exc, PinRefused):
+            self.app.show_error(exc)  # type: ignore[attr-defined]
+            self._say("login.failed")
+            return
+        msg = self.query_one("#login-msg", Static)
+        msg.update(refusal_text(exc, self.app.lang))  # type: ignore[attr-defined]
+        msg.set_class(True, "error")
 
     def _checked(self, session: Session | None) -> None:
         pin_in = self.query_one("#pin", Input)
@@ -80,3 +95,13 @@ class LoginScreen(Screen[None]):
             pin_in.focus()
             return
         self.app.login(session)  # type: ignore[attr-defined]
+
+
+def refusal_text(exc: PinRefused, lang: str) -> str:
+    """The sentence for a refused PIN in the counter's language (English: the
+    store's own sentence, with tries left or the time to wait)."""
+    if lang == "en":
+        return exc.sentence
+    if exc.code == "pin_locked":
+        return tr("login.locked", lang, wait=duration_words(exc.locked_for_s))  # type: ignore[arg-type]
+    return tr("login.failed", lang)  # type: ignore[arg-type]

@@ -30,6 +30,8 @@ def human_age(seconds: float | None) -> str:
 def render_status(model: StatusModel, lang: str, now: datetime) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(f" {model.hospital} · {model.device_id} ", style="bold")
+    if model.insecure_tls:
+        out.append(f"│ {tr('status.tls_off', lang)} ", style="bold white on red")  # type: ignore[arg-type]
     op = tr("status.operator", lang, op=model.operator) if model.operator else tr("status.no_operator", lang)  # type: ignore[arg-type]
     out.append(f"│ {op} ")
     if model.central is None:
