@@ -111,3 +111,16 @@ def open_store(path: Path | str, *, migrate: bool = True) -> Store:
     if migrate:
         run_migrations(store.engine)
     return store
+
+
+def driver_execute(session: Session, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Run one statement on the sqlite3 connection under the session's
+    transaction and return its first row. For the few statements run for every
+    record (counters, reserved ids): several times cheaper than going through
+    SQLAlchemy, same transaction, so a bulk import keeps its pace."""
+    cur = session.connection().connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
+    try:
+        row: tuple[Any, ...] | None = cur.fetchone()
+        return row
+    finally:
+        cur.close()

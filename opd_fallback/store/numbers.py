@@ -14,28 +14,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session
 
 from opd_fallback.domain.clock import now_iso, now_ist
 from opd_fallback.store import audit, marks, meta, reserved
+from opd_fallback.store.engine import driver_execute
 
 SEQ = "seq"
-
-
-def driver_execute(session: Session, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """Run one statement on the sqlite3 connection under the session's
-    transaction and return its first row. For the few statements run for every
-    record (counters, reserved ids): several times cheaper than going through
-    SQLAlchemy, same transaction, so a bulk import keeps its pace."""
-    cur = session.connection().connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
-    try:
-        row: tuple[Any, ...] | None = cur.fetchone()
-        return row
-    finally:
-        cur.close()
 
 
 def _increment(session: Session, name: str) -> int:

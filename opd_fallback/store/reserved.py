@@ -14,14 +14,14 @@ from sqlalchemy import CursorResult, text
 from sqlmodel import Session
 
 from opd_fallback.domain.clock import now_iso
-from opd_fallback.store.numbers import driver_execute
+from opd_fallback.store.engine import driver_execute
 
 KINDS = ("uhid", "receipt", "sample")
 
 
 def take(session: Session, kind: str, op_id: str) -> str | None:
     """Use the oldest free id of ``kind`` for ``op_id``, or None when none is left."""
-    row = driver_execute(  # once per record: the cheap path (see numbers.driver_execute)
+    row = driver_execute(  # once per record: the cheap path (see engine.driver_execute)
         session,
         "UPDATE id_reservation SET state='used', used_at=?, used_by_op=? "
         "WHERE id = (SELECT id FROM id_reservation WHERE kind=? AND state='free' ORDER BY id LIMIT 1) "
