@@ -56,7 +56,7 @@ def test_every_op_the_counter_builds_has_one_key_references(
     store: Store, svc: CounterService, with_master_data: Callable[..., None],
 ) -> None:
     with_master_data(store)
-    add_operator(store, "sup1", "Meena", "9999", role="supervisor")
+    add_operator(store, "sup1", "Meena", "999999", role="supervisor")
     # a patient known only from central's index: refs to it are central ids
     with store.write() as s:
         upsert_many(s, [{"uhid": "KGMU000000777", "name": "Sita Devi", "sex": "F", "version": 2,
@@ -194,11 +194,11 @@ def test_a_supervisor_correcting_a_reference_key_replaces_the_reference(store: S
     from opd_fallback.application.review import ReviewService
     from tests.test_review import flag, get
 
-    add_operator(store, "sup1", "Sup One", "2222", role="supervisor")
+    add_operator(store, "sup1", "Sup One", "222222", role="supervisor")
     reg = svc.register_new("op1", {"name": "Ram Kumar", "sex": "M", "age_years": 40},
                            department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
     flag(store, reg.visit.op_id, "rejected", "rejected", {"code": "unknown_reference", "message": "patient"})
     rs = ReviewService(store)
-    d = rs.correct(rs.authenticate("sup1", "2222"), reg.visit.op_id, {"patient.central_id": "KGMU000000009"})
+    d = rs.correct(rs.authenticate("sup1", "222222"), reg.visit.op_id, {"patient.central_id": "KGMU000000009"})
     assert d.new_op_id is not None
     assert orjson.loads(get(store, d.new_op_id).payload)["patient"] == {"central_id": "KGMU000000009"}

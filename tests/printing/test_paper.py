@@ -195,7 +195,7 @@ def test_reprints_say_duplicate_and_a_voided_receipt_says_voided(
     store: Store, with_master_data: Callable[..., None]
 ) -> None:
     with_master_data(store)
-    add_operator(store, "sup-9", "Meena", "2468", role="supervisor")
+    add_operator(store, "sup-9", "Meena", "246802", role="supervisor")
     svc = CounterService(store, "C07")
     reg = svc.register_new("op-1", PATIENT, department="MED", payment=PaymentInput(mode="cash"))
     assert reg.payment is not None

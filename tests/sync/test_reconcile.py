@@ -293,7 +293,7 @@ def test_payload_that_no_longer_matches_its_record_is_reported_not_clean(tmp_pat
     """Reconcile once said CLEAN while a payment's payload (1000 paise) differed from its record (50000)."""
     from opd_fallback.store import operators
 
-    operators.add_operator(store, "sup1", "Supervisor", "4321", role="supervisor")
+    operators.add_operator(store, "sup1", "Supervisor", "654321", role="supervisor")
     regs = make_day(store, 3, amount=50000)
     paid = regs[1].payment
     _tamper(store.path, paid.op_id, {"amount_paise": 1000, "items": [{"code": "OPD-NEW", "qty": 1,
