@@ -1,47 +1,47 @@
-"""Opening the central SQLite database: schema, pragmas, small shared helpers.
+"""The central database: which one (a URL), its schema (Alembic), and small shared helpers.
 
-WAL so readers (health, reconciliation, a CLI in another process) never wait
-for a batch being applied; ``synchronous=FULL`` so a committed batch survives
-a power cut, because the server tells counters "applied" only after commit.
+The database is named by a URL (``sqlite:///central.db``, the default, or
+``postgresql+psycopg://...``); a bare path still means an SQLite file, as
+``--db FILE`` always did. :func:`create_schema` creates or upgrades the schema
+through the Alembic revisions in ``central/migrations/``. Connections come
+from :mod:`opd_fallback.serverdb` (WAL and ``synchronous=FULL`` on SQLite:
+a committed batch survives a power cut, because the server says "applied" only
+after COMMIT).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
+from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import create_engine
-
-from opd_fallback.central.tables import CentralMeta
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.serverdb import Connection, DatabaseUrl, connect, parse_database_url, upgrade
+from opd_fallback.serverdb.url import sqlite_url
 
 MAINTENANCE_KEY = "maintenance"
+Db = DatabaseUrl | Path | str
 
 
-def create_schema(db_path: Path | str) -> None:
-    """Create the tables if missing (idempotent) and switch the file to WAL."""
-    path = Path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        CentralMeta.metadata.create_all(engine)
-    finally:
-        engine.dispose()
-    conn = connect(path)
-    conn.close()
+def database(db: Db) -> DatabaseUrl:
+    """A URL as given, or a bare path taken as an SQLite file (``--db FILE``)."""
+    if isinstance(db, DatabaseUrl):
+        return db
+    text = str(db)
+    return parse_database_url(text if "://" in text else sqlite_url(text))
 
 
-def connect(db_path: Path | str) -> sqlite3.Connection:
-    """A connection in autocommit mode (we issue BEGIN/SAVEPOINT ourselves)."""
-    conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA cache_size=-32000")
-    return conn
+def create_schema(db: Db) -> None:
+    """Create the tables or bring them to the newest revision (idempotent; safe with
+    several servers starting at once on one PostgreSQL)."""
+    script_location = str(resources.files("opd_fallback.central").joinpath("migrations"))
+    upgrade(database(db), script_location, adopt_table="op_outcome", adopt_revision="0001")
+
+
+def open_db(db: Db) -> Connection:
+    """A connection in autocommit mode (writers call ``begin`` themselves)."""
+    return connect(database(db), application_name="opd-central")
 
 
 def hash_token(token: str) -> str:
@@ -49,11 +49,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add_device(db_path: Path | str, device_id: str) -> str:
+def add_device(db: Db, device_id: str) -> str:
     """Register a device (or give it a new token); returns the token, which is not stored."""
-    create_schema(db_path)
     token = secrets.token_urlsafe(32)
-    conn = connect(db_path)
+    conn = open_db(db)
     try:
         conn.execute(
             "INSERT INTO device(device_id, token_hash, created_at, max_seq, ops_applied) "
@@ -65,9 +64,8 @@ def add_device(db_path: Path | str, device_id: str) -> str:
     return token
 
 
-def set_maintenance(db_path: Path | str, on: bool) -> None:
-    create_schema(db_path)
-    conn = connect(db_path)
+def set_maintenance(db: Db, on: bool) -> None:
+    conn = open_db(db)
     try:
         conn.execute(
             "INSERT INTO setting(key, value) VALUES (?, ?) "
@@ -78,15 +76,17 @@ def set_maintenance(db_path: Path | str, on: bool) -> None:
         conn.close()
 
 
-def is_maintenance(conn: sqlite3.Connection) -> bool:
+def is_maintenance(conn: Connection) -> bool:
     row = conn.execute("SELECT value FROM setting WHERE key=?", (MAINTENANCE_KEY,)).fetchone()
     return bool(row and row[0] == "on")
 
 
-def stats(db_path: Path | str) -> dict[str, object]:
-    """Counts for `central stats`: records by kind, payments by mode, ops remembered."""
-    create_schema(db_path)
-    conn = connect(db_path)
+def stats(db: Db) -> dict[str, object]:
+    """Counts for `central stats`: records by kind, payments by mode, ops remembered.
+
+    Plain counts of committed rows: whatever the number of workers or servers
+    writing, each statement sees only committed batches, whole."""
+    conn = open_db(db)
     try:
         one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
         by_kind = dict(
@@ -98,8 +98,9 @@ def stats(db_path: Path | str) -> dict[str, object]:
         by_mode = {
             mode: {"count": n, "total_paise": total}
             for mode, n, total in conn.execute(
-                "SELECT mode, COUNT(*), SUM(amount_paise) FROM payment WHERE voided=0 GROUP BY mode ORDER BY mode"
-            )
+                "SELECT mode, COUNT(*), CAST(SUM(amount_paise) AS BIGINT) FROM payment WHERE voided=0 "
+                "GROUP BY mode ORDER BY mode"
+            ).fetchall()
         }
         return {
             "ops_remembered": one("SELECT COUNT(*) FROM op_outcome"),
@@ -115,7 +116,9 @@ def stats(db_path: Path | str) -> dict[str, object]:
             "payments_by_mode": by_mode,
             "devices": [
                 {"device_id": d, "max_seq": s, "ops_applied": n}
-                for d, s, n in conn.execute("SELECT device_id, max_seq, ops_applied FROM device ORDER BY device_id")
+                for d, s, n in conn.execute(
+                    "SELECT device_id, max_seq, ops_applied FROM device ORDER BY device_id"
+                ).fetchall()
             ],
             "maintenance": is_maintenance(conn),
         }
