@@ -165,6 +165,8 @@ class _DeviceDelta:
 _REF_KEYS = ("patient", "visit", "lab_order", "payment")
 _CHUNK = 900
 _MAX_SQL_INT = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT are signed 64-bit numbers
+_MOBILE_LIMIT = 200  # a shared phone (a village's, a placeholder) is compared with this many at most
+_DEDUPE_KEYS = (*CANDIDATE_KEYS, "age_months", "age_days", "birth_date", "abha_number")
 _RETRIES = 5  # PostgreSQL: a batch that lost a race to another writer is run again this often
 _CHANGE_LOCK = (0x0FD, 1)  # pg_advisory_xact_lock(int, int): numbering patient changes in commit order
 
@@ -182,6 +184,9 @@ class _BatchState:
     new_versions: list[tuple[Any, ...]] = field(default_factory=list)
     categories: dict[str, str] = field(default_factory=dict)  # uhid -> category
     changed: list[str] = field(default_factory=list)  # uhids written, for their change cursor
+    # column (mobile / abha_number) -> value -> uhid -> the fields dedupe compares
+    patients_by: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(
+        default_factory=lambda: {"mobile": {}, "abha_number": {}})
     visit_owner: dict[str, str] = field(default_factory=dict)  # visit_id -> uhid
 
 
@@ -194,6 +199,7 @@ class Applier:
         self.master = master
         self.lock = threading.Lock()
         self.series = series_for(conn)
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
 
     def _next(self, name: str) -> int:
         """The next number of a series (see :mod:`opd_fallback.central.series`)."""
@@ -207,10 +213,12 @@ class Applier:
             c = self.conn
             for attempt in range(1, _RETRIES + 1):
                 c.begin()
+                self._pending = []
                 try:
-                    self.series.start()
-                    out = fn(*args)
-                    self.series.finish()
+                    with c.pipeline():
+                        self.series.start()
+                        out = fn(*args)
+                        self.series.finish()
                     c.commit()
                     return out
                 except BaseException as exc:
@@ -246,6 +254,7 @@ class Applier:
         self.series.reserve(_numbers_wanted(ops, b.outcomes))
         delta = _DeviceDelta()
         results = [self._one(device_id, raw, delta) for raw in ops]
+        self._flush()
         c = self.conn
         if b.new_outcomes:
             c.executemany(
@@ -280,7 +289,7 @@ class Applier:
         """PostgreSQL: hold each op_id of the batch until COMMIT (see the module docstring)."""
         op_ids = sorted({o["op_id"] for o in ops if isinstance(o, dict) and isinstance(o.get("op_id"), str)})
         if op_ids:
-            self.conn.execute(
+            self._q(
                 "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(x, 0) AS k "
                 "FROM unnest(?::text[]) AS t(x) ORDER BY k) AS s",
                 (op_ids,),
@@ -292,8 +301,8 @@ class Applier:
         handed out in commit order and a ``/patients/changes`` cursor never passes
         a change that commits later (see :mod:`opd_fallback.central.reads`). The
         numbers taken during the batch were placeholders, unique but not ordered."""
-        self.conn.execute("SELECT pg_advisory_xact_lock(?, ?)", _CHANGE_LOCK).fetchall()
-        self.conn.execute(
+        self._q("SELECT pg_advisory_xact_lock(?, ?)", _CHANGE_LOCK).fetchall()
+        self._q(
             "UPDATE patient SET change_seq=nextval('central_change_seq') WHERE uhid = ANY(?)",
             (sorted(set(uhids)),),
         )
@@ -303,6 +312,7 @@ class Applier:
         b = _BatchState()
         op_ids: set[str] = set()
         refs: set[str] = set()
+        dedupe_keys: dict[str, list[str]] = {"mobile": [], "abha_number": []}
         for raw in ops:
             if not isinstance(raw, dict):
                 continue
@@ -313,6 +323,10 @@ class Applier:
                 op_ids.update(d for d in deps if isinstance(d, str))
             payload = raw.get("payload")
             if isinstance(payload, dict):
+                if raw.get("kind") == "patient.register":
+                    for column, values in dedupe_keys.items():
+                        if isinstance(payload.get(column), str):
+                            values.append(payload[column])
                 if isinstance(payload.get("local_ref"), str):
                     refs.add(payload["local_ref"])
                 for key in _REF_KEYS:
@@ -320,14 +334,16 @@ class Applier:
                     if isinstance(ref, dict) and isinstance(ref.get("local_ref"), str):
                         refs.add(ref["local_ref"])
         for chunk in _chunks(sorted(op_ids)):
-            for row in self.conn.execute(
+            for row in self._q(
                 "SELECT op_id, kind, device_id, payload_hash, status, result, error FROM op_outcome "
                 f"WHERE op_id IN ({','.join('?' * len(chunk))})", chunk,
             ):
                 b.outcomes[row[0]] = row[1:]
         b.refs = dict.fromkeys(refs)
+        for column, values in dedupe_keys.items():
+            self._load_patients(b, column, values)
         for chunk in _chunks(sorted(refs)):
-            for row in self.conn.execute(
+            for row in self._q(
                 f"SELECT local_ref, kind, central_id, op_id FROM ref_map WHERE local_ref IN ({','.join('?' * len(chunk))})",
                 chunk,
             ):
@@ -335,9 +351,31 @@ class Applier:
         return b
 
     def _w(self, sql: str, params: tuple[Any, ...]) -> None:
-        """A write of the current op: after it, the op can no longer end otherwise than applied."""
+        """A write of the current op: after it, the op can no longer end otherwise than applied.
+        Writes wait in order until the next read (or the end of the batch) and are then sent
+        together, runs of the same statement as one ``executemany``."""
         self._wrote = True
-        self.conn.execute(sql, params)
+        self._pending.append((sql, params))
+
+    def _flush(self) -> None:
+        """Send the waiting writes, one ``executemany`` per statement in the order each was
+        first used. Reordering is safe because an op that changes a row written earlier in
+        the batch (an update, a void, a reserved id) reads it first, and a read flushes."""
+        pending, self._pending = self._pending, []
+        by_sql: dict[str, list[tuple[Any, ...]]] = {}
+        for sql, params in pending:
+            by_sql.setdefault(sql, []).append(params)
+        for sql, rows in by_sql.items():
+            if len(rows) == 1:
+                self.conn.execute(sql, rows[0])
+            else:
+                self.conn.executemany(sql, rows)
+
+    def _q(self, sql: str, params: Any = ()) -> Any:
+        """A read during the batch: it sees the batch's own writes, sent first."""
+        if self._pending:
+            self._flush()
+        return self.conn.execute(sql, params)
 
     # ---- one op ---------------------------------------------------------
     def _one(self, device_id: str, raw: Any, delta: _DeviceDelta) -> dict[str, Any]:
@@ -422,7 +460,7 @@ class Applier:
         refs = self._b.refs
         if local_ref in refs:
             return refs[local_ref]
-        row = self.conn.execute(
+        row = self._q(
             "SELECT kind, central_id, op_id FROM ref_map WHERE local_ref=?", (local_ref,)
         ).fetchone()
         refs[local_ref] = known = None if row is None else (row[0], row[1], row[2])
@@ -440,7 +478,7 @@ class Applier:
     def _ref(self, ref: Ref, kind: str, field: str, *, missing: str = "unknown_reference") -> str:
         if ref.central_id is not None:
             table, col = _REF_TABLES[kind]
-            if self.conn.execute(f"SELECT 1 FROM {table} WHERE {col}=?", (ref.central_id,)).fetchone() is None:
+            if self._q(f"SELECT 1 FROM {table} WHERE {col}=?", (ref.central_id,)).fetchone() is None:
                 raise _field_reject(missing, field, "not_found", f"no {kind} with central id {ref.central_id}")
             return ref.central_id
         assert ref.local_ref is not None
@@ -462,7 +500,7 @@ class Applier:
         The caller marks it used with ``_use_reserved`` once every check has passed."""
         if not ID_PATTERNS[kind].match(value):
             return False
-        row = self.conn.execute(
+        row = self._q(
             f"SELECT device_id, used_by_op FROM issued_id WHERE id=? AND kind=?{self.conn.for_update}",
             (value, kind),
         ).fetchone()
@@ -497,7 +535,7 @@ class Applier:
                                 f"{p.uhid} is not a central uhid issued to device {env.device_id}")
         self._deps(env)
         if res is not None and res.action == "link":
-            if self.conn.execute("SELECT 1 FROM patient WHERE uhid=?", (res.uhid,)).fetchone() is None:
+            if self._q("SELECT 1 FROM patient WHERE uhid=?", (res.uhid,)).fetchone() is None:
                 raise _field_reject("unknown_reference", "resolution.uhid", "not_found",
                                     f"no patient with uhid {res.uhid}")
             self._map(p.local_ref, "patient", res.uhid, env.op_id)
@@ -521,23 +559,50 @@ class Applier:
         self._w(_INSERT_PATIENT, vals)
         self._b.categories[uhid] = rec["category"]
         self._b.changed.append(uhid)
+        self._index_patient(uhid, rec)
         self._version(uhid, 1, rec, env.op_id)
         self._map(p.local_ref, "patient", uhid, env.op_id)
         return {"uhid": uhid, "linked": False}
 
     def _candidates(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
-        sel = f"SELECT {','.join(CANDIDATE_KEYS)}, age_months, age_days, birth_date FROM patient"
         found: dict[str, dict[str, Any]] = {}
-        keys = (*CANDIDATE_KEYS, "age_months", "age_days", "birth_date")
         if rec.get("abha_number"):
-            for row in self.conn.execute(sel + " WHERE abha_number=?", (rec["abha_number"],)):
-                found[row[0]] = dict(zip(keys, row))
+            for old in self._patients_by("abha_number", rec["abha_number"]):
+                found[old["uhid"]] = old
         if rec.get("mobile"):
-            for row in self.conn.execute(sel + " WHERE mobile=? LIMIT 200", (rec["mobile"],)):
-                old = dict(zip(keys, row))
+            for old in self._patients_by("mobile", rec["mobile"])[:_MOBILE_LIMIT]:
                 if old["uhid"] not in found and dedupe.similar(rec, old):
                     found[old["uhid"]] = old
         return [{k: v[k] for k in CANDIDATE_KEYS} for v in found.values()]
+
+    def _patients_by(self, column: str, value: str) -> list[dict[str, Any]]:
+        """Patients whose ``column`` (mobile / abha_number) is ``value``: from the batch's
+        index (prefetched, kept up to date by the batch's own writes), else one query."""
+        index = self._b.patients_by[column]
+        if value not in index:
+            self._load_patients(self._b, column, [value])
+        return list(index[value].values())
+
+    def _load_patients(self, b: _BatchState, column: str, values: list[str]) -> None:
+        index = b.patients_by[column]
+        for chunk in _chunks(sorted(set(values))):
+            for v in chunk:
+                index[v] = {}
+            for row in self._q(
+                f"SELECT {','.join(_DEDUPE_KEYS)} FROM patient WHERE {column} IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall():
+                old = dict(zip(_DEDUPE_KEYS, row))
+                index[old[column]][old["uhid"]] = old
+
+    def _index_patient(self, uhid: str, rec: dict[str, Any]) -> None:
+        """A patient written by this batch: what later ops of the batch must find by mobile / ABHA."""
+        row = {"uhid": uhid, **{k: rec.get(k) for k in _DEDUPE_KEYS[1:]}}
+        for column, index in self._b.patients_by.items():
+            for bucket in index.values():
+                bucket.pop(uhid, None)
+            if rec.get(column) in index:
+                index[rec[column]][uhid] = row
 
     def _version(self, uhid: str, version: int, rec: dict[str, Any], op_id: str) -> None:
         self._b.new_versions.append((uhid, version, orjson.dumps(rec).decode(), op_id, self._now))
@@ -545,7 +610,7 @@ class Applier:
     def patient_record(self, uhid: str, *, for_update: bool = False) -> dict[str, Any] | None:
         cols = ("uhid", *PATIENT_COLUMNS, "version", "updated_at")
         lock = self.conn.for_update if for_update else ""
-        row = self.conn.execute(f"SELECT {','.join(cols)} FROM patient WHERE uhid=?{lock}", (uhid,)).fetchone()
+        row = self._q(f"SELECT {','.join(cols)} FROM patient WHERE uhid=?{lock}", (uhid,)).fetchone()
         return None if row is None else dict(zip(cols, row))
 
     def _patient_update(self, env: OpEnvelope, p: PatientUpdate) -> dict[str, Any]:
@@ -577,6 +642,7 @@ class Applier:
         rec = {k: v for k, v in (self.patient_record(uhid) or {}).items() if k in PATIENT_COLUMNS}
         self._b.categories[uhid] = rec["category"]
         self._b.changed.append(uhid)
+        self._index_patient(uhid, rec)
         self._version(uhid, version, rec, env.op_id)
         return {"uhid": uhid, "version": version}
 
@@ -628,7 +694,7 @@ class Applier:
         visit_id = self._ref(p.visit, "visit", "visit")
         owner = self._b.visit_owner.get(visit_id)
         if owner is None:
-            owner = self._b.visit_owner[visit_id] = self.conn.execute(
+            owner = self._b.visit_owner[visit_id] = self._q(
                 "SELECT uhid FROM visit WHERE visit_id=?", (visit_id,)).fetchone()[0]
         if owner != uhid:
             raise _field_reject("validation_failed", "visit", "other_patient", "is a visit of another patient")
@@ -678,7 +744,7 @@ class Applier:
         if m.exempt:
             category = self._b.categories.get(uhid)
             if category is None:
-                row = self.conn.execute("SELECT category FROM patient WHERE uhid=?", (uhid,)).fetchone()
+                row = self._q("SELECT category FROM patient WHERE uhid=?", (uhid,)).fetchone()
                 category = self._b.categories[uhid] = row[0] if row else ""
             exempt = m.exempt.get(category, set())
         warnings: list[dict[str, Any]] = []
@@ -696,7 +762,7 @@ class Applier:
         self._no_resolution(env)
         self._deps(env)
         receipt_id = self._ref(p.payment, "payment", "payment", missing="void_target_missing")
-        row = self.conn.execute(
+        row = self._q(
             f"SELECT amount_paise, voided FROM payment WHERE receipt_id=?{self.conn.for_update}", (receipt_id,)
         ).fetchone()
         if row[1]:

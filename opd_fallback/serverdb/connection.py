@@ -16,7 +16,8 @@ build a statement.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from typing import Any
 
@@ -69,6 +70,15 @@ class Connection:
         else:
             with self.raw.cursor() as cur:
                 cur.executemany(_pg_sql(sql), rows)
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """PostgreSQL: send statements without waiting for each answer until a result
+        is read (psycopg's pipeline mode), so a batch's writes cost no round trip
+        each. Errors then surface at the next read or at the end: callers roll back
+        the whole transaction on any error anyway. SQLite: nothing to do."""
+        with nullcontext() if self.is_sqlite else self.raw.pipeline():
+            yield
 
     def begin(self) -> None:
         self.raw.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
