@@ -231,11 +231,13 @@ class Applier:
 
     def apply_batch(self, device_id: str, ops: list[Any]) -> list[dict[str, Any]]:
         """Apply ops in order for the device owning the token; one entry per op."""
-        return self._write(self._batch, device_id, ops)
+        results: list[dict[str, Any]] = self._write(self._batch, device_id, ops)
+        return results
 
     def issue_ids(self, device_id: str, kind: str, count: int) -> list[str]:
         """A block of never-issued ids owned by ``device_id``."""
-        return self._write(self._issue, device_id, kind, count)
+        ids: list[str] = self._write(self._issue, device_id, kind, count)
+        return ids
 
     def _issue(self, device_id: str, kind: str, count: int) -> list[str]:
         ids = [ID_FORMATS[kind].format(n) for n in self.series.take(kind, count)]

@@ -88,7 +88,10 @@ def stats(db: Db) -> dict[str, object]:
     writing, each statement sees only committed batches, whole."""
     conn = open_db(db)
     try:
-        one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+
+        def one(sql: str) -> int:
+            return int(conn.execute(sql).fetchone()[0])
+
         by_kind = dict(
             conn.execute(
                 "SELECT kind, COUNT(*) FROM op_outcome WHERE status='applied' GROUP BY kind ORDER BY kind"
