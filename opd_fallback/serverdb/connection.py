@@ -97,6 +97,14 @@ class Connection:
         """True when the server end is gone (a PostgreSQL restart): open a new connection."""
         return not self.is_sqlite and bool(self.raw.closed or self.raw.broken)
 
+    def is_missing_table(self, exc: BaseException) -> bool:
+        """True when ``exc`` says a table does not exist (a database not migrated yet)."""
+        if self.is_sqlite:
+            return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
+        import psycopg.errors as pe
+
+        return isinstance(exc, pe.UndefinedTable)
+
     def is_transient(self, exc: BaseException) -> bool:
         """True when ``exc`` is PostgreSQL telling one writer it lost a race with another."""
         if self.is_sqlite:
