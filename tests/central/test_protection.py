@@ -134,3 +134,23 @@ def test_cli_add_device_prints_a_token_once_and_stats_counts(tmp_path: Path, bac
     assert stats["applied_by_kind"]["patient.register"] == 3
     assert stats["records"]["visits"] == 3
     assert stats["payments_by_mode"]["cash"]["count"] >= 3
+
+
+def test_the_in_flight_cap_holds_across_worker_processes(tmp_path: Path) -> None:
+    """Two uvicorn workers, a cap of 2: of 6 slow requests at once, 2 are served and
+    4 refused, wherever the kernel hands each connection (not 2 per worker)."""
+    with run_central(tmp_path, workers=2, max_in_flight=2, latency_ms=3000) as central:
+        start = threading.Barrier(6)
+        codes: list[int] = []
+
+        def one_request() -> None:
+            with central.client(timeout=30) as http:
+                start.wait()
+                codes.append(http.get("/devices/me").status_code)
+
+        threads = [threading.Thread(target=one_request) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(codes) == [200, 200, 429, 429, 429, 429]
