@@ -215,10 +215,9 @@ class Applier:
                 c.begin()
                 self._pending = []
                 try:
-                    with c.pipeline():
-                        self.series.start()
-                        out = fn(*args)
-                        self.series.finish()
+                    self.series.start()
+                    out = fn(*args)
+                    self.series.finish()
                     c.commit()
                     return out
                 except BaseException as exc:
@@ -731,9 +730,9 @@ class Applier:
             self._use_reserved(p.receipt_no, env.op_id)
         self._w(
             "INSERT INTO payment(receipt_id, receipt_no, uhid, visit_id, order_id, amount_paise, mode, mode_ref, "
-            "items, warnings, voided, device_id, local_date, op_id) VALUES (?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
+            "items, warnings, voided, device_id, local_date, op_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (receipt_id, p.receipt_no, uhid, visit_id, order_id, p.amount_paise, p.mode, p.mode_ref,
-             orjson.dumps(items).decode(), orjson.dumps(warnings).decode(), env.device_id,
+             orjson.dumps(items).decode(), orjson.dumps(warnings).decode(), 0, env.device_id,
              _local_date(env.recorded_at), env.op_id),
         )
         self._map(p.local_ref, "payment", receipt_id, env.op_id)

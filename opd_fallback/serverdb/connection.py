@@ -15,9 +15,9 @@ build a statement.
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -37,6 +37,17 @@ SQLITE_PRAGMAS = (
 class TransientWriteError(Exception):
     """A write lost a race with another writer (unique key, deadlock, serialisation):
     nothing of it was kept, and running it again is safe."""
+
+
+_COPY_FROM = 8  # rows; below this an executemany is as quick
+_PLAIN_INSERT = re.compile(r"^\s*INSERT INTO (\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\([?,\s]+\)\s*$", re.IGNORECASE)
+
+
+@lru_cache(maxsize=256)
+def _plain_insert(sql: str) -> str | None:
+    """``table(col, ...)`` when ``sql`` is a plain one-row INSERT of bound values, else None."""
+    m = _PLAIN_INSERT.match(sql)
+    return None if m is None else f"{m.group(1)}({m.group(2)})"
 
 
 @lru_cache(maxsize=1024)
@@ -65,20 +76,20 @@ class Connection:
         return self.raw.execute(_pg_sql(sql), params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run ``sql`` once per row. On PostgreSQL a plain ``INSERT INTO t(cols) VALUES
+        (...)`` of many rows goes as one ``COPY`` (one statement, not one per row)."""
         if self.is_sqlite:
             self.raw.executemany(sql, rows)
-        else:
-            with self.raw.cursor() as cur:
+            return
+        rows = list(rows)
+        target = _plain_insert(sql) if len(rows) >= _COPY_FROM else None
+        with self.raw.cursor() as cur:
+            if target is None:
                 cur.executemany(_pg_sql(sql), rows)
-
-    @contextmanager
-    def pipeline(self) -> Iterator[None]:
-        """PostgreSQL: send statements without waiting for each answer until a result
-        is read (psycopg's pipeline mode), so a batch's writes cost no round trip
-        each. Errors then surface at the next read or at the end: callers roll back
-        the whole transaction on any error anyway. SQLite: nothing to do."""
-        with nullcontext() if self.is_sqlite else self.raw.pipeline():
-            yield
+                return
+            with cur.copy(f"COPY {target} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
 
     def begin(self) -> None:
         self.raw.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
