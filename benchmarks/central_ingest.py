@@ -10,15 +10,18 @@ counters (default 4), is applied
   SQLite (one server process), and PostgreSQL with 1, 2 and 4 uvicorn workers
   (a throwaway PostgreSQL started here with its default, durable settings:
   fsync on, as SQLite runs with synchronous=FULL). Each PostgreSQL figure is
-  also given as a ratio to the SQLite figure of the same run.
+  also given as a ratio to the SQLite figure of the same run. Each setup runs
+  ``--rounds`` times (default 3, interleaved) on a fresh database and the
+  median is reported: on a shared 2-core machine one run alone says little.
 
 Prints one JSON object. Usage:
-  python benchmarks/central_ingest.py [--patients N] [--counters 4] [--batch 500] [--workers 1,2,4]
+  python benchmarks/central_ingest.py [--patients N] [--counters 4] [--batch 500] [--workers 1,2,4] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -104,12 +107,19 @@ def over_http(work: dict[str, list[dict]], batch: int, tmp: Path, **server: obje
     return {"seconds": round(dt, 3), "ops_per_s": round(n / dt), "statuses": statuses}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median ops/s, and every round's figure beside it."""
+    ordered = sorted(runs, key=lambda r: r["ops_per_s"])
+    return {**ordered[len(ordered) // 2], "rounds_ops_per_s": [r["ops_per_s"] for r in runs]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--patients", type=int, default=10_000)
     ap.add_argument("--counters", type=int, default=4)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--workers", default="1,2,4", help="PostgreSQL worker counts to measure")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each setup; the median is reported")
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--skip-postgres", action="store_true")
     args = ap.parse_args()
@@ -128,18 +138,28 @@ def main() -> None:
             "in_process_sqlite": in_process(work["C01"], args.batch, tmp),
         }
         if not args.skip_http:
-            sqlite = over_http(work, args.batch, tmp / "sqlite")
-            result["http_sqlite_1_process"] = sqlite
             reason = "skipped by --skip-postgres" if args.skip_postgres else why_unavailable()
+            workers = [] if reason else [int(w) for w in args.workers.split(",")]
+            runs: dict[str, list[dict]] = {}
+            with contextlib.ExitStack() as stack:
+                pg = None if reason else stack.enter_context(running_postgres(fsync=True))
+                # rounds interleave the setups, so a busy moment of a shared machine hits all alike
+                for r in range(args.rounds):
+                    runs.setdefault("http_sqlite_1_process", []).append(
+                        over_http(work, args.batch, tmp / f"sqlite{r}"))
+                    for n in workers:
+                        assert pg is not None
+                        runs.setdefault(f"http_postgresql_{n}_workers", []).append(over_http(
+                            work, args.batch, tmp / f"pg{n}-{r}", database_url=pg.create_database("bench"),
+                            workers=n))
+            for name, got in runs.items():
+                result[name] = median_run(got)
+            sqlite = result["http_sqlite_1_process"]["ops_per_s"]
+            for n in workers:
+                one = result[f"http_postgresql_{n}_workers"]
+                one["ratio_to_sqlite"] = round(one["ops_per_s"] / sqlite, 2)
             if reason:
                 result["postgresql"] = f"not measured: {reason}"
-            else:
-                with running_postgres(fsync=True) as pg:
-                    for n in (int(w) for w in args.workers.split(",")):
-                        one = over_http(work, args.batch, tmp / f"pg{n}", database_url=pg.create_database("bench"),
-                                        workers=n)
-                        one["ratio_to_sqlite"] = round(one["ops_per_s"] / sqlite["ops_per_s"], 2)
-                        result[f"http_postgresql_{n}_workers"] = one
         result["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(result, indent=2))
 
