@@ -686,7 +686,7 @@ class Applier:
         reserved = [sid for i, (sid, _, _) in enumerate(tubes)
                     if self._reserved(env, "sample", sid, f"samples.{i}.sample_id" if p.samples else "sample_id")]
         for i, (sid, _, _) in enumerate(tubes):
-            row = self.conn.execute("SELECT op_id FROM lab_sample WHERE sample_id=?", (sid,)).fetchone()
+            row = self._q("SELECT op_id FROM lab_sample WHERE sample_id=?", (sid,)).fetchone()
             if row is not None and row[0] != env.op_id:
                 raise _field_reject("validation_failed", f"samples.{i}.sample_id" if p.samples else "sample_id",
                                     "already_used", f"{sid} already names a tube of op {row[0]}")

@@ -109,3 +109,28 @@ def test_the_migrated_schema_is_the_declared_one(url: str) -> None:
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_a_database_made_before_migrations_is_adopted_and_upgraded(tmp_path: Path, backend: Backend) -> None:
+    """A central database made with create_all (before Alembic), even one older than
+    lab_sample, is stamped and brought to the declared schema, its rows kept."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import text
+
+    from opd_fallback.central.tables import CentralMeta
+
+    url = backend.new_database_url(tmp_path)
+    engine = create_engine(database(url).sqlalchemy_url)
+    try:
+        CentralMeta.metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE lab_sample"))
+        add_device(url, "C07")
+        create_schema(url)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), CentralMeta.metadata) == []
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert conn.execute(text("SELECT device_id FROM device")).scalar() == "C07"
+    finally:
+        engine.dispose()
