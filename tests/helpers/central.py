@@ -17,6 +17,7 @@ Usage::
             central.database_url                  # sqlite:///... or postgresql+psycopg://...
             central.db_path                       # the server's SQLite file (None on PostgreSQL)
             central.query("SELECT ...", params)   # rows, on either database
+            central.execute("UPDATE ...", params) # one write, committed
 
 The database is SQLite unless ``database_url`` is given, or a test set
 ``DEFAULT_BACKEND`` (tests/central's conftest does, to run every contract test
@@ -96,6 +97,14 @@ class CentralHandle:
         conn = open_db(self.database_url)
         try:
             return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+        finally:
+            conn.close()
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """One write (``?`` parameters) on the server's database, committed at once."""
+        conn = open_db(self.database_url)
+        try:
+            conn.execute(sql, params)
         finally:
             conn.close()
 
