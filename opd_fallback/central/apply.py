@@ -536,14 +536,16 @@ class Applier:
                                 f"{p.uhid} is not a central uhid issued to device {env.device_id}")
         self._deps(env)
         if res is not None and res.action == "link":
-            if self._q("SELECT 1 FROM patient WHERE uhid=?", (res.uhid,)).fetchone() is None:
+            linked = res.uhid
+            assert linked is not None  # required above
+            if self._q("SELECT 1 FROM patient WHERE uhid=?", (linked,)).fetchone() is None:
                 raise _field_reject("unknown_reference", "resolution.uhid", "not_found",
-                                    f"no patient with uhid {res.uhid}")
-            self._map(p.local_ref, "patient", res.uhid, env.op_id)
+                                    f"no patient with uhid {linked}")
+            self._map(p.local_ref, "patient", linked, env.op_id)
             # the patient gained a local_ref: counters read it from /patients/changes
-            self._w("UPDATE patient SET change_seq=? WHERE uhid=?", (self._next("change"), res.uhid))
-            self._b.changed.append(res.uhid)
-            return {"uhid": res.uhid, "linked": True}
+            self._w("UPDATE patient SET change_seq=? WHERE uhid=?", (self._next("change"), linked))
+            self._b.changed.append(linked)
+            return {"uhid": linked, "linked": True}
         rec = p.model_dump(mode="json", include=set(PATIENT_COLUMNS))
         if res is None:
             candidates = self._candidates(rec)
