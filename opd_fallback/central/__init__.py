@@ -34,15 +34,22 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def serve(settings: CentralSettings) -> None:
-    """Run the server in the foreground (uvicorn adds no Date of its own: the app does)."""
+def serve(settings: CentralSettings, *, migrate: bool = True) -> None:
+    """Bring the schema to the newest revision (unless the caller just did), then run the
+    server in the foreground with ``settings.workers`` uvicorn processes (uvicorn adds no
+    Date of its own: the app does)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
     import uvicorn
 
-    from opd_fallback.central.app import create_app
+    from opd_fallback.central.db import create_schema
+    from opd_fallback.central.inflight import create_shared_file
 
-    app = create_app(settings)
-    uvicorn.run(
-        app,
+    if migrate:
+        create_schema(settings.database())  # once, before any worker starts
+    options: dict[str, Any] = dict(
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -54,3 +61,21 @@ def serve(settings: CentralSettings) -> None:
         ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,
         ssl_keyfile=str(settings.ssl_keyfile) if settings.ssl_keyfile else None,
     )
+    if settings.workers == 1:
+        from opd_fallback.central.app import create_app
+
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Several workers: each builds its app from the environment; they share the in-flight count.
+    with tempfile.TemporaryDirectory(prefix="opd-central-") as tmp:
+        shared = Path(tmp) / "in-flight"
+        create_shared_file(shared)
+        given = settings.model_copy(update={"in_flight_file": shared})
+        for name, value in given.model_dump().items():
+            key = "OPD_CENTRAL_" + name.upper()
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = str(value)
+        uvicorn.run("opd_fallback.central.app:app_from_environment", factory=True,
+                    workers=settings.workers, **options)

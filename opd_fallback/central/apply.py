@@ -1,11 +1,10 @@
 """Applying ops: the heart of the reference server.
 
-One batch is one SQLite transaction; each op runs inside its own SAVEPOINT
-together with the row that remembers its outcome, so an op and its outcome
-are written together or not at all, and a failing op never undoes the others.
-The batch commits once (fsync once) before the answer is sent, which is what
-makes the server fast enough to be the ceiling the sync engine is measured
-against. Plain prepared statements on purpose: no ORM objects per op.
+One batch is one database transaction, committed (fsync once) before the
+answer is sent, which is what makes the server fast enough to be the ceiling
+the sync engine is measured against. An op and the row that remembers its
+outcome are written together or not at all, and a failing op never undoes the
+others. Plain prepared statements on purpose: no ORM objects per op.
 
 How an op stays atomic without a SAVEPOINT each: every check that can end an
 op (rejected / deferred / conflict) runs before its first write, and a write
@@ -14,6 +13,23 @@ back and the client gets a 5xx, so it resends). The outcome rows, ref map
 rows and patient versions are kept in memory during the batch and written
 with ``executemany`` just before the single COMMIT; the ops of the batch see
 them through the batch's dictionaries (prefetched in one query each).
+
+Exactly once with several writers (``--workers N``, several servers on one
+PostgreSQL), enforced by the database, not by a Python lock:
+- SQLite: ``BEGIN IMMEDIATE`` takes the file's write lock before the remembered
+  outcomes are read, so writers in any process take turns.
+- PostgreSQL: before reading the remembered outcomes, a batch takes a
+  transaction-scoped advisory lock on each of its op_ids (in one order, so two
+  batches cannot deadlock on them). The same op_id arriving at two workers at
+  once is applied by the first; the second waits for its COMMIT and then finds
+  the outcome (READ COMMITTED: each statement sees what was committed before
+  it). The primary keys (op_outcome.op_id, ref_map.local_ref, patient.uhid,
+  patient_version, payment_void) are the last line: a batch that still loses a
+  race to one of them is rolled back whole and run again (``_RETRIES``), and
+  then finds the winner's outcome. Rows read to be changed (a reserved id, a
+  patient being updated, the device's counters) are read ``FOR UPDATE``.
+- Numbers come from :mod:`opd_fallback.central.series` (sequences on
+  PostgreSQL), so ids never overlap across workers.
 
 Decisions not spelled out by the contract (documented for the IT cell):
 - a ``device_mismatch`` or malformed-envelope rejection (including a ``seq``
@@ -46,8 +62,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,6 +73,7 @@ from pydantic import ValidationError
 
 from opd_fallback.central import dedupe
 from opd_fallback.central.master import MasterIndex
+from opd_fallback.central.series import series_for
 from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.domain.contract import CANDIDATE_FIELDS, OpEnvelope, canonical_payload
 from opd_fallback.domain.errors import explain
@@ -71,6 +88,7 @@ from opd_fallback.domain.payloads import (
     VisitOpen,
     validate_payload,
 )
+from opd_fallback.serverdb import Connection
 
 ID_FORMATS = {"uhid": "KGMU{:09d}", "receipt": "KR{:09d}", "sample": "KS{:09d}"}
 ID_PATTERNS = {k: re.compile("^" + v.replace("{:09d}", r"\d{9}") + "$") for k, v in ID_FORMATS.items()}
@@ -146,7 +164,11 @@ class _DeviceDelta:
 
 _REF_KEYS = ("patient", "visit", "lab_order", "payment")
 _CHUNK = 900
-_MAX_SQL_INT = 2**63 - 1  # SQLite INTEGER is a signed 64-bit number
+_MAX_SQL_INT = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT are signed 64-bit numbers
+_MOBILE_LIMIT = 200  # a shared phone (a village's, a placeholder) is compared with this many at most
+_DEDUPE_KEYS = (*CANDIDATE_KEYS, "age_months", "age_days", "birth_date", "abha_number")
+_RETRIES = 5  # PostgreSQL: a batch that lost a race to another writer is run again this often
+_CHANGE_LOCK = (0x0FD, 1)  # pg_advisory_xact_lock(int, int): numbering patient changes in commit order
 
 
 @dataclass(slots=True)
@@ -161,68 +183,63 @@ class _BatchState:
     new_refs: list[tuple[str, str, str, str]] = field(default_factory=list)
     new_versions: list[tuple[Any, ...]] = field(default_factory=list)
     categories: dict[str, str] = field(default_factory=dict)  # uhid -> category
+    changed: list[str] = field(default_factory=list)  # uhids written, for their change cursor
+    # column (mobile / abha_number) -> value -> uhid -> the fields dedupe compares
+    patients_by: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(
+        default_factory=lambda: {"mobile": {}, "abha_number": {}})
     visit_owner: dict[str, str] = field(default_factory=dict)  # visit_id -> uhid
 
 
 class Applier:
-    """Applies batches on one writer connection; a lock serialises writers."""
+    """Applies batches on one writer connection (one batch at a time: a lock
+    guards the connection; an app keeps several appliers to write in parallel)."""
 
-    def __init__(self, conn: sqlite3.Connection, master: MasterIndex) -> None:
+    def __init__(self, conn: Connection, master: MasterIndex) -> None:
         self.conn = conn
         self.master = master
         self.lock = threading.Lock()
-        self._counters: dict[str, int] = {}
-        self._dirty: set[str] = set()
-        self._load_counters()
+        self.series = series_for(conn)
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
 
-    # ---- counters -------------------------------------------------------
-    def _load_counters(self) -> None:
-        self._counters = dict(self.conn.execute("SELECT name, value FROM counter").fetchall())
-        self._dirty.clear()
-
-    def _next(self, name: str, count: int = 1) -> int:
-        """Reserve ``count`` numbers of a series; returns the first."""
-        first = self._counters.get(name, 0) + 1
-        self._counters[name] = first + count - 1
-        self._dirty.add(name)
-        return first
-
-    def _flush_counters(self) -> None:
-        if self._dirty:
-            self.conn.executemany(
-                "INSERT INTO counter(name, value) VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
-                [(n, self._counters[n]) for n in self._dirty],
-            )
-            self._dirty.clear()
+    def _next(self, name: str) -> int:
+        """The next number of a series (see :mod:`opd_fallback.central.series`)."""
+        return self.series.take(name)[0]
 
     # ---- transactions ---------------------------------------------------
     def _write(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn`` in one IMMEDIATE transaction with the counters flushed at the end."""
+        """Run ``fn`` in one write transaction, numbers taken and kept inside it;
+        run it again when PostgreSQL says it lost a race with another writer."""
         with self.lock:
             c = self.conn
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn(*args)
-                self._flush_counters()
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                self._load_counters()
-                raise
-            return out
+            for attempt in range(1, _RETRIES + 1):
+                c.begin()
+                self._pending = []
+                try:
+                    self.series.start()
+                    out = fn(*args)
+                    self.series.finish()
+                    c.commit()
+                    return out
+                except BaseException as exc:
+                    if not c.broken:
+                        c.rollback()
+                    if attempt < _RETRIES and c.is_transient(exc):
+                        continue
+                    raise
+            raise AssertionError("unreachable")
 
     def apply_batch(self, device_id: str, ops: list[Any]) -> list[dict[str, Any]]:
         """Apply ops in order for the device owning the token; one entry per op."""
-        return self._write(self._batch, device_id, ops)
+        results: list[dict[str, Any]] = self._write(self._batch, device_id, ops)
+        return results
 
     def issue_ids(self, device_id: str, kind: str, count: int) -> list[str]:
         """A block of never-issued ids owned by ``device_id``."""
-        return self._write(self._issue, device_id, kind, count)
+        ids: list[str] = self._write(self._issue, device_id, kind, count)
+        return ids
 
     def _issue(self, device_id: str, kind: str, count: int) -> list[str]:
-        first = self._next(kind, count)
-        ids = [ID_FORMATS[kind].format(n) for n in range(first, first + count)]
+        ids = [ID_FORMATS[kind].format(n) for n in self.series.take(kind, count)]
         now = now_iso()
         self.conn.executemany(
             "INSERT INTO issued_id(id, kind, device_id, issued_at) VALUES (?, ?, ?, ?)",
@@ -232,9 +249,13 @@ class Applier:
 
     def _batch(self, device_id: str, ops: list[Any]) -> list[dict[str, Any]]:
         self._now = now_iso()
+        if not self.conn.is_sqlite:
+            self._lock_op_ids(ops)
         self._b = b = self._prefetch(ops)
+        self.series.reserve(_numbers_wanted(ops, b.outcomes))
         delta = _DeviceDelta()
         results = [self._one(device_id, raw, delta) for raw in ops]
+        self._flush()
         c = self.conn
         if b.new_outcomes:
             c.executemany(
@@ -250,22 +271,49 @@ class Applier:
                 b.new_versions,
             )
         if delta.max_seq:
-            row = c.execute("SELECT last_recorded_at FROM device WHERE device_id=?", (device_id,)).fetchone()
+            row = c.execute(
+                f"SELECT last_recorded_at FROM device WHERE device_id=?{c.for_update}", (device_id,)
+            ).fetchone()
             last = row[0] if row else None
             if delta.last is not None and (last is None or datetime.fromisoformat(last) < delta.last):
                 last = delta.last.isoformat()
             c.execute(
-                "UPDATE device SET max_seq=MAX(max_seq, ?), ops_applied=ops_applied+?, "
+                f"UPDATE device SET max_seq={c.greatest}(max_seq, ?), ops_applied=ops_applied+?, "
                 "last_recorded_at=? WHERE device_id=?",
                 (delta.max_seq, delta.applied, last, device_id),
             )
+        if b.changed and not c.is_sqlite:
+            self._number_changes(b.changed)
         return results
+
+    def _lock_op_ids(self, ops: list[Any]) -> None:
+        """PostgreSQL: hold each op_id of the batch until COMMIT (see the module docstring)."""
+        op_ids = sorted({o["op_id"] for o in ops if isinstance(o, dict) and isinstance(o.get("op_id"), str)})
+        if op_ids:
+            self._q(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(x, 0) AS k "
+                "FROM unnest(?::text[]) AS t(x) ORDER BY k) AS s",
+                (op_ids,),
+            ).fetchall()
+
+    def _number_changes(self, uhids: list[str]) -> None:
+        """PostgreSQL: give the patients this batch wrote their final change numbers,
+        last thing before COMMIT and under a lock held through it, so numbers are
+        handed out in commit order and a ``/patients/changes`` cursor never passes
+        a change that commits later (see :mod:`opd_fallback.central.reads`). The
+        numbers taken during the batch were placeholders, unique but not ordered."""
+        self._q("SELECT pg_advisory_xact_lock(?, ?)", _CHANGE_LOCK).fetchall()
+        self._q(
+            "UPDATE patient SET change_seq=nextval('central_change_seq') WHERE uhid = ANY(?)",
+            (sorted(set(uhids)),),
+        )
 
     def _prefetch(self, ops: list[Any]) -> _BatchState:
         """One query each for the remembered outcomes and the local_refs this batch mentions."""
         b = _BatchState()
         op_ids: set[str] = set()
         refs: set[str] = set()
+        dedupe_keys: dict[str, list[str]] = {"mobile": [], "abha_number": []}
         for raw in ops:
             if not isinstance(raw, dict):
                 continue
@@ -276,6 +324,10 @@ class Applier:
                 op_ids.update(d for d in deps if isinstance(d, str))
             payload = raw.get("payload")
             if isinstance(payload, dict):
+                if raw.get("kind") == "patient.register":
+                    for column, values in dedupe_keys.items():
+                        if isinstance(payload.get(column), str):
+                            values.append(payload[column])
                 if isinstance(payload.get("local_ref"), str):
                     refs.add(payload["local_ref"])
                 for key in _REF_KEYS:
@@ -283,14 +335,16 @@ class Applier:
                     if isinstance(ref, dict) and isinstance(ref.get("local_ref"), str):
                         refs.add(ref["local_ref"])
         for chunk in _chunks(sorted(op_ids)):
-            for row in self.conn.execute(
+            for row in self._q(
                 "SELECT op_id, kind, device_id, payload_hash, status, result, error FROM op_outcome "
                 f"WHERE op_id IN ({','.join('?' * len(chunk))})", chunk,
             ):
                 b.outcomes[row[0]] = row[1:]
         b.refs = dict.fromkeys(refs)
+        for column, values in dedupe_keys.items():
+            self._load_patients(b, column, values)
         for chunk in _chunks(sorted(refs)):
-            for row in self.conn.execute(
+            for row in self._q(
                 f"SELECT local_ref, kind, central_id, op_id FROM ref_map WHERE local_ref IN ({','.join('?' * len(chunk))})",
                 chunk,
             ):
@@ -298,9 +352,31 @@ class Applier:
         return b
 
     def _w(self, sql: str, params: tuple[Any, ...]) -> None:
-        """A write of the current op: after it, the op can no longer end otherwise than applied."""
+        """A write of the current op: after it, the op can no longer end otherwise than applied.
+        Writes wait in order until the next read (or the end of the batch) and are then sent
+        together, runs of the same statement as one ``executemany``."""
         self._wrote = True
-        self.conn.execute(sql, params)
+        self._pending.append((sql, params))
+
+    def _flush(self) -> None:
+        """Send the waiting writes, one ``executemany`` per statement in the order each was
+        first used. Reordering is safe because an op that changes a row written earlier in
+        the batch (an update, a void, a reserved id) reads it first, and a read flushes."""
+        pending, self._pending = self._pending, []
+        by_sql: dict[str, list[tuple[Any, ...]]] = {}
+        for sql, params in pending:
+            by_sql.setdefault(sql, []).append(params)
+        for sql, rows in by_sql.items():
+            if len(rows) == 1:
+                self.conn.execute(sql, rows[0])
+            else:
+                self.conn.executemany(sql, rows)
+
+    def _q(self, sql: str, params: Any = ()) -> Any:
+        """A read during the batch: it sees the batch's own writes, sent first."""
+        if self._pending:
+            self._flush()
+        return self.conn.execute(sql, params)
 
     # ---- one op ---------------------------------------------------------
     def _one(self, device_id: str, raw: Any, delta: _DeviceDelta) -> dict[str, Any]:
@@ -371,8 +447,7 @@ class Applier:
                 "; ".join(str(p) for p in problems) or "the payload is not valid",
                 fields=[p.wire() for p in problems],
             ) from None
-        handler = getattr(self, "_" + env.kind.replace(".", "_"))
-        return handler(env, payload)
+        return _HANDLERS[env.kind](self, env, payload)
 
     # ---- shared checks --------------------------------------------------
     def _deps(self, env: OpEnvelope) -> None:
@@ -386,7 +461,7 @@ class Applier:
         refs = self._b.refs
         if local_ref in refs:
             return refs[local_ref]
-        row = self.conn.execute(
+        row = self._q(
             "SELECT kind, central_id, op_id FROM ref_map WHERE local_ref=?", (local_ref,)
         ).fetchone()
         refs[local_ref] = known = None if row is None else (row[0], row[1], row[2])
@@ -404,7 +479,7 @@ class Applier:
     def _ref(self, ref: Ref, kind: str, field: str, *, missing: str = "unknown_reference") -> str:
         if ref.central_id is not None:
             table, col = _REF_TABLES[kind]
-            if self.conn.execute(f"SELECT 1 FROM {table} WHERE {col}=?", (ref.central_id,)).fetchone() is None:
+            if self._q(f"SELECT 1 FROM {table} WHERE {col}=?", (ref.central_id,)).fetchone() is None:
                 raise _field_reject(missing, field, "not_found", f"no {kind} with central id {ref.central_id}")
             return ref.central_id
         assert ref.local_ref is not None
@@ -426,8 +501,9 @@ class Applier:
         The caller marks it used with ``_use_reserved`` once every check has passed."""
         if not ID_PATTERNS[kind].match(value):
             return False
-        row = self.conn.execute(
-            "SELECT device_id, used_by_op FROM issued_id WHERE id=? AND kind=?", (value, kind)
+        row = self._q(
+            f"SELECT device_id, used_by_op FROM issued_id WHERE id=? AND kind=?{self.conn.for_update}",
+            (value, kind),
         ).fetchone()
         if row is None or row[0] != env.device_id:
             raise _field_reject("reserved_id_not_owned", field, "not_owned",
@@ -460,13 +536,16 @@ class Applier:
                                 f"{p.uhid} is not a central uhid issued to device {env.device_id}")
         self._deps(env)
         if res is not None and res.action == "link":
-            if self.conn.execute("SELECT 1 FROM patient WHERE uhid=?", (res.uhid,)).fetchone() is None:
+            linked = res.uhid
+            assert linked is not None  # required above
+            if self._q("SELECT 1 FROM patient WHERE uhid=?", (linked,)).fetchone() is None:
                 raise _field_reject("unknown_reference", "resolution.uhid", "not_found",
-                                    f"no patient with uhid {res.uhid}")
-            self._map(p.local_ref, "patient", res.uhid, env.op_id)
+                                    f"no patient with uhid {linked}")
+            self._map(p.local_ref, "patient", linked, env.op_id)
             # the patient gained a local_ref: counters read it from /patients/changes
-            self._w("UPDATE patient SET change_seq=? WHERE uhid=?", (self._next("change"), res.uhid))
-            return {"uhid": res.uhid, "linked": True}
+            self._w("UPDATE patient SET change_seq=? WHERE uhid=?", (self._next("change"), linked))
+            self._b.changed.append(linked)
+            return {"uhid": linked, "linked": True}
         rec = p.model_dump(mode="json", include=set(PATIENT_COLUMNS))
         if res is None:
             candidates = self._candidates(rec)
@@ -482,30 +561,59 @@ class Applier:
         vals = (uhid, *(rec[k] for k in PATIENT_COLUMNS), 1, change, self._now, self._now, env.device_id, env.op_id)
         self._w(_INSERT_PATIENT, vals)
         self._b.categories[uhid] = rec["category"]
+        self._b.changed.append(uhid)
+        self._index_patient(uhid, rec)
         self._version(uhid, 1, rec, env.op_id)
         self._map(p.local_ref, "patient", uhid, env.op_id)
         return {"uhid": uhid, "linked": False}
 
     def _candidates(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
-        sel = f"SELECT {','.join(CANDIDATE_KEYS)}, age_months, age_days, birth_date FROM patient"
         found: dict[str, dict[str, Any]] = {}
-        keys = (*CANDIDATE_KEYS, "age_months", "age_days", "birth_date")
         if rec.get("abha_number"):
-            for row in self.conn.execute(sel + " WHERE abha_number=?", (rec["abha_number"],)):
-                found[row[0]] = dict(zip(keys, row))
+            for old in self._patients_by("abha_number", rec["abha_number"]):
+                found[old["uhid"]] = old
         if rec.get("mobile"):
-            for row in self.conn.execute(sel + " WHERE mobile=? LIMIT 200", (rec["mobile"],)):
-                old = dict(zip(keys, row))
+            for old in self._patients_by("mobile", rec["mobile"])[:_MOBILE_LIMIT]:
                 if old["uhid"] not in found and dedupe.similar(rec, old):
                     found[old["uhid"]] = old
         return [{k: v[k] for k in CANDIDATE_KEYS} for v in found.values()]
 
+    def _patients_by(self, column: str, value: str) -> list[dict[str, Any]]:
+        """Patients whose ``column`` (mobile / abha_number) is ``value``: from the batch's
+        index (prefetched, kept up to date by the batch's own writes), else one query."""
+        index = self._b.patients_by[column]
+        if value not in index:
+            self._load_patients(self._b, column, [value])
+        return list(index[value].values())
+
+    def _load_patients(self, b: _BatchState, column: str, values: list[str]) -> None:
+        index = b.patients_by[column]
+        for chunk in _chunks(sorted(set(values))):
+            for v in chunk:
+                index[v] = {}
+            for row in self._q(
+                f"SELECT {','.join(_DEDUPE_KEYS)} FROM patient WHERE {column} IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall():
+                old = dict(zip(_DEDUPE_KEYS, row))
+                index[old[column]][old["uhid"]] = old
+
+    def _index_patient(self, uhid: str, rec: dict[str, Any]) -> None:
+        """A patient written by this batch: what later ops of the batch must find by mobile / ABHA."""
+        row = {"uhid": uhid, **{k: rec.get(k) for k in _DEDUPE_KEYS[1:]}}
+        for column, index in self._b.patients_by.items():
+            for bucket in index.values():
+                bucket.pop(uhid, None)
+            if rec.get(column) in index:
+                index[rec[column]][uhid] = row
+
     def _version(self, uhid: str, version: int, rec: dict[str, Any], op_id: str) -> None:
         self._b.new_versions.append((uhid, version, orjson.dumps(rec).decode(), op_id, self._now))
 
-    def patient_record(self, uhid: str) -> dict[str, Any] | None:
+    def patient_record(self, uhid: str, *, for_update: bool = False) -> dict[str, Any] | None:
         cols = ("uhid", *PATIENT_COLUMNS, "version", "updated_at")
-        row = self.conn.execute(f"SELECT {','.join(cols)} FROM patient WHERE uhid=?", (uhid,)).fetchone()
+        lock = self.conn.for_update if for_update else ""
+        row = self._q(f"SELECT {','.join(cols)} FROM patient WHERE uhid=?{lock}", (uhid,)).fetchone()
         return None if row is None else dict(zip(cols, row))
 
     def _patient_update(self, env: OpEnvelope, p: PatientUpdate) -> dict[str, Any]:
@@ -521,7 +629,7 @@ class Applier:
                 raise _field_reject("validation_failed", f"changes.{key}", "required", "cannot be removed")
         self._deps(env)
         uhid = self._ref(p.patient, "patient", "patient")
-        current = self.patient_record(uhid)
+        current = self.patient_record(uhid, for_update=True)
         assert current is not None
         base = res.base_version if res is not None and res.base_version is not None else p.base_version
         if current["version"] > max(base, 1):
@@ -536,6 +644,8 @@ class Applier:
         )
         rec = {k: v for k, v in (self.patient_record(uhid) or {}).items() if k in PATIENT_COLUMNS}
         self._b.categories[uhid] = rec["category"]
+        self._b.changed.append(uhid)
+        self._index_patient(uhid, rec)
         self._version(uhid, version, rec, env.op_id)
         return {"uhid": uhid, "version": version}
 
@@ -578,7 +688,7 @@ class Applier:
         reserved = [sid for i, (sid, _, _) in enumerate(tubes)
                     if self._reserved(env, "sample", sid, f"samples.{i}.sample_id" if p.samples else "sample_id")]
         for i, (sid, _, _) in enumerate(tubes):
-            row = self.conn.execute("SELECT op_id FROM lab_sample WHERE sample_id=?", (sid,)).fetchone()
+            row = self._q("SELECT op_id FROM lab_sample WHERE sample_id=?", (sid,)).fetchone()
             if row is not None and row[0] != env.op_id:
                 raise _field_reject("validation_failed", f"samples.{i}.sample_id" if p.samples else "sample_id",
                                     "already_used", f"{sid} already names a tube of op {row[0]}")
@@ -587,7 +697,7 @@ class Applier:
         visit_id = self._ref(p.visit, "visit", "visit")
         owner = self._b.visit_owner.get(visit_id)
         if owner is None:
-            owner = self._b.visit_owner[visit_id] = self.conn.execute(
+            owner = self._b.visit_owner[visit_id] = self._q(
                 "SELECT uhid FROM visit WHERE visit_id=?", (visit_id,)).fetchone()[0]
         if owner != uhid:
             raise _field_reject("validation_failed", "visit", "other_patient", "is a visit of another patient")
@@ -622,9 +732,9 @@ class Applier:
             self._use_reserved(p.receipt_no, env.op_id)
         self._w(
             "INSERT INTO payment(receipt_id, receipt_no, uhid, visit_id, order_id, amount_paise, mode, mode_ref, "
-            "items, warnings, voided, device_id, local_date, op_id) VALUES (?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
+            "items, warnings, voided, device_id, local_date, op_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (receipt_id, p.receipt_no, uhid, visit_id, order_id, p.amount_paise, p.mode, p.mode_ref,
-             orjson.dumps(items).decode(), orjson.dumps(warnings).decode(), env.device_id,
+             orjson.dumps(items).decode(), orjson.dumps(warnings).decode(), 0, env.device_id,
              _local_date(env.recorded_at), env.op_id),
         )
         self._map(p.local_ref, "payment", receipt_id, env.op_id)
@@ -637,7 +747,7 @@ class Applier:
         if m.exempt:
             category = self._b.categories.get(uhid)
             if category is None:
-                row = self.conn.execute("SELECT category FROM patient WHERE uhid=?", (uhid,)).fetchone()
+                row = self._q("SELECT category FROM patient WHERE uhid=?", (uhid,)).fetchone()
                 category = self._b.categories[uhid] = row[0] if row else ""
             exempt = m.exempt.get(category, set())
         warnings: list[dict[str, Any]] = []
@@ -655,8 +765,8 @@ class Applier:
         self._no_resolution(env)
         self._deps(env)
         receipt_id = self._ref(p.payment, "payment", "payment", missing="void_target_missing")
-        row = self.conn.execute(
-            "SELECT amount_paise, voided FROM payment WHERE receipt_id=?", (receipt_id,)
+        row = self._q(
+            f"SELECT amount_paise, voided FROM payment WHERE receipt_id=?{self.conn.for_update}", (receipt_id,)
         ).fetchone()
         if row[1]:
             raise _field_reject("void_target_missing", "payment", "already_voided",
@@ -679,6 +789,44 @@ def _count_seq(raw: Any, device_id: str, delta: _DeviceDelta) -> None:
     seq = raw.get("seq")
     if type(seq) is int and 0 < seq <= _MAX_SQL_INT and seq > delta.max_seq:
         delta.max_seq = seq
+
+
+_Handler = Callable[[Applier, OpEnvelope, Any], dict[str, Any]]
+# Which method applies which op kind (the contract's kinds; payloads.py validates each).
+_HANDLERS: dict[str, _Handler] = {
+    "patient.register": Applier._patient_register,
+    "patient.update": Applier._patient_update,
+    "visit.open": Applier._visit_open,
+    "lab.order": Applier._lab_order,
+    "payment.record": Applier._payment_record,
+    "payment.void": Applier._payment_void,
+}
+# The numbers an op of each kind may take; a register or payment bringing its own
+# block id (uhid / receipt_no) takes no new one.
+_WANTS: dict[str, tuple[str, ...]] = {
+    "patient.register": ("uhid", "change"),
+    "patient.update": ("change",),
+    "visit.open": ("visit",),
+    "lab.order": ("lab_order",),
+    "payment.record": ("receipt",),
+}
+
+
+def _numbers_wanted(ops: list[Any], remembered: dict[str, Any]) -> dict[str, int]:
+    """At most how many numbers of each series the batch's new ops will take."""
+    wanted: dict[str, int] = {}
+    for raw in ops:
+        if not isinstance(raw, dict) or raw.get("op_id") in remembered:
+            continue
+        given = raw.get("payload")
+        payload: dict[str, Any] = given if isinstance(given, dict) else {}
+        for name in _WANTS.get(str(raw.get("kind")), ()):
+            if name == "uhid" and isinstance(payload.get("uhid"), str):
+                continue
+            if name == "receipt" and ID_PATTERNS["receipt"].match(str(payload.get("receipt_no"))):
+                continue
+            wanted[name] = wanted.get(name, 0) + 1
+    return wanted
 
 
 def _unstorable(env: OpEnvelope) -> list[dict[str, str]]:

@@ -8,24 +8,63 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-central_app = typer.Typer(help="The reference central server (for tests, drills and IT cells).", no_args_is_help=True)
-
-DbOpt = Annotated[Path | None, typer.Option("--db", help="Central database file (env OPD_CENTRAL_DB; default central.db)")]
-
-
-def _settings(**given: object):
+if TYPE_CHECKING:
     from opd_fallback.central.settings import CentralSettings
 
-    return CentralSettings(**{k: v for k, v in given.items() if v is not None})
+central_app = typer.Typer(help="The reference central server (for tests, drills and IT cells).", no_args_is_help=True)
+
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Central SQLite file (env OPD_CENTRAL_DB; default central.db)")]
+UrlOpt = Annotated[str | None, typer.Option(
+    "--database-url",
+    help="sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB (env OPD_CENTRAL_DATABASE_URL); "
+         "keep the password in ~/.pgpass or PGPASSWORD")]
+
+
+def _settings(database_url: str | None = None, **given: Any) -> CentralSettings:
+    """Settings from the options given, then the environment; a bad database URL ends
+    the command with one sentence."""
+    from opd_fallback.central.db import database
+    from opd_fallback.central.settings import CentralSettings
+
+    s = CentralSettings(**{k: v for k, v in given.items() if v is not None})
+    if database_url is not None:
+        s.database_url = database_url
+    try:
+        db = database(s.database())
+    except ValueError as exc:
+        typer.echo(f"--database-url: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if database_url is not None and db.has_password:
+        typer.echo("--database-url: do not put a password on the command line (other users can read it); "
+                   "use ~/.pgpass, PGPASSWORD or OPD_CENTRAL_DATABASE_URL", err=True)
+        raise typer.Exit(2)
+    return s
+
+
+def _migrated(s: CentralSettings) -> None:
+    """Create or upgrade the schema, or end with one sentence saying why it cannot be reached."""
+    from sqlalchemy.exc import OperationalError
+
+    from opd_fallback.central.db import create_schema, database
+
+    try:
+        create_schema(s.database())
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "cannot connect"
+        typer.echo(f"database {database(s.database()).safe()} cannot be used: {reason}", err=True)
+        raise typer.Exit(1) from None
 
 
 @central_app.command()
 def serve(
     db: DbOpt = None,
+    database_url: UrlOpt = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (several need PostgreSQL to write "
+                                                    "side by side; on SQLite they take turns)")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8700)")] = None,
     master_data: Annotated[Path | None, typer.Option(help="Master data file, JSON or TOML (default: demo)")] = None,
@@ -44,15 +83,28 @@ def serve(
 ) -> None:
     """Serve the central sync API on HOST:PORT."""
     from opd_fallback.central import serve as run
+    from opd_fallback.central.db import database
 
-    s = _settings(db=db, host=host, port=port, master_data=master_data, max_in_flight=max_in_flight,
+    s = _settings(database_url, db=db, host=host, port=port, master_data=master_data, max_in_flight=max_in_flight,
                   fail_rate=fail_rate, lost_response_rate=lost_response_rate, reset_rate=reset_rate,
                   latency_ms=latency_ms, seed=seed, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-                  dev_docs=dev_docs or None)
+                  dev_docs=dev_docs or None, workers=workers)
     _check_master_data(s.master_data)
+    _migrated(s)
     scheme = "https" if s.ssl_certfile else "http"
-    typer.echo(f"central server on {scheme}://{s.host}:{s.port}/api/v1 (db {s.db})", err=True)
-    run(s)
+    typer.echo(f"central server on {scheme}://{s.host}:{s.port}/api/v1 "
+               f"(db {database(s.database()).safe()}, {s.workers} worker(s))", err=True)
+    run(s, migrate=False)
+
+
+@central_app.command()
+def migrate(db: DbOpt = None, database_url: UrlOpt = None) -> None:
+    """Create the database's tables or bring them to the newest schema (serve does it too)."""
+    from opd_fallback.central.db import database
+
+    s = _settings(database_url, db=db)
+    _migrated(s)
+    typer.echo(f"database {database(s.database()).safe()} is at the newest schema")
 
 
 def _check_master_data(path: Path | None) -> None:
@@ -75,12 +127,14 @@ def _check_master_data(path: Path | None) -> None:
 
 
 @central_app.command("add-device")
-def add_device(device_id: Annotated[str, typer.Argument(help="Counter id, e.g. C07")], db: DbOpt = None) -> None:
+def add_device(device_id: Annotated[str, typer.Argument(help="Counter id, e.g. C07")], db: DbOpt = None,
+               database_url: UrlOpt = None) -> None:
     """Register a counter and print its token once (only its hash is kept)."""
     from opd_fallback.central.db import add_device as add
 
-    s = _settings(db=db)
-    token = add(s.db, device_id)
+    s = _settings(database_url, db=db)
+    _migrated(s)
+    token = add(s.database(), device_id)
     typer.echo(token)
     typer.echo(f"device {device_id} registered; this token is shown only once", err=True)
 
@@ -89,14 +143,16 @@ def add_device(device_id: Annotated[str, typer.Argument(help="Counter id, e.g. C
 def maintenance(
     state: Annotated[str, typer.Argument(help="on or off")],
     db: DbOpt = None,
+    database_url: UrlOpt = None,
 ) -> None:
     """Switch maintenance mode (every request answers 503 with Retry-After)."""
     from opd_fallback.central.db import set_maintenance
 
     if state not in ("on", "off"):
         raise typer.BadParameter("must be on or off", param_hint="STATE")
-    s = _settings(db=db)
-    set_maintenance(s.db, state == "on")
+    s = _settings(database_url, db=db)
+    _migrated(s)
+    set_maintenance(s.database(), state == "on")
     typer.echo(f"maintenance {state}")
 
 
@@ -104,20 +160,22 @@ def maintenance(
 def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     db: DbOpt = None,
+    database_url: UrlOpt = None,
 ) -> None:
     """Counts by kind, payments by mode, ops remembered."""
     from opd_fallback.central.db import stats as read
     from opd_fallback.domain.rules import format_paise
 
-    s = _settings(db=db)
-    data = read(s.db)
+    s = _settings(database_url, db=db)
+    _migrated(s)
+    data: dict[str, Any] = read(s.database())
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     typer.echo(f"ops remembered: {data['ops_remembered']}  {data['ops_by_status']}")
-    for kind, n in data["applied_by_kind"].items():  # type: ignore[union-attr]
+    for kind, n in data["applied_by_kind"].items():
         typer.echo(f"  {kind:<18} {n}")
-    typer.echo("records: " + ", ".join(f"{k} {v}" for k, v in data["records"].items()))  # type: ignore[union-attr]
-    for mode, m in data["payments_by_mode"].items():  # type: ignore[union-attr]
+    typer.echo("records: " + ", ".join(f"{k} {v}" for k, v in data["records"].items()))
+    for mode, m in data["payments_by_mode"].items():
         typer.echo(f"  {mode:<8} {m['count']:>7} payments  {format_paise(m['total_paise'])}")
     typer.echo(f"maintenance: {'on' if data['maintenance'] else 'off'}")

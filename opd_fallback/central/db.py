@@ -1,47 +1,66 @@
-"""Opening the central SQLite database: schema, pragmas, small shared helpers.
+"""The central database: which one (a URL), its schema (Alembic), and small shared helpers.
 
-WAL so readers (health, reconciliation, a CLI in another process) never wait
-for a batch being applied; ``synchronous=FULL`` so a committed batch survives
-a power cut, because the server tells counters "applied" only after commit.
+The database is named by a URL (``sqlite:///central.db``, the default, or
+``postgresql+psycopg://...``); a bare path still means an SQLite file, as
+``--db FILE`` always did. :func:`create_schema` creates or upgrades the schema
+through the Alembic revisions in ``central/migrations/``. Connections come
+from :mod:`opd_fallback.serverdb` (WAL and ``synchronous=FULL`` on SQLite:
+a committed batch survives a power cut, because the server says "applied" only
+after COMMIT).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
-from sqlalchemy import create_engine
-
-from opd_fallback.central.tables import CentralMeta
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.serverdb import Connection, DatabaseUrl, connect, parse_database_url, upgrade
+from opd_fallback.serverdb.url import sqlite_url
 
 MAINTENANCE_KEY = "maintenance"
+Db = DatabaseUrl | Path | str
+T = TypeVar("T")
 
 
-def create_schema(db_path: Path | str) -> None:
-    """Create the tables if missing (idempotent) and switch the file to WAL."""
-    path = Path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}")
+def database(db: Db) -> DatabaseUrl:
+    """A URL as given, or a bare path taken as an SQLite file (``--db FILE``)."""
+    if isinstance(db, DatabaseUrl):
+        return db
+    text = str(db)
+    return parse_database_url(text if "://" in text else sqlite_url(text))
+
+
+def create_schema(db: Db) -> None:
+    """Create the tables or bring them to the newest revision (idempotent; safe with
+    several servers starting at once on one PostgreSQL)."""
+    script_location = str(resources.files("opd_fallback.central").joinpath("migrations"))
+    upgrade(database(db), script_location, adopt_table="op_outcome", adopt_revision="0001")
+
+
+def open_db(db: Db) -> Connection:
+    """A connection in autocommit mode (writers call ``begin`` themselves)."""
+    return connect(database(db), application_name="opd-central")
+
+
+def _run(db: Db, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` on a new connection; a database without tables yet (a new file,
+    as ``--db FILE`` always allowed) gets its schema first."""
+    conn = open_db(db)
     try:
-        CentralMeta.metadata.create_all(engine)
+        try:
+            return work(conn)
+        except Exception as exc:
+            if not conn.is_missing_table(exc):
+                raise
+        create_schema(db)
+        return work(conn)
     finally:
-        engine.dispose()
-    conn = connect(path)
-    conn.close()
-
-
-def connect(db_path: Path | str) -> sqlite3.Connection:
-    """A connection in autocommit mode (we issue BEGIN/SAVEPOINT ourselves)."""
-    conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA cache_size=-32000")
-    return conn
+        conn.close()
 
 
 def hash_token(token: str) -> str:
@@ -49,75 +68,72 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add_device(db_path: Path | str, device_id: str) -> str:
+def add_device(db: Db, device_id: str) -> str:
     """Register a device (or give it a new token); returns the token, which is not stored."""
-    create_schema(db_path)
     token = secrets.token_urlsafe(32)
-    conn = connect(db_path)
-    try:
-        conn.execute(
-            "INSERT INTO device(device_id, token_hash, created_at, max_seq, ops_applied) "
-            "VALUES (?, ?, ?, 0, 0) ON CONFLICT(device_id) DO UPDATE SET token_hash=excluded.token_hash",
-            (device_id, hash_token(token), now_iso()),
-        )
-    finally:
-        conn.close()
+    _run(db, lambda conn: conn.execute(
+        "INSERT INTO device(device_id, token_hash, created_at, max_seq, ops_applied) "
+        "VALUES (?, ?, ?, 0, 0) ON CONFLICT(device_id) DO UPDATE SET token_hash=excluded.token_hash",
+        (device_id, hash_token(token), now_iso()),
+    ))
     return token
 
 
-def set_maintenance(db_path: Path | str, on: bool) -> None:
-    create_schema(db_path)
-    conn = connect(db_path)
-    try:
-        conn.execute(
-            "INSERT INTO setting(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (MAINTENANCE_KEY, "on" if on else "off"),
-        )
-    finally:
-        conn.close()
+def set_maintenance(db: Db, on: bool) -> None:
+    _run(db, lambda conn: conn.execute(
+        "INSERT INTO setting(key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (MAINTENANCE_KEY, "on" if on else "off"),
+    ))
 
 
-def is_maintenance(conn: sqlite3.Connection) -> bool:
+def is_maintenance(conn: Connection) -> bool:
     row = conn.execute("SELECT value FROM setting WHERE key=?", (MAINTENANCE_KEY,)).fetchone()
     return bool(row and row[0] == "on")
 
 
-def stats(db_path: Path | str) -> dict[str, object]:
-    """Counts for `central stats`: records by kind, payments by mode, ops remembered."""
-    create_schema(db_path)
-    conn = connect(db_path)
-    try:
-        one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
-        by_kind = dict(
-            conn.execute(
-                "SELECT kind, COUNT(*) FROM op_outcome WHERE status='applied' GROUP BY kind ORDER BY kind"
+def stats(db: Db) -> dict[str, object]:
+    """Counts for `central stats`: records by kind, payments by mode, ops remembered.
+
+    Plain counts of committed rows: whatever the number of workers or servers
+    writing, each statement sees only committed batches, whole."""
+    return _run(db, _stats)
+
+
+def _stats(conn: Connection) -> dict[str, object]:
+    def one(sql: str) -> int:
+        return int(conn.execute(sql).fetchone()[0])
+
+    by_kind = dict(
+        conn.execute(
+            "SELECT kind, COUNT(*) FROM op_outcome WHERE status='applied' GROUP BY kind ORDER BY kind"
+        ).fetchall()
+    )
+    by_status = dict(conn.execute("SELECT status, COUNT(*) FROM op_outcome GROUP BY status").fetchall())
+    by_mode = {
+        mode: {"count": n, "total_paise": total}
+        for mode, n, total in conn.execute(
+            "SELECT mode, COUNT(*), CAST(SUM(amount_paise) AS BIGINT) FROM payment WHERE voided=0 "
+            "GROUP BY mode ORDER BY mode"
+        ).fetchall()
+    }
+    return {
+        "ops_remembered": one("SELECT COUNT(*) FROM op_outcome"),
+        "ops_by_status": by_status,
+        "applied_by_kind": by_kind,
+        "records": {
+            "patients": one("SELECT COUNT(*) FROM patient"),
+            "visits": one("SELECT COUNT(*) FROM visit"),
+            "lab_orders": one("SELECT COUNT(*) FROM lab_order"),
+            "payments": one("SELECT COUNT(*) FROM payment"),
+            "voids": one("SELECT COUNT(*) FROM payment_void"),
+        },
+        "payments_by_mode": by_mode,
+        "devices": [
+            {"device_id": d, "max_seq": s, "ops_applied": n}
+            for d, s, n in conn.execute(
+                "SELECT device_id, max_seq, ops_applied FROM device ORDER BY device_id"
             ).fetchall()
-        )
-        by_status = dict(conn.execute("SELECT status, COUNT(*) FROM op_outcome GROUP BY status").fetchall())
-        by_mode = {
-            mode: {"count": n, "total_paise": total}
-            for mode, n, total in conn.execute(
-                "SELECT mode, COUNT(*), SUM(amount_paise) FROM payment WHERE voided=0 GROUP BY mode ORDER BY mode"
-            )
-        }
-        return {
-            "ops_remembered": one("SELECT COUNT(*) FROM op_outcome"),
-            "ops_by_status": by_status,
-            "applied_by_kind": by_kind,
-            "records": {
-                "patients": one("SELECT COUNT(*) FROM patient"),
-                "visits": one("SELECT COUNT(*) FROM visit"),
-                "lab_orders": one("SELECT COUNT(*) FROM lab_order"),
-                "payments": one("SELECT COUNT(*) FROM payment"),
-                "voids": one("SELECT COUNT(*) FROM payment_void"),
-            },
-            "payments_by_mode": by_mode,
-            "devices": [
-                {"device_id": d, "max_seq": s, "ops_applied": n}
-                for d, s, n in conn.execute("SELECT device_id, max_seq, ops_applied FROM device ORDER BY device_id")
-            ],
-            "maintenance": is_maintenance(conn),
-        }
-    finally:
-        conn.close()
+        ],
+        "maintenance": is_maintenance(conn),
+    }

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from opd_fallback.central.inflight import InFlight, LocalInFlight
 from opd_fallback.central.settings import CentralSettings
 from opd_fallback.domain.contract import API_PREFIX
 
@@ -64,14 +65,16 @@ def _losing(send: Send) -> Send:
 
 
 class Guard:
-    """Wraps the FastAPI app; ``is_maintenance`` reads the flag from the DB."""
+    """Wraps the FastAPI app; ``is_maintenance`` reads the flag from the DB; ``in_flight``
+    counts requests across the server's worker processes (see :mod:`.inflight`)."""
 
-    def __init__(self, app: Any, settings: CentralSettings, is_maintenance: Callable[[], bool]) -> None:
+    def __init__(self, app: Any, settings: CentralSettings, is_maintenance: Callable[[], bool],
+                 in_flight: InFlight | None = None) -> None:
         self.app = app
         self.s = settings
         self.is_maintenance = is_maintenance
         self.rng = random.Random(settings.seed)
-        self.in_flight = 0
+        self.in_flight = in_flight or LocalInFlight()
 
     async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,11 +82,10 @@ class Guard:
             return
         send = _dated(send)
         s = self.s
-        if self.in_flight >= s.max_in_flight:
+        if not self.in_flight.try_enter(s.max_in_flight):
             await send_error(send, 429, "overloaded",
                              "too many requests in flight; try again later", s.retry_after_s)
             return
-        self.in_flight += 1
         try:
             if self.is_maintenance():
                 await send_error(send, 503, "maintenance",
@@ -104,4 +106,4 @@ class Guard:
                     send = _losing(send)
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.in_flight.leave()

@@ -1,22 +1,34 @@
 """Read-only queries behind the contract's reading endpoints.
 
-They run on per-thread reader connections, so in WAL mode a reconciliation
-or a patient download never waits for a batch being applied.
+They run on reader connections in autocommit mode: each statement sees only
+whole committed batches, and never waits for a batch being applied (WAL on
+SQLite, MVCC on PostgreSQL).
+
+``/patients/changes`` pages by ``change_seq``. A cursor must never skip a row
+that another writer commits later with a smaller number. SQLite has one writer
+at a time, so numbers are taken in commit order. On PostgreSQL the applier
+gives a batch's changed patients their final ``change_seq`` only at the very
+end, under a transaction-scoped advisory lock held through COMMIT (see
+``Applier._number_changes``): numbers are therefore handed out in commit
+order there too, and a reader that has seen number N has seen every committed
+number below it. (The alternative, serving only rows older than the oldest
+transaction in flight, needs the writers' transaction ids in every row and a
+cursor that is not a plain number; the lock costs one short wait at commit.)
 """
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
 from opd_fallback.domain.contract import op_ids_digest
+from opd_fallback.serverdb import Connection
 
 RECON_PAGE = 5000
 
 
-def outcome(conn: sqlite3.Connection, op_id: str, device_id: str) -> dict[str, Any] | None:
+def outcome(conn: Connection, op_id: str, device_id: str) -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT status, result, error, device_id FROM op_outcome WHERE op_id=?", (op_id,)
     ).fetchone()
@@ -30,7 +42,7 @@ def outcome(conn: sqlite3.Connection, op_id: str, device_id: str) -> dict[str, A
     }
 
 
-def device_info(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
+def device_info(conn: Connection, device_id: str) -> dict[str, Any]:
     row = conn.execute(
         "SELECT max_seq, ops_applied, last_recorded_at FROM device WHERE device_id=?", (device_id,)
     ).fetchone()
@@ -38,7 +50,7 @@ def device_info(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
     return {"device_id": device_id, "max_seq": max_seq, "ops_applied": applied, "last_recorded_at": last}
 
 
-def patient_changes(conn: sqlite3.Connection, after: int, limit: int) -> dict[str, Any]:
+def patient_changes(conn: Connection, after: int, limit: int) -> dict[str, Any]:
     """Patients changed after the cursor, each with every ``local_ref`` mapped to it
     (contract 1.1), so a counter can find another counter's offline number."""
     cols = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile", "district", "version", "updated_at")
@@ -56,8 +68,8 @@ def patient_changes(conn: sqlite3.Connection, after: int, limit: int) -> dict[st
         chunk = uhids[i : i + 900]
         for local_ref, uhid in conn.execute(
             "SELECT local_ref, central_id FROM ref_map WHERE kind='patient' AND central_id IN "
-            f"({','.join('?' * len(chunk))}) ORDER BY local_ref", chunk,
-        ):
+            f"({','.join('?' * len(chunk))}) ORDER BY local_ref{conn.collate_c}", chunk,
+        ).fetchall():
             by_uhid[uhid]["local_refs"].append(local_ref)
     return {
         "patients": patients,
@@ -66,7 +78,7 @@ def patient_changes(conn: sqlite3.Connection, after: int, limit: int) -> dict[st
     }
 
 
-def reconciliation(conn: sqlite3.Connection, day: str, device_id: str) -> dict[str, Any]:
+def reconciliation(conn: Connection, day: str, device_id: str) -> dict[str, Any]:
     by_kind = dict(
         conn.execute(
             "SELECT kind, COUNT(*) FROM op_outcome WHERE device_id=? AND local_date=? AND status='applied' "
@@ -79,22 +91,22 @@ def reconciliation(conn: sqlite3.Connection, day: str, device_id: str) -> dict[s
         for r in conn.execute(
             "SELECT op_id FROM op_outcome WHERE device_id=? AND local_date=? AND status='applied'",
             (device_id, day),
-        )
+        ).fetchall()
     ]
     by_mode = {
         mode: total
         for mode, total in conn.execute(
-            "SELECT mode, SUM(amount_paise) FROM payment WHERE device_id=? AND local_date=? "
+            "SELECT mode, CAST(SUM(amount_paise) AS BIGINT) FROM payment WHERE device_id=? AND local_date=? "
             "GROUP BY mode ORDER BY mode",
             (device_id, day),
-        )
+        ).fetchall()
     }
     pay_count, pay_total = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(amount_paise), 0) FROM payment WHERE device_id=? AND local_date=?",
+        "SELECT COUNT(*), CAST(COALESCE(SUM(amount_paise), 0) AS BIGINT) FROM payment WHERE device_id=? AND local_date=?",
         (device_id, day),
     ).fetchone()
     void_count, void_total = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(amount_paise), 0) FROM payment_void WHERE device_id=? AND local_date=?",
+        "SELECT COUNT(*), CAST(COALESCE(SUM(amount_paise), 0) AS BIGINT) FROM payment_void WHERE device_id=? AND local_date=?",
         (device_id, day),
     ).fetchone()
     return {
@@ -109,12 +121,12 @@ def reconciliation(conn: sqlite3.Connection, day: str, device_id: str) -> dict[s
 
 
 def reconciliation_ops(
-    conn: sqlite3.Connection, day: str, device_id: str, cursor: str | None, limit: int = RECON_PAGE
+    conn: Connection, day: str, device_id: str, cursor: str | None, limit: int = RECON_PAGE
 ) -> dict[str, Any]:
     """Applied op_ids in sorted order (the digest's order); the cursor is the last op_id given."""
     rows = conn.execute(
         "SELECT op_id FROM op_outcome WHERE device_id=? AND local_date=? AND status='applied' "
-        "AND op_id>? ORDER BY op_id LIMIT ?",
+        f"AND op_id{conn.collate_c}>? ORDER BY op_id{conn.collate_c} LIMIT ?",
         (device_id, day, cursor or "", limit + 1),
     ).fetchall()
     done = len(rows) <= limit

@@ -13,7 +13,14 @@ class CentralSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OPD_CENTRAL_", extra="ignore")
 
-    db: Path = Path("central.db")
+    db: Path = Path("central.db")  # the SQLite file, when no database_url is given
+    # sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB (a password belongs in ~/.pgpass
+    # or PGPASSWORD, or at least in this env variable, never on a command line)
+    database_url: str | None = None
+    workers: int = Field(default=1, ge=1, le=64)  # uvicorn worker processes
+    writers: int = Field(default=4, ge=1, le=64)  # PostgreSQL: batches applied at once per worker
+    readers: int = Field(default=8, ge=1, le=64)  # reader connections per worker
+    in_flight_file: Path | None = None  # set by `serve` for its workers: the shared in-flight count
     host: str = "127.0.0.1"
     port: int = Field(default=8700, ge=0, le=65535)
     master_data: Path | None = None
@@ -30,6 +37,10 @@ class CentralSettings(BaseSettings):
     reset_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     latency_ms: int = Field(default=0, ge=0)
     seed: int | None = None
+
+    def database(self) -> str:
+        """The database URL: ``database_url``, else the SQLite file ``db``."""
+        return self.database_url or f"sqlite:///{self.db}"
 
     @property
     def faults_on(self) -> bool:

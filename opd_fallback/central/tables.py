@@ -1,14 +1,23 @@
 """The reference central server's own tables (SQLModel declarations).
 
-The tables are declared here once so the schema is readable and created by
-SQLAlchemy; the hot apply path then talks to SQLite with plain prepared
-statements (see :mod:`opd_fallback.central.db`) because per-op ORM objects
-would cost more than the whole rest of the apply.
+The tables are declared here once; Alembic's migrations
+(``central/migrations/``) create them on SQLite and PostgreSQL alike, and a
+test checks the migrated schema against these declarations. The hot apply path
+then talks to the database with plain prepared statements (see
+:mod:`opd_fallback.serverdb`) because per-op ORM objects would cost more than
+the whole rest of the apply.
+
+Numbers that can pass 2**31 (seq, money, change cursors) are BIGINT: SQLite
+does not care, PostgreSQL's INTEGER would overflow.
+
+On PostgreSQL the id series come from the sequences declared at the end
+(several workers take numbers at once, never the same one); on SQLite, whose
+writers take turns, from the ``counter`` table, which has no gaps.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Index
+from sqlalchemy import BigInteger, Index, MetaData, Sequence
 from sqlmodel import Field, SQLModel
 
 
@@ -17,8 +26,6 @@ class CentralMeta(SQLModel):
 
 
 # A separate MetaData so the counter store's tables never mix with ours.
-from sqlalchemy import MetaData  # noqa: E402
-
 CentralMeta.metadata = MetaData()
 
 
@@ -29,7 +36,7 @@ class Device(CentralMeta, table=True):
     device_id: str = Field(primary_key=True)
     token_hash: str = Field(index=True, unique=True)
     created_at: str
-    max_seq: int = 0
+    max_seq: int = Field(default=0, sa_type=BigInteger)
     ops_applied: int = 0
     last_recorded_at: str | None = None
 
@@ -47,7 +54,7 @@ class Counter(CentralMeta, table=True):
 
     __tablename__ = "counter"
     name: str = Field(primary_key=True)
-    value: int = 0
+    value: int = Field(default=0, sa_type=BigInteger)
 
 
 class OpOutcome(CentralMeta, table=True):
@@ -64,7 +71,7 @@ class OpOutcome(CentralMeta, table=True):
     error: str | None = None  # JSON
     recorded_at: str
     local_date: str  # Asia/Kolkata date of recorded_at, for reconciliation
-    seq: int
+    seq: int = Field(sa_type=BigInteger)
     applied_at: str
 
 
@@ -105,7 +112,7 @@ class Patient(CentralMeta, table=True):
     pin: str | None = None
     category: str = "general"
     version: int = 1
-    change_seq: int
+    change_seq: int = Field(sa_type=BigInteger)
     created_at: str
     updated_at: str
     device_id: str
@@ -170,7 +177,7 @@ class Payment(CentralMeta, table=True):
     uhid: str
     visit_id: str | None = None
     order_id: str | None = None
-    amount_paise: int
+    amount_paise: int = Field(sa_type=BigInteger)
     mode: str
     mode_ref: str | None = None
     items: str  # JSON
@@ -186,7 +193,7 @@ class PaymentVoid(CentralMeta, table=True):
     __table_args__ = (Index("ix_void_recon", "device_id", "local_date"),)
     receipt_id: str = Field(primary_key=True)
     reason: str
-    amount_paise: int
+    amount_paise: int = Field(sa_type=BigInteger)
     device_id: str
     local_date: str
     op_id: str
@@ -201,3 +208,8 @@ class IssuedId(CentralMeta, table=True):
     device_id: str
     issued_at: str
     used_by_op: str | None = None
+
+
+# PostgreSQL sequences behind each id series (see the module docstring); SQLite ignores them.
+SERIES = ("uhid", "receipt", "sample", "visit", "lab_order", "change")
+SEQUENCES = {name: Sequence(f"central_{name}_seq", metadata=CentralMeta.metadata) for name in SERIES}

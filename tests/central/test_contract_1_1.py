@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import sqlite3
-from contextlib import closing
 from typing import Any
 
 import orjson
@@ -110,8 +108,7 @@ def test_outcomes_remembered_before_1_1_still_answer_resends_of_either_form(cent
         assert one(http, vis)["status"] == "applied"
         old_form = {**vis["payload"], "patient": {"central_id": None, "local_ref": reg["payload"]["local_ref"]}}
         legacy = hashlib.sha256(orjson.dumps(old_form, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        with closing(sqlite3.connect(central.db_path)) as db, db:
-            db.execute("UPDATE op_outcome SET payload_hash=? WHERE op_id=?", (legacy, vis["op_id"]))
+        central.execute("UPDATE op_outcome SET payload_hash=? WHERE op_id=?", (legacy, vis["op_id"]))
         assert one(http, vis)["status"] == "duplicate"
         other = copy.deepcopy(vis)
         other["payload"]["token_no"] += 1

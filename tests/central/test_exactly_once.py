@@ -55,7 +55,7 @@ def _drill(tmp_path: Path, patients: int, batch: int, **faults: float) -> None:
         for t in threads:
             t.join()
         assert errors == []
-    counts = db_stats(central.db_path)
+    counts = db_stats(central.database_url)
     every = [o for ops in work.values() for o in ops]
     by_kind: dict[str, int] = {}
     for o in every:

@@ -3,9 +3,6 @@ reference server; a tube's id never names a second tube."""
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
-
 from tests.central.util import factory, patient_ref, push, registered, unique_mobile
 from tests.helpers.central import CentralHandle
 
@@ -35,9 +32,8 @@ def test_tubes_are_stored_and_a_sample_id_is_never_taken_twice(central: CentralH
         assert res[2]["error"]["fields"][0]["field"] == "samples.0.sample_id"
         assert res[2]["error"]["fields"][0]["code"] == "already_used"
         assert push(http, lab)[0]["status"] == "duplicate"  # a resend is not a reuse
-    with closing(sqlite3.connect(central.db_path)) as db:
-        rows = db.execute("SELECT sample_id, sample_type, tests FROM lab_sample WHERE order_id = ? ORDER BY sample_id",
-                          (res[1]["result"]["order_id"],)).fetchall()
-        used_by = db.execute("SELECT used_by_op FROM issued_id WHERE id = ?", (reserved,)).fetchone()[0]
+    rows = central.query("SELECT sample_id, sample_type, tests FROM lab_sample WHERE order_id = ? ORDER BY sample_id",
+                         (res[1]["result"]["order_id"],))
+    used_by = central.query("SELECT used_by_op FROM issued_id WHERE id = ?", (reserved,))[0][0]
     assert rows == [("C07-S990001-2", "Serum", '["LFT"]'), (reserved, "EDTA", '["CBC"]')]
     assert used_by == lab["op_id"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sqlite3
-from contextlib import closing
 
 import orjson
 
@@ -236,9 +234,8 @@ def test_possible_duplicate_conflict_then_link_or_create_new(central: CentralHan
         vis = f.visit(patient_ref(dup))
         visit = one(http, vis)
         assert visit["status"] == "applied"
-        with closing(sqlite3.connect(central.db_path)) as db:
-            row = db.execute("SELECT uhid FROM visit WHERE visit_id=?", (visit["result"]["visit_id"],)).fetchone()
-        assert row == (uhid,)
+        rows = central.query("SELECT uhid FROM visit WHERE visit_id=?", (visit["result"]["visit_id"],))
+        assert rows == [(uhid,)]
         # same mobile, similar name, but 10 years apart: a different person (a father)
         assert one(http, f.register(name="Mohd Irfan", mobile=mobile, age=52))["status"] == "applied"
         # same ABHA is the same person whatever the name; create_new overrides

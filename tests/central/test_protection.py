@@ -10,9 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from opd_fallback.central.db import hash_token
 from opd_fallback.central.db import stats as db_stats
 from tests.central.util import factory, one, patient_ref, push, unique_mobile
-from tests.helpers.central import run_central
+from tests.helpers.central import Backend, run_central
 
 CLI = [sys.executable, "-m", "opd_fallback.central"]
 
@@ -24,7 +25,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_maintenance_switch_from_the_cli_makes_everything_503(tmp_path: Path) -> None:
     with run_central(tmp_path) as central, central.client() as http:
         assert http.get("/health").status_code == 200
-        cli("maintenance", "on", "--db", str(central.db_path))
+        cli("maintenance", "on", "--database-url", central.database_url)
         op = factory().register(mobile=unique_mobile())
         for method, path, body in (("GET", "/health", None), ("GET", "/devices/me", None),
                                    ("POST", "/ops:batch", {"ops": [op]})):
@@ -87,7 +88,7 @@ def test_lost_response_op_is_applied_and_resend_is_duplicate_without_second_effe
             assert [r["result"] for r in res] == [r["result"] for r in first]
             assert http.get("/devices/me").json()["ops_applied"] == 2
             assert len(http.get("/patients/changes").json()["patients"]) == 1
-    counts = db_stats(central.db_path)
+    counts = db_stats(central.database_url)
     assert counts["records"]["payments"] == 1 and counts["ops_remembered"] == 2  # type: ignore[index]
 
 
@@ -114,20 +115,42 @@ def test_injected_failures_apply_nothing_and_repeat_with_their_seed(tmp_path: Pa
             assert one(http, op)["status"] == "applied"
 
 
-def test_cli_add_device_prints_a_token_once_and_stats_counts(tmp_path: Path) -> None:
-    db = tmp_path / "c.db"
-    out = cli("add-device", "C09", "--db", str(db))
+def test_cli_add_device_prints_a_token_once_and_stats_counts(tmp_path: Path, backend: Backend) -> None:
+    url = backend.new_database_url(tmp_path, "c.db")
+    out = cli("add-device", "C09", "--database-url", url)
     token = out.stdout.strip()
     assert len(token) >= 40 and "shown only once" in out.stderr
-    assert token not in db.read_bytes().decode("latin-1")  # only the hash is kept
-    with run_central(tmp_path, devices=(), db_name="c.db") as central:
+    with run_central(tmp_path, devices=(), database_url=url) as central:
+        assert central.query("SELECT token_hash FROM device") == [(hash_token(token),)]  # only the hash is kept
+        if central.db_path is not None:
+            assert token not in central.db_path.read_bytes().decode("latin-1")
         central.tokens["C09"] = token
         with central.client("C09") as http:
             assert http.get("/devices/me").json()["device_id"] == "C09"
             push(http, *factory("C09").day_of_opd(3))
-    text = cli("stats", "--db", str(db)).stdout
+    text = cli("stats", "--database-url", url).stdout
     assert "ops remembered: " in text and "patient.register   3" in text
-    stats = db_stats(db)
+    stats = db_stats(url)
     assert stats["applied_by_kind"]["patient.register"] == 3
     assert stats["records"]["visits"] == 3
     assert stats["payments_by_mode"]["cash"]["count"] >= 3
+
+
+def test_the_in_flight_cap_holds_across_worker_processes(tmp_path: Path) -> None:
+    """Two uvicorn workers, a cap of 2: of 6 slow requests at once, 2 are served and
+    4 refused, wherever the kernel hands each connection (not 2 per worker)."""
+    with run_central(tmp_path, workers=2, max_in_flight=2, latency_ms=3000) as central:
+        start = threading.Barrier(6)
+        codes: list[int] = []
+
+        def one_request() -> None:
+            with central.client(timeout=30) as http:
+                start.wait()
+                codes.append(http.get("/devices/me").status_code)
+
+        threads = [threading.Thread(target=one_request) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(codes) == [200, 200, 429, 429, 429, 429]

@@ -14,7 +14,14 @@ Usage::
                 http.get("/health")
             central.restart(fail_rate=0.5)        # same DB, same port, new faults
             central.maintenance(True)             # flips the flag in the server's DB
-            central.db_path                       # the server's SQLite file
+            central.database_url                  # sqlite:///... or postgresql+psycopg://...
+            central.db_path                       # the server's SQLite file (None on PostgreSQL)
+            central.query("SELECT ...", params)   # rows, on either database
+            central.execute("UPDATE ...", params) # one write, committed
+
+The database is SQLite unless ``database_url`` is given, or a test set
+``DEFAULT_BACKEND`` (tests/central's conftest does, to run every contract test
+on SQLite and on PostgreSQL).
 
 Faults are the ``serve`` options as keyword arguments: ``fail_rate``,
 ``lost_response_rate``, ``reset_rate``, ``latency_ms``, ``seed``,
@@ -37,11 +44,30 @@ from typing import Any
 
 import httpx
 
-from opd_fallback.central.db import add_device, create_schema, set_maintenance
+from opd_fallback.central.db import add_device, create_schema, database, open_db, set_maintenance
 from opd_fallback.domain.contract import API_PREFIX
+from tests.helpers.postgres import PostgresServer
 
 START_TIMEOUT_S = 30.0
-_OPTIONS = ("fail_rate", "lost_response_rate", "reset_rate", "latency_ms", "seed", "max_in_flight", "dev_docs")
+_OPTIONS = ("fail_rate", "lost_response_rate", "reset_rate", "latency_ms", "seed", "max_in_flight", "workers",
+            "dev_docs")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Which database engine a test's central server runs on."""
+
+    name: str  # "sqlite" | "postgresql"
+    postgres: PostgresServer | None = None
+
+    def new_database_url(self, tmp_path: Path, db_name: str = "central.db") -> str:
+        if self.postgres is None:
+            return f"sqlite:///{Path(tmp_path) / db_name}"
+        return self.postgres.create_database()
+
+
+SQLITE = Backend("sqlite")
+DEFAULT_BACKEND: Backend = SQLITE  # tests/central's conftest switches it per test
 
 
 def free_port() -> int:
@@ -52,15 +78,35 @@ def free_port() -> int:
 
 @dataclass
 class CentralHandle:
-    """A running (or stopped) central server subprocess over one DB file."""
+    """A running (or stopped) central server subprocess over one database."""
 
-    db_path: Path
+    database_url: str
     port: int
     log_path: Path
     master_data: Path | None = None
     faults: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def db_path(self) -> Path | None:
+        return database(self.database_url).sqlite_path
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query (``?`` parameters) on the server's database."""
+        conn = open_db(self.database_url)
+        try:
+            return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+        finally:
+            conn.close()
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """One write (``?`` parameters) on the server's database, committed at once."""
+        conn = open_db(self.database_url)
+        try:
+            conn.execute(sql, params)
+        finally:
+            conn.close()
 
     @property
     def url(self) -> str:
@@ -80,14 +126,14 @@ class CentralHandle:
 
     def add_device(self, device: str) -> str:
         """Register another device while running; returns (and remembers) its token."""
-        self.tokens[device] = add_device(self.db_path, device)
+        self.tokens[device] = add_device(self.database_url, device)
         return self.tokens[device]
 
     def maintenance(self, on: bool) -> None:
-        set_maintenance(self.db_path, on)
+        set_maintenance(self.database_url, on)
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "opd_fallback.central", "serve", "--db", str(self.db_path),
+        cmd = [sys.executable, "-m", "opd_fallback.central", "serve", "--database-url", self.database_url,
                "--host", "127.0.0.1", "--port", str(self.port)]
         if self.master_data is not None:
             cmd += ["--master-data", str(self.master_data)]
@@ -159,20 +205,25 @@ def run_central(
     devices: tuple[str, ...] | list[str] = ("C07",),
     master_data: Path | dict[str, Any] | None = None,
     db_name: str = "central.db",
+    database_url: str | None = None,
     **faults: Any,
 ) -> Iterator[CentralHandle]:
-    """Create the DB in ``tmp_path``, register ``devices``, start the server,
-    yield its handle, and stop it on exit (even when the test fails).
+    """Create the DB (in ``tmp_path`` for SQLite, a new database on the test
+    PostgreSQL), register ``devices``, start the server, yield its handle, and
+    stop it on exit (even when the test fails).
 
     ``master_data`` is a JSON/TOML file or a dict (written to JSON); None means
-    the shipped demo file (``opd_fallback/central/demo_master_data.json``)."""
-    db_path = Path(tmp_path) / db_name
-    create_schema(db_path)
+    the shipped demo file (``opd_fallback/central/demo_master_data.json``).
+    ``database_url`` names an existing database (e.g. a second server on the
+    same PostgreSQL); else one is made on ``DEFAULT_BACKEND``."""
+    url = database_url or DEFAULT_BACKEND.new_database_url(tmp_path, db_name)
+    create_schema(url)
     if isinstance(master_data, dict):  # a dict is written next to the DB as JSON
         path = Path(tmp_path) / "master_data.json"
         path.write_text(json.dumps(master_data, ensure_ascii=False), encoding="utf-8")
         master_data = path
-    handle = CentralHandle(db_path=db_path, port=free_port(), log_path=Path(tmp_path) / "central.log",
+    port = free_port()
+    handle = CentralHandle(database_url=url, port=port, log_path=Path(tmp_path) / f"central-{port}.log",
                            master_data=master_data, faults=dict(faults))
     for dev in devices:
         handle.add_device(dev)
