@@ -17,7 +17,19 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
-from opd_fallback.cli import central, counter, hub, importing, preview, reconcile, review, setup, status, sync
+from opd_fallback.cli import (
+    central,
+    counter,
+    hub,
+    importing,
+    preview,
+    reconcile,
+    review,
+    setup,
+    share,
+    status,
+    sync,
+)
 from opd_fallback.cli.common import DataDirOpt, use_data_dir
 
 EXIT_UNEXPECTED = 70  # a bug: one line on the terminal, the traceback in the error log
@@ -110,6 +122,7 @@ app.add_typer(central.central_app, name="central")
 app.add_typer(hub.hub_app, name="hub")  # the LAN hub: serve, add-device
 app.add_typer(review.review_app, name="review")
 reconcile.register(app)  # reconcile, nightly, backup, restore
+app.command("share")(share.share)  # share with the LAN hub
 preview.register(app)  # preview
 
 
