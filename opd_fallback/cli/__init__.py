@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from opd_fallback.cli import (
     central,
     counter,
+    find,
     hub,
     importing,
     preview,
@@ -122,6 +123,7 @@ app.add_typer(central.central_app, name="central")
 app.add_typer(hub.hub_app, name="hub")  # the LAN hub: serve, add-device
 app.add_typer(review.review_app, name="review")
 reconcile.register(app)  # reconcile, nightly, backup, restore
+app.command("find")(find.find)  # a patient here, on the LAN or in central's index
 app.command("share")(share.share)  # share with the LAN hub
 preview.register(app)  # preview
 
