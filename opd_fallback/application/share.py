@@ -217,3 +217,63 @@ def hub_status(store: Store, *, configured: bool, stale_after_s: float = 60.0) -
         "records_by_counter": by_device,
         "ops_not_yet_shared": pending,
     }
+
+
+@dataclass
+class HubRestore:
+    device_id: str
+    own_ops: int = 0
+    own_records: int = 0
+    other_records: int = 0
+    hub_max_seq: int = 0
+    seq_floor: int = 0
+
+
+class RestoreRefused(ValueError):
+    """The counter database already holds work: restoring from the hub would mix two histories."""
+
+
+def restore_from_hub(store: Store, client: Any, device_id: str) -> HubRestore:
+    """Rebuild this counter's records and queue from the hub on a new PC.
+
+    Own ops come back as pending outbox ops with their records (central
+    answers ``duplicate`` for what it already has); other counters' records
+    come back as shared records. The seq counter is raised above the highest
+    seq the hub holds for this device; the caller then checks central's
+    ``max_seq`` too (``readiness``) before the counter takes new work."""
+    from opd_fallback.store import numbers, readiness
+
+    with store.read() as s:
+        if int(s.execute(text("SELECT count(*) FROM op")).scalar() or 0):
+            raise RestoreRefused("this counter's database already has ops; restore from the hub only on a new, "
+                                 "empty counter (init --device ... on the new PC first)")
+    me = client.me()
+    if me.get("device_id") != device_id:
+        raise RestoreRefused(f"the hub knows this token as counter {me.get('device_id')}, not {device_id}")
+    out = HubRestore(device_id, hub_max_seq=int(me.get("max_seq") or 0))
+    readiness.mark_restored(store, source="the LAN hub", actor="restore")
+    cursor = 0
+    names: dict[str, str] = {}
+    for _ in range(MAX_PAGES):
+        page = client.changes(cursor, limit=PULL_PAGE, include_own=True)
+        ops = page.get("ops") or []
+        with store.write() as s:
+            for item in ops:
+                op = item["op"]
+                if op.get("kind") == "patient.register":
+                    names[str(op["payload"].get("local_ref", "")).upper()] = str(op["payload"].get("name") or "")
+                if op.get("device_id") == device_id:
+                    out.own_ops += 1
+                    if shared_store.rebuild_own(s, op, names):
+                        out.own_records += 1
+            got = shared_store.store_page(s, device_id, ops, page.get("central_ids") or [])
+            out.other_records += got.records
+            meta.put(s, meta.HUB_CURSOR, str(page["next_cursor"]))
+        if page.get("done"):
+            break
+        cursor = int(page["next_cursor"])
+    with store.write() as s:
+        top = int(s.execute(text("SELECT coalesce(max(seq), 0) FROM op")).scalar() or 0)
+        out.seq_floor = numbers.raise_floor(s, numbers.SEQ, max(top, out.hub_max_seq))
+        meta.put(s, meta.HUB_PUSHED_SEQ, str(top))
+    return out

@@ -67,3 +67,50 @@ def share(
     finally:
         store.close()
     raise typer.Exit(last[0].exit_code if last else 0)
+
+
+def restore_from_hub_cmd(device: str | None) -> None:
+    """``restore --from-hub --device C03``: rebuild this (new, empty) counter from the hub,
+    then check its numbers with central. Exit 0 ready, 3 hub or central unreachable, 1 refused."""
+    from opd_fallback.application.share import RestoreRefused, restore_from_hub
+    from opd_fallback.store import open_store, readiness
+    from opd_fallback.sync.hub_client import HubClient, HubError
+
+    s = counter_settings()
+    dev = (device or "").strip().upper()
+    if not dev:
+        fail("--from-hub needs --device ID (this counter's id, e.g. C03)")
+    if dev != s.device_id:
+        fail(f"this data directory belongs to counter {s.device_id}, not {dev}: "
+             f"run 'opd-fallback init --device {dev} ...' in a new data directory first")
+    if not s.hub_url or not s.hub_token:
+        fail("no LAN hub configured: run 'opd-fallback init ... --hub URL --hub-token-stdin' first")
+    store = open_store(s.db_path)
+    try:
+        try:
+            with HubClient.from_settings(s) as client:
+                res = restore_from_hub(store, client, dev)
+        except RestoreRefused as exc:
+            fail(str(exc))
+        except HubError as exc:
+            fail(str(exc), code=3)
+        typer.echo(f"restored counter {dev} from the hub: {res.own_ops} own ops ({res.own_records} records) back "
+                   f"in the queue, {res.other_records} records of other counters; numbers continue above "
+                   f"{res.seq_floor}")
+        why = "no central server configured"
+        if s.central_url and s.central_token:
+            from opd_fallback.sync.client import CentralClient, SyncError
+
+            try:
+                with CentralClient.from_settings(s) as central:
+                    check = readiness.check_with_central(store, central, device_id=dev, actor="restore")
+                typer.echo(f"central has seq {check.central_max_seq} from {dev}; this counter continues at "
+                           f"{check.local_seq_after + 1}. Ready for new work.")
+                raise typer.Exit(0)
+            except (SyncError, readiness.WrongDevice) as exc:
+                why = str(exc)
+        typer.echo(f"NOT READY: the numbers could not be checked with central ({why}). This counter takes no new "
+                   "work until it has: run 'opd-fallback sync' when central is back.", err=True)
+        raise typer.Exit(3)
+    finally:
+        store.close()

@@ -98,3 +98,62 @@ def counts(session: Session) -> dict[str, int]:
     """Records from other counters, by counter."""
     rows = session.execute(text("SELECT device_id, count(*) FROM shared_record GROUP BY device_id")).all()
     return {str(d): int(n) for d, n in rows}
+
+
+def rebuild_own(session: Session, op: dict[str, Any], patient_names: dict[str, str]) -> str | None:
+    """Put back one of this counter's own ops (from the hub) as a pending outbox op
+    and the record it made; returns the record kind or None. Pending is right:
+    central answers ``duplicate`` for what it already applied, so nothing doubles."""
+    from opd_fallback.store import numbers, outbox
+    from opd_fallback.store.tables import LabOrder, Op, Patient, Payment, PaymentVoid, Visit
+
+    if session.exec(select(Op).where(Op.op_id == op["op_id"])).first() is not None:
+        return None
+    rec = shared.record_of(op)
+    p = op.get("payload") or {}
+    who, at, op_id = str(op.get("operator_id") or "?"), str(op.get("recorded_at") or now_iso()), str(op["op_id"])
+    target = shared.voided_payment(op)
+    session.add(Op(
+        seq=int(op["seq"]), op_id=op_id, kind=str(op["kind"]), device_id=str(op["device_id"]), operator_id=who,
+        recorded_at=at, depends_on=outbox.dumps(sorted(op.get("depends_on") or [])), payload=outbox.dumps(p),
+        resolution=None if op.get("resolution") is None else outbox.dumps(op["resolution"]), updated_at=now_iso(),
+        record_kind=rec.kind if rec else ("payment_void" if target else "patient"),
+        record_ref=rec.local_ref if rec else (target or shared.ref_key(p.get("patient"))), source="hub_restore",
+    ))
+    base = {"op_id": op_id, "operator_id": who, "created_at": at}
+    if rec is None:
+        if target:
+            session.add(PaymentVoid(payment_local_ref=target, reason=str(p.get("reason") or ""),
+                                    approved_by="(restored from hub)", **base))
+            return "payment_void"
+        return None
+    patient = rec.patient_ref
+    pl, pu = (patient, None) if patient and numbers.is_local_ref(patient) else (None, patient)
+    name = patient_names.get(patient or "", "")
+    if rec.kind == "patient":
+        fields = {k: p.get(k) for k in Patient.model_fields if k in p and k not in ("id", "version")}
+        session.add(Patient(**{**fields, "local_ref": rec.local_ref}, **base))
+    elif rec.kind == "visit":
+        d = rec.detail
+        session.add(Visit(local_ref=rec.local_ref, patient_local_ref=pl, patient_uhid=pu, patient_name=name,
+                          department=str(d.get("department") or ""), unit=d.get("unit"),
+                          visit_type=str(d.get("visit_type") or "new"), visit_date=str(d.get("visit_date") or at[:10]),
+                          token_no=int(d.get("token_no") or 0), **base))
+        session.execute(text(
+            "INSERT INTO counter(name, value) VALUES (:n, :v) ON CONFLICT(name) DO UPDATE SET value=max(value, :v)"),
+            {"n": f"token:{d.get('department')}:{d.get('visit_date')}", "v": int(d.get("token_no") or 0)})
+    elif rec.kind == "lab_order":
+        v = rec.visit_ref
+        session.add(LabOrder(local_ref=rec.local_ref, patient_local_ref=pl, patient_uhid=pu, patient_name=name,
+                             visit_local_ref=v if v and numbers.is_local_ref(v) else None,
+                             visit_central_id=None if v and numbers.is_local_ref(v) else v,
+                             tests=outbox.dumps(rec.detail.get("tests") or []), sample_id=rec.detail.get("sample_id"),
+                             priority=str(rec.detail.get("priority") or "routine"), **base))
+    else:
+        session.add(Payment(local_ref=rec.local_ref, receipt_no=str(p.get("receipt_no") or rec.local_ref),
+                            patient_local_ref=pl, patient_uhid=pu, patient_name=name,
+                            visit_local_ref=rec.visit_ref,
+                            lab_order_local_ref=rec.lab_order_ref, amount_paise=int(p.get("amount_paise") or 0),
+                            mode=str(p.get("mode") or "cash"), mode_ref=p.get("mode_ref"),
+                            items=outbox.dumps(p.get("items") or []), **base))
+    return rec.kind
