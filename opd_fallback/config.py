@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     # the LAN hub (optional): counters of one hospital share records through it while central is down
     hub_url: str | None = None
     hub_token: str | None = None
-    hub_interval_s: float = Field(default=5.0, ge=0.5)  # background sharing: seconds between exchanges
+    hub_interval_s: float = Field(default=0.5, ge=0.2)  # background sharing: seconds between exchanges (benchmarks/lan.py)
     hub_deadline_s: float = Field(default=15.0, ge=1.0)  # total deadline of one call to the hub
     verify_tls: bool = True
     connect_timeout_s: float = 5.0
