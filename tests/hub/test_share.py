@@ -112,8 +112,12 @@ def test_share_cli_exit_codes(tmp_path) -> None:
         ok = cli("share", "--json")
         assert ok.returncode == 0, ok.stderr
         assert orjson.loads(ok.stdout)["outcome"] == "ok"
+        hub_state = orjson.loads(cli("status", "--json").stdout)["hub"]
+        assert (hub_state["configured"], hub_state["state"], hub_state["last_outcome"]) == (True, "online", "ok")
         (data / "hub.token").write_text("wrong\n")
         refused = cli("share")
         assert refused.returncode == 3 and "refused" in refused.stderr
+        hub_state = orjson.loads(cli("status", "--json").stdout)["hub"]
+        assert (hub_state["state"], hub_state["last_outcome"]) == ("offline", "unauthorized")
     gone = cli("share")
     assert gone.returncode == 3 and "hub unreachable" in gone.stderr
