@@ -53,6 +53,7 @@ class ShareResult:
     pulled_records: int = 0  # new records of other counters
     pulled_updates: int = 0
     pulled_central_ids: int = 0
+    records_here: int = 0  # records of other counters this counter holds after the exchange
     message: str = ""
     elapsed_s: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -164,6 +165,8 @@ def share_once(store: Store, client: HubApi, device_id: str, *, stop: threading.
     except HubError as exc:
         result.outcome, result.message = UNREACHABLE, str(exc)
     result.elapsed_s = round(time.monotonic() - started, 3)
+    with store.read() as s:
+        result.records_here = sum(shared_store.counts(s).values())
     _remember(store, result)
     return result
 
