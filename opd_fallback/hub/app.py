@@ -185,7 +185,8 @@ def create_app(db_path: Path | str) -> FastAPI:
         redoc_url=None,
     )
     app.state.hub = hub
-    unauthorized = {401: {"model": ErrorBody, "description": "No valid hub token for a counter"}}
+    unauthorized: dict[int | str, dict[str, Any]] = {
+        401: {"model": ErrorBody, "description": "No valid hub token for a counter"}}
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> Response:

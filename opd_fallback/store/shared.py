@@ -120,7 +120,7 @@ def rebuild_own(session: Session, op: dict[str, Any], patient_names: dict[str, s
         record_kind=rec.kind if rec else ("payment_void" if target else "patient"),
         record_ref=rec.local_ref if rec else (target or shared.ref_key(p.get("patient"))), source="hub_restore",
     ))
-    base = {"op_id": op_id, "operator_id": who, "created_at": at}
+    base: dict[str, Any] = {"op_id": op_id, "operator_id": who, "created_at": at}
     if rec is None:
         if target:
             session.add(PaymentVoid(payment_local_ref=target, reason=str(p.get("reason") or ""),
@@ -131,7 +131,7 @@ def rebuild_own(session: Session, op: dict[str, Any], patient_names: dict[str, s
     pl, pu = (patient, None) if patient and numbers.is_local_ref(patient) else (None, patient)
     name = patient_names.get(patient or "", "")
     if rec.kind == "patient":
-        fields = {k: p.get(k) for k in Patient.model_fields if k in p and k not in ("id", "version")}
+        fields: dict[str, Any] = {k: p.get(k) for k in Patient.model_fields if k in p and k not in ("id", "version")}
         session.add(Patient(**{**fields, "local_ref": rec.local_ref}, **base))
     elif rec.kind == "visit":
         d = rec.detail
