@@ -78,9 +78,12 @@ def find(store: Store, query: str, *, limit: int = 20) -> list[Hit]:
         for ref in refs or [up]:
             for source, sql, glue in sources:
                 cond = {"this_counter": "(local_ref = :r OR uhid = :r)",
-                        "lan": "(local_ref = :r OR central_id = :r)", "central": "uhid = :r"}[source]
+                        "lan": "(local_ref = :r OR central_id = :r)",
+                        # contract 1.1: central's index knows every offline number mapped to a patient
+                        "central": "(uhid = :r OR uhid IN (SELECT uhid FROM patient_index_ref WHERE local_ref = :r))",
+                        }[source]
                 for row in rows(sql, glue, cond, r=ref):
-                    hits.append(_hit(source, row, "offline_no" if row[0] == ref else "uhid", 100.0))
+                    hits.append(_hit(source, row, "uhid" if row[1] == ref else "offline_no", 100.0))
         digits = re.sub(r"[\s\-+]", "", q)
         mobile = None
         if digits.isdigit() and len(digits) >= 10:

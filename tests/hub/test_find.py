@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from opd_fallback.application.find import find
@@ -39,6 +40,10 @@ def test_find_everywhere(tmp_path) -> None:
         assert [h.where for h in qr] == ["this counter"]
         assert [h.source for h in find(store, "+91 91234 56780")] == ["lan"]
         assert [h.source for h in find(store, "KGMU000000500")] == ["central"]
+        with store.write() as s:  # central maps another counter's slip to that patient (contract 1.1)
+            s.execute(text("INSERT INTO patient_index_ref(local_ref, uhid) VALUES ('C09-261130-000004', 'KGMU000000500')"))
+        slip = find(store, "C09-261130-000004")
+        assert [(h.where, h.uhid, h.match) for h in slip] == [("central", "KGMU000000500", "offline_no")]
         fuzzy = find(store, "sita devee")
         assert fuzzy and fuzzy[0].name == "Sita Devi"
         assert find(store, "सीता देवी")[0].local_ref == "C03-261130-000001"
