@@ -126,3 +126,40 @@ def find(store: Store, query: str, *, limit: int = 20) -> list[Hit]:
         if len(out) >= limit:
             break
     return out
+
+
+DUPLICATE_NAME_SCORE = 85.0  # as central's possible_duplicate rule (same mobile, similar name, age within 2 years)
+DUPLICATE_AGE_YEARS = 2
+
+
+def possible_duplicates_on_lan(store: Store, fields: dict[str, Any], *, limit: int = 5) -> list[Hit]:
+    """Before a new patient is saved: patients another counter of the LAN registered
+    with the same mobile, a similar name and a close age. Each hit's ``words()`` is
+    what the clerk sees ("possibly registered at C03 at 09:14 (C03-261130-000042)"),
+    and its ``local_ref`` is the patient to take instead."""
+    try:
+        mobile = rules.mobile(None if fields.get("mobile") is None else str(fields.get("mobile")))
+    except ValueError:
+        return []
+    name = rules.clean_text(str(fields.get("name") or "")).lower()
+    if not mobile or not name:
+        return []
+    age = fields.get("age_years")
+    out: list[Hit] = []
+    with store.read() as s:
+        rows = s.execute(text(f"{_LAN} AND mobile = :m ORDER BY recorded_at DESC LIMIT 50"), {"m": mobile}).all()
+    for row in rows:
+        score = fuzz.token_sort_ratio(name, (row[2] or "").lower())
+        if score < DUPLICATE_NAME_SCORE:
+            continue
+        if age is not None and row[5] is not None and abs(int(age) - int(row[5])) > DUPLICATE_AGE_YEARS:
+            continue
+        out.append(_hit("lan", row, "possible_duplicate", round(float(score), 1)))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def duplicate_words(hit: Hit) -> str:
+    """One line for the clerk."""
+    return f"possibly registered at {hit.where} ({hit.local_ref})"
