@@ -133,6 +133,9 @@ def _check_hub(url: str) -> str:
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         fail(f"--hub must be a URL like http://10.0.0.5:8710 (got {url!r})")
+    if parsed.scheme == "http" and parsed.hostname not in _LOOPBACK:
+        typer.echo("warning: the hub URL is plain http, so patient data crosses the LAN unencrypted; serve the hub "
+                   "with --ssl-certfile/--ssl-keyfile and use https", err=True)
     return url.rstrip("/")
 
 
