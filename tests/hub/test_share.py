@@ -54,6 +54,9 @@ def test_cross_counter_lab_order_and_payment(tmp_path, counters) -> None:
         assert exchange(hub, counters, "C01").pushed == 3
         got = exchange(hub, counters, "C02")
         assert got.pulled_records == 3  # patient, visit, payment of C01
+        hits = c2.search_patients("sita")  # the counter's own search finds the LAN's patient
+        assert [(h.source, h.local_ref) for h in hits] == [("lan", reg.patient.local_ref)]
+        assert [h.source for h in c2.search_patients("9123456780")] == ["lan"]
         lab = c2.lab_request("op-2", reg.patient.local_ref, reg.visit.local_ref, ["CBC"])
         assert lab.info.name == "Sita Devi"  # found from the LAN's records, not a blank name
         exchange(hub, counters, "C02")
