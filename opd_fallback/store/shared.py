@@ -157,3 +157,24 @@ def rebuild_own(session: Session, op: dict[str, Any], patient_names: dict[str, s
                             mode=str(p.get("mode") or "cash"), mode_ref=p.get("mode_ref"),
                             items=outbox.dumps(p.get("items") or []), **base))
     return rec.kind
+
+
+def latest_visit_on(session: Session, patient_keys: Iterable[str], day: str) -> str | None:
+    """Another counter's latest visit on ``day`` for a patient (by offline number or uhid)."""
+    keys = [k for k in patient_keys if k]
+    if not keys:
+        return None
+    marks = ", ".join(f":k{i}" for i in range(len(keys)))
+    row = session.execute(text(
+        f"SELECT local_ref FROM shared_record WHERE kind='visit' AND patient_ref IN ({marks}) "
+        "AND json_extract(detail, '$.visit_date') = :d ORDER BY recorded_at DESC LIMIT 1"),
+        {**{f"k{i}": k for i, k in enumerate(keys)}, "d": day}).first()
+    return None if row is None else str(row[0])
+
+
+def patient_of(session: Session, key: str) -> str | None:
+    """The patient reference of another counter's visit or lab order (by offline or sample number)."""
+    row = session.execute(text(
+        "SELECT patient_ref FROM shared_record WHERE kind IN ('visit','lab_order') AND (local_ref = :r "
+        "OR json_extract(detail, '$.sample_id') = :r) LIMIT 1"), {"r": key.strip().upper()}).first()
+    return None if row is None or row[0] is None else str(row[0])
