@@ -39,7 +39,7 @@ OK, UNREACHABLE, UNAUTHORIZED = "ok", "unreachable", "unauthorized"
 
 
 class HubApi(Protocol):
-    def push(self, ops: Any, central_ids: Any = ()) -> dict[str, Any]: ...
+    def push(self, ops: Any, central_ids: Any = (), withdrawn: Any = ()) -> dict[str, Any]: ...
     def changes(self, cursor: int, *, limit: int = 500, include_own: bool = False) -> dict[str, Any]: ...
 
 
@@ -125,6 +125,18 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
                 meta.put(s, meta.HUB_IDS_SENT_AT, ids_top)
         if len(ops) < PUSH_PAGE and not ids:
             break
+    if stop and stop.is_set():
+        return
+    # ops a supervisor cancelled (never to reach central): after the ops themselves, so the hub holds them
+    with store.read() as s:
+        since = meta.get(s, meta.HUB_WITHDRAWN_AT) or ""
+        rows = s.execute(text("SELECT op_id, updated_at FROM op WHERE state='cancelled' AND updated_at >= :t "
+                              "AND seq <= :p ORDER BY updated_at"), {"t": since, "p": pushed}).all()
+    for i in range(0, len(rows), 5000):
+        chunk = rows[i:i + 5000]
+        client.push([], [], [str(r[0]) for r in chunk])
+        with store.write() as s:
+            meta.put(s, meta.HUB_WITHDRAWN_AT, str(chunk[-1][1]))
 
 
 def _pull(store: Store, client: HubApi, device_id: str, result: ShareResult,
@@ -137,11 +149,13 @@ def _pull(store: Store, client: HubApi, device_id: str, result: ShareResult,
         page = client.changes(cursor, limit=PULL_PAGE)
         nxt = int(page["next_cursor"])
         with store.write() as s:
-            got = shared_store.store_page(s, device_id, page.get("ops") or [], page.get("central_ids") or [])
+            got = shared_store.store_page(s, device_id, page.get("ops") or [], page.get("central_ids") or [],
+                                          page.get("withdrawn") or [])
             meta.put(s, meta.HUB_CURSOR, str(nxt))
         result.pulled_records += got.records
         result.pulled_updates += got.updates
         result.pulled_central_ids += got.central_ids
+        result.pulled_updates += got.withdrawn
         if page.get("done"):
             return
         if nxt == cursor:
@@ -230,6 +244,7 @@ class HubRestore:
     other_records: int = 0
     hub_max_seq: int = 0
     seq_floor: int = 0
+    cancelled: int = 0
 
 
 class RestoreRefused(ValueError):
@@ -257,6 +272,7 @@ def restore_from_hub(store: Store, client: Any, device_id: str) -> HubRestore:
     readiness.mark_restored(store, source="the LAN hub", actor="restore")
     cursor = 0
     names: dict[str, str] = {}
+    cancelled: list[str] = []
     for _ in range(MAX_PAGES):
         page = client.changes(cursor, limit=PULL_PAGE, include_own=True)
         ops = page.get("ops") or []
@@ -269,13 +285,19 @@ def restore_from_hub(store: Store, client: Any, device_id: str) -> HubRestore:
                     out.own_ops += 1
                     if shared_store.rebuild_own(s, op, names):
                         out.own_records += 1
-            got = shared_store.store_page(s, device_id, ops, page.get("central_ids") or [])
+            got = shared_store.store_page(s, device_id, ops, page.get("central_ids") or [],
+                                          page.get("withdrawn") or [])
+            cancelled += [str(w["op_id"]) for w in page.get("withdrawn") or [] if w.get("device_id") == device_id]
             out.other_records += got.records
             meta.put(s, meta.HUB_CURSOR, str(page["next_cursor"]))
         if page.get("done"):
             break
         cursor = int(page["next_cursor"])
     with store.write() as s:
+        # what a supervisor cancelled on the old PC stays cancelled: it must never reach central now
+        out.cancelled = outbox.transition(s, "cancelled", [
+            {"id": op_id, "why": "cancelled by a supervisor before this counter was restored from the hub"}
+            for op_id in cancelled])
         top = int(s.execute(text("SELECT coalesce(max(seq), 0) FROM op")).scalar() or 0)
         out.seq_floor = numbers.raise_floor(s, numbers.SEQ, max(top, out.hub_max_seq))
         meta.put(s, meta.HUB_PUSHED_SEQ, str(top))

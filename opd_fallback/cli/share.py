@@ -95,8 +95,8 @@ def restore_from_hub_cmd(device: str | None) -> None:
         except HubError as exc:
             fail(str(exc), code=3)
         typer.echo(f"restored counter {dev} from the hub: {res.own_ops} own ops ({res.own_records} records) back "
-                   f"in the queue, {res.other_records} records of other counters; numbers continue above "
-                   f"{res.seq_floor}")
+                   f"in the queue ({res.cancelled} kept cancelled), {res.other_records} records of other counters; "
+                   f"numbers continue above {res.seq_floor}")
         why = "no central server configured"
         if s.central_url and s.central_token:
             from opd_fallback.sync.client import CentralClient, SyncError

@@ -55,6 +55,8 @@ class PushRequest(BaseModel):
                                       description="Op envelopes of the token's own counter, as sent to central")
     central_ids: list[CentralIdIn] = Field(default_factory=list, max_length=5000,
                                            description="Central ids this counter has learned")
+    withdrawn: list[str] = Field(default_factory=list, max_length=5000,
+                                 description="op_ids of this counter's ops a supervisor cancelled (never sent)")
 
 
 class PushResult(BaseModel):
@@ -84,9 +86,16 @@ class PulledCentralId(BaseModel):
     reported_at: str
 
 
+class PulledWithdrawn(BaseModel):
+    hub_seq: int
+    op_id: str
+    device_id: str
+
+
 class Changes(BaseModel):
     ops: list[PulledOp]
     central_ids: list[PulledCentralId]
+    withdrawn: list[PulledWithdrawn]
     next_cursor: int = Field(description="Pass as cursor next time (even when this page is empty)")
     done: bool
 
@@ -153,9 +162,9 @@ class Hub:
                                     (hash_token(token),)).fetchone()
         return row[0] if row else None
 
-    def push(self, device_id: str, ops: list[Any], ids: list[Any]) -> mirror.PushOutcome:
+    def push(self, device_id: str, ops: list[Any], ids: list[Any], withdrawn: list[Any]) -> mirror.PushOutcome:
         with self.write_lock:
-            return mirror.push(self.writer, device_id, ops, ids)
+            return mirror.push(self.writer, device_id, ops, ids, withdrawn)
 
 
 async def _device(request: Request) -> str:
@@ -225,11 +234,12 @@ def create_app(db_path: Path | str) -> FastAPI:
             raise HubError(422, "validation_failed", "the body is not JSON") from None
         ops = data.get("ops", []) if isinstance(data, dict) else None
         ids = data.get("central_ids", []) if isinstance(data, dict) else None
-        if not isinstance(ops, list) or not isinstance(ids, list):
+        gone = data.get("withdrawn", []) if isinstance(data, dict) else None
+        if not isinstance(ops, list) or not isinstance(ids, list) or not isinstance(gone, list):
             raise HubError(422, "validation_failed", "the body must be {\"ops\": [...], \"central_ids\": [...]}")
-        if len(ops) > mirror.MAX_PUSH_OPS or len(ids) > 5000:
+        if len(ops) > mirror.MAX_PUSH_OPS or len(ids) > 5000 or len(gone) > 5000:
             raise too_big
-        out = await run_in_threadpool(hub.push, dev, ops, ids)
+        out = await run_in_threadpool(hub.push, dev, ops, ids, gone)
         return _json({"results": out.results, "central_ids_new": out.central_ids_new, "hub_seq": out.hub_seq})
 
     @app.get(PREFIX + "/changes", response_model=Changes, responses=unauthorized,

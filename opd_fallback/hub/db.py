@@ -40,6 +40,9 @@ SCHEMA = (
         name TEXT, mobile TEXT, uhid TEXT, voided INTEGER NOT NULL DEFAULT 0, detail TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS ix_record_mobile ON record (mobile)",
     "CREATE INDEX IF NOT EXISTS ix_record_patient ON record (patient_ref)",
+    # ops their counter's supervisor cancelled (never to reach central): a restore keeps them cancelled
+    """CREATE TABLE IF NOT EXISTS withdrawn (
+        op_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, at TEXT NOT NULL, hub_seq INTEGER NOT NULL UNIQUE)""",
     "CREATE TABLE IF NOT EXISTS hub_counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
 _DEVICE = re.compile(r"^[A-Z0-9]{1,16}$")

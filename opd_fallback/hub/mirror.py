@@ -73,7 +73,8 @@ class PushOutcome:
     hub_seq: int
 
 
-def push(conn: sqlite3.Connection, device_id: str, ops: list[Any], central_ids: list[Any]) -> PushOutcome:
+def push(conn: sqlite3.Connection, device_id: str, ops: list[Any], central_ids: list[Any],
+         withdrawn: list[Any] | None = None) -> PushOutcome:
     """Store a counter's ops and learned ids in one transaction; returns after COMMIT."""
     results: list[dict[str, Any]] = []
     now = now_iso()
@@ -135,6 +136,14 @@ def push(conn: sqlite3.Connection, device_id: str, ops: list[Any], central_ids: 
                 (local_ref, kind, cid, device_id, now, hub_seq),
             )
             new_ids += 1
+        for op_id in withdrawn or []:
+            row = conn.execute("SELECT device_id FROM op WHERE op_id=?", (str(op_id),)).fetchone()
+            if row is None or row[0] != device_id:
+                continue  # only its own counter withdraws an op, and only one the hub holds
+            if conn.execute("SELECT 1 FROM withdrawn WHERE op_id=?", (str(op_id),)).fetchone():
+                continue
+            conn.execute("INSERT INTO withdrawn(op_id, device_id, at, hub_seq) VALUES (?,?,?,?)",
+                         (str(op_id), device_id, now, next_hub_seq(conn)))
         conn.execute("UPDATE device SET last_push_at=? WHERE device_id=?", (now, device_id))
         top = conn.execute("SELECT coalesce(max(value), 0) FROM hub_counter").fetchone()[0]
         conn.execute("COMMIT")
@@ -158,23 +167,30 @@ def changes(conn: sqlite3.Connection, device_id: str, cursor: int, limit: int, *
         ids = conn.execute(
             "SELECT hub_seq, local_ref, kind, central_id, reported_by, reported_at FROM central_id "
             "WHERE hub_seq > ? ORDER BY hub_seq LIMIT ?", (cursor, limit + 1)).fetchall()
+        gone = conn.execute("SELECT hub_seq, op_id, device_id FROM withdrawn WHERE hub_seq > ? ORDER BY hub_seq "
+                            "LIMIT ?", (cursor, limit + 1)).fetchall()
     finally:
         conn.execute("COMMIT")
-    merged = sorted([(r[0], "op", r) for r in ops] + [(r[0], "id", r) for r in ids], key=lambda t: t[0])
+    merged = sorted([(r[0], "op", r) for r in ops] + [(r[0], "id", r) for r in ids]
+                    + [(r[0], "gone", r) for r in gone], key=lambda t: t[0])
     done = len(merged) <= limit
     page = merged[:limit]
     next_cursor = page[-1][0] if page else cursor
     out_ops: list[dict[str, Any]] = []
     out_ids: list[dict[str, Any]] = []
+    out_gone: list[dict[str, Any]] = []
     for hub_seq, what, r in page:
-        if what == "op":
+        if what == "gone":
+            out_gone.append({"hub_seq": hub_seq, "op_id": r[1], "device_id": r[2]})
+        elif what == "op":
             if r[1] == device_id and not include_own:
                 continue
             out_ops.append({"hub_seq": hub_seq, "received_at": r[2], "op": orjson.Fragment(r[3])})
         else:
             out_ids.append({"hub_seq": hub_seq, "local_ref": r[1], "kind": r[2], "central_id": r[3],
                             "reported_by": r[4], "reported_at": r[5]})
-    return orjson.dumps({"ops": out_ops, "central_ids": out_ids, "next_cursor": next_cursor, "done": done})
+    return orjson.dumps({"ops": out_ops, "central_ids": out_ids, "withdrawn": out_gone,
+                         "next_cursor": next_cursor, "done": done})
 
 
 def device_info(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:

@@ -26,10 +26,11 @@ class Stored:
     records: int = 0  # new records of other counters
     updates: int = 0  # patient updates and voids applied to them
     central_ids: int = 0  # central ids attached
+    withdrawn: int = 0  # records dropped: their counter's supervisor cancelled the op
 
 
 def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
-               central_ids: Iterable[dict[str, Any]]) -> Stored:
+               central_ids: Iterable[dict[str, Any]], withdrawn: Iterable[dict[str, Any]] = ()) -> Stored:
     """Store one pulled page (``ops`` are the hub's ``{"hub_seq", "op"}`` items)."""
     out = Stored()
     now = now_iso()
@@ -75,6 +76,10 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
         res = session.execute(text("UPDATE shared_record SET central_id=:c WHERE local_ref=:r"),
                               {"c": str(cid["central_id"]), "r": str(cid["local_ref"]).upper()})
         out.central_ids += int(getattr(res, "rowcount", 0) or 0)
+    for gone in withdrawn:
+        if isinstance(gone, dict) and gone.get("op_id") and gone.get("device_id") != own_device:
+            res = session.execute(text("DELETE FROM shared_record WHERE op_id=:o"), {"o": str(gone["op_id"])})
+            out.withdrawn += int(getattr(res, "rowcount", 0) or 0)
     return out
 
 

@@ -109,8 +109,10 @@ class HubClient:
     def me(self) -> dict[str, Any]:
         return dict(self._call("GET", "/devices/me"))
 
-    def push(self, ops: Sequence[dict[str, Any]], central_ids: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-        answer = self._call("POST", "/ops:push", body={"ops": list(ops), "central_ids": list(central_ids)})
+    def push(self, ops: Sequence[dict[str, Any]], central_ids: Sequence[dict[str, Any]] = (),
+             withdrawn: Sequence[str] = ()) -> dict[str, Any]:
+        answer = self._call("POST", "/ops:push", body={"ops": list(ops), "central_ids": list(central_ids),
+                                                       "withdrawn": list(withdrawn)})
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list) or len(results) != len(ops):
             raise HubUnreachable("the hub's push answer does not answer each op")

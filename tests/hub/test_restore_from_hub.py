@@ -12,7 +12,7 @@ from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.application.share import share_once
 from opd_fallback.cli import app
 from opd_fallback.config import load_settings
-from opd_fallback.store import open_store
+from opd_fallback.store import open_store, outbox
 from opd_fallback.store.tables import Op
 from opd_fallback.sync.client import CentralClient
 from opd_fallback.sync.engine import SyncEngine
@@ -53,6 +53,8 @@ def test_restore_from_hub_on_a_new_pc(tmp_path, monkeypatch) -> None:
             assert SyncEngine(st, c, s_old, give_up_after_s=5).run().exit_code == 0
         later = svc.register_new("op-1", {"name": "Ram Kumar", "sex": "M", "age_years": 61}, department="MED",
                                  payment=PaymentInput(mode="upi", amount_paise=1000, mode_ref="UTR123"))
+        with st.write() as s:  # a supervisor cancels that payment in review: it must never reach central
+            assert outbox.transition(s, "cancelled", [{"id": later.payment.op_id, "why": "entered twice"}]) == 1
         with HubClient.from_settings(s_old) as h:  # ... and everything reaches the hub
             assert share_once(st, h, "C03").outcome == "ok"
         with st.read() as s:
@@ -66,7 +68,8 @@ def test_restore_from_hub_on_a_new_pc(tmp_path, monkeypatch) -> None:
         assert refused.exit_code == 1 and "belongs to counter C03" in refused.output
         out = run(app, ["--data-dir", str(new), "restore", "--from-hub", "--device", "C03"])
         assert out.exit_code == 0, out.output
-        assert "6 own ops" in out.output and "Ready for new work" in out.output
+        assert "6 own ops" in out.output and "1 kept cancelled" in out.output
+        assert "Ready for new work" in out.output
         again = run(app, ["--data-dir", str(new), "restore", "--from-hub", "--device", "C03"])
         assert again.exit_code == 1 and "already has ops" in again.output
 
@@ -76,6 +79,8 @@ def test_restore_from_hub_on_a_new_pc(tmp_path, monkeypatch) -> None:
             with st.read() as s:
                 after = {(o.op_id, o.seq, o.kind, o.payload) for o in s.exec(Op.__table__.select()).all()}  # type: ignore[attr-defined]
             assert after == before  # the queue, op for op, verbatim
+            with st.read() as s:
+                assert outbox.op_state(s, later.payment.op_id) == "cancelled"
             svc = CounterService(st, "C03")
             found = svc.search_patients("Ram Kumar")
             assert [h.local_ref for h in found] == [later.patient.local_ref]
@@ -87,13 +92,14 @@ def test_restore_from_hub_on_a_new_pc(tmp_path, monkeypatch) -> None:
             with CentralClient.from_settings(s_new) as c:
                 summary = SyncEngine(st, c, s_new, give_up_after_s=5).run()
             assert summary.exit_code == 0, summary.as_dict()
-            assert (summary.duplicate, summary.applied) == (3, 6)
+            assert (summary.duplicate, summary.applied) == (3, 5)
         finally:
             st.close()
         con = sqlite3.connect(central.db_path)
         try:
             rows = con.execute("SELECT op_id FROM op_outcome WHERE device_id='C03' AND status='applied'").fetchall()
-            assert len(rows) == len({r[0] for r in rows}) == 9
+            assert len(rows) == len({r[0] for r in rows}) == 8
+            assert later.payment.op_id not in {r[0] for r in rows}
             assert con.execute("SELECT count(*) FROM patient WHERE device_id='C03'").fetchone()[0] == 3
         finally:
             con.close()
