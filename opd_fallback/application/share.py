@@ -127,6 +127,20 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
             break
     if stop and stop.is_set():
         return
+    # a person's decision on a flagged op (a resolution) goes to the hub too, so a restore resends it with it
+    with store.read() as s:
+        since = meta.get(s, meta.HUB_RESOLVED_AT) or ""
+        from sqlmodel import col, select
+
+        from opd_fallback.store.tables import Op
+
+        decided = s.exec(select(Op).where(col(Op.resolution).is_not(None), Op.updated_at >= since,
+                                          Op.seq <= pushed).order_by(col(Op.updated_at))).all()
+    for i in range(0, len(decided), PUSH_PAGE):
+        chunk = decided[i:i + PUSH_PAGE]
+        client.push([outbox.envelope(op) for op in chunk], [])
+        with store.write() as s:
+            meta.put(s, meta.HUB_RESOLVED_AT, chunk[-1].updated_at)
     # ops a supervisor cancelled (never to reach central): after the ops themselves, so the hub holds them
     with store.read() as s:
         since = meta.get(s, meta.HUB_WITHDRAWN_AT) or ""

@@ -124,3 +124,34 @@ def test_share_cli_exit_codes(tmp_path) -> None:
         assert (hub_state["state"], hub_state["last_outcome"]) == ("offline", "unauthorized")
     gone = cli("share")
     assert gone.returncode == 3 and "hub unreachable" in gone.stderr
+
+
+def test_review_decisions_and_cancellations_reach_the_hub(tmp_path, counters) -> None:
+    import sqlite3
+
+    from opd_fallback.store import outbox
+
+    with run_hub(tmp_path, devices=("C01", "C02")) as hub:
+        c1 = CounterService(counters["C01"], "C01")
+        reg = c1.register_new("op-1", PATIENT, department="MED", payment=PaymentInput(mode="cash"))
+        exchange(hub, counters, "C01")
+        exchange(hub, counters, "C02")
+        with counters["C01"].write() as s:  # central said possible_duplicate; a supervisor chose create_new
+            outbox.transition(s, "flagged", [{"id": reg.patient.op_id, "state": "conflict", "st": "conflict",
+                                              "err": None, "why": "possible duplicate"}])
+            outbox.transition(s, "resubmitted", [{"id": reg.patient.op_id, "res": '{"action":"create_new"}'}])
+            outbox.transition(s, "cancelled", [{"id": reg.payment.op_id, "why": "entered twice"}])
+        exchange(hub, counters, "C01")
+        con = sqlite3.connect(hub.db_path)
+        try:
+            env = orjson.loads(con.execute("SELECT envelope FROM op WHERE op_id=?", (reg.patient.op_id,)).fetchone()[0])
+            gone = con.execute("SELECT op_id FROM withdrawn").fetchall()
+        finally:
+            con.close()
+        assert env["resolution"] == {"action": "create_new"}
+        assert gone == [(reg.payment.op_id,)]
+        got = exchange(hub, counters, "C02")
+        assert got.pulled_updates == 1  # the cancelled payment's record is dropped at C02
+        with counters["C02"].read() as s:
+            kinds = sorted(r.kind for r in s.exec(SharedRecord.__table__.select()).all())  # type: ignore[attr-defined]
+        assert kinds == ["patient", "visit"]
