@@ -147,10 +147,10 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
         rows = s.execute(text("SELECT op_id, updated_at FROM op WHERE state='cancelled' AND updated_at >= :t "
                               "AND seq <= :p ORDER BY updated_at"), {"t": since, "p": pushed}).all()
     for i in range(0, len(rows), 5000):
-        chunk = rows[i:i + 5000]
-        client.push([], [], [str(r[0]) for r in chunk])
+        cancelled = rows[i:i + 5000]
+        client.push([], [], [str(r[0]) for r in cancelled])
         with store.write() as s:
-            meta.put(s, meta.HUB_WITHDRAWN_AT, str(chunk[-1][1]))
+            meta.put(s, meta.HUB_WITHDRAWN_AT, str(cancelled[-1][1]))
 
 
 def _pull(store: Store, client: HubApi, device_id: str, result: ShareResult,
