@@ -155,3 +155,44 @@ def test_review_decisions_and_cancellations_reach_the_hub(tmp_path, counters) ->
         with counters["C02"].read() as s:
             kinds = sorted(r.kind for r in s.exec(SharedRecord.__table__.select()).all())  # type: ignore[attr-defined]
         assert kinds == ["patient", "visit"]
+
+
+def test_share_watch_keeps_pulling_until_interrupted(tmp_path, counters) -> None:
+    import os
+    import signal
+    import time
+
+    from sqlalchemy import text
+
+    from opd_fallback.config import load_settings, write_config, write_hub_token
+
+    with run_hub(tmp_path, devices=("C01", "C09")) as hub:
+        data = tmp_path / "c09"
+        base = load_settings(data)
+        write_config(base, {"device_id": "C09", "hospital": "KGMU", "hub_url": hub.url})
+        write_hub_token(base, hub.tokens["C09"])
+        open_store(data / "counter.db").close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPD_")}
+        proc = subprocess.Popen([sys.executable, "-m", "opd_fallback", "--data-dir", str(data), "share", "--watch",
+                                 "--interval", "0.2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            reg = CounterService(counters["C01"], "C01").register_new(
+                "op-1", PATIENT, department="MED", payment=PaymentInput(mode="cash"))
+            exchange(hub, counters, "C01")
+            watcher = open_store(data / "counter.db")
+            try:
+                for _ in range(300):
+                    with watcher.read() as s:
+                        n = s.execute(text("SELECT count(*) FROM shared_record WHERE patient_ref=:r OR local_ref=:r"),
+                                      {"r": reg.patient.local_ref}).scalar()
+                    if n == 3 or proc.poll() is not None:
+                        break
+                    time.sleep(0.1)
+            finally:
+                watcher.close()
+            assert n == 3, proc.stderr.read() if proc.poll() is not None else "not pulled"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
