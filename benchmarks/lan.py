@@ -74,7 +74,8 @@ def main() -> None:
     saved_at: dict[str, float] = {}
     latencies: list[float] = []
     lock = threading.Lock()
-    stop = threading.Event()
+    stop = threading.Event()  # sharers
+    stop_saving = threading.Event()
     errors: list[str] = []
     exchanges = [0]
     rate_per_counter = args.per_hour / 3600 / args.counters
@@ -87,7 +88,7 @@ def main() -> None:
             rnd = random.Random(f"{args.seed}-{dev}")
             svc = CounterService(stores[dev], dev)
             n = 0
-            while not stop.wait(rnd.expovariate(rate_per_counter)):
+            while not stop_saving.wait(rnd.expovariate(rate_per_counter)):
                 n += 1
                 reg = svc.register_new("op", {"name": f"Patient {letters(n)}", "sex": "F", "age_years": 30},
                                        department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
@@ -118,7 +119,8 @@ def main() -> None:
         for t in threads:
             t.start()
         time.sleep(args.duration)
-        time.sleep(max(2.0, 3 * args.interval))  # let the last saves travel (sharers still run)
+        stop_saving.set()
+        time.sleep(max(3.0, 4 * args.interval))  # let the last saves travel (sharers still run)
         stop.set()
         for t in threads:
             t.join(timeout=30)
@@ -137,6 +139,7 @@ def main() -> None:
         "exchanges": exchanges[0],
         "found_samples": len(latencies),
         "found_expected": expected,
+        "not_found": expected - len(latencies),
         "save_to_found_p50_s": round(pct(latencies, 50), 3),
         "save_to_found_p99_s": round(pct(latencies, 99), 3),
         "save_to_found_max_s": round(max(latencies), 3) if latencies else None,
