@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from opd_fallback.domain.clock import now_iso, now_ist
-from opd_fallback.store import audit, marks, meta, reserved
+from opd_fallback.store import audit, marks, meta
 
 SEQ = "seq"
 
@@ -71,6 +71,8 @@ def continue_above_marks(session: Session, name: str, had: int, known: tuple[int
         if peek(session, counter) < mark:
             raised[counter] = mark
             raise_floor(session, counter, mark)
+    from opd_fallback.store import reserved
+
     abandoned = reserved.abandon_free(session)
     lost_saved = had < committed
     audit.record(session, "system", "store.went_back", name, counter_was=had, mark_pending=pending,
