@@ -5,7 +5,7 @@ other counter's, so a patient registered at one counter can be found, given a
 lab order and billed at another while central is down. Each counter still
 syncs its own ops to central with its own token. The API is the project's
 own (``/hub/v1``), described in docs/hub-api.md; the full OpenAPI document is
-served at ``/hub/v1/openapi.json``.
+served at ``/hub/v1/openapi.json`` to a counter with a valid hub token.
 """
 
 from __future__ import annotations
@@ -189,7 +189,9 @@ def create_app(db_path: Path | str) -> FastAPI:
         title="opd-fallback LAN hub",
         version="1",
         description="Counters of one hospital share their records while central is down (docs/hub-api.md).",
-        openapi_url=PREFIX + "/openapi.json",
+        # the API description tells an attacker every route and field: served only to a counter
+        # with a valid hub token (as central does without --dev-docs)
+        openapi_url=None,
         docs_url=None,
         redoc_url=None,
     )
@@ -201,6 +203,10 @@ def create_app(db_path: Path | str) -> FastAPI:
     async def _hub_error(request: Request, exc: HubError) -> Response:
         return _json({"error": {"code": exc.code, "message": exc.message}}, exc.status)
 
+
+    @app.get(PREFIX + "/openapi.json", include_in_schema=False)
+    def openapi_document(dev: Device) -> Response:
+        return _json(app.openapi())
 
     @app.get(PREFIX + "/health", response_model=Health, summary="Liveness (no token needed)")
     def health() -> Response:

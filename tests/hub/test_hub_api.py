@@ -114,7 +114,10 @@ def test_token_refused_and_me(hub) -> None:
         c1.post("/ops:push", json={"ops": [op("C01", 900)]})
         me = c1.get("/devices/me").json()
         assert me["device_id"] == "C01" and me["max_seq"] >= 900
-    assert httpx.get(hub.api + "/openapi.json").json()["info"]["title"] == "opd-fallback LAN hub"
+    assert httpx.get(hub.api + "/openapi.json").status_code == 401  # the API's map only for counters
+    with hub.client("C01") as c1:
+        doc = c1.get("/openapi.json").json()
+    assert doc["info"]["title"] == "opd-fallback LAN hub" and "/hub/v1/changes" in doc["paths"]
 
 
 def test_add_device_prints_token_once_and_db_is_private(tmp_path) -> None:
