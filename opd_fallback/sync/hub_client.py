@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import orjson
 
+from opd_fallback.sync import deadline as deadlines
+
 HUB_PREFIX = "/hub/v1"
 
 
@@ -55,6 +57,10 @@ class HubClient:
             base_url=self.base_url, verify=verify_arg, transport=transport,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         )
+        # the total deadline is enforced at the socket, as for central (see opd_fallback.sync.deadline):
+        # a hub that trickles one byte at a time cannot stretch a call
+        for t in [self._http._transport, *self._http._mounts.values()]:
+            deadlines.install(t)
 
     @classmethod
     def from_settings(cls, settings: Any, **kw: Any) -> HubClient:
@@ -80,8 +86,8 @@ class HubClient:
         content = None if body is None else orjson.dumps(body)
         headers = {"Content-Type": "application/json"} if content is not None else None
         try:
-            with self._http.stream(method, path, content=content, params=params, headers=headers,
-                                   timeout=timeout) as response:
+            with deadlines.request_deadline(deadline), self._http.stream(
+                    method, path, content=content, params=params, headers=headers, timeout=timeout) as response:
                 chunks: list[bytes] = []
                 for chunk in response.iter_bytes():
                     chunks.append(chunk)
