@@ -23,12 +23,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import text
+from sqlmodel import col, select
 
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.store import meta, outbox
 from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store
+from opd_fallback.store.tables import Op
 from opd_fallback.sync.hub_client import HubError, HubRefused
 
 PUSH_PAGE = 500
@@ -70,10 +72,6 @@ class ShareResult:
 
 def _own_ops_after(store: Store, seq: int, limit: int) -> list[dict[str, Any]]:
     with store.read() as s:
-        from sqlmodel import col, select
-
-        from opd_fallback.store.tables import Op
-
         rows = s.exec(select(Op).where(Op.seq > seq).order_by(col(Op.seq)).limit(limit)).all()
         return [outbox.envelope(op) for op in rows]
 
@@ -130,10 +128,6 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
     # a person's decision on a flagged op (a resolution) goes to the hub too, so a restore resends it with it
     with store.read() as s:
         since = meta.get(s, meta.HUB_RESOLVED_AT) or ""
-        from sqlmodel import col, select
-
-        from opd_fallback.store.tables import Op
-
         decided = s.exec(select(Op).where(col(Op.resolution).is_not(None), Op.updated_at >= since,
                                           Op.seq <= pushed).order_by(col(Op.updated_at))).all()
     for i in range(0, len(decided), PUSH_PAGE):
