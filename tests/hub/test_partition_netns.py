@@ -29,7 +29,7 @@ from opd_fallback.store import open_store, outbox
 from tests.helpers.central import free_port
 from tests.helpers.hub import HubHandle
 
-OWN, OTHERS = 4000, 2000
+OWN, OTHERS = 2500, 1000
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
