@@ -26,6 +26,7 @@ from opd_fallback.domain.errors import DomainError
 
 CONFIG_FILE = "config.toml"
 TOKEN_FILE = "device.token"  # noqa: S105 - a file name, not a secret
+HUB_TOKEN_FILE = "hub.token"  # noqa: S105 - a file name, not a secret
 DB_FILE = "counter.db"
 _DEVICE = re.compile(r"^[A-Z0-9]{1,16}$")
 
@@ -102,6 +103,11 @@ class Settings(BaseSettings):
     central_url: str | None = None
     central_token: str | None = None
     ca_bundle: Path | None = None
+    # the LAN hub (optional): counters of one hospital share records through it while central is down
+    hub_url: str | None = None
+    hub_token: str | None = None
+    hub_interval_s: float = Field(default=0.5, ge=0.2)  # background sharing: seconds between exchanges (benchmarks/lan.py)
+    hub_deadline_s: float = Field(default=15.0, ge=1.0)  # total deadline of one call to the hub
     verify_tls: bool = True
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
@@ -139,6 +145,10 @@ class Settings(BaseSettings):
         return self.data_dir / TOKEN_FILE
 
     @property
+    def hub_token_path(self) -> Path:
+        return self.data_dir / HUB_TOKEN_FILE
+
+    @property
     def print_dir(self) -> Path:
         return Path(self.printer_target) if self.printer == "file" and self.printer_target else self.data_dir / "prints"
 
@@ -165,6 +175,9 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     if settings.central_token is None and settings.token_path.exists():
         token = settings.token_path.read_text().strip() or None
         settings = settings.model_copy(update={"central_token": token})
+    if settings.hub_token is None and settings.hub_token_path.exists():
+        hub_token = settings.hub_token_path.read_text().strip() or None
+        settings = settings.model_copy(update={"hub_token": hub_token})
     clean = {k: v for k, v in overrides.items() if v is not None}
     return settings.model_copy(update=clean) if clean else settings
 
@@ -181,7 +194,7 @@ def _toml_value(v: Any) -> str:
 def write_config(settings: Settings, values: dict[str, Any]) -> None:
     """Merge ``values`` into config.toml (never the token: that has its own file)."""
     current = _read_toml(settings.config_path)
-    current.update({k: v for k, v in values.items() if v is not None and k != "central_token"})
+    current.update({k: v for k, v in values.items() if v is not None and k not in ("central_token", "hub_token")})
     private_dir(settings.data_dir)
     body = "".join(f"{k} = {_toml_value(v)}\n" for k, v in sorted(current.items()))
     tmp = settings.config_path.with_suffix(".tmp")
@@ -189,12 +202,19 @@ def write_config(settings: Settings, values: dict[str, Any]) -> None:
     os.replace(tmp, settings.config_path)
 
 
-def write_token(settings: Settings, token: str) -> None:
-    """The device token, readable by the owner only (mode 0600 from creation)."""
+def write_token(settings: Settings, token: str, *, path: Path | None = None) -> None:
+    """The device token (or, with ``path``, another secret such as the hub token),
+    readable by the owner only (mode 0600 from creation)."""
+    target = path or settings.token_path
     private_dir(settings.data_dir)
-    tmp = settings.token_path.with_suffix(".tmp")
+    tmp = target.with_suffix(".tmp")
     write_private(tmp, token.strip() + "\n")
-    os.replace(tmp, settings.token_path)
+    os.replace(tmp, target)
+
+
+def write_hub_token(settings: Settings, token: str) -> None:
+    """The counter's hub token, in its own 0600 file (never in config.toml)."""
+    write_token(settings, token, path=settings.hub_token_path)
 
 
 INSECURE_TLS = (

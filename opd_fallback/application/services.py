@@ -32,6 +32,7 @@ from opd_fallback.domain.contract import MasterData
 from opd_fallback.domain.errors import DomainError, validate
 from opd_fallback.domain.masterdata import Catalog
 from opd_fallback.store import audit, meta, numbers, outbox, reserved
+from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import active_supervisor
 from opd_fallback.store.patient_index import PatientHit, uhid_for_local_ref
@@ -249,6 +250,15 @@ class Tx:
                 uhid=local.uhid, depends_on=tuple(self._unsynced(local.op_id)), sex=local.sex,
                 age_years=local.age_years, version=local.version,
             )
+        other = shared_records.get(s, k, "patient")
+        if other is not None:
+            # registered at another counter of this LAN (pulled from the hub): its ops
+            # carry that counter's offline number, which central maps once it syncs
+            d = shared_records.detail(other)
+            return PatientInfo(
+                ref=P.Ref.local(other.local_ref), name=other.name or "", local_ref=other.local_ref,
+                uhid=other.central_id, sex=d.get("sex"), age_years=d.get("age_years"),
+            )
         idx = s.exec(select(IndexedPatient).where(IndexedPatient.uhid == k)).first()
         if idx is None and numbers.is_local_ref(k):
             # another counter's offline number that central has mapped (local_refs)
@@ -288,6 +298,13 @@ class Tx:
                 raise DomainError.field(
                     "visit", f"visit {v.local_ref} is {v.patient_name}'s, not this patient's", code="other_patient")
             return P.Ref.local(v.local_ref), [] if v.central_id else self._unsynced(v.op_id), v.local_ref
+        other = shared_records.get(self.session, k, "visit")
+        if other is not None:  # another counter's visit (from the hub)
+            if patient is not None and other.patient_ref not in (patient.local_ref, patient.uhid):
+                raise DomainError.field(
+                    "visit", f"visit {other.local_ref} (counter {other.device_id}) is another patient's",
+                    code="other_patient")
+            return P.Ref.local(other.local_ref), [], other.local_ref
         if numbers.is_local_ref(k):
             return P.Ref.local(k), [], k
         return P.Ref.central(k), [], None
@@ -427,6 +444,15 @@ class Tx:
                 lab = self.session.exec(select(LabOrder).where(LabOrder.local_ref == k)).first()
                 if lab is not None:
                     deps += self._unsynced(lab.op_id)
+                else:
+                    other = shared_records.get(self.session, k, "lab_order")
+                    if other is not None:  # another counter's order (from the hub)
+                        if other.patient_ref not in (info.local_ref, info.uhid):
+                            raise DomainError.field(
+                                "lab_order", f"lab order {other.local_ref} (counter {other.device_id}) is another "
+                                "patient's", code="other_patient")
+                        lab_local = other.local_ref
+                        lab_wire = {"local_ref": other.local_ref}
         seq, op_id, when = self._begin_op()
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
         receipt = reserved.take(self.session, "receipt", op_id) or numbers.local_receipt_no(
@@ -598,6 +624,37 @@ class CounterService:
                         "amount_paise", "the amount must equal the tests' total from the price list",
                         code="amount_not_total")
                 pay = tx.record_payment(info, payment, visit=visit, lab_order=order.local_ref, due_items=due)
+            return LabResult(order, pay, info, lines)
+
+    def pay_lab_order(self, operator_id: str, lab_order: str, payment: PaymentInput) -> LabResult:
+        """Take payment for a lab order, this counter's or another counter's of the
+        LAN (pulled from the hub): the patient, visit and tests come from the order."""
+        with self.transaction(operator_id) as tx:
+            key = (lab_order or "").strip().upper()
+            own = tx.session.exec(select(LabOrder).where(LabOrder.local_ref == key)).first()
+            if own is not None:
+                patient_key = own.patient_local_ref or own.patient_uhid or ""
+                visit_key, codes = own.visit_local_ref or own.visit_central_id, list(outbox.loads(own.tests) or [])
+                order_ref, order_op = own.local_ref, own.op_id
+            else:
+                other = shared_records.get(tx.session, key, "lab_order")
+                if other is None:
+                    raise DomainError.field("lab_order", f"no lab order {lab_order} at this counter or on the LAN; "
+                                            "share with the hub and try again", code="not_found")
+                d = shared_records.detail(other)
+                patient_key, visit_key = other.patient_ref or "", other.visit_ref
+                codes, order_ref, order_op = list(d.get("tests") or []), other.local_ref, other.op_id
+            info = tx.patient(patient_key)
+            cat = tx.catalog
+            lines = [
+                {"code": c, "name": cat.tests[c].name if cat and c in cat.tests else c,
+                 "sample_type": cat.tests[c].sample_type if cat and c in cat.tests else None,
+                 "price_paise": cat.tests[c].price_paise if cat and c in cat.tests else 0}
+                for c in codes
+            ]
+            due = [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
+            pay = tx.record_payment(info, payment, visit=visit_key, lab_order=order_ref, due_items=due)
+            order = Saved("lab_order", order_ref, order_op, 0, {"tests": codes})
             return LabResult(order, pay, info, lines)
 
     def void(self, operator_id: str, payment: str, reason: str, *, approved_by: str) -> Saved:

@@ -82,8 +82,11 @@ def _payments_today(session: Session, day: str) -> dict[str, Any]:
     }
 
 
-def collect(store: Store, device_id: str, *, now: datetime | None = None) -> dict[str, Any]:
+def collect(store: Store, device_id: str, *, now: datetime | None = None,
+            hub_configured: bool = False) -> dict[str, Any]:
     """The status report as a JSON-ready dict (see docs/status-json.md)."""
+    from opd_fallback.application.share import hub_status
+
     now = now or now_ist()
     with store.read() as s:
         by_state = outbox.counts_by_state(s)
@@ -127,6 +130,7 @@ def collect(store: Store, device_id: str, *, now: datetime | None = None) -> dic
             "damaged": damaged,  # of those: damaged in this database, never sent
         },
         "last_sync": sync,
+        "hub": hub_status(store, configured=hub_configured),
         "payments_today": payments,
         "went_back_in_time": went_back,
     }
@@ -164,6 +168,11 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"Last reached central: {sync['last_success_at'] or 'never'}")
     else:
         lines.append("Last sync attempt: never")
+    hub = report.get("hub") or {}
+    if hub.get("configured"):
+        lines.append(f"LAN hub: {hub['state']}; last exchange {hub['last_exchange_at'] or 'never'}; "
+                     f"{hub['records_from_other_counters']} records from other counters; "
+                     f"{hub['ops_not_yet_shared']} ops not yet shared")
     pay = report["payments_today"]
     lines.append(f"Payments today ({pay['date']}):")
     for mode, t in pay["by_mode"].items():

@@ -25,11 +25,13 @@ DEMO_FILE = "demo_master_data.json"
 def _read(path: Path | None) -> dict[str, Any]:
     if path is None:
         text = resources.files("opd_fallback.central").joinpath(DEMO_FILE).read_text("utf-8")
-        return json.loads(text)
+        data: dict[str, Any] = json.loads(text)
+        return data
     raw = Path(path).read_bytes()
     if Path(path).suffix.lower() == ".toml":
         return tomllib.loads(raw.decode("utf-8"))
-    return json.loads(raw)
+    loaded: dict[str, Any] = json.loads(raw)
+    return loaded
 
 
 @dataclass(slots=True)

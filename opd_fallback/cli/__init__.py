@@ -17,7 +17,20 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
-from opd_fallback.cli import central, counter, importing, preview, reconcile, review, setup, status, sync
+from opd_fallback.cli import (
+    central,
+    counter,
+    find,
+    hub,
+    importing,
+    preview,
+    reconcile,
+    review,
+    setup,
+    share,
+    status,
+    sync,
+)
 from opd_fallback.cli.common import DataDirOpt, use_data_dir
 
 EXIT_UNEXPECTED = 70  # a bug: one line on the terminal, the traceback in the error log
@@ -107,8 +120,11 @@ status.register(app)  # status
 app.command("counter")(counter.counter)
 sync.register(app)  # sync, refresh
 app.add_typer(central.central_app, name="central")
+app.add_typer(hub.hub_app, name="hub")  # the LAN hub: serve, add-device
 app.add_typer(review.review_app, name="review")
 reconcile.register(app)  # reconcile, nightly, backup, restore
+app.command("find")(find.find)  # a patient here, on the LAN or in central's index
+app.command("share")(share.share)  # share with the LAN hub
 preview.register(app)  # preview
 
 

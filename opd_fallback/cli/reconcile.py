@@ -158,7 +158,9 @@ def _supervisor_pin(pin_stdin: bool) -> str:
 
 
 def restore_cmd(
-    backup_file: Annotated[Path, typer.Argument(metavar="BACKUP", help="A backup file (from 'opd-fallback backup')")],
+    backup_file: Annotated[
+        Path | None, typer.Argument(metavar="[BACKUP]", help="A backup file (from 'opd-fallback backup')")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a database holding newer work, or a damaged one (it is saved first)")] = False,
     new_device_id: Annotated[
         str | None, typer.Option("--new-device-id", help="Continue as a new device id (central unreachable)")
@@ -167,8 +169,17 @@ def restore_cmd(
     token_stdin: Annotated[bool, typer.Option("--token-stdin", help=HELP_FROM_STDIN + " (with --pin-stdin, the PIN is the second line)")] = False,
     supervisor: Annotated[str | None, typer.Option("--supervisor", help="Supervisor approving a new device id")] = None,
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the supervisor PIN from stdin")] = False,
+    from_hub: Annotated[bool, typer.Option("--from-hub", help="Rebuild this counter from the LAN hub (new PC)")] = False,
+    device: Annotated[str | None, typer.Option("--device", help="With --from-hub: this counter's id")] = None,
 ) -> None:
-    """Bring a counter back from a backup; it takes no new work until its numbers are checked."""
+    """Bring a counter back from a backup (or from the LAN hub); it takes no new work until its numbers are checked."""
+    if from_hub:
+        from opd_fallback.cli.share import restore_from_hub_cmd
+
+        restore_from_hub_cmd(device)
+        return
+    if backup_file is None:
+        fail("give a BACKUP file, or --from-hub --device ID to rebuild this counter from the LAN hub")
     token = read_token(token, token_stdin)
     s = load_settings()
     try:

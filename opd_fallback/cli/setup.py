@@ -27,7 +27,14 @@ from opd_fallback.cli.common import (
     settings,
     use_data_dir,
 )
-from opd_fallback.config import check_ca_bundle, load_settings, private_dir, write_config, write_token
+from opd_fallback.config import (
+    check_ca_bundle,
+    load_settings,
+    private_dir,
+    write_config,
+    write_hub_token,
+    write_token,
+)
 from opd_fallback.store import open_store
 from opd_fallback.store import operators as ops
 
@@ -61,11 +68,21 @@ def init(
     token_stdin: TokenStdinOpt = False,
     ca_bundle: Annotated[Path | None, typer.Option(
         "--ca-bundle", help="PEM file of the hospital's own TLS CA, kept in config.toml [env OPD_CA_BUNDLE]")] = None,
+    hub: Annotated[
+        str | None, typer.Option("--hub", help="LAN hub URL, e.g. http://10.0.0.5:8710 (env OPD_HUB_URL)")
+    ] = None,
+    hub_token_stdin: Annotated[bool, typer.Option(
+        "--hub-token-stdin",
+        help="Read this counter's hub token from stdin (one line; the line after the device token's with "
+             "--token-stdin) [env OPD_HUB_TOKEN]")] = False,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create this counter's configuration and database in the data directory."""
     use_data_dir(data_dir)
     token = read_token(token, token_stdin)
+    hub_tok = sys.stdin.readline().strip() if hub_token_stdin else None
+    if hub_token_stdin and not hub_tok:
+        fail("--hub-token-stdin: no hub token on stdin (the line 'opd-fallback hub add-device' printed)")
     base = settings()
     device_id = device.strip().upper()
     try:
@@ -90,10 +107,14 @@ def init(
         if why := check_ca_bundle(ca_path):
             fail(f"{why}; give a PEM file of your hospital's CA")
         values["ca_bundle"] = str(ca_path)
+    if hub:
+        values["hub_url"] = _check_hub(hub)
     write_config(base, values)
     tok = token or base.central_token
     if tok:
         write_token(base, tok)
+    if hub_tok:
+        write_hub_token(base, hub_tok)
     store = open_store(base.db_path)
     store.close()
     final = load_settings()
@@ -103,6 +124,19 @@ def init(
     if final.ca_bundle:
         typer.echo(f"  TLS CA:   {final.ca_bundle}")
     typer.echo(f"  token:    {'stored (' + str(final.token_path) + ', mode 0600)' if tok else '(not set)'}")
+    if final.hub_url or final.hub_token:
+        typer.echo(f"  hub:      {final.hub_url or '(no URL)'}; token "
+                   f"{'stored (' + str(final.hub_token_path) + ', mode 0600)' if final.hub_token else '(not set)'}")
+
+
+def _check_hub(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        fail(f"--hub must be a URL like http://10.0.0.5:8710 (got {url!r})")
+    if parsed.scheme == "http" and parsed.hostname not in _LOOPBACK:
+        typer.echo("warning: the hub URL is plain http, so patient data crosses the LAN unencrypted; serve the hub "
+                   "with --ssl-certfile/--ssl-keyfile and use https", err=True)
+    return url.rstrip("/")
 
 
 def _read_pin(pin_stdin: bool, role: str = "operator") -> str:

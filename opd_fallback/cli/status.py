@@ -18,7 +18,7 @@ def status(
     """Ops by state and kind, the oldest waiting op, the last sync, payments today."""
     use_data_dir(data_dir)
     with counter_store() as (s, store):
-        report = collect(store, s.device_id)
+        report = collect(store, s.device_id, hub_configured=bool(s.hub_url))
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True))
     else:

@@ -33,3 +33,12 @@ def put(session: Session, key: str, value: str) -> None:
 
 def delete(session: Session, key: str) -> None:
     session.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
+# The LAN hub (written by the share use case, read by status and the TUI).
+HUB_CURSOR = "hub_cursor"  # hub sequence pulled through
+HUB_PUSHED_SEQ = "hub_pushed_seq"  # own ops pushed through this seq
+HUB_IDS_SENT_AT = "hub_ids_sent_at"  # learned central ids sent for ops synced at or after this
+HUB_RESOLVED_AT = "hub_resolved_at"  # resolutions (review decisions) re-sent for ops decided at or after this
+HUB_WITHDRAWN_AT = "hub_withdrawn_at"  # cancelled ops reported for those cancelled at or after this
+HUB_LAST_AT = "hub_last_at"  # RFC 3339, when the last exchange ended
+HUB_LAST_OK_AT = "hub_last_ok_at"  # RFC 3339, last exchange that reached the hub
+HUB_LAST_OUTCOME = "hub_last_outcome"  # JSON of ShareResult.as_dict()

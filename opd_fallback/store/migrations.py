@@ -99,11 +99,16 @@ def _v5_backentry_slip_content(conn: Connection) -> None:
         "CREATE INDEX IF NOT EXISTS ix_backentry_slip_key ON backentry_slip (device_id, visit_date, slip_key)")
 
 
+def _v6_shared_records(conn: Connection) -> None:
+    """Records of the other counters of the LAN, pulled from the hub."""
+    SQLModel.metadata.tables[tables.SharedRecord.__tablename__].create(conn, checkfirst=True)
+
+
 # STEPS[n] upgrades a database at version n to version n+1. Version 0 is an
 # empty file; step 0 creates the current schema (a fresh file never runs the rest).
 STEPS: list[Callable[[Connection], None]] = [
     _create_current, _v2_op_day_index, _v3_patient_index_refs, _v4_exactly_one_key_refs,
-    _v5_backentry_slip_content,
+    _v5_backentry_slip_content, _v6_shared_records,
 ]
 LATEST = len(STEPS)
 

@@ -32,7 +32,7 @@ class PatientHit:
     guardian_name: str | None
     mobile: str | None
     district: str | None
-    source: str  # "index" | "local"
+    source: str  # "index" | "local" | "lan" (another counter's, from the LAN hub)
     version: int = 0
     age_months: int | None = None
     age_days: int | None = None
@@ -104,6 +104,11 @@ def uhid_for_local_ref(session: Session, local_ref: str) -> str | None:
 _COLS_INDEX = "uhid, NULL, name, sex, age_years, guardian_name, mobile, district, 'index', version, NULL, NULL"
 _COLS_LOCAL = ("uhid, local_ref, name, sex, age_years, guardian_name, mobile, district, 'local', version, "
                "age_months, age_days")
+# another counter's patient pulled from the LAN hub (store/shared.py)
+_LAN = ("SELECT central_id, local_ref, name, json_extract(detail, '$.sex'), json_extract(detail, '$.age_years'), "
+        "json_extract(detail, '$.guardian_name'), mobile, json_extract(detail, '$.district'), 'lan', 0, "
+        "json_extract(detail, '$.age_months'), json_extract(detail, '$.age_days') "
+        "FROM shared_record WHERE kind = 'patient' AND ")
 
 
 def _fts_query(words: list[str]) -> str:
@@ -127,6 +132,7 @@ def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]
             rows += session.execute(
                 text(f"SELECT {_COLS_LOCAL} FROM patient WHERE mobile = :m LIMIT :l"), {"m": m, "l": limit}
             ).all()
+            rows += session.execute(text(f"{_LAN} mobile = :m LIMIT :l"), {"m": m, "l": limit}).all()
             rows += session.execute(
                 text(f"SELECT {_COLS_INDEX} FROM patient_index WHERE mobile = :m LIMIT :l"),
                 {"m": m, "l": limit},
@@ -135,6 +141,9 @@ def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]
     rows += session.execute(
         text(f"SELECT {_COLS_LOCAL} FROM patient WHERE local_ref = :r OR uhid = :r LIMIT :l"),
         {"r": upper, "l": limit},
+    ).all()
+    rows += session.execute(
+        text(f"{_LAN} (local_ref = :r OR central_id = :r) LIMIT :l"), {"r": upper, "l": limit}
     ).all()
     rows += session.execute(
         text(f"SELECT {_COLS_INDEX} FROM patient_index WHERE uhid = :r OR uhid IN "
@@ -149,6 +158,10 @@ def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]
                 "ORDER BY id DESC LIMIT :l"
             ),
             {"p": like, "l": limit},
+        ).all()
+        rows += session.execute(
+            text(f"{_LAN} (lower(name) LIKE :p OR json_extract(detail, '$.name_local') LIKE :p) "
+                 "ORDER BY id DESC LIMIT :l"), {"p": like, "l": limit},
         ).all()
         rows += session.execute(
             text(

@@ -287,3 +287,32 @@ class BackEntrySlip(SQLModel, table=True):
     source_line: int | None = None
     written_by: str | None = None
     imported_by: str | None = None
+
+
+class SharedRecord(SQLModel, table=True):
+    """A record of another counter of this hospital, pulled from the LAN hub.
+
+    Never this counter's own work and never in the outbox: the counter that
+    made it syncs it to central. Kept so this counter can find the patient,
+    order tests on that visit and bill that order (its ops then carry the
+    other counter's ``local_ref``)."""
+
+    __tablename__ = "shared_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    local_ref: str = Field(unique=True)
+    kind: str = Field(index=True)  # patient | visit | lab_order | payment
+    device_id: str
+    op_id: str
+    recorded_at: str
+    patient_ref: str | None = Field(default=None, index=True)
+    visit_ref: str | None = None
+    lab_order_ref: str | None = None
+    name: str | None = None
+    mobile: str | None = Field(default=None, index=True)
+    uhid: str | None = None
+    central_id: str | None = Field(default=None, index=True)
+    voided: bool = False
+    detail: str = "{}"  # JSON (see domain/shared.py)
+    hub_seq: int
+    pulled_at: str

@@ -97,6 +97,8 @@ class CounterApp(App[None]):
         sync_runner: SyncRunner | None = None,
         status_interval_s: float = 5.0,
         clock: Callable[[], datetime] | None = None,
+        share_runner: Callable[[], Any] | None = None,
+        share_interval_s: float = 0.5,
     ) -> None:
         super().__init__()
         self.backend = backend
@@ -120,6 +122,10 @@ class CounterApp(App[None]):
         self._print_lock = threading.Lock()  # one document at a time reaches the printer
         self._storage_said: str | None = None
         self.startup_warnings: list[str] = []  # shown once when the counter opens (e.g. TLS checks off)
+        # the LAN hub: one exchange at a time in a thread worker (push ours, pull the other counters')
+        self.share_runner = share_runner
+        self.share_interval_s = share_interval_s
+        self._sharing = False
 
     # ----------------------------------------------------------------- time
     def now(self) -> datetime:
@@ -133,6 +139,8 @@ class CounterApp(App[None]):
         self.push_screen(LoginScreen())
         self.set_interval(self.status_interval_s, self.refresh_status)
         self.set_interval(1.0, self._check_idle)
+        if self.share_runner is not None:
+            self.set_interval(self.share_interval_s, self._share)
         self.refresh_status()
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=30)
@@ -338,6 +346,23 @@ class CounterApp(App[None]):
 
     def _set_progress(self, value: tuple[int, int]) -> None:
         self.status.sync_progress = value
+
+    def _share(self) -> None:
+        """Kick one exchange with the LAN hub in a thread worker (never on the event loop)."""
+        if self._sharing or self.share_runner is None:
+            return
+        self._sharing = True
+
+        def done(result: Any) -> None:
+            self._sharing = False
+            self.status.hub = getattr(result, "outcome", None) == "ok"
+            self.status.hub_records = int(getattr(result, "records_here", self.status.hub_records) or 0)
+
+        def failed(_: BaseException) -> None:
+            self._sharing = False
+            self.status.hub = False
+
+        self.run_blocking(self.share_runner, on_done=done, on_error=failed, group="share", exclusive=True)
 
 
 def create_app(

@@ -31,6 +31,7 @@ from opd_fallback.printing import templates as T
 from opd_fallback.printing.document import Document
 from opd_fallback.store import meta as meta_keys
 from opd_fallback.store import outbox
+from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import verify_operator, verify_supervisor
 from opd_fallback.store.patient_index import PatientHit
@@ -148,7 +149,9 @@ class StoreBackend:
             if not conds:
                 return None
             row = s.execute(text(q + " OR ".join(conds) + ") ORDER BY id DESC LIMIT 1"), params).first()
-        return None if row is None else str(row[0])
+            if row is None:  # a visit registered at another counter of the LAN (from the hub)
+                return shared_records.latest_visit_on(s, [hit.uhid or "", hit.local_ref or ""], day)
+        return str(row[0])
 
     def lab_request(self, session: Session, hit: PatientHit, visit: str, tests: list[str], *,
                     payment: PaymentInput | None, priority: str = "routine") -> Saved:
@@ -196,8 +199,9 @@ class StoreBackend:
             row = s.execute(text("SELECT patient_local_ref, patient_uhid FROM visit WHERE local_ref = :r "
                                  "UNION ALL SELECT patient_local_ref, patient_uhid FROM lab_order WHERE local_ref = :r "
                                  "OR sample_id = :r LIMIT 1"), {"r": q}).first()
-        if row is None:
-            return hits
+            if row is None:  # another counter's visit or lab order (from the hub)
+                other = shared_records.patient_of(s, q)
+                return self.svc.search_patients(other, limit=limit) if other else hits
         key = row[1] or row[0]
         return self.svc.search_patients(key, limit=limit) if key else hits
 

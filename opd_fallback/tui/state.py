@@ -20,6 +20,8 @@ class StatusModel:
     last_sync: str | None = None
     sync_progress: tuple[int, int] | None = None
     insecure_tls: bool = False  # OPD_VERIFY_TLS=false: shown on every screen
+    hub: bool | None = None  # the LAN hub: None not configured, else reachable at the last exchange
+    hub_records: int = 0  # records of other counters held here
 
 
 @dataclass(frozen=True)

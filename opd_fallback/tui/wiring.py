@@ -66,6 +66,18 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
                 with make_client() as client:
                     return sync_once(store, client, settings, progress)
 
+    share_runner = None
+    if settings.hub_url and settings.hub_token:
+        from opd_fallback.application.share import share_once
+        from opd_fallback.sync.hub_client import HubClient
+
+        hub_client = HubClient.from_settings(settings)  # one keep-alive pool, used by one worker at a time
+
+        def share_runner() -> Any:
+            return share_once(store, hub_client, settings.device_id)
+
+        app_kwargs.setdefault("share_interval_s", settings.hub_interval_s)
+
     app = create_app(
         backend,
         printer=printer,
@@ -74,6 +86,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
         idle_lock_s=float(settings.idle_lock_seconds),
         probe=probe,
         sync_runner=sync_runner,
+        share_runner=share_runner,
         **app_kwargs,
     )
     if tls_warning(settings):  # said on every screen, and once in words at start

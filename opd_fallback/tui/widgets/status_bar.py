@@ -27,6 +27,9 @@ def human_age(seconds: float | None) -> str:
     return f"{s // 86400}d{(s % 86400) // 3600}h"
 
 
+_HUB_WORDS = {"en": ("LAN: on", "LAN: OFF"), "hi": ("LAN: चालू", "LAN: बंद")}
+
+
 def render_status(model: StatusModel, lang: str, now: datetime) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(f" {model.hospital} · {model.device_id} ", style="bold")
@@ -42,6 +45,9 @@ def render_status(model: StatusModel, lang: str, now: datetime) -> Text:
         out.append(f"│ {tr('status.offline', lang)} ", style="bold red")  # type: ignore[arg-type]
     else:
         out.append(f"│ {tr('status.unknown', lang)} ", style="dim")  # type: ignore[arg-type]
+    if model.hub is not None:  # the LAN hub (other counters' records)
+        on, off = _HUB_WORDS.get(lang, _HUB_WORDS["en"])
+        out.append(f"│ {on if model.hub else off} ", style="green" if model.hub else "bold red")
     waiting = tr("status.waiting", lang, n=model.ops_waiting)  # type: ignore[arg-type]
     if model.ops_waiting and model.oldest_age_s is not None:
         waiting += " (" + tr("status.oldest", lang, age=human_age(model.oldest_age_s)) + ")"  # type: ignore[arg-type]

@@ -1,0 +1,116 @@
+"""``opd-fallback share [--watch]``: one exchange with the LAN hub (or keep exchanging).
+
+Pushes this counter's new ops to the hub and pulls every other counter's, so
+the lab and billing counters can find and build on this counter's patients
+while central is down. Exit status: 0 done, 3 hub unreachable or token
+refused, 1 not set up for a hub.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from opd_fallback.cli.common import counter_settings, fail
+
+
+def share(
+    watch: Annotated[bool, typer.Option("--watch", help="Keep sharing every --interval seconds (Ctrl-C to stop)")] = False,
+    interval: Annotated[float | None, typer.Option("--interval", help="With --watch: seconds between exchanges")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary")] = False,
+) -> None:
+    """Share records with the other counters of this hospital through the LAN hub."""
+    from opd_fallback.application.share import share_once
+    from opd_fallback.application.share import watch as watch_loop
+    from opd_fallback.store import open_store
+    from opd_fallback.sync.hub_client import HubClient
+
+    s = counter_settings()
+    if not s.hub_url:
+        fail("no LAN hub configured: run 'opd-fallback init ... --hub URL --hub-token-stdin' (or set OPD_HUB_URL)")
+    if not s.hub_token:
+        fail("no hub token: run 'opd-fallback init ... --hub-token-stdin' (or set OPD_HUB_TOKEN)")
+
+    def show(res: Any) -> None:
+        if as_json:
+            typer.echo(json.dumps(res.as_dict(), ensure_ascii=False))
+            return
+        head = {"ok": "share", "unreachable": "share: hub unreachable", "unauthorized": "share: token refused"}
+        typer.echo(f"{head.get(res.outcome, 'share')}: {res.message} ({res.elapsed_s:.1f}s)",
+                   err=res.outcome != "ok")
+        for p in res.problems[:5]:
+            typer.echo(f"  - {p}", err=True)
+
+    store = open_store(s.db_path)
+    last: list[Any] = []
+    try:
+        with HubClient.from_settings(s) as client:
+            if not watch:
+                last.append(share_once(store, client, s.device_id))
+                show(last[0])
+            else:
+                stop = threading.Event()
+
+                def on_result(res: Any) -> None:
+                    last[:] = [res]
+                    if res.outcome != "ok" or res.pushed or res.pulled_records or as_json:
+                        show(res)
+
+                try:
+                    watch_loop(store, client, s.device_id, interval_s=interval or s.hub_interval_s, stop=stop,
+                               on_result=on_result)
+                except KeyboardInterrupt:
+                    stop.set()
+    finally:
+        store.close()
+    raise typer.Exit(last[0].exit_code if last else 0)
+
+
+def restore_from_hub_cmd(device: str | None) -> None:
+    """``restore --from-hub --device C03``: rebuild this (new, empty) counter from the hub,
+    then check its numbers with central. Exit 0 ready, 3 hub or central unreachable, 1 refused."""
+    from opd_fallback.application.share import RestoreRefused, restore_from_hub
+    from opd_fallback.store import open_store, readiness
+    from opd_fallback.sync.hub_client import HubClient, HubError
+
+    s = counter_settings()
+    dev = (device or "").strip().upper()
+    if not dev:
+        fail("--from-hub needs --device ID (this counter's id, e.g. C03)")
+    if dev != s.device_id:
+        fail(f"this data directory belongs to counter {s.device_id}, not {dev}: "
+             f"run 'opd-fallback init --device {dev} ...' in a new data directory first")
+    if not s.hub_url or not s.hub_token:
+        fail("no LAN hub configured: run 'opd-fallback init ... --hub URL --hub-token-stdin' first")
+    store = open_store(s.db_path)
+    try:
+        try:
+            with HubClient.from_settings(s) as client:
+                res = restore_from_hub(store, client, dev)
+        except RestoreRefused as exc:
+            fail(str(exc))
+        except HubError as exc:
+            fail(str(exc), code=3)
+        typer.echo(f"restored counter {dev} from the hub: {res.own_ops} own ops ({res.own_records} records) back "
+                   f"in the queue ({res.cancelled} kept cancelled), {res.other_records} records of other counters; "
+                   f"numbers continue above {res.seq_floor}")
+        why = "no central server configured"
+        if s.central_url and s.central_token:
+            from opd_fallback.sync.client import CentralClient, SyncError
+
+            try:
+                with CentralClient.from_settings(s) as central:
+                    check = readiness.check_with_central(store, central, device_id=dev, actor="restore")
+                typer.echo(f"central has seq {check.central_max_seq} from {dev}; this counter continues at "
+                           f"{check.local_seq_after + 1}. Ready for new work.")
+                raise typer.Exit(0)
+            except (SyncError, readiness.WrongDevice) as exc:
+                why = str(exc)
+        typer.echo(f"NOT READY: the numbers could not be checked with central ({why}). This counter takes no new "
+                   "work until it has: run 'opd-fallback sync' when central is back.", err=True)
+        raise typer.Exit(3)
+    finally:
+        store.close()

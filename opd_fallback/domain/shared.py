@@ -1,0 +1,123 @@
+"""What an op tells the other counters of a hospital: the record it made.
+
+The LAN hub and every counter that pulls from it turn ops into one small,
+searchable row per record (patient, visit, lab order, payment) with the
+offline number, who made it and when, and the references it carries. Both
+sides use this one pure function so the hub's merged index and a counter's
+copy of the LAN's records cannot drift apart. Nothing here validates an op
+for central: a mirror keeps what the counters recorded, as they recorded it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# op kind -> record kind it creates
+CREATES = {
+    "patient.register": "patient",
+    "visit.open": "visit",
+    "lab.order": "lab_order",
+    "payment.record": "payment",
+}
+# result key of an applied op -> the central id of the record it made
+CENTRAL_ID_KEYS = {
+    "patient.register": "uhid",
+    "visit.open": "visit_id",
+    "lab.order": "order_id",
+    "payment.record": "receipt_id",
+}
+RECORD_KINDS = tuple(CREATES.values())
+# patient fields a patient.update may change that the index keeps
+_PATIENT_FIELDS = ("name", "name_local", "sex", "age_years", "guardian_name", "mobile", "district")
+
+
+@dataclass
+class SharedRecord:
+    """One record of some counter as the LAN knows it."""
+
+    kind: str  # patient | visit | lab_order | payment
+    local_ref: str
+    device_id: str
+    op_id: str
+    recorded_at: str
+    patient_ref: str | None = None  # local_ref or central id of the patient
+    visit_ref: str | None = None
+    lab_order_ref: str | None = None
+    name: str | None = None  # the patient's name (patient records only)
+    mobile: str | None = None
+    uhid: str | None = None  # a uhid the patient record was made with (reserved block)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ref_key(ref: Any) -> str | None:
+    """The one value of a contract reference (``{"local_ref": ...}`` or ``{"central_id": ...}``)."""
+    if not isinstance(ref, dict):
+        return None
+    value = ref.get("local_ref") or ref.get("central_id")
+    return str(value) if value else None
+
+
+def _s(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def record_of(op: dict[str, Any]) -> SharedRecord | None:
+    """The record an op creates, or None (updates and voids create none)."""
+    kind = CREATES.get(str(op.get("kind")))
+    payload = op.get("payload")
+    if kind is None or not isinstance(payload, dict) or not payload.get("local_ref"):
+        return None
+    rec = SharedRecord(
+        kind=kind, local_ref=str(payload["local_ref"]).upper(), device_id=str(op.get("device_id") or ""),
+        op_id=str(op.get("op_id") or ""), recorded_at=str(op.get("recorded_at") or ""),
+    )
+    if kind == "patient":
+        rec.name = _s(payload.get("name"))
+        rec.mobile = _s(payload.get("mobile"))
+        rec.uhid = _s(payload.get("uhid"))
+        rec.detail = {k: payload.get(k) for k in (*_PATIENT_FIELDS, "age_months", "age_days", "category")}
+        return rec
+    rec.patient_ref = ref_key(payload.get("patient"))
+    if kind == "visit":
+        rec.detail = {k: payload.get(k) for k in ("department", "unit", "visit_type", "visit_date", "token_no")}
+    elif kind == "lab_order":
+        rec.visit_ref = ref_key(payload.get("visit"))
+        tests = payload.get("tests") or []
+        rec.detail = {"tests": [t.get("code") for t in tests if isinstance(t, dict)],
+                      "sample_id": payload.get("sample_id"), "priority": payload.get("priority")}
+    else:
+        rec.visit_ref = ref_key(payload.get("visit"))
+        rec.lab_order_ref = ref_key(payload.get("lab_order"))
+        rec.detail = {k: payload.get(k) for k in ("receipt_no", "amount_paise", "mode", "items")}
+    return rec
+
+
+def patient_changes(op: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """For a ``patient.update``: (patient reference, the index fields it changes)."""
+    if op.get("kind") != "patient.update" or not isinstance(op.get("payload"), dict):
+        return None
+    ref = ref_key(op["payload"].get("patient"))
+    changes = op["payload"].get("changes")
+    if not ref or not isinstance(changes, dict):
+        return None
+    keep = {k: v for k, v in changes.items() if k in _PATIENT_FIELDS}
+    return (ref, keep) if keep else None
+
+
+def voided_payment(op: dict[str, Any]) -> str | None:
+    """For a ``payment.void``: the payment reference it voids."""
+    if op.get("kind") != "payment.void" or not isinstance(op.get("payload"), dict):
+        return None
+    return ref_key(op["payload"].get("payment"))
+
+
+def central_id_of(kind: str, result: Any) -> str | None:
+    """The central id in an applied op's result (uhid, visit_id, order_id, receipt_id)."""
+    key = CENTRAL_ID_KEYS.get(kind)
+    if key is None or not isinstance(result, dict) or not result.get(key):
+        return None
+    return str(result[key])

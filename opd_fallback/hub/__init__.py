@@ -1,0 +1,27 @@
+"""The LAN hub: one PC on the hospital LAN mirrors every counter's ops so the
+counters can find and build on each other's records while central is down.
+
+It imports only the domain (like the reference central server): it never
+reads a counter's database and never talks to central. ``create_app`` (in
+:mod:`opd_fallback.hub.app`) builds the ASGI app; ``serve`` runs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def serve(db: Path, *, host: str = "0.0.0.0", port: int = 8710,  # noqa: S104 - the hub serves the LAN
+          ssl_certfile: Path | None = None, ssl_keyfile: Path | None = None) -> None:
+    """Run the hub in the foreground."""
+    import uvicorn
+
+    from opd_fallback.hub.app import create_app
+
+    uvicorn.run(
+        create_app(db), host=host, port=port, log_level="warning",
+        access_log=False,  # no patient data (nor op ids) in logs
+        server_header=False, timeout_graceful_shutdown=5,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )

@@ -1,0 +1,110 @@
+"""The hub's own SQLite file: devices, the ops mirror, learned central ids, the index.
+
+The hub is a mirror, not an authority: it keeps every op a counter pushed,
+byte for byte as received, under one increasing *hub sequence* that counters
+pull by. Learned central ids share that sequence, so one cursor gives a
+counter everything new. WAL with ``synchronous=FULL``: a push is answered only
+after its transaction is on disk, so an acknowledged op survives kill -9 and a
+power cut. The file is created 0600 (patient data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import sqlite3
+from pathlib import Path
+
+from opd_fallback.domain.clock import now_iso
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS device (
+        device_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
+        last_push_at TEXT, last_pull_at TEXT)""",
+    # the mirror: one row per op_id, the envelope exactly as pushed
+    """CREATE TABLE IF NOT EXISTS op (
+        hub_seq INTEGER PRIMARY KEY, op_id TEXT NOT NULL UNIQUE, device_id TEXT NOT NULL,
+        seq INTEGER NOT NULL, kind TEXT NOT NULL, recorded_at TEXT NOT NULL,
+        envelope BLOB NOT NULL, fingerprint TEXT NOT NULL, received_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS ix_op_device_seq ON op (device_id, seq)",
+    # a central id any counter learned for a record (from its sync answers)
+    """CREATE TABLE IF NOT EXISTS central_id (
+        local_ref TEXT PRIMARY KEY, kind TEXT NOT NULL, central_id TEXT NOT NULL,
+        reported_by TEXT NOT NULL, reported_at TEXT NOT NULL, hub_seq INTEGER NOT NULL UNIQUE)""",
+    # the merged index of records (derived from the ops; see domain/shared.py)
+    """CREATE TABLE IF NOT EXISTS record (
+        local_ref TEXT PRIMARY KEY, kind TEXT NOT NULL, device_id TEXT NOT NULL, op_id TEXT NOT NULL,
+        recorded_at TEXT NOT NULL, patient_ref TEXT, visit_ref TEXT, lab_order_ref TEXT,
+        name TEXT, mobile TEXT, uhid TEXT, voided INTEGER NOT NULL DEFAULT 0, detail TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS ix_record_mobile ON record (mobile)",
+    "CREATE INDEX IF NOT EXISTS ix_record_patient ON record (patient_ref)",
+    # ops their counter's supervisor cancelled (never to reach central): a restore keeps them cancelled
+    """CREATE TABLE IF NOT EXISTS withdrawn (
+        op_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, at TEXT NOT NULL, hub_seq INTEGER NOT NULL UNIQUE)""",
+    "CREATE TABLE IF NOT EXISTS hub_counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
+_DEVICE = re.compile(r"^[A-Z0-9]{1,16}$")
+
+
+def _touch_private(path: Path) -> None:
+    """Create the file 0600 before SQLite opens it (its -wal/-shm take the same mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def connect(db_path: Path | str) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN IMMEDIATE ourselves)."""
+    conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def create_schema(db_path: Path | str) -> None:
+    path = Path(db_path)
+    if not path.exists():
+        _touch_private(path)
+    conn = connect(path)
+    try:
+        for stmt in SCHEMA:
+            conn.execute(stmt)
+    finally:
+        conn.close()
+
+
+def hash_token(token: str) -> str:
+    """Tokens are 256-bit random, so sha256 is enough (as for central's device tokens)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_device(db_path: Path | str, device_id: str) -> str:
+    """Register a counter with the hub (or give it a new token); returns the token, never stored."""
+    dev = device_id.strip().upper()
+    if not _DEVICE.match(dev):
+        raise ValueError("the counter id must be 1-16 letters or digits, e.g. C07")
+    create_schema(db_path)
+    token = secrets.token_urlsafe(32)
+    conn = connect(db_path)
+    try:
+        conn.execute(
+            "INSERT INTO device(device_id, token_hash, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(device_id) DO UPDATE SET token_hash=excluded.token_hash",
+            (dev, hash_token(token), now_iso()),
+        )
+    finally:
+        conn.close()
+    return token
+
+
+def next_hub_seq(conn: sqlite3.Connection) -> int:
+    """The next hub sequence number, inside the caller's write transaction."""
+    row = conn.execute(
+        "INSERT INTO hub_counter(name, value) VALUES ('hub_seq', 1) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value"
+    ).fetchone()
+    return int(row[0])

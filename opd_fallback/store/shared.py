@@ -1,0 +1,185 @@
+"""The other counters' records at this counter (``shared_record``), pulled from the hub.
+
+One page of the hub's changes is stored in one transaction together with the
+cursor that follows it, so a crash re-pulls a page rather than skipping one,
+and storing is idempotent by ``local_ref``. These rows are never this
+counter's ops: nothing here touches the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from opd_fallback.domain import shared
+from opd_fallback.domain.clock import now_iso
+from opd_fallback.store.tables import SharedRecord
+
+
+@dataclass
+class Stored:
+    records: int = 0  # new records of other counters
+    updates: int = 0  # patient updates and voids applied to them
+    central_ids: int = 0  # central ids attached
+    withdrawn: int = 0  # records dropped: their counter's supervisor cancelled the op
+
+
+def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
+               central_ids: Iterable[dict[str, Any]], withdrawn: Iterable[dict[str, Any]] = ()) -> Stored:
+    """Store one pulled page (``ops`` are the hub's ``{"hub_seq", "op"}`` items)."""
+    out = Stored()
+    now = now_iso()
+    for item in ops:
+        op = item.get("op") if isinstance(item, dict) else None
+        if not isinstance(op, dict) or op.get("device_id") == own_device:
+            continue  # this counter's own ops live in its outbox, not here
+        rec = shared.record_of(op)
+        if rec is not None:
+            res = session.execute(text(
+                "INSERT INTO shared_record(local_ref, kind, device_id, op_id, recorded_at, patient_ref, visit_ref, "
+                "lab_order_ref, name, mobile, uhid, central_id, voided, detail, hub_seq, pulled_at) "
+                "VALUES (:local_ref, :kind, :device_id, :op_id, :recorded_at, :patient_ref, :visit_ref, "
+                ":lab_order_ref, :name, :mobile, :uhid, :uhid_if_patient, 0, :detail, :hub_seq, :now) "
+                "ON CONFLICT(local_ref) DO NOTHING"),
+                {**rec.as_dict(), "detail": orjson.dumps(rec.detail).decode(), "hub_seq": int(item["hub_seq"]),
+                 "now": now, "uhid_if_patient": rec.uhid if rec.kind == "patient" else None})
+            out.records += int(getattr(res, "rowcount", 0) or 0)
+            continue
+        change = shared.patient_changes(op)
+        if change is not None:
+            ref, fields = change
+            row = session.exec(select(SharedRecord).where(
+                SharedRecord.kind == "patient",
+                (SharedRecord.local_ref == ref) | (SharedRecord.central_id == ref))).first()
+            if row is not None:
+                detail = orjson.loads(row.detail)
+                detail.update(fields)
+                row.detail = orjson.dumps(detail).decode()
+                row.name = detail.get("name") or row.name
+                row.mobile = detail.get("mobile")
+                session.add(row)
+                out.updates += 1
+            continue
+        target = shared.voided_payment(op)
+        if target is not None:
+            res = session.execute(text("UPDATE shared_record SET voided=1 WHERE kind='payment' AND local_ref=:r"),
+                                  {"r": target})
+            out.updates += int(getattr(res, "rowcount", 0) or 0)
+    for cid in central_ids:
+        if not isinstance(cid, dict) or not cid.get("local_ref") or not cid.get("central_id"):
+            continue
+        res = session.execute(text("UPDATE shared_record SET central_id=:c WHERE local_ref=:r"),
+                              {"c": str(cid["central_id"]), "r": str(cid["local_ref"]).upper()})
+        out.central_ids += int(getattr(res, "rowcount", 0) or 0)
+    for gone in withdrawn:
+        if isinstance(gone, dict) and gone.get("op_id") and gone.get("device_id") != own_device:
+            res = session.execute(text("DELETE FROM shared_record WHERE op_id=:o"), {"o": str(gone["op_id"])})
+            out.withdrawn += int(getattr(res, "rowcount", 0) or 0)
+    return out
+
+
+def get(session: Session, key: str, kind: str | None = None) -> SharedRecord | None:
+    """A record of another counter by its offline number or central id."""
+    k = (key or "").strip().upper()
+    if not k:
+        return None
+    stmt = select(SharedRecord).where((SharedRecord.local_ref == k) | (SharedRecord.central_id == k))
+    if kind:
+        stmt = stmt.where(SharedRecord.kind == kind)
+    return session.exec(stmt).first()
+
+
+def detail(row: SharedRecord) -> dict[str, Any]:
+    value = orjson.loads(row.detail or "{}")
+    return value if isinstance(value, dict) else {}
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Records from other counters, by counter."""
+    rows = session.execute(text("SELECT device_id, count(*) FROM shared_record GROUP BY device_id")).all()
+    return {str(d): int(n) for d, n in rows}
+
+
+def rebuild_own(session: Session, op: dict[str, Any], patient_names: dict[str, str]) -> str | None:
+    """Put back one of this counter's own ops (from the hub) as a pending outbox op
+    and the record it made; returns the record kind or None. Pending is right:
+    central answers ``duplicate`` for what it already applied, so nothing doubles."""
+    from opd_fallback.store import numbers, outbox
+    from opd_fallback.store.tables import LabOrder, Op, Patient, Payment, PaymentVoid, Visit
+
+    if session.exec(select(Op).where(Op.op_id == op["op_id"])).first() is not None:
+        return None
+    rec = shared.record_of(op)
+    p = op.get("payload") or {}
+    who, at, op_id = str(op.get("operator_id") or "?"), str(op.get("recorded_at") or now_iso()), str(op["op_id"])
+    target = shared.voided_payment(op)
+    session.add(Op(
+        seq=int(op["seq"]), op_id=op_id, kind=str(op["kind"]), device_id=str(op["device_id"]), operator_id=who,
+        recorded_at=at, depends_on=outbox.dumps(sorted(op.get("depends_on") or [])), payload=outbox.dumps(p),
+        resolution=None if op.get("resolution") is None else outbox.dumps(op["resolution"]), updated_at=now_iso(),
+        record_kind=rec.kind if rec else ("payment_void" if target else "patient"),
+        record_ref=rec.local_ref if rec else (target or shared.ref_key(p.get("patient"))), source="hub_restore",
+    ))
+    base: dict[str, Any] = {"op_id": op_id, "operator_id": who, "created_at": at}
+    if rec is None:
+        if target:
+            session.add(PaymentVoid(payment_local_ref=target, reason=str(p.get("reason") or ""),
+                                    approved_by="(restored from hub)", **base))
+            return "payment_void"
+        return None
+    patient = rec.patient_ref
+    pl, pu = (patient, None) if patient and numbers.is_local_ref(patient) else (None, patient)
+    name = patient_names.get(patient or "", "")
+    if rec.kind == "patient":
+        fields: dict[str, Any] = {k: p.get(k) for k in Patient.model_fields if k in p and k not in ("id", "version")}
+        session.add(Patient(**{**fields, "local_ref": rec.local_ref}, **base))
+    elif rec.kind == "visit":
+        d = rec.detail
+        session.add(Visit(local_ref=rec.local_ref, patient_local_ref=pl, patient_uhid=pu, patient_name=name,
+                          department=str(d.get("department") or ""), unit=d.get("unit"),
+                          visit_type=str(d.get("visit_type") or "new"), visit_date=str(d.get("visit_date") or at[:10]),
+                          token_no=int(d.get("token_no") or 0), **base))
+        session.execute(text(
+            "INSERT INTO counter(name, value) VALUES (:n, :v) ON CONFLICT(name) DO UPDATE SET value=max(value, :v)"),
+            {"n": f"token:{d.get('department')}:{d.get('visit_date')}", "v": int(d.get("token_no") or 0)})
+    elif rec.kind == "lab_order":
+        v = rec.visit_ref
+        session.add(LabOrder(local_ref=rec.local_ref, patient_local_ref=pl, patient_uhid=pu, patient_name=name,
+                             visit_local_ref=v if v and numbers.is_local_ref(v) else None,
+                             visit_central_id=None if v and numbers.is_local_ref(v) else v,
+                             tests=outbox.dumps(rec.detail.get("tests") or []), sample_id=rec.detail.get("sample_id"),
+                             priority=str(rec.detail.get("priority") or "routine"), **base))
+    else:
+        session.add(Payment(local_ref=rec.local_ref, receipt_no=str(p.get("receipt_no") or rec.local_ref),
+                            patient_local_ref=pl, patient_uhid=pu, patient_name=name,
+                            visit_local_ref=rec.visit_ref,
+                            lab_order_local_ref=rec.lab_order_ref, amount_paise=int(p.get("amount_paise") or 0),
+                            mode=str(p.get("mode") or "cash"), mode_ref=p.get("mode_ref"),
+                            items=outbox.dumps(p.get("items") or []), **base))
+    return rec.kind
+
+
+def latest_visit_on(session: Session, patient_keys: Iterable[str], day: str) -> str | None:
+    """Another counter's latest visit on ``day`` for a patient (by offline number or uhid)."""
+    keys = [k for k in patient_keys if k]
+    if not keys:
+        return None
+    marks = ", ".join(f":k{i}" for i in range(len(keys)))
+    row = session.execute(text(
+        f"SELECT local_ref FROM shared_record WHERE kind='visit' AND patient_ref IN ({marks}) "
+        "AND json_extract(detail, '$.visit_date') = :d ORDER BY recorded_at DESC LIMIT 1"),
+        {**{f"k{i}": k for i, k in enumerate(keys)}, "d": day}).first()
+    return None if row is None else str(row[0])
+
+
+def patient_of(session: Session, key: str) -> str | None:
+    """The patient reference of another counter's visit or lab order (by offline or sample number)."""
+    row = session.execute(text(
+        "SELECT patient_ref FROM shared_record WHERE kind IN ('visit','lab_order') AND (local_ref = :r "
+        "OR json_extract(detail, '$.sample_id') = :r) LIMIT 1"), {"r": key.strip().upper()}).first()
+    return None if row is None or row[0] is None else str(row[0])

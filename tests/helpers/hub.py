@@ -1,0 +1,119 @@
+"""Run the LAN hub in a subprocess for tests (real HTTP on 127.0.0.1).
+
+    with run_hub(tmp_path, devices=("C01", "C02")) as hub:
+        hub.url, hub.api, hub.tokens["C01"]
+        hub.kill()            # SIGKILL, no goodbye
+        hub.start()           # same DB, same port
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from opd_fallback.hub.db import add_device
+from tests.helpers.central import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class HubHandle:
+    db_path: Path
+    port: int
+    log_path: Path
+    host: str = "127.0.0.1"
+    tokens: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    prefix: list[str] = field(default_factory=list)  # e.g. ["ip", "netns", "exec", "ns"]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api(self) -> str:
+        return self.url + "/hub/v1"
+
+    def headers(self, device: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[device]}"}
+
+    def client(self, device: str) -> httpx.Client:
+        return httpx.Client(base_url=self.api, headers=self.headers(device), timeout=10.0)
+
+    def add_device(self, device: str) -> str:
+        self.tokens[device] = add_device(self.db_path, device)
+        return self.tokens[device]
+
+    def start(self, wait: bool = True) -> None:
+        cmd = [*self.prefix, sys.executable, "-m", "opd_fallback.hub", "serve", "--db", str(self.db_path),
+               "--host", self.host, "--port", str(self.port)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPD_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=str(ROOT))
+        if wait:
+            self.wait_up()
+
+    def wait_up(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited ({self.proc.returncode}):\n{self.log()}")
+            if not self.prefix:
+                try:
+                    if httpx.get(self.api + "/health", timeout=1).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+            elif subprocess.run([*self.prefix, sys.executable, "-c",
+                                 f"import httpx; httpx.get('{self.api}/health', timeout=1).raise_for_status()"],
+                                capture_output=True).returncode == 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"hub did not answer within {timeout}s:\n{self.log()}")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextmanager
+def run_hub(tmp_path: Path, *, devices: tuple[str, ...] | list[str] = ("C01",), host: str = "127.0.0.1",
+            prefix: list[str] | None = None, start: bool = True) -> Iterator[HubHandle]:
+    handle = HubHandle(db_path=Path(tmp_path) / "hub.db", port=free_port(), log_path=Path(tmp_path) / "hub.log",
+                       host=host, prefix=list(prefix or []))
+    for dev in devices:
+        handle.add_device(dev)
+    if start:
+        handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()

@@ -1,0 +1,71 @@
+"""The counter shares with the LAN hub in a background thread worker and shows
+the hub in the status bar: a record registered at another counter arrives
+without anyone pressing a key, and a dead hub shows as LAN: OFF."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from opd_fallback.application.services import CounterService, PaymentInput
+from opd_fallback.application.share import share_once
+from opd_fallback.config import load_settings, write_config, write_hub_token
+from opd_fallback.store.engine import open_store
+from opd_fallback.store.operators import add_operator
+from opd_fallback.sync.hub_client import HubClient
+from opd_fallback.tui.widgets.status_bar import StatusBar
+from opd_fallback.tui.wiring import app_from_settings
+from tests.helpers.hub import run_hub
+
+from .conftest import settle
+
+
+async def test_background_share_and_hub_in_status_bar(tmp_path: Path) -> None:
+    with run_hub(tmp_path / "hub", devices=("C07", "C03")) as hub:
+        other = open_store(tmp_path / "c03.db")
+        reg = CounterService(other, "C03").register_new(
+            "op9", {"name": "Sita Devi", "sex": "F", "age_years": 34}, department="MED",
+            payment=PaymentInput(mode="cash", amount_paise=1000))
+        with HubClient(hub.url, hub.tokens["C03"]) as c:
+            assert share_once(other, c, "C03").outcome == "ok"
+        other.close()
+
+        settings = load_settings(tmp_path / "counter")
+        write_config(settings, {"device_id": "C07", "hospital": "KGMU", "hub_url": hub.url})
+        write_hub_token(settings, hub.tokens["C07"])
+        settings = load_settings(tmp_path / "counter")
+        store = open_store(settings.db_path)
+        add_operator(store, "op1", "Asha", "1234")
+        app = app_from_settings(settings, status_interval_s=0.2, share_interval_s=0.2)
+        threads: set[str] = set()
+        runner = app.share_runner
+        assert runner is not None
+
+        def spy():
+            threads.add(threading.current_thread().name)
+            return runner()
+
+        app.share_runner = spy
+        async with app.run_test(size=(80, 24)) as pilot:
+            for _ in range(100):
+                await settle(pilot, 1)
+                if app.status.hub and app.status.hub_records == 3:
+                    break
+                await pilot.pause(0.1)
+            assert app.status.hub is True and app.status.hub_records == 3
+            assert "MainThread" not in threads and threads
+            await pilot.pause(1.2)  # the bar redraws every second from the status model
+            assert "LAN: on" in str(app.screen.query_one(StatusBar).render())
+            svc = CounterService(store, "C07")  # the other counter's patient is known here now
+            with svc.transaction("op1") as tx:
+                assert tx.patient(reg.patient.local_ref).name == "Sita Devi"
+            hub.stop()
+            for _ in range(100):
+                await settle(pilot, 1)
+                if app.status.hub is False:
+                    break
+                await pilot.pause(0.1)
+            assert app.status.hub is False
+            await pilot.pause(1.2)
+            assert "LAN: OFF" in str(app.screen.query_one(StatusBar).render())
+        store.close()

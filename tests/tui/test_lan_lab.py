@@ -1,0 +1,58 @@
+"""The lab counter orders tests on a visit registered at another counter of the
+LAN (pulled from the hub): found by name in the counter's search, the visit
+picked up from the LAN's records, and the op carries the other counter's
+offline numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from sqlmodel import select
+
+from opd_fallback.application.services import CounterService, PaymentInput
+from opd_fallback.domain.shared import ref_key
+from opd_fallback.store import open_store, outbox
+from opd_fallback.store import shared as shared_records
+from opd_fallback.store.engine import Store
+from opd_fallback.store.tables import Op
+from opd_fallback.tui.screens.lab import LabScreen
+
+from .conftest import login, put_master_data, settle, type_text
+
+
+async def test_lab_order_on_another_counters_visit(make_app, store: Store, tmp_path: Path) -> None:
+    other = open_store(tmp_path / "c01.db")
+    put_master_data(other)
+    reg = CounterService(other, "C01").register_new(
+        "op-1", {"name": "Sita Devi", "sex": "F", "age_years": 34, "mobile": "9123456780"}, department="MED",
+        payment=PaymentInput(mode="cash", amount_paise=1000))
+    with other.read() as s:
+        pulled = [{"hub_seq": i + 1, "op": outbox.envelope(op)} for i, op in enumerate(s.exec(select(Op)).all())]
+    other.close()
+    with store.write() as s:  # what a share with the hub leaves here
+        shared_records.store_page(s, "C07", pulled, [])
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await login(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        assert isinstance(app.screen, LabScreen)
+        await type_text(pilot, "sita devi")
+        await pilot.pause(0.3)
+        await settle(pilot)
+        await pilot.press("enter", "enter")
+        await settle(pilot)
+        assert app.screen.visit == reg.visit.local_ref
+        await type_text(pilot, "cbc")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("f10")
+        await settle(pilot)
+        assert "Lab order C07-" in str(app.screen.query_one("#form-msg").render())
+    with store.read() as s:
+        op = s.exec(select(Op).where(Op.kind == "lab.order")).one()
+    body = orjson.loads(op.payload)
+    assert ref_key(body["visit"]) == reg.visit.local_ref and ref_key(body["patient"]) == reg.patient.local_ref
+    assert op.device_id == "C07"
