@@ -112,7 +112,9 @@ def test_create_new_resubmits_with_resolution(store: Store, svc: CounterService)
     flag(store, reg.patient.op_id, "conflict", "conflict",
          {"code": "possible_duplicate", "message": "x", "candidates": [CANDIDATE]})
     rs = ReviewService(store)
-    rs.create_new(rs.authenticate("sup1", "222222"), reg.patient.op_id[:12])
+    # a prefix, as a supervisor types it: 10 time characters and 6 random ones (ops made in the
+    # same millisecond share the time part, so 12 characters collided now and then)
+    rs.create_new(rs.authenticate("sup1", "222222"), reg.patient.op_id[:16])
     assert orjson.loads(get(store, reg.patient.op_id).resolution or "null") == {"action": "create_new"}
 
 

@@ -73,8 +73,9 @@ def import_csv(
         pin = _read_pin(pin_stdin)
         try:
             accepted = operators.verify_operator(store, operator, pin)
-        except DomainError as exc:  # e.g. locked after too many wrong PINs
-            typer.echo(f"error: {exc.problems[0].message if exc.problems else exc}", err=True)
+        except DomainError as exc:  # a wrong PIN, an unknown or disabled operator, a lockout
+            why = exc.problems[0].message if exc.problems else str(exc)
+            typer.echo(f"error: {why.rstrip('.')}; nothing imported", err=True)
             raise typer.Exit(EXIT_REFUSED) from None
         if accepted is None:
             typer.echo("error: operator id or PIN not accepted (or the operator is disabled); nothing imported",
