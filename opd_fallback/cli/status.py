@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from opd_fallback.application.status import collect, render_text
 from opd_fallback.cli.common import DataDirOpt, counter_store, use_data_dir
 
 
@@ -16,6 +15,8 @@ def status(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Ops by state and kind, the oldest waiting op, the last sync, payments today."""
+    from opd_fallback.application.status import collect, render_text
+
     use_data_dir(data_dir)
     with counter_store() as (s, store):
         report = collect(store, s.device_id, hub_configured=bool(s.hub_url))
