@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from opd_fallback.cli.common import DataDirOpt, counter_store, use_data_dir
+from opd_fallback.cli.common import DataDirOpt, counter_settings, use_data_dir
 
 
 def status(
@@ -18,8 +18,8 @@ def status(
     from opd_fallback.application.status import collect, render_text
 
     use_data_dir(data_dir)
-    with counter_store() as (s, store):
-        report = collect(store, s.device_id, hub_configured=bool(s.hub_url))
+    s = counter_settings()
+    report = collect(s.db_path, s.device_id, hub_configured=bool(s.hub_url))
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True))
     else:
