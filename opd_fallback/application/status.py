@@ -27,8 +27,7 @@ import orjson
 
 from opd_fallback.application.daytotals import totals_for_day
 from opd_fallback.domain.clock import IST, duration_words, now_iso, now_ist
-from opd_fallback.domain.payloads import OP_KINDS
-from opd_fallback.domain.rules import PAYMENT_MODES, format_paise
+from opd_fallback.domain.rules import OP_KINDS, PAYMENT_MODES, format_paise
 from opd_fallback.store import marks, meta
 from opd_fallback.store import states as outbox
 from opd_fallback.store.readonly import snapshot
