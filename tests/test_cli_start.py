@@ -97,3 +97,22 @@ def test_quick_identity_agrees_with_the_settings(
 def test_the_light_lists_match_the_payload_models() -> None:
     assert rules.OP_KINDS == payloads.OP_KINDS
     assert get_args(payloads.PaymentMode) == rules.PAYMENT_MODES
+
+
+def test_status_upgrades_a_database_it_cannot_read_then_reports(
+    counter_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from opd_fallback.cli import app
+
+    for k in list(os.environ):
+        if k.upper().startswith("OPD_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("OPD_DATA_DIR", str(counter_dir))
+    for p in counter_dir.glob("counter.db*"):
+        p.unlink()
+    (counter_dir / "counter.db").touch()  # schema version 0: no tables yet
+    res = CliRunner().invoke(app, ["status", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["ops"]["total"] == 0

@@ -74,7 +74,8 @@ def _counter(conn: sqlite3.Connection, name: str) -> int:
 
 def _oldest_recorded_at(conn: sqlite3.Connection, states: Sequence[str]) -> str | None:
     marks = ",".join("?" * len(states))
-    return conn.execute(f"SELECT min(recorded_at) FROM op WHERE state IN ({marks})", tuple(states)).fetchone()[0]
+    oldest = conn.execute(f"SELECT min(recorded_at) FROM op WHERE state IN ({marks})", tuple(states)).fetchone()[0]
+    return None if oldest is None else str(oldest)
 
 
 def _last_sync(conn: sqlite3.Connection) -> dict[str, Any]:
