@@ -64,3 +64,15 @@ def counter_identity() -> tuple[Path, str] | None:
     if not DEVICE_ID.match(device_id) or not db_path.exists():
         return None
     return db_path, device_id
+
+
+def tls_checks_may_be_off() -> bool:
+    """Whether the environment or config.toml mentions ``verify_tls`` at all;
+    when neither does, TLS checks are on (the default) and no command needs
+    the full settings to know it."""
+    if any(k.upper() == "OPD_VERIFY_TLS" for k in os.environ):
+        return True
+    try:
+        return "verify_tls" in read_toml(default_data_dir() / CONFIG_FILE)
+    except (OSError, tomllib.TOMLDecodeError):
+        return True  # the full settings say what is wrong

@@ -116,3 +116,28 @@ def test_status_upgrades_a_database_it_cannot_read_then_reports(
     res = CliRunner().invoke(app, ["status", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["ops"]["total"] == 0
+
+
+@pytest.mark.parametrize("how", ["env", "file"])
+def test_status_still_warns_when_tls_checks_are_off(
+    counter_dir: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from opd_fallback.cli import app
+    from opd_fallback.datadir import tls_checks_may_be_off
+
+    for k in list(os.environ):
+        if k.upper().startswith("OPD_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("OPD_DATA_DIR", str(counter_dir))
+    assert not tls_checks_may_be_off() and counter_identity() is not None
+    if how == "env":
+        monkeypatch.setenv("OPD_VERIFY_TLS", "false")
+    else:
+        with (counter_dir / "config.toml").open("a") as fh:
+            fh.write("verify_tls = false\n")
+    assert tls_checks_may_be_off() and counter_identity() is None
+    res = CliRunner().invoke(app, ["status"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("TLS certificate checks are OFF") == 1
