@@ -38,28 +38,34 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.load(fh)
 
 
+# Settings that no value of the right type can make invalid (plain strings); a
+# counter set up by ``init`` has only these. Any other setting may be refused
+# by the full settings, which a command must then report, so its presence
+# sends the quick path to the full settings.
+PLAIN_SETTINGS = frozenset({"data_dir", "device_id", "hospital", "central_url", "central_token"})
+
+
 def counter_identity() -> tuple[Path, str] | None:
     """This counter's database path and device id, as ``config.load_settings()``
     would give them, when that is plain to see: OPD_DATA_DIR or the platform
     directory, OPD_DEVICE_ID or config.toml's ``device_id``. ``None`` whenever
     anything is unusual (no such counter, a device id the settings would refuse,
-    environment names in another case, TLS checks turned off, which every
-    command warns about), so the caller falls back to the full settings and
-    their messages."""
-    opd_env = {k for k in os.environ if k.upper().startswith("OPD_")}
-    if any(k.upper() in ("OPD_DATA_DIR", "OPD_DEVICE_ID") and not k.isupper() for k in opd_env):
-        return None
-    if any(k.upper() == "OPD_VERIFY_TLS" for k in opd_env):
+    any setting beyond :data:`PLAIN_SETTINGS` in the environment or config.toml,
+    such as a batch size out of range or TLS checks turned off, which every
+    command reports), so the caller falls back to the full settings and their
+    messages."""
+    env_names = [k for k in os.environ if k.upper().startswith("OPD_")]
+    if any(not k.isupper() or k[4:].lower() not in PLAIN_SETTINGS for k in env_names):
         return None
     data_dir = default_data_dir()
     try:
         file_values = read_toml(data_dir / CONFIG_FILE)
     except (OSError, tomllib.TOMLDecodeError):
         return None
-    if file_values.get("verify_tls", True) is not True:
+    if any(k not in PLAIN_SETTINGS or not isinstance(v, str) for k, v in file_values.items()):
         return None
-    raw = os.environ["OPD_DEVICE_ID"] if "OPD_DEVICE_ID" in opd_env else file_values.get("device_id", "")
-    device_id = raw.strip().upper() if isinstance(raw, str) else ""
+    raw = os.environ.get("OPD_DEVICE_ID", file_values.get("device_id", ""))
+    device_id = raw.strip().upper()
     db_path = data_dir / DB_FILE
     if not DEVICE_ID.match(device_id) or not db_path.exists():
         return None

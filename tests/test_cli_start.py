@@ -90,6 +90,11 @@ def test_quick_identity_agrees_with_the_settings(
     monkeypatch.setenv("OPD_DEVICE_ID", "not a device")  # the settings refuse it: the full path explains
     assert counter_identity() is None
     monkeypatch.delenv("OPD_DEVICE_ID")
+    monkeypatch.setenv("OPD_BATCH_SIZE", "9999")  # a setting the full settings may refuse: they must see it
+    assert counter_identity() is None
+    monkeypatch.delenv("OPD_BATCH_SIZE")
+    (counter_dir / "config.toml").write_text('device_id = "C07"\nlanguage = "fr"\n')
+    assert counter_identity() is None
     monkeypatch.setenv("OPD_DATA_DIR", str(counter_dir.parent / "elsewhere"))  # no counter there
     assert counter_identity() is None
 
