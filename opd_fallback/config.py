@@ -13,23 +13,19 @@ symlink). The store, backups, spool, prints and the error log use them.
 from __future__ import annotations
 
 import os
-import re
-import tomllib
 from pathlib import Path
 from typing import IO, Any, Literal
 
-import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# file names, the data directory and config.toml are read in datadir.py, which quick commands use alone
+from opd_fallback.datadir import CONFIG_FILE, DB_FILE, TOKEN_FILE, default_data_dir
+from opd_fallback.datadir import DEVICE_ID as _DEVICE
+from opd_fallback.datadir import read_toml as _read_toml
 from opd_fallback.domain.errors import DomainError
 
-CONFIG_FILE = "config.toml"
-TOKEN_FILE = "device.token"  # noqa: S105 - a file name, not a secret
 HUB_TOKEN_FILE = "hub.token"  # noqa: S105 - a file name, not a secret
-DB_FILE = "counter.db"
-_DEVICE = re.compile(r"^[A-Z0-9]{1,16}$")
-
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -86,10 +82,6 @@ def write_private(path: Path | str, data: str | bytes, *, fsync: bool = False) -
             fh.flush()
             os.fsync(fh.fileno())
 
-
-def default_data_dir() -> Path:
-    env = os.environ.get("OPD_DATA_DIR")
-    return Path(env) if env else Path(platformdirs.user_data_dir("opd-fallback", appauthor=False))
 
 
 class Settings(BaseSettings):
@@ -155,13 +147,6 @@ class Settings(BaseSettings):
     @property
     def backups_dir(self) -> Path:
         return self.data_dir / "backups"
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    with path.open("rb") as fh:
-        return tomllib.load(fh)
 
 
 def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:

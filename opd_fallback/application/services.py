@@ -21,11 +21,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, get_args
+from typing import Any
 
 from sqlalchemy import event, text
 from sqlmodel import Session, select
 
+from opd_fallback.application.daytotals import CashSummary, ModeTotal, totals_for_day  # noqa: F401 - ModeTotal re-exported
 from opd_fallback.domain import payloads as P
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.domain.contract import MasterData
@@ -108,32 +109,6 @@ class LabResult:
     payment: Saved | None
     info: PatientInfo
     tests: list[dict[str, Any]]  # code, name, sample_type, price_paise
-
-
-@dataclass(frozen=True)
-class ModeTotal:
-    count: int = 0
-    total_paise: int = 0
-
-
-@dataclass(frozen=True)
-class CashSummary:
-    operator_id: str
-    day: str
-    by_mode: dict[str, ModeTotal]
-    voids: ModeTotal
-    voided_by_mode: dict[str, ModeTotal]
-    # Payments a supervisor cancelled in review (never reaching central): shown
-    # apart, since the review note says what happened to that money.
-    cancelled: ModeTotal = ModeTotal()
-
-    @property
-    def collected_paise(self) -> int:
-        """Money actually in hand: cash/UPI/card taken minus what was voided
-        (payments and voids cancelled in review are left out of both)."""
-        taken = sum(t.total_paise for m, t in self.by_mode.items() if m != "waived")
-        voided = sum(t.total_paise for m, t in self.voided_by_mode.items() if m != "waived")
-        return taken - voided
 
 
 @dataclass(frozen=True)
@@ -684,23 +659,4 @@ class CounterService:
 def day_totals(session: Session, day: str, operator_id: str | None = None) -> CashSummary:
     """Payments of ``day`` (YYYY-MM-DD, IST) by mode, for one operator or all, with
     their voids; what review cancelled is counted apart (see ``CashSummary``)."""
-    who = "" if operator_id is None else "p.operator_id=:o AND "
-    params = {"o": operator_id, "d": day}
-    rows = session.execute(text(
-        "SELECT p.mode, count(*), coalesce(sum(p.amount_paise),0) FROM payment p "
-        "JOIN op ON op.op_id = p.op_id "
-        f"WHERE {who}substr(p.created_at,1,10)=:d AND op.state != 'cancelled' GROUP BY p.mode"), params).all()
-    crow = session.execute(text(
-        "SELECT count(*), coalesce(sum(p.amount_paise),0) FROM payment p JOIN op ON op.op_id = p.op_id "
-        f"WHERE {who}substr(p.created_at,1,10)=:d AND op.state = 'cancelled'"), params).one()
-    vrows = session.execute(text(
-        "SELECT p.mode, count(*), coalesce(sum(p.amount_paise),0) FROM payment_void v "
-        "JOIN payment p ON p.local_ref = v.payment_local_ref "
-        "JOIN op pop ON pop.op_id = p.op_id JOIN op vop ON vop.op_id = v.op_id "
-        f"WHERE {who}substr(p.created_at,1,10)=:d "
-        "AND pop.state != 'cancelled' AND vop.state != 'cancelled' GROUP BY p.mode"), params).all()
-    by_mode = {m: ModeTotal() for m in get_args(P.PaymentMode)}
-    by_mode.update({str(m): ModeTotal(int(c), int(t)) for m, c, t in rows})
-    voided = {str(m): ModeTotal(int(c), int(t)) for m, c, t in vrows}
-    voids = ModeTotal(sum(v.count for v in voided.values()), sum(v.total_paise for v in voided.values()))
-    return CashSummary(operator_id or "*", day, by_mode, voids, voided, ModeTotal(int(crow[0]), int(crow[1])))
+    return totals_for_day(lambda sql, params: session.execute(text(sql), params).all(), day, operator_id)

@@ -213,35 +213,13 @@ def watch(store: Store, client: HubApi, device_id: str, *, interval_s: float, st
 
 
 def hub_status(store: Store, *, configured: bool, stale_after_s: float = 60.0) -> dict[str, Any]:
-    """The ``hub`` object of ``status --json`` (docs/status-json.md)."""
-    from datetime import datetime
+    """The ``hub`` object of ``status --json`` (docs/status-json.md): read as
+    ``status`` reads it, with plain SQL (application/status.py ``hub_section``)."""
+    from opd_fallback.application.status import hub_section
+    from opd_fallback.store.readonly import snapshot
 
-    with store.read() as s:
-        last_at = meta.get(s, meta.HUB_LAST_AT)
-        last_ok = meta.get(s, meta.HUB_LAST_OK_AT)
-        raw = meta.get(s, meta.HUB_LAST_OUTCOME)
-        by_device = shared_store.counts(s)
-        pending = int(s.execute(text("SELECT count(*) FROM op WHERE seq > :p"),
-                                {"p": int(meta.get(s, meta.HUB_PUSHED_SEQ) or 0)}).scalar() or 0)
-    last = outbox.loads(raw) or {}
-    online = False
-    if configured and last.get("outcome") == OK and last_ok:
-        try:
-            age = (datetime.fromisoformat(now_iso()) - datetime.fromisoformat(last_ok)).total_seconds()
-            online = age <= stale_after_s
-        except ValueError:
-            online = False
-    return {
-        "configured": configured,
-        "state": "not_configured" if not configured else ("online" if online else "offline"),
-        "last_exchange_at": last_at,
-        "last_ok_at": last_ok,
-        "last_outcome": last.get("outcome"),
-        "last_message": last.get("message"),
-        "records_from_other_counters": sum(by_device.values()),
-        "records_by_counter": by_device,
-        "ops_not_yet_shared": pending,
-    }
+    with snapshot(store.path) as conn:
+        return hub_section(conn, configured=configured, stale_after_s=stale_after_s)
 
 
 @dataclass

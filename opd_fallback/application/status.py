@@ -7,23 +7,33 @@ documented in docs/status-json.md; add keys, never rename or remove them.
 
 The sync engine records its attempts in the ``meta`` table under the
 ``SYNC_*`` keys below (values are plain strings).
+
+``status`` must start fast (issue 12: under 0.4 s), and importing SQLAlchemy,
+SQLModel and the table models costs several times the whole report, so the
+report is read with plain SQL on a read-only ``sqlite3`` snapshot
+(store/readonly.py); the money comes from the same queries as the counter's
+cash summary (application/daytotals.py). Keep this module free of SQLAlchemy.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import text
-from sqlmodel import Session
 
-from opd_fallback.application.services import day_totals
-from opd_fallback.domain.clock import IST, duration_words, now_ist
-from opd_fallback.domain.payloads import OP_KINDS
-from opd_fallback.domain.rules import PAYMENT_MODES, format_paise
-from opd_fallback.store import marks, meta, outbox
-from opd_fallback.store.engine import Store
+from opd_fallback.application.daytotals import totals_for_day
+from opd_fallback.domain.clock import IST, duration_words, now_iso, now_ist
+from opd_fallback.domain.rules import OP_KINDS, PAYMENT_MODES, format_paise
+from opd_fallback.store import marks, meta
+from opd_fallback.store import states as outbox
+from opd_fallback.store.readonly import snapshot
+
+if TYPE_CHECKING:
+    from opd_fallback.store.engine import Store
 
 SCHEMA_VERSION = 1
 
@@ -47,10 +57,31 @@ def _age_seconds(recorded_at: str | None, now: datetime) -> int | None:
         return None
 
 
-def _last_sync(session: Session) -> dict[str, Any]:
+def _rows(conn: sqlite3.Connection, sql: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _counter(conn: sqlite3.Connection, name: str) -> int:
+    """The current value of a number counter (store/numbers.py ``peek``)."""
+    row = conn.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _oldest_recorded_at(conn: sqlite3.Connection, states: Sequence[str]) -> str | None:
+    marks = ",".join("?" * len(states))
+    oldest = conn.execute(f"SELECT min(recorded_at) FROM op WHERE state IN ({marks})", tuple(states)).fetchone()[0]
+    return None if oldest is None else str(oldest)
+
+
+def _last_sync(conn: sqlite3.Connection) -> dict[str, Any]:
     outcome: str | None = None
     error: str | None = None
-    raw = meta.get(session, SYNC_LAST_OUTCOME)
+    raw = _meta(conn, SYNC_LAST_OUTCOME)
     if raw:
         try:
             summary = orjson.loads(raw)
@@ -62,15 +93,15 @@ def _last_sync(session: Session) -> dict[str, Any]:
         if outcome in _FAILED_OUTCOMES:
             error = str(summary.get("message") or outcome)[:300]
     return {
-        "last_attempt_at": meta.get(session, SYNC_LAST_ATTEMPT_AT),
+        "last_attempt_at": _meta(conn, SYNC_LAST_ATTEMPT_AT),
         "last_outcome": outcome,
-        "last_success_at": meta.get(session, SYNC_LAST_SUCCESS_AT),
+        "last_success_at": _meta(conn, SYNC_LAST_SUCCESS_AT),
         "last_error": error,
     }
 
 
-def _payments_today(session: Session, day: str) -> dict[str, Any]:
-    t = day_totals(session, day)
+def _payments_today(conn: sqlite3.Connection, day: str) -> dict[str, Any]:
+    t = totals_for_day(lambda sql, params: _rows(conn, sql, params), day)
     voided = {m: {"count": 0, "total_paise": 0} for m in PAYMENT_MODES}
     voided.update({m: {"count": v.count, "total_paise": v.total_paise} for m, v in t.voided_by_mode.items()})
     return {
@@ -82,29 +113,81 @@ def _payments_today(session: Session, day: str) -> dict[str, Any]:
     }
 
 
-def collect(store: Store, device_id: str, *, now: datetime | None = None,
+def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = None,
             hub_configured: bool = False) -> dict[str, Any]:
-    """The status report as a JSON-ready dict (see docs/status-json.md)."""
-    from opd_fallback.application.share import hub_status
+    """The status report as a JSON-ready dict (see docs/status-json.md), read from
+    the counter database (its path, or an open ``Store``) in one snapshot,
+    without writing to it.
 
+    A database whose schema is too old to read this way is upgraded first
+    (as opening it for any other command would)."""
+    db_path = Path(db.path if hasattr(db, "path") else db)
+    try:
+        return _collect(db_path, device_id, now=now, hub_configured=hub_configured)
+    except sqlite3.OperationalError as exc:
+        if "no such" not in str(exc):  # a missing table or column: an older schema
+            raise
+    from opd_fallback.store import open_store
+
+    open_store(db_path).close()  # runs the migrations
+    return _collect(db_path, device_id, now=now, hub_configured=hub_configured)
+
+
+def hub_section(conn: sqlite3.Connection, *, configured: bool, stale_after_s: float = 60.0) -> dict[str, Any]:
+    """The ``hub`` object of ``status --json`` (docs/status-json.md), read with
+    plain SQL (``application.share.hub_status`` gives the same for a Store)."""
+    last_at = _meta(conn, meta.HUB_LAST_AT)
+    last_ok = _meta(conn, meta.HUB_LAST_OK_AT)
+    raw = _meta(conn, meta.HUB_LAST_OUTCOME)
+    by_device = {str(d): int(n) for d, n in _rows(
+        conn, "SELECT device_id, count(*) FROM shared_record GROUP BY device_id")}
+    pending = int(_rows(conn, "SELECT count(*) FROM op WHERE seq > ?",
+                        (int(_meta(conn, meta.HUB_PUSHED_SEQ) or 0),))[0][0] or 0)
+    try:
+        last = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        last = {}
+    if not isinstance(last, dict):
+        last = {}
+    online = False
+    if configured and last.get("outcome") == "ok" and last_ok:
+        try:
+            age = (datetime.fromisoformat(now_iso()) - datetime.fromisoformat(last_ok)).total_seconds()
+            online = age <= stale_after_s
+        except ValueError:
+            online = False
+    return {
+        "configured": configured,
+        "state": "not_configured" if not configured else ("online" if online else "offline"),
+        "last_exchange_at": last_at,
+        "last_ok_at": last_ok,
+        "last_outcome": last.get("outcome"),
+        "last_message": last.get("message"),
+        "records_from_other_counters": sum(by_device.values()),
+        "records_by_counter": by_device,
+        "ops_not_yet_shared": pending,
+    }
+
+
+def _collect(db_path: Path, device_id: str, *, now: datetime | None, hub_configured: bool) -> dict[str, Any]:
     now = now or now_ist()
-    with store.read() as s:
-        by_state = outbox.counts_by_state(s)
-        by_kind = outbox.counts_by_state_and_kind(s)
-        oldest_pending = outbox.oldest_recorded_at(s, [outbox.PENDING])
-        oldest_flagged = outbox.oldest_recorded_at(s, list(NEEDS_PERSON))
+    with snapshot(db_path) as conn:
+        by_state = dict.fromkeys(outbox.STATES, 0)
+        by_state.update({str(st): int(n) for st, n in _rows(conn, "SELECT state, count(*) FROM op GROUP BY state")})
+        by_kind: dict[str, dict[str, int]] = {}
+        for st, kind, n in _rows(conn, "SELECT state, kind, count(*) FROM op GROUP BY state, kind"):
+            by_kind.setdefault(str(st), {})[str(kind)] = int(n)
+        oldest_pending = _oldest_recorded_at(conn, [outbox.PENDING])
+        oldest_flagged = _oldest_recorded_at(conn, NEEDS_PERSON)
         waiting = int(
-            s.execute(
-                text("SELECT count(*) FROM op WHERE state = 'pending' AND wait_reason IS NOT NULL")
-            ).scalar()
-            or 0
+            _rows(conn, "SELECT count(*) FROM op WHERE state = 'pending' AND wait_reason IS NOT NULL")[0][0] or 0
         )
-        damaged = int(s.execute(
-            text("SELECT count(*) FROM op WHERE state = :st AND last_status = :d"),
-            {"st": outbox.REJECTED, "d": outbox.DAMAGED}).scalar() or 0)
-        went_back = meta.get(s, marks.WENT_BACK) or marks.behind_words(s, store.path)
-        sync = _last_sync(s)
-        payments = _payments_today(s, now.astimezone(IST).date().isoformat())
+        damaged = int(_rows(conn, "SELECT count(*) FROM op WHERE state = :st AND last_status = :d",
+                            {"st": outbox.REJECTED, "d": outbox.DAMAGED})[0][0] or 0)
+        went_back = _meta(conn, marks.WENT_BACK) or marks.went_back_words(db_path, lambda name: _counter(conn, name))
+        sync = _last_sync(conn)
+        payments = _payments_today(conn, now.astimezone(IST).date().isoformat())
+        hub = hub_section(conn, configured=hub_configured)
     kinds = {
         state: {k: by_kind.get(state, {}).get(k, 0) for k in OP_KINDS} for state in outbox.STATES
     }
@@ -130,7 +213,7 @@ def collect(store: Store, device_id: str, *, now: datetime | None = None,
             "damaged": damaged,  # of those: damaged in this database, never sent
         },
         "last_sync": sync,
-        "hub": hub_status(store, configured=hub_configured),
+        "hub": hub,
         "payments_today": payments,
         "went_back_in_time": went_back,
     }

@@ -107,9 +107,13 @@ def warn_now() -> None:
     """Warnings every run must show (TLS checks off), from the environment and
     config.toml; never stops a command that would otherwise run."""
     from opd_fallback.cli.common import warn_insecure_tls, warned_tls
-    from opd_fallback.config import load_settings
+    from opd_fallback.datadir import tls_checks_may_be_off
 
     warned_tls.clear()  # a new run (tests run many in one process)
+    if not tls_checks_may_be_off():  # the usual case, known without loading pydantic-settings
+        return
+    from opd_fallback.config import load_settings
+
     with contextlib.suppress(Exception):  # a bad setting is reported by the command that needs it
         warn_insecure_tls(load_settings())
 

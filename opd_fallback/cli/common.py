@@ -2,6 +2,8 @@
 
 Commands stay thin: they parse arguments, call the domain or services, and
 turn a ``DomainError`` into a clear message on stderr with exit status 1.
+Every command module imports this one at start, so config, the store and the
+domain (pydantic, SQLAlchemy) are imported inside the helpers that use them.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from opd_fallback.config import Settings, load_settings, tls_warning
-from opd_fallback.domain.errors import DomainError
-from opd_fallback.store import Store, open_store
+if TYPE_CHECKING:  # imported where used: every command loads this module, `--help` needs none of them
+    from opd_fallback.config import Settings
+    from opd_fallback.domain.errors import DomainError
+    from opd_fallback.store import Store
 
 DataDirOpt = Annotated[
     Path | None,
@@ -72,6 +75,8 @@ def fail_domain(exc: DomainError, *, code: int = 1) -> NoReturn:
 @contextmanager
 def domain_errors() -> Iterator[None]:
     """Turn a refused request into a message and exit 1 (no traceback for clerks)."""
+    from opd_fallback.domain.errors import DomainError
+
     try:
         yield
     except DomainError as exc:
@@ -83,6 +88,8 @@ warned_tls: list[bool] = []
 
 def warn_insecure_tls(s: Settings) -> None:
     """Say so on stderr, once per run, while TLS certificate checks are off."""
+    from opd_fallback.config import tls_warning
+
     text = tls_warning(s)
     if text and not warned_tls:
         warned_tls.append(True)
@@ -91,6 +98,8 @@ def warn_insecure_tls(s: Settings) -> None:
 
 def settings() -> Settings:
     """Settings for this counter (``--data-dir`` / ``OPD_DATA_DIR`` / platform dir)."""
+    from opd_fallback.config import load_settings
+
     s = load_settings()
     warn_insecure_tls(s)
     return s
@@ -98,6 +107,8 @@ def settings() -> Settings:
 
 def counter_settings() -> Settings:
     """Settings of a counter that has been set up with ``init`` (else exit 1)."""
+    from opd_fallback.config import load_settings
+
     s = load_settings()
     warn_insecure_tls(s)
     if not s.device_id or not s.db_path.exists():
@@ -108,6 +119,8 @@ def counter_settings() -> Settings:
 @contextmanager
 def counter_store() -> Iterator[tuple[Settings, Store]]:
     """The set-up counter's settings and its open store, closed afterwards."""
+    from opd_fallback.store import open_store
+
     s = counter_settings()
     store = open_store(s.db_path)
     try:

@@ -18,16 +18,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from opd_fallback.application.backentry import FileUnusable, ImportRefused, import_file
 from opd_fallback.cli.common import DataDirOpt, counter_store, use_data_dir
-from opd_fallback.domain.errors import DomainError
-from opd_fallback.store import operators
+
+if TYPE_CHECKING:  # rich, the store and the import itself are imported inside the command (quick start)
+    from rich.console import Console
 
 EXIT_UNUSABLE = 2
 EXIT_REFUSED = 3
@@ -46,6 +44,9 @@ def progress_bar(enabled: bool, console: Console | None = None) -> Iterator[Call
     if not enabled:
         yield None
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console or Console(stderr=True), transient=True) as bar:
         task = bar.add_task("rows", total=None)
@@ -65,6 +66,10 @@ def import_csv(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Import manual slips from a back-entry CSV (format: docs/backentry-csv.md)."""
+    from opd_fallback.application.backentry import FileUnusable, ImportRefused, import_file
+    from opd_fallback.domain.errors import DomainError
+    from opd_fallback.store import operators
+
     use_data_dir(data_dir)
     if not file.is_file():  # say so before asking for a PIN
         typer.echo(f"error: {file}: no such file", err=True)

@@ -18,12 +18,10 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opd_fallback.application import reports
-from opd_fallback.application.nightly import EXIT_OK, EXIT_UNREACHABLE, central_client, run_nightly
 from opd_fallback.cli.common import (
     HELP_FROM_STDIN,
     HELP_ON_COMMAND_LINE,
@@ -33,11 +31,9 @@ from opd_fallback.cli.common import (
     read_token,
 )
 from opd_fallback.cli.common import settings as load_settings
-from opd_fallback.config import Settings, write_config, write_token
-from opd_fallback.domain.clock import today_ist
-from opd_fallback.store import backup as backups
-from opd_fallback.store import readiness
-from opd_fallback.store.engine import open_store
+
+if TYPE_CHECKING:  # the rest is imported inside the commands: each loads SQLAlchemy or httpx
+    from opd_fallback.config import Settings
 
 ReportOpt = Annotated[
     Path | None, typer.Option("--report", help="Also write the report to FILE (.html, .csv or .json)")
@@ -53,6 +49,8 @@ def _day(value: str) -> date:
 
 def _check_report_path(path: Path | None) -> None:
     if path is not None:
+        from opd_fallback.application import reports
+
         try:
             reports.format_for(path)
         except ValueError as exc:
@@ -60,6 +58,8 @@ def _check_report_path(path: Path | None) -> None:
 
 
 def _emit(report: dict[str, Any], as_json: bool, report_path: Path | None) -> None:
+    from opd_fallback.application import reports
+
     if as_json:
         sys.stdout.write(reports.to_json(report))
     else:
@@ -79,6 +79,7 @@ def reconcile_cmd(
     ] = False,
 ) -> None:
     """Compare this counter's day with central; exit 0 clean, 1 look, 3 unreachable."""
+    from opd_fallback.application.nightly import EXIT_UNREACHABLE, central_client
     from opd_fallback.application.reconcile import reconcile_day
 
     d = _day(day)
@@ -107,6 +108,9 @@ def nightly_cmd(
     ] = 60.0,
 ) -> None:
     """Push, refresh, reconcile yesterday and today, back up; exit non-zero if a person must look."""
+    from opd_fallback.application.nightly import run_nightly
+    from opd_fallback.domain.clock import today_ist
+
     _check_report_path(report)
     with counter_store() as (s, store):
         out = run_nightly(s, store, give_up_after_s=give_up_after)
@@ -122,6 +126,8 @@ def backup_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Back up the counter database now (online, checked, rotated)."""
+    from opd_fallback.store import backup as backups
+
     s = counter_settings()
     try:
         res = backups.backup(s.db_path, to or s.backups_dir, keep=keep or s.backups_keep,
@@ -180,6 +186,11 @@ def restore_cmd(
         return
     if backup_file is None:
         fail("give a BACKUP file, or --from-hub --device ID to rebuild this counter from the LAN hub")
+    from opd_fallback.application.nightly import EXIT_OK, EXIT_UNREACHABLE, central_client
+    from opd_fallback.store import backup as backups
+    from opd_fallback.store import readiness
+    from opd_fallback.store.engine import open_store
+
     token = read_token(token, token_stdin)
     s = load_settings()
     try:
@@ -249,6 +260,8 @@ def restore_cmd(
 
 
 def _save(s: Settings, updates: dict[str, Any], token: str | None) -> None:
+    from opd_fallback.config import write_config, write_token
+
     if updates:
         write_config(s, updates)
     if token:

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
-from opd_fallback.application import review as R
 from opd_fallback.cli.common import counter_store, domain_errors, fail
+
+if TYPE_CHECKING:  # imported inside each command: it loads the store (SQLAlchemy)
+    from opd_fallback.application import review as R
 
 review_app = typer.Typer(help="Flagged records waiting for a supervisor's decision.", no_args_is_help=True)
 
@@ -60,6 +62,8 @@ def render_item(item: R.ReviewItem) -> str:
 @review_app.command("list")
 def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable")] = False) -> None:
     """Every flagged op, oldest first, with why it needs a person."""
+    from opd_fallback.application import review as R
+
     with counter_store() as (_s, store):
         items = R.ReviewService(store).items()
         count, oldest = R.summary(store)
@@ -79,6 +83,8 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
 @review_app.command("show")
 def show_cmd(op: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One op explained, field by field (op id, its first characters, or the record's offline number)."""
+    from opd_fallback.application import review as R
+
     with counter_store() as (_s, store), domain_errors():
         item = R.ReviewService(store).item(op)
     typer.echo(json.dumps(item.as_json(), ensure_ascii=False, indent=2) if as_json else render_item(item))
@@ -118,6 +124,8 @@ def resolve_cmd(
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the PIN from one line of stdin")] = False,
 ) -> None:
     """Decide one flagged op; the decision goes to central on the next sync."""
+    from opd_fallback.application import review as R
+
     chosen = [n for n, on in (("--link", link is not None), ("--create-new", create_new), ("--merge", bool(merge)),
                               ("--correct", bool(correct)), ("--cancel", cancel), ("--retry", retry)) if on]
     if len(chosen) != 1:
@@ -155,6 +163,8 @@ def history_cmd(
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 200,
 ) -> None:
     """Every review decision (and refusal): who, when, what and why, newest first."""
+    from opd_fallback.application import review as R
+
     with counter_store() as (_s, store):
         entries = R.ReviewService(store).history(limit)
     rows = [{"at": e.at, "actor": e.actor, "action": e.action, "op_id": e.subject,

@@ -27,16 +27,6 @@ from opd_fallback.cli.common import (
     settings,
     use_data_dir,
 )
-from opd_fallback.config import (
-    check_ca_bundle,
-    load_settings,
-    private_dir,
-    write_config,
-    write_hub_token,
-    write_token,
-)
-from opd_fallback.store import open_store
-from opd_fallback.store import operators as ops
 
 operator_app = typer.Typer(help="Counter operators and their PINs.", no_args_is_help=True)
 
@@ -78,6 +68,16 @@ def init(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create this counter's configuration and database in the data directory."""
+    from opd_fallback.config import (
+        check_ca_bundle,
+        load_settings,
+        private_dir,
+        write_config,
+        write_hub_token,
+        write_token,
+    )
+    from opd_fallback.store import open_store
+
     use_data_dir(data_dir)
     token = read_token(token, token_stdin)
     hub_tok = sys.stdin.readline().strip() if hub_token_stdin else None
@@ -140,6 +140,8 @@ def _check_hub(url: str) -> str:
 
 
 def _read_pin(pin_stdin: bool, role: str = "operator") -> str:
+    from opd_fallback.store import operators as ops
+
     if pin_stdin:
         line = sys.stdin.readline()
         return line.rstrip("\r\n")
@@ -161,6 +163,8 @@ def operator_add(
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the PIN from stdin (one line)")] = False,
 ) -> None:
     """Add an operator; the PIN is asked twice without echo (or read from stdin)."""
+    from opd_fallback.store import operators as ops
+
     if role not in ops.ROLES:
         fail(f"--role must be one of {', '.join(ops.ROLES)}")
     with counter_store() as (_s, store), domain_errors():
@@ -174,6 +178,8 @@ def operator_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """List operators (never their PINs)."""
+    from opd_fallback.store import operators as ops
+
     with counter_store() as (_s, store):
         rows = ops.list_operators(store)
     if as_json:
@@ -192,6 +198,8 @@ def operator_list(
 @operator_app.command("disable")
 def operator_disable(operator_id: Annotated[str, typer.Argument(help="Login id")]) -> None:
     """Stop an operator from logging in (their records stay)."""
+    from opd_fallback.store import operators as ops
+
     with counter_store() as (_s, store), domain_errors():
         ops.disable_operator(store, operator_id)
     typer.echo(f"operator {operator_id} disabled")
@@ -204,6 +212,8 @@ def operator_unlock(
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the supervisor's PIN from stdin")] = False,
 ) -> None:
     """Lift a PIN lockout before it runs out (a supervisor's PIN; audited)."""
+    from opd_fallback.store import operators as ops
+
     with counter_store() as (_s, store), domain_errors():
         pin = sys.stdin.readline().strip() if pin_stdin else str(typer.prompt("Supervisor PIN", hide_input=True))
         sup = ops.verify_operator(store, supervisor, pin, role="supervisor", purpose="unlock")

@@ -18,12 +18,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from opd_fallback.cli.common import TokenOpt, TokenStdinOpt, read_token, warn_insecure_tls
-from opd_fallback.config import Settings, check_ca_bundle, load_settings
+
+if TYPE_CHECKING:  # imported in _settings: pydantic-settings is not needed for `--help`
+    from opd_fallback.config import Settings
 
 ServerOpt = Annotated[str | None, typer.Option("--server", help="Central server URL [env OPD_CENTRAL_URL]")]
 CaOpt = Annotated[Path | None, typer.Option(
@@ -37,6 +39,8 @@ def _err(msg: str) -> None:
 
 
 def _settings(data_dir: Path | None, server: str | None, token: str | None, ca_bundle: Path | None) -> Settings:
+    from opd_fallback.config import check_ca_bundle, load_settings
+
     if data_dir is not None:
         os.environ["OPD_DATA_DIR"] = str(data_dir.expanduser().resolve())
     s = load_settings(None, central_url=server, central_token=token, ca_bundle=ca_bundle)

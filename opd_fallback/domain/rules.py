@@ -27,6 +27,8 @@ PAYMENT_MODES = ("cash", "upi", "card", "waived")
 MODES_NEEDING_REF = ("upi", "card")
 VISIT_TYPES = ("new", "revisit")
 PRIORITIES = ("routine", "urgent")
+# payloads.OpKind's members, here so `status` can list them without loading pydantic
+OP_KINDS = ("patient.register", "patient.update", "visit.open", "lab.order", "payment.record", "payment.void")
 MAX_AGE_YEARS = 130
 
 

@@ -32,13 +32,15 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import event, text
-from sqlmodel import Session
+
+if TYPE_CHECKING:  # SQLAlchemy is imported where used: `status` reads the marks without it
+    from sqlmodel import Session
 
 SUFFIX = ".marks"
 WENT_BACK = "went_back_in_time"  # meta key: the warning in words, until a person clears it
@@ -126,6 +128,8 @@ def _tx(session: Session) -> _TxMarks | None:
     session.info[_INFO_KEY] = state
     if not session.info.get(_LISTENING):  # once per session (listeners cannot be removed while they run)
         session.info[_LISTENING] = True
+        from sqlalchemy import event
+
         event.listen(session, "before_commit", _before_commit)
         event.listen(session, "after_commit", _after_commit)
         event.listen(session, "after_rollback", _forget)
@@ -140,6 +144,8 @@ def _merged(before: dict[str, int], new: dict[str, int]) -> dict[str, int]:
 
 
 def _before_commit(session: Session) -> None:
+    from sqlalchemy import text
+
     state = session.info.get(_INFO_KEY)
     if state is None or not state.handed_out:
         return
@@ -190,13 +196,19 @@ def note(session: Session, name: str, value: int) -> None:
 def behind_words(session: Session, db_path: Path | str) -> str | None:
     """In words, why this database is older than numbers it already handed out
     (read-only: for ``status`` before any new work), or None."""
+    from opd_fallback.store import numbers
+
+    return went_back_words(db_path, lambda name: numbers.peek(session, name))
+
+
+def went_back_words(db_path: Path | str, peek: Callable[[str], int]) -> str | None:
+    """:func:`behind_words` with ``peek(name)`` giving the database's current
+    value of a counter (so ``status`` can ask with plain ``sqlite3``)."""
     known = read(path_for(db_path))
     if known is None:
         return None
-    from opd_fallback.store import numbers
-
     for name, mark in sorted(known.committed.items()):
-        have = numbers.peek(session, name)
+        have = peek(name)
         if have < mark:
             return (f"this counter's database is older than numbers it already handed out ({name} {have} here, "
                     f"{mark} saved before): its latest changes were lost (was counter.db-wal deleted, or an old "

@@ -5,8 +5,10 @@ Keys are named here so the sync engine, status, readiness and the TUI agree.
 
 from __future__ import annotations
 
-from sqlalchemy import text
-from sqlmodel import Session
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # SQLAlchemy is imported where used, so reading the key names below loads nothing
+    from sqlmodel import Session
 
 # Set after a restore until central's max_seq has been checked; writes refuse meanwhile.
 NEEDS_SEQ_CHECK = "needs_seq_check"
@@ -20,11 +22,15 @@ LAST_SEQ_CHECK = "last_seq_check"
 
 
 def get(session: Session, key: str, default: str | None = None) -> str | None:
+    from sqlalchemy import text
+
     row = session.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": key}).first()
     return default if row is None else str(row[0])
 
 
 def put(session: Session, key: str, value: str) -> None:
+    from sqlalchemy import text
+
     session.execute(
         text("INSERT INTO meta(key, value) VALUES (:k, :v) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
         {"k": key, "v": value},
@@ -32,6 +38,8 @@ def put(session: Session, key: str, value: str) -> None:
 
 
 def delete(session: Session, key: str) -> None:
+    from sqlalchemy import text
+
     session.execute(text("DELETE FROM meta WHERE key = :k"), {"k": key})
 # The LAN hub (written by the share use case, read by status and the TUI).
 HUB_CURSOR = "hub_cursor"  # hub sequence pulled through

@@ -42,14 +42,8 @@ from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.domain.jsonio import dumps, loads
 from opd_fallback.domain.payloads import wire
+from opd_fallback.store.states import CANCELLED, CONFLICT, DAMAGED, FLAGGED, PENDING, REJECTED, STATES, SYNCED
 from opd_fallback.store.tables import Op
-
-PENDING, SYNCED, REJECTED, CONFLICT, CANCELLED = "pending", "synced", "rejected", "conflict", "cancelled"
-STATES = (PENDING, SYNCED, REJECTED, CONFLICT, CANCELLED)
-FLAGGED = (REJECTED, CONFLICT)
-# A pending op whose stored data cannot be read (a damaged file): flagged ``rejected``
-# with this error code and ``last_status``, never sent, for a person to decide.
-DAMAGED = "damaged_locally"
 
 __all__ = [
     "CANCELLED", "CONFLICT", "FLAGGED", "PENDING", "REJECTED", "STATES", "SYNCED", "TRANSITIONS",

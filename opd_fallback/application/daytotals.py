@@ -1,0 +1,71 @@
+"""A day's money by payment mode, its voids, and what review cancelled: one
+set of SQL for the counter's cash summary and for ``status``.
+
+The queries take any way of running SQL with named parameters (``:d``,
+``:o``): :func:`opd_fallback.application.services.day_totals` runs them in a
+SQLModel session, ``status`` on a plain ``sqlite3`` snapshot
+(store/readonly.py) so that it starts without loading SQLAlchemy. Keep this
+module free of SQLAlchemy, pydantic and the table models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opd_fallback.domain.rules import PAYMENT_MODES
+
+# runs one SELECT with named parameters and returns its rows
+RunSql = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
+
+
+@dataclass(frozen=True)
+class ModeTotal:
+    count: int = 0
+    total_paise: int = 0
+
+
+@dataclass(frozen=True)
+class CashSummary:
+    operator_id: str
+    day: str
+    by_mode: dict[str, ModeTotal]
+    voids: ModeTotal
+    voided_by_mode: dict[str, ModeTotal]
+    # Payments a supervisor cancelled in review (never reaching central): shown
+    # apart, since the review note says what happened to that money.
+    cancelled: ModeTotal = ModeTotal()
+
+    @property
+    def collected_paise(self) -> int:
+        """Money actually in hand: cash/UPI/card taken minus what was voided
+        (payments and voids cancelled in review are left out of both)."""
+        taken = sum(t.total_paise for m, t in self.by_mode.items() if m != "waived")
+        voided = sum(t.total_paise for m, t in self.voided_by_mode.items() if m != "waived")
+        return taken - voided
+
+
+def totals_for_day(run: RunSql, day: str, operator_id: str | None = None) -> CashSummary:
+    """Payments of ``day`` (YYYY-MM-DD, IST) by mode, for one operator or all, with
+    their voids; what review cancelled is counted apart (see ``CashSummary``)."""
+    who = "" if operator_id is None else "p.operator_id=:o AND "
+    params = {"o": operator_id, "d": day}
+    rows = run(
+        "SELECT p.mode, count(*), coalesce(sum(p.amount_paise),0) FROM payment p "
+        "JOIN op ON op.op_id = p.op_id "
+        f"WHERE {who}substr(p.created_at,1,10)=:d AND op.state != 'cancelled' GROUP BY p.mode", params)
+    crow = run(
+        "SELECT count(*), coalesce(sum(p.amount_paise),0) FROM payment p JOIN op ON op.op_id = p.op_id "
+        f"WHERE {who}substr(p.created_at,1,10)=:d AND op.state = 'cancelled'", params)[0]
+    vrows = run(
+        "SELECT p.mode, count(*), coalesce(sum(p.amount_paise),0) FROM payment_void v "
+        "JOIN payment p ON p.local_ref = v.payment_local_ref "
+        "JOIN op pop ON pop.op_id = p.op_id JOIN op vop ON vop.op_id = v.op_id "
+        f"WHERE {who}substr(p.created_at,1,10)=:d "
+        "AND pop.state != 'cancelled' AND vop.state != 'cancelled' GROUP BY p.mode", params)
+    by_mode = {m: ModeTotal() for m in PAYMENT_MODES}
+    by_mode.update({str(m): ModeTotal(int(c), int(t)) for m, c, t in rows})
+    voided = {str(m): ModeTotal(int(c), int(t)) for m, c, t in vrows}
+    voids = ModeTotal(sum(v.count for v in voided.values()), sum(v.total_paise for v in voided.values()))
+    return CashSummary(operator_id or "*", day, by_mode, voids, voided, ModeTotal(int(crow[0]), int(crow[1])))
