@@ -23,6 +23,9 @@ transition          from                            to          who
 ``cancelled``       rejected, conflict, pending     cancelled   review (a person decided;
                                                                 pending: ops that wait on
                                                                 the cancelled one)
+(:func:`quarantine`) pending                        rejected    sync (its stored data is
+                                                                damaged; found by seq, as
+                                                                the op_id may be damaged)
 ==================  ==============================  ==========  =========================
 """
 
@@ -46,10 +49,10 @@ from opd_fallback.store.states import CANCELLED, CONFLICT, DAMAGED, FLAGGED, PEN
 from opd_fallback.store.tables import Op
 
 __all__ = [
-    "CANCELLED", "CONFLICT", "FLAGGED", "PENDING", "REJECTED", "STATES", "SYNCED", "TRANSITIONS",
-    "IllegalTransition", "Transition", "counts_by_state", "counts_by_state_and_kind", "dumps", "enqueue",
-    "envelope", "get", "list_ops", "loads", "new_op_id", "oldest_recorded_at", "op_state", "pending",
-    "transition", "transition_one", "unsynced_op_ids",
+    "CANCELLED", "CONFLICT", "DAMAGED", "FLAGGED", "PENDING", "REJECTED", "STATES", "SYNCED", "TRANSITIONS",
+    "IllegalTransition", "Transition", "as_envelope_model", "counts_by_state", "counts_by_state_and_kind",
+    "dumps", "enqueue", "envelope", "get", "list_ops", "loads", "new_op_id", "oldest_recorded_at", "op_state",
+    "pending", "quarantine", "rewrite_unsent_payloads", "transition", "transition_one", "unsynced_op_ids",
 ]
 
 
