@@ -112,9 +112,11 @@ def test_create_new_resubmits_with_resolution(store: Store, svc: CounterService)
     flag(store, reg.patient.op_id, "conflict", "conflict",
          {"code": "possible_duplicate", "message": "x", "candidates": [CANDIDATE]})
     rs = ReviewService(store)
-    # a prefix, as a supervisor types it: 10 time characters and 6 random ones (ops made in the
-    # same millisecond share the time part, so 12 characters collided now and then)
-    rs.create_new(rs.authenticate("sup1", "222222"), reg.patient.op_id[:16])
+    # a prefix, as a supervisor types it: the shortest one (12 characters at least) that no other
+    # op shares (ops of one millisecond share a long prefix: their ids are made in sequence)
+    others = [o.op_id for o in all_ops(store) if o.op_id != reg.patient.op_id]
+    n = next(n for n in range(12, 27) if not any(o.startswith(reg.patient.op_id[:n]) for o in others))
+    rs.create_new(rs.authenticate("sup1", "222222"), reg.patient.op_id[:n])
     assert orjson.loads(get(store, reg.patient.op_id).resolution or "null") == {"action": "create_new"}
 
 
