@@ -126,6 +126,7 @@ class CounterApp(App[None]):
         self.share_runner = share_runner
         self.share_interval_s = share_interval_s
         self._sharing = False
+        self.prints_pending = 0  # print jobs handed to a worker and not finished yet
 
     # ----------------------------------------------------------------- time
     def now(self) -> datetime:
@@ -175,7 +176,10 @@ class CounterApp(App[None]):
     def print_docs(self, docs: list[Document], *, on_done: Callable[[list[str]], None] | None = None) -> None:
         """Spool and print in a worker; a failure is shown, the record stays saved."""
 
+        self.prints_pending += 1
+
         def done(errors: list[str]) -> None:
+            self.prints_pending -= 1
             self.last_print_errors = errors
             if errors:
                 self.notify(tr("print.failed", self.lang, err="; ".join(errors)), severity="error", timeout=15)
@@ -191,6 +195,32 @@ class CounterApp(App[None]):
             done([f"{exc.__class__.__name__}: {exc}"])
 
         self.run_blocking(job, on_done=done, on_error=crashed, group="print")
+
+    # ----------------------------------------------------------------- quit
+    def unsaved_work(self) -> list[str]:
+        """What quitting now would lose (i18n keys): a half-filled form, a pending print."""
+        reasons = []
+        screens = [self.get_screen(n) for n in self._installed if self.is_screen_installed(n)]
+        if any(getattr(sc, "has_unsaved", lambda: False)() for sc in screens):
+            reasons.append("quit.form")
+        if self.prints_pending:
+            reasons.append("quit.print")
+        return reasons
+
+    async def action_quit(self) -> None:
+        """ctrl+q: ask first when something would be lost; a second ctrl+q in the question quits."""
+        from opd_fallback.tui.screens.confirm import ConfirmQuit
+
+        reasons = self.unsaved_work()
+        if not reasons or isinstance(self.screen, ConfirmQuit):
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmQuit(reasons), answered)
 
     # -------------------------------------------------------------- session
     def login(self, session: Session) -> None:

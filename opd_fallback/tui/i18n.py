@@ -158,6 +158,14 @@ STRINGS: dict[str, tuple[str, str]] = {
     "common.working": ("Working…", "काम चल रहा है…"),
     "common.failed": ("FAILED: {err}", "विफल: {err}"),
     "lang.switched": ("Language: English", "भाषा: हिंदी"),
+    "quit.title": ("Quit the counter? Something would be lost:", "काउंटर बंद करें? कुछ छूट जाएगा:"),
+    "quit.form": ("a form is half filled (not saved)", "एक फ़ॉर्म आधा भरा है (सेव नहीं हुआ)"),
+    "quit.print": ("a print is still on its way to the printer", "एक छपाई अभी प्रिंटर को जा रही है"),
+    "quit.keys": ("y quit anyway   n / Esc go back", "y फिर भी बंद करें   n / Esc वापस जाएँ"),
+    "field.waiver_reason": ("Waiver reason", "माफ़ी का कारण"),
+    "cash.waivers": ("Waived {reason} (by {who})", "माफ़ {reason} ({who} द्वारा)"),
+    "cash.voids_by": ("Voided (by {who})", "रद्द ({who} द्वारा)"),
+    "cash.reprints_by": ("Reprints (by {who})", "पुनर्मुद्रण ({who} द्वारा)"),
     "sync.started": ("Background sync running", "पृष्ठभूमि सिंक चल रहा है"),
 }
 
@@ -193,6 +201,8 @@ FIELD_LABELS_HI: dict[str, str] = {
     "operator": "ऑपरेटर",
     "pin_login": "पिन",
     "supervisor": "सुपरवाइज़र",
+    "supervisor_pin": "सुपरवाइज़र पिन",
+    "waiver_reason": "माफ़ी का कारण",
 }
 
 # The English sentences of rules.py / payloads.py, and their Hindi.
@@ -219,6 +229,11 @@ _MESSAGE_HI: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^contains characters that cannot be printed$"), "में ऐसे अक्षर हैं जो छप नहीं सकते"),
     (re.compile(r"^cannot be more than the master-data fee.*"), "मास्टर डेटा शुल्क से अधिक नहीं हो सकता"),
     (re.compile(r"^can only be changed.*"), "केवल नियम अनुसार बदला जा सकता है"),
+    (re.compile(r"^is required for a waiver.*"), "इस श्रेणी के नियम माफ़ी नहीं देते: कारण और सुपरवाइज़र की आईडी/पिन ज़रूरी"),
+    (re.compile(r"^a waiver for a \w+ patient needs a reason$"), "माफ़ी का कारण लिखें"),
+    (re.compile(r"^a waiver for a \w+ patient needs a supervisor.*"), "माफ़ी के लिए सुपरवाइज़र की आईडी और पिन ज़रूरी"),
+    (re.compile(r"^wrong supervisor ID or PIN.*"), "गलत सुपरवाइज़र आईडी या पिन"),
+    (re.compile(r"^must be 4 to 8 digits$"), "4 से 8 अंकों का होना चाहिए"),
 ]
 
 

@@ -15,7 +15,7 @@ from opd_fallback.domain.contract import Test
 from opd_fallback.domain.rules import format_paise
 from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.tui.i18n import tr
-from opd_fallback.tui.screens.form import FormScreen
+from opd_fallback.tui.screens.form import FormScreen, approval_fields
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
@@ -45,6 +45,7 @@ class LabScreen(FormScreen):
             yield FormField("fee", parser=parsers.rupees)
             yield FormField("mode", parser=parsers.mode, placeholder="cash")
             yield FormField("mode_ref", parser=parsers.text)
+            yield from approval_fields()
             yield Static("", id="form-msg")
 
     def on_mount(self) -> None:
@@ -144,6 +145,9 @@ class LabScreen(FormScreen):
         super().retranslate()
         self._show_tests()
 
+    def has_unsaved(self) -> bool:
+        return bool(self.tests) or super().has_unsaved()
+
     # --------------------------------------------------------------- save
     def action_save(self) -> None:
         if self.saving or self.app.session is None:  # type: ignore[attr-defined]
@@ -167,13 +171,15 @@ class LabScreen(FormScreen):
             self.refuse(bad)
             return
         assert payment is not None
-        payment = PaymentInput(mode=payment.mode, amount_paise=None, mode_ref=payment.mode_ref)
+        payment = PaymentInput(mode=payment.mode, amount_paise=None, mode_ref=payment.mode_ref,
+                               waiver_reason=payment.waiver_reason)
         codes = [t.code for t in self.tests]
         visit = self.visit
+        approver = self.take_approval(values)
         app = self.app
         self.save_in_worker(
             lambda: app.backend.lab_request(app.session, hit, visit, codes, payment=payment,  # type: ignore[attr-defined]
-                                            priority=values.get("priority") or "routine"))
+                                            priority=values.get("priority") or "routine", approver=approver))
 
     def saved_message(self, result: Any) -> str:
         return tr("lab.saved", self.lang, ref=result.ref, sample=result.summary["sample"])  # type: ignore[arg-type]

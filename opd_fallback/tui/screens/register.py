@@ -165,8 +165,10 @@ class RegisterScreen(VisitForm):
             return
         patient = {k: values.get(k) for k in PATIENT_FIELDS if values.get(k) is not None}
         patient.setdefault("category", "general")
+        approver = self.take_approval(values)
         app = self.app
         self.save_in_worker(
             lambda: app.backend.register_new(  # type: ignore[attr-defined]
-                app.session, patient, department=values["department"], unit=values.get("unit"), payment=payment  # type: ignore[attr-defined]
+                app.session, patient, department=values["department"], unit=values.get("unit"),  # type: ignore[attr-defined]
+                payment=payment, approver=approver,
             ))

@@ -134,6 +134,24 @@ class ReviewScreen(Screen[None]):
             self.query_one("#review-main").display = False
             self.query_one("#gate-pin" if self.supervisor_id else "#gate-id", Input).focus()
 
+    def on_screen_suspend(self) -> None:
+        """Locked or left: the PIN typed so far goes, and the supervisor must
+        give it again to decide anything more (an approval does not outlast them)."""
+        self.query_one("#gate-pin", Input).value = ""
+        if self.supervisor is not None:
+            self.supervisor = None
+            self._close_prompt_quietly()
+            self.query_one("#review-main").display = False
+            self.query_one("#review-gate").display = True
+
+    def on_screen_resume(self) -> None:
+        if self.supervisor is None and self.is_mounted:
+            self.query_one("#gate-pin" if self.query_one("#gate-id", Input).value else "#gate-id", Input).focus()
+
+    def _close_prompt_quietly(self) -> None:
+        self.pending_action, self.answers = None, []
+        self.query_one("#review-prompt").display = False
+
     # ---- workers -----------------------------------------------------------------
     def _bg(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None],
             on_error: Callable[[BaseException], None] | None = None) -> None:

@@ -42,9 +42,10 @@ class RevisitScreen(VisitForm):
         if bad:
             self.refuse(bad)
             return
+        approver = self.take_approval(values)
         app = self.app
         self.save_in_worker(
             lambda: app.backend.revisit(  # type: ignore[attr-defined]
                 app.session, hit, department=values["department"], unit=values.get("unit"),  # type: ignore[attr-defined]
-                payment=payment, category=values.get("category") or "general",
+                payment=payment, category=values.get("category") or "general", approver=approver,
             ))

@@ -57,6 +57,7 @@ class FormField(Horizontal):
         self._max_length = max_length
         self.problem: str | None = None  # English sentence
         self.hint: str = ""
+        self.default = ""  # what the form put here itself (set_text): anything else is the clerk's
 
     def compose(self) -> ComposeResult:
         yield TLabel(self.label_key)
@@ -70,6 +71,10 @@ class FormField(Horizontal):
         yield Static("", classes="error")
 
     @property
+    def password(self) -> bool:
+        return self._password
+
+    @property
     def input(self) -> Input:
         return self.query_one(Input)
 
@@ -78,7 +83,13 @@ class FormField(Horizontal):
         return self.input.value
 
     def set_text(self, text: str) -> None:
+        self.default = text
         self.input.value = text
+
+    @property
+    def edited(self) -> bool:
+        """Has the clerk typed something here that is not yet saved?"""
+        return self.input.value != self.default
 
     def validate_now(self) -> tuple[bool, Any]:
         """Parse the text; remember and show the problem (or clear it)."""
