@@ -19,6 +19,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
+from textual.worker import Worker
 
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.printing import Document, Printer
@@ -47,7 +48,7 @@ def run_in_thread(
     on_error: Callable[[BaseException], None],
     group: str,
     exclusive: bool = False,
-) -> None:
+) -> Worker[None]:
     """Run ``fn(*args)`` in a thread worker owned by ``node``; hand the result
     (or the exception, never swallowed) back to the event loop. Any screen can
     use it, in the counter app or not (the review screen does)."""
@@ -61,7 +62,7 @@ def run_in_thread(
             return
         _call_back(app, on_done, result)
 
-    node.run_worker(job, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
+    return node.run_worker(job, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
 
 
 def storage_problem(app: Any, exc: BaseException) -> BaseException:
@@ -160,9 +161,9 @@ class CounterApp(App[None]):
         on_error: Callable[[BaseException], None] | None = None,
         group: str = "blocking",
         exclusive: bool = False,
-    ) -> None:
+    ) -> Worker[None]:
         """Run ``fn(*args)`` in a thread; call back on the event loop."""
-        run_in_thread(self, fn, *args, on_done=on_done, on_error=on_error or self.show_error, group=group,
+        return run_in_thread(self, fn, *args, on_done=on_done, on_error=on_error or self.show_error, group=group,
                       exclusive=exclusive)
 
     def _back(self, cb: Callable[[Any], None], value: Any) -> None:
@@ -262,10 +263,13 @@ class CounterApp(App[None]):
             self.action_lock()
 
     # ----------------------------------------------------------- navigation
-    def open_flow(self, name: str) -> None:
-        """Open a work screen from home or from another work screen."""
+    async def open_flow(self, name: str) -> None:
+        """Open a work screen from home or from another work screen. Returns
+        once the screen is up and its first field focused, so keys the clerk
+        typed straight after the F-key land in that field, not nowhere."""
         from opd_fallback.tui.screens import FLOWS
         from opd_fallback.tui.screens.home import HomeScreen
+        from opd_fallback.tui.typeahead import after_queued_keys
 
         if self.session is None or self.locked:
             return
@@ -274,12 +278,14 @@ class CounterApp(App[None]):
         if not self.is_screen_installed(name):
             self.install_screen(FLOWS[name](), name=name)
             self._installed.append(name)
-        if self.screen is self.get_screen(name):
+        screen = self.get_screen(name)
+        if self.screen is screen:
             return
         if isinstance(self.screen, HomeScreen):
-            self.push_screen(name)
+            await self.push_screen(name)
         else:
-            self.switch_screen(name)
+            await self.switch_screen(name)
+        await after_queued_keys(screen)  # its on_mount / on_screen_resume (focus) has run
 
     def open_review(self) -> None:
         """The review of flagged ops: it asks for a supervisor's PIN itself,

@@ -62,10 +62,13 @@ class StoreBackend:
     """The counter's work over one store. Thread-safe as SQLite is: each call
     opens its own session."""
 
-    def __init__(self, store: Store, *, device_id: str, hospital: str) -> None:
+    def __init__(self, store: Store, *, device_id: str, hospital: str, district: str | None = None,
+                 state: str | None = None) -> None:
         self.store = store
         self.device_id = device_id
         self.hospital = hospital
+        self.district = district  # the hospital's: the registration form's default
+        self.state = state
         self.svc = CounterService(store, device_id)
         self.printouts = Printouts(store, device_id=device_id, hospital=hospital, svc=self.svc)
         self._test_choices: dict[str, str] | None = None

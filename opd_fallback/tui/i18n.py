@@ -36,13 +36,13 @@ STRINGS: dict[str, tuple[str, str]] = {
         "F2 नया  F3 पुनः  F4 लैब  F5 रद्द  F6 पुनर्मुद्रण  F7 कतार  F8 नकद  F11 समीक्षा  F9 English  ^L लॉक  ^Q बंद",
     ),
     "keys.form": (
-        "Enter/Tab next  F10 Save  Esc Back  F9 हिंदी  ^L Lock",
-        "Enter/Tab आगे  F10 सेव  Esc वापस  F9 English  ^L लॉक",
+        "Enter/Tab next  F10 Save  Esc Back  F9 हिंदी  ^L Lock  ^Q Quit",
+        "Enter/Tab आगे  F10 सेव  Esc वापस  F9 English  ^L लॉक  ^Q बंद",
     ),
     "keys.lock": ("Enter unlock  F2 switch operator  F9 हिंदी", "Enter अनलॉक  F2 ऑपरेटर बदलें  F9 English"),
     "keys.list": (
-        "↑↓ choose  Enter open  Esc Back  F9 हिंदी",
-        "↑↓ चुनें  Enter खोलें  Esc वापस  F9 English",
+        "↑↓ choose  Enter open  Esc Back  F9 हिंदी  ^L Lock  ^Q Quit",
+        "↑↓ चुनें  Enter खोलें  Esc वापस  F9 English  ^L लॉक  ^Q बंद",
     ),
     # login and lock
     "login.title": ("Log in to the counter", "काउंटर पर लॉग इन करें"),
@@ -74,6 +74,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "home.review": ("F11 Review flagged records (supervisor)", "F11 अटके रिकॉर्ड की समीक्षा (सुपरवाइज़र)"),
     # registration form
     "reg.title": ("New registration", "नया पंजीकरण"),
+    "reg.more": ("More (optional; F10 saves without them)", "और (वैकल्पिक; F10 इनके बिना भी सेव करता है)"),
     "revisit.title": ("Revisit", "पुनः आगमन"),
     "field.name": ("Name (English letters)", "नाम (अंग्रेज़ी अक्षरों में)"),
     "field.name_local": ("Name in local script", "नाम (हिंदी में)"),

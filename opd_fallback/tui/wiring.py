@@ -30,7 +30,8 @@ def _client_factory(settings: Settings) -> Callable[[], Any] | None:
 def app_from_settings(settings: Settings, *, background_sync: bool | None = None, **app_kwargs: Any) -> CounterApp:
     """The counter app for a set-up counter (``opd-fallback init`` done)."""
     store = open_store(settings.db_path)
-    backend = StoreBackend(store, device_id=settings.device_id, hospital=settings.hospital or settings.device_id)
+    backend = StoreBackend(store, device_id=settings.device_id, hospital=settings.hospital or settings.device_id,
+                           district=settings.hospital_district, state=settings.hospital_state)
     printer = make_printer(
         from_counter_config(settings.printer, settings.printer_target, settings.paper_width_chars, settings.data_dir),
         data_dir=settings.data_dir,

@@ -30,6 +30,7 @@ async def _waived_general_patient(pilot) -> None:
     await pilot.press("f2")
     await settle(pilot)
     await fill(pilot, {"name": "Ram Prasad", "sex": "m", "age_years": "40", "department": "MED", "mode": "waived"})
+    await pilot.press("enter")  # past the UTR / card slip field
     await settle(pilot)
 
 

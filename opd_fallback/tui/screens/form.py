@@ -29,8 +29,8 @@ _PROBLEM_FIELD = {"amount_paise": "fee", "items": "fee", "approved_by": "supervi
 class FormScreen(CounterScreen):
     BINDINGS = [
         *NAV_BINDINGS,
-        Binding("f10", "save", "Save", id="save", priority=True),
-        Binding("ctrl+s", "save", "Save", id="save.alt", show=False, priority=True),
+        Binding("f10", "save_key", "Save", id="save", priority=True),
+        Binding("ctrl+s", "save_key", "Save", id="save.alt", show=False, priority=True),
         Binding("enter", "enter_key", "Next", id="next-field", show=False, priority=True),
     ]
     saving = False
@@ -47,13 +47,37 @@ class FormScreen(CounterScreen):
         keys the clerk typed ahead land in the right fields. Inputs that are not
         form fields get Enter as usual."""
         focused = self.app.focused
+        pickers = self.query(PatientPicker)
+        if pickers and focused is not None and focused.id in ("search", "results"):
+            # the patient search, in the key's own turn too: the next keys land where the cursor goes
+            await after_queued_keys(focused)
+            if focused.id == "search":
+                pickers.first().submit_now()
+            else:
+                pickers.first().pick_highlighted()
+            return
         ff = self._owner(focused) if isinstance(focused, Input) else None
         if ff is None:
             raise SkipAction()
         await after_queued_keys(ff.input)
+        await self.before_enter(ff)
         if not self.enter_in_field(ff):
             self.validate_field(ff)
             self.focus_next_field(ff)
+
+    async def action_save_key(self) -> None:
+        """F10 from any field: first let the field take every key typed before
+        F10 (a fast clerk's "ENT" then F10 saves ENT), then save."""
+        focused = self.app.focused
+        if focused is not None:
+            await after_queued_keys(focused)
+        self.action_save()
+
+    def action_save(self) -> None:
+        """Hook: check the form and save it in a worker."""
+
+    async def before_enter(self, ff: FormField) -> None:
+        """Hook: wait for what Enter in this field needs (master data still loading)."""
 
     def enter_in_field(self, ff: FormField) -> bool:
         """Hook: handle Enter in a special field (the lab test picker); True if handled."""
@@ -75,8 +99,10 @@ class FormScreen(CounterScreen):
                 self.validate_field(ff)
 
     def _owner(self, widget: Input) -> FormField | None:
-        parent = widget.parent
-        return parent if isinstance(parent, FormField) else None
+        for node in widget.ancestors:
+            if isinstance(node, FormField):
+                return node
+        return None
 
     def validate_field(self, ff: FormField) -> tuple[bool, Any]:
         ok, value = ff.validate_now()

@@ -26,10 +26,10 @@ class RevisitScreen(VisitForm):
     def reset(self) -> None:
         self.query_one(PatientPicker).clear()
         super().reset()
-        self.query_one("#search", Input).focus()
+        self.set_focus(self.query_one("#search", Input))
 
     def on_patient_picker_picked(self, event: PatientPicker.Picked) -> None:
-        self.field("category").input.focus()
+        self.set_focus(self.field("department").input)
 
     def action_save(self) -> None:
         if self.saving or self.app.session is None:  # type: ignore[attr-defined]
