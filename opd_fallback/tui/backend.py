@@ -206,6 +206,12 @@ class StoreBackend:
                             recorded_at=now_ist().isoformat())
         return Saved(res.extra["receipt_no"], {"receipt": res.extra["receipt_no"]}, [doc])
 
+    def possible_duplicates(self, patient: dict[str, Any]) -> list[Any]:
+        """Registered patients a new one may be (this counter's and the index)."""
+        from opd_fallback.application.matching import possible_duplicates
+
+        return possible_duplicates(self.store, patient)
+
     # ----------------------------------------------------------------- reads
     def search_patients(self, query: str, *, limit: int = 20) -> list[PatientHit]:
         """Patients by uhid, offline number, mobile or name; the offline number on

@@ -267,10 +267,45 @@ class RegisterScreen(VisitForm):
             yield FormField("state", parser=parsers.text)
             yield FormField("pin", parser=rules.pin_code, placeholder="226003")
 
+    duplicates_cleared: tuple[Any, ...] | None = None
+
     def on_mount(self) -> None:
         self.reset()
 
+    def _duplicates_checked(self, who: tuple[Any, ...], found: list[Any]) -> None:
+        if not found:
+            self.duplicates_cleared = who
+            self.action_save()
+            return
+        from opd_fallback.tui.screens.duplicates import DuplicatesScreen
+
+        def chosen(choice: tuple[str, Any] | None) -> None:
+            if choice is None:
+                return  # back to the form as it was
+            if choice[0] == "new":
+                self.duplicates_cleared = who
+                self.action_save()
+            else:
+                self.run_worker(self._take_existing(choice[1]), group="dupes")
+
+        self.app.push_screen(DuplicatesScreen(found), chosen)
+
+    async def _take_existing(self, hit: Any) -> None:
+        """The clerk took the registered patient: a revisit for them, same department."""
+        from opd_fallback.tui.screens.revisit import RevisitScreen
+        from opd_fallback.tui.widgets.patient_picker import PatientPicker
+
+        dept, unit = self.field("department").text, self.field("unit").text
+        self.reset()
+        await self.app.open_flow("revisit")  # type: ignore[attr-defined]
+        screen = self.app.screen
+        if isinstance(screen, RevisitScreen):
+            screen.query_one(PatientPicker).pick(hit)
+            screen.field("department").set_text(dept)
+            screen.field("unit").set_text(unit)
+
     def reset(self) -> None:
+        self.duplicates_cleared = None
         super().reset()
         self.set_focus(self.field("name").input)  # now, not later: keys typed after F2 land here
         self.query_one(VerticalScroll).scroll_home(animate=False)
@@ -295,6 +330,14 @@ class RegisterScreen(VisitForm):
             return
         patient = {k: values.get(k) for k in PATIENT_FIELDS if values.get(k) is not None}
         patient.setdefault("category", "general")
+        who = tuple(patient.get(k) for k in ("name", "sex", "age_years", "mobile"))
+        if self.duplicates_cleared != who:
+            # first: is this patient already registered? (read in a worker)
+            app = self.app
+            app.run_blocking(app.backend.possible_duplicates, patient,  # type: ignore[attr-defined]
+                             on_done=lambda found: self._duplicates_checked(who, found), group="dupes",
+                             exclusive=True)
+            return
         approver = self.take_approval(values)
         app = self.app
         self.save_in_worker(
