@@ -287,15 +287,18 @@ class CounterApp(App[None]):
             await self.switch_screen(name)
         await after_queued_keys(screen)  # its on_mount / on_screen_resume (focus) has run
 
-    def open_review(self) -> None:
+    async def open_review(self) -> None:
         """The review of flagged ops: it asks for a supervisor's PIN itself,
         every time it is opened, whoever is logged in."""
         from opd_fallback.tui.screens.review import ReviewScreen
+        from opd_fallback.tui.typeahead import after_queued_keys
 
         if self.session is None or self.locked or isinstance(self.screen, ReviewScreen):
             return
         me = self.session.operator_id if self.session.is_supervisor else None
-        self.push_screen(ReviewScreen(self.backend, me))
+        screen = ReviewScreen(self.backend, me)
+        await self.push_screen(screen)
+        await after_queued_keys(screen)  # the PIN gate has the cursor before the next key
 
     def go_home(self) -> None:
         from opd_fallback.tui.screens.home import HomeScreen
@@ -307,7 +310,12 @@ class CounterApp(App[None]):
     def action_toggle_language(self) -> None:
         self.lang = "hi" if self.lang == "en" else "en"
         self.title = tr("app.title", self.lang)
-        for screen in self.screen_stack:
+        # every screen, the open forms that are installed but not on the stack too
+        screens = list(self.screen_stack)
+        for name in self._installed:
+            if self.is_screen_installed(name) and self.get_screen(name) not in screens:
+                screens.append(self.get_screen(name))
+        for screen in screens:
             self.retranslate(screen)
         self.notify(tr("lang.switched", self.lang), timeout=2)
 

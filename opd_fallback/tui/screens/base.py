@@ -21,7 +21,7 @@ NAV_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("f6", "flow('reprint')", "Reprint", id="flow.reprint", priority=True),
     Binding("f7", "flow('queue')", "Queue", id="flow.queue", priority=True),
     Binding("f8", "flow('cash')", "Cash", id="flow.cash", priority=True),
-    Binding("f11", "review", "Review", id="flow.review"),
+    Binding("f11", "review", "Review", id="flow.review", priority=True),
     Binding("ctrl+l", "lock", "Lock", id="lock", priority=True),
     Binding("escape", "home", "Back", id="home"),
 ]
@@ -50,8 +50,8 @@ class CounterScreen(Screen[None]):
     async def action_flow(self, name: str) -> None:
         await self.app.open_flow(name)  # type: ignore[attr-defined]
 
-    def action_review(self) -> None:
-        self.app.open_review()  # type: ignore[attr-defined]
+    async def action_review(self) -> None:
+        await self.app.open_review()  # type: ignore[attr-defined]
 
     def action_lock(self) -> None:
         self.app.action_lock()  # type: ignore[attr-defined]

@@ -181,6 +181,13 @@ class VisitForm(DepartmentFields, FormScreen):
         yield from payment_fields()
         yield Static("", id="form-msg")
 
+    def retranslate(self) -> None:
+        super().retranslate()
+        self.show_departments()
+        code = self.field("department").text.strip().upper()
+        if code in self.departments:
+            self.department_hint(code)
+
     # the department list follows the Department field
     def action_department_step(self, step: int) -> None:
         if not self.move_department(step):

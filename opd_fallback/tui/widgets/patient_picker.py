@@ -50,6 +50,11 @@ class PatientPicker(Vertical):
 
     def retranslate(self) -> None:
         retranslate_columns(self.query_one(DataTable), self.app.lang)  # type: ignore[attr-defined]
+        if self.picked is not None:
+            hit = self.picked
+            self.query_one("#picked", Static).update(
+                "✓ " + tr("revisit.selected", self.app.lang,  # type: ignore[attr-defined]
+                          name=f"{hit.name} · {hit.uhid or hit.local_ref or ''}"))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "search":
