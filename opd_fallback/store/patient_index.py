@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rapidfuzz import fuzz, utils
 from sqlalchemy import text
 from sqlmodel import Session
 
@@ -125,6 +124,8 @@ _FUZZY_POOL = 3000  # names sharing the first letters, ranked by similarity
 def name_score(query: str, name: str) -> float:
     """How alike a typed name is to a patient's: each typed word against its
     best-matching word of the name (rapidfuzz), averaged; 0-100."""
+    from rapidfuzz import fuzz, utils  # only when a name is compared (status and sync never do)
+
     q_words = [w for w in utils.default_process(query).split() if w]
     n_words = [w for w in utils.default_process(name).split() if w]
     if not q_words or not n_words:
@@ -225,7 +226,7 @@ def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]
             ),
             {"q": _fts_query(words), "l": limit},
         ).all()
-        if len(rows) < limit and len(q) >= 3:
+        if not rows and len(q) >= 3 and not any(c.isdigit() for c in q):  # nothing by prefix: a misspelling?
             rows += _fuzzy_rows(session, q, words, limit)
     seen: set[tuple[str | None, str | None]] = set()
     hits: list[PatientHit] = []

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.app import App
@@ -22,11 +22,12 @@ from textual.screen import Screen
 from textual.worker import Worker
 
 from opd_fallback.domain.clock import now_ist
-from opd_fallback.printing import Document, Printer
-from opd_fallback.printing.spool import Spool, print_with_spool
-from opd_fallback.store import failures
 from opd_fallback.tui.i18n import Lang, tr
 from opd_fallback.tui.state import Session, StatusModel
+
+if TYPE_CHECKING:  # printing (and the store behind the backend) load after the login screen shows
+    from opd_fallback.printing import Document, Printer
+    from opd_fallback.printing.spool import Spool
 
 Probe = Callable[[], bool]
 SyncRunner = Callable[[Callable[[int, int], None]], Any]
@@ -72,6 +73,8 @@ def storage_problem(app: Any, exc: BaseException) -> BaseException:
     path = getattr(store, "path", None)
     if not isinstance(exc, Exception):
         return exc
+    from opd_fallback.store import failures  # the store loads behind the login screen
+
     return failures.explain(exc, Path(path) if path else None, where="counter") or exc
 
 
@@ -89,8 +92,11 @@ class CounterApp(App[None]):
     def __init__(
         self,
         backend: Any,
-        printer: Printer,
+        printer: Printer | None,
         *,
+        loader: Callable[[], tuple[Any, Printer, Spool | None]] | None = None,
+        hospital: str = "",
+        device_id: str = "",
         spool: Spool | None = None,
         lang: Lang = "en",
         idle_lock_s: float = 300.0,
@@ -112,7 +118,12 @@ class CounterApp(App[None]):
         self.status_interval_s = status_interval_s
         self._clock = clock
         self.session: Session | None = None
-        self.status = StatusModel(hospital=backend.hospital, device_id=backend.device_id)
+        # ``loader`` (the store, the backend, the printer) runs in a worker once
+        # the login screen is up: the clerk sees it as soon as Textual can draw
+        self._loader = loader
+        self._when_ready: list[Callable[[], None]] = []
+        self.status = StatusModel(hospital=backend.hospital if backend else hospital,
+                                  device_id=backend.device_id if backend else device_id)
         self._last_activity = time.monotonic()
         self._next_probe = 0.0
         self._probe_backoff = 15.0
@@ -143,9 +154,26 @@ class CounterApp(App[None]):
         self.set_interval(1.0, self._check_idle)
         if self.share_runner is not None:
             self.set_interval(self.share_interval_s, self._share)
-        self.refresh_status()
+        if self.backend is None and self._loader is not None:
+            self.run_blocking(self._loader, on_done=self._loaded, group="load")
+        else:
+            self.refresh_status()
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=30)
+
+    def _loaded(self, parts: tuple[Any, Any, Any]) -> None:
+        self.backend, self.printer, self.spool = parts
+        waiting, self._when_ready = self._when_ready, []
+        for cb in waiting:
+            cb()
+        self.refresh_status()
+
+    def when_ready(self, cb: Callable[[], None]) -> None:
+        """Run ``cb`` now if the store is open, else as soon as it is (a fast login)."""
+        if self.backend is not None:
+            cb()
+        else:
+            self._when_ready.append(cb)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):
@@ -188,6 +216,8 @@ class CounterApp(App[None]):
                 on_done(errors)
 
         def job() -> list[str]:
+            from opd_fallback.printing.spool import print_with_spool
+
             with self._print_lock:
                 return print_with_spool(self.printer, self.spool, docs)
 
@@ -332,11 +362,13 @@ class CounterApp(App[None]):
     def refresh_status(self) -> None:
         """Kick the status worker (store counts, a gentle probe, maybe sync);
         never more than one at a time, however slow the network is."""
-        if self._status_busy:
+        if self._status_busy or self.backend is None:
             return
         self._status_busy = True
 
         def failed(exc: BaseException) -> None:
+            from opd_fallback.store import failures
+
             self._status_busy = False
             if isinstance(exc, failures.StorageProblem) and exc.kind != self._storage_said:
                 self._storage_said = exc.kind  # a damaged database or a lost disk: say it once, in words
@@ -421,6 +453,8 @@ def create_app(
     (or anything with the same methods); ``printer`` defaults to a file
     printer in ``print_dir``; the spool lives in ``spool_dir``. ``options``
     are ``CounterApp``'s own keywords (lang, idle_lock_s, probe, ...)."""
+    from opd_fallback.printing.spool import Spool
+
     if printer is None:
         from opd_fallback.printing.file import FilePrinter
 

@@ -35,7 +35,7 @@ def count_keys(steps: list[str], free: set[str] = frozenset()) -> int:  # type: 
     return n
 
 
-async def play(pilot: Any, steps: list[str]) -> None:
+async def play(pilot: Any, steps: list[str], *, wait_for_workers: bool = True) -> None:
     """Send the steps as bursts; between bursts (at WAIT) let the app settle."""
     from .conftest import settle
 
@@ -55,4 +55,8 @@ async def play(pilot: Any, steps: list[str]) -> None:
             event = events.Key(key, char)
             event.set_sender(pilot.app)
             driver.send_message(event)
-    await settle(pilot)
+    if wait_for_workers:
+        await settle(pilot)
+    else:
+        for _ in range(5):
+            await pilot.pause()
