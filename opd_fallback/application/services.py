@@ -37,7 +37,7 @@ from opd_fallback.domain import rules
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.domain.contract import MasterData
 from opd_fallback.domain.errors import DomainError, FieldProblem, validate
-from opd_fallback.domain.masterdata import DEFAULT_EXEMPT_CATEGORIES, Catalog
+from opd_fallback.domain.masterdata import Catalog, is_exempt
 from opd_fallback.store import audit, meta, numbers, outbox, reserved
 from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
@@ -59,10 +59,8 @@ _LOCAL_REF_PLACEHOLDER = "X-000000"
 
 
 def _is_exempt(catalog: Catalog | None, category: str, fee_code: str) -> bool:
-    """Do the category's rules grant this fee free? Without master data, the default exempt categories."""
-    if catalog is None:
-        return category in DEFAULT_EXEMPT_CATEGORIES
-    return catalog.is_exempt(category, fee_code)
+    """Do the category's rules grant this fee free? Without master data, the default exemptions."""
+    return catalog.is_exempt(category, fee_code) if catalog is not None else is_exempt(category, fee_code)
 
 
 @dataclass
