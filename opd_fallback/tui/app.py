@@ -218,6 +218,7 @@ class CounterApp(App[None]):
         def job() -> list[str]:
             from opd_fallback.printing.spool import print_with_spool
 
+            assert self.printer is not None  # printing starts after login, when the loader has run
             with self._print_lock:
                 return print_with_spool(self.printer, self.spool, docs)
 

@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.i18n import lang_of, tr
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 
@@ -39,7 +39,7 @@ class ConfirmQuit(ModalScreen[bool]):
         self.retranslate()
 
     def retranslate(self) -> None:
-        lang = getattr(self.app, "lang", "en")
+        lang = lang_of(self.app)
         self.query_one("#confirm-reasons", Static).update("\n".join("• " + tr(r, lang) for r in self.reasons))
 
     def action_answer(self, yes: bool) -> None:

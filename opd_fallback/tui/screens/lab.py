@@ -160,7 +160,7 @@ class LabScreen(FormScreen):
 
     def _show_tests(self) -> None:
         total = sum(t.price_paise for t in self.tests)
-        lines = [f"  {pad(t.code, 8)} {pad(t.name, 28)} {pad(t.sample_type, 8)} {format_paise(t.price_paise):>10}"
+        lines = [f"  {pad(t.code, 8)} {pad(t.name, 28)} {pad(t.sample_type or '', 8)} {format_paise(t.price_paise):>10}"
                  for t in self.tests]
         lines.append(tr("lab.total", self.lang, total=format_paise(total)) + "   (" + tr("lab.remove", self.lang) + ")")  # type: ignore[arg-type]
         self.query_one("#picked-tests", Static).update("\n".join(lines))

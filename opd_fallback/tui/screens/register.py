@@ -98,7 +98,7 @@ class DepartmentFields:
                 await asyncio.wait_for(worker.wait(), 2.0)
             except (TimeoutError, WorkerFailed, WorkerCancelled):
                 return
-            await after_queued_keys(self)  # its on_done (call_from_thread) has run
+            await after_queued_keys(self)  # type: ignore[arg-type]  # a FormScreen: its on_done has run
 
     def _dept_label(self, d: Department) -> str:
         lang = self.app.lang  # type: ignore[attr-defined]

@@ -56,7 +56,7 @@ class KeysLabel(TLabel):
     """The key hints line: wraps between pairs so every key stays in sight at 80 columns."""
 
     def retranslate(self) -> None:
-        lang = getattr(self.app, "lang", "en")
+        lang = lang_of(self.app)
         text = tr(self.key, lang, **self.fmt) if self.key else ""
         width = self.content_size.width or self.size.width
         self.update(wrap_pairs(text, width) if width > 0 else text)
