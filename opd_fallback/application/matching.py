@@ -7,7 +7,9 @@ sources: this counter's registrations and the patient index (central's
 patients) by default; other counters' records can be added as another source
 (a callable ``(session, patient) -> hits``). A candidate is a possible match
 when it has the same mobile and a similar name or age, or a very similar name
-with the same sex and a close age.
+with the same sex and a close age. Candidates come by mobile and by name
+prefix (fast at a million patients: F10 waits for this check); the names are
+then compared with rapidfuzz.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def this_counter(session: Session, patient: dict[str, Any]) -> list[PatientHit]:
         rows += session.execute(text(f"SELECT {cols} FROM patient WHERE mobile = :m LIMIT 50"),
                                 {"m": patient["mobile"]}).all()
     return _rows_to_hits(rows, "local") + [
-        h for h in search_index(session, str(patient.get("name") or ""), limit=30) if h.source == "local"]
+        h for h in search_index(session, str(patient.get("name") or ""), limit=30, fuzzy=False) if h.source == "local"]
 
 
 def patient_index(session: Session, patient: dict[str, Any]) -> list[PatientHit]:
@@ -61,7 +63,7 @@ def patient_index(session: Session, patient: dict[str, Any]) -> list[PatientHit]
         rows += session.execute(text(f"SELECT {cols} FROM patient_index WHERE mobile = :m LIMIT 50"),
                                 {"m": patient["mobile"]}).all()
     return _rows_to_hits(rows, "index") + [
-        h for h in search_index(session, str(patient.get("name") or ""), limit=30) if h.source == "index"]
+        h for h in search_index(session, str(patient.get("name") or ""), limit=30, fuzzy=False) if h.source == "index"]
 
 
 DEFAULT_SOURCES: tuple[Source, ...] = (this_counter, patient_index)

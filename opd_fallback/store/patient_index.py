@@ -169,7 +169,7 @@ def _mobile_part_rows(session: Session, digits: str, limit: int) -> list[Any]:
     return rows
 
 
-def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]:
+def search(session: Session, query: str, *, limit: int = 20, fuzzy: bool = True) -> list[PatientHit]:
     """Patients matching ``query``: an exact uhid or offline number, a mobile
     number, or the start of each word of a name. Local registrations first."""
     q = rules.clean_text(query or "")
@@ -226,7 +226,7 @@ def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]
             ),
             {"q": _fts_query(words), "l": limit},
         ).all()
-        if not rows and len(q) >= 3 and not any(c.isdigit() for c in q):  # nothing by prefix: a misspelling?
+        if fuzzy and not rows and len(q) >= 3 and not any(c.isdigit() for c in q):  # nothing by prefix: a misspelling?
             rows += _fuzzy_rows(session, q, words, limit)
     seen: set[tuple[str | None, str | None]] = set()
     hits: list[PatientHit] = []
