@@ -324,7 +324,7 @@ def test_a_waiver_the_category_does_not_grant_needs_a_supervisor_and_a_reason(st
 
     from opd_fallback.store.audit import history
 
-    add_operator(store, "sup1", "Meena", "9999", role="supervisor")
+    add_operator(store, "sup1", "Meena", "999999", role="supervisor")
     add_operator(store, "op2", "Asha", "1234")
     for approver in (None, "op2"):  # nobody, or an operator who is not a supervisor
         with pytest.raises(DomainError) as err:

@@ -122,10 +122,7 @@ class StoreBackend:
         check in store/operators.py), good for this one save only."""
         if payment is None or payment.mode != "waived" or not approver or not any(approver):
             return payment
-        sup = self.verify_supervisor(*approver)
-        if sup is None:
-            raise DomainError.field("supervisor", "wrong supervisor ID or PIN (or not a supervisor)",
-                                    code="not_supervisor")
+        sup = self.verify_supervisor(*approver)  # PinRefused says why (wrong, locked, not a supervisor)
         return replace(payment, approved_by=sup.operator_id)
 
     def register_new(self, session: Session, patient: dict[str, Any], *, department: str, unit: str | None,

@@ -57,7 +57,7 @@ async def test_waiver_not_granted_by_category_needs_supervisor_pin_and_reason(ma
         await type_text(pilot, "1111")
         await pilot.press("f10")
         await settle(pilot)
-        assert "wrong supervisor ID or PIN" in str(screen.query_one("#form-msg").render())
+        assert "Wrong operator ID or PIN" in str(screen.query_one("#form-msg").render())
         assert screen.query_one("#ff-supervisor_pin").input.value == ""
         with store.read() as s:
             assert s.exec(select(Payment)).all() == []
