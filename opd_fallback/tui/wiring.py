@@ -4,6 +4,7 @@ printer, the central probe and the background sync. Kept apart from
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,16 +29,24 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
     login screen shows first; the store, the backend and the printer are
     opened behind it in a worker (a PIN typed meanwhile waits for them)."""
     opened: dict[str, Any] = {}
+    opening = threading.Lock()
+
+    def the_store() -> Any:
+        """The counter's store, opened once (by the loader, or by whoever needs it first)."""
+        with opening:
+            if "store" not in opened:
+                from opd_fallback.store.engine import open_store
+
+                opened["store"] = open_store(settings.db_path)
+            return opened["store"]
 
     def load() -> tuple[Any, Any, Any]:
         from opd_fallback.printing import make_printer
         from opd_fallback.printing.settings import from_counter_config
         from opd_fallback.printing.spool import Spool
-        from opd_fallback.store.engine import open_store
         from opd_fallback.tui.backend import StoreBackend
 
-        store = open_store(settings.db_path)
-        opened["store"] = store
+        store = the_store()
         backend = StoreBackend(store, device_id=settings.device_id, hospital=settings.hospital or settings.device_id,
                                district=settings.hospital_district, state=settings.hospital_state)
         printer = make_printer(
@@ -65,7 +74,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
                     else:
                         from opd_fallback.store.readiness import check_with_central
 
-                        check_with_central(opened["store"], client, device_id=settings.device_id, actor="counter")
+                        check_with_central(the_store(), client, device_id=settings.device_id, actor="counter")
                         numbers_checked.append(True)
                 return True
             except Exception:
@@ -77,7 +86,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
                 from opd_fallback.sync.engine import sync_once
 
                 with make_client() as client:
-                    return sync_once(opened["store"], client, settings, progress)
+                    return sync_once(the_store(), client, settings, progress)
 
     share_runner = None
     if settings.hub_url and settings.hub_token:
