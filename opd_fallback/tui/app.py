@@ -426,7 +426,7 @@ class CounterApp(App[None]):
 
     def _share(self) -> None:
         """Kick one exchange with the LAN hub in a thread worker (never on the event loop)."""
-        if self._sharing or self.share_runner is None:
+        if self._sharing or self.share_runner is None or self.backend is None:
             return
         self._sharing = True
 

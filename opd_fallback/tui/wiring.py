@@ -98,7 +98,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
 
             if not hub_clients:
                 hub_clients.append(HubClient.from_settings(settings))
-            return share_once(opened["store"], hub_clients[0], settings.device_id)
+            return share_once(the_store(), hub_clients[0], settings.device_id)
 
         app_kwargs.setdefault("share_interval_s", settings.hub_interval_s)
 
