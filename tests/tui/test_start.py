@@ -67,6 +67,6 @@ def test_status_imports_only_what_it_uses(tmp_path: Path) -> None:
     open_store(load_settings(tmp_path / "counter").db_path).close()
     loaded = _imports_after(["status", "--json"], tmp_path / "counter")
     assert "opd_fallback.application.status" in loaded
-    for heavy in ("httpx", "textual", "rapidfuzz", "opd_fallback.application.backentry", "opd_fallback.cli.sync",
-                  "opd_fallback.application.reconcile"):
+    for heavy in ("textual", "rapidfuzz", "fastapi", "opd_fallback.application.backentry", "opd_fallback.cli.sync",
+                  "opd_fallback.application.reconcile", "opd_fallback.cli.central"):
         assert heavy not in loaded, heavy
