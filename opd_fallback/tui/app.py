@@ -70,7 +70,7 @@ def storage_problem(app: Any, exc: BaseException) -> BaseException:
     """A full disk, read-only folder or damaged database becomes the one sentence
     of store/failures.py (its traceback logged, never shown); others pass as they are."""
     store = getattr(getattr(app, "backend", None), "store", None)
-    path = getattr(store, "path", None)
+    path = getattr(store, "path", None) or getattr(app, "db_path", None)  # before the loader: the configured file
     if not isinstance(exc, Exception):
         return exc
     from opd_fallback.store import failures  # the store loads behind the login screen
@@ -122,6 +122,8 @@ class CounterApp(App[None]):
         # the login screen is up: the clerk sees it as soon as Textual can draw
         self._loader = loader
         self._when_ready: list[Callable[[], None]] = []
+        self.load_error: BaseException | None = None
+        self.db_path: Path | None = None  # the store's file, for the words of a failure before it opened
         self.status = StatusModel(hospital=backend.hospital if backend else hospital,
                                   device_id=backend.device_id if backend else device_id)
         self._last_activity = time.monotonic()
@@ -155,7 +157,7 @@ class CounterApp(App[None]):
         if self.share_runner is not None:
             self.set_interval(self.share_interval_s, self._share)
         if self.backend is None and self._loader is not None:
-            self.run_blocking(self._loader, on_done=self._loaded, group="load")
+            self.run_blocking(self._loader, on_done=self._loaded, on_error=self._load_failed, group="load")
         else:
             self.refresh_status()
         for warning in self.startup_warnings:
@@ -167,6 +169,12 @@ class CounterApp(App[None]):
         for cb in waiting:
             cb()
         self.refresh_status()
+
+    def _load_failed(self, exc: BaseException) -> None:
+        """The store could not be opened (a damaged database, a full disk...):
+        close, and let the command say it in one line (``load_error``)."""
+        self.load_error = exc
+        self.exit(return_code=1)
 
     def when_ready(self, cb: Callable[[], None]) -> None:
         """Run ``cb`` now if the store is open, else as soon as it is (a fast login)."""

@@ -115,6 +115,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
         share_runner=share_runner,
         **app_kwargs,
     )
+    app.db_path = settings.db_path
     if tls_warning(settings):  # said on every screen, and once in words at start
         app.status.insecure_tls = True
         app.startup_warnings.append(tls_warning(settings) or "")
