@@ -1,10 +1,8 @@
 """Start fast: the login screen shows (and takes typing) before the store and
-the backend are open; `status` and `counter` import only what they use."""
+the backend are open (status's quick start is tests/test_cli_start.py's)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -49,24 +47,3 @@ async def test_login_screen_first_and_the_store_behind_it(tmp_path: Path) -> Non
                 break
         assert isinstance(app.screen, HomeScreen) and app.session is not None
     app.backend.store.close()
-
-
-def _imports_after(args: list[str], data_dir: Path) -> set[str]:
-    code = ("import sys; sys.argv = ['opd-fallback', *sys.argv[1:]]\n"
-            "from opd_fallback.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('MODULES', ' '.join(sorted(sys.modules)))\n")
-    out = subprocess.run([sys.executable, "-c", code, "--data-dir", str(data_dir), *args], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
-    return set(out.split("MODULES", 1)[1].split())
-
-
-def test_status_imports_only_what_it_uses(tmp_path: Path) -> None:
-    settings = load_settings(tmp_path / "counter")
-    write_config(settings, {"device_id": "C07", "hospital": "KGMU"})
-    open_store(load_settings(tmp_path / "counter").db_path).close()
-    loaded = _imports_after(["status", "--json"], tmp_path / "counter")
-    assert "opd_fallback.application.status" in loaded
-    for heavy in ("textual", "rapidfuzz", "fastapi", "opd_fallback.application.backentry", "opd_fallback.cli.sync",
-                  "opd_fallback.application.reconcile", "opd_fallback.cli.central"):
-        assert heavy not in loaded, heavy
