@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     device_id: str = ""
     hospital: str = ""
+    # the hospital's district and state: the registration form's defaults (most patients are local)
+    hospital_district: str | None = None
+    hospital_state: str | None = None
     central_url: str | None = None
     central_token: str | None = None
     ca_bundle: Path | None = None

@@ -311,6 +311,39 @@ def test_without_a_price_list_a_fee_must_be_entered(store: Store, svc: CounterSe
     with store.read() as s:
         assert s.execute(text("SELECT count(*) FROM op")).scalar() == 0  # nothing half-written
     paid = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
-    waived = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="waived"))
+    waived = svc.register_new("op1", {**PATIENT, "category": "bpl"}, department="MED",
+                              payment=PaymentInput(mode="waived"))
     assert paid.payment is not None and paid.payment.extra["amount_paise"] == 1000
     assert waived.payment is not None and waived.payment.extra["amount_paise"] == 0
+
+
+def test_a_waiver_the_category_does_not_grant_needs_a_supervisor_and_a_reason(store: Store, svc: CounterService) -> None:
+    """A general patient's fee waived: refused without a supervisor and a reason; with them,
+    nothing is collected and the waiver (list price, reason, approver) is in the audit log."""
+    import json
+
+    from opd_fallback.store.audit import history
+
+    add_operator(store, "sup1", "Meena", "999999", role="supervisor")
+    add_operator(store, "op2", "Asha", "1234")
+    for approver in (None, "op2"):  # nobody, or an operator who is not a supervisor
+        with pytest.raises(DomainError) as err:
+            svc.register_new("op1", PATIENT, department="MED",
+                             payment=PaymentInput(mode="waived", waiver_reason="poor", approved_by=approver))
+        assert "supervisor" in [p.field for p in err.value.problems]
+    with pytest.raises(DomainError) as err:
+        svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(mode="waived", approved_by="sup1"))
+    assert [p.field for p in err.value.problems] == ["waiver_reason"]
+    with store.read() as s:
+        assert s.execute(text("SELECT count(*) FROM op")).scalar() == 0
+    reg = svc.register_new("op1", PATIENT, department="MED", payment=PaymentInput(
+        mode="waived", amount_paise=1000, waiver_reason=" destitute ", approved_by="sup1"))
+    assert reg.payment is not None
+    assert (reg.payment.extra["amount_paise"], reg.payment.extra["mode"]) == (0, "waived")
+    with store.read() as s:
+        (entry,) = history(s, action_prefix="payment.waive")
+        summary = svc.cash_summary("op1")
+    assert json.loads(entry.detail)["reason"] == "destitute" and entry.subject == reg.payment.local_ref
+    assert [(w.reason, w.who, w.count, w.total_paise) for w in summary.approvals.waivers] == \
+        [("destitute", "sup1", 1, 1000)]
+    assert summary.collected_paise == 0

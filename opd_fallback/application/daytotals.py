@@ -26,6 +26,38 @@ class ModeTotal:
     total_paise: int = 0
 
 
+WAIVER_ACTION = "payment.waive"  # audit action of a supervisor-approved waiver (application/services.py)
+REPRINT_ACTION = "print.reprint"  # audit action of a reprint (application/printouts.py)
+
+
+@dataclass(frozen=True)
+class ApprovalLine:
+    """One line of the day's approvals: who (approver, or operator for a
+    reprint), why (a waiver's reason), how many and how much."""
+
+    who: str
+    reason: str | None
+    count: int
+    total_paise: int = 0
+
+
+@dataclass(frozen=True)
+class Approvals:
+    """What the accounts office checks at day end, apart from the money by mode."""
+
+    waivers: tuple[ApprovalLine, ...] = ()  # by reason and approving supervisor
+    voids: tuple[ApprovalLine, ...] = ()  # by approving supervisor
+    reprints: tuple[ApprovalLine, ...] = ()  # by operator
+
+    def as_dict(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "waivers": [{"reason": a.reason, "approved_by": a.who, "count": a.count, "waived_paise": a.total_paise}
+                        for a in self.waivers],
+            "voids": [{"approved_by": a.who, "count": a.count, "total_paise": a.total_paise} for a in self.voids],
+            "reprints": [{"operator_id": a.who, "count": a.count} for a in self.reprints],
+        }
+
+
 @dataclass(frozen=True)
 class CashSummary:
     operator_id: str
@@ -36,6 +68,7 @@ class CashSummary:
     # Payments a supervisor cancelled in review (never reaching central): shown
     # apart, since the review note says what happened to that money.
     cancelled: ModeTotal = ModeTotal()
+    approvals: Approvals = Approvals()
 
     @property
     def collected_paise(self) -> int:
@@ -68,4 +101,33 @@ def totals_for_day(run: RunSql, day: str, operator_id: str | None = None) -> Cas
     by_mode.update({str(m): ModeTotal(int(c), int(t)) for m, c, t in rows})
     voided = {str(m): ModeTotal(int(c), int(t)) for m, c, t in vrows}
     voids = ModeTotal(sum(v.count for v in voided.values()), sum(v.total_paise for v in voided.values()))
-    return CashSummary(operator_id or "*", day, by_mode, voids, voided, ModeTotal(int(crow[0]), int(crow[1])))
+    return CashSummary(operator_id or "*", day, by_mode, voids, voided, ModeTotal(int(crow[0]), int(crow[1])),
+                       approvals_for_day(run, day, operator_id))
+
+
+def approvals_for_day(run: RunSql, day: str, operator_id: str | None = None) -> Approvals:
+    """Waivers by reason and approver, voids by supervisor, reprints by operator,
+    for ``day`` (IST), one operator's or all. Waivers and reprints come from the
+    audit log (append-only); voids from the void records, counted as
+    :func:`totals_for_day` counts them (payments of the day, review-cancelled left out)."""
+    params = {"o": operator_id, "d": day, "w": WAIVER_ACTION, "r": REPRINT_ACTION}
+    actor = "" if operator_id is None else "actor=:o AND "
+    waivers = run(
+        "SELECT json_extract(detail,'$.reason'), json_extract(detail,'$.approved_by'), count(*), "
+        "coalesce(sum(json_extract(detail,'$.waived_paise')),0) FROM audit_log "
+        f"WHERE {actor}action=:w AND substr(at,1,10)=:d GROUP BY 1, 2 ORDER BY 2, 1", params)
+    who = "" if operator_id is None else "p.operator_id=:o AND "
+    voids = run(
+        "SELECT v.approved_by, count(*), coalesce(sum(p.amount_paise),0) FROM payment_void v "
+        "JOIN payment p ON p.local_ref = v.payment_local_ref "
+        "JOIN op pop ON pop.op_id = p.op_id JOIN op vop ON vop.op_id = v.op_id "
+        f"WHERE {who}substr(p.created_at,1,10)=:d "
+        "AND pop.state != 'cancelled' AND vop.state != 'cancelled' GROUP BY 1 ORDER BY 1", params)
+    reprints = run(
+        f"SELECT actor, count(*) FROM audit_log WHERE {actor}action=:r AND substr(at,1,10)=:d "
+        "GROUP BY 1 ORDER BY 1", params)
+    return Approvals(
+        tuple(ApprovalLine(str(a), str(r) if r is not None else None, int(c), int(t)) for r, a, c, t in waivers),
+        tuple(ApprovalLine(str(a), None, int(c), int(t)) for a, c, t in voids),
+        tuple(ApprovalLine(str(a), None, int(c)) for a, c in reprints),
+    )

@@ -26,12 +26,18 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlmodel import Session, select
 
-from opd_fallback.application.daytotals import CashSummary, ModeTotal, totals_for_day  # noqa: F401 - ModeTotal re-exported
+from opd_fallback.application.daytotals import (  # noqa: F401 - ModeTotal re-exported
+    WAIVER_ACTION,
+    CashSummary,
+    ModeTotal,
+    totals_for_day,
+)
 from opd_fallback.domain import payloads as P
+from opd_fallback.domain import rules
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.domain.contract import MasterData
-from opd_fallback.domain.errors import DomainError, validate
-from opd_fallback.domain.masterdata import Catalog
+from opd_fallback.domain.errors import DomainError, FieldProblem, validate
+from opd_fallback.domain.masterdata import Catalog, is_exempt
 from opd_fallback.store import audit, meta, numbers, outbox, reserved
 from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
@@ -52,6 +58,11 @@ from opd_fallback.store.tables import (
 _LOCAL_REF_PLACEHOLDER = "X-000000"
 
 
+def _is_exempt(catalog: Catalog | None, category: str, fee_code: str) -> bool:
+    """Do the category's rules grant this fee free? Without master data, the default exemptions."""
+    return catalog.is_exempt(category, fee_code) if catalog is not None else is_exempt(category, fee_code)
+
+
 @dataclass
 class PaymentInput:
     """What the clerk took. ``amount_paise`` None means 'the amount due'."""
@@ -60,6 +71,10 @@ class PaymentInput:
     amount_paise: int | None = None
     mode_ref: str | None = None
     items: list[dict[str, Any]] | None = None
+    # A waiver the category's rules do not grant: who approved it and why
+    # (the approver's PIN is checked by the caller, just before saving).
+    waiver_reason: str | None = None
+    approved_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +266,14 @@ class Tx:
             # knows it by its local_ref
             return PatientInfo(ref=P.Ref.local(k), name="", local_ref=k, uhid=None)
         return PatientInfo(ref=P.Ref.central(k), name="", local_ref=None, uhid=k)
+
+    def category_of(self, info: PatientInfo) -> str:
+        """The patient's category as registered at this counter ('general' otherwise)."""
+        if info.local_ref:
+            rec = self.session.exec(select(Patient).where(Patient.local_ref == info.local_ref)).first()
+            if rec is not None and rec.category:
+                return str(rec.category)
+        return "general"
 
     def _visit_ref(self, key: str, patient: PatientInfo | None = None) -> tuple[P.Ref, list[str], str | None]:
         """The visit as a reference; a visit of this counter must belong to ``patient``."""
@@ -545,6 +568,38 @@ class CounterService:
         amount = quote.due_paise if payment.amount_paise is None else payment.amount_paise
         return [{"code": quote.code, "qty": 1, "amount_paise": amount}]
 
+    def _pay(self, tx: Tx, info: PatientInfo, payment: PaymentInput, category: str,
+             items: list[dict[str, Any]], *, visit: str | None = None, lab_order: str | None = None) -> Saved:
+        """Record a counter payment. A waiver the category's rules do not grant
+        (master data exemptions) needs a supervisor and a reason; it is written
+        to the audit log and nothing is collected (amount 0)."""
+        if payment.mode != "waived":
+            return tx.record_payment(info, payment, visit=visit, lab_order=lab_order, due_items=items)
+        granted = all(_is_exempt(tx.catalog, category, str(i["code"])) for i in items)
+        list_paise = sum(int(i["amount_paise"]) for i in items)
+        zero = [{**i, "amount_paise": 0} for i in items]
+        waived = PaymentInput(mode="waived", amount_paise=0, mode_ref=payment.mode_ref, items=zero)
+        if granted:
+            return tx.record_payment(info, waived, visit=visit, lab_order=lab_order)
+        reason = rules.optional_text(payment.waiver_reason, max_len=200)
+        problems = []
+        if not reason:
+            problems.append(FieldProblem("waiver_reason", "required",
+                                         f"a waiver for a {category} patient needs a reason"))
+        sup = active_supervisor(tx.session, payment.approved_by) if payment.approved_by else None
+        if sup is None:
+            problems.append(FieldProblem("supervisor", "not_supervisor",
+                                         f"a waiver for a {category} patient needs a supervisor's ID and PIN"))
+        if problems:
+            raise DomainError(problems, code=problems[-1].code)
+        assert sup is not None
+        pay = tx.record_payment(info, waived, visit=visit, lab_order=lab_order)
+        audit.record(tx.session, tx.operator_id, WAIVER_ACTION, pay.local_ref, receipt_no=pay.extra["receipt_no"],
+                     approved_by=sup.id, reason=reason, category=category, waived_paise=list_paise,
+                     items=[str(i["code"]) for i in items])
+        return Saved(pay.kind, pay.local_ref, pay.op_id, pay.seq,
+                     {**pay.extra, "waiver_reason": reason, "approved_by": sup.id, "waived_paise": list_paise})
+
     def register_new(
         self, operator_id: str, patient: dict[str, Any], *, department: str, unit: str | None = None,
         payment: PaymentInput | None = None, visit_date: date | None = None,
@@ -556,8 +611,9 @@ class CounterService:
             v = tx.open_visit(info, department, unit, visit_type="new", visit_date=visit_date)
             pay = None
             if payment is not None:
-                items = self._fee_items(tx, "new", str(patient.get("category") or "general"), payment)
-                pay = tx.record_payment(info, payment, visit=v.local_ref, due_items=items)
+                category = str(patient.get("category") or "general")
+                items = self._fee_items(tx, "new", category, payment)
+                pay = self._pay(tx, info, payment, category, items, visit=v.local_ref)
             return Registration(p, v, pay, info)
 
     def revisit(
@@ -571,7 +627,7 @@ class CounterService:
             pay = None
             if payment is not None:
                 items = self._fee_items(tx, "revisit", category, payment)
-                pay = tx.record_payment(info, payment, visit=v.local_ref, due_items=items)
+                pay = self._pay(tx, info, payment, category, items, visit=v.local_ref)
             return VisitResult(v, pay, info)
 
     def lab_request(
@@ -598,7 +654,8 @@ class CounterService:
                     raise DomainError.field(
                         "amount_paise", "the amount must equal the tests' total from the price list",
                         code="amount_not_total")
-                pay = tx.record_payment(info, payment, visit=visit, lab_order=order.local_ref, due_items=due)
+                pay = self._pay(tx, info, payment, tx.category_of(info), due, visit=visit,
+                                lab_order=order.local_ref)
             return LabResult(order, pay, info, lines)
 
     def pay_lab_order(self, operator_id: str, lab_order: str, payment: PaymentInput) -> LabResult:

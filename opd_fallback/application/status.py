@@ -110,6 +110,7 @@ def _payments_today(conn: sqlite3.Connection, day: str) -> dict[str, Any]:
         "voided_by_mode": voided,
         "cancelled_in_review": {"count": t.cancelled.count, "total_paise": t.cancelled.total_paise},
         "collected_paise": t.collected_paise,
+        **t.approvals.as_dict(),
     }
 
 
@@ -263,4 +264,11 @@ def render_text(report: dict[str, Any]) -> str:
         extra = f"  (voided {voided['count']}: {format_paise(voided['total_paise'])})" if voided["count"] else ""
         lines.append(f"  {mode:<7} {t['count']:>4}  {format_paise(t['total_paise']):>14}{extra}")
     lines.append(f"  collected (cash+upi+card, less voids): {format_paise(pay['collected_paise'])}")
+    for w in pay.get("waivers", []):
+        lines.append(f"  waived: {w['reason']} (approved by {w['approved_by']}): {w['count']}, "
+                     f"{format_paise(w['waived_paise'])} not collected")
+    for v in pay.get("voids", []):
+        lines.append(f"  voids approved by {v['approved_by']}: {v['count']}, {format_paise(v['total_paise'])}")
+    for r in pay.get("reprints", []):
+        lines.append(f"  reprints by {r['operator_id']}: {r['count']}")
     return "\n".join(lines)

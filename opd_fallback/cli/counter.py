@@ -22,3 +22,5 @@ def counter(
         settings = settings.model_copy(update={"language": lang})
     app = app_from_settings(settings, background_sync=False if no_sync else None)
     app.run()
+    if app.load_error is not None:  # the store did not open behind the login screen: say why, in one line
+        raise app.load_error

@@ -66,6 +66,12 @@ def init(
         help="Read this counter's hub token from stdin (one line; the line after the device token's with "
              "--token-stdin) [env OPD_HUB_TOKEN]")] = False,
     data_dir: DataDirOpt = None,
+    district: Annotated[
+        str | None, typer.Option("--district", help="The hospital's district: the registration form's default")
+    ] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help="The hospital's state: the registration form's default")
+    ] = None,
 ) -> None:
     """Create this counter's configuration and database in the data directory."""
     from opd_fallback.config import (
@@ -109,6 +115,10 @@ def init(
         values["ca_bundle"] = str(ca_path)
     if hub:
         values["hub_url"] = _check_hub(hub)
+    if district and district.strip():
+        values["hospital_district"] = district.strip()
+    if state and state.strip():
+        values["hospital_state"] = state.strip()
     write_config(base, values)
     tok = token or base.central_token
     if tok:

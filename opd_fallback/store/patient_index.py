@@ -1,6 +1,8 @@
 """Offline patient lookup: central's patients (from /patients/changes) plus this
-counter's own registrations, searchable by uhid, offline number, mobile and
-name prefix. Names use FTS5 so prefix search stays fast at millions of rows.
+counter's own registrations, searchable by uhid, offline number, mobile (whole,
+or its first or last digits) and name: prefix first (FTS5, fast at millions of
+rows), then spelled-differently names ("suneeta" finds Sunita) ranked with
+rapidfuzz among the names that share the first letters.
 
 Central sends each patient's ``local_refs`` (contract 1.1): every offline
 number any counter printed for that patient. They are kept in
@@ -115,7 +117,59 @@ def _fts_query(words: list[str]) -> str:
     return " ".join('"' + w.replace('"', "") + '"*' for w in words)
 
 
-def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]:
+FUZZY_MIN_SCORE = 70  # out of 100: a misspelt name ("suneeta" / "Sunita" scores 77)
+_FUZZY_POOL = 3000  # names sharing the first letters, ranked by similarity
+
+
+def name_score(query: str, name: str) -> float:
+    """How alike a typed name is to a patient's: each typed word against its
+    best-matching word of the name (rapidfuzz), averaged; 0-100."""
+    from rapidfuzz import fuzz, utils  # only when a name is compared (status and sync never do)
+
+    q_words = [w for w in utils.default_process(query).split() if w]
+    n_words = [w for w in utils.default_process(name).split() if w]
+    if not q_words or not n_words:
+        return 0.0
+    return sum(max(fuzz.ratio(q, n) for n in n_words) for q in q_words) / len(q_words)
+
+
+def _fuzzy_rows(session: Session, q: str, words: list[str], limit: int) -> list[Any]:
+    """Names spelt differently: candidates share the first two letters of a typed word."""
+    pool: list[Any] = []
+    heads = sorted({w[:2].lower() for w in words if len(w) >= 2})
+    for head in heads:
+        pool += session.execute(
+            text(f"SELECT {_COLS_LOCAL} FROM patient WHERE lower(name) LIKE :p OR lower(name) LIKE :w "
+                 "ORDER BY id DESC LIMIT :l"),
+            {"p": head + "%", "w": "% " + head + "%", "l": _FUZZY_POOL},
+        ).all()
+        pool += session.execute(
+            text(f"SELECT {_COLS_INDEX} FROM patient_index WHERE id IN "
+                 "(SELECT rowid FROM patient_index_fts WHERE patient_index_fts MATCH :q LIMIT :l)"),
+            {"q": _fts_query([head]), "l": _FUZZY_POOL},
+        ).all()
+    scored = [(name_score(q, r[2]), i, r) for i, r in enumerate(pool)]
+    scored = [s for s in scored if s[0] >= FUZZY_MIN_SCORE]
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    return [r for _, _, r in scored[: limit * 2]]
+
+
+def _mobile_part_rows(session: Session, digits: str, limit: int) -> list[Any]:
+    """A part of a mobile number: its first digits (an index range) or its last digits."""
+    rows: list[Any] = []
+    hi = digits[:-1] + chr(ord(digits[-1]) + 1)
+    for table, cols in (("patient", _COLS_LOCAL), ("patient_index", _COLS_INDEX)):
+        rows += session.execute(
+            text(f"SELECT {cols} FROM {table} WHERE mobile >= :lo AND mobile < :hi LIMIT :l"),
+            {"lo": digits, "hi": hi, "l": limit},
+        ).all()
+        rows += session.execute(
+            text(f"SELECT {cols} FROM {table} WHERE mobile LIKE :s LIMIT :l"), {"s": "%" + digits, "l": limit},
+        ).all()
+    return rows
+
+
+def search(session: Session, query: str, *, limit: int = 20, fuzzy: bool = True) -> list[PatientHit]:
     """Patients matching ``query``: an exact uhid or offline number, a mobile
     number, or the start of each word of a name. Local registrations first."""
     q = rules.clean_text(query or "")
@@ -137,6 +191,8 @@ def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]
                 text(f"SELECT {_COLS_INDEX} FROM patient_index WHERE mobile = :m LIMIT :l"),
                 {"m": m, "l": limit},
             ).all()
+    elif digits.isdigit() and 4 <= len(digits) < 10:
+        rows += _mobile_part_rows(session, digits, limit)
     upper = q.upper()
     rows += session.execute(
         text(f"SELECT {_COLS_LOCAL} FROM patient WHERE local_ref = :r OR uhid = :r LIMIT :l"),
@@ -170,6 +226,8 @@ def search(session: Session, query: str, *, limit: int = 20) -> list[PatientHit]
             ),
             {"q": _fts_query(words), "l": limit},
         ).all()
+        if fuzzy and not rows and len(q) >= 3 and not any(c.isdigit() for c in q):  # nothing by prefix: a misspelling?
+            rows += _fuzzy_rows(session, q, words, limit)
     seen: set[tuple[str | None, str | None]] = set()
     hits: list[PatientHit] = []
     for r in rows:

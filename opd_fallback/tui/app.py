@@ -12,20 +12,22 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.screen import Screen
+from textual.worker import Worker
 
 from opd_fallback.domain.clock import now_ist
-from opd_fallback.printing import Document, Printer
-from opd_fallback.printing.spool import Spool, print_with_spool
-from opd_fallback.store import failures
 from opd_fallback.tui.i18n import Lang, tr
 from opd_fallback.tui.state import Session, StatusModel
+
+if TYPE_CHECKING:  # printing (and the store behind the backend) load after the login screen shows
+    from opd_fallback.printing import Document, Printer
+    from opd_fallback.printing.spool import Spool
 
 Probe = Callable[[], bool]
 SyncRunner = Callable[[Callable[[int, int], None]], Any]
@@ -47,7 +49,7 @@ def run_in_thread(
     on_error: Callable[[BaseException], None],
     group: str,
     exclusive: bool = False,
-) -> None:
+) -> Worker[None]:
     """Run ``fn(*args)`` in a thread worker owned by ``node``; hand the result
     (or the exception, never swallowed) back to the event loop. Any screen can
     use it, in the counter app or not (the review screen does)."""
@@ -61,16 +63,18 @@ def run_in_thread(
             return
         _call_back(app, on_done, result)
 
-    node.run_worker(job, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
+    return node.run_worker(job, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
 
 
 def storage_problem(app: Any, exc: BaseException) -> BaseException:
     """A full disk, read-only folder or damaged database becomes the one sentence
     of store/failures.py (its traceback logged, never shown); others pass as they are."""
     store = getattr(getattr(app, "backend", None), "store", None)
-    path = getattr(store, "path", None)
+    path = getattr(store, "path", None) or getattr(app, "db_path", None)  # before the loader: the configured file
     if not isinstance(exc, Exception):
         return exc
+    from opd_fallback.store import failures  # the store loads behind the login screen
+
     return failures.explain(exc, Path(path) if path else None, where="counter") or exc
 
 
@@ -88,8 +92,11 @@ class CounterApp(App[None]):
     def __init__(
         self,
         backend: Any,
-        printer: Printer,
+        printer: Printer | None,
         *,
+        loader: Callable[[], tuple[Any, Printer, Spool | None]] | None = None,
+        hospital: str = "",
+        device_id: str = "",
         spool: Spool | None = None,
         lang: Lang = "en",
         idle_lock_s: float = 300.0,
@@ -111,7 +118,14 @@ class CounterApp(App[None]):
         self.status_interval_s = status_interval_s
         self._clock = clock
         self.session: Session | None = None
-        self.status = StatusModel(hospital=backend.hospital, device_id=backend.device_id)
+        # ``loader`` (the store, the backend, the printer) runs in a worker once
+        # the login screen is up: the clerk sees it as soon as Textual can draw
+        self._loader = loader
+        self._when_ready: list[Callable[[], None]] = []
+        self.load_error: BaseException | None = None
+        self.db_path: Path | None = None  # the store's file, for the words of a failure before it opened
+        self.status = StatusModel(hospital=backend.hospital if backend else hospital,
+                                  device_id=backend.device_id if backend else device_id)
         self._last_activity = time.monotonic()
         self._next_probe = 0.0
         self._probe_backoff = 15.0
@@ -126,6 +140,7 @@ class CounterApp(App[None]):
         self.share_runner = share_runner
         self.share_interval_s = share_interval_s
         self._sharing = False
+        self.prints_pending = 0  # print jobs handed to a worker and not finished yet
 
     # ----------------------------------------------------------------- time
     def now(self) -> datetime:
@@ -141,9 +156,32 @@ class CounterApp(App[None]):
         self.set_interval(1.0, self._check_idle)
         if self.share_runner is not None:
             self.set_interval(self.share_interval_s, self._share)
-        self.refresh_status()
+        if self.backend is None and self._loader is not None:
+            self.run_blocking(self._loader, on_done=self._loaded, on_error=self._load_failed, group="load")
+        else:
+            self.refresh_status()
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=30)
+
+    def _loaded(self, parts: tuple[Any, Any, Any]) -> None:
+        self.backend, self.printer, self.spool = parts
+        waiting, self._when_ready = self._when_ready, []
+        for cb in waiting:
+            cb()
+        self.refresh_status()
+
+    def _load_failed(self, exc: BaseException) -> None:
+        """The store could not be opened (a damaged database, a full disk...):
+        close, and let the command say it in one line (``load_error``)."""
+        self.load_error = exc
+        self.exit(return_code=1)
+
+    def when_ready(self, cb: Callable[[], None]) -> None:
+        """Run ``cb`` now if the store is open, else as soon as it is (a fast login)."""
+        if self.backend is not None:
+            cb()
+        else:
+            self._when_ready.append(cb)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, (events.Key, events.MouseDown)):
@@ -159,9 +197,9 @@ class CounterApp(App[None]):
         on_error: Callable[[BaseException], None] | None = None,
         group: str = "blocking",
         exclusive: bool = False,
-    ) -> None:
+    ) -> Worker[None]:
         """Run ``fn(*args)`` in a thread; call back on the event loop."""
-        run_in_thread(self, fn, *args, on_done=on_done, on_error=on_error or self.show_error, group=group,
+        return run_in_thread(self, fn, *args, on_done=on_done, on_error=on_error or self.show_error, group=group,
                       exclusive=exclusive)
 
     def _back(self, cb: Callable[[Any], None], value: Any) -> None:
@@ -175,7 +213,10 @@ class CounterApp(App[None]):
     def print_docs(self, docs: list[Document], *, on_done: Callable[[list[str]], None] | None = None) -> None:
         """Spool and print in a worker; a failure is shown, the record stays saved."""
 
+        self.prints_pending += 1
+
         def done(errors: list[str]) -> None:
+            self.prints_pending -= 1
             self.last_print_errors = errors
             if errors:
                 self.notify(tr("print.failed", self.lang, err="; ".join(errors)), severity="error", timeout=15)
@@ -183,6 +224,9 @@ class CounterApp(App[None]):
                 on_done(errors)
 
         def job() -> list[str]:
+            from opd_fallback.printing.spool import print_with_spool
+
+            assert self.printer is not None  # printing starts after login, when the loader has run
             with self._print_lock:
                 return print_with_spool(self.printer, self.spool, docs)
 
@@ -191,6 +235,32 @@ class CounterApp(App[None]):
             done([f"{exc.__class__.__name__}: {exc}"])
 
         self.run_blocking(job, on_done=done, on_error=crashed, group="print")
+
+    # ----------------------------------------------------------------- quit
+    def unsaved_work(self) -> list[str]:
+        """What quitting now would lose (i18n keys): a half-filled form, a pending print."""
+        reasons = []
+        screens = [self.get_screen(n) for n in self._installed if self.is_screen_installed(n)]
+        if any(getattr(sc, "has_unsaved", lambda: False)() for sc in screens):
+            reasons.append("quit.form")
+        if self.prints_pending:
+            reasons.append("quit.print")
+        return reasons
+
+    async def action_quit(self) -> None:
+        """ctrl+q: ask first when something would be lost; a second ctrl+q in the question quits."""
+        from opd_fallback.tui.screens.confirm import ConfirmQuit
+
+        reasons = self.unsaved_work()
+        if not reasons or isinstance(self.screen, ConfirmQuit):
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmQuit(reasons), answered)
 
     # -------------------------------------------------------------- session
     def login(self, session: Session) -> None:
@@ -232,10 +302,13 @@ class CounterApp(App[None]):
             self.action_lock()
 
     # ----------------------------------------------------------- navigation
-    def open_flow(self, name: str) -> None:
-        """Open a work screen from home or from another work screen."""
+    async def open_flow(self, name: str) -> None:
+        """Open a work screen from home or from another work screen. Returns
+        once the screen is up and its first field focused, so keys the clerk
+        typed straight after the F-key land in that field, not nowhere."""
         from opd_fallback.tui.screens import FLOWS
         from opd_fallback.tui.screens.home import HomeScreen
+        from opd_fallback.tui.typeahead import after_queued_keys
 
         if self.session is None or self.locked:
             return
@@ -244,22 +317,27 @@ class CounterApp(App[None]):
         if not self.is_screen_installed(name):
             self.install_screen(FLOWS[name](), name=name)
             self._installed.append(name)
-        if self.screen is self.get_screen(name):
+        screen = self.get_screen(name)
+        if self.screen is screen:
             return
         if isinstance(self.screen, HomeScreen):
-            self.push_screen(name)
+            await self.push_screen(name)
         else:
-            self.switch_screen(name)
+            await self.switch_screen(name)
+        await after_queued_keys(screen)  # its on_mount / on_screen_resume (focus) has run
 
-    def open_review(self) -> None:
+    async def open_review(self) -> None:
         """The review of flagged ops: it asks for a supervisor's PIN itself,
         every time it is opened, whoever is logged in."""
         from opd_fallback.tui.screens.review import ReviewScreen
+        from opd_fallback.tui.typeahead import after_queued_keys
 
         if self.session is None or self.locked or isinstance(self.screen, ReviewScreen):
             return
         me = self.session.operator_id if self.session.is_supervisor else None
-        self.push_screen(ReviewScreen(self.backend, me))
+        screen = ReviewScreen(self.backend, me)
+        await self.push_screen(screen)
+        await after_queued_keys(screen)  # the PIN gate has the cursor before the next key
 
     def go_home(self) -> None:
         from opd_fallback.tui.screens.home import HomeScreen
@@ -271,7 +349,12 @@ class CounterApp(App[None]):
     def action_toggle_language(self) -> None:
         self.lang = "hi" if self.lang == "en" else "en"
         self.title = tr("app.title", self.lang)
-        for screen in self.screen_stack:
+        # every screen, the open forms that are installed but not on the stack too
+        screens = list(self.screen_stack)
+        for name in self._installed:
+            if self.is_screen_installed(name) and self.get_screen(name) not in screens:
+                screens.append(self.get_screen(name))
+        for screen in screens:
             self.retranslate(screen)
         self.notify(tr("lang.switched", self.lang), timeout=2)
 
@@ -288,11 +371,13 @@ class CounterApp(App[None]):
     def refresh_status(self) -> None:
         """Kick the status worker (store counts, a gentle probe, maybe sync);
         never more than one at a time, however slow the network is."""
-        if self._status_busy:
+        if self._status_busy or self.backend is None:
             return
         self._status_busy = True
 
         def failed(exc: BaseException) -> None:
+            from opd_fallback.store import failures
+
             self._status_busy = False
             if isinstance(exc, failures.StorageProblem) and exc.kind != self._storage_said:
                 self._storage_said = exc.kind  # a damaged database or a lost disk: say it once, in words
@@ -349,7 +434,7 @@ class CounterApp(App[None]):
 
     def _share(self) -> None:
         """Kick one exchange with the LAN hub in a thread worker (never on the event loop)."""
-        if self._sharing or self.share_runner is None:
+        if self._sharing or self.share_runner is None or self.backend is None:
             return
         self._sharing = True
 
@@ -377,6 +462,8 @@ def create_app(
     (or anything with the same methods); ``printer`` defaults to a file
     printer in ``print_dir``; the spool lives in ``spool_dir``. ``options``
     are ``CounterApp``'s own keywords (lang, idle_lock_s, probe, ...)."""
+    from opd_fallback.printing.spool import Spool
+
     if printer is None:
         from opd_fallback.printing.file import FilePrinter
 

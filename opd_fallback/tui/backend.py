@@ -7,7 +7,7 @@ screens stay free of SQL and of printing details.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -62,10 +62,13 @@ class StoreBackend:
     """The counter's work over one store. Thread-safe as SQLite is: each call
     opens its own session."""
 
-    def __init__(self, store: Store, *, device_id: str, hospital: str) -> None:
+    def __init__(self, store: Store, *, device_id: str, hospital: str, district: str | None = None,
+                 state: str | None = None) -> None:
         self.store = store
         self.device_id = device_id
         self.hospital = hospital
+        self.district = district  # the hospital's: the registration form's default
+        self.state = state
         self.svc = CounterService(store, device_id)
         self.printouts = Printouts(store, device_id=device_id, hospital=hospital, svc=self.svc)
         self._test_choices: dict[str, str] | None = None
@@ -114,8 +117,17 @@ class StoreBackend:
         return out[:limit]
 
     # ---------------------------------------------------------------- writes
+    def _approved(self, payment: PaymentInput | None, approver: tuple[str, str] | None) -> PaymentInput | None:
+        """A waiver with a supervisor's ID and PIN: checked here (the one PIN
+        check in store/operators.py), good for this one save only."""
+        if payment is None or payment.mode != "waived" or not approver or not any(approver):
+            return payment
+        sup = self.verify_supervisor(*approver)  # PinRefused says why (wrong, locked, not a supervisor)
+        return replace(payment, approved_by=sup.operator_id)
+
     def register_new(self, session: Session, patient: dict[str, Any], *, department: str, unit: str | None,
-                     payment: PaymentInput | None) -> Saved:
+                     payment: PaymentInput | None, approver: tuple[str, str] | None = None) -> Saved:
+        payment = self._approved(payment, approver)
         reg: Registration = self.svc.register_new(
             session.operator_id, patient, department=department, unit=unit, payment=payment
         )
@@ -123,7 +135,9 @@ class StoreBackend:
                                  uhid=reg.info.uhid, patient_ref=reg.patient.local_ref)
 
     def revisit(self, session: Session, hit: PatientHit, *, department: str, unit: str | None,
-                payment: PaymentInput | None, category: str = "general") -> Saved:
+                payment: PaymentInput | None, category: str = "general",
+                approver: tuple[str, str] | None = None) -> Saved:
+        payment = self._approved(payment, approver)
         key = hit.uhid or hit.local_ref or ""
         res: VisitResult = self.svc.revisit(session.operator_id, key, department=department, unit=unit,
                                             payment=payment, category=category)
@@ -154,7 +168,9 @@ class StoreBackend:
         return str(row[0])
 
     def lab_request(self, session: Session, hit: PatientHit, visit: str, tests: list[str], *,
-                    payment: PaymentInput | None, priority: str = "routine") -> Saved:
+                    payment: PaymentInput | None, priority: str = "routine",
+                    approver: tuple[str, str] | None = None) -> Saved:
+        payment = self._approved(payment, approver)
         res: LabResult = self.svc.lab_request(session.operator_id, hit.uhid or hit.local_ref or "", visit, tests,
                                               payment=payment, priority=priority)
         # the receipt, then one label per tube, each with its own sample id
@@ -186,6 +202,12 @@ class StoreBackend:
                             operator_id=session.operator_id, supervisor_id=sup.operator_id,
                             recorded_at=now_ist().isoformat())
         return Saved(res.extra["receipt_no"], {"receipt": res.extra["receipt_no"]}, [doc])
+
+    def possible_duplicates(self, patient: dict[str, Any]) -> list[Any]:
+        """Registered patients a new one may be (this counter's and the index)."""
+        from opd_fallback.application.matching import possible_duplicates
+
+        return possible_duplicates(self.store, patient)
 
     # ----------------------------------------------------------------- reads
     def search_patients(self, query: str, *, limit: int = 20) -> list[PatientHit]:

@@ -36,13 +36,13 @@ STRINGS: dict[str, tuple[str, str]] = {
         "F2 नया  F3 पुनः  F4 लैब  F5 रद्द  F6 पुनर्मुद्रण  F7 कतार  F8 नकद  F11 समीक्षा  F9 English  ^L लॉक  ^Q बंद",
     ),
     "keys.form": (
-        "Enter/Tab next  F10 Save  Esc Back  F9 हिंदी  ^L Lock",
-        "Enter/Tab आगे  F10 सेव  Esc वापस  F9 English  ^L लॉक",
+        "Enter/Tab next  F10 Save  Esc Back  F9 हिंदी  ^L Lock  ^Q Quit",
+        "Enter/Tab आगे  F10 सेव  Esc वापस  F9 English  ^L लॉक  ^Q बंद",
     ),
     "keys.lock": ("Enter unlock  F2 switch operator  F9 हिंदी", "Enter अनलॉक  F2 ऑपरेटर बदलें  F9 English"),
     "keys.list": (
-        "↑↓ choose  Enter open  Esc Back  F9 हिंदी",
-        "↑↓ चुनें  Enter खोलें  Esc वापस  F9 English",
+        "↑↓ choose  Enter open  Esc Back  F9 हिंदी  ^L Lock  ^Q Quit",
+        "↑↓ चुनें  Enter खोलें  Esc वापस  F9 English  ^L लॉक  ^Q बंद",
     ),
     # login and lock
     "login.title": ("Log in to the counter", "काउंटर पर लॉग इन करें"),
@@ -74,6 +74,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "home.review": ("F11 Review flagged records (supervisor)", "F11 अटके रिकॉर्ड की समीक्षा (सुपरवाइज़र)"),
     # registration form
     "reg.title": ("New registration", "नया पंजीकरण"),
+    "reg.more": ("More (optional; F10 saves without them)", "और (वैकल्पिक; F10 इनके बिना भी सेव करता है)"),
     "revisit.title": ("Revisit", "पुनः आगमन"),
     "field.name": ("Name (English letters)", "नाम (अंग्रेज़ी अक्षरों में)"),
     "field.name_local": ("Name in local script", "नाम (हिंदी में)"),
@@ -158,6 +159,25 @@ STRINGS: dict[str, tuple[str, str]] = {
     "common.working": ("Working…", "काम चल रहा है…"),
     "common.failed": ("FAILED: {err}", "विफल: {err}"),
     "lang.switched": ("Language: English", "भाषा: हिंदी"),
+    "dupes.title": ("This patient may already be registered:", "यह मरीज़ शायद पहले से पंजीकृत है:"),
+    "dupes.keys": ("Enter take this patient (revisit)  F10 new patient anyway  Esc back to the form",
+                   "Enter यही मरीज़ लें (पुनः आगमन)  F10 फिर भी नया मरीज़  Esc फ़ॉर्म पर वापस"),
+    "col.why": ("Why", "क्यों"),
+    "review.gate": ("Review needs a supervisor", "समीक्षा के लिए सुपरवाइज़र ज़रूरी"),
+    "review.head": ("{n} record(s) need a decision", "{n} रिकॉर्ड पर निर्णय बाकी"),
+    "review.oldest": ("oldest {age} ago", "सबसे पुराना {age} पहले"),
+    "review.supervisor": ("supervisor {sup}", "सुपरवाइज़र {sup}"),
+    "review.nothing": ("Nothing waits for review.", "समीक्षा के लिए कुछ बाकी नहीं।"),
+    "review.keys": ("l link  n new patient  m merge  c correct  x cancel  r retry  F5 reload  Esc back  F9 हिंदी",
+                    "l जोड़ें  n नया मरीज़  m मिलाएँ  c सुधारें  x रद्द  r फिर भेजें  F5 ताज़ा  Esc वापस  F9 English"),
+    "quit.title": ("Quit the counter? Something would be lost:", "काउंटर बंद करें? कुछ छूट जाएगा:"),
+    "quit.form": ("a form is half filled (not saved)", "एक फ़ॉर्म आधा भरा है (सेव नहीं हुआ)"),
+    "quit.print": ("a print is still on its way to the printer", "एक छपाई अभी प्रिंटर को जा रही है"),
+    "quit.keys": ("y quit anyway   n / Esc go back", "y फिर भी बंद करें   n / Esc वापस जाएँ"),
+    "field.waiver_reason": ("Waiver reason", "माफ़ी का कारण"),
+    "cash.waivers": ("Waived {reason} (by {who})", "माफ़ {reason} ({who} द्वारा)"),
+    "cash.voids_by": ("Voided (by {who})", "रद्द ({who} द्वारा)"),
+    "cash.reprints_by": ("Reprints (by {who})", "पुनर्मुद्रण ({who} द्वारा)"),
     "sync.started": ("Background sync running", "पृष्ठभूमि सिंक चल रहा है"),
 }
 
@@ -193,6 +213,8 @@ FIELD_LABELS_HI: dict[str, str] = {
     "operator": "ऑपरेटर",
     "pin_login": "पिन",
     "supervisor": "सुपरवाइज़र",
+    "supervisor_pin": "सुपरवाइज़र पिन",
+    "waiver_reason": "माफ़ी का कारण",
 }
 
 # The English sentences of rules.py / payloads.py, and their Hindi.
@@ -219,6 +241,11 @@ _MESSAGE_HI: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^contains characters that cannot be printed$"), "में ऐसे अक्षर हैं जो छप नहीं सकते"),
     (re.compile(r"^cannot be more than the master-data fee.*"), "मास्टर डेटा शुल्क से अधिक नहीं हो सकता"),
     (re.compile(r"^can only be changed.*"), "केवल नियम अनुसार बदला जा सकता है"),
+    (re.compile(r"^is required for a waiver.*"), "इस श्रेणी के नियम माफ़ी नहीं देते: कारण और सुपरवाइज़र की आईडी/पिन ज़रूरी"),
+    (re.compile(r"^a waiver for a \w+ patient needs a reason$"), "माफ़ी का कारण लिखें"),
+    (re.compile(r"^a waiver for a \w+ patient needs a supervisor.*"), "माफ़ी के लिए सुपरवाइज़र की आईडी और पिन ज़रूरी"),
+    (re.compile(r"^wrong supervisor ID or PIN.*"), "गलत सुपरवाइज़र आईडी या पिन"),
+    (re.compile(r"^must be 4 to 8 digits$"), "4 से 8 अंकों का होना चाहिए"),
 ]
 
 

@@ -4,15 +4,12 @@ printer, the central probe and the background sync. Kept apart from
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from opd_fallback.config import Settings, tls_warning
-from opd_fallback.printing import make_printer
-from opd_fallback.printing.settings import from_counter_config
-from opd_fallback.store.engine import open_store
-from opd_fallback.tui.app import CounterApp, create_app
-from opd_fallback.tui.backend import StoreBackend
+from opd_fallback.tui.app import CounterApp
 
 
 def _client_factory(settings: Settings) -> Callable[[], Any] | None:
@@ -28,13 +25,37 @@ def _client_factory(settings: Settings) -> Callable[[], Any] | None:
 
 
 def app_from_settings(settings: Settings, *, background_sync: bool | None = None, **app_kwargs: Any) -> CounterApp:
-    """The counter app for a set-up counter (``opd-fallback init`` done)."""
-    store = open_store(settings.db_path)
-    backend = StoreBackend(store, device_id=settings.device_id, hospital=settings.hospital or settings.device_id)
-    printer = make_printer(
-        from_counter_config(settings.printer, settings.printer_target, settings.paper_width_chars, settings.data_dir),
-        data_dir=settings.data_dir,
-    )
+    """The counter app for a set-up counter (``opd-fallback init`` done). The
+    login screen shows first; the store, the backend and the printer are
+    opened behind it in a worker (a PIN typed meanwhile waits for them)."""
+    opened: dict[str, Any] = {}
+    opening = threading.Lock()
+
+    def the_store() -> Any:
+        """The counter's store, opened once (by the loader, or by whoever needs it first)."""
+        with opening:
+            if "store" not in opened:
+                from opd_fallback.store.engine import open_store
+
+                opened["store"] = open_store(settings.db_path)
+            return opened["store"]
+
+    def load() -> tuple[Any, Any, Any]:
+        from opd_fallback.printing import make_printer
+        from opd_fallback.printing.settings import from_counter_config
+        from opd_fallback.printing.spool import Spool
+        from opd_fallback.tui.backend import StoreBackend
+
+        store = the_store()
+        backend = StoreBackend(store, device_id=settings.device_id, hospital=settings.hospital or settings.device_id,
+                               district=settings.hospital_district, state=settings.hospital_state)
+        printer = make_printer(
+            from_counter_config(settings.printer, settings.printer_target, settings.paper_width_chars,
+                                settings.data_dir),
+            data_dir=settings.data_dir,
+        )
+        return backend, printer, Spool(settings.data_dir / "spool")
+
     make_client = _client_factory(settings)
     probe = None
     sync_runner = None
@@ -44,7 +65,8 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
         def probe() -> bool:
             # one cheap GET with short timeouts; never raises. The first time central answers, this
             # counter's numbers are checked against its devices/me (a database that went back in time
-            # continues above central's max_seq before it prints another number)
+            # continues above central's max_seq before it prints another number). The status worker
+            # calls this only once the store is open.
             try:
                 with make_client() as client:
                     if numbers_checked:
@@ -52,7 +74,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
                     else:
                         from opd_fallback.store.readiness import check_with_central
 
-                        check_with_central(store, client, device_id=settings.device_id, actor="counter")
+                        check_with_central(the_store(), client, device_id=settings.device_id, actor="counter")
                         numbers_checked.append(True)
                 return True
             except Exception:
@@ -64,24 +86,28 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
                 from opd_fallback.sync.engine import sync_once
 
                 with make_client() as client:
-                    return sync_once(store, client, settings, progress)
+                    return sync_once(the_store(), client, settings, progress)
 
     share_runner = None
     if settings.hub_url and settings.hub_token:
-        from opd_fallback.application.share import share_once
-        from opd_fallback.sync.hub_client import HubClient
-
-        hub_client = HubClient.from_settings(settings)  # one keep-alive pool, used by one worker at a time
+        hub_clients: list[Any] = []  # one keep-alive pool, used by one worker at a time, made on first use
 
         def share_runner() -> Any:
-            return share_once(store, hub_client, settings.device_id)
+            from opd_fallback.application.share import share_once
+            from opd_fallback.sync.hub_client import HubClient
+
+            if not hub_clients:
+                hub_clients.append(HubClient.from_settings(settings))
+            return share_once(the_store(), hub_clients[0], settings.device_id)
 
         app_kwargs.setdefault("share_interval_s", settings.hub_interval_s)
 
-    app = create_app(
-        backend,
-        printer=printer,
-        spool_dir=settings.data_dir / "spool",
+    app = CounterApp(
+        None,
+        None,
+        loader=load,
+        hospital=settings.hospital or settings.device_id,
+        device_id=settings.device_id,
         lang=settings.language,
         idle_lock_s=float(settings.idle_lock_seconds),
         probe=probe,
@@ -89,6 +115,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
         share_runner=share_runner,
         **app_kwargs,
     )
+    app.db_path = settings.db_path
     if tls_warning(settings):  # said on every screen, and once in words at start
         app.status.insecure_tls = True
         app.startup_warnings.append(tls_warning(settings) or "")

@@ -31,7 +31,9 @@ def main() -> None:
         reg = svc.register_new(
             "op1",
             {"name": f"Patient {chr(65 + n % 26)} Kumar", "name_local": "राम कुमार", "sex": rng.choice("MFO"),
-             "age_years": rng.randint(0, 99), "mobile": f"98{rng.randint(0, 10**8 - 1):08d}"},
+             "age_years": rng.randint(0, 99), "mobile": f"98{rng.randint(0, 10**8 - 1):08d}",
+             # a waiver without a supervisor is only for the exempt categories
+             "category": "bpl" if mode == "waived" else "general"},
             department=rng.choice(["MED", "SURG"]),
             payment=pay,
         )

@@ -49,9 +49,7 @@ async def test_revisit_found_by_mobile_in_the_patient_index(make_app, store: Sto
         await pilot.press("enter")  # pick
         await settle(pilot)
         assert picker.picked is not None and picker.picked.uhid == "KGMU-0042"
-        await pilot.press("enter")  # category: general
-        await settle(pilot)
-        await type_text(pilot, "SURG")
+        await type_text(pilot, "SURG")  # the cursor is in Department (category stays general)
         await pilot.press("enter")
         await settle(pilot)
         await pilot.press("f10")

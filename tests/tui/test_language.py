@@ -29,7 +29,7 @@ async def test_f9_switches_to_hindi_and_back(make_app) -> None:
         assert isinstance(app.screen, RegisterScreen)
         label = app.screen.query_one("#ff-mobile").query_one("TLabel")
         assert "मोबाइल" in str(label.render())
-        for _ in range(8):  # to the mobile field
+        for _ in range(3):  # to the mobile field
             await pilot.press("enter")
         await type_text(pilot, "5123456789")
         await pilot.press("enter")
@@ -65,3 +65,39 @@ async def test_table_headings_follow_the_language(make_app) -> None:
         await pilot.press("f9")
         await settle(pilot)
         assert [str(c.label) for c in table.columns.values()][:2] == ["क्रम", "प्रकार"]
+
+
+async def test_f9_reaches_a_form_left_open_and_the_review_screen(make_app) -> None:
+    """A half-filled form left for home, F9, back to the form: its words are Hindi,
+    the typing kept; the review screen's own words switch too."""
+    from opd_fallback.tui.screens.review import ReviewScreen
+
+    from .clerk import WAIT, play
+    from .conftest import SUPERVISOR, SUPERVISOR_PIN
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot)
+        await play(pilot, ["<f2>", "Ram", "<escape>", WAIT, "<f9>", WAIT, "<f2>", WAIT])
+        assert isinstance(app.screen, RegisterScreen)
+        assert "मोबाइल" in str(app.screen.query_one("#ff-mobile").query_one("TLabel").render())
+        assert app.screen.query_one("#ff-name").input.value == "Ram"
+        await play(pilot, ["<f11>", WAIT, SUPERVISOR, "<enter>", SUPERVISOR_PIN, "<enter>", WAIT])
+        screen = app.screen
+        assert isinstance(screen, ReviewScreen)
+        assert "निर्णय बाकी" in str(screen.query_one("#review-head").render())
+        assert "सुपरवाइज़र" in str(screen.query_one("#review-head").render())
+        await play(pilot, ["<f9>", WAIT])
+        assert "need a decision" in str(screen.query_one("#review-head").render())
+        assert "F5 reload" in str(screen.query_one(".keys").render())
+
+
+def test_columns_line_up_in_terminal_cells_with_devanagari() -> None:
+    from rich.cells import cell_len
+
+    from opd_fallback.tui.widgets.tlabel import pad, wrap_pairs
+
+    assert cell_len(pad("राम कुमार", 12)) == cell_len(pad("Ram Kumar", 12)) == 12
+    lines = wrap_pairs("F2 नया  F3 पुनः  F4 लैब  F9 English  ^L लॉक  ^Q बंद", 20).splitlines()
+    assert all(cell_len(line) <= 20 for line in lines)
+    assert not any(line.endswith(("F2", "F3", "F4", "F9", "^L", "^Q")) for line in lines)  # key and word together

@@ -9,17 +9,19 @@ from textual.containers import Vertical
 from textual.screen import Screen
 
 from opd_fallback.tui.widgets.status_bar import StatusBar
-from opd_fallback.tui.widgets.tlabel import TLabel
+from opd_fallback.tui.widgets.tlabel import KeysLabel
 
+# Priority: the F-key is handled in the app's own turn and the next keys wait
+# until the new screen has its cursor (see ``CounterApp.open_flow``).
 NAV_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
-    Binding("f2", "flow('register')", "New", id="flow.register"),
-    Binding("f3", "flow('revisit')", "Revisit", id="flow.revisit"),
-    Binding("f4", "flow('lab')", "Lab", id="flow.lab"),
-    Binding("f5", "flow('void')", "Void", id="flow.void"),
-    Binding("f6", "flow('reprint')", "Reprint", id="flow.reprint"),
-    Binding("f7", "flow('queue')", "Queue", id="flow.queue"),
-    Binding("f8", "flow('cash')", "Cash", id="flow.cash"),
-    Binding("f11", "review", "Review", id="flow.review"),
+    Binding("f2", "flow('register')", "New", id="flow.register", priority=True),
+    Binding("f3", "flow('revisit')", "Revisit", id="flow.revisit", priority=True),
+    Binding("f4", "flow('lab')", "Lab", id="flow.lab", priority=True),
+    Binding("f5", "flow('void')", "Void", id="flow.void", priority=True),
+    Binding("f6", "flow('reprint')", "Reprint", id="flow.reprint", priority=True),
+    Binding("f7", "flow('queue')", "Queue", id="flow.queue", priority=True),
+    Binding("f8", "flow('cash')", "Cash", id="flow.cash", priority=True),
+    Binding("f11", "review", "Review", id="flow.review", priority=True),
     Binding("ctrl+l", "lock", "Lock", id="lock", priority=True),
     Binding("escape", "home", "Back", id="home"),
 ]
@@ -28,7 +30,7 @@ NAV_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
 def bottom_bar(hints: str) -> ComposeResult:
     """Key hints above the status bar, both pinned to the bottom."""
     with Vertical(classes="bottom"):
-        yield TLabel(hints, classes="keys", id="keys")
+        yield KeysLabel(hints, classes="keys", id="keys")
         yield StatusBar(id="status")
 
 
@@ -45,11 +47,11 @@ class CounterScreen(Screen[None]):
     def body(self) -> ComposeResult:
         yield from ()
 
-    def action_flow(self, name: str) -> None:
-        self.app.open_flow(name)  # type: ignore[attr-defined]
+    async def action_flow(self, name: str) -> None:
+        await self.app.open_flow(name)  # type: ignore[attr-defined]
 
-    def action_review(self) -> None:
-        self.app.open_review()  # type: ignore[attr-defined]
+    async def action_review(self) -> None:
+        await self.app.open_review()  # type: ignore[attr-defined]
 
     def action_lock(self) -> None:
         self.app.action_lock()  # type: ignore[attr-defined]

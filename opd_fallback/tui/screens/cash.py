@@ -58,6 +58,15 @@ class CashScreen(CounterScreen):
         table.add_row(tr("cash.voids", self.lang).upper(), str(summary.voids.count),  # type: ignore[arg-type]
                       ("-" if summary.voids.total_paise else "") + format_paise(summary.voids.total_paise))
         table.add_row(tr("cash.collected", self.lang).upper(), "", format_paise(summary.collected_paise))  # type: ignore[arg-type]
+        # what the accounts office checks: each waiver reason and approver, voids by supervisor, reprints
+        ap = summary.approvals
+        for w in ap.waivers:
+            table.add_row(tr("cash.waivers", self.lang, reason=w.reason or "-", who=w.who),  # type: ignore[arg-type]
+                          str(w.count), format_paise(w.total_paise))
+        for v in ap.voids:
+            table.add_row(tr("cash.voids_by", self.lang, who=v.who), str(v.count), format_paise(v.total_paise))  # type: ignore[arg-type]
+        for r in ap.reprints:
+            table.add_row(tr("cash.reprints_by", self.lang, who=r.who), str(r.count), "")  # type: ignore[arg-type]
 
     def action_print(self) -> None:
         if self.doc is not None:

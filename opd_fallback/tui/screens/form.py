@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual import events
+from textual import events, on
 from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.widgets import Input, Static
@@ -29,8 +29,8 @@ _PROBLEM_FIELD = {"amount_paise": "fee", "items": "fee", "approved_by": "supervi
 class FormScreen(CounterScreen):
     BINDINGS = [
         *NAV_BINDINGS,
-        Binding("f10", "save", "Save", id="save", priority=True),
-        Binding("ctrl+s", "save", "Save", id="save.alt", show=False, priority=True),
+        Binding("f10", "save_key", "Save", id="save", priority=True),
+        Binding("ctrl+s", "save_key", "Save", id="save.alt", show=False, priority=True),
         Binding("enter", "enter_key", "Next", id="next-field", show=False, priority=True),
     ]
     saving = False
@@ -47,13 +47,37 @@ class FormScreen(CounterScreen):
         keys the clerk typed ahead land in the right fields. Inputs that are not
         form fields get Enter as usual."""
         focused = self.app.focused
+        pickers = self.query(PatientPicker)
+        if pickers and focused is not None and focused.id in ("search", "results"):
+            # the patient search, in the key's own turn too: the next keys land where the cursor goes
+            await after_queued_keys(focused)
+            if focused.id == "search":
+                pickers.first().submit_now()
+            else:
+                pickers.first().pick_highlighted()
+            return
         ff = self._owner(focused) if isinstance(focused, Input) else None
         if ff is None:
             raise SkipAction()
         await after_queued_keys(ff.input)
+        await self.before_enter(ff)
         if not self.enter_in_field(ff):
             self.validate_field(ff)
             self.focus_next_field(ff)
+
+    async def action_save_key(self) -> None:
+        """F10 from any field: first let the field take every key typed before
+        F10 (a fast clerk's "ENT" then F10 saves ENT), then save."""
+        focused = self.app.focused
+        if focused is not None:
+            await after_queued_keys(focused)
+        self.action_save()
+
+    def action_save(self) -> None:
+        """Hook: check the form and save it in a worker."""
+
+    async def before_enter(self, ff: FormField) -> None:
+        """Hook: wait for what Enter in this field needs (master data still loading)."""
 
     def enter_in_field(self, ff: FormField) -> bool:
         """Hook: handle Enter in a special field (the lab test picker); True if handled."""
@@ -75,12 +99,16 @@ class FormScreen(CounterScreen):
                 self.validate_field(ff)
 
     def _owner(self, widget: Input) -> FormField | None:
-        parent = widget.parent
-        return parent if isinstance(parent, FormField) else None
+        for node in widget.ancestors:
+            if isinstance(node, FormField):
+                return node
+        return None
 
     def validate_field(self, ff: FormField) -> tuple[bool, Any]:
         ok, value = ff.validate_now()
         self.after_field(ff.field, ok, value)
+        if ff.field == "mode":
+            self.show_approval()
         return ok, value
 
     def after_field(self, name: str, ok: bool, value: Any) -> None:
@@ -97,7 +125,7 @@ class FormScreen(CounterScreen):
         values: dict[str, Any] = {}
         bad: list[FormField] = []
         for ff in self.fields():
-            if ff.input.disabled and ff.field not in ("fee",):
+            if (ff.input.disabled and ff.field not in ("fee",)) or not ff.display:
                 continue
             ok, value = ff.validate_now()
             if ok:
@@ -183,6 +211,7 @@ class FormScreen(CounterScreen):
                 if mode.text == "waived":
                     mode.set_text("cash")
         fee.set_hint(self.fee_hint())
+        self.show_approval()
 
     def fee_hint(self) -> str:
         """The words beside the fee, in the current language."""
@@ -217,7 +246,63 @@ class FormScreen(CounterScreen):
         quote = getattr(self, "fee_quote", None)
         if fee == 0 and quote is not None and not quote.exempt:
             return None  # nothing due (e.g. a free revisit): no payment to record
-        return PaymentInput(mode=mode, amount_paise=fee, mode_ref=ref)
+        reason = values.get("waiver_reason") if self.needs_approval() else None
+        if self.needs_approval():
+            for name in ("waiver_reason", "supervisor", "supervisor_pin"):
+                if not values.get(name):
+                    ff = self.field(name)
+                    ff.set_problem("is required for a waiver the category does not grant")
+                    bad.append(ff)
+        return PaymentInput(mode=mode, amount_paise=fee, mode_ref=ref, waiver_reason=reason)
+
+    # ------------------------------------------------------------ approval
+    def needs_approval(self) -> bool:
+        """Is the mode 'waived' where the category's rules do not grant it?"""
+        if not self.query("#ff-waiver_reason"):
+            return False
+        try:
+            mode = parsers.mode(self.field("mode").text or "cash")
+        except ValueError:
+            return False
+        quote: FeeQuote | None = getattr(self, "fee_quote", None)
+        return mode == "waived" and not (quote is not None and quote.exempt)
+
+    def show_approval(self) -> None:
+        """The waiver's reason and the supervisor's ID and PIN appear only when needed."""
+        need = self.needs_approval()
+        for name in ("waiver_reason", "supervisor", "supervisor_pin"):
+            if self.query(f"#ff-{name}"):
+                self.field(name).display = need
+
+    def take_approval(self, values: dict[str, Any]) -> tuple[str, str] | None:
+        """The supervisor's ID and PIN for this one save; the PIN field is cleared at once."""
+        if not self.needs_approval():
+            return None
+        self.clear_pins()
+        return (values.get("supervisor") or "", values.get("supervisor_pin") or "")
+
+    def has_unsaved(self) -> bool:
+        """Something typed here that a quit would lose."""
+        if self.saving:
+            return True
+        if any(ff.edited for ff in self.fields() if ff.display and not ff.input.disabled and not ff.password):
+            return True
+        pickers = self.query(PatientPicker)
+        return bool(pickers) and (pickers.first().picked is not None or bool(self.query_one("#search", Input).value))
+
+    def clear_pins(self) -> None:
+        """Empty every PIN field of this screen (on leaving it, locking, saving)."""
+        for ff in self.fields():
+            if ff.password:
+                ff.set_text("")
+
+    @on(Input.Changed, "#in-mode")
+    def _mode_changed(self) -> None:
+        self.show_approval()
+
+    def on_screen_suspend(self) -> None:
+        # leaving the screen (another flow, Esc, the lock screen): no PIN stays behind
+        self.clear_pins()
 
 
 def payment_fields() -> list[FormField]:
@@ -225,4 +310,17 @@ def payment_fields() -> list[FormField]:
         FormField("fee", parser=parsers.rupees, placeholder="0.00"),
         FormField("mode", parser=parsers.mode, placeholder="cash"),
         FormField("mode_ref", parser=parsers.text, placeholder=""),
+        *approval_fields(),
     ]
+
+
+def approval_fields() -> list[FormField]:
+    """A waiver the category does not grant: the reason and the approving supervisor."""
+    fields = [
+        FormField("waiver_reason", parser=parsers.text, max_length=200),
+        FormField("supervisor", parser=parsers.text),
+        FormField("supervisor_pin", parser=parsers.pin, password=True, max_length=8),
+    ]
+    for ff in fields:
+        ff.display = False
+    return fields

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -15,23 +16,28 @@ from opd_fallback.domain.contract import Test
 from opd_fallback.domain.rules import format_paise
 from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.tui.i18n import tr
-from opd_fallback.tui.screens.form import FormScreen
+from opd_fallback.tui.screens.form import FormScreen, approval_fields
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
-from opd_fallback.tui.widgets.tlabel import TLabel
+from opd_fallback.tui.widgets.tlabel import TLabel, pad
 
 
 class LabScreen(FormScreen):
     BINDINGS = [
         *FormScreen.BINDINGS,
-        Binding("ctrl+d", "remove_test", "Remove last test", id="lab.remove"),
+        # priority: the test field's Input would otherwise take ctrl+d (delete) and the arrows
+        Binding("ctrl+d", "remove_test", "Remove last test", id="lab.remove", priority=True),
+        Binding("down", "mark(1)", show=False, priority=True),
+        Binding("up", "mark(-1)", show=False, priority=True),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.tests: list[Test] = []
         self.matches: list[Test] = []
+        self.marked = 0  # the match under the → marker: what Enter adds
+        self.matched_query = ""
         self.visit: str | None = None
 
     def body(self) -> ComposeResult:
@@ -45,6 +51,7 @@ class LabScreen(FormScreen):
             yield FormField("fee", parser=parsers.rupees)
             yield FormField("mode", parser=parsers.mode, placeholder="cash")
             yield FormField("mode_ref", parser=parsers.text)
+            yield from approval_fields()
             yield Static("", id="form-msg")
 
     def on_mount(self) -> None:
@@ -61,11 +68,12 @@ class LabScreen(FormScreen):
         self.field("mode").set_text("cash")
         self._show_tests()
         self.query_one("#test-matches", Static).update("")
-        self.query_one("#search", Input).focus()
+        self.set_focus(self.query_one("#search", Input))
 
     # ------------------------------------------------------------ patient
     def on_patient_picker_picked(self, event: PatientPicker.Picked) -> None:
         hit = event.hit
+        self.set_focus(self.field("tests").input)  # at once: the clerk types the tests next
         self.visit = None  # until this patient's own visit is found
         app = self.app
         app.run_blocking(app.backend.todays_visit, hit, on_done=lambda v: self._got_visit(hit, v),  # type: ignore[attr-defined]
@@ -79,7 +87,6 @@ class LabScreen(FormScreen):
             self.say(tr("lab.no_visit", self.lang), error=True)  # type: ignore[arg-type]
         else:
             self.say("")
-        self.field("tests").input.focus()
 
     # -------------------------------------------------------------- tests
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -94,16 +101,31 @@ class LabScreen(FormScreen):
         if query != self.field("tests").text:
             return
         self.matches = matches
-        lines = [f"{'→' if i == 0 else ' '} {t.code:<8} {t.name} ({t.sample_type}) {format_paise(t.price_paise)}"
-                 for i, t in enumerate(matches)]
+        self.matched_query = query
+        self.marked = 0
+        self._show_matches()
+
+    def _show_matches(self) -> None:
+        lines = [f"{'→' if i == self.marked else ' '} {pad(t.code, 8)} {t.name} ({t.sample_type}) "
+                 f"{format_paise(t.price_paise)}" for i, t in enumerate(self.matches)]
         self.query_one("#test-matches", Static).update("\n".join(lines))
+
+    def action_mark(self, step: int) -> None:
+        """↓/↑ in the test field move the → marker over the matches."""
+        if self.app.focused is not self.field("tests").input or not self.matches:
+            raise SkipAction()
+        self.marked = max(0, min(len(self.matches) - 1, self.marked + step))
+        self._show_matches()
 
     def enter_in_field(self, ff: FormField) -> bool:
         """Enter in the test picker adds the best match; on an empty picker it moves on."""
         if ff.input.id != "in-tests":
             return False
         if ff.input.value.strip():
-            self._add_first()
+            if self.matches and self.matched_query == ff.input.value:
+                self._add(self.matches[self.marked])  # the marked one, as the clerk sees it
+            else:
+                self._add_first()
             return True
         ff.set_problem(None if self.tests else "choose at least one test")
         if self.tests:
@@ -118,15 +140,18 @@ class LabScreen(FormScreen):
             if not matches:
                 self.field("tests").set_problem(f"is not a known test code: {query.strip().upper()}")
                 return
-            test = matches[0]
-            if test.code not in {t.code for t in self.tests}:
-                self.tests.append(test)
-            self.field("tests").set_text("")
-            self.field("tests").set_problem(None)
-            self.query_one("#test-matches", Static).update(tr("lab.added", self.lang, code=test.code))  # type: ignore[arg-type]
-            self._show_tests()
+            self._add(matches[0])
 
         app.run_blocking(app.backend.find_tests, query, on_done=done, group="tests", exclusive=True)  # type: ignore[attr-defined]
+
+    def _add(self, test: Test) -> None:
+        if test.code not in {t.code for t in self.tests}:
+            self.tests.append(test)
+        self.matches, self.marked, self.matched_query = [], 0, ""
+        self.field("tests").set_text("")
+        self.field("tests").set_problem(None)
+        self.query_one("#test-matches", Static).update(tr("lab.added", self.lang, code=test.code))  # type: ignore[arg-type]
+        self._show_tests()
 
     def action_remove_test(self) -> None:
         if self.tests:
@@ -135,7 +160,8 @@ class LabScreen(FormScreen):
 
     def _show_tests(self) -> None:
         total = sum(t.price_paise for t in self.tests)
-        lines = [f"  {t.code:<8} {t.name:<28} {t.sample_type:<8} {format_paise(t.price_paise):>10}" for t in self.tests]
+        lines = [f"  {pad(t.code, 8)} {pad(t.name, 28)} {pad(t.sample_type or '', 8)} {format_paise(t.price_paise):>10}"
+                 for t in self.tests]
         lines.append(tr("lab.total", self.lang, total=format_paise(total)) + "   (" + tr("lab.remove", self.lang) + ")")  # type: ignore[arg-type]
         self.query_one("#picked-tests", Static).update("\n".join(lines))
         self.field("fee").set_text(f"{total // 100}.{total % 100:02d}")
@@ -143,6 +169,9 @@ class LabScreen(FormScreen):
     def retranslate(self) -> None:
         super().retranslate()
         self._show_tests()
+
+    def has_unsaved(self) -> bool:
+        return bool(self.tests) or super().has_unsaved()
 
     # --------------------------------------------------------------- save
     def action_save(self) -> None:
@@ -167,13 +196,15 @@ class LabScreen(FormScreen):
             self.refuse(bad)
             return
         assert payment is not None
-        payment = PaymentInput(mode=payment.mode, amount_paise=None, mode_ref=payment.mode_ref)
+        payment = PaymentInput(mode=payment.mode, amount_paise=None, mode_ref=payment.mode_ref,
+                               waiver_reason=payment.waiver_reason)
         codes = [t.code for t in self.tests]
         visit = self.visit
+        approver = self.take_approval(values)
         app = self.app
         self.save_in_worker(
             lambda: app.backend.lab_request(app.session, hit, visit, codes, payment=payment,  # type: ignore[attr-defined]
-                                            priority=values.get("priority") or "routine"))
+                                            priority=values.get("priority") or "routine", approver=approver))
 
     def saved_message(self, result: Any) -> str:
         return tr("lab.saved", self.lang, ref=result.ref, sample=result.summary["sample"])  # type: ignore[arg-type]

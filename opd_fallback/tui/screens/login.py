@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Vertical
@@ -9,13 +11,15 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from opd_fallback.domain.clock import duration_words
-from opd_fallback.domain.errors import DomainError
-from opd_fallback.store.operators import PinRefused, validate_pin
 from opd_fallback.tui.i18n import tr
 from opd_fallback.tui.screens.base import bottom_bar
 from opd_fallback.tui.state import Session
 from opd_fallback.tui.typeahead import after_queued_keys
+from opd_fallback.tui.widgets.parsers import pin as pin_shape
 from opd_fallback.tui.widgets.tlabel import TLabel
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) loads behind the login screen
+    from opd_fallback.store.operators import PinRefused
 
 
 class LoginScreen(Screen[None]):
@@ -62,23 +66,26 @@ class LoginScreen(Screen[None]):
             self.query_one("#operator", Input).focus()
             return
         try:
-            validate_pin(pin_in.value)
-        except DomainError:
+            pin_shape(pin_in.value)
+        except ValueError:
             self._say("login.pin_format")
             pin_in.focus()
             return
         self._say("login.checking", error=False)
         app = self.app
-        app.run_blocking(  # type: ignore[attr-defined]
-            app.backend.verify_operator, op_id, pin_in.value, on_done=self._checked, on_error=self._refused,  # type: ignore[attr-defined]
+        pin = pin_in.value
+        app.when_ready(lambda: app.run_blocking(  # type: ignore[attr-defined]
+            app.backend.verify_operator, op_id, pin, on_done=self._checked, on_error=self._refused,  # type: ignore[attr-defined]
             group="login",
-        )
+        ))
 
     def _refused(self, exc: BaseException) -> None:
         """A wrong PIN or a locked ID: the sentence says which, and how long to wait."""
         pin_in = self.query_one("#pin", Input)
         pin_in.value = ""
         pin_in.focus()
+        from opd_fallback.store.operators import PinRefused  # loaded by then (the check ran in the store)
+
         if not isinstance(exc, PinRefused):
             self.app.show_error(exc)  # type: ignore[attr-defined]
             self._say("login.failed")

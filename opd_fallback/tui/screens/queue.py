@@ -49,7 +49,7 @@ class QueueScreen(CounterScreen):
 
     def on_mount(self) -> None:
         add_columns(self.query_one(DataTable), ["col.seq", "col.kind", "col.state", "col.record", "col.recorded", "col.reason"], self.app.lang)  # type: ignore[attr-defined]
-        self.query_one(DataTable).focus()
+        self.set_focus(self.query_one(DataTable))
         self.load()
 
     def retranslate(self) -> None:

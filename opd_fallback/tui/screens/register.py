@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from textual import on
+from textual.actions import SkipAction
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.suggester import SuggestFromList
-from textual.widgets import Static
+from textual.widget import Widget
+from textual.widgets import Input, OptionList, Static
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from opd_fallback.domain import rules
 from opd_fallback.domain.contract import Department
 from opd_fallback.tui.screens.form import FormScreen, payment_fields
+from opd_fallback.tui.typeahead import after_queued_keys
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.tlabel import TLabel
@@ -22,10 +28,34 @@ PATIENT_FIELDS = (
 )
 
 
+def department_matches(departments: dict[str, Department], text: str, lang: str = "en") -> list[Department]:
+    """Departments for what the clerk typed: codes starting with it first, then
+    names containing it (case-insensitive); everything for an empty field."""
+    t = text.strip().upper()
+    if not t:
+        return [departments[c] for c in sorted(departments)]
+    first = [d for c, d in sorted(departments.items()) if c.startswith(t)]
+    rest = [d for c, d in sorted(departments.items())
+            if d not in first and (t in d.name.upper() or t in (getattr(d, "name_hi", None) or ""))]
+    return first + rest
+
+
+class DepartmentList(OptionList):
+    """The departments that fit what is typed in Department, under the field:
+    the highlighted one is what Enter takes; ↑↓ move; the list scrolls."""
+
+    DEFAULT_CSS = """
+    DepartmentList { height: auto; max-height: 6; margin: 0 0 0 26; border: none; padding: 0;
+                     scrollbar-size-vertical: 1; }
+    """
+    can_focus = False
+
+
 class DepartmentFields:
     """Department and unit checked against master data (loaded in a worker)."""
 
     departments: dict[str, Department]
+    shown_departments: list[Department]
 
     def department_parser(self, text: str) -> str:
         code = rules.code(text, what="department code")
@@ -41,22 +71,78 @@ class DepartmentFields:
             raise ValueError(f"is not a known unit of {dept.name} ({', '.join(u.code for u in dept.units)})")
         return code
 
-    def department_fields(self) -> list[FormField]:
+    def department_fields(self) -> list[Widget]:
+        dept_list = DepartmentList(id="dept-list")
+        dept_list.display = False
         return [
             FormField("department", parser=self.department_parser, required=True, placeholder="MED"),
+            dept_list,
             FormField("unit", parser=self.unit_parser, placeholder=""),
         ]
 
     def load_departments(self) -> None:
         app = self.app  # type: ignore[attr-defined]
-        app.run_blocking(app.backend.departments, on_done=self._got_departments, group="master")
+        self._departments_loading = app.run_blocking(app.backend.departments, on_done=self._got_departments,
+                                                     group="master")
 
     def _got_departments(self, departments: list[Department]) -> None:
         self.departments = {d.code: d for d in departments}
-        codes = sorted(self.departments)
-        dept = self.field("department")  # type: ignore[attr-defined]
-        dept.input.suggester = SuggestFromList(codes, case_sensitive=False)
-        dept.set_hint(" ".join(codes)[:60])
+        self._departments_loading = None
+        self.show_departments()
+
+    async def departments_ready(self) -> None:
+        """Wait (briefly) for the master data a fast clerk's Enter in Department needs."""
+        worker = getattr(self, "_departments_loading", None)
+        if worker is not None and not self.departments:
+            try:
+                await asyncio.wait_for(worker.wait(), 2.0)
+            except (TimeoutError, WorkerFailed, WorkerCancelled):
+                return
+            await after_queued_keys(self)  # type: ignore[arg-type]  # a FormScreen: its on_done has run
+
+    def _dept_label(self, d: Department) -> str:
+        lang = self.app.lang  # type: ignore[attr-defined]
+        name = d.name_hi if lang == "hi" and getattr(d, "name_hi", None) else d.name
+        return f"{d.code:<7} {name}"
+
+    def show_departments(self) -> None:
+        """Refresh the list under Department for its text (shown while it has the cursor)."""
+        if not self.query("#dept-list"):  # type: ignore[attr-defined]
+            return
+        dept_list = self.query_one("#dept-list", DepartmentList)  # type: ignore[attr-defined]
+        ff = self.field("department")  # type: ignore[attr-defined]
+        self.shown_departments = department_matches(self.departments, ff.text) if self.departments else []
+        dept_list.clear_options()
+        dept_list.add_options([self._dept_label(d) for d in self.shown_departments])
+        if self.shown_departments:
+            dept_list.highlighted = 0
+        dept_list.display = bool(self.shown_departments) and self.app.focused is ff.input  # type: ignore[attr-defined]
+
+    def highlighted_department(self) -> Department | None:
+        """What Enter in Department takes: the highlighted match for the text as it is now."""
+        if not self.departments:
+            return None
+        text = self.field("department").text  # type: ignore[attr-defined]
+        if text.strip().upper() in self.departments:
+            return self.departments[text.strip().upper()]
+        if not text.strip():
+            return None
+        matches = department_matches(self.departments, text)
+        dept_list = self.query_one("#dept-list", DepartmentList)  # type: ignore[attr-defined]
+        index = dept_list.highlighted or 0
+        if matches != getattr(self, "shown_departments", None):
+            index = 0
+        return matches[index] if 0 <= index < len(matches) else None
+
+    def move_department(self, step: int) -> bool:
+        """↑/↓ in Department move the highlight; False when not there."""
+        if not self.query("#dept-list"):  # type: ignore[attr-defined]
+            return False
+        dept_list = self.query_one("#dept-list", DepartmentList)  # type: ignore[attr-defined]
+        if self.app.focused is not self.field("department").input or not dept_list.option_count:  # type: ignore[attr-defined]
+            return False
+        dept_list.highlighted = max(0, min(dept_list.option_count - 1, (dept_list.highlighted or 0) + step))
+        return True
 
     def department_hint(self, code: str) -> None:
         dept = self.departments.get(code) if self.departments else None
@@ -65,7 +151,12 @@ class DepartmentFields:
             name = dept.name_hi if lang == "hi" and getattr(dept, "name_hi", None) else dept.name
             self.field("department").set_hint(name)  # type: ignore[attr-defined]
             units = " ".join(u.code for u in dept.units)
-            self.field("unit").set_hint(units)  # type: ignore[attr-defined]
+            unit = self.field("unit")  # type: ignore[attr-defined]
+            unit.set_hint(units)
+            if len(dept.units) == 1 and not unit.edited:
+                unit.set_text(dept.units[0].code)  # the department's only unit
+            elif unit.text and unit.text.strip().upper() not in {u.code for u in dept.units}:
+                unit.set_text("")
 
 
 class VisitForm(DepartmentFields, FormScreen):
@@ -73,22 +164,65 @@ class VisitForm(DepartmentFields, FormScreen):
     unit and the OPD fee for ``VISIT_TYPE`` (quoted in a worker)."""
 
     VISIT_TYPE = "new"
+    BINDINGS = [
+        *FormScreen.BINDINGS,
+        Binding("down", "department_step(1)", show=False, priority=True),
+        Binding("up", "department_step(-1)", show=False, priority=True),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
         self.departments = {}
+        self.shown_departments = []
 
     def visit_fields(self) -> ComposeResult:
-        yield FormField("category", parser=parsers.category, placeholder="general")
         yield from self.department_fields()
+        yield FormField("category", parser=parsers.category, placeholder="general")
         yield from payment_fields()
         yield Static("", id="form-msg")
+
+    def retranslate(self) -> None:
+        super().retranslate()
+        self.show_departments()
+        code = self.field("department").text.strip().upper()
+        if code in self.departments:
+            self.department_hint(code)
+
+    # the department list follows the Department field
+    def action_department_step(self, step: int) -> None:
+        if not self.move_department(step):
+            raise SkipAction()
+
+    @on(Input.Changed, "#in-department")
+    def _department_typed(self) -> None:
+        self.show_departments()
+
+    def on_descendant_focus(self, event: Any) -> None:
+        if self.query("#dept-list"):
+            self.show_departments()
+
+    async def before_enter(self, ff: FormField) -> None:
+        if ff.field == "department":
+            await self.departments_ready()
+
+    def enter_in_field(self, ff: FormField) -> bool:
+        """Enter in Department takes the highlighted department, then moves on."""
+        if ff.field == "department":
+            dept = self.highlighted_department()
+            if dept is not None:
+                ff.input.value = dept.code
+            self.query_one("#dept-list", DepartmentList).display = False
+        return False
 
     def reset(self) -> None:
         for ff in self.fields():
             ff.set_text("")
             ff.set_problem(None)
             ff.set_hint("")
+        backend = self.app.backend  # type: ignore[attr-defined]
+        for name in ("district", "state"):  # the hospital's, the usual answer
+            if self.query(f"#ff-{name}") and getattr(backend, name, None):
+                self.field(name).set_text(getattr(backend, name))
         self.field("category").set_text("general")
         self.field("mode").set_text("cash")
         self.field("fee").input.disabled = False
@@ -121,28 +255,66 @@ class RegisterScreen(VisitForm):
     def body(self) -> ComposeResult:
         with VerticalScroll(classes="form", id="reg-form"):
             yield TLabel("reg.title", classes="title")
+            # what nearly every patient needs, in the order a clerk asks; F10 saves from any field
             yield FormField("name", parser=parsers.name, required=True, placeholder="Ram Kumar")
-            yield FormField("name_local", parser=parsers.name_local, placeholder="राम कुमार")
             yield FormField("sex", parser=parsers.sex, required=True, placeholder="M / F / O")
             yield FormField("age_years", parser=parsers.age_years, placeholder="0-130")
-            yield FormField("age_months", parser=parsers.age_months, placeholder="0-11")
-            yield FormField("age_days", parser=parsers.age_days, placeholder="0-31")
+            yield FormField("mobile", parser=rules.mobile, placeholder="98765 43210")
             yield FormField("guardian_relation", parser=parsers.relation, placeholder="S/O")
             yield FormField("guardian_name", parser=parsers.text)
-            yield FormField("mobile", parser=rules.mobile, placeholder="98765 43210")
+            yield from self.visit_fields()
+            # the rest, rarely asked: after the fee, never in the way
+            yield TLabel("reg.more", classes="section")
+            yield FormField("name_local", parser=parsers.name_local, placeholder="राम कुमार")
+            yield FormField("age_months", parser=parsers.age_months, placeholder="0-11")
+            yield FormField("age_days", parser=parsers.age_days, placeholder="0-31")
             yield FormField("abha_number", parser=rules.abha_number)
             yield FormField("address_line", parser=parsers.text)
             yield FormField("district", parser=parsers.text)
             yield FormField("state", parser=parsers.text)
             yield FormField("pin", parser=rules.pin_code, placeholder="226003")
-            yield from self.visit_fields()
+
+    duplicates_cleared: tuple[Any, ...] | None = None
 
     def on_mount(self) -> None:
         self.reset()
 
+    def _duplicates_checked(self, who: tuple[Any, ...], found: list[Any]) -> None:
+        if not found:
+            self.duplicates_cleared = who
+            self.action_save()
+            return
+        from opd_fallback.tui.screens.duplicates import DuplicatesScreen
+
+        def chosen(choice: tuple[str, Any] | None) -> None:
+            if choice is None:
+                return  # back to the form as it was
+            if choice[0] == "new":
+                self.duplicates_cleared = who
+                self.action_save()
+            else:
+                self.run_worker(self._take_existing(choice[1]), group="dupes")
+
+        self.app.push_screen(DuplicatesScreen(found), chosen)
+
+    async def _take_existing(self, hit: Any) -> None:
+        """The clerk took the registered patient: a revisit for them, same department."""
+        from opd_fallback.tui.screens.revisit import RevisitScreen
+        from opd_fallback.tui.widgets.patient_picker import PatientPicker
+
+        dept, unit = self.field("department").text, self.field("unit").text
+        self.reset()
+        await self.app.open_flow("revisit")  # type: ignore[attr-defined]
+        screen = self.app.screen
+        if isinstance(screen, RevisitScreen):
+            screen.query_one(PatientPicker).pick(hit)
+            screen.field("department").set_text(dept)
+            screen.field("unit").set_text(unit)
+
     def reset(self) -> None:
+        self.duplicates_cleared = None
         super().reset()
-        self.field("name").input.focus()
+        self.set_focus(self.field("name").input)  # now, not later: keys typed after F2 land here
         self.query_one(VerticalScroll).scroll_home(animate=False)
 
     def action_save(self) -> None:
@@ -165,8 +337,18 @@ class RegisterScreen(VisitForm):
             return
         patient = {k: values.get(k) for k in PATIENT_FIELDS if values.get(k) is not None}
         patient.setdefault("category", "general")
+        who = tuple(patient.get(k) for k in ("name", "sex", "age_years", "mobile"))
+        if self.duplicates_cleared != who:
+            # first: is this patient already registered? (read in a worker)
+            app = self.app
+            app.run_blocking(app.backend.possible_duplicates, patient,  # type: ignore[attr-defined]
+                             on_done=lambda found: self._duplicates_checked(who, found), group="dupes",
+                             exclusive=True)
+            return
+        approver = self.take_approval(values)
         app = self.app
         self.save_in_worker(
             lambda: app.backend.register_new(  # type: ignore[attr-defined]
-                app.session, patient, department=values["department"], unit=values.get("unit"), payment=payment  # type: ignore[attr-defined]
+                app.session, patient, department=values["department"], unit=values.get("unit"),  # type: ignore[attr-defined]
+                payment=payment, approver=approver,
             ))

@@ -33,7 +33,7 @@ class ReprintScreen(CounterScreen):
 
     def on_mount(self) -> None:
         add_columns(self.query_one(DataTable), ["col.kind", "col.number", "col.time", "col.printed"], self.app.lang)  # type: ignore[attr-defined]
-        self.query_one(Input).focus()
+        self.set_focus(self.query_one(Input))
         self.load()
 
     def retranslate(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Horizontal, Vertical, VerticalScroll
@@ -32,6 +33,10 @@ from textual.widgets import DataTable, Input, Label, Static
 from opd_fallback.application import review as R
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.tui.app import run_in_thread
+from opd_fallback.tui.i18n import Lang, tr
+from opd_fallback.tui.typeahead import after_queued_keys
+from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
+from opd_fallback.tui.widgets.tlabel import KeysLabel, TLabel
 
 _CSS = Path(__file__).with_suffix(".tcss")
 
@@ -88,6 +93,7 @@ class ReviewScreen(Screen[None]):
         Binding("r", "act('retry')", "Retry", id="review.retry"),
         Binding("f5", "reload", "Reload", id="review.reload"),
         Binding("escape", "back", "Back", id="review.back"),
+        Binding("enter", "gate_enter", show=False, priority=True),
     ]
 
     def __init__(self, service: Any, supervisor_id: str | None = None, *,
@@ -106,10 +112,10 @@ class ReviewScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Center(id="review-gate"):
             with Vertical(id="gate-box", classes="box"):
-                yield Label("Review needs a supervisor", classes="title")
-                yield Label("Supervisor ID")
+                yield TLabel("review.gate", classes="title")
+                yield TLabel("field.supervisor")
                 yield Input(value=self.supervisor_id, id="gate-id", max_length=64)
-                yield Label("PIN")
+                yield TLabel("login.pin")
                 yield Input(id="gate-pin", password=True, max_length=8)
                 yield Static("", id="gate-msg", classes="error")
         with Vertical(id="review-main"):
@@ -122,17 +128,34 @@ class ReviewScreen(Screen[None]):
                 yield Label("", id="prompt-label")
                 yield Input(id="prompt-input")
             yield Static("", id="review-msg")
-            yield Static("l link · n new patient · m merge · c correct · x cancel · r retry · F5 reload · "
-                         "Esc back", classes="keys")
+            yield KeysLabel("review.keys", classes="keys")
 
     def on_mount(self) -> None:
-        self.query_one("#review-list", DataTable).add_columns("Recorded", "Why", "Record")
+        add_columns(self.query_one("#review-list", DataTable), ["col.recorded", "col.why", "col.record"], self._lang)
         self.query_one("#review-prompt").display = False
         if self.supervisor is not None:
             self._open()
         else:
             self.query_one("#review-main").display = False
-            self.query_one("#gate-pin" if self.supervisor_id else "#gate-id", Input).focus()
+            self.set_focus(self.query_one("#gate-pin" if self.supervisor_id else "#gate-id", Input))
+
+    def on_screen_suspend(self) -> None:
+        """Locked or left: the PIN typed so far goes, and the supervisor must
+        give it again to decide anything more (an approval does not outlast them)."""
+        self.query_one("#gate-pin", Input).value = ""
+        if self.supervisor is not None:
+            self.supervisor = None
+            self._close_prompt_quietly()
+            self.query_one("#review-main").display = False
+            self.query_one("#review-gate").display = True
+
+    def on_screen_resume(self) -> None:
+        if self.supervisor is None and self.is_mounted:
+            self.query_one("#gate-pin" if self.query_one("#gate-id", Input).value else "#gate-id", Input).focus()
+
+    def _close_prompt_quietly(self) -> None:
+        self.pending_action, self.answers = None, []
+        self.query_one("#review-prompt").display = False
 
     # ---- workers -----------------------------------------------------------------
     def _bg(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None],
@@ -145,15 +168,29 @@ class ReviewScreen(Screen[None]):
         self.query_one("#review-msg", Static).update(Text(msg, style="bold red"))
 
     # ---- PIN gate ----------------------------------------------------------------
+    async def action_gate_enter(self) -> None:
+        """Enter in the gate, in the key's own turn (see tui/typeahead.py): a PIN
+        typed ahead lands in the PIN field."""
+        focused = self.app.focused
+        if not isinstance(focused, Input) or focused.id not in ("gate-id", "gate-pin"):
+            raise SkipAction()
+        await after_queued_keys(focused)
+        if focused.id == "gate-id":
+            self.set_focus(self.query_one("#gate-pin", Input))
+        else:
+            self._submit_pin(focused)
+
+    def _submit_pin(self, pin_input: Input) -> None:
+        sup_id, pin = self.query_one("#gate-id", Input).value.strip(), pin_input.value
+        pin_input.value = ""
+        self._bg(self.service.authenticate, sup_id, pin, on_done=self._authenticated, on_error=self._refused)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         if event.input.id == "gate-id":
-            self.query_one("#gate-pin", Input).focus()
+            self.set_focus(self.query_one("#gate-pin", Input))
         elif event.input.id == "gate-pin":
-            sup_id, pin = self.query_one("#gate-id", Input).value.strip(), event.value
-            event.input.value = ""
-            self._bg(self.service.authenticate, sup_id, pin, on_done=self._authenticated,
-                     on_error=self._refused)
+            self._submit_pin(event.input)
         elif event.input.id == "prompt-input":
             self._answer(event.value)
 
@@ -185,14 +222,30 @@ class ReviewScreen(Screen[None]):
             table.add_row(it.recorded_at[:16].replace("T", " "), it.category.replace("_", " "),
                           it.record_ref or it.kind, key=it.op_id)
         oldest = min((it.recorded_at for it in items), default=None)
-        head = f"{len(items)} record(s) need a decision"
-        if oldest:
-            head += f" · oldest {R.age_words(oldest)} ago"
-        if self.supervisor is not None:
-            head += f" · supervisor {self.supervisor.id}"
-        self.query_one("#review-head", Static).update(head)
+        self._oldest = oldest
+        self._head()
         if items:
             table.move_cursor(row=min(keep, len(items) - 1))
+        self._detail()
+
+    @property
+    def _lang(self) -> Lang:
+        return getattr(self.app, "lang", "en")
+
+    def _head(self) -> None:
+        lang = self._lang
+        head = tr("review.head", lang, n=len(self.items))
+        oldest = getattr(self, "_oldest", None)
+        if oldest:
+            head += " · " + tr("review.oldest", lang, age=R.age_words(oldest))
+        if self.supervisor is not None:
+            head += " · " + tr("review.supervisor", lang, sup=self.supervisor.id)
+        self.query_one("#review-head", Static).update(head)
+
+    def retranslate(self) -> None:
+        """F9: this screen's own words follow the language (the records' explanations stay as written)."""
+        retranslate_columns(self.query_one("#review-list", DataTable), self._lang)
+        self._head()
         self._detail()
 
     @property
@@ -208,7 +261,7 @@ class ReviewScreen(Screen[None]):
     def _detail(self) -> None:
         item = self.current
         self.query_one("#review-detail", Static).update(
-            render_detail(item) if item else Text("Nothing waits for review.", style="green"))
+            render_detail(item) if item else Text(tr("review.nothing", self._lang), style="green"))
 
     # ---- actions -------------------------------------------------------------------
     def action_act(self, action: str) -> None:

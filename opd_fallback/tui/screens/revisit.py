@@ -26,10 +26,10 @@ class RevisitScreen(VisitForm):
     def reset(self) -> None:
         self.query_one(PatientPicker).clear()
         super().reset()
-        self.query_one("#search", Input).focus()
+        self.set_focus(self.query_one("#search", Input))
 
     def on_patient_picker_picked(self, event: PatientPicker.Picked) -> None:
-        self.field("category").input.focus()
+        self.set_focus(self.field("department").input)
 
     def action_save(self) -> None:
         if self.saving or self.app.session is None:  # type: ignore[attr-defined]
@@ -42,9 +42,10 @@ class RevisitScreen(VisitForm):
         if bad:
             self.refuse(bad)
             return
+        approver = self.take_approval(values)
         app = self.app
         self.save_in_worker(
             lambda: app.backend.revisit(  # type: ignore[attr-defined]
                 app.session, hit, department=values["department"], unit=values.get("unit"),  # type: ignore[attr-defined]
-                payment=payment, category=values.get("category") or "general",
+                payment=payment, category=values.get("category") or "general", approver=approver,
             ))

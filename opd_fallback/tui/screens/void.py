@@ -44,7 +44,7 @@ class VoidScreen(FormScreen):
             yield Static("", id="form-msg")
 
     def on_mount(self) -> None:
-        self.field("receipt_no").input.focus()
+        self.set_focus(self.field("receipt_no").input)
 
     def after_field(self, name: str, ok: bool, value: Any) -> None:
         if name == "receipt_no" and ok and value:
@@ -85,7 +85,7 @@ class VoidScreen(FormScreen):
             ff.set_text("")
             ff.set_problem(None)
         self.query_one("#payment-info", Static).update("")
-        self.field("receipt_no").input.focus()
+        self.set_focus(self.field("receipt_no").input)
 
     def saved_message(self, result: Any) -> str:
         return tr("void.done", self.lang, receipt=result.ref)  # type: ignore[arg-type]

@@ -1,5 +1,9 @@
 """One labelled input with its inline error, validated as the clerk moves on.
 
+Layout: label, input and hint on one row; the error, when there is one, on
+its own line below, across the whole width and wrapped, so its full text is
+seen even at 80 columns.
+
 The parser is a domain rule (``rules.mobile`` and friends): it returns the
 canonical value or raises ``ValueError`` with the clerk's sentence, which is
 shown under the field in the current language.
@@ -11,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
@@ -21,16 +25,17 @@ from opd_fallback.tui.widgets.tlabel import TLabel
 Parser = Callable[[str], Any]
 
 
-class FormField(Horizontal):
+class FormField(Vertical):
     """``FormField("mobile", parser=rules.mobile)``; ``value()`` parses, shows
     the problem and returns ``(ok, value)``."""
 
     DEFAULT_CSS = """
     FormField { height: auto; }
-    FormField > TLabel { width: 26; padding: 1 1 0 0; }
-    FormField > Input { width: 1fr; }
-    FormField > .error { width: 2fr; padding: 1 0 0 1; color: $error; }
-    FormField > .hint { width: 2fr; padding: 1 0 0 1; color: $text-muted; }
+    FormField > .ff-row { height: auto; }
+    FormField > .ff-row > TLabel { width: 26; padding: 0 1 0 0; }
+    FormField > .ff-row > Input { width: 1fr; }
+    FormField > .ff-row > .hint { width: 1fr; height: auto; padding: 0 0 0 1; color: $text-muted; }
+    FormField > .error { width: 1fr; height: auto; padding: 0 0 0 2; color: $error; }
     """
 
     def __init__(
@@ -57,17 +62,26 @@ class FormField(Horizontal):
         self._max_length = max_length
         self.problem: str | None = None  # English sentence
         self.hint: str = ""
+        self.default = ""  # what the form put here itself (set_text): anything else is the clerk's
 
     def compose(self) -> ComposeResult:
-        yield TLabel(self.label_key)
-        yield Input(
-            placeholder=self._placeholder,
-            password=self._password,
-            suggester=self._suggester,
-            max_length=self._max_length,
-            id=f"in-{self.field}",
-        )
-        yield Static("", classes="error")
+        with Horizontal(classes="ff-row"):
+            yield TLabel(self.label_key)
+            yield Input(
+                placeholder=self._placeholder,
+                password=self._password,
+                suggester=self._suggester,
+                max_length=self._max_length,
+                id=f"in-{self.field}",
+            )
+            yield Static("", classes="hint")
+        err = Static("", classes="error")
+        err.display = False
+        yield err
+
+    @property
+    def password(self) -> bool:
+        return self._password
 
     @property
     def input(self) -> Input:
@@ -78,7 +92,13 @@ class FormField(Horizontal):
         return self.input.value
 
     def set_text(self, text: str) -> None:
+        self.default = text
         self.input.value = text
+
+    @property
+    def edited(self) -> bool:
+        """Has the clerk typed something here that is not yet saved?"""
+        return self.input.value != self.default
 
     def validate_now(self) -> tuple[bool, Any]:
         """Parse the text; remember and show the problem (or clear it)."""
@@ -113,13 +133,14 @@ class FormField(Horizontal):
     def show(self) -> None:
         lang = lang_of(self.app)
         err = self.query_one(".error", Static)
+        self.query_one(".hint", Static).update(self.hint)
         if self.problem:
             err.update(f"✗ {field_label(self.field, lang)}: {message(self.problem, lang)}")
-            err.set_class(False, "hint")
+            err.display = True
             self.input.add_class("-invalid")
         else:
-            err.update(self.hint)
-            err.set_class(bool(self.hint), "hint")
+            err.update("")
+            err.display = False
             self.input.remove_class("-invalid")
 
     def retranslate(self) -> None:

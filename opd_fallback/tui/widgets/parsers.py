@@ -72,3 +72,11 @@ def text(text: str) -> str | None:
 
 def rupees(text: str) -> int:
     return rules.parse_rupees(text)
+
+
+def pin(text: str) -> str:
+    """A PIN's shape (4 to 8 digits); whose it is, is checked on save."""
+    t = text.strip()
+    if not (t.isdigit() and 4 <= len(t) <= 8):
+        raise ValueError("must be 4 to 8 digits")
+    return t

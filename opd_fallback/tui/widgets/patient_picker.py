@@ -50,6 +50,11 @@ class PatientPicker(Vertical):
 
     def retranslate(self) -> None:
         retranslate_columns(self.query_one(DataTable), self.app.lang)  # type: ignore[attr-defined]
+        if self.picked is not None:
+            hit = self.picked
+            self.query_one("#picked", Static).update(
+                "✓ " + tr("revisit.selected", self.app.lang,  # type: ignore[attr-defined]
+                          name=f"{hit.name} · {hit.uhid or hit.local_ref or ''}"))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "search":
@@ -86,13 +91,24 @@ class PatientPicker(Vertical):
         if event.input.id != "search":
             return
         event.stop()
+        self.submit_now()
+
+    def submit_now(self) -> None:
+        """Enter in the search: to the results (at once, so the next key lands
+        there), or search again if nothing is shown yet."""
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        if self.hits:
-            self.query_one(DataTable).focus()
+        if self.hits and self._asked == self.query_one("#search", Input).value:
+            self.screen.set_focus(self.query_one(DataTable))
         else:
             self._search()
+
+    def pick_highlighted(self) -> None:
+        """Enter in the results: pick the highlighted patient."""
+        index = self.query_one(DataTable).cursor_row
+        if 0 <= index < len(self.hits):
+            self.pick(self.hits[index])
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -106,7 +122,10 @@ class PatientPicker(Vertical):
         self.query_one("#picked", Static).update(
             "✓ " + tr("revisit.selected", self.app.lang, name=f"{hit.name} · {ref}")  # type: ignore[attr-defined]
         )
-        self.post_message(self.Picked(hit))
+        # handled at once (not queued), so the keys typed next go where the screen puts the cursor
+        handler = getattr(self.screen, "on_patient_picker_picked", None)
+        if handler is not None:
+            handler(self.Picked(hit))
 
     def clear(self) -> None:
         self.picked = None

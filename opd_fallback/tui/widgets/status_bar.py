@@ -30,7 +30,30 @@ def human_age(seconds: float | None) -> str:
 _HUB_WORDS = {"en": ("LAN: on", "LAN: OFF"), "hi": ("LAN: चालू", "LAN: बंद")}
 
 
-def render_status(model: StatusModel, lang: str, now: datetime) -> Text:
+def fit_parts(text: Text, width: int | None) -> Text:
+    """Break the status line at its │ separators (never inside a part) so that
+    each line fits ``width`` cells as the terminal counts them: nothing is cut."""
+    if not width or text.cell_len <= width:
+        return text
+    parts = text.split("│", allow_blank=False)
+    out = Text(no_wrap=True, overflow="ellipsis")
+    line_len = 0
+    for i, part in enumerate(parts):
+        piece = part if i == 0 else Text("│") + part
+        if line_len and line_len + piece.cell_len > width:
+            out.append("\n")
+            piece = part
+            line_len = 0
+        out.append_text(piece)
+        line_len += piece.cell_len
+    return out
+
+
+def render_status(model: StatusModel, lang: str, now: datetime, width: int | None = None) -> Text:
+    return fit_parts(_status_line(model, lang, now), width)
+
+
+def _status_line(model: StatusModel, lang: str, now: datetime) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(f" {model.hospital} · {model.device_id} ", style="bold")
     if model.insecure_tls:
@@ -70,7 +93,7 @@ class StatusBar(Static):
     """Refreshes itself every second from the app's in-memory status model."""
 
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $panel; color: $text; }
+    StatusBar { height: auto; background: $panel; color: $text; }
     """
 
     def on_mount(self) -> None:
@@ -81,7 +104,10 @@ class StatusBar(Static):
         app = self.app
         model: StatusModel = getattr(app, "status", StatusModel())
         now = app.now() if hasattr(app, "now") else datetime.now()
-        self.update(render_status(model, getattr(app, "lang", "en"), now))
+        self.update(render_status(model, getattr(app, "lang", "en"), now, self.size.width or None))
+
+    def on_resize(self) -> None:
+        self.tick()
 
     def retranslate(self) -> None:
         self.tick()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from textual.widgets import Static
 
 from opd_fallback.tui.i18n import lang_of, tr
@@ -27,3 +28,38 @@ class TLabel(Static):
     def retranslate(self) -> None:
         lang = lang_of(self.app)
         self.update(tr(self.key, lang, **self.fmt) if self.key else "")
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` cut or padded to ``width`` terminal cells (``cell_len``, not
+    ``len``), so columns line up with Devanagari and other wide or combining text."""
+    from rich.cells import set_cell_size
+
+    return set_cell_size(text, width)
+
+
+def wrap_pairs(line: str, width: int) -> str:
+    """Key hints ("F2 New  F3 Revisit  ...", pairs two spaces apart) broken into
+    lines of at most ``width`` cells, as the terminal counts them (``cell_len``),
+    never between a key and its word."""
+    pairs = [p for p in line.split("  ") if p.strip()]
+    lines: list[str] = []
+    for pair in pairs:
+        if lines and cell_len(lines[-1]) + 2 + cell_len(pair) <= width:
+            lines[-1] += "  " + pair
+        else:
+            lines.append(pair)
+    return "\n".join(lines)
+
+
+class KeysLabel(TLabel):
+    """The key hints line: wraps between pairs so every key stays in sight at 80 columns."""
+
+    def retranslate(self) -> None:
+        lang = lang_of(self.app)
+        text = tr(self.key, lang, **self.fmt) if self.key else ""
+        width = self.content_size.width or self.size.width
+        self.update(wrap_pairs(text, width) if width > 0 else text)
+
+    def on_resize(self) -> None:
+        self.retranslate()
