@@ -121,7 +121,7 @@ class CounterApp(App[None]):
         # ``loader`` (the store, the backend, the printer) runs in a worker once
         # the login screen is up: the clerk sees it as soon as Textual can draw
         self._loader = loader
-        self._when_ready: list[Callable[[], None]] = []
+        self._when_ready: list[Callable[[], object]] = []
         self.load_error: BaseException | None = None
         self.db_path: Path | None = None  # the store's file, for the words of a failure before it opened
         self.status = StatusModel(hospital=backend.hospital if backend else hospital,
@@ -176,7 +176,7 @@ class CounterApp(App[None]):
         self.load_error = exc
         self.exit(return_code=1)
 
-    def when_ready(self, cb: Callable[[], None]) -> None:
+    def when_ready(self, cb: Callable[[], object]) -> None:
         """Run ``cb`` now if the store is open, else as soon as it is (a fast login)."""
         if self.backend is not None:
             cb()

@@ -27,7 +27,7 @@ def _flows() -> dict[str, type[Screen[Any]]]:
     }
 
 
-class _Lazy(dict):  # type: ignore[type-arg]
+class _Lazy(dict[str, type[Screen[Any]]]):
     def __missing__(self, key: str) -> type[Screen[Any]]:
         self.update(_flows())
         flow: type[Screen[Any]] = dict.__getitem__(self, key)

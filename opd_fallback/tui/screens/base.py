@@ -3,16 +3,37 @@ F-keys that move between flows."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 
+from opd_fallback.tui.i18n import Lang, lang_of
 from opd_fallback.tui.widgets.status_bar import StatusBar
 from opd_fallback.tui.widgets.tlabel import KeysLabel
 
 # Priority: the F-key is handled in the app's own turn and the next keys wait
 # until the new screen has its cursor (see ``CounterApp.open_flow``).
+if TYPE_CHECKING:
+    from opd_fallback.tui.app import CounterApp
+
+
+class CounterAppAccess:
+    """The counter app and its language, typed, for screens (Textual types ``self.app`` as any App)."""
+
+    @property
+    def counter(self) -> CounterApp:
+        screen: Any = self  # a mixin: the Screen it is mixed into supplies ``app``
+        return cast("CounterApp", screen.app)
+
+    @property
+    def lang(self) -> Lang:
+        screen: Any = self
+        return lang_of(screen.app)
+
+
 NAV_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("f2", "flow('register')", "New", id="flow.register", priority=True),
     Binding("f3", "flow('revisit')", "Revisit", id="flow.revisit", priority=True),
@@ -34,7 +55,7 @@ def bottom_bar(hints: str) -> ComposeResult:
         yield StatusBar(id="status")
 
 
-class CounterScreen(Screen[None]):
+class CounterScreen(CounterAppAccess, Screen[None]):
     """Subclasses yield their body from ``body()``; hints key from ``HINTS``."""
 
     BINDINGS = NAV_BINDINGS
@@ -48,17 +69,14 @@ class CounterScreen(Screen[None]):
         yield from ()
 
     async def action_flow(self, name: str) -> None:
-        await self.app.open_flow(name)  # type: ignore[attr-defined]
+        await self.counter.open_flow(name)
 
     async def action_review(self) -> None:
-        await self.app.open_review()  # type: ignore[attr-defined]
+        await self.counter.open_review()
 
     def action_lock(self) -> None:
-        self.app.action_lock()  # type: ignore[attr-defined]
+        self.counter.action_lock()
 
     def action_home(self) -> None:
-        self.app.go_home()  # type: ignore[attr-defined]
+        self.counter.go_home()
 
-    @property
-    def lang(self) -> str:
-        return getattr(self.app, "lang", "en")

@@ -33,7 +33,7 @@ class CashScreen(CounterScreen):
             yield Static("", id="form-msg")
 
     def on_mount(self) -> None:
-        add_columns(self.query_one(DataTable), ["col.mode", "col.count", "col.total"], self.app.lang)  # type: ignore[attr-defined]
+        add_columns(self.query_one(DataTable), ["col.mode", "col.count", "col.total"], self.counter.lang)
         self.load()
 
     def retranslate(self) -> None:
@@ -44,10 +44,10 @@ class CashScreen(CounterScreen):
         self.load()
 
     def load(self) -> None:
-        app = self.app
-        if app.session is None:  # type: ignore[attr-defined]
+        app = self.counter
+        if app.session is None:
             return
-        app.run_blocking(app.backend.cash_summary_doc, app.session, on_done=self._show, group="cash", exclusive=True)  # type: ignore[attr-defined]
+        app.run_blocking(app.backend.cash_summary_doc, app.session, on_done=self._show, group="cash", exclusive=True)
 
     def _show(self, result: tuple[Any, Any]) -> None:
         summary, self.doc = result
@@ -55,21 +55,21 @@ class CashScreen(CounterScreen):
         table.clear()
         for mode, t in summary.by_mode.items():
             table.add_row(mode.upper(), str(t.count), format_paise(t.total_paise))
-        table.add_row(tr("cash.voids", self.lang).upper(), str(summary.voids.count),  # type: ignore[arg-type]
+        table.add_row(tr("cash.voids", self.lang).upper(), str(summary.voids.count),
                       ("-" if summary.voids.total_paise else "") + format_paise(summary.voids.total_paise))
-        table.add_row(tr("cash.collected", self.lang).upper(), "", format_paise(summary.collected_paise))  # type: ignore[arg-type]
+        table.add_row(tr("cash.collected", self.lang).upper(), "", format_paise(summary.collected_paise))
         # what the accounts office checks: each waiver reason and approver, voids by supervisor, reprints
         ap = summary.approvals
         for w in ap.waivers:
-            table.add_row(tr("cash.waivers", self.lang, reason=w.reason or "-", who=w.who),  # type: ignore[arg-type]
+            table.add_row(tr("cash.waivers", self.lang, reason=w.reason or "-", who=w.who),
                           str(w.count), format_paise(w.total_paise))
         for v in ap.voids:
-            table.add_row(tr("cash.voids_by", self.lang, who=v.who), str(v.count), format_paise(v.total_paise))  # type: ignore[arg-type]
+            table.add_row(tr("cash.voids_by", self.lang, who=v.who), str(v.count), format_paise(v.total_paise))
         for r in ap.reprints:
-            table.add_row(tr("cash.reprints_by", self.lang, who=r.who), str(r.count), "")  # type: ignore[arg-type]
+            table.add_row(tr("cash.reprints_by", self.lang, who=r.who), str(r.count), "")
 
     def action_print(self) -> None:
         if self.doc is not None:
-            self.app.print_docs([self.doc],  # type: ignore[attr-defined]
+            self.counter.print_docs([self.doc],
                                 on_done=lambda errs: None if errs else self.query_one("#form-msg", Static).update(
-                                    tr("common.done", self.lang)))  # type: ignore[arg-type]
+                                    tr("common.done", self.lang)))

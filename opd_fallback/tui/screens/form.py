@@ -146,8 +146,8 @@ class FormScreen(CounterScreen):
             if ff is not None:
                 ff.set_problem(p.message)
                 first = first or ff
-            lines.append(problem_text(FieldProblem(head, p.code, p.message), self.lang))  # type: ignore[arg-type]
-        self.say(tr("save.failed", self.lang, err="; ".join(lines)), error=True)  # type: ignore[arg-type]
+            lines.append(problem_text(FieldProblem(head, p.code, p.message), self.lang))
+        self.say(tr("save.failed", self.lang, err="; ".join(lines)), error=True)
         if first is not None:
             first.input.focus()
 
@@ -156,29 +156,29 @@ class FormScreen(CounterScreen):
         telling the clerk to pick one (and putting the cursor in the search)."""
         hit = self.query_one(PatientPicker).picked
         if hit is None:
-            self.say(tr("revisit.select_first", self.lang), error=True)  # type: ignore[arg-type]
+            self.say(tr("revisit.select_first", self.lang), error=True)
             self.query_one("#search", Input).focus()
         return hit
 
     def refuse(self, bad: list[FormField]) -> None:
-        self.say(tr("reg.fix", self.lang), error=True)  # type: ignore[arg-type]
+        self.say(tr("reg.fix", self.lang), error=True)
         bad[0].input.focus()
 
     def save_in_worker(self, save: Any) -> None:
         """Run ``save()`` (a service call) in a thread; the event loop never waits on disk."""
         self.saving = True
-        self.say(tr("reg.saving", self.lang))  # type: ignore[arg-type]
-        self.app.run_blocking(save, on_done=self.saved, on_error=self.save_failed, group="save")  # type: ignore[attr-defined]
+        self.say(tr("reg.saving", self.lang))
+        self.counter.run_blocking(save, on_done=self.saved, on_error=self.save_failed, group="save")
 
     def saved(self, result: Any) -> None:
         """Saved: clear the form for the next patient, say so, print."""
         self.saving = False
         self.reset()
         self.say(self.saved_message(result))
-        self.app.print_docs(result.docs)  # type: ignore[attr-defined]
+        self.counter.print_docs(result.docs)
 
     def saved_message(self, result: Any) -> str:
-        return tr("reg.saved", self.lang, ref=result.ref, token=result.summary["token"])  # type: ignore[arg-type]
+        return tr("reg.saved", self.lang, ref=result.ref, token=result.summary["token"])
 
     def reset(self) -> None:
         """Hook: clear the form."""
@@ -188,7 +188,7 @@ class FormScreen(CounterScreen):
         if isinstance(exc, DomainError):
             self.show_problems(exc.problems)
         else:
-            self.say(tr("save.failed", self.lang, err=str(exc)), error=True)  # type: ignore[arg-type]
+            self.say(tr("save.failed", self.lang, err=str(exc)), error=True)
 
     # ------------------------------------------------------------- payment
     def apply_fee(self, quote: FeeQuote | None, *, editable: bool) -> None:
@@ -220,12 +220,12 @@ class FormScreen(CounterScreen):
         if quote is None:
             return ""
         if quote.exempt:
-            return tr("reg.fee_exempt", lang)  # type: ignore[arg-type]
+            return tr("reg.fee_exempt", lang)
         if quote.due_paise == 0:
-            return tr("reg.fee_none", lang)  # type: ignore[arg-type]
-        hint = tr("reg.fee_hint", lang, fee=format_paise(quote.price_paise))  # type: ignore[arg-type]
+            return tr("reg.fee_none", lang)
+        hint = tr("reg.fee_hint", lang, fee=format_paise(quote.price_paise))
         if not getattr(self, "fee_editable", False):
-            hint += " · " + tr("reg.fee_locked", lang)  # type: ignore[arg-type]
+            hint += " · " + tr("reg.fee_locked", lang)
         return hint
 
     def retranslate(self) -> None:

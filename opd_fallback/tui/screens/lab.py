@@ -75,8 +75,8 @@ class LabScreen(FormScreen):
         hit = event.hit
         self.set_focus(self.field("tests").input)  # at once: the clerk types the tests next
         self.visit = None  # until this patient's own visit is found
-        app = self.app
-        app.run_blocking(app.backend.todays_visit, hit, on_done=lambda v: self._got_visit(hit, v),  # type: ignore[attr-defined]
+        app = self.counter
+        app.run_blocking(app.backend.todays_visit, hit, on_done=lambda v: self._got_visit(hit, v),
                          group="visit", exclusive=True)
 
     def _got_visit(self, hit: PatientHit, visit: str | None) -> None:
@@ -84,7 +84,7 @@ class LabScreen(FormScreen):
             return  # the clerk picked someone else meanwhile: never order against their visit
         self.visit = visit
         if visit is None:
-            self.say(tr("lab.no_visit", self.lang), error=True)  # type: ignore[arg-type]
+            self.say(tr("lab.no_visit", self.lang), error=True)
         else:
             self.say("")
 
@@ -93,8 +93,8 @@ class LabScreen(FormScreen):
         if event.input.id != "in-tests":
             return
         query = event.value
-        app = self.app
-        app.run_blocking(app.backend.find_tests, query, on_done=lambda m: self._matches(query, m),  # type: ignore[attr-defined]
+        app = self.counter
+        app.run_blocking(app.backend.find_tests, query, on_done=lambda m: self._matches(query, m),
                          group="tests", exclusive=True)
 
     def _matches(self, query: str, matches: list[Test]) -> None:
@@ -134,7 +134,7 @@ class LabScreen(FormScreen):
 
     def _add_first(self) -> None:
         query = self.field("tests").text
-        app = self.app
+        app = self.counter
 
         def done(matches: list[Test]) -> None:
             if not matches:
@@ -142,7 +142,7 @@ class LabScreen(FormScreen):
                 return
             self._add(matches[0])
 
-        app.run_blocking(app.backend.find_tests, query, on_done=done, group="tests", exclusive=True)  # type: ignore[attr-defined]
+        app.run_blocking(app.backend.find_tests, query, on_done=done, group="tests", exclusive=True)
 
     def _add(self, test: Test) -> None:
         if test.code not in {t.code for t in self.tests}:
@@ -150,7 +150,7 @@ class LabScreen(FormScreen):
         self.matches, self.marked, self.matched_query = [], 0, ""
         self.field("tests").set_text("")
         self.field("tests").set_problem(None)
-        self.query_one("#test-matches", Static).update(tr("lab.added", self.lang, code=test.code))  # type: ignore[arg-type]
+        self.query_one("#test-matches", Static).update(tr("lab.added", self.lang, code=test.code))
         self._show_tests()
 
     def action_remove_test(self) -> None:
@@ -162,7 +162,7 @@ class LabScreen(FormScreen):
         total = sum(t.price_paise for t in self.tests)
         lines = [f"  {pad(t.code, 8)} {pad(t.name, 28)} {pad(t.sample_type or '', 8)} {format_paise(t.price_paise):>10}"
                  for t in self.tests]
-        lines.append(tr("lab.total", self.lang, total=format_paise(total)) + "   (" + tr("lab.remove", self.lang) + ")")  # type: ignore[arg-type]
+        lines.append(tr("lab.total", self.lang, total=format_paise(total)) + "   (" + tr("lab.remove", self.lang) + ")")
         self.query_one("#picked-tests", Static).update("\n".join(lines))
         self.field("fee").set_text(f"{total // 100}.{total % 100:02d}")
 
@@ -175,17 +175,17 @@ class LabScreen(FormScreen):
 
     # --------------------------------------------------------------- save
     def action_save(self) -> None:
-        if self.saving or self.app.session is None:  # type: ignore[attr-defined]
+        if self.saving or self.counter.session is None:
             return
         hit = self.picked_patient()
         if hit is None:
             return
         if self.visit is None:
-            self.say(tr("lab.no_visit", self.lang), error=True)  # type: ignore[arg-type]
+            self.say(tr("lab.no_visit", self.lang), error=True)
             return
         if not self.tests:
             self.field("tests").set_problem("choose at least one test")
-            self.say(tr("lab.no_tests", self.lang), error=True)  # type: ignore[arg-type]
+            self.say(tr("lab.no_tests", self.lang), error=True)
             self.field("tests").input.focus()
             return
         values, bad = self.collect()
@@ -201,10 +201,10 @@ class LabScreen(FormScreen):
         codes = [t.code for t in self.tests]
         visit = self.visit
         approver = self.take_approval(values)
-        app = self.app
+        app = self.counter
         self.save_in_worker(
-            lambda: app.backend.lab_request(app.session, hit, visit, codes, payment=payment,  # type: ignore[attr-defined]
+            lambda: app.backend.lab_request(app.session, hit, visit, codes, payment=payment,
                                             priority=values.get("priority") or "routine", approver=approver))
 
     def saved_message(self, result: Any) -> str:
-        return tr("lab.saved", self.lang, ref=result.ref, sample=result.summary["sample"])  # type: ignore[arg-type]
+        return tr("lab.saved", self.lang, ref=result.ref, sample=result.summary["sample"])

@@ -10,16 +10,16 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from opd_fallback.tui.i18n import tr
-from opd_fallback.tui.screens.base import bottom_bar
+from opd_fallback.tui.screens.base import CounterAppAccess, bottom_bar
 from opd_fallback.tui.state import Session
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 
-class LockScreen(Screen[None]):
+class LockScreen(CounterAppAccess, Screen[None]):
     BINDINGS = [Binding("f2", "switch_operator", "Switch operator", id="lock.switch")]
 
     def compose(self) -> ComposeResult:
-        session: Session | None = self.app.session  # type: ignore[attr-defined]
+        session: Session | None = self.counter.session
         op = f"{session.name} ({session.operator_id})" if session else ""
         with Center():
             with Vertical(id="lock-box", classes="box"):
@@ -34,14 +34,14 @@ class LockScreen(Screen[None]):
         self.query_one("#unlock-pin", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        session: Session | None = self.app.session  # type: ignore[attr-defined]
+        session: Session | None = self.counter.session
         if session is None:
             return
         pin = event.value
         event.input.value = ""
-        app = self.app
-        app.run_blocking(  # type: ignore[attr-defined]
-            app.backend.verify_operator, session.operator_id, pin, "unlock",  # type: ignore[attr-defined]
+        app = self.counter
+        app.run_blocking(
+            app.backend.verify_operator, session.operator_id, pin, "unlock",
             on_done=self._checked, on_error=self._refused, group="login",
         )
 
@@ -49,17 +49,17 @@ class LockScreen(Screen[None]):
         from opd_fallback.store.operators import PinRefused
         from opd_fallback.tui.screens.login import refusal_text
 
-        lang = self.app.lang  # type: ignore[attr-defined]
+        lang = self.counter.lang
         text = refusal_text(exc, lang) if isinstance(exc, PinRefused) else tr("login.failed", lang)
         if not isinstance(exc, PinRefused):
-            self.app.show_error(exc)  # type: ignore[attr-defined]
+            self.counter.show_error(exc)
         self.query_one("#lock-msg", Static).update(text)
 
     def _checked(self, session: Session | None) -> None:
         if session is None:
-            self.query_one("#lock-msg", Static).update(tr("login.failed", self.app.lang))  # type: ignore[attr-defined]
+            self.query_one("#lock-msg", Static).update(tr("login.failed", self.counter.lang))
             return
         self.app.pop_screen()
 
     def action_switch_operator(self) -> None:
-        self.app.logout()  # type: ignore[attr-defined]
+        self.counter.logout()

@@ -11,8 +11,8 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 
 from opd_fallback.domain.clock import duration_words
-from opd_fallback.tui.i18n import tr
-from opd_fallback.tui.screens.base import bottom_bar
+from opd_fallback.tui.i18n import Lang, tr
+from opd_fallback.tui.screens.base import CounterAppAccess, bottom_bar
 from opd_fallback.tui.state import Session
 from opd_fallback.tui.typeahead import after_queued_keys
 from opd_fallback.tui.widgets.parsers import pin as pin_shape
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the store (SQLAlchemy) loads behind the login screen
     from opd_fallback.store.operators import PinRefused
 
 
-class LoginScreen(Screen[None]):
+class LoginScreen(CounterAppAccess, Screen[None]):
     BINDINGS = [
         Binding("f10", "submit", "Log in", id="login.submit"),
         Binding("enter", "enter_key", "Next", id="login.next", show=False, priority=True),
@@ -55,7 +55,7 @@ class LoginScreen(Screen[None]):
 
     def _say(self, key: str, error: bool = True) -> None:
         msg = self.query_one("#login-msg", Static)
-        msg.update(tr(key, self.app.lang))  # type: ignore[attr-defined]
+        msg.update(tr(key, self.counter.lang))
         msg.set_class(error, "error")
 
     def action_submit(self) -> None:
@@ -72,10 +72,10 @@ class LoginScreen(Screen[None]):
             pin_in.focus()
             return
         self._say("login.checking", error=False)
-        app = self.app
+        app = self.counter
         pin = pin_in.value
-        app.when_ready(lambda: app.run_blocking(  # type: ignore[attr-defined]
-            app.backend.verify_operator, op_id, pin, on_done=self._checked, on_error=self._refused,  # type: ignore[attr-defined]
+        app.when_ready(lambda: app.run_blocking(
+            app.backend.verify_operator, op_id, pin, on_done=self._checked, on_error=self._refused,
             group="login",
         ))
 
@@ -87,11 +87,11 @@ class LoginScreen(Screen[None]):
         from opd_fallback.store.operators import PinRefused  # loaded by then (the check ran in the store)
 
         if not isinstance(exc, PinRefused):
-            self.app.show_error(exc)  # type: ignore[attr-defined]
+            self.counter.show_error(exc)
             self._say("login.failed")
             return
         msg = self.query_one("#login-msg", Static)
-        msg.update(refusal_text(exc, self.app.lang))  # type: ignore[attr-defined]
+        msg.update(refusal_text(exc, self.counter.lang))
         msg.set_class(True, "error")
 
     def _checked(self, session: Session | None) -> None:
@@ -101,14 +101,14 @@ class LoginScreen(Screen[None]):
             self._say("login.failed")
             pin_in.focus()
             return
-        self.app.login(session)  # type: ignore[attr-defined]
+        self.counter.login(session)
 
 
-def refusal_text(exc: PinRefused, lang: str) -> str:
+def refusal_text(exc: PinRefused, lang: Lang) -> str:
     """The sentence for a refused PIN in the counter's language (English: the
     store's own sentence, with tries left or the time to wait)."""
     if lang == "en":
         return exc.sentence
     if exc.code == "pin_locked":
-        return tr("login.locked", lang, wait=duration_words(exc.locked_for_s))  # type: ignore[arg-type]
-    return tr("login.failed", lang)  # type: ignore[arg-type]
+        return tr("login.locked", lang, wait=duration_words(exc.locked_for_s))
+    return tr("login.failed", lang)

@@ -48,7 +48,7 @@ class QueueScreen(CounterScreen):
             yield table
 
     def on_mount(self) -> None:
-        add_columns(self.query_one(DataTable), ["col.seq", "col.kind", "col.state", "col.record", "col.recorded", "col.reason"], self.app.lang)  # type: ignore[attr-defined]
+        add_columns(self.query_one(DataTable), ["col.seq", "col.kind", "col.state", "col.record", "col.recorded", "col.reason"], self.counter.lang)
         self.set_focus(self.query_one(DataTable))
         self.load()
 
@@ -68,8 +68,8 @@ class QueueScreen(CounterScreen):
         self.load()
 
     def load(self) -> None:
-        app = self.app
-        app.run_blocking(app.backend.queue_page, FILTERS[self.state], self.page * PAGE, PAGE,  # type: ignore[attr-defined]
+        app = self.counter
+        app.run_blocking(app.backend.queue_page, FILTERS[self.state], self.page * PAGE, PAGE,
                          on_done=self._show, group="queue", exclusive=True)
 
     def _show(self, result: tuple[list[Any], int]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.actions import SkipAction
@@ -12,10 +12,12 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
-from textual.worker import WorkerCancelled, WorkerFailed
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from opd_fallback.domain import rules
 from opd_fallback.domain.contract import Department
+from opd_fallback.tui.i18n import Lang
+from opd_fallback.tui.screens.base import CounterAppAccess
 from opd_fallback.tui.screens.form import FormScreen, payment_fields
 from opd_fallback.tui.typeahead import after_queued_keys
 from opd_fallback.tui.widgets import parsers
@@ -28,7 +30,7 @@ PATIENT_FIELDS = (
 )
 
 
-def department_matches(departments: dict[str, Department], text: str, lang: str = "en") -> list[Department]:
+def department_matches(departments: dict[str, Department], text: str, lang: Lang = "en") -> list[Department]:
     """Departments for what the clerk typed: codes starting with it first, then
     names containing it (case-insensitive); everything for an empty field."""
     t = text.strip().upper()
@@ -51,10 +53,17 @@ class DepartmentList(OptionList):
     can_focus = False
 
 
-class DepartmentFields:
+class DepartmentFields(CounterAppAccess):
     """Department and unit checked against master data (loaded in a worker)."""
 
+    if TYPE_CHECKING:  # the FormScreen it is mixed into supplies these
+        def field(self, name: str) -> FormField: ...
+
+        query: Any
+        query_one: Any
+
     departments: dict[str, Department]
+    _departments_loading: Worker[None] | None = None
     shown_departments: list[Department]
 
     def department_parser(self, text: str) -> str:
@@ -65,7 +74,7 @@ class DepartmentFields:
 
     def unit_parser(self, text: str) -> str | None:
         code = rules.code(text, what="unit code")
-        dept_text = self.field("department").text  # type: ignore[attr-defined]
+        dept_text = self.field("department").text
         dept = self.departments.get(dept_text.strip().upper()) if self.departments else None
         if dept is not None and dept.units and code not in {u.code for u in dept.units}:
             raise ValueError(f"is not a known unit of {dept.name} ({', '.join(u.code for u in dept.units)})")
@@ -81,7 +90,7 @@ class DepartmentFields:
         ]
 
     def load_departments(self) -> None:
-        app = self.app  # type: ignore[attr-defined]
+        app = self.counter
         self._departments_loading = app.run_blocking(app.backend.departments, on_done=self._got_departments,
                                                      group="master")
 
@@ -98,37 +107,38 @@ class DepartmentFields:
                 await asyncio.wait_for(worker.wait(), 2.0)
             except (TimeoutError, WorkerFailed, WorkerCancelled):
                 return
-            await after_queued_keys(self)  # type: ignore[arg-type]  # a FormScreen: its on_done has run
+            screen: Any = self  # a FormScreen: its on_done has run
+            await after_queued_keys(screen)
 
     def _dept_label(self, d: Department) -> str:
-        lang = self.app.lang  # type: ignore[attr-defined]
+        lang = self.counter.lang
         name = d.name_hi if lang == "hi" and getattr(d, "name_hi", None) else d.name
         return f"{d.code:<7} {name}"
 
     def show_departments(self) -> None:
         """Refresh the list under Department for its text (shown while it has the cursor)."""
-        if not self.query("#dept-list"):  # type: ignore[attr-defined]
+        if not self.query("#dept-list"):
             return
-        dept_list = self.query_one("#dept-list", DepartmentList)  # type: ignore[attr-defined]
-        ff = self.field("department")  # type: ignore[attr-defined]
+        dept_list = self.query_one("#dept-list", DepartmentList)
+        ff = self.field("department")
         self.shown_departments = department_matches(self.departments, ff.text) if self.departments else []
         dept_list.clear_options()
         dept_list.add_options([self._dept_label(d) for d in self.shown_departments])
         if self.shown_departments:
             dept_list.highlighted = 0
-        dept_list.display = bool(self.shown_departments) and self.app.focused is ff.input  # type: ignore[attr-defined]
+        dept_list.display = bool(self.shown_departments) and self.counter.focused is ff.input
 
     def highlighted_department(self) -> Department | None:
         """What Enter in Department takes: the highlighted match for the text as it is now."""
         if not self.departments:
             return None
-        text = self.field("department").text  # type: ignore[attr-defined]
+        text = self.field("department").text
         if text.strip().upper() in self.departments:
             return self.departments[text.strip().upper()]
         if not text.strip():
             return None
         matches = department_matches(self.departments, text)
-        dept_list = self.query_one("#dept-list", DepartmentList)  # type: ignore[attr-defined]
+        dept_list = self.query_one("#dept-list", DepartmentList)
         index = dept_list.highlighted or 0
         if matches != getattr(self, "shown_departments", None):
             index = 0
@@ -136,10 +146,10 @@ class DepartmentFields:
 
     def move_department(self, step: int) -> bool:
         """↑/↓ in Department move the highlight; False when not there."""
-        if not self.query("#dept-list"):  # type: ignore[attr-defined]
+        if not self.query("#dept-list"):
             return False
-        dept_list = self.query_one("#dept-list", DepartmentList)  # type: ignore[attr-defined]
-        if self.app.focused is not self.field("department").input or not dept_list.option_count:  # type: ignore[attr-defined]
+        dept_list = self.query_one("#dept-list", DepartmentList)
+        if self.counter.focused is not self.field("department").input or not dept_list.option_count:
             return False
         dept_list.highlighted = max(0, min(dept_list.option_count - 1, (dept_list.highlighted or 0) + step))
         return True
@@ -147,11 +157,11 @@ class DepartmentFields:
     def department_hint(self, code: str) -> None:
         dept = self.departments.get(code) if self.departments else None
         if dept is not None:
-            lang = self.app.lang  # type: ignore[attr-defined]
+            lang = self.counter.lang
             name = dept.name_hi if lang == "hi" and getattr(dept, "name_hi", None) else dept.name
-            self.field("department").set_hint(name)  # type: ignore[attr-defined]
+            self.field("department").set_hint(name or dept.name)
             units = " ".join(u.code for u in dept.units)
-            unit = self.field("unit")  # type: ignore[attr-defined]
+            unit = self.field("unit")
             unit.set_hint(units)
             if len(dept.units) == 1 and not unit.edited:
                 unit.set_text(dept.units[0].code)  # the department's only unit
@@ -219,7 +229,7 @@ class VisitForm(DepartmentFields, FormScreen):
             ff.set_text("")
             ff.set_problem(None)
             ff.set_hint("")
-        backend = self.app.backend  # type: ignore[attr-defined]
+        backend = self.counter.backend
         for name in ("district", "state"):  # the hospital's, the usual answer
             if self.query(f"#ff-{name}") and getattr(backend, name, None):
                 self.field(name).set_text(getattr(backend, name))
@@ -240,10 +250,10 @@ class VisitForm(DepartmentFields, FormScreen):
             category = parsers.category(self.field("category").text or "general")
         except ValueError:
             return
-        app = self.app
-        editable = bool(app.session and app.session.is_supervisor)  # type: ignore[attr-defined]
-        app.run_blocking(  # type: ignore[attr-defined]
-            app.backend.opd_fee, self.VISIT_TYPE, category,  # type: ignore[attr-defined]
+        app = self.counter
+        editable = bool(app.session and app.session.is_supervisor)
+        app.run_blocking(
+            app.backend.opd_fee, self.VISIT_TYPE, category,
             on_done=lambda q: self.apply_fee(q, editable=editable), group="fee", exclusive=True,
         )
 
@@ -304,7 +314,7 @@ class RegisterScreen(VisitForm):
 
         dept, unit = self.field("department").text, self.field("unit").text
         self.reset()
-        await self.app.open_flow("revisit")  # type: ignore[attr-defined]
+        await self.counter.open_flow("revisit")
         screen = self.app.screen
         if isinstance(screen, RevisitScreen):
             screen.query_one(PatientPicker).pick(hit)
@@ -318,7 +328,7 @@ class RegisterScreen(VisitForm):
         self.query_one(VerticalScroll).scroll_home(animate=False)
 
     def action_save(self) -> None:
-        if self.saving or self.app.session is None:  # type: ignore[attr-defined]
+        if self.saving or self.counter.session is None:
             return
         values, bad = self.collect()
         if not any(values.get(k) is not None for k in ("age_years", "age_months", "age_days")) and not any(
@@ -340,15 +350,15 @@ class RegisterScreen(VisitForm):
         who = tuple(patient.get(k) for k in ("name", "sex", "age_years", "mobile"))
         if self.duplicates_cleared != who:
             # first: is this patient already registered? (read in a worker)
-            app = self.app
-            app.run_blocking(app.backend.possible_duplicates, patient,  # type: ignore[attr-defined]
+            app = self.counter
+            app.run_blocking(app.backend.possible_duplicates, patient,
                              on_done=lambda found: self._duplicates_checked(who, found), group="dupes",
                              exclusive=True)
             return
         approver = self.take_approval(values)
-        app = self.app
+        app = self.counter
         self.save_in_worker(
-            lambda: app.backend.register_new(  # type: ignore[attr-defined]
-                app.session, patient, department=values["department"], unit=values.get("unit"),  # type: ignore[attr-defined]
+            lambda: app.backend.register_new(
+                app.session, patient, department=values["department"], unit=values.get("unit"),
                 payment=payment, approver=approver,
             ))

@@ -32,7 +32,7 @@ class ReprintScreen(CounterScreen):
             yield Static("", id="form-msg")
 
     def on_mount(self) -> None:
-        add_columns(self.query_one(DataTable), ["col.kind", "col.number", "col.time", "col.printed"], self.app.lang)  # type: ignore[attr-defined]
+        add_columns(self.query_one(DataTable), ["col.kind", "col.number", "col.time", "col.printed"], self.counter.lang)
         self.set_focus(self.query_one(Input))
         self.load()
 
@@ -43,18 +43,18 @@ class ReprintScreen(CounterScreen):
         self.load()
 
     def load(self) -> None:
-        spool = self.app.spool  # type: ignore[attr-defined]
+        spool = self.counter.spool
         if spool is None:
             return
         query = self.query_one(Input).value
-        self.app.run_blocking(lambda: spool.entries(query=query), on_done=self._show, group="spool", exclusive=True)  # type: ignore[attr-defined]
+        self.counter.run_blocking(lambda: spool.entries(query=query), on_done=self._show, group="spool", exclusive=True)
 
     def _show(self, entries: list[SpoolEntry]) -> None:
         self.entries = entries
         table = self.query_one(DataTable)
         table.clear()
         for e in entries:
-            printed = "✓" if e.printed else f"✗ {tr('reprint.failed_mark', self.lang)}"  # type: ignore[arg-type]
+            printed = "✓" if e.printed else f"✗ {tr('reprint.failed_mark', self.lang)}"
             table.add_row(e.kind, e.ref, e.created_at[:16].replace("T", " "), printed)
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -68,27 +68,30 @@ class ReprintScreen(CounterScreen):
         if not 0 <= event.cursor_row < len(self.entries):
             return
         entry = self.entries[event.cursor_row]
-        app = self.app
-        spool = app.spool  # type: ignore[attr-defined]
-        session = app.session  # type: ignore[attr-defined]
+        app = self.counter
+        spool = app.spool
+        session = app.session
+        if spool is None:  # no spool: nothing was kept to reprint
+            self.notify("nothing was kept to reprint", severity="warning")
+            return
 
         def load_and_mark() -> Document:
             # a reprint is marked DUPLICATE (VOIDED for a voided receipt) and audited
-            marked: Document = app.backend.reprint(session, spool.load(entry.path))  # type: ignore[attr-defined]
+            marked: Document = app.backend.reprint(session, spool.load(entry.path))
             return marked
 
         # reading the spooled copy is disk work: in a worker, like the print itself
-        app.run_blocking(load_and_mark, on_done=self._reprint, on_error=self._unreadable,  # type: ignore[attr-defined]
+        app.run_blocking(load_and_mark, on_done=self._reprint, on_error=self._unreadable,
                          group="spool")
 
     def _reprint(self, doc: Document) -> None:
         def done(errors: list[str]) -> None:
             if not errors:
-                self.query_one("#form-msg", Static).update(tr("reprint.done", self.lang, title=doc.title))  # type: ignore[arg-type]
+                self.query_one("#form-msg", Static).update(tr("reprint.done", self.lang, title=doc.title))
             self.load()
 
-        self.app.print_docs([doc], on_done=done)  # type: ignore[attr-defined]
+        self.counter.print_docs([doc], on_done=done)
 
     def _unreadable(self, exc: BaseException) -> None:
-        self.query_one("#form-msg", Static).update(tr("print.failed", self.lang, err=str(exc)))  # type: ignore[arg-type]
+        self.query_one("#form-msg", Static).update(tr("print.failed", self.lang, err=str(exc)))
         self.load()

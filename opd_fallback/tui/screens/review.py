@@ -34,6 +34,7 @@ from opd_fallback.application import review as R
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.tui.app import run_in_thread
 from opd_fallback.tui.i18n import Lang, tr
+from opd_fallback.tui.screens.base import CounterAppAccess
 from opd_fallback.tui.typeahead import after_queued_keys
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import KeysLabel, TLabel
@@ -80,7 +81,7 @@ def render_detail(item: R.ReviewItem) -> Group:
 ACTION_KEYS = {"link": "l", "create_new": "n", "merge": "m", "correct": "c", "cancel": "x", "retry": "r"}
 
 
-class ReviewScreen(Screen[None]):
+class ReviewScreen(CounterAppAccess, Screen[None]):
     """Supervisor-only review of flagged ops (see the module doc)."""
 
     CSS_PATH = str(_CSS)

@@ -32,7 +32,7 @@ class RevisitScreen(VisitForm):
         self.set_focus(self.field("department").input)
 
     def action_save(self) -> None:
-        if self.saving or self.app.session is None:  # type: ignore[attr-defined]
+        if self.saving or self.counter.session is None:
             return
         hit = self.picked_patient()
         if hit is None:
@@ -43,9 +43,9 @@ class RevisitScreen(VisitForm):
             self.refuse(bad)
             return
         approver = self.take_approval(values)
-        app = self.app
+        app = self.counter
         self.save_in_worker(
-            lambda: app.backend.revisit(  # type: ignore[attr-defined]
-                app.session, hit, department=values["department"], unit=values.get("unit"),  # type: ignore[attr-defined]
+            lambda: app.backend.revisit(
+                app.session, hit, department=values["department"], unit=values.get("unit"),
                 payment=payment, category=values.get("category") or "general", approver=approver,
             ))

@@ -48,8 +48,8 @@ class VoidScreen(FormScreen):
 
     def after_field(self, name: str, ok: bool, value: Any) -> None:
         if name == "receipt_no" and ok and value:
-            app = self.app
-            app.run_blocking(app.backend.find_payment, value, on_done=self._show_payment, group="lookup")  # type: ignore[attr-defined]
+            app = self.counter
+            app.run_blocking(app.backend.find_payment, value, on_done=self._show_payment, group="lookup")
 
     def _show_payment(self, info: dict[str, Any] | None) -> None:
         box = self.query_one("#payment-info", Static)
@@ -62,22 +62,22 @@ class VoidScreen(FormScreen):
                    f"{info['created_at'][:16]}{state}")
 
     def action_save(self) -> None:
-        if self.saving or self.app.session is None:  # type: ignore[attr-defined]
+        if self.saving or self.counter.session is None:
             return
         values, bad = self.collect()
         if bad:
             self.refuse(bad)
             return
-        app = self.app
+        app = self.counter
         self.field("supervisor_pin").set_text("")  # the PIN leaves the screen at once
         self.save_in_worker(
-            lambda: app.backend.void(app.session, values["receipt_no"], values["reason"],  # type: ignore[attr-defined]
+            lambda: app.backend.void(app.session, values["receipt_no"], values["reason"],
                                      values["supervisor"], values["supervisor_pin"]))
 
     def save_failed(self, exc: BaseException) -> None:
         super().save_failed(exc)
         if isinstance(exc, DomainError) and exc.code == "not_supervisor":
-            self.say(tr("void.not_supervisor", self.lang), error=True)  # type: ignore[arg-type]
+            self.say(tr("void.not_supervisor", self.lang), error=True)
             self.field("supervisor").input.focus()
 
     def reset(self) -> None:
@@ -88,4 +88,4 @@ class VoidScreen(FormScreen):
         self.set_focus(self.field("receipt_no").input)
 
     def saved_message(self, result: Any) -> str:
-        return tr("void.done", self.lang, receipt=result.ref)  # type: ignore[arg-type]
+        return tr("void.done", self.lang, receipt=result.ref)

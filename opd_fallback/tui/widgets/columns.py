@@ -7,15 +7,15 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.i18n import Lang, tr
 
 
-def add_columns(table: DataTable[Any], keys: list[str], lang: str) -> None:
+def add_columns(table: DataTable[Any], keys: list[str], lang: Lang) -> None:
     for key in keys:
-        table.add_column(tr(key, lang), key=key)  # type: ignore[arg-type]
+        table.add_column(tr(key, lang), key=key)
 
 
-def retranslate_columns(table: DataTable[Any], lang: str) -> None:
+def retranslate_columns(table: DataTable[Any], lang: Lang) -> None:
     for key, column in table.columns.items():
-        column.label = Text(tr(str(key.value), lang))  # type: ignore[arg-type]
+        column.label = Text(tr(str(key.value), lang))
     table.refresh()

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
-from opd_fallback.tui.i18n import field_label, lang_of, message, tr
+from opd_fallback.tui.i18n import Lang, field_label, lang_of, message, tr
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 Parser = Callable[[str], Any]
@@ -147,5 +147,5 @@ class FormField(Vertical):
         self.show()
 
 
-def required_text(lang: str) -> str:
-    return tr("common.required", lang)  # type: ignore[arg-type]
+def required_text(lang: Lang) -> str:
+    return tr("common.required", lang)

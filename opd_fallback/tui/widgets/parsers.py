@@ -7,12 +7,12 @@ sentence the form shows (and translates).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opd_fallback.domain import rules
 
 
-def choice(options: Sequence[str], aliases: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def choice(options: Sequence[str], aliases: dict[str, str] | None = None) -> Callable[[str], str]:
     """A parser accepting an option, an alias, or a unique prefix (case-insensitive)."""
 
     def parse(text: str) -> str:
@@ -40,7 +40,7 @@ mode = choice(rules.PAYMENT_MODES, {"c": "cash", "k": "card"})
 priority = choice(rules.PRIORITIES)
 
 
-def whole(lo: int, hi: int, what: str):  # type: ignore[no-untyped-def]
+def whole(lo: int, hi: int, what: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         t = text.strip()
         if not t.isdigit():

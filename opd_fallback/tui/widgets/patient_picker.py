@@ -12,7 +12,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
 from opd_fallback.store.patient_index import PatientHit
-from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.i18n import lang_of, tr
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import TLabel
 
@@ -46,14 +46,14 @@ class PatientPicker(Vertical):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        add_columns(table, ["col.patient_ref", "col.name", "col.age_sex", "col.guardian", "col.mobile", "col.district"], self.app.lang)  # type: ignore[attr-defined]
+        add_columns(table, ["col.patient_ref", "col.name", "col.age_sex", "col.guardian", "col.mobile", "col.district"], lang_of(self.app))
 
     def retranslate(self) -> None:
-        retranslate_columns(self.query_one(DataTable), self.app.lang)  # type: ignore[attr-defined]
+        retranslate_columns(self.query_one(DataTable), lang_of(self.app))
         if self.picked is not None:
             hit = self.picked
             self.query_one("#picked", Static).update(
-                "✓ " + tr("revisit.selected", self.app.lang,  # type: ignore[attr-defined]
+                "✓ " + tr("revisit.selected", lang_of(self.app),
                           name=f"{hit.name} · {hit.uhid or hit.local_ref or ''}"))
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -83,9 +83,9 @@ class PatientPicker(Vertical):
                 h.guardian_name or "", h.mobile or "", h.district or "",
             )
         if not hits and query.strip():
-            self.query_one("#picked", Static).update(tr("revisit.none", self.app.lang))  # type: ignore[attr-defined]
+            self.query_one("#picked", Static).update(tr("revisit.none", lang_of(self.app)))
         elif self.picked is None:
-            self.query_one("#picked", Static).update(tr("revisit.pick", self.app.lang))  # type: ignore[attr-defined]
+            self.query_one("#picked", Static).update(tr("revisit.pick", lang_of(self.app)))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "search":
@@ -120,7 +120,7 @@ class PatientPicker(Vertical):
         self.picked = hit
         ref = hit.uhid or hit.local_ref or ""
         self.query_one("#picked", Static).update(
-            "✓ " + tr("revisit.selected", self.app.lang, name=f"{hit.name} · {ref}")  # type: ignore[attr-defined]
+            "✓ " + tr("revisit.selected", lang_of(self.app), name=f"{hit.name} · {ref}")
         )
         # handled at once (not queued), so the keys typed next go where the screen puts the cursor
         handler = getattr(self.screen, "on_patient_picker_picked", None)

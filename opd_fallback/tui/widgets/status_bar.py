@@ -10,7 +10,7 @@ from datetime import datetime
 from rich.text import Text
 from textual.widgets import Static
 
-from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.i18n import Lang, tr
 from opd_fallback.tui.state import StatusModel
 
 
@@ -49,42 +49,42 @@ def fit_parts(text: Text, width: int | None) -> Text:
     return out
 
 
-def render_status(model: StatusModel, lang: str, now: datetime, width: int | None = None) -> Text:
+def render_status(model: StatusModel, lang: Lang, now: datetime, width: int | None = None) -> Text:
     return fit_parts(_status_line(model, lang, now), width)
 
 
-def _status_line(model: StatusModel, lang: str, now: datetime) -> Text:
+def _status_line(model: StatusModel, lang: Lang, now: datetime) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(f" {model.hospital} · {model.device_id} ", style="bold")
     if model.insecure_tls:
-        out.append(f"│ {tr('status.tls_off', lang)} ", style="bold white on red")  # type: ignore[arg-type]
-    op = tr("status.operator", lang, op=model.operator) if model.operator else tr("status.no_operator", lang)  # type: ignore[arg-type]
+        out.append(f"│ {tr('status.tls_off', lang)} ", style="bold white on red")
+    op = tr("status.operator", lang, op=model.operator) if model.operator else tr("status.no_operator", lang)
     out.append(f"│ {op} ")
     if model.central is None:
-        out.append(f"│ {tr('status.no_server', lang)} ", style="dim")  # type: ignore[arg-type]
+        out.append(f"│ {tr('status.no_server', lang)} ", style="dim")
     elif model.central:
-        out.append(f"│ {tr('status.online', lang)} ", style="bold green")  # type: ignore[arg-type]
+        out.append(f"│ {tr('status.online', lang)} ", style="bold green")
     elif model.probed:
-        out.append(f"│ {tr('status.offline', lang)} ", style="bold red")  # type: ignore[arg-type]
+        out.append(f"│ {tr('status.offline', lang)} ", style="bold red")
     else:
-        out.append(f"│ {tr('status.unknown', lang)} ", style="dim")  # type: ignore[arg-type]
+        out.append(f"│ {tr('status.unknown', lang)} ", style="dim")
     if model.hub is not None:  # the LAN hub (other counters' records)
         on, off = _HUB_WORDS.get(lang, _HUB_WORDS["en"])
         out.append(f"│ {on if model.hub else off} ", style="green" if model.hub else "bold red")
-    waiting = tr("status.waiting", lang, n=model.ops_waiting)  # type: ignore[arg-type]
+    waiting = tr("status.waiting", lang, n=model.ops_waiting)
     if model.ops_waiting and model.oldest_age_s is not None:
-        waiting += " (" + tr("status.oldest", lang, age=human_age(model.oldest_age_s)) + ")"  # type: ignore[arg-type]
+        waiting += " (" + tr("status.oldest", lang, age=human_age(model.oldest_age_s)) + ")"
     out.append(f"│ {waiting} ")
     out.append(
-        f"│ {tr('status.flagged', lang, n=model.ops_flagged)} ",  # type: ignore[arg-type]
+        f"│ {tr('status.flagged', lang, n=model.ops_flagged)} ",
         style="bold yellow" if model.ops_flagged else "",
     )
     if model.sync_progress is not None:
         done, total = model.sync_progress
-        out.append(f"│ {tr('status.syncing', lang, done=done, total=total)} ", style="cyan")  # type: ignore[arg-type]
+        out.append(f"│ {tr('status.syncing', lang, done=done, total=total)} ", style="cyan")
     else:
-        when = model.last_sync or tr("status.never", lang)  # type: ignore[arg-type]
-        out.append(f"│ {tr('status.last_sync', lang, when=when)} ")  # type: ignore[arg-type]
+        when = model.last_sync or tr("status.never", lang)
+        out.append(f"│ {tr('status.last_sync', lang, when=when)} ")
     out.append(f"│ {now.strftime('%d-%m %H:%M:%S')} ", style="bold")
     return out
 
