@@ -519,6 +519,15 @@ class Tx:
                      {"changes": model.changes, "base_version": base})
 
 
+
+def _test_lines(cat: Catalog | None, codes: Sequence[str]) -> list[dict[str, Any]]:
+    """The ordered tests as the slip and the payment see them (name, sample type, price)."""
+    def line(c: str) -> dict[str, Any]:
+        t = cat.tests.get(c) if cat else None
+        return {"code": c, "name": t.name if t else c, "sample_type": t.sample_type if t else None,
+                "price_paise": t.price_paise if t else 0}
+    return [line(c) for c in codes]
+
 class CounterService:
     """Services and read models of one counter (device) over its store."""
 
@@ -640,12 +649,7 @@ class CounterService:
             order = tx.order_lab(info, visit, tests, priority=priority)
             codes = order.extra["tests"]
             cat = tx.catalog
-            lines = [
-                {"code": c, "name": cat.tests[c].name if cat and c in cat.tests else c,
-                 "sample_type": cat.tests[c].sample_type if cat and c in cat.tests else None,
-                 "price_paise": cat.tests[c].price_paise if cat and c in cat.tests else 0}
-                for c in codes
-            ]
+            lines = _test_lines(cat, codes)
             pay = None
             if payment is not None:
                 due = [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
@@ -678,12 +682,7 @@ class CounterService:
                 codes, order_ref, order_op = list(d.get("tests") or []), other.local_ref, other.op_id
             info = tx.patient(patient_key)
             cat = tx.catalog
-            lines = [
-                {"code": c, "name": cat.tests[c].name if cat and c in cat.tests else c,
-                 "sample_type": cat.tests[c].sample_type if cat and c in cat.tests else None,
-                 "price_paise": cat.tests[c].price_paise if cat and c in cat.tests else 0}
-                for c in codes
-            ]
+            lines = _test_lines(cat, codes)
             due = [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
             pay = tx.record_payment(info, payment, visit=visit_key, lab_order=order_ref, due_items=due)
             order = Saved("lab_order", order_ref, order_op, 0, {"tests": codes})

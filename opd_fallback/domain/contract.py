@@ -162,14 +162,9 @@ class MasterData(Wire):
     exemptions: list[Exemption] | None = None
 
 
-class PatientSummary(Wire):
-    uhid: str
-    name: str
-    sex: str | None = None
-    age_years: int | None = None
-    guardian_name: str | None = None
-    mobile: str | None = None
-    district: str | None = None
+class PatientSummary(Candidate):
+    """A patient in ``/patients/changes``: a candidate's fields and more."""
+
     version: int = 1
     updated_at: datetime | None = None
     # contract 1.1: every offline number (local_ref) mapped to this patient
