@@ -3,9 +3,9 @@ saved, so the clerk can take the existing patient instead of charging twice
 and leaving central to flag a duplicate after sync.
 
 One function, :func:`possible_duplicates`, over any number of candidate
-sources: this counter's registrations and the patient index (central's
-patients) by default; other counters' records can be added as another source
-(a callable ``(session, patient) -> hits``). A candidate is a possible match
+sources: this counter's registrations, the patient index (central's
+patients) and the patients other counters of the LAN registered (pulled from
+the hub) by default; a source is a callable ``(session, patient) -> hits``. A candidate is a possible match
 when it has the same mobile and a similar name or age, or a very similar name
 with the same sex and a close age. Candidates come by mobile and by name
 prefix (fast at a million patients: F10 waits for this check); the names are
@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from opd_fallback.store.engine import Store
-from opd_fallback.store.patient_index import PatientHit, name_score
+from opd_fallback.store.patient_index import LAN_PATIENTS, PatientHit, name_score
 from opd_fallback.store.patient_index import search as search_index
 
 Source = Callable[[Session, dict[str, Any]], list[PatientHit]]
@@ -66,7 +66,19 @@ def patient_index(session: Session, patient: dict[str, Any]) -> list[PatientHit]
         h for h in search_index(session, str(patient.get("name") or ""), limit=30, fuzzy=False) if h.source == "index"]
 
 
-DEFAULT_SOURCES: tuple[Source, ...] = (this_counter, patient_index)
+def lan_counters(session: Session, patient: dict[str, Any]) -> list[PatientHit]:
+    """Patients other counters of the LAN registered (shared through the hub),
+    with the same mobile or a name like it: two counters never register one
+    patient twice without the clerk seeing it."""
+    rows: list[Any] = []
+    if patient.get("mobile"):
+        rows += session.execute(text(f"{LAN_PATIENTS} mobile = :m LIMIT 50"), {"m": patient["mobile"]}).all()
+    hits = [PatientHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], "lan", 0, r[10], r[11]) for r in rows]
+    return hits + [
+        h for h in search_index(session, str(patient.get("name") or ""), limit=30, fuzzy=False) if h.source == "lan"]
+
+
+DEFAULT_SOURCES: tuple[Source, ...] = (this_counter, patient_index, lan_counters)
 
 
 def _judge(patient: dict[str, Any], hit: PatientHit) -> PossibleMatch | None:
@@ -82,6 +94,8 @@ def _judge(patient: dict[str, Any], hit: PatientHit) -> PossibleMatch | None:
         why.append("same name" if score >= 99 else "similar name")
     if close_age:
         why.append("same age" if age == hit.age_years else "similar age")
+    if hit.source == "lan" and hit.local_ref:
+        why.append(f"registered at {hit.local_ref.split('-', 1)[0]}")  # an offline number starts with its counter
     if same_mobile and (score >= SIMILAR_NAME or close_age) and same_sex:
         return PossibleMatch(hit, score, tuple(why))
     if score >= SAME_NAME and same_sex and close_age and (

@@ -5,6 +5,8 @@ finds a mobile by its first or last digits."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlmodel import select
 
 from opd_fallback.application.matching import possible_duplicates
@@ -95,3 +97,51 @@ def test_search_forgives_a_misspelt_name_and_finds_part_of_a_mobile(store: Store
     assert [h.uhid for h in svc.search_patients("suneeta")] == ["KGMU-1"]
     assert {h.uhid for h in svc.search_patients("98390")} == {"KGMU-1", "KGMU-2"}  # first digits, last digits
     assert svc.search_patients("sunita")[0].uhid == "KGMU-1"
+
+
+def _registered_at_another_counter(store: Store, tmp_path: Path) -> str:
+    """C01 registered Ram Kumar; a share with the hub left its ops here."""
+    from opd_fallback.store import open_store, outbox
+    from opd_fallback.store import shared as shared_records
+    from opd_fallback.store.tables import Op
+
+    from .conftest import put_master_data
+
+    other = open_store(tmp_path / "c01.db")
+    put_master_data(other)
+    reg = CounterService(other, "C01").register_new(
+        "op-1", {"name": "Ram Kumar", "sex": "M", "age_years": 42, "mobile": "9876543210"}, department="MED",
+        payment=PaymentInput(mode="cash", amount_paise=1000))
+    with other.read() as s:
+        pulled = [{"hub_seq": i + 1, "op": outbox.envelope(op)} for i, op in enumerate(s.exec(select(Op)).all())]
+    other.close()
+    with store.write() as s:
+        shared_records.store_page(s, "C07", pulled, [])
+    return reg.patient.local_ref
+
+
+def test_a_patient_registered_at_another_counter_is_a_possible_duplicate(store: Store, tmp_path: Path) -> None:
+    ref = _registered_at_another_counter(store, tmp_path)
+    found = possible_duplicates(store, {"name": "Ram Kumaar", "sex": "M", "age_years": 41, "mobile": "9876543210"})
+    assert [(m.hit.local_ref, m.hit.source) for m in found] == [(ref, "lan")]
+    assert "registered at C01" in found[0].why and "same mobile" in found[0].why
+
+
+async def test_registration_offers_the_lan_patient_and_takes_it(make_app, store: Store, tmp_path: Path) -> None:
+    ref = _registered_at_another_counter(store, tmp_path)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot)
+        await play(pilot, TWICE)
+        assert isinstance(app.screen, DuplicatesScreen)
+        row = [str(c) for c in app.screen.query_one("#dupes").get_row_at(0)]
+        assert row[0] == ref and "registered at C01" in row[5]
+        await play(pilot, ["<enter>"])  # take this patient
+        assert isinstance(app.screen, RevisitScreen)
+        assert app.screen.query_one("#picker").picked.local_ref == ref
+        await play(pilot, ["<f10>"])
+        assert "Saved C07-" in str(app.screen.query_one("#form-msg").render())
+    with store.read() as s:
+        assert s.exec(select(Patient)).all() == []  # C07 registered nobody: the patient is C01's
+        (visit,) = s.exec(select(Visit)).all()
+        assert visit.visit_type == "revisit" and visit.patient_local_ref == ref
