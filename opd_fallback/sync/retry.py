@@ -148,9 +148,16 @@ class CircuitBreaker:
         with self._cond:
             self._failures = 0
 
+    def _note(self, exc: BaseException) -> None:
+        """Keep what went wrong for the words of a give-up: a try cut short by the
+        run's own deadline says less than the answer before it (a proxy's page, a
+        503), so it does not replace one."""
+        if self.last_error is None or "total deadline passed" not in str(exc):
+            self.last_error = exc
+
     def record_failure(self, exc: BaseException) -> None:
         with self._cond:
-            self.last_error = exc
+            self._note(exc)
             self._failures += 1
             hard = isinstance(exc, Unreachable) or (isinstance(exc, Unavailable) and exc.status == 503)
             if self._open_since is None and (hard or self._failures >= self.threshold):
@@ -221,7 +228,7 @@ class CircuitBreaker:
             try:
                 self.probe()
             except Exception as exc:  # any failure keeps it open
-                self.last_error = exc
+                self._note(exc)
                 continue
             self.patience.progress()
             with self._cond:
