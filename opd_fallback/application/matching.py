@@ -23,7 +23,13 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from opd_fallback.store.engine import Store
-from opd_fallback.store.patient_index import LAN_PATIENTS, PatientHit, name_score
+from opd_fallback.store.patient_index import (
+    INDEX_PATIENTS,
+    LAN_PATIENTS,
+    LOCAL_PATIENTS,
+    PatientHit,
+    name_score,
+)
 from opd_fallback.store.patient_index import search as search_index
 
 Source = Callable[[Session, dict[str, Any]], list[PatientHit]]
@@ -40,42 +46,27 @@ class PossibleMatch:
     why: tuple[str, ...]  # "same mobile", "similar name", "same age"...
 
 
-def _rows_to_hits(rows: list[Any], source: str) -> list[PatientHit]:
-    return [PatientHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], source, int(r[8] or 0)) for r in rows]
+def _same_mobile_or_name(select: str, source: str, doc: str) -> Source:
+    """A source over one kind of patient record: same mobile (indexed), or a name like it."""
+    def find(session: Session, patient: dict[str, Any]) -> list[PatientHit]:
+        rows: list[Any] = []
+        if patient.get("mobile"):
+            rows = list(session.execute(text(f"{select} mobile = :m LIMIT 50"), {"m": patient["mobile"]}).all())
+        hits = [PatientHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], source, int(r[9] or 0), r[10], r[11])
+                for r in rows]
+        name = str(patient.get("name") or "")
+        return hits + [h for h in search_index(session, name, limit=30, fuzzy=False) if h.source == source]
+    find.__doc__ = doc
+    return find
 
 
-def this_counter(session: Session, patient: dict[str, Any]) -> list[PatientHit]:
-    """This counter's own registrations with the same mobile, or a name like it."""
-    rows: list[Any] = []
-    cols = "uhid, local_ref, name, sex, age_years, guardian_name, mobile, district, version"
-    if patient.get("mobile"):
-        rows += session.execute(text(f"SELECT {cols} FROM patient WHERE mobile = :m LIMIT 50"),
-                                {"m": patient["mobile"]}).all()
-    return _rows_to_hits(rows, "local") + [
-        h for h in search_index(session, str(patient.get("name") or ""), limit=30, fuzzy=False) if h.source == "local"]
-
-
-def patient_index(session: Session, patient: dict[str, Any]) -> list[PatientHit]:
-    """Central's patients (the offline index) with the same mobile, or a name like it."""
-    rows: list[Any] = []
-    cols = "uhid, NULL, name, sex, age_years, guardian_name, mobile, district, version"
-    if patient.get("mobile"):
-        rows += session.execute(text(f"SELECT {cols} FROM patient_index WHERE mobile = :m LIMIT 50"),
-                                {"m": patient["mobile"]}).all()
-    return _rows_to_hits(rows, "index") + [
-        h for h in search_index(session, str(patient.get("name") or ""), limit=30, fuzzy=False) if h.source == "index"]
-
-
-def lan_counters(session: Session, patient: dict[str, Any]) -> list[PatientHit]:
-    """Patients other counters of the LAN registered (shared through the hub),
-    with the same mobile or a name like it: two counters never register one
-    patient twice without the clerk seeing it."""
-    rows: list[Any] = []
-    if patient.get("mobile"):
-        rows += session.execute(text(f"{LAN_PATIENTS} mobile = :m LIMIT 50"), {"m": patient["mobile"]}).all()
-    hits = [PatientHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], "lan", 0, r[10], r[11]) for r in rows]
-    return hits + [
-        h for h in search_index(session, str(patient.get("name") or ""), limit=30, fuzzy=False) if h.source == "lan"]
+this_counter = _same_mobile_or_name(
+    LOCAL_PATIENTS, "local", "This counter's own registrations with the same mobile, or a name like it.")
+patient_index = _same_mobile_or_name(
+    INDEX_PATIENTS, "index", "Central's patients (the offline index) with the same mobile, or a name like it.")
+lan_counters = _same_mobile_or_name(
+    LAN_PATIENTS, "lan", "Patients other counters of the LAN registered (shared through the hub): two "
+    "counters never register one patient twice without the clerk seeing it.")
 
 
 DEFAULT_SOURCES: tuple[Source, ...] = (this_counter, patient_index, lan_counters)

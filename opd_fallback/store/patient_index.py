@@ -111,7 +111,11 @@ _LAN = ("SELECT central_id, local_ref, name, json_extract(detail, '$.sex'), json
         "json_extract(detail, '$.guardian_name'), mobile, json_extract(detail, '$.district'), 'lan', 0, "
         "json_extract(detail, '$.age_months'), json_extract(detail, '$.age_days') "
         "FROM shared_record WHERE kind = 'patient' AND ")
-LAN_PATIENTS = _LAN  # for the duplicate check before a registration (application/matching.py)
+# for the duplicate check before a registration (application/matching.py): each selects the same
+# twelve columns and ends in WHERE, for the caller's condition
+LOCAL_PATIENTS = f"SELECT {_COLS_LOCAL} FROM patient WHERE "
+INDEX_PATIENTS = f"SELECT {_COLS_INDEX} FROM patient_index WHERE "
+LAN_PATIENTS = _LAN
 
 
 def _fts_query(words: list[str]) -> str:

@@ -104,3 +104,26 @@ async def login(pilot: Pilot[Any], op: str = OPERATOR, pin: str = OPERATOR_PIN) 
     await type_text(pilot, pin)
     await pilot.press("enter")
     await settle(pilot)
+
+
+def registered_at_another_counter(store: Store, tmp_path: Path, patient: dict[str, Any], device: str = "C01",
+                                  own: str = "C07") -> Any:
+    """``device`` registered ``patient`` (visit and fee); a share with the hub left its ops here.
+    Returns that counter's saved registration."""
+    from sqlmodel import select
+
+    from opd_fallback.application.services import CounterService, PaymentInput
+    from opd_fallback.store import outbox
+    from opd_fallback.store import shared as shared_records
+    from opd_fallback.store.tables import Op
+
+    other = open_store(tmp_path / f"{device.lower()}.db")
+    put_master_data(other)
+    reg = CounterService(other, device).register_new(
+        "op-1", patient, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
+    with other.read() as s:
+        pulled = [{"hub_seq": i + 1, "op": outbox.envelope(op)} for i, op in enumerate(s.exec(select(Op)).all())]
+    other.close()
+    with store.write() as s:
+        shared_records.store_page(s, own, pulled, [])
+    return reg

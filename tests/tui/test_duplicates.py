@@ -18,7 +18,7 @@ from opd_fallback.tui.screens.duplicates import DuplicatesScreen
 from opd_fallback.tui.screens.revisit import RevisitScreen
 
 from .clerk import play
-from .conftest import login
+from .conftest import login, registered_at_another_counter
 
 TWICE = ["<f2>", "Ram Kumaar", "<enter>", "m", "<enter>", "41", "<enter>", "9876543210", "<enter>",
          "<enter>", "<enter>", "MED", "<f10>"]
@@ -101,23 +101,8 @@ def test_search_forgives_a_misspelt_name_and_finds_part_of_a_mobile(store: Store
 
 def _registered_at_another_counter(store: Store, tmp_path: Path) -> str:
     """C01 registered Ram Kumar; a share with the hub left its ops here."""
-    from opd_fallback.store import open_store, outbox
-    from opd_fallback.store import shared as shared_records
-    from opd_fallback.store.tables import Op
-
-    from .conftest import put_master_data
-
-    other = open_store(tmp_path / "c01.db")
-    put_master_data(other)
-    reg = CounterService(other, "C01").register_new(
-        "op-1", {"name": "Ram Kumar", "sex": "M", "age_years": 42, "mobile": "9876543210"}, department="MED",
-        payment=PaymentInput(mode="cash", amount_paise=1000))
-    with other.read() as s:
-        pulled = [{"hub_seq": i + 1, "op": outbox.envelope(op)} for i, op in enumerate(s.exec(select(Op)).all())]
-    other.close()
-    with store.write() as s:
-        shared_records.store_page(s, "C07", pulled, [])
-    return reg.patient.local_ref
+    patient = {"name": "Ram Kumar", "sex": "M", "age_years": 42, "mobile": "9876543210"}
+    return str(registered_at_another_counter(store, tmp_path, patient).patient.local_ref)
 
 
 def test_a_patient_registered_at_another_counter_is_a_possible_duplicate(store: Store, tmp_path: Path) -> None:

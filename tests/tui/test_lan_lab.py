@@ -10,28 +10,17 @@ from pathlib import Path
 import orjson
 from sqlmodel import select
 
-from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.domain.shared import ref_key
-from opd_fallback.store import open_store, outbox
-from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import Op
 from opd_fallback.tui.screens.lab import LabScreen
 
-from .conftest import login, put_master_data, settle, type_text
+from .conftest import login, registered_at_another_counter, settle, type_text
 
 
 async def test_lab_order_on_another_counters_visit(make_app, store: Store, tmp_path: Path) -> None:
-    other = open_store(tmp_path / "c01.db")
-    put_master_data(other)
-    reg = CounterService(other, "C01").register_new(
-        "op-1", {"name": "Sita Devi", "sex": "F", "age_years": 34, "mobile": "9123456780"}, department="MED",
-        payment=PaymentInput(mode="cash", amount_paise=1000))
-    with other.read() as s:
-        pulled = [{"hub_seq": i + 1, "op": outbox.envelope(op)} for i, op in enumerate(s.exec(select(Op)).all())]
-    other.close()
-    with store.write() as s:  # what a share with the hub leaves here
-        shared_records.store_page(s, "C07", pulled, [])
+    reg = registered_at_another_counter(  # what a share with the hub leaves here
+        store, tmp_path, {"name": "Sita Devi", "sex": "F", "age_years": 34, "mobile": "9123456780"})
 
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
