@@ -16,7 +16,7 @@ form; it is what the outbox stores and sends.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from opd_fallback.domain import rules
+from opd_fallback.domain import registry, rules
 
 Sex = Literal["M", "F", "O"]
 GuardianRelation = Literal["S/O", "D/O", "W/O", "C/O"]
@@ -36,15 +36,13 @@ Category = Literal["general", "bpl", "ayushman", "staff", "other"]
 PaymentMode = Literal["cash", "upi", "card", "waived"]
 VisitType = Literal["new", "revisit"]
 Priority = Literal["routine", "urgent"]
-OpKind = Literal[
-    "patient.register",
-    "patient.update",
-    "visit.open",
-    "lab.order",
-    "payment.record",
-    "payment.void",
-]
-OP_KINDS: tuple[str, ...] = get_args(OpKind)
+# The kinds are declared in domain/registry.py; pydantic checks a kind against them
+# as a Literal (the same words for an unknown kind as ever), mypy sees a str.
+if TYPE_CHECKING:
+    OpKind = str
+else:
+    OpKind = Literal[registry.NAMES]
+OP_KINDS: tuple[str, ...] = registry.NAMES
 
 Paise = Annotated[StrictInt, Field(ge=0, le=10**11)]
 LocalRef = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9]+-\S+$")]
@@ -375,14 +373,8 @@ class PaymentVoid(Model):
         return text
 
 
-PAYLOAD_MODELS: dict[str, type[Model]] = {
-    "patient.register": PatientRegister,
-    "patient.update": PatientUpdate,
-    "visit.open": VisitOpen,
-    "lab.order": LabOrder,
-    "payment.record": PaymentRecord,
-    "payment.void": PaymentVoid,
-}
+# kind -> its model, as each kind's declaration in domain/registry.py names it
+PAYLOAD_MODELS: dict[str, type[Model]] = {k.name: globals()[k.model] for k in registry.KINDS}
 
 
 def validate_payload(kind: str, payload: Any) -> Model:
