@@ -39,13 +39,14 @@ from sqlalchemy import text
 from opd_fallback.application.reports import DAY_SCHEMA
 from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.domain.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
+from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps
 from opd_fallback.domain.rules import format_paise
 from opd_fallback.store import audit, outbox, writeback
 from opd_fallback.store.engine import Store
 
 SCHEMA = DAY_SCHEMA  # one name for the schema, shared with the renderers
-EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
+EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = ExitCode.OK, ExitCode.REFUSED, ExitCode.UNREACHABLE
 WARNING_CODES = ("amount_mismatch", "unknown_item")
 OUTCOME_WORKERS = 4  # GET /ops/{op_id} in flight at once when classifying
 
