@@ -97,6 +97,7 @@ from opd_fallback.domain.contract import (
 )
 from opd_fallback.domain.errors import explain
 from opd_fallback.domain.payloads import (
+    MAX_INT,
     LabOrder,
     PatientFields,
     PatientRegister,
@@ -837,11 +838,13 @@ class Applier:
 def _count_seq(raw: Any, device_id: str, delta: _DeviceDelta) -> None:
     """Contract 1.1: ``max_seq`` is the highest seq received from the device in any
     request, whatever its outcome, so a seq is counted before anything is checked
-    (an op naming another device is that device's numbering, not this one's)."""
+    (an op naming another device is that device's numbering, not this one's).
+    1.2: a seq beyond 2**53-1 is invalid and not counted, so a counter restored
+    after such a mistake still has valid numbers above ``max_seq``."""
     if not isinstance(raw, dict) or raw.get("device_id") != device_id:
         return
     seq = raw.get("seq")
-    if type(seq) is int and 0 < seq <= _MAX_SQL_INT and seq > delta.max_seq:
+    if type(seq) is int and 0 < seq <= MAX_INT and seq > delta.max_seq:
         delta.max_seq = seq
 
 
