@@ -41,9 +41,8 @@ from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.domain.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
 from opd_fallback.domain.jsonio import dumps
 from opd_fallback.domain.rules import format_paise
-from opd_fallback.store import audit, outbox
+from opd_fallback.store import audit, outbox, writeback
 from opd_fallback.store.engine import Store
-from opd_fallback.sync.engine import record_rows
 
 SCHEMA = DAY_SCHEMA  # one name for the schema, shared with the renderers
 EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
@@ -397,26 +396,24 @@ def mark_synced_many(
 
     The ops are not resent, so a second application is impossible from here.
     Their records learn central ids exactly as the sync engine books an
-    ``applied`` answer (:func:`opd_fallback.sync.engine.record_rows`).
+    ``applied`` answer (:mod:`opd_fallback.store.writeback`).
     """
 
     before: dict[str, str] = {}
     for i in range(0, len(items), chunk):
         part = items[i:i + chunk]
         now = now_iso()
-        records: dict[Any, list[dict[str, Any]]] = {}
+        records: writeback.Rows = {}
         rows = []
         for op_id, kind, record_ref, outcome in part:
             result = outcome.result or {}
-            record_rows(kind, record_ref, result, records)
+            writeback.collect(kind, record_ref, result, records)
             rows.append({"st": outcome.status, "res": dumps(result), "now": now, "id": op_id})
         with store.write() as s:
             for op_id, *_ in part:
                 before[op_id] = str(outbox.op_state(s, op_id))
             outbox.transition(s, "synced", rows)
-            conn = s.connection()
-            for stmt, rec_rows in records.items():
-                conn.execute(stmt, rec_rows)
+            writeback.write(s, records)
             for op_id, _kind, _ref, outcome in part:
                 audit.record(s, actor, "reconcile.mark_synced", op_id, was=before[op_id],
                              central_status=outcome.status)

@@ -86,6 +86,7 @@ from pydantic import ValidationError
 from opd_fallback.central import dedupe
 from opd_fallback.central.master import MasterIndex
 from opd_fallback.central.series import series_for
+from opd_fallback.domain import registry
 from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.domain.contract import (
     CANDIDATE_FIELDS,
@@ -117,12 +118,9 @@ _PATIENT_COLS = ("uhid", *PATIENT_COLUMNS, "version", "change_seq", "created_at"
 _INSERT_PATIENT = f"INSERT INTO patient({','.join(_PATIENT_COLS)}) VALUES ({','.join('?' * len(_PATIENT_COLS))})"
 CANDIDATE_KEYS = CANDIDATE_FIELDS
 _REQUIRED_PATIENT = ("name", "sex", "category")
-_REF_TABLES = {
-    "patient": ("patient", "uhid"),
-    "visit": ("visit", "visit_id"),
-    "lab_order": ("lab_order", "order_id"),
-    "payment": ("payment", "receipt_id"),
-}
+# record kind -> (its table, its central id column): named as the kind that creates it
+# (domain/registry.py: the record kind, and the result key holding its central id)
+_REF_TABLES = {registry.CREATES[k]: (registry.CREATES[k], col) for k, col in registry.CENTRAL_ID_KEYS.items()}
 
 
 class _Outcome(Exception):
@@ -203,7 +201,7 @@ class _DeviceDelta:
     last: datetime | None = None
 
 
-_REF_KEYS = ("patient", "visit", "lab_order", "payment")
+_REF_KEYS = registry.RECORD_KINDS  # the payload fields that hold a reference
 _CHUNK = 900
 _MAX_SQL_INT = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT are signed 64-bit numbers
 _MOBILE_LIMIT = 200  # a shared phone (a village's, a placeholder) is compared with this many at most
@@ -229,6 +227,11 @@ class _BatchState:
     patients_by: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(
         default_factory=lambda: {"mobile": {}, "abha_number": {}})
     visit_owner: dict[str, str] = field(default_factory=dict)  # visit_id -> uhid
+
+
+_Handler = Callable[["Applier", OpEnvelope, Any], dict[str, Any]]
+# Which method applies which op kind: each registers below (the kinds are domain/registry.py's).
+_HANDLERS: registry.Handlers[_Handler] = registry.Handlers("central apply (central/apply.py)")
 
 
 class Applier:
@@ -574,6 +577,7 @@ class Applier:
                                 f"a {env.kind} op takes no resolution")
 
     # ---- kinds ----------------------------------------------------------
+    @_HANDLERS.register("patient.register")
     def _patient_register(self, env: OpEnvelope, p: PatientRegister) -> dict[str, Any]:
         self._own_ref(env, p.local_ref)
         res = env.resolution
@@ -668,6 +672,7 @@ class Applier:
         row = self._q(f"SELECT {','.join(cols)} FROM patient WHERE uhid=?{lock}", (uhid,)).fetchone()
         return None if row is None else dict(zip(cols, row))
 
+    @_HANDLERS.register("patient.update")
     def _patient_update(self, env: OpEnvelope, p: PatientUpdate) -> dict[str, Any]:
         res = env.resolution
         if res is not None and res.action != "apply":
@@ -701,6 +706,7 @@ class Applier:
         self._version(uhid, version, rec, env.op_id)
         return {"uhid": uhid, "version": version}
 
+    @_HANDLERS.register("visit.open")
     def _visit_open(self, env: OpEnvelope, p: VisitOpen) -> dict[str, Any]:
         self._no_resolution(env)
         self._own_ref(env, p.local_ref)
@@ -724,6 +730,7 @@ class Applier:
         self._map(p.local_ref, "visit", visit_id, env.op_id)
         return {"visit_id": visit_id}
 
+    @_HANDLERS.register("lab.order")
     def _lab_order(self, env: OpEnvelope, p: LabOrder) -> dict[str, Any]:
         self._no_resolution(env)
         self._own_ref(env, p.local_ref)
@@ -769,6 +776,7 @@ class Applier:
         self._map(p.local_ref, "lab_order", order_id, env.op_id)
         return {"order_id": order_id, "accession": accession}
 
+    @_HANDLERS.register("payment.record")
     def _payment_record(self, env: OpEnvelope, p: PaymentRecord) -> dict[str, Any]:
         self._no_resolution(env)
         self._own_ref(env, p.local_ref)
@@ -816,6 +824,7 @@ class Applier:
                 warnings.append({"code": "waiver_unapproved", "item": item.code})
         return warnings
 
+    @_HANDLERS.register("payment.void")
     def _payment_void(self, env: OpEnvelope, p: PaymentVoid) -> dict[str, Any]:
         self._no_resolution(env)
         self._deps(env)
@@ -848,25 +857,10 @@ def _count_seq(raw: Any, device_id: str, delta: _DeviceDelta) -> None:
         delta.max_seq = seq
 
 
-_Handler = Callable[[Applier, OpEnvelope, Any], dict[str, Any]]
-# Which method applies which op kind (the contract's kinds; payloads.py validates each).
-_HANDLERS: dict[str, _Handler] = {
-    "patient.register": Applier._patient_register,
-    "patient.update": Applier._patient_update,
-    "visit.open": Applier._visit_open,
-    "lab.order": Applier._lab_order,
-    "payment.record": Applier._payment_record,
-    "payment.void": Applier._payment_void,
-}
-# The numbers an op of each kind may take; a register or payment bringing its own
-# block id (uhid / receipt_no) takes no new one.
-_WANTS: dict[str, tuple[str, ...]] = {
-    "patient.register": ("uhid", "change"),
-    "patient.update": ("change",),
-    "visit.open": ("visit",),
-    "lab.order": ("lab_order",),
-    "payment.record": ("receipt",),
-}
+_HANDLERS.complete()
+# The numbers an op of each kind may take (domain/registry.py); a register or payment
+# bringing its own block id (uhid / receipt_no) takes no new one.
+_WANTS: dict[str, tuple[str, ...]] = {k.name: k.numbers for k in registry.KINDS if k.numbers}
 
 
 def _numbers_wanted(ops: list[Any], remembered: dict[str, Any]) -> dict[str, int]:

@@ -22,7 +22,7 @@ clears a field. Every integer is at most :data:`MAX_INT` (2**53 - 1).
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from opd_fallback.domain import rules
+from opd_fallback.domain import registry, rules
 
 Sex = Literal["M", "F", "O"]
 GuardianRelation = Literal["S/O", "D/O", "W/O", "C/O"]
@@ -42,15 +42,13 @@ Category = Literal["general", "bpl", "ayushman", "staff", "other"]
 PaymentMode = Literal["cash", "upi", "card", "waived"]
 VisitType = Literal["new", "revisit"]
 Priority = Literal["routine", "urgent"]
-OpKind = Literal[
-    "patient.register",
-    "patient.update",
-    "visit.open",
-    "lab.order",
-    "payment.record",
-    "payment.void",
-]
-OP_KINDS: tuple[str, ...] = get_args(OpKind)
+# The kinds are declared in domain/registry.py; pydantic checks a kind against them
+# as a Literal (the same words for an unknown kind as ever), mypy sees a str.
+if TYPE_CHECKING:
+    OpKind = str
+else:
+    OpKind = Literal[registry.NAMES]
+OP_KINDS: tuple[str, ...] = registry.NAMES
 
 MAX_INT = 2**53 - 1  # contract 1.2: the largest integer anywhere in an op
 Paise = Annotated[StrictInt, Field(ge=0, le=10**11)]
@@ -427,14 +425,8 @@ class Origin(Model):
         return body or None
 
 
-PAYLOAD_MODELS: dict[str, type[Model]] = {
-    "patient.register": PatientRegister,
-    "patient.update": PatientUpdate,
-    "visit.open": VisitOpen,
-    "lab.order": LabOrder,
-    "payment.record": PaymentRecord,
-    "payment.void": PaymentVoid,
-}
+# kind -> its model, as each kind's declaration in domain/registry.py names it
+PAYLOAD_MODELS: dict[str, type[Model]] = {k.name: globals()[k.model] for k in registry.KINDS}
 
 
 def validate_payload(kind: str, payload: Any) -> Model:
