@@ -904,27 +904,29 @@ def check_importer(store: Store, operator_id: str) -> None:
 def import_file(
     store: Store, device_id: str, path: Path, *, imported_by: str, dry_run: bool = False,
     rejects_path: Path | None = None, today: date | None = None,
-    progress: Callable[[int, int], None] | None = None, batch_rows: int = BATCH_ROWS,
+    progress: Callable[[int, int, int], None] | None = None, batch_rows: int = BATCH_ROWS,
 ) -> ImportReport:
     """Import a back-entry CSV as operator ``imported_by``; raises ``FileUnusable``
     when the file itself is bad, ``ImportRefused`` when nothing may be imported.
 
-    ``progress(done, total)`` is called after each batch. Writes the rejected
+    ``progress(done, total, rejected)`` is called after each batch. Writes the rejected
     rows (with an ``error`` column) beside the input unless ``dry_run``; a stale
     rejects file from an earlier run is removed when no row is rejected now."""
     header, rows = read_rows(path)
     check_importer(store, imported_by)
     importer = _Importer(CounterService(store, device_id), imported_by, source_file=path.name, dry_run=dry_run)
     outcomes: list[RowOutcome] = []
+    rejected = 0
     if progress is not None:
-        progress(0, len(rows))
+        progress(0, len(rows), 0)
     for start in range(0, len(rows), batch_rows):
         try:
             outcomes.extend(importer.batch(rows[start:start + batch_rows], today))
         except DomainError as exc:  # the counter refuses all writes (e.g. after a restore)
             raise ImportRefused(str(exc.problems[0].message if exc.problems else exc)) from None
         if progress is not None:
-            progress(len(outcomes), len(rows))
+            rejected = sum(1 for o in outcomes[start:] if o.status == "rejected") + rejected
+            progress(len(outcomes), len(rows), rejected)
     report = ImportReport(path, dry_run, outcomes, None)
     target = rejects_path or rejects_path_for(path)
     if not dry_run:
