@@ -624,7 +624,7 @@ class CounterService:
                                          f"a waiver for a {category} patient needs a supervisor's ID and PIN"))
         if problems:
             raise DomainError(problems, code=problems[-1].code)
-        assert sup is not None
+        assert sup is not None and reason is not None
         pay = tx.record_payment(info, waived, visit=visit, lab_order=lab_order,
                                 waiver={"reason": reason, "approved_by": sup.id})
         audit.record(tx.session, tx.operator_id, WAIVER_ACTION, pay.local_ref, receipt_no=pay.extra["receipt_no"],
