@@ -40,13 +40,14 @@ from opd_fallback.application.reports import DAY_SCHEMA
 from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.domain.contract import WARNING_CODES as CONTRACT_WARNING_CODES
 from opd_fallback.domain.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
+from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps
 from opd_fallback.domain.rules import format_paise
 from opd_fallback.store import audit, outbox, writeback
 from opd_fallback.store.engine import Store
 
 SCHEMA = DAY_SCHEMA  # one name for the schema, shared with the renderers
-EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
+EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = ExitCode.OK, ExitCode.REFUSED, ExitCode.UNREACHABLE
 WARNING_CODES = CONTRACT_WARNING_CODES  # amount_mismatch, unknown_item, (1.2) waiver_unapproved
 # what each payment warning is, in the words of the day's summary (n lines)
 WARNING_WORDS = {

@@ -83,10 +83,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from opd_fallback.central import dedupe
 from opd_fallback.central.master import MasterIndex
 from opd_fallback.central.series import series_for
-from opd_fallback.domain import registry
+from opd_fallback.domain import identity, registry
 from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.domain.contract import (
     CANDIDATE_FIELDS,
@@ -630,7 +629,7 @@ class Applier:
                 found[old["uhid"]] = old
         if rec.get("mobile"):
             for old in self._patients_by("mobile", rec["mobile"])[:_MOBILE_LIMIT]:
-                if old["uhid"] not in found and dedupe.similar(rec, old):
+                if old["uhid"] not in found and identity.judge(rec, old) is not None:
                     found[old["uhid"]] = old
         return [{k: v[k] for k in CANDIDATE_KEYS} for v in found.values()]
 

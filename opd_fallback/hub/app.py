@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from opd_fallback.domain import registry
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.exits import OpdError
 from opd_fallback.hub import mirror
 from opd_fallback.hub.db import connect, create_schema, hash_token
 
@@ -31,7 +32,7 @@ _RECORD_KIND = f"^({'|'.join(registry.RECORD_KINDS)})$"  # the record kinds of d
 PREFIX = "/hub/v1"
 
 
-class HubError(Exception):
+class HubError(OpdError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message

@@ -43,6 +43,7 @@ from ulid import ULID
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import OpEnvelope
+from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.domain.jsonio import dumps, loads
 from opd_fallback.domain.payloads import wire
 from opd_fallback.store.states import CANCELLED, CONFLICT, DAMAGED, FLAGGED, PENDING, REJECTED, STATES, SYNCED
@@ -57,8 +58,10 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- the life of an op
-class IllegalTransition(ValueError):
+class IllegalTransition(OpdError, ValueError):
     """A state change the table does not allow (a bug, or a race lost to another writer)."""
+
+    exit_code = ExitCode.UNEXPECTED
 
 
 @dataclass(frozen=True)

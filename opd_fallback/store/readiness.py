@@ -28,6 +28,7 @@ import orjson
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import DeviceInfo
+from opd_fallback.domain.exits import OpdError
 from opd_fallback.store import audit, marks, meta, numbers, reserved
 from opd_fallback.store.engine import Store
 
@@ -96,7 +97,7 @@ def mark_restored(store: Store, *, source: str, actor: str = "system") -> int:
     return abandoned
 
 
-class WrongDevice(ValueError):
+class WrongDevice(OpdError, ValueError):
     """Central answered for another device than this counter's (wrong token)."""
 
 

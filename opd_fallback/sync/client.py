@@ -54,6 +54,7 @@ from opd_fallback.domain.contract import (
     RefInfo,
     UsedIds,
 )
+from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.sync import deadline as deadlines
 
 CLOCK_SKEW_LIMIT_S = 300.0
@@ -63,8 +64,10 @@ _JSON_BODY = {"Content-Type": "application/json"}
 
 
 # ---------------------------------------------------------------- exceptions
-class SyncError(Exception):
-    """Base of everything the client raises."""
+class SyncError(OpdError):
+    """Base of everything the client raises: central could not be used (exit 3)."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 class Unauthorized(SyncError):
@@ -103,9 +106,13 @@ class NotTheApi(Unreachable):
 class PayloadTooLarge(SyncError):
     """413: the batch is over the server's size limit; send fewer ops."""
 
+    exit_code = ExitCode.REFUSED
+
 
 class RequestRefused(SyncError):
     """Another 4xx: the request itself is wrong for this server."""
+
+    exit_code = ExitCode.REFUSED
 
     def __init__(self, message: str, *, status: int, body: Any = None) -> None:
         super().__init__(message)

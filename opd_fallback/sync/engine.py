@@ -30,6 +30,7 @@ from opd_fallback.config import Settings
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import DeviceInfo
 from opd_fallback.domain.errors import error_words
+from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps, dumps_or_none
 from opd_fallback.store import lease as leases
 from opd_fallback.store import meta, outbox, writeback
@@ -112,12 +113,12 @@ class SyncSummary:
         """0 all synced, 1 some ops need a person or still wait, 3 server
         unreachable or token refused, 4 another sync holds the lease."""
         if self.outcome in (UNREACHABLE, UNAUTHORIZED):
-            return 3
+            return ExitCode.UNREACHABLE
         if self.outcome == BUSY:
-            return 4
+            return ExitCode.SYNC_RUNNING
         if self.outcome in (ERROR, STOPPED):
-            return 1
-        return 0 if self.still_waiting == 0 and self.needs_person == 0 else 1
+            return ExitCode.REFUSED
+        return ExitCode.OK if self.still_waiting == 0 and self.needs_person == 0 else ExitCode.REFUSED
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
