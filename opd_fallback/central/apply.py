@@ -56,6 +56,18 @@ Decisions not spelled out by the contract (documented for the IT cell):
 - linking a ``local_ref`` to an existing patient (resolution ``link``) moves
   that patient up in ``/patients/changes``, so counters learn the new
   ``local_refs`` entry.
+
+Contract 1.2 here: an integer beyond 2**53-1 is ``validation_failed`` naming
+its field (not remembered, like any payload without a canonical form); an
+``origin`` is kept in ``op_outcome.origin`` and hashed with the payload; a
+null inside ``patient.update``'s ``changes`` counts for idempotency. Hashes
+whose input is the same as under 1.1 keep the ``jcs:`` prefix, the others
+(an origin, a null in ``changes``) are ``jcs2:``, and a ``jcs:`` row is compared
+with the 1.1 form, so a resend of an op remembered before 1.2 is still a
+duplicate. A deferred op's ``error.waiting_for`` names the op or local_ref it
+waits on; a tube whose sample id another op's tube has is ``sample_id_reused``;
+a waived payment of an item the category does not exempt without a ``waiver``
+is applied with ``waiver_unapproved`` (one warning per such item).
 """
 
 from __future__ import annotations
@@ -75,9 +87,17 @@ from opd_fallback.central.master import MasterIndex
 from opd_fallback.central.series import series_for
 from opd_fallback.domain import identity, registry
 from opd_fallback.domain.clock import IST, now_iso
-from opd_fallback.domain.contract import CANDIDATE_FIELDS, OpEnvelope, canonical_payload
+from opd_fallback.domain.contract import (
+    CANDIDATE_FIELDS,
+    OpEnvelope,
+    big_int_path,
+    canonical_op,
+    canonical_payload,
+    drop_nulls,
+)
 from opd_fallback.domain.errors import explain
 from opd_fallback.domain.payloads import (
+    MAX_INT,
     LabOrder,
     PatientFields,
     PatientRegister,
@@ -124,19 +144,40 @@ def _result(op_id: str, status: str, result: Any = None, error: Any = None) -> d
 
 
 HASH_PREFIX = "jcs:"  # marks hashes of the 1.1 canonical form; older rows have none
+HASH_PREFIX_12 = "jcs2:"  # 1.2: the input differs from 1.1's (an origin, a null in changes)
 
 
-def payload_hash(payload: Any) -> str:
-    """The contract's payload equality (RFC 8785, absent == null) hashed.
-    Raises ``ValueError`` for a payload with no canonical form."""
+def _differs_from_1_1(payload: Any, origin: Any, kind: str | None) -> bool:
+    if isinstance(origin, dict) and drop_nulls(origin):
+        return True
+    changes = payload.get("changes") if kind == "patient.update" and isinstance(payload, dict) else None
+    return isinstance(changes, dict) and None in changes.values()
+
+
+def payload_hash(payload: Any, origin: Any = None, kind: str | None = None) -> str:
+    """The contract's payload equality (RFC 8785, absent == null; 1.2 with the
+    origin and the nulls of ``changes``) hashed. Raises ``ValueError`` for a
+    payload with no canonical form."""
+    if _differs_from_1_1(payload, origin, kind):
+        return HASH_PREFIX_12 + hashlib.sha256(canonical_op(payload, origin, kind)).hexdigest()
     return HASH_PREFIX + hashlib.sha256(canonical_payload(payload)).hexdigest()
 
 
-def _same_payload(stored: str, payload: Any, phash: str) -> bool:
+def _same_payload(stored: str, payload: Any, phash: str, origin: Any = None) -> bool:
     """Does a remembered hash match this payload? Pre-1.1 rows hold the SHA-256 of
-    sorted-key JSON as it was received (nulls kept, as the counter then sent them)."""
-    if stored.startswith(HASH_PREFIX):
+    sorted-key JSON as it was received (nulls kept, as the counter then sent them).
+    A 1.1 row (``jcs:``) of a patient.update was hashed with every null dropped,
+    and no op then had an origin."""
+    if stored.startswith(HASH_PREFIX_12):
         return stored == phash
+    if stored.startswith(HASH_PREFIX):
+        if stored == phash:
+            return True
+        has_origin = isinstance(origin, dict) and bool(drop_nulls(origin))
+        return (phash.startswith(HASH_PREFIX_12) and not has_origin
+                and stored == HASH_PREFIX + hashlib.sha256(canonical_payload(payload)).hexdigest())
+    if isinstance(origin, dict) and drop_nulls(origin):
+        return False  # no op had an origin before 1.2
     legacy = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return stored == legacy or stored == _legacy_with_null_ref_keys(payload)
 
@@ -262,7 +303,7 @@ class Applier:
         if b.new_outcomes:
             c.executemany(
                 "INSERT INTO op_outcome(op_id, kind, device_id, payload_hash, status, result, error, "
-                "recorded_at, local_date, seq, applied_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "recorded_at, local_date, seq, applied_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 b.new_outcomes,
             )
         if b.new_refs:
@@ -399,8 +440,15 @@ class Applier:
             return _result(env.op_id, "rejected", error={
                 "code": "device_mismatch",
                 "message": f"this token belongs to device {device_id}, not {env.device_id}"})
+        big = big_int_path(env.payload)
+        if big is not None:
+            return _result(env.op_id, "rejected", error={
+                "code": "validation_failed", "message": f"{big}: must be a whole number from 0 to 2^53 - 1",
+                "fields": [{"field": big, "code": "too_large",
+                            "message": "must be a whole number from 0 to 2^53 - 1"}]})
+        origin = env.origin.wire() if env.origin is not None else None
         try:
-            phash = payload_hash(env.payload)
+            phash = payload_hash(env.payload, origin, env.kind)
         except ValueError as exc:
             return _result(env.op_id, "rejected", error={
                 "code": "validation_failed", "message": f"payload: {exc}",
@@ -409,7 +457,7 @@ class Applier:
         b = self._b
         row = b.outcomes.get(env.op_id)
         if row is not None:
-            if (row[0], row[1]) != (env.kind, env.device_id) or not _same_payload(row[2], env.payload, phash):
+            if (row[0], row[1]) != (env.kind, env.device_id) or not _same_payload(row[2], env.payload, phash, origin):
                 return _result(env.op_id, "rejected", error={
                     "code": "idempotency_mismatch",
                     "message": "this op_id was used before with another kind, device or payload"})
@@ -434,9 +482,11 @@ class Applier:
         res = None if result is None else orjson.dumps(result).decode()
         err = None if error is None else orjson.dumps(error).decode()
         self._b.outcomes[env.op_id] = (env.kind, env.device_id, phash, status, res, err)
+        origin = env.origin.wire() if env.origin is not None else None
         self._b.new_outcomes.append((
             env.op_id, env.kind, env.device_id, phash, status, res, err,
             env.recorded_at.isoformat(), _local_date(env.recorded_at), env.seq, self._now,
+            None if origin is None else orjson.dumps(origin).decode(),
         ))
 
     def _apply(self, env: OpEnvelope) -> dict[str, Any]:
@@ -457,7 +507,8 @@ class Applier:
         for dep in env.depends_on:
             row = outcomes.get(dep)
             if row is None or row[3] != "applied":
-                raise _Outcome("deferred", "dependency_missing", f"op {dep} is not applied yet", op_id=dep)
+                raise _Outcome("deferred", "dependency_missing", f"op {dep} is not applied yet", op_id=dep,
+                               waiting_for={"op_id": dep})
 
     def _known(self, local_ref: str) -> tuple[str, str, str] | None:
         refs = self._b.refs
@@ -488,7 +539,8 @@ class Applier:
         known = self._known(ref.local_ref)
         if known is None:
             raise _Outcome("deferred", "reference_pending",
-                           f"{field}: {ref.local_ref} is not known here yet", local_ref=ref.local_ref)
+                           f"{field}: {ref.local_ref} is not known here yet", local_ref=ref.local_ref,
+                           waiting_for={"local_ref": ref.local_ref})
         if known[0] != kind:
             raise _field_reject(missing, field, "wrong_kind", f"{ref.local_ref} is a {known[0]}, not a {kind}")
         return known[1]
@@ -696,7 +748,7 @@ class Applier:
         for i, (sid, _, _) in enumerate(tubes):
             row = self._q("SELECT op_id FROM lab_sample WHERE sample_id=?", (sid,)).fetchone()
             if row is not None and row[0] != env.op_id:
-                raise _field_reject("validation_failed", f"samples.{i}.sample_id" if p.samples else "sample_id",
+                raise _field_reject("sample_id_reused", f"samples.{i}.sample_id" if p.samples else "sample_id",
                                     "already_used", f"{sid} already names a tube of op {row[0]}")
         self._deps(env)
         uhid = self._ref(p.patient, "patient", "patient")
@@ -739,10 +791,11 @@ class Applier:
             self._use_reserved(p.receipt_no, env.op_id)
         self._w(
             "INSERT INTO payment(receipt_id, receipt_no, uhid, visit_id, order_id, amount_paise, mode, mode_ref, "
-            "items, warnings, voided, device_id, local_date, op_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "items, warnings, voided, device_id, local_date, op_id, waiver) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (receipt_id, p.receipt_no, uhid, visit_id, order_id, p.amount_paise, p.mode, p.mode_ref,
              orjson.dumps(items).decode(), orjson.dumps(warnings).decode(), 0, env.device_id,
-             _local_date(env.recorded_at), env.op_id),
+             _local_date(env.recorded_at), env.op_id,
+             None if p.waiver is None else orjson.dumps(p.waiver.model_dump()).decode()),
         )
         self._map(p.local_ref, "payment", receipt_id, env.op_id)
         return {"receipt_id": receipt_id, "warnings": warnings}
@@ -766,6 +819,8 @@ class Applier:
             expected = 0 if item.code in exempt else price * item.qty
             if p.mode != "waived" and item.amount_paise != expected:
                 warnings.append({"code": "amount_mismatch", "item": item.code, "expected_paise": expected})
+            if p.mode == "waived" and p.waiver is None and expected > 0:
+                warnings.append({"code": "waiver_unapproved", "item": item.code})
         return warnings
 
     @_HANDLERS.register("payment.void")
@@ -791,11 +846,13 @@ class Applier:
 def _count_seq(raw: Any, device_id: str, delta: _DeviceDelta) -> None:
     """Contract 1.1: ``max_seq`` is the highest seq received from the device in any
     request, whatever its outcome, so a seq is counted before anything is checked
-    (an op naming another device is that device's numbering, not this one's)."""
+    (an op naming another device is that device's numbering, not this one's).
+    1.2: a seq beyond 2**53-1 is invalid and not counted, so a counter restored
+    after such a mistake still has valid numbers above ``max_seq``."""
     if not isinstance(raw, dict) or raw.get("device_id") != device_id:
         return
     seq = raw.get("seq")
-    if type(seq) is int and 0 < seq <= _MAX_SQL_INT and seq > delta.max_seq:
+    if type(seq) is int and 0 < seq <= MAX_INT and seq > delta.max_seq:
         delta.max_seq = seq
 
 

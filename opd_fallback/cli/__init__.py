@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from opd_fallback.cli import (
     central,
+    conformance,
     counter,
     find,
     hub,
@@ -135,6 +136,7 @@ reconcile.register(app)  # reconcile, nightly, backup, restore
 app.command("find")(find.find)  # a patient here, on the LAN or in central's index
 app.command("share")(share.share)  # share with the LAN hub
 preview.register(app)  # preview
+app.command("conformance", help=conformance.HELP)(conformance.conformance)  # check a central server
 
 
 def main() -> None:

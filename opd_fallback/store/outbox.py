@@ -190,6 +190,7 @@ def enqueue(
     op_id: str | None = None,
     source: str = "counter",
     supersedes: str | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> Op:
     """Add one op to the outbox in the caller's transaction. A model is stored in
     its exact wire form (references with one key, empty optional fields left
@@ -210,6 +211,7 @@ def enqueue(
         record_ref=record_ref,
         source=source,
         supersedes=supersedes,
+        origin=dumps(origin) if origin else None,
     )
     session.add(op)
     return op
@@ -227,6 +229,7 @@ def envelope(op: Op) -> dict[str, Any]:
         "depends_on": loads(op.depends_on) or [],
         "payload": loads(op.payload),
         "resolution": loads(op.resolution),
+        **({"origin": loads(op.origin)} if op.origin else {}),
     }
 
 

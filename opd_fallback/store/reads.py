@@ -19,7 +19,8 @@ from opd_fallback.store.states import CANCELLED, CONFLICT, FLAGGED, PENDING, REJ
 _PENDING_ROWS = text(
     "SELECT seq, CAST(op_id AS BLOB), CAST(kind AS BLOB), CAST(device_id AS BLOB), CAST(operator_id AS BLOB), "
     "CAST(recorded_at AS BLOB), CAST(depends_on AS BLOB), CAST(payload AS BLOB), CAST(resolution AS BLOB), "
-    "CAST(record_kind AS BLOB), CAST(record_ref AS BLOB), first_deferred_at FROM op WHERE state = :pending ORDER BY seq"
+    "CAST(record_kind AS BLOB), CAST(record_ref AS BLOB), first_deferred_at, CAST(origin AS BLOB) "
+    "FROM op WHERE state = :pending ORDER BY seq"
 )
 _HELD_ROWS = text(
     "SELECT op_id, state, kind, record_ref, last_error, wait_reason FROM op "

@@ -51,6 +51,8 @@ from opd_fallback.domain.contract import (
     OpResult,
     Reconciliation,
     ReconciliationOps,
+    RefInfo,
+    UsedIds,
 )
 from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.sync import deadline as deadlines
@@ -462,6 +464,31 @@ class CentralClient:
         """``POST /id-blocks``: ``count`` new ids of ``kind`` owned by this device."""
         body = orjson.dumps({"kind": kind, "count": count})
         return self._call(IdBlock, "POST", "/id-blocks", content=body, headers=_JSON_BODY)
+
+    def used_ids(self, kind: str, *, max_pages: int = 100) -> list[str] | None:
+        """1.2 ``GET /id-blocks/used``: every reserved id of ``kind`` issued to this
+        device that applied ops used, page by page; None from a server without it
+        (404: a 1.1 server)."""
+        ids: list[str] = []
+        cursor: str | None = None
+        for _ in range(max_pages):
+            params: dict[str, Any] = {"kind": kind}
+            if cursor:
+                params["cursor"] = cursor
+            r = self._request("GET", "/id-blocks/used", params=params, ok=(200, 404))
+            if r.status_code == 404:
+                return None
+            page = self._model(UsedIds, self._json(r), "GET /id-blocks/used")
+            ids += page.ids
+            if page.done or not page.next_cursor or page.next_cursor == cursor:
+                return ids
+            cursor = page.next_cursor
+        raise TransientError(f"GET /id-blocks/used: more than {max_pages} pages of {kind} ids; try again later")
+
+    def ref(self, local_ref: str) -> RefInfo | None:
+        """1.2 ``GET /refs/{local_ref}``: what central mapped an offline number to, or None (404)."""
+        r = self._request("GET", f"/refs/{local_ref}", ok=(200, 404))
+        return None if r.status_code == 404 else self._model(RefInfo, self._json(r), "GET /refs")
 
     def reconciliation(self, date: str, device_id: str) -> Reconciliation:
         return self._call(Reconciliation, "GET", "/reconciliation", params={"date": date, "device_id": device_id})

@@ -498,6 +498,24 @@ class SyncEngine:
                 continue
             run.advance(n)
 
+    def _looked_up(self, err: Any) -> Any:
+        """Contract 1.2: an op flagged for waiting too long says what it waits for
+        (``error.waiting_for``); an offline number is looked up with ``GET /refs``
+        so the review line can say whether central knows it by now. Kept in the
+        error as ``looked_up`` (``{"found": false}`` when central does not know it);
+        a lookup that fails is left out (the line then names only the number)."""
+        waiting = err.get("waiting_for") if isinstance(err, dict) else None
+        lref = waiting.get("local_ref") if isinstance(waiting, dict) else None
+        lookup = getattr(self.client, "ref", None)
+        if not isinstance(lref, str) or lookup is None:
+            return err
+        try:
+            info = lookup(lref)
+        except Exception:  # any failure to ask: the review line names the number alone
+            return err
+        found = {"found": False} if info is None else {"found": True, **info.model_dump(mode="json")}
+        return {**err, "looked_up": found}
+
     def _deferred_too_long(self, op: PendingOp, now: datetime) -> bool:
         if not op.first_deferred_at:
             return self.max_deferred_wait_s <= 0
@@ -538,6 +556,7 @@ class SyncEngine:
                 code = err.get("code", "") if isinstance(err, dict) else ""
                 why = f"the server deferred it: {error_words(err)}" if err else "the server deferred it"
                 if self._deferred_too_long(op, now_dt):
+                    err = self._looked_up(err)
                     flags.append({"id": op.op_id, "state": "conflict", "st": "deferred", "err": _err_json(err),
                                   "why": "waited too long for a dependency: " + why, "now": now})
                     counts["too_long"] += 1

@@ -227,12 +227,36 @@ def _explain(op: Op, category: Category, error: dict[str, Any], waiting: int) ->
                "Correct it and send it again, or cancel it with a reason."
     elif category == "waited_too_long":
         text = (f"This {what} waited too long for a record it needs ({error.get('code', 'deferred')}"
-                f"{': ' + msg if msg else ''}). Retry once the other record has synced, or cancel it.")
+                f"{': ' + msg if msg else ''}).{waits_for_words(error)} "
+                "Retry once the other record has synced, or cancel it.")
     else:
         text = f"Central could not apply this {what} ({error.get('code', '?')}): {msg}"
     if waiting:
         text += f" {waiting} later record(s) wait for this decision."
     return text
+
+
+def waits_for_words(error: dict[str, Any]) -> str:
+    """Contract 1.2: what a deferred op waits for (``error.waiting_for``) and what
+    central said of it when the sync looked it up (``looked_up``, from
+    ``GET /refs``), as a sentence starting with a space; empty when not given."""
+    waiting = error.get("waiting_for")
+    if not isinstance(waiting, dict):
+        return ""
+    if waiting.get("op_id"):
+        return f" It waits for op {waiting['op_id']} to be applied at central."
+    lref = waiting.get("local_ref")
+    if not lref:
+        return ""
+    device = str(lref).split("-", 1)[0]
+    text = f" It waits for {lref} (made at counter {device})"
+    looked = error.get("looked_up")
+    if isinstance(looked, dict) and looked.get("found"):
+        return (text + f": central now knows it as {looked.get('kind', 'record')} {looked.get('central_id', '?')}, "
+                "so a retry should go through.")
+    if isinstance(looked, dict):
+        return text + f": central does not know it yet (counter {device} has not synced it)."
+    return text + "."
 
 
 def _actions(op: Op, category: Category) -> tuple[str, ...]:
