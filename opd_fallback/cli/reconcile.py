@@ -148,14 +148,9 @@ def backup_cmd(
 
 
 def _device_in_backup(db: Path) -> str | None:
-    import sqlite3
+    from opd_fallback.store.readonly import last_device_id
 
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT device_id FROM op ORDER BY seq DESC LIMIT 1").fetchone()
-    finally:
-        conn.close()
-    return None if row is None else str(row[0])
+    return last_device_id(db)
 
 
 def _supervisor_pin(pin_stdin: bool) -> str:
