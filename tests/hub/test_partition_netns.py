@@ -71,6 +71,7 @@ def fake_ops(device: str, n: int, start: int = 1) -> list[dict]:
                          "age_years": 40, "mobile": None}} for i in range(n)]
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_link_cut_mid_exchange_then_restored(tmp_path: Path, netns) -> None:
     hub_ns, ctr_ns, ctr_if, hub_ip = netns
     db = tmp_path / "hub.db"

@@ -99,6 +99,7 @@ def test_cross_counter_lab_order_and_payment(tmp_path, counters) -> None:
         assert hub_status(counters["C03"], configured=True)["state"] == "offline"
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_share_cli_exit_codes(tmp_path) -> None:
     data = tmp_path / "c09"
 
