@@ -10,14 +10,13 @@ The sync engine records its attempts in the ``meta`` table under the
 
 ``status`` must start fast (issue 12: under 0.4 s), and importing SQLAlchemy,
 SQLModel and the table models costs several times the whole report, so the
-report is read with plain SQL on a read-only ``sqlite3`` snapshot
+report is read with plain SQL on a read-only DB-API snapshot
 (store/readonly.py); the money comes from the same queries as the counter's
 cash summary (application/daytotals.py). Keep this module free of SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ from opd_fallback.domain.clock import IST, duration_words, now_iso, now_ist
 from opd_fallback.domain.rules import OP_KINDS, PAYMENT_MODES, format_paise
 from opd_fallback.store import marks, meta
 from opd_fallback.store import states as outbox
-from opd_fallback.store.readonly import snapshot
+from opd_fallback.store.readonly import NeedsUpgrade, OperationalError, snapshot
 
 if TYPE_CHECKING:
     from opd_fallback.store.engine import Store
@@ -57,28 +56,29 @@ def _age_seconds(recorded_at: str | None, now: datetime) -> int | None:
         return None
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
-    return conn.execute(sql, params).fetchall()
+def _rows(conn: Any, sql: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
+    rows: list[Any] = conn.execute(sql, params).fetchall()
+    return rows
 
 
-def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+def _meta(conn: Any, key: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def _counter(conn: sqlite3.Connection, name: str) -> int:
+def _counter(conn: Any, name: str) -> int:
     """The current value of a number counter (store/numbers.py ``peek``)."""
     row = conn.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def _oldest_recorded_at(conn: sqlite3.Connection, states: Sequence[str]) -> str | None:
+def _oldest_recorded_at(conn: Any, states: Sequence[str]) -> str | None:
     marks = ",".join("?" * len(states))
     oldest = conn.execute(f"SELECT min(recorded_at) FROM op WHERE state IN ({marks})", tuple(states)).fetchone()[0]
     return None if oldest is None else str(oldest)
 
 
-def _last_sync(conn: sqlite3.Connection) -> dict[str, Any]:
+def _last_sync(conn: Any) -> dict[str, Any]:
     outcome: str | None = None
     error: str | None = None
     raw = _meta(conn, SYNC_LAST_OUTCOME)
@@ -100,7 +100,7 @@ def _last_sync(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def _payments_today(conn: sqlite3.Connection, day: str) -> dict[str, Any]:
+def _payments_today(conn: Any, day: str) -> dict[str, Any]:
     t = totals_for_day(lambda sql, params: _rows(conn, sql, params), day)
     voided = {m: {"count": 0, "total_paise": 0} for m in PAYMENT_MODES}
     voided.update({m: {"count": v.count, "total_paise": v.total_paise} for m, v in t.voided_by_mode.items()})
@@ -125,8 +125,8 @@ def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = No
     db_path = Path(db.path if hasattr(db, "path") else db)
     try:
         return _collect(db_path, device_id, now=now, hub_configured=hub_configured)
-    except sqlite3.OperationalError as exc:
-        if "no such" not in str(exc):  # a missing table or column: an older schema
+    except OperationalError as exc:
+        if "no such" not in str(exc) and not isinstance(exc, NeedsUpgrade):  # a missing table or column: an older schema
             raise
     from opd_fallback.store import open_store
 
@@ -134,7 +134,7 @@ def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = No
     return _collect(db_path, device_id, now=now, hub_configured=hub_configured)
 
 
-def hub_section(conn: sqlite3.Connection, *, configured: bool, stale_after_s: float = 60.0) -> dict[str, Any]:
+def hub_section(conn: Any, *, configured: bool, stale_after_s: float = 60.0) -> dict[str, Any]:
     """The ``hub`` object of ``status --json`` (docs/status-json.md), read with
     plain SQL (``application.share.hub_status`` gives the same for a Store)."""
     last_at = _meta(conn, meta.HUB_LAST_AT)
