@@ -34,3 +34,30 @@ def connect(path: Path | str, **kwargs: Any) -> Any:
     """A DB-API connection (``sqlite3``'s API) to the encrypted file at ``path``."""
     kwargs.setdefault("isolation_level", "")
     return cipher_db.connect(Path(path), key_of(path), **kwargs)
+
+
+def plain_copy(src: Path | str, dst: Path | str) -> None:
+    """A plain (unencrypted) SQLite copy of the database at ``src``, as an older
+    version of the program left its files (to test the in-place conversion)."""
+    dst = Path(dst)
+    dst.unlink(missing_ok=True)
+    conn = connect(src, isolation_level=None)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute("ATTACH DATABASE ? AS plain KEY ''", (str(dst),))
+        conn.execute("SELECT sqlcipher_export('plain')")
+        conn.execute(f"PRAGMA plain.user_version = {int(version)}")
+        conn.execute("PRAGMA plain.journal_mode = WAL")
+        conn.execute("DETACH DATABASE plain")
+    finally:
+        conn.close()
+    assert cipher_db.is_plain(dst)
+
+
+def rows(path: Path | str, *tables: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of ``tables`` (plain or encrypted file), to compare two databases whole."""
+    conn = connect(path)
+    try:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+    finally:
+        conn.close()
