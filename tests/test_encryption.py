@@ -137,11 +137,11 @@ def test_a_backup_on_another_pc_opens_only_with_the_key(tmp_path: Path) -> None:
     _init(pc2, other_pc)
     (pc2 / "counter.db").unlink()
     r = _cli(pc2, "restore", str(stick), config_home=other_pc)
-    _one_sentence(r, 7, "no key on this PC opens")
+    _one_sentence(r, 8, "no key on this PC opens")
     assert not (pc2 / "counter.db").exists()
     wrong = cipher_keys.new_key().recovery_code
     r = _cli(pc2, "restore", str(stick), "--recovery-code-stdin", stdin=wrong + "\n", config_home=other_pc)
-    _one_sentence(r, 7, "does not open")
+    _one_sentence(r, 8, "does not open")
     r = _cli(pc2, "restore", str(stick), "--recovery-code-stdin", stdin=code + "\n", config_home=other_pc)
     assert r.returncode == 3, r.stderr  # restored; not ready until central checks its numbers (no central here)
     assert "restored" in r.stdout and "Traceback" not in r.stderr
@@ -165,7 +165,7 @@ def test_a_backup_on_another_pc_opens_only_with_the_key(tmp_path: Path) -> None:
     assert r.returncode == 3 and "restored" in r.stdout, r.stderr
 
 
-def test_a_wrong_or_missing_key_is_one_sentence_and_exit_7(tmp_path: Path) -> None:
+def test_a_wrong_or_missing_key_is_one_sentence_and_exit_8(tmp_path: Path) -> None:
     data = tmp_path / "counter"
     _init(data)
     _register(data / "counter.db", 1)
@@ -174,16 +174,16 @@ def test_a_wrong_or_missing_key_is_one_sentence_and_exit_7(tmp_path: Path) -> No
     good = key_file.read_bytes()
     cipher_keys.write_key_file(key_file, cipher_keys.new_key())  # another counter's key put in its place
     for args in (["status"], ["status", "--json"], ["backup"], ["operator", "list"]):
-        _one_sentence(_cli(data, *args), 7, "does not open the database")
+        _one_sentence(_cli(data, *args), 8, "does not open the database")
     key_file.unlink()
-    _one_sentence(_cli(data, "status"), 7, "is not on this PC")
+    _one_sentence(_cli(data, "status"), 8, "is not on this PC")
     key_file.write_bytes(good)
     assert _cli(data, "status").returncode == 0
     # recover-key: the recovery code brings a lost key file back
     code = cipher_keys.recovery_code(cipher_keys.parse_code(good.decode()))
     key_file.unlink()
     r = _cli(data, "recover-key", "--recovery-code-stdin", stdin="AAAA-" + code[5:] + "\n")
-    assert r.returncode in (1, 7) and "Traceback" not in r.stderr
+    assert r.returncode in (1, 8) and "Traceback" not in r.stderr
     r = _cli(data, "recover-key", "--recovery-code-stdin", stdin=code.lower() + "\n")
     assert r.returncode == 0, r.stderr
     assert _cli(data, "status").returncode == 0

@@ -42,6 +42,7 @@ from typing import Any
 import sqlcipher3.dbapi2 as dbapi2
 
 from opd_fallback.cipher.keys import Key, KeyProblem, read_ref
+from opd_fallback.domain.exits import ExitCode, OpdError
 
 __all__ = ["Connection", "DatabaseError", "Error", "OperationalError", "dbapi2"]
 
@@ -162,8 +163,10 @@ def _counts(conn: Any, schema: str = "main") -> dict[str, int]:
     return {t: int(conn.execute(f'SELECT count(*) FROM {schema}."{t}"').fetchone()[0]) for t in _tables(conn, schema)}
 
 
-class ConversionFailed(Exception):
+class ConversionFailed(OpdError):
     """The encrypted copy did not check out; the plain database is untouched."""
+
+    exit_code = ExitCode.DISK
 
 
 def _sole_and_locked(conn: Any) -> None:

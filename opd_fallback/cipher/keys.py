@@ -40,14 +40,18 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from opd_fallback.domain.exits import ExitCode, OpdError
+
 ENV_KEY_FILE = "OPD_DB_KEY_FILE"
 SECRET_BYTES = 32
 _INFO = b"opd-fallback sqlcipher raw key v1"
 _GROUP = 4
 
 
-class KeyProblem(Exception):
+class KeyProblem(OpdError):
     """A database's key is missing, unreadable or does not open it. ``str()`` is the sentence."""
+
+    exit_code = ExitCode.DATABASE_KEY
 
     def __init__(self, kind: str, sentence: str) -> None:
         super().__init__(sentence)

@@ -115,9 +115,9 @@ def recover_key_cmd(code_stdin: CodeStdinOpt = False) -> None:
     if not cipher_db.opens(s.db_path, key):
         typer.echo(f"error: that recovery code does not open {s.db_path} (a code of another counter, or one "
                    "replaced by rotate-key)", err=True)
-        from opd_fallback.store.failures import EXIT_KEY
+        from opd_fallback.domain.exits import ExitCode
 
-        raise typer.Exit(EXIT_KEY)
+        raise typer.Exit(ExitCode.DATABASE_KEY)
     path = custody.adopt(s.db_path, key)
     typer.echo(f"the key of {s.db_path} is back in {path} (mode 0600)")
 

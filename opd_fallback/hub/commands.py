@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from opd_fallback.domain.exits import ExitCode
+
 hub_app = typer.Typer(help="The LAN hub: counters of one hospital share records while central is down.",
                       no_args_is_help=True)
 
@@ -33,7 +35,7 @@ def serve(
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         typer.echo("error: give both --ssl-certfile and --ssl-keyfile, or neither", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.UNUSABLE)
     from opd_fallback.hub.db import use_key_file
 
     use_key_file(db, key_file)
@@ -58,7 +60,7 @@ def add_device(
         token = add(db, device_id)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     typer.echo(token)
     typer.echo(f"counter {device_id.upper()} may use this hub; the token is shown only once: on that counter run\n"
                f"  opd-fallback init --device {device_id.upper()} --hospital ... --hub URL --hub-token-stdin",

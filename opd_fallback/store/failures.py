@@ -16,8 +16,8 @@ The counter UI (``tui/app.py``) and the CLI (``cli/__init__.py``) both call
 The database is SQLCipher's (``sqlcipher3.dbapi2`` errors, the same result
 codes as ``sqlite3``'s, mapped the same way). A key that is missing or does
 not open the file is its own kind, ``key``, with the sentence of
-:class:`opd_fallback.cipher.keys.KeyProblem` and exit status 7
-(:data:`EXIT_KEY`); a wrong key is never called damage.
+:class:`opd_fallback.cipher.keys.KeyProblem` and exit status 8
+(:data:`EXIT_KEY`, 8: ``ExitCode.DATABASE_KEY``); a wrong key is never called damage.
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ from opd_fallback.cipher import db as cipher_db
 from opd_fallback.cipher.keys import KeyProblem
 from opd_fallback.config import open_private, private_dir
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.exits import ExitCode, OpdError
 
-# Exit statuses (README, "Exit statuses"); 4 is also "another sync holds this database".
-EXIT_BUSY = 4
-EXIT_STORAGE = 5  # full disk, read-only folder, cannot open, I/O error
-EXIT_DAMAGED = 6  # the database file is damaged: restore a backup
-EXIT_KEY = 7  # the database's key is missing or does not open it (new in issue 23; no other code used 7)
+# Exit statuses (domain/exits.py, the README's "Exit statuses")
+EXIT_BUSY = ExitCode.DATABASE_BUSY  # another program holds the database (was 4, which is the sync lease)
+EXIT_STORAGE = ExitCode.DISK  # full disk, read-only folder, cannot open, I/O error
+EXIT_DAMAGED = ExitCode.DAMAGED  # the database file is damaged: restore a backup
+EXIT_KEY = ExitCode.DATABASE_KEY  # the database's key is missing or does not open it (issue 23)
 
 _DB_ERRORS = (sqlite3.Error, cipher_db.Error)
 
@@ -79,7 +80,7 @@ _BY_TEXT = (
 
 
 @dataclass
-class StorageProblem(Exception):
+class StorageProblem(OpdError):
     """The disk or the database stopped an action. ``str()`` is the sentence."""
 
     kind: str  # full | readonly | damaged | cantopen | io | busy | key | convert
