@@ -29,7 +29,7 @@ from opd_fallback.domain.clock import IST, duration_words, now_iso, now_ist
 from opd_fallback.domain.rules import OP_KINDS, PAYMENT_MODES, format_paise
 from opd_fallback.store import marks, meta
 from opd_fallback.store import states as outbox
-from opd_fallback.store.readonly import NeedsUpgrade, OperationalError, snapshot
+from opd_fallback.store.readonly import OperationalError, needs_upgrade, snapshot
 
 if TYPE_CHECKING:
     from opd_fallback.store.engine import Store
@@ -126,7 +126,7 @@ def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = No
     try:
         return _collect(db_path, device_id, now=now, hub_configured=hub_configured)
     except OperationalError as exc:
-        if "no such" not in str(exc) and not isinstance(exc, NeedsUpgrade):  # a missing table or column: an older schema
+        if not needs_upgrade(exc):  # a missing table or column: an older schema
             raise
     from opd_fallback.store import open_store
 
