@@ -10,14 +10,13 @@ The sync engine records its attempts in the ``meta`` table under the
 
 ``status`` must start fast (issue 12: under 0.4 s), and importing SQLAlchemy,
 SQLModel and the table models costs several times the whole report, so the
-report is read with plain SQL on a read-only ``sqlite3`` snapshot
+report is read with plain SQL on a read-only DB-API snapshot
 (store/readonly.py); the money comes from the same queries as the counter's
 cash summary (application/daytotals.py). Keep this module free of SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,7 @@ from opd_fallback.domain.clock import IST, duration_words, now_iso, now_ist
 from opd_fallback.domain.rules import OP_KINDS, PAYMENT_MODES, format_paise
 from opd_fallback.store import marks, meta, readonly
 from opd_fallback.store import states as outbox
-from opd_fallback.store.readonly import snapshot
+from opd_fallback.store.readonly import OperationalError, needs_upgrade, snapshot
 
 if TYPE_CHECKING:
     from opd_fallback.store.engine import Store
@@ -60,7 +59,7 @@ _meta = readonly.meta_value
 _counter = readonly.counter_value
 
 
-def _last_sync(conn: sqlite3.Connection) -> dict[str, Any]:
+def _last_sync(conn: Any) -> dict[str, Any]:
     outcome: str | None = None
     error: str | None = None
     raw = _meta(conn, SYNC_LAST_OUTCOME)
@@ -82,7 +81,7 @@ def _last_sync(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def _payments_today(conn: sqlite3.Connection, day: str) -> dict[str, Any]:
+def _payments_today(conn: Any, day: str) -> dict[str, Any]:
     t = totals_for_day(readonly.run_sql(conn), day)
     voided = {m: {"count": 0, "total_paise": 0} for m in PAYMENT_MODES}
     voided.update({m: {"count": v.count, "total_paise": v.total_paise} for m, v in t.voided_by_mode.items()})
@@ -107,8 +106,8 @@ def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = No
     db_path = Path(db.path if hasattr(db, "path") else db)
     try:
         return _collect(db_path, device_id, now=now, hub_configured=hub_configured)
-    except sqlite3.OperationalError as exc:
-        if "no such" not in str(exc):  # a missing table or column: an older schema
+    except OperationalError as exc:
+        if not needs_upgrade(exc):  # a missing table or column: an older schema
             raise
     from opd_fallback.store import open_store
 
@@ -116,7 +115,7 @@ def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = No
     return _collect(db_path, device_id, now=now, hub_configured=hub_configured)
 
 
-def hub_section(conn: sqlite3.Connection, *, configured: bool, stale_after_s: float = 60.0) -> dict[str, Any]:
+def hub_section(conn: Any, *, configured: bool, stale_after_s: float = 60.0) -> dict[str, Any]:
     """The ``hub`` object of ``status --json`` (docs/status-json.md), read with
     plain SQL (``application.share.hub_status`` gives the same for a Store)."""
     last_at = _meta(conn, meta.HUB_LAST_AT)

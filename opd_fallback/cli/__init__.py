@@ -24,6 +24,7 @@ from opd_fallback.cli import (
     find,
     hub,
     importing,
+    keys,
     preview,
     reconcile,
     review,
@@ -136,6 +137,7 @@ reconcile.register(app)  # reconcile, nightly, backup, restore
 app.command("find")(find.find)  # a patient here, on the LAN or in central's index
 app.command("share")(share.share)  # share with the LAN hub
 preview.register(app)  # preview
+keys.register(app)  # encrypt, rotate-key, recovery-code, recover-key
 app.command("conformance", help=conformance.HELP)(conformance.conformance)  # check a central server
 
 

@@ -16,6 +16,9 @@ hub_app = typer.Typer(help="The LAN hub: counters of one hospital share records 
                       no_args_is_help=True)
 
 DbOpt = Annotated[Path, typer.Option("--db", help="The hub's database file (created 0600 if missing)")]
+KeyFileOpt = Annotated[Path | None, typer.Option(
+    "--key-file", help="The file holding the hub database's key (made 0600 on the first start; default: in this "
+                       "user's config folder, named beside the database)")]
 
 
 @hub_app.command()
@@ -25,6 +28,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (default: all of this PC's)")] = "0.0.0.0",  # noqa: S104
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM) to serve HTTPS")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+    key_file: KeyFileOpt = None,
 ) -> None:
     """Serve the hub API on HOST:PORT (counters: opd-fallback init --hub URL --hub-token-stdin)."""
     from opd_fallback.hub import serve as run
@@ -32,6 +36,9 @@ def serve(
     if (ssl_certfile is None) != (ssl_keyfile is None):
         typer.echo("error: give both --ssl-certfile and --ssl-keyfile, or neither", err=True)
         raise typer.Exit(ExitCode.UNUSABLE)
+    from opd_fallback.hub.db import use_key_file
+
+    use_key_file(db, key_file)
     scheme = "https" if ssl_certfile else "http"
     typer.echo(f"hub on {scheme}://{host}:{port}/hub/v1 (db {db})", err=True)
     run(db, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
@@ -41,9 +48,13 @@ def serve(
 def add_device(
     device_id: Annotated[str, typer.Argument(help="Counter id, e.g. C07")],
     db: DbOpt = Path("hub.db"),
+    key_file: KeyFileOpt = None,
 ) -> None:
     """Let a counter use the hub; prints its hub token once (only a hash is kept)."""
     from opd_fallback.hub.db import add_device as add
+    from opd_fallback.hub.db import use_key_file
+
+    use_key_file(db, key_file)
 
     try:
         token = add(db, device_id)
