@@ -140,3 +140,23 @@ class HubClient:
         if kind:
             params["kind"] = kind
         return list(self._call("GET", "/index", params=params).get("records") or [])
+
+    # ------------------------------------------------ the counter's keep (hub/keep.py)
+    def keep_put(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Share this counter's op facts, operators, audit log, master data and numbers."""
+        answer = self._call("POST", "/counter/keep", body=body)
+        if not isinstance(answer, dict) or not isinstance(answer.get("new"), dict):
+            raise HubUnreachable("the hub's keep answer is not one")
+        return dict(answer)
+
+    def keep_get(self) -> dict[str, Any]:
+        answer = self._call("GET", "/counter/keep")
+        if not isinstance(answer, dict) or "seq_high" not in answer:
+            raise HubUnreachable("the hub's keep answer is not one")
+        return dict(answer)
+
+    def keep_facts(self, after_seq: int, *, limit: int = 2000) -> dict[str, Any]:
+        return dict(self._call("GET", "/counter/facts", params={"after_seq": after_seq, "limit": limit}))
+
+    def keep_audit(self, after_id: int, *, limit: int = 2000) -> dict[str, Any]:
+        return dict(self._call("GET", "/counter/audit", params={"after_id": after_id, "limit": limit}))
