@@ -23,50 +23,43 @@ import hashlib
 from typing import Any, Protocol
 
 import orjson
-from sqlmodel import Session, col, select
+from sqlalchemy import select as select_table
+from sqlmodel import Session, SQLModel, col, select
 
 from opd_fallback.store import meta, numbers
 from opd_fallback.store.engine import Store
-from opd_fallback.store.tables import (
-    AuditEntry,
-    LabOrder,
-    MasterDataCache,
-    Op,
-    Operator,
-    Patient,
-    Payment,
-    PaymentVoid,
-    Visit,
-)
+from opd_fallback.store.tables import AuditEntry, MasterDataCache, Op, Operator
 
 FACTS_PAGE = 2000
 AUDIT_PAGE = 2000
-# record kind -> its table (a payment's void is a record of its own here)
-RECORD_TABLES: dict[str, Any] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder, "payment": Payment,
-                                 "payment_void": PaymentVoid}
 # the row as it stands when sent (central ids learnt later come back from the hub's ids); not its row number
 LEARNED_LATER = {"id"}
+# tables whose rows an op makes but that are not records of the exchange itself
+NOT_RECORDS = {"op", "shared_record"}
 
 
 class KeepApi(Protocol):
     def keep_put(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
 
-def _row(rec: Any) -> dict[str, Any]:
-    return {k: v for k, v in rec.model_dump().items() if k not in LEARNED_LATER}
+def record_tables() -> dict[str, Any]:
+    """Every counter table whose rows name the op that made them (``op_id``): patient, visit,
+    lab order, payment, void, and whatever a later schema adds (a sample's collection): kept whole."""
+    return {name: t for name, t in SQLModel.metadata.tables.items() if "op_id" in t.c and name not in NOT_RECORDS}
 
 
 def op_facts(session: Session, ops: list[Op]) -> list[dict[str, Any]]:
     """The facts of ``ops`` (this counter's own), one per op."""
-    by_op: dict[str, dict[str, Any]] = {}
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
     ids = [o.op_id for o in ops]
-    for kind, table in RECORD_TABLES.items():
+    for name, table in record_tables().items():
         for i in range(0, len(ids), 500):
-            for rec in session.exec(select(table).where(col(table.op_id).in_(ids[i:i + 500]))).all():
-                by_op[rec.op_id] = {"kind": kind, "row": _row(rec)}
+            for rec in session.execute(select_table(table).where(table.c.op_id.in_(ids[i:i + 500]))).mappings():
+                row = {k: v for k, v in rec.items() if k not in LEARNED_LATER}
+                rows.setdefault(str(rec["op_id"]), {}).setdefault(name, []).append(row)
     return [{"op_id": o.op_id, "seq": o.seq, "facts": {
         "source": o.source, "supersedes": o.supersedes, "record_kind": o.record_kind, "record_ref": o.record_ref,
-        "record": by_op.get(o.op_id)}} for o in ops]
+        "rows": rows.get(o.op_id, {})}} for o in ops]
 
 
 def operators_and_master(session: Session) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:

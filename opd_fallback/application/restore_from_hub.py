@@ -41,14 +41,23 @@ import orjson
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from opd_fallback.application.hub_keep import RECORD_TABLES
+from opd_fallback.application.hub_keep import record_tables
 from opd_fallback.application.review.service import ReviewService
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.store import audit, meta, numbers, outbox
 from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store
-from opd_fallback.store.tables import AuditEntry, MasterDataCache, Op, Operator, Patient
+from opd_fallback.store.tables import (
+    AuditEntry,
+    LabOrder,
+    MasterDataCache,
+    Op,
+    Operator,
+    Patient,
+    Payment,
+    Visit,
+)
 
 PULL_PAGE = 1000
 MAX_PAGES = 10_000
@@ -139,7 +148,7 @@ def _replay(s: Session, env: dict[str, Any], facts: dict[str, Any] | None, names
     op = _op_row(env, facts)
     s.add(op)
     s.flush()
-    kept = facts.get("record")
+    kept = facts.get("rows")
     supersedes = facts.get("supersedes")
     if op.kind == "patient.update":
         _apply_update(s, env, out)
@@ -151,13 +160,16 @@ def _replay(s: Session, env: dict[str, Any], facts: dict[str, Any] | None, names
         ReviewService._update_record(s, op, changed)
         out.corrections_applied += 1
         return
-    if isinstance(kept, dict) and isinstance(kept.get("row"), dict) and kept.get("kind") in RECORD_TABLES:
-        table = RECORD_TABLES[str(kept["kind"])]
-        row = {k: v for k, v in kept["row"].items() if k in table.model_fields and k != "id"}
-        s.add(table(**row))
-        out.own_records += 1
-        if kept["kind"] == "visit":
-            _raise_token(s, row.get("department"), row.get("visit_date"), row.get("token_no"))
+    tables = record_tables()
+    for name, rows in (kept or {}).items() if isinstance(kept, dict) else ():
+        table = tables.get(name)
+        if table is None or not isinstance(rows, list):
+            continue  # a table this version does not have
+        for row in rows:
+            s.execute(table.insert().values({k: v for k, v in row.items() if k in table.c and k != "id"}))
+            out.own_records += 1
+            if name == "visit":
+                _raise_token(s, row.get("department"), row.get("visit_date"), row.get("token_no"))
 
 
 def _apply_update(s: Session, env: dict[str, Any], out: HubRestore) -> None:
@@ -297,8 +309,9 @@ def _put_master(s: Session, master: Any) -> str | None:
 def _put_central_ids(s: Session, ids: dict[str, str]) -> int:
     """The central ids the hub learned for this counter's records (where the row has none yet)."""
     n = 0
+    orm = {"patient": Patient, "visit": Visit, "lab_order": LabOrder, "payment": Payment}
     for kind, column in CENTRAL_ID_COLUMN.items():
-        table = RECORD_TABLES[kind]
+        table: Any = orm[kind]
         for rec in s.exec(select(table).where(getattr(table, column).is_(None))).all():
             cid = ids.get(rec.local_ref)
             if cid:
