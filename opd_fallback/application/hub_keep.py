@@ -10,7 +10,7 @@ Sent after every exchange of ops (``application/share.py``), only what is new:
   fills in later (those come back from central's answers or the hub's ids);
 - the **audit log** above the last sent entry (who approved what);
 - the **operators** (id, name, argon2 PIN hash, role, active) and the
-  **master data**, only when they changed since the last send (a digest);
+  **master data**, only when they or the numbers changed since the last send (a digest);
 - the **numbers**: the highest seq handed out and central's last ``max_seq``.
 
 Nothing here blocks saving: it runs in the share worker and a failure is the
@@ -86,7 +86,6 @@ def send(store: Store, client: KeepApi) -> dict[str, int]:
         facts_seq = int(meta.get(s, meta.HUB_KEEP_FACTS_SEQ) or 0)
         audit_id = int(meta.get(s, meta.HUB_KEEP_AUDIT_ID) or 0)
         digest_was = meta.get(s, meta.HUB_KEEP_DIGEST)
-    first = True
     while True:
         with store.read() as s:
             ops = list(s.exec(select(Op).where(Op.seq > facts_seq).order_by(col(Op.seq)).limit(FACTS_PAGE)).all())
@@ -96,10 +95,10 @@ def send(store: Store, client: KeepApi) -> dict[str, int]:
             operators, master = operators_and_master(s)
             seq_high = numbers.peek(s, numbers.SEQ)
             central_max = _central_max_seq(s)
-        digest = hashlib.sha256(orjson.dumps([operators, master])).hexdigest()
+        digest = hashlib.sha256(orjson.dumps([operators, master, seq_high, central_max])).hexdigest()
         changed = digest != digest_was
-        if not facts and not entries and not changed and not first:
-            break
+        if not facts and not entries and not changed:
+            break  # nothing new: no call at all (the UI exchanges every half second)
         body: dict[str, Any] = {
             "facts": facts,
             "audit": [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject,
@@ -121,7 +120,6 @@ def send(store: Store, client: KeepApi) -> dict[str, int]:
             if changed:
                 meta.put(s, meta.HUB_KEEP_DIGEST, digest)
                 digest_was = digest
-        first = False
         if len(ops) < FACTS_PAGE and len(entries) < AUDIT_PAGE:
             break
     return sent

@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from opd_fallback.sync import deadline as deadlines
+from opd_fallback.sync import pinning
 
 HUB_PREFIX = "/hub/v1"
 
@@ -35,6 +36,10 @@ class HubRefused(HubError):
     """The hub refused this counter's hub token (401)."""
 
 
+class HubNotPaired(HubError):
+    """The PC answering on the hub's address showed another certificate than the paired one."""
+
+
 def hub_base(url: str) -> str:
     url = url.rstrip("/")
     return url if url.endswith(HUB_PREFIX) else url + HUB_PREFIX
@@ -44,6 +49,7 @@ class HubClient:
     def __init__(
         self, url: str, token: str, *, deadline_s: float = 15.0, connect_timeout_s: float = 3.0,
         verify: bool = True, ca_bundle: str | Path | None = None, transport: httpx.BaseTransport | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         if not token:
             raise ValueError("a hub token is required (opd-fallback init --hub URL --hub-token-stdin)")
@@ -53,6 +59,9 @@ class HubClient:
         verify_arg: Any = verify
         if verify and ca_bundle:
             verify_arg = ssl.create_default_context(cafile=str(ca_bundle))
+        self.fingerprint = (fingerprint or "").strip().lower() or None
+        if self.fingerprint and self.base_url.startswith("https:"):
+            verify_arg = pinning.pinned_context()  # the paired fingerprint is the check (sync/pinning.py)
         self._http = httpx.Client(
             base_url=self.base_url, verify=verify_arg, transport=transport,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -61,13 +70,16 @@ class HubClient:
         # a hub that trickles one byte at a time cannot stretch a call
         for t in [self._http._transport, *self._http._mounts.values()]:
             deadlines.install(t)
+            if self.fingerprint and self.base_url.startswith("https:"):
+                pinning.install(t, self.fingerprint)
 
     @classmethod
     def from_settings(cls, settings: Any, **kw: Any) -> HubClient:
         if not settings.hub_url:
             raise ValueError("no hub configured (opd-fallback init --hub URL, or OPD_HUB_URL)")
         return cls(settings.hub_url, settings.hub_token or "", deadline_s=settings.hub_deadline_s,
-                   verify=settings.verify_tls, ca_bundle=settings.ca_bundle, **kw)
+                   verify=settings.verify_tls, ca_bundle=settings.ca_bundle,
+                   fingerprint=getattr(settings, "hub_fingerprint", None), **kw)
 
     def close(self) -> None:
         self._http.close()
@@ -94,6 +106,8 @@ class HubClient:
                     if time.monotonic() > deadline:
                         raise HubUnreachable(f"the hub at {self.base_url} did not answer within {self.deadline_s:.0f}s")
                 status = response.status_code
+        except pinning.PinMismatch as exc:
+            raise HubNotPaired(str(exc)) from None
         except httpx.HTTPError as exc:
             raise HubUnreachable(f"cannot reach the hub at {self.base_url}: {type(exc).__name__}") from exc
         if time.monotonic() > deadline:

@@ -93,7 +93,7 @@ def tables(db: Path) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
 def init(data: Path, dev: str, central: Any, hub: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("OPD_CENTRAL_TOKEN", central.tokens[dev])
     out = run(app, ["--data-dir", str(data), "init", "--device", dev, "--hospital", "KGMU", "--server", central.url,
-                    "--hub", hub.url, "--hub-token-stdin"], input=hub.tokens[dev] + "\n")
+                    "--hub", hub.url, "--hub-pairing-stdin"], input=hub.pairing(dev) + "\n")
     monkeypatch.delenv("OPD_CENTRAL_TOKEN")
     assert out.exit_code == 0, out.output
 
