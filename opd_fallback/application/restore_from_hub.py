@@ -45,6 +45,7 @@ from opd_fallback.application.hub_keep import record_tables
 from opd_fallback.application.review.service import ReviewService
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.exits import OpdError
 from opd_fallback.store import audit, meta, numbers, outbox
 from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store
@@ -94,7 +95,7 @@ class HubRestore:
     central_ids: int = 0
 
 
-class RestoreRefused(ValueError):
+class RestoreRefused(OpdError, ValueError):
     """The counter database already holds work, or the hub knows the token as another counter."""
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from opd_fallback.cli.common import counter_settings, fail
+from opd_fallback.domain.exits import ExitCode
 
 
 def share(
@@ -66,7 +67,7 @@ def share(
                     stop.set()
     finally:
         store.close()
-    raise typer.Exit(last[0].exit_code if last else 0)
+    raise typer.Exit(last[0].exit_code if last else ExitCode.OK)
 
 
 def restore_from_hub_cmd(device: str | None) -> None:
@@ -95,7 +96,7 @@ def restore_from_hub_cmd(device: str | None) -> None:
         except RestoreRefused as exc:
             fail(str(exc))
         except HubError as exc:
-            fail(f"counter {dev} could not be restored: {exc}", code=3)
+            fail(f"counter {dev} could not be restored: {exc}", code=ExitCode.UNREACHABLE)
         typer.echo(f"restored counter {dev} from the hub: {res.own_ops} own ops ({res.own_records} records, "
                    f"{res.updates_applied} patient edits, {res.corrections_applied} corrections) back in the queue "
                    f"({res.cancelled} kept cancelled), {res.other_records} records of other counters, "
@@ -115,6 +116,6 @@ def restore_from_hub_cmd(device: str | None) -> None:
                 typer.echo(f"central could not be asked now ({exc}); counter {dev} checks its numbers with central "
                            "at its first sync.", err=True)
         typer.echo(f"Ready for new work: counter {dev}.")
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.OK)
     finally:
         store.close()

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from opd_fallback.domain.exits import ExitCode
+
 hub_app = typer.Typer(help="The LAN hub: counters of one hospital share records while central is down.",
                       no_args_is_help=True)
 
@@ -32,13 +34,13 @@ def _certificate(db: Path, ssl_certfile: Path | None, ssl_keyfile: Path | None, 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         typer.echo("error: give both --ssl-certfile and --ssl-keyfile, or neither (the hub then makes its own)",
                    err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.UNUSABLE)
     if ssl_certfile is not None and ssl_keyfile is not None:
         for f in (ssl_certfile, ssl_keyfile):
             if not f.is_file():
                 typer.echo(f"error: {f} does not exist or is not a file: give the hospital's certificate and key "
                            "as PEM files", err=True)
-                raise typer.Exit(2)
+                raise typer.Exit(ExitCode.UNUSABLE)
         return ssl_certfile, ssl_keyfile
     cert, key = tls.default_paths(db)
     if tls.ensure_certificate(cert, key, hosts=[host] if host not in ("0.0.0.0", "::") else None):  # noqa: S104
@@ -65,7 +67,7 @@ def serve(
     if insecure_http:
         if ssl_certfile or ssl_keyfile:
             typer.echo("error: --insecure-http serves no certificate; leave out --ssl-certfile/--ssl-keyfile", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(ExitCode.UNUSABLE)
         typer.echo(INSECURE_WARNING, err=True)
         typer.echo(f"hub on http://{host}:{port}/hub/v1 (db {db})", err=True)
         run(db, host=host, port=port)
@@ -97,7 +99,7 @@ def add_device(
             tls.ensure_certificate(cert, key)  # the same one serve makes on its first start
         if not cert.is_file():
             typer.echo(f"error: {cert} does not exist: give the certificate the hub serves", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(ExitCode.UNUSABLE)
         fp = tls.fingerprint(cert)
     else:
         typer.echo(INSECURE_WARNING, err=True)
@@ -105,7 +107,7 @@ def add_device(
         token = add(db, device_id)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     dev = device_id.strip().upper()
     typer.echo(tls.Pairing(dev, token, fp).line())
     typer.echo(f"counter {dev} may use this hub; this pairing line (its hub token and the hub's certificate "

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.exits import OpdError
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS keep_fact (
@@ -49,7 +50,7 @@ MAX_PAGE = 5000
 OPERATOR_FIELDS = ("id", "name", "pin_hash", "role", "active", "created_at")
 
 
-class KeepRefused(ValueError):
+class KeepRefused(OpdError, ValueError):
     """The keep sent is not usable (one sentence, answered 422)."""
 
 

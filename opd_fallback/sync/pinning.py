@@ -18,9 +18,13 @@ import typing
 
 import httpcore
 
+from opd_fallback.domain.exits import ExitCode, OpdError
 
-class PinMismatch(Exception):
+
+class PinMismatch(OpdError):
     """The hub presented a certificate whose fingerprint is not the paired one."""
+
+    exit_code = ExitCode.UNREACHABLE
 
     def __init__(self, expected: str, got: str) -> None:
         super().__init__(f"the hub's certificate is not the one this counter was paired with (expected {expected}, "
