@@ -60,9 +60,12 @@ class ShareResult:
     message: str = ""
     elapsed_s: float = 0.0
     problems: list[str] = field(default_factory=list)
+    clock: dict[str, Any] | None = None  # this PC's clock against the hub's (application/clock.py)
 
     @property
     def exit_code(self) -> int:
+        if self.outcome == OK and self.clock and self.clock.get("off_by_a_day"):
+            return ExitCode.REFUSED  # a person must set the date: every number printed carries it
         return ExitCode.OK if self.outcome == OK else ExitCode.UNREACHABLE
 
     def as_dict(self) -> dict[str, Any]:
@@ -192,6 +195,14 @@ def share_once(store: Store, client: HubApi, device_id: str, *, stop: threading.
         result.outcome, result.message = UNAUTHORIZED, str(exc)
     except HubError as exc:
         result.outcome, result.message = UNREACHABLE, str(exc)
+    skew = getattr(client, "clock_skew_s", None)
+    if isinstance(skew, (int, float)):
+        from opd_fallback.application import clock
+
+        rep = clock.observe(store, "hub", float(skew))
+        result.clock = rep.as_dict()
+        if rep.off:
+            result.problems.insert(0, rep.message)
     result.elapsed_s = round(time.monotonic() - started, 3)
     with store.read() as s:
         result.records_here = sum(shared_store.counts(s).values())

@@ -9,6 +9,7 @@ counter's token). See docs/hub-api.md for the API.
 
 from __future__ import annotations
 
+import email.utils
 import ssl
 import time
 from collections.abc import Sequence
@@ -62,6 +63,7 @@ class HubClient:
         verify_arg: Any = verify
         if verify and ca_bundle:
             verify_arg = ssl.create_default_context(cafile=str(ca_bundle))
+        self.clock_skew_s: float | None = None  # the hub's clock minus this PC's, at the last answer
         self.fingerprint = (fingerprint or "").strip().lower() or None
         if self.fingerprint and self.base_url.startswith("https:"):
             verify_arg = pinning.pinned_context()  # the paired fingerprint is the check (sync/pinning.py)
@@ -109,6 +111,7 @@ class HubClient:
                     if time.monotonic() > deadline:
                         raise HubUnreachable(f"the hub at {self.base_url} did not answer within {self.deadline_s:.0f}s")
                 status = response.status_code
+                self._check_clock(response.headers.get("date"), start, time.monotonic(), time.time())
         except pinning.PinMismatch as exc:
             raise HubNotPaired(str(exc)) from None
         except httpx.HTTPError as exc:
@@ -124,6 +127,16 @@ class HubClient:
             return orjson.loads(b"".join(chunks))
         except orjson.JSONDecodeError as exc:
             raise HubUnreachable("unreadable answer from the hub") from exc
+
+    def _check_clock(self, date: str | None, started: float, ended: float, wall: float) -> None:
+        """The hub is the LAN's clock (application/clock.py): its ``Date`` minus this PC's, at the midpoint."""
+        if not date:
+            return
+        try:
+            server = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return
+        self.clock_skew_s = server - (wall - (ended - started) / 2)
 
     # ---------------------------------------------------------------- calls
     def health(self) -> dict[str, Any]:
