@@ -236,6 +236,9 @@ class StoreBackend:
         with self.store.read() as s:
             counts = outbox.counts_by_state(s)
             oldest = outbox.oldest_recorded_at(s, [outbox.PENDING])
+            from opd_fallback.application.clock import report as clock_report
+
+            clock = clock_report(s)
             meta = {k: v for k in (meta_keys.LAST_SYNC_AT, meta_keys.LAST_SYNC_OUTCOME)
                     if (v := meta_keys.get(s, k)) is not None}
         age = None
@@ -256,7 +259,9 @@ class StoreBackend:
             if outcome and len(outcome) <= 16:
                 last += f" ({outcome})"
         return {"ops_waiting": counts.get(outbox.PENDING, 0), "oldest_age_s": age,
-                "ops_flagged": sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), "last_sync": last}
+                "ops_flagged": sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), "last_sync": last,
+                # the PC clock more than 5 minutes off the hub's or central's (application/clock.py)
+                "clock_off": clock.message if clock.off else None, "clock_confirmed": bool(clock.confirmed_by)}
 
     # --------------------------------------------------------------- helpers
     def _visit_saved(self, session: Session, visit: Any, payment: Any, *, patient: dict[str, Any], info_name: str,
