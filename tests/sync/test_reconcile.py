@@ -19,6 +19,7 @@ from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store, open_store
 from opd_fallback.sync.client import CentralClient, TransientError
 from opd_fallback.sync.engine import sync_once
+from tests.helpers import db as db_helper
 from tests.helpers.central import run_central
 
 PATIENT = {"name": "Sita Devi", "sex": "F", "age_years": 33}
@@ -267,7 +268,7 @@ def test_nightly_still_backs_up_when_reconciling_the_local_database_fails(
         with CentralClient(central.url, central.tokens["C07"]) as client:
             assert push_all(store, client).synced == 6
         store.close()
-        conn = sqlite3.connect(data / "counter.db")
+        conn = db_helper.connect(data / "counter.db")
         with conn:  # a stored payment op this code can no longer read
             conn.execute("UPDATE op SET payload='{}' WHERE op_id=?", (regs[0].payment.op_id,))
         conn.close()
@@ -282,7 +283,7 @@ def test_nightly_still_backs_up_when_reconciling_the_local_database_fails(
 
 def _tamper(db: Path, op_id: str, change: dict[str, Any]) -> None:
     """Change a queued op's payload behind the application's back (a bug, a bad tool, a bad disk)."""
-    conn = sqlite3.connect(db)
+    conn = db_helper.connect(db)
     payload = orjson.loads(conn.execute("SELECT payload FROM op WHERE op_id=?", (op_id,)).fetchone()[0])
     payload.update(change)
     conn.execute("UPDATE op SET payload=? WHERE op_id=?", (orjson.dumps(payload).decode(), op_id))
