@@ -198,6 +198,13 @@ class VoidTotals(Wire):
     total_paise: int
 
 
+class SampleTotals(Wire):
+    """Reconciliation ``samples`` (1.2): the day's collection-desk events of the device."""
+
+    collected: int = 0
+    rejected: int = 0
+
+
 class Reconciliation(Wire):
     date: str
     device_id: str
@@ -205,7 +212,20 @@ class Reconciliation(Wire):
     by_kind: dict[str, int] = Field(default_factory=dict)
     payments: PaymentTotals
     voids: VoidTotals
+    # 1.2; a 1.1 server sends none (then no tube was recorded there either)
+    samples: SampleTotals = Field(default_factory=SampleTotals)
     op_ids_sha256: str
+
+
+class SampleState(Wire):
+    """``GET /samples/{sample_id}`` (1.2): one tube and its state."""
+
+    sample_id: str
+    order_id: str
+    sample_type: str
+    tests: list[str]
+    status: Literal["ordered", "collected", "rejected"]
+    collected_at: str | None = None
 
 
 class ReconciliationOps(Wire):

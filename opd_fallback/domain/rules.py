@@ -28,7 +28,8 @@ MODES_NEEDING_REF = ("upi", "card")
 VISIT_TYPES = ("new", "revisit")
 PRIORITIES = ("routine", "urgent")
 # payloads.OpKind's members, here so `status` can list them without loading pydantic
-OP_KINDS = ("patient.register", "patient.update", "visit.open", "lab.order", "payment.record", "payment.void")
+OP_KINDS = ("patient.register", "patient.update", "visit.open", "lab.order", "payment.record", "payment.void",
+            "lab.sample_collect")
 MAX_AGE_YEARS = 130
 
 
