@@ -88,6 +88,9 @@ _RECORD_SQL: dict[str, list[Any]] = {
         "(SELECT v.central_id FROM visit v WHERE v.local_ref = lab_order.visit_local_ref)) WHERE local_ref=:ref"
     )],
     "payment.record": [text("UPDATE payment SET central_id=:cid, warnings=:warn WHERE local_ref=:ref")],
+    # a tube drawn or refused: central's order id, on every event of that tube (a tube is in one order)
+    "lab.sample_collect": [text(
+        "UPDATE sample_event SET order_central_id=:cid WHERE sample_id=:ref AND order_central_id IS NULL")],
 }
 
 
@@ -685,6 +688,10 @@ def record_rows(kind: str, record_ref: str | None, res: dict[str, Any],
         row = {"cid": res.get("visit_id"), "ref": ref}
     elif kind == "lab.order":
         row = {"cid": res.get("order_id"), "acc": res.get("accession"), "ref": ref}
+    elif kind == "lab.sample_collect":
+        if not res.get("order_id"):
+            return
+        row = {"cid": res.get("order_id"), "ref": ref}
     else:  # payment.record
         warnings = res.get("warnings")
         row = {"cid": res.get("receipt_id"), "ref": ref,
