@@ -133,6 +133,15 @@ class CollectionDesk:
                 audit.record(s, operator_id, RELABEL_ACTION, sid, kind="labels", reason=f"new draw: {reason}")
         return Recorded(tube, status, op_id, seq, at, reason)
 
+    def describe(self, tube: tubes.Tube) -> str:
+        """One line for a person: the patient, the tube and its tests, whether the order is paid."""
+        p = tube.patient
+        who = p.name + (f" / {p.name_local}" if p.name_local else "")
+        tests = ", ".join(f"{c} {n}" if n != c else c for c, n in zip(tube.tests, self.test_names(tube.tests)))
+        paid = "paid" if tube.paid else "NOT PAID"
+        return (f"{who}, {T.age_text(*p.age)}/{p.sex or '?'} ({p.ref}); {tube.sample_type}: {tests}; "
+                f"order {tube.order_ref} {paid}")
+
     # ------------------------------------------------------------- papers
     def label(self, tube: tubes.Tube, *, printed_at: datetime | None = None) -> Document:
         """The tube's label again, for the new draw after a refusal (same sample id)."""

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from opd_fallback.cli import (
     central,
+    collect,
     counter,
     find,
     hub,
@@ -120,6 +121,7 @@ def warn_now() -> None:
 
 setup.register(app)  # init, operator
 importing.register(app)  # import
+collect.register(app)  # collect (the lab's collection desk, one tube id per line)
 status.register(app)  # status
 app.command("counter")(counter.counter)
 sync.register(app)  # sync, refresh
