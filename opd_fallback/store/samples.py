@@ -184,7 +184,7 @@ def tubes_ordered_on(session: Session, day: str, prices: dict[str, int] | None =
     own = session.execute(text(_OWN + "WHERE substr(lo.created_at, 1, 10) = :d"), {"d": day}).all()
     other = session.execute(text(_OTHER + "AND substr(recorded_at, 1, 10) = :d"), {"d": day}).all()
     tubes = _own_tubes(session, own, prices) + _other_tubes(session, other, prices)
-    tubes.sort(key=lambda t: (t.ordered_at, t.sample_id))
+    tubes.sort(key=lambda t: (utc_key(t.ordered_at), t.sample_id))
     return tubes
 
 

@@ -130,7 +130,7 @@ def test_a_database_made_before_migrations_is_adopted_and_upgraded(tmp_path: Pat
         create_schema(url)
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), CentralMeta.metadata) == []
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003_sample_event"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004_sample_event"
             assert conn.execute(text("SELECT device_id FROM device")).scalar() == "C07"
     finally:
         engine.dispose()

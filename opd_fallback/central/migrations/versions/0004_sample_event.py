@@ -4,8 +4,9 @@ One row per op: a tube drawn or refused. ``GET /samples/{sample_id}`` and the
 reconciliation's ``samples`` read it. Idempotent, like ``0002``: an adopted
 database made with ``create_all`` already has the table.
 
-Revision ID: 0003_sample_event
-Revises: 0002
+Revision ID: 0004_sample_event
+Revises: 0002 on this branch; at merge after contract's 0003_contract_1_2 (the
+board's reserved numbers), set ``down_revision`` to that revision
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_sample_event"
+revision = "0004_sample_event"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
