@@ -259,10 +259,10 @@ class CollectScreen(CounterScreen):
         keep = table.cursor_row
         table.clear()
         lang = self.lang
-        for t in todo:
-            state = tr("collect.state." + t.state, lang)
-            table.add_row(t.ordered_at[11:16], t.sample_id, pad(t.patient.name, 18), pad(t.sample_type, 16),
-                          tr("collect.yes", lang) if t.paid else tr("collect.no", lang), state)
+        for t in todo:  # narrow columns: the whole row fits 80 columns
+            table.add_row(t.ordered_at[11:16], t.sample_id, pad(t.patient.name, 14), pad(t.sample_type, 12),
+                          tr("collect.yes", lang) if t.paid else tr("collect.no", lang),
+                          tr("collect.short." + t.state, lang))
         if todo:
             table.move_cursor(row=min(keep, len(todo) - 1))
         self.query_one("#todo-title", TLabel).set_key("collect.todo", n=len(todo))
