@@ -1,11 +1,14 @@
 """What an op tells the other counters of a hospital: the record it made.
 
 The LAN hub and every counter that pulls from it turn ops into one small,
-searchable row per record (patient, visit, lab order, payment) with the
-offline number, who made it and when, and the references it carries. Both
-sides use this one pure function so the hub's merged index and a counter's
-copy of the LAN's records cannot drift apart. Nothing here validates an op
-for central: a mirror keeps what the counters recorded, as they recorded it.
+searchable row per record (patient, visit, lab order with its tubes,
+payment) with the offline number, who made it and when, and the references
+it carries. Both sides use this one pure function so the hub's merged index
+and a counter's copy of the LAN's records cannot drift apart. A
+``lab.sample_collect`` makes no record: it is an event on a tube
+(:func:`sample_event`), which every counter keeps so each desk sees the tube
+drawn or refused. Nothing here validates an op for central: a mirror keeps
+what the counters recorded, as they recorded it.
 """
 
 from __future__ import annotations
