@@ -5,8 +5,7 @@ reconciliation's ``samples`` read it. Idempotent, like ``0002``: an adopted
 database made with ``create_all`` already has the table.
 
 Revision ID: 0004_sample_event
-Revises: 0002 on this branch; at merge after contract's 0003_contract_1_2 (the
-board's reserved numbers), set ``down_revision`` to that revision
+Revises: 0003_contract_1_2
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_sample_event"
-down_revision = "0002"
+down_revision = "0003_contract_1_2"
 branch_labels = None
 depends_on = None
 
