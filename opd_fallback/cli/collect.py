@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from opd_fallback.cli.common import DataDirOpt, counter_store, fail, use_data_dir
+from opd_fallback.domain.exits import ExitCode
 
 if TYPE_CHECKING:  # imported inside the command (quick start)
     from opd_fallback.config import Settings
@@ -88,7 +89,7 @@ def collect(
                     printer = _printer(s)
                 _print_label(printer, s, desk.label(done.tube))
             sys.stdout.flush()
-    raise typer.Exit(1 if refused_any else 0)
+    raise typer.Exit(ExitCode.REFUSED if refused_any else ExitCode.OK)
 
 
 def _printer(s: Settings) -> Printer:
