@@ -100,6 +100,8 @@ class DaySummary:
     payments_by_mode: dict[str, int] = field(default_factory=dict)
     voids_count: int = 0
     voids_total_paise: int = 0
+    samples_collected: int = 0  # contract 1.2: tubes drawn and refused at a collection desk
+    samples_rejected: int = 0
     op_ids_sha256: str = op_ids_digest([])
 
     @classmethod
@@ -109,6 +111,8 @@ class DaySummary:
             payments_count=r.payments.count, payments_total_paise=r.payments.total_paise,
             payments_by_mode={k: v for k, v in r.payments.by_mode.items() if v},
             voids_count=r.voids.count, voids_total_paise=r.voids.total_paise, op_ids_sha256=r.op_ids_sha256,
+            samples_collected=r.samples.collected if r.samples else 0,
+            samples_rejected=r.samples.rejected if r.samples else 0,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -118,6 +122,7 @@ class DaySummary:
             "payments": {"count": self.payments_count, "total_paise": self.payments_total_paise,
                          "by_mode": dict(sorted(self.payments_by_mode.items()))},
             "voids": {"count": self.voids_count, "total_paise": self.voids_total_paise},
+            "samples": {"collected": self.samples_collected, "rejected": self.samples_rejected},
             "op_ids_sha256": self.op_ids_sha256,
         }
 
@@ -130,6 +135,8 @@ class DaySummary:
         out.update({f"payments.by_mode.{k}": v for k, v in self.payments_by_mode.items()})
         out["voids.count"] = self.voids_count
         out["voids.total_paise"] = self.voids_total_paise
+        out["samples.collected"] = self.samples_collected
+        out["samples.rejected"] = self.samples_rejected
         out["op_ids_sha256"] = self.op_ids_sha256
         return out
 
@@ -203,6 +210,12 @@ def summarize(store: Store, ops: dict[str, LocalOp]) -> tuple[DaySummary, list[s
             s.payments_total_paise += int(p["amount_paise"])
             by_mode[p["mode"]] += int(p["amount_paise"])
     s.payments_by_mode = {k: v for k, v in by_mode.items()}
+    for op in synced:
+        if op.kind == "lab.sample_collect":
+            if orjson.loads(op.payload).get("status") == "rejected":
+                s.samples_rejected += 1
+            else:
+                s.samples_collected += 1
     voids = [op for op in synced if op.kind == "payment.void"]
     amounts = _void_amounts(store, voids)
     unknown = []
@@ -239,6 +252,8 @@ class DayReport:
     payment_warnings: list[dict[str, Any]] = field(default_factory=list)
     voids_amount_unknown: list[str] = field(default_factory=list)
     payload_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    # every tube this counter's desk recorded that day: collected or refused (reason), and where its op stands
+    tubes: list[dict[str, Any]] = field(default_factory=list)
     local_states: dict[str, int] = field(default_factory=dict)
     ops_per_hour: list[dict[str, int]] = field(default_factory=list)
     requeue_missing: bool = False
@@ -314,6 +329,7 @@ class DayReport:
             "payment_warnings": self.payment_warnings,
             "voids_amount_unknown": self.voids_amount_unknown,
             "payload_mismatches": self.payload_mismatches,
+            "tubes": self.tubes,
             "local_states": self.local_states,
             "ops_per_hour": self.ops_per_hour,
             "requeue_missing": self.requeue_missing,
@@ -522,6 +538,19 @@ def _always(rep: DayReport, ops: dict[str, LocalOp]) -> None:
                                 "error_message": (err or {}).get("message")})
     rep.payment_warnings = _payment_warnings(ops)
     rep.ops_per_hour = _per_hour(ops)
+    rep.tubes = _tubes(by_seq)
+
+
+def _tubes(by_seq: list[LocalOp]) -> list[dict[str, Any]]:
+    """The tubes this counter's desk collected and refused that day, in the order recorded."""
+    out = []
+    for op in by_seq:
+        if op.kind != "lab.sample_collect" or op.state == "cancelled":
+            continue
+        p = orjson.loads(op.payload) if op.payload else {}
+        out.append({"sample_id": p.get("sample_id"), "status": p.get("status"), "reason": p.get("reason"),
+                    "collected_at": p.get("collected_at"), "op_id": op.op_id, "state": op.state})
+    return out
 
 
 # ------------------------------------------------------------------ payloads against records
