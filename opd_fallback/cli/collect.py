@@ -94,10 +94,8 @@ def collect(
 
 def _printer(s: Settings) -> Printer:
     from opd_fallback.printing import make_printer
-    from opd_fallback.printing.settings import from_counter_config
 
-    return make_printer(from_counter_config(s.printer, s.printer_target, s.paper_width_chars, s.data_dir),
-                        data_dir=s.data_dir)
+    return make_printer(s.printer, data_dir=s.data_dir)
 
 
 def _print_label(printer: Printer, s: Settings, doc: Document) -> None:
