@@ -19,18 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlmodel import Session
 
+from opd_fallback.store import search as patient_search
 from opd_fallback.store.engine import Store
-from opd_fallback.store.patient_index import (
-    INDEX_PATIENTS,
-    LAN_PATIENTS,
-    LOCAL_PATIENTS,
-    PatientHit,
-    name_score,
-)
-from opd_fallback.store.patient_index import search as search_index
+from opd_fallback.store.patient_index import PatientHit
+from opd_fallback.store.search import name_score
 
 Source = Callable[[Session, dict[str, Any]], list[PatientHit]]
 
@@ -46,26 +40,25 @@ class PossibleMatch:
     why: tuple[str, ...]  # "same mobile", "similar name", "same age"...
 
 
-def _same_mobile_or_name(select: str, source: str, doc: str) -> Source:
+def _same_mobile_or_name(src: patient_search.Source, doc: str) -> Source:
     """A source over one kind of patient record: same mobile (indexed), or a name like it."""
     def find(session: Session, patient: dict[str, Any]) -> list[PatientHit]:
-        rows: list[Any] = []
+        hits: list[PatientHit] = []
         if patient.get("mobile"):
-            rows = list(session.execute(text(f"{select} mobile = :m LIMIT 50"), {"m": patient["mobile"]}).all())
-        hits = [PatientHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], source, int(r[9] or 0), r[10], r[11])
-                for r in rows]
+            hits = patient_search.search(session, str(patient["mobile"]), limit=50, fuzzy=False)
         name = str(patient.get("name") or "")
-        return hits + [h for h in search_index(session, name, limit=30, fuzzy=False) if h.source == source]
+        return [h for h in hits + patient_search.search(session, name, limit=30, fuzzy=False)
+                if h.source == src.name]
     find.__doc__ = doc
     return find
 
 
 this_counter = _same_mobile_or_name(
-    LOCAL_PATIENTS, "local", "This counter's own registrations with the same mobile, or a name like it.")
+    patient_search.LOCAL, "This counter's own registrations with the same mobile, or a name like it.")
 patient_index = _same_mobile_or_name(
-    INDEX_PATIENTS, "index", "Central's patients (the offline index) with the same mobile, or a name like it.")
+    patient_search.INDEX, "Central's patients (the offline index) with the same mobile, or a name like it.")
 lan_counters = _same_mobile_or_name(
-    LAN_PATIENTS, "lan", "Patients other counters of the LAN registered (shared through the hub): two "
+    patient_search.LAN, "Patients other counters of the LAN registered (shared through the hub): two "
     "counters never register one patient twice without the clerk seeing it.")
 
 
