@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     background_sync: bool = True
     idle_lock_seconds: int = Field(default=300, ge=15)
     language: Literal["en", "hi"] = "en"
+    # which desk this counter is (init --desk, OPD_DESK): its home screen and the keys shown first
+    desk: Literal["registration", "billing", "collection", "all"] = "all"
     # printing
     printer: Literal["file", "escpos-usb", "escpos-serial", "escpos-network", "pdf"] = "file"
     printer_target: str | None = None  # dir for file/pdf; "host:port", "/dev/ttyUSB0", "vid:pid"

@@ -106,8 +106,10 @@ class CounterApp(App[None]):
         clock: Callable[[], datetime] | None = None,
         share_runner: Callable[[], Any] | None = None,
         share_interval_s: float = 0.5,
+        desk: str = "all",
     ) -> None:
         super().__init__()
+        self.desk = desk  # tui/desks.py: the home screen and the keys shown first
         self.backend = backend
         self.printer = printer
         self.spool = spool
@@ -270,6 +272,12 @@ class CounterApp(App[None]):
         self.status.operator = session.operator_id
         self._last_activity = time.monotonic()
         self.switch_screen(HomeScreen())
+        from opd_fallback.tui import desks
+        from opd_fallback.tui.screens import flow_names
+
+        flow = desks.home_flow(self.desk, flow_names())
+        if flow is not None:  # the desk's own screen, over the home menu (Esc goes there)
+            self.call_later(self.open_flow, flow)
 
     def logout(self) -> None:
         from opd_fallback.tui.screens.login import LoginScreen
