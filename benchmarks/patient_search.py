@@ -1,6 +1,6 @@
 """Patient search at a million patients in central's index (store/search.py):
 a whole mobile (the floor: one lookup on the mobile index), the last 4 and the
-last 6 digits (the tail index of schema 7), the first 5 digits (a range on the
+last 6 digits (the tail index of schema 8), the first 5 digits (a range on the
 mobile index), a name's start (FTS5) and a misspelt name, each through
 ``search()`` as the UI and ``find`` call it; for comparison, the last digits as
 the search did them before (``LIKE '%digits'``, a scan).
@@ -97,7 +97,7 @@ def main() -> None:
                         found_all &= any(h.mobile == m for h in hits) or len(hits) == 20
                 out[case] = {"p50_ms": round(pct(times, 50), 2), "p99_ms": round(pct(times, 99), 2)}
             times = []
-            for m in picks[:20]:  # the scan the search did before schema 7 (slow: fewer of them)
+            for m in picks[:20]:  # the scan the search did before schema 8 (slow: fewer of them)
                 t = time.perf_counter()
                 s.execute(text("SELECT uhid FROM patient_index WHERE mobile LIKE :s LIMIT 20"),
                           {"s": "%" + m[-4:]}).all()

@@ -18,7 +18,7 @@ from sqlmodel import SQLModel
 from opd_fallback.store import outbox, tables
 
 SEARCH_INDEXES = (
-    # schema 7 (store/search.py): a mobile's last digits, and another counter's tube and receipt numbers
+    # schema 8 (store/search.py): a mobile's last digits, and another counter's tube and receipt numbers
     "CREATE INDEX IF NOT EXISTS ix_patient_mobile_tail ON patient (substr(mobile, -4))",
     "CREATE INDEX IF NOT EXISTS ix_patient_index_mobile_tail ON patient_index (substr(mobile, -4))",
     "CREATE INDEX IF NOT EXISTS ix_shared_record_mobile_tail ON shared_record (substr(mobile, -4))",
@@ -114,7 +114,11 @@ def _v6_shared_records(conn: Connection) -> None:
     SQLModel.metadata.tables[tables.SharedRecord.__tablename__].create(conn, checkfirst=True)
 
 
-def _v7_search_indexes(conn: Connection) -> None:
+def _v7_reserved(conn: Connection) -> None:
+    """Schema 7 is the collection desk's (sample events, another branch): a placeholder until it merges."""
+
+
+def _v8_search_indexes(conn: Connection) -> None:
     """One search finds a patient by the last digits of a mobile, and by another
     counter's tube or receipt number, through these indexes (store/search.py)."""
     for stmt in SEARCH_INDEXES:
@@ -125,7 +129,7 @@ def _v7_search_indexes(conn: Connection) -> None:
 # empty file; step 0 creates the current schema (a fresh file never runs the rest).
 STEPS: list[Callable[[Connection], None]] = [
     _create_current, _v2_op_day_index, _v3_patient_index_refs, _v4_exactly_one_key_refs,
-    _v5_backentry_slip_content, _v6_shared_records, _v7_search_indexes,
+    _v5_backentry_slip_content, _v6_shared_records, _v7_reserved, _v8_search_indexes,
 ]
 LATEST = len(STEPS)
 

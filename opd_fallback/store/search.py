@@ -19,7 +19,7 @@ The UI's search, the duplicate check before a registration and
 others find.
 
 Last digits of a mobile are found through an index on ``substr(mobile, -4)``
-(schema 7) on each of the three tables: the last four digits pick a few dozen
+(schema 8) on each of the three tables: the last four digits pick a few dozen
 rows at a million patients, and a longer tail is checked among those. First
 digits are a range on the ordinary mobile index. ``benchmarks/patient_search.py``
 measures both at a million patients.
@@ -73,10 +73,10 @@ INDEX = Source(
 SOURCES = (LOCAL, LAN, INDEX)
 _ORDER = {s.name: i for i, s in enumerate(SOURCES)}
 
-# every table with a mobile gets this index (store/migrations.py, schema 7); the
+# every table with a mobile gets this index (store/migrations.py, schema 8); the
 # queries below must spell the expression exactly so for SQLite to use it
 TAIL = "substr(mobile, -4)"
-# another counter's tube and receipt numbers, indexed (schema 7)
+# another counter's tube and receipt numbers, indexed (schema 8)
 SHARED_SAMPLE = "json_extract(detail, '$.sample_id')"
 SHARED_RECEIPT = "json_extract(detail, '$.receipt_no')"
 TAIL_INDEXES = {"patient": "ix_patient_mobile_tail", "patient_index": "ix_patient_index_mobile_tail",
@@ -144,7 +144,7 @@ class _Search:
                 ("sample_id", "SELECT coalesce(patient_uhid, patient_local_ref) FROM lab_order WHERE sample_id = :k"),
                 ("receipt_no", "SELECT coalesce(patient_uhid, patient_local_ref) FROM payment "
                                "WHERE receipt_no = :k OR local_ref = :k"),
-                # another counter's (each term has its index; schema 7 for the sample id and the receipt)
+                # another counter's (each term has its index; schema 8 for the sample id and the receipt)
                 ("record", "SELECT patient_ref, CASE WHEN local_ref = :k OR central_id = :k THEN kind "
                            f"WHEN {SHARED_SAMPLE} = :k THEN 'sample' ELSE 'payment' END FROM shared_record "
                            f"WHERE (local_ref = :k OR central_id = :k OR {SHARED_SAMPLE} = :k OR {SHARED_RECEIPT} = :k) "
