@@ -27,6 +27,7 @@ from sqlmodel import col, select
 
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.store import meta, outbox
 from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store
@@ -62,7 +63,7 @@ class ShareResult:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.outcome == OK else 3
+        return ExitCode.OK if self.outcome == OK else ExitCode.UNREACHABLE
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -233,7 +234,7 @@ class HubRestore:
     cancelled: int = 0
 
 
-class RestoreRefused(ValueError):
+class RestoreRefused(OpdError, ValueError):
     """The counter database already holds work: restoring from the hub would mix two histories."""
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from opd_fallback.cli.common import counter_store
+from opd_fallback.domain.exits import ExitCode
 
 
 def find(
@@ -29,7 +30,7 @@ def find(
         return
     if not hits:
         typer.echo("no patient found here, on the LAN (as of the last share) or in central's index")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.REFUSED)
     for h in hits:
         ident = h.local_ref or h.uhid or ""
         extra = f" uhid {h.uhid}" if h.local_ref and h.uhid else ""

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from opd_fallback.cli.common import counter_settings, fail
+from opd_fallback.domain.exits import ExitCode
 
 
 def share(
@@ -66,7 +67,7 @@ def share(
                     stop.set()
     finally:
         store.close()
-    raise typer.Exit(last[0].exit_code if last else 0)
+    raise typer.Exit(last[0].exit_code if last else ExitCode.OK)
 
 
 def restore_from_hub_cmd(device: str | None) -> None:
@@ -93,7 +94,7 @@ def restore_from_hub_cmd(device: str | None) -> None:
         except RestoreRefused as exc:
             fail(str(exc))
         except HubError as exc:
-            fail(str(exc), code=3)
+            fail(str(exc), code=ExitCode.UNREACHABLE)
         typer.echo(f"restored counter {dev} from the hub: {res.own_ops} own ops ({res.own_records} records) back "
                    f"in the queue ({res.cancelled} kept cancelled), {res.other_records} records of other counters; "
                    f"numbers continue above {res.seq_floor}")
@@ -106,11 +107,11 @@ def restore_from_hub_cmd(device: str | None) -> None:
                     check = readiness.check_with_central(store, central, device_id=dev, actor="restore")
                 typer.echo(f"central has seq {check.central_max_seq} from {dev}; this counter continues at "
                            f"{check.local_seq_after + 1}. Ready for new work.")
-                raise typer.Exit(0)
+                raise typer.Exit(ExitCode.OK)
             except (SyncError, readiness.WrongDevice) as exc:
                 why = str(exc)
         typer.echo(f"NOT READY: the numbers could not be checked with central ({why}). This counter takes no new "
                    "work until it has: run 'opd-fallback sync' when central is back.", err=True)
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.UNREACHABLE)
     finally:
         store.close()

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from opd_fallback.domain.exits import ExitCode
+
 hub_app = typer.Typer(help="The LAN hub: counters of one hospital share records while central is down.",
                       no_args_is_help=True)
 
@@ -29,7 +31,7 @@ def serve(
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         typer.echo("error: give both --ssl-certfile and --ssl-keyfile, or neither", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.UNUSABLE)
     scheme = "https" if ssl_certfile else "http"
     typer.echo(f"hub on {scheme}://{host}:{port}/hub/v1 (db {db})", err=True)
     run(db, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
@@ -47,7 +49,7 @@ def add_device(
         token = add(db, device_id)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     typer.echo(token)
     typer.echo(f"counter {device_id.upper()} may use this hub; the token is shown only once: on that counter run\n"
                f"  opd-fallback init --device {device_id.upper()} --hospital ... --hub URL --hub-token-stdin",

@@ -107,5 +107,16 @@ def uhid_for_local_ref(session: Session, local_ref: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def with_mobile(session: Session, source: str, mobile: str, *, limit: int = 50) -> list[PatientHit]:
+    """The patients of one source ("local": this counter's, "index": central's,
+    "lan": other counters') with this mobile (indexed): the candidates of the
+    duplicate check before a registration (application/matching.py)."""
+    from opd_fallback.store import search  # the one place the three sources' SQL lives
+
+    src = {s.name: s for s in search.SOURCES}[source]
+    rows = session.execute(text(f"{src.select}mobile = :m LIMIT :lim"), {"m": mobile, "lim": limit}).all()
+    return [search.row_hit(source, r, "mobile", 100.0) for r in rows]
+
+
 def count(session: Session) -> int:
     return int(session.execute(text("SELECT count(*) FROM patient_index")).scalar() or 0)

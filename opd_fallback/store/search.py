@@ -104,7 +104,8 @@ def _fts_query(words: list[str]) -> str:
     return " ".join('"' + w.replace('"', "") + '"*' for w in words)
 
 
-def _hit(source: str, r: Any, match: str, score: float) -> PatientHit:
+def row_hit(source: str, r: Any, match: str, score: float) -> PatientHit:
+    """A hit from one row of a source's SELECT."""
     return PatientHit(
         r[0], r[1], r[2] or "", r[4], None if r[5] is None else int(r[5]), r[8], r[9], r[10], source,
         int(r[11] or 0), None if r[6] is None else int(r[6]), None if r[7] is None else int(r[7]),
@@ -122,7 +123,7 @@ class _Search:
 
     def add(self, src: Source, cond: str, match: str, score: float = 100.0, **params: Any) -> int:
         found = self.rows(src, cond, **params)
-        self.hits += [_hit(src.name, r, match, score) for r in found]
+        self.hits += [row_hit(src.name, r, match, score) for r in found]
         return len(found)
 
     # --------------------------------------------------------------- keys
@@ -130,7 +131,7 @@ class _Search:
         n = 0
         for src in SOURCES:
             for r in self.rows(src, src.ref, r=ref):
-                self.hits.append(_hit(src.name, r, "uhid" if r[0] == ref else "offline_no", 100.0))
+                self.hits.append(row_hit(src.name, r, "uhid" if r[0] == ref else "offline_no", 100.0))
                 n += 1
         return n
 
@@ -192,11 +193,11 @@ class _Search:
         for src in (LOCAL, LAN):
             local = "name_local" if src is LOCAL else "json_extract(detail, '$.name_local')"
             for r in self.rows(src, f"(lower(name) LIKE :p OR {local} LIKE :p) ORDER BY id DESC", p=like):
-                self.hits.append(_hit(src.name, r, "name", max(name_score(q, r[2] or ""), 95.0)))
+                self.hits.append(row_hit(src.name, r, "name", max(name_score(q, r[2] or ""), 95.0)))
                 n += 1
         for r in self.rows(INDEX, "id IN (SELECT rowid FROM patient_index_fts WHERE patient_index_fts MATCH :q "
                                   "LIMIT :lim)", q=_fts_query(words)):
-            self.hits.append(_hit(INDEX.name, r, "name", max(name_score(q, r[2] or ""), 95.0)))
+            self.hits.append(row_hit(INDEX.name, r, "name", max(name_score(q, r[2] or ""), 95.0)))
             n += 1
         if fuzzy and not n and len(q) >= 3 and not any(c.isdigit() for c in q):  # a misspelling?
             n += self.fuzzy(q, words)
@@ -221,7 +222,7 @@ class _Search:
                 scored.append((-score, i, name, r))
         scored.sort(key=lambda s: (s[0], s[1]))
         for neg, _i, name, r in scored[: self.limit * 2]:
-            self.hits.append(_hit(name, r, "name", round(-neg, 1)))
+            self.hits.append(row_hit(name, r, "name", round(-neg, 1)))
         return len(scored)
 
     # ------------------------------------------------------------ answer

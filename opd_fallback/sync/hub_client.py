@@ -18,13 +18,16 @@ from typing import Any
 import httpx
 import orjson
 
+from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.sync import deadline as deadlines
 
 HUB_PREFIX = "/hub/v1"
 
 
-class HubError(Exception):
-    """The hub could not be used for this exchange."""
+class HubError(OpdError):
+    """The hub could not be used for this exchange (exit 3)."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 class HubUnreachable(HubError):
