@@ -218,6 +218,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "hint.lock": ("^L Lock", "^L लॉक"),
     "hint.quit": ("^Q Quit", "^Q बंद"),
     "field.lab_mode": ("Payment cash/upi/card/waived/billing", "भुगतान cash/upi/card/waived/billing"),
+    "void.already": ("ALREADY VOIDED", "पहले ही रद्द"),
     "col.order": ("Order", "ऑर्डर"),
     "col.counter": ("Counter", "काउंटर"),
     "col.tests": ("Tests", "जाँचें"),
