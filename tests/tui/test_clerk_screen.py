@@ -65,3 +65,31 @@ async def test_f6_f5_and_revisit_start_empty_every_time(make_app: Any) -> None:
             await settle(pilot)
             box = app.screen.query_one(field, Input)
             assert (box.value, app.focused) == ("", box), key  # empty, and the cursor in it
+
+
+async def test_status_bar_is_one_row_at_80x24_in_both_languages(make_app: Any) -> None:
+    from opd_fallback.tui.widgets.status_bar import StatusBar
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot)
+        app.status.ops_waiting, app.status.oldest_age_s, app.status.ops_flagged = 12, 754.0, 2
+        for _lang in ("en", "hi"):
+            await pilot.pause(1.2)  # the bar redraws every second
+            bar = app.screen.query_one(StatusBar)
+            text = str(bar.render())
+            assert bar.size.height == 1 and "\n" not in text, text
+            assert "12" in text and "2" in text and "C07" in text, text  # the queue, the flagged, the counter
+            await pilot.press("f9")
+
+
+async def test_lab_screen_shows_the_tube_type_whole(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        app.screen.field("tests").input.focus()
+        await type_text(pilot, "cbc", then="enter")
+        await settle(pilot)
+        assert "EDTA whole blood" in str(app.screen.query_one("#picked-tests").render())

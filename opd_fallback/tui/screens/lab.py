@@ -162,7 +162,8 @@ class LabScreen(FormScreen):
 
     def _show_tests(self) -> None:
         total = sum(t.price_paise for t in self.tests)
-        lines = [f"  {pad(t.code, 8)} {pad(t.name, 28)} {pad(t.sample_type or '', 8)} {format_paise(t.price_paise):>10}"
+        # the tube type whole ("EDTA whole blood", "Blood (culture bottle)"): it says which tube to draw
+        lines = [f"  {pad(t.code, 8)} {pad(t.name, 24)} {pad(t.sample_type or '', 22)} {format_paise(t.price_paise):>10}"
                  for t in self.tests]
         lines.append(tr("lab.total", self.lang, total=format_paise(total)) + "   (" + tr("lab.remove", self.lang) + ")")
         self.query_one("#picked-tests", Static).update("\n".join(lines))
