@@ -187,6 +187,8 @@ class Settings(BaseSettings):
     background_sync: bool = True
     idle_lock_seconds: int = Field(default=300, ge=15)
     language: Literal["en", "hi"] = "en"
+    # which desk this counter is (init --desk, OPD_DESK): its home screen and the keys shown first
+    desk: Literal["registration", "billing", "collection", "all"] = "all"
     # printing: one group (config.toml and the environment keep their flat names, see PrinterSettings)
     printer: Annotated[PrinterSettings, NoDecode] = Field(default_factory=PrinterSettings)
     backups_keep: int = Field(default=14, ge=1)

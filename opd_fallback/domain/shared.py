@@ -24,7 +24,8 @@ CREATES = registry.CREATES
 CENTRAL_ID_KEYS = registry.CENTRAL_ID_KEYS
 RECORD_KINDS = registry.RECORD_KINDS
 # patient fields a patient.update may change that the index keeps
-_PATIENT_FIELDS = ("name", "name_local", "sex", "age_years", "guardian_name", "mobile", "district")
+_PATIENT_FIELDS = ("name", "name_local", "sex", "age_years", "guardian_name", "mobile", "district",
+                   "guardian_relation", "age_months", "age_days", "category")
 
 
 @dataclass
@@ -74,7 +75,8 @@ def record_of(op: dict[str, Any]) -> SharedRecord | None:
         rec.name = _s(payload.get("name"))
         rec.mobile = _s(payload.get("mobile"))
         rec.uhid = _s(payload.get("uhid"))
-        rec.detail = {k: payload.get(k) for k in (*_PATIENT_FIELDS, "age_months", "age_days", "category")}
+        # everything the papers print of a patient, so another counter prints them as registered
+        rec.detail = {k: payload.get(k) for k in _PATIENT_FIELDS}
         return rec
     rec.patient_ref = ref_key(payload.get("patient"))
     if kind == "visit":
@@ -84,6 +86,7 @@ def record_of(op: dict[str, Any]) -> SharedRecord | None:
         tests = payload.get("tests") or []
         rec.detail = {"tests": [t.get("code") for t in tests if isinstance(t, dict)],
                       "sample_id": payload.get("sample_id"), "priority": payload.get("priority"),
+                      # every tube (its id, sample type and tests): the billing desk prints their labels
                       "samples": tubes_of(payload)}
     else:
         rec.visit_ref = ref_key(payload.get("visit"))

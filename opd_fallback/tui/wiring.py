@@ -104,6 +104,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
         hospital=settings.hospital or settings.device_id,
         device_id=settings.device_id,
         lang=settings.language,
+        desk=settings.desk,
         idle_lock_s=float(settings.idle_lock_seconds),
         probe=probe,
         sync_runner=sync_runner,

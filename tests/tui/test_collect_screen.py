@@ -1,4 +1,4 @@
-"""The collection desk (F12) through real key presses at 80x24: a scan is the
+"""The collection desk (F1) through real key presses at 80x24: a scan is the
 tube id typed in one burst and Enter; Enter records it collected, ctrl+r and
 a reason record it refused and print its label again; an unpaid order and a
 double scan record nothing; the list shows today's tubes of this counter and
@@ -57,7 +57,7 @@ async def test_scan_collect_refuse_and_the_list_at_80x24(make_app, store: Store,
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await login(pilot)
-        await pilot.press("f12")
+        await pilot.press("f1")
         await settle(pilot)
         assert isinstance(app.screen, CollectScreen)
         assert "Still to collect today, whole hospital: 3" in _text(app, "#todo-title")

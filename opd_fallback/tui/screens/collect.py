@@ -1,4 +1,4 @@
-"""The lab's collection desk (F12): scan a tube, see whose it is, record it
+"""The lab's collection desk (F1): scan a tube, see whose it is, record it
 collected or refused.
 
 A USB barcode scanner types the tube's id and Enter into the scan field: the
