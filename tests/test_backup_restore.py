@@ -213,6 +213,7 @@ def test_move_to_new_device_when_central_cannot_be_reached(tmp_path: Path) -> No
 
 
 # ---------------------------------------------------------------- with central over real HTTP
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from opd_fallback.application.reconcile import reconcile_day
@@ -305,6 +306,7 @@ def _cli(data_dir: Path, *args: str, input: str | None = None):
     return CliRunner().invoke(app, ["--data-dir", str(data_dir), *args], input=input)
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_backup_and_restore_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from opd_fallback.store import operators
     from opd_fallback.sync.client import CentralClient

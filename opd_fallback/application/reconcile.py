@@ -34,17 +34,18 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import text
 
 from opd_fallback.application.reports import DAY_SCHEMA
+from opd_fallback.domain import registry
 from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.domain.contract import WARNING_CODES as CONTRACT_WARNING_CODES
 from opd_fallback.domain.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
 from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps
 from opd_fallback.domain.rules import format_paise
-from opd_fallback.store import audit, outbox, writeback
+from opd_fallback.store import audit, outbox, reads, writeback
 from opd_fallback.store.engine import Store
+from opd_fallback.store.states import CANCELLED, FLAGGED, PENDING, SYNCED
 
 SCHEMA = DAY_SCHEMA  # one name for the schema, shared with the renderers
 EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = ExitCode.OK, ExitCode.REFUSED, ExitCode.UNREACHABLE
@@ -99,6 +100,8 @@ class DaySummary:
     payments_by_mode: dict[str, int] = field(default_factory=dict)
     voids_count: int = 0
     voids_total_paise: int = 0
+    samples_collected: int = 0  # contract 1.2: tubes drawn and refused at a collection desk
+    samples_rejected: int = 0
     op_ids_sha256: str = op_ids_digest([])
 
     @classmethod
@@ -108,6 +111,8 @@ class DaySummary:
             payments_count=r.payments.count, payments_total_paise=r.payments.total_paise,
             payments_by_mode={k: v for k, v in r.payments.by_mode.items() if v},
             voids_count=r.voids.count, voids_total_paise=r.voids.total_paise, op_ids_sha256=r.op_ids_sha256,
+            samples_collected=r.samples.collected if r.samples else 0,
+            samples_rejected=r.samples.rejected if r.samples else 0,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -117,6 +122,7 @@ class DaySummary:
             "payments": {"count": self.payments_count, "total_paise": self.payments_total_paise,
                          "by_mode": dict(sorted(self.payments_by_mode.items()))},
             "voids": {"count": self.voids_count, "total_paise": self.voids_total_paise},
+            "samples": {"collected": self.samples_collected, "rejected": self.samples_rejected},
             "op_ids_sha256": self.op_ids_sha256,
         }
 
@@ -129,6 +135,8 @@ class DaySummary:
         out.update({f"payments.by_mode.{k}": v for k, v in self.payments_by_mode.items()})
         out["voids.count"] = self.voids_count
         out["voids.total_paise"] = self.voids_total_paise
+        out["samples.collected"] = self.samples_collected
+        out["samples.rejected"] = self.samples_rejected
         out["op_ids_sha256"] = self.op_ids_sha256
         return out
 
@@ -158,12 +166,7 @@ def load_day(store: Store, device_id: str, day: date) -> dict[str, LocalOp]:
     want = day.isoformat()
     out: dict[str, LocalOp] = {}
     with store.read() as s:
-        rows = s.execute(text(
-            "SELECT op_id, seq, kind, state, recorded_at, record_ref, last_status, wait_reason, attempts, "
-            "last_error, CASE WHEN kind IN ('payment.record', 'payment.void') THEN payload ELSE '' END, "
-            "CASE WHEN kind = 'payment.record' THEN result END "
-            "FROM op WHERE device_id = :d AND recorded_at >= :lo AND recorded_at < :hi"),
-            {"d": device_id, "lo": lo, "hi": hi}).all()
+        rows = reads.day_rows(s, device_id, lo, hi)
     for r in rows:
         d, hour = _ist_date(r[4])
         if d != want:
@@ -184,11 +187,7 @@ def _void_amounts(store: Store, ops: Iterable[LocalOp]) -> dict[str, int | None]
     if not wanted:
         return {}
     with store.read() as s:
-        rows = s.execute(text("SELECT local_ref, receipt_no, central_id, amount_paise FROM payment")).all() \
-            if len(wanted) > 500 else [
-                r for key in set(wanted.values()) for r in s.execute(text(
-                    "SELECT local_ref, receipt_no, central_id, amount_paise FROM payment "
-                    "WHERE local_ref = :k OR receipt_no = :k OR central_id = :k"), {"k": key}).all()]
+        rows = reads.payment_amounts(s, wanted.values())
     amount: dict[str, int] = {}
     for local_ref, receipt_no, central_id, paise in rows:
         for k in (local_ref, receipt_no, central_id):
@@ -200,7 +199,7 @@ def _void_amounts(store: Store, ops: Iterable[LocalOp]) -> dict[str, int | None]
 def summarize(store: Store, ops: dict[str, LocalOp]) -> tuple[DaySummary, list[str]]:
     """The local side of the comparison: synced ops only. Returns the summary
     and op_ids of voids whose payment is not in this database (amount unknown)."""
-    synced = [op for op in ops.values() if op.state == "synced"]
+    synced = [op for op in ops.values() if op.state == SYNCED]
     s = DaySummary(ops_applied=len(synced))
     s.by_kind = dict(Counter(op.kind for op in synced))
     by_mode: Counter[str] = Counter()
@@ -211,6 +210,12 @@ def summarize(store: Store, ops: dict[str, LocalOp]) -> tuple[DaySummary, list[s
             s.payments_total_paise += int(p["amount_paise"])
             by_mode[p["mode"]] += int(p["amount_paise"])
     s.payments_by_mode = {k: v for k, v in by_mode.items()}
+    for op in synced:
+        if op.kind == "lab.sample_collect":
+            if orjson.loads(op.payload).get("status") == "rejected":
+                s.samples_rejected += 1
+            else:
+                s.samples_collected += 1
     voids = [op for op in synced if op.kind == "payment.void"]
     amounts = _void_amounts(store, voids)
     unknown = []
@@ -247,6 +252,8 @@ class DayReport:
     payment_warnings: list[dict[str, Any]] = field(default_factory=list)
     voids_amount_unknown: list[str] = field(default_factory=list)
     payload_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    # every tube this counter's desk recorded that day: collected or refused (reason), and where its op stands
+    tubes: list[dict[str, Any]] = field(default_factory=list)
     local_states: dict[str, int] = field(default_factory=dict)
     ops_per_hour: list[dict[str, int]] = field(default_factory=list)
     requeue_missing: bool = False
@@ -322,6 +329,7 @@ class DayReport:
             "payment_warnings": self.payment_warnings,
             "voids_amount_unknown": self.voids_amount_unknown,
             "payload_mismatches": self.payload_mismatches,
+            "tubes": self.tubes,
             "local_states": self.local_states,
             "ops_per_hour": self.ops_per_hour,
             "requeue_missing": self.requeue_missing,
@@ -338,7 +346,7 @@ def _op_brief(op: LocalOp) -> dict[str, Any]:
 def _payment_warnings(ops: dict[str, LocalOp]) -> list[dict[str, Any]]:
     out = []
     for op in sorted(ops.values(), key=lambda o: o.seq):
-        if op.kind != "payment.record" or op.state != "synced" or not op.result:
+        if op.kind != "payment.record" or op.state != SYNCED or not op.result:
             continue
         result = orjson.loads(op.result) or {}
         warnings = [w for w in result.get("warnings") or [] if isinstance(w, dict)]
@@ -375,9 +383,9 @@ def _per_hour(ops: dict[str, LocalOp]) -> list[dict[str, int]]:
     for op in ops.values():
         r = rows[op.hour]
         r["ops"] += 1
-        if op.state == "synced":
+        if op.state == SYNCED:
             r["synced"] += 1
-        elif op.state != "cancelled":
+        elif op.state != CANCELLED:
             r["open"] += 1
         if op.kind == "payment.record":
             r["payments"] += 1
@@ -484,7 +492,7 @@ def _classify(
     store: Store, client: ReconcileClient, rep: DayReport, ops: dict[str, LocalOp], central_ids: set[str],
     *, requeue_missing: bool, actor: str,
 ) -> None:
-    synced = {i for i, op in ops.items() if op.state == "synced"}
+    synced = {i for i, op in ops.items() if op.state == SYNCED}
     ours: list[LocalOp] = []
     for op_id in sorted(central_ids - synced):
         op = ops.get(op_id)
@@ -522,14 +530,27 @@ def _always(rep: DayReport, ops: dict[str, LocalOp]) -> None:
     rep.local_states = dict(sorted(states.items()))
     by_seq = sorted(ops.values(), key=lambda o: o.seq)
     rep.waiting = [{**_op_brief(op), "wait_reason": op.wait_reason, "attempts": op.attempts,
-                    "last_status": op.last_status} for op in by_seq if op.state == "pending"]
+                    "last_status": op.last_status} for op in by_seq if op.state == PENDING]
     for op in by_seq:
-        if op.state in ("rejected", "conflict"):
+        if op.state in FLAGGED:
             err = orjson.loads(op.last_error) if op.last_error else {}
             rep.flagged.append({**_op_brief(op), "error_code": (err or {}).get("code"),
                                 "error_message": (err or {}).get("message")})
     rep.payment_warnings = _payment_warnings(ops)
     rep.ops_per_hour = _per_hour(ops)
+    rep.tubes = _tubes(by_seq)
+
+
+def _tubes(by_seq: list[LocalOp]) -> list[dict[str, Any]]:
+    """The tubes this counter's desk collected and refused that day, in the order recorded."""
+    out = []
+    for op in by_seq:
+        if op.kind != "lab.sample_collect" or op.state == "cancelled":
+            continue
+        p = orjson.loads(op.payload) if op.payload else {}
+        out.append({"sample_id": p.get("sample_id"), "status": p.get("status"), "reason": p.get("reason"),
+                    "collected_at": p.get("collected_at"), "op_id": op.op_id, "state": op.state})
+    return out
 
 
 # ------------------------------------------------------------------ payloads against records
@@ -552,25 +573,12 @@ def _ref_key(ref: Any) -> Any:
 def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[dict[str, Any]]:
     """Every payment / void op (not cancelled) whose payload differs from its local
     record, one entry per field, with the difference in words (never patient data)."""
-    money_ops = [op for op in ops if op.kind in ("payment.record", "payment.void") and op.state != "cancelled"]
+    money_ops = [op for op in ops if op.kind in registry.MONEY_KINDS and op.state != CANCELLED]
     if not money_ops:
         return []
     ids = [op.op_id for op in money_ops]
-    payments: dict[str, Any] = {}
-    voids: dict[str, Any] = {}
     with store.read() as s:
-        for i in range(0, len(ids), 500):
-            part = {f"i{n}": v for n, v in enumerate(ids[i:i + 500])}
-            marks = ", ".join(f":{k}" for k in part)
-            for row in s.execute(text(
-                    "SELECT op_id, local_ref, receipt_no, amount_paise, mode, mode_ref, items FROM payment "
-                    f"WHERE op_id IN ({marks})"), part).mappings():
-                payments[row["op_id"]] = dict(row)
-            for row in s.execute(text(
-                    "SELECT v.op_id, v.payment_local_ref, v.reason, p.central_id, p.receipt_no FROM payment_void v "
-                    f"LEFT JOIN payment p ON p.local_ref = v.payment_local_ref WHERE v.op_id IN ({marks})"),
-                    part).mappings():
-                voids[row["op_id"]] = dict(row)
+        payments, voids = reads.money_records(s, ids)
     out: list[dict[str, Any]] = []
     for op in sorted(money_ops, key=lambda o: o.seq):
         try:

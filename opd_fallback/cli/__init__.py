@@ -19,6 +19,8 @@ from typer.core import TyperGroup
 
 from opd_fallback.cli import (
     central,
+    clock,
+    collect,
     conformance,
     counter,
     find,
@@ -127,12 +129,14 @@ def warn_now() -> None:
 
 setup.register(app)  # init, operator
 importing.register(app)  # import
+collect.register(app)  # collect (the lab's collection desk, one tube id per line)
 status.register(app)  # status
 app.command("counter")(counter.counter)
 sync.register(app)  # sync, refresh
 app.add_typer(central.central_app, name="central")
 app.add_typer(hub.hub_app, name="hub")  # the LAN hub: serve, add-device
 app.add_typer(review.review_app, name="review")
+app.add_typer(clock.clock_app, name="clock")  # show, confirm: the PC clock against the hub's
 reconcile.register(app)  # reconcile, nightly, backup, restore
 app.command("find")(find.find)  # a patient here, on the LAN or in central's index
 app.command("share")(share.share)  # share with the LAN hub

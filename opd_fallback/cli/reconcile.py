@@ -148,15 +148,9 @@ def backup_cmd(
 
 
 def _device_in_backup(db: Path) -> str | None:
-    from opd_fallback.cipher import custody
-    from opd_fallback.cipher import db as cipher_db
+    from opd_fallback.store.readonly import last_device_id
 
-    conn = cipher_db.connect(db, custody.key_for(db), readonly=True)
-    try:
-        row = conn.execute("SELECT device_id FROM op ORDER BY seq DESC LIMIT 1").fetchone()
-    finally:
-        conn.close()
-    return None if row is None else str(row[0])
+    return last_device_id(db)
 
 
 def _supervisor_pin(pin_stdin: bool) -> str:

@@ -32,8 +32,11 @@ MAX_PAGE = 2000
 
 
 def fingerprint(op: dict[str, Any]) -> str:
-    """What makes two pushes the same op: kind, device, seq and payload (canonical JSON)."""
+    """What makes two pushes the same op: kind, device, seq and payload (canonical JSON),
+    and (contract 1.2) its origin when it has one (an op without keeps its old fingerprint)."""
     body = {k: op.get(k) for k in ("kind", "device_id", "seq", "payload", "depends_on", "recorded_at")}
+    if op.get("origin"):
+        body["origin"] = op["origin"]
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
 
 

@@ -42,6 +42,7 @@ from opd_fallback.config import private_dir, tighten_file
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.domain.exits import OpdError
 from opd_fallback.store.engine import make_private_db_file
+from opd_fallback.store.states import PENDING
 
 BACKUP_PREFIX = "counter-"
 BACKUP_SUFFIX = ".db"
@@ -192,7 +193,7 @@ def facts(path: Path | str, key: Key | None = None) -> DbFacts:
         n, max_seq, last_rec, last_upd = conn.execute(
             "SELECT count(*), coalesce(max(seq), 0), max(recorded_at), max(updated_at) FROM op"
         ).fetchone()
-        pending = conn.execute("SELECT count(*) FROM op WHERE state='pending'").fetchone()[0]
+        pending = conn.execute("SELECT count(*) FROM op WHERE state=?", (PENDING,)).fetchone()[0]
         seq_counter = 0
         if "counter" in tables:
             row = conn.execute("SELECT value FROM counter WHERE name='seq'").fetchone()

@@ -104,6 +104,11 @@ def _v6_shared_records(conn: Connection) -> None:
     SQLModel.metadata.tables[tables.SharedRecord.__tablename__].create(conn, checkfirst=True)
 
 
+def _v7_sample_events(conn: Connection) -> None:
+    """The collection desk (contract 1.2 ``lab.sample_collect``): tubes drawn or refused."""
+    SQLModel.metadata.tables[tables.SampleEvent.__tablename__].create(conn, checkfirst=True)
+
+
 def _v_contract_op_origin(conn: Connection) -> None:
     """Contract 1.2: an op may carry an ``origin`` (a back-entered slip's writer,
     counter and number), sent with it. (Schema number: asked of the lead.)"""
@@ -116,7 +121,7 @@ def _v_contract_op_origin(conn: Connection) -> None:
 # empty file; step 0 creates the current schema (a fresh file never runs the rest).
 STEPS: list[Callable[[Connection], None]] = [
     _create_current, _v2_op_day_index, _v3_patient_index_refs, _v4_exactly_one_key_refs,
-    _v5_backentry_slip_content, _v6_shared_records, _v_contract_op_origin,
+    _v5_backentry_slip_content, _v6_shared_records, _v7_sample_events, _v_contract_op_origin,
 ]
 LATEST = len(STEPS)
 

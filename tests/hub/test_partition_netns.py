@@ -71,6 +71,7 @@ def fake_ops(device: str, n: int, start: int = 1) -> list[dict]:
                          "age_years": 40, "mobile": None}} for i in range(n)]
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_link_cut_mid_exchange_then_restored(tmp_path: Path, netns) -> None:
     hub_ns, ctr_ns, ctr_if, hub_ip = netns
     db = tmp_path / "hub.db"
@@ -86,7 +87,8 @@ def test_link_cut_mid_exchange_then_restored(tmp_path: Path, netns) -> None:
 
     data = tmp_path / "c02"
     base = load_settings(data)
-    write_config(base, {"device_id": "C02", "hospital": "KGMU", "hub_url": f"http://{hub_ip}:{handle.port}"})
+    write_config(base, {"device_id": "C02", "hospital": "KGMU", "hub_url": handle.url,
+                        "hub_fingerprint": handle.fingerprint})
     write_hub_token(base, handle.tokens["C02"])
     store = open_store(data / "counter.db")
     with store.write() as s:

@@ -108,6 +108,12 @@ def _crash_loop(tmp_path: Path, kills: int, seed: int) -> None:
 
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
+    """A few kills in the normal suite; 20 with the same seed and the 300-kill soak in ``make chaos``."""
+    _crash_loop(tmp_path, kills=4, seed=int(os.environ.get("CRASH_SEED", "7")))
+
+
+@pytest.mark.chaos
+def test_sigkill_twenty_times_loses_nothing(tmp_path: Path) -> None:
     _crash_loop(tmp_path, kills=20, seed=int(os.environ.get("CRASH_SEED", "7")))
 
 

@@ -134,6 +134,7 @@ def test_op_deleted_centrally_is_missing_then_requeued_and_clean(tmp_path: Path,
     assert rep3.digests_match and rep3.central is not None and rep3.central.payments_total_paise == 4000
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_lost_response_is_marked_synced_without_second_application(tmp_path: Path, store: Store) -> None:
     make_day(store, 3)
     with run_central(tmp_path, lost_response_rate=1.0, seed=1) as central, \

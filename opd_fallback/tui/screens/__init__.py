@@ -9,6 +9,7 @@ from textual.screen import Screen
 
 def _flows() -> dict[str, type[Screen[Any]]]:
     from opd_fallback.tui.screens.cash import CashScreen
+    from opd_fallback.tui.screens.collect import CollectScreen
     from opd_fallback.tui.screens.lab import LabScreen
     from opd_fallback.tui.screens.queue import QueueScreen
     from opd_fallback.tui.screens.register import RegisterScreen
@@ -24,6 +25,7 @@ def _flows() -> dict[str, type[Screen[Any]]]:
         "reprint": ReprintScreen,
         "queue": QueueScreen,
         "cash": CashScreen,
+        "collect": CollectScreen,
     }
 
 

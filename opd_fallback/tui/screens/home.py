@@ -15,7 +15,7 @@ class HomeScreen(CounterScreen):
     def body(self) -> ComposeResult:
         with Vertical(id="home-menu", classes="box"):
             yield TLabel("home.title", classes="title")
-            for key in ("new", "revisit", "lab", "void", "reprint", "queue", "cash", "review"):
+            for key in ("new", "revisit", "lab", "void", "reprint", "queue", "cash", "review", "collect"):
                 yield TLabel(f"home.{key}", classes="menu-item")
 
     def action_home(self) -> None:
