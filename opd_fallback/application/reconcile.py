@@ -247,6 +247,8 @@ class DayReport:
     payment_warnings: list[dict[str, Any]] = field(default_factory=list)
     voids_amount_unknown: list[str] = field(default_factory=list)
     payload_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    # ops this counter saved on the day with its clock confirmed wrong, dated another day (application/clock.py)
+    misdated: list[dict[str, Any]] = field(default_factory=list)
     local_states: dict[str, int] = field(default_factory=dict)
     ops_per_hour: list[dict[str, int]] = field(default_factory=list)
     requeue_missing: bool = False
@@ -295,6 +297,10 @@ class DayReport:
                        "printed and what central gets differ): " + self.payload_mismatches[0]["words"]
                        + (f"; and {len(self.payload_mismatches) - 1} more" if len(self.payload_mismatches) > 1
                           else ""))
+        if self.misdated:
+            out.append(f"{len(self.misdated)} op(s) this counter saved on {self.date} with its clock off carry "
+                       f"another date (e.g. {self.misdated[0]['recorded_at']}): check them against the paper "
+                       "slips; the day is not clean until then")
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -322,6 +328,7 @@ class DayReport:
             "payment_warnings": self.payment_warnings,
             "voids_amount_unknown": self.voids_amount_unknown,
             "payload_mismatches": self.payload_mismatches,
+            "misdated": self.misdated,
             "local_states": self.local_states,
             "ops_per_hour": self.ops_per_hour,
             "requeue_missing": self.requeue_missing,
@@ -474,6 +481,7 @@ def reconcile_day(
         rep.status, rep.error = "unreachable", f"central's answer could not be used: {exc}"
     _always(rep, ops)
     rep.payload_mismatches = payload_mismatches(store, ops.values())
+    rep.misdated = misdated_ops(store, device_id, day)
     if rep.status != "unreachable":
         rep.status = "attention" if rep.reasons() else "clean"
     rep.elapsed_s = time.perf_counter() - t0
@@ -621,4 +629,44 @@ def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[dict[str, A
                     f"{v['payment_local_ref']}")
             if p.get("reason") != v["reason"]:
                 add("reason", None, None, f"{label}: the queued op's reason differs from the void record's")
+    return out
+
+
+def misdated_ops(store: Store, device_id: str, day: date, limit: int = 50) -> list[dict[str, Any]]:
+    """Ops of ``device_id`` saved on ``day`` (by the hub's or central's clock) but dated another day.
+
+    A counter saves with a wrong clock only after a supervisor confirmed it
+    (``clock.confirmed`` in the audit log, with the offset measured then): from
+    that moment its ops' true time is their ``recorded_at`` plus that offset,
+    until the next confirmation or a right clock."""
+    with store.read() as s:
+        confirmations = s.execute(text(
+            "SELECT at, detail FROM audit_log WHERE action='clock.confirmed' ORDER BY id")).all()
+        if not confirmations:
+            return []
+        rows = s.execute(text("SELECT op_id, seq, kind, recorded_at FROM op WHERE device_id=:d ORDER BY seq"),
+                         {"d": device_id}).all()
+    spans: list[tuple[str, float]] = []
+    for at, detail in confirmations:
+        try:
+            offset = float(orjson.loads(detail).get("offset_s") or 0)
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            continue
+        spans.append((str(at), offset))
+    out: list[dict[str, Any]] = []
+    for op_id, seq, kind, recorded_at in rows:
+        rec = str(recorded_at)
+        since = next((o for at, o in reversed(spans) if rec >= at), None)
+        if since is None:
+            continue
+        try:
+            when = datetime.fromisoformat(rec)
+        except ValueError:
+            continue
+        true_day = (when + timedelta(seconds=since)).astimezone(IST).date()
+        if true_day == day and when.astimezone(IST).date() != day:
+            out.append({"op_id": str(op_id), "seq": int(seq), "kind": str(kind), "recorded_at": rec,
+                        "saved_on": true_day.isoformat()})
+            if len(out) >= limit:
+                break
     return out
