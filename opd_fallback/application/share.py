@@ -22,13 +22,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import text
 from sqlmodel import col, select
 
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
-from opd_fallback.domain.exits import ExitCode
-from opd_fallback.store import meta, outbox
+from opd_fallback.domain.exits import ExitCode, OpdError
+from opd_fallback.store import meta, outbox, reads
 from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import Op
@@ -83,10 +82,7 @@ def _own_ops_after(store: Store, seq: int, limit: int) -> list[dict[str, Any]]:
 def _learned_ids(store: Store, since: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """Central ids from this counter's synced ops (synced at or after ``since``)."""
     with store.read() as s:
-        rows = s.execute(text(
-            "SELECT kind, record_ref, result, synced_at FROM op WHERE state='synced' AND result IS NOT NULL "
-            "AND record_ref IS NOT NULL AND kind IN ('patient.register','visit.open','lab.order','payment.record') "
-            "AND synced_at >= :since ORDER BY synced_at"), {"since": since or ""}).all()
+        rows = reads.synced_results_since(s, since or "")
     ids: list[dict[str, Any]] = []
     top = since
     for kind, ref, result, synced_at in rows:
@@ -142,8 +138,7 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
     # ops a supervisor cancelled (never to reach central): after the ops themselves, so the hub holds them
     with store.read() as s:
         since = meta.get(s, meta.HUB_WITHDRAWN_AT) or ""
-        rows = s.execute(text("SELECT op_id, updated_at FROM op WHERE state='cancelled' AND updated_at >= :t "
-                              "AND seq <= :p ORDER BY updated_at"), {"t": since, "p": pushed}).all()
+        rows = reads.cancelled_since(s, since, up_to_seq=pushed)
     for i in range(0, len(rows), 5000):
         cancelled = rows[i:i + 5000]
         client.push([], [], [str(r[0]) for r in cancelled])

@@ -25,6 +25,7 @@ from opd_fallback.cli import (
     find,
     hub,
     importing,
+    keys,
     preview,
     reconcile,
     review,
@@ -138,6 +139,7 @@ reconcile.register(app)  # reconcile, nightly, backup, restore
 app.command("find")(find.find)  # a patient here, on the LAN or in central's index
 app.command("share")(share.share)  # share with the LAN hub
 preview.register(app)  # preview
+keys.register(app)  # encrypt, rotate-key, recovery-code, recover-key
 app.command("conformance", help=conformance.HELP)(conformance.conformance)  # check a central server
 
 

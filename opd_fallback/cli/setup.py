@@ -149,7 +149,7 @@ def init(
         write_token(base, tok)
     if hub_tok:
         write_hub_token(base, hub_tok)
-    store = open_store(base.db_path)
+    store = open_store(base.db_path)  # encrypted from the first byte (a plain one is encrypted now)
     store.close()
     final = load_settings()
     typer.echo(f"counter {final.device_id} of {final.hospital} set up in {final.data_dir}")
@@ -163,6 +163,18 @@ def init(
                    f"{'stored (' + str(final.hub_token_path) + ', mode 0600)' if final.hub_token else '(not set)'}")
         if final.hub_fingerprint:
             typer.echo(f"  hub certificate pinned: {final.hub_fingerprint} (in {final.config_path}, mode 0600)")
+    _show_recovery_code_once(final.db_path)
+
+
+def _show_recovery_code_once(db_path: Path) -> None:
+    from opd_fallback.cipher import custody, keys
+    from opd_fallback.cli.keys import show_code
+
+    key = custody.key_for(db_path)
+    typer.echo(f"  key:      {key.source} (mode 0600, outside the data folder; key id {key.key_id})")
+    if key.source is not None and not keys.code_shown(key.source):
+        keys.mark_shown(key.source)
+        show_code(key.recovery_code, why="the counter's database is encrypted")
 
 
 def _check_hub(url: str) -> str:

@@ -24,7 +24,8 @@ The tree (classes live beside the code that raises them)::
     │   └── HubUnreachable, HubRefused
     ├── DeadlinePassed (sync/deadline.py)          3   a request's total deadline
     ├── LeaseHeld (store/lease.py)                 4   (also a RuntimeError)
-    ├── StorageProblem (store/failures.py)         5, 6 or 7 by what the disk said
+    ├── StorageProblem (store/failures.py)         5, 6, 7 or 8 by what the disk said
+    ├── KeyProblem (cipher/keys.py)                8   the database's key is missing or wrong
     ├── BackupError (store/backup.py)              1
     ├── IllegalTransition (store/outbox.py)        70  a bug (also a ValueError)
     ├── PrintError, FontMissing (printing/)        1
@@ -61,6 +62,7 @@ class ExitCode(IntEnum):
     DISK = 5
     DAMAGED = 6
     DATABASE_BUSY = 7
+    DATABASE_KEY = 8
     UNEXPECTED = 70
 
 
@@ -78,6 +80,9 @@ MEANINGS: dict[ExitCode, str] = {
                       "`opd-fallback restore BACKUP`",
     ExitCode.DATABASE_BUSY: "another program holds this counter's database (a backup or a stuck process): "
                             "try again in a moment",
+    ExitCode.DATABASE_KEY: "the key of the counter's (or the hub's) encrypted database is missing or does not "
+                           "open it: put its key file back, or use its recovery code (`opd-fallback recover-key "
+                           "--recovery-code-stdin`)",
     ExitCode.UNEXPECTED: "an unexpected error (a bug): please report it with the error log",
 }
 

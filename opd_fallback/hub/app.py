@@ -10,7 +10,6 @@ served at ``/hub/v1/openapi.json`` to a counter with a valid hub token.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -156,7 +155,7 @@ class Hub:
         self.write_lock = threading.Lock()
         self._local = threading.local()
 
-    def reader(self) -> sqlite3.Connection:
+    def reader(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.db_path)

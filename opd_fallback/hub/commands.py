@@ -16,6 +16,9 @@ hub_app = typer.Typer(help="The LAN hub: counters of one hospital share records 
                       no_args_is_help=True)
 
 DbOpt = Annotated[Path, typer.Option("--db", help="The hub's database file (created 0600 if missing)")]
+KeyFileOpt = Annotated[Path | None, typer.Option(
+    "--key-file", help="The file holding the hub database's key (made 0600 on the first start; default: in this "
+                       "user's config folder, named beside the database)")]
 
 
 CertOpt = Annotated[Path | None, typer.Option(
@@ -59,11 +62,14 @@ def serve(
     ssl_certfile: CertOpt = None,
     ssl_keyfile: KeyOpt = None,
     insecure_http: InsecureOpt = False,
+    key_file: KeyFileOpt = None,
 ) -> None:
     """Serve the hub API over HTTPS on HOST:PORT (counters: opd-fallback init --hub URL --hub-pairing-stdin)."""
     from opd_fallback.hub import serve as run
     from opd_fallback.hub import tls
+    from opd_fallback.hub.db import use_key_file
 
+    use_key_file(db, key_file)
     if insecure_http:
         if ssl_certfile or ssl_keyfile:
             typer.echo("error: --insecure-http serves no certificate; leave out --ssl-certfile/--ssl-keyfile", err=True)
@@ -82,6 +88,7 @@ def serve(
 def add_device(
     device_id: Annotated[str, typer.Argument(help="Counter id, e.g. C07")],
     db: DbOpt = Path("hub.db"),
+    key_file: KeyFileOpt = None,
     ssl_certfile: Annotated[Path | None, typer.Option(
         help="The certificate the hub serves, when it is the hospital's own (--ssl-certfile of serve)")] = None,
     insecure_http: Annotated[bool, typer.Option(
@@ -90,6 +97,9 @@ def add_device(
     """Let a counter use the hub; prints its pairing line once (token and certificate fingerprint)."""
     from opd_fallback.hub import tls
     from opd_fallback.hub.db import add_device as add
+    from opd_fallback.hub.db import use_key_file
+
+    use_key_file(db, key_file)
 
     fp: str | None = None
     if not insecure_http:

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +32,11 @@ MAX_PAGE = 2000
 
 
 def fingerprint(op: dict[str, Any]) -> str:
-    """What makes two pushes the same op: kind, device, seq and payload (canonical JSON)."""
+    """What makes two pushes the same op: kind, device, seq and payload (canonical JSON),
+    and (contract 1.2) its origin when it has one (an op without keeps its old fingerprint)."""
     body = {k: op.get(k) for k in ("kind", "device_id", "seq", "payload", "depends_on", "recorded_at")}
+    if op.get("origin"):
+        body["origin"] = op["origin"]
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -42,7 +44,7 @@ def _rejected(op_id: Any, code: str, message: str) -> dict[str, Any]:
     return {"op_id": str(op_id or ""), "status": "rejected", "error": {"code": code, "message": message}}
 
 
-def _index(conn: sqlite3.Connection, op: dict[str, Any]) -> None:
+def _index(conn: Any, op: dict[str, Any]) -> None:
     rec = shared.record_of(op)
     if rec is not None:
         conn.execute(
@@ -73,7 +75,7 @@ class PushOutcome:
     hub_seq: int
 
 
-def push(conn: sqlite3.Connection, device_id: str, ops: list[Any], central_ids: list[Any],
+def push(conn: Any, device_id: str, ops: list[Any], central_ids: list[Any],
          withdrawn: list[Any] | None = None) -> PushOutcome:
     """Store a counter's ops and learned ids in one transaction; returns after COMMIT."""
     results: list[dict[str, Any]] = []
@@ -153,7 +155,7 @@ def push(conn: sqlite3.Connection, device_id: str, ops: list[Any], central_ids: 
     return PushOutcome(results, new_ids, int(top))
 
 
-def changes(conn: sqlite3.Connection, device_id: str, cursor: int, limit: int, *,
+def changes(conn: Any, device_id: str, cursor: int, limit: int, *,
             include_own: bool = False) -> bytes:
     """Everything after ``cursor`` in hub order, as the JSON answer (ops embedded verbatim).
 
@@ -193,7 +195,7 @@ def changes(conn: sqlite3.Connection, device_id: str, cursor: int, limit: int, *
                          "next_cursor": next_cursor, "done": done})
 
 
-def device_info(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
+def device_info(conn: Any, device_id: str) -> dict[str, Any]:
     row = conn.execute(
         "SELECT coalesce(max(seq), 0), count(*), max(recorded_at) FROM op WHERE device_id=?", (device_id,)
     ).fetchone()
@@ -207,7 +209,7 @@ _RECORD_COLS = ("local_ref, kind, device_id, op_id, recorded_at, patient_ref, vi
                 "mobile, uhid, voided, detail")
 
 
-def _record(conn: sqlite3.Connection, r: tuple[Any, ...]) -> dict[str, Any]:
+def _record(conn: Any, r: tuple[Any, ...]) -> dict[str, Any]:
     keys = [c.strip() for c in _RECORD_COLS.split(",")]
     rec = dict(zip(keys, r))
     rec["voided"] = bool(rec["voided"])
@@ -217,7 +219,7 @@ def _record(conn: sqlite3.Connection, r: tuple[Any, ...]) -> dict[str, Any]:
     return rec
 
 
-def search(conn: sqlite3.Connection, query: str, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+def search(conn: Any, query: str, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """The merged index: an offline number, a central id, a mobile, or the start of a name."""
     q = (query or "").strip()
     if not q:

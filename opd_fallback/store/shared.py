@@ -124,6 +124,7 @@ def rebuild_own(session: Session, op: dict[str, Any], patient_names: dict[str, s
         resolution=None if op.get("resolution") is None else outbox.dumps(op["resolution"]), updated_at=now_iso(),
         record_kind=rec.kind if rec else ("payment_void" if target else "patient"),
         record_ref=rec.local_ref if rec else (target or shared.ref_key(p.get("patient"))), source="hub_restore",
+        origin=outbox.dumps(op["origin"]) if isinstance(op.get("origin"), dict) and op["origin"] else None,
     ))
     base: dict[str, Any] = {"op_id": op_id, "operator_id": who, "created_at": at}
     table: Any = {"patient": Patient, "visit": Visit, "lab_order": LabOrder, "payment": Payment}.get(

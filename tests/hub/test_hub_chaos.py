@@ -9,7 +9,6 @@ ops are all there, and every counter has pulled every other counter's records.""
 from __future__ import annotations
 
 import random
-import sqlite3
 import threading
 import time
 
@@ -19,6 +18,8 @@ from sqlalchemy import text
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.application.share import share_once
 from opd_fallback.store import meta, open_store
+from opd_fallback.sync.hub_client import HubClient
+from tests.helpers import db as db_helper
 from tests.helpers.hub import run_hub
 
 DEVICES = ("C01", "C02", "C03")
@@ -31,7 +32,7 @@ def letters(text: str) -> str:
 
 
 def hub_ops(db) -> list[tuple[str, str, int]]:
-    con = sqlite3.connect(db)
+    con = db_helper.connect(db)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         return con.execute("SELECT op_id, device_id, seq FROM op").fetchall()

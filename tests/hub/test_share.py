@@ -18,6 +18,7 @@ from opd_fallback.domain.shared import ref_key
 from opd_fallback.store import open_store
 from opd_fallback.store.tables import Op, SharedRecord
 from tests.conftest import put_master_data
+from tests.helpers import db as db_helper
 from tests.helpers.hub import run_hub
 
 PATIENT = {"name": "Sita Devi", "sex": "F", "age_years": 34, "mobile": "9123456780"}
@@ -98,6 +99,7 @@ def test_cross_counter_lab_order_and_payment(tmp_path, counters) -> None:
         assert hub_status(counters["C03"], configured=True)["state"] == "offline"
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_share_cli_exit_codes(tmp_path) -> None:
     data = tmp_path / "c09"
 
@@ -126,7 +128,6 @@ def test_share_cli_exit_codes(tmp_path) -> None:
 
 
 def test_review_decisions_and_cancellations_reach_the_hub(tmp_path, counters) -> None:
-    import sqlite3
 
     from opd_fallback.store import outbox
 
@@ -141,7 +142,7 @@ def test_review_decisions_and_cancellations_reach_the_hub(tmp_path, counters) ->
             outbox.transition(s, "resubmitted", [{"id": reg.patient.op_id, "res": '{"action":"create_new"}'}])
             outbox.transition(s, "cancelled", [{"id": reg.payment.op_id, "why": "entered twice"}])
         exchange(hub, counters, "C01")
-        con = sqlite3.connect(hub.db_path)
+        con = db_helper.connect(hub.db_path)
         try:
             env = orjson.loads(con.execute("SELECT envelope FROM op WHERE op_id=?", (reg.patient.op_id,)).fetchone()[0])
             gone = con.execute("SELECT op_id FROM withdrawn").fetchall()
