@@ -43,7 +43,7 @@ from opd_fallback.domain.contract import OpResult, Reconciliation, Reconciliatio
 from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps
 from opd_fallback.domain.rules import format_paise
-from opd_fallback.store import audit, outbox, reads, writeback
+from opd_fallback.store import audit, hub_restore, outbox, reads, writeback
 from opd_fallback.store.engine import Store
 from opd_fallback.store.states import CANCELLED, FLAGGED, PENDING, SYNCED
 
@@ -619,12 +619,10 @@ def misdated_ops(store: Store, device_id: str, day: date, limit: int = 50) -> li
     that moment its ops' true time is their ``recorded_at`` plus that offset,
     until the next confirmation or a right clock."""
     with store.read() as s:
-        confirmations = s.execute(text(
-            "SELECT at, detail FROM audit_log WHERE action='clock.confirmed' ORDER BY id")).all()
+        confirmations = hub_restore.clock_confirmations(s)
         if not confirmations:
             return []
-        rows = s.execute(text("SELECT op_id, seq, kind, recorded_at FROM op WHERE device_id=:d ORDER BY seq"),
-                         {"d": device_id}).all()
+        rows = hub_restore.device_ops(s, device_id)
     spans: list[tuple[str, float]] = []
     for at, detail in confirmations:
         try:

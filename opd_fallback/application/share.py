@@ -26,7 +26,7 @@ from sqlmodel import col, select
 
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
-from opd_fallback.domain.exits import ExitCode, OpdError
+from opd_fallback.domain.exits import ExitCode
 from opd_fallback.store import meta, outbox, reads
 from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store

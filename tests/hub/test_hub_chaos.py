@@ -18,7 +18,6 @@ from sqlalchemy import text
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.application.share import share_once
 from opd_fallback.store import meta, open_store
-from opd_fallback.sync.hub_client import HubClient
 from tests.helpers import db as db_helper
 from tests.helpers.hub import run_hub
 
