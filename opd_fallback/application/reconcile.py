@@ -43,7 +43,7 @@ from opd_fallback.domain.contract import OpResult, Reconciliation, Reconciliatio
 from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps
 from opd_fallback.domain.rules import format_paise
-from opd_fallback.store import audit, outbox, reads, writeback
+from opd_fallback.store import audit, hub_restore, outbox, reads, writeback
 from opd_fallback.store.engine import Store
 from opd_fallback.store.states import CANCELLED, FLAGGED, PENDING, SYNCED
 
@@ -254,6 +254,8 @@ class DayReport:
     payload_mismatches: list[dict[str, Any]] = field(default_factory=list)
     # every tube this counter's desk recorded that day: collected or refused (reason), and where its op stands
     tubes: list[dict[str, Any]] = field(default_factory=list)
+    # ops this counter saved on the day with its clock confirmed wrong, dated another day (application/clock.py)
+    misdated: list[dict[str, Any]] = field(default_factory=list)
     local_states: dict[str, int] = field(default_factory=dict)
     ops_per_hour: list[dict[str, int]] = field(default_factory=list)
     requeue_missing: bool = False
@@ -302,6 +304,10 @@ class DayReport:
                        "printed and what central gets differ): " + self.payload_mismatches[0]["words"]
                        + (f"; and {len(self.payload_mismatches) - 1} more" if len(self.payload_mismatches) > 1
                           else ""))
+        if self.misdated:
+            out.append(f"{len(self.misdated)} op(s) this counter saved on {self.date} with its clock off carry "
+                       f"another date (e.g. {self.misdated[0]['recorded_at']}): check them against the paper "
+                       "slips; the day is not clean until then")
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -330,6 +336,7 @@ class DayReport:
             "voids_amount_unknown": self.voids_amount_unknown,
             "payload_mismatches": self.payload_mismatches,
             "tubes": self.tubes,
+            "misdated": self.misdated,
             "local_states": self.local_states,
             "ops_per_hour": self.ops_per_hour,
             "requeue_missing": self.requeue_missing,
@@ -482,6 +489,7 @@ def reconcile_day(
         rep.status, rep.error = "unreachable", f"central's answer could not be used: {exc}"
     _always(rep, ops)
     rep.payload_mismatches = payload_mismatches(store, ops.values())
+    rep.misdated = misdated_ops(store, device_id, day)
     if rep.status != "unreachable":
         rep.status = "attention" if rep.reasons() else "clean"
     rep.elapsed_s = time.perf_counter() - t0
@@ -629,4 +637,42 @@ def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[dict[str, A
                     f"{v['payment_local_ref']}")
             if p.get("reason") != v["reason"]:
                 add("reason", None, None, f"{label}: the queued op's reason differs from the void record's")
+    return out
+
+
+def misdated_ops(store: Store, device_id: str, day: date, limit: int = 50) -> list[dict[str, Any]]:
+    """Ops of ``device_id`` saved on ``day`` (by the hub's or central's clock) but dated another day.
+
+    A counter saves with a wrong clock only after a supervisor confirmed it
+    (``clock.confirmed`` in the audit log, with the offset measured then): from
+    that moment its ops' true time is their ``recorded_at`` plus that offset,
+    until the next confirmation or a right clock."""
+    with store.read() as s:
+        confirmations = hub_restore.clock_confirmations(s)
+        if not confirmations:
+            return []
+        rows = hub_restore.device_ops(s, device_id)
+    spans: list[tuple[str, float]] = []
+    for at, detail in confirmations:
+        try:
+            offset = float(orjson.loads(detail).get("offset_s") or 0)
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            continue
+        spans.append((str(at), offset))
+    out: list[dict[str, Any]] = []
+    for op_id, seq, kind, recorded_at in rows:
+        rec = str(recorded_at)
+        since = next((o for at, o in reversed(spans) if rec >= at), None)
+        if since is None:
+            continue
+        try:
+            when = datetime.fromisoformat(rec)
+        except ValueError:
+            continue
+        true_day = (when + timedelta(seconds=since)).astimezone(IST).date()
+        if true_day == day and when.astimezone(IST).date() != day:
+            out.append({"op_id": str(op_id), "seq": int(seq), "kind": str(kind), "recorded_at": rec,
+                        "saved_on": true_day.isoformat()})
+            if len(out) >= limit:
+                break
     return out
