@@ -3,6 +3,7 @@ per-kind table of the code read from it or registered against it."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import get_args
@@ -40,7 +41,8 @@ def test_a_kind_without_its_handler_fails_at_import_naming_it() -> None:
     table: registry.Handlers[object] = registry.Handlers("a test's table")
     for name in registry.NAMES[:-1]:
         table.register(name)(object())
-    with pytest.raises(RuntimeError, match=r"a test's table: no handler registered for payment\.void"):
+    last = re.escape(registry.NAMES[-1])
+    with pytest.raises(RuntimeError, match=rf"a test's table: no handler registered for {last}"):
         table.complete()
     with pytest.raises(KeyError, match="not an op kind"):
         table.register("lab.sample_kollect")
@@ -52,10 +54,10 @@ def test_a_kind_added_to_the_registry_alone_is_refused_until_its_handlers_exist(
     """A declaration without handlers: importing central's apply (or the write-back) raises."""
     code = (
         "from opd_fallback.domain import registry as r\n"
-        "k = r.Kind('lab.sample_collect', 'sample collection', 'LabOrder')\n"
+        "k = r.Kind('lab.test_only_kind', 'a kind for this test', 'LabOrder')\n"
         "r.KINDS += (k,); r.BY_NAME[k.name] = k; r.NAMES += (k.name,)\n"
         "import opd_fallback.store.writeback\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode != 0
-    assert "no handler registered for lab.sample_collect" in res.stderr
+    assert "no handler registered for lab.test_only_kind" in res.stderr

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
 from sqlmodel import Session
 
 from opd_fallback.domain.masterdata import Catalog
+from opd_fallback.store import billing_reads as reads
 from opd_fallback.store import outbox
 
 
@@ -83,29 +83,15 @@ class Account:
         return sum(o.due_paise for o in self.orders)
 
 
-def _marks(prefix: str, values: list[str]) -> tuple[str, dict[str, str]]:
-    names = [f"{prefix}{i}" for i in range(len(values))]
-    return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))
-
-
 def payments_for(s: Session, kind: str, refs: Iterable[str]) -> dict[str, list[Paid]]:
     """Payments not voided for each visit or lab order (``kind``: visit | lab_order), every counter's."""
     refs = [r for r in refs if r]
     out: dict[str, list[Paid]] = {r: [] for r in refs}
     if not refs:
         return out
-    marks, params = _marks("r", refs)
-    own_col, lan_col = ("visit_local_ref", "visit_ref") if kind == "visit" else ("lab_order_local_ref", "lab_order_ref")
-    extra = " AND p.lab_order_local_ref IS NULL" if kind == "visit" else ""
-    for ref, receipt, amount, mode in s.execute(text(
-            f"SELECT p.{own_col}, p.receipt_no, p.amount_paise, p.mode FROM payment p "
-            f"WHERE p.{own_col} IN ({marks}){extra} AND NOT EXISTS "
-            "(SELECT 1 FROM payment_void v WHERE v.payment_local_ref = p.local_ref) ORDER BY p.id"), params).all():
+    for ref, receipt, amount, mode in reads.own_payments(s, kind, refs):
         out[str(ref)].append(Paid(str(receipt), int(amount), str(mode), ""))
-    lan_extra = " AND lab_order_ref IS NULL" if kind == "visit" else ""
-    for ref, device, detail in s.execute(text(
-            f"SELECT {lan_col}, device_id, detail FROM shared_record WHERE kind = 'payment' AND voided = 0 "
-            f"AND {lan_col} IN ({marks}){lan_extra} ORDER BY hub_seq"), params).all():
+    for ref, device, detail in reads.lan_payments(s, kind, refs):
         d = outbox.loads(detail) or {}
         out[str(ref)].append(Paid(str(d.get("receipt_no") or "?"), int(d.get("amount_paise") or 0),
                                   str(d.get("mode") or "?"), str(device)))
@@ -123,26 +109,17 @@ def account(s: Session, keys: Iterable[str], *, own_device: str, catalog: Catalo
     ks = sorted({k.strip().upper() for k in keys if k and k.strip()})
     if not ks:
         return Account((), [], [])
-    marks, params = _marks("k", ks)
-    visits = [VisitLine(str(r[0]), own_device, str(r[1]), str(r[2]), int(r[3] or 0)) for r in s.execute(text(
-        f"SELECT local_ref, visit_date, department, token_no, created_at FROM visit WHERE patient_local_ref IN "
-        f"({marks}) OR patient_uhid IN ({marks}) ORDER BY created_at DESC LIMIT 50"), params).all()]
-    for ref, device, detail in s.execute(text(
-            f"SELECT local_ref, device_id, detail FROM shared_record WHERE kind = 'visit' AND patient_ref IN "
-            f"({marks}) ORDER BY recorded_at DESC LIMIT 50"), params).all():
+    visits = [VisitLine(str(r[0]), own_device, str(r[1]), str(r[2]), int(r[3] or 0)) for r in reads.own_visits(s, ks)]
+    for ref, device, detail in reads.lan_visits(s, ks):
         d = outbox.loads(detail) or {}
         visits.append(VisitLine(str(ref), str(device), str(d.get("visit_date") or ""), str(d.get("department") or ""),
                                 int(d.get("token_no") or 0)))
     orders: list[OrderLine] = []
-    for ref, tests, total, at, sample in s.execute(text(
-            f"SELECT local_ref, tests, total_paise, created_at, sample_id FROM lab_order WHERE patient_local_ref IN "
-            f"({marks}) OR patient_uhid IN ({marks}) ORDER BY created_at DESC LIMIT 50"), params).all():
+    for ref, tests, total, at, sample in reads.own_orders(s, ks):
         codes = [str(c) for c in outbox.loads(tests) or []]
         orders.append(OrderLine(str(ref), own_device, str(at), codes, int(total or 0) or _tests_total(catalog, codes),
                                 sample_id=sample))
-    for ref, device, at, detail in s.execute(text(
-            f"SELECT local_ref, device_id, recorded_at, detail FROM shared_record WHERE kind = 'lab_order' AND "
-            f"patient_ref IN ({marks}) ORDER BY recorded_at DESC LIMIT 50"), params).all():
+    for ref, device, at, detail in reads.lan_orders(s, ks):
         d = outbox.loads(detail) or {}
         codes = [str(c) for c in d.get("tests") or []]
         orders.append(OrderLine(str(ref), str(device), str(at), codes, _tests_total(catalog, codes),

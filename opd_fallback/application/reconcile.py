@@ -553,7 +553,7 @@ def _tubes(by_seq: list[LocalOp]) -> list[dict[str, Any]]:
     """The tubes this counter's desk collected and refused that day, in the order recorded."""
     out = []
     for op in by_seq:
-        if op.kind != "lab.sample_collect" or op.state == "cancelled":
+        if op.kind != "lab.sample_collect" or op.state == CANCELLED:
             continue
         p = orjson.loads(op.payload) if op.payload else {}
         out.append({"sample_id": p.get("sample_id"), "status": p.get("status"), "reason": p.get("reason"),
