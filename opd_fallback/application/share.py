@@ -212,33 +212,42 @@ def _book(answer: dict[str, Any], ops: list[dict[str, Any]], result: ShareResult
 def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Event | None,
           hub: _Hub, missing: list[int]) -> None:
     """Step 2. ``acked``: the highest seq through which the hub holds every op of ours."""
-    acked = missing[0] - 1 if missing else hub.max_seq
-    refused_at: int | None = None
+    with store.read() as s:
+        raw = meta.get(s, meta.HUB_REFUSED)
+        ids_since = meta.get(s, meta.HUB_IDS_SENT_AT)
+    before = [int(x) for x in (outbox.loads(raw) if raw else [])]
+    # ops the hub lost below its mark (holes) and ops it refused before: offered first, in seq order
+    retry = sorted({*missing, *(q for q in before if q <= hub.max_seq)})
+    acked = retry[0] - 1 if retry else hub.max_seq
+    refused: set[int] = set()
 
     def book(answer: dict[str, Any], ops: list[dict[str, Any]], top: int) -> None:
-        nonlocal acked, refused_at
+        nonlocal acked
         low = _book(answer, ops, result, hub.acked_before)
-        if low is not None and refused_at is None:
-            refused_at = low  # pushes go in seq order: everything below it is on the hub now
-        acked = refused_at - 1 if refused_at is not None else max(acked, top)
+        seq_of = {str(o["op_id"]): int(o["seq"]) for o in ops}
+        refused.update(seq_of[str(r.get("op_id"))] for r in answer["results"]
+                       if r.get("status") not in ("stored", "duplicate") and str(r.get("op_id")) in seq_of)
+        if low is not None:
+            refused.add(low)
+        # pushes go in seq order: everything below the first refused op is on the hub now
+        acked = min(refused) - 1 if refused else max(acked, top)
         with store.write() as s:
             meta.put(s, meta.HUB_PUSHED_SEQ, str(acked))
+            meta.put(s, meta.HUB_REFUSED, outbox.dumps(sorted(refused)))
             seen = int(answer.get("hub_seq") or 0)
             if seen > int(meta.get(s, meta.HUB_SEEN_SEQ) or 0):
                 meta.put(s, meta.HUB_SEEN_SEQ, str(seen))
 
     with store.write() as s:
         meta.put(s, meta.HUB_PUSHED_SEQ, str(acked))  # never above what this hub holds
-        ids_since = meta.get(s, meta.HUB_IDS_SENT_AT)
-    # ops the hub lost below its mark (holes): sent again first, in seq order
-    for i in range(0, len(missing), PUSH_PAGE):
+    for i in range(0, len(retry), PUSH_PAGE):
         if stop and stop.is_set():
             return
-        chunk = missing[i:i + PUSH_PAGE]
+        chunk = retry[i:i + PUSH_PAGE]
         with store.read() as s:
             holes = s.exec(select(Op).where(col(Op.seq).in_(chunk)).order_by(col(Op.seq))).all()
             ops = [outbox.envelope(op) for op in holes]
-        last = i + PUSH_PAGE >= len(missing)
+        last = i + PUSH_PAGE >= len(retry)
         book(client.push(ops, []), ops, hub.max_seq if last else chunk[-1])
     pushed = hub.max_seq  # everything above the hub's mark goes, in seq order
     ids, ids_top = _learned_ids(store, ids_since)

@@ -75,7 +75,8 @@ def ensure(conn: sqlite3.Connection) -> None:
             _put(conn, "held_filled", "1")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite already rolled back after a full disk or I/O error
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -99,7 +100,7 @@ def new_epoch(conn: sqlite3.Connection, reason: str) -> str:
         if own:
             conn.execute("COMMIT")
     except BaseException:
-        if own:
+        if own and conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
     return epoch
@@ -130,7 +131,8 @@ def quick_check(path: Path) -> None:
     except sqlite3.DatabaseError as exc:
         raise HubDatabaseProblem("hub_db_damaged", damaged_words(path, str(exc))) from None
     if rows != ["ok"]:
-        raise HubDatabaseProblem("hub_db_damaged", damaged_words(path, "; ".join(rows[:2])))
+        first = " ".join(" ".join(rows[:3]).replace("*** in database main ***", "").split())
+        raise HubDatabaseProblem("hub_db_damaged", damaged_words(path, first[:160] or "quick_check failed"))
 
 
 def file_key(path: Path) -> tuple[int, int] | None:

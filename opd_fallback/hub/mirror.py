@@ -208,7 +208,8 @@ def push(conn: sqlite3.Connection, device_id: str, ops: list[Any], central_ids: 
         top = conn.execute("SELECT coalesce(max(value), 0) FROM hub_counter").fetchone()[0]
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite already rolled back after a full disk or I/O error
+            conn.execute("ROLLBACK")
         raise
     return PushOutcome(results, new_ids, int(top), refused_ids)
 

@@ -54,4 +54,5 @@ HUB_DB_ID = "hub_db_id"  # the hub database this counter last exchanged with (ap
 HUB_EPOCH = "hub_epoch"  # ... and which history of it; HUB_PUSHED_SEQ holds for these two
 HUB_SEEN_SEQ = "hub_seen_seq"  # the highest hub sequence seen there (a hub below it went back)
 HUB_VECTOR = "hub_vector"  # JSON {device: highest seq of that counter's ops held here}
+HUB_REFUSED = "hub_refused"  # JSON [seq...]: own ops the hub refused, offered again at every exchange
 HUB_WENT_BACK = "hub_went_back"  # JSON: the last time the hub was found gone back or replaced, and why

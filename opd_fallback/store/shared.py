@@ -143,6 +143,16 @@ def rebuild_own(session: Session, op: dict[str, Any], patient_names: dict[str, s
         record_ref=rec.local_ref if rec else (target or shared.ref_key(p.get("patient"))), source="hub_restore",
     ))
     base: dict[str, Any] = {"op_id": op_id, "operator_id": who, "created_at": at}
+    if rec is not None:
+        table = {"patient": Patient, "visit": Visit, "lab_order": LabOrder, "payment": Payment}[rec.kind]
+        earlier = session.exec(select(table).where(table.local_ref == rec.local_ref)).first()
+        if earlier is not None:
+            # a correction (review --correct: a later op for the same record) replaces what the first op made;
+            # a payment is never edited nor deleted (its amount and mode are fixed), so it stays
+            if rec.kind == "payment":
+                return rec.kind
+            session.delete(earlier)
+            session.flush()
     if rec is None:
         if target:
             session.add(PaymentVoid(payment_local_ref=target, reason=str(p.get("reason") or ""),

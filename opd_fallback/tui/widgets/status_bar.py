@@ -28,6 +28,8 @@ def human_age(seconds: float | None) -> str:
 
 
 _HUB_WORDS = {"en": ("LAN: on", "LAN: OFF"), "hi": ("LAN: चालू", "LAN: बंद")}
+_HUB_BACK = {"en": "LAN hub went back {at}", "hi": "LAN हब पीछे गया {at}"}
+_HUB_REFUSED = {"en": "LAN refused {n}", "hi": "LAN ने {n} नहीं लिए"}
 
 
 def fit_parts(text: Text, width: int | None) -> Text:
@@ -71,6 +73,12 @@ def _status_line(model: StatusModel, lang: Lang, now: datetime) -> Text:
     if model.hub is not None:  # the LAN hub (other counters' records)
         on, off = _HUB_WORDS.get(lang, _HUB_WORDS["en"])
         out.append(f"│ {on if model.hub else off} ", style="green" if model.hub else "bold red")
+        if model.hub_went_back:
+            words = _HUB_BACK.get(lang, _HUB_BACK["en"]).format(at=model.hub_went_back)
+            out.append(f"│ {words} ", style="bold black on yellow")
+        if model.hub_refused:
+            words = _HUB_REFUSED.get(lang, _HUB_REFUSED["en"]).format(n=model.hub_refused)
+            out.append(f"│ {words} ", style="bold yellow")
     waiting = tr("status.waiting", lang, n=model.ops_waiting)
     if model.ops_waiting and model.oldest_age_s is not None:
         waiting += " (" + tr("status.oldest", lang, age=human_age(model.oldest_age_s)) + ")"
