@@ -144,7 +144,8 @@ def rebuild_own(session: Session, op: dict[str, Any], patient_names: dict[str, s
     ))
     base: dict[str, Any] = {"op_id": op_id, "operator_id": who, "created_at": at}
     if rec is not None:
-        table = {"patient": Patient, "visit": Visit, "lab_order": LabOrder, "payment": Payment}[rec.kind]
+        tables: dict[str, Any] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder, "payment": Payment}
+        table = tables[rec.kind]
         earlier = session.exec(select(table).where(table.local_ref == rec.local_ref)).first()
         if earlier is not None:
             # a correction (review --correct: a later op for the same record) replaces what the first op made;
