@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from opd_fallback.cli import app
 from opd_fallback.cli.importing import progress_bar
+from opd_fallback.domain.exits import ExitCode
 
 runner = CliRunner()
 HEADER = "slip_no,visit_date,recorded_at,operator_id,name,name_local,sex,age_years,mobile,department,fee_paise,fee_mode"
@@ -97,11 +98,12 @@ def test_importing_operator_must_log_in(counter: Path, operator: str, pin: str, 
         assert runner.invoke(app, setup).exit_code == 0
     f = _csv(counter, GOOD)
     res = _import(str(f), operator=operator, pin=pin)
-    assert res.exit_code == 3, res.output
+    # refused: 1 (was 3 until the exit table was made one: 3 is "central unreachable")
+    assert res.exit_code == ExitCode.REFUSED == 1, res.output
     assert "PIN" in res.output and "nothing imported" in res.output
     assert pin not in res.output
     res = _import(str(f))  # nothing was saved by the refused run
-    assert "imported 1," in res.output if setup is None else res.exit_code == 3
+    assert "imported 1," in res.output if setup is None else res.exit_code == ExitCode.REFUSED
 
 
 def test_ops_carry_the_importing_operator_and_the_writer_must_be_known(counter: Path) -> None:

@@ -37,6 +37,7 @@ from opd_fallback.domain import jsonio, rules
 from opd_fallback.domain import payloads as P
 from opd_fallback.domain.clock import IST, today_ist
 from opd_fallback.domain.errors import DomainError, FieldProblem, explain
+from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import BackEntrySlip, Op, Operator
@@ -66,11 +67,13 @@ _LAB_PAY_FIELDS = {"amount_paise": "lab_paise", "mode": "lab_mode", "mode_ref": 
 _LAB_FIELDS = {"tests": "lab_tests"}
 
 
-class FileUnusable(Exception):
+class FileUnusable(OpdError):
     """The file as a whole cannot be read as a back-entry CSV (exit status 2)."""
 
+    exit_code = ExitCode.UNUSABLE
 
-class ImportRefused(Exception):
+
+class ImportRefused(OpdError):
     """Nothing can be imported now: the importing operator is not an active
     operator of this counter, or the counter must check its numbers first."""
 
@@ -113,7 +116,7 @@ class ImportReport:
     @property
     def exit_code(self) -> int:
         """0 when every row is in (or already was), 1 when some were rejected."""
-        return 1 if self.rejected else 0
+        return ExitCode.REFUSED if self.rejected else ExitCode.OK
 
 
 def rejects_path_for(path: Path) -> Path:

@@ -2,41 +2,34 @@
 saved, so the clerk can take the existing patient instead of charging twice
 and leaving central to flag a duplicate after sync.
 
+The rule is :mod:`opd_fallback.domain.identity`'s, the very one central flags
+``possible_duplicate`` by: the same mobile with a similar name and an age within
+two years (the same ABHA number, where both sides know one). So the counter
+warns about exactly what central would flag, no more and no less.
+
 One function, :func:`possible_duplicates`, over any number of candidate
-sources: this counter's registrations, the patient index (central's
-patients) and the patients other counters of the LAN registered (pulled from
-the hub) by default; a source is a callable ``(session, patient) -> hits``. A candidate is a possible match
-when it has the same mobile and a similar name or age, or a very similar name
-with the same sex and a close age. Candidates come by mobile and by name
-prefix (fast at a million patients: F10 waits for this check); the names are
-then compared with rapidfuzz.
+sources: this counter's registrations, the patient index (central's patients)
+and the patients other counters of the LAN registered (pulled from the hub) by
+default; a source is a callable ``(session, patient) -> hits``. Candidates come
+by the mobile (indexed: fast at a million patients, F10 waits for this check);
+:func:`opd_fallback.domain.identity.judge` decides. Central's index carries no
+ABHA number, so at the counter the mobile is what finds a candidate.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlmodel import Session
 
+from opd_fallback.domain import identity
+from opd_fallback.store import patient_index
 from opd_fallback.store.engine import Store
-from opd_fallback.store.patient_index import (
-    INDEX_PATIENTS,
-    LAN_PATIENTS,
-    LOCAL_PATIENTS,
-    PatientHit,
-    name_score,
-)
-from opd_fallback.store.patient_index import search as search_index
+from opd_fallback.store.patient_index import PatientHit
 
 Source = Callable[[Session, dict[str, Any]], list[PatientHit]]
-
-SIMILAR_NAME = 75  # name_score (0-100) for "similar" when the mobile is the same
-SAME_NAME = 90  # without the same mobile, the name must be this close (and sex, age agree)
-AGE_SLACK_YEARS = 2
 
 
 @dataclass(frozen=True)
@@ -46,63 +39,36 @@ class PossibleMatch:
     why: tuple[str, ...]  # "same mobile", "similar name", "same age"...
 
 
-def _same_mobile_or_name(select: str, source: str, doc: str) -> Source:
-    """A source over one kind of patient record: same mobile (indexed), or a name like it."""
+def _same_mobile(source: str, doc: str) -> Source:
+    """A source over one kind of patient record: the patients with the same mobile."""
     def find(session: Session, patient: dict[str, Any]) -> list[PatientHit]:
-        rows: list[Any] = []
-        if patient.get("mobile"):
-            rows = list(session.execute(text(f"{select} mobile = :m LIMIT 50"), {"m": patient["mobile"]}).all())
-        hits = [PatientHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], source, int(r[9] or 0), r[10], r[11])
-                for r in rows]
-        name = str(patient.get("name") or "")
-        return hits + [h for h in search_index(session, name, limit=30, fuzzy=False) if h.source == source]
+        mobile = patient.get("mobile")
+        return patient_index.with_mobile(session, source, mobile) if mobile else []
     find.__doc__ = doc
     return find
 
 
-this_counter = _same_mobile_or_name(
-    LOCAL_PATIENTS, "local", "This counter's own registrations with the same mobile, or a name like it.")
-patient_index = _same_mobile_or_name(
-    INDEX_PATIENTS, "index", "Central's patients (the offline index) with the same mobile, or a name like it.")
-lan_counters = _same_mobile_or_name(
-    LAN_PATIENTS, "lan", "Patients other counters of the LAN registered (shared through the hub): two "
+this_counter = _same_mobile("local", "This counter's own registrations with the same mobile.")
+patient_index_source = _same_mobile("index", "Central's patients (the offline index) with the same mobile.")
+lan_counters = _same_mobile(
+    "lan", "Patients other counters of the LAN registered (shared through the hub) with the same mobile: two "
     "counters never register one patient twice without the clerk seeing it.")
 
+DEFAULT_SOURCES: tuple[Source, ...] = (this_counter, patient_index_source, lan_counters)
 
-DEFAULT_SOURCES: tuple[Source, ...] = (this_counter, patient_index, lan_counters)
 
-
-def _judge(patient: dict[str, Any], hit: PatientHit) -> PossibleMatch | None:
-    score = name_score(str(patient.get("name") or ""), hit.name)
-    same_mobile = bool(patient.get("mobile")) and patient.get("mobile") == hit.mobile
-    age, sex = patient.get("age_years"), patient.get("sex")
-    close_age = age is not None and hit.age_years is not None and abs(int(age) - hit.age_years) <= AGE_SLACK_YEARS
-    same_sex = not sex or not hit.sex or sex == hit.sex
-    why = []
-    if same_mobile:
-        why.append("same mobile")
-    if score >= SIMILAR_NAME:
-        why.append("same name" if score >= 99 else "similar name")
-    if close_age:
-        why.append("same age" if age == hit.age_years else "similar age")
-    if hit.source == "lan" and hit.local_ref:
-        why.append(f"registered at {hit.local_ref.split('-', 1)[0]}")  # an offline number starts with its counter
-    if same_mobile and (score >= SIMILAR_NAME or close_age) and same_sex:
-        return PossibleMatch(hit, score, tuple(why))
-    if score >= SAME_NAME and same_sex and close_age and (
-            not patient.get("mobile") or not hit.mobile or same_mobile):
-        return PossibleMatch(hit, score, tuple(why))
-    return None
+def _fields(hit: PatientHit) -> dict[str, Any]:
+    return {"name": hit.name, "mobile": hit.mobile, "sex": hit.sex, "age_years": hit.age_years,
+            "age_months": hit.age_months, "age_days": hit.age_days}
 
 
 def possible_duplicates(store: Store, patient: dict[str, Any], *,
                         sources: Sequence[Source] = DEFAULT_SOURCES, limit: int = 5) -> list[PossibleMatch]:
-    """Registered patients this new ``patient`` (name, sex, age_years, mobile)
-    may be, best first; empty when none. Reads only (a worker calls it)."""
+    """Registered patients this new ``patient`` (name, age, mobile, ...) may be,
+    best first; empty when none. Reads only (a worker calls it)."""
     if not str(patient.get("name") or "").strip():
         return []
-    mobile = re.sub(r"\D", "", str(patient.get("mobile") or ""))[-10:] or None
-    wanted = {**patient, "mobile": mobile}
+    wanted = {**patient, "mobile": identity.mobile_key(patient.get("mobile"))}
     found: dict[tuple[str | None, str | None], PossibleMatch] = {}
     with store.read() as s:
         for source in sources:
@@ -110,8 +76,12 @@ def possible_duplicates(store: Store, patient: dict[str, Any], *,
                 key = (hit.uhid, None) if hit.uhid else (None, hit.local_ref)
                 if key in found:
                     continue
-                match = _judge(wanted, hit)
-                if match is not None:
-                    found[key] = match
+                verdict = identity.judge(wanted, _fields(hit))
+                if verdict is None:
+                    continue
+                why = verdict.why
+                if hit.source == "lan" and hit.local_ref:
+                    why = (*why, f"registered at {hit.local_ref.split('-', 1)[0]}")  # an offline number starts with its counter
+                found[key] = PossibleMatch(hit, verdict.score, why)
     ranked = sorted(found.values(), key=lambda m: (-len(m.why), -m.score))
     return ranked[:limit]

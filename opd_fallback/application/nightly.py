@@ -15,11 +15,12 @@ from typing import Any
 from opd_fallback.application import reports
 from opd_fallback.config import Settings
 from opd_fallback.domain.clock import now_iso, today_ist
+from opd_fallback.domain.exits import ExitCode
 from opd_fallback.store import backup as backups
 from opd_fallback.store import readiness
 from opd_fallback.store.engine import Store
 
-EXIT_OK, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
+EXIT_OK, EXIT_ATTENTION, EXIT_UNREACHABLE = ExitCode.OK, ExitCode.REFUSED, ExitCode.UNREACHABLE
 
 
 def central_client(s: Settings) -> Any:

@@ -14,7 +14,7 @@ through (``/reconciliation/ops``) and every op is classified:
   view, e.g. restored from an old backup);
 
 and, always: payments central warned about (``amount_mismatch`` with both
-amounts, ``unknown_item``), ops still waiting or flagged for a person, and
+amounts, ``unknown_item``, 1.2 ``waiver_unapproved``, each named by what it is), ops still waiting or flagged for a person, and
 every payment or void op whose queued payload no longer matches the local
 record it carries (amount, mode, items, receipt; the voided payment and the
 reason): the totals above are computed from the payloads, so a payload that
@@ -38,16 +38,29 @@ from sqlalchemy import text
 
 from opd_fallback.application.reports import DAY_SCHEMA
 from opd_fallback.domain.clock import IST, now_iso
+from opd_fallback.domain.contract import WARNING_CODES as CONTRACT_WARNING_CODES
 from opd_fallback.domain.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
+from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps
 from opd_fallback.domain.rules import format_paise
-from opd_fallback.store import audit, outbox
+from opd_fallback.store import audit, outbox, writeback
 from opd_fallback.store.engine import Store
-from opd_fallback.sync.engine import record_rows
 
 SCHEMA = DAY_SCHEMA  # one name for the schema, shared with the renderers
-EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = 0, 1, 3
-WARNING_CODES = ("amount_mismatch", "unknown_item")
+EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = ExitCode.OK, ExitCode.REFUSED, ExitCode.UNREACHABLE
+WARNING_CODES = CONTRACT_WARNING_CODES  # amount_mismatch, unknown_item, (1.2) waiver_unapproved
+# what each payment warning is, in the words of the day's summary (n lines)
+WARNING_WORDS = {
+    "amount_mismatch": "payment line(s) differ from the central price list",
+    "unknown_item": "payment line(s) with an item central does not know",
+    "waiver_unapproved": "waived payment line(s) with no approved waiver (the category does not exempt the fee)",
+}
+
+
+def warning_words(code: str) -> str:
+    """A payment warning code as the summary names it; a code this counter does not
+    know yet is named as such, never taken for another."""
+    return WARNING_WORDS.get(code, f"payment line(s) central warned about ({code})")
 OUTCOME_WORKERS = 4  # GET /ops/{op_id} in flight at once when classifying
 
 
@@ -264,12 +277,12 @@ class DayReport:
             out.append(f"{len(self.unknown_here)} op(s) applied centrally are not in this counter's database")
         if self.differences:
             out.append("totals still differ: " + ", ".join(d["field"] for d in self.differences[:6]))
-        mism = [w for w in self.payment_warnings if w["code"] == "amount_mismatch"]
-        if mism:
-            out.append(f"{len(mism)} payment line(s) differ from the central price list")
-        unk = [w for w in self.payment_warnings if w["code"] != "amount_mismatch"]
-        if unk:
-            out.append(f"{len(unk)} payment line(s) with an item central does not know")
+        by_code: dict[str, int] = {}
+        for w in self.payment_warnings:
+            by_code[str(w["code"])] = by_code.get(str(w["code"]), 0) + 1
+        for code in sorted(by_code, key=lambda c: (c not in WARNING_CODES, WARNING_CODES.index(c)
+                                                    if c in WARNING_CODES else 0, c)):
+            out.append(f"{by_code[code]} {warning_words(code)}")
         if self.waiting:
             out.append(f"{len(self.waiting)} op(s) still waiting to sync")
         if self.flagged:
@@ -397,26 +410,24 @@ def mark_synced_many(
 
     The ops are not resent, so a second application is impossible from here.
     Their records learn central ids exactly as the sync engine books an
-    ``applied`` answer (:func:`opd_fallback.sync.engine.record_rows`).
+    ``applied`` answer (:mod:`opd_fallback.store.writeback`).
     """
 
     before: dict[str, str] = {}
     for i in range(0, len(items), chunk):
         part = items[i:i + chunk]
         now = now_iso()
-        records: dict[Any, list[dict[str, Any]]] = {}
+        records: writeback.Rows = {}
         rows = []
         for op_id, kind, record_ref, outcome in part:
             result = outcome.result or {}
-            record_rows(kind, record_ref, result, records)
+            writeback.collect(kind, record_ref, result, records)
             rows.append({"st": outcome.status, "res": dumps(result), "now": now, "id": op_id})
         with store.write() as s:
             for op_id, *_ in part:
                 before[op_id] = str(outbox.op_state(s, op_id))
             outbox.transition(s, "synced", rows)
-            conn = s.connection()
-            for stmt, rec_rows in records.items():
-                conn.execute(stmt, rec_rows)
+            writeback.write(s, records)
             for op_id, _kind, _ref, outcome in part:
                 audit.record(s, actor, "reconcile.mark_synced", op_id, was=before[op_id],
                              central_status=outcome.status)

@@ -105,6 +105,10 @@ def _warning_line(w: dict[str, Any]) -> str:
     if w.get("code") == "amount_mismatch":
         return (f"receipt {who} item {w.get('item')}: paid {_value('paise', w.get('paid_paise'))}, "
                 f"central price {_value('paise', w.get('expected_paise'))}")
+    if w.get("code") == "unknown_item":
+        return f"receipt {who} item {w.get('item')}: central does not know this item"
+    if w.get("code") == "waiver_unapproved":
+        return f"receipt {who} item {w.get('item') or ''}: waived without an approved waiver".replace(" item :", ":")
     return f"receipt {who}: {w.get('code')} {w.get('item') or ''}".strip()
 
 

@@ -137,6 +137,11 @@ class _Made:
     info: PatientInfo | None = None
 
 
+def _origin(origin: dict[str, Any] | None) -> dict[str, str] | None:
+    """An envelope's ``origin`` checked by the contract's model; None when no key has a value."""
+    return None if not origin else validate(P.Origin, origin).wire()
+
+
 class Tx:
     """One open write transaction at the counter (see ``CounterService.transaction``)."""
 
@@ -148,12 +153,16 @@ class Tx:
         *,
         recorded_at: datetime | None = None,
         source: str = "counter",
+        origin: dict[str, Any] | None = None,
     ) -> None:
         self.svc = svc
         self.session = session
         self.operator_id = operator_id
         self.recorded_at = recorded_at
         self.source = source
+        # contract 1.2: where the ops of a back-entered slip were written on paper
+        # (written_by, device_id, slip_no), sent on each op's envelope; see from_paper
+        self.origin = _origin(origin)
         self.catalog = svc.catalog(session)
         # Records made in this transaction by local_ref (and uhid), so the next step
         # of a flow (the visit of a patient just registered, the payment of a lab
@@ -200,6 +209,16 @@ class Tx:
             raise
         conn.exec_driver_sql(f"RELEASE {name}")
 
+    @contextmanager
+    def from_paper(self, origin: dict[str, Any] | None) -> Iterator[None]:
+        """The ops made inside carry ``origin`` (one slip of a back-entry file,
+        within the import's one transaction); the transaction's own afterwards."""
+        before, self.origin = self.origin, _origin(origin)
+        try:
+            yield
+        finally:
+            self.origin = before
+
     # --- helpers -------------------------------------------------------------
     def _when(self) -> datetime:
         return self.recorded_at or now_ist()
@@ -215,6 +234,7 @@ class Tx:
             self.session, seq=seq, op_id=op_id, kind=kind, device_id=self.svc.device_id,
             operator_id=self.operator_id, payload=payload, depends_on=depends_on,
             recorded_at=when, record_kind=record_kind, record_ref=record_ref, source=self.source,
+            origin=self.origin,
         )
 
     def _unsynced(self, *op_ids: str | None) -> list[str]:
@@ -419,9 +439,12 @@ class Tx:
     def record_payment(
         self, patient: str | PatientInfo, payment: PaymentInput, *,
         visit: str | None = None, lab_order: str | None = None, due_items: list[dict[str, Any]] | None = None,
+        waiver: dict[str, str] | None = None,
     ) -> Saved:
         """Money taken. ``due_items`` (code, qty, amount_paise) is what the
-        amount is for; when the clerk gives no amount, the amount is their sum."""
+        amount is for; when the clerk gives no amount, the amount is their sum.
+        ``waiver`` (contract 1.2: reason, approved_by) goes with a waived fee the
+        patient's category does not exempt."""
         info = self.patient(patient)
         items = payment.items or due_items
         if not items:
@@ -463,7 +486,7 @@ class Tx:
         model = validate(P.PaymentRecord, {
             "local_ref": local_ref, "receipt_no": receipt, "patient": info.ref.wire(),
             "visit": visit_wire, "lab_order": lab_wire, "amount_paise": amount, "mode": payment.mode,
-            "mode_ref": payment.mode_ref, "items": items,
+            "mode_ref": payment.mode_ref, "items": items, "waiver": waiver,
         })
         self.session.add(Payment(
             local_ref=local_ref, receipt_no=receipt, patient_local_ref=info.local_ref,
@@ -560,14 +583,14 @@ class CounterService:
     # --- writing -----------------------------------------------------------------
     @contextmanager
     def transaction(self, operator_id: str, *, recorded_at: datetime | None = None,
-                    source: str = "counter") -> Iterator[Tx]:
+                    source: str = "counter", origin: dict[str, Any] | None = None) -> Iterator[Tx]:
         with self.store.write() as session:
             hold = meta.get(session, meta.NEEDS_SEQ_CHECK)
             if hold:
                 raise DomainError(
                     f"this counter was restored from a backup and must check its numbers with central "
                     f"before taking new work ({hold}); ask a supervisor", code="not_ready")
-            yield Tx(self, session, operator_id, recorded_at=recorded_at, source=source)
+            yield Tx(self, session, operator_id, recorded_at=recorded_at, source=source, origin=origin)
 
     def _fee_items(self, tx: Tx, visit_type: str, category: str, payment: PaymentInput) -> list[dict[str, Any]]:
         quote = tx.catalog.opd_fee(visit_type, category) if tx.catalog else None
@@ -605,8 +628,9 @@ class CounterService:
                                          f"a waiver for a {category} patient needs a supervisor's ID and PIN"))
         if problems:
             raise DomainError(problems, code=problems[-1].code)
-        assert sup is not None
-        pay = tx.record_payment(info, waived, visit=visit, lab_order=lab_order)
+        assert sup is not None and reason is not None
+        pay = tx.record_payment(info, waived, visit=visit, lab_order=lab_order,
+                                waiver={"reason": reason, "approved_by": sup.id})
         audit.record(tx.session, tx.operator_id, WAIVER_ACTION, pay.local_ref, receipt_no=pay.extra["receipt_no"],
                      approved_by=sup.id, reason=reason, category=category, waived_paise=list_paise,
                      items=[str(i["code"]) for i in items])

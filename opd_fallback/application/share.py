@@ -45,6 +45,7 @@ from sqlmodel import col, select
 
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.store import meta, outbox
 from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store
@@ -58,7 +59,8 @@ MAX_PAGES = 10_000  # a guard: a hub whose cursor never reaches done is an error
 OK, UNREACHABLE, UNAUTHORIZED = "ok", "unreachable", "unauthorized"
 REFUSED, HUB_DISK_FULL, HUB_DAMAGED = "refused", "hub_disk_full", "hub_damaged"
 # share's exit status by outcome (README, docs/hub-api.md): four hub problems, four codes
-EXIT_CODES = {OK: 0, REFUSED: 1, UNREACHABLE: 3, HUB_DISK_FULL: 5, HUB_DAMAGED: 6, UNAUTHORIZED: 7}
+EXIT_CODES = {OK: ExitCode.OK, REFUSED: ExitCode.REFUSED, UNREACHABLE: ExitCode.UNREACHABLE,
+              HUB_DISK_FULL: ExitCode.DISK, HUB_DAMAGED: ExitCode.DAMAGED, UNAUTHORIZED: ExitCode.HUB_TOKEN}
 
 
 class HubApi(Protocol):
@@ -89,7 +91,7 @@ class ShareResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES.get(self.outcome, 3)
+        return int(EXIT_CODES.get(self.outcome, ExitCode.UNREACHABLE))
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -411,7 +413,7 @@ class HubRestore:
     cancelled: int = 0
 
 
-class RestoreRefused(ValueError):
+class RestoreRefused(OpdError, ValueError):
     """The counter database already holds work: restoring from the hub would mix two histories."""
 
 

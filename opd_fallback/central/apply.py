@@ -56,6 +56,18 @@ Decisions not spelled out by the contract (documented for the IT cell):
 - linking a ``local_ref`` to an existing patient (resolution ``link``) moves
   that patient up in ``/patients/changes``, so counters learn the new
   ``local_refs`` entry.
+
+Contract 1.2 here: an integer beyond 2**53-1 is ``validation_failed`` naming
+its field (not remembered, like any payload without a canonical form); an
+``origin`` is kept in ``op_outcome.origin`` and hashed with the payload; a
+null inside ``patient.update``'s ``changes`` counts for idempotency. Hashes
+whose input is the same as under 1.1 keep the ``jcs:`` prefix, the others
+(an origin, a null in ``changes``) are ``jcs2:``, and a ``jcs:`` row is compared
+with the 1.1 form, so a resend of an op remembered before 1.2 is still a
+duplicate. A deferred op's ``error.waiting_for`` names the op or local_ref it
+waits on; a tube whose sample id another op's tube has is ``sample_id_reused``;
+a waived payment of an item the category does not exempt without a ``waiver``
+is applied with ``waiver_unapproved`` (one warning per such item).
 """
 
 from __future__ import annotations
@@ -71,13 +83,21 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from opd_fallback.central import dedupe
 from opd_fallback.central.master import MasterIndex
 from opd_fallback.central.series import series_for
+from opd_fallback.domain import identity, registry
 from opd_fallback.domain.clock import IST, now_iso
-from opd_fallback.domain.contract import CANDIDATE_FIELDS, OpEnvelope, canonical_payload
+from opd_fallback.domain.contract import (
+    CANDIDATE_FIELDS,
+    OpEnvelope,
+    big_int_path,
+    canonical_op,
+    canonical_payload,
+    drop_nulls,
+)
 from opd_fallback.domain.errors import explain
 from opd_fallback.domain.payloads import (
+    MAX_INT,
     LabOrder,
     PatientFields,
     PatientRegister,
@@ -97,12 +117,9 @@ _PATIENT_COLS = ("uhid", *PATIENT_COLUMNS, "version", "change_seq", "created_at"
 _INSERT_PATIENT = f"INSERT INTO patient({','.join(_PATIENT_COLS)}) VALUES ({','.join('?' * len(_PATIENT_COLS))})"
 CANDIDATE_KEYS = CANDIDATE_FIELDS
 _REQUIRED_PATIENT = ("name", "sex", "category")
-_REF_TABLES = {
-    "patient": ("patient", "uhid"),
-    "visit": ("visit", "visit_id"),
-    "lab_order": ("lab_order", "order_id"),
-    "payment": ("payment", "receipt_id"),
-}
+# record kind -> (its table, its central id column): named as the kind that creates it
+# (domain/registry.py: the record kind, and the result key holding its central id)
+_REF_TABLES = {registry.CREATES[k]: (registry.CREATES[k], col) for k, col in registry.CENTRAL_ID_KEYS.items()}
 
 
 class _Outcome(Exception):
@@ -127,19 +144,40 @@ def _result(op_id: str, status: str, result: Any = None, error: Any = None) -> d
 
 
 HASH_PREFIX = "jcs:"  # marks hashes of the 1.1 canonical form; older rows have none
+HASH_PREFIX_12 = "jcs2:"  # 1.2: the input differs from 1.1's (an origin, a null in changes)
 
 
-def payload_hash(payload: Any) -> str:
-    """The contract's payload equality (RFC 8785, absent == null) hashed.
-    Raises ``ValueError`` for a payload with no canonical form."""
+def _differs_from_1_1(payload: Any, origin: Any, kind: str | None) -> bool:
+    if isinstance(origin, dict) and drop_nulls(origin):
+        return True
+    changes = payload.get("changes") if kind == "patient.update" and isinstance(payload, dict) else None
+    return isinstance(changes, dict) and None in changes.values()
+
+
+def payload_hash(payload: Any, origin: Any = None, kind: str | None = None) -> str:
+    """The contract's payload equality (RFC 8785, absent == null; 1.2 with the
+    origin and the nulls of ``changes``) hashed. Raises ``ValueError`` for a
+    payload with no canonical form."""
+    if _differs_from_1_1(payload, origin, kind):
+        return HASH_PREFIX_12 + hashlib.sha256(canonical_op(payload, origin, kind)).hexdigest()
     return HASH_PREFIX + hashlib.sha256(canonical_payload(payload)).hexdigest()
 
 
-def _same_payload(stored: str, payload: Any, phash: str) -> bool:
+def _same_payload(stored: str, payload: Any, phash: str, origin: Any = None) -> bool:
     """Does a remembered hash match this payload? Pre-1.1 rows hold the SHA-256 of
-    sorted-key JSON as it was received (nulls kept, as the counter then sent them)."""
-    if stored.startswith(HASH_PREFIX):
+    sorted-key JSON as it was received (nulls kept, as the counter then sent them).
+    A 1.1 row (``jcs:``) of a patient.update was hashed with every null dropped,
+    and no op then had an origin."""
+    if stored.startswith(HASH_PREFIX_12):
         return stored == phash
+    if stored.startswith(HASH_PREFIX):
+        if stored == phash:
+            return True
+        has_origin = isinstance(origin, dict) and bool(drop_nulls(origin))
+        return (phash.startswith(HASH_PREFIX_12) and not has_origin
+                and stored == HASH_PREFIX + hashlib.sha256(canonical_payload(payload)).hexdigest())
+    if isinstance(origin, dict) and drop_nulls(origin):
+        return False  # no op had an origin before 1.2
     legacy = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return stored == legacy or stored == _legacy_with_null_ref_keys(payload)
 
@@ -162,7 +200,7 @@ class _DeviceDelta:
     last: datetime | None = None
 
 
-_REF_KEYS = ("patient", "visit", "lab_order", "payment")
+_REF_KEYS = registry.RECORD_KINDS  # the payload fields that hold a reference
 _CHUNK = 900
 _MAX_SQL_INT = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT are signed 64-bit numbers
 _MOBILE_LIMIT = 200  # a shared phone (a village's, a placeholder) is compared with this many at most
@@ -188,6 +226,11 @@ class _BatchState:
     patients_by: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(
         default_factory=lambda: {"mobile": {}, "abha_number": {}})
     visit_owner: dict[str, str] = field(default_factory=dict)  # visit_id -> uhid
+
+
+_Handler = Callable[["Applier", OpEnvelope, Any], dict[str, Any]]
+# Which method applies which op kind: each registers below (the kinds are domain/registry.py's).
+_HANDLERS: registry.Handlers[_Handler] = registry.Handlers("central apply (central/apply.py)")
 
 
 class Applier:
@@ -260,7 +303,7 @@ class Applier:
         if b.new_outcomes:
             c.executemany(
                 "INSERT INTO op_outcome(op_id, kind, device_id, payload_hash, status, result, error, "
-                "recorded_at, local_date, seq, applied_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "recorded_at, local_date, seq, applied_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 b.new_outcomes,
             )
         if b.new_refs:
@@ -397,8 +440,15 @@ class Applier:
             return _result(env.op_id, "rejected", error={
                 "code": "device_mismatch",
                 "message": f"this token belongs to device {device_id}, not {env.device_id}"})
+        big = big_int_path(env.payload)
+        if big is not None:
+            return _result(env.op_id, "rejected", error={
+                "code": "validation_failed", "message": f"{big}: must be a whole number from 0 to 2^53 - 1",
+                "fields": [{"field": big, "code": "too_large",
+                            "message": "must be a whole number from 0 to 2^53 - 1"}]})
+        origin = env.origin.wire() if env.origin is not None else None
         try:
-            phash = payload_hash(env.payload)
+            phash = payload_hash(env.payload, origin, env.kind)
         except ValueError as exc:
             return _result(env.op_id, "rejected", error={
                 "code": "validation_failed", "message": f"payload: {exc}",
@@ -407,7 +457,7 @@ class Applier:
         b = self._b
         row = b.outcomes.get(env.op_id)
         if row is not None:
-            if (row[0], row[1]) != (env.kind, env.device_id) or not _same_payload(row[2], env.payload, phash):
+            if (row[0], row[1]) != (env.kind, env.device_id) or not _same_payload(row[2], env.payload, phash, origin):
                 return _result(env.op_id, "rejected", error={
                     "code": "idempotency_mismatch",
                     "message": "this op_id was used before with another kind, device or payload"})
@@ -432,9 +482,11 @@ class Applier:
         res = None if result is None else orjson.dumps(result).decode()
         err = None if error is None else orjson.dumps(error).decode()
         self._b.outcomes[env.op_id] = (env.kind, env.device_id, phash, status, res, err)
+        origin = env.origin.wire() if env.origin is not None else None
         self._b.new_outcomes.append((
             env.op_id, env.kind, env.device_id, phash, status, res, err,
             env.recorded_at.isoformat(), _local_date(env.recorded_at), env.seq, self._now,
+            None if origin is None else orjson.dumps(origin).decode(),
         ))
 
     def _apply(self, env: OpEnvelope) -> dict[str, Any]:
@@ -455,7 +507,8 @@ class Applier:
         for dep in env.depends_on:
             row = outcomes.get(dep)
             if row is None or row[3] != "applied":
-                raise _Outcome("deferred", "dependency_missing", f"op {dep} is not applied yet", op_id=dep)
+                raise _Outcome("deferred", "dependency_missing", f"op {dep} is not applied yet", op_id=dep,
+                               waiting_for={"op_id": dep})
 
     def _known(self, local_ref: str) -> tuple[str, str, str] | None:
         refs = self._b.refs
@@ -486,7 +539,8 @@ class Applier:
         known = self._known(ref.local_ref)
         if known is None:
             raise _Outcome("deferred", "reference_pending",
-                           f"{field}: {ref.local_ref} is not known here yet", local_ref=ref.local_ref)
+                           f"{field}: {ref.local_ref} is not known here yet", local_ref=ref.local_ref,
+                           waiting_for={"local_ref": ref.local_ref})
         if known[0] != kind:
             raise _field_reject(missing, field, "wrong_kind", f"{ref.local_ref} is a {known[0]}, not a {kind}")
         return known[1]
@@ -522,6 +576,7 @@ class Applier:
                                 f"a {env.kind} op takes no resolution")
 
     # ---- kinds ----------------------------------------------------------
+    @_HANDLERS.register("patient.register")
     def _patient_register(self, env: OpEnvelope, p: PatientRegister) -> dict[str, Any]:
         self._own_ref(env, p.local_ref)
         res = env.resolution
@@ -574,7 +629,7 @@ class Applier:
                 found[old["uhid"]] = old
         if rec.get("mobile"):
             for old in self._patients_by("mobile", rec["mobile"])[:_MOBILE_LIMIT]:
-                if old["uhid"] not in found and dedupe.similar(rec, old):
+                if old["uhid"] not in found and identity.judge(rec, old) is not None:
                     found[old["uhid"]] = old
         return [{k: v[k] for k in CANDIDATE_KEYS} for v in found.values()]
 
@@ -616,6 +671,7 @@ class Applier:
         row = self._q(f"SELECT {','.join(cols)} FROM patient WHERE uhid=?{lock}", (uhid,)).fetchone()
         return None if row is None else dict(zip(cols, row))
 
+    @_HANDLERS.register("patient.update")
     def _patient_update(self, env: OpEnvelope, p: PatientUpdate) -> dict[str, Any]:
         res = env.resolution
         if res is not None and res.action != "apply":
@@ -649,6 +705,7 @@ class Applier:
         self._version(uhid, version, rec, env.op_id)
         return {"uhid": uhid, "version": version}
 
+    @_HANDLERS.register("visit.open")
     def _visit_open(self, env: OpEnvelope, p: VisitOpen) -> dict[str, Any]:
         self._no_resolution(env)
         self._own_ref(env, p.local_ref)
@@ -672,6 +729,7 @@ class Applier:
         self._map(p.local_ref, "visit", visit_id, env.op_id)
         return {"visit_id": visit_id}
 
+    @_HANDLERS.register("lab.order")
     def _lab_order(self, env: OpEnvelope, p: LabOrder) -> dict[str, Any]:
         self._no_resolution(env)
         self._own_ref(env, p.local_ref)
@@ -690,7 +748,7 @@ class Applier:
         for i, (sid, _, _) in enumerate(tubes):
             row = self._q("SELECT op_id FROM lab_sample WHERE sample_id=?", (sid,)).fetchone()
             if row is not None and row[0] != env.op_id:
-                raise _field_reject("validation_failed", f"samples.{i}.sample_id" if p.samples else "sample_id",
+                raise _field_reject("sample_id_reused", f"samples.{i}.sample_id" if p.samples else "sample_id",
                                     "already_used", f"{sid} already names a tube of op {row[0]}")
         self._deps(env)
         uhid = self._ref(p.patient, "patient", "patient")
@@ -717,6 +775,7 @@ class Applier:
         self._map(p.local_ref, "lab_order", order_id, env.op_id)
         return {"order_id": order_id, "accession": accession}
 
+    @_HANDLERS.register("payment.record")
     def _payment_record(self, env: OpEnvelope, p: PaymentRecord) -> dict[str, Any]:
         self._no_resolution(env)
         self._own_ref(env, p.local_ref)
@@ -732,10 +791,11 @@ class Applier:
             self._use_reserved(p.receipt_no, env.op_id)
         self._w(
             "INSERT INTO payment(receipt_id, receipt_no, uhid, visit_id, order_id, amount_paise, mode, mode_ref, "
-            "items, warnings, voided, device_id, local_date, op_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "items, warnings, voided, device_id, local_date, op_id, waiver) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (receipt_id, p.receipt_no, uhid, visit_id, order_id, p.amount_paise, p.mode, p.mode_ref,
              orjson.dumps(items).decode(), orjson.dumps(warnings).decode(), 0, env.device_id,
-             _local_date(env.recorded_at), env.op_id),
+             _local_date(env.recorded_at), env.op_id,
+             None if p.waiver is None else orjson.dumps(p.waiver.model_dump()).decode()),
         )
         self._map(p.local_ref, "payment", receipt_id, env.op_id)
         return {"receipt_id": receipt_id, "warnings": warnings}
@@ -759,8 +819,11 @@ class Applier:
             expected = 0 if item.code in exempt else price * item.qty
             if p.mode != "waived" and item.amount_paise != expected:
                 warnings.append({"code": "amount_mismatch", "item": item.code, "expected_paise": expected})
+            if p.mode == "waived" and p.waiver is None and expected > 0:
+                warnings.append({"code": "waiver_unapproved", "item": item.code})
         return warnings
 
+    @_HANDLERS.register("payment.void")
     def _payment_void(self, env: OpEnvelope, p: PaymentVoid) -> dict[str, Any]:
         self._no_resolution(env)
         self._deps(env)
@@ -783,33 +846,20 @@ class Applier:
 def _count_seq(raw: Any, device_id: str, delta: _DeviceDelta) -> None:
     """Contract 1.1: ``max_seq`` is the highest seq received from the device in any
     request, whatever its outcome, so a seq is counted before anything is checked
-    (an op naming another device is that device's numbering, not this one's)."""
+    (an op naming another device is that device's numbering, not this one's).
+    1.2: a seq beyond 2**53-1 is invalid and not counted, so a counter restored
+    after such a mistake still has valid numbers above ``max_seq``."""
     if not isinstance(raw, dict) or raw.get("device_id") != device_id:
         return
     seq = raw.get("seq")
-    if type(seq) is int and 0 < seq <= _MAX_SQL_INT and seq > delta.max_seq:
+    if type(seq) is int and 0 < seq <= MAX_INT and seq > delta.max_seq:
         delta.max_seq = seq
 
 
-_Handler = Callable[[Applier, OpEnvelope, Any], dict[str, Any]]
-# Which method applies which op kind (the contract's kinds; payloads.py validates each).
-_HANDLERS: dict[str, _Handler] = {
-    "patient.register": Applier._patient_register,
-    "patient.update": Applier._patient_update,
-    "visit.open": Applier._visit_open,
-    "lab.order": Applier._lab_order,
-    "payment.record": Applier._payment_record,
-    "payment.void": Applier._payment_void,
-}
-# The numbers an op of each kind may take; a register or payment bringing its own
-# block id (uhid / receipt_no) takes no new one.
-_WANTS: dict[str, tuple[str, ...]] = {
-    "patient.register": ("uhid", "change"),
-    "patient.update": ("change",),
-    "visit.open": ("visit",),
-    "lab.order": ("lab_order",),
-    "payment.record": ("receipt",),
-}
+_HANDLERS.complete()
+# The numbers an op of each kind may take (domain/registry.py); a register or payment
+# bringing its own block id (uhid / receipt_no) takes no new one.
+_WANTS: dict[str, tuple[str, ...]] = {k.name: k.numbers for k in registry.KINDS if k.numbers}
 
 
 def _numbers_wanted(ops: list[Any], remembered: dict[str, Any]) -> dict[str, int]:

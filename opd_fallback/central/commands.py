@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from opd_fallback.domain.exits import ExitCode
+
 if TYPE_CHECKING:
     from opd_fallback.central.settings import CentralSettings
 
@@ -37,11 +39,11 @@ def _settings(database_url: str | None = None, **given: Any) -> CentralSettings:
         db = database(s.database())
     except ValueError as exc:
         typer.echo(f"--database-url: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     if database_url is not None and db.has_password:
         typer.echo("--database-url: do not put a password on the command line (other users can read it); "
                    "use ~/.pgpass, PGPASSWORD or OPD_CENTRAL_DATABASE_URL", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.UNUSABLE)
     return s
 
 
@@ -56,7 +58,7 @@ def _migrated(s: CentralSettings) -> None:
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "cannot connect"
         typer.echo(f"database {database(s.database()).safe()} cannot be used: {reason}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.REFUSED) from None
 
 
 @central_app.command()
@@ -120,10 +122,10 @@ def _check_master_data(path: Path | None) -> None:
         typer.echo(f"master data {path} is not valid:", err=True)
         for problem in explain(exc):
             typer.echo(f"  {problem.field or '(file)'}: {problem.message}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     except (OSError, ValueError) as exc:  # unreadable, not JSON / TOML
         typer.echo(f"master data {path} cannot be read: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
 
 
 @central_app.command("add-device")

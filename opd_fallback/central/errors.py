@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from opd_fallback.domain.exits import OpdError
+
 
 class ErrorDetail(BaseModel):
     code: str
@@ -36,7 +38,7 @@ class InvalidBody(BaseModel):
     error: dict[str, Any]
 
 
-class ApiError(Exception):
+class ApiError(OpdError):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from opd_fallback.domain.contract import op_ids_digest
+from opd_fallback.domain.contract import ID_KINDS, op_ids_digest
 from opd_fallback.serverdb import Connection
 
 RECON_PAGE = 5000
@@ -47,13 +47,49 @@ def device_info(conn: Connection, device_id: str) -> dict[str, Any]:
         "SELECT max_seq, ops_applied, last_recorded_at FROM device WHERE device_id=?", (device_id,)
     ).fetchone()
     max_seq, applied, last = row if row else (0, 0, None)
-    return {"device_id": device_id, "max_seq": max_seq, "ops_applied": applied, "last_recorded_at": last}
+    used = dict.fromkeys(ID_KINDS, 0)
+    for kind, n in conn.execute(
+        "SELECT kind, COUNT(*) FROM issued_id WHERE device_id=? AND used_by_op IS NOT NULL GROUP BY kind",
+        (device_id,),
+    ).fetchall():
+        used[kind] = n
+    return {"device_id": device_id, "max_seq": max_seq, "ops_applied": applied, "last_recorded_at": last,
+            "reserved_used": used}
+
+
+USED_PAGE = 1000
+
+
+def used_ids(conn: Connection, device_id: str, kind: str, cursor: str | None,
+             limit: int = USED_PAGE) -> dict[str, Any]:
+    """1.2: the reserved ids of ``kind`` issued to the device that applied ops used,
+    in id order; the cursor is the last id of the page before."""
+    rows = conn.execute(
+        "SELECT id FROM issued_id WHERE device_id=? AND kind=? AND used_by_op IS NOT NULL "
+        f"AND id{conn.collate_c}>? ORDER BY id{conn.collate_c} LIMIT ?",
+        (device_id, kind, cursor or "", limit + 1),
+    ).fetchall()
+    done = len(rows) <= limit
+    ids = [r[0] for r in rows[:limit]]
+    return {"kind": kind, "ids": ids, "next_cursor": None if done or not ids else ids[-1], "done": done}
+
+
+def ref_info(conn: Connection, local_ref: str) -> dict[str, Any] | None:
+    """1.2: what a local_ref of any device maps to, or None while no applied op made or linked it."""
+    row = conn.execute(
+        "SELECT kind, central_id, op_id FROM ref_map WHERE local_ref=?", (local_ref,)
+    ).fetchone()
+    if row is None:
+        return None
+    return {"local_ref": local_ref, "kind": row[0], "central_id": row[1], "op_id": row[2]}
 
 
 def patient_changes(conn: Connection, after: int, limit: int) -> dict[str, Any]:
     """Patients changed after the cursor, each with every ``local_ref`` mapped to it
-    (contract 1.1), so a counter can find another counter's offline number."""
-    cols = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile", "district", "version", "updated_at")
+    (contract 1.1), so a counter can find another counter's offline number, and
+    (1.2) the fields a revisit slip prints."""
+    cols = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile", "district", "version", "updated_at",
+            "name_local", "guardian_relation", "age_months", "age_days", "category")
     rows = conn.execute(
         f"SELECT {','.join(cols)}, change_seq FROM patient WHERE change_seq>? ORDER BY change_seq LIMIT ?",
         (after, limit + 1),

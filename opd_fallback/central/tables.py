@@ -73,6 +73,7 @@ class OpOutcome(CentralMeta, table=True):
     local_date: str  # Asia/Kolkata date of recorded_at, for reconciliation
     seq: int = Field(sa_type=BigInteger)
     applied_at: str
+    origin: str | None = None  # JSON, contract 1.2: where a back-entered op was written on paper
 
 
 class RefMap(CentralMeta, table=True):
@@ -186,6 +187,7 @@ class Payment(CentralMeta, table=True):
     device_id: str
     local_date: str
     op_id: str
+    waiver: str | None = None  # JSON, contract 1.2: who allowed a non-exempt fee to go unpaid, and why
 
 
 class PaymentVoid(CentralMeta, table=True):
@@ -203,6 +205,8 @@ class IssuedId(CentralMeta, table=True):
     """An id handed out in a block to one device (uhid, receipt or sample)."""
 
     __tablename__ = "issued_id"
+    # contract 1.2: devices/me's reserved_used and GET /id-blocks/used read by device and kind
+    __table_args__ = (Index("ix_issued_device_kind", "device_id", "kind", "id"),)
     id: str = Field(primary_key=True)
     kind: str
     device_id: str

@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from opd_fallback.cli import (
     central,
+    conformance,
     counter,
     find,
     hub,
@@ -32,14 +33,16 @@ from opd_fallback.cli import (
     sync,
 )
 from opd_fallback.cli.common import DataDirOpt, use_data_dir
+from opd_fallback.domain.exits import ExitCode, OpdError
 
-EXIT_UNEXPECTED = 70  # a bug: one line on the terminal, the traceback in the error log
+EXIT_UNEXPECTED = ExitCode.UNEXPECTED  # a bug: one line on the terminal, the traceback in the error log
 
 
 class OneLineErrors(TyperGroup):
     """Every command, ours and the other parts', ends in one sentence on stderr
     and a documented exit status when the disk or the database fails (see
-    store/failures.py), or when anything else unexpected happens: the
+    store/failures.py), when an ``OpdError`` reaches it (its sentence and its
+    ``exit_code``, domain/exits.py), or when anything else unexpected happens: the
     traceback goes to the 0600 error log in the data directory, never to the
     terminal (it could show a patient's data)."""
 
@@ -71,13 +74,16 @@ def _one_line(exc: Exception, where: str) -> None:
     if problem is not None:
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(problem.exit_code)
+    if isinstance(exc, OpdError) and exc.exit_code != ExitCode.UNEXPECTED:
+        typer.echo(f"error: {exc}", err=True)  # an error with words for people: its sentence and its status
+        raise typer.Exit(exc.exit_code)
     if isinstance(exc, ValidationError) and exc.title in ("Settings", "CentralSettings"):
         from opd_fallback.domain.errors import explain as problems
 
         said = "; ".join(f"{p.field}: {p.message}" for p in problems(exc))
         typer.echo(f"error: a setting is not valid ({said}): fix it in config.toml or the OPD_* "
                    "environment variables", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.REFUSED)
     log = write_log(exc, data_dir, where=where)
     where_log = f"details for IT are in {log}" if log else "no log could be written"
     typer.echo(f"error: an unexpected {type(exc).__name__} stopped this command ({where_log}); "
@@ -130,6 +136,7 @@ reconcile.register(app)  # reconcile, nightly, backup, restore
 app.command("find")(find.find)  # a patient here, on the LAN or in central's index
 app.command("share")(share.share)  # share with the LAN hub
 preview.register(app)  # preview
+app.command("conformance", help=conformance.HELP)(conformance.conformance)  # check a central server
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from opd_fallback.domain.exits import ExitCode
+
 if TYPE_CHECKING:  # imported where used: every command loads this module, `--help` needs none of them
     from opd_fallback.config import Settings
     from opd_fallback.domain.errors import DomainError
@@ -61,12 +63,12 @@ def read_token(token: str | None, token_stdin: bool) -> str | None:
     return token
 
 
-def fail(message: str, *, code: int = 1) -> NoReturn:
+def fail(message: str, *, code: int = ExitCode.REFUSED) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
-def fail_domain(exc: DomainError, *, code: int = 1) -> NoReturn:
+def fail_domain(exc: DomainError, *, code: int = ExitCode.REFUSED) -> NoReturn:
     for problem in exc.problems:
         typer.echo(f"error: {problem}", err=True)
     raise typer.Exit(code)

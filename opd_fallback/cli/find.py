@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from opd_fallback.cli.common import counter_store
+from opd_fallback.domain.exits import ExitCode
 
 
 def find(
@@ -26,7 +27,7 @@ def find(
         return
     if not hits:
         typer.echo("no patient found here, on the LAN (as of the last share) or in central's index")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.REFUSED)
     for h in hits:
         age = "" if h.age_years is None else f"{h.age_years}y"
         ident = h.local_ref or h.uhid or ""

@@ -5,10 +5,11 @@ The person importing logs in like at the counter: an operator id and the PIN,
 asked without echo (or one line of stdin with ``--pin-stdin``), never on the
 command line. Every imported op carries that operator's id.
 
-Exit status: 0 every row is in (or already was), 1 some rows were rejected
-(see the rejects file beside the input), 2 the file itself is unusable,
-3 nothing was imported: the operator or PIN was not accepted, or the counter
-must check its numbers with central first.
+Exit status (domain/exits.py): 0 every row is in (or already was), 1 refused:
+some rows were rejected (see the rejects file beside the input), or nothing
+was imported because the operator or PIN was not accepted or the counter must
+check its numbers with central first (this was 3, which every other command
+uses for "central unreachable"), 2 the file itself is unusable.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from opd_fallback.cli.common import DataDirOpt, counter_store, use_data_dir
+from opd_fallback.domain.exits import ExitCode
 
 if TYPE_CHECKING:  # rich, the store and the import itself are imported inside the command (quick start)
     from rich.console import Console
 
-EXIT_UNUSABLE = 2
-EXIT_REFUSED = 3
+EXIT_UNUSABLE = ExitCode.UNUSABLE
+EXIT_REFUSED = ExitCode.REFUSED  # was 3, which is "central unreachable" (domain/exits.py)
 
 
 def _read_pin(pin_stdin: bool) -> str:

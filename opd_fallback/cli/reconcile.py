@@ -31,6 +31,7 @@ from opd_fallback.cli.common import (
     read_token,
 )
 from opd_fallback.cli.common import settings as load_settings
+from opd_fallback.domain.exits import ExitCode
 
 if TYPE_CHECKING:  # the rest is imported inside the commands: each loads SQLAlchemy or httpx
     from opd_fallback.config import Settings
@@ -44,7 +45,7 @@ def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        fail(f"--date must be a real date written YYYY-MM-DD (got {value!r})", code=2)
+        fail(f"--date must be a real date written YYYY-MM-DD (got {value!r})", code=ExitCode.UNUSABLE)
 
 
 def _check_report_path(path: Path | None) -> None:
@@ -54,7 +55,7 @@ def _check_report_path(path: Path | None) -> None:
         try:
             reports.format_for(path)
         except ValueError as exc:
-            fail(f"--report: {exc}", code=2)
+            fail(f"--report: {exc}", code=ExitCode.UNUSABLE)
 
 
 def _emit(report: dict[str, Any], as_json: bool, report_path: Path | None) -> None:
@@ -136,7 +137,7 @@ def backup_cmd(
         from opd_fallback.store.failures import explain
 
         problem = explain(exc, s.db_path, where="backup")  # a damaged database or a full disk: say which
-        fail(str(problem or exc), code=problem.exit_code if problem else 1)
+        fail(str(problem or exc), code=problem.exit_code if problem else ExitCode.REFUSED)
     if as_json:
         typer.echo(json.dumps(res.as_dict(), indent=2, sort_keys=True))
     else:

@@ -5,7 +5,7 @@ the lab and billing counters can find and build on this counter's patients
 while central is down. Exit status: 0 done; 1 the hub refused some ops (named;
 they are not counted as shared), or not set up for a hub; 3 hub unreachable;
 5 the hub PC's disk is full; 6 the hub's database is damaged, deleted or
-replaced; 7 the hub refused this counter's token.
+replaced; 9 the hub refused this counter's token.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from opd_fallback.cli.common import counter_settings, fail
+from opd_fallback.domain.exits import ExitCode
 
 
 def share(
@@ -72,7 +73,7 @@ def share(
                     stop.set()
     finally:
         store.close()
-    raise typer.Exit(last[0].exit_code if last else 0)
+    raise typer.Exit(last[0].exit_code if last else ExitCode.OK)
 
 
 def restore_from_hub_cmd(device: str | None) -> None:
@@ -99,7 +100,7 @@ def restore_from_hub_cmd(device: str | None) -> None:
         except RestoreRefused as exc:
             fail(str(exc))
         except HubError as exc:
-            fail(str(exc), code=3)
+            fail(str(exc), code=ExitCode.UNREACHABLE)
         typer.echo(f"restored counter {dev} from the hub: {res.own_ops} own ops ({res.own_records} records) back "
                    f"in the queue ({res.cancelled} kept cancelled), {res.other_records} records of other counters; "
                    f"numbers continue above {res.seq_floor}")
@@ -112,11 +113,11 @@ def restore_from_hub_cmd(device: str | None) -> None:
                     check = readiness.check_with_central(store, central, device_id=dev, actor="restore")
                 typer.echo(f"central has seq {check.central_max_seq} from {dev}; this counter continues at "
                            f"{check.local_seq_after + 1}. Ready for new work.")
-                raise typer.Exit(0)
+                raise typer.Exit(ExitCode.OK)
             except (SyncError, readiness.WrongDevice) as exc:
                 why = str(exc)
         typer.echo(f"NOT READY: the numbers could not be checked with central ({why}). This counter takes no new "
                    "work until it has: run 'opd-fallback sync' when central is back.", err=True)
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.UNREACHABLE)
     finally:
         store.close()

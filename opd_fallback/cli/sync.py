@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from opd_fallback.cli.common import TokenOpt, TokenStdinOpt, read_token, warn_insecure_tls
+from opd_fallback.domain.exits import ExitCode
 
 if TYPE_CHECKING:  # imported in _settings: pydantic-settings is not needed for `--help`
     from opd_fallback.config import Settings
@@ -47,16 +48,16 @@ def _settings(data_dir: Path | None, server: str | None, token: str | None, ca_b
     warn_insecure_tls(s)
     if not s.device_id or not s.db_path.exists():
         _err(f"error: no counter set up in {s.data_dir}: run 'opd-fallback init --device C07 --hospital KGMU'")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.REFUSED)
     if not s.central_url:
         _err("error: no central server configured: pass --server URL (or set OPD_CENTRAL_URL, or run init --server)")
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.UNREACHABLE)
     if not s.central_token:
         _err("error: no device token: pass --token (or set OPD_CENTRAL_TOKEN, or run init --token)")
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.UNREACHABLE)
     if s.ca_bundle is not None and (why := check_ca_bundle(Path(s.ca_bundle))):
         _err(f"error: {why}; give a PEM file of your hospital's CA with --ca-bundle (or OPD_CA_BUNDLE)")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.REFUSED)
     return s
 
 
@@ -213,11 +214,11 @@ def sync(
     except KeyboardInterrupt:
         stop.set()
         _err("sync: interrupted; nothing is lost, run sync again to continue")
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.REFUSED) from None
     finally:
         store.close()
     if not last:
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.OK)
     summary = last[0]
     if not watch:
         if as_json:
@@ -254,8 +255,8 @@ def refresh(
     else:
         typer.echo(f"refresh: {result.message}")
     if result.ok:
-        raise typer.Exit(0)
-    raise typer.Exit(3 if (result.unauthorized or result.unreachable) else 1)
+        raise typer.Exit(ExitCode.OK)
+    raise typer.Exit(ExitCode.UNREACHABLE if (result.unauthorized or result.unreachable) else ExitCode.REFUSED)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""Wire models of the central sync API, version 1.1 (docs/central-api.md).
+"""Wire models of the central sync API, version 1.2 (docs/central-api.md).
 
 The op envelope, batch results and the reading endpoints' bodies. Both the
 sync client and the reference central server use these, so they cannot drift
@@ -6,7 +6,10 @@ apart; payload rules live in :mod:`opd_fallback.domain.payloads`.
 
 :func:`canonical_payload` is the contract's payload equality for idempotency:
 RFC 8785 canonical JSON (through the maintained ``rfc8785`` package, not our
-own serialiser) after dropping null-valued keys, so an absent key equals null.
+own serialiser) after dropping null-valued keys, so an absent key equals null
+(1.2: except inside ``patient.update``'s ``changes``, where null clears a
+field). :func:`canonical_op` adds the envelope's ``origin`` (1.2), which is
+compared with the payload.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 import rfc8785
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from opd_fallback.domain.payloads import OpKind
+from opd_fallback.domain.payloads import MAX_INT, OpKind, Origin
 
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 API_PREFIX = "/api/v1"
 MAX_BATCH_OPS = 500
 MAX_BATCH_BYTES = 1024 * 1024
@@ -37,9 +40,16 @@ REJECT_CODES = (
     "device_mismatch",
     "reserved_id_not_owned",
     "void_target_missing",
+    "sample_id_reused",  # 1.2
+    "unknown_sample",  # 1.2
 )
 CONFLICT_CODES = ("possible_duplicate", "stale_update")
 DEFER_CODES = ("dependency_missing", "reference_pending")
+# payment.record warnings (1.2 adds waiver_unapproved)
+WARNING_CODES = ("amount_mismatch", "unknown_item", "waiver_unapproved")
+# the kinds of record a local_ref names (GET /refs/{local_ref}, 1.2)
+REF_KINDS = ("patient", "visit", "lab_order", "payment")
+ID_KINDS = ("uhid", "receipt", "sample")
 
 
 class Wire(BaseModel):
@@ -51,7 +61,7 @@ class Wire(BaseModel):
 class Resolution(Wire):
     action: Literal["link", "create_new", "apply"]
     uhid: str | None = None
-    base_version: StrictInt | None = Field(default=None, ge=0)
+    base_version: StrictInt | None = Field(default=None, ge=0, le=MAX_INT)
 
 
 class OpEnvelope(BaseModel):
@@ -64,11 +74,17 @@ class OpEnvelope(BaseModel):
     kind: OpKind
     device_id: str = Field(min_length=1, max_length=32)
     operator_id: str = Field(min_length=1, max_length=64)
-    seq: StrictInt = Field(ge=1)
+    seq: StrictInt = Field(ge=1, le=MAX_INT)
     recorded_at: AwareDatetime
     depends_on: list[str] = Field(default_factory=list)
     payload: dict[str, Any]
     resolution: Resolution | None = None
+    origin: Origin | None = None  # 1.2: where a back-entered op was written on paper
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _null_is_none(cls, v: Any) -> Any:
+        return [] if v is None else v  # 1.2: a field without a value may be sent as null
 
 
 class Candidate(Wire):
@@ -91,6 +107,8 @@ class OpError(Wire):
     fields: list[dict[str, Any]] | None = None
     candidates: list[Candidate] | None = None
     current: dict[str, Any] | None = None
+    # 1.2, on deferred: what the op waits for, {"op_id": ...} or {"local_ref": ...}
+    waiting_for: dict[str, str] | None = None
 
 
 class OpResult(Wire):
@@ -118,6 +136,38 @@ class DeviceInfo(Wire):
     max_seq: int
     ops_applied: int
     last_recorded_at: datetime | None = None
+    # 1.2: how many reserved ids of each kind applied ops of this device have used
+    reserved_used: dict[str, int] | None = None
+
+
+class UsedIds(Wire):
+    """1.2 ``GET /id-blocks/used``: one page of the reserved ids of a kind that
+    applied ops of the token's device have used."""
+
+    kind: str
+    ids: list[str]
+    next_cursor: str | None = None
+    done: bool
+
+
+class RefInfo(Wire):
+    """1.2 ``GET /refs/{local_ref}``: what a local_ref maps to."""
+
+    local_ref: str
+    kind: str
+    central_id: str
+    op_id: str
+
+
+class SampleInfo(Wire):
+    """1.2 ``GET /samples/{sample_id}``: one tube."""
+
+    sample_id: str
+    order_id: str
+    sample_type: str | None = None
+    tests: list[str] = Field(default_factory=list)
+    status: str
+    collected_at: datetime | None = None
 
 
 class Unit(Wire):
@@ -165,6 +215,12 @@ class MasterData(Wire):
 class PatientSummary(Candidate):
     """A patient in ``/patients/changes``: a candidate's fields and more."""
 
+    # 1.2: so a revisit slip of a patient registered elsewhere prints as registered
+    name_local: str | None = None
+    guardian_relation: str | None = None
+    age_months: int | None = None
+    age_days: int | None = None
+    category: str | None = None
     version: int = 1
     updated_at: datetime | None = None
     # contract 1.1: every offline number (local_ref) mapped to this patient
@@ -198,6 +254,11 @@ class VoidTotals(Wire):
     total_paise: int
 
 
+class SampleTotals(Wire):
+    collected: int = 0
+    rejected: int = 0
+
+
 class Reconciliation(Wire):
     date: str
     device_id: str
@@ -205,6 +266,7 @@ class Reconciliation(Wire):
     by_kind: dict[str, int] = Field(default_factory=dict)
     payments: PaymentTotals
     voids: VoidTotals
+    samples: SampleTotals | None = None  # 1.2
     op_ids_sha256: str
 
 
@@ -214,22 +276,65 @@ class ReconciliationOps(Wire):
     done: bool
 
 
-def drop_nulls(value: Any) -> Any:
-    """``value`` with every null-valued object key removed, at any depth
-    (list items are kept as they are, nulls included)."""
+def drop_nulls(value: Any, *, keep_in: str | None = None) -> Any:
+    """``value`` with every null-valued object key removed, at any depth (list
+    items are kept as they are, nulls included). The entries of an object under
+    the key ``keep_in`` keep their nulls (1.2: ``changes``, where null clears)."""
     if isinstance(value, dict):
-        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+        return {k: (_keep_entries(v, keep_in) if k == keep_in else drop_nulls(v, keep_in=keep_in))
+                for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [drop_nulls(v) for v in value]
+        return [drop_nulls(v, keep_in=keep_in) for v in value]
     return value
 
 
-def canonical_payload(payload: Any) -> bytes:
+def _keep_entries(value: Any, keep_in: str | None) -> Any:
+    if isinstance(value, dict):
+        return {k: drop_nulls(v, keep_in=keep_in) for k, v in value.items()}
+    return drop_nulls(value, keep_in=keep_in)
+
+
+def canonical_payload(payload: Any, kind: str | None = None) -> bytes:
     """The payload as RFC 8785 canonical JSON with an absent key equal to null:
     two payloads are the same for idempotency exactly when these bytes are.
-    Raises ``rfc8785.CanonicalizationError`` (a ``ValueError``) for what JSON
-    cannot carry between systems (an integer beyond 2**53, a lone surrogate)."""
-    return rfc8785.dumps(drop_nulls(payload))
+    For a ``patient.update`` (1.2) a null inside ``changes`` is kept: it clears
+    the field, so it differs from an absent key. Raises
+    ``rfc8785.CanonicalizationError`` (a ``ValueError``) for what JSON cannot
+    carry between systems (an integer beyond 2**53, a lone surrogate)."""
+    keep = "changes" if kind == "patient.update" else None
+    return rfc8785.dumps(drop_nulls(payload, keep_in=keep))
+
+
+def canonical_op(payload: Any, origin: Any = None, kind: str | None = None) -> bytes:
+    """What idempotency compares (1.2): the payload and, when the envelope carries
+    one with a value, the ``origin``. An op without an origin compares exactly
+    as under 1.1, so outcomes remembered then still match their resends."""
+    body = drop_nulls(origin) if isinstance(origin, dict) else origin
+    if not body:
+        return canonical_payload(payload, kind)
+    keep = "changes" if kind == "patient.update" else None
+    return rfc8785.dumps({"origin": body, "payload": drop_nulls(payload, keep_in=keep)})
+
+
+def big_int_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first integer beyond 2**53-1 (either sign) in ``value``
+    (1.2: such a value is ``validation_failed`` naming the field; it has no
+    canonical form), or None. Negative numbers are left to each field's rule."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -MAX_INT <= value <= MAX_INT else (path or "payload")
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for k, v in items:
+        found = big_int_path(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
 
 
 def op_ids_digest(op_ids: list[str] | set[str]) -> str:

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from opd_fallback.domain.exits import OpdError
+
 M = TypeVar("M", bound=BaseModel)
 
 FIELD_LABELS: dict[str, str] = {
@@ -72,7 +74,7 @@ class FieldProblem:
         return {"field": self.field, "code": self.code, "message": self.message}
 
 
-class DomainError(Exception):
+class DomainError(OpdError):
     """A business rule refused the request (unknown department, voiding a
     payment twice...). Carries field problems so every layer can show them."""
 

@@ -1,4 +1,4 @@
-"""Op payloads of the central sync contract, version 1.1 (docs/central-api.md).
+"""Op payloads of the central sync contract, version 1.2 (docs/central-api.md).
 
 One pydantic model per op kind. The counter validates with them before it
 saves, the CSV import validates with them, and the reference central server
@@ -11,12 +11,18 @@ a reference is an object with exactly one key (``{"local_ref": ...}`` or
 field the counter has no value for is left out, except the fields the
 contract writes as "... or null" (:data:`WIRE_NULLS`). :func:`wire` gives that
 form; it is what the outbox stores and sends.
+
+Contract 1.2: a field without a value may be left out or sent as ``null`` and
+the two mean the same, so every model drops null-valued keys before it
+validates (a default then applies), except a reference, where a null key is
+invalid, and the values inside ``patient.update``'s ``changes``, where null
+clears a field. Every integer is at most :data:`MAX_INT` (2**53 - 1).
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from opd_fallback.domain import rules
+from opd_fallback.domain import registry, rules
 
 Sex = Literal["M", "F", "O"]
 GuardianRelation = Literal["S/O", "D/O", "W/O", "C/O"]
@@ -36,16 +42,15 @@ Category = Literal["general", "bpl", "ayushman", "staff", "other"]
 PaymentMode = Literal["cash", "upi", "card", "waived"]
 VisitType = Literal["new", "revisit"]
 Priority = Literal["routine", "urgent"]
-OpKind = Literal[
-    "patient.register",
-    "patient.update",
-    "visit.open",
-    "lab.order",
-    "payment.record",
-    "payment.void",
-]
-OP_KINDS: tuple[str, ...] = get_args(OpKind)
+# The kinds are declared in domain/registry.py; pydantic checks a kind against them
+# as a Literal (the same words for an unknown kind as ever), mypy sees a str.
+if TYPE_CHECKING:
+    OpKind = str
+else:
+    OpKind = Literal[registry.NAMES]
+OP_KINDS: tuple[str, ...] = registry.NAMES
 
+MAX_INT = 2**53 - 1  # contract 1.2: the largest integer anywhere in an op
 Paise = Annotated[StrictInt, Field(ge=0, le=10**11)]
 LocalRef = Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9]+-\S+$")]
 
@@ -54,6 +59,15 @@ class Model(BaseModel):
     """Strict about unknown fields so a typo never silently drops data."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # contract 1.2: a null-valued key means the same as an absent one
+    _nulls_are_absent: ClassVar[bool] = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        if cls._nulls_are_absent and isinstance(data, dict) and None in data.values():
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
 REF_KEYS = ("central_id", "local_ref")
@@ -64,6 +78,8 @@ class Ref(Model):
     the counter that made it. A key that is present must have a value: the
     contract (1.1) rejects ``{"central_id": null, "local_ref": "..."}``, so we
     reject it too and never produce it (the serialiser writes only the one key)."""
+
+    _nulls_are_absent: ClassVar[bool] = False  # a null key of a reference is invalid (1.1)
 
     central_id: str | None = Field(default=None, min_length=1, max_length=64)
     local_ref: LocalRef | None = None
@@ -207,7 +223,7 @@ class PatientUpdate(Model):
     """`patient.update`: changed demographic fields of an existing patient."""
 
     patient: Ref
-    base_version: StrictInt = Field(ge=0)
+    base_version: StrictInt = Field(ge=0, le=MAX_INT)
     changes: dict[str, Any] = Field(min_length=1)
 
     @field_validator("changes")
@@ -328,6 +344,23 @@ class PaymentItem(Model):
         return rules.code(v, what="fee or test code")
 
 
+class Waiver(Model):
+    """Contract 1.2: who allowed a fee the patient's category does not exempt to
+    go unpaid, and why. Central answers a waived, non-exempt payment without one
+    with the warning ``waiver_unapproved``."""
+
+    reason: str = Field(min_length=1, max_length=200)
+    approved_by: str = Field(min_length=1, max_length=64)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, v: str) -> str:
+        text = rules.clean_text(v)
+        if not text:
+            raise ValueError("is required: say why the fee was waived")
+        return text
+
+
 class PaymentRecord(Model):
     """`payment.record`: money taken (or waived). A fact: never edited, only voided."""
 
@@ -340,6 +373,7 @@ class PaymentRecord(Model):
     mode: PaymentMode
     mode_ref: str | None = Field(default=None, max_length=64)
     items: list[PaymentItem] = Field(min_length=1, max_length=100)
+    waiver: Waiver | None = None  # contract 1.2
 
     @field_validator("mode_ref")
     @classmethod
@@ -375,14 +409,24 @@ class PaymentVoid(Model):
         return text
 
 
-PAYLOAD_MODELS: dict[str, type[Model]] = {
-    "patient.register": PatientRegister,
-    "patient.update": PatientUpdate,
-    "visit.open": VisitOpen,
-    "lab.order": LabOrder,
-    "payment.record": PaymentRecord,
-    "payment.void": PaymentVoid,
-}
+class Origin(Model):
+    """Contract 1.2, on the op envelope: where a back-entered op was first written
+    on paper (who wrote the slip, at which counter, its number; each optional).
+    Central stores it with the op and compares it with the payload for
+    idempotency; it never decides anything on it."""
+
+    written_by: str | None = Field(default=None, min_length=1, max_length=64)
+    device_id: str | None = Field(default=None, min_length=1, max_length=32)
+    slip_no: str | None = Field(default=None, min_length=1, max_length=64)
+
+    def wire(self) -> dict[str, str] | None:
+        """The keys that have a value, or None when none has (then no origin is sent)."""
+        body = {k: v for k, v in self.model_dump().items() if v is not None}
+        return body or None
+
+
+# kind -> its model, as each kind's declaration in domain/registry.py names it
+PAYLOAD_MODELS: dict[str, type[Model]] = {k.name: globals()[k.model] for k in registry.KINDS}
 
 
 def validate_payload(kind: str, payload: Any) -> Model:

@@ -12,6 +12,8 @@ import re
 import unicodedata
 from datetime import date
 
+from opd_fallback.domain import registry
+
 NAME_MAX = 100
 _SPACES = re.compile(r"\s+")
 # Latin letters (with accents), spaces and the punctuation found in Indian names
@@ -27,8 +29,8 @@ PAYMENT_MODES = ("cash", "upi", "card", "waived")
 MODES_NEEDING_REF = ("upi", "card")
 VISIT_TYPES = ("new", "revisit")
 PRIORITIES = ("routine", "urgent")
-# payloads.OpKind's members, here so `status` can list them without loading pydantic
-OP_KINDS = ("patient.register", "patient.update", "visit.open", "lab.order", "payment.record", "payment.void")
+# the op kinds (declared in domain/registry.py, which loads no pydantic: `status` lists them)
+OP_KINDS = registry.NAMES
 MAX_AGE_YEARS = 130
 
 

@@ -13,21 +13,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# op kind -> record kind it creates
-CREATES = {
-    "patient.register": "patient",
-    "visit.open": "visit",
-    "lab.order": "lab_order",
-    "payment.record": "payment",
-}
-# result key of an applied op -> the central id of the record it made
-CENTRAL_ID_KEYS = {
-    "patient.register": "uhid",
-    "visit.open": "visit_id",
-    "lab.order": "order_id",
-    "payment.record": "receipt_id",
-}
-RECORD_KINDS = tuple(CREATES.values())
+from opd_fallback.domain import registry
+
+# op kind -> record kind it creates; op kind -> the result key holding its central id
+# (both declared per kind in domain/registry.py)
+CREATES = registry.CREATES
+CENTRAL_ID_KEYS = registry.CENTRAL_ID_KEYS
+RECORD_KINDS = registry.RECORD_KINDS
 # patient fields a patient.update may change that the index keeps
 _PATIENT_FIELDS = ("name", "name_local", "sex", "age_years", "guardian_name", "mobile", "district")
 

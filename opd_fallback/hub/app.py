@@ -23,16 +23,20 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from opd_fallback.domain import registry
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.exits import OpdError
 from opd_fallback.hub import identity, mirror
 from opd_fallback.hub.db import connect, create_schema, hash_token
+
+_RECORD_KIND = f"^({'|'.join(registry.RECORD_KINDS)})$"  # the record kinds of domain/registry.py
 
 PREFIX = "/hub/v1"
 log = logging.getLogger("opd_fallback.hub")
 _SQLITE_FULL, _SQLITE_CORRUPT, _SQLITE_NOTADB = 13, 11, 26
 
 
-class HubError(Exception):
+class HubError(OpdError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
@@ -423,7 +427,7 @@ def create_app(db_path: Path | str) -> FastAPI:
     def index(
         dev: Device,
         q: Annotated[str, Query(min_length=1, max_length=100)],
-        kind: Annotated[str | None, Query(pattern="^(patient|visit|lab_order|payment)$")] = None,
+        kind: Annotated[str | None, Query(pattern=_RECORD_KIND)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
     ) -> Response:
         return _json({"records": mirror.search(hub.reader(), q, kind=kind, limit=limit)})

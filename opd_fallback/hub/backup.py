@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opd_fallback.domain.clock import now_iso, now_ist
+from opd_fallback.domain.exits import OpdError
 from opd_fallback.hub import identity
 from opd_fallback.hub.db import connect, create_schema
 
 PAGES_PER_STEP = 4096
 
 
-class BackupProblem(Exception):
+class BackupProblem(OpdError):
     """The backup or restore was not done; the message says why and what to do."""
 
 

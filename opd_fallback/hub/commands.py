@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from opd_fallback.domain.exits import ExitCode
+
 hub_app = typer.Typer(help="The LAN hub: counters of one hospital share records while central is down.",
                       no_args_is_help=True)
 
@@ -35,7 +37,7 @@ def serve(
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         typer.echo("error: give both --ssl-certfile and --ssl-keyfile, or neither", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.UNUSABLE)
     from opd_fallback.hub.identity import HubDatabaseProblem
 
     scheme = "https" if ssl_certfile else "http"
@@ -44,7 +46,7 @@ def serve(
         run(db, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     except HubDatabaseProblem as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.REFUSED) from None
 
 
 @hub_app.command("add-device")
@@ -59,7 +61,7 @@ def add_device(
         token = add(db, device_id)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.UNUSABLE) from None
     typer.echo(token)
     typer.echo(f"counter {device_id.upper()} may use this hub; the token is shown only once: on that counter run\n"
                f"  opd-fallback init --device {device_id.upper()} --hospital ... --hub URL --hub-token-stdin",
@@ -76,10 +78,10 @@ def remove_device(
 
     if not db.exists():
         typer.echo(f"error: no hub database at {db}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.UNUSABLE)
     if not remove(db, device_id):
         typer.echo(f"error: counter {device_id.upper()} is not registered with this hub", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.UNUSABLE)
     typer.echo(f"counter {device_id.upper()} can no longer use this hub (its token is refused from now on); "
                "its records stay for the other counters", err=True)
 
@@ -97,7 +99,7 @@ def backup(
         info = take(db, out)
     except BackupProblem as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.REFUSED) from None
     typer.echo(f"backed up {db} to {out}: {info.ops} ops of {info.devices} counters, checked", err=True)
 
 
@@ -115,7 +117,7 @@ def restore(
         info = put_back(backup_file, db)
     except BackupProblem as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.REFUSED) from None
     typer.echo(f"restored {db} from {backup_file} ({info.ops} ops of {info.devices} counters; the file it "
                f"replaced is kept as {info.kept_as}); start the hub: the counters send it what it lacks",
                err=True)

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.exits import OpdError
 
 log = logging.getLogger("opd_fallback.hub")
 
 
-class HubDatabaseProblem(Exception):
+class HubDatabaseProblem(OpdError):
     """The hub's database cannot be used; ``str()`` is the sentence for a person."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from opd_fallback.domain.exits import OpdError
 from opd_fallback.printing.document import Document
 from opd_fallback.printing.settings import PrinterSettings
 
 
-class PrintError(Exception):
+class PrintError(OpdError):
     """The printer could not print. The record is already saved; the message
     says what to check (paper, cable, power) and the document can be reprinted."""
 

@@ -19,6 +19,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from opd_fallback.domain.exits import OpdError
+
 _SYSTEM_FONTS = (
     Path("/usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf"),
     Path("/usr/share/fonts/opentype/noto/NotoSansDevanagari-Regular.ttf"),
@@ -26,7 +28,7 @@ _SYSTEM_FONTS = (
 )
 
 
-class FontMissing(RuntimeError):
+class FontMissing(OpdError, RuntimeError):
     """No Devanagari font could be found (the message says what to install)."""
 
 

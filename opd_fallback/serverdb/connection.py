@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
+from opd_fallback.domain.exits import OpdError
 from opd_fallback.serverdb.url import POSTGRESQL, SQLITE, DatabaseUrl
 
 SQLITE_PRAGMAS = (
@@ -34,7 +35,7 @@ SQLITE_PRAGMAS = (
 )
 
 
-class TransientWriteError(Exception):
+class TransientWriteError(OpdError):
     """A write lost a race with another writer (unique key, deadlock, serialisation):
     nothing of it was kept, and running it again is safe."""
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from opd_fallback.config import private_dir, tighten_file
 from opd_fallback.domain.clock import now_ist
+from opd_fallback.domain.exits import OpdError
 from opd_fallback.store.engine import make_private_db_file
 
 BACKUP_PREFIX = "counter-"
@@ -34,7 +35,7 @@ _NAME = re.compile(r"^counter-(?:(?P<dev>[A-Z0-9]{1,16})-)?(?P<ts>\d{8}T\d{6}(?:
 PAGES_PER_STEP = 4096  # copy in steps so a writer at the counter is never blocked for long
 
 
-class BackupError(Exception):
+class BackupError(OpdError):
     """A backup or restore could not be done; the message says why in words."""
 
 

@@ -25,11 +25,12 @@ from pathlib import Path
 
 from opd_fallback.config import open_private, private_dir
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.exits import ExitCode, OpdError
 
-# Exit statuses (README, "Exit statuses"); 4 is also "another sync holds this database".
-EXIT_BUSY = 4
-EXIT_STORAGE = 5  # full disk, read-only folder, cannot open, I/O error
-EXIT_DAMAGED = 6  # the database file is damaged: restore a backup
+# Exit statuses (domain/exits.py, the README's "Exit statuses")
+EXIT_BUSY = ExitCode.DATABASE_BUSY  # another program holds the database (was 4, which is the sync lease)
+EXIT_STORAGE = ExitCode.DISK  # full disk, read-only folder, cannot open, I/O error
+EXIT_DAMAGED = ExitCode.DAMAGED  # the database file is damaged: restore a backup
 
 # SQLite primary result codes (extended codes keep them in the low byte).
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 8, 10
@@ -68,7 +69,7 @@ _BY_TEXT = (
 
 
 @dataclass
-class StorageProblem(Exception):
+class StorageProblem(OpdError):
     """The disk or the database stopped an action. ``str()`` is the sentence."""
 
     kind: str  # full | readonly | damaged | cantopen | io | busy

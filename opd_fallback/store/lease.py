@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import text
 
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.store.engine import Store
 
 SYNC = "sync"
@@ -44,8 +45,10 @@ class LeaseInfo:
                 f"since {self.acquired_at}; lease expires in {left:.0f}s unless renewed)")
 
 
-class LeaseHeld(RuntimeError):
-    """The lease belongs to someone alive; ``info`` says who."""
+class LeaseHeld(OpdError, RuntimeError):
+    """The lease belongs to someone alive; ``info`` says who (exit 4)."""
+
+    exit_code = ExitCode.SYNC_RUNNING
 
     def __init__(self, info: LeaseInfo) -> None:
         super().__init__(info.describe())

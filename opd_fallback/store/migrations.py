@@ -104,11 +104,19 @@ def _v6_shared_records(conn: Connection) -> None:
     SQLModel.metadata.tables[tables.SharedRecord.__tablename__].create(conn, checkfirst=True)
 
 
+def _v_contract_op_origin(conn: Connection) -> None:
+    """Contract 1.2: an op may carry an ``origin`` (a back-entered slip's writer,
+    counter and number), sent with it. (Schema number: asked of the lead.)"""
+    have = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(op)")}
+    if "origin" not in have:
+        conn.exec_driver_sql("ALTER TABLE op ADD COLUMN origin TEXT")
+
+
 # STEPS[n] upgrades a database at version n to version n+1. Version 0 is an
 # empty file; step 0 creates the current schema (a fresh file never runs the rest).
 STEPS: list[Callable[[Connection], None]] = [
     _create_current, _v2_op_day_index, _v3_patient_index_refs, _v4_exactly_one_key_refs,
-    _v5_backentry_slip_content, _v6_shared_records,
+    _v5_backentry_slip_content, _v6_shared_records, _v_contract_op_origin,
 ]
 LATEST = len(STEPS)
 

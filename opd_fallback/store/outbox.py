@@ -43,6 +43,7 @@ from ulid import ULID
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import OpEnvelope
+from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.domain.jsonio import dumps, loads
 from opd_fallback.domain.payloads import wire
 from opd_fallback.store.states import CANCELLED, CONFLICT, DAMAGED, FLAGGED, PENDING, REJECTED, STATES, SYNCED
@@ -57,8 +58,10 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- the life of an op
-class IllegalTransition(ValueError):
+class IllegalTransition(OpdError, ValueError):
     """A state change the table does not allow (a bug, or a race lost to another writer)."""
+
+    exit_code = ExitCode.UNEXPECTED
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ def enqueue(
     op_id: str | None = None,
     source: str = "counter",
     supersedes: str | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> Op:
     """Add one op to the outbox in the caller's transaction. A model is stored in
     its exact wire form (references with one key, empty optional fields left
@@ -207,6 +211,7 @@ def enqueue(
         record_ref=record_ref,
         source=source,
         supersedes=supersedes,
+        origin=dumps(origin) if origin else None,
     )
     session.add(op)
     return op
@@ -224,6 +229,7 @@ def envelope(op: Op) -> dict[str, Any]:
         "depends_on": loads(op.depends_on) or [],
         "payload": loads(op.payload),
         "resolution": loads(op.resolution),
+        **({"origin": loads(op.origin)} if op.origin else {}),
     }
 
 

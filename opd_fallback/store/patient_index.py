@@ -116,6 +116,16 @@ _LAN = ("SELECT central_id, local_ref, name, json_extract(detail, '$.sex'), json
 LOCAL_PATIENTS = f"SELECT {_COLS_LOCAL} FROM patient WHERE "
 INDEX_PATIENTS = f"SELECT {_COLS_INDEX} FROM patient_index WHERE "
 LAN_PATIENTS = _LAN
+_PATIENTS_OF = {"local": LOCAL_PATIENTS, "index": INDEX_PATIENTS, "lan": LAN_PATIENTS}
+
+
+def with_mobile(session: Session, source: str, mobile: str, *, limit: int = 50) -> list[PatientHit]:
+    """The patients of one source ("local": this counter's, "index": central's,
+    "lan": other counters') with this mobile (indexed): the candidates of the
+    duplicate check before a registration (application/matching.py)."""
+    rows = session.execute(text(f"{_PATIENTS_OF[source]} mobile = :m LIMIT :lim"), {"m": mobile, "lim": limit}).all()
+    return [PatientHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], source, int(r[9] or 0), r[10], r[11])
+            for r in rows]
 
 
 def _fts_query(words: list[str]) -> str:

@@ -10,6 +10,12 @@ it and clears the flag. When central cannot be reached a supervisor either
 waits, or moves the counter to a new device id with :func:`move_to_new_device`
 (a new id means new offline numbers, so none can collide with the old ones).
 
+Contract 1.2: before the flag is cleared, every reserved id central lists as
+used by an applied op of this device (``GET /id-blocks/used``) is marked used
+here. The other free ids are still set aside: an id used by an op that never
+reached central (lost with the newer database) is on no list, so the list
+alone cannot prove an id free (docs/contract-notes.md).
+
 No HTTP here: the caller passes a client (anything with ``device_me()``).
 """
 
@@ -22,6 +28,7 @@ import orjson
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import DeviceInfo
+from opd_fallback.domain.exits import OpdError
 from opd_fallback.store import audit, marks, meta, numbers, reserved
 from opd_fallback.store.engine import Store
 
@@ -33,6 +40,20 @@ class DeviceMe(Protocol):
     def device_me(self) -> DeviceInfo: ...
 
 
+def _used_by_central(client: DeviceMe) -> dict[str, list[str]]:
+    """1.2: the reserved ids central says applied ops of this device used, by kind
+    (none from a client or server without ``used_ids``)."""
+    lister = getattr(client, "used_ids", None)
+    if lister is None:
+        return {}
+    out: dict[str, list[str]] = {}
+    for kind in reserved.KINDS:
+        ids = lister(kind)
+        if ids:
+            out[kind] = list(ids)
+    return out
+
+
 @dataclass(frozen=True)
 class SeqCheck:
     """What a seq check found and did."""
@@ -42,6 +63,7 @@ class SeqCheck:
     local_seq_before: int
     local_seq_after: int
     abandoned_ids: int
+    marked_used: int = 0  # 1.2: reserved ids central listed as used, marked so here
 
     @property
     def raised(self) -> bool:
@@ -75,7 +97,7 @@ def mark_restored(store: Store, *, source: str, actor: str = "system") -> int:
     return abandoned
 
 
-class WrongDevice(ValueError):
+class WrongDevice(OpdError, ValueError):
     """Central answered for another device than this counter's (wrong token)."""
 
 
@@ -95,10 +117,14 @@ def check_with_central(
     if device_id and info.device_id != device_id:
         raise WrongDevice(f"central knows this token as device {info.device_id}, not {device_id}: "
                           "the numbers cannot be checked with another device's token")
+    with store.read() as s:
+        restored = bool(meta.get(s, meta.NEEDS_SEQ_CHECK))
+    used = _used_by_central(client) if restored else {}  # asked before the write: no network inside it
     with store.write() as s:
         before = numbers.peek(s, numbers.SEQ)
         after = numbers.raise_floor(s, numbers.SEQ, info.max_seq)
         abandoned = 0
+        marked = sum(reserved.mark_used(s, kind, ids) for kind, ids in used.items())
         hold = meta.get(s, meta.NEEDS_SEQ_CHECK)
         if before < info.max_seq and not hold:
             # central has numbers this database never handed out: it went back in time (its -wal lost,
@@ -117,11 +143,12 @@ def check_with_central(
             abandoned = reserved.abandon_free(s)
             meta.delete(s, meta.NEEDS_SEQ_CHECK)
             audit.record(s, actor, "store.seq_check", info.device_id, central_max_seq=info.max_seq,
-                         seq_before=before, seq_after=after, abandoned_ids=abandoned, was=hold)
+                         seq_before=before, seq_after=after, abandoned_ids=abandoned, marked_used=marked,
+                         was=hold)
         meta.put(s, LAST_SEQ_CHECK, orjson.dumps({
             "at": now_iso(), "device_id": info.device_id, "central_max_seq": info.max_seq, "seq": after,
         }).decode())
-    return SeqCheck(info.device_id, info.max_seq, before, after, abandoned)
+    return SeqCheck(info.device_id, info.max_seq, before, after, abandoned, marked)
 
 
 def ensure_ready(

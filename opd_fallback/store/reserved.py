@@ -58,3 +58,22 @@ def abandon_free(session: Session) -> int:
     result = cast("CursorResult[Any]", session.execute(
         text("UPDATE id_reservation SET state='abandoned' WHERE state='free'")))
     return int(result.rowcount or 0)
+
+
+def mark_used(session: Session, kind: str, values: Iterable[str]) -> int:
+    """Contract 1.2: reserved ids central says applied ops used (``GET /id-blocks/used``)
+    are never taken again here, whatever state this (restored) database had them in.
+    Returns how many of this counter's ids changed state."""
+    now = now_iso()
+    changed = 0
+    vals = list(values)
+    for i in range(0, len(vals), 500):
+        chunk = vals[i : i + 500]
+        marks = ",".join(f":v{n}" for n in range(len(chunk)))
+        result = cast("CursorResult[Any]", session.execute(
+            text(f"UPDATE id_reservation SET state='used', used_at=COALESCE(used_at, :now), "
+                 f"used_by_op=COALESCE(used_by_op, 'central') WHERE kind=:k AND state != 'used' "
+                 f"AND value IN ({marks})"),
+            {"now": now, "k": kind, **{f"v{n}": v for n, v in enumerate(chunk)}}))
+        changed += int(result.rowcount or 0)
+    return changed

@@ -150,6 +150,7 @@ class Op(SQLModel, table=True):
     record_ref: str | None = None  # that record's local_ref
     supersedes: str | None = None  # op_id this op corrects (review)
     source: str = "counter"  # counter | backentry
+    origin: str | None = None  # JSON, contract 1.2: where a back-entered op was written on paper
 
 
 class Counter(SQLModel, table=True):

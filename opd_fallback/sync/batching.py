@@ -62,7 +62,8 @@ class Flagged:
 _PENDING_SQL = text(
     "SELECT seq, CAST(op_id AS BLOB), CAST(kind AS BLOB), CAST(device_id AS BLOB), CAST(operator_id AS BLOB), "
     "CAST(recorded_at AS BLOB), CAST(depends_on AS BLOB), CAST(payload AS BLOB), CAST(resolution AS BLOB), "
-    "CAST(record_kind AS BLOB), CAST(record_ref AS BLOB), first_deferred_at FROM op WHERE state = 'pending' ORDER BY seq"
+    "CAST(record_kind AS BLOB), CAST(record_ref AS BLOB), first_deferred_at, CAST(origin AS BLOB) "
+    "FROM op WHERE state = 'pending' ORDER BY seq"
 )
 _TEXT_COLUMNS = ("op_id", "kind", "device_id", "operator_id", "recorded_at")
 
@@ -93,14 +94,16 @@ def _q(value: str) -> bytes:
     return orjson.dumps(value)
 
 
-def encode(row: Any) -> bytes:
-    """The contract envelope as compact JSON, spliced from the stored JSON texts."""
+def encode(row: Any, origin: bytes | str | None = None) -> bytes:
+    """The contract envelope as compact JSON, spliced from the stored JSON texts;
+    ``origin`` (1.2, a back-entered slip's) only when the op has one."""
     (seq, op_id, kind, device_id, operator_id, recorded_at, depends_on, payload, resolution) = row[:9]
     return b"".join((
         b'{"op_id":', _q(op_id), b',"kind":', _q(kind), b',"device_id":', _q(device_id),
         b',"operator_id":', _q(operator_id), b',"seq":', str(int(seq)).encode(),
         b',"recorded_at":', _q(recorded_at), b',"depends_on":', _b(depends_on or "[]"),
-        b',"payload":', _b(payload), b',"resolution":', _b(resolution or "null"), b"}",
+        b',"payload":', _b(payload), b',"resolution":', _b(resolution or "null"),
+        *((b',"origin":', _b(origin)) if origin else ()), b"}",
     ))
 
 
@@ -143,7 +146,14 @@ def _checked(row: Any) -> PendingOp:
             or (resolution is not None and type(resolution) is not dict)):
         return _checked_slowly(row)
     seq = int(row[0])
-    body = encode((seq, op_id, kind, device_id, operator_id, recorded_at, row[6], row[7], row[8]))
+    origin = row[12] if len(row) > 12 else None
+    if origin is not None:
+        try:
+            if type(loads(origin)) is not dict:
+                return _checked_slowly(row)
+        except orjson.JSONDecodeError:
+            return _checked_slowly(row)
+    body = encode((seq, op_id, kind, device_id, operator_id, recorded_at, row[6], row[7], row[8]), origin)
     return PendingOp(seq, op_id, kind, record_kind, record_ref, deps, body, row[11], row[8] is not None)
 
 
@@ -160,7 +170,9 @@ def _checked_slowly(row: Any) -> PendingOp:
         raise _DamagedRow("its stored list of dependencies is damaged (not all op ids)")
     _json(row[8], "resolution", dict)
     seq = int(row[0])
-    body = encode((seq, *texts, row[6], row[7], row[8]))
+    origin = row[12] if len(row) > 12 else None
+    _json(origin, "origin", dict)
+    body = encode((seq, *texts, row[6], row[7], row[8]), origin)
     return PendingOp(seq, str(texts[0]), str(texts[1]), _text(row[9], "record kind"), _text(row[10], "record"),
                      deps, body, row[11], row[8] is not None)
 

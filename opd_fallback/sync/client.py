@@ -51,7 +51,10 @@ from opd_fallback.domain.contract import (
     OpResult,
     Reconciliation,
     ReconciliationOps,
+    RefInfo,
+    UsedIds,
 )
+from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.sync import deadline as deadlines
 
 CLOCK_SKEW_LIMIT_S = 300.0
@@ -61,8 +64,10 @@ _JSON_BODY = {"Content-Type": "application/json"}
 
 
 # ---------------------------------------------------------------- exceptions
-class SyncError(Exception):
-    """Base of everything the client raises."""
+class SyncError(OpdError):
+    """Base of everything the client raises: central could not be used (exit 3)."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 class Unauthorized(SyncError):
@@ -101,9 +106,13 @@ class NotTheApi(Unreachable):
 class PayloadTooLarge(SyncError):
     """413: the batch is over the server's size limit; send fewer ops."""
 
+    exit_code = ExitCode.REFUSED
+
 
 class RequestRefused(SyncError):
     """Another 4xx: the request itself is wrong for this server."""
+
+    exit_code = ExitCode.REFUSED
 
     def __init__(self, message: str, *, status: int, body: Any = None) -> None:
         super().__init__(message)
@@ -455,6 +464,31 @@ class CentralClient:
         """``POST /id-blocks``: ``count`` new ids of ``kind`` owned by this device."""
         body = orjson.dumps({"kind": kind, "count": count})
         return self._call(IdBlock, "POST", "/id-blocks", content=body, headers=_JSON_BODY)
+
+    def used_ids(self, kind: str, *, max_pages: int = 100) -> list[str] | None:
+        """1.2 ``GET /id-blocks/used``: every reserved id of ``kind`` issued to this
+        device that applied ops used, page by page; None from a server without it
+        (404: a 1.1 server)."""
+        ids: list[str] = []
+        cursor: str | None = None
+        for _ in range(max_pages):
+            params: dict[str, Any] = {"kind": kind}
+            if cursor:
+                params["cursor"] = cursor
+            r = self._request("GET", "/id-blocks/used", params=params, ok=(200, 404))
+            if r.status_code == 404:
+                return None
+            page = self._model(UsedIds, self._json(r), "GET /id-blocks/used")
+            ids += page.ids
+            if page.done or not page.next_cursor or page.next_cursor == cursor:
+                return ids
+            cursor = page.next_cursor
+        raise TransientError(f"GET /id-blocks/used: more than {max_pages} pages of {kind} ids; try again later")
+
+    def ref(self, local_ref: str) -> RefInfo | None:
+        """1.2 ``GET /refs/{local_ref}``: what central mapped an offline number to, or None (404)."""
+        r = self._request("GET", f"/refs/{local_ref}", ok=(200, 404))
+        return None if r.status_code == 404 else self._model(RefInfo, self._json(r), "GET /refs")
 
     def reconciliation(self, date: str, device_id: str) -> Reconciliation:
         return self._call(Reconciliation, "GET", "/reconciliation", params={"date": date, "device_id": device_id})

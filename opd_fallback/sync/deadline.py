@@ -26,11 +26,15 @@ from typing import Any
 
 import httpcore
 
+from opd_fallback.domain.exits import ExitCode, OpdError
+
 _local = threading.local()
 
 
-class DeadlinePassed(Exception):
+class DeadlinePassed(OpdError):
     """Marker: the request's total deadline passed (carried as the cause of the timeout)."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 class RequestState:

@@ -30,9 +30,10 @@ from opd_fallback.config import Settings
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import DeviceInfo
 from opd_fallback.domain.errors import error_words
+from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps, dumps_or_none
 from opd_fallback.store import lease as leases
-from opd_fallback.store import meta, outbox
+from opd_fallback.store import meta, outbox, writeback
 from opd_fallback.store.engine import Store
 from opd_fallback.store.readiness import check_with_central
 from opd_fallback.sync.batching import (
@@ -69,35 +70,6 @@ LAST_SYNC_OUTCOME = meta.LAST_SYNC_OUTCOME
 
 OK, NEEDS_PERSON, UNREACHABLE, UNAUTHORIZED, BUSY, STOPPED, ERROR = (
     "ok", "needs_person", "unreachable", "unauthorized", "busy", "stopped", "error")
-
-_RECORD_SQL: dict[str, list[Any]] = {
-    "patient.register": [
-        text("UPDATE patient SET uhid=:uhid WHERE local_ref=:ref"),
-        text("UPDATE visit SET patient_uhid=:uhid WHERE patient_local_ref=:ref AND patient_uhid IS NULL"),
-        text("UPDATE lab_order SET patient_uhid=:uhid WHERE patient_local_ref=:ref AND patient_uhid IS NULL"),
-        text("UPDATE payment SET patient_uhid=:uhid WHERE patient_local_ref=:ref AND patient_uhid IS NULL"),
-    ],
-    "patient.update": [
-        text("UPDATE patient SET version=:version, uhid=coalesce(uhid, :uhid) WHERE local_ref=:ref OR uhid=:uhid"),
-        text("UPDATE patient_index SET version=:version WHERE uhid=:uhid AND version < :version"),
-    ],
-    "visit.open": [text("UPDATE visit SET central_id=:cid WHERE local_ref=:ref")],
-    # the order's visit was applied (and booked) before it: take its central id by the indexed local_ref
-    "lab.order": [text(
-        "UPDATE lab_order SET central_id=:cid, accession=:acc, visit_central_id=coalesce(visit_central_id, "
-        "(SELECT v.central_id FROM visit v WHERE v.local_ref = lab_order.visit_local_ref)) WHERE local_ref=:ref"
-    )],
-    "payment.record": [text("UPDATE payment SET central_id=:cid, warnings=:warn WHERE local_ref=:ref")],
-}
-
-
-_SQL: dict[Any, str] = {stmt: str(stmt) for stmts in _RECORD_SQL.values() for stmt in stmts}
-
-
-def _raw(session: Any) -> Any:
-    """The sqlite3 connection under a session, inside the session's transaction."""
-    return session.connection().connection.dbapi_connection
-
 
 @dataclass
 class SyncSummary:
@@ -141,12 +113,12 @@ class SyncSummary:
         """0 all synced, 1 some ops need a person or still wait, 3 server
         unreachable or token refused, 4 another sync holds the lease."""
         if self.outcome in (UNREACHABLE, UNAUTHORIZED):
-            return 3
+            return ExitCode.UNREACHABLE
         if self.outcome == BUSY:
-            return 4
+            return ExitCode.SYNC_RUNNING
         if self.outcome in (ERROR, STOPPED):
-            return 1
-        return 0 if self.still_waiting == 0 and self.needs_person == 0 else 1
+            return ExitCode.REFUSED
+        return ExitCode.OK if self.still_waiting == 0 and self.needs_person == 0 else ExitCode.REFUSED
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -529,6 +501,24 @@ class SyncEngine:
                 continue
             run.advance(n)
 
+    def _looked_up(self, err: Any) -> Any:
+        """Contract 1.2: an op flagged for waiting too long says what it waits for
+        (``error.waiting_for``); an offline number is looked up with ``GET /refs``
+        so the review line can say whether central knows it by now. Kept in the
+        error as ``looked_up`` (``{"found": false}`` when central does not know it);
+        a lookup that fails is left out (the line then names only the number)."""
+        waiting = err.get("waiting_for") if isinstance(err, dict) else None
+        lref = waiting.get("local_ref") if isinstance(waiting, dict) else None
+        lookup = getattr(self.client, "ref", None)
+        if not isinstance(lref, str) or lookup is None:
+            return err
+        try:
+            info = lookup(lref)
+        except Exception:  # any failure to ask: the review line names the number alone
+            return err
+        found = {"found": False} if info is None else {"found": True, **info.model_dump(mode="json")}
+        return {**err, "looked_up": found}
+
     def _deferred_too_long(self, op: PendingOp, now: datetime) -> bool:
         if not op.first_deferred_at:
             return self.max_deferred_wait_s <= 0
@@ -547,7 +537,7 @@ class SyncEngine:
         synced: list[dict[str, Any]] = []
         flags: list[dict[str, Any]] = []
         defers: list[dict[str, Any]] = []
-        records: dict[Any, list[dict[str, Any]]] = {}
+        records: writeback.Rows = {}
         counts = {"applied": 0, "duplicate": 0, "rejected": 0, "conflict": 0, "deferred": 0, "too_long": 0}
         reasons: list[str] = []
         for op, r in zip(batch, results):
@@ -556,7 +546,7 @@ class SyncEngine:
             if st in ("applied", "duplicate"):
                 res = r.get("result") or {}
                 synced.append({"id": op.op_id, "st": st, "res": dumps(res), "now": now})
-                record_rows(op.kind, op.record_ref, res, records)
+                writeback.collect(op.kind, op.record_ref, res, records)
                 counts[st] += 1
             elif st in ("rejected", "conflict"):
                 # the contract makes ``error`` optional; a flagged op always carries a reason
@@ -569,6 +559,7 @@ class SyncEngine:
                 code = err.get("code", "") if isinstance(err, dict) else ""
                 why = f"the server deferred it: {error_words(err)}" if err else "the server deferred it"
                 if self._deferred_too_long(op, now_dt):
+                    err = self._looked_up(err)
                     flags.append({"id": op.op_id, "state": "conflict", "st": "deferred", "err": _err_json(err),
                                   "why": "waited too long for a dependency: " + why, "now": now})
                     counts["too_long"] += 1
@@ -585,9 +576,7 @@ class SyncEngine:
             outbox.transition(s, "synced", synced)
             outbox.transition(s, "flagged", flags)
             outbox.transition(s, "deferred", defers)
-            raw = _raw(s)  # sqlite3's executemany binds named params in C: no per-row Python
-            for stmt, rows in records.items():
-                raw.executemany(_SQL.get(stmt) or str(stmt), rows)
+            writeback.write(s, records)
         with run.lock:
             summary.applied += counts["applied"]
             summary.duplicate += counts["duplicate"]
@@ -663,34 +652,6 @@ class SyncEngine:
                 meta.put(s, LAST_SYNC_OUTCOME, dumps(summary.as_dict()))
         except Exception as exc:  # the run's result stands even if bookkeeping fails
             summary.warnings.append(f"could not record the sync outcome: {exc}")
-
-
-def record_rows(kind: str, record_ref: str | None, res: dict[str, Any],
-                records: dict[Any, list[dict[str, Any]]]) -> None:
-    """Add the UPDATEs that store an applied op's central ids on its record to
-    ``records`` (statement -> parameter rows; run each with executemany)."""
-    stmts = _RECORD_SQL.get(kind)
-    if not stmts or not record_ref:
-        return
-    ref = record_ref
-    if kind == "patient.register":
-        row: dict[str, Any] = {"uhid": res.get("uhid"), "ref": ref}
-        if not row["uhid"]:
-            return
-    elif kind == "patient.update":
-        if res.get("version") is None:
-            return
-        row = {"version": int(res["version"]), "uhid": res.get("uhid"), "ref": ref}
-    elif kind == "visit.open":
-        row = {"cid": res.get("visit_id"), "ref": ref}
-    elif kind == "lab.order":
-        row = {"cid": res.get("order_id"), "acc": res.get("accession"), "ref": ref}
-    else:  # payment.record
-        warnings = res.get("warnings")
-        row = {"cid": res.get("receipt_id"), "ref": ref,
-               "warn": dumps(warnings) if warnings else None}
-    for stmt in stmts:
-        records.setdefault(stmt, []).append(row)
 
 
 def sync_once(store: Store, client: CentralForSync, settings: Settings | None = None, progress: Progress | None = None,

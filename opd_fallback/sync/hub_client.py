@@ -20,13 +20,16 @@ from typing import Any
 import httpx
 import orjson
 
+from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.sync import deadline as deadlines
 
 HUB_PREFIX = "/hub/v1"
 
 
-class HubError(Exception):
-    """The hub could not be used for this exchange."""
+class HubError(OpdError):
+    """The hub could not be used for this exchange (exit 3)."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 class HubUnreachable(HubError):
@@ -36,13 +39,19 @@ class HubUnreachable(HubError):
 class HubRefused(HubError):
     """The hub refused this counter's hub token (401)."""
 
+    exit_code = ExitCode.HUB_TOKEN
+
 
 class HubDiskFull(HubError):
     """The hub PC's disk is full (507): nothing was stored."""
 
+    exit_code = ExitCode.DISK
+
 
 class HubDamaged(HubError):
     """The hub's database is damaged, or was deleted or replaced under it (503 with its code)."""
+
+    exit_code = ExitCode.DAMAGED
 
 
 _HUB_DB_CODES = ("hub_db_damaged", "hub_db_replaced", "hub_storage_failed")

@@ -26,6 +26,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_random_exponential
 
+from opd_fallback.domain.exits import ExitCode
 from opd_fallback.sync.client import SyncError, TransientError, Unavailable, Unreachable
 
 T = TypeVar("T")
@@ -42,6 +43,8 @@ class ServerDown(SyncError):
 
 class Stopped(SyncError):
     """The run was asked to stop (``stop`` event, lost lease)."""
+
+    exit_code = ExitCode.REFUSED
 
 
 class Patience:

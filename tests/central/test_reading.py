@@ -67,7 +67,8 @@ def test_devices_me_starts_at_zero_and_tracks_max_seq(central: CentralHandle) ->
     token = central.add_device("N01")
     headers = {"Authorization": f"Bearer {token}"}
     r = httpx.get(central.api + "/devices/me", headers=headers)
-    assert r.json() == {"device_id": "N01", "max_seq": 0, "ops_applied": 0, "last_recorded_at": None}
+    assert r.json() == {"device_id": "N01", "max_seq": 0, "ops_applied": 0, "last_recorded_at": None,
+                        "reserved_used": {"uhid": 0, "receipt": 0, "sample": 0}}
     f = factory("N01")
     a, b = f.register(mobile=unique_mobile()), f.register(mobile="bad")
     with httpx.Client(base_url=central.api, headers=headers) as http:

@@ -87,6 +87,7 @@ class CentralHandle:
     faults: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    flaw: str | None = None  # a deliberate flaw (tests/helpers/broken_central.py), for the conformance kit
 
     @property
     def db_path(self) -> Path | None:
@@ -133,7 +134,8 @@ class CentralHandle:
         set_maintenance(self.database_url, on)
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "opd_fallback.central", "serve", "--database-url", self.database_url,
+        main = ["opd_fallback.central"] if self.flaw is None else ["tests.helpers.broken_central", self.flaw]
+        cmd = [sys.executable, "-m", *main, "serve", "--database-url", self.database_url,
                "--host", "127.0.0.1", "--port", str(self.port)]
         if self.master_data is not None:
             cmd += ["--master-data", str(self.master_data)]
@@ -206,6 +208,7 @@ def run_central(
     master_data: Path | dict[str, Any] | None = None,
     db_name: str = "central.db",
     database_url: str | None = None,
+    flaw: str | None = None,
     **faults: Any,
 ) -> Iterator[CentralHandle]:
     """Create the DB (in ``tmp_path`` for SQLite, a new database on the test
@@ -215,7 +218,8 @@ def run_central(
     ``master_data`` is a JSON/TOML file or a dict (written to JSON); None means
     the shipped demo file (``opd_fallback/central/demo_master_data.json``).
     ``database_url`` names an existing database (e.g. a second server on the
-    same PostgreSQL); else one is made on ``DEFAULT_BACKEND``."""
+    same PostgreSQL); else one is made on ``DEFAULT_BACKEND``. ``flaw`` starts
+    the server with one deliberate flaw (``tests/helpers/broken_central.py``)."""
     url = database_url or DEFAULT_BACKEND.new_database_url(tmp_path, db_name)
     create_schema(url)
     if isinstance(master_data, dict):  # a dict is written next to the DB as JSON
@@ -224,7 +228,7 @@ def run_central(
         master_data = path
     port = free_port()
     handle = CentralHandle(database_url=url, port=port, log_path=Path(tmp_path) / f"central-{port}.log",
-                           master_data=master_data, faults=dict(faults))
+                           master_data=master_data, faults=dict(faults), flaw=flaw)
     for dev in devices:
         handle.add_device(dev)
     handle.start()

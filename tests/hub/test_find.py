@@ -4,11 +4,14 @@ every hit says where it came from."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from opd_fallback.application.find import duplicate_words, find, possible_duplicates_on_lan
+from opd_fallback.application import matching
+from opd_fallback.application.find import find
+from opd_fallback.application.matching import possible_duplicates
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.config import load_settings, write_config
 from opd_fallback.store import open_store, patient_index, shared
@@ -51,12 +54,17 @@ def test_find_everywhere(tmp_path) -> None:
         assert find(store, "sunita")[0].where == "central"
         assert find(store, "ramesh kumr")[0].where == "this counter"
         assert find(store, "zzzz qqqq") == []
-        # before registering: the LAN has her (same mobile, similar name, close age)
-        dup = possible_duplicates_on_lan(store, {"name": "DEVI Sita", "mobile": "+91 91234 56780", "age_years": 35})
-        assert [duplicate_words(h) for h in dup] == ["possibly registered at C03 at 09:14 (C03-261130-000001)"]
-        assert possible_duplicates_on_lan(store, {"name": "Sita Devi", "mobile": "9123456781", "age_years": 35}) == []
-        assert possible_duplicates_on_lan(store, {"name": "Mohan Lal", "mobile": "9123456780", "age_years": 35}) == []
-        assert possible_duplicates_on_lan(store, {"name": "Sita Devi", "mobile": "9123456780", "age_years": 70}) == []
+        # before registering: the LAN has her (same mobile, similar name, close age): the counter's one
+        # duplicate check (application/matching.py, domain/identity.py's rule) over the LAN's patients
+        def on_lan(fields: dict[str, Any]) -> list[tuple[str | None, tuple[str, ...]]]:
+            return [(m.hit.local_ref, m.why)
+                    for m in possible_duplicates(store, fields, sources=(matching.lan_counters,))]
+
+        assert on_lan({"name": "DEVI Sita", "mobile": "+91 91234 56780", "age_years": 35}) == [
+            ("C03-261130-000001", ("same mobile", "same name", "similar age", "registered at C03"))]
+        assert on_lan({"name": "Sita Devi", "mobile": "9123456781", "age_years": 35}) == []
+        assert on_lan({"name": "Mohan Lal", "mobile": "9123456780", "age_years": 35}) == []
+        assert on_lan({"name": "Sita Devi", "mobile": "9123456780", "age_years": 70}) == []
     finally:
         store.close()
     base = load_settings(tmp_path)

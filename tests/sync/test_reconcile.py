@@ -313,3 +313,27 @@ def test_payload_that_no_longer_matches_its_record_is_reported_not_clean(tmp_pat
     assert by_field[(void.op_id, "payment")]["record"] == regs[2].payment.local_ref
     assert any("no longer match the record" in r for r in rep.reasons())
     assert rep.as_dict()["payload_mismatches"]
+
+
+def test_a_waiver_central_does_not_see_approved_is_named_as_such(tmp_path: Path, store: Store) -> None:
+    """Contract 1.2: a waived fee the patient's category does not exempt at central (here central
+    no longer exempts BPL patients, the counter still does) comes back as ``waiver_unapproved``,
+    and reconcile names it by what it is, not as an item central does not know."""
+    demo = orjson.loads((Path(__file__).parents[2] / "opd_fallback/central/demo_master_data.json").read_bytes())
+    demo["exemptions"] = [e for e in demo["exemptions"] if e["category"] != "bpl"]
+    svc = CounterService(store, "C07")
+    svc.register_new("op-1", {**PATIENT, "category": "bpl"}, department="MED", payment=PaymentInput(mode="waived"))
+    with run_central(tmp_path, master_data=demo) as central, CentralClient(central.url, central.tokens["C07"]) as c:
+        push_all(store, c)
+        rep = reconcile_day(store, c, "C07", today_ist())
+    assert rep.exit_code == 1 and rep.digests_match
+    assert [(w["code"], w["item"], w["mode"]) for w in rep.payment_warnings] == [
+        ("waiver_unapproved", "OPD-NEW", "waived")]
+    reasons = rep.reasons()
+    assert "1 waived payment line(s) with no approved waiver (the category does not exempt the fee)" in reasons
+    assert not [r for r in reasons if "does not know" in r or "price list" in r]
+    from rich.console import Console
+
+    con = Console(record=True, width=200)
+    reports.render_terminal(rep.as_dict(), con)
+    assert "item OPD-NEW: waived without an approved waiver" in con.export_text()

@@ -12,7 +12,7 @@ from sqlmodel import select
 from opd_fallback.application import status as status_report
 from opd_fallback.store.audit import history
 from opd_fallback.store.engine import Store
-from opd_fallback.store.tables import Payment
+from opd_fallback.store.tables import Op, Payment
 from opd_fallback.tui.screens.cash import CashScreen
 from opd_fallback.tui.screens.confirm import ConfirmQuit
 from opd_fallback.tui.screens.register import RegisterScreen
@@ -87,6 +87,12 @@ async def test_waiver_not_granted_by_category_needs_supervisor_pin_and_reason(ma
     assert report["waivers"] == [{"reason": "poor patient, no money", "approved_by": "sup1", "count": 1,
                                   "waived_paise": 1000}]
     assert report["voids"] == [] and report["reprints"] == []
+    # contract 1.2: the op carries the waiver, so central does not warn waiver_unapproved
+    with store.read() as s:
+        (op,) = s.exec(select(Op).where(Op.kind == "payment.record")).all()
+    sent = json.loads(op.payload)
+    assert sent["waiver"] == {"reason": "poor patient, no money", "approved_by": "sup1"}
+    assert (sent["mode"], sent["amount_paise"]) == ("waived", 0)
 
 
 async def test_an_exempt_category_needs_no_approval(make_app, store: Store) -> None:
@@ -103,7 +109,9 @@ async def test_an_exempt_category_needs_no_approval(make_app, store: Store) -> N
     with store.read() as s:
         (payment,) = s.exec(select(Payment)).all()
         assert history(s, action_prefix="payment.waive") == []
+        (op,) = s.exec(select(Op).where(Op.kind == "payment.record")).all()
     assert (payment.amount_paise, payment.mode) == (0, "waived")
+    assert "waiver" not in json.loads(op.payload)  # the category grants it: no waiver needed
 
 
 async def test_supervisor_pin_is_cleared_on_leaving_the_screen_and_on_lock(make_app, store: Store) -> None:

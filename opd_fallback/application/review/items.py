@@ -3,13 +3,13 @@ and what can be done. Read-only: the decisions are in :mod:`.service`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
-from opd_fallback.domain import contract, rules
+from opd_fallback.domain import contract, registry, rules
 from opd_fallback.domain.clock import duration_words, seconds_since
 from opd_fallback.domain.errors import FIELD_LABELS
 from opd_fallback.domain.jsonio import loads
@@ -26,18 +26,12 @@ CANDIDATE_FIELDS = tuple(f for f in contract.CANDIDATE_FIELDS if f != "uhid")
 # A payment is a fact: its money fields are never edited (a trigger refuses it locally too).
 PAYMENT_FIXED = ("amount_paise", "mode", "items")
 # the payload fields that hold a reference ({"central_id"} or {"local_ref"})
-REF_FIELDS = ("patient", "visit", "lab_order", "payment")
+REF_FIELDS = registry.RECORD_KINDS
 RECORD_TABLES: dict[str, type[Any]] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder,
                                         "payment": Payment}
-MONEY_KINDS = ("payment.record", "payment.void")
-KIND_WORDS = {
-    "patient.register": "patient registration",
-    "patient.update": "patient details change",
-    "visit.open": "OPD visit",
-    "lab.order": "lab order",
-    "payment.record": "payment",
-    "payment.void": "payment void",
-}
+assert set(RECORD_TABLES) == set(registry.RECORD_KINDS), "a record kind of domain/registry.py has no table here"
+MONEY_KINDS = registry.MONEY_KINDS
+KIND_WORDS = registry.WORDS
 
 
 
@@ -163,28 +157,55 @@ def _ref_words(ref: Any) -> str:
     return "?"
 
 
+# One line naming what a flagged op is, per kind (registered against domain/registry.py).
+TITLES: registry.Handlers[Callable[[dict[str, Any]], str]] = registry.Handlers(
+    "review titles (application/review/items.py)")
+
+
+@TITLES.register("patient.register")
+def _register_title(payload: dict[str, Any]) -> str:
+    return f"Registration of {payload.get('name', '?')} ({payload.get('local_ref', '?')})"
+
+
+@TITLES.register("patient.update")
+def _update_title(payload: dict[str, Any]) -> str:
+    return f"Change to patient {_ref_words(payload.get('patient'))}"
+
+
+@TITLES.register("visit.open")
+def _visit_title(payload: dict[str, Any]) -> str:
+    return (f"OPD visit {payload.get('local_ref', '?')} to {payload.get('department', '?')} "
+            f"for {_ref_words(payload.get('patient'))}")
+
+
+@TITLES.register("lab.order")
+def _lab_title(payload: dict[str, Any]) -> str:
+    tests = ", ".join(str(t.get("code")) for t in payload.get("tests") or [] if isinstance(t, dict))
+    return f"Lab order {payload.get('local_ref', '?')} ({tests}) for {_ref_words(payload.get('patient'))}"
+
+
+@TITLES.register("payment.record")
+def _payment_title(payload: dict[str, Any]) -> str:
+    amount = payload.get("amount_paise")
+    money = rules.format_paise(amount) if isinstance(amount, int) else "?"
+    return (f"Payment {money} {payload.get('mode', '?')}, receipt {payload.get('receipt_no', '?')}, "
+            f"for {_ref_words(payload.get('patient'))}")
+
+
+@TITLES.register("payment.void")
+def _void_title(payload: dict[str, Any]) -> str:
+    return f"Void of payment {_ref_words(payload.get('payment'))}"
+
+
+TITLES.complete()
+
+
 def _title(op: Op, payload: dict[str, Any]) -> str:
     kind = op.kind
     if op.last_status == outbox.DAMAGED:
         return f"{KIND_WORDS.get(kind, kind).capitalize()} {op.record_ref or op.op_id} (its stored data is damaged)"
-    if kind == "patient.register":
-        return f"Registration of {payload.get('name', '?')} ({payload.get('local_ref', '?')})"
-    if kind == "patient.update":
-        return f"Change to patient {_ref_words(payload.get('patient'))}"
-    if kind == "visit.open":
-        return (f"OPD visit {payload.get('local_ref', '?')} to {payload.get('department', '?')} "
-                f"for {_ref_words(payload.get('patient'))}")
-    if kind == "lab.order":
-        tests = ", ".join(str(t.get("code")) for t in payload.get("tests") or [] if isinstance(t, dict))
-        return f"Lab order {payload.get('local_ref', '?')} ({tests}) for {_ref_words(payload.get('patient'))}"
-    if kind == "payment.record":
-        amount = payload.get("amount_paise")
-        money = rules.format_paise(amount) if isinstance(amount, int) else "?"
-        return (f"Payment {money} {payload.get('mode', '?')}, receipt {payload.get('receipt_no', '?')}, "
-                f"for {_ref_words(payload.get('patient'))}")
-    if kind == "payment.void":
-        return f"Void of payment {_ref_words(payload.get('payment'))}"
-    return f"{kind} {op.record_ref or ''}".strip()
+    title = TITLES.get(kind)
+    return title(payload) if title else f"{kind} {op.record_ref or ''}".strip()
 
 
 def _explain(op: Op, category: Category, error: dict[str, Any], waiting: int) -> str:
@@ -206,12 +227,36 @@ def _explain(op: Op, category: Category, error: dict[str, Any], waiting: int) ->
                "Correct it and send it again, or cancel it with a reason."
     elif category == "waited_too_long":
         text = (f"This {what} waited too long for a record it needs ({error.get('code', 'deferred')}"
-                f"{': ' + msg if msg else ''}). Retry once the other record has synced, or cancel it.")
+                f"{': ' + msg if msg else ''}).{waits_for_words(error)} "
+                "Retry once the other record has synced, or cancel it.")
     else:
         text = f"Central could not apply this {what} ({error.get('code', '?')}): {msg}"
     if waiting:
         text += f" {waiting} later record(s) wait for this decision."
     return text
+
+
+def waits_for_words(error: dict[str, Any]) -> str:
+    """Contract 1.2: what a deferred op waits for (``error.waiting_for``) and what
+    central said of it when the sync looked it up (``looked_up``, from
+    ``GET /refs``), as a sentence starting with a space; empty when not given."""
+    waiting = error.get("waiting_for")
+    if not isinstance(waiting, dict):
+        return ""
+    if waiting.get("op_id"):
+        return f" It waits for op {waiting['op_id']} to be applied at central."
+    lref = waiting.get("local_ref")
+    if not lref:
+        return ""
+    device = str(lref).split("-", 1)[0]
+    text = f" It waits for {lref} (made at counter {device})"
+    looked = error.get("looked_up")
+    if isinstance(looked, dict) and looked.get("found"):
+        return (text + f": central now knows it as {looked.get('kind', 'record')} {looked.get('central_id', '?')}, "
+                "so a retry should go through.")
+    if isinstance(looked, dict):
+        return text + f": central does not know it yet (counter {device} has not synced it)."
+    return text + "."
 
 
 def _actions(op: Op, category: Category) -> tuple[str, ...]:

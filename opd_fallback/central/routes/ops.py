@@ -1,4 +1,5 @@
-"""The write side: ``POST /ops:batch``, ``GET /ops/{op_id}``, ``POST /id-blocks``.
+"""The write side: ``POST /ops:batch``, ``GET /ops/{op_id}``, ``POST /id-blocks``,
+and (1.2) what became of them: ``GET /id-blocks/used``, ``GET /refs/{local_ref}``.
 
 Thin on purpose: body limits and shape here, everything else in the applier
 (run in a worker thread, so the event loop never waits for the database).
@@ -6,10 +7,10 @@ Thin on purpose: body limits and shape here, everything else in the applier
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +25,8 @@ from opd_fallback.domain.contract import (
     IdBlock,
     IdBlockRequest,
     OpResult,
+    RefInfo,
+    UsedIds,
 )
 
 router = APIRouter(prefix=API_PREFIX)
@@ -91,3 +94,27 @@ def get_op(op_id: str, dev: Device, central: CentralDep) -> Response:
 async def id_blocks(req: IdBlockRequest, dev: Device, central: CentralDep) -> Response:
     ids = await run_in_threadpool(central.issue_ids, dev, req.kind, req.count)
     return json_response({"kind": req.kind, "ids": ids})
+
+
+@router.get("/id-blocks/used", response_model=UsedIds, responses=COMMON,
+            summary="Reserved ids of this device that applied ops used (1.2)")
+def id_blocks_used(
+    dev: Device,
+    central: CentralDep,
+    kind: Annotated[Literal["uhid", "receipt", "sample"], Query()],
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = reads.USED_PAGE,
+) -> Response:
+    with central.reader() as conn:
+        return json_response(reads.used_ids(conn, dev, kind, cursor, limit))
+
+
+@router.get("/refs/{local_ref}", response_model=RefInfo,
+            responses={**COMMON, **doc(404, "No applied op made or linked this local_ref yet")},
+            summary="What a local_ref maps to (1.2)")
+def get_ref(local_ref: str, dev: Device, central: CentralDep) -> Response:
+    with central.reader() as conn:
+        out = reads.ref_info(conn, local_ref)
+    if out is None:
+        raise ApiError(404, "not_found", "no applied op made or linked this local_ref yet")
+    return json_response(out)

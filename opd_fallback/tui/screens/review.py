@@ -31,6 +31,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Static
 
 from opd_fallback.application import review as R
+from opd_fallback.domain import registry
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.tui.app import run_in_thread
 from opd_fallback.tui.i18n import Lang, tr
@@ -275,7 +276,7 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
             return
         self.pending_action, self.answers = action, []
         self.steps = {"link": ["uhid"], "create_new": ["note"], "merge": ["picks"], "correct": ["fields"],
-                      "cancel": ["reason"] + (["money"] if item.kind in ("payment.record", "payment.void")
+                      "cancel": ["reason"] + (["money"] if item.kind in registry.MONEY_KINDS
                                               or item.waiting else []),
                       "retry": ["note"]}[action]
         self._ask()
