@@ -131,7 +131,9 @@ class _Hub:
     max_seq: int
     ops: int
     hub_seq: int
-    acked_before: int  # what this counter had acknowledged before (ops at or below it the hub lacks are resent)
+    acked_before: int
+    vector: dict[str, int]  # the hub's: per counter, the highest seq it holds
+    ids_seq: int | None  # the hub's highest hub sequence of a central id or withdrawal (None: not said)  # what this counter had acknowledged before (ops at or below it the hub lacks are resent)
 
 
 def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> tuple[_Hub, list[int]]:
@@ -145,7 +147,9 @@ def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> 
         raise HubRefused(f"the hub knows this counter's hub token as counter {h.get('device_id')}, not {device_id}: "
                          f"this counter has another counter's token; give it its own ('opd-fallback hub add-device "
                          f"{device_id}' on the hub PC, then 'opd-fallback init ... --hub-token-stdin' here)")
-    hub = _Hub(str(h["db_id"]), str(h["epoch"]), int(h["max_seq"]), int(h["ops"]), int(h["hub_seq"]), acked_before)
+    hub = _Hub(str(h["db_id"]), str(h["epoch"]), int(h["max_seq"]), int(h["ops"]), int(h["hub_seq"]), acked_before,
+               {str(k): int(v) for k, v in (h.get("vector") or {}).items()},
+               int(h["ids_seq"]) if isinstance(h.get("ids_seq"), int) else None)
     result.hub_held_before = hub.max_seq
     changed = known["db_id"] is not None and (known["db_id"], known["epoch"]) != (hub.db_id, hub.epoch)
     if h.get("went_back") or changed:
@@ -299,10 +303,12 @@ def _vector(s: Any) -> dict[str, int]:
 
 
 def _pull(store: Store, client: HubApi, device_id: str, result: ShareResult,
-          stop: threading.Event | None) -> None:
+          stop: threading.Event | None, hub: _Hub | None = None) -> None:
     with store.read() as s:
         vector = _vector(s)
-    for _ in range(MAX_PAGES):
+    # the hub's vector at the exchange's start: nothing above ours means nothing to pull (one request saved)
+    news = hub is None or any(top > vector.get(d, 0) for d, top in hub.vector.items() if d != device_id)
+    for _ in range(MAX_PAGES if news else 0):
         if stop and stop.is_set():
             return
         page = client.pull(vector, limit=PULL_PAGE)
@@ -318,10 +324,13 @@ def _pull(store: Store, client: HubApi, device_id: str, result: ShareResult,
             raise HubError("the hub's pull did not advance; pulling stopped")
         vector = after
     else:
-        raise HubError(f"the hub still had more after {MAX_PAGES} pages; pulling stopped")
+        if news:
+            raise HubError(f"the hub still had more after {MAX_PAGES} pages; pulling stopped")
     # central ids and withdrawals: by the hub's sequence (from 0 again after the hub's identity changed)
     with store.read() as s:
         cursor = int(meta.get(s, meta.HUB_CURSOR) or 0)
+    if hub is not None and hub.ids_seq is not None and hub.ids_seq <= cursor:
+        return  # no central id or withdrawal after the cursor
     for _ in range(MAX_PAGES):
         if stop and stop.is_set():
             return
@@ -350,7 +359,7 @@ def share_once(store: Store, client: HubApi, device_id: str, *, stop: threading.
     try:
         hub, missing = _meet(store, client, device_id, result)
         _push(store, client, result, stop, hub, missing)
-        _pull(store, client, device_id, result, stop)
+        _pull(store, client, device_id, result, stop, hub)
         result.message = (f"shared {result.pushed} new ops, {result.pulled_records} new records from other counters")
         if result.hub_went_back:
             result.message = f"the hub had gone back ({result.hub_went_back}); " + result.message

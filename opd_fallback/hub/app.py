@@ -110,6 +110,8 @@ class Holding(BaseModel):
     ops: int = Field(description="How many of this counter's ops the hub holds")
     hub_seq: int
     vector: dict[str, int] = Field(description="Per counter, the highest seq the hub holds")
+    ids_seq: int = Field(0, description="The highest hub sequence of a central id or withdrawal (nothing new: "
+                         "no need to read /changes)")
     went_back: bool = Field(description="This counter's memory showed the hub had gone back: a new epoch began")
     held: list[list[int]] | None = Field(None, description="With want_held: runs [first, last] of seq held")
 

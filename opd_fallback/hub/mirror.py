@@ -318,6 +318,8 @@ def holding(conn: sqlite3.Connection, device_id: str, *, want_held: bool = False
         vector = {str(d): int(m) for d, m, _ in conn.execute("SELECT device_id, max_seq, ops FROM held")}
         mine = conn.execute("SELECT max_seq, ops FROM held WHERE device_id=?", (device_id,)).fetchone()
         top = identity.hub_seq(conn)
+        side = conn.execute("SELECT max(coalesce((SELECT max(hub_seq) FROM central_id), 0), "
+                            "coalesce((SELECT max(hub_seq) FROM withdrawn), 0))").fetchone()
         ranges = held_ranges(conn, device_id) if want_held else None
     finally:
         conn.execute("COMMIT")
@@ -325,7 +327,7 @@ def holding(conn: sqlite3.Connection, device_id: str, *, want_held: bool = False
         "api_version": API_VERSION, "device_id": device_id, "db_id": ident.db_id, "epoch": ident.epoch,
         "epoch_at": ident.epoch_at, "epoch_reason": ident.epoch_reason,
         "max_seq": int(mine[0]) if mine else 0, "ops": int(mine[1]) if mine else 0, "hub_seq": top,
-        "vector": vector, "went_back": False,
+        "vector": vector, "went_back": False, "ids_seq": int(side[0] or 0),
     }
     if ranges is not None:
         out["held"] = ranges
