@@ -35,7 +35,6 @@ from sqlalchemy import text  # noqa: E402
 from opd_fallback.application.services import CounterService, PaymentInput  # noqa: E402
 from opd_fallback.application.share import share_once  # noqa: E402
 from opd_fallback.store import open_store  # noqa: E402
-from opd_fallback.sync.hub_client import HubClient  # noqa: E402
 from tests.helpers.hub import run_hub  # noqa: E402
 
 
@@ -97,7 +96,7 @@ def main() -> None:
 
         def sharer(dev: str) -> None:
             seen = 0
-            with HubClient(hub.url, hub.tokens[dev], deadline_s=10) as client:
+            with hub.hub_client(dev, deadline_s=10) as client:
                 while not stop.is_set():
                     res = share_once(stores[dev], client, dev)
                     now = time.monotonic()

@@ -64,9 +64,12 @@ def main() -> int:
             args.cache.mkdir(parents=True, exist_ok=True)
             gen, _ = new_counter(args.cache / "generating.db", "C07", args.patients)
             gen.close()
-            conn = sqlite3.connect(args.cache / "generating.db")
-            conn.execute("VACUUM INTO ?", (str(cached),))
-            conn.close()
+            from opd_fallback.cipher import custody
+            from opd_fallback.store.backup import _copy
+
+            key = custody.key_for(args.cache / "generating.db")  # encrypted (SQLCipher): copied with its key
+            _copy(args.cache / "generating.db", cached, key)
+            custody.adopt(cached, key)
             for f in args.cache.glob("generating.db*"):
                 f.unlink()
             figures["generate_s"] = round(time.perf_counter() - t, 2)

@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     # the LAN hub (optional): counters of one hospital share records through it while central is down
     hub_url: str | None = None
     hub_token: str | None = None
+    # sha256:<hex> of the hub's certificate, from the pairing line: checked on every connection (sync/pinning.py)
+    hub_fingerprint: str | None = None
     hub_interval_s: float = Field(default=0.5, ge=0.2)  # background sharing: seconds between exchanges (benchmarks/lan.py)
     hub_deadline_s: float = Field(default=15.0, ge=1.0)  # total deadline of one call to the hub
     verify_tls: bool = True

@@ -39,6 +39,21 @@ def put_master_data(store: Store, data: dict[str, Any] | None = None) -> None:
         s.merge(MasterDataCache(id=1, version=version, etag=None, body=body, fetched_at=now_iso()))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _keys_in_a_scratch_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Database keys live in the platform config directory (cipher/keys.py): the
+    tests' keys go to a scratch one, for this process and the ones it starts."""
+    import os
+
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config-home"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old
+
+
 @pytest.fixture
 def store(tmp_path) -> Iterator[Store]:
     st = open_store(tmp_path / "counter.db")

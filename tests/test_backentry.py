@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -28,6 +27,7 @@ from opd_fallback.application.backentry import (
 from opd_fallback.application.services import CounterService
 from opd_fallback.store import Store
 from opd_fallback.store.tables import Operator
+from tests.helpers import db as db_helper
 
 HEADER = ("slip_no,visit_date,recorded_at,operator_id,uhid,name,name_local,sex,age_years,age_months,"
           "guardian_relation,guardian_name,mobile,department,unit,fee_paise,fee_mode,fee_ref,"
@@ -502,7 +502,7 @@ def test_schema_2_slips_get_their_normal_form_key(tmp_path: Path) -> None:
 
     path = tmp_path / "old.db"
     open_store(path).close()
-    with sqlite3.connect(path) as db:  # the backentry_slip table as schema 2 had it
+    with db_helper.connect(path) as db:  # the backentry_slip table as schema 2 had it
         db.executescript("""
             DROP TABLE backentry_slip;
             CREATE TABLE backentry_slip (id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, visit_date TEXT NOT NULL,

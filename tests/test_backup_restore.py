@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -11,11 +10,14 @@ import pytest
 from sqlalchemy import text
 
 from opd_fallback.application.services import CounterService, PaymentInput
+from opd_fallback.cipher import custody
+from opd_fallback.cipher.keys import KeyProblem, key_from_code
 from opd_fallback.domain.clock import IST
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.store import backup, outbox, readiness
 from opd_fallback.store.engine import Store, open_store
 from tests.conftest import put_master_data
+from tests.helpers import db
 
 PATIENT = {"name": "Ram Kumar", "sex": "M", "age_years": 40}
 
@@ -32,7 +34,7 @@ def _register(store: Store, n: int, device: str = "C07") -> list[str]:
 
 def _dump(path: Path) -> dict[str, list[tuple]]:
     """Every row of the tables that matter, to compare two databases."""
-    conn = sqlite3.connect(path)
+    conn = db.connect(path)
     try:
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
                 for t in ("op", "patient", "visit", "payment", "counter", "id_reservation", "audit_log")}
@@ -82,7 +84,7 @@ def test_backup_while_the_counter_is_writing_is_consistent(tmp_path: Path) -> No
         s.execute(text("INSERT INTO counter(name, value) VALUES ('uncommitted', 1)"))
         res = backup.backup(store.path, tmp_path / "backups", keep=2)
     assert res.ok and res.facts.ops == 9
-    conn = sqlite3.connect(res.path)
+    conn = db.connect(res.path)
     assert conn.execute("SELECT count(*) FROM counter WHERE name='uncommitted'").fetchone()[0] == 0
     conn.close()
 
@@ -211,7 +213,9 @@ def test_move_to_new_device_when_central_cannot_be_reached(tmp_path: Path) -> No
 
 
 # ---------------------------------------------------------------- with central over real HTTP
-def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path) -> None:
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
+def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from opd_fallback.application.reconcile import reconcile_day
     from opd_fallback.domain.clock import today_ist
     from opd_fallback.store import reserved
@@ -220,6 +224,7 @@ def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path) 
     from tests.helpers.central import run_central
 
     pc1 = open_store(tmp_path / "pc1" / "counter.db")
+    pc1_code = custody.key_for(pc1.path).recovery_code  # what init printed for the IT cell's safe
     with run_central(tmp_path) as central, CentralClient(central.url, central.tokens["C07"]) as client:
         with pc1.write() as s:  # a block of real central receipt numbers, as refresh takes them
             reserved.add_block(s, "receipt", client.id_block("receipt", 5).ids)
@@ -235,8 +240,12 @@ def test_counter_restored_from_old_backup_never_reuses_a_number(tmp_path: Path) 
         central_max = client.device_me().max_seq
         assert central_max == 17
 
-        # pc1 dies; the backup is restored on pc2
-        backup.restore(old, tmp_path / "pc2" / "counter.db")
+        # pc1 dies; the backup is restored on pc2 (another PC: its own config folder, no key of pc1's),
+        # with pc1's recovery code (the USB stick holds no key)
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "pc2-config"))
+        with pytest.raises(KeyProblem, match="no key on this PC opens"):
+            backup.restore(old, tmp_path / "pc2" / "counter.db")
+        backup.restore(old, tmp_path / "pc2" / "counter.db", keys=[key_from_code(pc1_code)])
         pc2 = open_store(tmp_path / "pc2" / "counter.db")
         readiness.mark_restored(pc2, source=old.name)
         with pytest.raises(DomainError):
@@ -297,6 +306,7 @@ def _cli(data_dir: Path, *args: str, input: str | None = None):
     return CliRunner().invoke(app, ["--data-dir", str(data_dir), *args], input=input)
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_backup_and_restore_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from opd_fallback.store import operators
     from opd_fallback.sync.client import CentralClient

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from opd_fallback.cli import app
 from opd_fallback.cli.importing import progress_bar
 from opd_fallback.domain.exits import ExitCode
+from tests.helpers import db as db_helper
 
 runner = CliRunner()
 HEADER = "slip_no,visit_date,recorded_at,operator_id,name,name_local,sex,age_years,mobile,department,fee_paise,fee_mode"
@@ -107,13 +108,12 @@ def test_importing_operator_must_log_in(counter: Path, operator: str, pin: str, 
 
 
 def test_ops_carry_the_importing_operator_and_the_writer_must_be_known(counter: Path) -> None:
-    import sqlite3
 
     ghost = GOOD.replace("1,", "2,", 1).replace(",op1,", ",ghost-99,")
     res = _import(str(_csv(counter, GOOD, ghost)))
     assert res.exit_code == 1
     assert "line 3, operator_id: 'ghost-99' is not an operator of this counter" in res.output
-    db = sqlite3.connect(counter / "counter" / "counter.db")
+    db = db_helper.connect(counter / "counter" / "counter.db")
     try:
         assert {r[0] for r in db.execute("SELECT operator_id FROM op")} == {"clerk1"}
         assert db.execute("SELECT written_by, imported_by FROM backentry_slip").fetchall() == [("op1", "clerk1")]
@@ -139,7 +139,6 @@ def test_progress_bar_on_a_terminal_only(counter: Path) -> None:
 def test_import_killed_mid_batch_then_run_again_loses_and_doubles_nothing(counter: Path) -> None:
     """Batches commit whole: a kill loses only the open batch, which the next run imports."""
     import signal
-    import sqlite3
     import subprocess
     import sys
     import time
@@ -150,7 +149,7 @@ def test_import_killed_mid_batch_then_run_again_loses_and_doubles_nothing(counte
     db_path = counter / "counter" / "counter.db"
 
     def slips() -> int:
-        db = sqlite3.connect(db_path)
+        db = db_helper.connect(db_path)
         try:
             return int(db.execute("SELECT count(*) FROM backentry_slip").fetchone()[0])
         finally:
@@ -172,7 +171,7 @@ def test_import_killed_mid_batch_then_run_again_loses_and_doubles_nothing(counte
     res = _import(str(f))
     assert res.exit_code == 0, res.output
     assert f"imported {3000 - killed_at}, already imported {killed_at}, rejected 0" in res.output
-    db = sqlite3.connect(db_path)
+    db = db_helper.connect(db_path)
     try:
         assert db.execute("SELECT count(*) FROM visit").fetchone()[0] == 3000
         assert db.execute("SELECT count(*), sum(amount_paise) FROM payment").fetchone() == (

@@ -22,7 +22,8 @@ def _problems(model: type[P.Model], data: Any) -> list[FieldProblem]:
 @pytest.mark.parametrize(
     ("change", "field", "code", "words"),
     [
-        ({"name": None}, "name", "not_text", "must be text"),
+        ({"name": 42}, "name", "not_text", "must be text"),
+        ({"name": None}, "name", "required", "is required"),  # 1.2: null is the same as absent
         ({"sex": "X"}, "sex", "not_allowed", "must be one of"),
         ({"age_years": "forty"}, "age_years", "not_whole_number", "whole number"),
         ({"mobile": "12345"}, "mobile", "invalid", "10 digits"),

@@ -187,3 +187,31 @@ def test_validate_raises_domain_error_naming_fields() -> None:
     with pytest.raises(DomainError) as exc:
         validate(P.PatientRegister, {**REG, "mobile": "123", "sex": "Q"})
     assert {p.field for p in exc.value.problems} == {"mobile", "sex"}
+
+
+def test_contract_1_2_a_null_field_is_an_absent_one_except_in_a_reference() -> None:
+    """Every field without a value may be sent as null: the model sees no difference;
+    a reference's null key stays invalid, and a null inside changes still clears."""
+    from pydantic import ValidationError
+
+    from opd_fallback.domain import payloads as P
+
+    base = {"local_ref": "C07-261201-000001", "name": "Ram Kumar", "sex": "M", "age_years": 40}
+    nulls = dict.fromkeys(("uhid", "name_local", "age_months", "age_days", "birth_date", "guardian_relation",
+                           "guardian_name", "mobile", "abha_number", "address_line", "district", "state", "pin",
+                           "category"))
+    assert P.wire(P.PatientRegister.model_validate({**base, **nulls})) == P.wire(P.PatientRegister.model_validate(base))
+    visit = {"local_ref": "C07-261201-000002", "patient": {"local_ref": base["local_ref"]}, "department": "MED",
+             "visit_type": "new", "visit_date": "2026-12-01", "token_no": 1}
+    assert P.VisitOpen.model_validate({**visit, "unit": None}) == P.VisitOpen.model_validate(visit)
+    lab = {"local_ref": "C07-261201-000003", "patient": {"central_id": "KGMU1"}, "visit": {"central_id": "V1"},
+           "tests": [{"code": "CBC"}]}
+    assert P.LabOrder.model_validate({**lab, "priority": None, "samples": None, "sample_id": None}).priority == "routine"
+    with pytest.raises(ValidationError):
+        P.VisitOpen.model_validate({**visit, "patient": {"local_ref": base["local_ref"], "central_id": None}})
+    upd = P.PatientUpdate.model_validate({"patient": {"central_id": "KGMU1"}, "base_version": 1,
+                                          "changes": {"mobile": None, "district": "Agra"}})
+    assert upd.changes == {"mobile": None, "district": "Agra"}
+    with pytest.raises(ValidationError, match="base_version"):
+        P.PatientUpdate.model_validate({"patient": {"central_id": "KGMU1"}, "base_version": 2**53,
+                                        "changes": {"district": "Agra"}})

@@ -202,3 +202,17 @@ def test_a_supervisor_correcting_a_reference_key_replaces_the_reference(store: S
     d = rs.correct(rs.authenticate("sup1", "222222"), reg.visit.op_id, {"patient.central_id": "KGMU000000009"})
     assert d.new_op_id is not None
     assert orjson.loads(get(store, d.new_op_id).payload)["patient"] == {"central_id": "KGMU000000009"}
+
+
+def test_canonical_form_keeps_a_null_inside_changes_and_adds_the_origin() -> None:
+    """1.2: a null in patient.update's changes clears a field, so it is not an absent
+    key; an origin counts with the payload, and an op without one compares as in 1.1."""
+    from opd_fallback.domain.contract import canonical_op
+
+    cleared = {"patient": {"central_id": "KGMU1"}, "base_version": 1, "changes": {"mobile": None}}
+    kept = {"patient": {"central_id": "KGMU1"}, "base_version": 1, "changes": {}}
+    assert canonical_payload(cleared, "patient.update") != canonical_payload(kept, "patient.update")
+    assert canonical_payload(cleared) == canonical_payload(kept)  # any other kind: nulls dropped everywhere
+    pay = {"local_ref": "C07-1", "amount_paise": 0}
+    assert canonical_op(pay) == canonical_payload(pay) == canonical_op(pay, {"slip_no": None})
+    assert canonical_op(pay, {"slip_no": "42"}) != canonical_op(pay, {"slip_no": "43"})

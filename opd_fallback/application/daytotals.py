@@ -1,23 +1,21 @@
 """A day's money by payment mode, its voids, and what review cancelled: one
-set of SQL for the counter's cash summary and for ``status``.
+set of sums for the counter's cash summary and for ``status``.
 
-The queries take any way of running SQL with named parameters (``:d``,
-``:o``): :func:`opd_fallback.application.services.day_totals` runs them in a
-SQLModel session, ``status`` on a plain ``sqlite3`` snapshot
+The queries (store/money.py) take any way of running SQL with named
+parameters: :func:`opd_fallback.application.services.day_totals` runs them in
+a SQLModel session, ``status`` on a plain ``sqlite3`` snapshot
 (store/readonly.py) so that it starts without loading SQLAlchemy. Keep this
 module free of SQLAlchemy, pydantic and the table models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opd_fallback.domain.rules import PAYMENT_MODES
-
-# runs one SELECT with named parameters and returns its rows
-RunSql = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
+from opd_fallback.store import money
+from opd_fallback.store.money import RunSql
 
 
 @dataclass(frozen=True)
@@ -82,21 +80,9 @@ class CashSummary:
 def totals_for_day(run: RunSql, day: str, operator_id: str | None = None) -> CashSummary:
     """Payments of ``day`` (YYYY-MM-DD, IST) by mode, for one operator or all, with
     their voids; what review cancelled is counted apart (see ``CashSummary``)."""
-    who = "" if operator_id is None else "p.operator_id=:o AND "
-    params = {"o": operator_id, "d": day}
-    rows = run(
-        "SELECT p.mode, count(*), coalesce(sum(p.amount_paise),0) FROM payment p "
-        "JOIN op ON op.op_id = p.op_id "
-        f"WHERE {who}substr(p.created_at,1,10)=:d AND op.state != 'cancelled' GROUP BY p.mode", params)
-    crow = run(
-        "SELECT count(*), coalesce(sum(p.amount_paise),0) FROM payment p JOIN op ON op.op_id = p.op_id "
-        f"WHERE {who}substr(p.created_at,1,10)=:d AND op.state = 'cancelled'", params)[0]
-    vrows = run(
-        "SELECT p.mode, count(*), coalesce(sum(p.amount_paise),0) FROM payment_void v "
-        "JOIN payment p ON p.local_ref = v.payment_local_ref "
-        "JOIN op pop ON pop.op_id = p.op_id JOIN op vop ON vop.op_id = v.op_id "
-        f"WHERE {who}substr(p.created_at,1,10)=:d "
-        "AND pop.state != 'cancelled' AND vop.state != 'cancelled' GROUP BY p.mode", params)
+    rows = money.payments_by_mode(run, day, operator_id)
+    crow = money.cancelled_payments(run, day, operator_id)
+    vrows = money.voids_by_mode(run, day, operator_id)
     by_mode = {m: ModeTotal() for m in PAYMENT_MODES}
     by_mode.update({str(m): ModeTotal(int(c), int(t)) for m, c, t in rows})
     voided = {str(m): ModeTotal(int(c), int(t)) for m, c, t in vrows}
@@ -110,22 +96,9 @@ def approvals_for_day(run: RunSql, day: str, operator_id: str | None = None) -> 
     for ``day`` (IST), one operator's or all. Waivers and reprints come from the
     audit log (append-only); voids from the void records, counted as
     :func:`totals_for_day` counts them (payments of the day, review-cancelled left out)."""
-    params = {"o": operator_id, "d": day, "w": WAIVER_ACTION, "r": REPRINT_ACTION}
-    actor = "" if operator_id is None else "actor=:o AND "
-    waivers = run(
-        "SELECT json_extract(detail,'$.reason'), json_extract(detail,'$.approved_by'), count(*), "
-        "coalesce(sum(json_extract(detail,'$.waived_paise')),0) FROM audit_log "
-        f"WHERE {actor}action=:w AND substr(at,1,10)=:d GROUP BY 1, 2 ORDER BY 2, 1", params)
-    who = "" if operator_id is None else "p.operator_id=:o AND "
-    voids = run(
-        "SELECT v.approved_by, count(*), coalesce(sum(p.amount_paise),0) FROM payment_void v "
-        "JOIN payment p ON p.local_ref = v.payment_local_ref "
-        "JOIN op pop ON pop.op_id = p.op_id JOIN op vop ON vop.op_id = v.op_id "
-        f"WHERE {who}substr(p.created_at,1,10)=:d "
-        "AND pop.state != 'cancelled' AND vop.state != 'cancelled' GROUP BY 1 ORDER BY 1", params)
-    reprints = run(
-        f"SELECT actor, count(*) FROM audit_log WHERE {actor}action=:r AND substr(at,1,10)=:d "
-        "GROUP BY 1 ORDER BY 1", params)
+    waivers = money.waivers(run, day, operator_id, WAIVER_ACTION)
+    voids = money.voids_by_approver(run, day, operator_id)
+    reprints = money.reprints(run, day, operator_id, REPRINT_ACTION)
     return Approvals(
         tuple(ApprovalLine(str(a), str(r) if r is not None else None, int(c), int(t)) for r, a, c, t in waivers),
         tuple(ApprovalLine(str(a), None, int(c), int(t)) for a, c, t in voids),

@@ -34,17 +34,18 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import text
 
 from opd_fallback.application.reports import DAY_SCHEMA
+from opd_fallback.domain import registry
 from opd_fallback.domain.clock import IST, now_iso
 from opd_fallback.domain.contract import WARNING_CODES as CONTRACT_WARNING_CODES
 from opd_fallback.domain.contract import OpResult, Reconciliation, ReconciliationOps, op_ids_digest
 from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps
 from opd_fallback.domain.rules import format_paise
-from opd_fallback.store import audit, outbox, writeback
+from opd_fallback.store import audit, outbox, reads, writeback
 from opd_fallback.store.engine import Store
+from opd_fallback.store.states import CANCELLED, FLAGGED, PENDING, SYNCED
 
 SCHEMA = DAY_SCHEMA  # one name for the schema, shared with the renderers
 EXIT_CLEAN, EXIT_ATTENTION, EXIT_UNREACHABLE = ExitCode.OK, ExitCode.REFUSED, ExitCode.UNREACHABLE
@@ -158,12 +159,7 @@ def load_day(store: Store, device_id: str, day: date) -> dict[str, LocalOp]:
     want = day.isoformat()
     out: dict[str, LocalOp] = {}
     with store.read() as s:
-        rows = s.execute(text(
-            "SELECT op_id, seq, kind, state, recorded_at, record_ref, last_status, wait_reason, attempts, "
-            "last_error, CASE WHEN kind IN ('payment.record', 'payment.void') THEN payload ELSE '' END, "
-            "CASE WHEN kind = 'payment.record' THEN result END "
-            "FROM op WHERE device_id = :d AND recorded_at >= :lo AND recorded_at < :hi"),
-            {"d": device_id, "lo": lo, "hi": hi}).all()
+        rows = reads.day_rows(s, device_id, lo, hi)
     for r in rows:
         d, hour = _ist_date(r[4])
         if d != want:
@@ -184,11 +180,7 @@ def _void_amounts(store: Store, ops: Iterable[LocalOp]) -> dict[str, int | None]
     if not wanted:
         return {}
     with store.read() as s:
-        rows = s.execute(text("SELECT local_ref, receipt_no, central_id, amount_paise FROM payment")).all() \
-            if len(wanted) > 500 else [
-                r for key in set(wanted.values()) for r in s.execute(text(
-                    "SELECT local_ref, receipt_no, central_id, amount_paise FROM payment "
-                    "WHERE local_ref = :k OR receipt_no = :k OR central_id = :k"), {"k": key}).all()]
+        rows = reads.payment_amounts(s, wanted.values())
     amount: dict[str, int] = {}
     for local_ref, receipt_no, central_id, paise in rows:
         for k in (local_ref, receipt_no, central_id):
@@ -200,7 +192,7 @@ def _void_amounts(store: Store, ops: Iterable[LocalOp]) -> dict[str, int | None]
 def summarize(store: Store, ops: dict[str, LocalOp]) -> tuple[DaySummary, list[str]]:
     """The local side of the comparison: synced ops only. Returns the summary
     and op_ids of voids whose payment is not in this database (amount unknown)."""
-    synced = [op for op in ops.values() if op.state == "synced"]
+    synced = [op for op in ops.values() if op.state == SYNCED]
     s = DaySummary(ops_applied=len(synced))
     s.by_kind = dict(Counter(op.kind for op in synced))
     by_mode: Counter[str] = Counter()
@@ -338,7 +330,7 @@ def _op_brief(op: LocalOp) -> dict[str, Any]:
 def _payment_warnings(ops: dict[str, LocalOp]) -> list[dict[str, Any]]:
     out = []
     for op in sorted(ops.values(), key=lambda o: o.seq):
-        if op.kind != "payment.record" or op.state != "synced" or not op.result:
+        if op.kind != "payment.record" or op.state != SYNCED or not op.result:
             continue
         result = orjson.loads(op.result) or {}
         warnings = [w for w in result.get("warnings") or [] if isinstance(w, dict)]
@@ -375,9 +367,9 @@ def _per_hour(ops: dict[str, LocalOp]) -> list[dict[str, int]]:
     for op in ops.values():
         r = rows[op.hour]
         r["ops"] += 1
-        if op.state == "synced":
+        if op.state == SYNCED:
             r["synced"] += 1
-        elif op.state != "cancelled":
+        elif op.state != CANCELLED:
             r["open"] += 1
         if op.kind == "payment.record":
             r["payments"] += 1
@@ -484,7 +476,7 @@ def _classify(
     store: Store, client: ReconcileClient, rep: DayReport, ops: dict[str, LocalOp], central_ids: set[str],
     *, requeue_missing: bool, actor: str,
 ) -> None:
-    synced = {i for i, op in ops.items() if op.state == "synced"}
+    synced = {i for i, op in ops.items() if op.state == SYNCED}
     ours: list[LocalOp] = []
     for op_id in sorted(central_ids - synced):
         op = ops.get(op_id)
@@ -522,9 +514,9 @@ def _always(rep: DayReport, ops: dict[str, LocalOp]) -> None:
     rep.local_states = dict(sorted(states.items()))
     by_seq = sorted(ops.values(), key=lambda o: o.seq)
     rep.waiting = [{**_op_brief(op), "wait_reason": op.wait_reason, "attempts": op.attempts,
-                    "last_status": op.last_status} for op in by_seq if op.state == "pending"]
+                    "last_status": op.last_status} for op in by_seq if op.state == PENDING]
     for op in by_seq:
-        if op.state in ("rejected", "conflict"):
+        if op.state in FLAGGED:
             err = orjson.loads(op.last_error) if op.last_error else {}
             rep.flagged.append({**_op_brief(op), "error_code": (err or {}).get("code"),
                                 "error_message": (err or {}).get("message")})
@@ -552,25 +544,12 @@ def _ref_key(ref: Any) -> Any:
 def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[dict[str, Any]]:
     """Every payment / void op (not cancelled) whose payload differs from its local
     record, one entry per field, with the difference in words (never patient data)."""
-    money_ops = [op for op in ops if op.kind in ("payment.record", "payment.void") and op.state != "cancelled"]
+    money_ops = [op for op in ops if op.kind in registry.MONEY_KINDS and op.state != CANCELLED]
     if not money_ops:
         return []
     ids = [op.op_id for op in money_ops]
-    payments: dict[str, Any] = {}
-    voids: dict[str, Any] = {}
     with store.read() as s:
-        for i in range(0, len(ids), 500):
-            part = {f"i{n}": v for n, v in enumerate(ids[i:i + 500])}
-            marks = ", ".join(f":{k}" for k in part)
-            for row in s.execute(text(
-                    "SELECT op_id, local_ref, receipt_no, amount_paise, mode, mode_ref, items FROM payment "
-                    f"WHERE op_id IN ({marks})"), part).mappings():
-                payments[row["op_id"]] = dict(row)
-            for row in s.execute(text(
-                    "SELECT v.op_id, v.payment_local_ref, v.reason, p.central_id, p.receipt_no FROM payment_void v "
-                    f"LEFT JOIN payment p ON p.local_ref = v.payment_local_ref WHERE v.op_id IN ({marks})"),
-                    part).mappings():
-                voids[row["op_id"]] = dict(row)
+        payments, voids = reads.money_records(s, ids)
     out: list[dict[str, Any]] = []
     for op in sorted(money_ops, key=lambda o: o.seq):
         try:

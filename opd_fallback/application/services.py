@@ -590,6 +590,9 @@ class CounterService:
                 raise DomainError(
                     f"this counter was restored from a backup and must check its numbers with central "
                     f"before taking new work ({hold}); ask a supervisor", code="not_ready")
+            from opd_fallback.application import clock  # a PC clock far off the hub's or central's
+
+            clock.check_before_save(session)
             yield Tx(self, session, operator_id, recorded_at=recorded_at, source=source, origin=origin)
 
     def _fee_items(self, tx: Tx, visit_type: str, category: str, payment: PaymentInput) -> list[dict[str, Any]]:

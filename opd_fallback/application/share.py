@@ -45,8 +45,8 @@ from sqlmodel import col, select
 
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
-from opd_fallback.domain.exits import ExitCode, OpdError
-from opd_fallback.store import meta, outbox
+from opd_fallback.domain.exits import ExitCode
+from opd_fallback.store import meta, outbox, reads
 from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import Op
@@ -88,9 +88,12 @@ class ShareResult:
     message: str = ""
     elapsed_s: float = 0.0
     problems: list[str] = field(default_factory=list)
+    clock: dict[str, Any] | None = None  # this PC's clock against the hub's (application/clock.py)
 
     @property
     def exit_code(self) -> int:
+        if self.outcome == OK and self.clock and self.clock.get("off_by_a_day"):
+            return ExitCode.REFUSED  # a person must set the date: every number printed carries it
         return int(EXIT_CODES.get(self.outcome, ExitCode.UNREACHABLE))
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,10 +111,7 @@ def _own_ops_after(store: Store, seq: int, limit: int) -> list[dict[str, Any]]:
 def _learned_ids(store: Store, since: str | None) -> tuple[list[dict[str, Any]], str | None]:
     """Central ids from this counter's synced ops (synced at or after ``since``)."""
     with store.read() as s:
-        rows = s.execute(text(
-            "SELECT kind, record_ref, result, synced_at FROM op WHERE state='synced' AND result IS NOT NULL "
-            "AND record_ref IS NOT NULL AND kind IN ('patient.register','visit.open','lab.order','payment.record') "
-            "AND synced_at >= :since ORDER BY synced_at"), {"since": since or ""}).all()
+        rows = reads.synced_results_since(s, since or "")
     ids: list[dict[str, Any]] = []
     top = since
     for kind, ref, result, synced_at in rows:
@@ -133,7 +133,7 @@ class _Hub:
     hub_seq: int
     acked_before: int
     vector: dict[str, int]  # the hub's: per counter, the highest seq it holds
-    ids_seq: int | None  # the hub's highest hub sequence of a central id or withdrawal (None: not said)  # what this counter had acknowledged before (ops at or below it the hub lacks are resent)
+    ids_seq: int | None  # the hub's highest hub sequence of a central id or withdrawal (None: not said)
 
 
 def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> tuple[_Hub, list[int]]:
@@ -287,8 +287,7 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
     # ops a supervisor cancelled (never to reach central): after the ops themselves, so the hub holds them
     with store.read() as s:
         since = meta.get(s, meta.HUB_WITHDRAWN_AT) or ""
-        rows = s.execute(text("SELECT op_id, updated_at FROM op WHERE state='cancelled' AND updated_at >= :t "
-                              "AND seq <= :p ORDER BY updated_at"), {"t": since, "p": pushed}).all()
+        rows = reads.cancelled_since(s, since, up_to_seq=pushed)
     for i in range(0, len(rows), 5000):
         cancelled = rows[i:i + 5000]
         client.push([], [], [str(r[0]) for r in cancelled])
@@ -360,6 +359,11 @@ def share_once(store: Store, client: HubApi, device_id: str, *, stop: threading.
         hub, missing = _meet(store, client, device_id, result)
         _push(store, client, result, stop, hub, missing)
         _pull(store, client, device_id, result, stop, hub)
+        if hasattr(client, "keep_put") and not (stop and stop.is_set()):
+            # what a restore of this counter needs (hub/keep.py)
+            from opd_fallback.application import hub_keep
+
+            hub_keep.send(store, client)  # type: ignore[arg-type]
         result.message = (f"shared {result.pushed} new ops, {result.pulled_records} new records from other counters")
         if result.hub_went_back:
             result.message = f"the hub had gone back ({result.hub_went_back}); " + result.message
@@ -375,6 +379,14 @@ def share_once(store: Store, client: HubApi, device_id: str, *, stop: threading.
         result.outcome, result.message = HUB_DAMAGED, str(exc)
     except HubError as exc:
         result.outcome, result.message = UNREACHABLE, str(exc)
+    skew = getattr(client, "clock_skew_s", None)
+    if isinstance(skew, (int, float)):
+        from opd_fallback.application import clock
+
+        rep = clock.observe(store, "hub", float(skew))
+        result.clock = rep.as_dict()
+        if rep.off:
+            result.problems.insert(0, rep.message)
     result.elapsed_s = round(time.monotonic() - started, 3)
     with store.read() as s:
         result.records_here = sum(shared_store.counts(s).values())
@@ -411,69 +423,5 @@ def hub_status(store: Store, *, configured: bool, stale_after_s: float = 60.0) -
         return hub_section(conn, configured=configured, stale_after_s=stale_after_s)
 
 
-@dataclass
-class HubRestore:
-    device_id: str
-    own_ops: int = 0
-    own_records: int = 0
-    other_records: int = 0
-    hub_max_seq: int = 0
-    seq_floor: int = 0
-    cancelled: int = 0
-
-
-class RestoreRefused(OpdError, ValueError):
-    """The counter database already holds work: restoring from the hub would mix two histories."""
-
-
-def restore_from_hub(store: Store, client: Any, device_id: str) -> HubRestore:
-    """Rebuild this counter's records and queue from the hub on a new PC.
-
-    Own ops come back as pending outbox ops with their records (central
-    answers ``duplicate`` for what it already has); other counters' records
-    come back as shared records. The seq counter is raised above the highest
-    seq the hub holds for this device; the caller then checks central's
-    ``max_seq`` too (``readiness``) before the counter takes new work."""
-    from opd_fallback.store import numbers, readiness
-
-    with store.read() as s:
-        if int(s.execute(text("SELECT count(*) FROM op")).scalar() or 0):
-            raise RestoreRefused("this counter's database already has ops; restore from the hub only on a new, "
-                                 "empty counter (init --device ... on the new PC first)")
-    me = client.me()
-    if me.get("device_id") != device_id:
-        raise RestoreRefused(f"the hub knows this token as counter {me.get('device_id')}, not {device_id}")
-    out = HubRestore(device_id, hub_max_seq=int(me.get("max_seq") or 0))
-    readiness.mark_restored(store, source="the LAN hub", actor="restore")
-    cursor = 0
-    names: dict[str, str] = {}
-    cancelled: list[str] = []
-    for _ in range(MAX_PAGES):
-        page = client.changes(cursor, limit=PULL_PAGE, include_own=True)
-        ops = page.get("ops") or []
-        with store.write() as s:
-            for item in ops:
-                op = item["op"]
-                if op.get("kind") == "patient.register":
-                    names[str(op["payload"].get("local_ref", "")).upper()] = str(op["payload"].get("name") or "")
-                if op.get("device_id") == device_id:
-                    out.own_ops += 1
-                    if shared_store.rebuild_own(s, op, names):
-                        out.own_records += 1
-            got = shared_store.store_page(s, device_id, ops, page.get("central_ids") or [],
-                                          page.get("withdrawn") or [])
-            cancelled += [str(w["op_id"]) for w in page.get("withdrawn") or [] if w.get("device_id") == device_id]
-            out.other_records += got.records
-            meta.put(s, meta.HUB_CURSOR, str(page["next_cursor"]))
-        if page.get("done"):
-            break
-        cursor = int(page["next_cursor"])
-    with store.write() as s:
-        # what a supervisor cancelled on the old PC stays cancelled: it must never reach central now
-        out.cancelled = outbox.transition(s, "cancelled", [
-            {"id": op_id, "why": "cancelled by a supervisor before this counter was restored from the hub"}
-            for op_id in cancelled])
-        top = int(s.execute(text("SELECT coalesce(max(seq), 0) FROM op")).scalar() or 0)
-        out.seq_floor = numbers.raise_floor(s, numbers.SEQ, max(top, out.hub_max_seq))
-        meta.put(s, meta.HUB_PUSHED_SEQ, str(top))
-    return out
+# restore --from-hub lives in application/restore_from_hub.py (re-exported here for old callers)
+from opd_fallback.application.restore_from_hub import HubRestore, RestoreRefused, restore_from_hub  # noqa: E402,F401

@@ -10,15 +10,13 @@ The sync engine records its attempts in the ``meta`` table under the
 
 ``status`` must start fast (issue 12: under 0.4 s), and importing SQLAlchemy,
 SQLModel and the table models costs several times the whole report, so the
-report is read with plain SQL on a read-only ``sqlite3`` snapshot
+report is read with plain SQL on a read-only DB-API snapshot
 (store/readonly.py); the money comes from the same queries as the counter's
 cash summary (application/daytotals.py). Keep this module free of SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +26,9 @@ import orjson
 from opd_fallback.application.daytotals import totals_for_day
 from opd_fallback.domain.clock import IST, duration_words, now_iso, now_ist
 from opd_fallback.domain.rules import OP_KINDS, PAYMENT_MODES, format_paise
-from opd_fallback.store import marks, meta
+from opd_fallback.store import marks, meta, readonly
 from opd_fallback.store import states as outbox
-from opd_fallback.store.readonly import snapshot
+from opd_fallback.store.readonly import OperationalError, needs_upgrade, snapshot
 
 if TYPE_CHECKING:
     from opd_fallback.store.engine import Store
@@ -57,28 +55,11 @@ def _age_seconds(recorded_at: str | None, now: datetime) -> int | None:
         return None
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
-    return conn.execute(sql, params).fetchall()
+_meta = readonly.meta_value
+_counter = readonly.counter_value
 
 
-def _meta(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _counter(conn: sqlite3.Connection, name: str) -> int:
-    """The current value of a number counter (store/numbers.py ``peek``)."""
-    row = conn.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _oldest_recorded_at(conn: sqlite3.Connection, states: Sequence[str]) -> str | None:
-    marks = ",".join("?" * len(states))
-    oldest = conn.execute(f"SELECT min(recorded_at) FROM op WHERE state IN ({marks})", tuple(states)).fetchone()[0]
-    return None if oldest is None else str(oldest)
-
-
-def _last_sync(conn: sqlite3.Connection) -> dict[str, Any]:
+def _last_sync(conn: Any) -> dict[str, Any]:
     outcome: str | None = None
     error: str | None = None
     raw = _meta(conn, SYNC_LAST_OUTCOME)
@@ -100,8 +81,8 @@ def _last_sync(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def _payments_today(conn: sqlite3.Connection, day: str) -> dict[str, Any]:
-    t = totals_for_day(lambda sql, params: _rows(conn, sql, params), day)
+def _payments_today(conn: Any, day: str) -> dict[str, Any]:
+    t = totals_for_day(readonly.run_sql(conn), day)
     voided = {m: {"count": 0, "total_paise": 0} for m in PAYMENT_MODES}
     voided.update({m: {"count": v.count, "total_paise": v.total_paise} for m, v in t.voided_by_mode.items()})
     return {
@@ -125,8 +106,8 @@ def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = No
     db_path = Path(db.path if hasattr(db, "path") else db)
     try:
         return _collect(db_path, device_id, now=now, hub_configured=hub_configured)
-    except sqlite3.OperationalError as exc:
-        if "no such" not in str(exc):  # a missing table or column: an older schema
+    except OperationalError as exc:
+        if not needs_upgrade(exc):  # a missing table or column: an older schema
             raise
     from opd_fallback.store import open_store
 
@@ -134,16 +115,14 @@ def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = No
     return _collect(db_path, device_id, now=now, hub_configured=hub_configured)
 
 
-def hub_section(conn: sqlite3.Connection, *, configured: bool, stale_after_s: float = 60.0) -> dict[str, Any]:
+def hub_section(conn: Any, *, configured: bool, stale_after_s: float = 60.0) -> dict[str, Any]:
     """The ``hub`` object of ``status --json`` (docs/status-json.md), read with
     plain SQL (``application.share.hub_status`` gives the same for a Store)."""
     last_at = _meta(conn, meta.HUB_LAST_AT)
     last_ok = _meta(conn, meta.HUB_LAST_OK_AT)
     raw = _meta(conn, meta.HUB_LAST_OUTCOME)
-    by_device = {str(d): int(n) for d, n in _rows(
-        conn, "SELECT device_id, count(*) FROM shared_record GROUP BY device_id")}
-    pending = int(_rows(conn, "SELECT count(*) FROM op WHERE seq > ?",
-                        (int(_meta(conn, meta.HUB_PUSHED_SEQ) or 0),))[0][0] or 0)
+    by_device = readonly.shared_records_by_device(conn)
+    pending = readonly.ops_above(conn, int(_meta(conn, meta.HUB_PUSHED_SEQ) or 0))
     try:
         last = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:
@@ -189,17 +168,12 @@ def _collect(db_path: Path, device_id: str, *, now: datetime | None, hub_configu
     now = now or now_ist()
     with snapshot(db_path) as conn:
         by_state = dict.fromkeys(outbox.STATES, 0)
-        by_state.update({str(st): int(n) for st, n in _rows(conn, "SELECT state, count(*) FROM op GROUP BY state")})
-        by_kind: dict[str, dict[str, int]] = {}
-        for st, kind, n in _rows(conn, "SELECT state, kind, count(*) FROM op GROUP BY state, kind"):
-            by_kind.setdefault(str(st), {})[str(kind)] = int(n)
-        oldest_pending = _oldest_recorded_at(conn, [outbox.PENDING])
-        oldest_flagged = _oldest_recorded_at(conn, NEEDS_PERSON)
-        waiting = int(
-            _rows(conn, "SELECT count(*) FROM op WHERE state = 'pending' AND wait_reason IS NOT NULL")[0][0] or 0
-        )
-        damaged = int(_rows(conn, "SELECT count(*) FROM op WHERE state = :st AND last_status = :d",
-                            {"st": outbox.REJECTED, "d": outbox.DAMAGED})[0][0] or 0)
+        by_state.update(readonly.ops_by_state(conn))
+        by_kind = readonly.ops_by_state_and_kind(conn)
+        oldest_pending = readonly.oldest_recorded_at(conn, [outbox.PENDING])
+        oldest_flagged = readonly.oldest_recorded_at(conn, NEEDS_PERSON)
+        waiting = readonly.waiting_with_reason(conn)
+        damaged = readonly.damaged_ops(conn)
         went_back = _meta(conn, marks.WENT_BACK) or marks.went_back_words(db_path, lambda name: _counter(conn, name))
         sync = _last_sync(conn)
         payments = _payments_today(conn, now.astimezone(IST).date().isoformat())

@@ -1,4 +1,4 @@
-"""Reference central server implementing the sync contract, version 1.1 (docs/central-api.md).
+"""Reference central server implementing the sync contract, version 1.2 (docs/central-api.md).
 
 Public API: ``create_app(settings)`` for an ASGI app, ``serve(settings)`` to run
 it with uvicorn, and the DB helpers ``add_device``, ``set_maintenance``, ``stats``

@@ -21,6 +21,7 @@ from opd_fallback.central.guard import Guard
 from opd_fallback.central.inflight import in_flight_counter
 from opd_fallback.central.routes import device, ops, reading
 from opd_fallback.central.settings import CentralSettings
+from opd_fallback.domain.contract import CONTRACT_VERSION
 
 
 def create_app(settings: CentralSettings) -> FastAPI:
@@ -28,8 +29,8 @@ def create_app(settings: CentralSettings) -> FastAPI:
     central = Central(settings)
     app = FastAPI(
         title="opd-fallback reference central server",
-        version="1.1",
-        description="Implements the central sync API, version 1.1 (docs/central-api.md).",
+        version=CONTRACT_VERSION,
+        description=f"Implements the central sync API, version {CONTRACT_VERSION} (docs/central-api.md).",
         # The API description tells an attacker every route and field: without
         # --dev-docs it is served only to a device with a valid token.
         openapi_url="/openapi.json" if settings.dev_docs else None,

@@ -19,11 +19,13 @@ from typer.core import TyperGroup
 
 from opd_fallback.cli import (
     central,
+    clock,
     conformance,
     counter,
     find,
     hub,
     importing,
+    keys,
     preview,
     reconcile,
     review,
@@ -132,10 +134,12 @@ sync.register(app)  # sync, refresh
 app.add_typer(central.central_app, name="central")
 app.add_typer(hub.hub_app, name="hub")  # the LAN hub: serve, add-device
 app.add_typer(review.review_app, name="review")
+app.add_typer(clock.clock_app, name="clock")  # show, confirm: the PC clock against the hub's
 reconcile.register(app)  # reconcile, nightly, backup, restore
 app.command("find")(find.find)  # a patient here, on the LAN or in central's index
 app.command("share")(share.share)  # share with the LAN hub
 preview.register(app)  # preview
+keys.register(app)  # encrypt, rotate-key, recovery-code, recover-key
 app.command("conformance", help=conformance.HELP)(conformance.conformance)  # check a central server
 
 

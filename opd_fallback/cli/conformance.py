@@ -5,7 +5,7 @@ against every rule of the sync contract (the rules are in
 The two devices' tokens come on standard input, one a line, in the order of
 ``--devices`` (never on the command line, where ``ps`` shows them). Exit 0
 only when every rule passed; 1 when any failed or was skipped; 2 for a usage
-mistake.
+mistake (``ExitCode``: OK, REFUSED, UNUSABLE).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from opd_fallback.cli.common import fail
+from opd_fallback.domain.exits import ExitCode
 
 HELP = """Check a central server against every rule of the sync contract (1.2).
 
@@ -55,12 +56,14 @@ def conformance(
 ) -> None:
     names = [d.strip() for d in devices.split(",") if d.strip()]
     if len(names) != 2 or names[0] == names[1]:
-        fail("--devices: give two different test devices, e.g. --devices P01,P02", code=2)
+        fail("--devices: give two different test devices, e.g. --devices P01,P02", code=ExitCode.UNUSABLE)
     if not url.startswith(("http://", "https://")):
-        fail(f"URL: {url} must start with https:// (or http:// for a server on this machine)", code=2)
+        fail(f"URL: {url} must start with https:// (or http:// for a server on this machine)",
+             code=ExitCode.UNUSABLE)
     tokens = [sys.stdin.readline().strip() for _ in names]
     if not all(tokens):
-        fail(f"give the tokens of {names[0]} and {names[1]} on standard input, one a line, in that order", code=2)
+        fail(f"give the tokens of {names[0]} and {names[1]} on standard input, one a line, in that order",
+             code=ExitCode.UNUSABLE)
     if url.startswith("http://") and not url.split("//", 1)[1].startswith(("127.", "localhost", "[::1]")):
         typer.echo("warning: http:// sends the device tokens unencrypted; use https:// for a server on the network",
                    err=True)
@@ -69,7 +72,7 @@ def conformance(
         import ssl
 
         if not ca_file.is_file():
-            fail(f"--ca-file: {ca_file} is not a file", code=2)
+            fail(f"--ca-file: {ca_file} is not a file", code=ExitCode.UNUSABLE)
         ctx = ssl.create_default_context()
         ctx.load_verify_locations(cafile=str(ca_file))
         verify = ctx
@@ -84,4 +87,4 @@ def conformance(
         for out in report.outcomes:
             typer.echo(out.line())
         typer.echo(report.summary())
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(ExitCode.OK if report.ok else ExitCode.REFUSED)

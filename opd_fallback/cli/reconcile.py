@@ -148,14 +148,9 @@ def backup_cmd(
 
 
 def _device_in_backup(db: Path) -> str | None:
-    import sqlite3
+    from opd_fallback.store.readonly import last_device_id
 
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT device_id FROM op ORDER BY seq DESC LIMIT 1").fetchone()
-    finally:
-        conn.close()
-    return None if row is None else str(row[0])
+    return last_device_id(db)
 
 
 def _supervisor_pin(pin_stdin: bool) -> str:
@@ -178,6 +173,11 @@ def restore_cmd(
     pin_stdin: Annotated[bool, typer.Option("--pin-stdin", help="Read the supervisor PIN from stdin")] = False,
     from_hub: Annotated[bool, typer.Option("--from-hub", help="Rebuild this counter from the LAN hub (new PC)")] = False,
     device: Annotated[str | None, typer.Option("--device", help="With --from-hub: this counter's id")] = None,
+    recovery_code_stdin: Annotated[bool, typer.Option(
+        "--recovery-code-stdin",
+        help="The backup's recovery code on the first line of stdin (a new PC without its key file)")] = False,
+    key_file: Annotated[Path | None, typer.Option(
+        "--key-file", help="The backup's key file (copied from the old PC; it becomes this counter's key)")] = None,
 ) -> None:
     """Bring a counter back from a backup (or from the LAN hub); it takes no new work until its numbers are checked."""
     if from_hub:
@@ -188,14 +188,25 @@ def restore_cmd(
     if backup_file is None:
         fail("give a BACKUP file, or --from-hub --device ID to rebuild this counter from the LAN hub")
     from opd_fallback.application.nightly import EXIT_OK, EXIT_UNREACHABLE, central_client
+    from opd_fallback.cipher import keys as cipher_keys
+    from opd_fallback.cli.keys import read_code
     from opd_fallback.store import backup as backups
     from opd_fallback.store import readiness
     from opd_fallback.store.engine import open_store
 
+    given: list[cipher_keys.Key] = []
+    code = read_code(recovery_code_stdin)  # the first line of stdin, before a token or a PIN
+    if code is not None:
+        try:
+            given.append(cipher_keys.key_from_code(code))
+        except ValueError as exc:
+            fail(f"the recovery code: {exc}; type it as it is written, e.g. ABCD-EFGH-...")
+    if key_file is not None:
+        given.append(cipher_keys.read_key_file(key_file.expanduser()))
     token = read_token(token, token_stdin)
     s = load_settings()
     try:
-        res = backups.restore(backup_file, s.db_path, force=force)
+        res = backups.restore(backup_file, s.db_path, force=force, keys=given)
     except backups.BackupError as exc:
         fail(str(exc))
     typer.echo(f"restored {res.source} -> {res.path} ({res.facts.ops} ops, {res.facts.pending} pending)")

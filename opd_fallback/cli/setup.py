@@ -65,6 +65,11 @@ def init(
         "--hub-token-stdin",
         help="Read this counter's hub token from stdin (one line; the line after the device token's with "
              "--token-stdin) [env OPD_HUB_TOKEN]")] = False,
+    hub_pairing_stdin: Annotated[bool, typer.Option(
+        "--hub-pairing-stdin",
+        help="Read the pairing line 'hub add-device' printed from stdin (this counter's hub token and the hub "
+             "certificate's fingerprint, checked on every connection); the line after the device token's with "
+             "--token-stdin")] = False,
     data_dir: DataDirOpt = None,
     district: Annotated[
         str | None, typer.Option("--district", help="The hospital's district: the registration form's default")
@@ -86,11 +91,28 @@ def init(
 
     use_data_dir(data_dir)
     token = read_token(token, token_stdin)
+    if hub_token_stdin and hub_pairing_stdin:
+        fail("give --hub-pairing-stdin or --hub-token-stdin, not both (the pairing line holds the token)")
     hub_tok = sys.stdin.readline().strip() if hub_token_stdin else None
     if hub_token_stdin and not hub_tok:
         fail("--hub-token-stdin: no hub token on stdin (the line 'opd-fallback hub add-device' printed)")
-    base = settings()
     device_id = device.strip().upper()
+    hub_fp: str | None = None
+    if hub_pairing_stdin:
+        from opd_fallback.hub.tls import parse_pairing
+
+        try:
+            pairing = parse_pairing(sys.stdin.readline())
+        except ValueError as exc:
+            fail(f"--hub-pairing-stdin: {exc}")
+        if pairing.device_id != device_id:
+            fail(f"--hub-pairing-stdin: this pairing line is for counter {pairing.device_id}, not {device_id}: "
+                 f"on the hub PC run 'opd-fallback hub add-device {device_id}' and paste its line")
+        hub_tok, hub_fp = pairing.token, pairing.fingerprint
+        if hub and hub_fp and not hub.lower().startswith("https://"):
+            fail(f"--hub: the hub serves HTTPS (the pairing line has its certificate's fingerprint): use "
+                 f"https://{hub.split('://', 1)[-1]}")
+    base = settings()
     try:
         type(base)(data_dir=base.data_dir, device_id=device_id)
     except ValueError:
@@ -115,6 +137,8 @@ def init(
         values["ca_bundle"] = str(ca_path)
     if hub:
         values["hub_url"] = _check_hub(hub)
+    if hub_fp:
+        values["hub_fingerprint"] = hub_fp
     if district and district.strip():
         values["hospital_district"] = district.strip()
     if state and state.strip():
@@ -125,7 +149,7 @@ def init(
         write_token(base, tok)
     if hub_tok:
         write_hub_token(base, hub_tok)
-    store = open_store(base.db_path)
+    store = open_store(base.db_path)  # encrypted from the first byte (a plain one is encrypted now)
     store.close()
     final = load_settings()
     typer.echo(f"counter {final.device_id} of {final.hospital} set up in {final.data_dir}")
@@ -137,15 +161,29 @@ def init(
     if final.hub_url or final.hub_token:
         typer.echo(f"  hub:      {final.hub_url or '(no URL)'}; token "
                    f"{'stored (' + str(final.hub_token_path) + ', mode 0600)' if final.hub_token else '(not set)'}")
+        if final.hub_fingerprint:
+            typer.echo(f"  hub certificate pinned: {final.hub_fingerprint} (in {final.config_path}, mode 0600)")
+    _show_recovery_code_once(final.db_path)
+
+
+def _show_recovery_code_once(db_path: Path) -> None:
+    from opd_fallback.cipher import custody, keys
+    from opd_fallback.cli.keys import show_code
+
+    key = custody.key_for(db_path)
+    typer.echo(f"  key:      {key.source} (mode 0600, outside the data folder; key id {key.key_id})")
+    if key.source is not None and not keys.code_shown(key.source):
+        keys.mark_shown(key.source)
+        show_code(key.recovery_code, why="the counter's database is encrypted")
 
 
 def _check_hub(url: str) -> str:
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        fail(f"--hub must be a URL like http://10.0.0.5:8710 (got {url!r})")
+        fail(f"--hub must be a URL like https://10.0.0.5:8710 (got {url!r})")
     if parsed.scheme == "http" and parsed.hostname not in _LOOPBACK:
-        typer.echo("warning: the hub URL is plain http, so patient data crosses the LAN unencrypted; serve the hub "
-                   "with --ssl-certfile/--ssl-keyfile and use https", err=True)
+        typer.echo("warning: the hub URL is plain http, so patient data crosses the LAN unencrypted; the hub "
+                   "serves HTTPS unless started with --insecure-http: use https:// and --hub-pairing-stdin", err=True)
     return url.rstrip("/")
 
 

@@ -77,21 +77,23 @@ def share(
 
 
 def restore_from_hub_cmd(device: str | None) -> None:
-    """``restore --from-hub --device C03``: rebuild this (new, empty) counter from the hub,
-    then check its numbers with central. Exit 0 ready, 3 hub or central unreachable, 1 refused."""
-    from opd_fallback.application.share import RestoreRefused, restore_from_hub
+    """``restore --from-hub --device C03``: rebuild this (new, empty) counter from the hub
+    (application/restore_from_hub.py), then check its numbers with central when it answers.
+    Exit 0 ready for new work, 3 hub unreachable or token refused, 1 refused."""
+    from opd_fallback.application.restore_from_hub import SEQ_GAP, RestoreRefused, restore_from_hub
     from opd_fallback.store import open_store, readiness
     from opd_fallback.sync.hub_client import HubClient, HubError
 
     s = counter_settings()
     dev = (device or "").strip().upper()
     if not dev:
-        fail("--from-hub needs --device ID (this counter's id, e.g. C03)")
+        fail("--from-hub needs --device ID (the id of the counter to bring back, e.g. C03)")
     if dev != s.device_id:
-        fail(f"this data directory belongs to counter {s.device_id}, not {dev}: "
-             f"run 'opd-fallback init --device {dev} ...' in a new data directory first")
+        fail(f"this data directory belongs to counter {s.device_id}, not {dev}: to bring back counter {dev}, run "
+             f"'opd-fallback init --device {dev} ...' in a new data directory first")
     if not s.hub_url or not s.hub_token:
-        fail("no LAN hub configured: run 'opd-fallback init ... --hub URL --hub-token-stdin' first")
+        fail(f"no LAN hub configured for counter {dev}: run 'opd-fallback init --device {dev} ... --hub URL "
+             "--hub-pairing-stdin' first")
     store = open_store(s.db_path)
     try:
         try:
@@ -100,24 +102,26 @@ def restore_from_hub_cmd(device: str | None) -> None:
         except RestoreRefused as exc:
             fail(str(exc))
         except HubError as exc:
-            fail(str(exc), code=ExitCode.UNREACHABLE)
-        typer.echo(f"restored counter {dev} from the hub: {res.own_ops} own ops ({res.own_records} records) back "
-                   f"in the queue ({res.cancelled} kept cancelled), {res.other_records} records of other counters; "
-                   f"numbers continue above {res.seq_floor}")
-        why = "no central server configured"
+            fail(f"counter {dev} could not be restored: {exc}", code=ExitCode.UNREACHABLE)
+        typer.echo(f"restored counter {dev} from the hub: {res.own_ops} own ops ({res.own_records} records, "
+                   f"{res.updates_applied} patient edits, {res.corrections_applied} corrections) back in the queue "
+                   f"({res.cancelled} kept cancelled), {res.other_records} records of other counters, "
+                   f"{res.operators} operators, {res.audit_entries} audit entries, master data "
+                   f"{res.master_data_version or '(none on the hub: run refresh when central is back)'}")
+        typer.echo(f"counter {dev}'s new numbers continue at {res.seq_floor + 1} ({SEQ_GAP} above the highest the hub "
+                   f"or central had seen from {dev}, {res.seq_floor - SEQ_GAP}).")
         if s.central_url and s.central_token:
             from opd_fallback.sync.client import CentralClient, SyncError
 
             try:
                 with CentralClient.from_settings(s) as central:
                     check = readiness.check_with_central(store, central, device_id=dev, actor="restore")
-                typer.echo(f"central has seq {check.central_max_seq} from {dev}; this counter continues at "
-                           f"{check.local_seq_after + 1}. Ready for new work.")
-                raise typer.Exit(ExitCode.OK)
+                typer.echo(f"central has seq {check.central_max_seq} from {dev}; counter {dev} continues at "
+                           f"{check.local_seq_after + 1}.")
             except (SyncError, readiness.WrongDevice) as exc:
-                why = str(exc)
-        typer.echo(f"NOT READY: the numbers could not be checked with central ({why}). This counter takes no new "
-                   "work until it has: run 'opd-fallback sync' when central is back.", err=True)
-        raise typer.Exit(ExitCode.UNREACHABLE)
+                typer.echo(f"central could not be asked now ({exc}); counter {dev} checks its numbers with central "
+                           "at its first sync.", err=True)
+        typer.echo(f"Ready for new work: counter {dev}.")
+        raise typer.Exit(ExitCode.OK)
     finally:
         store.close()

@@ -188,6 +188,7 @@ def sync(
     stop = threading.Event()
     store = open_store(s.db_path)
     last: list[Any] = []
+    clock: list[Any] = []  # this PC's clock against central's (application/clock.py)
     try:
         with _Reporter(quiet=as_json) as rep, CentralClient.from_settings(s) as client:
             engine = SyncEngine(
@@ -197,6 +198,10 @@ def sync(
             )
             if not watch:
                 last.append(engine.run(rep))
+                if client.clock_skew_s is not None:
+                    from opd_fallback.application.clock import observe
+
+                    clock.append(observe(store, "central", client.clock_skew_s))
             else:
                 def on_summary(summary: Any) -> None:
                     last[:] = [summary]
@@ -220,12 +225,19 @@ def sync(
     if not last:
         raise typer.Exit(ExitCode.OK)
     summary = last[0]
+    code = summary.exit_code
     if not watch:
         if as_json:
-            typer.echo(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
+            out = summary.as_dict()
+            out["clock"] = clock[0].as_dict() if clock else None
+            typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         else:
             _print_summary(summary)
-    raise typer.Exit(summary.exit_code)
+            if clock and clock[0].off:
+                _err(f"sync: {clock[0].message}")
+        if clock and clock[0].off_by_a_day and code == ExitCode.OK:
+            code = ExitCode.REFUSED  # a person must set the date: every number printed carries it
+    raise typer.Exit(code)
 
 
 def refresh(

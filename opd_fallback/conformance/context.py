@@ -18,12 +18,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from opd_fallback.conformance.http import Api, Exchange
+from opd_fallback.domain.exits import OpdError
 
 IST = timezone(timedelta(hours=5, minutes=30))
 
 
-class Failed(Exception):
-    """A rule's expectation was not met; ``exchange`` is what was sent and what came back."""
+class Failed(OpdError):
+    """A rule's expectation was not met; ``exchange`` is what was sent and what came back.
+    (An OpdError like every error with words for people; the runner reports it as
+    the rule's line and the command ends 1.)"""
 
     def __init__(self, expected: str, exchange: Exchange | None) -> None:
         super().__init__(expected)
@@ -31,7 +34,7 @@ class Failed(Exception):
         self.exchange = exchange
 
 
-class Skipped(Exception):
+class Skipped(OpdError):
     """A rule cannot be checked (a rule it needs failed, the server lacks data, ...)."""
 
 

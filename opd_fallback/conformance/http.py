@@ -16,11 +16,13 @@ from typing import Any
 import httpx
 import orjson
 
+from opd_fallback.domain.exits import OpdError
+
 API = "/api/v1"
 _SHOWN = 600  # characters of a body shown in a rule's line
 
 
-class OutOfTime(Exception):
+class OutOfTime(OpdError):
     """The run's deadline passed (the rule is skipped, saying so)."""
 
 

@@ -21,10 +21,11 @@ The tree (classes live beside the code that raises them)::
     │   ├── Unauthorized, Unavailable, TransientError > Unreachable, ServerDown
     │   ├── PayloadTooLarge, RequestRefused, Stopped        1
     ├── HubError (sync/hub_client.py)              3   the LAN hub could not be used
-    │   └── HubUnreachable; HubRefused 9; HubDiskFull 5; HubDamaged 6
+    │   └── HubUnreachable, HubRefused
     ├── DeadlinePassed (sync/deadline.py)          3   a request's total deadline
     ├── LeaseHeld (store/lease.py)                 4   (also a RuntimeError)
-    ├── StorageProblem (store/failures.py)         5, 6 or 7 by what the disk said
+    ├── StorageProblem (store/failures.py)         5, 6, 7 or 8 by what the disk said
+    ├── KeyProblem (cipher/keys.py)                8   the database's key is missing or wrong
     ├── BackupError (store/backup.py)              1
     ├── IllegalTransition (store/outbox.py)        70  a bug (also a ValueError)
     ├── PrintError, FontMissing (printing/)        1
@@ -61,25 +62,28 @@ class ExitCode(IntEnum):
     DISK = 5
     DAMAGED = 6
     DATABASE_BUSY = 7
+    DATABASE_KEY = 8
     HUB_TOKEN = 9  # share: the LAN hub refused this counter's hub token (unknown, revoked, another counter's)
     UNEXPECTED = 70
 
 
 MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "done",
-    ExitCode.REFUSED: "refused or needs a person: bad input, a wrong PIN or a locked ID, ops a supervisor must decide "
-                      "(for `share`: the hub refused some ops, named; they are not counted as shared)",
+    ExitCode.REFUSED: "refused or needs a person: bad input, a wrong PIN or a locked ID, ops a supervisor must decide",
     ExitCode.UNUSABLE: "what the command was given cannot be used: a file (`import`, master data for "
                        "`central serve`) or an option (a usage error)",
-    ExitCode.UNREACHABLE: "central unreachable, or it refused the token (for `share`: the LAN hub unreachable)",
+    ExitCode.UNREACHABLE: "central unreachable, or it refused the token (for `share`: the LAN hub unreachable, "
+                          "or it refused the hub token)",
     ExitCode.SYNC_RUNNING: "another sync of this counter is running: it holds the sync lease",
     ExitCode.DISK: "the disk: it is full, the data folder is read-only or cannot be opened, or it reported an "
-                   "I/O error (for `share`: the hub PC's disk is full)",
+                   "I/O error",
     ExitCode.DAMAGED: "the counter's database is damaged: restore the last backup with "
-                      "`opd-fallback restore BACKUP` (for `share`: the hub's database is damaged, or was deleted or "
-                      "replaced while it ran)",
+                      "`opd-fallback restore BACKUP`",
     ExitCode.DATABASE_BUSY: "another program holds this counter's database (a backup or a stuck process): "
                             "try again in a moment",
+    ExitCode.DATABASE_KEY: "the key of the counter's (or the hub's) encrypted database is missing or does not "
+                           "open it: put its key file back, or use its recovery code (`opd-fallback recover-key "
+                           "--recovery-code-stdin`)",
     ExitCode.HUB_TOKEN: "`share`: the LAN hub refused this counter's hub token (unknown, revoked, or another "
                         "counter's): get its own with `opd-fallback hub add-device ID` on the hub PC",
     ExitCode.UNEXPECTED: "an unexpected error (a bug): please report it with the error log",

@@ -32,7 +32,10 @@ def serve(db: Path, *, host: str = "0.0.0.0", port: int = 8710,  # noqa: S104 - 
     uvicorn.run(
         app, host=host, port=port, log_level="warning",
         access_log=False,  # no patient data (nor op ids) in logs
-        server_header=False, timeout_graceful_shutdown=5,
+        server_header=False,
+        # 1 s: uvicorn waits this long for kept-alive TLS connections to close (a push cut short is safe:
+        # it commits whole or not at all and the counter sends it again)
+        timeout_graceful_shutdown=1,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )

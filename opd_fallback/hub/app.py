@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from opd_fallback.domain import registry
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.exits import OpdError
-from opd_fallback.hub import identity, mirror
+from opd_fallback.hub import identity, keep, mirror
 from opd_fallback.hub.db import connect, create_schema, hash_token
 
 _RECORD_KIND = f"^({'|'.join(registry.RECORD_KINDS)})$"  # the record kinds of domain/registry.py
@@ -212,6 +212,7 @@ class Hub:
         identity.quick_check(db_path)
         create_schema(db_path)
         self.writer = connect(db_path)
+        keep.create(self.writer)
         self.write_lock = threading.Lock()
         self._local = threading.local()
         why = identity.check_seen(db_path, self.writer)
@@ -262,7 +263,7 @@ class Hub:
     def served(self) -> None:
         identity.write_seen(self.db_path, self.ident, identity.hub_seq(self.reader()))
 
-    def reader(self) -> sqlite3.Connection:
+    def reader(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.db_path)
@@ -433,5 +434,43 @@ def create_app(db_path: Path | str) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
     ) -> Response:
         return _json({"records": mirror.search(hub.reader(), q, kind=kind, limit=limit)})
+
+    # ---- the counter's own keep, read back by its restore (hub/keep.py) ----------------
+    @app.post(PREFIX + "/counter/keep", responses=unauthorized, include_in_schema=True,
+              summary="Keep this counter's op facts, operators (PIN hashes), audit log, master data, numbers")
+    async def keep_put(request: Request, dev: Device) -> Response:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > 4 * mirror.MAX_PUSH_BYTES:
+                raise HubError(413, "too_large", "a keep call is at most 4 MiB")
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise HubError(422, "validation_failed", "the body is not JSON") from None
+
+        def put() -> dict[str, int]:
+            with hub.write_lock:
+                return keep.put(hub.writer, dev, data)
+        try:
+            new = await run_in_threadpool(put)
+        except keep.KeepRefused as exc:
+            raise HubError(422, "validation_failed", str(exc)) from None
+        return _json({"new": new})
+
+    @app.get(PREFIX + "/counter/keep", responses=unauthorized,
+             summary="What this counter kept here (operators, numbers) and the newest master data")
+    def keep_get(dev: Device) -> Response:
+        return _json(keep.get(hub.reader(), dev))
+
+    @app.get(PREFIX + "/counter/facts", responses=unauthorized, summary="This counter's op facts after a seq")
+    def keep_facts(dev: Device, after_seq: Annotated[int, Query(ge=0, le=2**53 - 1)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=keep.MAX_PAGE)] = 2000) -> Response:
+        return _json(keep.facts_page(hub.reader(), dev, after_seq, limit))
+
+    @app.get(PREFIX + "/counter/audit", responses=unauthorized, summary="This counter's audit log after an id")
+    def keep_audit(dev: Device, after_id: Annotated[int, Query(ge=0, le=2**53 - 1)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=keep.MAX_PAGE)] = 2000) -> Response:
+        return _json(keep.audit_page(hub.reader(), dev, after_id, limit))
 
     return app

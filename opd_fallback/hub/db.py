@@ -5,7 +5,13 @@ byte for byte as received, under one increasing *hub sequence* that counters
 pull by. Learned central ids share that sequence, so one cursor gives a
 counter everything new. WAL with ``synchronous=FULL``: a push is answered only
 after its transaction is on disk, so an acknowledged op survives kill -9 and a
-power cut. The file is created 0600 (patient data).
+power cut. The file is created 0600 (patient data) and encrypted (SQLCipher 4,
+through the one opener, :func:`opd_fallback.cipher.db.connect`). Its key is the
+hub's own: ``hub serve --key-file FILE``, else a 0600 file in the platform
+config directory named beside the database (``hub.db.keyref``), made on the
+first start; never on a command line. A plain hub database from an older
+version is encrypted in place on its first start (cipher/db.py says why a
+kill at any moment leaves one good database).
 """
 
 from __future__ import annotations
@@ -14,9 +20,12 @@ import hashlib
 import os
 import re
 import secrets
-import sqlite3
 from pathlib import Path
+from typing import Any
 
+from opd_fallback.cipher import custody
+from opd_fallback.cipher import db as cipher_db
+from opd_fallback.cipher.keys import Key
 from opd_fallback.domain.clock import now_iso
 
 SCHEMA = (
@@ -62,9 +71,23 @@ def _touch_private(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def connect(db_path: Path | str) -> sqlite3.Connection:
+_key_files: dict[str, Path] = {}
+
+
+def use_key_file(db_path: Path | str, key_file: Path | None) -> None:
+    """Open the hub database at ``db_path`` with the key in ``key_file`` (``hub serve --key-file``)."""
+    if key_file is not None:
+        _key_files[str(Path(db_path).resolve())] = Path(key_file)
+
+
+def hub_key(db_path: Path | str) -> Key:
+    """The hub database's key (made 0600 on the first start; see the module docstring)."""
+    return custody.key_for(db_path, key_file=_key_files.get(str(Path(db_path).resolve())), name="hub")
+
+
+def connect(db_path: Path | str) -> Any:
     """A connection in autocommit mode (we issue BEGIN IMMEDIATE ourselves)."""
-    conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn = cipher_db.connect(db_path, hub_key(db_path), isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -73,8 +96,10 @@ def connect(db_path: Path | str) -> sqlite3.Connection:
 
 def create_schema(db_path: Path | str) -> None:
     path = Path(db_path)
+    key = hub_key(path)
     if not path.exists():
         _touch_private(path)
+    custody.ensure_encrypted(path, key)
     conn = connect(path)
     try:
         for stmt in SCHEMA:
@@ -115,12 +140,12 @@ def remove_device(db_path: Path | str, device_id: str) -> bool:
     dev = device_id.strip().upper()
     conn = connect(db_path)
     try:
-        return conn.execute("DELETE FROM device WHERE device_id=?", (dev,)).rowcount > 0
+        return bool(conn.execute("DELETE FROM device WHERE device_id=?", (dev,)).rowcount > 0)
     finally:
         conn.close()
 
 
-def next_hub_seq(conn: sqlite3.Connection) -> int:
+def next_hub_seq(conn: Any) -> int:
     """The next hub sequence number, inside the caller's write transaction."""
     row = conn.execute(
         "INSERT INTO hub_counter(name, value) VALUES ('hub_seq', 1) "

@@ -123,13 +123,17 @@ def quick_check(path: Path) -> None:
     """Raise ``HubDatabaseProblem`` unless SQLite's quick_check says ok."""
     if not path.exists():
         return
+    from opd_fallback.hub.db import connect  # opened as the hub opens it (its key, if encrypted)
+
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        conn = connect(path)
         try:
             rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall()]
         finally:
             conn.close()
-    except sqlite3.DatabaseError as exc:
+    except Exception as exc:  # sqlite3's or the cipher driver's DatabaseError
+        if "DatabaseError" not in {c.__name__ for c in type(exc).__mro__}:
+            raise
         raise HubDatabaseProblem("hub_db_damaged", damaged_words(path, str(exc))) from None
     if rows != ["ok"]:
         first = " ".join(" ".join(rows[:3]).replace("*** in database main ***", "").split())

@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +63,11 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 
 
 def fingerprint(op: dict[str, Any]) -> str:
-    """What makes two pushes the same op: kind, device, seq and payload (canonical JSON)."""
+    """What makes two pushes the same op: kind, device, seq and payload (canonical JSON),
+    and (contract 1.2) its origin when it has one (an op without keeps its old fingerprint)."""
     body = {k: op.get(k) for k in ("kind", "device_id", "seq", "payload", "depends_on", "recorded_at")}
+    if op.get("origin"):
+        body["origin"] = op["origin"]
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
 
 
@@ -73,7 +75,7 @@ def _rejected(op_id: Any, code: str, message: str) -> dict[str, Any]:
     return {"op_id": str(op_id or ""), "status": "rejected", "error": {"code": code, "message": message}}
 
 
-def _index(conn: sqlite3.Connection, op: dict[str, Any]) -> None:
+def _index(conn: Any, op: dict[str, Any]) -> None:
     rec = shared.record_of(op)
     if rec is not None:
         old = conn.execute("SELECT r.device_id, r.op_id, o.seq FROM record r LEFT JOIN op o ON o.op_id = r.op_id "
@@ -112,13 +114,13 @@ class PushOutcome:
     central_ids_refused: list[dict[str, Any]]
 
 
-def _owner_of(conn: sqlite3.Connection, local_ref: str) -> str:
+def _owner_of(conn: Any, local_ref: str) -> str:
     """The counter a record belongs to: the index's owner, else its offline number's prefix."""
     row = conn.execute("SELECT device_id FROM record WHERE local_ref=?", (local_ref,)).fetchone()
     return str(row[0]) if row is not None else local_ref.split("-", 1)[0]
 
 
-def push(conn: sqlite3.Connection, device_id: str, ops: list[Any], central_ids: list[Any],
+def push(conn: Any, device_id: str, ops: list[Any], central_ids: list[Any],
          withdrawn: list[Any] | None = None) -> PushOutcome:
     """Store a counter's ops and learned ids in one transaction; returns after COMMIT."""
     results: list[dict[str, Any]] = []
@@ -214,7 +216,7 @@ def push(conn: sqlite3.Connection, device_id: str, ops: list[Any], central_ids: 
     return PushOutcome(results, new_ids, int(top), refused_ids)
 
 
-def changes(conn: sqlite3.Connection, device_id: str, cursor: int, limit: int, *,
+def changes(conn: Any, device_id: str, cursor: int, limit: int, *,
             include_own: bool = False, with_ops: bool = True) -> bytes:
     """Everything after ``cursor`` in hub order, as the JSON answer (ops embedded verbatim).
 
@@ -256,7 +258,7 @@ def changes(conn: sqlite3.Connection, device_id: str, cursor: int, limit: int, *
                          "next_cursor": next_cursor, "done": done})
 
 
-def device_info(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
+def device_info(conn: Any, device_id: str) -> dict[str, Any]:
     row = conn.execute(
         "SELECT coalesce(max(seq), 0), count(*), max(recorded_at) FROM op WHERE device_id=?", (device_id,)
     ).fetchone()
@@ -270,7 +272,7 @@ _RECORD_COLS = ("local_ref, kind, device_id, op_id, recorded_at, patient_ref, vi
                 "mobile, uhid, voided, detail")
 
 
-def _record(conn: sqlite3.Connection, r: tuple[Any, ...]) -> dict[str, Any]:
+def _record(conn: Any, r: tuple[Any, ...]) -> dict[str, Any]:
     keys = [c.strip() for c in _RECORD_COLS.split(",")]
     rec = dict(zip(keys, r))
     rec["voided"] = bool(rec["voided"])
@@ -280,7 +282,7 @@ def _record(conn: sqlite3.Connection, r: tuple[Any, ...]) -> dict[str, Any]:
     return rec
 
 
-def search(conn: sqlite3.Connection, query: str, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+def search(conn: Any, query: str, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """The merged index: an offline number, a central id, a mobile, or the start of a name
     (``%`` and ``_`` in the query are letters, not patterns)."""
     q = (query or "").strip()
@@ -299,7 +301,7 @@ def search(conn: sqlite3.Connection, query: str, *, kind: str | None = None, lim
 
 
 # --- the exchange by what each side holds -------------------------------------------------
-def held_ranges(conn: sqlite3.Connection, device_id: str) -> list[list[int]]:
+def held_ranges(conn: Any, device_id: str) -> list[list[int]]:
     """The runs of consecutive ``seq`` of this counter's ops on the hub: ``[[1, 400], [402, 501]]``."""
     rows = conn.execute(
         "SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g FROM op "
@@ -307,7 +309,7 @@ def held_ranges(conn: sqlite3.Connection, device_id: str) -> list[list[int]]:
     return [[int(a), int(b)] for a, b in rows]
 
 
-def holding(conn: sqlite3.Connection, device_id: str, *, want_held: bool = False) -> dict[str, Any]:
+def holding(conn: Any, device_id: str, *, want_held: bool = False) -> dict[str, Any]:
     """What the hub holds, for the start of an exchange: its identity, this counter's
     high-water mark and count, every counter's high-water mark (the hub's vector)."""
     from opd_fallback.hub import identity
@@ -351,7 +353,7 @@ def went_back(answer: dict[str, Any], known: dict[str, Any]) -> str | None:
     return None
 
 
-def pull(conn: sqlite3.Connection, device_id: str, vector: dict[str, int], limit: int, *,
+def pull(conn: Any, device_id: str, vector: dict[str, int], limit: int, *,
          include_own: bool = False) -> bytes:
     """Every op of each counter with ``seq`` above the caller's ``vector`` for that counter.
 

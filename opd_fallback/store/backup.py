@@ -2,7 +2,10 @@
 
 A backup is taken with SQLite's online backup API, so the counter may keep
 working while it runs and the copy is one consistent snapshot (WAL included).
-Every copy is checked with ``PRAGMA integrity_check`` before it counts, and
+The copy is encrypted with the counter's own key (SQLCipher copies page by
+page between two files keyed alike), so a backup stick opens only with this
+counter's key file or its recovery code (cipher/keys.py).
+Every copy is checked with ``PRAGMA integrity_check`` (with the key) before it counts, and
 only then do older copies get rotated away, so a bad night never costs the
 last good backup.
 
@@ -11,6 +14,12 @@ a database holding newer work unless forced, and even then the replaced
 database is first saved beside it. A restored database is older than what
 central holds from this device, so restore marks it ``needs_seq_check``
 (see :mod:`opd_fallback.store.readiness`) and abandons its free reserved ids.
+
+Which key opens a file: the one given (a recovery code typed at ``restore``),
+else each key this PC keeps, their rotations' retired keys included
+(:func:`known_keys`): a backup stick taken to another PC opens only with the
+recovery code or the key file. A restored database keeps its backup's key, which
+becomes the data directory's key; the key it replaces is retired, not lost.
 """
 
 from __future__ import annotations
@@ -19,15 +28,21 @@ import os
 import re
 import shutil
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from opd_fallback.cipher import custody
+from opd_fallback.cipher import db as cipher_db
+from opd_fallback.cipher import keys as cipher_keys
+from opd_fallback.cipher.keys import Key, KeyProblem
 from opd_fallback.config import private_dir, tighten_file
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.domain.exits import OpdError
 from opd_fallback.store.engine import make_private_db_file
+from opd_fallback.store.states import PENDING
 
 BACKUP_PREFIX = "counter-"
 BACKUP_SUFFIX = ".db"
@@ -107,35 +122,70 @@ def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
+_DB_ERRORS = (sqlite3.Error, cipher_db.Error)
+
+
+def known_keys(path: Path | str) -> list[Key]:
+    """Keys this PC keeps that may open ``path`` (see the module docstring), likeliest first."""
+    found: list[Key] = []
+    files = cipher_keys.all_key_files()
+    named = cipher_keys.default_key_file(path)
+    if named is not None:
+        files.insert(0, named)
+    for kf in files:
+        for k in [*cipher_keys.candidates(kf), *cipher_keys.retired(kf)]:
+            if all(k.secret != f.secret for f in found):
+                found.append(k)
+    return found
+
+
+def key_of(path: Path | str, given: Iterable[Key] = ()) -> Key:
+    """The key that opens the encrypted file at ``path``: one of ``given``, else
+    one of :func:`known_keys`; KeyProblem with the sentence when none does."""
+    p = Path(path)
+    tried = [*given] or known_keys(p)
+    for k in tried:
+        if cipher_db.opens(p, k):
+            return k
+    if given:
+        raise KeyProblem("wrong", f"the recovery code or key file given does not open {p}")
+    raise KeyProblem("missing", f"no key on this PC opens {p} (it was made on another PC or counter): give its "
+                                "recovery code with --recovery-code-stdin, or its key file with --key-file")
+
+
+def _connect_ro(path: Path, key: Key | None = None) -> Any:
     if not path.exists():
         raise BackupError(f"{path} does not exist")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
+    k = None if cipher_db.is_plain(path) else (key or key_of(path))
+    conn = cipher_db.connect(path, k, readonly=True, timeout=15)
     conn.execute("PRAGMA busy_timeout=15000")
     return conn
 
 
-def integrity_check(path: Path | str) -> str:
+def integrity_check(path: Path | str, key: Key | None = None) -> str:
     """``"ok"`` if SQLite finds the file sound, else its first complaints."""
     p = Path(path)
     try:
-        conn = _connect_ro(p)
-    except (sqlite3.Error, BackupError) as exc:
+        conn = _connect_ro(p, key)
+    except (*_DB_ERRORS, BackupError, KeyProblem) as exc:
         return f"cannot open: {exc}"
     conn.text_factory = lambda b: b.decode("utf-8", errors="replace")  # complaints may quote garbage
     try:
         rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check(20)").fetchall()]
-    except (sqlite3.Error, ValueError) as exc:
+    except (*_DB_ERRORS, ValueError) as exc:
         return f"not a sound database: {exc}"
     finally:
         conn.close()
     return "ok" if rows == ["ok"] else "; ".join(rows)
 
 
-def facts(path: Path | str) -> DbFacts:
+def facts(path: Path | str, key: Key | None = None) -> DbFacts:
     """Counts and high-water marks of a counter database (read-only)."""
     p = Path(path)
-    conn = _connect_ro(p)
+    try:
+        conn = _connect_ro(p, key)
+    except KeyProblem as exc:
+        raise BackupError(str(exc)) from None
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "op" not in tables:
@@ -143,26 +193,28 @@ def facts(path: Path | str) -> DbFacts:
         n, max_seq, last_rec, last_upd = conn.execute(
             "SELECT count(*), coalesce(max(seq), 0), max(recorded_at), max(updated_at) FROM op"
         ).fetchone()
-        pending = conn.execute("SELECT count(*) FROM op WHERE state='pending'").fetchone()[0]
+        pending = conn.execute("SELECT count(*) FROM op WHERE state=?", (PENDING,)).fetchone()[0]
         seq_counter = 0
         if "counter" in tables:
             row = conn.execute("SELECT value FROM counter WHERE name='seq'").fetchone()
             seq_counter = int(row[0]) if row else 0
-    except (sqlite3.Error, ValueError) as exc:  # ValueError: garbled text in a damaged file
+    except (*_DB_ERRORS, ValueError) as exc:  # ValueError: garbled text in a damaged file
         raise BackupError(f"{p} cannot be read as a counter database: {exc}") from exc
     finally:
         conn.close()
     return DbFacts(str(p), int(n), int(max_seq), seq_counter, last_rec, last_upd, int(pending))
 
 
-def _copy(src_path: Path, dst_path: Path) -> None:
-    """Online backup of ``src_path`` into a fresh ``dst_path`` (a consistent snapshot)."""
-    src = sqlite3.connect(str(src_path), timeout=15)
+def _copy(src_path: Path, dst_path: Path, key: Key) -> None:
+    """Online backup of ``src_path`` into a fresh ``dst_path`` (a consistent
+    snapshot), both encrypted with ``key``."""
+    src = cipher_db.connect(src_path, key, timeout=15)
     try:
         src.execute("PRAGMA busy_timeout=15000")
         make_private_db_file(Path(dst_path))  # patient data: 0600 from the first byte
-        dst = sqlite3.connect(str(dst_path))
+        dst = cipher_db.dbapi2.connect(str(dst_path))
         try:
+            cipher_db.apply_key(dst, key)
             src.backup(dst, pages=PAGES_PER_STEP)
             dst.execute("PRAGMA journal_mode=DELETE")  # a backup is one self-contained file
             dst.commit()
@@ -240,23 +292,26 @@ def backup(
         n += 1
     tmp = final.with_name(final.name + ".part")
     tmp.unlink(missing_ok=True)
+    key = custody.key_for(src)
     try:
-        _copy(src, tmp)
-    except sqlite3.Error as exc:
+        _copy(src, tmp, key)
+    except _DB_ERRORS as exc:
         tmp.unlink(missing_ok=True)
         raise BackupError(f"backup of {src} failed: {exc}") from exc
-    verdict = integrity_check(tmp)
+    verdict = integrity_check(tmp, key)
     if verdict != "ok":
         bad = final.with_name(final.name + ".bad")
         os.replace(tmp, bad)
-        return BackupResult(bad, bad.stat().st_size, verdict, facts(src), (), time.perf_counter() - started)
+        return BackupResult(bad, bad.stat().st_size, verdict, facts(src, key), (), time.perf_counter() - started)
     os.replace(tmp, final)
     _fsync(final)
     removed = tuple(rotate(d, keep))
-    return BackupResult(final, final.stat().st_size, verdict, facts(final), removed, time.perf_counter() - started)
+    return BackupResult(final, final.stat().st_size, verdict, facts(final, key), removed,
+                        time.perf_counter() - started)
 
 
-def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False) -> RestoreResult:
+def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False,
+            keys: Iterable[Key] = ()) -> RestoreResult:
     """Put ``backup_path`` in place as the counter database at ``db_path``.
 
     Refuses a damaged backup, and refuses to replace a database that holds newer
@@ -264,6 +319,7 @@ def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False
     database is always saved first as ``<db>.replaced-<time>`` (a damaged one
     byte for byte, with its WAL). Stop the counter app before restoring.
     The caller marks the result not ready (:func:`opd_fallback.store.readiness.mark_restored`).
+    ``keys``: the backup's key (from its recovery code or key file) when this PC has none that opens it.
     """
     src = Path(backup_path)
     dst = Path(db_path)
@@ -271,14 +327,19 @@ def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False
         raise BackupError(f"there is no backup at {src}")
     if src.resolve() == dst.resolve():
         raise BackupError("the backup and the database are the same file")
-    verdict = integrity_check(src)
+    in_key = None if cipher_db.is_plain(src) else key_of(src, keys)  # KeyProblem: no key opens it
+    verdict = integrity_check(src, in_key)
     if verdict != "ok":
         raise BackupError(f"the backup {src} is damaged ({verdict}); choose another backup")
-    incoming = facts(src)
+    incoming = facts(src, in_key)
     saved: Path | None = None
+    if dst.exists() and dst.stat().st_size == 0:
+        dst.unlink()  # an empty file (made and never written): nothing to keep
+    dst_key: Key | None = None
     if dst.exists():
         saved = dst.with_name(f"{dst.name}.replaced-{now_ist().strftime('%Y%m%dT%H%M%S')}")
-        damage = integrity_check(dst)
+        dst_key = custody.key_for(dst)
+        damage = integrity_check(dst, dst_key)
         if damage != "ok":
             if not force:
                 raise BackupError(
@@ -290,7 +351,7 @@ def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False
                     shutil.copyfile(str(dst) + side, str(saved) + side)
                     tighten_file(str(saved) + side)
         else:
-            current = facts(dst)
+            current = facts(dst, dst_key)
             if current.newer_than(incoming) and not force:
                 raise BackupError(
                     f"the database at {dst} is newer than the backup (it has ops up to seq {current.max_seq}, "
@@ -298,13 +359,22 @@ def restore(backup_path: Path | str, db_path: Path | str, *, force: bool = False
                     f"{incoming.last_updated_at}). Restoring would put older data over newer: "
                     "use --force only if that database is known to be bad"
                 )
-            _copy(dst, saved)
+            _copy(dst, saved, dst_key)
     private_dir(dst.parent)
     tmp = dst.with_name(dst.name + ".restoring")
     tmp.unlink(missing_ok=True)
-    _copy(src, tmp)
+    if in_key is None:  # a plain backup of an older version: encrypted with this counter's key on the way in
+        in_key = custody.key_for(dst) if dst_key is None else dst_key
+        shutil.copyfile(src, tmp)
+        tighten_file(tmp)
+        cipher_db.encrypt_in_place(tmp, in_key)
+    else:
+        _copy(src, tmp, in_key)
+    custody.adopt(dst, in_key)
     for side in ("-wal", "-shm"):
         Path(str(dst) + side).unlink(missing_ok=True)
     os.replace(tmp, dst)
     _fsync(dst)
-    return RestoreResult(dst, src, saved, facts(dst))
+    return RestoreResult(dst, src, saved, facts(dst, in_key))
+
+

@@ -4,12 +4,20 @@ WAL with ``synchronous=FULL`` means a committed transaction is on disk before
 ``commit()`` returns; foreign keys on; a busy timeout so the UI, a background
 sync and the CLI can share one file. The engine is made by a function, never at
 import time, so tests and tools can open any file.
+
+The file is encrypted (SQLCipher 4): every connection is made by the one
+opener, :func:`opd_fallback.cipher.db.connect`, with the key of
+:func:`opd_fallback.cipher.custody.key_for` (a wrong or missing key raises
+``KeyProblem`` before any connection exists, so no half-opened store). The
+engine keeps SQLAlchemy's pysqlite dialect with ``sqlcipher3.dbapi2`` as its
+DB-API module, so SQLAlchemy wraps SQLCipher's errors as it wrapped
+``sqlite3``'s. A plain database left by an older version is encrypted in
+place on its first open (:func:`opd_fallback.cipher.db.encrypt_in_place`).
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +27,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlmodel import Session
 
+from opd_fallback.cipher import custody
+from opd_fallback.cipher import db as cipher_db
+from opd_fallback.cipher.keys import Key
 from opd_fallback.config import PRIVATE_FILE_MODE, private_dir, tighten_file
 
 BUSY_TIMEOUT_MS = 15_000
@@ -33,7 +44,7 @@ PRAGMAS = (
 )
 
 
-def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+def _on_connect(dbapi_conn: Any, _record: Any) -> None:
     # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is deferred and
     # would upgrade to a write lock mid-transaction, which can deadlock).
     dbapi_conn.isolation_level = None
@@ -48,11 +59,19 @@ def _on_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(path: Path | str) -> Engine:
-    """An engine for one SQLite file with the durability pragmas on every connection."""
+def make_engine(path: Path | str, key: Key | None = None) -> Engine:
+    """An engine for one SQLite file with the durability pragmas on every
+    connection, keyed with ``key`` (default: the key of :func:`custody.key_for`)."""
+    p = Path(path)
+    the_key = key if key is not None else custody.key_for(p)
+
+    def connect() -> Any:
+        return cipher_db.connect(p, the_key, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+
     engine = create_engine(
-        f"sqlite:///{Path(path)}",
-        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        f"sqlite:///{p}",
+        module=cipher_db.dbapi2,  # SQLAlchemy wraps SQLCipher's errors like sqlite3's
+        creator=connect,
         pool_pre_ping=False,
         hide_parameters=True,  # an error message never carries a patient's name or a payload
     )
@@ -102,12 +121,15 @@ def make_private_db_file(p: Path) -> None:
 
 
 def open_store(path: Path | str, *, migrate: bool = True) -> Store:
-    """Open (and create or upgrade) the counter database at ``path``."""
+    """Open (and create or upgrade) the counter database at ``path``; a plain
+    one is encrypted first (one good database whatever happens, see cipher/db.py)."""
     from opd_fallback.store.migrations import migrate as run_migrations
 
     p = Path(path)
+    key = custody.key_for(p)
     make_private_db_file(p)
-    store = Store(p, make_engine(p))
+    custody.ensure_encrypted(p, key)
+    store = Store(p, make_engine(p, key))
     if migrate:
         run_migrations(store.engine)
     return store

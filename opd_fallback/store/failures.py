@@ -12,6 +12,12 @@ engine, see ``store/engine.py``).
 
 The counter UI (``tui/app.py``) and the CLI (``cli/__init__.py``) both call
 ``explain``, so the words are the same everywhere.
+
+The database is SQLCipher's (``sqlcipher3.dbapi2`` errors, the same result
+codes as ``sqlite3``'s, mapped the same way). A key that is missing or does
+not open the file is its own kind, ``key``, with the sentence of
+:class:`opd_fallback.cipher.keys.KeyProblem` and exit status 8
+(:data:`EXIT_KEY`, 8: ``ExitCode.DATABASE_KEY``); a wrong key is never called damage.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from opd_fallback.cipher import db as cipher_db
+from opd_fallback.cipher.keys import KeyProblem
 from opd_fallback.config import open_private, private_dir
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.exits import ExitCode, OpdError
@@ -31,6 +39,9 @@ from opd_fallback.domain.exits import ExitCode, OpdError
 EXIT_BUSY = ExitCode.DATABASE_BUSY  # another program holds the database (was 4, which is the sync lease)
 EXIT_STORAGE = ExitCode.DISK  # full disk, read-only folder, cannot open, I/O error
 EXIT_DAMAGED = ExitCode.DAMAGED  # the database file is damaged: restore a backup
+EXIT_KEY = ExitCode.DATABASE_KEY  # the database's key is missing or does not open it (issue 23)
+
+_DB_ERRORS = (sqlite3.Error, cipher_db.Error)
 
 # SQLite primary result codes (extended codes keep them in the low byte).
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 8, 10
@@ -72,7 +83,7 @@ _BY_TEXT = (
 class StorageProblem(OpdError):
     """The disk or the database stopped an action. ``str()`` is the sentence."""
 
-    kind: str  # full | readonly | damaged | cantopen | io | busy
+    kind: str  # full | readonly | damaged | cantopen | io | busy | key | convert
     sentence: str
     exit_code: int
     log_path: Path | None = None
@@ -101,14 +112,18 @@ def kind_of(exc: BaseException) -> str | None:
     for e in chain:
         if isinstance(e, StorageProblem):
             return e.kind
-        if isinstance(e, sqlite3.Error):
+        if isinstance(e, KeyProblem):
+            return "key"
+        if isinstance(e, cipher_db.ConversionFailed):
+            return "convert"
+        if isinstance(e, _DB_ERRORS):
             code = getattr(e, "sqlite_errorcode", None)
             if isinstance(code, int) and (code & 0xFF) in _BY_CODE:
                 return _BY_CODE[code & 0xFF]
         if isinstance(e, OSError) and e.errno in _BY_ERRNO:
             return _BY_ERRNO[e.errno]
     for e in chain:
-        if isinstance(e, sqlite3.Error) or type(e).__module__.startswith("sqlalchemy"):
+        if isinstance(e, _DB_ERRORS) or type(e).__module__.startswith("sqlalchemy"):
             text = str(e).lower()
             for needle, kind in _BY_TEXT:
                 if needle in text:
@@ -119,6 +134,14 @@ def kind_of(exc: BaseException) -> str | None:
 def sentence(kind: str, db_path: Path) -> tuple[str, int]:
     """The sentence for a kind of failure of the database at ``db_path``, and its exit status."""
     folder = db_path.parent
+    if kind == "key":
+        return (f"The key of the counter's database at {db_path} is missing or does not open it: copy this "
+                "counter's key file back (or set OPD_DB_KEY_FILE), or run `opd-fallback recover-key "
+                "--recovery-code-stdin` with its recovery code; nothing was saved for this action.", EXIT_KEY)
+    if kind == "convert":
+        return (f"The counter's database at {db_path} could not be encrypted (the encrypted copy did not check "
+                "out); the unencrypted database is untouched and was not used: free disk space and try again, "
+                "or report it with the error log.", EXIT_STORAGE)
     if kind == "damaged":
         return (f"The counter's database at {db_path} is damaged: restore the last backup with "
                 f"`opd-fallback restore BACKUP` (backups are in {folder / 'backups'}); "
@@ -187,6 +210,10 @@ def explain(exc: BaseException, db_path: Path | None, *, where: str = "", log: b
     if kind is None:
         return None
     path = db_path or Path("counter.db")
+    said = next((e for e in _chain(exc) if isinstance(e, KeyProblem)), None)
+    if said is not None:  # its own sentence names the key file; the traceback is not worth a log
+        text = said.sentence[:1].upper() + said.sentence[1:]
+        return StorageProblem("key", f"{text}; nothing was saved for this action.", EXIT_KEY, None)
     if kind in ("io", "cantopen") and _no_space(path.parent):
         kind = "full"  # SQLite says "disk I/O error" when it cannot grow its -shm file
     elif kind == "cantopen" and _read_only_folder(path.parent):

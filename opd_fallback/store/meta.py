@@ -50,6 +50,10 @@ HUB_WITHDRAWN_AT = "hub_withdrawn_at"  # cancelled ops reported for those cancel
 HUB_LAST_AT = "hub_last_at"  # RFC 3339, when the last exchange ended
 HUB_LAST_OK_AT = "hub_last_ok_at"  # RFC 3339, last exchange that reached the hub
 HUB_LAST_OUTCOME = "hub_last_outcome"  # JSON of ShareResult.as_dict()
+# What this counter kept on the hub for its own restore (application/hub_keep.py).
+HUB_KEEP_FACTS_SEQ = "hub_keep_facts_seq"  # op facts sent through this seq
+HUB_KEEP_AUDIT_ID = "hub_keep_audit_id"  # audit entries sent through this id
+HUB_KEEP_DIGEST = "hub_keep_digest"  # sha256 of the operators and master data last sent
 HUB_DB_ID = "hub_db_id"  # the hub database this counter last exchanged with (application/share.py)
 HUB_EPOCH = "hub_epoch"  # ... and which history of it; HUB_PUSHED_SEQ holds for these two
 HUB_SEEN_SEQ = "hub_seen_seq"  # the highest hub sequence seen there (a hub below it went back)

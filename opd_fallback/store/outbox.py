@@ -244,7 +244,7 @@ def rewrite_unsent_payloads(conn: Connection, fix: Callable[[Any], Any], where: 
     Only for migrations, inside their transaction: an op that left this counter
     is never rewritten, and a damaged payload is left for the sync to flag.
     """
-    rows = conn.exec_driver_sql(f"SELECT seq, payload FROM op WHERE state != 'synced' AND ({where})").all()
+    rows = conn.exec_driver_sql(f"SELECT seq, payload FROM op WHERE state != '{SYNCED}' AND ({where})").all()
     changed = 0
     for seq, text_ in rows:
         try:

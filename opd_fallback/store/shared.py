@@ -141,19 +141,14 @@ def rebuild_own(session: Session, op: dict[str, Any], patient_names: dict[str, s
         resolution=None if op.get("resolution") is None else outbox.dumps(op["resolution"]), updated_at=now_iso(),
         record_kind=rec.kind if rec else ("payment_void" if target else "patient"),
         record_ref=rec.local_ref if rec else (target or shared.ref_key(p.get("patient"))), source="hub_restore",
+        origin=outbox.dumps(op["origin"]) if isinstance(op.get("origin"), dict) and op["origin"] else None,
     ))
     base: dict[str, Any] = {"op_id": op_id, "operator_id": who, "created_at": at}
-    if rec is not None:
-        tables: dict[str, Any] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder, "payment": Payment}
-        table = tables[rec.kind]
-        earlier = session.exec(select(table).where(table.local_ref == rec.local_ref)).first()
-        if earlier is not None:
-            # a correction (review --correct: a later op for the same record) replaces what the first op made;
-            # a payment is never edited nor deleted (its amount and mode are fixed), so it stays
-            if rec.kind == "payment":
-                return rec.kind
-            session.delete(earlier)
-            session.flush()
+    table: Any = {"patient": Patient, "visit": Visit, "lab_order": LabOrder, "payment": Payment}.get(
+        rec.kind if rec else "")
+    if table is not None and rec is not None and session.exec(
+            select(table).where(table.local_ref == rec.local_ref)).first() is not None:
+        return None  # a corrected copy of an op whose record is back already: the record stays one
     if rec is None:
         if target:
             session.add(PaymentVoid(payment_local_ref=target, reason=str(p.get("reason") or ""),

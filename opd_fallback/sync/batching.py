@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import text
 from sqlmodel import Session
 
 from opd_fallback.domain.contract import MAX_BATCH_BYTES, MAX_BATCH_OPS
 from opd_fallback.domain.errors import error_words
+from opd_fallback.store import reads
 from opd_fallback.store.outbox import DAMAGED
+from opd_fallback.store.states import CANCELLED
 
 BODY_BUDGET = MAX_BATCH_BYTES - 16 * 1024  # headroom for the {"ops":[...]} wrapper
 
@@ -58,13 +59,7 @@ class Flagged:
         return f"{self.kind} {self.record_ref or self.op_id}"
 
 
-# as bytes: a damaged (not UTF-8) value must not stop the whole read
-_PENDING_SQL = text(
-    "SELECT seq, CAST(op_id AS BLOB), CAST(kind AS BLOB), CAST(device_id AS BLOB), CAST(operator_id AS BLOB), "
-    "CAST(recorded_at AS BLOB), CAST(depends_on AS BLOB), CAST(payload AS BLOB), CAST(resolution AS BLOB), "
-    "CAST(record_kind AS BLOB), CAST(record_ref AS BLOB), first_deferred_at, CAST(origin AS BLOB) "
-    "FROM op WHERE state = 'pending' ORDER BY seq"
-)
+# the rows come as bytes (store/reads.py): a damaged (not UTF-8) value must not stop the whole read
 _TEXT_COLUMNS = ("op_id", "kind", "device_id", "operator_id", "recorded_at")
 
 
@@ -84,10 +79,6 @@ class Damaged:
 
 class _DamagedRow(ValueError):
     pass
-_FLAGGED_SQL = text(
-    "SELECT op_id, state, kind, record_ref, last_error, wait_reason FROM op "
-    "WHERE state IN ('rejected', 'conflict', 'cancelled')"
-)
 
 
 def _q(value: str) -> bytes:
@@ -182,7 +173,7 @@ def load_pending(session: Session, damaged: list[Damaged] | None = None) -> list
     stored data is damaged are left out and appended to ``damaged`` (give a list:
     the sync engine quarantines them for a person)."""
     out: list[PendingOp] = []
-    for row in session.execute(_PENDING_SQL):
+    for row in reads.pending_rows(session):
         try:
             out.append(_checked(row))
         except _DamagedRow as exc:
@@ -206,7 +197,7 @@ def _error_words(last_error: str | None) -> str | None:
 def load_flagged(session: Session) -> dict[str, Flagged]:
     return {
         r[0]: Flagged(r[0], r[1], r[2], r[3], _error_words(r[4]) or r[5])
-        for r in session.execute(_FLAGGED_SQL)
+        for r in reads.held_rows(session)
     }
 
 
@@ -217,10 +208,10 @@ def wait_reason(dep: Flagged | PendingOp, why: str) -> str:
 def flagged_reason(dep: Flagged) -> str:
     words = {"rejected": "the server rejected", "conflict": "needs a person's decision",
              "cancelled": "was cancelled"}[dep.state]
-    if dep.error and dep.error.startswith(DAMAGED) and dep.state != "cancelled":
+    if dep.error and dep.error.startswith(DAMAGED) and dep.state != CANCELLED:
         return wait_reason(dep, "is damaged in this counter's database and needs a person's decision "
                                 f"({dep.error})")
-    return wait_reason(dep, words + (f" ({dep.error})" if dep.error and dep.state != "cancelled" else ""))
+    return wait_reason(dep, words + (f" ({dep.error})" if dep.error and dep.state != CANCELLED else ""))
 
 
 @dataclass

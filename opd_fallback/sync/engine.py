@@ -24,8 +24,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import text
-
 from opd_fallback.config import Settings
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import DeviceInfo
@@ -33,9 +31,10 @@ from opd_fallback.domain.errors import error_words
 from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps, dumps_or_none
 from opd_fallback.store import lease as leases
-from opd_fallback.store import meta, outbox, writeback
+from opd_fallback.store import meta, outbox, reads, writeback
 from opd_fallback.store.engine import Store
 from opd_fallback.store.readiness import check_with_central
+from opd_fallback.store.states import FLAGGED, PENDING
 from opd_fallback.sync.batching import (
     Damaged,
     LaneQueue,
@@ -334,9 +333,7 @@ class SyncEngine:
     def _signature(self) -> tuple[int, ...]:
         """Changes when ops are recorded, decided in review, or cancelled (cheap: indexed)."""
         with self.store.read() as s:
-            n, top = s.execute(text("SELECT count(*), coalesce(max(seq), 0) FROM op WHERE state='pending'")).one()
-            flagged = s.execute(text("SELECT count(*) FROM op WHERE state IN ('rejected','conflict')")).scalar()
-        return int(n), int(top), int(flagged or 0)
+            return reads.signature(s)
 
     def _load_pending(self, summary: SyncSummary) -> list[PendingOp]:
         """Pending ops to send; damaged ones are quarantined for a person (the rest still go)."""
@@ -607,8 +604,8 @@ class SyncEngine:
             summary.outcome, summary.message, why = self._classify(exc)
             # every op this run saw but could not finish says why it is still waiting
             with self.store.read() as s:
-                rows = s.execute(text("SELECT op_id FROM op WHERE state='pending'")).all()
-            unsent = {op_id: why for (op_id,) in rows if op_id in seen and op_id not in run.answered
+                pending = reads.pending_op_ids(s)
+            unsent = {op_id: why for op_id in pending if op_id in seen and op_id not in run.answered
                       and op_id not in run.deferred_now and op_id not in run.held}
             self._store_waits(unsent)
             summary.add_reason(summary.message)
@@ -633,11 +630,9 @@ class SyncEngine:
     def _queue_counts(self, summary: SyncSummary) -> None:
         """``still_waiting`` and ``needs_person``: where the outbox stands now."""
         with self.store.read() as s:
-            counts = dict(s.execute(text(
-                "SELECT state, count(*) FROM op WHERE state IN ('pending','rejected','conflict') GROUP BY state"
-            )).all())
-        summary.still_waiting = int(counts.get("pending", 0))
-        summary.needs_person = int(counts.get("rejected", 0)) + int(counts.get("conflict", 0))
+            counts = reads.counts_in(s, (PENDING, *FLAGGED))
+        summary.still_waiting = counts.get(PENDING, 0)
+        summary.needs_person = sum(counts.get(st, 0) for st in FLAGGED)
 
     def _finish(self, summary: SyncSummary) -> None:
         """Where the outbox stands now, and the outcome in meta for status/TUI."""

@@ -11,6 +11,7 @@ counter's token), a 507 ``HubDiskFull``, a 503 naming the hub's database
 
 from __future__ import annotations
 
+import email.utils
 import ssl
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ import orjson
 
 from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.sync import deadline as deadlines
+from opd_fallback.sync import pinning
 
 HUB_PREFIX = "/hub/v1"
 
@@ -40,6 +42,10 @@ class HubRefused(HubError):
     """The hub refused this counter's hub token (401)."""
 
     exit_code = ExitCode.HUB_TOKEN
+
+
+class HubNotPaired(HubError):
+    """The PC answering on the hub's address showed another certificate than the paired one."""
 
 
 class HubDiskFull(HubError):
@@ -77,6 +83,7 @@ class HubClient:
     def __init__(
         self, url: str, token: str, *, deadline_s: float = 15.0, connect_timeout_s: float = 3.0,
         verify: bool = True, ca_bundle: str | Path | None = None, transport: httpx.BaseTransport | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         if not token:
             raise ValueError("a hub token is required (opd-fallback init --hub URL --hub-token-stdin)")
@@ -86,6 +93,10 @@ class HubClient:
         verify_arg: Any = verify
         if verify and ca_bundle:
             verify_arg = ssl.create_default_context(cafile=str(ca_bundle))
+        self.clock_skew_s: float | None = None  # the hub's clock minus this PC's, at the last answer
+        self.fingerprint = (fingerprint or "").strip().lower() or None
+        if self.fingerprint and self.base_url.startswith("https:"):
+            verify_arg = pinning.pinned_context()  # the paired fingerprint is the check (sync/pinning.py)
         self._http = httpx.Client(
             base_url=self.base_url, verify=verify_arg, transport=transport,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -94,13 +105,16 @@ class HubClient:
         # a hub that trickles one byte at a time cannot stretch a call
         for t in [self._http._transport, *self._http._mounts.values()]:
             deadlines.install(t)
+            if self.fingerprint and self.base_url.startswith("https:"):
+                pinning.install(t, self.fingerprint)
 
     @classmethod
     def from_settings(cls, settings: Any, **kw: Any) -> HubClient:
         if not settings.hub_url:
             raise ValueError("no hub configured (opd-fallback init --hub URL, or OPD_HUB_URL)")
         return cls(settings.hub_url, settings.hub_token or "", deadline_s=settings.hub_deadline_s,
-                   verify=settings.verify_tls, ca_bundle=settings.ca_bundle, **kw)
+                   verify=settings.verify_tls, ca_bundle=settings.ca_bundle,
+                   fingerprint=getattr(settings, "hub_fingerprint", None), **kw)
 
     def close(self) -> None:
         self._http.close()
@@ -127,6 +141,9 @@ class HubClient:
                     if time.monotonic() > deadline:
                         raise HubUnreachable(f"the hub at {self.base_url} did not answer within {self.deadline_s:.0f}s")
                 status = response.status_code
+                self._check_clock(response.headers.get("date"), start, time.monotonic(), time.time())
+        except pinning.PinMismatch as exc:
+            raise HubNotPaired(str(exc)) from None
         except httpx.HTTPError as exc:
             raise HubUnreachable(f"cannot reach the hub at {self.base_url}: {type(exc).__name__}") from exc
         if time.monotonic() > deadline:
@@ -147,6 +164,16 @@ class HubClient:
             return orjson.loads(b"".join(chunks))
         except orjson.JSONDecodeError as exc:
             raise HubUnreachable("unreadable answer from the hub") from exc
+
+    def _check_clock(self, date: str | None, started: float, ended: float, wall: float) -> None:
+        """The hub is the LAN's clock (application/clock.py): its ``Date`` minus this PC's, at the midpoint."""
+        if not date:
+            return
+        try:
+            server = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return
+        self.clock_skew_s = server - (wall - (ended - started) / 2)
 
     # ---------------------------------------------------------------- calls
     def health(self) -> dict[str, Any]:
@@ -198,3 +225,23 @@ class HubClient:
         if kind:
             params["kind"] = kind
         return list(self._call("GET", "/index", params=params).get("records") or [])
+
+    # ------------------------------------------------ the counter's keep (hub/keep.py)
+    def keep_put(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Share this counter's op facts, operators, audit log, master data and numbers."""
+        answer = self._call("POST", "/counter/keep", body=body)
+        if not isinstance(answer, dict) or not isinstance(answer.get("new"), dict):
+            raise HubUnreachable("the hub's keep answer is not one")
+        return dict(answer)
+
+    def keep_get(self) -> dict[str, Any]:
+        answer = self._call("GET", "/counter/keep")
+        if not isinstance(answer, dict) or "seq_high" not in answer:
+            raise HubUnreachable("the hub's keep answer is not one")
+        return dict(answer)
+
+    def keep_facts(self, after_seq: int, *, limit: int = 2000) -> dict[str, Any]:
+        return dict(self._call("GET", "/counter/facts", params={"after_seq": after_seq, "limit": limit}))
+
+    def keep_audit(self, after_id: int, *, limit: int = 2000) -> dict[str, Any]:
+        return dict(self._call("GET", "/counter/audit", params={"after_id": after_id, "limit": limit}))

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from rapidfuzz import fuzz, process, utils
-from sqlalchemy import text
 
 from opd_fallback.application.printouts import Printouts
 from opd_fallback.application.services import (
@@ -30,7 +29,7 @@ from opd_fallback.domain.masterdata import Catalog, FeeQuote
 from opd_fallback.printing import templates as T
 from opd_fallback.printing.document import Document
 from opd_fallback.store import meta as meta_keys
-from opd_fallback.store import outbox
+from opd_fallback.store import outbox, reads
 from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import verify_operator, verify_supervisor
@@ -150,22 +149,13 @@ class StoreBackend:
     def todays_visit(self, hit: PatientHit) -> str | None:
         """This patient's latest visit today at this counter (a lab order needs one)."""
         day = today_ist().isoformat()
+        if not hit.uhid and not hit.local_ref:
+            return None
         with self.store.read() as s:
-            q = "SELECT local_ref FROM visit WHERE visit_date = :d AND ("
-            params: dict[str, Any] = {"d": day}
-            conds = []
-            if hit.uhid:
-                conds.append("patient_uhid = :u")
-                params["u"] = hit.uhid
-            if hit.local_ref:
-                conds.append("patient_local_ref = :l")
-                params["l"] = hit.local_ref
-            if not conds:
-                return None
-            row = s.execute(text(q + " OR ".join(conds) + ") ORDER BY id DESC LIMIT 1"), params).first()
-            if row is None:  # a visit registered at another counter of the LAN (from the hub)
+            visit = reads.latest_visit(s, day, uhid=hit.uhid, local_ref=hit.local_ref)
+            if visit is None:  # a visit registered at another counter of the LAN (from the hub)
                 return shared_records.latest_visit_on(s, [hit.uhid or "", hit.local_ref or ""], day)
-        return str(row[0])
+        return visit
 
     def lab_request(self, session: Session, hit: PatientHit, visit: str, tests: list[str], *,
                     payment: PaymentInput | None, priority: str = "routine",
@@ -183,10 +173,7 @@ class StoreBackend:
     def find_payment(self, key: str) -> dict[str, Any] | None:
         k = key.strip().upper()
         with self.store.read() as s:
-            row = s.execute(text(
-                "SELECT p.receipt_no, p.local_ref, p.patient_name, p.amount_paise, p.mode, p.created_at, "
-                "v.id IS NOT NULL FROM payment p LEFT JOIN payment_void v ON v.payment_local_ref = p.local_ref "
-                "WHERE p.receipt_no = :k OR p.local_ref = :k"), {"k": k}).first()
+            row = reads.payment_by_key(s, k)
         if row is None:
             return None
         return {"receipt_no": row[0], "local_ref": row[1], "patient_name": row[2], "amount_paise": int(row[3]),
@@ -218,9 +205,7 @@ class StoreBackend:
         if hits or "-" not in q or len(q) < 8:
             return hits
         with self.store.read() as s:
-            row = s.execute(text("SELECT patient_local_ref, patient_uhid FROM visit WHERE local_ref = :r "
-                                 "UNION ALL SELECT patient_local_ref, patient_uhid FROM lab_order WHERE local_ref = :r "
-                                 "OR sample_id = :r LIMIT 1"), {"r": q}).first()
+            row = reads.patient_of_slip(s, q)
             if row is None:  # another counter's visit or lab order (from the hub)
                 other = shared_records.patient_of(s, q)
                 return self.svc.search_patients(other, limit=limit) if other else hits
@@ -251,9 +236,11 @@ class StoreBackend:
         with self.store.read() as s:
             counts = outbox.counts_by_state(s)
             oldest = outbox.oldest_recorded_at(s, [outbox.PENDING])
-            meta = dict(s.execute(text(
-                f"SELECT key, value FROM meta WHERE key IN ('{meta_keys.LAST_SYNC_AT}', '{meta_keys.LAST_SYNC_OUTCOME}')"
-            )).all())
+            from opd_fallback.application.clock import report as clock_report
+
+            clock = clock_report(s)
+            meta = {k: v for k in (meta_keys.LAST_SYNC_AT, meta_keys.LAST_SYNC_OUTCOME)
+                    if (v := meta_keys.get(s, k)) is not None}
         age = None
         if oldest:
             try:
@@ -272,7 +259,9 @@ class StoreBackend:
             if outcome and len(outcome) <= 16:
                 last += f" ({outcome})"
         return {"ops_waiting": counts.get(outbox.PENDING, 0), "oldest_age_s": age,
-                "ops_flagged": sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), "last_sync": last}
+                "ops_flagged": sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), "last_sync": last,
+                # the PC clock more than 5 minutes off the hub's or central's (application/clock.py)
+                "clock_off": clock.message if clock.off else None, "clock_confirmed": bool(clock.confirmed_by)}
 
     # --------------------------------------------------------------- helpers
     def _visit_saved(self, session: Session, visit: Any, payment: Any, *, patient: dict[str, Any], info_name: str,

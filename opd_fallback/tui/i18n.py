@@ -19,6 +19,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     # app, status bar, keys
     "app.title": ("OPD counter (offline fallback)", "ओपीडी काउंटर (ऑफ़लाइन)"),
     "status.tls_off": ("TLS CHECKS OFF", "TLS जाँच बंद"),
+    "status.clock_off": ("CLOCK WRONG", "घड़ी गलत"),
+    "status.clock_confirmed": ("clock confirmed", "घड़ी पुष्ट"),
     "status.online": ("Central: online", "केंद्र: ऑनलाइन"),
     "status.offline": ("Central: OFFLINE", "केंद्र: ऑफ़लाइन"),
     "status.unknown": ("Central: checking", "केंद्र: जाँच रहे हैं"),

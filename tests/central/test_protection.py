@@ -92,6 +92,7 @@ def test_lost_response_op_is_applied_and_resend_is_duplicate_without_second_effe
     assert counts["records"]["payments"] == 1 and counts["ops_remembered"] == 2  # type: ignore[index]
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_injected_failures_apply_nothing_and_repeat_with_their_seed(tmp_path: Path) -> None:
     op = factory().register(mobile=unique_mobile())
     with run_central(tmp_path, fail_rate=1.0) as central:
@@ -136,6 +137,7 @@ def test_cli_add_device_prints_a_token_once_and_stats_counts(tmp_path: Path, bac
     assert stats["payments_by_mode"]["cash"]["count"] >= 3
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_the_in_flight_cap_holds_across_worker_processes(tmp_path: Path) -> None:
     """Two uvicorn workers, a cap of 2: of 6 slow requests at once, 2 are served and
     4 refused, wherever the kernel hands each connection (not 2 per worker)."""

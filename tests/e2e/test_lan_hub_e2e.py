@@ -56,17 +56,18 @@ class Counter:
         return subprocess.run([sys.executable, "-m", "opd_fallback", "--data-dir", str(self.data), *args],
                               input=stdin, capture_output=True, text=True, timeout=120, env=full)
 
-    def setup(self, central_url: str, central_token: str, hub_url: str, hub_token: str) -> None:
+    def setup(self, central_url: str, central_token: str, hub_url: str, hub_token: str, pairing: str,
+              fingerprint: str | None) -> None:
         if self.via == "cli":
             out = self.cli("init", "--device", self.device, "--hospital", "KGMU", "--server", central_url,
-                           "--hub", hub_url, "--hub-token-stdin", stdin=hub_token + "\n",
+                           "--hub", hub_url, "--hub-pairing-stdin", stdin=pairing + "\n",
                            env={"OPD_CENTRAL_TOKEN": central_token})
             assert out.returncode == 0, out.stderr
             assert self.cli("refresh").returncode == 0
             return
         base = load_settings(self.data)
         write_config(base, {"device_id": self.device, "hospital": "KGMU", "central_url": central_url,
-                            "hub_url": hub_url})
+                            "hub_url": hub_url, "hub_fingerprint": fingerprint})
         write_token(base, central_token)
         write_hub_token(base, hub_token)
         s = self.settings()
@@ -128,7 +129,7 @@ def test_three_counters_share_then_sync_in_any_order(tmp_path: Path, via: str) -
     with run_central(tmp_path, devices=ALL) as central, run_hub(tmp_path, devices=ALL) as hub:
         counters = {d: Counter(tmp_path / d, d, via) for d in ALL}
         for d, c in counters.items():
-            c.setup(central.url, central.tokens[d], hub.url, hub.tokens[d])
+            c.setup(central.url, central.tokens[d], hub.url, hub.tokens[d], hub.pairing(d), hub.fingerprint)
         central.stop()  # the outage
         assert counters["C01"].sync() == 3
         made = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +45,9 @@ def share(hub: Any, store: Store, dev: str) -> ShareResult:
 
 
 def hub_ops(db: Path) -> list[tuple[str, str, int]]:
-    con = sqlite3.connect(db)
+    from tests.helpers import db as db_helper
+
+    con = db_helper.connect(db)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         return con.execute("SELECT op_id, device_id, seq FROM op").fetchall()

@@ -108,13 +108,13 @@ def test_central_ids_and_index(hub) -> None:
 def test_token_refused_and_me(hub) -> None:
     import httpx
 
-    assert httpx.get(hub.api + "/changes", headers={"Authorization": "Bearer nope"}).status_code == 401
-    assert httpx.get(hub.api + "/changes").status_code == 401
+    assert httpx.get(hub.api + "/changes", verify=hub.verify(), headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert httpx.get(hub.api + "/changes", verify=hub.verify()).status_code == 401
     with hub.client("C01") as c1:
         c1.post("/ops:push", json={"ops": [op("C01", 900)]})
         me = c1.get("/devices/me").json()
         assert me["device_id"] == "C01" and me["max_seq"] >= 900
-    assert httpx.get(hub.api + "/openapi.json").status_code == 401  # the API's map only for counters
+    assert httpx.get(hub.api + "/openapi.json", verify=hub.verify()).status_code == 401  # the API's map only for counters
     with hub.client("C01") as c1:
         doc = c1.get("/openapi.json").json()
     assert doc["info"]["title"] == "opd-fallback LAN hub" and "/hub/v1/changes" in doc["paths"]
@@ -132,3 +132,17 @@ def test_add_device_prints_token_once_and_db_is_private(tmp_path) -> None:
     bad = subprocess.run([sys.executable, "-m", "opd_fallback.hub", "add-device", "c-9", "--db", str(db)],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "1-16 letters or digits" in bad.stderr
+
+
+def test_an_op_with_an_origin_is_kept_whole_and_its_origin_counts(hub) -> None:
+    """Contract 1.2: a back-entered op's origin is stored with it and pulled by the other
+    counters as pushed; the same op_id with another origin is another op."""
+    a = {**op("C03", 900), "origin": {"written_by": "op-17", "device_id": "C03", "slip_no": "42"}}
+    with hub.client("C03") as c3, hub.client("C02") as c2:
+        assert c3.post("/ops:push", json={"ops": [a]}).json()["results"][0]["status"] == "stored"
+        assert c3.post("/ops:push", json={"ops": [a]}).json()["results"][0]["status"] == "duplicate"
+        other = {**a, "origin": {**a["origin"], "slip_no": "43"}}
+        res = c3.post("/ops:push", json={"ops": [other]}).json()["results"][0]
+        assert (res["status"], res["error"]["code"]) == ("rejected", "idempotency_mismatch")
+        ops, _, _ = pull_all(c2)
+    assert [o["op"] for o in ops if o["op"]["op_id"] == a["op_id"]] == [a]  # verbatim, origin included

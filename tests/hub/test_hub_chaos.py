@@ -9,7 +9,6 @@ ops are all there, and every counter has pulled every other counter's records.""
 from __future__ import annotations
 
 import random
-import sqlite3
 import threading
 import time
 
@@ -19,7 +18,7 @@ from sqlalchemy import text
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.application.share import share_once
 from opd_fallback.store import meta, open_store
-from opd_fallback.sync.hub_client import HubClient
+from tests.helpers import db as db_helper
 from tests.helpers.hub import run_hub
 
 DEVICES = ("C01", "C02", "C03")
@@ -32,7 +31,7 @@ def letters(text: str) -> str:
 
 
 def hub_ops(db) -> list[tuple[str, str, int]]:
-    con = sqlite3.connect(db)
+    con = db_helper.connect(db)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         return con.execute("SELECT op_id, device_id, seq FROM op").fetchall()
@@ -54,7 +53,7 @@ def test_hub_survives_kill_9_and_loses_no_acknowledged_op(tmp_path) -> None:
             svc = CounterService(stores[dev], dev)
             n = 0
             try:
-                with HubClient(hub.url, hub.tokens[dev], deadline_s=3, connect_timeout_s=1) as client:
+                with hub.hub_client(dev, deadline_s=3, connect_timeout_s=1) as client:
                     while not stop.is_set():
                         for _ in range(rnd.randint(1, 4)):
                             n += 1
@@ -88,10 +87,10 @@ def test_hub_survives_kill_9_and_loses_no_acknowledged_op(tmp_path) -> None:
             t.join(timeout=60)
         assert not errors, errors
         for dev in DEVICES:  # the hub stays up: everything arrives, and everyone has everyone's records
-            with HubClient(hub.url, hub.tokens[dev], deadline_s=10) as client:
+            with hub.hub_client(dev, deadline_s=10) as client:
                 assert share_once(stores[dev], client, dev).outcome == "ok"
         for dev in DEVICES:
-            with HubClient(hub.url, hub.tokens[dev], deadline_s=10) as client:
+            with hub.hub_client(dev, deadline_s=10) as client:
                 assert share_once(stores[dev], client, dev).outcome == "ok"
         on_hub = hub_ops(hub.db_path)
         for dev in DEVICES:

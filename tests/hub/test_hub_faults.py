@@ -16,7 +16,6 @@ remove-device`) against a real hub process, real files and real disks:
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -163,7 +162,9 @@ def test_a_damaged_hub_database_is_refused_at_start_in_one_sentence(tmp_path) ->
             for i in range(40):
                 c.post("/ops:push", json={"ops": [op("C01", i + 1)]})
         hub.stop()
-    con = sqlite3.connect(hub.db_path)
+    from tests.helpers import db as db_helper
+
+    con = db_helper.connect(hub.db_path)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     page = con.execute("PRAGMA page_size").fetchone()[0]
     con.close()

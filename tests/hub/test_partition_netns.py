@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from opd_fallback.config import load_settings, write_config, write_hub_token
 from opd_fallback.hub.db import connect, create_schema
 from opd_fallback.hub.mirror import push
 from opd_fallback.store import open_store, outbox
+from tests.helpers import db as db_helper
 from tests.helpers.central import free_port
 from tests.helpers.hub import HubHandle
 
@@ -71,6 +71,7 @@ def fake_ops(device: str, n: int, start: int = 1) -> list[dict]:
                          "age_years": 40, "mobile": None}} for i in range(n)]
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_link_cut_mid_exchange_then_restored(tmp_path: Path, netns) -> None:
     hub_ns, ctr_ns, ctr_if, hub_ip = netns
     db = tmp_path / "hub.db"
@@ -86,7 +87,8 @@ def test_link_cut_mid_exchange_then_restored(tmp_path: Path, netns) -> None:
 
     data = tmp_path / "c02"
     base = load_settings(data)
-    write_config(base, {"device_id": "C02", "hospital": "KGMU", "hub_url": f"http://{hub_ip}:{handle.port}"})
+    write_config(base, {"device_id": "C02", "hospital": "KGMU", "hub_url": handle.url,
+                        "hub_fingerprint": handle.fingerprint})
     write_hub_token(base, handle.tokens["C02"])
     store = open_store(data / "counter.db")
     with store.write() as s:
@@ -105,7 +107,7 @@ def test_link_cut_mid_exchange_then_restored(tmp_path: Path, netns) -> None:
         deadline = time.monotonic() + 60
         stored = 0
         while time.monotonic() < deadline and proc.poll() is None:
-            con = sqlite3.connect(db)
+            con = db_helper.connect(db)
             stored = con.execute("SELECT count(*) FROM op WHERE device_id='C02'").fetchone()[0]
             con.close()
             if stored >= 500:
@@ -124,7 +126,7 @@ def test_link_cut_mid_exchange_then_restored(tmp_path: Path, netns) -> None:
         assert again.returncode == 0, again.stderr
     finally:
         handle.stop()
-    con = sqlite3.connect(db)
+    con = db_helper.connect(db)
     try:
         rows = con.execute("SELECT op_id, seq FROM op WHERE device_id='C02'").fetchall()
     finally:

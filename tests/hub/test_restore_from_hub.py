@@ -26,7 +26,7 @@ run = CliRunner().invoke
 def init(data, dev, central, hub, monkeypatch) -> None:
     monkeypatch.setenv("OPD_CENTRAL_TOKEN", central.tokens[dev])
     out = run(app, ["--data-dir", str(data), "init", "--device", dev, "--hospital", "KGMU", "--server", central.url,
-                    "--hub", hub.url, "--hub-token-stdin"], input=hub.tokens[dev] + "\n")
+                    "--hub", hub.url, "--hub-pairing-stdin"], input=hub.pairing(dev) + "\n")
     monkeypatch.delenv("OPD_CENTRAL_TOKEN")
     assert out.exit_code == 0, out.output
 

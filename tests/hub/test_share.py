@@ -17,8 +17,8 @@ from opd_fallback.domain.errors import DomainError
 from opd_fallback.domain.shared import ref_key
 from opd_fallback.store import open_store
 from opd_fallback.store.tables import Op, SharedRecord
-from opd_fallback.sync.hub_client import HubClient
 from tests.conftest import put_master_data
+from tests.helpers import db as db_helper
 from tests.helpers.hub import run_hub
 
 PATIENT = {"name": "Sita Devi", "sex": "F", "age_years": 34, "mobile": "9123456780"}
@@ -36,7 +36,7 @@ def counters(tmp_path):
 
 
 def exchange(hub, stores, dev):
-    with HubClient(hub.url, hub.tokens[dev], deadline_s=10) as client:
+    with hub.hub_client(dev, deadline_s=10) as client:
         res = share_once(stores[dev], client, dev)
     assert res.outcome == "ok", res.message
     return res
@@ -93,12 +93,13 @@ def test_cross_counter_lab_order_and_payment(tmp_path, counters) -> None:
         again = exchange(hub, counters, "C03")  # with nothing new
         assert (again.pulled_records, again.pushed) == (0, 0)
         hub.stop()
-        with HubClient(hub.url, hub.tokens["C03"], deadline_s=2) as client:
+        with hub.hub_client("C03", deadline_s=2) as client:
             down = share_once(counters["C03"], client, "C03")
         assert down.outcome == "unreachable" and down.exit_code == 3
         assert hub_status(counters["C03"], configured=True)["state"] == "offline"
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_share_cli_exit_codes(tmp_path) -> None:
     data = tmp_path / "c09"
 
@@ -107,8 +108,8 @@ def test_share_cli_exit_codes(tmp_path) -> None:
                               input=stdin, capture_output=True, text=True, timeout=60)
 
     with run_hub(tmp_path, devices=("C09",)) as hub:
-        out = cli("init", "--device", "C09", "--hospital", "KGMU", "--hub", hub.url, "--hub-token-stdin",
-                  stdin=hub.tokens["C09"] + "\n")
+        out = cli("init", "--device", "C09", "--hospital", "KGMU", "--hub", hub.url, "--hub-pairing-stdin",
+                  stdin=hub.pairing("C09") + "\n")
         assert out.returncode == 0, out.stderr
         assert hub.tokens["C09"] not in (data / "config.toml").read_text()
         assert oct((data / "hub.token").stat().st_mode & 0o777) == "0o600"
@@ -127,7 +128,6 @@ def test_share_cli_exit_codes(tmp_path) -> None:
 
 
 def test_review_decisions_and_cancellations_reach_the_hub(tmp_path, counters) -> None:
-    import sqlite3
 
     from opd_fallback.store import outbox
 
@@ -142,7 +142,7 @@ def test_review_decisions_and_cancellations_reach_the_hub(tmp_path, counters) ->
             outbox.transition(s, "resubmitted", [{"id": reg.patient.op_id, "res": '{"action":"create_new"}'}])
             outbox.transition(s, "cancelled", [{"id": reg.payment.op_id, "why": "entered twice"}])
         exchange(hub, counters, "C01")
-        con = sqlite3.connect(hub.db_path)
+        con = db_helper.connect(hub.db_path)
         try:
             env = orjson.loads(con.execute("SELECT envelope FROM op WHERE op_id=?", (reg.patient.op_id,)).fetchone()[0])
             gone = con.execute("SELECT op_id FROM withdrawn").fetchall()
@@ -169,7 +169,7 @@ def test_share_watch_keeps_pulling_until_interrupted(tmp_path, counters) -> None
     with run_hub(tmp_path, devices=("C01", "C09")) as hub:
         data = tmp_path / "c09"
         base = load_settings(data)
-        write_config(base, {"device_id": "C09", "hospital": "KGMU", "hub_url": hub.url})
+        write_config(base, {"device_id": "C09", "hospital": "KGMU", "hub_url": hub.url, "hub_fingerprint": hub.fingerprint})
         write_hub_token(base, hub.tokens["C09"])
         open_store(data / "counter.db").close()
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPD_")}

@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import db as db_helper
 
 CHILD = Path(__file__).with_name("crash_child.py")
 RECORD_TABLES = {"patient": "patient", "visit": "visit", "payment": "payment"}
@@ -49,7 +50,7 @@ def _run_and_kill(db: Path, seed: int, rng: random.Random) -> list[list[str]]:
 
 
 def _check(db: Path, reported: list[list[str]]) -> int:
-    con = sqlite3.connect(db)
+    con = db_helper.connect(db)
     try:
         assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         ops = {r[0]: r[1:] for r in con.execute("SELECT op_id, seq, kind, record_kind, record_ref FROM op")}
@@ -107,6 +108,12 @@ def _crash_loop(tmp_path: Path, kills: int, seed: int) -> None:
 
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
+    """A few kills in the normal suite; 20 with the same seed and the 300-kill soak in ``make chaos``."""
+    _crash_loop(tmp_path, kills=4, seed=int(os.environ.get("CRASH_SEED", "7")))
+
+
+@pytest.mark.chaos
+def test_sigkill_twenty_times_loses_nothing(tmp_path: Path) -> None:
     _crash_loop(tmp_path, kills=20, seed=int(os.environ.get("CRASH_SEED", "7")))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import stat
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from sqlalchemy import text
 
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.store import marks, meta, open_store, reserved
+from tests.helpers import db as db_helper
 
 
 def _register(svc: CounterService, name: str) -> tuple[int, str, str, str]:
@@ -31,7 +31,7 @@ def test_deleted_wal_continues_above_every_number_already_handed_out(tmp_path: P
         reserved.add_block(s, "receipt", [f"R{i:04d}" for i in range(1, 11)])
     svc = CounterService(store, "C07")
     first = _register(svc, "Asha Verma")
-    con = sqlite3.connect(db)  # everything so far goes into counter.db itself
+    con = db_helper.connect(db)  # everything so far goes into counter.db itself
     assert con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
     con.close()
     snapshot = tmp_path / "snapshot.db"
@@ -94,7 +94,7 @@ def test_without_the_marks_file_centrals_max_seq_is_the_guard(tmp_path: Path) ->
     store = open_store(db)
     svc = CounterService(store, "C07")
     first = _register(svc, "Asha Verma")
-    con = sqlite3.connect(db)
+    con = db_helper.connect(db)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
     shutil.copyfile(db, tmp_path / "snapshot.db")

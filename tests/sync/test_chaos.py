@@ -28,6 +28,7 @@ from opd_fallback.domain.clock import today_ist
 from opd_fallback.domain.contract import op_ids_digest
 from opd_fallback.store import open_store
 from opd_fallback.sync.client import CentralClient
+from tests.helpers import db as db_helper
 from tests.helpers.central import run_central
 
 from .daygen import FIRST, LAST, make_day
@@ -48,12 +49,12 @@ def _env() -> dict[str, str]:
 
 
 def _synced(db: Path) -> int:
-    with sqlite3.connect(db) as c:
+    with db_helper.connect(db) as c:
         return int(c.execute("SELECT count(*) FROM op WHERE state = 'synced'").fetchone()[0])
 
 
 def _pending(db: Path) -> int:
-    with sqlite3.connect(db) as c:
+    with db_helper.connect(db) as c:
         return int(c.execute("SELECT count(*) FROM op WHERE state != 'synced'").fetchone()[0])
 
 

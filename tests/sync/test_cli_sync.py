@@ -71,6 +71,7 @@ def test_sync_and_refresh_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert r.exit_code == 3, r.output
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_sync_watch_process_picks_up_after_maintenance(tmp_path: Path) -> None:
     import os
     import signal

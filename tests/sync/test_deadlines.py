@@ -107,6 +107,7 @@ def _spawn(data: Path) -> subprocess.Popen[bytes]:
                             stderr=subprocess.PIPE)
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_sync_process_ends_within_its_limit_against_a_trickle_and_a_silent_server(tmp_path: Path) -> None:
     with socket_server(drip) as drip_url, socket_server(silence) as silent_url:
         runs = {}

@@ -16,6 +16,7 @@ from opd_fallback.config import load_settings, write_config, write_token
 from opd_fallback.store import open_store
 from opd_fallback.sync.client import CentralClient
 from opd_fallback.sync.engine import SyncEngine
+from tests.helpers import db as db_helper
 from tests.helpers.central import run_central
 
 from .daygen import seed_master_data
@@ -23,9 +24,8 @@ from .daygen import seed_master_data
 
 def _flip_byte(db: Path, op_id: str, *, high_bit: bool) -> None:
     """Flip one byte of an op's stored payload, as a damaged disk would."""
-    import sqlite3
 
-    con = sqlite3.connect(db)
+    con = db_helper.connect(db)
     raw = bytearray(con.execute("SELECT CAST(payload AS BLOB) FROM op WHERE op_id=?", (op_id,)).fetchone()[0])
     i = raw.index(b'"', 2)  # a quote inside the JSON
     raw[i] ^= 0x80 if high_bit else 0x01  # 0xA2: not UTF-8; '#': not JSON

@@ -19,6 +19,7 @@ from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store, open_store
 from opd_fallback.sync.client import CentralClient, TransientError
 from opd_fallback.sync.engine import sync_once
+from tests.helpers import db as db_helper
 from tests.helpers.central import run_central
 
 PATIENT = {"name": "Sita Devi", "sex": "F", "age_years": 33}
@@ -133,6 +134,7 @@ def test_op_deleted_centrally_is_missing_then_requeued_and_clean(tmp_path: Path,
     assert rep3.digests_match and rep3.central is not None and rep3.central.payments_total_paise == 4000
 
 
+@pytest.mark.chaos  # a long run (> 10 s): make chaos
 def test_lost_response_is_marked_synced_without_second_application(tmp_path: Path, store: Store) -> None:
     make_day(store, 3)
     with run_central(tmp_path, lost_response_rate=1.0, seed=1) as central, \
@@ -266,7 +268,7 @@ def test_nightly_still_backs_up_when_reconciling_the_local_database_fails(
         with CentralClient(central.url, central.tokens["C07"]) as client:
             assert push_all(store, client).synced == 6
         store.close()
-        conn = sqlite3.connect(data / "counter.db")
+        conn = db_helper.connect(data / "counter.db")
         with conn:  # a stored payment op this code can no longer read
             conn.execute("UPDATE op SET payload='{}' WHERE op_id=?", (regs[0].payment.op_id,))
         conn.close()
@@ -281,7 +283,7 @@ def test_nightly_still_backs_up_when_reconciling_the_local_database_fails(
 
 def _tamper(db: Path, op_id: str, change: dict[str, Any]) -> None:
     """Change a queued op's payload behind the application's back (a bug, a bad tool, a bad disk)."""
-    conn = sqlite3.connect(db)
+    conn = db_helper.connect(db)
     payload = orjson.loads(conn.execute("SELECT payload FROM op WHERE op_id=?", (op_id,)).fetchone()[0])
     payload.update(change)
     conn.execute("UPDATE op SET payload=? WHERE op_id=?", (orjson.dumps(payload).decode(), op_id))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -200,12 +201,29 @@ def check_reasons(rows: list[tuple[Any, ...]]) -> None:
             assert state == "pending" and wait_reason, (op_id, state, wait_reason)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(actions=st.lists(Action, min_size=1, max_size=8), answers=st.lists(st.integers(0, 255), max_size=60),
-       picks=st.lists(st.integers(0, 255), max_size=20), patient_wait=st.sampled_from([0.0, 1e9]))
+STREAMS = {"actions": st.lists(Action, min_size=1, max_size=8), "answers": st.lists(st.integers(0, 255), max_size=60),
+           "picks": st.lists(st.integers(0, 255), max_size=20), "patient_wait": st.sampled_from([0.0, 1e9])}
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**STREAMS)
 def test_every_op_ends_synced_or_flagged_or_cancelled_with_a_reason(
     actions: list[tuple[str, Any]], answers: list[int], picks: list[int], patient_wait: float
 ) -> None:
+    """A few mixes in the normal suite; ``make chaos`` runs many more (below)."""
+    _every_op_ends(actions, answers, picks, patient_wait)
+
+
+@pytest.mark.chaos
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**STREAMS)
+def test_every_op_ends_synced_or_flagged_or_cancelled_with_a_reason_soak(
+    actions: list[tuple[str, Any]], answers: list[int], picks: list[int], patient_wait: float
+) -> None:
+    _every_op_ends(actions, answers, picks, patient_wait)
+
+
+def _every_op_ends(actions: list[tuple[str, Any]], answers: list[int], picks: list[int], patient_wait: float) -> None:
     # a real SQLite file; on tmpfs when there is one, since fsync per commit dominates otherwise
     with tempfile.TemporaryDirectory(dir=SHM if SHM.is_dir() else None) as tmp:
         store = open_store(Path(tmp) / "counter.db")

@@ -13,6 +13,7 @@ from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import Patient
 from opd_fallback.tui.screens.reprint import ReprintScreen
+from tests.helpers import db as db_helper
 
 from .conftest import login, settle, type_text
 
@@ -93,7 +94,7 @@ async def test_a_crashing_print_job_never_says_not_saved(make_app, store: Store,
 
 
 async def test_reprint_of_a_vanished_spool_copy_is_reported(make_app, tmp_path: Path) -> None:
-    """The spooled copy is read in a worker: a missing file is a message, not a crash."""
+    """The spooled copy is read in a worker: a missing copy is a message, not a crash."""
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await login(pilot)
@@ -103,8 +104,8 @@ async def test_reprint_of_a_vanished_spool_copy_is_reported(make_app, tmp_path: 
         await pilot.press("f6")
         await settle(pilot)
         assert isinstance(app.screen, ReprintScreen) and len(app.screen.entries) == 2
-        for path in (tmp_path / "spool").glob("*.json"):
-            path.unlink()
+        with db_helper.connect(tmp_path / "spool" / "spool.db") as con:  # the spooled copies vanish
+            assert con.execute("DELETE FROM doc").rowcount == 2
         await pilot.press("tab")  # to the list
         await pilot.press("enter")
         await settle(pilot)

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
+from opd_fallback.store.states import SYNCED
 from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import TLabel
@@ -78,6 +79,6 @@ class QueueScreen(CounterScreen):
         table.clear()
         for r in rows:
             table.add_row(str(r.seq), r.kind, r.state, r.record_ref or "", r.recorded_at[:16].replace("T", " "),
-                          r.reason if r.state != "synced" else "")
+                          r.reason if r.state != SYNCED else "")
         pages = max(1, -(-self.total // PAGE))
         self.query_one("#queue-page", TLabel).set_key("queue.page", page=f"{self.page + 1}/{pages}", state=self.state)

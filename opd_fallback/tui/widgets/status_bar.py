@@ -60,6 +60,9 @@ def _status_line(model: StatusModel, lang: Lang, now: datetime) -> Text:
     out.append(f" {model.hospital} · {model.device_id} ", style="bold")
     if model.insecure_tls:
         out.append(f"│ {tr('status.tls_off', lang)} ", style="bold white on red")
+    if model.clock_off:  # the PC clock is off the hub's or central's: saving waits for a supervisor
+        key = "status.clock_confirmed" if model.clock_confirmed else "status.clock_off"
+        out.append(f"│ {tr(key, lang)} ", style="yellow" if model.clock_confirmed else "bold white on red")
     op = tr("status.operator", lang, op=model.operator) if model.operator else tr("status.no_operator", lang)
     out.append(f"│ {op} ")
     if model.central is None:

@@ -1,0 +1,126 @@
+"""What this counter keeps on the LAN hub so a new PC can become it again (``restore --from-hub``).
+
+Sent after every exchange of ops (``application/share.py``), only what is new:
+
+- **facts** of each own op above the last sent seq: the op's local columns
+  (``source``, ``supersedes``, the record it made) and the record's row as it
+  was saved (a visit's patient name and uhid, a lab order's total, a void's
+  approving supervisor: what the op's payload does not carry). A record's row
+  is taken from the table by the op that made it, minus the columns central
+  fills in later (those come back from central's answers or the hub's ids);
+- the **audit log** above the last sent entry (who approved what);
+- the **operators** (id, name, argon2 PIN hash, role, active) and the
+  **master data**, only when they or the numbers changed since the last send (a digest);
+- the **numbers**: the highest seq handed out and central's last ``max_seq``.
+
+Nothing here blocks saving: it runs in the share worker and a failure is the
+exchange's ``problems``, never a lost record (the next exchange sends again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import select as select_table
+from sqlmodel import Session, SQLModel, col, select
+
+from opd_fallback.store import meta, numbers
+from opd_fallback.store.engine import Store
+from opd_fallback.store.tables import AuditEntry, MasterDataCache, Op, Operator
+
+FACTS_PAGE = 2000
+AUDIT_PAGE = 2000
+# the row as it stands when sent (central ids learnt later come back from the hub's ids); not its row number
+LEARNED_LATER = {"id"}
+# tables whose rows an op makes but that are not records of the exchange itself
+NOT_RECORDS = {"op", "shared_record"}
+
+
+class KeepApi(Protocol):
+    def keep_put(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def record_tables() -> dict[str, Any]:
+    """Every counter table whose rows name the op that made them (``op_id``): patient, visit,
+    lab order, payment, void, and whatever a later schema adds (a sample's collection): kept whole."""
+    return {name: t for name, t in SQLModel.metadata.tables.items() if "op_id" in t.c and name not in NOT_RECORDS}
+
+
+def op_facts(session: Session, ops: list[Op]) -> list[dict[str, Any]]:
+    """The facts of ``ops`` (this counter's own), one per op."""
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    ids = [o.op_id for o in ops]
+    for name, table in record_tables().items():
+        for i in range(0, len(ids), 500):
+            for rec in session.execute(select_table(table).where(table.c.op_id.in_(ids[i:i + 500]))).mappings():
+                row = {k: v for k, v in rec.items() if k not in LEARNED_LATER}
+                rows.setdefault(str(rec["op_id"]), {}).setdefault(name, []).append(row)
+    return [{"op_id": o.op_id, "seq": o.seq, "facts": {
+        "source": o.source, "supersedes": o.supersedes, "record_kind": o.record_kind, "record_ref": o.record_ref,
+        "rows": rows.get(o.op_id, {})}} for o in ops]
+
+
+def operators_and_master(session: Session) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    ops = [{"id": o.id, "name": o.name, "pin_hash": o.pin_hash, "role": o.role, "active": bool(o.active),
+            "created_at": o.created_at} for o in session.exec(select(Operator).order_by(col(Operator.id))).all()]
+    md = session.get(MasterDataCache, 1)
+    master = None if md is None else {"version": md.version, "etag": md.etag, "body": md.body,
+                                      "fetched_at": md.fetched_at}
+    return ops, master
+
+
+def _central_max_seq(session: Session) -> int:
+    raw = meta.get(session, meta.LAST_SEQ_CHECK)
+    try:
+        return int(orjson.loads(raw).get("central_max_seq") or 0) if raw else 0
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return 0
+
+
+def send(store: Store, client: KeepApi) -> dict[str, int]:
+    """Send what is new since the last send; returns how many facts and audit entries went."""
+    sent = {"facts": 0, "audit": 0}
+    with store.read() as s:
+        facts_seq = int(meta.get(s, meta.HUB_KEEP_FACTS_SEQ) or 0)
+        audit_id = int(meta.get(s, meta.HUB_KEEP_AUDIT_ID) or 0)
+        digest_was = meta.get(s, meta.HUB_KEEP_DIGEST)
+    while True:
+        with store.read() as s:
+            ops = list(s.exec(select(Op).where(Op.seq > facts_seq).order_by(col(Op.seq)).limit(FACTS_PAGE)).all())
+            facts = op_facts(s, ops)
+            entries = list(s.exec(select(AuditEntry).where(col(AuditEntry.id) > audit_id)
+                                  .order_by(col(AuditEntry.id)).limit(AUDIT_PAGE)).all())
+            operators, master = operators_and_master(s)
+            seq_high = numbers.peek(s, numbers.SEQ)
+            central_max = _central_max_seq(s)
+        digest = hashlib.sha256(orjson.dumps([operators, master, seq_high, central_max])).hexdigest()
+        changed = digest != digest_was
+        if not facts and not entries and not changed:
+            break  # nothing new: no call at all (the UI exchanges every half second)
+        body: dict[str, Any] = {
+            "facts": facts,
+            "audit": [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject,
+                       "detail": e.detail} for e in entries],
+            "seq_high": seq_high, "central_max_seq": central_max,
+        }
+        if changed:
+            body["operators"], body["master_data"] = operators, master
+        client.keep_put(body)
+        sent["facts"] += len(facts)
+        sent["audit"] += len(entries)
+        with store.write() as s:
+            if ops:
+                facts_seq = ops[-1].seq
+                meta.put(s, meta.HUB_KEEP_FACTS_SEQ, str(facts_seq))
+            if entries:
+                audit_id = int(entries[-1].id or 0)
+                meta.put(s, meta.HUB_KEEP_AUDIT_ID, str(audit_id))
+            if changed:
+                meta.put(s, meta.HUB_KEEP_DIGEST, digest)
+                digest_was = digest
+        if len(ops) < FACTS_PAGE and len(entries) < AUDIT_PAGE:
+            break
+    return sent
+

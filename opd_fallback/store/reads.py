@@ -1,0 +1,168 @@
+"""Reading the outbox and the records the sync, the LAN share and reconcile
+need, in plain SQL (fast: no ORM object per op). The writes are
+:mod:`opd_fallback.store.outbox`'s transitions; the states are named once in
+:mod:`opd_fallback.store.states` and bound as parameters, never spelt in SQL.
+Each function runs in the caller's session (its transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from opd_fallback.domain import registry
+from opd_fallback.store.states import CANCELLED, CONFLICT, FLAGGED, PENDING, REJECTED, SYNCED
+
+# as bytes: a damaged (not UTF-8) value must not stop the whole read (sync/batching.py decodes)
+_PENDING_ROWS = text(
+    "SELECT seq, CAST(op_id AS BLOB), CAST(kind AS BLOB), CAST(device_id AS BLOB), CAST(operator_id AS BLOB), "
+    "CAST(recorded_at AS BLOB), CAST(depends_on AS BLOB), CAST(payload AS BLOB), CAST(resolution AS BLOB), "
+    "CAST(record_kind AS BLOB), CAST(record_ref AS BLOB), first_deferred_at, CAST(origin AS BLOB) "
+    "FROM op WHERE state = :pending ORDER BY seq"
+)
+_HELD_ROWS = text(
+    "SELECT op_id, state, kind, record_ref, last_error, wait_reason FROM op "
+    "WHERE state IN (:rejected, :conflict, :cancelled)"
+)
+
+
+def pending_rows(session: Session) -> Any:
+    """Every pending op in seq order, its text columns as stored bytes (see sync/batching.py)."""
+    return session.execute(_PENDING_ROWS, {"pending": PENDING})
+
+
+def held_rows(session: Session) -> Sequence[Any]:
+    """(op_id, state, kind, record_ref, last_error, wait_reason) of the ops a person
+    holds: flagged (rejected, conflict) or cancelled."""
+    return session.execute(_HELD_ROWS, {"rejected": REJECTED, "conflict": CONFLICT, "cancelled": CANCELLED}).all()
+
+
+def signature(session: Session) -> tuple[int, int, int]:
+    """(pending ops, their highest seq, flagged ops): changes when ops are recorded,
+    decided in review, or cancelled (cheap: indexed)."""
+    n, top = session.execute(text("SELECT count(*), coalesce(max(seq), 0) FROM op WHERE state = :p"),
+                             {"p": PENDING}).one()
+    flagged = session.execute(text("SELECT count(*) FROM op WHERE state IN (:r, :c)"),
+                              {"r": FLAGGED[0], "c": FLAGGED[1]}).scalar()
+    return int(n), int(top), int(flagged or 0)
+
+
+def pending_op_ids(session: Session) -> list[str]:
+    return [str(r[0]) for r in session.execute(text("SELECT op_id FROM op WHERE state = :p"), {"p": PENDING}).all()]
+
+
+def counts_in(session: Session, states: Iterable[str]) -> dict[str, int]:
+    """How many ops are in each of ``states`` (a state with none is left out)."""
+    wanted = {f"s{i}": s for i, s in enumerate(states)}
+    marks = ", ".join(f":{k}" for k in wanted)
+    rows = session.execute(text(f"SELECT state, count(*) FROM op WHERE state IN ({marks}) GROUP BY state"),
+                           wanted).all()
+    return {str(st): int(n) for st, n in rows}
+
+
+def op_count(session: Session) -> int:
+    return int(session.execute(text("SELECT count(*) FROM op")).scalar() or 0)
+
+
+def top_seq(session: Session) -> int:
+    """The highest seq in the outbox (0 when empty)."""
+    return int(session.execute(text("SELECT coalesce(max(seq), 0) FROM op")).scalar() or 0)
+
+
+def synced_results_since(session: Session, since: str) -> Sequence[Any]:
+    """(kind, record_ref, result, synced_at) of synced ops that made a record, synced
+    at or after ``since``, oldest first: the central ids this counter has learned."""
+    kinds = {f"k{i}": k for i, k in enumerate(registry.CREATES)}
+    marks = ", ".join(f":{k}" for k in kinds)
+    return session.execute(text(
+        "SELECT kind, record_ref, result, synced_at FROM op WHERE state = :synced AND result IS NOT NULL "
+        f"AND record_ref IS NOT NULL AND kind IN ({marks}) AND synced_at >= :since ORDER BY synced_at"),
+        {"synced": SYNCED, "since": since, **kinds}).all()
+
+
+def cancelled_since(session: Session, since: str, *, up_to_seq: int) -> Sequence[Any]:
+    """(op_id, updated_at) of ops cancelled at or after ``since`` with seq <= ``up_to_seq``, oldest first."""
+    return session.execute(text(
+        "SELECT op_id, updated_at FROM op WHERE state = :cancelled AND updated_at >= :t AND seq <= :p "
+        "ORDER BY updated_at"), {"cancelled": CANCELLED, "t": since, "p": up_to_seq}).all()
+
+
+def day_rows(session: Session, device_id: str, lo: str, hi: str) -> Sequence[Any]:
+    """This device's ops recorded in [lo, hi) for reconcile: op_id, seq, kind, state,
+    recorded_at, record_ref, last_status, wait_reason, attempts, last_error, the
+    payload of money ops ('' for others) and a payment's result."""
+    money = {f"m{i}": k for i, k in enumerate(registry.MONEY_KINDS)}
+    marks = ", ".join(f":{k}" for k in money)
+    return session.execute(text(
+        "SELECT op_id, seq, kind, state, recorded_at, record_ref, last_status, wait_reason, attempts, "
+        f"last_error, CASE WHEN kind IN ({marks}) THEN payload ELSE '' END, "
+        "CASE WHEN kind = 'payment.record' THEN result END "
+        "FROM op WHERE device_id = :d AND recorded_at >= :lo AND recorded_at < :hi"),
+        {"d": device_id, "lo": lo, "hi": hi, **money}).all()
+
+
+def payment_amounts(session: Session, keys: Iterable[str]) -> Sequence[Any]:
+    """(local_ref, receipt_no, central_id, amount_paise) of the payments named by
+    any of ``keys`` (offline number, receipt number or central id); every payment
+    when there are many keys (one scan beats hundreds of lookups)."""
+    wanted = sorted(set(keys))
+    if len(wanted) > 500:
+        return session.execute(text("SELECT local_ref, receipt_no, central_id, amount_paise FROM payment")).all()
+    return [r for key in wanted for r in session.execute(text(
+        "SELECT local_ref, receipt_no, central_id, amount_paise FROM payment "
+        "WHERE local_ref = :k OR receipt_no = :k OR central_id = :k"), {"k": key}).all()]
+
+
+def money_records(session: Session, op_ids: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The payment and void records the ops ``op_ids`` made, by op_id (payments, voids)."""
+    payments: dict[str, Any] = {}
+    voids: dict[str, Any] = {}
+    for i in range(0, len(op_ids), 500):
+        part = {f"i{n}": v for n, v in enumerate(op_ids[i:i + 500])}
+        marks = ", ".join(f":{k}" for k in part)
+        for row in session.execute(text(
+                "SELECT op_id, local_ref, receipt_no, amount_paise, mode, mode_ref, items FROM payment "
+                f"WHERE op_id IN ({marks})"), part).mappings():
+            payments[row["op_id"]] = dict(row)
+        for row in session.execute(text(
+                "SELECT v.op_id, v.payment_local_ref, v.reason, p.central_id, p.receipt_no FROM payment_void v "
+                f"LEFT JOIN payment p ON p.local_ref = v.payment_local_ref WHERE v.op_id IN ({marks})"),
+                part).mappings():
+            voids[row["op_id"]] = dict(row)
+    return payments, voids
+
+
+def latest_visit(session: Session, day: str, *, uhid: str | None, local_ref: str | None) -> str | None:
+    """The offline number of a patient's latest visit of ``day`` at this counter."""
+    params: dict[str, Any] = {"d": day}
+    conds = []
+    if uhid:
+        conds.append("patient_uhid = :u")
+        params["u"] = uhid
+    if local_ref:
+        conds.append("patient_local_ref = :l")
+        params["l"] = local_ref
+    if not conds:
+        return None
+    row = session.execute(text("SELECT local_ref FROM visit WHERE visit_date = :d AND (" + " OR ".join(conds)
+                               + ") ORDER BY id DESC LIMIT 1"), params).first()
+    return None if row is None else str(row[0])
+
+
+def payment_by_key(session: Session, key: str) -> Any:
+    """(receipt_no, local_ref, patient_name, amount_paise, mode, created_at, voided) of
+    the payment with this receipt number or offline number, or None."""
+    return session.execute(text(
+        "SELECT p.receipt_no, p.local_ref, p.patient_name, p.amount_paise, p.mode, p.created_at, "
+        "v.id IS NOT NULL FROM payment p LEFT JOIN payment_void v ON v.payment_local_ref = p.local_ref "
+        "WHERE p.receipt_no = :k OR p.local_ref = :k"), {"k": key}).first()
+
+
+def patient_of_slip(session: Session, ref: str) -> Any:
+    """(patient_local_ref, patient_uhid) of the visit or lab order (or tube) numbered ``ref``, or None."""
+    return session.execute(text(
+        "SELECT patient_local_ref, patient_uhid FROM visit WHERE local_ref = :r "
+        "UNION ALL SELECT patient_local_ref, patient_uhid FROM lab_order WHERE local_ref = :r "
+        "OR sample_id = :r LIMIT 1"), {"r": ref}).first()
