@@ -13,11 +13,12 @@ symlink). The store, backups, spool, prints and the error log use them.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # file names, the data directory and config.toml are read in datadir.py, which quick commands use alone
 from opd_fallback.datadir import CONFIG_FILE, DB_FILE, TOKEN_FILE, default_data_dir
@@ -83,6 +84,77 @@ def write_private(path: Path | str, data: str | bytes, *, fsync: bool = False) -
             os.fsync(fh.fileno())
 
 
+# The printers there are: the one list (printing/base.py builds each).
+PrinterKind = Literal["file", "pdf", "escpos-usb", "escpos-serial", "escpos-network", "none"]
+
+
+class PrinterSettings(BaseModel):
+    """The printer group of :class:`Settings` (``settings.printer``): where the
+    counter prints. ``file`` writes text files (the default, and what the tests
+    read); ``pdf`` makes a PDF and hands it to ``pdf_command`` (``lp`` by
+    default) for the system printer; ``escpos-*`` drive a thermal printer directly.
+
+    Set in config.toml as ``printer`` (the kind), ``printer_target`` (a directory
+    for file/pdf, ``host:port`` for a network printer, a device path for serial,
+    ``vid:pid`` in hex for USB) and ``paper_width_chars``, or by the same names
+    in the environment (``OPD_PRINTER``, ``OPD_PRINTER_TARGET``,
+    ``OPD_PAPER_WIDTH_CHARS``); every other field by ``OPD_PRINTER_<FIELD>``
+    (``OPD_PRINTER_FONT_PATH``, ``OPD_PRINTER_LABEL_PRINTER``, ...)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    target: PrinterKind = "file"
+    width_chars: int = Field(default=42, ge=24, le=80)  # 80 mm paper: 42-48, 58 mm: 32
+    paper_mm: int = Field(default=80, ge=40, le=216)
+    directory: Path | None = None  # file and pdf output; default <data_dir>/prints
+    pdf_command: str | None = "lp"  # "" or None: only write the PDF
+    font_path: Path | None = None  # a TTF with Devanagari for the PDF (e.g. NotoSansDevanagari)
+    # a separate label printer for the sample labels (ZPL or TSPL): "host:port"
+    # or a device file such as /dev/usb/lp0; empty: labels go to the printer above
+    label_printer: Literal["", "zpl", "tspl"] = ""
+    label_target: str | None = None
+    usb_vendor: int = 0x04B8
+    usb_product: int = 0x0202
+    serial_port: str = "/dev/ttyUSB0"
+    serial_baud: int = 9600
+    host: str = "192.168.1.100"
+    port: int = 9100
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+_PRINTER_ENV = "OPD_PRINTER_"
+# set from the counter's own keys (printer, printer_target, paper_width_chars), never OPD_PRINTER_<FIELD>
+_PRINTER_OWN = frozenset({"target", "width_chars"})
+
+
+def printer_group(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """The printer group's values from the counter's keys (``printer``,
+    ``printer_target``, ``paper_width_chars``: given values, else the
+    environment) over the ``OPD_PRINTER_<FIELD>`` variables."""
+    env = {k.upper(): v for k, v in environ.items() if k.upper().startswith("OPD_")}
+    values: dict[str, Any] = {name: env[_PRINTER_ENV + name.upper()] for name in PrinterSettings.model_fields
+                              if name not in _PRINTER_OWN and _PRINTER_ENV + name.upper() in env}
+    raw = data.get("printer", env.get("OPD_PRINTER"))
+    if isinstance(raw, Mapping):
+        return {**values, **raw}
+    kind = "file" if raw is None else raw
+    where = data["printer_target"] if "printer_target" in data else env.get("OPD_PRINTER_TARGET")
+    width = data["paper_width_chars"] if "paper_width_chars" in data else env.get("OPD_PAPER_WIDTH_CHARS", 42)
+    values.update(target=kind, width_chars=width)
+    if kind in ("file", "pdf"):
+        values["directory"] = Path(where) if where else None  # None: <data_dir>/prints
+    elif kind == "escpos-network" and where:
+        host, _, port = str(where).partition(":")
+        values["host"] = host
+        if port:
+            values["port"] = int(port)
+    elif kind == "escpos-serial" and where:
+        values["serial_port"] = where
+    elif kind == "escpos-usb" and where:
+        vid, _, pid = str(where).partition(":")
+        values["usb_vendor"], values["usb_product"] = int(vid, 16), int(pid, 16)
+    return values
+
 
 class Settings(BaseSettings):
     """Everything a counter needs to know about itself."""
@@ -115,11 +187,18 @@ class Settings(BaseSettings):
     background_sync: bool = True
     idle_lock_seconds: int = Field(default=300, ge=15)
     language: Literal["en", "hi"] = "en"
-    # printing
-    printer: Literal["file", "escpos-usb", "escpos-serial", "escpos-network", "pdf"] = "file"
-    printer_target: str | None = None  # dir for file/pdf; "host:port", "/dev/ttyUSB0", "vid:pid"
-    paper_width_chars: int = Field(default=42, ge=24, le=80)
+    # which desk this counter is (init --desk, OPD_DESK): its home screen and the keys shown first
+    desk: Literal["registration", "billing", "collection", "all"] = "all"
+    # printing: one group (config.toml and the environment keep their flat names, see PrinterSettings)
+    printer: Annotated[PrinterSettings, NoDecode] = Field(default_factory=PrinterSettings)
     backups_keep: int = Field(default=14, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _printer_group(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or isinstance(data.get("printer"), PrinterSettings):
+            return data
+        return {**data, "printer": printer_group(data, os.environ)}
 
     @field_validator("device_id")
     @classmethod
@@ -147,7 +226,8 @@ class Settings(BaseSettings):
 
     @property
     def print_dir(self) -> Path:
-        return Path(self.printer_target) if self.printer == "file" and self.printer_target else self.data_dir / "prints"
+        p = self.printer
+        return p.directory if p.target == "file" and p.directory else self.data_dir / "prints"
 
     @property
     def backups_dir(self) -> Path:

@@ -400,7 +400,7 @@ def test_progress_is_reported_per_batch(tmp_path: Path, store: Store) -> None:
     seen: list[tuple[int, int]] = []
     rows = [f"{i},2026-11-20,09:00,op1,Ram,M,4,,MED,1000,cash" for i in range(1, 6)]
     import_file(store, "C07", _write(tmp_path, rows, SHORT), today=TODAY, imported_by=IMPORTER,
-                batch_rows=2, progress=lambda done, total: seen.append((done, total)))
+                batch_rows=2, progress=lambda done, total, _rejected: seen.append((done, total)))
     assert seen == [(0, 5), (2, 5), (4, 5), (5, 5)]
 
 

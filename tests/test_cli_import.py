@@ -12,7 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from opd_fallback.cli import app
-from opd_fallback.cli.importing import progress_bar
+from opd_fallback.cli.importing import progress_bar, progress_lines
 from opd_fallback.domain.exits import ExitCode
 from tests.helpers import db as db_helper
 
@@ -129,7 +129,7 @@ def test_progress_bar_on_a_terminal_only(counter: Path) -> None:
         update(2000, 4000)
     assert "2000/4000" in screen.getvalue()
     with progress_bar(False) as update:
-        assert update is None
+        assert update is not None  # off a terminal: a line every 10 s (below), nothing more
     res = _import(str(_csv(counter, GOOD)))  # CliRunner's stderr is no terminal: the summary only
     assert res.exit_code == 0
     assert res.output.splitlines()[-1] == "slips.csv: imported 1, already imported 0, rejected 0 (of 1 rows)"
@@ -191,3 +191,23 @@ def test_overlapping_slip_of_another_patient_exits_1_with_the_earlier_file_named
     assert "slip 01 of 2026-11-20 was already imported from slips.csv, line 2 with a different" in res.output
     assert "imported 0, already imported 0, rejected 1" in res.output
     assert "Mohan Lal" in (counter / "other.rejects.csv").read_text(encoding="utf-8-sig")
+
+
+def test_off_a_terminal_a_progress_line_every_ten_seconds() -> None:
+    lines: list[str] = []
+    now = [100.0]
+    update = progress_lines(lines.append, clock=lambda: now[0])
+    update(0, 50_000, 0)
+    now[0] += 5
+    update(5_000, 50_000, 1)  # not yet 10 s
+    assert lines == []
+    now[0] += 5
+    update(10_000, 50_000, 3)
+    now[0] += 4
+    update(14_000, 50_000, 3)
+    now[0] += 6
+    update(20_000, 50_000, 4)
+    assert lines == [
+        "importing: 10000 of 50000 rows, 1000 rows/s, 3 rejected so far, about 40 s left\n",
+        "importing: 20000 of 50000 rows, 1000 rows/s, 4 rejected so far, about 30 s left\n",
+    ]

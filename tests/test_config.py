@@ -84,3 +84,31 @@ def test_sync_engine_takes_its_limits_from_settings(tmp_path, monkeypatch) -> No
     assert SyncEngine(store, client, settings=settings, max_deferred_wait_s=5).max_deferred_wait_s == 5
     client.close()
     store.close()
+
+
+def test_one_settings_holds_the_printer_group_under_the_old_names(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.toml's printer, printer_target, paper_width_chars and the OPD_PRINTER*
+    variables fill ``settings.printer`` (no second settings class reads the environment)."""
+    from opd_fallback.config import PrinterSettings
+    from opd_fallback.printing import make_printer
+    from opd_fallback.printing.base import LabelRouter
+    from opd_fallback.printing.file import FilePrinter
+
+    base = load_settings(tmp_path)
+    assert base.printer == PrinterSettings() and base.print_dir == tmp_path / "prints"
+    write_config(base, {"printer": "escpos-network", "printer_target": "10.0.0.9:9101", "paper_width_chars": 32})
+    s = load_settings(tmp_path)
+    assert (s.printer.target, s.printer.host, s.printer.port, s.printer.width_chars) == (
+        "escpos-network", "10.0.0.9", 9101, 32)
+    monkeypatch.setenv("OPD_PRINTER", "file")
+    monkeypatch.setenv("OPD_PRINTER_TARGET", str(tmp_path / "slips"))
+    monkeypatch.setenv("OPD_PAPER_WIDTH_CHARS", "48")
+    monkeypatch.setenv("OPD_PRINTER_LABEL_PRINTER", "zpl")
+    monkeypatch.setenv("OPD_PRINTER_LABEL_TARGET", "10.0.0.7:9100")
+    s = load_settings(tmp_path)
+    assert s.printer == PrinterSettings(target="file", directory=tmp_path / "slips", width_chars=48,
+                                        label_printer="zpl", label_target="10.0.0.7:9100")
+    assert s.print_dir == tmp_path / "slips"
+    printer = make_printer(s.printer, data_dir=tmp_path)
+    assert isinstance(printer, LabelRouter) and isinstance(printer.main, FilePrinter) and printer.main.directory == tmp_path / "slips"

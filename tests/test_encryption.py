@@ -86,8 +86,8 @@ def test_every_file_holding_patients_is_encrypted(tmp_path: Path) -> None:
 
     data = tmp_path / "counter"
     with run_hub(tmp_path / "hub", devices=("C07",)) as hub:
-        r = _cli(data, "init", "--device", "C07", "--hospital", "KGMU", "--hub", hub.url, "--hub-token-stdin",
-                 stdin=hub.tokens["C07"] + "\n")
+        r = _cli(data, "init", "--device", "C07", "--hospital", "KGMU", "--hub", hub.url, "--hub-pairing-stdin",
+                 stdin=hub.pairing("C07") + "\n")
         assert r.returncode == 0, r.stderr
         db = data / "counter.db"
         store = open_store(db)  # kept open: its -wal holds the latest pages, encrypted too

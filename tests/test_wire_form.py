@@ -75,6 +75,9 @@ def test_every_op_the_counter_builds_has_one_key_references(
         tx.record_payment(reg.patient.local_ref, PaymentInput(mode="cash", amount_paise=500,
                                                               items=[{"code": "CBC", "amount_paise": 500}]),
                           lab_order=lab.order.local_ref)
+    from opd_fallback.application.collection import CollectionDesk
+
+    CollectionDesk(store, "C07", svc=svc).refuse("op1", lab.order.extra["sample_id"], "clotted")
     ops = _ops(store)
     kinds = {op.kind for op in ops}
     assert kinds == set(P.OP_KINDS)

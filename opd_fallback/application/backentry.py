@@ -54,16 +54,27 @@ COLUMNS = (
     "slip_no", "visit_date", "recorded_at", "operator_id", "uhid", *PATIENT_COLUMNS,
     "department", "unit", "visit_type", "fee_code", "fee_paise", "fee_mode", "fee_ref",
     "lab_tests", "lab_paise", "lab_mode", "lab_ref", "lab_items",
+    # 1.2: who allowed a waiver the category does not exempt, and why; the counter the slip was written at
+    "fee_waiver_reason", "fee_waiver_by", "lab_waiver_reason", "lab_waiver_by", "slip_device",
 )
 INT_COLUMNS = ("age_years", "age_months", "age_days", "fee_paise", "lab_paise")
 ERROR_COLUMN = "error"  # allowed (and ignored) so a fixed rejects file imports as it is
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _OPERATOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _PAISE = re.compile(r"\d{1,12}")
+_DEVICE = re.compile(r"^[A-Z0-9]{1,16}$")
+MAX_CELL = 1000  # characters: a cell longer than any column needs is a row's mistake, not the file's
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# free-text columns a spreadsheet would run as a formula when they begin with = + - @ (names: below)
+FORMULA_CHECKED = ("fee_ref", "lab_ref", "fee_waiver_reason", "lab_waiver_reason")
+CSV_FIELD_LIMIT = 64 * 1024 * 1024  # the csv module's own limit (128 KiB) would refuse the whole file
 
 # How a service's field names map to CSV columns, per step of a row.
-_FEE_FIELDS = {"amount_paise": "fee_paise", "mode": "fee_mode", "mode_ref": "fee_ref", "items": "fee_code"}
-_LAB_PAY_FIELDS = {"amount_paise": "lab_paise", "mode": "lab_mode", "mode_ref": "lab_ref", "items": "lab_items"}
+_FEE_FIELDS = {"amount_paise": "fee_paise", "mode": "fee_mode", "mode_ref": "fee_ref", "items": "fee_code",
+               "waiver_reason": "fee_waiver_reason", "supervisor": "fee_waiver_by", "approved_by": "fee_waiver_by"}
+_LAB_PAY_FIELDS = {"amount_paise": "lab_paise", "mode": "lab_mode", "mode_ref": "lab_ref", "items": "lab_items",
+                   "waiver_reason": "lab_waiver_reason", "supervisor": "lab_waiver_by",
+                   "approved_by": "lab_waiver_by"}
 _LAB_FIELDS = {"tests": "lab_tests"}
 
 
@@ -150,6 +161,7 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             f"the file is not UTF-8 (line {line}); save it from the spreadsheet as 'CSV UTF-8'"
         ) from None
     reader = csv.reader(io.StringIO(body, newline=""))
+    limit = csv.field_size_limit(CSV_FIELD_LIMIT)
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
@@ -172,6 +184,8 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             rows.append((line, dict(zip(header, padded, strict=False))))
     except csv.Error as exc:
         raise FileUnusable(f"line {reader.line_num}: not valid CSV ({exc})") from None
+    finally:
+        csv.field_size_limit(limit)
     return header, rows
 
 
@@ -211,6 +225,7 @@ class Slip:
     lab_payment: PaymentInput | None
     lab_items: list[tuple[str, int]] | None  # as written in the lab_items column
     content: dict[str, str] = field(default_factory=dict)  # column -> value in normal form
+    slip_device: str | None = None  # 1.2: the counter the slip was written at, when not this one
 
     @property
     def key(self) -> tuple[str, str]:
@@ -276,12 +291,20 @@ def parse_row(line: int, row: dict[str, str], *, today: date | None = None) -> t
     if "__too_many__" in row:
         bad.add("", f"has {row['__too_many__']} cells, more than the header's columns")
         return None, bad.items
+    _check_cells(bad, row)
+    if bad.items:
+        return None, bad.items
     ints = _parse_ints(bad, row)
     head = _parse_head(bad, row, today or today_ist())
     uhid, patient, patient_content = _parse_patient(bad, row, ints)
     department, unit, visit_type = _parse_visit(bad, row, uhid)
     fee_code, fee = _parse_fee(bad, row, ints)
     lab_tests, lab_payment, lab_items = _parse_lab(bad, row, ints)
+    slip_device = _cell(row, "slip_device")
+    if slip_device is not None:
+        slip_device = slip_device.upper()
+        if not _DEVICE.match(slip_device):
+            bad.add("slip_device", f"must be a counter's device id, 1-16 letters or digits, e.g. C03 (got {slip_device!r})")
     if bad.items or head is None:
         return None, bad.items
     assert department is not None
@@ -290,9 +313,29 @@ def parse_row(line: int, row: dict[str, str], *, today: date | None = None) -> t
         recorded_at=datetime.combine(head.visit_date, head.at, tzinfo=IST), written_by=head.written_by,
         uhid=uhid, patient=patient, department=department, unit=unit, visit_type=visit_type,
         fee=fee, fee_code=fee_code, lab_tests=lab_tests, lab_payment=lab_payment, lab_items=lab_items,
+        slip_device=slip_device,
     )
     slip.content = _content(slip, patient_content, head.at)
     return slip, []
+
+
+def _check_cells(bad: _Problems, row: dict[str, str]) -> None:
+    """What no column may hold: control characters (a NUL byte...), cells longer
+    than any column needs, and formulas in the free-text columns."""
+    for col, value in row.items():
+        if col not in COLUMNS or not value:
+            continue
+        if len(value) > MAX_CELL:
+            bad.add(col, f"is too long ({len(value)} characters, at most {MAX_CELL}): check the cell")
+            continue
+        m = _CONTROL.search(value)
+        if m is not None:
+            what = "a NUL byte" if m.group() == "\x00" else f"a control character (code {ord(m.group())})"
+            bad.add(col, f"contains {what}, which no column may hold: retype the cell")
+            continue
+        if col in FORMULA_CHECKED and is_formula_like(value.strip()):
+            bad.add(col, "must not begin with =, +, - or @ (a spreadsheet would run it as a formula); "
+                         "write it as it is on the slip")
 
 
 def _parse_ints(bad: _Problems, row: dict[str, str]) -> dict[str, int | None]:
@@ -494,6 +537,17 @@ def _parse_lab_items(
 def _payment(bad: _Problems, row: dict[str, str], prefix: str, amount: int | None, *, given: bool) -> PaymentInput | None:
     mode = _cell(row, f"{prefix}_mode")
     ref = _cell(row, f"{prefix}_ref")
+    reason = _cell(row, f"{prefix}_waiver_reason")
+    by = _cell(row, f"{prefix}_waiver_by")
+    if (mode or "").lower() != "waived":
+        for col, v in ((f"{prefix}_waiver_reason", reason), (f"{prefix}_waiver_by", by)):
+            if v is not None:
+                bad.add(col, f"is given but the {prefix} payment is not waived (its {prefix}_mode is not 'waived')")
+    else:
+        if reason is not None and len(reason) > 200:
+            bad.add(f"{prefix}_waiver_reason", "is too long (at most 200 characters)")
+        if by is not None and not _OPERATOR_ID.match(by):
+            bad.add(f"{prefix}_waiver_by", "must be a supervisor's operator id (letters, digits, '-', '_' or '.')")
     if not given and mode is None:
         if ref is not None:
             bad.add(f"{prefix}_ref", f"is given but there is no {prefix} payment")
@@ -517,7 +571,7 @@ def _payment(bad: _Problems, row: dict[str, str], prefix: str, amount: int | Non
     if mode == "waived" and amount != 0:
         bad.add(f"{prefix}_paise", "must be 0 (or empty) for a waived payment")
         return None
-    return PaymentInput(mode=mode, amount_paise=amount, mode_ref=ref)
+    return PaymentInput(mode=mode, amount_paise=amount, mode_ref=ref, waiver_reason=reason, approved_by=by)
 
 
 def _content(slip: Slip, patient: dict[str, Any], at: time) -> dict[str, str]:
@@ -528,7 +582,9 @@ def _content(slip: Slip, patient: dict[str, Any], at: time) -> dict[str, str]:
                            "visit_type": slip.visit_type, "fee_code": slip.fee_code, **patient}
     for prefix, pay in (("fee", slip.fee), ("lab", slip.lab_payment)):
         if pay is not None:
-            out.update({f"{prefix}_paise": pay.amount_paise, f"{prefix}_mode": pay.mode, f"{prefix}_ref": pay.mode_ref})
+            out.update({f"{prefix}_paise": pay.amount_paise, f"{prefix}_mode": pay.mode, f"{prefix}_ref": pay.mode_ref,
+                        f"{prefix}_waiver_reason": pay.waiver_reason, f"{prefix}_waiver_by": pay.approved_by})
+    out["slip_device"] = slip.slip_device
     if slip.lab_tests:
         out["lab_tests"] = ";".join(sorted(slip.lab_tests))
     if slip.lab_items is not None:
@@ -580,6 +636,17 @@ def _content_from_ops(session: Session, op_ids_json: str) -> dict[str, str]:
 # --- importing ---------------------------------------------------------------
 
 
+def _for_the_file(p: RowProblem) -> RowProblem:
+    """A service's sentence in the words of the file: a waiver's approver is a
+    column here, not a supervisor typing a PIN at the counter."""
+    if p.column.endswith("_waiver_by"):
+        return RowProblem(p.line, p.column, p.reason.replace(
+            "a supervisor's ID and PIN", "the operator id of a supervisor of this counter who allowed it"))
+    if p.column.endswith("_waiver_reason") and "needs a reason" in p.reason:
+        return RowProblem(p.line, p.column, p.reason + " (why the fee was not taken)")
+    return p
+
+
 class _DryRun(Exception):
     """Raised at the end of a dry-run row so its savepoint rolls back."""
 
@@ -596,16 +663,20 @@ class _Step:
 
 
 def _save(tx: Tx, slip: Slip, step: _Step) -> list[str]:
-    """The row's records through the services, inside ``tx``; returns op ids."""
+    """The row's records through the services, inside ``tx``; returns op ids.
+    A waived payment goes through the counter's own waiver rule (``CounterService._pay``):
+    a fee the patient's category does not exempt needs a reason and a supervisor."""
     op_ids: list[str] = []
     if slip.uhid is None:
         step.set({}, "name")
         p = tx.register_patient(slip.patient)
         op_ids.append(p.op_id)
         patient = tx.patient(p.local_ref)
+        category = str(slip.patient.get("category") or "general")
     else:
         step.set({"patient": "uhid"}, "uhid")
         patient = tx.patient(slip.uhid)
+        category = tx.category_of(patient)
     step.set({}, "department")
     v = tx.open_visit(patient, slip.department, slip.unit, visit_type=slip.visit_type, visit_date=slip.visit_date)
     op_ids.append(v.op_id)
@@ -613,7 +684,13 @@ def _save(tx: Tx, slip: Slip, step: _Step) -> list[str]:
         step.set(_FEE_FIELDS, "fee_paise")
         code = slip.fee_code or ("OPD-NEW" if slip.visit_type == "new" else "OPD-REVISIT")
         items = [{"code": code, "qty": 1, "amount_paise": slip.fee.amount_paise}]
-        pay = tx.record_payment(patient, slip.fee, visit=v.local_ref, due_items=items)
+        listed = tx.catalog.fees.get(code) if tx.catalog is not None else None
+        if slip.fee.mode == "waived" and (listed is None or listed.price_paise > 0):
+            # a fee with a price (or none known) waived: the waiver rule, at its list price
+            at_list = [{**items[0], "amount_paise": listed.price_paise if listed is not None else 0}]
+            pay = tx.svc._pay(tx, patient, slip.fee, category, at_list, visit=v.local_ref)
+        else:
+            pay = tx.record_payment(patient, slip.fee, visit=v.local_ref, due_items=items)
         op_ids.append(pay.op_id)
     if slip.lab_tests:
         step.set(_LAB_FIELDS, "lab_tests")
@@ -625,8 +702,12 @@ def _save(tx: Tx, slip: Slip, step: _Step) -> list[str]:
                 items = [{"code": c, "qty": 1, "amount_paise": p} for c, p in slip.lab_items]
             else:
                 items = _lab_items(tx, slip.lab_tests, slip.lab_payment)
-            pay = tx.record_payment(patient, slip.lab_payment, visit=v.local_ref, lab_order=order.local_ref,
-                                    due_items=items)
+            if slip.lab_payment.mode == "waived":
+                pay = tx.svc._pay(tx, patient, slip.lab_payment, category, items, visit=v.local_ref,
+                                  lab_order=order.local_ref)
+            else:
+                pay = tx.record_payment(patient, slip.lab_payment, visit=v.local_ref, lab_order=order.local_ref,
+                                        due_items=items)
             op_ids.append(pay.op_id)
     return op_ids
 
@@ -645,9 +726,9 @@ def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str
             "run 'opd-fallback refresh' first, give the split in lab_items, or give one test per row",
             code="no_master_data",
         )
-    if payment.mode == "waived":
-        return [{"code": t, "qty": 1, "amount_paise": 0} for t in tests]
     prices = {t: cat.tests[t].price_paise for t in tests}
+    if payment.mode == "waived":  # at list price: the waiver rule zeroes them and audits what was waived
+        return [{"code": t, "qty": 1, "amount_paise": p} for t, p in prices.items()]
     items: list[dict[str, Any]] = [{"code": t, "qty": 1, "amount_paise": p} for t, p in prices.items()]
     total = sum(prices.values())
     if total != amount:
@@ -660,17 +741,20 @@ def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str
     return items
 
 
-def _earlier_slips(session: Session, device_id: str, keys: set[tuple[str, str]]) -> dict[tuple[str, str], BackEntrySlip]:
-    """The slips of ``keys`` (visit date, slip key) already imported, in one query."""
+Key = tuple[str, str, str]  # the device the slip was written at, visit date, slip key
+
+
+def _earlier_slips(session: Session, keys: set[Key]) -> dict[Key, BackEntrySlip]:
+    """The slips of ``keys`` already imported, in one query."""
     if not keys:
         return {}
-    found: dict[tuple[str, str], BackEntrySlip] = {}
+    found: dict[Key, BackEntrySlip] = {}
     rows = session.exec(select(BackEntrySlip).where(
-        BackEntrySlip.device_id == device_id,
-        column_of(BackEntrySlip.slip_key).in_(sorted({k for _, k in keys})),
+        column_of(BackEntrySlip.device_id).in_(sorted({d for d, _, _ in keys})),
+        column_of(BackEntrySlip.slip_key).in_(sorted({k for _, _, k in keys})),
     ))
     for row in rows:
-        key = (row.visit_date, row.slip_key)
+        key = (row.device_id, row.visit_date, row.slip_key)
         if key in keys:
             found.setdefault(key, row)
     return found
@@ -685,7 +769,7 @@ class _Importer:
         self.imported_by = imported_by
         self.source_file = source_file
         self.dry_run = dry_run
-        self.seen: dict[tuple[str, str], int] = {}  # key -> line in this file
+        self.seen: dict[Key, int] = {}  # key -> line in this file
         self.writers: dict[str, bool] = {}  # operator id -> known at this counter
         # the slip records and audit entries of the open transaction's imported
         # rows, written together before it commits (see ``finish``)
@@ -705,7 +789,7 @@ class _Importer:
         parsed = [(line, cells, *parse_row(line, cells, today=today)) for line, cells in rows]
         outcomes: list[RowOutcome] = []
         with self.svc.transaction(self.imported_by, source=SOURCE) as tx:
-            earlier = _earlier_slips(tx.session, self.svc.device_id, {s.key for _, _, s, _ in parsed if s})
+            earlier = _earlier_slips(tx.session, {self.key(s) for _, _, s, _ in parsed if s})
             for line, cells, slip, problems in parsed:
                 if slip is None:
                     out = RowOutcome(line, (cells.get("slip_no") or "").strip(), "rejected", problems)
@@ -716,19 +800,24 @@ class _Importer:
             self.finish(tx)
         return outcomes
 
+    def key(self, slip: Slip) -> Key:
+        """A slip is known by the counter it was written at (this one unless ``slip_device``
+        says otherwise), its visit date and its number."""
+        return (slip.slip_device or self.svc.device_id, *slip.key)
+
     def _writer_known(self, session: Session, operator_id: str) -> bool:
         if operator_id not in self.writers:
             self.writers[operator_id] = session.get(Operator, operator_id) is not None
         return self.writers[operator_id]
 
-    def row(self, tx: Tx, line: int, slip: Slip, earlier: dict[tuple[str, str], BackEntrySlip]) -> RowOutcome:
+    def row(self, tx: Tx, line: int, slip: Slip, earlier: dict[Key, BackEntrySlip]) -> RowOutcome:
         """One checked slip: compared with the file and with what is in, then saved whole or not at all."""
         def reject(column: str, reason: str) -> RowOutcome:
             return RowOutcome(line, slip.slip_no, "rejected", [RowProblem(line, column, reason)])
 
-        key = slip.key
+        key = self.key(slip)
         if key in self.seen:
-            return reject("slip_no", f"slip {slip.slip_no} of {key[0]} is already on line {self.seen[key]} "
+            return reject("slip_no", f"slip {slip.slip_no} of {key[1]} is already on line {self.seen[key]} "
                                      "of this file")
         self.seen[key] = line
         if not self._writer_known(tx.session, slip.written_by):
@@ -741,26 +830,27 @@ class _Importer:
         step = _Step()
         try:
             # the rows of a batch are flushed together at its commit
-            with tx.savepoint():
+            origin = {"written_by": slip.written_by, "device_id": key[0], "slip_no": slip.slip_no}
+            with tx.savepoint(), tx.from_paper(origin):
                 tx.recorded_at = slip.recorded_at
                 out.op_ids = _save(tx, slip, step)
                 if self.dry_run:
                     raise _DryRun
             self.slips.append(self._record(slip, line, out.op_ids))
-            self.audits.append((f"{self.svc.device_id}/{key[0]}/{slip.slip_no}", {
+            self.audits.append((f"{key[0]}/{key[1]}/{slip.slip_no}", {
                 "ops": len(out.op_ids), "written_by": slip.written_by, "file": self.source_file, "line": line}))
         except _DryRun:
             out.status = "would_import"
         except DomainError as exc:
             bad = _Problems(line)
             bad.from_fields(exc.problems, step.mapping, whole=step.whole)
-            out.status, out.problems, out.op_ids = "rejected", bad.items, []
+            out.status, out.problems, out.op_ids = "rejected", [_for_the_file(p) for p in bad.items], []
         return out
 
     def _record(self, slip: Slip, line: int, op_ids: list[str]) -> dict[str, Any]:
         """The ``backentry_slip`` row of an imported slip."""
         return {
-            "device_id": self.svc.device_id, "visit_date": slip.visit_date.isoformat(), "slip_no": slip.slip_no,
+            "device_id": self.key(slip)[0], "visit_date": slip.visit_date.isoformat(), "slip_no": slip.slip_no,
             "slip_key": slip.key[1], "imported_at": datetime.now(IST).replace(microsecond=0).isoformat(),
             "op_ids": jsonio.dumps(op_ids), "content": jsonio.dumps(slip.content),
             "source_file": self.source_file, "source_line": line, "written_by": slip.written_by,
@@ -782,7 +872,8 @@ class _Importer:
         if prior.source_file:
             where = f" from {prior.source_file}" + (f", line {prior.source_line}" if prior.source_line else "")
         reason = (
-            f"slip {slip.slip_no} of {slip.key[0]} was already imported{where} with a different "
+            f"slip {slip.slip_no} of {slip.key[0]}{' from ' + slip.slip_device if slip.slip_device else ''} "
+            f"was already imported{where} with a different "
             f"{', '.join(differs)}; nothing of this row was saved: if it is another slip, check the number "
             "on the paper (a mistake in the earlier import is corrected at the counter, not by importing again)"
         )
@@ -795,7 +886,7 @@ def import_row(
     """One slip in its own transaction: all its records and its slip key, or nothing."""
     importer = _Importer(svc, imported_by, source_file=None, dry_run=dry_run)
     with svc.transaction(imported_by, source=SOURCE) as tx:
-        earlier = _earlier_slips(tx.session, svc.device_id, {slip.key})
+        earlier = _earlier_slips(tx.session, {importer.key(slip)})
         out = importer.row(tx, line, slip, earlier)
         importer.finish(tx)
     return out
@@ -813,27 +904,29 @@ def check_importer(store: Store, operator_id: str) -> None:
 def import_file(
     store: Store, device_id: str, path: Path, *, imported_by: str, dry_run: bool = False,
     rejects_path: Path | None = None, today: date | None = None,
-    progress: Callable[[int, int], None] | None = None, batch_rows: int = BATCH_ROWS,
+    progress: Callable[[int, int, int], None] | None = None, batch_rows: int = BATCH_ROWS,
 ) -> ImportReport:
     """Import a back-entry CSV as operator ``imported_by``; raises ``FileUnusable``
     when the file itself is bad, ``ImportRefused`` when nothing may be imported.
 
-    ``progress(done, total)`` is called after each batch. Writes the rejected
+    ``progress(done, total, rejected)`` is called after each batch. Writes the rejected
     rows (with an ``error`` column) beside the input unless ``dry_run``; a stale
     rejects file from an earlier run is removed when no row is rejected now."""
     header, rows = read_rows(path)
     check_importer(store, imported_by)
     importer = _Importer(CounterService(store, device_id), imported_by, source_file=path.name, dry_run=dry_run)
     outcomes: list[RowOutcome] = []
+    rejected = 0
     if progress is not None:
-        progress(0, len(rows))
+        progress(0, len(rows), 0)
     for start in range(0, len(rows), batch_rows):
         try:
             outcomes.extend(importer.batch(rows[start:start + batch_rows], today))
         except DomainError as exc:  # the counter refuses all writes (e.g. after a restore)
             raise ImportRefused(str(exc.problems[0].message if exc.problems else exc)) from None
         if progress is not None:
-            progress(len(outcomes), len(rows))
+            rejected = sum(1 for o in outcomes[start:] if o.status == "rejected") + rejected
+            progress(len(outcomes), len(rows), rejected)
     report = ImportReport(path, dry_run, outcomes, None)
     target = rejects_path or rejects_path_for(path)
     if not dry_run:

@@ -23,6 +23,7 @@ from opd_fallback.domain.masterdata import Catalog
 from opd_fallback.printing import templates as T
 from opd_fallback.printing.document import Document
 from opd_fallback.store import audit, outbox
+from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import (
     AuditEntry,
@@ -104,6 +105,29 @@ class Printouts:
             order = s.exec(select(LabOrder).where(LabOrder.local_ref == order_ref)).one()
             return self._lab_docs(s, order)
 
+    def for_order_payment(self, receipt_no: str, order_ref: str) -> list[Document]:
+        """The billing desk's papers: the receipt just taken and the order's tube
+        labels (an order saved "pay at billing" printed none), for this counter's
+        order or another counter's of the LAN."""
+        key = order_ref.strip().upper()
+        with self.store.read() as s:
+            pay = s.exec(select(Payment).where(Payment.receipt_no == receipt_no)).one()
+            order = s.exec(select(LabOrder).where(LabOrder.local_ref == key)).first()
+            if order is not None:
+                return [self._receipt(s, pay), *self._labels(s, order)]
+            other = shared_records.get(s, key, "lab_order")
+            if other is None:
+                return [self._receipt(s, pay)]
+            d = shared_records.detail(other)
+            who = self._person(s, other.patient_ref, other.patient_ref, pay.patient_name)
+            samples = d.get("samples") or [{"sample_id": d.get("sample_id") or other.local_ref,
+                                            "sample_type": "sample", "tests": d.get("tests") or []}]
+            tubes = [T.Tube(t["sample_id"], t["sample_type"], t["tests"]) for t in samples]
+            labels = T.tube_labels(order_no=other.local_ref, tubes=tubes, patient_name=who.name,
+                                   patient_name_local=who.name_local, patient_ref=who.number, age_sex=who.age_sex,
+                                   recorded_at=other.recorded_at, priority=str(d.get("priority") or "routine"))
+            return [self._receipt(s, pay, who), *labels]
+
     def _visit_docs(self, s: Session, visit_ref: str) -> list[Document]:
         visit = s.exec(select(Visit).where(Visit.local_ref == visit_ref)).one()
         who = self._person(s, visit.patient_local_ref, visit.patient_uhid, visit.patient_name)
@@ -183,6 +207,14 @@ class Printouts:
             return Person(T.patient_no(p.uhid or uhid, p.local_ref), p.name, p.name_local, p.sex,
                           (p.age_years, p.age_months, p.age_days),
                           T.guardian_line(p.guardian_relation, p.guardian_name), p.mobile, p.category)
+        other = next((r for r in (shared_records.get(s, k, "patient") for k in (local_ref, uhid) if k) if r), None)
+        if other is not None:  # registered at another counter of the LAN: printed as it was registered there
+            d = shared_records.detail(other)
+            return Person(T.patient_no(other.central_id or uhid, other.local_ref), other.name or name,
+                          d.get("name_local"), d.get("sex") or "?",
+                          (d.get("age_years"), d.get("age_months"), d.get("age_days")),
+                          T.guardian_line(d.get("guardian_relation"), d.get("guardian_name")), other.mobile,
+                          d.get("category"))
         ip = s.exec(select(IndexedPatient).where(IndexedPatient.uhid == uhid)).first() if uhid else None
         if ip is not None:
             # central's patient list has no relation, months or Hindi name: print what is known

@@ -43,7 +43,7 @@ from opd_fallback.domain.contract import OpResult, Reconciliation, Reconciliatio
 from opd_fallback.domain.exits import ExitCode
 from opd_fallback.domain.jsonio import dumps
 from opd_fallback.domain.rules import format_paise
-from opd_fallback.store import audit, outbox, reads, writeback
+from opd_fallback.store import audit, hub_restore, outbox, reads, writeback
 from opd_fallback.store.engine import Store
 from opd_fallback.store.states import CANCELLED, FLAGGED, PENDING, SYNCED
 
@@ -100,6 +100,8 @@ class DaySummary:
     payments_by_mode: dict[str, int] = field(default_factory=dict)
     voids_count: int = 0
     voids_total_paise: int = 0
+    samples_collected: int = 0  # contract 1.2: tubes drawn and refused at a collection desk
+    samples_rejected: int = 0
     op_ids_sha256: str = op_ids_digest([])
 
     @classmethod
@@ -109,6 +111,8 @@ class DaySummary:
             payments_count=r.payments.count, payments_total_paise=r.payments.total_paise,
             payments_by_mode={k: v for k, v in r.payments.by_mode.items() if v},
             voids_count=r.voids.count, voids_total_paise=r.voids.total_paise, op_ids_sha256=r.op_ids_sha256,
+            samples_collected=r.samples.collected if r.samples else 0,
+            samples_rejected=r.samples.rejected if r.samples else 0,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -118,6 +122,7 @@ class DaySummary:
             "payments": {"count": self.payments_count, "total_paise": self.payments_total_paise,
                          "by_mode": dict(sorted(self.payments_by_mode.items()))},
             "voids": {"count": self.voids_count, "total_paise": self.voids_total_paise},
+            "samples": {"collected": self.samples_collected, "rejected": self.samples_rejected},
             "op_ids_sha256": self.op_ids_sha256,
         }
 
@@ -130,6 +135,8 @@ class DaySummary:
         out.update({f"payments.by_mode.{k}": v for k, v in self.payments_by_mode.items()})
         out["voids.count"] = self.voids_count
         out["voids.total_paise"] = self.voids_total_paise
+        out["samples.collected"] = self.samples_collected
+        out["samples.rejected"] = self.samples_rejected
         out["op_ids_sha256"] = self.op_ids_sha256
         return out
 
@@ -203,6 +210,12 @@ def summarize(store: Store, ops: dict[str, LocalOp]) -> tuple[DaySummary, list[s
             s.payments_total_paise += int(p["amount_paise"])
             by_mode[p["mode"]] += int(p["amount_paise"])
     s.payments_by_mode = {k: v for k, v in by_mode.items()}
+    for op in synced:
+        if op.kind == "lab.sample_collect":
+            if orjson.loads(op.payload).get("status") == "rejected":
+                s.samples_rejected += 1
+            else:
+                s.samples_collected += 1
     voids = [op for op in synced if op.kind == "payment.void"]
     amounts = _void_amounts(store, voids)
     unknown = []
@@ -239,6 +252,10 @@ class DayReport:
     payment_warnings: list[dict[str, Any]] = field(default_factory=list)
     voids_amount_unknown: list[str] = field(default_factory=list)
     payload_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    # every tube this counter's desk recorded that day: collected or refused (reason), and where its op stands
+    tubes: list[dict[str, Any]] = field(default_factory=list)
+    # ops this counter saved on the day with its clock confirmed wrong, dated another day (application/clock.py)
+    misdated: list[dict[str, Any]] = field(default_factory=list)
     local_states: dict[str, int] = field(default_factory=dict)
     ops_per_hour: list[dict[str, int]] = field(default_factory=list)
     requeue_missing: bool = False
@@ -287,6 +304,10 @@ class DayReport:
                        "printed and what central gets differ): " + self.payload_mismatches[0]["words"]
                        + (f"; and {len(self.payload_mismatches) - 1} more" if len(self.payload_mismatches) > 1
                           else ""))
+        if self.misdated:
+            out.append(f"{len(self.misdated)} op(s) this counter saved on {self.date} with its clock off carry "
+                       f"another date (e.g. {self.misdated[0]['recorded_at']}): check them against the paper "
+                       "slips; the day is not clean until then")
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -314,6 +335,8 @@ class DayReport:
             "payment_warnings": self.payment_warnings,
             "voids_amount_unknown": self.voids_amount_unknown,
             "payload_mismatches": self.payload_mismatches,
+            "tubes": self.tubes,
+            "misdated": self.misdated,
             "local_states": self.local_states,
             "ops_per_hour": self.ops_per_hour,
             "requeue_missing": self.requeue_missing,
@@ -466,6 +489,7 @@ def reconcile_day(
         rep.status, rep.error = "unreachable", f"central's answer could not be used: {exc}"
     _always(rep, ops)
     rep.payload_mismatches = payload_mismatches(store, ops.values())
+    rep.misdated = misdated_ops(store, device_id, day)
     if rep.status != "unreachable":
         rep.status = "attention" if rep.reasons() else "clean"
     rep.elapsed_s = time.perf_counter() - t0
@@ -522,6 +546,19 @@ def _always(rep: DayReport, ops: dict[str, LocalOp]) -> None:
                                 "error_message": (err or {}).get("message")})
     rep.payment_warnings = _payment_warnings(ops)
     rep.ops_per_hour = _per_hour(ops)
+    rep.tubes = _tubes(by_seq)
+
+
+def _tubes(by_seq: list[LocalOp]) -> list[dict[str, Any]]:
+    """The tubes this counter's desk collected and refused that day, in the order recorded."""
+    out = []
+    for op in by_seq:
+        if op.kind != "lab.sample_collect" or op.state == "cancelled":
+            continue
+        p = orjson.loads(op.payload) if op.payload else {}
+        out.append({"sample_id": p.get("sample_id"), "status": p.get("status"), "reason": p.get("reason"),
+                    "collected_at": p.get("collected_at"), "op_id": op.op_id, "state": op.state})
+    return out
 
 
 # ------------------------------------------------------------------ payloads against records
@@ -600,4 +637,42 @@ def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[dict[str, A
                     f"{v['payment_local_ref']}")
             if p.get("reason") != v["reason"]:
                 add("reason", None, None, f"{label}: the queued op's reason differs from the void record's")
+    return out
+
+
+def misdated_ops(store: Store, device_id: str, day: date, limit: int = 50) -> list[dict[str, Any]]:
+    """Ops of ``device_id`` saved on ``day`` (by the hub's or central's clock) but dated another day.
+
+    A counter saves with a wrong clock only after a supervisor confirmed it
+    (``clock.confirmed`` in the audit log, with the offset measured then): from
+    that moment its ops' true time is their ``recorded_at`` plus that offset,
+    until the next confirmation or a right clock."""
+    with store.read() as s:
+        confirmations = hub_restore.clock_confirmations(s)
+        if not confirmations:
+            return []
+        rows = hub_restore.device_ops(s, device_id)
+    spans: list[tuple[str, float]] = []
+    for at, detail in confirmations:
+        try:
+            offset = float(orjson.loads(detail).get("offset_s") or 0)
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            continue
+        spans.append((str(at), offset))
+    out: list[dict[str, Any]] = []
+    for op_id, seq, kind, recorded_at in rows:
+        rec = str(recorded_at)
+        since = next((o for at, o in reversed(spans) if rec >= at), None)
+        if since is None:
+            continue
+        try:
+            when = datetime.fromisoformat(rec)
+        except ValueError:
+            continue
+        true_day = (when + timedelta(seconds=since)).astimezone(IST).date()
+        if true_day == day and when.astimezone(IST).date() != day:
+            out.append({"op_id": str(op_id), "seq": int(seq), "kind": str(kind), "recorded_at": rec,
+                        "saved_on": true_day.isoformat()})
+            if len(out) >= limit:
+                break
     return out

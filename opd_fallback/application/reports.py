@@ -68,11 +68,14 @@ def summary_rows(day: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         voids = s.get("voids") or {}
         out["voids.count"] = voids.get("count")
         out["voids.total_paise"] = voids.get("total_paise")
+        tubes = s.get("samples") or {}
+        out["samples.collected"] = tubes.get("collected", 0)
+        out["samples.rejected"] = tubes.get("rejected", 0)
         out["op_ids_sha256"] = s.get("op_ids_sha256")
         return out
 
     a, b = flat(local), flat(central)
-    order = ["ops_applied", *sorted(k for k in set(a) | set(b) if k.startswith("by_kind.")), "payments.count", "payments.total_paise", *sorted(k for k in set(a) | set(b) if k.startswith("payments.by_mode.")), "voids.count", "voids.total_paise", "op_ids_sha256"]
+    order = ["ops_applied", *sorted(k for k in set(a) | set(b) if k.startswith("by_kind.")), "payments.count", "payments.total_paise", *sorted(k for k in set(a) | set(b) if k.startswith("payments.by_mode.")), "voids.count", "voids.total_paise", "samples.collected", "samples.rejected", "op_ids_sha256"]
     missing_is_zero = bool(a) and bool(b)
     rows = []
     for k in order:
@@ -162,9 +165,22 @@ def render_terminal(report: dict[str, Any], console: Any = None) -> None:
             con.print(f"[bold]Payments central questions: {len(warnings)}[/]")
             for w in warnings[:50]:
                 con.print(f"  {_warning_line(w)}")
+        tubes = day.get("tubes") or []
+        if tubes:
+            drawn = sum(1 for t in tubes if t.get("status") == "collected")
+            con.print(f"[bold]Tubes: {drawn} collected, {len(tubes) - drawn} refused[/]")
+            for t in tubes[:200]:
+                con.print(f"  {_tube_line(t)}")
+            if len(tubes) > 200:
+                con.print(f"  ... and {len(tubes) - 200} more (see the full report)")
     backup = report.get("backup")
     if backup:
         con.print(f"\nBackup: {backup.get('path')} ({backup.get('integrity')})")
+
+
+def _tube_line(t: dict[str, Any]) -> str:
+    what = "collected" if t.get("status") == "collected" else f"REFUSED ({t.get('reason') or '?'})"
+    return f"{t.get('sample_id')}  {what}  {str(t.get('collected_at') or '')[11:16]}  op {t.get('state')}"
 
 
 # ------------------------------------------------------------------ JSON / CSV
@@ -198,6 +214,9 @@ def _csv_rows(report: dict[str, Any]) -> Iterator[list[Any]]:
             yield [d, "payment_warning", pw.get("receipt_no") or pw.get("local_ref"),
                    pw.get("paid_paise"), pw.get("expected_paise"), pw.get("op_id"), pw.get("code"),
                    pw.get("item") or ""]
+        for t in day.get("tubes") or []:
+            yield [d, "tube", t.get("sample_id"), t.get("status"), "", t.get("op_id"), "lab.sample_collect",
+                   _tube_line(t)]
         for h in day.get("ops_per_hour") or []:
             if h["ops"]:
                 yield [d, "ops_per_hour", f"{h['hour']:02d}", h["ops"], "", "", "",

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import text
 from sqlmodel import Session, select
 
 from opd_fallback.application.hub_keep import record_tables
@@ -46,7 +45,7 @@ from opd_fallback.application.review.service import ReviewService
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.exits import OpdError
-from opd_fallback.store import audit, meta, numbers, outbox
+from opd_fallback.store import audit, hub_restore, meta, numbers, outbox
 from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import (
@@ -170,7 +169,7 @@ def _replay(s: Session, env: dict[str, Any], facts: dict[str, Any] | None, names
             s.execute(table.insert().values({k: v for k, v in row.items() if k in table.c and k != "id"}))
             out.own_records += 1
             if name == "visit":
-                _raise_token(s, row.get("department"), row.get("visit_date"), row.get("token_no"))
+                hub_restore.raise_token(s, row.get("department"), row.get("visit_date"), row.get("token_no"))
 
 
 def _apply_update(s: Session, env: dict[str, Any], out: HubRestore) -> None:
@@ -188,15 +187,10 @@ def _apply_update(s: Session, env: dict[str, Any], out: HubRestore) -> None:
     out.updates_applied += 1
 
 
-def _raise_token(s: Session, dept: Any, day: Any, token: Any) -> None:
-    s.execute(text("INSERT INTO counter(name, value) VALUES (:n, :v) ON CONFLICT(name) DO UPDATE "
-                   "SET value=max(value, :v)"), {"n": f"token:{dept}:{day}", "v": int(token or 0)})
-
-
 def restore_from_hub(store: Store, client: HubForRestore, device_id: str) -> HubRestore:
     """Rebuild this (new, empty) counter from the hub; see the module doc for what comes back."""
     with store.read() as s:
-        if int(s.execute(text("SELECT count(*) FROM op")).scalar() or 0):
+        if hub_restore.has_ops(s):
             raise RestoreRefused(f"this counter's database already has ops; restore counter {device_id} from the "
                                  "hub only on a new, empty data directory (init --device ... on the new PC first)")
     me = client.me()
@@ -253,7 +247,7 @@ def restore_from_hub(store: Store, client: HubForRestore, device_id: str) -> Hub
         out.cancelled = outbox.transition(s, "cancelled", [
             {"id": op_id, "why": "cancelled by a supervisor before this counter was restored from the hub"}
             for op_id in cancelled])
-        top = int(s.execute(text("SELECT coalesce(max(seq), 0) FROM op")).scalar() or 0)
+        top = hub_restore.top_seq(s)
         known = max(top, out.hub_max_seq, int(kept.get("seq_high") or 0), int(kept.get("central_max_seq") or 0))
         out.seq_floor = numbers.raise_floor(s, numbers.SEQ, known + SEQ_GAP)
         for key, value in ((meta.HUB_PUSHED_SEQ, top), (meta.HUB_KEEP_FACTS_SEQ, top),
@@ -270,7 +264,7 @@ def restore_from_hub(store: Store, client: HubForRestore, device_id: str) -> Hub
 
 def _put_audit(s: Session, entries: list[dict[str, Any]]) -> int:
     """The old PC's audit log, entry for entry (after any entry this new PC wrote, when it has)."""
-    taken = {int(r[0]) for r in s.execute(text("SELECT id FROM audit_log")).all()}
+    taken = hub_restore.audit_ids(s)
     n = 0
     for e in entries:
         detail = e.get("detail")

@@ -43,7 +43,7 @@ from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import active_supervisor
 from opd_fallback.store.patient_index import PatientHit, uhid_for_local_ref
-from opd_fallback.store.patient_index import search as search_index
+from opd_fallback.store.search import search as find_patients
 from opd_fallback.store.tables import (
     IndexedPatient,
     LabOrder,
@@ -292,11 +292,14 @@ class Tx:
         return PatientInfo(ref=P.Ref.central(k), name="", local_ref=None, uhid=k)
 
     def category_of(self, info: PatientInfo) -> str:
-        """The patient's category as registered at this counter ('general' otherwise)."""
+        """The patient's category as registered at this counter or another of the LAN ('general' otherwise)."""
         if info.local_ref:
             rec = self.session.exec(select(Patient).where(Patient.local_ref == info.local_ref)).first()
             if rec is not None and rec.category:
                 return str(rec.category)
+            other = shared_records.get(self.session, info.local_ref, "patient")
+            if other is not None and shared_records.detail(other).get("category"):
+                return str(shared_records.detail(other)["category"])
         return "general"
 
     def _visit_ref(self, key: str, patient: PatientInfo | None = None) -> tuple[P.Ref, list[str], str | None]:
@@ -695,7 +698,12 @@ class CounterService:
 
     def pay_lab_order(self, operator_id: str, lab_order: str, payment: PaymentInput) -> LabResult:
         """Take payment for a lab order, this counter's or another counter's of the
-        LAN (pulled from the hub): the patient, visit and tests come from the order."""
+        LAN (pulled from the hub): the patient, visit and tests come from the order.
+        The billing desk's payment: cash, UPI, card, or a waiver (a supervisor's
+        approval when the category does not grant it, as at registration). An order
+        already paid anywhere on the LAN is refused (never taken twice)."""
+        from opd_fallback.application.billing import order_settled
+
         with self.transaction(operator_id) as tx:
             key = (lab_order or "").strip().upper()
             own = tx.session.exec(select(LabOrder).where(LabOrder.local_ref == key)).first()
@@ -711,11 +719,22 @@ class CounterService:
                 d = shared_records.detail(other)
                 patient_key, visit_key = other.patient_ref or "", other.visit_ref
                 codes, order_ref, order_op = list(d.get("tests") or []), other.local_ref, other.op_id
+            paid = order_settled(tx.session, order_ref)
+            if paid:
+                where = f" at {paid[0].device_id}" if paid[0].device_id else ""
+                raise DomainError.field(
+                    "lab_order", f"lab order {order_ref} is already paid (receipt {paid[0].receipt_no}{where}); "
+                    "nothing is due: reprint that receipt if the patient lost it", code="already_paid")
             info = tx.patient(patient_key)
             cat = tx.catalog
             lines = _test_lines(cat, codes)
             due = [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
-            pay = tx.record_payment(info, payment, visit=visit_key, lab_order=order_ref, due_items=due)
+            if payment.amount_paise is not None and payment.items is None and payment.mode != "waived" and \
+                    payment.amount_paise != sum(d["amount_paise"] for d in due):
+                raise DomainError.field(
+                    "amount_paise", "the amount must equal the tests' total from the price list",
+                    code="amount_not_total")
+            pay = self._pay(tx, info, payment, tx.category_of(info), due, visit=visit_key, lab_order=order_ref)
             order = Saved("lab_order", order_ref, order_op, 0, {"tests": codes})
             return LabResult(order, pay, info, lines)
 
@@ -731,7 +750,7 @@ class CounterService:
     # --- reading -------------------------------------------------------------------
     def search_patients(self, query: str, *, limit: int = 20) -> list[PatientHit]:
         with self.store.read() as s:
-            return search_index(s, query, limit=limit)
+            return find_patients(s, query, limit=limit)
 
     def cash_summary(self, operator_id: str, day: date | None = None) -> CashSummary:
         d = (day or now_ist().date()).isoformat()

@@ -53,6 +53,16 @@ Decisions not spelled out by the contract (documented for the IT cell):
   hold the old hash (sorted-key JSON as received) and are compared that way;
 - ``max_seq`` counts the ``seq`` of every op of the token's device that carries
   a usable one, whatever its outcome, malformed envelopes included;
+- ``lab.sample_collect`` (1.2) checks its ``depends_on`` first, so a tube of
+  an order another device has not synced yet is ``deferred`` while the
+  counter names that order's op; without such a dependency a tube no applied
+  order has is ``rejected`` / ``unknown_sample``. Every event is kept (never
+  updated); the tube's state is the event with the latest ``collected_at``
+  (the op_id breaks a tie), whatever order they arrive in. The result's
+  ``status`` is what this op recorded (a replay gives the same answer);
+  ``GET /samples/{id}`` gives the tube's state now, and its ``collected_at``
+  is that latest event's time, for a refused tube too (when it was drawn and
+  refused); null only while no event has arrived;
 - linking a ``local_ref`` to an existing patient (resolution ``link``) moves
   that patient up in ``/patients/changes``, so counters learn the new
   ``local_refs`` entry.
@@ -77,7 +87,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -105,6 +115,7 @@ from opd_fallback.domain.payloads import (
     PaymentRecord,
     PaymentVoid,
     Ref,
+    SampleCollect,
     VisitOpen,
     validate_payload,
 )
@@ -841,6 +852,25 @@ class Applier:
             (receipt_id, p.reason, row[0], env.device_id, _local_date(env.recorded_at), env.op_id),
         )
         return {"receipt_id": receipt_id, "voided": True}
+
+    @_HANDLERS.register("lab.sample_collect")
+    def _sample_collect(self, env: OpEnvelope, p: SampleCollect) -> dict[str, Any]:
+        self._no_resolution(env)
+        self._deps(env)
+        row = self._q("SELECT order_id FROM lab_sample WHERE sample_id=?", (p.sample_id,)).fetchone()
+        if row is None:
+            raise _field_reject("unknown_sample", "sample_id", "not_found",
+                                f"no applied lab order has a tube {p.sample_id}")
+        order_id = row[0]
+        at = p.collected_at
+        self._w(
+            "INSERT INTO sample_event(op_id, sample_id, order_id, status, collected_at, collected_utc, reason, note, "
+            "device_id, operator_id, local_date) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (env.op_id, p.sample_id, order_id, p.status, at.isoformat(),
+             at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), p.reason, p.note, env.device_id,
+             env.operator_id, _local_date(env.recorded_at)),
+        )
+        return {"sample_id": p.sample_id, "order_id": order_id, "status": p.status}
 
 
 def _count_seq(raw: Any, device_id: str, delta: _DeviceDelta) -> None:

@@ -145,6 +145,11 @@ def reconciliation(conn: Connection, day: str, device_id: str) -> dict[str, Any]
         "SELECT COUNT(*), CAST(COALESCE(SUM(amount_paise), 0) AS BIGINT) FROM payment_void WHERE device_id=? AND local_date=?",
         (device_id, day),
     ).fetchone()
+    samples = dict.fromkeys(("collected", "rejected"), 0)
+    samples.update(dict(conn.execute(
+        "SELECT status, COUNT(*) FROM sample_event WHERE device_id=? AND local_date=? GROUP BY status",
+        (device_id, day),
+    ).fetchall()))
     return {
         "date": day,
         "device_id": device_id,
@@ -152,8 +157,27 @@ def reconciliation(conn: Connection, day: str, device_id: str) -> dict[str, Any]
         "by_kind": by_kind,
         "payments": {"count": pay_count, "total_paise": pay_total, "by_mode": by_mode},
         "voids": {"count": void_count, "total_paise": void_total},
+        "samples": samples,
         "op_ids_sha256": op_ids_digest(op_ids),
     }
+
+
+def sample(conn: Connection, sample_id: str) -> dict[str, Any] | None:
+    """One tube (contract 1.2): its order, type and tests, and the state of its
+    latest event by ``collected_at`` (``ordered`` while none has arrived)."""
+    row = conn.execute(
+        "SELECT sample_id, order_id, sample_type, tests FROM lab_sample WHERE sample_id=?", (sample_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    last = conn.execute(
+        "SELECT status, collected_at FROM sample_event WHERE sample_id=? "
+        f"ORDER BY collected_utc DESC, op_id{conn.collate_c} DESC LIMIT 1",
+        (sample_id,),
+    ).fetchone()
+    status, at = last if last is not None else ("ordered", None)
+    return {"sample_id": row[0], "order_id": row[1], "sample_type": row[2], "tests": orjson.loads(row[3]),
+            "status": status, "collected_at": at}
 
 
 def reconciliation_ops(

@@ -109,6 +109,16 @@ class OpFactory:
              depends_on: list[str] | None = None) -> dict[str, Any]:
         return self.op("payment.void", {"payment": payment, "reason": reason}, depends_on)
 
+    def collect(self, sample_id: str, *, status: str = "collected", reason: str | None = None,
+                collected_at: str | None = None, depends_on: list[str] | None = None) -> dict[str, Any]:
+        """A collection desk's event for one tube (``lab.sample_collect``, 1.2)."""
+        when = self.when or datetime.now(IST)
+        payload: dict[str, Any] = {"sample_id": sample_id, "status": status,
+                                   "collected_at": collected_at or when.isoformat(timespec="seconds")}
+        if reason is not None:
+            payload["reason"] = reason
+        return self.op("lab.sample_collect", payload, depends_on)
+
     def update(self, patient: dict[str, str], changes: dict[str, Any], base_version: int = 0,
                depends_on: list[str] | None = None) -> dict[str, Any]:
         return self.op("patient.update", {"patient": patient, "base_version": base_version, "changes": changes},

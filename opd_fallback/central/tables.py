@@ -170,6 +170,27 @@ class LabSample(CentralMeta, table=True):
     op_id: str
 
 
+class SampleEvent(CentralMeta, table=True):
+    """One event at a collection desk (``lab.sample_collect``, contract 1.2): a
+    tube drawn or refused. Never updated: a tube's state is its event with the
+    latest ``collected_at`` (``collected_utc`` sorts them; the op_id, a ULID,
+    breaks a tie), so events arriving in any order give the same state."""
+
+    __tablename__ = "sample_event"
+    __table_args__ = (Index("ix_sample_event_recon", "device_id", "local_date"),)
+    op_id: str = Field(primary_key=True)
+    sample_id: str = Field(index=True)
+    order_id: str
+    status: str  # collected | rejected
+    collected_at: str  # as sent
+    collected_utc: str  # the same instant in UTC, for ordering
+    reason: str | None = None
+    note: str | None = None
+    device_id: str
+    operator_id: str
+    local_date: str  # Asia/Kolkata date of the op's recorded_at, for reconciliation
+
+
 class Payment(CentralMeta, table=True):
     __tablename__ = "payment"
     __table_args__ = (Index("ix_payment_recon", "device_id", "local_date"),)

@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from opd_fallback.cli import (
     central,
     clock,
+    collect,
     conformance,
     counter,
     find,
@@ -128,6 +129,7 @@ def warn_now() -> None:
 
 setup.register(app)  # init, operator
 importing.register(app)  # import
+collect.register(app)  # collect (the lab's collection desk, one tube id per line)
 status.register(app)  # status
 app.command("counter")(counter.counter)
 sync.register(app)  # sync, refresh

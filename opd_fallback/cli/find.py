@@ -1,5 +1,7 @@
-"""``opd-fallback find QUERY [--json]``: a patient by offline number, uhid, mobile or name,
-across this counter, the other counters of the LAN (last share) and central's index."""
+"""``opd-fallback find QUERY [--json]``: a patient by name, mobile (whole, or its first
+or last 4+ digits), offline number, uhid, visit, order or receipt number, or a tube's
+sample id, across this counter, the other counters of the LAN (last share) and
+central's index."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from opd_fallback.domain.exits import ExitCode
 
 
 def find(
-    query: Annotated[str, typer.Argument(help="Offline number (or the slip's QR text), uhid, mobile, or name")],
+    query: Annotated[str, typer.Argument(help="Name, mobile (or its first or last 4+ digits), offline number (or "
+                                               "the slip's QR text), uhid, visit/order/receipt number or sample id")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="At most this many hits")] = 20,
 ) -> None:
@@ -29,8 +32,7 @@ def find(
         typer.echo("no patient found here, on the LAN (as of the last share) or in central's index")
         raise typer.Exit(ExitCode.REFUSED)
     for h in hits:
-        age = "" if h.age_years is None else f"{h.age_years}y"
         ident = h.local_ref or h.uhid or ""
         extra = f" uhid {h.uhid}" if h.local_ref and h.uhid else ""
-        typer.echo(f"{ident:<20} {h.name[:28]:<28} {h.sex or '-':<1} {age:<4} {h.mobile or '':<10}  "
-                   f"[{h.where}]{extra}")
+        typer.echo(f"{ident:<20} {h.name[:28]:<28} {h.age_sex:<8} {h.mobile or '':<10}  "
+                   f"[{h.where}]{extra} by {h.match.replace('_', ' ')}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,12 +40,45 @@ def _read_pin(pin_stdin: bool) -> str:
     return getpass.getpass("PIN: ")
 
 
+PROGRESS_EVERY_S = 10.0
+
+
+def progress_lines(
+    write: Callable[[str], object], *, every_s: float = PROGRESS_EVERY_S, clock: Callable[[], float] = time.monotonic,
+) -> Callable[..., None]:
+    """Off a terminal (cron, an ssh log): one line every ``every_s`` seconds,
+    rows done, rows per second, rejected so far and the time left."""
+    start = clock()
+    last = start
+
+    def update(done: int, total: int, rejected: int = 0) -> None:
+        nonlocal last
+        now = clock()
+        if now - last < every_s or done == 0:
+            return
+        last = now
+        rate = done / max(now - start, 1e-9)
+        left = (total - done) / rate if rate > 0 else 0.0
+        write(f"importing: {done} of {total} rows, {rate:.0f} rows/s, {rejected} rejected so far, "
+              f"about {_duration(left)} left\n")
+
+    return update
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 60} min {s % 60} s" if s >= 60 else f"{s} s"
+
+
 @contextmanager
-def progress_bar(enabled: bool, console: Console | None = None) -> Iterator[Callable[[int, int], None] | None]:
+def progress_bar(enabled: bool, console: Console | None = None) -> Iterator[Callable[..., None] | None]:
     """A progress bar (rows done of all, time left) on stderr when it is a
-    terminal; nothing otherwise (logs and pipes get only the summary)."""
+    terminal; otherwise a line every 10 s (see ``progress_lines``)."""
     if not enabled:
-        yield None
+        def write(text: str) -> None:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        yield progress_lines(write)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -53,7 +87,7 @@ def progress_bar(enabled: bool, console: Console | None = None) -> Iterator[Call
                   console=console or Console(stderr=True), transient=True) as bar:
         task = bar.add_task("rows", total=None)
 
-        def update(done: int, total: int) -> None:
+        def update(done: int, total: int, rejected: int = 0) -> None:
             bar.update(task, completed=done, total=total)
 
         yield update

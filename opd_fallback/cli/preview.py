@@ -35,7 +35,7 @@ def preview(
     use_data_dir(data_dir)
     with counter_store() as (s, store), domain_errors():
         docs = Printouts(store, device_id=s.device_id, hospital=s.hospital).for_record(ref)
-        layout = ThermalLayout(s.paper_width_chars)
+        layout = ThermalLayout(s.printer.width_chars)
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -77,6 +77,11 @@ def init(
     state: Annotated[
         str | None, typer.Option("--state", help="The hospital's state: the registration form's default")
     ] = None,
+    desk: Annotated[
+        str | None, typer.Option("--desk", help="registration, billing, collection or all (the default): the "
+                                 "counter's home screen and the keys shown first; every screen stays reachable "
+                                 "[env OPD_DESK]")
+    ] = None,
 ) -> None:
     """Create this counter's configuration and database in the data directory."""
     from opd_fallback.config import (
@@ -143,6 +148,12 @@ def init(
         values["hospital_district"] = district.strip()
     if state and state.strip():
         values["hospital_state"] = state.strip()
+    if desk is not None:
+        from opd_fallback.tui.desks import DESKS  # no Textual: only the names
+
+        if desk.strip().lower() not in DESKS:
+            fail(f"--desk must be one of {', '.join(DESKS)} (got {desk!r})")
+        values["desk"] = desk.strip().lower()
     write_config(base, values)
     tok = token or base.central_token
     if tok:
@@ -155,6 +166,7 @@ def init(
     typer.echo(f"counter {final.device_id} of {final.hospital} set up in {final.data_dir}")
     typer.echo(f"  database: {final.db_path}")
     typer.echo(f"  central:  {final.central_url or '(not set: counter works offline only)'}")
+    typer.echo(f"  desk:     {final.desk}")
     if final.ca_bundle:
         typer.echo(f"  TLS CA:   {final.ca_bundle}")
     typer.echo(f"  token:    {'stored (' + str(final.token_path) + ', mode 0600)' if tok else '(not set)'}")

@@ -255,6 +255,8 @@ class VoidTotals(Wire):
 
 
 class SampleTotals(Wire):
+    """Reconciliation ``samples`` (1.2): the day's collection-desk events of the device."""
+
     collected: int = 0
     rejected: int = 0
 
@@ -266,8 +268,19 @@ class Reconciliation(Wire):
     by_kind: dict[str, int] = Field(default_factory=dict)
     payments: PaymentTotals
     voids: VoidTotals
-    samples: SampleTotals | None = None  # 1.2
+    samples: SampleTotals | None = None  # 1.2; a 1.1 server sends none (then no tube was recorded there)
     op_ids_sha256: str
+
+
+class SampleState(Wire):
+    """``GET /samples/{sample_id}`` (1.2): one tube and its state."""
+
+    sample_id: str
+    order_id: str
+    sample_type: str
+    tests: list[str]
+    status: Literal["ordered", "collected", "rejected"]
+    collected_at: str | None = None
 
 
 class ReconciliationOps(Wire):

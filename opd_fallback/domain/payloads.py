@@ -22,13 +22,15 @@ clears a field. Every integer is at most :data:`MAX_INT` (2**53 - 1).
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StrictInt,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -407,6 +409,39 @@ class PaymentVoid(Model):
         if not text:
             raise ValueError("is required")
         return text
+
+
+SampleStatus = Literal["collected", "rejected"]
+SampleReason = Literal["haemolysed", "clotted", "insufficient", "mislabelled", "other"]
+SAMPLE_REASONS: tuple[str, ...] = get_args(SampleReason)
+
+
+class SampleCollect(Model):
+    """`lab.sample_collect` (contract 1.2): one event at the lab's collection desk,
+    a tube drawn (``collected``) or refused (``rejected``, with the reason: a
+    new tube must be drawn). A later event for the same tube (a recollection
+    after a refusal) is another op; the tube's state is that of the event with
+    the latest ``collected_at``. The payload names only the tube: the order it
+    belongs to is found by its sample id, and the counter puts the order's op
+    in ``depends_on`` so central waits for it instead of refusing the tube."""
+
+    sample_id: SampleId
+    status: SampleStatus
+    collected_at: AwareDatetime
+    reason: SampleReason | None = Field(default=None, validate_default=True)
+    note: str | None = Field(default=None, max_length=200)
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_when_rejected(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None and info.data.get("status") == "rejected":
+            raise ValueError("is required for a rejected tube: haemolysed, clotted, insufficient, mislabelled or other")
+        return v
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, v: str | None) -> str | None:
+        return rules.optional_text(v, max_len=200)
 
 
 class Origin(Model):

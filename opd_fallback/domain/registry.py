@@ -68,6 +68,8 @@ KINDS: tuple[Kind, ...] = (
          record="payment", result_id="receipt_id", numbers=("receipt",), money=True),
     Kind("payment.void", "payment void", "PaymentVoid",
          acts_on="payment", money=True),
+    # 1.2: a tube drawn or refused at the collection desk; an event on a tube of an order (by sample id)
+    Kind("lab.sample_collect", "tube collection", "SampleCollect"),
 )
 
 BY_NAME: dict[str, Kind] = {k.name: k for k in KINDS}

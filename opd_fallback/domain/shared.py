@@ -1,11 +1,14 @@
 """What an op tells the other counters of a hospital: the record it made.
 
 The LAN hub and every counter that pulls from it turn ops into one small,
-searchable row per record (patient, visit, lab order, payment) with the
-offline number, who made it and when, and the references it carries. Both
-sides use this one pure function so the hub's merged index and a counter's
-copy of the LAN's records cannot drift apart. Nothing here validates an op
-for central: a mirror keeps what the counters recorded, as they recorded it.
+searchable row per record (patient, visit, lab order with its tubes,
+payment) with the offline number, who made it and when, and the references
+it carries. Both sides use this one pure function so the hub's merged index
+and a counter's copy of the LAN's records cannot drift apart. A
+``lab.sample_collect`` makes no record: it is an event on a tube
+(:func:`sample_event`), which every counter keeps so each desk sees the tube
+drawn or refused. Nothing here validates an op for central: a mirror keeps
+what the counters recorded, as they recorded it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ CREATES = registry.CREATES
 CENTRAL_ID_KEYS = registry.CENTRAL_ID_KEYS
 RECORD_KINDS = registry.RECORD_KINDS
 # patient fields a patient.update may change that the index keeps
-_PATIENT_FIELDS = ("name", "name_local", "sex", "age_years", "guardian_name", "mobile", "district")
+_PATIENT_FIELDS = ("name", "name_local", "sex", "age_years", "guardian_name", "mobile", "district",
+                   "guardian_relation", "age_months", "age_days", "category")
 
 
 @dataclass
@@ -71,7 +75,8 @@ def record_of(op: dict[str, Any]) -> SharedRecord | None:
         rec.name = _s(payload.get("name"))
         rec.mobile = _s(payload.get("mobile"))
         rec.uhid = _s(payload.get("uhid"))
-        rec.detail = {k: payload.get(k) for k in (*_PATIENT_FIELDS, "age_months", "age_days", "category")}
+        # everything the papers print of a patient, so another counter prints them as registered
+        rec.detail = {k: payload.get(k) for k in _PATIENT_FIELDS}
         return rec
     rec.patient_ref = ref_key(payload.get("patient"))
     if kind == "visit":
@@ -80,7 +85,9 @@ def record_of(op: dict[str, Any]) -> SharedRecord | None:
         rec.visit_ref = ref_key(payload.get("visit"))
         tests = payload.get("tests") or []
         rec.detail = {"tests": [t.get("code") for t in tests if isinstance(t, dict)],
-                      "sample_id": payload.get("sample_id"), "priority": payload.get("priority")}
+                      "sample_id": payload.get("sample_id"), "priority": payload.get("priority"),
+                      # every tube (its id, sample type and tests): the billing desk prints their labels
+                      "samples": tubes_of(payload)}
     else:
         rec.visit_ref = ref_key(payload.get("visit"))
         rec.lab_order_ref = ref_key(payload.get("lab_order"))
@@ -105,6 +112,48 @@ def voided_payment(op: dict[str, Any]) -> str | None:
     if op.get("kind") != "payment.void" or not isinstance(op.get("payload"), dict):
         return None
     return ref_key(op["payload"].get("payment"))
+
+
+def tubes_of(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ``lab.order`` payload's tubes (``samples``); an order of a 1.0 counter
+    that names only ``sample_id`` has that one tube with every test."""
+    tubes = payload.get("samples")
+    if isinstance(tubes, list) and tubes:
+        return [{"sample_id": str(t.get("sample_id") or "").upper(), "sample_type": t.get("sample_type"),
+                 "tests": list(t.get("tests") or [])} for t in tubes if isinstance(t, dict)]
+    sid = payload.get("sample_id")
+    if not sid:
+        return []
+    codes = [t.get("code") for t in payload.get("tests") or [] if isinstance(t, dict)]
+    return [{"sample_id": str(sid).upper(), "sample_type": None, "tests": codes}]
+
+
+@dataclass
+class SampleEvent:
+    """What a ``lab.sample_collect`` tells the other counters: a tube drawn or refused."""
+
+    op_id: str
+    sample_id: str
+    status: str  # collected | rejected
+    collected_at: str
+    device_id: str
+    operator_id: str
+    reason: str | None = None
+    note: str | None = None
+
+
+def sample_event(op: dict[str, Any]) -> SampleEvent | None:
+    """For a ``lab.sample_collect``: the collection desk's event, else None."""
+    payload = op.get("payload")
+    if op.get("kind") != "lab.sample_collect" or not isinstance(payload, dict):
+        return None
+    sid, status, at = payload.get("sample_id"), payload.get("status"), payload.get("collected_at")
+    if not sid or status not in ("collected", "rejected") or not at:
+        return None
+    return SampleEvent(op_id=str(op.get("op_id") or ""), sample_id=str(sid).upper(), status=str(status),
+                       collected_at=str(at), device_id=str(op.get("device_id") or ""),
+                       operator_id=str(op.get("operator_id") or ""), reason=_s(payload.get("reason")),
+                       note=_s(payload.get("note")))
 
 
 def central_id_of(kind: str, result: Any) -> str | None:

@@ -17,6 +17,15 @@ from sqlmodel import SQLModel
 
 from opd_fallback.store import outbox, tables
 
+SEARCH_INDEXES = (
+    # schema 8 (store/search.py): a mobile's last digits, and another counter's tube and receipt numbers
+    "CREATE INDEX IF NOT EXISTS ix_patient_mobile_tail ON patient (substr(mobile, -4))",
+    "CREATE INDEX IF NOT EXISTS ix_patient_index_mobile_tail ON patient_index (substr(mobile, -4))",
+    "CREATE INDEX IF NOT EXISTS ix_shared_record_mobile_tail ON shared_record (substr(mobile, -4))",
+    "CREATE INDEX IF NOT EXISTS ix_shared_record_sample ON shared_record (json_extract(detail, '$.sample_id'))",
+    "CREATE INDEX IF NOT EXISTS ix_shared_record_receipt ON shared_record (json_extract(detail, '$.receipt_no'))",
+)
+
 # Objects SQLModel cannot declare: the name index and the guards that make the
 # outbox undeletable and the audit log append-only.
 EXTRAS = (
@@ -30,6 +39,7 @@ EXTRAS = (
     """CREATE TRIGGER IF NOT EXISTS patient_index_au AFTER UPDATE OF name ON patient_index BEGIN
         INSERT INTO patient_index_fts(patient_index_fts, rowid, name) VALUES('delete', old.id, old.name);
         INSERT INTO patient_index_fts(rowid, name) VALUES (new.id, new.name); END""",
+    *SEARCH_INDEXES,
     """CREATE TRIGGER IF NOT EXISTS op_no_delete BEFORE DELETE ON op BEGIN
         SELECT RAISE(ABORT, 'ops are never deleted'); END""",
     """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit_log BEGIN
@@ -104,6 +114,18 @@ def _v6_shared_records(conn: Connection) -> None:
     SQLModel.metadata.tables[tables.SharedRecord.__tablename__].create(conn, checkfirst=True)
 
 
+def _v7_sample_events(conn: Connection) -> None:
+    """The collection desk (contract 1.2 ``lab.sample_collect``): tubes drawn or refused."""
+    SQLModel.metadata.tables[tables.SampleEvent.__tablename__].create(conn, checkfirst=True)
+
+
+def _v9_search_indexes(conn: Connection) -> None:
+    """One search finds a patient by the last digits of a mobile, and by another
+    counter's tube or receipt number, through these indexes (store/search.py)."""
+    for stmt in SEARCH_INDEXES:
+        conn.exec_driver_sql(stmt)
+
+
 def _v_contract_op_origin(conn: Connection) -> None:
     """Contract 1.2: an op may carry an ``origin`` (a back-entered slip's writer,
     counter and number), sent with it. (Schema number: asked of the lead.)"""
@@ -116,7 +138,8 @@ def _v_contract_op_origin(conn: Connection) -> None:
 # empty file; step 0 creates the current schema (a fresh file never runs the rest).
 STEPS: list[Callable[[Connection], None]] = [
     _create_current, _v2_op_day_index, _v3_patient_index_refs, _v4_exactly_one_key_refs,
-    _v5_backentry_slip_content, _v6_shared_records, _v_contract_op_origin,
+    _v5_backentry_slip_content, _v6_shared_records, _v7_sample_events, _v_contract_op_origin,
+    _v9_search_indexes,
 ]
 LATEST = len(STEPS)
 

@@ -27,14 +27,13 @@ from opd_fallback.store.states import DAMAGED, PENDING, REJECTED
 OperationalError = cipher_db.OperationalError
 
 
-class _NeedsUpgrade(OperationalError):  # type: ignore[misc,valid-type]
-    """A signal, not an error for people: the file is plain (an older version's),
-    ``open_store`` encrypts it first."""
+NOT_ENCRYPTED_YET = "the database is not encrypted yet"  # open_store encrypts it
 
 
 def needs_upgrade(exc: BaseException) -> bool:
     """Whether ``exc`` says the database must be opened by ``open_store`` first."""
-    return isinstance(exc, _NeedsUpgrade) or "no such" in str(exc)
+    return NOT_ENCRYPTED_YET in str(exc) or "no such" in str(exc)
+
 
 # the same wait as the store's writers hold the lock for (store/engine.py BUSY_TIMEOUT_MS)
 BUSY_TIMEOUT_S = 15.0
@@ -48,7 +47,7 @@ def snapshot(path: Path | str) -> Iterator[Any]:
     if not p.exists():
         raise FileNotFoundError(f"no counter database at {p}")
     if cipher_db.is_plain(p):
-        raise _NeedsUpgrade("the database is not encrypted yet")  # open_store encrypts it
+        raise OperationalError(NOT_ENCRYPTED_YET)  # open_store encrypts it
     conn = cipher_db.connect(p, custody.key_for(p), readonly=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
         conn.execute("PRAGMA query_only=ON")

@@ -92,8 +92,9 @@ def cancelled_since(session: Session, since: str, *, up_to_seq: int) -> Sequence
 def day_rows(session: Session, device_id: str, lo: str, hi: str) -> Sequence[Any]:
     """This device's ops recorded in [lo, hi) for reconcile: op_id, seq, kind, state,
     recorded_at, record_ref, last_status, wait_reason, attempts, last_error, the
-    payload of money ops ('' for others) and a payment's result."""
-    money = {f"m{i}": k for i, k in enumerate(registry.MONEY_KINDS)}
+    payload of money ops and tube collections ('' for others) and a payment's result."""
+    # money ops and tube collections: their payloads are compared with central's (reconcile)
+    money = {f"m{i}": k for i, k in enumerate((*registry.MONEY_KINDS, "lab.sample_collect"))}
     marks = ", ".join(f":{k}" for k in money)
     return session.execute(text(
         "SELECT op_id, seq, kind, state, recorded_at, record_ref, last_status, wait_reason, attempts, "

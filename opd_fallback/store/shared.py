@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from opd_fallback.domain import shared
 from opd_fallback.domain.clock import now_iso
+from opd_fallback.store import samples
 from opd_fallback.store.tables import SharedRecord
 
 
@@ -27,6 +28,7 @@ class Stored:
     updates: int = 0  # patient updates and voids applied to them
     central_ids: int = 0  # central ids attached
     withdrawn: int = 0  # records dropped: their counter's supervisor cancelled the op
+    samples: int = 0  # tubes drawn or refused at other counters' collection desks
 
 
 def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
@@ -85,6 +87,9 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
             res = session.execute(text("UPDATE shared_record SET voided=1 WHERE kind='payment' AND local_ref=:r"),
                                   {"r": target})
             out.updates += int(getattr(res, "rowcount", 0) or 0)
+            continue
+        if op.get("kind") == "lab.sample_collect":  # a tube drawn or refused at another desk
+            out.samples += samples.store_pulled(session, op, now)
     for cid in central_ids:
         if not isinstance(cid, dict) or not cid.get("local_ref") or not cid.get("central_id"):
             continue
@@ -96,6 +101,9 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
     for gone in withdrawn:
         if isinstance(gone, dict) and gone.get("op_id") and gone.get("device_id") != own_device:
             res = session.execute(text("DELETE FROM shared_record WHERE op_id=:o"), {"o": str(gone["op_id"])})
+            out.withdrawn += int(getattr(res, "rowcount", 0) or 0)
+            res = session.execute(text("DELETE FROM sample_event WHERE op_id=:o AND source='hub'"),
+                                  {"o": str(gone["op_id"])})
             out.withdrawn += int(getattr(res, "rowcount", 0) or 0)
     return out
 
@@ -135,14 +143,21 @@ def rebuild_own(session: Session, op: dict[str, Any], patient_names: dict[str, s
     p = op.get("payload") or {}
     who, at, op_id = str(op.get("operator_id") or "?"), str(op.get("recorded_at") or now_iso()), str(op["op_id"])
     target = shared.voided_payment(op)
+    tube = shared.sample_event(op)
     session.add(Op(
         seq=int(op["seq"]), op_id=op_id, kind=str(op["kind"]), device_id=str(op["device_id"]), operator_id=who,
         recorded_at=at, depends_on=outbox.dumps(sorted(op.get("depends_on") or [])), payload=outbox.dumps(p),
         resolution=None if op.get("resolution") is None else outbox.dumps(op["resolution"]), updated_at=now_iso(),
-        record_kind=rec.kind if rec else ("payment_void" if target else "patient"),
-        record_ref=rec.local_ref if rec else (target or shared.ref_key(p.get("patient"))), source="hub_restore",
+        record_kind=rec.kind if rec else ("payment_void" if target else "sample_event" if tube else "patient"),
+        record_ref=rec.local_ref if rec else (target or (tube.sample_id if tube else None)
+                                              or shared.ref_key(p.get("patient"))), source="hub_restore",
         origin=outbox.dumps(op["origin"]) if isinstance(op.get("origin"), dict) and op["origin"] else None,
     ))
+    if tube is not None:
+        samples.add_event(session, op_id=op_id, sample_id=tube.sample_id, order_ref=None, status=tube.status,
+                          collected_at=tube.collected_at, device_id=tube.device_id, operator_id=who,
+                          reason=tube.reason, note=tube.note, created_at=at)
+        return "sample_event"
     base: dict[str, Any] = {"op_id": op_id, "operator_id": who, "created_at": at}
     table: Any = {"patient": Patient, "visit": Visit, "lab_order": LabOrder, "payment": Payment}.get(
         rec.kind if rec else "")

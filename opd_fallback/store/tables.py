@@ -119,6 +119,35 @@ class PaymentVoid(SQLModel, table=True):
     created_at: str
 
 
+class SampleEvent(SQLModel, table=True):
+    """A tube drawn or refused at a collection desk (``lab.sample_collect``).
+
+    ``source`` 'here': recorded at this counter, written with its outbox op in
+    one transaction. ``source`` 'hub': another counter's event pulled from the
+    LAN hub (never in this outbox), kept so every desk sees a tube's state.
+    Never updated but for the central order id learned at sync; a tube's
+    state is its event with the latest ``collected_at`` (``collected_utc``
+    sorts them, the op_id breaks a tie), as central decides it."""
+
+    __tablename__ = "sample_event"
+    __table_args__ = (Index("ix_sample_event_tube", "sample_id", "collected_utc"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    op_id: str = Field(unique=True)
+    sample_id: str
+    order_ref: str | None = None  # the lab order's offline number (local_ref)
+    status: str  # collected | rejected
+    reason: str | None = None
+    note: str | None = None
+    collected_at: str
+    collected_utc: str
+    device_id: str
+    operator_id: str
+    source: str = "here"  # here | hub
+    order_central_id: str | None = None  # central's order_id, once the op is applied
+    created_at: str
+
+
 class Op(SQLModel, table=True):
     """The outbox: the contract's op envelope plus local sync state. Never deleted."""
 

@@ -100,6 +100,13 @@ def _payment_void(ref: str, res: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+# a tube drawn or refused (record_ref: the sample id): central's order id, on every event of that tube
+@register("lab.sample_collect",
+          "UPDATE sample_event SET order_central_id=:cid WHERE sample_id=:ref AND order_central_id IS NULL")
+def _sample_collect(ref: str, res: dict[str, Any]) -> dict[str, Any] | None:
+    return {"cid": res["order_id"], "ref": ref} if res.get("order_id") else None
+
+
 WRITEBACK.complete()
 
 

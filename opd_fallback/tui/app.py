@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # printing (and the store behind the backend) load after the 
     from opd_fallback.printing.spool import Spool
 
 Probe = Callable[[], bool]
+PROBE_WHILE_DOWN_S = 4.0  # with the status refresh every 5 s, central's return shows within 10 s
 SyncRunner = Callable[[Callable[[int, int], None]], Any]
 
 
@@ -106,8 +107,10 @@ class CounterApp(App[None]):
         clock: Callable[[], datetime] | None = None,
         share_runner: Callable[[], Any] | None = None,
         share_interval_s: float = 0.5,
+        desk: str = "all",
     ) -> None:
         super().__init__()
+        self.desk = desk  # tui/desks.py: the home screen and the keys shown first
         self.backend = backend
         self.printer = printer
         self.spool = spool
@@ -270,6 +273,12 @@ class CounterApp(App[None]):
         self.status.operator = session.operator_id
         self._last_activity = time.monotonic()
         self.switch_screen(HomeScreen())
+        from opd_fallback.tui import desks
+        from opd_fallback.tui.screens import flow_names
+
+        flow = desks.home_flow(self.desk, flow_names())
+        if flow is not None:  # the desk's own screen, over the home menu (Esc goes there)
+            self.call_later(self.open_flow, flow)
 
     def logout(self) -> None:
         from opd_fallback.tui.screens.login import LoginScreen
@@ -371,9 +380,13 @@ class CounterApp(App[None]):
     def refresh_status(self) -> None:
         """Kick the status worker (store counts, a gentle probe, maybe sync);
         never more than one at a time, however slow the network is."""
-        if self._status_busy or self.backend is None:
+        if self.backend is None:
+            return
+        if self._status_busy:
+            self._status_again = True  # a save happened meanwhile: count again when this one is back
             return
         self._status_busy = True
+        self._status_again = False
 
         def failed(exc: BaseException) -> None:
             from opd_fallback.store import failures
@@ -392,15 +405,20 @@ class CounterApp(App[None]):
                 online = bool(self.probe())
             except Exception:
                 online = False
-            # gentle: every 30 s while online; back off to 2 min while down
-            self._probe_backoff = 30.0 if online else min(self._probe_backoff * 2, 120.0)
+            # gentle while online (every 30 s); while down, every few seconds, so central's
+            # return shows (and the queue starts to drain) within 10 s: one small GET each
+            self._probe_backoff = 30.0 if online else PROBE_WHILE_DOWN_S
             self._next_probe = time.monotonic() + self._probe_backoff
             info["central"] = online
             info["probed"] = True
         return info
 
+    _status_again = False
+
     def _apply_status(self, info: dict[str, Any]) -> None:
         self._status_busy = False
+        if self._status_again:
+            self.call_later(self.refresh_status)
         for key, value in info.items():
             if hasattr(self.status, key):
                 setattr(self.status, key, value)

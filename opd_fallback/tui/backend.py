@@ -163,12 +163,33 @@ class StoreBackend:
         payment = self._approved(payment, approver)
         res: LabResult = self.svc.lab_request(session.operator_id, hit.uhid or hit.local_ref or "", visit, tests,
                                               payment=payment, priority=priority)
-        # the receipt, then one label per tube, each with its own sample id
-        docs = self.printouts.for_lab_order(res.order.local_ref)
+        # the receipt, then one label per tube, each with its own sample id; an order to pay at
+        # billing prints nothing here: the billing desk prints its receipt and labels
+        docs = self.printouts.for_lab_order(res.order.local_ref) if res.payment is not None else []
         tubes = len(res.order.extra.get("samples") or ()) or 1
         sample = res.order.extra["sample_id"] + (f" (+{tubes - 1})" if tubes > 1 else "")
         return Saved(res.order.local_ref, {"sample": sample, "tubes": tubes,
                                            "receipt": res.payment.extra["receipt_no"] if res.payment else None}, docs)
+
+    # ------------------------------------------------------------ billing desk
+    def account(self, hit: PatientHit) -> Any:
+        """The patient's visits and lab orders at every counter, with paid and due (application/billing.py)."""
+        from opd_fallback.application.billing import account
+
+        with self.store.read() as s:
+            return account(s, [hit.local_ref or "", hit.uhid or ""], own_device=self.device_id,
+                           catalog=self.svc.catalog(s))
+
+    def pay_order(self, session: Session, order_ref: str, payment: PaymentInput,
+                  approver: tuple[str, str] | None = None) -> Saved:
+        """Take a lab order's payment (any counter's order); the receipt and the tube labels to print."""
+        approved = self._approved(payment, approver) or payment
+        res: LabResult = self.svc.pay_lab_order(session.operator_id, order_ref, approved)
+        assert res.payment is not None
+        receipt = res.payment.extra["receipt_no"]
+        docs = self.printouts.for_order_payment(receipt, res.order.local_ref)
+        return Saved(res.order.local_ref, {"receipt": receipt, "amount_paise": res.payment.extra["amount_paise"],
+                                           "labels": sum(1 for d in docs if d.kind == "labels")}, docs)
 
     def find_payment(self, key: str) -> dict[str, Any] | None:
         k = key.strip().upper()
@@ -198,19 +219,9 @@ class StoreBackend:
 
     # ----------------------------------------------------------------- reads
     def search_patients(self, query: str, *, limit: int = 20) -> list[PatientHit]:
-        """Patients by uhid, offline number, mobile or name; the offline number on
-        a slip is the visit's, so a visit number finds its patient too."""
-        hits = self.svc.search_patients(query, limit=limit)
-        q = query.strip().upper()
-        if hits or "-" not in q or len(q) < 8:
-            return hits
-        with self.store.read() as s:
-            row = reads.patient_of_slip(s, q)
-            if row is None:  # another counter's visit or lab order (from the hub)
-                other = shared_records.patient_of(s, q)
-                return self.svc.search_patients(other, limit=limit) if other else hits
-        key = row[1] or row[0]
-        return self.svc.search_patients(key, limit=limit) if key else hits
+        """Patients of the hospital by every key of store/search.py (offline number, uhid,
+        visit, order or receipt number, sample id, whole or part of a mobile, name)."""
+        return self.svc.search_patients(query, limit=limit)
 
     def queue_page(self, states: list[str] | None, offset: int, limit: int) -> tuple[list[QueueRow], int]:
         with self.store.read() as s:

@@ -42,18 +42,13 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
 
     def load() -> tuple[Any, Any, Any]:
         from opd_fallback.printing import make_printer
-        from opd_fallback.printing.settings import from_counter_config
         from opd_fallback.printing.spool import Spool
         from opd_fallback.tui.backend import StoreBackend
 
         store = the_store()
         backend = StoreBackend(store, device_id=settings.device_id, hospital=settings.hospital or settings.device_id,
                                district=settings.hospital_district, state=settings.hospital_state)
-        printer = make_printer(
-            from_counter_config(settings.printer, settings.printer_target, settings.paper_width_chars,
-                                settings.data_dir),
-            data_dir=settings.data_dir,
-        )
+        printer = make_printer(settings.printer, data_dir=settings.data_dir)
         return backend, printer, Spool(settings.data_dir / "spool")
 
     make_client = _client_factory(settings)
@@ -109,6 +104,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
         hospital=settings.hospital or settings.device_id,
         device_id=settings.device_id,
         lang=settings.language,
+        desk=settings.desk,
         idle_lock_s=float(settings.idle_lock_seconds),
         probe=probe,
         sync_runner=sync_runner,

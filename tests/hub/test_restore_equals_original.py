@@ -13,7 +13,6 @@ work at once with central still down, and reconciles clean when central is back.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from opd_fallback.store.operators import add_operator
 from opd_fallback.sync.client import CentralClient
 from opd_fallback.sync.engine import SyncEngine
 from opd_fallback.sync.hub_client import HubClient
+from tests.helpers import db as dbfile
 from tests.helpers.central import run_central
 from tests.helpers.hub import run_hub
 
@@ -69,8 +69,7 @@ NATURAL_KEY = {"patient": ("local_ref",), "visit": ("local_ref",), "lab_order": 
 
 
 def tables(db: Path) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    con.row_factory = sqlite3.Row
+    con = dbfile.connect(db)  # the counter's file is encrypted: opened as the program opens it
     try:
         names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
         out: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
@@ -80,8 +79,10 @@ def tables(db: Path) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
             assert name in NATURAL_KEY, f"table {name} is neither compared nor listed as local: decide"
             skip = {**LOCAL_COLUMNS["*"], **LOCAL_COLUMNS.get(name, {})}
             rows = {}
-            for r in con.execute(f"SELECT * FROM {name}"):  # names from sqlite_master
-                d = dict(r)
+            cur = con.execute(f"SELECT * FROM {name}")  # names from sqlite_master
+            cols = [c[0] for c in cur.description]
+            for r in cur.fetchall():
+                d = dict(zip(cols, r, strict=True))
                 rows[tuple(d[k] for k in NATURAL_KEY[name])] = {k: v for k, v in d.items() if k not in skip or
                                                                 k in NATURAL_KEY[name]}
             out[name] = rows
@@ -198,8 +199,8 @@ def test_a_restored_counter_equals_the_original(tmp_path: Path, monkeypatch: Any
                 assert got[key] == row, (name, key, {c: (row[c], got[key].get(c)) for c in row
                                                       if row[c] != got[key].get(c)})
                 compared += 1
-        con_o = sqlite3.connect(s03.db_path)
-        con_n = sqlite3.connect(load_settings(new).db_path)
+        con_o = dbfile.connect(s03.db_path)
+        con_n = dbfile.connect(load_settings(new).db_path)
         try:  # op states: cancelled stays cancelled, everything else waits for central
             was = dict(con_o.execute("SELECT op_id, state FROM op").fetchall())
             now = dict(con_n.execute("SELECT op_id, state FROM op").fetchall())

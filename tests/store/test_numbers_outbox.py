@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from opd_fallback.domain.clock import IST
-from opd_fallback.store import Store, numbers, outbox, patient_index, reserved
+from opd_fallback.store import Store, numbers, outbox, patient_index, reserved, search
 
 
 def test_seq_increments_and_floor_never_lowers(store: Store) -> None:
@@ -73,9 +73,9 @@ def test_patient_index_search(store: Store) -> None:
         ])
         patient_index.upsert_many(s, [{"uhid": "KGMU1", "name": "Old Name", "version": 1}])  # older: ignored
     with store.read() as s:
-        assert {h.uhid for h in patient_index.search(s, "ram")} == {"KGMU1", "KGMU2"}
-        assert [h.uhid for h in patient_index.search(s, "ram ver")] == ["KGMU1"]
-        assert [h.uhid for h in patient_index.search(s, "+91 98765 43210")] == ["KGMU1"]
-        assert [h.uhid for h in patient_index.search(s, "kgmu2")] == ["KGMU2"]
-        assert patient_index.search(s, "   ") == []
+        assert {h.uhid for h in search.search(s, "ram")} == {"KGMU1", "KGMU2"}
+        assert [h.uhid for h in search.search(s, "ram ver")] == ["KGMU1"]
+        assert [h.uhid for h in search.search(s, "+91 98765 43210")] == ["KGMU1"]
+        assert [h.uhid for h in search.search(s, "kgmu2")] == ["KGMU2"]
+        assert search.search(s, "   ") == []
         assert patient_index.count(s) == 2

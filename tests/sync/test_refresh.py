@@ -9,7 +9,8 @@ from sqlalchemy import text
 
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.store import Store, meta, open_store, reserved
-from opd_fallback.store.patient_index import count, search
+from opd_fallback.store.patient_index import count
+from opd_fallback.store.search import search
 from opd_fallback.sync.client import CentralClient
 from opd_fallback.sync.engine import SyncEngine
 from opd_fallback.sync.refresh import INDEX_CURSOR, refresh_all, refresh_patient_index, top_up_ids

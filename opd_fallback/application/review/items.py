@@ -197,6 +197,12 @@ def _void_title(payload: dict[str, Any]) -> str:
     return f"Void of payment {_ref_words(payload.get('payment'))}"
 
 
+@TITLES.register("lab.sample_collect")
+def _tube_title(payload: dict[str, Any]) -> str:
+    what = "collected" if payload.get("status") == "collected" else f"refused ({payload.get('reason') or '?'})"
+    return f"Tube {payload.get('sample_id', '?')} {what} at {str(payload.get('collected_at') or '?')[11:16]}"
+
+
 TITLES.complete()
 
 

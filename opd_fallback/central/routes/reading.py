@@ -1,4 +1,4 @@
-"""The read side: ``/patients/changes`` and the reconciliation endpoints.
+"""The read side: ``/patients/changes``, ``/samples/{id}`` (1.2) and the reconciliation endpoints.
 
 The queries are in :mod:`opd_fallback.central.reads` (which also says why a
 changes cursor never skips a row committed late by another worker).
@@ -14,8 +14,14 @@ from fastapi.responses import Response
 
 from opd_fallback.central import reads
 from opd_fallback.central.deps import CentralDep, Device
-from opd_fallback.central.errors import COMMON, invalid, json_response
-from opd_fallback.domain.contract import API_PREFIX, PatientChanges, Reconciliation, ReconciliationOps
+from opd_fallback.central.errors import COMMON, ApiError, doc, invalid, json_response
+from opd_fallback.domain.contract import (
+    API_PREFIX,
+    PatientChanges,
+    Reconciliation,
+    ReconciliationOps,
+    SampleState,
+)
 
 router = APIRouter(prefix=API_PREFIX)
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -37,6 +43,17 @@ def patient_changes(
 ) -> Response:
     with central.reader() as conn:
         return json_response(reads.patient_changes(conn, int(cursor or 0), limit))
+
+
+@router.get("/samples/{sample_id}", response_model=SampleState,
+            responses={**COMMON, **doc(404, "No applied lab order has this tube")})
+def sample(sample_id: str, dev: Device, central: CentralDep) -> Response:
+    """One tube of any device's order (1.2): a lab reads its state by the scanned id."""
+    with central.reader() as conn:
+        out = reads.sample(conn, sample_id)
+    if out is None:
+        raise ApiError(404, "not_found", f"no applied lab order has a tube {sample_id[:64]}")
+    return json_response(out)
 
 
 @router.get("/reconciliation", response_model=Reconciliation, responses=COMMON)

@@ -8,7 +8,9 @@ from textual.screen import Screen
 
 
 def _flows() -> dict[str, type[Screen[Any]]]:
+    from opd_fallback.tui.screens.billing import BillingScreen
     from opd_fallback.tui.screens.cash import CashScreen
+    from opd_fallback.tui.screens.collect import CollectScreen
     from opd_fallback.tui.screens.lab import LabScreen
     from opd_fallback.tui.screens.queue import QueueScreen
     from opd_fallback.tui.screens.register import RegisterScreen
@@ -24,6 +26,8 @@ def _flows() -> dict[str, type[Screen[Any]]]:
         "reprint": ReprintScreen,
         "queue": QueueScreen,
         "cash": CashScreen,
+        "collect": CollectScreen,
+        "billing": BillingScreen,
     }
 
 
@@ -35,3 +39,10 @@ class _Lazy(dict[str, type[Screen[Any]]]):
 
 
 FLOWS: dict[str, type[Screen[Any]]] = _Lazy()
+
+
+def flow_names() -> set[str]:
+    """The flows there are (loads their screens)."""
+    if not FLOWS:
+        FLOWS.update(_flows())
+    return set(FLOWS)

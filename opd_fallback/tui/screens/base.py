@@ -43,6 +43,8 @@ NAV_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [
     Binding("f7", "flow('queue')", "Queue", id="flow.queue", priority=True),
     Binding("f8", "flow('cash')", "Cash", id="flow.cash", priority=True),
     Binding("f11", "review", "Review", id="flow.review", priority=True),
+    Binding("f1", "flow('collect')", "Collect", id="flow.collect", priority=True),
+    Binding("f12", "flow('billing')", "Billing", id="flow.billing", priority=True),
     Binding("ctrl+l", "lock", "Lock", id="lock", priority=True),
     Binding("escape", "home", "Back", id="home"),
 ]

@@ -176,6 +176,7 @@ class FormScreen(CounterScreen):
         self.reset()
         self.say(self.saved_message(result))
         self.counter.print_docs(result.docs)
+        self.counter.refresh_status()  # "To sync" counts the new ops now, not at the next tick
 
     def saved_message(self, result: Any) -> str:
         return tr("reg.saved", self.lang, ref=result.ref, token=result.summary["token"])

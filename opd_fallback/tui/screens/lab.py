@@ -49,7 +49,7 @@ class LabScreen(FormScreen):
             yield Static("", id="picked-tests")
             yield FormField("priority", parser=parsers.priority, placeholder="routine")
             yield FormField("fee", parser=parsers.rupees)
-            yield FormField("mode", parser=parsers.mode, placeholder="cash")
+            yield FormField("mode", parser=parsers.lab_mode, placeholder="cash", label_key="field.lab_mode")
             yield FormField("mode_ref", parser=parsers.text)
             yield from approval_fields()
             yield Static("", id="form-msg")
@@ -142,7 +142,9 @@ class LabScreen(FormScreen):
                 return
             self._add(matches[0])
 
-        app.run_blocking(app.backend.find_tests, query, on_done=done, group="tests", exclusive=True)
+        # its own group: the matches' search for the same keys (Input.Changed comes after this Enter)
+        # must not cancel it, or a fast "lft⏎" adds nothing
+        app.run_blocking(app.backend.find_tests, query, on_done=done, group="tests-add")
 
     def _add(self, test: Test) -> None:
         if test.code not in {t.code for t in self.tests}:
@@ -160,7 +162,8 @@ class LabScreen(FormScreen):
 
     def _show_tests(self) -> None:
         total = sum(t.price_paise for t in self.tests)
-        lines = [f"  {pad(t.code, 8)} {pad(t.name, 28)} {pad(t.sample_type or '', 8)} {format_paise(t.price_paise):>10}"
+        # the tube type whole ("EDTA whole blood", "Blood (culture bottle)"): it says which tube to draw
+        lines = [f"  {pad(t.code, 8)} {pad(t.name, 24)} {pad(t.sample_type or '', 22)} {format_paise(t.price_paise):>10}"
                  for t in self.tests]
         lines.append(tr("lab.total", self.lang, total=format_paise(total)) + "   (" + tr("lab.remove", self.lang) + ")")
         self.query_one("#picked-tests", Static).update("\n".join(lines))
@@ -191,13 +194,14 @@ class LabScreen(FormScreen):
         values, bad = self.collect()
         values.pop("tests", None)
         bad = [b for b in bad if b.field != "tests"]
-        payment = self.payment_from(values, bad)
+        later = values.get("mode") == parsers.PAY_AT_BILLING
+        payment = None if later else self.payment_from(values, bad)
         if bad:
             self.refuse(bad)
             return
-        assert payment is not None
-        payment = PaymentInput(mode=payment.mode, amount_paise=None, mode_ref=payment.mode_ref,
-                               waiver_reason=payment.waiver_reason)
+        if payment is not None:
+            payment = PaymentInput(mode=payment.mode, amount_paise=None, mode_ref=payment.mode_ref,
+                                   waiver_reason=payment.waiver_reason)
         codes = [t.code for t in self.tests]
         visit = self.visit
         approver = self.take_approval(values)
@@ -207,4 +211,6 @@ class LabScreen(FormScreen):
                                             priority=values.get("priority") or "routine", approver=approver))
 
     def saved_message(self, result: Any) -> str:
+        if result.summary.get("receipt") is None and not result.docs:
+            return tr("lab.pay_at_billing", self.lang, ref=result.ref)
         return tr("lab.saved", self.lang, ref=result.ref, sample=result.summary["sample"])

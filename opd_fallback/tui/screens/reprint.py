@@ -40,6 +40,11 @@ class ReprintScreen(CounterScreen):
         retranslate_columns(self.query_one(DataTable), self.lang)
 
     def on_screen_resume(self) -> None:
+        # F6 starts with an empty search and the cursor in it every time: a number typed then
+        # Enter reprints what the clerk typed, never the receipt of the last visit here
+        self.query_one(Input).value = ""
+        self.query_one("#form-msg", Static).update("")
+        self.set_focus(self.query_one(Input))
         self.load()
 
     def load(self) -> None:
@@ -47,10 +52,20 @@ class ReprintScreen(CounterScreen):
         if spool is None:
             return
         query = self.query_one(Input).value
-        self.counter.run_blocking(lambda: spool.entries(query=query), on_done=self._show, group="spool", exclusive=True)
+        self.counter.run_blocking(lambda: spool.entries(query=query), on_done=lambda e: self._shown(query, e),
+                                  group="spool", exclusive=True)
+
+    def _shown(self, query: str, entries: list[SpoolEntry]) -> None:
+        if query == self.query_one(Input).value:  # an older search's answer never replaces the list
+            self._show(entries)
+
+    _to_list = False
 
     def _show(self, entries: list[SpoolEntry]) -> None:
         self.entries = entries
+        if self._to_list and entries:
+            self._to_list = False
+            self.call_after_refresh(self.query_one(DataTable).focus)
         table = self.query_one(DataTable)
         table.clear()
         for e in entries:
@@ -61,8 +76,9 @@ class ReprintScreen(CounterScreen):
         self.load()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if self.entries:
-            self.query_one(DataTable).focus()
+        # to the list once it shows what was typed (never the entries of an earlier search)
+        self._to_list = True
+        self.load()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if not 0 <= event.cursor_row < len(self.entries):

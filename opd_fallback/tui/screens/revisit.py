@@ -23,6 +23,13 @@ class RevisitScreen(VisitForm):
     def on_mount(self) -> None:
         self.reset()
 
+    def on_screen_resume(self) -> None:
+        # a search left without picking anyone starts empty: the next patient is someone else
+        picker = self.query_one(PatientPicker)
+        if picker.picked is None and not self.saving:
+            picker.clear()
+            self.set_focus(self.query_one("#search", Input))
+
     def reset(self) -> None:
         self.query_one(PatientPicker).clear()
         super().reset()

@@ -46,6 +46,12 @@ class VoidScreen(FormScreen):
     def on_mount(self) -> None:
         self.set_focus(self.field("receipt_no").input)
 
+    def on_screen_resume(self) -> None:
+        # F5 starts empty every time: a receipt number left from before is never voided by mistake
+        if not self.saving:
+            self.reset()
+            self.say("")
+
     def after_field(self, name: str, ok: bool, value: Any) -> None:
         if name == "receipt_no" and ok and value:
             app = self.counter
@@ -57,7 +63,7 @@ class VoidScreen(FormScreen):
             self.field("receipt_no").set_problem("no such payment at this counter")
             box.update("")
             return
-        state = " — ALREADY VOIDED" if info["voided"] else ""
+        state = " — " + tr("void.already", self.lang) if info["voided"] else ""
         box.update(f"  {info['patient_name']} · {rules.format_paise(info['amount_paise'])} · {info['mode']} · "
                    f"{info['created_at'][:16]}{state}")
 

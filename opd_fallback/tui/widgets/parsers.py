@@ -37,6 +37,9 @@ relation = choice(
 )
 category = choice(rules.CATEGORIES)
 mode = choice(rules.PAYMENT_MODES, {"c": "cash", "k": "card"})
+# a lab order may be saved unpaid, to pay at the billing desk (no payment is recorded)
+PAY_AT_BILLING = "billing"
+lab_mode = choice((*rules.PAYMENT_MODES, PAY_AT_BILLING), {"c": "cash", "k": "card", "later": PAY_AT_BILLING})
 priority = choice(rules.PRIORITIES)
 
 

@@ -32,79 +32,81 @@ _HUB_BACK = {"en": "LAN hub went back {at}", "hi": "LAN हब पीछे ग�
 _HUB_REFUSED = {"en": "LAN refused {n}", "hi": "LAN ने {n} नहीं लिए"}
 
 
-def fit_parts(text: Text, width: int | None) -> Text:
-    """Break the status line at its │ separators (never inside a part) so that
-    each line fits ``width`` cells as the terminal counts them: nothing is cut."""
-    if not width or text.cell_len <= width:
-        return text
-    parts = text.split("│", allow_blank=False)
-    out = Text(no_wrap=True, overflow="ellipsis")
-    line_len = 0
-    for i, part in enumerate(parts):
-        piece = part if i == 0 else Text("│") + part
-        if line_len and line_len + piece.cell_len > width:
-            out.append("\n")
-            piece = part
-            line_len = 0
-        out.append_text(piece)
-        line_len += piece.cell_len
-    return out
+# what goes first when the line is too wide for the terminal: the clock, then the last
+# sync, the operator, the ops needing a person (kept while there are any), the LAN
+_DROP_ORDER = ("clock", "last_sync", "operator", "flagged", "hub")
 
 
 def render_status(model: StatusModel, lang: Lang, now: datetime, width: int | None = None) -> Text:
-    return fit_parts(_status_line(model, lang, now), width)
-
-
-def _status_line(model: StatusModel, lang: Lang, now: datetime) -> Text:
+    """The status line, on one row: at 80 columns the parts that matter least are left
+    out (see ``_DROP_ORDER``) rather than the line wrapping over two or three rows."""
+    parts = _status_parts(model, lang, now)
+    if width:
+        for name in _DROP_ORDER:
+            if sum(p.cell_len for _n, p in parts) <= width:
+                break
+            if name == "flagged" and model.ops_flagged:
+                continue
+            parts = [(n, p) for n, p in parts if n != name]
     out = Text(no_wrap=True, overflow="ellipsis")
-    out.append(f" {model.hospital} · {model.device_id} ", style="bold")
+    for _name, part in parts:
+        out.append_text(part)
+    if width and out.cell_len > width:
+        out.truncate(width, overflow="ellipsis")
+    return out
+
+
+def _status_parts(model: StatusModel, lang: Lang, now: datetime) -> list[tuple[str, Text]]:
+    parts: list[tuple[str, Text]] = []
+
+    def add(name: str, words: str, style: str = "") -> None:
+        parts.append((name, Text(words, style=style)))
+
+    add("where", f" {model.hospital} · {model.device_id} ", "bold")
     if model.insecure_tls:
-        out.append(f"│ {tr('status.tls_off', lang)} ", style="bold white on red")
+        add("tls", f"│ {tr('status.tls_off', lang)} ", "bold white on red")
     if model.clock_off:  # the PC clock is off the hub's or central's: saving waits for a supervisor
         key = "status.clock_confirmed" if model.clock_confirmed else "status.clock_off"
-        out.append(f"│ {tr(key, lang)} ", style="yellow" if model.clock_confirmed else "bold white on red")
+        add("clock_off", f"│ {tr(key, lang)} ", "yellow" if model.clock_confirmed else "bold white on red")
     op = tr("status.operator", lang, op=model.operator) if model.operator else tr("status.no_operator", lang)
-    out.append(f"│ {op} ")
+    add("operator", f"│ {op} ")
     if model.central is None:
-        out.append(f"│ {tr('status.no_server', lang)} ", style="dim")
+        add("central", f"│ {tr('status.no_server', lang)} ", "dim")
     elif model.central:
-        out.append(f"│ {tr('status.online', lang)} ", style="bold green")
+        add("central", f"│ {tr('status.online', lang)} ", "bold green")
     elif model.probed:
-        out.append(f"│ {tr('status.offline', lang)} ", style="bold red")
+        add("central", f"│ {tr('status.offline', lang)} ", "bold red")
     else:
-        out.append(f"│ {tr('status.unknown', lang)} ", style="dim")
+        add("central", f"│ {tr('status.unknown', lang)} ", "dim")
     if model.hub is not None:  # the LAN hub (other counters' records)
         on, off = _HUB_WORDS.get(lang, _HUB_WORDS["en"])
-        out.append(f"│ {on if model.hub else off} ", style="green" if model.hub else "bold red")
-        if model.hub_went_back:
-            words = _HUB_BACK.get(lang, _HUB_BACK["en"]).format(at=model.hub_went_back)
-            out.append(f"│ {words} ", style="bold black on yellow")
+        add("hub", f"│ {on if model.hub else off} ", "green" if model.hub else "bold red")
+        if model.hub_went_back:  # kept on the line (not in _DROP_ORDER): the LAN lost records for a while
+            add("hub_back", "│ " + _HUB_BACK.get(lang, _HUB_BACK["en"]).format(at=model.hub_went_back) + " ",
+                "bold black on yellow")
         if model.hub_refused:
-            words = _HUB_REFUSED.get(lang, _HUB_REFUSED["en"]).format(n=model.hub_refused)
-            out.append(f"│ {words} ", style="bold yellow")
+            add("hub_refused", "│ " + _HUB_REFUSED.get(lang, _HUB_REFUSED["en"]).format(n=model.hub_refused) + " ",
+                "bold yellow")
     waiting = tr("status.waiting", lang, n=model.ops_waiting)
     if model.ops_waiting and model.oldest_age_s is not None:
         waiting += " (" + tr("status.oldest", lang, age=human_age(model.oldest_age_s)) + ")"
-    out.append(f"│ {waiting} ")
-    out.append(
-        f"│ {tr('status.flagged', lang, n=model.ops_flagged)} ",
-        style="bold yellow" if model.ops_flagged else "",
-    )
+    add("waiting", f"│ {waiting} ")
+    add("flagged", f"│ {tr('status.flagged', lang, n=model.ops_flagged)} ", "bold yellow" if model.ops_flagged else "")
     if model.sync_progress is not None:
         done, total = model.sync_progress
-        out.append(f"│ {tr('status.syncing', lang, done=done, total=total)} ", style="cyan")
+        add("syncing", f"│ {tr('status.syncing', lang, done=done, total=total)} ", "cyan")
     else:
         when = model.last_sync or tr("status.never", lang)
-        out.append(f"│ {tr('status.last_sync', lang, when=when)} ")
-    out.append(f"│ {now.strftime('%d-%m %H:%M:%S')} ", style="bold")
-    return out
+        add("last_sync", f"│ {tr('status.last_sync', lang, when=when)} ")
+    add("clock", f"│ {now.strftime('%d-%m %H:%M:%S')} ", "bold")
+    return parts
 
 
 class StatusBar(Static):
     """Refreshes itself every second from the app's in-memory status model."""
 
     DEFAULT_CSS = """
-    StatusBar { height: auto; background: $panel; color: $text; }
+    StatusBar { height: 1; background: $panel; color: $text; }
     """
 
     def on_mount(self) -> None:

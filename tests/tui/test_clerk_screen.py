@@ -1,0 +1,95 @@
+"""The clerk's screen (issue 19, item 5): each fix through the keys, failing before it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual.widgets import Input
+
+from opd_fallback.tui.screens.reprint import ReprintScreen
+from opd_fallback.tui.screens.revisit import RevisitScreen
+from opd_fallback.tui.screens.void import VoidScreen
+
+from .clerk import NEW_PATIENT, play
+from .conftest import login, settle, type_text
+
+
+async def test_the_queue_count_is_right_within_a_second_of_a_save(make_app: Any) -> None:
+    app = make_app(status_interval_s=60.0)  # the periodic refresh never comes during the test
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot)
+        assert app.status.ops_waiting == 0
+        await play(pilot, NEW_PATIENT)
+        if app.status.ops_waiting == 0:  # the possible-duplicates question: save anyway
+            await pilot.press("f10")
+        start = time.monotonic()
+        while app.status.ops_waiting != 3 and time.monotonic() - start < 1.0:
+            await pilot.pause(0.05)
+        assert app.status.ops_waiting == 3  # patient, visit, fee
+
+
+async def test_centrals_return_shows_within_ten_seconds(make_app: Any) -> None:
+    up = [False]
+    app = make_app(probe=lambda: up[0], status_interval_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot)
+        for _ in range(40):
+            await settle(pilot, 1)
+            if app.status.central is False and app.status.probed:
+                break
+            await pilot.pause(0.1)
+        assert app.status.central is False
+        await pilot.pause(1.0)
+        up[0] = True  # central comes back
+        start = time.monotonic()
+        while not app.status.central and time.monotonic() - start < 10.0:
+            await pilot.pause(0.2)
+        assert app.status.central is True, f"still offline after {time.monotonic() - start:.1f} s"
+
+
+async def test_f6_f5_and_revisit_start_empty_every_time(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot)
+        for key, screen_type, field in (("f6", ReprintScreen, "#reprint-filter"), ("f5", VoidScreen, "#in-receipt_no"),
+                                        ("f3", RevisitScreen, "#search")):
+            await pilot.press(key)
+            await settle(pilot)
+            assert isinstance(app.screen, screen_type)
+            await type_text(pilot, "C07-R000042")
+            await settle(pilot)
+            await pilot.press("escape")
+            await settle(pilot)
+            await pilot.press(key)
+            await settle(pilot)
+            box = app.screen.query_one(field, Input)
+            assert (box.value, app.focused) == ("", box), key  # empty, and the cursor in it
+
+
+async def test_status_bar_is_one_row_at_80x24_in_both_languages(make_app: Any) -> None:
+    from opd_fallback.tui.widgets.status_bar import StatusBar
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot)
+        app.status.ops_waiting, app.status.oldest_age_s, app.status.ops_flagged = 12, 754.0, 2
+        for _lang in ("en", "hi"):
+            await pilot.pause(1.2)  # the bar redraws every second
+            bar = app.screen.query_one(StatusBar)
+            text = str(bar.render())
+            assert bar.size.height == 1 and "\n" not in text, text
+            assert "12" in text and "2" in text and "C07" in text, text  # the queue, the flagged, the counter
+            await pilot.press("f9")
+
+
+async def test_lab_screen_shows_the_tube_type_whole(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        app.screen.field("tests").input.focus()
+        await type_text(pilot, "cbc", then="enter")
+        await settle(pilot)
+        assert "EDTA whole blood" in str(app.screen.query_one("#picked-tests").render())
