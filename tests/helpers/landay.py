@@ -12,7 +12,6 @@ from sqlalchemy import text
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.application.share import ShareResult, share_once
 from opd_fallback.store.engine import Store
-from opd_fallback.sync.hub_client import HubClient
 
 
 def letters(value: str) -> str:
@@ -40,7 +39,7 @@ def work(store: Store, dev: str, n_ops: int, start: int) -> int:
 
 
 def share(hub: Any, store: Store, dev: str) -> ShareResult:
-    with HubClient(hub.url, hub.tokens[dev], deadline_s=20) as client:
+    with hub.hub_client(dev, deadline_s=20) as client:
         return share_once(store, client, dev)
 
 

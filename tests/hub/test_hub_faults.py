@@ -31,7 +31,6 @@ from opd_fallback.application.share import restore_from_hub
 from opd_fallback.store import open_store, outbox, patient_index
 from opd_fallback.store.operators import add_operator
 from opd_fallback.store.tables import Op, Patient, SharedRecord
-from opd_fallback.sync.hub_client import HubClient
 from tests.conftest import put_master_data
 from tests.helpers.hub import run_hub
 from tests.helpers.landay import hub_cli, hub_ops, own_op_ids, share, work
@@ -47,9 +46,11 @@ def cli(data: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[
 
 def counter(tmp_path: Path, dev: str, hub: Any, token: str | None = None) -> Path:
     data = tmp_path / dev.lower()
-    out = cli(data, "init", "--device", dev, "--hospital", "KGMU", "--hub", hub.url, "--hub-token-stdin",
-              stdin=(token or hub.tokens[dev]) + "\n")
+    out = cli(data, "init", "--device", dev, "--hospital", "KGMU", "--hub", hub.url, "--hub-pairing-stdin",
+              stdin=hub.pairing(dev) + "\n")
     assert out.returncode == 0, out.stderr
+    if token:
+        (data / "hub.token").write_text(token + "\n")
     st = open_store(data / "counter.db")
     put_master_data(st)
     st.close()
@@ -250,7 +251,7 @@ def test_a_correction_after_sharing_reaches_every_counter_the_index_and_restore(
             # restore of C01 from the hub on a new PC: no UNIQUE error, the corrected record back
             fresh = open_store(tmp_path / "new-pc" / "counter.db")
             try:
-                with HubClient(hub.url, hub.tokens["C01"]) as client:
+                with hub.hub_client("C01") as client:
                     restore_from_hub(fresh, client, "C01")
                 with fresh.read() as s:
                     [p] = [p for p in s.exec(Patient.__table__.select()).all()  # type: ignore[attr-defined]

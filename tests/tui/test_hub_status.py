@@ -78,7 +78,8 @@ async def test_a_hub_put_back_to_a_backup_shows_in_the_status_bar_and_heals(tmp_
 
     with run_hub(tmp_path / "hub", devices=("C07",)) as hub:
         settings = load_settings(tmp_path / "counter")
-        write_config(settings, {"device_id": "C07", "hospital": "KGMU", "hub_url": hub.url})
+        write_config(settings, {"device_id": "C07", "hospital": "KGMU", "hub_url": hub.url,
+                                "hub_fingerprint": hub.fingerprint})
         write_hub_token(settings, hub.tokens["C07"])
         settings = load_settings(tmp_path / "counter")
         store = open_store(settings.db_path)
