@@ -287,6 +287,10 @@ def _storage_error(hub: Hub, exc: sqlite3.Error) -> HubError:
     code = getattr(exc, "sqlite_errorcode", None)
     primary = None if code is None else code & 0xFF
     path = hub.db_path
+    if primary is None and "full" in str(exc).lower():
+        primary = _SQLITE_FULL
+    if primary is None and ("malformed" in str(exc).lower() or "not a database" in str(exc).lower()):
+        primary = _SQLITE_CORRUPT
     if primary == _SQLITE_FULL:
         log.error("hub: the disk holding %s is full; nothing was stored", path)
         return HubError(507, "hub_disk_full", f"the hub PC's disk is full (where {path} is): nothing was stored; "
@@ -345,10 +349,14 @@ def create_app(db_path: Path | str) -> FastAPI:
             words.append(f"{where or 'body'}: {err.get('msg', 'is not valid')}")
         return _json({"error": {"code": "validation_failed", "message": "; ".join(words)}}, 422)
 
-    @app.exception_handler(sqlite3.Error)
-    async def _db_error(request: Request, exc: sqlite3.Error) -> Response:
-        err = _storage_error(hub, exc)
+    async def _db_error(request: Request, exc: Exception) -> Response:
+        err = _storage_error(hub, exc)  # type: ignore[arg-type]
         return _json({"error": {"code": err.code, "message": err.message}}, err.status)
+
+    import sqlcipher3.dbapi2 as cipher_driver  # the hub's file is opened through SQLCipher (opd_fallback/cipher)
+
+    for error_class in (sqlite3.Error, cipher_driver.Error):
+        app.add_exception_handler(error_class, _db_error)
 
 
     @app.get(PREFIX + "/openapi.json", include_in_schema=False)
