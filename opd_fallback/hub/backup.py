@@ -18,11 +18,12 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from opd_fallback.domain.clock import now_iso, now_ist
 from opd_fallback.domain.exits import OpdError
 from opd_fallback.hub import identity
-from opd_fallback.hub.db import connect, create_schema
+from opd_fallback.hub.db import SCHEMA, connect, hub_key
 
 PAGES_PER_STEP = 4096
 
@@ -45,10 +46,18 @@ def _private(path: Path) -> None:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def _copy(src_path: Path, dst_path: Path) -> None:
+def _open(path: Path, key_of: Path) -> Any:
+    """``path`` opened with the key of the hub database ``key_of`` (a copy is encrypted as the file it
+    came from or will become: opd_fallback/cipher)."""
+    from opd_fallback.cipher import db as cipher_db
+
+    return cipher_db.connect(path, hub_key(key_of), isolation_level=None, check_same_thread=False, timeout=30)
+
+
+def _copy(src_path: Path, dst_path: Path, key_of: Path) -> None:
     _private(dst_path)
     src = connect(src_path)
-    dst = connect(dst_path)
+    dst = _open(dst_path, key_of)
     try:
         src.backup(dst, pages=PAGES_PER_STEP)
         dst.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -57,9 +66,9 @@ def _copy(src_path: Path, dst_path: Path) -> None:
         src.close()
 
 
-def _check(path: Path) -> Facts:
+def _check(path: Path, key_of: Path | None = None) -> Facts:
     try:
-        conn = connect(path)
+        conn = connect(path) if key_of is None else _open(path, key_of)
         try:
             rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall()]
             if rows != ["ok"]:
@@ -71,7 +80,9 @@ def _check(path: Path) -> Facts:
             devices = int(conn.execute("SELECT count(DISTINCT device_id) FROM op").fetchone()[0])
         finally:
             conn.close()
-    except sqlite3.DatabaseError as exc:
+    except Exception as exc:  # sqlite3's or the cipher driver's DatabaseError
+        if "DatabaseError" not in {c.__name__ for c in type(exc).__mro__}:
+            raise
         raise BackupProblem(f"{path} is not a usable hub database ({exc}); use another backup") from None
     return Facts(ops, devices)
 
@@ -83,8 +94,8 @@ def backup(db: Path, out: Path) -> Facts:
         raise BackupProblem("the backup must be another file than the hub's database")
     tmp = out.with_name(out.name + ".part")
     try:
-        _copy(db, tmp)
-        facts = _check(tmp)
+        _copy(db, tmp, db)
+        facts = _check(tmp, db)
         os.replace(tmp, out)
     except sqlite3.Error as exc:
         raise BackupProblem(f"the backup of {db} to {out} failed ({exc}); nothing was written") from None
@@ -106,15 +117,17 @@ def restore(backup_file: Path, db: Path) -> Facts:
     _check(backup_file)
     tmp = db.with_name(db.name + ".restoring")
     try:
-        _copy(backup_file, tmp)
-        create_schema(tmp)  # an older backup gets this version's tables (and a db_id if it had none)
-        conn = connect(tmp)
+        _copy(backup_file, tmp, db)
+        conn = _open(tmp, db)
         try:
+            for stmt in SCHEMA:  # an older backup gets this version's tables (and a db_id if it had none)
+                conn.execute(stmt)
+            identity.ensure(conn)
             identity.new_epoch(conn, f"put back from the backup {backup_file.name} at {now_iso()}")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
-        facts = _check(tmp)
+        facts = _check(tmp, db)
         if db.exists():
             kept = db.with_name(f"{db.name}.replaced-{now_ist().strftime('%Y%m%dT%H%M%S')}")
             os.replace(db, kept)
