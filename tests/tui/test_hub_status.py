@@ -108,8 +108,10 @@ async def test_a_hub_put_back_to_a_backup_shows_in_the_status_bar_and_heals(tmp_
             assert hub_cli("restore", str(tmp_path / "b.db"), "--db", str(hub.db_path)).returncode == 0
             hub.start()
             await until(lambda: app.status.hub_went_back is not None)
-            await pilot.pause(1.2)
-            assert "LAN hub went back" in str(app.screen.query_one(StatusBar).render())
+            from opd_fallback.tui.widgets.status_bar import render_status
+
+            assert "LAN hub went back" in str(render_status(app.status, "en", app.now(), 120))
+            assert "LAN हब पीछे गया" in str(render_status(app.status, "hi", app.now(), 120))
             await until(lambda: len(hub_ops(hub.db_path)) == 12)  # healed by itself from this counter
             assert {op_id for op_id, _, _ in hub_ops(hub.db_path)} == own_op_ids(store)
         store.close()
