@@ -261,6 +261,10 @@ class Tx:
                 age_years=local.age_years, version=local.version,
             )
         other = shared_records.get(s, k, "patient")
+        if other is not None and other.local_ref != k and s.exec(
+                select(IndexedPatient).where(IndexedPatient.uhid == k)).first() is not None:
+            # provenance: a central id learnt through the hub never outranks central's own index
+            other = None
         if other is not None:
             # registered at another counter of this LAN (pulled from the hub): its ops
             # carry that counter's offline number, which central maps once it syncs

@@ -129,8 +129,19 @@ def hub_section(conn: Any, *, configured: bool, stale_after_s: float = 60.0) -> 
         last = {}
     if not isinstance(last, dict):
         last = {}
+    went_back = None
+    raw_back = _meta(conn, meta.HUB_WENT_BACK)
+    if raw_back:
+        try:
+            back = orjson.loads(raw_back)
+        except orjson.JSONDecodeError:
+            back = None
+        if isinstance(back, dict):
+            healed = bool(last.get("outcome") in ("ok", "refused") and last_ok and str(last_ok) >= str(back.get("at")))
+            went_back = {"at": back.get("at"), "reason": back.get("reason"), "hub_held": back.get("hub_held"),
+                         "acknowledged_before": back.get("acked_before"), "healed": healed}
     online = False
-    if configured and last.get("outcome") == "ok" and last_ok:
+    if configured and last.get("outcome") in ("ok", "refused") and last_ok:
         try:
             age = (datetime.fromisoformat(now_iso()) - datetime.fromisoformat(last_ok)).total_seconds()
             online = age <= stale_after_s
@@ -146,6 +157,10 @@ def hub_section(conn: Any, *, configured: bool, stale_after_s: float = 60.0) -> 
         "records_from_other_counters": sum(by_device.values()),
         "records_by_counter": by_device,
         "ops_not_yet_shared": pending,
+        "ops_refused": int(last.get("refused") or 0),
+        "hub_db_id": _meta(conn, meta.HUB_DB_ID),
+        "hub_epoch": _meta(conn, meta.HUB_EPOCH),
+        "went_back": went_back,
     }
 
 
@@ -231,6 +246,14 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"LAN hub: {hub['state']}; last exchange {hub['last_exchange_at'] or 'never'}; "
                      f"{hub['records_from_other_counters']} records from other counters; "
                      f"{hub['ops_not_yet_shared']} ops not yet shared")
+        if hub.get("ops_refused"):
+            lines.append(f"LAN hub REFUSED {hub['ops_refused']} of this counter's items at the last exchange "
+                         f"(not counted as shared): {hub.get('last_message') or ''}")
+        back = hub.get("went_back")
+        if back:
+            lines.append(f"LAN hub WENT BACK in time (found {back['at']}): {back['reason']}; "
+                         + ("healed: this counter has sent it everything again" if back["healed"]
+                            else "not yet healed: run 'opd-fallback share'"))
     pay = report["payments_today"]
     lines.append(f"Payments today ({pay['date']}):")
     for mode, t in pay["by_mode"].items():

@@ -2,8 +2,10 @@
 
 Pushes this counter's new ops to the hub and pulls every other counter's, so
 the lab and billing counters can find and build on this counter's patients
-while central is down. Exit status: 0 done, 3 hub unreachable or token
-refused, 1 not set up for a hub.
+while central is down. Exit status: 0 done; 1 the hub refused some ops (named;
+they are not counted as shared), or not set up for a hub; 3 hub unreachable;
+5 the hub PC's disk is full; 6 the hub's database is damaged, deleted or
+replaced; 9 the hub refused this counter's token.
 """
 
 from __future__ import annotations
@@ -39,11 +41,15 @@ def share(
         if as_json:
             typer.echo(json.dumps(res.as_dict(), ensure_ascii=False))
             return
-        head = {"ok": "share", "unreachable": "share: hub unreachable", "unauthorized": "share: token refused"}
+        head = {"ok": "share", "unreachable": "share: hub unreachable", "unauthorized": "share: token refused",
+                "refused": "share: the hub refused some ops", "hub_disk_full": "share: the hub's disk is full",
+                "hub_damaged": "share: the hub's database is damaged or was replaced"}
         typer.echo(f"{head.get(res.outcome, 'share')}: {res.message} ({res.elapsed_s:.1f}s)",
                    err=res.outcome != "ok")
         for p in res.problems[:5]:
             typer.echo(f"  - {p}", err=True)
+        if len(res.problems) > 5:
+            typer.echo(f"  - and {len(res.problems) - 5} more", err=True)
 
     store = open_store(s.db_path)
     last: list[Any] = []
@@ -57,7 +63,7 @@ def share(
 
                 def on_result(res: Any) -> None:
                     last[:] = [res]
-                    if res.outcome != "ok" or res.pushed or res.pulled_records or as_json:
+                    if res.outcome != "ok" or res.pushed or res.pulled_records or res.hub_went_back or as_json:
                         show(res)
 
                 try:

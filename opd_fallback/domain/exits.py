@@ -63,6 +63,7 @@ class ExitCode(IntEnum):
     DAMAGED = 6
     DATABASE_BUSY = 7
     DATABASE_KEY = 8
+    HUB_TOKEN = 9  # share: the LAN hub refused this counter's hub token (unknown, revoked, another counter's)
     UNEXPECTED = 70
 
 
@@ -83,6 +84,8 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.DATABASE_KEY: "the key of the counter's (or the hub's) encrypted database is missing or does not "
                            "open it: put its key file back, or use its recovery code (`opd-fallback recover-key "
                            "--recovery-code-stdin`)",
+    ExitCode.HUB_TOKEN: "`share`: the LAN hub refused this counter's hub token (unknown, revoked, or another "
+                        "counter's): get its own with `opd-fallback hub add-device ID` on the hub PC",
     ExitCode.UNEXPECTED: "an unexpected error (a bug): please report it with the error log",
 }
 

@@ -10,12 +10,15 @@ served at ``/hub/v1/openapi.json`` to a counter with a valid hub token.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -23,12 +26,14 @@ from starlette.concurrency import run_in_threadpool
 from opd_fallback.domain import registry
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.exits import OpdError
-from opd_fallback.hub import keep, mirror
+from opd_fallback.hub import identity, keep, mirror
 from opd_fallback.hub.db import connect, create_schema, hash_token
 
 _RECORD_KIND = f"^({'|'.join(registry.RECORD_KINDS)})$"  # the record kinds of domain/registry.py
 
 PREFIX = "/hub/v1"
+log = logging.getLogger("opd_fallback.hub")
+_SQLITE_FULL, _SQLITE_CORRUPT, _SQLITE_NOTADB = 13, 11, 26
 
 
 class HubError(OpdError):
@@ -68,10 +73,61 @@ class PushResult(BaseModel):
     error: ErrorDetail | None = None
 
 
+class RefusedCentralId(BaseModel):
+    local_ref: str
+    error: ErrorDetail
+
+
 class PushResponse(BaseModel):
     results: list[PushResult]
     central_ids_new: int
+    central_ids_refused: list[RefusedCentralId] = Field(
+        default_factory=list, description="Central ids not taken (another counter's record), with why")
     hub_seq: int = Field(description="The hub's sequence after this push was committed")
+
+
+class KnownHub(BaseModel):
+    db_id: str | None = Field(None, max_length=64, description="The hub db_id this counter last exchanged with")
+    epoch: str | None = Field(None, max_length=64, description="The epoch it last exchanged with")
+    acked_seq: int = Field(0, ge=0, le=mirror.MAX_SAFE_INT,
+                           description="Its ops up to this seq were all acknowledged by that db_id and epoch")
+    hub_seq: int = Field(0, ge=0, le=mirror.MAX_SAFE_INT, description="The highest hub sequence it has seen there")
+
+
+class ExchangeRequest(BaseModel):
+    known: KnownHub = Field(default_factory=KnownHub)
+    want_held: bool = Field(False, description="Also list the runs of seq of this counter's ops the hub holds")
+
+
+class Holding(BaseModel):
+    api_version: int
+    device_id: str
+    db_id: str = Field(description="Made once with the hub's database file; new file, new db_id")
+    epoch: str = Field(description="Changes whenever the hub's data went back or was replaced")
+    epoch_at: str
+    epoch_reason: str
+    max_seq: int = Field(description="Highest seq of this counter's ops on the hub (0: none)")
+    ops: int = Field(description="How many of this counter's ops the hub holds")
+    hub_seq: int
+    vector: dict[str, int] = Field(description="Per counter, the highest seq the hub holds")
+    ids_seq: int = Field(0, description="The highest hub sequence of a central id or withdrawal (nothing new: "
+                         "no need to read /changes)")
+    went_back: bool = Field(description="This counter's memory showed the hub had gone back: a new epoch began")
+    held: list[list[int]] | None = Field(None, description="With want_held: runs [first, last] of seq held")
+
+
+class PullRequest(BaseModel):
+    vector: dict[str, Annotated[int, Field(ge=0, le=mirror.MAX_SAFE_INT)]] = Field(
+        default_factory=dict, max_length=1000, description="Per counter, the highest seq the caller holds")
+    limit: int = Field(1000, ge=1, le=mirror.MAX_PAGE)
+    include_own: bool = False
+
+
+class Pulled(BaseModel):
+    ops: list[PulledOp]
+    vector: dict[str, int] = Field(description="The caller's vector after this page")
+    done: bool
+    epoch: str | None
 
 
 class PulledOp(BaseModel):
@@ -145,15 +201,67 @@ def _json(data: Any, status: int = 200) -> Response:
 
 class Hub:
     """One writer connection (serialised by a lock: SQLite has one writer anyway)
-    and a reader connection per worker thread."""
+    and a reader connection per worker thread.
+
+    At start the file is checked (``quick_check``) and compared with what this
+    hub last served (hub/identity.py); while running, every call first checks
+    that the path is still the file opened at start."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
+        identity.quick_check(db_path)
         create_schema(db_path)
         self.writer = connect(db_path)
         keep.create(self.writer)
         self.write_lock = threading.Lock()
         self._local = threading.local()
+        why = identity.check_seen(db_path, self.writer)
+        if why:
+            log.warning("hub: %s; a new epoch began: the counters send it what it lacks", why)
+        self.ident = identity.read(self.writer)
+        self.file_key = identity.file_key(db_path)
+        self.gone: str | None = None
+        self._told: set[tuple[str, str]] = set()
+        identity.write_seen(db_path, self.ident, identity.hub_seq(self.writer))
+
+    def check_file(self) -> None:
+        """503 unless the path is still the file opened at start, with the same db_id inside."""
+        if self.gone is None:
+            key = identity.file_key(self.db_path)
+            if key != self.file_key:
+                self.gone = identity.replaced_words(self.db_path)
+            else:
+                try:
+                    row = self.reader().execute("SELECT value FROM hub_meta WHERE name='db_id'").fetchone()
+                except sqlite3.DatabaseError:
+                    row = None
+                if row is None or row[0] != self.ident.db_id:
+                    self.gone = identity.replaced_words(self.db_path)
+            if self.gone is not None:
+                log.error("hub: %s", self.gone)
+        if self.gone is not None:
+            raise HubError(503, "hub_db_replaced", self.gone)
+
+    def exchange(self, device_id: str, known: dict[str, Any], want_held: bool) -> dict[str, Any]:
+        answer = mirror.holding(self.reader(), device_id, want_held=want_held)
+        why = mirror.went_back(answer, known)
+        if why:
+            with self.write_lock:
+                epoch = identity.new_epoch(self.writer, why)
+            log.warning("hub: %s; new epoch %s: the counters send it what it lacks", why, epoch)
+            answer = mirror.holding(self.reader(), device_id, want_held=want_held)
+            answer["went_back"] = True
+            self.ident = identity.read(self.reader())
+        elif (known.get("db_id") and (known.get("db_id"), known.get("epoch")) != (answer["db_id"], answer["epoch"])
+              and (device_id, answer["epoch"]) not in self._told):
+            self._told.add((device_id, answer["epoch"]))
+            log.warning("hub: counter %s last exchanged with another history of this hub (%s, since %s); it "
+                        "sends what the hub lacks (it held ops to seq %s, the hub holds %s)", device_id,
+                        answer["epoch_reason"], answer["epoch_at"], known.get("acked_seq"), answer["max_seq"])
+        return answer
+
+    def served(self) -> None:
+        identity.write_seen(self.db_path, self.ident, identity.hub_seq(self.reader()))
 
     def reader(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -168,7 +276,32 @@ class Hub:
 
     def push(self, device_id: str, ops: list[Any], ids: list[Any], withdrawn: list[Any]) -> mirror.PushOutcome:
         with self.write_lock:
-            return mirror.push(self.writer, device_id, ops, ids, withdrawn)
+            self.check_file()
+            out = mirror.push(self.writer, device_id, ops, ids, withdrawn)
+            identity.write_seen(self.db_path, self.ident, out.hub_seq)
+            return out
+
+
+def _storage_error(hub: Hub, exc: sqlite3.Error) -> HubError:
+    """The hub's own storage failed: disk full and a damaged file are said as such (never 'unreachable')."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    path = hub.db_path
+    if primary is None and "full" in str(exc).lower():
+        primary = _SQLITE_FULL
+    if primary is None and ("malformed" in str(exc).lower() or "not a database" in str(exc).lower()):
+        primary = _SQLITE_CORRUPT
+    if primary == _SQLITE_FULL:
+        log.error("hub: the disk holding %s is full; nothing was stored", path)
+        return HubError(507, "hub_disk_full", f"the hub PC's disk is full (where {path} is): nothing was stored; "
+                        "free space on the hub PC, then share again")
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        words = identity.damaged_words(path, str(exc))
+        log.error("hub: %s", words)
+        return HubError(503, "hub_db_damaged", words)
+    log.error("hub: storage failed on %s (%s)", path, type(exc).__name__)
+    return HubError(503, "hub_storage_failed", f"the hub could not use its database {path} ({exc}); "
+                    "see the hub's log on the hub PC")
 
 
 async def _device(request: Request) -> str:
@@ -181,6 +314,7 @@ async def _device(request: Request) -> str:
     if dev is None:
         raise HubError(401, "unauthorized", "a valid hub token is required (Authorization: Bearer ...); "
                        "run 'opd-fallback hub add-device ID' on the hub PC")
+    await run_in_threadpool(hub.check_file)
     return dev
 
 
@@ -191,7 +325,7 @@ def create_app(db_path: Path | str) -> FastAPI:
     hub = Hub(Path(db_path))
     app = FastAPI(
         title="opd-fallback LAN hub",
-        version="1",
+        version="2",  # api_version 2 (the exchange by what the hub holds) under the same /hub/v1 paths
         description="Counters of one hospital share their records while central is down (docs/hub-api.md).",
         # the API description tells an attacker every route and field: served only to a counter
         # with a valid hub token (as central does without --dev-docs)
@@ -207,6 +341,23 @@ def create_app(db_path: Path | str) -> FastAPI:
     async def _hub_error(request: Request, exc: HubError) -> Response:
         return _json({"error": {"code": exc.code, "message": exc.message}}, exc.status)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        words = []
+        for err in exc.errors()[:3]:
+            where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query"))
+            words.append(f"{where or 'body'}: {err.get('msg', 'is not valid')}")
+        return _json({"error": {"code": "validation_failed", "message": "; ".join(words)}}, 422)
+
+    async def _db_error(request: Request, exc: Exception) -> Response:
+        err = _storage_error(hub, exc)  # type: ignore[arg-type]
+        return _json({"error": {"code": err.code, "message": err.message}}, err.status)
+
+    import sqlcipher3.dbapi2 as cipher_driver  # the hub's file is opened through SQLCipher (opd_fallback/cipher)
+
+    for error_class in (sqlite3.Error, cipher_driver.Error):
+        app.add_exception_handler(error_class, _db_error)
+
 
     @app.get(PREFIX + "/openapi.json", include_in_schema=False)
     def openapi_document(dev: Device) -> Response:
@@ -214,7 +365,11 @@ def create_app(db_path: Path | str) -> FastAPI:
 
     @app.get(PREFIX + "/health", response_model=Health, summary="Liveness (no token needed)")
     def health() -> Response:
-        return _json({"status": "ok", "server_time": now_iso()})
+        try:
+            hub.check_file()
+        except HubError as exc:
+            return _json({"error": {"code": exc.code, "message": exc.message}}, exc.status)
+        return _json({"status": "ok", "server_time": now_iso(), "api_version": mirror.API_VERSION})
 
     @app.get(PREFIX + "/devices/me", response_model=DeviceInfo, responses=unauthorized,
              summary="The token's counter as the hub knows it")
@@ -241,7 +396,10 @@ def create_app(db_path: Path | str) -> FastAPI:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise HubError(422, "validation_failed", "the body is not JSON") from None
+            raise HubError(422, "validation_failed", "the body is not JSON (or nests too deep)") from None
+        if mirror.too_deep(data):
+            raise HubError(422, "validation_failed", f"the body nests deeper than {mirror.MAX_DEPTH} levels; "
+                           "an op envelope is a few levels deep")
         ops = data.get("ops", []) if isinstance(data, dict) else None
         ids = data.get("central_ids", []) if isinstance(data, dict) else None
         gone = data.get("withdrawn", []) if isinstance(data, dict) else None
@@ -250,17 +408,30 @@ def create_app(db_path: Path | str) -> FastAPI:
         if len(ops) > mirror.MAX_PUSH_OPS or len(ids) > 5000 or len(gone) > 5000:
             raise too_big
         out = await run_in_threadpool(hub.push, dev, ops, ids, gone)
-        return _json({"results": out.results, "central_ids_new": out.central_ids_new, "hub_seq": out.hub_seq})
+        return _json({"results": out.results, "central_ids_new": out.central_ids_new,
+                      "central_ids_refused": out.central_ids_refused, "hub_seq": out.hub_seq})
+
+    @app.post(PREFIX + "/exchange", response_model=Holding, responses=unauthorized,
+              summary="Start an exchange: what the hub holds (identity, this counter's mark, every counter's)")
+    def exchange(body: ExchangeRequest, dev: Device) -> Response:
+        return _json(hub.exchange(dev, body.known.model_dump(), body.want_held))
+
+    @app.post(PREFIX + "/pull", response_model=Pulled, responses=unauthorized,
+              summary="Every other counter's ops above the caller's vector of per-counter positions")
+    def pull(body: PullRequest, dev: Device) -> Response:
+        vector = {str(k).upper(): int(v) for k, v in body.vector.items()}
+        return _json(mirror.pull(hub.reader(), dev, vector, body.limit, include_own=body.include_own))
 
     @app.get(PREFIX + "/changes", response_model=Changes, responses=unauthorized,
              summary="Every other counter's ops and all learned central ids after the cursor, in hub order")
     def changes(
         dev: Device,
-        cursor: Annotated[int, Query(ge=0)] = 0,
+        cursor: Annotated[int, Query(ge=0, le=mirror.MAX_SAFE_INT)] = 0,
         limit: Annotated[int, Query(ge=1, le=mirror.MAX_PAGE)] = 500,
         include_own: Annotated[bool, Query(description="Also this counter's own ops (restore)")] = False,
+        ops: Annotated[bool, Query(description="false: only central ids and withdrawals (ops come by /pull)")] = True,
     ) -> Response:
-        return _json(mirror.changes(hub.reader(), dev, cursor, limit, include_own=include_own))
+        return _json(mirror.changes(hub.reader(), dev, cursor, limit, include_own=include_own, with_ops=ops))
 
     @app.get(PREFIX + "/index", response_model=IndexAnswer, responses=unauthorized,
              summary="Search the merged index: offline number, central id, mobile, or start of a name")

@@ -1,4 +1,9 @@
-"""``opd-fallback hub serve|add-device``: run the LAN hub and give counters their tokens.
+"""``opd-fallback hub serve|add-device|remove-device|backup|restore``: run the LAN hub,
+give counters their tokens (and take them back), back its database up and put one back.
+
+A put-back hub starts a new epoch (hub/identity.py), so every counter sends it
+what it lacks at its next exchange and pulls what it lacks: nothing shared is
+lost by going back to an older copy.
 
 Also runnable without the counter CLI as ``python -m opd_fallback.hub ...``.
 """
@@ -6,7 +11,7 @@ Also runnable without the counter CLI as ``python -m opd_fallback.hub ...``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -76,12 +81,12 @@ def serve(
             raise typer.Exit(ExitCode.UNUSABLE)
         typer.echo(INSECURE_WARNING, err=True)
         typer.echo(f"hub on http://{host}:{port}/hub/v1 (db {db})", err=True)
-        run(db, host=host, port=port)
+        _run(run, db, host=host, port=port)
         return
     cert, key = _certificate(db, ssl_certfile, ssl_keyfile, host)
     typer.echo(f"hub on https://{host}:{port}/hub/v1 (db {db}); certificate fingerprint {tls.fingerprint(cert)}",
                err=True)
-    run(db, host=host, port=port, ssl_certfile=cert, ssl_keyfile=key)
+    _run(run, db, host=host, port=port, ssl_certfile=cert, ssl_keyfile=key)
 
 
 @hub_app.command("add-device")
@@ -124,3 +129,69 @@ def add_device(
                f"fingerprint) is shown only once. On counter {dev} run\n"
                f"  opd-fallback init --device {dev} --hospital ... --hub https://THIS-PC:8710 --hub-pairing-stdin\n"
                "and paste the line when asked.", err=True)
+
+
+@hub_app.command("remove-device")
+def remove_device(
+    device_id: Annotated[str, typer.Argument(help="Counter id, e.g. C07")],
+    db: DbOpt = Path("hub.db"),
+) -> None:
+    """Revoke a counter's hub token at once (its ops stay on the hub for the other counters)."""
+    from opd_fallback.hub.db import remove_device as remove
+
+    if not db.exists():
+        typer.echo(f"error: no hub database at {db}", err=True)
+        raise typer.Exit(ExitCode.UNUSABLE)
+    if not remove(db, device_id):
+        typer.echo(f"error: counter {device_id.upper()} is not registered with this hub", err=True)
+        raise typer.Exit(ExitCode.UNUSABLE)
+    typer.echo(f"counter {device_id.upper()} can no longer use this hub (its token is refused from now on); "
+               "its records stay for the other counters", err=True)
+
+
+@hub_app.command()
+def backup(
+    out: Annotated[Path, typer.Argument(help="The backup file to write (0600)")],
+    db: DbOpt = Path("hub.db"),
+) -> None:
+    """Copy the hub's database while it runs (SQLite's online backup), then check the copy."""
+    from opd_fallback.hub.backup import BackupProblem
+    from opd_fallback.hub.backup import backup as take
+
+    try:
+        info = take(db, out)
+    except BackupProblem as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.REFUSED) from None
+    typer.echo(f"backed up {db} to {out}: {info.ops} ops of {info.devices} counters, checked", err=True)
+
+
+@hub_app.command()
+def restore(
+    backup_file: Annotated[Path, typer.Argument(help="A file written by 'hub backup'")],
+    db: DbOpt = Path("hub.db"),
+) -> None:
+    """Put the hub's database back to a backup (stop the hub first); a new epoch begins,
+    so the counters send it everything it lacks at their next exchange."""
+    from opd_fallback.hub.backup import BackupProblem
+    from opd_fallback.hub.backup import restore as put_back
+
+    try:
+        info = put_back(backup_file, db)
+    except BackupProblem as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.REFUSED) from None
+    typer.echo(f"restored {db} from {backup_file} ({info.ops} ops of {info.devices} counters; the file it "
+               f"replaced is kept as {info.kept_as}); start the hub: the counters send it what it lacks",
+               err=True)
+
+
+def _run(run: Any, db: Path, **kw: Any) -> None:
+    """Serve; a damaged database is refused in one sentence (hub/identity.py), never a traceback."""
+    from opd_fallback.hub.identity import HubDatabaseProblem
+
+    try:
+        run(db, **kw)
+    except HubDatabaseProblem as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.REFUSED) from None

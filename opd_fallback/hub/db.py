@@ -53,6 +53,12 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS withdrawn (
         op_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, at TEXT NOT NULL, hub_seq INTEGER NOT NULL UNIQUE)""",
     "CREATE TABLE IF NOT EXISTS hub_counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    # who this database is (db_id: made once, with the file) and which history of it (epoch: new
+    # whenever its data went back or was replaced, e.g. put back from a backup); see hub/identity.py
+    "CREATE TABLE IF NOT EXISTS hub_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # what the hub holds per counter (kept with every stored op, in the same transaction)
+    """CREATE TABLE IF NOT EXISTS held (
+        device_id TEXT PRIMARY KEY, max_seq INTEGER NOT NULL, ops INTEGER NOT NULL)""",
 )
 _DEVICE = re.compile(r"^[A-Z0-9]{1,16}$")
 
@@ -98,6 +104,9 @@ def create_schema(db_path: Path | str) -> None:
     try:
         for stmt in SCHEMA:
             conn.execute(stmt)
+        from opd_fallback.hub import identity
+
+        identity.ensure(conn)
     finally:
         conn.close()
 
@@ -124,6 +133,16 @@ def add_device(db_path: Path | str, device_id: str) -> str:
     finally:
         conn.close()
     return token
+
+
+def remove_device(db_path: Path | str, device_id: str) -> bool:
+    """Revoke a counter's hub token (its ops stay: the other counters still need them)."""
+    dev = device_id.strip().upper()
+    conn = connect(db_path)
+    try:
+        return bool(conn.execute("DELETE FROM device WHERE device_id=?", (dev,)).rowcount > 0)
+    finally:
+        conn.close()
 
 
 def next_hub_seq(conn: Any) -> int:

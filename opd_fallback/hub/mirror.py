@@ -10,6 +10,19 @@
 - Every new op and every newly learned central id takes the next hub
   sequence number inside the push's one write transaction, so a reader's
   snapshot always sees a gap-free prefix and a cursor never skips anything.
+- Counters pull ops by their own vector of per-counter positions (``pull``:
+  every op of counter D with ``seq`` above what the caller holds of D), never
+  by the hub's sequence alone, so a hub that lost ops or renumbered them
+  still gives every counter every op once the op's own counter sent it again.
+  ``held`` keeps, with every stored op, what the hub holds per counter; the
+  exchange (``hello``) tells a counter that and the hub's identity
+  (hub/identity.py) before it pushes.
+- Provenance: a token's counter pushes only its own ops and central ids only
+  for its own records (by the index's owner, else the offline number's
+  counter prefix).
+- A correction (review ``--correct``: a new op, a higher ``seq``, the same
+  ``local_ref``) replaces that record in the index; a withdrawn op's record
+  leaves it.
 """
 
 from __future__ import annotations
@@ -29,6 +42,24 @@ from opd_fallback.hub.db import next_hub_seq
 MAX_PUSH_OPS = 500
 MAX_PUSH_BYTES = 1024 * 1024
 MAX_PAGE = 2000
+MAX_SAFE_INT = 2**53 - 1  # what every JSON reader holds exactly
+MAX_DEPTH = 32  # an op envelope is a few levels deep; deeper is not an op
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether JSON ``value`` nests deeper than ``limit`` (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            if d > limit:
+                return True
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            if d > limit:
+                return True
+            stack.extend((x, d + 1) for x in v)
+    return False
 
 
 def fingerprint(op: dict[str, Any]) -> str:
@@ -47,6 +78,13 @@ def _rejected(op_id: Any, code: str, message: str) -> dict[str, Any]:
 def _index(conn: Any, op: dict[str, Any]) -> None:
     rec = shared.record_of(op)
     if rec is not None:
+        old = conn.execute("SELECT r.device_id, r.op_id, o.seq FROM record r LEFT JOIN op o ON o.op_id = r.op_id "
+                           "WHERE r.local_ref=?", (rec.local_ref,)).fetchone()
+        if old is not None:
+            if old[0] != rec.device_id or old[1] == rec.op_id or int(old[2] or 0) >= int(op.get("seq") or 0):
+                return
+            # a correction of that record (review --correct): the later op of its own counter wins
+            conn.execute("DELETE FROM record WHERE local_ref=?", (rec.local_ref,))
         conn.execute(
             "INSERT OR IGNORE INTO record(local_ref, kind, device_id, op_id, recorded_at, patient_ref, visit_ref, "
             "lab_order_ref, name, mobile, uhid, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -73,6 +111,13 @@ class PushOutcome:
     results: list[dict[str, Any]]
     central_ids_new: int
     hub_seq: int
+    central_ids_refused: list[dict[str, Any]]
+
+
+def _owner_of(conn: Any, local_ref: str) -> str:
+    """The counter a record belongs to: the index's owner, else its offline number's prefix."""
+    row = conn.execute("SELECT device_id FROM record WHERE local_ref=?", (local_ref,)).fetchone()
+    return str(row[0]) if row is not None else local_ref.split("-", 1)[0]
 
 
 def push(conn: Any, device_id: str, ops: list[Any], central_ids: list[Any],
@@ -81,6 +126,7 @@ def push(conn: Any, device_id: str, ops: list[Any], central_ids: list[Any],
     results: list[dict[str, Any]] = []
     now = now_iso()
     new_ids = 0
+    refused_ids: list[dict[str, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         for raw in ops:
@@ -93,6 +139,10 @@ def push(conn: Any, device_id: str, ops: list[Any], central_ids: list[Any],
             except ValidationError as exc:
                 words = "; ".join(str(p) for p in explain(exc)) or "the op envelope is not valid"
                 results.append(_rejected(op_id, "validation_failed", words))
+                continue
+            if env.seq > MAX_SAFE_INT:
+                results.append(_rejected(op_id, "validation_failed",
+                                         f"seq: is above {MAX_SAFE_INT} (2^53 - 1); a counter never numbers so high"))
                 continue
             if env.device_id != device_id:
                 results.append(_rejected(op_id, "device_mismatch",
@@ -117,6 +167,8 @@ def push(conn: Any, device_id: str, ops: list[Any], central_ids: list[Any],
                 (hub_seq, env.op_id, env.device_id, env.seq, env.kind, env.recorded_at.isoformat(),
                  orjson.dumps(raw), fp, now),
             )
+            conn.execute("INSERT INTO held(device_id, max_seq, ops) VALUES (?, ?, 1) ON CONFLICT(device_id) DO "
+                         "UPDATE SET max_seq=max(max_seq, excluded.max_seq), ops=ops+1", (env.device_id, env.seq))
             _index(conn, raw)
             results.append({"op_id": env.op_id, "status": "stored", "error": None})
         for item in central_ids:
@@ -127,6 +179,13 @@ def push(conn: Any, device_id: str, ops: list[Any], central_ids: list[Any],
                     and kind in shared.RECORD_KINDS):
                 continue
             local_ref = local_ref.upper()
+            owner = _owner_of(conn, local_ref)
+            if owner != device_id:
+                refused_ids.append({"local_ref": local_ref, "error": {
+                    "code": "device_mismatch",
+                    "message": f"{local_ref} is counter {owner}'s record; counter {device_id} reports central ids "
+                               "only for its own records"}})
+                continue
             row = conn.execute("SELECT central_id FROM central_id WHERE local_ref=?", (local_ref,)).fetchone()
             if row is not None and row[0] == cid:
                 continue
@@ -146,26 +205,30 @@ def push(conn: Any, device_id: str, ops: list[Any], central_ids: list[Any],
                 continue
             conn.execute("INSERT INTO withdrawn(op_id, device_id, at, hub_seq) VALUES (?,?,?,?)",
                          (str(op_id), device_id, now, next_hub_seq(conn)))
+            conn.execute("DELETE FROM record WHERE op_id=?", (str(op_id),))  # never reaches central: not a record
         conn.execute("UPDATE device SET last_push_at=? WHERE device_id=?", (now, device_id))
         top = conn.execute("SELECT coalesce(max(value), 0) FROM hub_counter").fetchone()[0]
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite already rolled back after a full disk or I/O error
+            conn.execute("ROLLBACK")
         raise
-    return PushOutcome(results, new_ids, int(top))
+    return PushOutcome(results, new_ids, int(top), refused_ids)
 
 
 def changes(conn: Any, device_id: str, cursor: int, limit: int, *,
-            include_own: bool = False) -> bytes:
+            include_own: bool = False, with_ops: bool = True) -> bytes:
     """Everything after ``cursor`` in hub order, as the JSON answer (ops embedded verbatim).
 
     The cursor advances over this device's own ops too (they are simply not
-    sent unless ``include_own``), so a page can be empty yet not ``done``."""
+    sent unless ``include_own``), so a page can be empty yet not ``done``.
+    ``with_ops=False``: only central ids and withdrawals (a counter that pulls
+    ops by its vector, ``pull``)."""
     conn.execute("BEGIN")  # one snapshot for both tables
     try:
         ops = conn.execute(
             "SELECT hub_seq, device_id, received_at, envelope FROM op WHERE hub_seq > ? ORDER BY hub_seq LIMIT ?",
-            (cursor, limit + 1)).fetchall()
+            (cursor, limit + 1)).fetchall() if with_ops else []
         ids = conn.execute(
             "SELECT hub_seq, local_ref, kind, central_id, reported_by, reported_at FROM central_id "
             "WHERE hub_seq > ? ORDER BY hub_seq LIMIT ?", (cursor, limit + 1)).fetchall()
@@ -220,16 +283,122 @@ def _record(conn: Any, r: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def search(conn: Any, query: str, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    """The merged index: an offline number, a central id, a mobile, or the start of a name."""
+    """The merged index: an offline number, a central id, a mobile, or the start of a name
+    (``%`` and ``_`` in the query are letters, not patterns)."""
     q = (query or "").strip()
     if not q:
         return []
     kind_sql, kind_arg = ("AND kind=?", (kind,)) if kind else ("", ())
     up = q.upper()
+    start = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = conn.execute(
         f"SELECT {_RECORD_COLS} FROM record WHERE (local_ref=? OR uhid=? OR mobile=? OR patient_ref=? "
         f"OR local_ref IN (SELECT local_ref FROM central_id WHERE central_id=?) "
-        f"OR lower(name) LIKE ?) {kind_sql} ORDER BY recorded_at DESC LIMIT ?",
-        (up, up, q, up, up, q.lower() + "%", *kind_arg, limit),
+        f"OR lower(name) LIKE ? ESCAPE '\\') {kind_sql} ORDER BY recorded_at DESC LIMIT ?",
+        (up, up, q, up, up, start, *kind_arg, limit),
     ).fetchall()
     return [_record(conn, r) for r in rows]
+
+
+# --- the exchange by what each side holds -------------------------------------------------
+def held_ranges(conn: Any, device_id: str) -> list[list[int]]:
+    """The runs of consecutive ``seq`` of this counter's ops on the hub: ``[[1, 400], [402, 501]]``."""
+    rows = conn.execute(
+        "SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g FROM op "
+        "WHERE device_id=?) GROUP BY g ORDER BY 1", (device_id,)).fetchall()
+    return [[int(a), int(b)] for a, b in rows]
+
+
+def holding(conn: Any, device_id: str, *, want_held: bool = False) -> dict[str, Any]:
+    """What the hub holds, for the start of an exchange: its identity, this counter's
+    high-water mark and count, every counter's high-water mark (the hub's vector)."""
+    from opd_fallback.hub import identity
+
+    conn.execute("BEGIN")
+    try:
+        ident = identity.read(conn)
+        vector = {str(d): int(m) for d, m, _ in conn.execute("SELECT device_id, max_seq, ops FROM held")}
+        mine = conn.execute("SELECT max_seq, ops FROM held WHERE device_id=?", (device_id,)).fetchone()
+        top = identity.hub_seq(conn)
+        side = conn.execute("SELECT max(coalesce((SELECT max(hub_seq) FROM central_id), 0), "
+                            "coalesce((SELECT max(hub_seq) FROM withdrawn), 0))").fetchone()
+        ranges = held_ranges(conn, device_id) if want_held else None
+    finally:
+        conn.execute("COMMIT")
+    out: dict[str, Any] = {
+        "api_version": API_VERSION, "device_id": device_id, "db_id": ident.db_id, "epoch": ident.epoch,
+        "epoch_at": ident.epoch_at, "epoch_reason": ident.epoch_reason,
+        "max_seq": int(mine[0]) if mine else 0, "ops": int(mine[1]) if mine else 0, "hub_seq": top,
+        "vector": vector, "went_back": False, "ids_seq": int(side[0] or 0),
+    }
+    if ranges is not None:
+        out["held"] = ranges
+    return out
+
+
+API_VERSION = 2
+
+
+def went_back(answer: dict[str, Any], known: dict[str, Any]) -> str | None:
+    """Whether a counter's memory of this very history (same db_id and epoch) shows the hub
+    holding less than it acknowledged or served: the file was put back behind the hub's back."""
+    if known.get("db_id") != answer["db_id"] or known.get("epoch") != answer["epoch"]:
+        return None
+    acked = int(known.get("acked_seq") or 0)
+    seen = int(known.get("hub_seq") or 0)
+    if acked > answer["max_seq"] or seen > answer["hub_seq"]:
+        return (f"counter {answer['device_id']} had ops up to seq {acked} acknowledged and had seen hub sequence "
+                f"{seen}, but the hub holds its ops up to seq {answer['max_seq']} and hub sequence "
+                f"{answer['hub_seq']}: the hub's data went back (put back from an older copy?)")
+    return None
+
+
+def pull(conn: Any, device_id: str, vector: dict[str, int], limit: int, *,
+         include_own: bool = False) -> bytes:
+    """Every op of each counter with ``seq`` above the caller's ``vector`` for that counter.
+
+    A page keeps, for each counter, a prefix of its ops in ``seq`` order (so the
+    vector after the page is exact), and lists the page in hub order (so an op
+    about another counter's record comes after that record, as it was pushed)."""
+    conn.execute("BEGIN")
+    try:
+        devices = conn.execute("SELECT device_id, max_seq FROM held").fetchall()
+        picked: dict[str, list[tuple[Any, ...]]] = {}
+        more = False
+        for dev, top in devices:
+            dev = str(dev)
+            if dev == device_id and not include_own:
+                continue
+            after = int(vector.get(dev, 0))
+            if int(top) <= after:
+                continue
+            rows = conn.execute(
+                "SELECT hub_seq, seq, received_at, envelope FROM op WHERE device_id=? AND seq>? ORDER BY seq LIMIT ?",
+                (dev, after, limit + 1)).fetchall()
+            if len(rows) > limit:
+                rows, more = rows[:limit], True
+            if rows:
+                picked[dev] = rows
+        ident_epoch = conn.execute("SELECT value FROM hub_meta WHERE name='epoch'").fetchone()
+    finally:
+        conn.execute("COMMIT")
+    everything = sorted(r[0] for rows in picked.values() for r in rows)
+    cut = everything[limit - 1] if len(everything) > limit else None
+    page: list[tuple[Any, ...]] = []
+    out_vector = {d: int(vector.get(d, 0)) for d in picked}
+    for dev, rows in picked.items():
+        kept = 0
+        for r in rows:
+            if kept and cut is not None and r[0] > cut:
+                more = True
+                break
+            page.append(r)
+            kept += 1
+            out_vector[dev] = int(r[1])
+        if kept < len(rows):
+            more = True
+    page.sort(key=lambda r: r[0])
+    return orjson.dumps({
+        "ops": [{"hub_seq": r[0], "received_at": r[2], "op": orjson.Fragment(r[3])} for r in page],
+        "vector": out_vector, "done": not more, "epoch": ident_epoch[0] if ident_epoch else None,
+    })

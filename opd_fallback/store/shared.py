@@ -42,6 +42,21 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
             continue  # this counter's own ops live in its outbox, not here
         rec = shared.record_of(op)
         if rec is not None:
+            old = session.execute(text("SELECT device_id, op_id FROM shared_record WHERE local_ref=:r"),
+                                  {"r": rec.local_ref}).first()
+            if old is not None:
+                # a correction (review --correct: a new op of the same counter for the same record) replaces
+                # it; op ids are ULIDs, so the later op sorts higher. Anything else keeps the first record.
+                if str(old[0]) == rec.device_id and str(old[1]) < rec.op_id:
+                    session.execute(text(
+                        "UPDATE shared_record SET op_id=:op_id, recorded_at=:recorded_at, patient_ref=:patient_ref, "
+                        "visit_ref=:visit_ref, lab_order_ref=:lab_order_ref, name=:name, mobile=:mobile, uhid=:uhid, "
+                        "central_id=coalesce(central_id, :uhid_if_patient), detail=:detail, pulled_at=:now "
+                        "WHERE local_ref=:local_ref"),
+                        {**rec.as_dict(), "detail": orjson.dumps(rec.detail).decode(), "now": now,
+                         "uhid_if_patient": rec.uhid if rec.kind == "patient" else None})
+                    out.updates += 1
+                continue
             res = session.execute(text(
                 "INSERT INTO shared_record(local_ref, kind, device_id, op_id, recorded_at, patient_ref, visit_ref, "
                 "lab_order_ref, name, mobile, uhid, central_id, voided, detail, hub_seq, pulled_at) "
@@ -78,8 +93,10 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
     for cid in central_ids:
         if not isinstance(cid, dict) or not cid.get("local_ref") or not cid.get("central_id"):
             continue
-        res = session.execute(text("UPDATE shared_record SET central_id=:c WHERE local_ref=:r"),
-                              {"c": str(cid["central_id"]), "r": str(cid["local_ref"]).upper()})
+        # provenance: only the record's own counter says which central id it has
+        res = session.execute(text("UPDATE shared_record SET central_id=:c WHERE local_ref=:r AND device_id=:by"),
+                              {"c": str(cid["central_id"]), "r": str(cid["local_ref"]).upper(),
+                               "by": str(cid.get("reported_by") or "")})
         out.central_ids += int(getattr(res, "rowcount", 0) or 0)
     for gone in withdrawn:
         if isinstance(gone, dict) and gone.get("op_id") and gone.get("device_id") != own_device:

@@ -4,7 +4,9 @@ The hub is optional and on the LAN, so every call is short: a call that has
 not got its whole answer within ``deadline_s`` (connect, send, wait, read
 together) is abandoned and reported as ``HubUnreachable``; nothing here ever
 waits without end. A 401 is ``HubRefused`` (the hub does not know this
-counter's token). See docs/hub-api.md for the API.
+counter's token), a 507 ``HubDiskFull``, a 503 naming the hub's database
+``HubDamaged``: four problems, four sentences (and four exit codes of
+``share``). See docs/hub-api.md for the API.
 """
 
 from __future__ import annotations
@@ -39,9 +41,37 @@ class HubUnreachable(HubError):
 class HubRefused(HubError):
     """The hub refused this counter's hub token (401)."""
 
+    exit_code = ExitCode.HUB_TOKEN
+
 
 class HubNotPaired(HubError):
     """The PC answering on the hub's address showed another certificate than the paired one."""
+
+
+class HubDiskFull(HubError):
+    """The hub PC's disk is full (507): nothing was stored."""
+
+    exit_code = ExitCode.DISK
+
+
+class HubDamaged(HubError):
+    """The hub's database is damaged, or was deleted or replaced under it (503 with its code)."""
+
+    exit_code = ExitCode.DAMAGED
+
+
+_HUB_DB_CODES = ("hub_db_damaged", "hub_db_replaced", "hub_storage_failed")
+
+
+def _hub_error_of(chunks: list[bytes]) -> tuple[str, str]:
+    try:
+        body = orjson.loads(b"".join(chunks))
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict):
+            return str(err.get("code") or ""), str(err.get("message") or "")
+    except orjson.JSONDecodeError:
+        pass
+    return "", ""
 
 
 def hub_base(url: str) -> str:
@@ -121,6 +151,13 @@ class HubClient:
         if status == 401:
             raise HubRefused("the hub refused this counter's hub token (401): ask for a new one "
                              "('opd-fallback hub add-device ID' on the hub PC)")
+        if status == 507:
+            code, words = _hub_error_of(chunks)
+            raise HubDiskFull(words or "the hub PC's disk is full: nothing was stored; free space on the hub PC")
+        if status == 503:
+            code, words = _hub_error_of(chunks)
+            if code in _HUB_DB_CODES:
+                raise HubDamaged(words)
         if status != 200:
             raise HubUnreachable(f"the hub answered {status} to {method} {path}")
         try:
@@ -154,10 +191,28 @@ class HubClient:
             raise HubUnreachable("the hub's push answer does not answer each op")
         return dict(answer)
 
-    def changes(self, cursor: int, *, limit: int = 500, include_own: bool = False) -> dict[str, Any]:
+    def exchange(self, known: dict[str, Any], *, want_held: bool = False) -> dict[str, Any]:
+        """The start of an exchange: what the hub holds (api_version 2; docs/hub-api.md)."""
+        answer = self._call("POST", "/exchange", body={"known": known, "want_held": want_held})
+        if not isinstance(answer, dict) or not isinstance(answer.get("max_seq"), int) or not answer.get("epoch"):
+            raise HubUnreachable("the hub's exchange answer is not the hub API (an older hub? upgrade it)")
+        return dict(answer)
+
+    def pull(self, vector: dict[str, int], *, limit: int = 1000, include_own: bool = False) -> dict[str, Any]:
+        """Other counters' ops above this counter's vector of per-counter positions."""
+        answer = self._call("POST", "/pull", body={"vector": vector, "limit": limit, "include_own": include_own})
+        if not isinstance(answer, dict) or not isinstance(answer.get("vector"), dict) \
+                or not isinstance(answer.get("ops"), list):
+            raise HubUnreachable("the hub's pull answer is not the hub API")
+        return dict(answer)
+
+    def changes(self, cursor: int, *, limit: int = 500, include_own: bool = False,
+                with_ops: bool = True) -> dict[str, Any]:
         params: dict[str, Any] = {"cursor": cursor, "limit": limit}
         if include_own:
             params["include_own"] = "true"
+        if not with_ops:
+            params["ops"] = "false"
         answer = self._call("GET", "/changes", params=params)
         if not isinstance(answer, dict) or not isinstance(answer.get("next_cursor"), int):
             raise HubUnreachable("the hub's changes answer has no next_cursor")

@@ -458,8 +458,11 @@ class CounterApp(App[None]):
 
         def done(result: Any) -> None:
             self._sharing = False
-            self.status.hub = getattr(result, "outcome", None) == "ok"
+            self.status.hub = getattr(result, "outcome", None) in ("ok", "refused")
             self.status.hub_records = int(getattr(result, "records_here", self.status.hub_records) or 0)
+            self.status.hub_refused = int(getattr(result, "refused", 0) or 0)
+            if getattr(result, "hub_went_back", None):
+                self.status.hub_went_back = self.now().strftime("%H:%M")
 
         def failed(_: BaseException) -> None:
             self._sharing = False

@@ -24,6 +24,8 @@ class StatusModel:
     hub_records: int = 0  # records of other counters held here
     clock_off: str | None = None  # the PC clock is off the hub's or central's: why, in words
     clock_confirmed: bool = False  # a supervisor confirmed the date anyway (clock confirm)
+    hub_went_back: str | None = None  # HH:MM when an exchange found the hub gone back (it heals by itself)
+    hub_refused: int = 0  # items the hub refused at the last exchange (not counted as shared)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ def test_find_everywhere(tmp_path) -> None:
                                department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
         with store.write() as s:
             shared.store_page(s, "C07", [lan_patient(1, "Sita Devi", "9123456780", name_local="सीता देवी")],
-                              [{"local_ref": "C03-261130-000001", "central_id": "KGMU000000009"}])
+                              [{"local_ref": "C03-261130-000001", "central_id": "KGMU000000009",
+                                "reported_by": "C03"}])
             patient_index.upsert_many(s, [{"uhid": "KGMU000000500", "name": "Sunita Sharma", "sex": "F",
                                            "age_years": 50, "mobile": "9000000001"}])
         by_ref = find(store, "C03-261130-000001")

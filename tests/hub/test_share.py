@@ -120,7 +120,7 @@ def test_share_cli_exit_codes(tmp_path) -> None:
         assert (hub_state["configured"], hub_state["state"], hub_state["last_outcome"]) == (True, "online", "ok")
         (data / "hub.token").write_text("wrong\n")
         refused = cli("share")
-        assert refused.returncode == 3 and "refused" in refused.stderr
+        assert refused.returncode == 9 and "token refused" in refused.stderr  # its own code: not "unreachable"
         hub_state = orjson.loads(cli("status", "--json").stdout)["hub"]
         assert (hub_state["state"], hub_state["last_outcome"]) == ("offline", "unauthorized")
     gone = cli("share")

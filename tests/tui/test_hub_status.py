@@ -71,3 +71,47 @@ async def test_background_share_and_hub_in_status_bar(tmp_path: Path) -> None:
                     break
             assert "LAN: OFF" in str(app.screen.query_one(StatusBar).render())
         store.close()
+
+
+async def test_a_hub_put_back_to_a_backup_shows_in_the_status_bar_and_heals(tmp_path: Path) -> None:
+    from tests.helpers.landay import hub_cli, hub_ops, own_op_ids, work
+
+    with run_hub(tmp_path / "hub", devices=("C07",)) as hub:
+        settings = load_settings(tmp_path / "counter")
+        write_config(settings, {"device_id": "C07", "hospital": "KGMU", "hub_url": hub.url,
+                                "hub_fingerprint": hub.fingerprint})
+        write_hub_token(settings, hub.tokens["C07"])
+        settings = load_settings(tmp_path / "counter")
+        store = open_store(settings.db_path)
+        add_operator(store, "op1", "Asha", "1234")
+        from tests.conftest import put_master_data
+
+        put_master_data(store)
+        n = work(store, "C07", 6, 0)
+        app = app_from_settings(settings, status_interval_s=0.2, share_interval_s=0.2)
+
+        async def until(cond) -> None:
+            for _ in range(150):
+                await settle(pilot, 1)
+                if cond():
+                    return
+                await pilot.pause(0.1)
+            raise AssertionError("timed out")
+
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(lambda: len(hub_ops(hub.db_path)) == 6)
+            assert hub_cli("backup", str(tmp_path / "b.db"), "--db", str(hub.db_path)).returncode == 0
+            work(store, "C07", 6, n)
+            await until(lambda: len(hub_ops(hub.db_path)) == 12)
+            assert app.status.hub_went_back is None
+            hub.stop()
+            assert hub_cli("restore", str(tmp_path / "b.db"), "--db", str(hub.db_path)).returncode == 0
+            hub.start()
+            await until(lambda: app.status.hub_went_back is not None)
+            from opd_fallback.tui.widgets.status_bar import render_status
+
+            assert "LAN hub went back" in str(render_status(app.status, "en", app.now(), 120))
+            assert "LAN हब पीछे गया" in str(render_status(app.status, "hi", app.now(), 120))
+            await until(lambda: len(hub_ops(hub.db_path)) == 12)  # healed by itself from this counter
+            assert {op_id for op_id, _, _ in hub_ops(hub.db_path)} == own_op_ids(store)
+        store.close()

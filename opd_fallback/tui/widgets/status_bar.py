@@ -28,6 +28,8 @@ def human_age(seconds: float | None) -> str:
 
 
 _HUB_WORDS = {"en": ("LAN: on", "LAN: OFF"), "hi": ("LAN: चालू", "LAN: बंद")}
+_HUB_BACK = {"en": "LAN hub went back {at}", "hi": "LAN हब पीछे गया {at}"}
+_HUB_REFUSED = {"en": "LAN refused {n}", "hi": "LAN ने {n} नहीं लिए"}
 
 
 # what goes first when the line is too wide for the terminal: the clock, then the last
@@ -79,6 +81,12 @@ def _status_parts(model: StatusModel, lang: Lang, now: datetime) -> list[tuple[s
     if model.hub is not None:  # the LAN hub (other counters' records)
         on, off = _HUB_WORDS.get(lang, _HUB_WORDS["en"])
         add("hub", f"│ {on if model.hub else off} ", "green" if model.hub else "bold red")
+        if model.hub_went_back:  # kept on the line (not in _DROP_ORDER): the LAN lost records for a while
+            add("hub_back", "│ " + _HUB_BACK.get(lang, _HUB_BACK["en"]).format(at=model.hub_went_back) + " ",
+                "bold black on yellow")
+        if model.hub_refused:
+            add("hub_refused", "│ " + _HUB_REFUSED.get(lang, _HUB_REFUSED["en"]).format(n=model.hub_refused) + " ",
+                "bold yellow")
     waiting = tr("status.waiting", lang, n=model.ops_waiting)
     if model.ops_waiting and model.oldest_age_s is not None:
         waiting += " (" + tr("status.oldest", lang, age=human_age(model.oldest_age_s)) + ")"
