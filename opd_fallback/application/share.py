@@ -40,7 +40,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import text
 from sqlmodel import col, select
 
 from opd_fallback.domain import shared as shared_domain
@@ -172,13 +171,12 @@ def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> 
         meta.put(s, meta.HUB_DB_ID, hub.db_id)
         meta.put(s, meta.HUB_EPOCH, hub.epoch)
         meta.put(s, meta.HUB_SEEN_SEQ, str(hub.hub_seq))
-        mine_below = int(s.execute(text("SELECT count(*) FROM op WHERE seq <= :m"), {"m": hub.max_seq}).scalar() or 0)
+        mine_below = reads.ops_up_to(s, hub.max_seq)
     if mine_below == hub.ops:
         return hub, []
     held = client.exchange({"db_id": hub.db_id, "epoch": hub.epoch}, want_held=True).get("held") or []
     with store.read() as s:
-        seqs = [int(r[0]) for r in s.execute(text("SELECT seq FROM op WHERE seq <= :m ORDER BY seq"),
-                                             {"m": hub.max_seq}).all()]
+        seqs = reads.seqs_up_to(s, hub.max_seq)
     missing, i = [], 0
     runs = sorted((int(a), int(b)) for a, b in held)
     for seq in seqs:

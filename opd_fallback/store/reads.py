@@ -167,3 +167,14 @@ def patient_of_slip(session: Session, ref: str) -> Any:
         "SELECT patient_local_ref, patient_uhid FROM visit WHERE local_ref = :r "
         "UNION ALL SELECT patient_local_ref, patient_uhid FROM lab_order WHERE local_ref = :r "
         "OR sample_id = :r LIMIT 1"), {"r": ref}).first()
+
+
+def ops_up_to(session: Session, seq: int) -> int:
+    """How many of this counter's ops have a seq at or below ``seq`` (share: does the hub hold them all?)."""
+    return int(session.execute(text("SELECT count(*) FROM op WHERE seq <= :m"), {"m": seq}).scalar() or 0)
+
+
+def seqs_up_to(session: Session, seq: int) -> list[int]:
+    """The seqs of this counter's ops at or below ``seq``, in order (share: which the hub lacks)."""
+    return [int(r[0]) for r in session.execute(text("SELECT seq FROM op WHERE seq <= :m ORDER BY seq"),
+                                               {"m": seq}).all()]

@@ -31,7 +31,8 @@ def test_a_tube_of_another_counters_order_is_shared_then_synced_after_that_order
     with run_central(tmp_path, devices=devices) as central, run_hub(tmp_path, devices=devices) as hub:
         c01, c02 = (Counter(tmp_path / d, d, "inprocess") for d in devices)
         for c in (c01, c02):
-            c.setup(central.url, central.tokens[c.device], hub.url, hub.tokens[c.device])
+            c.setup(central.url, central.tokens[c.device], hub.url, hub.tokens[c.device], hub.pairing(c.device),
+                    hub.fingerprint)
         central.stop()  # the outage
 
         svc = c01.service()

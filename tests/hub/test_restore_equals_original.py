@@ -65,7 +65,8 @@ LOCAL_COLUMNS = {
 NATURAL_KEY = {"patient": ("local_ref",), "visit": ("local_ref",), "lab_order": ("local_ref",),
                "payment": ("local_ref",), "payment_void": ("payment_local_ref",), "op": ("op_id",),
                "operator": ("id",), "counter": ("name",), "master_data": ("id",), "shared_record": ("local_ref",),
-               "audit_log": ("id",), "backentry_slip": ("device_id", "visit_date", "slip_no")}
+               "audit_log": ("id",), "backentry_slip": ("device_id", "visit_date", "slip_no"),
+               "sample_event": ("op_id",)}
 
 
 def tables(db: Path) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:

@@ -57,7 +57,8 @@ KAMLA = ["<f2>", "Kamla Devi", "<enter>", "f", "<enter>", "60", "<enter>", "9415
 
 def counter(tmp_path: Path, device: str, hub: Any, **config: Any) -> tuple[CounterApp, Store]:
     settings = load_settings(tmp_path / device)
-    write_config(settings, {"device_id": device, "hospital": "KGMU", "hub_url": hub.url, **config})
+    write_config(settings, {"device_id": device, "hospital": "KGMU", "hub_url": hub.url, "hub_fingerprint": hub.fingerprint,
+                             **config})
     write_hub_token(settings, hub.tokens[device])
     settings = load_settings(tmp_path / device)
     store = open_store(settings.db_path)
