@@ -34,3 +34,14 @@ def test_an_update_remembered_by_a_1_1_server_is_still_a_duplicate(central: Cent
         assert again["status"] == "duplicate" and again["result"] == first["result"]
         with_origin = {**upd, "origin": {"slip_no": "1"}}
         assert one(http, with_origin)["error"]["code"] == "idempotency_mismatch"
+
+
+def test_a_nul_byte_in_a_reading_is_a_4xx_on_every_database(central: CentralHandle) -> None:
+    """PostgreSQL text cannot hold a NUL byte: the schemathesis soak found a 500 for
+    GET /id-blocks/used?cursor=...%00 there. A cursor with one is refused naming the
+    field; a ref or a tube id with one is simply not found."""
+    with central.client("C07") as http:
+        r = http.get("/id-blocks/used", params={"kind": "receipt", "cursor": "C07-R\x00"})
+        assert r.status_code == 422 and "cursor" in r.json()["error"]["message"], r.text
+        assert http.get("/refs/C07-%00").status_code == 404
+        assert http.get("/samples/C07-S%00").status_code == 404

@@ -105,6 +105,9 @@ def id_blocks_used(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = reads.USED_PAGE,
 ) -> Response:
+    if cursor is not None and "\x00" in cursor:  # PostgreSQL text cannot hold it: a 422, never its 500
+        raise ApiError(422, "validation_failed",
+                       "cursor: contains a NUL byte; send the next_cursor of the previous page as it came")
     with central.reader() as conn:
         return json_response(reads.used_ids(conn, dev, kind, cursor, limit))
 
@@ -113,8 +116,8 @@ def id_blocks_used(
             responses={**COMMON, **doc(404, "No applied op made or linked this local_ref yet")},
             summary="What a local_ref maps to (1.2)")
 def get_ref(local_ref: str, dev: Device, central: CentralDep) -> Response:
-    with central.reader() as conn:
-        out = reads.ref_info(conn, local_ref)
+    with central.reader() as conn:  # no op made a ref with a NUL byte (PostgreSQL text cannot hold one)
+        out = None if "\x00" in local_ref else reads.ref_info(conn, local_ref)
     if out is None:
         raise ApiError(404, "not_found", "no applied op made or linked this local_ref yet")
     return json_response(out)
