@@ -77,7 +77,7 @@ def key_for(db_path: Path | str, *, key_file: Path | None = None, name: str = "c
         if cdb.opens(db_path, k):
             if k.source == nxt:
                 os.replace(nxt, path)
-                cdb.fsync_dir(path.parent)
+                ck.fsync_dir(path.parent)
             else:
                 nxt.unlink(missing_ok=True)
             key = Key(k.secret, path)
@@ -125,7 +125,7 @@ def rotate(db_path: Path | str, *, key_file: Path | None = None, name: str = "co
     ck.write_key_file(ck.next_path(path), new)
     cdb.rekey(db_path, old, new)
     os.replace(ck.next_path(path), path)
-    cdb.fsync_dir(path.parent)
+    ck.fsync_dir(path.parent)
     _remember(db_path, path, Key(new.secret, path))
     for other in extra:  # after the main file: a kill leaves them on the old key, kept in the retired keys
         if Path(other).exists() and not cdb.is_plain(other) and cdb.opens(other, old):

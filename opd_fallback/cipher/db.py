@@ -41,7 +41,7 @@ from typing import Any
 
 import sqlcipher3.dbapi2 as dbapi2
 
-from opd_fallback.cipher.keys import Key, KeyProblem, read_ref
+from opd_fallback.cipher.keys import Key, KeyProblem, fsync_dir, read_ref
 from opd_fallback.domain.exits import ExitCode, OpdError
 
 __all__ = ["Connection", "DatabaseError", "Error", "OperationalError", "dbapi2"]
@@ -136,19 +136,6 @@ def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
     finally:
         os.close(fd)
 

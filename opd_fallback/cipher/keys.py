@@ -208,7 +208,8 @@ def _private_dir(folder: Path) -> None:
         os.chmod(folder, 0o700)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some file systems refuse a folder fsync)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -236,7 +237,7 @@ def write_key_file(path: Path, key: Key) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def read_key_file(path: Path) -> Key:
