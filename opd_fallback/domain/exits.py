@@ -13,8 +13,8 @@ The tree (classes live beside the code that raises them)::
     OpdError
     ├── DomainError (domain/errors.py)             1   a rule refused it; field problems
     │   └── PinRefused (store/operators.py)
-    ├── FileUnusable (application/backentry.py)    2
-    ├── ImportRefused (application/backentry.py)   1
+    ├── FileUnusable (application/backentry/)      2
+    ├── ImportRefused (application/backentry/)     1
     ├── RestoreRefused (application/share.py)      1   (also a ValueError)
     ├── WrongDevice (store/readiness.py)           1   (also a ValueError)
     ├── SyncError (sync/client.py)                 3   central could not be used
