@@ -1,14 +1,14 @@
 """Reading a back-entry CSV and writing its rejects file.
 
-Decision: the file is read as one text (so a bad UTF-8 byte names its line)
-and rows are handed on with the line they start on; cells we neutralised
+Decision: the file is streamed, never held whole (see ``open_rows``), and rows
+are handed on with the line they start on; cells we neutralised
 when writing a rejects file are read back as they were, so a fixed rejects
 file imports as it is."""
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,21 +28,37 @@ from opd_fallback.application.people_csv import unneutralise, write_csv
 
 
 def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header and rows with the line each row starts on; raises ``FileUnusable``.
-    Cells we neutralised when writing a rejects file (``'=...``) are read back
-    as they were."""
+    """Header and rows with the line each row starts on, held whole (small files,
+    tests); ``import_file`` streams them with ``open_rows``. Raises ``FileUnusable``."""
+    header, _, rows = open_rows(path)
+    return header, list(rows)
+
+
+def open_rows(path: Path) -> tuple[list[str], int, Iterator[tuple[int, dict[str, str]]]]:
+    """Header, number of rows, and the rows streamed from the file with the line each
+    starts on; raises ``FileUnusable``. Cells we neutralised when writing a rejects
+    file (``'=...``) are read back as they were.
+
+    Decision: the file is read twice, never held whole. The first pass checks all
+    of it (UTF-8, CSV, header) and counts the rows, so a file bad at its end is
+    refused before any row is saved, as when it was read whole, and progress knows
+    the total; the second pass yields the rows one by one (memory stays flat
+    whatever the file's size)."""
+    first = _rows(path)
+    header = list(next(first)[1])
+    count = sum(1 for _ in first)
+    second = _rows(path)
+    next(second)
+    return header, count, second
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """The header (as ``(0, {column: column})``, in order) then each row; raises ``FileUnusable``."""
     try:
-        raw = path.read_bytes()
+        handle = path.open(encoding="utf-8-sig", newline="")  # a spreadsheet's BOM is fine
     except OSError as exc:
         raise FileUnusable(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        body = raw.decode("utf-8-sig")  # a spreadsheet's BOM is fine
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise FileUnusable(
-            f"the file is not UTF-8 (line {line}); save it from the spreadsheet as 'CSV UTF-8'"
-        ) from None
-    reader = csv.reader(io.StringIO(body, newline=""))
+    reader = csv.reader(handle)
     limit = csv.field_size_limit(CSV_FIELD_LIMIT)
     try:
         header = next(reader, None)
@@ -50,7 +66,7 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             raise FileUnusable("the file has no header row")
         header = [h.strip() for h in header]
         _check_header(header)
-        rows: list[tuple[int, dict[str, str]]] = []
+        yield 0, {h: h for h in header}
         start = reader.line_num + 1
         for cells in reader:
             line, start = start, reader.line_num + 1
@@ -60,15 +76,33 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             if len(cells) > len(header):
                 extra = cells[len(header):]
                 if any(c.strip() for c in extra):
-                    rows.append((line, {**dict(zip(header, cells, strict=False)), "__too_many__": str(len(cells))}))
+                    yield line, {**dict(zip(header, cells, strict=False)), "__too_many__": str(len(cells))}
                     continue
             padded = cells + [""] * (len(header) - len(cells))
-            rows.append((line, dict(zip(header, padded, strict=False))))
+            yield line, dict(zip(header, padded, strict=False))
+    except UnicodeDecodeError:
+        raise FileUnusable(
+            f"the file is not UTF-8 (line {_bad_utf8_line(path)}); save it from the spreadsheet as 'CSV UTF-8'"
+        ) from None
     except csv.Error as exc:
         raise FileUnusable(f"line {reader.line_num}: not valid CSV ({exc})") from None
     finally:
         csv.field_size_limit(limit)
-    return header, rows
+        handle.close()
+
+
+def _bad_utf8_line(path: Path) -> int:
+    """The line of the first byte that is not UTF-8, read in chunks."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 16):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return line + chunk[: exc.start].count(b"\n")
+            line += chunk.count(b"\n")
+    return line
 
 
 def _check_header(header: list[str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, select
 from sqlmodel import col as column_of
 
-from opd_fallback.application.backentry.csvio import read_rows, write_rejects
+from opd_fallback.application.backentry.csvio import open_rows, write_rejects
 from opd_fallback.application.backentry.model import (
     BATCH_ROWS,
     PATIENT_COLUMNS,
@@ -37,6 +38,7 @@ from opd_fallback.store.tables import BackEntrySlip, Op, Operator
 # Columns an old import filled in itself when the row left them empty: compared
 # with a slip imported before contents were kept only when the row gives them.
 _DEFAULTED = ("fee_code", "lab_items")
+_NOTHING_KEPT: dict[str, str] = {}  # shared by the outcomes of rows not rejected: never written to
 
 
 def _content_from_ops(session: Session, op_ids_json: str) -> dict[str, str]:
@@ -81,7 +83,10 @@ def _earlier_slips(session: Session, keys: set[Key]) -> dict[Key, BackEntrySlip]
         return {}
     found: dict[Key, BackEntrySlip] = {}
     rows = session.exec(select(BackEntrySlip).where(
+        # all three columns of ix_backentry_slip_key: without visit_date the index
+        # narrows by device only and every batch scans the device's slips
         column_of(BackEntrySlip.device_id).in_(sorted({d for d, _, _ in keys})),
+        column_of(BackEntrySlip.visit_date).in_(sorted({v for _, v, _ in keys})),
         column_of(BackEntrySlip.slip_key).in_(sorted({k for _, _, k in keys})),
     ))
     for row in rows:
@@ -243,21 +248,26 @@ def import_file(
     ``progress(done, total, rejected)`` is called after each batch. Writes the rejected
     rows (with an ``error`` column) beside the input unless ``dry_run``; a stale
     rejects file from an earlier run is removed when no row is rejected now."""
-    header, rows = read_rows(path)
+    header, total, rows = open_rows(path)
     check_importer(store, imported_by)
     importer = _Importer(CounterService(store, device_id), imported_by, source_file=path.name, dry_run=dry_run)
     outcomes: list[RowOutcome] = []
     rejected = 0
     if progress is not None:
-        progress(0, len(rows), 0)
-    for start in range(0, len(rows), batch_rows):
+        progress(0, total, 0)
+    while batch := list(islice(rows, batch_rows)):
         try:
-            outcomes.extend(importer.batch(rows[start:start + batch_rows], today))
+            done = importer.batch(batch, today)
         except DomainError as exc:  # the counter refuses all writes (e.g. after a restore)
             raise ImportRefused(str(exc.problems[0].message if exc.problems else exc)) from None
+        for out in done:
+            if out.status != "rejected":  # only a rejected row's cells are needed (its rejects line)
+                out.cells, out.op_ids = _NOTHING_KEPT, []
+            else:
+                rejected += 1
+        outcomes.extend(done)
         if progress is not None:
-            rejected = sum(1 for o in outcomes[start:] if o.status == "rejected") + rejected
-            progress(len(outcomes), len(rows), rejected)
+            progress(len(outcomes), total, rejected)
     report = ImportReport(path, dry_run, outcomes, None)
     target = rejects_path or rejects_path_for(path)
     if not dry_run:
