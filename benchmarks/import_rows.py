@@ -1,17 +1,25 @@
-"""Back-entry import speed: rows per second for a file of N slips.
+"""Back-entry import speed: rows per second for files of 4,000 and 50,000 slips,
+a dry run, and the peak memory of each.
 
-    .venv/bin/python benchmarks/import_rows.py [--rows 2000 20000] [--json]
+    .venv/bin/python benchmarks/import_rows.py [--quick] [--rows 4000 50000] [--json]
 
-Each file is imported into a fresh counter database (real SQLite file, WAL,
+Each run is its own process (peak memory is that process's ``ru_maxrss``): the
+file is imported into a fresh counter database (real file, WAL,
 synchronous=FULL) with master data and the writing operator set up; a quarter
 of the rows also order a lab test with its payment, like a real OPD day.
-Target: at least 1,000 rows/s.
+``--quick`` runs 1,000 and 4,000 rows.
+
+Goals (exit 1 when one is missed): at least 1,000 rows/s at every size and in
+the dry run; the largest size at least 0.9 of the smallest's rate (no slowdown
+as the database grows); peak memory below 300 MB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +51,7 @@ def write_file(path: Path, rows: int) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def run(rows: int) -> dict[str, float]:
+def run(rows: int, dry_run: bool = False) -> dict[str, float]:
     from opd_fallback.application.backentry import import_file
     from opd_fallback.store.engine import open_store
     from opd_fallback.store.operators import add_operator
@@ -58,26 +66,59 @@ def run(rows: int) -> dict[str, float]:
         path = d / "slips.csv"
         write_file(path, rows)
         t0, c0 = time.perf_counter(), time.process_time()
-        report = import_file(store, "C07", path, imported_by="importer", today=date(2026, 11, 26))
+        report = import_file(store, "C07", path, imported_by="importer", today=date(2026, 11, 26), dry_run=dry_run)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         store.close()
-    assert report.count("imported") == rows, [str(p) for r in report.rejected[:3] for p in r.problems]
-    return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed),
-            "cpu_seconds": round(cpu, 2), "rows_per_cpu_s": round(rows / cpu)}
+    want = "would_import" if dry_run else "imported"
+    assert report.count(want) == rows, [str(p) for r in report.rejected[:3] for p in r.problems]
+    return {"rows": rows, "dry_run": dry_run, "seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed),
+            "cpu_seconds": round(cpu, 2), "rows_per_cpu_s": round(rows / cpu),
+            "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def run_apart(rows: int, dry_run: bool) -> dict[str, float]:
+    """``run`` in a process of its own, so its peak memory is its own."""
+    cmd = [sys.executable, __file__, "--child", str(rows)] + (["--dry-run"] if dry_run else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=3600).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+GOAL_ROWS_PER_S = 1000
+GOAL_SAME_RATE = 0.9
+GOAL_PEAK_MB = 300
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, nargs="+", default=[2000, 20000])
+    ap.add_argument("--rows", type=int, nargs="+", default=None)
+    ap.add_argument("--quick", action="store_true", help="1,000 and 4,000 rows")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    results = [run(n) for n in args.rows]
-    if args.json:
-        print(json.dumps(results))
+    if args.child:
+        print(json.dumps(run(args.child, args.dry_run)))
         return
-    for r in results:
-        print(f"import {r['rows']:>6} rows: {r['seconds']:>6.2f} s, {r['rows_per_s']:>5} rows/s "
-              f"(CPU {r['cpu_seconds']:.2f} s, {r['rows_per_cpu_s']} rows per CPU second)")
+    sizes = args.rows or ([1000, 4000] if args.quick else [4000, 50000])
+    results = [run_apart(n, False) for n in sizes] + [run_apart(sizes[0], True)]
+    missed = [f"{'dry run' if r['dry_run'] else 'import'} of {r['rows']} rows: {r['rows_per_s']} rows/s"
+              for r in results if r["rows_per_s"] < GOAL_ROWS_PER_S]
+    same = results[len(sizes) - 1]["rows_per_s"] / results[0]["rows_per_s"]
+    if same < GOAL_SAME_RATE:
+        missed.append(f"{sizes[-1]} rows ran at {same:.2f} of the rate of {sizes[0]} rows")
+    missed += [f"{r['rows']} rows peaked at {r['peak_mb']} MB" for r in results if r["peak_mb"] >= GOAL_PEAK_MB]
+    if args.json:
+        print(json.dumps({"results": results, "same_rate": round(same, 2), "missed": missed}))
+    else:
+        for r in results:
+            print(f"{'dry run' if r['dry_run'] else 'import '} {r['rows']:>6} rows: {r['seconds']:>7.2f} s, "
+                  f"{r['rows_per_s']:>5} rows/s (CPU {r['cpu_seconds']:.2f} s, {r['rows_per_cpu_s']} rows per CPU "
+                  f"second), peak {r['peak_mb']} MB")
+        print(f"rate at {sizes[-1]} rows / rate at {sizes[0]} rows: {same:.2f}")
+        for m in missed:
+            print(f"below goal: {m}")
+    sys.exit(1 if missed else 0)
 
 
 if __name__ == "__main__":
