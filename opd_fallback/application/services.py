@@ -43,6 +43,7 @@ from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import active_supervisor
 from opd_fallback.store.patient_index import PatientHit, uhid_for_local_ref
+from opd_fallback.store.records import new_record
 from opd_fallback.store.search import search as find_patients
 from opd_fallback.store.tables import (
     IndexedPatient,
@@ -344,7 +345,8 @@ class Tx:
         uhid = reserved.take(self.session, "uhid", op_id)
         payload = validate(P.PatientRegister, {**data, "local_ref": local_ref, "uhid": uhid})
         body = payload.model_dump(mode="json")
-        rec = Patient(
+        rec = new_record(
+            Patient,
             **{k: body[k] for k in Patient.model_fields if k in body and k not in ("id",)},
             op_id=op_id, operator_id=self.operator_id, created_at=when.isoformat(),
         )
@@ -375,7 +377,8 @@ class Tx:
             "local_ref": local_ref, "patient": info.ref.wire(), "department": dept, "unit": unit_code,
             "visit_type": vtype, "visit_date": day, "token_no": token,
         })
-        self.session.add(Visit(
+        self.session.add(new_record(
+            Visit,
             local_ref=local_ref, patient_local_ref=info.local_ref, patient_uhid=info.uhid,
             patient_name=info.name, department=dept, unit=unit_code, visit_type=vtype,
             visit_date=day.isoformat(), token_no=token, op_id=op_id, operator_id=self.operator_id,
@@ -415,7 +418,8 @@ class Tx:
             "priority": priority, "ordered_by": ordered_by,
         })
         total = self.catalog.tests_total(codes) if self.catalog else 0
-        self.session.add(LabOrder(
+        self.session.add(new_record(
+            LabOrder,
             local_ref=local_ref, patient_local_ref=info.local_ref, patient_uhid=info.uhid,
             patient_name=info.name, visit_local_ref=visit_local,
             visit_central_id=visit_ref.central_id, tests=outbox.dumps(codes), sample_id=sample_id,
@@ -491,7 +495,8 @@ class Tx:
             "visit": visit_wire, "lab_order": lab_wire, "amount_paise": amount, "mode": payment.mode,
             "mode_ref": payment.mode_ref, "items": items, "waiver": waiver,
         })
-        self.session.add(Payment(
+        self.session.add(new_record(
+            Payment,
             local_ref=local_ref, receipt_no=receipt, patient_local_ref=info.local_ref,
             patient_uhid=info.uhid, patient_name=info.name, visit_local_ref=visit_local,
             lab_order_local_ref=lab_local, amount_paise=model.amount_paise, mode=model.mode,

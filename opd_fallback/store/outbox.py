@@ -46,6 +46,7 @@ from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.domain.jsonio import dumps, loads
 from opd_fallback.domain.payloads import wire
+from opd_fallback.store.records import new_record
 from opd_fallback.store.states import CANCELLED, CONFLICT, DAMAGED, FLAGGED, PENDING, REJECTED, STATES, SYNCED
 from opd_fallback.store.tables import Op
 
@@ -197,7 +198,8 @@ def enqueue(
     out); a dict is stored as given, so give one that came from :func:`wire`."""
     body = wire(payload) if isinstance(payload, BaseModel) else payload
     at = recorded_at.isoformat() if isinstance(recorded_at, datetime) else (recorded_at or now_iso())
-    op = Op(
+    op = new_record(
+        Op,
         seq=seq,
         op_id=op_id or new_op_id(),
         kind=kind,
