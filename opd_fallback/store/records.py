@@ -18,25 +18,23 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from sqlmodel import SQLModel
 from sqlmodel._compat import partial_init
 
 T = TypeVar("T", bound=SQLModel)
 
-_Plan = tuple[tuple[str, object, bool], ...]  # (field, default or factory, is a factory)
+_Plan = tuple[tuple[str, object, FieldInfo | None], ...]  # (field, default, the field when a factory makes it)
 _PLANS: dict[type[SQLModel], _Plan] = {}
 
 
 def _plan(cls: type[SQLModel]) -> _Plan:
     plan = _PLANS.get(cls)
     if plan is None:
-        steps: list[tuple[str, object, bool]] = []
+        steps: list[tuple[str, object, FieldInfo | None]] = []
         for name, info in cls.model_fields.items():
-            if info.default_factory is not None:
-                steps.append((name, info.default_factory, True))
-            else:
-                steps.append((name, info.default, False))
+            steps.append((name, info.default, info if info.default_factory is not None else None))
         plan = _PLANS[cls] = tuple(steps)
     return plan
 
@@ -53,8 +51,8 @@ def new_record(cls: type[T], **values: object) -> T:
     for name, default, factory in plan:
         if name in values:
             state[name] = values[name]
-        elif factory:
-            state[name] = default()  # type: ignore[operator]
+        elif factory is not None:
+            state[name] = factory.get_default(call_default_factory=True)
         elif default is PydanticUndefined:
             raise TypeError(f"{cls.__name__} needs {name}")
         else:
