@@ -10,7 +10,6 @@ FastAPI) inside their command functions, so a quick command starts quickly.
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
