@@ -101,7 +101,9 @@ def main() -> None:
     os.umask(0o077)
     if _counter_fast(sys.argv[1:]):
         return
-    app = globals().get("app")  # a test may put its own here
+    app: Any = globals().get("app")  # a test may put its own here
     if app is None:
-        from opd_fallback.cli.root import app
+        from opd_fallback.cli import root
+
+        app = root.app
     app()
