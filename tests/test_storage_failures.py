@@ -116,7 +116,7 @@ def test_a_write_that_meets_a_full_disk_keeps_nothing_half_done(tmp_path: Path,
 
 
 def test_a_bad_setting_and_a_bug_are_one_line_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from opd_fallback.cli.__init__ import EXIT_UNEXPECTED
+    from opd_fallback.cli.root import EXIT_UNEXPECTED
     from opd_fallback.store import operators
 
     data = tmp_path / "counter"

@@ -1,148 +1,97 @@
-"""``opd-fallback``: the counter's command line (typer).
+"""``opd-fallback``'s entry point, and a short way to the counter.
 
-This module only builds the app and mounts the commands, each concern in its
-own module beside it; every command is registered here by name, so reading
-this file lists them all. The modules keep heavy imports (Textual, httpx,
-FastAPI) inside their command functions, so a quick command starts quickly.
+The commands live in ``cli/root.py`` (typer); ``app`` and the rest of that
+module's names are reached through this package as before (loaded on first
+use). The clerk's command, ``opd-fallback counter`` (with ``--data-dir DIR``
+before it, ``--no-sync`` or ``--lang en|hi`` after), is started here without
+loading typer and the twenty command modules: its login screen is painted
+that much sooner (issue 21; benchmarks/counter_start.py). Anything else, a
+``--help``, a setting that needs a warning (TLS checks off) or a counter not
+set up, goes the long way, so every message and exit status stays typer's
+and ``root.py``'s own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-import typer
-from pydantic import ValidationError
-from typer.core import TyperGroup
 
-from opd_fallback.cli import (
-    central,
-    clock,
-    collect,
-    conformance,
-    counter,
-    find,
-    hub,
-    importing,
-    keys,
-    preview,
-    reconcile,
-    review,
-    setup,
-    share,
-    status,
-    sync,
-)
-from opd_fallback.cli.common import DataDirOpt, use_data_dir
-from opd_fallback.domain.exits import ExitCode, OpdError
+def __getattr__(name: str) -> Any:  # ``from opd_fallback.cli import app`` and friends
+    import importlib
 
-EXIT_UNEXPECTED = ExitCode.UNEXPECTED  # a bug: one line on the terminal, the traceback in the error log
+    if name.startswith("__") or name == "root":
+        raise AttributeError(name)
+    return getattr(importlib.import_module("opd_fallback.cli.root"), name)
 
 
-class OneLineErrors(TyperGroup):
-    """Every command, ours and the other parts', ends in one sentence on stderr
-    and a documented exit status when the disk or the database fails (see
-    store/failures.py), when an ``OpdError`` reaches it (its sentence and its
-    ``exit_code``, domain/exits.py), or when anything else unexpected happens: the
-    traceback goes to the 0600 error log in the data directory, never to the
-    terminal (it could show a patient's data)."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except Exception as exc:  # turned into one line below, never swallowed
-            if type(exc).__module__.split(".")[0] in ("click", "typer"):
-                raise  # Exit, Abort, usage errors: typer's own control flow
-            _one_line(exc, ctx.invoked_subcommand or "")
-            raise  # unreachable: _one_line exits
-
-
-def _data_paths() -> tuple[Path | None, Path | None]:
-    from opd_fallback.config import load_settings
-
-    try:
-        s = load_settings()
-    except Exception:  # the error being reported matters more
-        return None, None
-    return s.data_dir, s.db_path
+def _counter_args(argv: list[str]) -> tuple[str | None, bool, str | None] | None:
+    """``(data_dir, no_sync, lang)`` when ``argv`` is a plain ``counter`` command, else None."""
+    data_dir = None
+    rest = list(argv)
+    if rest[:1] == ["--data-dir"] and len(rest) >= 2:
+        data_dir, rest = rest[1], rest[2:]
+    elif rest[:1] and rest[0].startswith("--data-dir="):
+        data_dir, rest = rest[0].split("=", 1)[1], rest[1:]
+    if rest[:1] != ["counter"]:
+        return None
+    no_sync, lang = False, None
+    it = iter(rest[1:])
+    for arg in it:
+        if arg == "--no-sync":
+            no_sync = True
+        elif arg == "--lang":
+            lang = next(it, None)
+        elif arg.startswith("--lang="):
+            lang = arg.split("=", 1)[1]
+        else:
+            return None
+        if arg.startswith("--lang") and lang not in ("en", "hi"):
+            return None  # typer says what is wrong
+    return data_dir, no_sync, lang
 
 
-def _one_line(exc: Exception, where: str) -> None:
-    from opd_fallback.store.failures import explain, write_log
+def run_counter(settings: Any, *, no_sync: bool) -> None:
+    """Open the counter UI for ``settings``; a store that would not open is said in one line afterwards."""
+    from opd_fallback.tui.wiring import app_from_settings
 
-    data_dir, db_path = _data_paths()
-    problem = explain(exc, db_path, where=where)
-    if problem is not None:
-        typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(problem.exit_code)
-    if isinstance(exc, OpdError) and exc.exit_code != ExitCode.UNEXPECTED:
-        typer.echo(f"error: {exc}", err=True)  # an error with words for people: its sentence and its status
-        raise typer.Exit(exc.exit_code)
-    if isinstance(exc, ValidationError) and exc.title in ("Settings", "CentralSettings"):
-        from opd_fallback.domain.errors import explain as problems
-
-        said = "; ".join(f"{p.field}: {p.message}" for p in problems(exc))
-        typer.echo(f"error: a setting is not valid ({said}): fix it in config.toml or the OPD_* "
-                   "environment variables", err=True)
-        raise typer.Exit(ExitCode.REFUSED)
-    log = write_log(exc, data_dir, where=where)
-    where_log = f"details for IT are in {log}" if log else "no log could be written"
-    typer.echo(f"error: an unexpected {type(exc).__name__} stopped this command ({where_log}); "
-               "please report it", err=True)
-    raise typer.Exit(EXIT_UNEXPECTED)
+    app = app_from_settings(settings, background_sync=False if no_sync else None)
+    app.run()
+    if app.load_error is not None:  # the store did not open behind the login screen: say why, in one line
+        raise app.load_error
 
 
-app = typer.Typer(
-    cls=OneLineErrors,
-    name="opd-fallback",
-    help="Keeps an OPD registration counter working while the central HIS is down.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_show_locals=False,  # never print patient data in a traceback
-)
-
-
-@app.callback()
-def _root(data_dir: DataDirOpt = None) -> None:
-    """Keeps an OPD registration counter working while the central HIS is down."""
-    # Every command reads settings through config.load_settings(), which honours OPD_DATA_DIR.
-    use_data_dir(data_dir)
-    warn_now()
-
-
-def warn_now() -> None:
-    """Warnings every run must show (TLS checks off), from the environment and
-    config.toml; never stops a command that would otherwise run."""
-    from opd_fallback.cli.common import warn_insecure_tls, warned_tls
+def _counter_fast(argv: list[str]) -> bool:
+    """Run ``counter`` without typer when the command line is a plain one; False: take the long way."""
+    parsed = _counter_args(argv)
+    if parsed is None:
+        return False
+    data_dir, no_sync, lang = parsed
     from opd_fallback.datadir import tls_checks_may_be_off
 
-    warned_tls.clear()  # a new run (tests run many in one process)
-    if not tls_checks_may_be_off():  # the usual case, known without loading pydantic-settings
-        return
-    from opd_fallback.config import load_settings
+    if data_dir is not None:
+        os.environ["OPD_DATA_DIR"] = str(Path(data_dir).expanduser().resolve())
+    if tls_checks_may_be_off():
+        return False  # the long way warns first
+    try:
+        from opd_fallback.config import load_settings
 
-    with contextlib.suppress(Exception):  # a bad setting is reported by the command that needs it
-        warn_insecure_tls(load_settings())
+        settings = load_settings()
+        if not settings.device_id or not settings.db_path.exists():
+            return False  # the long way says "no counter set up"
+        if lang is not None:
+            settings = settings.model_copy(update={"language": lang})
+        run_counter(settings, no_sync=no_sync)
+    except Exception as exc:  # the same one sentence and exit status as every command's
+        from opd_fallback.cli.root import _one_line
 
-
-setup.register(app)  # init, operator
-importing.register(app)  # import
-collect.register(app)  # collect (the lab's collection desk, one tube id per line)
-status.register(app)  # status
-app.command("counter")(counter.counter)
-sync.register(app)  # sync, refresh
-app.add_typer(central.central_app, name="central")
-app.add_typer(hub.hub_app, name="hub")  # the LAN hub: serve, add-device
-app.add_typer(review.review_app, name="review")
-app.add_typer(clock.clock_app, name="clock")  # show, confirm: the PC clock against the hub's
-reconcile.register(app)  # reconcile, nightly, backup, restore
-app.command("find")(find.find)  # a patient here, on the LAN or in central's index
-app.command("share")(share.share)  # share with the LAN hub
-preview.register(app)  # preview
-keys.register(app)  # encrypt, rotate-key, recovery-code, recover-key
-app.command("conformance", help=conformance.HELP)(conformance.conformance)  # check a central server
+        try:
+            _one_line(exc, "counter")
+        except BaseException as said:  # typer.Exit
+            sys.exit(getattr(said, "exit_code", 1))
+    return True
 
 
 def main() -> None:
@@ -150,4 +99,11 @@ def main() -> None:
     process makes (the database and its -wal/-shm, backups, spool, prints,
     logs) is then owner-only even where a module forgets its explicit mode."""
     os.umask(0o077)
+    if _counter_fast(sys.argv[1:]):
+        return
+    app: Any = globals().get("app")  # a test may put its own here
+    if app is None:
+        from opd_fallback.cli import root
+
+        app = root.app
     app()

@@ -12,15 +12,12 @@ def counter(
     lang: Annotated[str | None, typer.Option("--lang", help="en or hi (default from config)")] = None,
 ) -> None:
     """Open the counter: register, revisit, lab orders, void, reprint, queue, cash summary."""
+    from opd_fallback.cli import run_counter
     from opd_fallback.cli.common import counter_settings
-    from opd_fallback.tui.wiring import app_from_settings
 
     settings = counter_settings()
     if lang is not None:
         if lang not in ("en", "hi"):
             raise typer.BadParameter("must be en or hi", param_hint="--lang")
         settings = settings.model_copy(update={"language": lang})
-    app = app_from_settings(settings, background_sync=False if no_sync else None)
-    app.run()
-    if app.load_error is not None:  # the store did not open behind the login screen: say why, in one line
-        raise app.load_error
+    run_counter(settings, no_sync=no_sync)

@@ -160,11 +160,17 @@ class CounterApp(App[None]):
         if self.share_runner is not None:
             self.set_interval(self.share_interval_s, self._share)
         if self.backend is None and self._loader is not None:
-            self.run_blocking(self._loader, on_done=self._loaded, on_error=self._load_failed, group="load")
+            # after the login screen's first paint: the loader's imports (SQLAlchemy, SQLCipher, argon2,
+            # printing) hold the GIL for a good part of a second and would delay the paint they sit beside
+            self.call_after_refresh(self._start_loader)
         else:
             self.refresh_status()
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=30)
+
+    def _start_loader(self) -> None:
+        assert self._loader is not None
+        self.run_blocking(self._loader, on_done=self._loaded, on_error=self._load_failed, group="load")
 
     def _loaded(self, parts: tuple[Any, Any, Any]) -> None:
         self.backend, self.printer, self.spool = parts
