@@ -243,7 +243,7 @@ class Drill:
     # ------------------------------------------------------------ the hub
     def sharer(self, device: str) -> None:
         st = self.stores[device]
-        with HubClient(self.hub.url, self.hub.tokens[device], deadline_s=10) as client:
+        with self.hub.hub_client(device, deadline_s=10) as client:  # pinned, as after pairing
             while not self.stop_sharing.is_set():
                 res = share_once(st, client, device)
                 now = time.monotonic()

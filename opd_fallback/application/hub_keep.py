@@ -62,13 +62,25 @@ def op_facts(session: Session, ops: list[Op]) -> list[dict[str, Any]]:
         "rows": rows.get(o.op_id, {})}} for o in ops]
 
 
-def operators_and_master(session: Session) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    ops = [{"id": o.id, "name": o.name, "pin_hash": o.pin_hash, "role": o.role, "active": bool(o.active),
-            "created_at": o.created_at} for o in session.exec(select(Operator).order_by(col(Operator.id))).all()]
+def _operators(session: Session) -> list[dict[str, Any]]:
+    return [{"id": o.id, "name": o.name, "pin_hash": o.pin_hash, "role": o.role, "active": bool(o.active),
+             "created_at": o.created_at} for o in session.exec(select(Operator).order_by(col(Operator.id))).all()]
+
+
+def _master_id(session: Session) -> list[str | None] | None:
+    row = session.execute(select_table(col(MasterDataCache.version), col(MasterDataCache.etag),
+                                       col(MasterDataCache.fetched_at)).where(col(MasterDataCache.id) == 1)).first()
+    return None if row is None else [str(v) if v is not None else None for v in row]
+
+
+def _master(session: Session) -> dict[str, Any] | None:
     md = session.get(MasterDataCache, 1)
-    master = None if md is None else {"version": md.version, "etag": md.etag, "body": md.body,
-                                      "fetched_at": md.fetched_at}
-    return ops, master
+    return None if md is None else {"version": md.version, "etag": md.etag, "body": md.body,
+                                    "fetched_at": md.fetched_at}
+
+
+def operators_and_master(session: Session) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    return _operators(session), _master(session)
 
 
 def _central_max_seq(session: Session) -> int:
@@ -92,11 +104,15 @@ def send(store: Store, client: KeepApi) -> dict[str, int]:
             facts = op_facts(s, ops)
             entries = list(s.exec(select(AuditEntry).where(col(AuditEntry.id) > audit_id)
                                   .order_by(col(AuditEntry.id)).limit(AUDIT_PAGE)).all())
-            operators, master = operators_and_master(s)
+            operators = _operators(s)
+            master_id = _master_id(s)
             seq_high = numbers.peek(s, numbers.SEQ)
             central_max = _central_max_seq(s)
-        digest = hashlib.sha256(orjson.dumps([operators, master, seq_high, central_max])).hexdigest()
-        changed = digest != digest_was
+            # the master data by its version, etag and time, not its body (read only when it changed):
+            # this runs at every exchange, each half second
+            digest = hashlib.sha256(orjson.dumps([operators, master_id, seq_high, central_max])).hexdigest()
+            changed = digest != digest_was
+            master = _master(s) if changed else None
         if not facts and not entries and not changed:
             break  # nothing new: no call at all (the UI exchanges every half second)
         body: dict[str, Any] = {
