@@ -66,7 +66,6 @@ from opd_fallback.domain.errors import DomainError  # noqa: E402
 from opd_fallback.store import open_store  # noqa: E402
 from opd_fallback.sync.client import CentralClient  # noqa: E402
 from opd_fallback.sync.engine import SyncEngine  # noqa: E402
-from opd_fallback.sync.hub_client import HubClient  # noqa: E402
 from opd_fallback.sync.refresh import refresh_all  # noqa: E402
 from tests.helpers.central import run_central  # noqa: E402
 from tests.helpers.hub import run_hub  # noqa: E402
