@@ -76,7 +76,7 @@ class HubForRestore(Protocol):
     def keep_get(self) -> dict[str, Any]: ...
     def keep_facts(self, after_seq: int, *, limit: int = 2000) -> dict[str, Any]: ...
     def keep_audit(self, after_id: int, *, limit: int = 2000) -> dict[str, Any]: ...
-    def keep_slips(self, after_id: int, *, limit: int = 2000) -> dict[str, Any]: ...
+    def keep_slips(self, after_id: int, *, limit: int = 2000) -> dict[str, object]: ...
 
 
 @dataclass
@@ -287,7 +287,7 @@ def _put_audit(s: Session, entries: list[dict[str, Any]]) -> int:
     return n
 
 
-def _put_slips(s: Session, slips: list[dict[str, Any]]) -> int:
+def _put_slips(s: Session, slips: list[dict[str, object]]) -> int:
     """The old PC's back-entered slips, row for row (their row ids too: the next import continues above)."""
     fields = set(BackEntrySlip.model_fields)
     for x in slips:
