@@ -66,7 +66,6 @@ from opd_fallback.domain.errors import DomainError  # noqa: E402
 from opd_fallback.store import open_store  # noqa: E402
 from opd_fallback.sync.client import CentralClient  # noqa: E402
 from opd_fallback.sync.engine import SyncEngine  # noqa: E402
-from opd_fallback.sync.hub_client import HubClient  # noqa: E402
 from opd_fallback.sync.refresh import refresh_all  # noqa: E402
 from tests.helpers.central import run_central  # noqa: E402
 from tests.helpers.hub import run_hub  # noqa: E402
@@ -243,7 +242,7 @@ class Drill:
     # ------------------------------------------------------------ the hub
     def sharer(self, device: str) -> None:
         st = self.stores[device]
-        with HubClient(self.hub.url, self.hub.tokens[device], deadline_s=10) as client:
+        with self.hub.hub_client(device, deadline_s=10) as client:  # pinned, as after pairing
             while not self.stop_sharing.is_set():
                 res = share_once(st, client, device)
                 now = time.monotonic()

@@ -9,6 +9,7 @@ Sent after every exchange of ops (``application/share.py``), only what is new:
   is taken from the table by the op that made it, minus the columns central
   fills in later (those come back from central's answers or the hub's ids);
 - the **audit log** above the last sent entry (who approved what);
+- the **back-entered slips** (``backentry_slip`` rows: no ``op_id`` of their own) above the last sent row;
 - the **operators** (id, name, argon2 PIN hash, role, active) and the
   **master data**, only when they or the numbers changed since the last send (a digest);
 - the **numbers**: the highest seq handed out and central's last ``max_seq``.
@@ -28,10 +29,12 @@ from sqlmodel import Session, SQLModel, col, select
 
 from opd_fallback.store import meta, numbers
 from opd_fallback.store.engine import Store
-from opd_fallback.store.tables import AuditEntry, MasterDataCache, Op, Operator
+from opd_fallback.store.tables import AuditEntry, BackEntrySlip, MasterDataCache, Op, Operator
 
 FACTS_PAGE = 2000
 AUDIT_PAGE = 2000
+SLIP_PAGE = 2000
+SLIP_SENT = "hub_keep_slip_id"  # meta: back-entered slips sent through this row id
 # the row as it stands when sent (central ids learnt later come back from the hub's ids); not its row number
 LEARNED_LATER = {"id"}
 # tables whose rows an op makes but that are not records of the exchange itself
@@ -62,13 +65,25 @@ def op_facts(session: Session, ops: list[Op]) -> list[dict[str, Any]]:
         "rows": rows.get(o.op_id, {})}} for o in ops]
 
 
-def operators_and_master(session: Session) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    ops = [{"id": o.id, "name": o.name, "pin_hash": o.pin_hash, "role": o.role, "active": bool(o.active),
-            "created_at": o.created_at} for o in session.exec(select(Operator).order_by(col(Operator.id))).all()]
+def _operators(session: Session) -> list[dict[str, Any]]:
+    return [{"id": o.id, "name": o.name, "pin_hash": o.pin_hash, "role": o.role, "active": bool(o.active),
+             "created_at": o.created_at} for o in session.exec(select(Operator).order_by(col(Operator.id))).all()]
+
+
+def _master_id(session: Session) -> list[str | None] | None:
+    row = session.execute(select_table(col(MasterDataCache.version), col(MasterDataCache.etag),
+                                       col(MasterDataCache.fetched_at)).where(col(MasterDataCache.id) == 1)).first()
+    return None if row is None else [str(v) if v is not None else None for v in row]
+
+
+def _master(session: Session) -> dict[str, Any] | None:
     md = session.get(MasterDataCache, 1)
-    master = None if md is None else {"version": md.version, "etag": md.etag, "body": md.body,
-                                      "fetched_at": md.fetched_at}
-    return ops, master
+    return None if md is None else {"version": md.version, "etag": md.etag, "body": md.body,
+                                    "fetched_at": md.fetched_at}
+
+
+def operators_and_master(session: Session) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    return _operators(session), _master(session)
 
 
 def _central_max_seq(session: Session) -> int:
@@ -81,28 +96,36 @@ def _central_max_seq(session: Session) -> int:
 
 def send(store: Store, client: KeepApi) -> dict[str, int]:
     """Send what is new since the last send; returns how many facts and audit entries went."""
-    sent = {"facts": 0, "audit": 0}
+    sent = {"facts": 0, "audit": 0, "slips": 0}
     with store.read() as s:
         facts_seq = int(meta.get(s, meta.HUB_KEEP_FACTS_SEQ) or 0)
         audit_id = int(meta.get(s, meta.HUB_KEEP_AUDIT_ID) or 0)
         digest_was = meta.get(s, meta.HUB_KEEP_DIGEST)
+        slip_id = int(meta.get(s, SLIP_SENT) or 0)
     while True:
         with store.read() as s:
             ops = list(s.exec(select(Op).where(Op.seq > facts_seq).order_by(col(Op.seq)).limit(FACTS_PAGE)).all())
             facts = op_facts(s, ops)
             entries = list(s.exec(select(AuditEntry).where(col(AuditEntry.id) > audit_id)
                                   .order_by(col(AuditEntry.id)).limit(AUDIT_PAGE)).all())
-            operators, master = operators_and_master(s)
+            slips = list(s.exec(select(BackEntrySlip).where(col(BackEntrySlip.id) > slip_id)
+                                .order_by(col(BackEntrySlip.id)).limit(SLIP_PAGE)).all())
+            operators = _operators(s)
+            master_id = _master_id(s)
             seq_high = numbers.peek(s, numbers.SEQ)
             central_max = _central_max_seq(s)
-        digest = hashlib.sha256(orjson.dumps([operators, master, seq_high, central_max])).hexdigest()
-        changed = digest != digest_was
-        if not facts and not entries and not changed:
+            # the master data by its version, etag and time, not its body (read only when it changed):
+            # this runs at every exchange, each half second
+            digest = hashlib.sha256(orjson.dumps([operators, master_id, seq_high, central_max])).hexdigest()
+            changed = digest != digest_was
+            master = _master(s) if changed else None
+        if not facts and not entries and not slips and not changed:
             break  # nothing new: no call at all (the UI exchanges every half second)
         body: dict[str, Any] = {
             "facts": facts,
             "audit": [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject,
                        "detail": e.detail} for e in entries],
+            "slips": [sl.model_dump() for sl in slips],
             "seq_high": seq_high, "central_max_seq": central_max,
         }
         if changed:
@@ -110,6 +133,7 @@ def send(store: Store, client: KeepApi) -> dict[str, int]:
         client.keep_put(body)
         sent["facts"] += len(facts)
         sent["audit"] += len(entries)
+        sent["slips"] += len(slips)
         with store.write() as s:
             if ops:
                 facts_seq = ops[-1].seq
@@ -117,10 +141,13 @@ def send(store: Store, client: KeepApi) -> dict[str, int]:
             if entries:
                 audit_id = int(entries[-1].id or 0)
                 meta.put(s, meta.HUB_KEEP_AUDIT_ID, str(audit_id))
+            if slips:
+                slip_id = int(slips[-1].id or 0)
+                meta.put(s, SLIP_SENT, str(slip_id))
             if changed:
                 meta.put(s, meta.HUB_KEEP_DIGEST, digest)
                 digest_was = digest
-        if len(ops) < FACTS_PAGE and len(entries) < AUDIT_PAGE:
+        if len(ops) < FACTS_PAGE and len(entries) < AUDIT_PAGE and len(slips) < SLIP_PAGE:
             break
     return sent
 

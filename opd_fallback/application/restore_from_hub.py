@@ -20,7 +20,8 @@ What comes back, and from where:
   payload alone;
 - **other counters' records**, as ``share`` stores them;
 - **its operators** (PIN hashes and roles: nobody has to be set up again),
-  **its audit log**, and **the newest master data** any counter shared, so the
+  **its audit log**, **its back-entered slips** (so a slip file imported again
+  is "already imported", not saved twice), and **the newest master data** any counter shared, so the
   first fee is priced while central is down;
 - **its numbers**: new work continues above the highest ``seq`` the hub holds,
   the highest this counter told the hub it had handed out, and the ``max_seq``
@@ -40,7 +41,7 @@ from typing import Any, Protocol
 import orjson
 from sqlmodel import Session, select
 
-from opd_fallback.application.hub_keep import record_tables
+from opd_fallback.application.hub_keep import SLIP_SENT, record_tables
 from opd_fallback.application.review.service import ReviewService
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
@@ -50,6 +51,7 @@ from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import (
     AuditEntry,
+    BackEntrySlip,
     LabOrder,
     MasterDataCache,
     Op,
@@ -74,6 +76,7 @@ class HubForRestore(Protocol):
     def keep_get(self) -> dict[str, Any]: ...
     def keep_facts(self, after_seq: int, *, limit: int = 2000) -> dict[str, Any]: ...
     def keep_audit(self, after_id: int, *, limit: int = 2000) -> dict[str, Any]: ...
+    def keep_slips(self, after_id: int, *, limit: int = 2000) -> dict[str, object]: ...
 
 
 @dataclass
@@ -89,6 +92,7 @@ class HubRestore:
     corrections_applied: int = 0
     operators: int = 0
     audit_entries: int = 0
+    slips: int = 0  # back-entered slips (backentry_slip rows)
     master_data_version: str | None = None
     without_facts: int = 0
     central_ids: int = 0
@@ -128,6 +132,7 @@ def _op_row(env: dict[str, Any], facts: dict[str, Any] | None) -> Op:
         depends_on=outbox.dumps(sorted(set(env.get("depends_on") or []))), payload=outbox.dumps(p),
         resolution=None if env.get("resolution") is None else outbox.dumps(env["resolution"]),
         updated_at=now_iso(), record_kind=kind, record_ref=ref, source=source, supersedes=supersedes,
+        origin=outbox.dumps(env["origin"]) if env.get("origin") else None,  # a back-entered op's paper slip
     )
 
 
@@ -203,6 +208,7 @@ def restore_from_hub(store: Store, client: HubForRestore, device_id: str) -> Hub
     facts = {str(f["op_id"]): f.get("facts") or {} for f in _pages(
         lambda n: client.keep_facts(n), "facts", 0)}
     entries = _pages(lambda n: client.keep_audit(n), "audit", 0)
+    slips = _pages(lambda n: client.keep_slips(n), "slips", 0)
 
     # everything on the hub, in hub order: other counters' records stored as share stores them
     own: list[dict[str, Any]] = []
@@ -237,6 +243,7 @@ def restore_from_hub(store: Store, client: HubForRestore, device_id: str) -> Hub
     with store.write() as s:
         out.audit_entries = _put_audit(s, entries)
         out.operators = _put_operators(s, kept.get("operators") or [])
+        out.slips = _put_slips(s, slips)
         out.master_data_version = _put_master(s, kept.get("master_data"))
         payloads: dict[str, dict[str, Any]] = {}
         for env in sorted(own, key=lambda o: int(o["seq"])):
@@ -251,14 +258,15 @@ def restore_from_hub(store: Store, client: HubForRestore, device_id: str) -> Hub
         known = max(top, out.hub_max_seq, int(kept.get("seq_high") or 0), int(kept.get("central_max_seq") or 0))
         out.seq_floor = numbers.raise_floor(s, numbers.SEQ, known + SEQ_GAP)
         for key, value in ((meta.HUB_PUSHED_SEQ, top), (meta.HUB_KEEP_FACTS_SEQ, top),
-                           (meta.HUB_KEEP_AUDIT_ID, max([int(e["id"]) for e in entries] or [0]))):
+                           (meta.HUB_KEEP_AUDIT_ID, max([int(e["id"]) for e in entries] or [0])),
+                           (SLIP_SENT, max([int(x["id"]) for x in slips] or [0]))):
             meta.put(s, key, str(value))
         meta.delete(s, meta.NEEDS_SEQ_CHECK)
         audit.record(s, "restore", "store.restore_from_hub", device_id, own_ops=out.own_ops,
                      own_records=out.own_records, other_records=out.other_records, hub_max_seq=out.hub_max_seq,
                      seq_high=kept.get("seq_high"), central_max_seq=kept.get("central_max_seq"),
                      seq_floor=out.seq_floor, operators=out.operators, audit_entries=out.audit_entries,
-                     master_data=out.master_data_version, cancelled=out.cancelled)
+                     master_data=out.master_data_version, cancelled=out.cancelled, slips=out.slips)
     return out
 
 
@@ -277,6 +285,15 @@ def _put_audit(s: Session, entries: list[dict[str, Any]]) -> int:
         n += 1
     s.flush()
     return n
+
+
+def _put_slips(s: Session, slips: list[dict[str, object]]) -> int:
+    """The old PC's back-entered slips, row for row (their row ids too: the next import continues above)."""
+    fields = set(BackEntrySlip.model_fields)
+    for x in slips:
+        s.add(BackEntrySlip.model_validate({k: v for k, v in x.items() if k in fields}))
+    s.flush()
+    return len(slips)
 
 
 def _put_operators(s: Session, operators: list[dict[str, Any]]) -> int:

@@ -88,6 +88,7 @@ class ShareResult:
     elapsed_s: float = 0.0
     problems: list[str] = field(default_factory=list)
     clock: dict[str, Any] | None = None  # this PC's clock against the hub's (application/clock.py)
+    seen_hub_seq: int | None = field(default=None, repr=False)  # to remember at the end (not reported)
 
     @property
     def exit_code(self) -> int:
@@ -97,6 +98,7 @@ class ShareResult:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out.pop("seen_hub_seq", None)
         out["exit_code"] = self.exit_code
         return out
 
@@ -158,19 +160,23 @@ def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> 
             why = "the hub's database was replaced (another db_id: a new or re-created file)"
         result.hub_went_back = (f"{why}; it held this counter's ops up to seq {hub.max_seq}, this counter had "
                                 f"{known['acked_seq']} acknowledged: sending it what it lacks")
-    with store.write() as s:
-        if result.hub_went_back:
-            meta.put(s, meta.HUB_WENT_BACK, outbox.dumps({
-                "at": now_iso(), "reason": result.hub_went_back, "db_id": hub.db_id, "epoch": hub.epoch,
-                "hub_held": hub.max_seq, "acked_before": known["acked_seq"]}))
-        if result.hub_went_back or known["db_id"] is None:
-            # everything the hub hears from this counter besides ops is sent again, and read again from its start
-            for key in (meta.HUB_IDS_SENT_AT, meta.HUB_RESOLVED_AT, meta.HUB_WITHDRAWN_AT):
-                meta.put(s, key, "")
-            meta.put(s, meta.HUB_CURSOR, "0")
-        meta.put(s, meta.HUB_DB_ID, hub.db_id)
-        meta.put(s, meta.HUB_EPOCH, hub.epoch)
-        meta.put(s, meta.HUB_SEEN_SEQ, str(hub.hub_seq))
+    if result.hub_went_back or (known["db_id"], known["epoch"]) != (hub.db_id, hub.epoch):
+        with store.write() as s:  # rare: a new hub, or a new history of it
+            if result.hub_went_back:
+                meta.put(s, meta.HUB_WENT_BACK, outbox.dumps({
+                    "at": now_iso(), "reason": result.hub_went_back, "db_id": hub.db_id, "epoch": hub.epoch,
+                    "hub_held": hub.max_seq, "acked_before": known["acked_seq"]}))
+            if result.hub_went_back or known["db_id"] is None:
+                # everything the hub hears from this counter besides ops is sent again, and read again from its start
+                for key in (meta.HUB_IDS_SENT_AT, meta.HUB_RESOLVED_AT, meta.HUB_WITHDRAWN_AT):
+                    meta.put(s, key, "")
+                meta.put(s, meta.HUB_CURSOR, "0")
+            meta.put(s, meta.HUB_DB_ID, hub.db_id)
+            meta.put(s, meta.HUB_EPOCH, hub.epoch)
+            meta.put(s, meta.HUB_SEEN_SEQ, str(hub.hub_seq))
+    elif hub.hub_seq != known["hub_seq"]:
+        result.seen_hub_seq = hub.hub_seq  # written with the exchange's last write (_remember): one fsync less
+    with store.read() as s:
         mine_below = reads.ops_up_to(s, hub.max_seq)
     if mine_below == hub.ops:
         return hub, []
@@ -242,8 +248,9 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
             if seen > int(meta.get(s, meta.HUB_SEEN_SEQ) or 0):
                 meta.put(s, meta.HUB_SEEN_SEQ, str(seen))
 
-    with store.write() as s:
-        meta.put(s, meta.HUB_PUSHED_SEQ, str(acked))  # never above what this hub holds
+    if acked != hub.acked_before:
+        with store.write() as s:
+            meta.put(s, meta.HUB_PUSHED_SEQ, str(acked))  # never above what this hub holds
     for i in range(0, len(retry), PUSH_PAGE):
         if stop and stop.is_set():
             return
@@ -379,12 +386,7 @@ def share_once(store: Store, client: HubApi, device_id: str, *, stop: threading.
         result.outcome, result.message = UNREACHABLE, str(exc)
     skew = getattr(client, "clock_skew_s", None)
     if isinstance(skew, (int, float)):
-        from opd_fallback.application import clock
-
-        rep = clock.observe(store, "hub", float(skew))
-        result.clock = rep.as_dict()
-        if rep.off:
-            result.problems.insert(0, rep.message)
+        _observe_clock(store, float(skew), result)
     result.elapsed_s = round(time.monotonic() - started, 3)
     with store.read() as s:
         result.records_here = sum(shared_store.counts(s).values())
@@ -392,9 +394,61 @@ def share_once(store: Store, client: HubApi, device_id: str, *, stop: threading.
     return result
 
 
+CLOCK_KEEP_S = 30.0  # a measure of the hub's clock is written again after this long, or when it moved
+CLOCK_MOVED_S = 1.0
+REMEMBER_EVERY_S = 10.0  # an exchange that changed nothing is written at most this often (status: 60 s)
+
+
+def _observe_clock(store: Store, skew: float, result: ShareResult) -> None:
+    """The hub's clock against this PC's (application/clock.py): a new measure is written only when it
+    moved or the last is old; every exchange writing it cost one fsync each half second (benchmarks/lan.py)."""
+    from datetime import datetime
+
+    from opd_fallback.application import clock
+
+    with store.read() as s:
+        raw = meta.get(s, clock.CLOCK_REF)
+        last = outbox.loads(raw) if raw else None
+        rep = clock.report(s)
+    fresh = False
+    if isinstance(last, dict) and last.get("source") == "hub" and isinstance(last.get("offset_s"), (int, float)):
+        try:
+            age = (datetime.fromisoformat(now_iso()) - datetime.fromisoformat(str(last.get("at")))).total_seconds()
+        except ValueError:
+            age = CLOCK_KEEP_S
+        fresh = 0 <= age < CLOCK_KEEP_S and abs(float(last["offset_s"]) - skew) < CLOCK_MOVED_S
+    if not fresh:
+        rep = clock.observe(store, "hub", skew)
+    result.clock = rep.as_dict()
+    if rep.off:
+        result.problems.insert(0, rep.message)
+
+
 def _remember(store: Store, result: ShareResult) -> None:
+    """The exchange's outcome for ``status`` and the status bar, in one write; an exchange that moved
+    nothing and ended as the last one did is written at most every ``REMEMBER_EVERY_S``."""
+    from datetime import datetime
+
     now = now_iso()
+    moved = (result.pushed or result.pulled_records or result.pulled_updates or result.pulled_central_ids
+             or result.central_ids_sent or result.resent or result.refused or result.hub_went_back)
+    if not moved and result.seen_hub_seq is None:
+        with store.read() as s:
+            last_at = meta.get(s, meta.HUB_LAST_AT)
+            raw = meta.get(s, meta.HUB_LAST_OUTCOME)
+        last = outbox.loads(raw) if raw else None
+        try:
+            age = (datetime.fromisoformat(now) - datetime.fromisoformat(str(last_at))).total_seconds()
+        except ValueError:
+            age = REMEMBER_EVERY_S
+        same = isinstance(last, dict) and (last.get("outcome"), last.get("message"), last.get("records_here"),
+                                           last.get("clock")) == (result.outcome, result.message,
+                                                                  result.records_here, result.clock)
+        if same and 0 <= age < REMEMBER_EVERY_S:
+            return
     with store.write() as s:
+        if result.seen_hub_seq is not None and result.seen_hub_seq > int(meta.get(s, meta.HUB_SEEN_SEQ) or 0):
+            meta.put(s, meta.HUB_SEEN_SEQ, str(result.seen_hub_seq))
         meta.put(s, meta.HUB_LAST_AT, now)
         if result.outcome in (OK, REFUSED):
             meta.put(s, meta.HUB_LAST_OK_AT, now)

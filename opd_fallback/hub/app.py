@@ -481,4 +481,10 @@ def create_app(db_path: Path | str) -> FastAPI:
                    limit: Annotated[int, Query(ge=1, le=keep.MAX_PAGE)] = 2000) -> Response:
         return _json(keep.audit_page(hub.reader(), dev, after_id, limit))
 
+    @app.get(PREFIX + "/counter/slips", responses=unauthorized,
+             summary="This counter's back-entered slips (backentry_slip rows) after a row id")
+    def keep_slips(dev: Device, after_id: Annotated[int, Query(ge=0, le=2**53 - 1)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=keep.MAX_PAGE)] = 2000) -> Response:
+        return _json(keep.slips_page(hub.reader(), dev, after_id, limit))
+
     return app

@@ -11,6 +11,9 @@ itself only (a token writes and reads only its own counter's keep):
 - the counter's **operators**, with their PIN hashes (argon2id: the hub never
   sees a PIN) and roles, replaced whole when they change;
 - its **audit log**, append-only by the counter's own entry id;
+- its **back-entered slips** (``backentry_slip``: which paper slips were
+  imported, with what they said, so the same slip is never imported twice
+  after a restore), by the counter's own row id, as the audit log;
 - the **master data** it last fetched (a restored counter takes the newest
   any counter shared, so its first fee is priced while central is down);
 - its **numbers**: the highest ``seq`` it had handed out and the ``max_seq``
@@ -38,6 +41,8 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS keep_audit (
         device_id TEXT NOT NULL, entry_id INTEGER NOT NULL, entry TEXT NOT NULL,
         PRIMARY KEY (device_id, entry_id))""",
+    """CREATE TABLE IF NOT EXISTS keep_slip (
+        device_id TEXT NOT NULL, slip_id INTEGER NOT NULL, slip TEXT NOT NULL, PRIMARY KEY (device_id, slip_id))""",
     """CREATE TABLE IF NOT EXISTS keep_counter (
         device_id TEXT PRIMARY KEY, operators TEXT, master_data TEXT, master_fetched_at TEXT,
         seq_high INTEGER NOT NULL DEFAULT 0, central_max_seq INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL)""",
@@ -45,6 +50,9 @@ SCHEMA = (
 
 MAX_FACTS = 5000
 MAX_AUDIT = 5000
+MAX_SLIPS = 5000
+SLIP_FIELDS = ("id", "device_id", "visit_date", "slip_no", "imported_at", "op_ids", "slip_key", "content",
+               "source_file", "source_line", "written_by", "imported_by")
 MAX_OPERATORS = 1000
 MAX_PAGE = 5000
 OPERATOR_FIELDS = ("id", "name", "pin_hash", "role", "active", "created_at")
@@ -71,12 +79,19 @@ def put(conn: sqlite3.Connection, device_id: str, body: Any) -> dict[str, int]:
         raise KeepRefused("the body must be a JSON object")
     facts = body.get("facts") or []
     audit = body.get("audit") or []
+    slips = body.get("slips") or []
     operators = body.get("operators")
     master = body.get("master_data")
     if not isinstance(facts, list) or len(facts) > MAX_FACTS:
         raise KeepRefused(f"facts must be a list of at most {MAX_FACTS}")
     if not isinstance(audit, list) or len(audit) > MAX_AUDIT:
         raise KeepRefused(f"audit must be a list of at most {MAX_AUDIT}")
+    if not isinstance(slips, list) or len(slips) > MAX_SLIPS:
+        raise KeepRefused(f"slips must be a list of at most {MAX_SLIPS}")
+    for sl in slips:
+        if not (isinstance(sl, dict) and all(isinstance(sl.get(k), str) for k in ("visit_date", "slip_no"))):
+            raise KeepRefused("each slip must be a backentry_slip row {id, device_id, visit_date, slip_no, ...}")
+        _int(sl.get("id"), "a slip's id")
     if operators is not None and (not isinstance(operators, list) or len(operators) > MAX_OPERATORS):
         raise KeepRefused(f"operators must be a list of at most {MAX_OPERATORS}")
     if master is not None and not (isinstance(master, dict) and isinstance(master.get("body"), str)
@@ -98,7 +113,7 @@ def put(conn: sqlite3.Connection, device_id: str, body: Any) -> dict[str, int]:
     seq_high = _int(body.get("seq_high") or 0, "seq_high")
     central_max = _int(body.get("central_max_seq") or 0, "central_max_seq")
     now = now_iso()
-    new = {"facts": 0, "audit": 0}
+    new = {"facts": 0, "audit": 0, "slips": 0}
     conn.execute("BEGIN IMMEDIATE")
     try:
         for f in facts:
@@ -110,6 +125,11 @@ def put(conn: sqlite3.Connection, device_id: str, body: Any) -> dict[str, int]:
             cur = conn.execute("INSERT OR IGNORE INTO keep_audit(device_id, entry_id, entry) VALUES (?,?,?)",
                                (device_id, int(e["id"]), orjson.dumps(entry).decode()))
             new["audit"] += cur.rowcount
+        for sl in slips:
+            row = {k: sl.get(k) for k in SLIP_FIELDS}
+            cur = conn.execute("INSERT OR REPLACE INTO keep_slip(device_id, slip_id, slip) VALUES (?,?,?)",
+                               (device_id, int(sl["id"]), orjson.dumps(row).decode()))
+            new["slips"] += cur.rowcount
         conn.execute("INSERT INTO keep_counter(device_id, updated_at) VALUES (?, ?) ON CONFLICT(device_id) "
                      "DO NOTHING", (device_id, now))
         conn.execute("UPDATE keep_counter SET seq_high=max(seq_high, ?), central_max_seq=max(central_max_seq, ?), "
@@ -136,6 +156,7 @@ def get(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
                           "ORDER BY master_fetched_at DESC LIMIT 1").fetchone()
     count = conn.execute("SELECT count(*) FROM keep_fact WHERE device_id=?", (device_id,)).fetchone()[0]
     audits = conn.execute("SELECT count(*) FROM keep_audit WHERE device_id=?", (device_id,)).fetchone()[0]
+    slips = conn.execute("SELECT count(*) FROM keep_slip WHERE device_id=?", (device_id,)).fetchone()[0]
     return {
         "device_id": device_id,
         "operators": orjson.loads(row[0]) if row and row[0] else None,
@@ -144,6 +165,7 @@ def get(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
         "master_data": orjson.loads(newest[0]) if newest else None,
         "facts": int(count),
         "audit": int(audits),
+        "slips": int(slips),
     }
 
 
@@ -159,3 +181,10 @@ def audit_page(conn: sqlite3.Connection, device_id: str, after_id: int, limit: i
                         "LIMIT ?", (device_id, after_id, limit)).fetchall()
     items = [orjson.loads(r[1]) for r in rows]
     return {"audit": items, "next": int(rows[-1][0]) if rows else after_id, "done": len(items) < limit}
+
+
+def slips_page(conn: sqlite3.Connection, device_id: str, after_id: int, limit: int) -> dict[str, Any]:
+    rows = conn.execute("SELECT slip_id, slip FROM keep_slip WHERE device_id=? AND slip_id>? ORDER BY slip_id "
+                        "LIMIT ?", (device_id, after_id, limit)).fetchall()
+    items = [orjson.loads(r[1]) for r in rows]
+    return {"slips": items, "next": int(rows[-1][0]) if rows else after_id, "done": len(items) < limit}

@@ -245,3 +245,6 @@ class HubClient:
 
     def keep_audit(self, after_id: int, *, limit: int = 2000) -> dict[str, Any]:
         return dict(self._call("GET", "/counter/audit", params={"after_id": after_id, "limit": limit}))
+
+    def keep_slips(self, after_id: int, *, limit: int = 2000) -> dict[str, object]:
+        return dict(self._call("GET", "/counter/slips", params={"after_id": after_id, "limit": limit}))

@@ -1,6 +1,6 @@
 """A counter rebuilt from the hub is the counter that died: table by table, row by row.
 
-A day at C03 with every op kind (registration with fee, a waiver approved by a
+A day at C03 with every op kind (back-entered paper slips, registration with fee, a waiver approved by a
 supervisor, a revisit of another counter's patient, lab orders paid at once and
 later, patient edits before and after syncing, a void, a correction in review,
 a cancelled payment), part synced to central, everything shared with the hub.
@@ -13,13 +13,14 @@ work at once with central still down, and reconciles clean when central is back.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 from typer.testing import CliRunner
 
+from opd_fallback.application.backentry import import_file
 from opd_fallback.application.review import ReviewService
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.application.share import share_once
@@ -36,6 +37,9 @@ from tests.helpers.central import run_central
 from tests.helpers.hub import run_hub
 
 run = CliRunner().invoke
+BACKENTRY_HEADER = ("slip_no,visit_date,recorded_at,operator_id,uhid,name,name_local,sex,age_years,age_months,"
+                    "guardian_relation,guardian_name,mobile,department,unit,fee_paise,fee_mode,fee_ref,"
+                    "lab_tests,lab_paise,lab_mode,lab_ref")
 
 # Tables that are this PC's own bookkeeping, not records: why each is not compared.
 LOCAL_TABLES = {
@@ -155,6 +159,14 @@ def a_day_at_c03(st: Any, s03: Any, s01: Any) -> dict[str, Any]:
                          payment=PaymentInput(mode="cash"))
     with st.write() as s:  # a supervisor cancels that payment in review: it must never reach central
         assert outbox.transition(s, "cancelled", [{"id": d.payment.op_id, "why": "entered twice"}]) == 1
+    # yesterday's paper slips entered back (back-entry import): the slips imported are records too
+    slips = st.path.parent / "slips.csv"
+    day = (today_ist() - timedelta(days=1)).isoformat()
+    slips.write_text(BACKENTRY_HEADER + "\n" + "\n".join([
+        f"201,{day},09:15,op-1,,Kamla Bai,कमला बाई,F,50,,,,,MED,,1000,cash,,,,,",
+        f"202,{day},09:40,op-1,,Hari Ram,,M,64,,,,9000000004,MED,,1000,cash,,,,,"]) + "\n", encoding="utf-8")
+    report = import_file(st, "C03", slips, imported_by="op-1")
+    assert report.count("imported") == 2, [(r.line, r.status, r.problems) for r in report.rows]
     share(st, s03, "C03")
     return {"a": a, "b": b, "c": c, "lab": lab, "void_of": a.payment.extra["receipt_no"]}
 
