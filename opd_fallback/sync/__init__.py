@@ -11,6 +11,8 @@
 
 Modules: ``client`` (HTTP, the contract only), ``batching`` (what to send, in
 which order, in which lane), ``retry`` (backoff, Retry-After, circuit breaker),
-``engine`` (a run and ``watch``), ``refresh``; the lease is
+``engine`` (a run and ``watch``), ``booking`` (a batch's answers in one
+transaction), ``summary`` (what a run reports), ``seam`` (what the engine needs
+of central), ``refresh``; the lease is
 ``opd_fallback.store.lease``.
 """

@@ -12,6 +12,10 @@ op_id); a down server trips the circuit breaker (one health probe at a time).
 Nothing is dropped: at the end every op the run saw is synced or carries its
 reason (``state``/``last_error`` for flagged ops, ``wait_reason`` for waiting
 ones), and the outcome is written to ``meta`` for ``opd-fallback status``.
+
+Modules: this one runs rounds, lanes and the writer thread; ``booking`` stores
+a batch's answers; ``summary`` is what a run reports; ``seam`` is what the
+engine needs of central. Names are re-exported here for callers.
 """
 
 from __future__ import annotations
@@ -20,21 +24,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from opd_fallback.config import Settings
 from opd_fallback.domain.clock import now_iso
-from opd_fallback.domain.contract import DeviceInfo
 from opd_fallback.domain.errors import error_words
-from opd_fallback.domain.exits import ExitCode
-from opd_fallback.domain.jsonio import dumps, dumps_or_none
+from opd_fallback.domain.jsonio import dumps
 from opd_fallback.store import lease as leases
-from opd_fallback.store import meta, outbox, reads, writeback
+from opd_fallback.store import meta, outbox, reads
 from opd_fallback.store.engine import Store
 from opd_fallback.store.readiness import check_with_central
 from opd_fallback.store.states import FLAGGED, PENDING
+from opd_fallback.sync import booking
 from opd_fallback.sync.batching import (
     Damaged,
     LaneQueue,
@@ -45,6 +46,7 @@ from opd_fallback.sync.batching import (
     load_pending,
     plan,
 )
+from opd_fallback.sync.booking import _Run
 from opd_fallback.sync.client import (
     PayloadTooLarge,
     RequestRefused,
@@ -60,132 +62,26 @@ from opd_fallback.sync.retry import (
     call_with_retries,
     full_jitter,
 )
+from opd_fallback.sync.seam import CentralForSync
+from opd_fallback.sync.summary import (
+    BUSY,
+    ERROR,
+    LAST_SYNC_AT,
+    LAST_SYNC_OK_AT,
+    LAST_SYNC_OUTCOME,
+    NEEDS_PERSON,
+    OK,
+    STOPPED,
+    UNAUTHORIZED,
+    UNREACHABLE,
+    Progress,
+    SyncSummary,
+)
 
-Progress = Callable[[int, int], None]
-
-LAST_SYNC_AT = meta.LAST_SYNC_AT
-LAST_SYNC_OK_AT = meta.LAST_SYNC_OK_AT
-LAST_SYNC_OUTCOME = meta.LAST_SYNC_OUTCOME
-
-OK, NEEDS_PERSON, UNREACHABLE, UNAUTHORIZED, BUSY, STOPPED, ERROR = (
-    "ok", "needs_person", "unreachable", "unauthorized", "busy", "stopped", "error")
-
-@dataclass
-class SyncSummary:
-    """What one run did, and where the outbox stands afterwards."""
-
-    outcome: str = OK
-    message: str = ""
-    total: int = 0  # pending when the run started
-    applied: int = 0
-    duplicate: int = 0
-    rejected: int = 0
-    conflict: int = 0
-    deferred: int = 0  # answers 'deferred' (an op may be counted once per round)
-    waited_too_long: int = 0  # deferred past the limit: flagged for a person
-    held_back: int = 0  # not sent: a dependency is flagged or did not apply
-    quarantined: int = 0  # damaged in this database: flagged for a person, never sent
-    still_waiting: int = 0  # pending in the outbox after the run
-    needs_person: int = 0  # rejected + conflict in the outbox after the run
-    batches: int = 0
-    rounds: int = 0
-    retries: int = 0
-    probes: int = 0
-    reasons: list[str] = field(default_factory=list)  # the first few, in words
-    warnings: list[str] = field(default_factory=list)
-    started_at: str = ""
-    finished_at: str = ""
-    elapsed_s: float = 0.0
-    started_unix: float = 0.0  # precise, for comparing runs of several counters
-    finished_unix: float = 0.0
-
-    @property
-    def synced(self) -> int:
-        return self.applied + self.duplicate
-
-    @property
-    def ops_per_s(self) -> float:
-        return self.synced / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @property
-    def exit_code(self) -> int:
-        """0 all synced, 1 some ops need a person or still wait, 3 server
-        unreachable or token refused, 4 another sync holds the lease."""
-        if self.outcome in (UNREACHABLE, UNAUTHORIZED):
-            return ExitCode.UNREACHABLE
-        if self.outcome == BUSY:
-            return ExitCode.SYNC_RUNNING
-        if self.outcome in (ERROR, STOPPED):
-            return ExitCode.REFUSED
-        return ExitCode.OK if self.still_waiting == 0 and self.needs_person == 0 else ExitCode.REFUSED
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["synced"] = self.synced
-        d["ops_per_s"] = round(self.ops_per_s, 1)
-        d["exit_code"] = self.exit_code
-        return d
-
-    def add_reason(self, words: str, limit: int = 10) -> None:
-        if len(self.reasons) < limit:
-            self.reasons.append(words)
-
-
-def _err_json(err: Any) -> str | None:
-    return dumps_or_none(err)
-
-
-class _Run:
-    """Mutable state of one run shared by lanes, the writer and the main thread."""
-
-    def __init__(self, total: int, progress: Progress | None) -> None:
-        self.total = total
-        self.progress = progress
-        self.done = 0
-        self.abort = threading.Event()
-        self.fatal: BaseException | None = None
-        self.lock = threading.Lock()
-        self.answered: set[str] = set()
-        self.deferred_now: dict[str, str] = {}  # op_id -> error code, this round
-        self.held: dict[str, str] = {}
-        self.applied_this_round = 0
-
-    def fail(self, exc: BaseException) -> None:
-        with self.lock:
-            if self.fatal is None:
-                self.fatal = exc
-        self.abort.set()
-
-    def advance(self, n: int) -> None:
-        if n <= 0:
-            return
-        with self.lock:
-            self.done = min(self.total, self.done + n)
-            done = self.done
-        if self.progress:
-            try:
-                self.progress(done, self.total)
-            except Exception:
-                pass  # a broken progress display never stops a sync
-
-
-class CentralForSync(Protocol):
-    """What the engine needs of central: the seam where tests put a scripted server.
-
-    :class:`~opd_fallback.sync.client.CentralClient` is the real one.
-    """
-
-    on_warning: Callable[[str], None] | None
-    clock_warning: str | None
-    # the run's limit (time.monotonic() seconds); the engine sets it so no request outlasts --give-up-after
-    deadline: Callable[[], float | None] | None
-
-    def health(self) -> Any: ...
-
-    def device_me(self) -> DeviceInfo: ...
-
-    def push_batch_raw(self, body: bytes) -> list[dict[str, Any]]: ...
-
+__all__ = [
+    "BUSY", "ERROR", "LAST_SYNC_AT", "LAST_SYNC_OK_AT", "LAST_SYNC_OUTCOME", "NEEDS_PERSON", "OK", "STOPPED",
+    "UNAUTHORIZED", "UNREACHABLE", "CentralForSync", "Progress", "SyncEngine", "SyncSummary", "sync_once",
+]
 
 class SyncEngine:
     """Sync one counter database with central.
@@ -498,96 +394,9 @@ class SyncEngine:
                 continue
             run.advance(n)
 
-    def _looked_up(self, err: Any) -> Any:
-        """Contract 1.2: an op flagged for waiting too long says what it waits for
-        (``error.waiting_for``); an offline number is looked up with ``GET /refs``
-        so the review line can say whether central knows it by now. Kept in the
-        error as ``looked_up`` (``{"found": false}`` when central does not know it);
-        a lookup that fails is left out (the line then names only the number)."""
-        waiting = err.get("waiting_for") if isinstance(err, dict) else None
-        lref = waiting.get("local_ref") if isinstance(waiting, dict) else None
-        lookup = getattr(self.client, "ref", None)
-        if not isinstance(lref, str) or lookup is None:
-            return err
-        try:
-            info = lookup(lref)
-        except Exception:  # any failure to ask: the review line names the number alone
-            return err
-        found = {"found": False} if info is None else {"found": True, **info.model_dump(mode="json")}
-        return {**err, "looked_up": found}
-
-    def _deferred_too_long(self, op: PendingOp, now: datetime) -> bool:
-        if not op.first_deferred_at:
-            return self.max_deferred_wait_s <= 0
-        try:
-            first = datetime.fromisoformat(op.first_deferred_at)
-        except ValueError:
-            return False
-        return (now - first).total_seconds() >= self.max_deferred_wait_s
-
     def _book(self, batch: list[PendingOp], results: list[dict[str, Any]], run: _Run,
               summary: SyncSummary) -> int:
-        """Store one batch's answers and the central ids they carry in ONE transaction.
-        Returns how many ops reached a final (or flagged) state."""
-        now = now_iso()
-        now_dt = datetime.fromisoformat(now)
-        synced: list[dict[str, Any]] = []
-        flags: list[dict[str, Any]] = []
-        defers: list[dict[str, Any]] = []
-        records: writeback.Rows = {}
-        counts = {"applied": 0, "duplicate": 0, "rejected": 0, "conflict": 0, "deferred": 0, "too_long": 0}
-        reasons: list[str] = []
-        for op, r in zip(batch, results):
-            st = r.get("status")
-            err = r.get("error")
-            if st in ("applied", "duplicate"):
-                res = r.get("result") or {}
-                synced.append({"id": op.op_id, "st": st, "res": dumps(res), "now": now})
-                writeback.collect(op.kind, op.record_ref, res, records)
-                counts[st] += 1
-            elif st in ("rejected", "conflict"):
-                # the contract makes ``error`` optional; a flagged op always carries a reason
-                err = err or {"code": "no_reason_given", "message": f"the server answered {st} without a reason"}
-                flags.append({"id": op.op_id, "state": st, "st": st, "err": _err_json(err), "why": None,
-                              "now": now})
-                counts[st] += 1
-                reasons.append(f"{op.label()}: {st} ({error_words(err)})")
-            elif st == "deferred":
-                code = err.get("code", "") if isinstance(err, dict) else ""
-                why = f"the server deferred it: {error_words(err)}" if err else "the server deferred it"
-                if self._deferred_too_long(op, now_dt):
-                    err = self._looked_up(err)
-                    flags.append({"id": op.op_id, "state": "conflict", "st": "deferred", "err": _err_json(err),
-                                  "why": "waited too long for a dependency: " + why, "now": now})
-                    counts["too_long"] += 1
-                    reasons.append(f"{op.label()}: waited too long ({error_words(err)})")
-                else:
-                    defers.append({"id": op.op_id, "err": _err_json(err), "why": why, "now": now})
-                    counts["deferred"] += 1
-                    with run.lock:
-                        run.deferred_now[op.op_id] = code
-            else:  # not in the contract: keep it pending with the words
-                defers.append({"id": op.op_id, "err": _err_json(r), "now": now,
-                               "why": f"the server answered an unknown status {st!r}; will resend"})
-        with self.store.write() as s:
-            outbox.transition(s, "synced", synced)
-            outbox.transition(s, "flagged", flags)
-            outbox.transition(s, "deferred", defers)
-            writeback.write(s, records)
-        with run.lock:
-            summary.applied += counts["applied"]
-            summary.duplicate += counts["duplicate"]
-            summary.rejected += counts["rejected"]
-            summary.conflict += counts["conflict"]
-            summary.deferred += counts["deferred"]
-            summary.waited_too_long += counts["too_long"]
-            for words in reasons:
-                summary.add_reason(words)
-            run.applied_this_round += counts["applied"] + counts["duplicate"]
-            new = [op.op_id for op, r in zip(batch, results) if r.get("status") != "deferred"]
-            fresh = len([i for i in new if i not in run.answered])
-            run.answered.update(new)
-        return fresh
+        return booking.book(self.store, self.client, self.max_deferred_wait_s, batch, results, run, summary)
 
     def _store_waits(self, reasons: dict[str, str]) -> None:
         if not reasons:
