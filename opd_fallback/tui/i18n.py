@@ -219,6 +219,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "quit.title": ("Quit the counter? Something would be lost:", "काउंटर बंद करें? कुछ छूट जाएगा:"),
     "quit.form": ("a form is half filled (not saved)", "एक फ़ॉर्म आधा भरा है (सेव नहीं हुआ)"),
     "quit.print": ("a print is still on its way to the printer", "एक छपाई अभी प्रिंटर को जा रही है"),
+    "discard.title": ("Discard this form? y/n", "यह फ़ॉर्म छोड़ दें? y/n"),
+    "discard.keys": ("y discard what is typed   n / Esc keep filling", "y जो भरा है वह हटाएँ   n / Esc भरते रहें"),
     "quit.keys": ("y quit anyway   n / Esc go back", "y फिर भी बंद करें   n / Esc वापस जाएँ"),
     "field.waiver_reason": ("Waiver reason", "माफ़ी का कारण"),
     "cash.waivers": ("Waived {reason} (by {who})", "माफ़ {reason} ({who} द्वारा)"),
