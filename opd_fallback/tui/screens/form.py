@@ -291,11 +291,15 @@ class FormScreen(CounterScreen):
         pickers = self.query(PatientPicker)
         return bool(pickers) and (pickers.first().picked is not None or bool(self.query_one("#search", Input).value))
 
+    def would_lose(self) -> bool:
+        """Hook: what Esc asks about (the billing desk: only a payment being typed)."""
+        return self.has_unsaved()
+
     def action_home(self) -> None:
         """Esc: an empty form (or one being saved) leaves at once; a half-filled
         one asks "Discard this form? y/n" first. y clears it and leaves; n or Esc
         stays with everything typed."""
-        if self.saving or not self.has_unsaved():
+        if self.saving or not self.would_lose():
             super().action_home()
             return
         from opd_fallback.tui.screens.confirm import ConfirmDiscard
