@@ -68,7 +68,7 @@ async def test_table_headings_follow_the_language(make_app) -> None:
 
 
 async def test_f9_reaches_a_form_left_open_and_the_review_screen(make_app) -> None:
-    """A half-filled form left for home, F9, back to the form: its words are Hindi,
+    """A half-filled form left for another flow (Esc would ask to discard it), F9, back to the form: its words are Hindi,
     the typing kept; the review screen's own words switch too."""
     from opd_fallback.tui.screens.review import ReviewScreen
 
@@ -78,7 +78,7 @@ async def test_f9_reaches_a_form_left_open_and_the_review_screen(make_app) -> No
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await login(pilot)
-        await play(pilot, ["<f2>", "Ram", "<escape>", WAIT, "<f9>", WAIT, "<f2>", WAIT])
+        await play(pilot, ["<f2>", "Ram", "<f8>", WAIT, "<f9>", WAIT, "<f2>", WAIT])
         assert isinstance(app.screen, RegisterScreen)
         assert "मोबाइल" in str(app.screen.query_one("#ff-mobile").query_one("TLabel").render())
         assert app.screen.query_one("#ff-name").input.value == "Ram"

@@ -69,6 +69,10 @@ class BillingScreen(FormScreen):
         self.show_approval()
         self.set_focus(self.query_one("#search", Input))
 
+    def would_lose(self) -> bool:
+        # a patient looked up is not work lost: only a payment being typed asks before Esc
+        return any(ff.edited for ff in self.fields() if ff.display and not ff.input.disabled and not ff.password)
+
     def on_screen_resume(self) -> None:
         if not self.has_unsaved():  # a new patient each time the desk is opened
             self.reset()

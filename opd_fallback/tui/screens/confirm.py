@@ -1,5 +1,7 @@
 """Ask before something would be lost: quitting with a half-filled form or a
-print still on its way. ``y`` goes ahead; ``n`` or Esc goes back to work."""
+print still on its way, or Esc on a half-filled form (``ConfirmDiscard``; an
+empty form leaves at once, without a question). ``y`` goes ahead; ``n`` or Esc
+goes back to work, with everything typed still there."""
 
 from __future__ import annotations
 
@@ -41,6 +43,29 @@ class ConfirmQuit(ModalScreen[bool]):
     def retranslate(self) -> None:
         lang = lang_of(self.app)
         self.query_one("#confirm-reasons", Static).update("\n".join("• " + tr(r, lang) for r in self.reasons))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class ConfirmDiscard(ModalScreen[bool]):
+    """Esc on a half-filled form: "Discard this form? y/n"."""
+
+    DEFAULT_CSS = """
+    ConfirmDiscard { align: center middle; }
+    ConfirmDiscard > #discard-box { width: 60; max-width: 100%; height: auto; border: thick $warning; padding: 0 1;
+                                    background: $surface; }
+    """
+    BINDINGS = [
+        Binding("y", "answer(True)", "Discard", id="discard.yes"),
+        Binding("n", "answer(False)", "Keep", id="discard.no"),
+        Binding("escape", "answer(False)", "Keep", id="discard.back"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="discard-box"):
+            yield TLabel("discard.title", classes="title")
+            yield TLabel("discard.keys", classes="keys")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

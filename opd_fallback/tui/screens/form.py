@@ -291,6 +291,28 @@ class FormScreen(CounterScreen):
         pickers = self.query(PatientPicker)
         return bool(pickers) and (pickers.first().picked is not None or bool(self.query_one("#search", Input).value))
 
+    def would_lose(self) -> bool:
+        """Hook: what Esc asks about (the billing desk: only a payment being typed)."""
+        return self.has_unsaved()
+
+    def action_home(self) -> None:
+        """Esc: an empty form (or one being saved) leaves at once; a half-filled
+        one asks "Discard this form? y/n" first. y clears it and leaves; n or Esc
+        stays with everything typed."""
+        if self.saving or not self.would_lose():
+            super().action_home()
+            return
+        from opd_fallback.tui.screens.confirm import ConfirmDiscard
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.reset()
+                self.say("")
+                if self.app.screen is self:
+                    self.counter.go_home()
+
+        self.app.push_screen(ConfirmDiscard(), answered)
+
     def clear_pins(self) -> None:
         """Empty every PIN field of this screen (on leaving it, locking, saving)."""
         for ff in self.fields():

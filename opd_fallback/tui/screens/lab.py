@@ -8,7 +8,7 @@ from typing import Any
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Static
 
 from opd_fallback.application.services import PaymentInput
@@ -41,18 +41,22 @@ class LabScreen(FormScreen):
         self.visit: str | None = None
 
     def body(self) -> ComposeResult:
+        # The title and the payment stay in sight however many tests are picked:
+        # only the patient and the tests between them scroll (at 80x24 with six
+        # tests the title and the fee had scrolled away).
+        yield TLabel("lab.title", classes="title", id="lab-title")
         with VerticalScroll(classes="form"):
-            yield TLabel("lab.title", classes="title")
             yield PatientPicker()
             yield FormField("tests", placeholder="CBC / haemoglobin…")
             yield Static("", id="test-matches")
             yield Static("", id="picked-tests")
             yield FormField("priority", parser=parsers.priority, placeholder="routine")
+        with Vertical(id="lab-pay"):
             yield FormField("fee", parser=parsers.rupees)
             yield FormField("mode", parser=parsers.lab_mode, placeholder="cash", label_key="field.lab_mode")
             yield FormField("mode_ref", parser=parsers.text)
             yield from approval_fields()
-            yield Static("", id="form-msg")
+        yield Static("", id="form-msg")  # docked below the scrolling form, never over a field
 
     def on_mount(self) -> None:
         self.field("fee").input.disabled = True

@@ -44,7 +44,7 @@ class QueueScreen(CounterScreen):
     def body(self) -> ComposeResult:
         with Vertical(classes="form"):
             yield TLabel("queue.title", classes="title")
-            yield TLabel("queue.page", fmt={"page": "1/1", "state": self.state}, id="queue-page")
+            yield TLabel(f"queue.page.{self.state}", fmt={"page": "1/1"}, id="queue-page")
             table: DataTable[Any] = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
             yield table
 
@@ -81,4 +81,4 @@ class QueueScreen(CounterScreen):
             table.add_row(str(r.seq), r.kind, r.state, r.record_ref or "", r.recorded_at[:16].replace("T", " "),
                           r.reason if r.state != SYNCED else "")
         pages = max(1, -(-self.total // PAGE))
-        self.query_one("#queue-page", TLabel).set_key("queue.page", page=f"{self.page + 1}/{pages}", state=self.state)
+        self.query_one("#queue-page", TLabel).set_key(f"queue.page.{self.state}", page=f"{self.page + 1}/{pages}")

@@ -189,7 +189,6 @@ class VisitForm(DepartmentFields, FormScreen):
         yield from self.department_fields()
         yield FormField("category", parser=parsers.category, placeholder="general")
         yield from payment_fields()
-        yield Static("", id="form-msg")
 
     def retranslate(self) -> None:
         super().retranslate()
@@ -283,6 +282,7 @@ class RegisterScreen(VisitForm):
             yield FormField("district", parser=parsers.text)
             yield FormField("state", parser=parsers.text)
             yield FormField("pin", parser=rules.pin_code, placeholder="226003")
+        yield Static("", id="form-msg")  # docked below the scrolling form, never over a field
 
     duplicates_cleared: tuple[Any, ...] | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from opd_fallback.tui.screens.register import VisitForm
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
@@ -19,6 +19,7 @@ class RevisitScreen(VisitForm):
             yield TLabel("revisit.title", classes="title")
             yield PatientPicker()
             yield from self.visit_fields()
+        yield Static("", id="form-msg")  # docked below the scrolling form, never over a field
 
     def on_mount(self) -> None:
         self.reset()

@@ -41,7 +41,7 @@ class VoidScreen(FormScreen):
             yield FormField("reason", parser=_reason, required=True, max_length=200)
             yield FormField("supervisor", parser=parsers.text, required=True)
             yield FormField("supervisor_pin", parser=_pin, required=True, password=True, max_length=8)
-            yield Static("", id="form-msg")
+        yield Static("", id="form-msg")  # docked below the scrolling form, never over a field
 
     def on_mount(self) -> None:
         self.set_focus(self.field("receipt_no").input)
