@@ -12,8 +12,8 @@ import sys
 import time
 from typing import Any
 
-from opd_fallback.central.apply import batch as apply  # where an op's payload is validated
 from opd_fallback.central.apply import Applier
+from opd_fallback.central.apply import batch as apply  # where an op's payload is validated
 from opd_fallback.central.commands import central_app
 
 

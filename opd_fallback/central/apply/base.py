@@ -5,8 +5,10 @@ order until the next read (or the end of the batch) and go as one
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
+from opd_fallback.central.apply.common import Params
 from opd_fallback.central.apply.state import _BatchState
 from opd_fallback.central.master import MasterIndex
 from opd_fallback.central.series import series_for
@@ -26,13 +28,13 @@ class ApplierBase:
         self.master = master
         self.lock = threading.Lock()
         self.series = series_for(conn)
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._pending: list[tuple[str, Params]] = []
 
     def _next(self, name: str) -> int:
         """The next number of a series (see :mod:`opd_fallback.central.series`)."""
         return self.series.take(name)[0]
 
-    def _w(self, sql: str, params: tuple[Any, ...]) -> None:
+    def _w(self, sql: str, params: Params) -> None:
         """A write of the current op: after it, the op can no longer end otherwise than applied.
         Writes wait in order until the next read (or the end of the batch) and are then sent
         together, runs of the same statement as one ``executemany``."""
@@ -44,7 +46,7 @@ class ApplierBase:
         first used. Reordering is safe because an op that changes a row written earlier in
         the batch (an update, a void, a reserved id) reads it first, and a read flushes."""
         pending, self._pending = self._pending, []
-        by_sql: dict[str, list[tuple[Any, ...]]] = {}
+        by_sql: dict[str, list[Params]] = {}
         for sql, params in pending:
             by_sql.setdefault(sql, []).append(params)
         for sql, rows in by_sql.items():
@@ -53,7 +55,7 @@ class ApplierBase:
             else:
                 self.conn.executemany(sql, rows)
 
-    def _q(self, sql: str, params: Any = ()) -> Any:
+    def _q(self, sql: str, params: Sequence[object] = ()) -> Any:  # the driver's cursor
         """A read during the batch: it sees the batch's own writes, sent first."""
         if self._pending:
             self._flush()

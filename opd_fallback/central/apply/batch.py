@@ -4,8 +4,9 @@ and the batch's rows written just before COMMIT (see the package docstring)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -13,6 +14,8 @@ from pydantic import ValidationError
 from opd_fallback.central.apply.common import (
     _HANDLERS,
     ID_FORMATS,
+    OpResult,
+    Result,
     _loads,
     _local_date,
     _Outcome,
@@ -32,13 +35,15 @@ from opd_fallback.domain.payloads import validate_payload
 _RETRIES = 5  # PostgreSQL: a batch that lost a race to another writer is run again this often
 _CHANGE_LOCK = (0x0FD, 1)  # pg_advisory_xact_lock(int, int): numbering patient changes in commit order
 
+T = TypeVar("T")
+
 
 class Applier(PatientHandlers, OrderHandlers, PaymentHandlers):
     """Applies batches on one writer connection (one batch at a time: a lock
     guards the connection; an app keeps several appliers to write in parallel)."""
 
     # ---- transactions ---------------------------------------------------
-    def _write(self, fn: Any, *args: Any) -> Any:
+    def _write(self, fn: Callable[..., T], *args: object) -> T:
         """Run ``fn`` in one write transaction, numbers taken and kept inside it;
         run it again when PostgreSQL says it lost a race with another writer."""
         with self.lock:
@@ -60,9 +65,9 @@ class Applier(PatientHandlers, OrderHandlers, PaymentHandlers):
                     raise
             raise AssertionError("unreachable")
 
-    def apply_batch(self, device_id: str, ops: list[Any]) -> list[dict[str, Any]]:
+    def apply_batch(self, device_id: str, ops: list[object]) -> list[OpResult]:
         """Apply ops in order for the device owning the token; one entry per op."""
-        results: list[dict[str, Any]] = self._write(self._batch, device_id, ops)
+        results: list[OpResult] = self._write(self._batch, device_id, ops)
         return results
 
     def issue_ids(self, device_id: str, kind: str, count: int) -> list[str]:
@@ -79,7 +84,7 @@ class Applier(PatientHandlers, OrderHandlers, PaymentHandlers):
         )
         return ids
 
-    def _batch(self, device_id: str, ops: list[Any]) -> list[dict[str, Any]]:
+    def _batch(self, device_id: str, ops: list[object]) -> list[OpResult]:
         self._now = now_iso()
         if not self.conn.is_sqlite:
             self._lock_op_ids(ops)
@@ -118,7 +123,7 @@ class Applier(PatientHandlers, OrderHandlers, PaymentHandlers):
             self._number_changes(b.changed)
         return results
 
-    def _lock_op_ids(self, ops: list[Any]) -> None:
+    def _lock_op_ids(self, ops: list[object]) -> None:
         """PostgreSQL: hold each op_id of the batch until COMMIT (see the module docstring)."""
         op_ids = sorted({o["op_id"] for o in ops if isinstance(o, dict) and isinstance(o.get("op_id"), str)})
         if op_ids:
@@ -141,7 +146,7 @@ class Applier(PatientHandlers, OrderHandlers, PaymentHandlers):
         )
 
     # ---- one op ---------------------------------------------------------
-    def _one(self, device_id: str, raw: Any, delta: _DeviceDelta) -> dict[str, Any]:
+    def _one(self, device_id: str, raw: object, delta: _DeviceDelta) -> OpResult:
         op_id = raw.get("op_id") if isinstance(raw, dict) else None
         op_id = op_id if isinstance(op_id, str) else ""
         _count_seq(raw, device_id, delta)
@@ -197,7 +202,7 @@ class Applier(PatientHandlers, OrderHandlers, PaymentHandlers):
             delta.last = env.recorded_at
         return _result(env.op_id, "applied", result)
 
-    def _remember(self, env: OpEnvelope, phash: str, status: str, result: Any, error: Any) -> None:
+    def _remember(self, env: OpEnvelope, phash: str, status: str, result: object, error: object) -> None:
         res = None if result is None else orjson.dumps(result).decode()
         err = None if error is None else orjson.dumps(error).decode()
         self._b.outcomes[env.op_id] = (env.kind, env.device_id, phash, status, res, err)
@@ -208,7 +213,7 @@ class Applier(PatientHandlers, OrderHandlers, PaymentHandlers):
             None if origin is None else orjson.dumps(origin).decode(),
         ))
 
-    def _apply(self, env: OpEnvelope) -> dict[str, Any]:
+    def _apply(self, env: OpEnvelope) -> Result:
         try:
             payload = validate_payload(env.kind, env.payload)
         except ValidationError as exc:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 import orjson
 
 from opd_fallback.domain import registry
 from opd_fallback.domain.clock import IST
-from opd_fallback.domain.contract import CANDIDATE_FIELDS, OpEnvelope
+from opd_fallback.domain.contract import CANDIDATE_FIELDS
 from opd_fallback.domain.payloads import PatientFields
 
 ID_FORMATS = {"uhid": "KGMU{:09d}", "receipt": "KR{:09d}", "sample": "KS{:09d}"}
@@ -28,16 +28,29 @@ _REQUIRED_PATIENT = ("name", "sex", "category")
 _REF_TABLES = {registry.CREATES[k]: (registry.CREATES[k], col) for k, col in registry.CENTRAL_ID_KEYS.items()}
 
 
+Result = dict[str, object]  # an applied op's result (the kinds' keys: docs/central-api.md)
+Params = tuple[object, ...]  # one statement's parameters
+
+
+class OpResult(TypedDict):
+    """One entry of ``results`` in the answer to ``POST /ops:batch``."""
+
+    op_id: str
+    status: str
+    result: object
+    error: object
+
+
 class _Outcome(Exception):
     """Raised inside an op's apply to end it with a non-applied status."""
 
-    def __init__(self, status: str, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: str, code: str, message: str, **extra: object) -> None:
         super().__init__(message)
         self.status = status
-        self.error: dict[str, Any] = {"code": code, "message": message, **extra}
+        self.error: dict[str, object] = {"code": code, "message": message, **extra}
 
 
-def _reject(code: str, message: str, **extra: Any) -> _Outcome:
+def _reject(code: str, message: str, **extra: object) -> _Outcome:
     return _Outcome("rejected", code, message, **extra)
 
 
@@ -45,7 +58,7 @@ def _field_reject(code: str, field: str, fcode: str, message: str) -> _Outcome:
     return _reject(code, f"{field}: {message}", fields=[{"field": field, "code": fcode, "message": message}])
 
 
-def _result(op_id: str, status: str, result: Any = None, error: Any = None) -> dict[str, Any]:
+def _result(op_id: str, status: str, result: object = None, error: object = None) -> OpResult:
     return {"op_id": op_id, "status": status, "result": result, "error": error}
 
 _REF_KEYS = registry.RECORD_KINDS  # the payload fields that hold a reference
@@ -55,7 +68,7 @@ _MOBILE_LIMIT = 200  # a shared phone (a village's, a placeholder) is compared w
 _DEDUPE_KEYS = (*CANDIDATE_KEYS, "age_months", "age_days", "birth_date", "abha_number")
 
 # Which method applies which op kind: each registers in apply/handlers/ (the kinds are domain/registry.py's).
-_Handler = Callable[[Any, OpEnvelope, Any], dict[str, Any]]
+_Handler = Callable[..., "Result"]  # (applier, envelope, its payload model) -> the op's result
 _HANDLERS: registry.Handlers[_Handler] = registry.Handlers("central apply (central/apply/handlers/)")
 
 
@@ -67,5 +80,5 @@ def _local_date(ts: datetime) -> str:
     return ts.astimezone(IST).date().isoformat()
 
 
-def _loads(text: str | None) -> Any:
+def _loads(text: str | None) -> object:
     return None if text is None else orjson.loads(text)

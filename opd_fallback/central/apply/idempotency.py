@@ -5,7 +5,6 @@ remembered under, and whether a remembered hash matches a resend (``jcs2:``,
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import orjson
 
@@ -16,14 +15,14 @@ HASH_PREFIX = "jcs:"  # marks hashes of the 1.1 canonical form; older rows have 
 HASH_PREFIX_12 = "jcs2:"  # 1.2: the input differs from 1.1's (an origin, a null in changes)
 
 
-def _differs_from_1_1(payload: Any, origin: Any, kind: str | None) -> bool:
+def _differs_from_1_1(payload: object, origin: object, kind: str | None) -> bool:
     if isinstance(origin, dict) and drop_nulls(origin):
         return True
     changes = payload.get("changes") if kind == "patient.update" and isinstance(payload, dict) else None
     return isinstance(changes, dict) and None in changes.values()
 
 
-def payload_hash(payload: Any, origin: Any = None, kind: str | None = None) -> str:
+def payload_hash(payload: object, origin: object = None, kind: str | None = None) -> str:
     """The contract's payload equality (RFC 8785, absent == null; 1.2 with the
     origin and the nulls of ``changes``) hashed. Raises ``ValueError`` for a
     payload with no canonical form."""
@@ -32,7 +31,7 @@ def payload_hash(payload: Any, origin: Any = None, kind: str | None = None) -> s
     return HASH_PREFIX + hashlib.sha256(canonical_payload(payload)).hexdigest()
 
 
-def _same_payload(stored: str, payload: Any, phash: str, origin: Any = None) -> bool:
+def _same_payload(stored: str, payload: object, phash: str, origin: object = None) -> bool:
     """Does a remembered hash match this payload? Pre-1.1 rows hold the SHA-256 of
     sorted-key JSON as it was received (nulls kept, as the counter then sent them).
     A 1.1 row (``jcs:``) of a patient.update was hashed with every null dropped,
@@ -51,7 +50,7 @@ def _same_payload(stored: str, payload: Any, phash: str, origin: Any = None) -> 
     return stored == legacy or stored == _legacy_with_null_ref_keys(payload)
 
 
-def _legacy_with_null_ref_keys(payload: Any) -> str:
+def _legacy_with_null_ref_keys(payload: object) -> str:
     """The pre-1.1 hash of the form the 1.0 counter sent: every reference with both
     keys, the missing one null. A resend by an upgraded counter (one key) of an op
     the old server already applied must still be a duplicate, not a mismatch."""

@@ -4,6 +4,7 @@ batch will take, envelope values the database cannot store)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,18 +24,21 @@ class _DeviceDelta:
 
 _MAX_SQL_INT = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT are signed 64-bit numbers
 
+# op_id -> (kind, device_id, payload_hash, status, result_json, error_json)
+Remembered = tuple[str, str, str, str, str | None, str | None]
+
 
 @dataclass(slots=True)
 class _BatchState:
     """What the ops of one batch see of each other before the batch is written."""
 
     # op_id -> (kind, device_id, payload_hash, status, result_json, error_json)
-    outcomes: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    outcomes: dict[str, Remembered] = field(default_factory=dict)
     # local_ref -> (kind, central_id, op_id), or None when known to be absent
     refs: dict[str, tuple[str, str, str] | None] = field(default_factory=dict)
-    new_outcomes: list[tuple[Any, ...]] = field(default_factory=list)
+    new_outcomes: list[tuple[object, ...]] = field(default_factory=list)
     new_refs: list[tuple[str, str, str, str]] = field(default_factory=list)
-    new_versions: list[tuple[Any, ...]] = field(default_factory=list)
+    new_versions: list[tuple[object, ...]] = field(default_factory=list)
     categories: dict[str, str] = field(default_factory=dict)  # uhid -> category
     changed: list[str] = field(default_factory=list)  # uhids written, for their change cursor
     # column (mobile / abha_number) -> value -> uhid -> the fields dedupe compares
@@ -44,7 +48,7 @@ class _BatchState:
 
 
 
-def _count_seq(raw: Any, device_id: str, delta: _DeviceDelta) -> None:
+def _count_seq(raw: object, device_id: str, delta: _DeviceDelta) -> None:
     """Contract 1.1: ``max_seq`` is the highest seq received from the device in any
     request, whatever its outcome, so a seq is counted before anything is checked
     (an op naming another device is that device's numbering, not this one's).
@@ -63,14 +67,14 @@ def _count_seq(raw: Any, device_id: str, delta: _DeviceDelta) -> None:
 _WANTS: dict[str, tuple[str, ...]] = {k.name: k.numbers for k in registry.KINDS if k.numbers}
 
 
-def _numbers_wanted(ops: list[Any], remembered: dict[str, Any]) -> dict[str, int]:
+def _numbers_wanted(ops: list[object], remembered: Mapping[str, object]) -> dict[str, int]:
     """At most how many numbers of each series the batch's new ops will take."""
     wanted: dict[str, int] = {}
     for raw in ops:
         if not isinstance(raw, dict) or raw.get("op_id") in remembered:
             continue
         given = raw.get("payload")
-        payload: dict[str, Any] = given if isinstance(given, dict) else {}
+        payload: dict[str, object] = given if isinstance(given, dict) else {}
         for name in _WANTS.get(str(raw.get("kind")), ()):
             if name == "uhid" and isinstance(payload.get("uhid"), str):
                 continue

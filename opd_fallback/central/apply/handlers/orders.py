@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Any
 
 import orjson
 
-from opd_fallback.central.apply.common import _HANDLERS, _field_reject, _local_date, _reject
+from opd_fallback.central.apply.common import _HANDLERS, Result, _field_reject, _local_date, _reject
 from opd_fallback.central.apply.refs import RefChecks
 from opd_fallback.domain.clock import IST
 from opd_fallback.domain.contract import OpEnvelope
@@ -16,7 +15,7 @@ from opd_fallback.domain.payloads import LabOrder, SampleCollect, VisitOpen
 
 class OrderHandlers(RefChecks):
     @_HANDLERS.register("visit.open")
-    def _visit_open(self, env: OpEnvelope, p: VisitOpen) -> dict[str, Any]:
+    def _visit_open(self, env: OpEnvelope, p: VisitOpen) -> Result:
         self._no_resolution(env)
         self._own_ref(env, p.local_ref)
         units = self.master.units.get(p.department)
@@ -40,7 +39,7 @@ class OrderHandlers(RefChecks):
         return {"visit_id": visit_id}
 
     @_HANDLERS.register("lab.order")
-    def _lab_order(self, env: OpEnvelope, p: LabOrder) -> dict[str, Any]:
+    def _lab_order(self, env: OpEnvelope, p: LabOrder) -> Result:
         self._no_resolution(env)
         self._own_ref(env, p.local_ref)
         unknown = [(i, t.code) for i, t in enumerate(p.tests) if t.code not in self.master.tests]
@@ -86,7 +85,7 @@ class OrderHandlers(RefChecks):
         return {"order_id": order_id, "accession": accession}
 
     @_HANDLERS.register("lab.sample_collect")
-    def _sample_collect(self, env: OpEnvelope, p: SampleCollect) -> dict[str, Any]:
+    def _sample_collect(self, env: OpEnvelope, p: SampleCollect) -> Result:
         self._no_resolution(env)
         self._deps(env)
         row = self._q("SELECT order_id FROM lab_sample WHERE sample_id=?", (p.sample_id,)).fetchone()

@@ -15,6 +15,7 @@ from opd_fallback.central.apply.common import (
     CANDIDATE_KEYS,
     ID_FORMATS,
     PATIENT_COLUMNS,
+    Result,
     _field_reject,
     _Outcome,
 )
@@ -27,7 +28,7 @@ from opd_fallback.domain.payloads import PatientRegister, PatientUpdate
 
 class PatientHandlers(RefChecks, Prefetch):
     @_HANDLERS.register("patient.register")
-    def _patient_register(self, env: OpEnvelope, p: PatientRegister) -> dict[str, Any]:
+    def _patient_register(self, env: OpEnvelope, p: PatientRegister) -> Result:
         self._own_ref(env, p.local_ref)
         res = env.resolution
         if res is not None and res.action == "apply":
@@ -110,7 +111,7 @@ class PatientHandlers(RefChecks, Prefetch):
         return None if row is None else dict(zip(cols, row))
 
     @_HANDLERS.register("patient.update")
-    def _patient_update(self, env: OpEnvelope, p: PatientUpdate) -> dict[str, Any]:
+    def _patient_update(self, env: OpEnvelope, p: PatientUpdate) -> Result:
         res = env.resolution
         if res is not None and res.action != "apply":
             raise _field_reject("validation_failed", "resolution.action", "not_allowed",

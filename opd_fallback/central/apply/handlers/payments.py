@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 import orjson
 
-from opd_fallback.central.apply.common import _HANDLERS, ID_FORMATS, _field_reject, _local_date
+from opd_fallback.central.apply.common import _HANDLERS, ID_FORMATS, Result, _field_reject, _local_date
 from opd_fallback.central.apply.refs import RefChecks
 from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.domain.payloads import PaymentRecord, PaymentVoid
 
 
+class PriceWarning(TypedDict, total=False):
+    """One entry of a payment's ``warnings`` (docs/central-api.md)."""
+
+    code: str
+    item: str
+    expected_paise: int
+
+
 class PaymentHandlers(RefChecks):
     @_HANDLERS.register("payment.record")
-    def _payment_record(self, env: OpEnvelope, p: PaymentRecord) -> dict[str, Any]:
+    def _payment_record(self, env: OpEnvelope, p: PaymentRecord) -> Result:
         self._no_resolution(env)
         self._own_ref(env, p.local_ref)
         reserved = self._reserved(env, "receipt", p.receipt_no, "receipt_no")
@@ -38,7 +46,7 @@ class PaymentHandlers(RefChecks):
         self._map(p.local_ref, "payment", receipt_id, env.op_id)
         return {"receipt_id": receipt_id, "warnings": warnings}
 
-    def _price_warnings(self, uhid: str, p: PaymentRecord) -> list[dict[str, Any]]:
+    def _price_warnings(self, uhid: str, p: PaymentRecord) -> list[PriceWarning]:
         """A payment is a fact: disagreements become warnings, never a rejection."""
         m = self.master
         exempt: set[str] = set()
@@ -48,7 +56,7 @@ class PaymentHandlers(RefChecks):
                 row = self._q("SELECT category FROM patient WHERE uhid=?", (uhid,)).fetchone()
                 category = self._b.categories[uhid] = row[0] if row else ""
             exempt = m.exempt.get(category, set())
-        warnings: list[dict[str, Any]] = []
+        warnings: list[PriceWarning] = []
         for item in p.items:
             price = m.price(item.code)
             if price is None:
@@ -62,7 +70,7 @@ class PaymentHandlers(RefChecks):
         return warnings
 
     @_HANDLERS.register("payment.void")
-    def _payment_void(self, env: OpEnvelope, p: PaymentVoid) -> dict[str, Any]:
+    def _payment_void(self, env: OpEnvelope, p: PaymentVoid) -> Result:
         self._no_resolution(env)
         self._deps(env)
         receipt_id = self._ref(p.payment, "payment", "payment", missing="void_target_missing")
