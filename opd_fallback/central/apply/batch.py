@@ -4,7 +4,7 @@ and the batch's rows written just before COMMIT (see the package docstring)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -65,7 +65,7 @@ class Applier(PatientHandlers, OrderHandlers, PaymentHandlers):
                     raise
             raise AssertionError("unreachable")
 
-    def apply_batch(self, device_id: str, ops: list[object]) -> list[OpResult]:
+    def apply_batch(self, device_id: str, ops: Sequence[object]) -> list[OpResult]:
         """Apply ops in order for the device owning the token; one entry per op."""
         results: list[OpResult] = self._write(self._batch, device_id, ops)
         return results
@@ -84,7 +84,7 @@ class Applier(PatientHandlers, OrderHandlers, PaymentHandlers):
         )
         return ids
 
-    def _batch(self, device_id: str, ops: list[object]) -> list[OpResult]:
+    def _batch(self, device_id: str, ops: Sequence[object]) -> list[OpResult]:
         self._now = now_iso()
         if not self.conn.is_sqlite:
             self._lock_op_ids(ops)
@@ -123,7 +123,7 @@ class Applier(PatientHandlers, OrderHandlers, PaymentHandlers):
             self._number_changes(b.changed)
         return results
 
-    def _lock_op_ids(self, ops: list[object]) -> None:
+    def _lock_op_ids(self, ops: Sequence[object]) -> None:
         """PostgreSQL: hold each op_id of the batch until COMMIT (see the module docstring)."""
         op_ids = sorted({o["op_id"] for o in ops if isinstance(o, dict) and isinstance(o.get("op_id"), str)})
         if op_ids:

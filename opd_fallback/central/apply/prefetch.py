@@ -3,13 +3,15 @@ local_refs and the patients sharing a mobile / ABHA number with a new one."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from opd_fallback.central.apply.base import ApplierBase
 from opd_fallback.central.apply.common import _DEDUPE_KEYS, _REF_KEYS, _chunks
 from opd_fallback.central.apply.state import _BatchState
 
 
 class Prefetch(ApplierBase):
-    def _prefetch(self, ops: list[object]) -> _BatchState:
+    def _prefetch(self, ops: Sequence[object]) -> _BatchState:
         """One query each for the remembered outcomes and the local_refs this batch mentions."""
         b = _BatchState()
         op_ids: set[str] = set()

@@ -4,7 +4,7 @@ batch will take, envelope values the database cannot store)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,7 +67,7 @@ def _count_seq(raw: object, device_id: str, delta: _DeviceDelta) -> None:
 _WANTS: dict[str, tuple[str, ...]] = {k.name: k.numbers for k in registry.KINDS if k.numbers}
 
 
-def _numbers_wanted(ops: list[object], remembered: Mapping[str, object]) -> dict[str, int]:
+def _numbers_wanted(ops: Sequence[object], remembered: Mapping[str, object]) -> dict[str, int]:
     """At most how many numbers of each series the batch's new ops will take."""
     wanted: dict[str, int] = {}
     for raw in ops:
