@@ -4,6 +4,7 @@ A day of a busy OPD (default 10,000 patients: register, visit and fee each; 40%
 also a lab order and its payment, ~38,000 ops), split over ``--counters``
 counters (default 4), is applied
 
+- the RFC 8785 canonicalisation alone (library vs fast path, µs an op and ops/s);
 - in process: the applier on its own SQLite file, batches of 500 (no HTTP, no JSON);
 - over HTTP, the counters pushing at the same time, each on its own keep-alive
   connection, batches of 500 one after the other (as the sync engine does), to:
@@ -64,6 +65,29 @@ def in_process(ops: list[dict], batch: int, tmp: Path) -> dict:
     dt = time.perf_counter() - t0
     conn.close()
     return {"seconds": round(dt, 3), "ops_per_s": round(len(ops) / dt), "statuses": statuses}
+
+
+def canonicalisation(ops: list[dict], rounds: int = 3) -> dict:
+    """The idempotency input of every op (domain/contract.canonical_op), by the
+    rfc8785 library alone and by the fast path (domain/canonical.py), the same
+    ops in the same run: µs an op and ops/s, the best of ``rounds``."""
+    import rfc8785
+
+    from opd_fallback.domain import canonical
+    from opd_fallback.domain.contract import drop_nulls
+
+    values = [drop_nulls(o["payload"], keep_in="changes" if o["kind"] == "patient.update" else None) for o in ops]
+    out: dict[str, dict[str, float]] = {}
+    for name, fn in (("rfc8785_library", rfc8785.dumps), ("fast_path", canonical.dumps)):
+        best = float("inf")
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for v in values:
+                fn(v)
+            best = min(best, time.perf_counter() - t0)
+        out[name] = {"us_per_op": round(best / len(values) * 1e6, 2), "ops_per_s": round(len(values) / best)}
+    out["speedup"] = {"x": round(out["rfc8785_library"]["us_per_op"] / out["fast_path"]["us_per_op"], 1)}
+    return out
 
 
 def over_http(work: dict[str, list[dict]], batch: int, tmp: Path, **server: object) -> dict:
@@ -135,6 +159,7 @@ def main() -> None:
             "batch": args.batch,
             "cpus": os.cpu_count(),
             "load_avg_1m": round(os.getloadavg()[0], 2),
+            "canonicalisation": canonicalisation(every),
             "in_process_sqlite": in_process(work["C01"], args.batch, tmp),
         }
         if not args.skip_http:

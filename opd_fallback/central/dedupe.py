@@ -2,7 +2,7 @@
 
 The rule is :mod:`opd_fallback.domain.identity`'s, the one the counter warns by
 before saving: the same ABHA number, or the same mobile with a similar name and
-an age within two years. Central finds the candidates (``central/apply.py``:
+an age within two years. Central finds the candidates (``central/apply/handlers/patients.py``:
 the patients with that ABHA number or that mobile, from the batch's index) and
 asks :func:`opd_fallback.domain.identity.judge`. The names below are kept for
 callers of this module.

@@ -13,13 +13,13 @@ again.
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request
 
-from opd_fallback.central.apply import Applier
+from opd_fallback.central.apply import Applier, OpResult
 from opd_fallback.central.db import database, hash_token, is_maintenance, open_db
 from opd_fallback.central.errors import ApiError
 from opd_fallback.central.master import MasterIndex, load_master
@@ -62,7 +62,7 @@ class Central:
         self.readers: Pool[Connection] = Pool(lambda: open_db(self.db), settings.readers, lambda c: c.broken)
         self._flag_conn: Connection | None = None
 
-    def apply_batch(self, device_id: str, ops: list[object]) -> list[dict[str, object]]:
+    def apply_batch(self, device_id: str, ops: Sequence[object]) -> list[OpResult]:
         with self.appliers.lend() as applier:
             return applier.apply_batch(device_id, ops)
 

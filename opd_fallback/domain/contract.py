@@ -5,8 +5,8 @@ sync client and the reference central server use these, so they cannot drift
 apart; payload rules live in :mod:`opd_fallback.domain.payloads`.
 
 :func:`canonical_payload` is the contract's payload equality for idempotency:
-RFC 8785 canonical JSON (through the maintained ``rfc8785`` package, not our
-own serialiser) after dropping null-valued keys, so an absent key equals null
+RFC 8785 canonical JSON (the maintained ``rfc8785`` package, through the fast
+path of :mod:`opd_fallback.domain.canonical`, proven equal to it) after dropping null-valued keys, so an absent key equals null
 (1.2: except inside ``patient.update``'s ``changes``, where null clears a
 field). :func:`canonical_op` adds the envelope's ``origin`` (1.2), which is
 compared with the payload.
@@ -17,9 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-import rfc8785
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from opd_fallback.domain import canonical
 from opd_fallback.domain.payloads import MAX_INT, OpKind, Origin
 
 CONTRACT_VERSION = "1.2"
@@ -315,7 +315,7 @@ def canonical_payload(payload: Any, kind: str | None = None) -> bytes:
     ``rfc8785.CanonicalizationError`` (a ``ValueError``) for what JSON cannot
     carry between systems (an integer beyond 2**53, a lone surrogate)."""
     keep = "changes" if kind == "patient.update" else None
-    return rfc8785.dumps(drop_nulls(payload, keep_in=keep))
+    return canonical.dumps(drop_nulls(payload, keep_in=keep))
 
 
 def canonical_op(payload: Any, origin: Any = None, kind: str | None = None) -> bytes:
@@ -326,7 +326,7 @@ def canonical_op(payload: Any, origin: Any = None, kind: str | None = None) -> b
     if not body:
         return canonical_payload(payload, kind)
     keep = "changes" if kind == "patient.update" else None
-    return rfc8785.dumps({"origin": body, "payload": drop_nulls(payload, keep_in=keep)})
+    return canonical.dumps({"origin": body, "payload": drop_nulls(payload, keep_in=keep)})
 
 
 def big_int_path(value: Any, path: str = "") -> str | None:

@@ -11,7 +11,7 @@ here.
 
 The code that *does* something per kind registers against it, as Morango's
 model registry has syncable models register: a :class:`Handlers` table per
-concern (central's apply in ``central/apply.py``, the counter's write-back of
+concern (central's apply in ``central/apply/handlers/``, the counter's write-back of
 central ids in ``store/writeback.py``, the review title in
 ``application/review/items.py``). Each table is checked complete when its
 module is imported, so a kind without a handler fails at the first import, not
