@@ -77,7 +77,7 @@ class OpFactory:
               department: str = "MED", unit: str | None = "MED-U1", visit_type: str = "new") -> dict[str, Any]:
         when = self.when or datetime.now(IST)
         payload = {"local_ref": self.local_ref(), "patient": patient, "department": department, "unit": unit,
-                   "visit_type": visit_type, "visit_date": when.date().isoformat(), "token_no": self.seq + 1}
+                   "visit_type": visit_type, "visit_date": when.date().isoformat(), "token_no": self.seq % 999_999 + 1}  # tokens stay within the contract's 1..1,000,000 however many ops a factory made
         return self.op("visit.open", payload, depends_on)
 
     def lab(self, patient: dict[str, str], visit: dict[str, str], *, tests: tuple[str, ...] = ("CBC", "LFT"),
