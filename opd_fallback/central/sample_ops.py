@@ -76,8 +76,9 @@ class OpFactory:
     def visit(self, patient: dict[str, str], *, depends_on: list[str] | None = None,
               department: str = "MED", unit: str | None = "MED-U1", visit_type: str = "new") -> dict[str, Any]:
         when = self.when or datetime.now(IST)
+        # the token stays within the contract's 1..1,000,000 however many ops this factory made
         payload = {"local_ref": self.local_ref(), "patient": patient, "department": department, "unit": unit,
-                   "visit_type": visit_type, "visit_date": when.date().isoformat(), "token_no": self.seq % 999_999 + 1}  # tokens stay within the contract's 1..1,000,000 however many ops a factory made
+                   "visit_type": visit_type, "visit_date": when.date().isoformat(), "token_no": self.seq % 999_999 + 1}
         return self.op("visit.open", payload, depends_on)
 
     def lab(self, patient: dict[str, str], visit: dict[str, str], *, tests: tuple[str, ...] = ("CBC", "LFT"),
