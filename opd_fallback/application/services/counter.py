@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session, select
 
+from opd_fallback.application import billing
 from opd_fallback.application.daytotals import (
     WAIVER_ACTION,
     CashSummary,
@@ -33,7 +34,7 @@ from opd_fallback.domain import clock as domain_clock
 from opd_fallback.domain import rules
 from opd_fallback.domain.contract import MasterData
 from opd_fallback.domain.errors import DomainError, FieldProblem
-from opd_fallback.domain.masterdata import Catalog, is_exempt
+from opd_fallback.domain.masterdata import Catalog
 from opd_fallback.store import audit, meta, outbox
 from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
@@ -46,19 +47,6 @@ from opd_fallback.store.tables import (
     Op,
 )
 
-
-def _is_exempt(catalog: Catalog | None, category: str, fee_code: str) -> bool:
-    """Do the category's rules grant this fee free? Without master data, the default exemptions."""
-    return catalog.is_exempt(category, fee_code) if catalog is not None else is_exempt(category, fee_code)
-
-
-def _test_lines(cat: Catalog | None, codes: Sequence[str]) -> list[dict[str, Any]]:
-    """The ordered tests as the slip and the payment see them (name, sample type, price)."""
-    def line(c: str) -> dict[str, Any]:
-        t = cat.tests.get(c) if cat else None
-        return {"code": c, "name": t.name if t else c, "sample_type": t.sample_type if t else None,
-                "price_paise": t.price_paise if t else 0}
-    return [line(c) for c in codes]
 
 class CounterService:
     """Services and read models of one counter (device) over its store."""
@@ -100,18 +88,6 @@ class CounterService:
             clock.check_before_save(session)
             yield Tx(self, session, operator_id, recorded_at=recorded_at, source=source, origin=origin)
 
-    def _fee_items(self, tx: Tx, visit_type: str, category: str, payment: PaymentInput) -> list[dict[str, Any]]:
-        quote = tx.catalog.opd_fee(visit_type, category) if tx.catalog else None
-        if quote is None:
-            if payment.amount_paise is None and payment.mode != "waived":
-                # without a price list nobody knows the fee: never record a silent ₹0 cash payment
-                raise DomainError.field(
-                    "amount_paise", "enter the fee: this counter has no price list yet", code="fee_unknown")
-            amount = payment.amount_paise or 0
-            return [{"code": "OPD-NEW" if visit_type == "new" else "OPD-REVISIT", "qty": 1, "amount_paise": amount}]
-        amount = quote.due_paise if payment.amount_paise is None else payment.amount_paise
-        return [{"code": quote.code, "qty": 1, "amount_paise": amount}]
-
     def _pay(self, tx: Tx, info: PatientInfo, payment: PaymentInput, category: str,
              items: list[dict[str, Any]], *, visit: str | None = None, lab_order: str | None = None) -> Saved:
         """Record a counter payment. A waiver the category's rules do not grant
@@ -119,7 +95,7 @@ class CounterService:
         to the audit log and nothing is collected (amount 0)."""
         if payment.mode != "waived":
             return tx.record_payment(info, payment, visit=visit, lab_order=lab_order, due_items=items)
-        granted = all(_is_exempt(tx.catalog, category, str(i["code"])) for i in items)
+        granted = all(billing.fee_exempt(tx.catalog, category, str(i["code"])) for i in items)
         list_paise = sum(int(i["amount_paise"]) for i in items)
         zero = [{**i, "amount_paise": 0} for i in items]
         waived = PaymentInput(mode="waived", amount_paise=0, mode_ref=payment.mode_ref, items=zero)
@@ -157,7 +133,7 @@ class CounterService:
             pay = None
             if payment is not None:
                 category = str(patient.get("category") or "general")
-                items = self._fee_items(tx, "new", category, payment)
+                items = billing.opd_fee_lines(tx.catalog, "new", category, payment.amount_paise, payment.mode)
                 pay = self._pay(tx, info, payment, category, items, visit=v.local_ref)
             return Registration(p, v, pay, info)
 
@@ -171,7 +147,7 @@ class CounterService:
             v = tx.open_visit(info, department, unit, visit_type="revisit")
             pay = None
             if payment is not None:
-                items = self._fee_items(tx, "revisit", category, payment)
+                items = billing.opd_fee_lines(tx.catalog, "revisit", category, payment.amount_paise, payment.mode)
                 pay = self._pay(tx, info, payment, category, items, visit=v.local_ref)
             return VisitResult(v, pay, info)
 
@@ -185,15 +161,12 @@ class CounterService:
             order = tx.order_lab(info, visit, tests, priority=priority)
             codes = order.extra["tests"]
             cat = tx.catalog
-            lines = _test_lines(cat, codes)
+            lines = billing.test_lines(cat, codes)
             pay = None
             if payment is not None:
-                due = [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
-                if payment.amount_paise is not None and payment.items is None and \
-                        payment.amount_paise != sum(d["amount_paise"] for d in due):
-                    raise DomainError.field(
-                        "amount_paise", "the amount must equal the tests' total from the price list",
-                        code="amount_not_total")
+                due = billing.due_lines(lines)
+                if payment.items is None:
+                    billing.check_total(payment.amount_paise, due)
                 pay = self._pay(tx, info, payment, tx.category_of(info), due, visit=visit,
                                 lab_order=order.local_ref)
             return LabResult(order, pay, info, lines)
@@ -204,8 +177,6 @@ class CounterService:
         The billing desk's payment: cash, UPI, card, or a waiver (a supervisor's
         approval when the category does not grant it, as at registration). An order
         already paid anywhere on the LAN is refused (never taken twice)."""
-        from opd_fallback.application.billing import order_settled
-
         with self.transaction(operator_id) as tx:
             key = (lab_order or "").strip().upper()
             own = tx.session.exec(select(LabOrder).where(LabOrder.local_ref == key)).first()
@@ -221,7 +192,7 @@ class CounterService:
                 d = shared_records.detail(other)
                 patient_key, visit_key = other.patient_ref or "", other.visit_ref
                 codes, order_ref, order_op = list(d.get("tests") or []), other.local_ref, other.op_id
-            paid = order_settled(tx.session, order_ref)
+            paid = billing.order_settled(tx.session, order_ref)
             if paid:
                 where = f" at {paid[0].device_id}" if paid[0].device_id else ""
                 raise DomainError.field(
@@ -229,13 +200,10 @@ class CounterService:
                     "nothing is due: reprint that receipt if the patient lost it", code="already_paid")
             info = tx.patient(patient_key)
             cat = tx.catalog
-            lines = _test_lines(cat, codes)
-            due = [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
-            if payment.amount_paise is not None and payment.items is None and payment.mode != "waived" and \
-                    payment.amount_paise != sum(d["amount_paise"] for d in due):
-                raise DomainError.field(
-                    "amount_paise", "the amount must equal the tests' total from the price list",
-                    code="amount_not_total")
+            lines = billing.test_lines(cat, codes)
+            due = billing.due_lines(lines)
+            if payment.items is None and payment.mode != "waived":
+                billing.check_total(payment.amount_paise, due)
             pay = self._pay(tx, info, payment, tx.category_of(info), due, visit=visit_key, lab_order=order_ref)
             order = Saved("lab_order", order_ref, order_op, 0, {"tests": codes})
             return LabResult(order, pay, info, lines)
