@@ -7,17 +7,23 @@ counter of the LAN (a payment taken elsewhere and shared through the hub
 clears it everywhere); a waiver approved by a supervisor settles it too. An
 order saved "pay at billing" has none: its total is due until someone takes
 it. Only reads here; the payment itself is ``CounterService.pay_lab_order``.
+
+The price rules every counter payment takes its lines from live here too, once:
+the OPD fee line, the lab tests' lines at list price, the total a clerk's amount
+must equal, and whether a category is granted a fee free (a waiver otherwise
+needs a supervisor, see ``services.counter``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session
 
-from opd_fallback.domain.masterdata import Catalog
+from opd_fallback.domain.errors import DomainError
+from opd_fallback.domain.masterdata import Catalog, is_exempt
 from opd_fallback.store import billing_reads as reads
 from opd_fallback.store import outbox
 
@@ -154,3 +160,47 @@ def as_dict(acc: Account) -> dict[str, Any]:
                     "paid_paise": o.paid_paise, "due_paise": o.due_paise,
                     "receipts": [p.receipt_no for p in o.payments]} for o in acc.orders],
     }
+
+
+# --- prices: the rules every payment of the counter takes its lines from ----------
+def fee_exempt(catalog: Catalog | None, category: str, fee_code: str) -> bool:
+    """Do the category's rules grant this fee free? Without master data, the default exemptions."""
+    return catalog.is_exempt(category, fee_code) if catalog is not None else is_exempt(category, fee_code)
+
+
+def opd_fee_lines(catalog: Catalog | None, visit_type: str, category: str, amount_paise: int | None,
+                  mode: str) -> list[dict[str, Any]]:
+    """The OPD fee's payment line for a ``new`` or ``revisit`` visit: the price list's
+    fee for the category (or the amount the clerk gave). Without a price list the
+    clerk must give the amount: a silent ₹0 cash payment is never recorded."""
+    quote = catalog.opd_fee(visit_type, category) if catalog else None
+    if quote is None:
+        if amount_paise is None and mode != "waived":
+            raise DomainError.field(
+                "amount_paise", "enter the fee: this counter has no price list yet", code="fee_unknown")
+        code = "OPD-NEW" if visit_type == "new" else "OPD-REVISIT"
+        return [{"code": code, "qty": 1, "amount_paise": amount_paise or 0}]
+    amount = quote.due_paise if amount_paise is None else amount_paise
+    return [{"code": quote.code, "qty": 1, "amount_paise": amount}]
+
+
+def test_lines(cat: Catalog | None, codes: Sequence[str]) -> list[dict[str, Any]]:
+    """The ordered tests as the slip and the payment see them (name, sample type, price)."""
+    def line(c: str) -> dict[str, Any]:
+        t = cat.tests.get(c) if cat else None
+        return {"code": c, "name": t.name if t else c, "sample_type": t.sample_type if t else None,
+                "price_paise": t.price_paise if t else 0}
+    return [line(c) for c in codes]
+
+
+def due_lines(lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The payment lines (code, qty, amount_paise) of the tests' lines at their list price."""
+    return [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
+
+
+def check_total(amount_paise: int | None, due: Sequence[dict[str, Any]]) -> None:
+    """An amount the clerk gave for lab tests must be their total from the price list."""
+    if amount_paise is not None and amount_paise != sum(d["amount_paise"] for d in due):
+        raise DomainError.field(
+            "amount_paise", "the amount must equal the tests' total from the price list",
+            code="amount_not_total")

@@ -1,54 +1,37 @@
-"""The one way a counter writes: each service saves its record and its outbox op
-in one transaction, with the numbers printed for people.
-
-The TUI, the CLI and the CSV import all call these; none of them writes tables
-directly. Saving touches only the local SQLite file, never the network.
-
-    svc = CounterService(store, device_id="C07")
-    reg = svc.register_new("op-114", {"name": "Ram Kumar", "sex": "M", "age_years": 40},
-                           department="MED", unit="U1", payment=PaymentInput(mode="cash"))
-    reg.patient.local_ref, reg.visit.extra["token_no"], reg.payment.extra["receipt_no"]
-
-A flow is also available piece by piece inside one transaction:
-
-    with svc.transaction("op-114") as tx:
-        p = tx.register_patient({...}); v = tx.open_visit(p.local_ref, "MED")
+"""One open write transaction at the counter: each method saves a record and its
+outbox op (``CounterService.transaction`` opens it; a flow chains methods inside
+one). The clock is read through ``domain.clock`` at save time (tests fix it there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlmodel import Session, select
 
-from opd_fallback.application.daytotals import (  # noqa: F401 - ModeTotal re-exported
-    WAIVER_ACTION,
-    CashSummary,
-    ModeTotal,
-    totals_for_day,
+from opd_fallback.application.services.records import (
+    _LOCAL_REF_PLACEHOLDER,
+    PatientInfo,
+    PaymentInput,
+    Saved,
+    _Made,
+    _origin,
 )
+from opd_fallback.domain import clock as domain_clock
 from opd_fallback.domain import payloads as P
-from opd_fallback.domain import rules
-from opd_fallback.domain.clock import now_ist
-from opd_fallback.domain.contract import MasterData
-from opd_fallback.domain.errors import DomainError, FieldProblem, validate
-from opd_fallback.domain.masterdata import Catalog, is_exempt
-from opd_fallback.store import audit, meta, numbers, outbox, reserved
+from opd_fallback.domain.errors import DomainError, validate
+from opd_fallback.store import audit, numbers, outbox, reserved
 from opd_fallback.store import shared as shared_records
-from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import active_supervisor
-from opd_fallback.store.patient_index import PatientHit, uhid_for_local_ref
+from opd_fallback.store.patient_index import uhid_for_local_ref
 from opd_fallback.store.records import new_record
-from opd_fallback.store.search import search as find_patients
 from opd_fallback.store.tables import (
     IndexedPatient,
     LabOrder,
-    MasterDataCache,
     Op,
     Patient,
     Payment,
@@ -56,91 +39,8 @@ from opd_fallback.store.tables import (
     Visit,
 )
 
-_LOCAL_REF_PLACEHOLDER = "X-000000"
-
-
-def _is_exempt(catalog: Catalog | None, category: str, fee_code: str) -> bool:
-    """Do the category's rules grant this fee free? Without master data, the default exemptions."""
-    return catalog.is_exempt(category, fee_code) if catalog is not None else is_exempt(category, fee_code)
-
-
-@dataclass
-class PaymentInput:
-    """What the clerk took. ``amount_paise`` None means 'the amount due'."""
-
-    mode: str
-    amount_paise: int | None = None
-    mode_ref: str | None = None
-    items: list[dict[str, Any]] | None = None
-    # A waiver the category's rules do not grant: who approved it and why
-    # (the approver's PIN is checked by the caller, just before saving).
-    waiver_reason: str | None = None
-    approved_by: str | None = None
-
-
-@dataclass(frozen=True)
-class Saved:
-    """One record saved with its op. ``extra`` holds printed numbers
-    (receipt_no, sample_id, token_no, uhid, amount_paise...)."""
-
-    kind: str
-    local_ref: str
-    op_id: str
-    seq: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PatientInfo:
-    """Who a record is for, as printed on slips."""
-
-    ref: P.Ref
-    name: str
-    local_ref: str | None
-    uhid: str | None
-    depends_on: tuple[str, ...] = ()
-    sex: str | None = None
-    age_years: int | None = None
-    version: int = 0
-
-
-@dataclass(frozen=True)
-class Registration:
-    patient: Saved
-    visit: Saved
-    payment: Saved | None
-    info: PatientInfo
-
-
-@dataclass(frozen=True)
-class VisitResult:
-    visit: Saved
-    payment: Saved | None
-    info: PatientInfo
-
-
-@dataclass(frozen=True)
-class LabResult:
-    order: Saved
-    payment: Saved | None
-    info: PatientInfo
-    tests: list[dict[str, Any]]  # code, name, sample_type, price_paise
-
-
-@dataclass(frozen=True)
-class _Made:
-    """A record made in the open transaction: its op is surely not synced yet."""
-
-    kind: str
-    op_id: str
-    patient_local_ref: str | None = None
-    patient_uhid: str | None = None
-    info: PatientInfo | None = None
-
-
-def _origin(origin: dict[str, Any] | None) -> dict[str, str] | None:
-    """An envelope's ``origin`` checked by the contract's model; None when no key has a value."""
-    return None if not origin else validate(P.Origin, origin).wire()
+if TYPE_CHECKING:
+    from opd_fallback.application.services.counter import CounterService
 
 
 class Tx:
@@ -222,7 +122,7 @@ class Tx:
 
     # --- helpers -------------------------------------------------------------
     def _when(self) -> datetime:
-        return self.recorded_at or now_ist()
+        return self.recorded_at or domain_clock.now_ist()
 
     def _begin_op(self) -> tuple[int, str, datetime]:
         return numbers.next_seq(self.session), outbox.new_op_id(), self._when()
@@ -554,220 +454,3 @@ class Tx:
                      {"changes": model.changes, "base_version": base})
 
 
-
-def _test_lines(cat: Catalog | None, codes: Sequence[str]) -> list[dict[str, Any]]:
-    """The ordered tests as the slip and the payment see them (name, sample type, price)."""
-    def line(c: str) -> dict[str, Any]:
-        t = cat.tests.get(c) if cat else None
-        return {"code": c, "name": t.name if t else c, "sample_type": t.sample_type if t else None,
-                "price_paise": t.price_paise if t else 0}
-    return [line(c) for c in codes]
-
-class CounterService:
-    """Services and read models of one counter (device) over its store."""
-
-    def __init__(self, store: Store, device_id: str) -> None:
-        self.store = store
-        self.device_id = device_id
-        self._catalog: Catalog | None = None
-        self._catalog_version: str | None = None
-
-    # --- master data -----------------------------------------------------------
-    def catalog(self, session: Session | None = None) -> Catalog | None:
-        """The master data from the last refresh (None if never refreshed)."""
-        def load(s: Session) -> Catalog | None:
-            row = s.get(MasterDataCache, 1)
-            if row is None:
-                return None
-            if self._catalog is None or row.version != self._catalog_version:
-                self._catalog = Catalog(MasterData.model_validate_json(row.body))
-                self._catalog_version = row.version
-            return self._catalog
-        if session is not None:
-            return load(session)
-        with self.store.read() as s:
-            return load(s)
-
-    # --- writing -----------------------------------------------------------------
-    @contextmanager
-    def transaction(self, operator_id: str, *, recorded_at: datetime | None = None,
-                    source: str = "counter", origin: dict[str, Any] | None = None) -> Iterator[Tx]:
-        with self.store.write() as session:
-            hold = meta.get(session, meta.NEEDS_SEQ_CHECK)
-            if hold:
-                raise DomainError(
-                    f"this counter was restored from a backup and must check its numbers with central "
-                    f"before taking new work ({hold}); ask a supervisor", code="not_ready")
-            from opd_fallback.application import clock  # a PC clock far off the hub's or central's
-
-            clock.check_before_save(session)
-            yield Tx(self, session, operator_id, recorded_at=recorded_at, source=source, origin=origin)
-
-    def _fee_items(self, tx: Tx, visit_type: str, category: str, payment: PaymentInput) -> list[dict[str, Any]]:
-        quote = tx.catalog.opd_fee(visit_type, category) if tx.catalog else None
-        if quote is None:
-            if payment.amount_paise is None and payment.mode != "waived":
-                # without a price list nobody knows the fee: never record a silent ₹0 cash payment
-                raise DomainError.field(
-                    "amount_paise", "enter the fee: this counter has no price list yet", code="fee_unknown")
-            amount = payment.amount_paise or 0
-            return [{"code": "OPD-NEW" if visit_type == "new" else "OPD-REVISIT", "qty": 1, "amount_paise": amount}]
-        amount = quote.due_paise if payment.amount_paise is None else payment.amount_paise
-        return [{"code": quote.code, "qty": 1, "amount_paise": amount}]
-
-    def _pay(self, tx: Tx, info: PatientInfo, payment: PaymentInput, category: str,
-             items: list[dict[str, Any]], *, visit: str | None = None, lab_order: str | None = None) -> Saved:
-        """Record a counter payment. A waiver the category's rules do not grant
-        (master data exemptions) needs a supervisor and a reason; it is written
-        to the audit log and nothing is collected (amount 0)."""
-        if payment.mode != "waived":
-            return tx.record_payment(info, payment, visit=visit, lab_order=lab_order, due_items=items)
-        granted = all(_is_exempt(tx.catalog, category, str(i["code"])) for i in items)
-        list_paise = sum(int(i["amount_paise"]) for i in items)
-        zero = [{**i, "amount_paise": 0} for i in items]
-        waived = PaymentInput(mode="waived", amount_paise=0, mode_ref=payment.mode_ref, items=zero)
-        if granted:
-            return tx.record_payment(info, waived, visit=visit, lab_order=lab_order)
-        reason = rules.optional_text(payment.waiver_reason, max_len=200)
-        problems = []
-        if not reason:
-            problems.append(FieldProblem("waiver_reason", "required",
-                                         f"a waiver for a {category} patient needs a reason"))
-        sup = active_supervisor(tx.session, payment.approved_by) if payment.approved_by else None
-        if sup is None:
-            problems.append(FieldProblem("supervisor", "not_supervisor",
-                                         f"a waiver for a {category} patient needs a supervisor's ID and PIN"))
-        if problems:
-            raise DomainError(problems, code=problems[-1].code)
-        assert sup is not None and reason is not None
-        pay = tx.record_payment(info, waived, visit=visit, lab_order=lab_order,
-                                waiver={"reason": reason, "approved_by": sup.id})
-        audit.record(tx.session, tx.operator_id, WAIVER_ACTION, pay.local_ref, receipt_no=pay.extra["receipt_no"],
-                     approved_by=sup.id, reason=reason, category=category, waived_paise=list_paise,
-                     items=[str(i["code"]) for i in items])
-        return Saved(pay.kind, pay.local_ref, pay.op_id, pay.seq,
-                     {**pay.extra, "waiver_reason": reason, "approved_by": sup.id, "waived_paise": list_paise})
-
-    def register_new(
-        self, operator_id: str, patient: dict[str, Any], *, department: str, unit: str | None = None,
-        payment: PaymentInput | None = None, visit_date: date | None = None,
-    ) -> Registration:
-        """New patient + OPD visit + fee, as one transaction."""
-        with self.transaction(operator_id) as tx:
-            p = tx.register_patient(patient)
-            info = tx.patient(p.local_ref)
-            v = tx.open_visit(info, department, unit, visit_type="new", visit_date=visit_date)
-            pay = None
-            if payment is not None:
-                category = str(patient.get("category") or "general")
-                items = self._fee_items(tx, "new", category, payment)
-                pay = self._pay(tx, info, payment, category, items, visit=v.local_ref)
-            return Registration(p, v, pay, info)
-
-    def revisit(
-        self, operator_id: str, patient: str, *, department: str, unit: str | None = None,
-        payment: PaymentInput | None = None, category: str = "general",
-    ) -> VisitResult:
-        """An existing patient's visit and its fee; no registration op."""
-        with self.transaction(operator_id) as tx:
-            info = tx.patient(patient)
-            v = tx.open_visit(info, department, unit, visit_type="revisit")
-            pay = None
-            if payment is not None:
-                items = self._fee_items(tx, "revisit", category, payment)
-                pay = self._pay(tx, info, payment, category, items, visit=v.local_ref)
-            return VisitResult(v, pay, info)
-
-    def lab_request(
-        self, operator_id: str, patient: str, visit: str, tests: Sequence[str], *,
-        payment: PaymentInput | None = None, priority: str = "routine",
-    ) -> LabResult:
-        """A lab order and its payment; the sample id goes on the labels."""
-        with self.transaction(operator_id) as tx:
-            info = tx.patient(patient)
-            order = tx.order_lab(info, visit, tests, priority=priority)
-            codes = order.extra["tests"]
-            cat = tx.catalog
-            lines = _test_lines(cat, codes)
-            pay = None
-            if payment is not None:
-                due = [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
-                if payment.amount_paise is not None and payment.items is None and \
-                        payment.amount_paise != sum(d["amount_paise"] for d in due):
-                    raise DomainError.field(
-                        "amount_paise", "the amount must equal the tests' total from the price list",
-                        code="amount_not_total")
-                pay = self._pay(tx, info, payment, tx.category_of(info), due, visit=visit,
-                                lab_order=order.local_ref)
-            return LabResult(order, pay, info, lines)
-
-    def pay_lab_order(self, operator_id: str, lab_order: str, payment: PaymentInput) -> LabResult:
-        """Take payment for a lab order, this counter's or another counter's of the
-        LAN (pulled from the hub): the patient, visit and tests come from the order.
-        The billing desk's payment: cash, UPI, card, or a waiver (a supervisor's
-        approval when the category does not grant it, as at registration). An order
-        already paid anywhere on the LAN is refused (never taken twice)."""
-        from opd_fallback.application.billing import order_settled
-
-        with self.transaction(operator_id) as tx:
-            key = (lab_order or "").strip().upper()
-            own = tx.session.exec(select(LabOrder).where(LabOrder.local_ref == key)).first()
-            if own is not None:
-                patient_key = own.patient_local_ref or own.patient_uhid or ""
-                visit_key, codes = own.visit_local_ref or own.visit_central_id, list(outbox.loads(own.tests) or [])
-                order_ref, order_op = own.local_ref, own.op_id
-            else:
-                other = shared_records.get(tx.session, key, "lab_order")
-                if other is None:
-                    raise DomainError.field("lab_order", f"no lab order {lab_order} at this counter or on the LAN; "
-                                            "share with the hub and try again", code="not_found")
-                d = shared_records.detail(other)
-                patient_key, visit_key = other.patient_ref or "", other.visit_ref
-                codes, order_ref, order_op = list(d.get("tests") or []), other.local_ref, other.op_id
-            paid = order_settled(tx.session, order_ref)
-            if paid:
-                where = f" at {paid[0].device_id}" if paid[0].device_id else ""
-                raise DomainError.field(
-                    "lab_order", f"lab order {order_ref} is already paid (receipt {paid[0].receipt_no}{where}); "
-                    "nothing is due: reprint that receipt if the patient lost it", code="already_paid")
-            info = tx.patient(patient_key)
-            cat = tx.catalog
-            lines = _test_lines(cat, codes)
-            due = [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
-            if payment.amount_paise is not None and payment.items is None and payment.mode != "waived" and \
-                    payment.amount_paise != sum(d["amount_paise"] for d in due):
-                raise DomainError.field(
-                    "amount_paise", "the amount must equal the tests' total from the price list",
-                    code="amount_not_total")
-            pay = self._pay(tx, info, payment, tx.category_of(info), due, visit=visit_key, lab_order=order_ref)
-            order = Saved("lab_order", order_ref, order_op, 0, {"tests": codes})
-            return LabResult(order, pay, info, lines)
-
-    def void(self, operator_id: str, payment: str, reason: str, *, approved_by: str) -> Saved:
-        with self.transaction(operator_id) as tx:
-            return tx.void_payment(payment, reason, approved_by=approved_by)
-
-    def update_patient(self, operator_id: str, patient: str, changes: dict[str, Any],
-                       *, base_version: int | None = None) -> Saved:
-        with self.transaction(operator_id) as tx:
-            return tx.update_patient(patient, changes, base_version=base_version)
-
-    # --- reading -------------------------------------------------------------------
-    def search_patients(self, query: str, *, limit: int = 20) -> list[PatientHit]:
-        with self.store.read() as s:
-            return find_patients(s, query, limit=limit)
-
-    def cash_summary(self, operator_id: str, day: date | None = None) -> CashSummary:
-        d = (day or now_ist().date()).isoformat()
-        with self.store.read() as s:
-            return day_totals(s, d, operator_id)
-
-    def queue(self, states: Sequence[str] | None = None, *, offset: int = 0, limit: int = 50) -> list[Op]:
-        with self.store.read() as s:
-            return list(outbox.list_ops(s, states=states, offset=offset, limit=limit))
-
-
-def day_totals(session: Session, day: str, operator_id: str | None = None) -> CashSummary:
-    """Payments of ``day`` (YYYY-MM-DD, IST) by mode, for one operator or all, with
-    their voids; what review cancelled is counted apart (see ``CashSummary``)."""
-    return totals_for_day(lambda sql, params: session.execute(text(sql), params).all(), day, operator_id)
