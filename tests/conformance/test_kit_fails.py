@@ -22,8 +22,10 @@ def _failed(report: dict, rule: str) -> dict:
 
 @pytest.mark.parametrize(("flaw", "rules", "shown"), [
     ("two_keys", {"refs.two_keys"}, ("POST", "/ops:batch", 200)),
-    ("forgets_rejections", {"ops.rejected_remembered"}, ("GET", "/ops/", 404)),
-    ("duplicate_other_result", {"idempotency.duplicate", "idempotency.canonical"}, ("POST", "/ops:batch", 200)),
+    # one flaw in make test; the other two (a whole kit run each) in make chaos (issue 21)
+    pytest.param("forgets_rejections", {"ops.rejected_remembered"}, ("GET", "/ops/", 404), marks=pytest.mark.chaos),
+    pytest.param("duplicate_other_result", {"idempotency.duplicate", "idempotency.canonical"},
+                 ("POST", "/ops:batch", 200), marks=pytest.mark.chaos),
 ])
 def test_the_rule_for_the_flaw_fails(tmp_path: Path, flaw: str, rules: set[str],
                                      shown: tuple[str, str, int]) -> None:

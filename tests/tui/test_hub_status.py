@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.application.share import share_once
 from opd_fallback.config import load_settings, write_config, write_hub_token
@@ -73,6 +75,7 @@ async def test_background_share_and_hub_in_status_bar(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.chaos  # moved out of make test (issue 21): a long end-to-end run
 async def test_a_hub_put_back_to_a_backup_shows_in_the_status_bar_and_heals(tmp_path: Path) -> None:
     from tests.helpers.landay import hub_cli, hub_ops, own_op_ids, work
 
