@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import SQLModel
 
-from opd_fallback.application import services
 from opd_fallback.application.backentry import import_file
+from opd_fallback.application.services import tx as services_tx
 from opd_fallback.store import outbox
 from opd_fallback.store.engine import open_store
 from opd_fallback.store.records import new_record
@@ -35,7 +35,7 @@ def _import(tmp: Path, monkeypatch: pytest.MonkeyPatch, *, fast: bool) -> dict[s
         m.setattr(outbox, "new_op_id", lambda: f"op-{next(ids):06d}")
         if not fast:
             m.setattr(outbox, "new_record", _constructor)
-            m.setattr(services, "new_record", _constructor)
+            m.setattr(services_tx, "new_record", _constructor)
         tmp.mkdir()
         store = open_store(tmp / "counter.db")
         put_master_data(store)
