@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 chaos: $(STAMP)
-	$(BIN)/python -m pytest -q -m chaos
+	$(BIN)/python -m pytest -q -m chaos --snapshot-warn-unused
 
 demo: $(STAMP)
 	$(BIN)/python -m opd_fallback.cli.demo
