@@ -11,6 +11,7 @@ from typing import TypedDict
 
 import orjson
 
+from opd_fallback.central.jsontypes import JSONObject
 from opd_fallback.domain import registry
 from opd_fallback.domain.clock import IST
 from opd_fallback.domain.contract import CANDIDATE_FIELDS
@@ -30,6 +31,9 @@ _REF_TABLES = {registry.CREATES[k]: (registry.CREATES[k], col) for k, col in reg
 
 Result = dict[str, object]  # an applied op's result (the kinds' keys: docs/central-api.md)
 Params = tuple[object, ...]  # one statement's parameters
+# A patient's fields as JSON, column -> value (PatientFields' columns, as dumped in
+# JSON mode or read back from the table; uhid, version, updated_at where read back)
+PatientRow = JSONObject
 
 
 class OpResult(TypedDict):
