@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from opd_fallback.central.jsontypes import JSONObject
 from opd_fallback.domain.exits import OpdError
 
 
@@ -33,8 +32,8 @@ class ErrorBody(BaseModel):
 class InvalidBody(BaseModel):
     """422: FastAPI's ``detail`` list plus the contract-style ``error`` with ``fields``."""
 
-    detail: list[JSONObject]  # {loc, msg, type} each
-    error: JSONObject  # {code, message, fields}
+    detail: list[dict[str, object]]  # {loc, msg, type} each
+    error: dict[str, object]  # {code, message, fields}
 
 
 class ApiError(OpdError):

@@ -39,6 +39,9 @@ class Op(TypedDict):
     origin: NotRequired[JSONObject]
 
 
+Ref = JSONObject  # a reference to a record: {"local_ref": ...} or {"central_id": ...}
+
+
 class OpExtra(TypedDict, total=False):
     """The envelope's optional parts a caller may give ``OpFactory.op``."""
 
@@ -84,7 +87,7 @@ class OpFactory:
     def register(self, *, name: str | None = None, mobile: str | None = None, age: int | None = None,
                  **fields: JSONValue) -> Op:
         r = self.rng
-        payload = {
+        payload: JSONObject = {
             "local_ref": self.local_ref(),
             "uhid": None,
             "name": name or f"{r.choice(FIRST)} {r.choice(LAST)}",
@@ -100,22 +103,23 @@ class OpFactory:
         }
         return self.op("patient.register", payload)
 
-    def visit(self, patient: dict[str, str], *, depends_on: list[str] | None = None,
+    def visit(self, patient: Ref, *, depends_on: list[str] | None = None,
               department: str = "MED", unit: str | None = "MED-U1", visit_type: str = "new") -> Op:
         when = self.when or datetime.now(IST)
         # the token stays within the contract's 1..1,000,000 however many ops this factory made
-        payload = {"local_ref": self.local_ref(), "patient": patient, "department": department, "unit": unit,
-                   "visit_type": visit_type, "visit_date": when.date().isoformat(), "token_no": self.seq % 999_999 + 1}
+        payload: JSONObject = {
+            "local_ref": self.local_ref(), "patient": patient, "department": department, "unit": unit,
+            "visit_type": visit_type, "visit_date": when.date().isoformat(), "token_no": self.seq % 999_999 + 1}
         return self.op("visit.open", payload, depends_on)
 
-    def lab(self, patient: dict[str, str], visit: dict[str, str], *, tests: tuple[str, ...] = ("CBC", "LFT"),
+    def lab(self, patient: Ref, visit: Ref, *, tests: tuple[str, ...] = ("CBC", "LFT"),
             depends_on: list[str] | None = None) -> Op:
-        payload = {"local_ref": self.local_ref(), "patient": patient, "visit": visit,
+        payload: JSONObject = {"local_ref": self.local_ref(), "patient": patient, "visit": visit,
                    "tests": [{"code": t} for t in tests], "priority": "routine"}
         return self.op("lab.order", payload, depends_on)
 
-    def payment(self, patient: dict[str, str], items: list[tuple[str, int]], *, visit: dict[str, str] | None = None,
-                lab_order: dict[str, str] | None = None, mode: str = "cash", receipt_no: str | None = None,
+    def payment(self, patient: Ref, items: list[tuple[str, int]], *, visit: Ref | None = None,
+                lab_order: Ref | None = None, mode: str = "cash", receipt_no: str | None = None,
                 depends_on: list[str] | None = None) -> Op:
         payload: JSONObject = {
             "local_ref": self.local_ref(),
@@ -133,7 +137,7 @@ class OpFactory:
             payload["mode_ref"] = f"UTR{self.rng.randrange(10**12):012d}"
         return self.op("payment.record", payload, depends_on)
 
-    def void(self, payment: dict[str, str], reason: str = "wrong amount entered",
+    def void(self, payment: Ref, reason: str = "wrong amount entered",
              depends_on: list[str] | None = None) -> Op:
         return self.op("payment.void", {"payment": payment, "reason": reason}, depends_on)
 
@@ -147,7 +151,7 @@ class OpFactory:
             payload["reason"] = reason
         return self.op("lab.sample_collect", payload, depends_on)
 
-    def update(self, patient: dict[str, str], changes: JSONObject, base_version: int = 0,
+    def update(self, patient: Ref, changes: JSONObject, base_version: int = 0,
                depends_on: list[str] | None = None) -> Op:
         return self.op("patient.update", {"patient": patient, "base_version": base_version, "changes": changes},
                        depends_on)

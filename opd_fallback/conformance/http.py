@@ -18,7 +18,7 @@ from typing import TypedDict, Unpack
 import httpx
 import orjson
 
-from opd_fallback.conformance.jsontypes import JSONValue
+from opd_fallback.conformance.jsontypes import UncheckedJSON
 from opd_fallback.domain.exits import OpdError
 
 API = "/api/v1"
@@ -38,20 +38,20 @@ class ExchangeDict(TypedDict):
 
     method: str
     path: str
-    sent: JSONValue
+    sent: UncheckedJSON
     status: int | None
-    body: JSONValue
+    body: UncheckedJSON
     error: str | None
 
 
 class CallOptions(TypedDict, total=False):
     """What ``Api.get`` and ``Api.post`` pass on to ``Api.call``."""
 
-    json: JSONValue
+    json: UncheckedJSON
     content: bytes | None
     headers: dict[str, str] | None
     params: Params | None
-    shown: JSONValue
+    shown: UncheckedJSON
 
 
 @dataclass
@@ -60,13 +60,13 @@ class Exchange:
 
     method: str
     path: str
-    sent: JSONValue = None  # the JSON sent (or what stands for it: ``shown``)
+    sent: UncheckedJSON = None  # the JSON sent (or what stands for it: ``shown``)
     status: int | None = None
-    body: JSONValue = None  # the JSON answer, or the start of a body that is not JSON
+    body: UncheckedJSON = None  # the JSON answer, or the start of a body that is not JSON
     headers: dict[str, str] = field(default_factory=dict)
     error: str | None = None
 
-    def json(self) -> JSONValue:
+    def json(self) -> UncheckedJSON:
         return self.body
 
     def brief(self) -> str:
@@ -79,7 +79,7 @@ class Exchange:
                 "body": self.body, "error": self.error}
 
 
-def _short(value: JSONValue) -> str:
+def _short(value: UncheckedJSON) -> str:
     text = value if isinstance(value, str) else orjson.dumps(value).decode()
     return text if len(text) <= _SHOWN else text[:_SHOWN] + f"... ({len(text)} characters)"
 
@@ -110,9 +110,9 @@ class Api:
     def close(self) -> None:
         self.http.close()
 
-    def call(self, method: str, path: str, *, json: JSONValue = None, content: bytes | None = None,
+    def call(self, method: str, path: str, *, json: UncheckedJSON = None, content: bytes | None = None,
              headers: dict[str, str] | None = None, params: Params | None = None,
-             shown: JSONValue = None) -> Exchange:
+             shown: UncheckedJSON = None) -> Exchange:
         """One request; network failures end up in ``Exchange.error`` (never raised),
         the run's deadline passing raises :class:`OutOfTime`."""
         left = self.clock.left()

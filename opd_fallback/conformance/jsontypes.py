@@ -1,22 +1,22 @@
-"""Names for JSON values whose shape no type states (the conformance kit's local
-alias: the kit imports nothing of central).
+"""The names for JSON the conformance kit has not checked yet.
 
-``JSONValue`` is a value as :func:`orjson.loads` gives it, or as it is about to
-be serialised: its shape is checked at run time (by a pydantic model, or by the
-code reading it), not by mypy. ``JSONObject`` is such a value known to be an
-object. Where the shape is known, use a TypedDict instead. The kit judges answers
-of any server and sends malformed ops on purpose, so most of what it handles
-is arbitrary JSON until a rule has checked it.
+The kit judges the answers of any server, and sends malformed ops on purpose,
+so most of what it handles is JSON of no known shape until a rule has checked
+it (``isinstance`` and ``Ctx.expect`` at run time). ``UncheckedJSON`` says so;
+``UncheckedObject`` is such a value known to be an object (an op the kit
+builds, a result it got back). Where a shape is the kit's own, it has a
+TypedDict (``http.ExchangeDict``, ``runner.ReportDict``).
 
-Kept here until the shared alias lands in :mod:`opd_fallback.domain.jsonio`;
-then this module re-exports it.
+Deliberately loose, and so not :mod:`opd_fallback.domain.jsonio`'s precise
+recursive ``JSONValue``: with that, every rule would narrow each value before
+reading it (about 300 places). The kit imports nothing of central's.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-JSONValue: TypeAlias = Any  # arbitrary JSON: checked at run time, not by mypy
-JSONObject: TypeAlias = dict[str, JSONValue]
+UncheckedJSON: TypeAlias = Any  # what a server sent (or the kit sends): the rules check it at run time
+UncheckedObject: TypeAlias = dict[str, UncheckedJSON]
 
-__all__ = ["JSONObject", "JSONValue"]
+__all__ = ["UncheckedJSON", "UncheckedObject"]

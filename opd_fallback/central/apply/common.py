@@ -7,11 +7,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import orjson
 
-from opd_fallback.central.jsontypes import JSONObject
 from opd_fallback.domain import registry
 from opd_fallback.domain.clock import IST
 from opd_fallback.domain.contract import CANDIDATE_FIELDS
@@ -31,9 +30,9 @@ _REF_TABLES = {registry.CREATES[k]: (registry.CREATES[k], col) for k, col in reg
 
 Result = dict[str, object]  # an applied op's result (the kinds' keys: docs/central-api.md)
 Params = tuple[object, ...]  # one statement's parameters
-# A patient's fields as JSON, column -> value (PatientFields' columns, as dumped in
-# JSON mode or read back from the table; uhid, version, updated_at where read back)
-PatientRow = JSONObject
+# A patient's fields, column -> value (PatientFields' columns dumped in JSON mode, or a
+# row as the driver gives it, with uhid, version, updated_at): str, int or None each
+PatientRow = dict[str, Any]
 
 
 class OpResult(TypedDict):

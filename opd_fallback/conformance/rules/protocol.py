@@ -8,7 +8,7 @@ import secrets
 from datetime import datetime
 
 from opd_fallback.conformance.context import IST, Ctx
-from opd_fallback.conformance.jsontypes import JSONObject, JSONValue
+from opd_fallback.conformance.jsontypes import UncheckedJSON, UncheckedObject
 from opd_fallback.conformance.rules.base import MAX_INT, _error, _fields, rule
 
 
@@ -150,7 +150,7 @@ def _device_mismatch(c: Ctx) -> None:
 @rule("batch.envelope_422", "a body that is not {ops: [objects]} is 422")
 def _envelope_422(c: Ctx) -> None:
     c.current = c.a
-    bodies: tuple[JSONObject, ...] = ({"ops": "not a list"}, {"ops": [1, 2]}, {"nothing": []})
+    bodies: tuple[UncheckedObject, ...] = ({"ops": "not a list"}, {"ops": [1, 2]}, {"nothing": []})
     for body in bodies:
         ex = c.a.api.post("/ops:batch", json=body)
         c.expect(ex.status == 422, "HTTP 422", ex)
@@ -176,9 +176,9 @@ def _malformed_alone(c: Ctx) -> None:
 def _same_batch(c: Ctx) -> None:
     reg = c.op(c.a, "patient.register", c.register_payload(c.a))
     dept, unit = c.department()
-    payload: JSONObject = {"local_ref": c.ref(c.a), "patient": {"local_ref": reg["payload"]["local_ref"]},
-                               "department": dept, "visit_type": "new",
-                               "visit_date": datetime.now(IST).date().isoformat(), "token_no": 2}
+    payload: UncheckedObject = {
+        "local_ref": c.ref(c.a), "patient": {"local_ref": reg["payload"]["local_ref"]},
+        "department": dept, "visit_type": "new", "visit_date": datetime.now(IST).date().isoformat(), "token_no": 2}
     if unit:
         payload["unit"] = unit
     vis = c.op(c.a, "visit.open", payload, [reg["op_id"]])
@@ -209,16 +209,17 @@ def _integer_bound(c: Ctx) -> None:
 
 
 # ---- references ----------------------------------------------------------------------------
-def _visit_with(c: Ctx, patient: JSONValue) -> JSONObject:
+def _visit_with(c: Ctx, patient: UncheckedJSON) -> UncheckedObject:
     dept, unit = c.department()
-    payload: JSONObject = {"local_ref": c.ref(c.a), "patient": patient, "department": dept, "visit_type": "revisit",
-                               "visit_date": datetime.now(IST).date().isoformat(), "token_no": 3}
+    payload: UncheckedObject = {
+        "local_ref": c.ref(c.a), "patient": patient, "department": dept, "visit_type": "revisit",
+        "visit_date": datetime.now(IST).date().isoformat(), "token_no": 3}
     if unit:
         payload["unit"] = unit
     return c.op(c.a, "visit.open", payload)
 
 
-def _bad_reference(c: Ctx, patient: JSONValue) -> None:
+def _bad_reference(c: Ctx, patient: UncheckedJSON) -> None:
     res, ex = c.one(c.a, _visit_with(c, patient))
     c.status(res, ex, "rejected", "validation_failed")
     c.expect(any(f == "patient" or f.startswith("patient.") for f in _fields(res)),

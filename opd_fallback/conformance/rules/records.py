@@ -7,7 +7,7 @@ import secrets
 
 from opd_fallback.conformance.context import Ctx
 from opd_fallback.conformance.http import Exchange
-from opd_fallback.conformance.jsontypes import JSONObject, JSONValue
+from opd_fallback.conformance.jsontypes import UncheckedJSON, UncheckedObject
 from opd_fallback.conformance.rules.base import _error, rule
 from opd_fallback.conformance.rules.protocol import _visit_with
 
@@ -169,7 +169,7 @@ def _payment(c: Ctx) -> None:
 
 
 def _pay(c: Ctx, items: list[tuple[str, int]], mode: str = "cash",
-         **extra: JSONValue) -> tuple[JSONObject, list[JSONValue], Exchange]:
+         **extra: UncheckedJSON) -> tuple[UncheckedObject, list[UncheckedJSON], Exchange]:
     reg, _ = c.patient()
     op = c.op(c.a, "payment.record", c.payment_payload(c.a, {"local_ref": reg["payload"]["local_ref"]}, items,
                                                        mode, **extra))
@@ -181,7 +181,7 @@ def _pay(c: Ctx, items: list[tuple[str, int]], mode: str = "cash",
     return op, warnings, ex
 
 
-def _codes(warnings: list[JSONValue]) -> list[str]:
+def _codes(warnings: list[UncheckedJSON]) -> list[str]:
     return [str(w.get("code")) for w in warnings if isinstance(w, dict)]
 
 

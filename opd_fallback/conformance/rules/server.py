@@ -10,7 +10,7 @@ from datetime import datetime
 
 from opd_fallback.conformance.context import IST, Ctx, Query, Skipped
 from opd_fallback.conformance.http import Exchange
-from opd_fallback.conformance.jsontypes import JSONObject, JSONValue
+from opd_fallback.conformance.jsontypes import UncheckedJSON, UncheckedObject
 from opd_fallback.conformance.rules.base import _fields, rule
 
 
@@ -132,7 +132,8 @@ def _late_commit(c: Ctx) -> None:
 
 
 # ---- the collection desk (1.2) -------------------------------------------------------------------
-def _collect(c: Ctx, sample_id: str, status: str, when: datetime, **extra: JSONValue) -> tuple[JSONObject, Exchange]:
+def _collect(c: Ctx, sample_id: str, status: str, when: datetime,
+             **extra: UncheckedJSON) -> tuple[UncheckedObject, Exchange]:
     payload = {"sample_id": sample_id, "status": status, "collected_at": when.isoformat(timespec="seconds"), **extra}
     return c.one(c.a, c.op(c.a, "lab.sample_collect", payload))
 
