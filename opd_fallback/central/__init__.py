@@ -8,7 +8,7 @@ commands and ``db`` helpers do not pay for importing FastAPI.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from opd_fallback.central.app import create_app
@@ -26,12 +26,27 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # mypy sees the names imported above
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)
+
+
+class _UvicornOptions(TypedDict):
+    """What ``serve`` gives ``uvicorn.run`` whatever the number of workers."""
+
+    host: str
+    port: int
+    log_level: str
+    access_log: bool
+    date_header: bool
+    server_header: bool
+    timeout_graceful_shutdown: int
+    http: str
+    ssl_certfile: str | None
+    ssl_keyfile: str | None
 
 
 def serve(settings: CentralSettings, *, migrate: bool = True) -> None:
@@ -49,7 +64,7 @@ def serve(settings: CentralSettings, *, migrate: bool = True) -> None:
 
     if migrate:
         create_schema(settings.database())  # once, before any worker starts
-    options: dict[str, Any] = dict(
+    options = _UvicornOptions(
         host=settings.host,
         port=settings.port,
         log_level="warning",

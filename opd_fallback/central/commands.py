@@ -26,6 +26,7 @@ UrlOpt = Annotated[str | None, typer.Option(
          "keep the password in ~/.pgpass or PGPASSWORD")]
 
 
+# ``given`` stays untyped: BaseSettings' __init__ also takes _env_file and the like, typed otherwise
 def _settings(database_url: str | None = None, **given: Any) -> CentralSettings:
     """Settings from the options given, then the environment; a bad database URL ends
     the command with one sentence."""
@@ -170,7 +171,7 @@ def stats(
 
     s = _settings(database_url, db=db)
     _migrated(s)
-    data: dict[str, Any] = read(s.database())
+    data = read(s.database())
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.serverdb import Connection, DatabaseUrl, connect, parse_database_url, upgrade
@@ -92,7 +92,30 @@ def is_maintenance(conn: Connection) -> bool:
     return bool(row and row[0] == "on")
 
 
-def stats(db: Db) -> dict[str, object]:
+class ModeTotal(TypedDict):
+    count: int
+    total_paise: int
+
+
+class DeviceCount(TypedDict):
+    device_id: str
+    max_seq: int
+    ops_applied: int
+
+
+class Stats(TypedDict):
+    """What `central stats` prints (``--json``: as is)."""
+
+    ops_remembered: int
+    ops_by_status: dict[str, int]
+    applied_by_kind: dict[str, int]
+    records: dict[str, int]  # patients, visits, lab_orders, payments, voids
+    payments_by_mode: dict[str, ModeTotal]
+    devices: list[DeviceCount]
+    maintenance: bool
+
+
+def stats(db: Db) -> Stats:
     """Counts for `central stats`: records by kind, payments by mode, ops remembered.
 
     Plain counts of committed rows: whatever the number of workers or servers
@@ -100,7 +123,7 @@ def stats(db: Db) -> dict[str, object]:
     return _run(db, _stats)
 
 
-def _stats(conn: Connection) -> dict[str, object]:
+def _stats(conn: Connection) -> Stats:
     def one(sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
 
@@ -111,7 +134,7 @@ def _stats(conn: Connection) -> dict[str, object]:
     )
     by_status = dict(conn.execute("SELECT status, COUNT(*) FROM op_outcome GROUP BY status").fetchall())
     by_mode = {
-        mode: {"count": n, "total_paise": total}
+        mode: ModeTotal(count=n, total_paise=total)
         for mode, n, total in conn.execute(
             "SELECT mode, COUNT(*), CAST(SUM(amount_paise) AS BIGINT) FROM payment WHERE voided=0 "
             "GROUP BY mode ORDER BY mode"
@@ -130,7 +153,7 @@ def _stats(conn: Connection) -> dict[str, object]:
         },
         "payments_by_mode": by_mode,
         "devices": [
-            {"device_id": d, "max_seq": s, "ops_applied": n}
+            DeviceCount(device_id=d, max_seq=s, ops_applied=n)
             for d, s, n in conn.execute(
                 "SELECT device_id, max_seq, ops_applied FROM device ORDER BY device_id"
             ).fetchall()

@@ -10,7 +10,7 @@ callers of this module.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from opd_fallback.domain import identity
 from opd_fallback.domain.identity import AGE_TOLERANCE_YEARS, NAME_THRESHOLD, age_in_years, normalise_name
@@ -18,6 +18,6 @@ from opd_fallback.domain.identity import AGE_TOLERANCE_YEARS, NAME_THRESHOLD, ag
 __all__ = ["AGE_TOLERANCE_YEARS", "NAME_THRESHOLD", "age_in_years", "normalise_name", "similar"]
 
 
-def similar(new: dict[str, Any], old: dict[str, Any]) -> bool:
+def similar(new: Mapping[str, object], old: Mapping[str, object]) -> bool:
     """Same mobile is checked by the caller; here: similar name and close age."""
     return identity.alike(new, old) is not None

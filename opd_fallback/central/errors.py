@@ -8,8 +8,6 @@ router documents and raises errors the same way.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,8 +32,8 @@ class ErrorBody(BaseModel):
 class InvalidBody(BaseModel):
     """422: FastAPI's ``detail`` list plus the contract-style ``error`` with ``fields``."""
 
-    detail: list[dict[str, Any]]
-    error: dict[str, Any]
+    detail: list[dict[str, object]]  # {loc, msg, type} each
+    error: dict[str, object]  # {code, message, fields}
 
 
 class ApiError(OpdError):
@@ -44,16 +42,20 @@ class ApiError(OpdError):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(data: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Serialise with orjson directly (the route's ``response_model`` only documents it)."""
     return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
-def doc(status: int, text: str) -> dict[int | str, dict[str, Any]]:
+# FastAPI's ``responses``: status -> {"model": ..., "description": ...}
+Responses = dict[int | str, dict[str, object]]
+
+
+def doc(status: int, text: str) -> Responses:
     return {status: {"model": ErrorBody, "description": text}}
 
 
-COMMON: dict[int | str, dict[str, Any]] = {
+COMMON: Responses = {
     **doc(401, "No valid device token"),
     **doc(429, "Too many requests in flight; nothing applied; see Retry-After"),
     **doc(503, "Down for maintenance (or an injected fault); nothing applied; see Retry-After"),

@@ -14,20 +14,17 @@ import asyncio
 import random
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import Any
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opd_fallback.central.inflight import InFlight, LocalInFlight
 from opd_fallback.central.settings import CentralSettings
 from opd_fallback.domain.contract import API_PREFIX
 
-Scope = dict[str, Any]
-Send = Callable[[dict[str, Any]], Any]
-
 
 def _dated(send: Send) -> Send:
-    async def wrapped(message: dict[str, Any]) -> None:
+    async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
             if not any(k.lower() == b"date" for k, _ in headers):
@@ -57,7 +54,7 @@ async def _drop(send: Send) -> None:
 def _losing(send: Send) -> Send:
     """Pass the response start, swallow the body: the answer is lost after commit."""
 
-    async def wrapped(message: dict[str, Any]) -> None:
+    async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             await send(message)
 
@@ -68,7 +65,7 @@ class Guard:
     """Wraps the FastAPI app; ``is_maintenance`` reads the flag from the DB; ``in_flight``
     counts requests across the server's worker processes (see :mod:`.inflight`)."""
 
-    def __init__(self, app: Any, settings: CentralSettings, is_maintenance: Callable[[], bool],
+    def __init__(self, app: ASGIApp, settings: CentralSettings, is_maintenance: Callable[[], bool],
                  in_flight: InFlight | None = None) -> None:
         self.app = app
         self.s = settings
@@ -76,7 +73,7 @@ class Guard:
         self.rng = random.Random(settings.seed)
         self.in_flight = in_flight or LocalInFlight()
 
-    async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -13,24 +13,24 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import orjson
 
+from opd_fallback.central.jsontypes import JSONObject
 from opd_fallback.domain.contract import MasterData
 
 DEMO_FILE = "demo_master_data.json"
 
 
-def _read(path: Path | None) -> dict[str, Any]:
+def _read(path: Path | None) -> JSONObject:  # as the file has it: MasterData checks it
     if path is None:
         text = resources.files("opd_fallback.central").joinpath(DEMO_FILE).read_text("utf-8")
-        data: dict[str, Any] = json.loads(text)
+        data: JSONObject = json.loads(text)
         return data
     raw = Path(path).read_bytes()
     if Path(path).suffix.lower() == ".toml":
         return tomllib.loads(raw.decode("utf-8"))
-    loaded: dict[str, Any] = json.loads(raw)
+    loaded: JSONObject = json.loads(raw)
     return loaded
 
 

@@ -18,17 +18,93 @@ cursor that is not a plain number; the lock costs one short wait at commit.)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 import orjson
 
+from opd_fallback.central.jsontypes import JSONObject, JSONValue
 from opd_fallback.domain.contract import ID_KINDS, op_ids_digest
 from opd_fallback.serverdb import Connection
 
 RECON_PAGE = 5000
 
+# What the queries build, key for key, for orjson to send as is (the contract's
+# models in domain/contract.py document the same bodies for OpenAPI).
 
-def outcome(conn: Connection, op_id: str, device_id: str) -> dict[str, Any] | None:
+
+class Outcome(TypedDict):
+    op_id: str
+    status: str
+    result: JSONValue  # the op's result object, or None
+    error: JSONValue  # the op's error object, or None
+
+
+class DeviceBody(TypedDict):
+    device_id: str
+    max_seq: int
+    ops_applied: int
+    last_recorded_at: str | None
+    reserved_used: dict[str, int]
+
+
+class UsedIdsPage(TypedDict):
+    kind: str
+    ids: list[str]
+    next_cursor: str | None
+    done: bool
+
+
+class RefBody(TypedDict):
+    local_ref: str
+    kind: str
+    central_id: str
+    op_id: str
+
+
+class PatientChangesPage(TypedDict):
+    patients: list[JSONObject]  # PatientSummary's fields (columns as stored) plus local_refs
+    next_cursor: str
+    done: bool
+
+
+class PaymentTotalsBody(TypedDict):
+    count: int
+    total_paise: int
+    by_mode: dict[str, int]
+
+
+class VoidTotalsBody(TypedDict):
+    count: int
+    total_paise: int
+
+
+class ReconciliationBody(TypedDict):
+    date: str
+    device_id: str
+    ops_applied: int
+    by_kind: dict[str, int]
+    payments: PaymentTotalsBody
+    voids: VoidTotalsBody
+    samples: dict[str, int]
+    op_ids_sha256: str
+
+
+class SampleBody(TypedDict):
+    sample_id: str
+    order_id: str
+    sample_type: str
+    tests: list[str]
+    status: str
+    collected_at: str | None
+
+
+class ReconciliationOpsPage(TypedDict):
+    op_ids: list[str]
+    next_cursor: str | None
+    done: bool
+
+
+def outcome(conn: Connection, op_id: str, device_id: str) -> Outcome | None:
     row = conn.execute(
         "SELECT status, result, error, device_id FROM op_outcome WHERE op_id=?", (op_id,)
     ).fetchone()
@@ -42,7 +118,7 @@ def outcome(conn: Connection, op_id: str, device_id: str) -> dict[str, Any] | No
     }
 
 
-def device_info(conn: Connection, device_id: str) -> dict[str, Any]:
+def device_info(conn: Connection, device_id: str) -> DeviceBody:
     row = conn.execute(
         "SELECT max_seq, ops_applied, last_recorded_at FROM device WHERE device_id=?", (device_id,)
     ).fetchone()
@@ -61,7 +137,7 @@ USED_PAGE = 1000
 
 
 def used_ids(conn: Connection, device_id: str, kind: str, cursor: str | None,
-             limit: int = USED_PAGE) -> dict[str, Any]:
+             limit: int = USED_PAGE) -> UsedIdsPage:
     """1.2: the reserved ids of ``kind`` issued to the device that applied ops used,
     in id order; the cursor is the last id of the page before."""
     rows = conn.execute(
@@ -74,7 +150,7 @@ def used_ids(conn: Connection, device_id: str, kind: str, cursor: str | None,
     return {"kind": kind, "ids": ids, "next_cursor": None if done or not ids else ids[-1], "done": done}
 
 
-def ref_info(conn: Connection, local_ref: str) -> dict[str, Any] | None:
+def ref_info(conn: Connection, local_ref: str) -> RefBody | None:
     """1.2: what a local_ref of any device maps to, or None while no applied op made or linked it."""
     row = conn.execute(
         "SELECT kind, central_id, op_id FROM ref_map WHERE local_ref=?", (local_ref,)
@@ -84,7 +160,7 @@ def ref_info(conn: Connection, local_ref: str) -> dict[str, Any] | None:
     return {"local_ref": local_ref, "kind": row[0], "central_id": row[1], "op_id": row[2]}
 
 
-def patient_changes(conn: Connection, after: int, limit: int) -> dict[str, Any]:
+def patient_changes(conn: Connection, after: int, limit: int) -> PatientChangesPage:
     """Patients changed after the cursor, each with every ``local_ref`` mapped to it
     (contract 1.1), so a counter can find another counter's offline number, and
     (1.2) the fields a revisit slip prints."""
@@ -114,7 +190,7 @@ def patient_changes(conn: Connection, after: int, limit: int) -> dict[str, Any]:
     }
 
 
-def reconciliation(conn: Connection, day: str, device_id: str) -> dict[str, Any]:
+def reconciliation(conn: Connection, day: str, device_id: str) -> ReconciliationBody:
     by_kind = dict(
         conn.execute(
             "SELECT kind, COUNT(*) FROM op_outcome WHERE device_id=? AND local_date=? AND status='applied' "
@@ -162,7 +238,7 @@ def reconciliation(conn: Connection, day: str, device_id: str) -> dict[str, Any]
     }
 
 
-def sample(conn: Connection, sample_id: str) -> dict[str, Any] | None:
+def sample(conn: Connection, sample_id: str) -> SampleBody | None:
     """One tube (contract 1.2): its order, type and tests, and the state of its
     latest event by ``collected_at`` (``ordered`` while none has arrived)."""
     row = conn.execute(
@@ -182,7 +258,7 @@ def sample(conn: Connection, sample_id: str) -> dict[str, Any] | None:
 
 def reconciliation_ops(
     conn: Connection, day: str, device_id: str, cursor: str | None, limit: int = RECON_PAGE
-) -> dict[str, Any]:
+) -> ReconciliationOpsPage:
     """Applied op_ids in sorted order (the digest's order); the cursor is the last op_id given."""
     rows = conn.execute(
         "SELECT op_id FROM op_outcome WHERE device_id=? AND local_date=? AND status='applied' "

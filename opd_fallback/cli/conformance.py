@@ -67,7 +67,7 @@ def conformance(
     if url.startswith("http://") and not url.split("//", 1)[1].startswith(("127.", "localhost", "[::1]")):
         typer.echo("warning: http:// sends the device tokens unencrypted; use https:// for a server on the network",
                    err=True)
-    verify: object = True
+    verify: ssl.SSLContext | bool = True
     if ca_file is not None:
         import ssl
 

@@ -13,14 +13,18 @@ with an ABHA number drawn at random for the run.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TypeVar, Unpack, cast
 
-from opd_fallback.conformance.http import Api, Exchange
+from opd_fallback.conformance.http import Api, CallOptions, Exchange
+from opd_fallback.conformance.jsontypes import UncheckedJSON, UncheckedObject
 from opd_fallback.domain.exits import OpdError
 
 IST = timezone(timedelta(hours=5, minutes=30))
+T = TypeVar("T")
+Query = dict[str, str | int]  # a query's parameters
 
 
 class Failed(OpdError):
@@ -57,7 +61,9 @@ class Ctx:
         self.started = datetime.now(UTC)
         self.stamp = self.started.astimezone(IST).strftime("%y%m%d%H%M%S")
         self.label = f"conformance test record {self.started:%Y-%m-%d %H:%M} UTC, not a real patient"
-        self.cache: dict[str, Any] = {}
+        self.cache: dict[str, object] = {}  # name -> what _make_<name> made (see need)
+        self.passed: set[str] = set()  # the ids of the rules passed so far
+        self.notes: dict[str, str] = {}  # what a rule leaves for a later one (cleared, unused_uhid)
         self.failed_needs: dict[str, str] = {}
         self.current: Device = first
 
@@ -66,7 +72,7 @@ class Ctx:
         if not ok:
             raise Failed(expected, ex if ex is not None else self.current.api.last)
 
-    def answered(self, ex: Exchange, status: int = 200) -> Any:
+    def answered(self, ex: Exchange, status: int = 200) -> UncheckedJSON:
         """The JSON body of an answer that must have ``status``."""
         if ex.error is not None:
             raise Failed(f"an answer ({status})", ex)
@@ -78,8 +84,8 @@ class Ctx:
         d.n += 1
         return f"{d.device_id}-CT{self.stamp}-{tag}{d.n:04d}"
 
-    def op(self, d: Device, kind: str, payload: dict[str, Any], depends_on: list[str] | None = None,
-           **extra: Any) -> dict[str, Any]:
+    def op(self, d: Device, kind: str, payload: UncheckedObject, depends_on: list[str] | None = None,
+           **extra: UncheckedJSON) -> UncheckedObject:
         d.seq += 1
         d.max_seq_sent = max(d.max_seq_sent, d.seq)
         return {
@@ -95,7 +101,8 @@ class Ctx:
             **extra,
         }
 
-    def push(self, d: Device, *ops: dict[str, Any], raw: Any = None) -> tuple[list[dict[str, Any]], Exchange]:
+    def push(self, d: Device, *ops: UncheckedObject,
+             raw: UncheckedJSON = None) -> tuple[list[UncheckedObject], Exchange]:
         """POST ops:batch; the results, checked to be one per op in order."""
         self.current = d
         ex = d.api.post("/ops:batch", json=raw if raw is not None else {"ops": list(ops)})
@@ -111,39 +118,56 @@ class Ctx:
                 d.applied.append(str(o.get("op_id")))
         return results, ex
 
-    def one(self, d: Device, op: dict[str, Any]) -> tuple[dict[str, Any], Exchange]:
+    def one(self, d: Device, op: UncheckedObject) -> tuple[UncheckedObject, Exchange]:
         results, ex = self.push(d, op)
         return results[0], ex
 
-    def status(self, res: dict[str, Any], ex: Exchange, status: str, code: str | None = None) -> None:
+    def status(self, res: UncheckedObject, ex: Exchange, status: str, code: str | None = None) -> None:
         got = (res.get("status"), (res.get("error") or {}).get("code") if isinstance(res.get("error"), dict) else None)
         want = status if code is None else f"{status} / {code}"
         self.expect(got[0] == status and (code is None or got[1] == code), want, ex)
 
-    def get(self, d: Device, path: str, **kw: Any) -> Exchange:
+    def get(self, d: Device, path: str, **kw: Unpack[CallOptions]) -> Exchange:
         self.current = d
         return d.api.get(path, **kw)
 
     # ---- records shared by several rules ------------------------------------------
-    def need(self, name: str, *, own: bool = False) -> Any:
-        """A shared record made by a helper; if making it failed, the rule is skipped
-        (``own``: the rule that checks the making itself fails instead)."""
+    def need(self, name: str, make: Callable[[], T], *, own: bool = False) -> T:
+        """A shared record made once by ``make`` (``_make_<name>``); if making it failed, the
+        rule is skipped (``own``: the rule that checks the making itself fails instead)."""
         if name in self.failed_needs:
             raise Skipped(f"needs {name}, which could not be made: {self.failed_needs[name]}")
         if name not in self.cache:
             try:
-                self.cache[name] = getattr(self, "_make_" + name)()
+                self.cache[name] = make()
             except Failed as exc:
                 self.failed_needs[name] = str(exc.expected)
                 if own:
                     raise
                 raise Skipped(f"needs {name}, which could not be made: {exc.expected}") from exc
-        return self.cache[name]
+        return cast(T, self.cache[name])  # made by make, under this name only
 
-    def master(self) -> dict[str, Any]:
-        return self.need("master_data")  # type: ignore[no-any-return]
+    # the shared records, each made by its _make_ method below
+    def patient(self, *, own: bool = False) -> tuple[UncheckedObject, str]:
+        """The run's test patient: its register op and its uhid."""
+        return self.need("patient", self._make_patient, own=own)
 
-    def _make_master_data(self) -> dict[str, Any]:
+    def visit(self, *, own: bool = False) -> tuple[UncheckedObject, str]:
+        return self.need("visit", self._make_visit, own=own)
+
+    def lab_order(self, *, own: bool = False) -> tuple[UncheckedObject, str, list[UncheckedObject]]:
+        return self.need("lab_order", self._make_lab_order, own=own)
+
+    def payment(self, *, own: bool = False) -> tuple[UncheckedObject, str]:
+        return self.need("payment", self._make_payment, own=own)
+
+    def changes_cursor(self, *, own: bool = False) -> str | None:
+        return self.need("changes_cursor", self._make_changes_cursor, own=own)
+
+    def master(self) -> UncheckedObject:
+        return self.need("master_data", self._make_master_data)
+
+    def _make_master_data(self) -> UncheckedObject:
         body = self.answered(self.get(self.a, "/master-data"))
         self.expect(isinstance(body, dict), "master data as a JSON object")
         return dict(body)
@@ -155,13 +179,13 @@ class Ctx:
         units = [u for u in depts[0].get("units") or [] if isinstance(u, dict) and u.get("code")]
         return str(depts[0]["code"]), (str(units[0]["code"]) if units else None)
 
-    def tests(self, n: int = 2) -> list[dict[str, Any]]:
+    def tests(self, n: int = 2) -> list[UncheckedObject]:
         tests = [t for t in self.master().get("tests") or [] if isinstance(t, dict) and t.get("code")]
         if len(tests) < n:
             raise Skipped(f"the master data has fewer than {n} tests")
         return tests[:n]
 
-    def fee(self) -> dict[str, Any]:
+    def fee(self) -> UncheckedObject:
         """A fee a general patient pays (not exempt), with a price above zero."""
         m = self.master()
         exempt = {c for e in m.get("exemptions") or [] if isinstance(e, dict) and e.get("category") == "general"
@@ -172,7 +196,7 @@ class Ctx:
             raise Skipped("the master data has no fee with a price that a general patient pays")
         return fees[0]
 
-    def register_payload(self, d: Device, **fields: Any) -> dict[str, Any]:
+    def register_payload(self, d: Device, **fields: UncheckedJSON) -> UncheckedObject:
         return {
             "local_ref": self.ref(d), "uhid": None, "name": "Conformance Test Patient", "sex": "O",
             "age_years": 40, "guardian_relation": "C/O", "guardian_name": "Conformance Test Guardian",
@@ -180,7 +204,7 @@ class Ctx:
             "category": "general", **fields,
         }
 
-    def registered(self, d: Device, **fields: Any) -> tuple[dict[str, Any], str]:
+    def registered(self, d: Device, **fields: UncheckedJSON) -> tuple[UncheckedObject, str]:
         """A new test patient of device ``d``: its op and the uhid central gave."""
         op = self.op(d, "patient.register", self.register_payload(d, **fields))
         res, ex = self.one(d, op)
@@ -189,15 +213,15 @@ class Ctx:
         self.expect(isinstance(uhid, str) and bool(uhid), "result.uhid", ex)
         return op, str(uhid)
 
-    def _make_patient(self) -> tuple[dict[str, Any], str]:
+    def _make_patient(self) -> tuple[UncheckedObject, str]:
         return self.registered(self.a)
 
-    def _make_visit(self) -> tuple[dict[str, Any], str]:
-        reg, _ = self.need("patient")
+    def _make_visit(self) -> tuple[UncheckedObject, str]:
+        reg, _ = self.patient()
         dept, unit = self.department()
-        payload: dict[str, Any] = {"local_ref": self.ref(self.a), "patient": {"local_ref": reg["payload"]["local_ref"]},
-                                   "department": dept, "visit_type": "new",
-                                   "visit_date": datetime.now(IST).date().isoformat(), "token_no": 1}
+        payload: UncheckedObject = {
+            "local_ref": self.ref(self.a), "patient": {"local_ref": reg["payload"]["local_ref"]},
+            "department": dept, "visit_type": "new", "visit_date": datetime.now(IST).date().isoformat(), "token_no": 1}
         if unit:
             payload["unit"] = unit
         op = self.op(self.a, "visit.open", payload)
@@ -207,11 +231,12 @@ class Ctx:
         self.expect(isinstance(visit_id, str) and bool(visit_id), "result.visit_id", ex)
         return op, str(visit_id)
 
-    def lab_payload(self, samples: list[dict[str, Any]] | None = None, codes: list[str] | None = None) -> dict[str, Any]:
-        reg, _ = self.need("patient")
-        vis, _ = self.need("visit")
+    def lab_payload(self, samples: list[UncheckedObject] | None = None,
+                    codes: list[str] | None = None) -> UncheckedObject:
+        reg, _ = self.patient()
+        vis, _ = self.visit()
         codes = codes or [str(t["code"]) for t in self.tests(2)]
-        payload: dict[str, Any] = {
+        payload: UncheckedObject = {
             "local_ref": self.ref(self.a), "patient": {"local_ref": reg["payload"]["local_ref"]},
             "visit": {"local_ref": vis["payload"]["local_ref"]}, "tests": [{"code": c} for c in codes],
             "priority": "routine", "ordered_by": "conformance-test",
@@ -221,10 +246,10 @@ class Ctx:
             payload["sample_id"] = samples[0]["sample_id"]
         return payload
 
-    def tubes(self, codes: list[str]) -> list[dict[str, Any]]:
+    def tubes(self, codes: list[str]) -> list[UncheckedObject]:
         return [{"sample_id": self.ref(self.a, "S"), "sample_type": "Test tube", "tests": [c]} for c in codes]
 
-    def _make_lab_order(self) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    def _make_lab_order(self) -> tuple[UncheckedObject, str, list[UncheckedObject]]:
         """A lab order of two tests, one tube each (the sample rules use its tubes)."""
         codes = [str(t["code"]) for t in self.tests(2)]
         tubes = self.tubes(codes)
@@ -238,15 +263,15 @@ class Ctx:
         return op, str(order_id), tubes
 
     def payment_payload(self, d: Device, patient_ref: dict[str, str], items: list[tuple[str, int]],
-                        mode: str = "cash", **extra: Any) -> dict[str, Any]:
+                        mode: str = "cash", **extra: UncheckedJSON) -> UncheckedObject:
         return {
             "local_ref": self.ref(d), "receipt_no": self.ref(d, "R"), "patient": patient_ref,
             "amount_paise": sum(a for _, a in items), "mode": mode,
             "items": [{"code": c, "qty": 1, "amount_paise": a} for c, a in items], **extra,
         }
 
-    def _make_payment(self) -> tuple[dict[str, Any], str]:
-        reg, _ = self.need("patient")
+    def _make_payment(self) -> tuple[UncheckedObject, str]:
+        reg, _ = self.patient()
         fee = self.fee()
         op = self.op(self.a, "payment.record", self.payment_payload(
             self.a, {"local_ref": reg["payload"]["local_ref"]}, [(str(fee["code"]), int(fee["price_paise"]))]))
@@ -256,14 +281,15 @@ class Ctx:
         self.expect(isinstance(receipt, str) and bool(receipt), "result.receipt_id", ex)
         return op, str(receipt)
 
-    def page_all(self, d: Device, path: str, key: str, params: dict[str, Any], *,
-                 budget_s: float = 60.0) -> tuple[list[Any], str | None]:
+    def page_all(self, d: Device, path: str, key: str, params: Query, *,
+                 budget_s: float = 60.0) -> tuple[list[UncheckedJSON], str | None]:
         """Follow ``next_cursor`` until ``done``; the items under ``key`` and the last cursor."""
         import time
 
         end = time.monotonic() + budget_s
-        items: list[Any] = []
-        cursor: str | None = params.pop("cursor", None)
+        items: list[UncheckedJSON] = []
+        given = params.pop("cursor", None)
+        cursor = None if given is None else str(given)
         while True:
             if time.monotonic() > end:
                 raise Skipped(f"{path} has more pages than can be read in {budget_s:.0f} s")
@@ -286,8 +312,8 @@ class Ctx:
         _, cursor = self.page_all(self.a, "/patients/changes", "patients", {"limit": 5000})
         return cursor
 
-    def changes_since(self, cursor: str | None) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": 5000}
+    def changes_since(self, cursor: str | None) -> list[UncheckedObject]:
+        params: Query = {"limit": 5000}
         if cursor is not None:
             params["cursor"] = cursor
         items, _ = self.page_all(self.a, "/patients/changes", "patients", params)

@@ -9,13 +9,16 @@ kept, so a failed rule can show both.
 
 from __future__ import annotations
 
+import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict, Unpack
 
 import httpx
 import orjson
 
+from opd_fallback.conformance.jsontypes import UncheckedJSON
 from opd_fallback.domain.exits import OpdError
 
 API = "/api/v1"
@@ -26,19 +29,44 @@ class OutOfTime(OpdError):
     """The run's deadline passed (the rule is skipped, saying so)."""
 
 
+Verify = ssl.SSLContext | str | bool  # httpx's verify: a context, a CA bundle's path, or on / off
+Params = Mapping[str, str | int]  # a query's parameters
+
+
+class ExchangeDict(TypedDict):
+    """An exchange as the report's JSON has it."""
+
+    method: str
+    path: str
+    sent: UncheckedJSON
+    status: int | None
+    body: UncheckedJSON
+    error: str | None
+
+
+class CallOptions(TypedDict, total=False):
+    """What ``Api.get`` and ``Api.post`` pass on to ``Api.call``."""
+
+    json: UncheckedJSON
+    content: bytes | None
+    headers: dict[str, str] | None
+    params: Params | None
+    shown: UncheckedJSON
+
+
 @dataclass
 class Exchange:
     """One request and its answer, as a rule's failure shows them."""
 
     method: str
     path: str
-    sent: Any = None
+    sent: UncheckedJSON = None  # the JSON sent (or what stands for it: ``shown``)
     status: int | None = None
-    body: Any = None
+    body: UncheckedJSON = None  # the JSON answer, or the start of a body that is not JSON
     headers: dict[str, str] = field(default_factory=dict)
     error: str | None = None
 
-    def json(self) -> Any:
+    def json(self) -> UncheckedJSON:
         return self.body
 
     def brief(self) -> str:
@@ -46,12 +74,12 @@ class Exchange:
         got = self.error or f"{self.status} {_short(self.body)}"
         return f"sent {self.method} {self.path}{sent}; got {got}"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ExchangeDict:
         return {"method": self.method, "path": self.path, "sent": self.sent, "status": self.status,
                 "body": self.body, "error": self.error}
 
 
-def _short(value: Any) -> str:
+def _short(value: UncheckedJSON) -> str:
     text = value if isinstance(value, str) else orjson.dumps(value).decode()
     return text if len(text) <= _SHOWN else text[:_SHOWN] + f"... ({len(text)} characters)"
 
@@ -70,7 +98,7 @@ class Api:
     """One device's view of the server (its token), with deadlines."""
 
     def __init__(self, base_url: str, token: str | None, clock: Clock, *, per_request: float = 15.0,
-                 verify: Any = True) -> None:
+                 verify: Verify = True) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         self.http = httpx.Client(base_url=base_url.rstrip("/") + API, headers=headers, verify=verify,
                                  follow_redirects=False)
@@ -82,9 +110,9 @@ class Api:
     def close(self) -> None:
         self.http.close()
 
-    def call(self, method: str, path: str, *, json: Any = None, content: bytes | None = None,
-             headers: dict[str, str] | None = None, params: dict[str, Any] | None = None,
-             shown: Any = None) -> Exchange:
+    def call(self, method: str, path: str, *, json: UncheckedJSON = None, content: bytes | None = None,
+             headers: dict[str, str] | None = None, params: Params | None = None,
+             shown: UncheckedJSON = None) -> Exchange:
         """One request; network failures end up in ``Exchange.error`` (never raised),
         the run's deadline passing raises :class:`OutOfTime`."""
         left = self.clock.left()
@@ -119,8 +147,8 @@ class Api:
             ex.body = bytes(chunks[:_SHOWN]).decode("utf-8", "replace")
         return ex
 
-    def get(self, path: str, **kw: Any) -> Exchange:
+    def get(self, path: str, **kw: Unpack[CallOptions]) -> Exchange:
         return self.call("GET", path, **kw)
 
-    def post(self, path: str, **kw: Any) -> Exchange:
+    def post(self, path: str, **kw: Unpack[CallOptions]) -> Exchange:
         return self.call("POST", path, **kw)

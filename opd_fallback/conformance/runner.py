@@ -4,11 +4,33 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from opd_fallback.conformance.context import Ctx, Device, Failed, Skipped
-from opd_fallback.conformance.http import Api, Clock, OutOfTime
+from opd_fallback.conformance.http import Api, Clock, ExchangeDict, OutOfTime, Verify
 from opd_fallback.conformance.rules import RULES
+
+
+class OutcomeDict(TypedDict):
+    rule: str
+    text: str
+    status: str
+    detail: str
+    exchange: ExchangeDict | None
+    seconds: float
+
+
+class ReportDict(TypedDict):
+    """The report as ``conformance --json`` prints it."""
+
+    url: str
+    devices: list[str]
+    ok: bool
+    passed: int
+    failed: int
+    skipped: int
+    seconds: float
+    rules: list[OutcomeDict]
 
 
 @dataclass
@@ -17,7 +39,7 @@ class Outcome:
     text: str
     status: str  # passed | failed | skipped
     detail: str = ""  # failed: what was expected; skipped: why
-    exchange: dict[str, Any] | None = None  # failed: what was sent and what came back
+    exchange: ExchangeDict | None = None  # failed: what was sent and what came back
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -36,9 +58,9 @@ class Outcome:
         from opd_fallback.conformance.http import Exchange
 
         assert self.exchange is not None
-        return Exchange(**{k: v for k, v in self.exchange.items()}).brief()
+        return Exchange(**self.exchange).brief()
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> OutcomeDict:
         return {"rule": self.rule, "text": self.text, "status": self.status, "detail": self.detail,
                 "exchange": self.exchange, "seconds": round(self.seconds, 3)}
 
@@ -61,14 +83,14 @@ class Report:
         return (f"{self.count('passed')} passed, {self.count('failed')} failed, {self.count('skipped')} skipped "
                 f"of {len(self.outcomes)} rules against {self.url} in {self.seconds:.1f} s")
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ReportDict:
         return {"url": self.url, "devices": list(self.devices), "ok": self.ok,
                 "passed": self.count("passed"), "failed": self.count("failed"), "skipped": self.count("skipped"),
                 "seconds": round(self.seconds, 3), "rules": [o.as_dict() for o in self.outcomes]}
 
 
 def run(url: str, devices: tuple[str, str], tokens: tuple[str, str], *, deadline_s: float = 300.0,
-        per_request_s: float = 15.0, verify: Any = True, only: list[str] | None = None) -> Report:
+        per_request_s: float = 15.0, verify: Verify = True, only: list[str] | None = None) -> Report:
     """Run every rule (or those whose id starts with one of ``only``) against ``url``."""
     clock = Clock(deadline_s)
     started = time.monotonic()
@@ -89,7 +111,7 @@ def run(url: str, devices: tuple[str, str], tokens: tuple[str, str], *, deadline
             try:
                 r.check(ctx)
                 out = Outcome(r.id, r.text, "passed")
-                ctx.cache.setdefault("passed", set()).add(r.id)
+                ctx.passed.add(r.id)
             except Failed as exc:
                 out = Outcome(r.id, r.text, "failed", exc.expected,
                               exc.exchange.as_dict() if exc.exchange is not None else None)

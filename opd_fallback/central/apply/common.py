@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import orjson
 
@@ -30,6 +30,9 @@ _REF_TABLES = {registry.CREATES[k]: (registry.CREATES[k], col) for k, col in reg
 
 Result = dict[str, object]  # an applied op's result (the kinds' keys: docs/central-api.md)
 Params = tuple[object, ...]  # one statement's parameters
+# A patient's fields, column -> value (PatientFields' columns dumped in JSON mode, or a
+# row as the driver gives it, with uhid, version, updated_at): str, int or None each
+PatientRow = dict[str, Any]
 
 
 class OpResult(TypedDict):

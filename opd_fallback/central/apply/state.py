@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from opd_fallback.central.apply.common import ID_PATTERNS, _local_date
+from opd_fallback.central.apply.common import ID_PATTERNS, PatientRow, _local_date
 from opd_fallback.domain import registry
 from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.domain.payloads import MAX_INT
@@ -42,7 +41,7 @@ class _BatchState:
     categories: dict[str, str] = field(default_factory=dict)  # uhid -> category
     changed: list[str] = field(default_factory=list)  # uhids written, for their change cursor
     # column (mobile / abha_number) -> value -> uhid -> the fields dedupe compares
-    patients_by: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(
+    patients_by: dict[str, dict[str, dict[str, PatientRow]]] = field(
         default_factory=lambda: {"mobile": {}, "abha_number": {}})
     visit_owner: dict[str, str] = field(default_factory=dict)  # visit_id -> uhid
 

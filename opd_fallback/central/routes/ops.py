@@ -7,7 +7,7 @@ Thin on purpose: body limits and shape here, everything else in the applier
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from opd_fallback.central import reads
 from opd_fallback.central.deps import CentralDep, Device
 from opd_fallback.central.errors import COMMON, ApiError, InvalidBody, doc, invalid, json_response
+from opd_fallback.central.jsontypes import JSONObject
 from opd_fallback.domain.contract import (
     API_PREFIX,
     MAX_BATCH_BYTES,
@@ -33,7 +34,7 @@ router = APIRouter(prefix=API_PREFIX)
 
 # The batch body as documented. No maxItems: more than 500 ops is answered 413
 # (the contract's choice), not 422, so the limit is stated in words.
-BATCH_SCHEMA: dict[str, Any] = {
+BATCH_SCHEMA: JSONObject = {
     "type": "object",
     "required": ["ops"],
     "properties": {"ops": {

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from opd_fallback.conformance.context import Ctx
+from opd_fallback.conformance.jsontypes import UncheckedObject
 
 MAX_INT = 2**53 - 1
 
@@ -29,12 +29,12 @@ def rule(rule_id: str, text: str) -> Callable[[Callable[[Ctx], None]], Callable[
     return add
 
 
-def _fields(res: dict[str, Any]) -> list[str]:
+def _fields(res: UncheckedObject) -> list[str]:
     err = res.get("error") if isinstance(res.get("error"), dict) else {}
     return [str(f.get("field")) for f in (err or {}).get("fields") or [] if isinstance(f, dict)]
 
 
-def _error(res: dict[str, Any]) -> dict[str, Any]:
+def _error(res: UncheckedObject) -> UncheckedObject:
     err = res.get("error")
     return err if isinstance(err, dict) else {}
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import copy
 import secrets
 from datetime import datetime
-from typing import Any
 
 from opd_fallback.conformance.context import IST, Ctx
+from opd_fallback.conformance.jsontypes import UncheckedJSON, UncheckedObject
 from opd_fallback.conformance.rules.base import MAX_INT, _error, _fields, rule
 
 
@@ -67,13 +67,13 @@ def _master_data(c: Ctx) -> None:
 
 @rule("changes.pages", "GET /patients/changes pages with next_cursor until done")
 def _changes_pages(c: Ctx) -> None:
-    c.need("changes_cursor", own=True)
+    c.changes_cursor(own=True)
 
 
 # ---- the envelope and the batch ---------------------------------------------------------
 @rule("ops.applied", "patient.register is applied with result {uhid, linked: false}")
 def _register(c: Ctx) -> None:
-    reg, _ = c.need("patient", own=True)
+    reg, _ = c.patient(own=True)
     ex = c.get(c.a, f"/ops/{reg['op_id']}")
     res = c.answered(ex)
     c.expect(isinstance(res, dict) and (res.get("result") or {}).get("linked") is False, "result.linked false", ex)
@@ -81,7 +81,7 @@ def _register(c: Ctx) -> None:
 
 @rule("idempotency.duplicate", "the same op sent again is duplicate with the original result")
 def _duplicate(c: Ctx) -> None:
-    reg, uhid = c.need("patient")
+    reg, uhid = c.patient()
     res, ex = c.one(c.a, reg)
     c.status(res, ex, "duplicate")
     c.expect(res.get("result") == {"uhid": uhid, "linked": False}, f"the original result {{uhid: {uhid}, linked: false}}",
@@ -91,7 +91,7 @@ def _duplicate(c: Ctx) -> None:
 @rule("idempotency.canonical", "a resend whose payload differs only in key order and null-valued keys "
       "is duplicate (canonical JSON, absent equals null)")
 def _canonical(c: Ctx) -> None:
-    reg, uhid = c.need("patient")
+    reg, uhid = c.patient()
     resend = copy.deepcopy(reg)
     resend["payload"] = dict(reversed(list(reg["payload"].items())))
     resend["payload"]["name_local"] = None
@@ -104,7 +104,7 @@ def _canonical(c: Ctx) -> None:
 
 @rule("idempotency.mismatch", "the same op_id with another payload is rejected / idempotency_mismatch")
 def _mismatch(c: Ctx) -> None:
-    reg, _ = c.need("patient")
+    reg, _ = c.patient()
     other = copy.deepcopy(reg)
     other["payload"]["age_years"] = 41
     res, ex = c.one(c.a, other)
@@ -113,7 +113,7 @@ def _mismatch(c: Ctx) -> None:
 
 @rule("ops.outcome", "GET /ops/{op_id} gives the remembered outcome of an applied op")
 def _outcome(c: Ctx) -> None:
-    reg, uhid = c.need("patient")
+    reg, uhid = c.patient()
     ex = c.get(c.a, f"/ops/{reg['op_id']}")
     body = c.answered(ex)
     c.expect(isinstance(body, dict) and body.get("status") in ("applied", "duplicate")
@@ -150,7 +150,7 @@ def _device_mismatch(c: Ctx) -> None:
 @rule("batch.envelope_422", "a body that is not {ops: [objects]} is 422")
 def _envelope_422(c: Ctx) -> None:
     c.current = c.a
-    bodies: tuple[dict[str, Any], ...] = ({"ops": "not a list"}, {"ops": [1, 2]}, {"nothing": []})
+    bodies: tuple[UncheckedObject, ...] = ({"ops": "not a list"}, {"ops": [1, 2]}, {"nothing": []})
     for body in bodies:
         ex = c.a.api.post("/ops:batch", json=body)
         c.expect(ex.status == 422, "HTTP 422", ex)
@@ -176,9 +176,9 @@ def _malformed_alone(c: Ctx) -> None:
 def _same_batch(c: Ctx) -> None:
     reg = c.op(c.a, "patient.register", c.register_payload(c.a))
     dept, unit = c.department()
-    payload: dict[str, Any] = {"local_ref": c.ref(c.a), "patient": {"local_ref": reg["payload"]["local_ref"]},
-                               "department": dept, "visit_type": "new",
-                               "visit_date": datetime.now(IST).date().isoformat(), "token_no": 2}
+    payload: UncheckedObject = {
+        "local_ref": c.ref(c.a), "patient": {"local_ref": reg["payload"]["local_ref"]},
+        "department": dept, "visit_type": "new", "visit_date": datetime.now(IST).date().isoformat(), "token_no": 2}
     if unit:
         payload["unit"] = unit
     vis = c.op(c.a, "visit.open", payload, [reg["op_id"]])
@@ -200,7 +200,7 @@ def _nulls(c: Ctx) -> None:
 
 @rule("values.integer_bound", "an integer above 2^53 - 1 is rejected / validation_failed naming the field (1.2)")
 def _integer_bound(c: Ctx) -> None:
-    reg, _ = c.need("patient")
+    reg, _ = c.patient()
     op = c.op(c.a, "patient.update", {"patient": {"local_ref": reg["payload"]["local_ref"]},
                                        "base_version": MAX_INT + 1, "changes": {"state": "Test State"}})
     res, ex = c.one(c.a, op)
@@ -209,16 +209,17 @@ def _integer_bound(c: Ctx) -> None:
 
 
 # ---- references ----------------------------------------------------------------------------
-def _visit_with(c: Ctx, patient: Any) -> dict[str, Any]:
+def _visit_with(c: Ctx, patient: UncheckedJSON) -> UncheckedObject:
     dept, unit = c.department()
-    payload: dict[str, Any] = {"local_ref": c.ref(c.a), "patient": patient, "department": dept, "visit_type": "revisit",
-                               "visit_date": datetime.now(IST).date().isoformat(), "token_no": 3}
+    payload: UncheckedObject = {
+        "local_ref": c.ref(c.a), "patient": patient, "department": dept, "visit_type": "revisit",
+        "visit_date": datetime.now(IST).date().isoformat(), "token_no": 3}
     if unit:
         payload["unit"] = unit
     return c.op(c.a, "visit.open", payload)
 
 
-def _bad_reference(c: Ctx, patient: Any) -> None:
+def _bad_reference(c: Ctx, patient: UncheckedJSON) -> None:
     res, ex = c.one(c.a, _visit_with(c, patient))
     c.status(res, ex, "rejected", "validation_failed")
     c.expect(any(f == "patient" or f.startswith("patient.") for f in _fields(res)),
@@ -227,13 +228,13 @@ def _bad_reference(c: Ctx, patient: Any) -> None:
 
 @rule("refs.two_keys", "a reference with both central_id and local_ref is rejected / validation_failed")
 def _two_keys(c: Ctx) -> None:
-    reg, uhid = c.need("patient")
+    reg, uhid = c.patient()
     _bad_reference(c, {"central_id": uhid, "local_ref": reg["payload"]["local_ref"]})
 
 
 @rule("refs.null_key", "a reference with a null-valued key is rejected / validation_failed")
 def _null_key(c: Ctx) -> None:
-    reg, _ = c.need("patient")
+    reg, _ = c.patient()
     _bad_reference(c, {"central_id": None, "local_ref": reg["payload"]["local_ref"]})
 
 
@@ -244,7 +245,7 @@ def _no_key(c: Ctx) -> None:
 
 @rule("refs.central_id", "a reference by central_id is applied")
 def _by_central_id(c: Ctx) -> None:
-    _, uhid = c.need("patient")
+    _, uhid = c.patient()
     res, ex = c.one(c.a, _visit_with(c, {"central_id": uhid}))
     c.status(res, ex, "applied")
 
@@ -258,7 +259,7 @@ def _unknown_central(c: Ctx) -> None:
 @rule("refs.lookup", "GET /refs/{local_ref} (1.2) gives {local_ref, kind, central_id, op_id}, "
       "for another device's local_ref too")
 def _ref_lookup(c: Ctx) -> None:
-    reg, uhid = c.need("patient")
+    reg, uhid = c.patient()
     lref = reg["payload"]["local_ref"]
     ex = c.get(c.b, f"/refs/{lref}")
     body = c.answered(ex)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import secrets
-from typing import Any
 
 from opd_fallback.conformance.context import Ctx
+from opd_fallback.conformance.http import Exchange
+from opd_fallback.conformance.jsontypes import UncheckedJSON, UncheckedObject
 from opd_fallback.conformance.rules.base import _error, rule
 from opd_fallback.conformance.rules.protocol import _visit_with
 
@@ -15,7 +16,7 @@ from opd_fallback.conformance.rules.protocol import _visit_with
 @rule("deferred.dependency", "an op whose dependency is not applied is deferred / dependency_missing, "
       "error.waiting_for {op_id} (1.2), and is not remembered")
 def _dependency(c: Ctx) -> None:
-    reg, _ = c.need("patient")
+    reg, _ = c.patient()
     missing = f"CT{c.stamp}MISSING{secrets.token_hex(4).upper()}"
     op = _visit_with(c, {"local_ref": reg["payload"]["local_ref"]})
     op["depends_on"] = [missing]
@@ -44,7 +45,7 @@ def _cross_device(c: Ctx) -> None:
 
 @rule("deferred.cross_device_dependency", "an op may depend on another device's op")
 def _cross_dependency(c: Ctx) -> None:
-    reg, _ = c.need("patient")
+    reg, _ = c.patient()
     op = c.op(c.b, "visit.open", {**_visit_with(c, {"local_ref": reg["payload"]["local_ref"]})["payload"],
                                   "local_ref": c.ref(c.b)}, [reg["op_id"]])
     res, ex = c.one(c.b, op)
@@ -110,18 +111,18 @@ def _null_clears(c: Ctx) -> None:
     del other["payload"]["changes"]["district"]
     r2, ex2 = c.one(c.a, other)
     c.status(r2, ex2, "rejected", "idempotency_mismatch")
-    c.cache["cleared"] = uhid
+    c.notes["cleared"] = uhid
 
 
 # ---- the other kinds -------------------------------------------------------------------------
 @rule("visit.applied", "visit.open is applied with result {visit_id}")
 def _visit(c: Ctx) -> None:
-    c.need("visit", own=True)
+    c.visit(own=True)
 
 
 @rule("visit.unknown_department", "a department not in the master data is rejected / unknown_department")
 def _unknown_dept(c: Ctx) -> None:
-    reg, _ = c.need("patient")
+    reg, _ = c.patient()
     op = _visit_with(c, {"local_ref": reg["payload"]["local_ref"]})
     op["payload"]["department"] = "CTNOSUCHDEPT"
     op["payload"].pop("unit", None)
@@ -131,7 +132,7 @@ def _unknown_dept(c: Ctx) -> None:
 
 @rule("lab.applied", "lab.order with one tube per test is applied with result {order_id, accession}")
 def _lab(c: Ctx) -> None:
-    c.need("lab_order", own=True)
+    c.lab_order(own=True)
 
 
 @rule("lab.unknown_test", "a test not in the master data is rejected / unknown_test")
@@ -143,7 +144,7 @@ def _unknown_test(c: Ctx) -> None:
 
 @rule("lab.sample_id_reused", "a sample id another op's tube has is rejected / sample_id_reused (1.2)")
 def _reused(c: Ctx) -> None:
-    _, _, tubes = c.need("lab_order")
+    _, _, tubes = c.lab_order()
     code = tubes[0]["tests"][0]
     op = c.op(c.a, "lab.order", c.lab_payload([{**tubes[0], "tests": [code]}], [code]))
     res, ex = c.one(c.a, op)
@@ -161,24 +162,26 @@ def _tube_missing(c: Ctx) -> None:
 
 @rule("payment.applied", "payment.record at the list price is applied with {receipt_id, warnings: []}")
 def _payment(c: Ctx) -> None:
-    op, _ = c.need("payment", own=True)
+    op, _ = c.payment(own=True)
     got = c.get(c.a, f"/ops/{op['op_id']}")
     body = c.answered(got)
     c.expect(isinstance(body, dict) and (body.get("result") or {}).get("warnings") == [], "result.warnings []", got)
 
 
-def _pay(c: Ctx, items: list[tuple[str, int]], mode: str = "cash", **extra: Any) -> tuple[dict[str, Any], Any, Any]:
-    reg, _ = c.need("patient")
+def _pay(c: Ctx, items: list[tuple[str, int]], mode: str = "cash",
+         **extra: UncheckedJSON) -> tuple[UncheckedObject, list[UncheckedJSON], Exchange]:
+    reg, _ = c.patient()
     op = c.op(c.a, "payment.record", c.payment_payload(c.a, {"local_ref": reg["payload"]["local_ref"]}, items,
                                                        mode, **extra))
     res, ex = c.one(c.a, op)
     c.status(res, ex, "applied")
     warnings = (res.get("result") or {}).get("warnings")
     c.expect(isinstance(warnings, list), "result.warnings, a list", ex)
+    assert isinstance(warnings, list)  # checked just above
     return op, warnings, ex
 
 
-def _codes(warnings: list[Any]) -> list[str]:
+def _codes(warnings: list[UncheckedJSON]) -> list[str]:
     return [str(w.get("code")) for w in warnings if isinstance(w, dict)]
 
 
@@ -213,7 +216,7 @@ def _waiver(c: Ctx) -> None:
 
 @rule("payment.mode_ref", "a upi payment without mode_ref is rejected / validation_failed")
 def _mode_ref(c: Ctx) -> None:
-    reg, _ = c.need("patient")
+    reg, _ = c.patient()
     fee = c.fee()
     op = c.op(c.a, "payment.record", c.payment_payload(c.a, {"local_ref": reg["payload"]["local_ref"]},
                                                        [(str(fee["code"]), int(fee["price_paise"]))], "upi"))
@@ -224,7 +227,7 @@ def _mode_ref(c: Ctx) -> None:
 @rule("payment.void", "payment.void is applied with {receipt_id, voided: true}; voiding it again or a receipt "
       "that does not exist is rejected / void_target_missing")
 def _void(c: Ctx) -> None:
-    pay, receipt = c.need("payment")
+    pay, receipt = c.payment()
     void = c.op(c.a, "payment.void", {"payment": {"local_ref": pay["payload"]["local_ref"]},
                                        "reason": "conformance test void"})
     res, ex = c.one(c.a, void)

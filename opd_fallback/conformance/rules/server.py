@@ -7,16 +7,17 @@ import hashlib
 import threading
 import time
 from datetime import datetime
-from typing import Any
 
-from opd_fallback.conformance.context import IST, Ctx, Skipped
+from opd_fallback.conformance.context import IST, Ctx, Query, Skipped
+from opd_fallback.conformance.http import Exchange
+from opd_fallback.conformance.jsontypes import UncheckedJSON, UncheckedObject
 from opd_fallback.conformance.rules.base import _fields, rule
 
 
 @rule("origin", "an op may carry an origin (1.2): applied; the same origin again is duplicate, another "
       "origin is idempotency_mismatch")
 def _origin(c: Ctx) -> None:
-    reg, _ = c.need("patient")
+    reg, _ = c.patient()
     fee = c.fee()
     op = c.op(c.a, "payment.record", c.payment_payload(c.a, {"local_ref": reg["payload"]["local_ref"]},
                                                        [(str(fee["code"]), int(fee["price_paise"]))]),
@@ -50,12 +51,12 @@ def _id_blocks(c: Ctx) -> None:
     c.expect(now == was + 1, f"reserved_used.uhid {was + 1}", after_ex)
     used, _ = c.page_all(c.a, "/id-blocks/used", "ids", {"kind": "uhid"})
     c.expect(ids[0] in used and ids[1] not in used, f"/id-blocks/used listing {ids[0]}, not {ids[1]}", c.a.api.last)
-    c.cache["unused_uhid"] = ids[1]
+    c.notes["unused_uhid"] = ids[1]
 
 
 @rule("id_blocks.not_owned", "a reserved id issued to another device is rejected / reserved_id_not_owned")
 def _not_owned(c: Ctx) -> None:
-    uhid = c.cache.get("unused_uhid")
+    uhid = c.notes.get("unused_uhid")
     if uhid is None:
         raise Skipped("needs the id block of rule id_blocks")
     op = c.op(c.b, "patient.register", c.register_payload(c.b, uhid=uhid))
@@ -67,7 +68,7 @@ def _not_owned(c: Ctx) -> None:
 @rule("changes.fields", "/patients/changes lists a new patient with its local_refs and (1.2) name_local, "
       "guardian_relation, age_months, age_days and category; a cleared field is null")
 def _changes_fields(c: Ctx) -> None:
-    cursor = c.need("changes_cursor")
+    cursor = c.changes_cursor()
     reg, uhid = c.registered(c.a, name_local="परीक्षण रोगी", age_years=0, age_months=5, age_days=3,
                              guardian_relation="D/O", category="bpl")
     seen = {p.get("uhid"): p for p in c.changes_since(cursor)}
@@ -80,7 +81,7 @@ def _changes_fields(c: Ctx) -> None:
     got = {k: p.get(k) for k in want}
     c.expect(got == want, f"the patient's fields {want}", ex)
     c.expect(reg["payload"]["local_ref"] in (p.get("local_refs") or []), "local_refs with its offline number", ex)
-    cleared = c.cache.get("cleared")
+    cleared = c.notes.get("cleared")
     if cleared is not None:
         c.expect(cleared in seen and seen[cleared].get("district") is None, f"district null for {cleared}", ex)
 
@@ -88,15 +89,16 @@ def _changes_fields(c: Ctx) -> None:
 @rule("changes.late_commit", "/patients/changes never skips a change that commits after a later one: a reader "
       "following next_cursor while both devices write sees every patient written")
 def _late_commit(c: Ctx) -> None:
-    cursor = c.need("changes_cursor")
+    cursor = c.changes_cursor()
     big = [c.op(c.a, "patient.register", c.register_payload(c.a)) for _ in range(20)]
-    big_results: dict[str, Any] = {}
+    big_results: dict[str, Exchange] = {}
+    big_errors: list[Exception] = []  # reported below: no answer
 
     def push_big() -> None:
         try:
             big_results["r"] = c.a.api.post("/ops:batch", json={"ops": big})
         except Exception as exc:  # reported below
-            big_results["e"] = exc
+            big_errors.append(exc)
 
     t = threading.Thread(target=push_big, daemon=True)
     t.start()
@@ -107,7 +109,7 @@ def _late_commit(c: Ctx) -> None:
     for _ in range(8):
         _, uhid = c.registered(c.b)
         small_uhids.append(uhid)
-        params: dict[str, Any] = {"limit": 5000}
+        params: Query = {"limit": 5000}
         if read_from is not None:
             params["cursor"] = read_from
         ex = c.get(c.b, "/patients/changes", params=params)
@@ -130,7 +132,8 @@ def _late_commit(c: Ctx) -> None:
 
 
 # ---- the collection desk (1.2) -------------------------------------------------------------------
-def _collect(c: Ctx, sample_id: str, status: str, when: datetime, **extra: Any) -> tuple[dict[str, Any], Any]:
+def _collect(c: Ctx, sample_id: str, status: str, when: datetime,
+             **extra: UncheckedJSON) -> tuple[UncheckedObject, Exchange]:
     payload = {"sample_id": sample_id, "status": status, "collected_at": when.isoformat(timespec="seconds"), **extra}
     return c.one(c.a, c.op(c.a, "lab.sample_collect", payload))
 
@@ -138,7 +141,7 @@ def _collect(c: Ctx, sample_id: str, status: str, when: datetime, **extra: Any) 
 @rule("samples.ordered", "GET /samples/{sample_id} (1.2) of a tube just ordered is {sample_id, order_id, "
       "sample_type, tests, status: ordered, collected_at: null}")
 def _sample_ordered(c: Ctx) -> None:
-    _, order_id, tubes = c.need("lab_order")
+    _, order_id, tubes = c.lab_order()
     t = tubes[1]
     ex = c.get(c.a, f"/samples/{t['sample_id']}")
     body = c.answered(ex)
@@ -150,7 +153,7 @@ def _sample_ordered(c: Ctx) -> None:
 @rule("samples.collect", "lab.sample_collect (1.2) collected is applied with {sample_id, order_id, status}; "
       "GET /samples/{sample_id} then says collected with collected_at")
 def _sample_collect(c: Ctx) -> None:
-    _, order_id, tubes = c.need("lab_order")
+    _, order_id, tubes = c.lab_order()
     sid = tubes[0]["sample_id"]
     res, ex = _collect(c, sid, "collected", datetime.now(IST).replace(microsecond=0))
     c.status(res, ex, "applied")
@@ -165,7 +168,7 @@ def _sample_collect(c: Ctx) -> None:
 @rule("samples.latest_event", "a later event for a tube applies too; the tube's state is that of the event "
       "with the latest collected_at, whatever the order they arrive in (1.2)")
 def _sample_latest(c: Ctx) -> None:
-    _, _, tubes = c.need("lab_order")
+    _, _, tubes = c.lab_order()
     sid = tubes[1]["sample_id"]
     now = datetime.now(IST).replace(microsecond=0)
     from datetime import timedelta
@@ -184,7 +187,7 @@ def _sample_latest(c: Ctx) -> None:
 
 @rule("samples.reason_required", "lab.sample_collect rejected without a reason is rejected / validation_failed (1.2)")
 def _sample_reason(c: Ctx) -> None:
-    _, _, tubes = c.need("lab_order")
+    _, _, tubes = c.lab_order()
     res, ex = _collect(c, tubes[0]["sample_id"], "rejected", datetime.now(IST).replace(microsecond=0))
     c.status(res, ex, "rejected", "validation_failed")
     c.expect("kind" not in _fields(res), "rejected for the missing reason (not for an unknown kind)", ex)
@@ -237,6 +240,6 @@ def _reconciliation_samples(c: Ctx) -> None:
     samples = body.get("samples") if isinstance(body, dict) else None
     c.expect(isinstance(samples, dict) and all(type(samples.get(k)) is int for k in ("collected", "rejected")),
              "samples {collected, rejected} (1.2)", ex)
-    if isinstance(samples, dict) and "samples.latest_event" in c.cache.get("passed", set()):
+    if isinstance(samples, dict) and "samples.latest_event" in c.passed:
         # whether it counts events or tubes by their last state the text leaves open (docs/contract-notes.md)
         c.expect(samples["collected"] >= 1, "at least the tubes this run collected", ex)

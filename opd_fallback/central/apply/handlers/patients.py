@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from opd_fallback.central.apply.common import (
@@ -15,6 +13,7 @@ from opd_fallback.central.apply.common import (
     CANDIDATE_KEYS,
     ID_FORMATS,
     PATIENT_COLUMNS,
+    PatientRow,
     Result,
     _field_reject,
     _Outcome,
@@ -73,8 +72,8 @@ class PatientHandlers(RefChecks, Prefetch):
         self._map(p.local_ref, "patient", uhid, env.op_id)
         return {"uhid": uhid, "linked": False}
 
-    def _candidates(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
+    def _candidates(self, rec: PatientRow) -> list[PatientRow]:
+        found: dict[str, PatientRow] = {}
         if rec.get("abha_number"):
             for old in self._patients_by("abha_number", rec["abha_number"]):
                 found[old["uhid"]] = old
@@ -84,7 +83,7 @@ class PatientHandlers(RefChecks, Prefetch):
                     found[old["uhid"]] = old
         return [{k: v[k] for k in CANDIDATE_KEYS} for v in found.values()]
 
-    def _patients_by(self, column: str, value: str) -> list[dict[str, Any]]:
+    def _patients_by(self, column: str, value: str) -> list[PatientRow]:
         """Patients whose ``column`` (mobile / abha_number) is ``value``: from the batch's
         index (prefetched, kept up to date by the batch's own writes), else one query."""
         index = self._b.patients_by[column]
@@ -92,7 +91,7 @@ class PatientHandlers(RefChecks, Prefetch):
             self._load_patients(self._b, column, [value])
         return list(index[value].values())
 
-    def _index_patient(self, uhid: str, rec: dict[str, Any]) -> None:
+    def _index_patient(self, uhid: str, rec: PatientRow) -> None:
         """A patient written by this batch: what later ops of the batch must find by mobile / ABHA."""
         row = {"uhid": uhid, **{k: rec.get(k) for k in _DEDUPE_KEYS[1:]}}
         for column, index in self._b.patients_by.items():
@@ -101,10 +100,10 @@ class PatientHandlers(RefChecks, Prefetch):
             if rec.get(column) in index:
                 index[rec[column]][uhid] = row
 
-    def _version(self, uhid: str, version: int, rec: dict[str, Any], op_id: str) -> None:
+    def _version(self, uhid: str, version: int, rec: PatientRow, op_id: str) -> None:
         self._b.new_versions.append((uhid, version, orjson.dumps(rec).decode(), op_id, self._now))
 
-    def patient_record(self, uhid: str, *, for_update: bool = False) -> dict[str, Any] | None:
+    def patient_record(self, uhid: str, *, for_update: bool = False) -> PatientRow | None:
         cols = ("uhid", *PATIENT_COLUMNS, "version", "updated_at")
         lock = self.conn.for_update if for_update else ""
         row = self._q(f"SELECT {','.join(cols)} FROM patient WHERE uhid=?{lock}", (uhid,)).fetchone()
