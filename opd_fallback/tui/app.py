@@ -12,71 +12,29 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
-from textual.screen import Screen
 from textual.worker import Worker
 
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.tui.i18n import Lang, tr
 from opd_fallback.tui.state import Session, StatusModel
+from opd_fallback.tui.workers import call_back, run_in_thread
 
 if TYPE_CHECKING:  # printing (and the store behind the backend) load after the login screen shows
     from opd_fallback.printing import Document, Printer
     from opd_fallback.printing.spool import Spool
+    from opd_fallback.tui.ports import CounterBackend, StatusInfo
 
+T = TypeVar("T")
 Probe = Callable[[], bool]
 PROBE_WHILE_DOWN_S = 4.0  # with the status refresh every 5 s, central's return shows within 10 s
-SyncRunner = Callable[[Callable[[int, int], None]], Any]
-
-
-def _call_back(app: App[Any], cb: Callable[[Any], None], value: Any) -> None:
-    """From a worker thread: run ``cb(value)`` on the event loop."""
-    try:
-        app.call_from_thread(cb, value)
-    except RuntimeError:
-        pass  # the app is closing
-
-
-def run_in_thread(
-    node: DOMNode,
-    fn: Callable[..., Any],
-    *args: Any,
-    on_done: Callable[[Any], None],
-    on_error: Callable[[BaseException], None],
-    group: str,
-    exclusive: bool = False,
-) -> Worker[None]:
-    """Run ``fn(*args)`` in a thread worker owned by ``node``; hand the result
-    (or the exception, never swallowed) back to the event loop. Any screen can
-    use it, in the counter app or not (the review screen does)."""
-    app = node.app
-
-    def job() -> None:
-        try:
-            result = fn(*args)
-        except BaseException as exc:
-            _call_back(app, on_error, storage_problem(app, exc))
-            return
-        _call_back(app, on_done, result)
-
-    return node.run_worker(job, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
-
-
-def storage_problem(app: Any, exc: BaseException) -> BaseException:
-    """A full disk, read-only folder or damaged database becomes the one sentence
-    of store/failures.py (its traceback logged, never shown); others pass as they are."""
-    store = getattr(getattr(app, "backend", None), "store", None)
-    path = getattr(store, "path", None) or getattr(app, "db_path", None)  # before the loader: the configured file
-    if not isinstance(exc, Exception):
-        return exc
-    from opd_fallback.store import failures  # the store loads behind the login screen
-
-    return failures.explain(exc, Path(path) if path else None, where="counter") or exc
+SyncRunner = Callable[[Callable[[int, int], None]], object]
+Loader = Callable[[], "tuple[CounterBackend, Printer, Spool | None]"]
 
 
 class CounterApp(App[None]):
@@ -88,14 +46,15 @@ class CounterApp(App[None]):
     BINDINGS = [
         Binding("f9", "toggle_language", "हिंदी/English", id="language", priority=True),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
+        Binding("ctrl+t", "clock", "Clock", id="clock", priority=True),  # shown while the clock is wrong
     ]
 
     def __init__(
         self,
-        backend: Any,
+        backend: CounterBackend | None,
         printer: Printer | None,
         *,
-        loader: Callable[[], tuple[Any, Printer, Spool | None]] | None = None,
+        loader: Loader | None = None,
         hospital: str = "",
         device_id: str = "",
         spool: Spool | None = None,
@@ -105,13 +64,13 @@ class CounterApp(App[None]):
         sync_runner: SyncRunner | None = None,
         status_interval_s: float = 5.0,
         clock: Callable[[], datetime] | None = None,
-        share_runner: Callable[[], Any] | None = None,
+        share_runner: Callable[[], object] | None = None,
         share_interval_s: float = 0.5,
         desk: str = "all",
     ) -> None:
         super().__init__()
         self.desk = desk  # tui/desks.py: the home screen and the keys shown first
-        self.backend = backend
+        self.backend: CounterBackend | None = backend  # None until the loader has run (see ``work``)
         self.printer = printer
         self.spool = spool
         self.lang: Lang = lang
@@ -145,6 +104,13 @@ class CounterApp(App[None]):
         self._sharing = False
         self.prints_pending = 0  # print jobs handed to a worker and not finished yet
 
+    @property
+    def work(self) -> CounterBackend:
+        """The backend the screens call (``tui/ports.py``): open once the loader has
+        run, which every screen after the login screen waits for (``when_ready``)."""
+        assert self.backend is not None, "the store is not open yet"
+        return self.backend
+
     # ----------------------------------------------------------------- time
     def now(self) -> datetime:
         return self._clock() if self._clock else now_ist()
@@ -172,7 +138,7 @@ class CounterApp(App[None]):
         assert self._loader is not None
         self.run_blocking(self._loader, on_done=self._loaded, on_error=self._load_failed, group="load")
 
-    def _loaded(self, parts: tuple[Any, Any, Any]) -> None:
+    def _loaded(self, parts: tuple[CounterBackend, Printer, Spool | None]) -> None:
         self.backend, self.printer, self.spool = parts
         waiting, self._when_ready = self._when_ready, []
         for cb in waiting:
@@ -200,9 +166,9 @@ class CounterApp(App[None]):
     # ------------------------------------------------------------- workers
     def run_blocking(
         self,
-        fn: Callable[..., Any],
-        *args: Any,
-        on_done: Callable[[Any], None],
+        fn: Callable[..., T],
+        *args: object,
+        on_done: Callable[[T], None],
         on_error: Callable[[BaseException], None] | None = None,
         group: str = "blocking",
         exclusive: bool = False,
@@ -211,8 +177,8 @@ class CounterApp(App[None]):
         return run_in_thread(self, fn, *args, on_done=on_done, on_error=on_error or self.show_error, group=group,
                       exclusive=exclusive)
 
-    def _back(self, cb: Callable[[Any], None], value: Any) -> None:
-        _call_back(self, cb, value)
+    def _back(self, cb: Callable[[T], None], value: T) -> None:
+        call_back(self, cb, value)
 
     def show_error(self, exc: BaseException) -> None:
         """A failed lookup or load (saves have their own handler): not "NOT SAVED"."""
@@ -350,9 +316,18 @@ class CounterApp(App[None]):
         if self.session is None or self.locked or isinstance(self.screen, ReviewScreen):
             return
         me = self.session.operator_id if self.session.is_supervisor else None
-        screen = ReviewScreen(self.backend, me)
+        screen = ReviewScreen(self.work.review(), me)
         await self.push_screen(screen)
         await after_queued_keys(screen)  # the PIN gate has the cursor before the next key
+
+    async def action_clock(self) -> None:
+        """ctrl+t: the PC's time beside the hub's or central's, and a supervisor's
+        confirmation of the date (``opd-fallback clock confirm`` at the counter)."""
+        from opd_fallback.tui.screens.clock import ClockScreen
+
+        if self.session is None or self.locked or self.backend is None or isinstance(self.screen, ClockScreen):
+            return
+        await self.push_screen(ClockScreen())
 
     def go_home(self) -> None:
         from opd_fallback.tui.screens.home import HomeScreen
@@ -361,19 +336,22 @@ class CounterApp(App[None]):
             self.pop_screen()
 
     # ------------------------------------------------------------- language
-    def action_toggle_language(self) -> None:
-        self.lang = "hi" if self.lang == "en" else "en"
-        self.title = tr("app.title", self.lang)
-        # every screen, the open forms that are installed but not on the stack too
-        screens = list(self.screen_stack)
+    def _screens(self) -> list[DOMNode]:
+        """Every screen: the stack, and the open forms installed but not on it."""
+        screens: list[DOMNode] = list(self.screen_stack)
         for name in self._installed:
             if self.is_screen_installed(name) and self.get_screen(name) not in screens:
                 screens.append(self.get_screen(name))
-        for screen in screens:
+        return screens
+
+    def action_toggle_language(self) -> None:
+        self.lang = "hi" if self.lang == "en" else "en"
+        self.title = tr("app.title", self.lang)
+        for screen in self._screens():
             self.retranslate(screen)
         self.notify(tr("lang.switched", self.lang), timeout=2)
 
-    def retranslate(self, screen: Screen[Any]) -> None:
+    def retranslate(self, screen: DOMNode) -> None:
         for widget in screen.query("*"):
             fn = getattr(widget, "retranslate", None)
             if callable(fn):
@@ -395,17 +373,17 @@ class CounterApp(App[None]):
         self._status_again = False
 
         def failed(exc: BaseException) -> None:
-            from opd_fallback.store import failures
+            from opd_fallback.tui.values import StorageProblem
 
             self._status_busy = False
-            if isinstance(exc, failures.StorageProblem) and exc.kind != self._storage_said:
+            if isinstance(exc, StorageProblem) and exc.kind != self._storage_said:
                 self._storage_said = exc.kind  # a damaged database or a lost disk: say it once, in words
                 self.notify(str(exc), severity="error", timeout=60)
 
         self.run_blocking(self._collect_status, on_done=self._apply_status, on_error=failed, group="status")
 
-    def _collect_status(self) -> dict[str, Any]:
-        info: dict[str, Any] = dict(self.backend.status())
+    def _collect_status(self) -> StatusInfo:
+        info = self.work.status()
         if self.probe is not None and time.monotonic() >= self._next_probe:
             try:
                 online = bool(self.probe())
@@ -420,8 +398,9 @@ class CounterApp(App[None]):
         return info
 
     _status_again = False
+    _clock_hint = False
 
-    def _apply_status(self, info: dict[str, Any]) -> None:
+    def _apply_status(self, info: StatusInfo) -> None:
         self._status_busy = False
         if self._status_again:
             self.call_later(self.refresh_status)
@@ -430,6 +409,13 @@ class CounterApp(App[None]):
                 setattr(self.status, key, value)
         if self.probe is None:
             self.status.central = None
+        if self.status.clock_wrong != self._clock_hint:  # the key hints say ^T while the clock waits for a supervisor
+            self._clock_hint = self.status.clock_wrong
+            from opd_fallback.tui.widgets.tlabel import KeysLabel
+
+            for screen in self._screens():
+                for keys in screen.query(KeysLabel):
+                    keys.retranslate()
         if self.status.central and self.sync_runner is not None and not self._syncing and self.status.ops_waiting:
             self._start_sync()
 
@@ -440,7 +426,7 @@ class CounterApp(App[None]):
         def progress(done: int, total: int) -> None:
             self._back(self._set_progress, (done, total))
 
-        def finished(_: Any) -> None:
+        def finished(_: object) -> None:
             self._syncing = False
             self.status.sync_progress = None
             self.refresh_status()
@@ -462,7 +448,7 @@ class CounterApp(App[None]):
             return
         self._sharing = True
 
-        def done(result: Any) -> None:
+        def done(result: object) -> None:
             self._sharing = False
             self.status.hub = getattr(result, "outcome", None) in ("ok", "refused")
             self.status.hub_records = int(getattr(result, "records_here", self.status.hub_records) or 0)
@@ -478,7 +464,7 @@ class CounterApp(App[None]):
 
 
 def create_app(
-    backend: Any,
+    backend: CounterBackend,
     *,
     printer: Printer | None = None,
     print_dir: Path | None = None,

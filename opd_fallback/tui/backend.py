@@ -7,9 +7,9 @@ screens stay free of SQL and of printing details.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rapidfuzz import fuzz, process, utils
 
@@ -35,31 +35,22 @@ from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import verify_operator, verify_supervisor
 from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.store.tables import Op, Patient, Visit
+from opd_fallback.tui.ports import Approver, PatientFields, PaymentInfo, QueueRow, Saved, StatusInfo
 from opd_fallback.tui.state import Session
 
-
-@dataclass(frozen=True)
-class Saved:
-    """The outcome of a save: what to tell the clerk, and what to print."""
-
-    ref: str
-    summary: dict[str, Any]
-    docs: list[Document]
-
-
-@dataclass(frozen=True)
-class QueueRow:
-    seq: int
-    kind: str
-    state: str
-    record_ref: str | None
-    recorded_at: str
-    reason: str
+if TYPE_CHECKING:
+    from opd_fallback.application.billing import Account
+    from opd_fallback.application.clock import ClockReport
+    from opd_fallback.application.collection import CollectionDesk
+    from opd_fallback.application.daytotals import CashSummary
+    from opd_fallback.application.matching import PossibleMatch
+    from opd_fallback.application.review import ReviewService
+    from opd_fallback.application.services import Saved as RecordSaved
 
 
 class StoreBackend:
-    """The counter's work over one store. Thread-safe as SQLite is: each call
-    opens its own session."""
+    """The counter's work over one store (``tui/ports.CounterBackend``). Thread-safe
+    as SQLite is: each call opens its own session."""
 
     def __init__(self, store: Store, *, device_id: str, hospital: str, district: str | None = None,
                  state: str | None = None) -> None:
@@ -116,7 +107,7 @@ class StoreBackend:
         return out[:limit]
 
     # ---------------------------------------------------------------- writes
-    def _approved(self, payment: PaymentInput | None, approver: tuple[str, str] | None) -> PaymentInput | None:
+    def _approved(self, payment: PaymentInput | None, approver: Approver | None) -> PaymentInput | None:
         """A waiver with a supervisor's ID and PIN: checked here (the one PIN
         check in store/operators.py), good for this one save only."""
         if payment is None or payment.mode != "waived" or not approver or not any(approver):
@@ -124,8 +115,8 @@ class StoreBackend:
         sup = self.verify_supervisor(*approver)  # PinRefused says why (wrong, locked, not a supervisor)
         return replace(payment, approved_by=sup.operator_id)
 
-    def register_new(self, session: Session, patient: dict[str, Any], *, department: str, unit: str | None,
-                     payment: PaymentInput | None, approver: tuple[str, str] | None = None) -> Saved:
+    def register_new(self, session: Session, patient: PatientFields, *, department: str, unit: str | None,
+                     payment: PaymentInput | None, approver: Approver | None = None) -> Saved:
         payment = self._approved(payment, approver)
         reg: Registration = self.svc.register_new(
             session.operator_id, patient, department=department, unit=unit, payment=payment
@@ -135,13 +126,13 @@ class StoreBackend:
 
     def revisit(self, session: Session, hit: PatientHit, *, department: str, unit: str | None,
                 payment: PaymentInput | None, category: str = "general",
-                approver: tuple[str, str] | None = None) -> Saved:
+                approver: Approver | None = None) -> Saved:
         payment = self._approved(payment, approver)
         key = hit.uhid or hit.local_ref or ""
         res: VisitResult = self.svc.revisit(session.operator_id, key, department=department, unit=unit,
                                             payment=payment, category=category)
-        patient = {"name": hit.name, "sex": hit.sex or "", "age_years": hit.age_years,
-                   "guardian_name": hit.guardian_name, "mobile": hit.mobile, "name_local": None}
+        patient: PatientFields = {"name": hit.name, "sex": hit.sex or "", "age_years": hit.age_years,
+                                  "guardian_name": hit.guardian_name, "mobile": hit.mobile, "name_local": None}
         return self._visit_saved(session, res.visit, res.payment, patient=patient,
                                  info_name=res.info.name or hit.name, uhid=res.info.uhid,
                                  patient_ref=hit.uhid or hit.local_ref or "")
@@ -159,7 +150,7 @@ class StoreBackend:
 
     def lab_request(self, session: Session, hit: PatientHit, visit: str, tests: list[str], *,
                     payment: PaymentInput | None, priority: str = "routine",
-                    approver: tuple[str, str] | None = None) -> Saved:
+                    approver: Approver | None = None) -> Saved:
         payment = self._approved(payment, approver)
         res: LabResult = self.svc.lab_request(session.operator_id, hit.uhid or hit.local_ref or "", visit, tests,
                                               payment=payment, priority=priority)
@@ -172,7 +163,7 @@ class StoreBackend:
                                            "receipt": res.payment.extra["receipt_no"] if res.payment else None}, docs)
 
     # ------------------------------------------------------------ billing desk
-    def account(self, hit: PatientHit) -> Any:
+    def account(self, hit: PatientHit) -> Account:
         """The patient's visits and lab orders at every counter, with paid and due (application/billing.py)."""
         from opd_fallback.application.billing import account
 
@@ -181,7 +172,7 @@ class StoreBackend:
                            catalog=self.svc.catalog(s))
 
     def pay_order(self, session: Session, order_ref: str, payment: PaymentInput,
-                  approver: tuple[str, str] | None = None) -> Saved:
+                  approver: Approver | None = None) -> Saved:
         """Take a lab order's payment (any counter's order); the receipt and the tube labels to print."""
         approved = self._approved(payment, approver) or payment
         res: LabResult = self.svc.pay_lab_order(session.operator_id, order_ref, approved)
@@ -191,14 +182,14 @@ class StoreBackend:
         return Saved(res.order.local_ref, {"receipt": receipt, "amount_paise": res.payment.extra["amount_paise"],
                                            "labels": sum(1 for d in docs if d.kind == "labels")}, docs)
 
-    def find_payment(self, key: str) -> dict[str, Any] | None:
+    def find_payment(self, key: str) -> PaymentInfo | None:
         k = key.strip().upper()
         with self.store.read() as s:
             row = reads.payment_by_key(s, k)
         if row is None:
             return None
-        return {"receipt_no": row[0], "local_ref": row[1], "patient_name": row[2], "amount_paise": int(row[3]),
-                "mode": row[4], "created_at": row[5], "voided": bool(row[6])}
+        return PaymentInfo(receipt_no=row[0], local_ref=row[1], patient_name=row[2], amount_paise=int(row[3]),
+                           mode=row[4], created_at=row[5], voided=bool(row[6]))
 
     def void(self, session: Session, receipt_no: str, reason: str, supervisor_id: str, supervisor_pin: str) -> Saved:
         if not supervisor_id.strip() or not supervisor_pin:
@@ -211,7 +202,7 @@ class StoreBackend:
                             recorded_at=now_ist().isoformat())
         return Saved(res.extra["receipt_no"], {"receipt": res.extra["receipt_no"]}, [doc])
 
-    def possible_duplicates(self, patient: dict[str, Any]) -> list[Any]:
+    def possible_duplicates(self, patient: PatientFields) -> list[PossibleMatch]:
         """Registered patients a new one may be (this counter's and the index)."""
         from opd_fallback.application.matching import possible_duplicates
 
@@ -231,7 +222,7 @@ class StoreBackend:
         rows = [QueueRow(op.seq, op.kind, op.state, op.record_ref, op.recorded_at, _reason(op)) for op in ops]
         return rows, total
 
-    def cash_summary_doc(self, session: Session) -> tuple[Any, Document]:
+    def cash_summary_doc(self, session: Session) -> tuple[CashSummary, Document]:
         summary = self.svc.cash_summary(session.operator_id)
         modes = [T.ModeTotal(m, t.count, t.total_paise) for m, t in summary.by_mode.items()]
         doc = T.cash_summary(hospital=self.hospital, device_id=self.device_id, operator_id=session.operator_id,
@@ -242,7 +233,7 @@ class StoreBackend:
                              - summary.voided_by_mode.get("cash", type(summary.voids)()).total_paise)
         return summary, doc
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusInfo:
         """Counts for the status bar: one cheap query each."""
         with self.store.read() as s:
             counts = outbox.counts_by_state(s)
@@ -269,13 +260,43 @@ class StoreBackend:
                     outcome = ""
             if outcome and len(outcome) <= 16:
                 last += f" ({outcome})"
-        return {"ops_waiting": counts.get(outbox.PENDING, 0), "oldest_age_s": age,
-                "ops_flagged": sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), "last_sync": last,
-                # the PC clock more than 5 minutes off the hub's or central's (application/clock.py)
-                "clock_off": clock.message if clock.off else None, "clock_confirmed": bool(clock.confirmed_by)}
+        return StatusInfo(ops_waiting=counts.get(outbox.PENDING, 0), oldest_age_s=age,
+                          ops_flagged=sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), last_sync=last,
+                          # the PC clock more than 5 minutes off the hub's or central's (application/clock.py)
+                          clock_off=clock.message if clock.off else None, clock_confirmed=bool(clock.confirmed_by))
+
+    # ----------------------------------------------------------------- clock
+    def clock_report(self) -> ClockReport:
+        """The last measure of this PC's clock against the hub's or central's."""
+        from opd_fallback.application.clock import report
+
+        with self.store.read() as s:
+            return report(s)
+
+    def confirm_clock(self, supervisor_id: str, pin: str) -> ClockReport:
+        """What ``opd-fallback clock confirm`` does: a supervisor's PIN (``PinRefused``
+        says why not), then the confirmation for this offset, audited ``clock.confirmed``."""
+        from opd_fallback.application.clock import confirm
+
+        return confirm(self.store, supervisor_id.strip(), pin)
+
+    # --------------------------------------------------- desks with a service
+    def review(self) -> ReviewService:
+        from opd_fallback.application.review import ReviewService
+
+        return ReviewService(self.store)
+
+    def collection(self) -> CollectionDesk:
+        from opd_fallback.application.collection import CollectionDesk
+
+        return CollectionDesk(self.store, self.device_id, hospital=self.hospital, svc=self.svc)
+
+    def storage_path(self) -> str | None:
+        return str(self.store.path)
 
     # --------------------------------------------------------------- helpers
-    def _visit_saved(self, session: Session, visit: Any, payment: Any, *, patient: dict[str, Any], info_name: str,
+    def _visit_saved(self, session: Session, visit: RecordSaved, payment: RecordSaved | None, *, patient: PatientFields,
+                     info_name: str,
                      uhid: str | None, patient_ref: str) -> Saved:
         """A saved visit (new or revisit): the slip, the receipt if paid, and what to tell the clerk.
         The papers are built from the saved records (the patient as registered)."""

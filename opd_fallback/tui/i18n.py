@@ -271,6 +271,25 @@ STRINGS: dict[str, tuple[str, str]] = {
     "hint.lang": ("F9 हिंदी", "F9 English"),
     "hint.lock": ("^L Lock", "^L लॉक"),
     "hint.quit": ("^Q Quit", "^Q बंद"),
+    "hint.clock": ("^T Clock", "^T घड़ी"),  # shown while the clock waits for a supervisor
+    # the clock's confirmation (ctrl+t, tui/screens/clock.py)
+    "clock.title": ("The PC's clock is wrong: confirm the date", "पीसी की घड़ी गलत है: तारीख की पुष्टि करें"),
+    "clock.pc": ("This PC:  {time}", "यह पीसी:  {time}"),
+    "clock.hub": ("LAN hub:  {time}", "LAN हब:   {time}"),
+    "clock.central": ("Central:  {time}", "केंद्र:    {time}"),
+    "clock.off": ("This PC's clock does not agree with the hub's or central's",
+                  "इस पीसी की घड़ी हब या केंद्र की घड़ी से मेल नहीं खाती"),
+    "clock.ok": ("The clock agrees with the hub's or central's: nothing to confirm",
+                 "घड़ी हब या केंद्र से मेल खाती है: पुष्टि की ज़रूरत नहीं"),
+    "clock.none": ("Not compared with the hub or central yet", "अभी हब या केंद्र से मिलान नहीं हुआ"),
+    "clock.already": ("Confirmed by {sup}: saving works", "{sup} ने पुष्टि की: सेव हो सकता है"),
+    "clock.ask": ("A supervisor confirms this PC's date is used anyway (audited); IT sets the clock.",
+                  "सुपरवाइज़र पुष्टि करें कि यही तारीख चलेगी (दर्ज होगा); IT घड़ी ठीक करे।"),
+    "clock.need_id": ("Enter the supervisor's ID", "सुपरवाइज़र की आईडी लिखें"),
+    "clock.keys": ("Enter next / confirm  Esc back", "Enter आगे / पुष्टि  Esc वापस"),
+    "clock.done": ("Clock confirmed by {sup}: saving works again. Have the date and time set soon.",
+                   "{sup} ने घड़ी की पुष्टि की: सेव फिर से होगा। तारीख और समय जल्द ठीक करवाएँ।"),
+    "clock.refused": ("^T: a supervisor confirms the date here", "^T: सुपरवाइज़र यहीं तारीख की पुष्टि करें"),
     "field.lab_mode": ("Payment cash/upi/card/waived/billing", "भुगतान नकद/यूपीआई/कार्ड/माफ़/बिलिंग पर"),
     "void.already": ("ALREADY VOIDED", "पहले ही रद्द"),
     "col.order": ("Order", "ऑर्डर"),
@@ -344,6 +363,8 @@ _MESSAGE_HI: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^a waiver for a \w+ patient needs a supervisor.*"), "माफ़ी के लिए सुपरवाइज़र की आईडी और पिन ज़रूरी"),
     (re.compile(r"^wrong supervisor ID or PIN.*"), "गलत सुपरवाइज़र आईडी या पिन"),
     (re.compile(r"^must be 4 to 8 digits$"), "4 से 8 अंकों का होना चाहिए"),
+    (re.compile(r"^this counter's clock is .*"), "इस काउंटर की घड़ी गलत है: IT से तारीख और समय ठीक करवाएँ; "
+     "तब तक सुपरवाइज़र तारीख की पुष्टि करें"),
 ]
 
 

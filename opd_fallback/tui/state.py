@@ -27,6 +27,11 @@ class StatusModel:
     hub_went_back: str | None = None  # HH:MM when an exchange found the hub gone back (it heals by itself)
     hub_refused: int = 0  # items the hub refused at the last exchange (not counted as shared)
 
+    @property
+    def clock_wrong(self) -> bool:
+        """Off and not confirmed: saving waits for a supervisor (ctrl+t, tui/screens/clock.py)."""
+        return bool(self.clock_off) and not self.clock_confirmed
+
 
 @dataclass(frozen=True)
 class Session:

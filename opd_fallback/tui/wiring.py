@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opd_fallback.config import Settings, tls_warning
 from opd_fallback.tui.app import CounterApp
 
+if TYPE_CHECKING:
+    from opd_fallback.printing import Printer
+    from opd_fallback.printing.spool import Spool
+    from opd_fallback.store.engine import Store
+    from opd_fallback.sync.client import CentralClient
+    from opd_fallback.sync.hub_client import HubClient
+    from opd_fallback.tui.backend import StoreBackend
 
-def _client_factory(settings: Settings) -> Callable[[], Any] | None:
+
+def _client_factory(settings: Settings) -> Callable[[], CentralClient] | None:
     if not settings.central_url or not settings.central_token:
         return None
 
-    def make() -> Any:
+    def make() -> CentralClient:
         from opd_fallback.sync.client import CentralClient
 
         return CentralClient.from_settings(settings)
@@ -28,10 +36,10 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
     """The counter app for a set-up counter (``opd-fallback init`` done). The
     login screen shows first; the store, the backend and the printer are
     opened behind it in a worker (a PIN typed meanwhile waits for them)."""
-    opened: dict[str, Any] = {}
+    opened: dict[str, Store] = {}
     opening = threading.Lock()
 
-    def the_store() -> Any:
+    def the_store() -> Store:
         """The counter's store, opened once (by the loader, or by whoever needs it first)."""
         with opening:
             if "store" not in opened:
@@ -40,7 +48,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
                 opened["store"] = open_store(settings.db_path)
             return opened["store"]
 
-    def load() -> tuple[Any, Any, Any]:
+    def load() -> tuple[StoreBackend, Printer, Spool | None]:
         from opd_fallback.printing import make_printer
         from opd_fallback.printing.spool import Spool
         from opd_fallback.tui.backend import StoreBackend
@@ -76,7 +84,7 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
                 return False
 
         if background_sync if background_sync is not None else settings.background_sync:
-            def sync_runner(progress: Callable[[int, int], None]) -> Any:
+            def sync_runner(progress: Callable[[int, int], None]) -> object:
                 # same engine and lease as `opd-fallback sync`: a running CLI sync makes this one wait its turn
                 from opd_fallback.sync.engine import sync_once
 
@@ -85,9 +93,9 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
 
     share_runner = None
     if settings.hub_url and settings.hub_token:
-        hub_clients: list[Any] = []  # one keep-alive pool, used by one worker at a time, made on first use
+        hub_clients: list[HubClient] = []  # one keep-alive pool, used by one worker at a time, made on first use
 
-        def share_runner() -> Any:
+        def share_runner() -> object:
             from opd_fallback.application.share import share_once
             from opd_fallback.sync.hub_client import HubClient
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.screen import Screen
 
 
-def _flows() -> dict[str, type[Screen[Any]]]:
+def _flows() -> dict[str, type[Screen[None]]]:
     from opd_fallback.tui.screens.billing import BillingScreen
     from opd_fallback.tui.screens.cash import CashScreen
     from opd_fallback.tui.screens.collect import CollectScreen
@@ -31,14 +29,14 @@ def _flows() -> dict[str, type[Screen[Any]]]:
     }
 
 
-class _Lazy(dict[str, type[Screen[Any]]]):
-    def __missing__(self, key: str) -> type[Screen[Any]]:
+class _Lazy(dict[str, type[Screen[None]]]):
+    def __missing__(self, key: str) -> type[Screen[None]]:
         self.update(_flows())
-        flow: type[Screen[Any]] = dict.__getitem__(self, key)
+        flow: type[Screen[None]] = dict.__getitem__(self, key)
         return flow
 
 
-FLOWS: dict[str, type[Screen[Any]]] = _Lazy()
+FLOWS: dict[str, type[Screen[None]]] = _Lazy()
 
 
 def flow_names() -> set[str]:

@@ -3,11 +3,12 @@ F-keys that move between flows."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.dom import DOMNode
 from textual.screen import Screen
 
 from opd_fallback.tui.i18n import Lang, lang_of
@@ -18,6 +19,7 @@ from opd_fallback.tui.widgets.tlabel import KeysLabel
 # until the new screen has its cursor (see ``CounterApp.open_flow``).
 if TYPE_CHECKING:
     from opd_fallback.tui.app import CounterApp
+    from opd_fallback.tui.state import Session
 
 
 class CounterAppAccess:
@@ -25,13 +27,19 @@ class CounterAppAccess:
 
     @property
     def counter(self) -> CounterApp:
-        screen: Any = self  # a mixin: the Screen it is mixed into supplies ``app``
+        screen = cast(DOMNode, self)  # a mixin: the Screen it is mixed into supplies ``app``
         return cast("CounterApp", screen.app)
 
     @property
     def lang(self) -> Lang:
-        screen: Any = self
-        return lang_of(screen.app)
+        return lang_of(cast(DOMNode, self).app)
+
+    @property
+    def who(self) -> Session:
+        """The logged-in operator: a save checks ``counter.session`` first, then takes this."""
+        session = self.counter.session
+        assert session is not None, "not logged in"
+        return session
 
 
 NAV_BINDINGS: list[Binding | tuple[str, str] | tuple[str, str, str]] = [

@@ -11,22 +11,25 @@ field) pays the highlighted order with the mode typed below it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, Static
 
-from opd_fallback.application.services import PaymentInput
 from opd_fallback.domain.rules import format_paise
-from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.ports import Saved
 from opd_fallback.tui.screens.form import FormScreen, approval_fields
+from opd_fallback.tui.values import PaymentInput
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
 from opd_fallback.tui.widgets.tlabel import TLabel
+
+if TYPE_CHECKING:
+    from opd_fallback.tui.values import Account, OrderLine, PatientHit
 
 ORDER_COLUMNS = ["col.order", "col.counter", "col.tests", "col.total", "col.paid", "col.due"]
 
@@ -36,7 +39,7 @@ class BillingScreen(FormScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.account: Any = None  # application/billing.Account of the picked patient
+        self.account: Account | None = None  # the picked patient's visits and orders
         self.chosen: str | None = None  # the order Enter chose (F10 pays the highlighted one otherwise)
 
     def body(self) -> ComposeResult:
@@ -44,7 +47,7 @@ class BillingScreen(FormScreen):
             yield TLabel("billing.title", classes="title")
             yield PatientPicker()
             yield Static("", id="account-head")
-            table: DataTable[Any] = DataTable(id="orders", cursor_type="row", zebra_stripes=True)
+            table: DataTable[str] = DataTable(id="orders", cursor_type="row", zebra_stripes=True)
             yield table
             yield Static("", id="visits")
             yield FormField("mode", parser=parsers.mode, placeholder="cash")
@@ -85,10 +88,10 @@ class BillingScreen(FormScreen):
 
     def load_account(self, hit: PatientHit) -> None:
         app = self.counter
-        app.run_blocking(app.backend.account, hit, on_done=lambda acc: self._show_account(hit, acc),
+        app.run_blocking(app.work.account, hit, on_done=lambda acc: self._show_account(hit, acc),
                          group="account", exclusive=True)
 
-    def _show_account(self, hit: PatientHit, acc: Any) -> None:
+    def _show_account(self, hit: PatientHit, acc: Account) -> None:
         if hit is not self.query_one(PatientPicker).picked:
             return  # another patient was picked meanwhile
         self.account, self.chosen = acc, None
@@ -143,12 +146,12 @@ class BillingScreen(FormScreen):
         self.say(tr("billing.chosen", self.lang, ref=order.ref, due=format_paise(order.due_paise)))
         self.set_focus(self.field("mode").input)
 
-    def _order_at(self, row: int) -> Any:
+    def _order_at(self, row: int) -> OrderLine | None:
         if self.account is None or not 0 <= row < len(self.account.orders):
             return None
         return self.account.orders[row]
 
-    def _order_to_pay(self) -> Any:
+    def _order_to_pay(self) -> OrderLine | None:
         if self.account is None:
             return None
         if self.chosen is not None:
@@ -181,11 +184,11 @@ class BillingScreen(FormScreen):
         payment = PaymentInput(mode=payment.mode, amount_paise=None, mode_ref=payment.mode_ref,
                                waiver_reason=payment.waiver_reason)
         approver = self.take_approval(values)
-        app = self.counter
+        app, session = self.counter, self.who
         ref = order.ref
-        self.save_in_worker(lambda: app.backend.pay_order(app.session, ref, payment, approver=approver))
+        self.save_in_worker(lambda: app.work.pay_order(session, ref, payment, approver=approver))
 
-    def saved_message(self, result: Any) -> str:
+    def saved_message(self, result: Saved) -> str:
         return tr("billing.paid", self.lang, ref=result.ref, receipt=result.summary["receipt"],
                   amount=format_paise(result.summary["amount_paise"]), labels=result.summary["labels"])
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +15,10 @@ from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import TLabel
 
+if TYPE_CHECKING:
+    from opd_fallback.printing.document import Document
+    from opd_fallback.tui.values import CashSummary
+
 
 class CashScreen(CounterScreen):
     HINTS = "keys.list"
@@ -22,12 +26,12 @@ class CashScreen(CounterScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.doc: Any = None
+        self.doc: Document | None = None
 
     def body(self) -> ComposeResult:
         with Vertical(classes="form"):
             yield TLabel("cash.title", classes="title")
-            table: DataTable[Any] = DataTable(id="cash", cursor_type="none", zebra_stripes=True)
+            table: DataTable[str] = DataTable(id="cash", cursor_type="none", zebra_stripes=True)
             yield table
             yield TLabel("cash.print", classes="muted")
             yield Static("", id="form-msg")
@@ -47,9 +51,9 @@ class CashScreen(CounterScreen):
         app = self.counter
         if app.session is None:
             return
-        app.run_blocking(app.backend.cash_summary_doc, app.session, on_done=self._show, group="cash", exclusive=True)
+        app.run_blocking(app.work.cash_summary_doc, app.session, on_done=self._show, group="cash", exclusive=True)
 
-    def _show(self, result: tuple[Any, Any]) -> None:
+    def _show(self, result: tuple[CashSummary, Document]) -> None:
         summary, self.doc = result
         table = self.query_one(DataTable)
         table.clear()

@@ -16,22 +16,26 @@ a scan alone, so a double scan never records twice.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from opd_fallback.application.collection import REASONS, CollectionDesk, Recorded
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.printing.templates import age_text
-from opd_fallback.store.samples import Tube
 from opd_fallback.tui.i18n import problem_text, tr
 from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
+from opd_fallback.tui.values import REASONS
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import TLabel, pad
+
+if TYPE_CHECKING:
+    from opd_fallback.printing.document import Document
+    from opd_fallback.tui.values import CollectionDesk, Recorded, Tube
 
 REFRESH_S = 5.0  # the to-collect list: the LAN's new orders and other desks' draws show within this
 
@@ -59,8 +63,7 @@ class CollectScreen(CounterScreen):
     @property
     def desk(self) -> CollectionDesk:
         if self._desk is None:
-            b = self.counter.backend
-            self._desk = CollectionDesk(b.store, b.device_id, hospital=b.hospital, svc=b.svc)
+            self._desk = self.counter.work.collection()
         return self._desk
 
     def body(self) -> ComposeResult:
@@ -71,7 +74,7 @@ class CollectScreen(CounterScreen):
             yield OptionList(id="reasons")
             yield Static("", id="form-msg")
             yield TLabel("collect.todo", fmt={"n": 0}, id="todo-title")
-            table: DataTable[Any] = DataTable(id="todo", cursor_type="row", zebra_stripes=True)
+            table: DataTable[str] = DataTable(id="todo", cursor_type="row", zebra_stripes=True)
             yield table
 
     def on_mount(self) -> None:
@@ -119,7 +122,9 @@ class CollectScreen(CounterScreen):
             elif code == "not_found":
                 self._say(tr("collect.err.unknown", self.lang, sample=self._last_scan))
             else:
-                self._say("; ".join(problem_text(p, self.lang) for p in exc.problems) or str(exc))
+                words = "; ".join(problem_text(p, self.lang) for p in exc.problems) or str(exc)
+                # the clock waits for a supervisor: the key that confirms it, after the sentence
+                self._say(words + (" · " + tr("clock.refused", self.lang) if code == "clock_off" else ""))
             self.query_one("#scan", Input).focus()
             return
         self._say(tr("common.failed", self.lang, err=str(exc)))
@@ -188,7 +193,7 @@ class CollectScreen(CounterScreen):
         operator = self.counter.session.operator_id if self.counter.session else "?"
         desk = self.desk
 
-        def save() -> tuple[Recorded, Any]:
+        def save() -> tuple[Recorded, Document | None]:
             if status == "collected":
                 return desk.collect(operator, tube.sample_id), None
             done = desk.refuse(operator, tube.sample_id, reason or "other")
@@ -196,7 +201,7 @@ class CollectScreen(CounterScreen):
 
         self.counter.run_blocking(save, on_done=self._saved, on_error=self._problem, group="collect.save")
 
-    def _saved(self, result: tuple[Recorded, Any]) -> None:
+    def _saved(self, result: tuple[Recorded, Document | None]) -> None:
         done, label = result
         self.armed = None
         self._show_tube(None)
@@ -207,7 +212,8 @@ class CollectScreen(CounterScreen):
         else:
             self._say(tr("collect.refused", lang, sample=done.tube.sample_id,
                          reason=tr("reason." + (done.reason or "other"), lang)), ok=True)
-            self.counter.print_docs([label])
+            if label is not None:
+                self.counter.print_docs([label])
         self.query_one("#scan", Input).focus()
         self.load()
 
@@ -231,7 +237,7 @@ class CollectScreen(CounterScreen):
         self._close_reasons()
         self._record("rejected", reason)
 
-    def on_key(self, event: Any) -> None:
+    def on_key(self, event: events.Key) -> None:
         box = self.query_one("#reasons", OptionList)
         if box.has_class("-open") and box.has_focus and event.character and event.character in "12345":
             event.stop()

@@ -4,7 +4,7 @@ opened for them); F10 saves a new patient anyway; Esc goes back to the form."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,8 +15,14 @@ from textual.widgets import DataTable
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import KeysLabel, TLabel
 
+if TYPE_CHECKING:
+    from opd_fallback.tui.values import PatientHit, PossibleMatch
 
-class DuplicatesScreen(ModalScreen[tuple[str, Any] | None]):
+# the clerk's answer: ("take", the registered patient) or ("new", None); None is back to the form
+Choice = tuple[str, "PatientHit | None"]
+
+
+class DuplicatesScreen(ModalScreen[Choice | None]):
     DEFAULT_CSS = """
     DuplicatesScreen { align: center middle; }
     DuplicatesScreen > #dupes-box { width: 100%; max-width: 110; height: auto; max-height: 100%;
@@ -29,7 +35,7 @@ class DuplicatesScreen(ModalScreen[tuple[str, Any] | None]):
         Binding("escape", "back", "Back to the form", id="dupes.back"),
     ]
 
-    def __init__(self, matches: list[Any]) -> None:
+    def __init__(self, matches: list[PossibleMatch]) -> None:
         super().__init__()
         self.matches = matches
 

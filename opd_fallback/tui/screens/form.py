@@ -4,23 +4,36 @@ moves on (Tab too, natively), validation as the clerk leaves a field, one key
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from opd_fallback.application.services import PaymentInput
 from opd_fallback.domain.errors import DomainError, FieldProblem
 from opd_fallback.domain.masterdata import FeeQuote
 from opd_fallback.domain.rules import MODES_NEEDING_REF, format_paise
 from opd_fallback.tui.i18n import problem_text, tr
+from opd_fallback.tui.ports import Approver, Saved
 from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
 from opd_fallback.tui.typeahead import after_queued_keys
+from opd_fallback.tui.values import PaymentInput
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
+
+if TYPE_CHECKING:
+    from opd_fallback.tui.values import PatientHit
+
+Values = dict[str, object]  # a form's parsed fields by name (each parser's own type)
+
+
+def text_of(values: Values, name: str) -> str | None:
+    """A parsed field as text (None when left empty)."""
+    value = values.get(name)
+    return None if value is None else str(value)
 
 # payment.record's fields as the form names them
 _PROBLEM_FIELD = {"amount_paise": "fee", "items": "fee", "approved_by": "supervisor", "operator_pin": "supervisor_pin"}
@@ -104,14 +117,14 @@ class FormScreen(CounterScreen):
                 return node
         return None
 
-    def validate_field(self, ff: FormField) -> tuple[bool, Any]:
+    def validate_field(self, ff: FormField) -> tuple[bool, object]:
         ok, value = ff.validate_now()
         self.after_field(ff.field, ok, value)
         if ff.field == "mode":
             self.show_approval()
         return ok, value
 
-    def after_field(self, name: str, ok: bool, value: Any) -> None:
+    def after_field(self, name: str, ok: bool, value: object) -> None:
         """Hook: react to a field being filled (fee from category, ...)."""
 
     # ---------------------------------------------------------------- save
@@ -121,8 +134,8 @@ class FormScreen(CounterScreen):
         msg.set_class(error, "error")
         msg.set_class(not error, "ok")
 
-    def collect(self) -> tuple[dict[str, Any], list[FormField]]:
-        values: dict[str, Any] = {}
+    def collect(self) -> tuple[Values, list[FormField]]:
+        values: Values = {}
         bad: list[FormField] = []
         for ff in self.fields():
             if (ff.input.disabled and ff.field not in ("fee",)) or not ff.display:
@@ -134,7 +147,7 @@ class FormScreen(CounterScreen):
                 bad.append(ff)
         return values, bad
 
-    def show_problems(self, problems: list[FieldProblem]) -> None:
+    def show_problems(self, problems: list[FieldProblem], *, then: str = "") -> None:
         lines = []
         first: FormField | None = None
         for p in problems:
@@ -147,11 +160,11 @@ class FormScreen(CounterScreen):
                 ff.set_problem(p.message)
                 first = first or ff
             lines.append(problem_text(FieldProblem(head, p.code, p.message), self.lang))
-        self.say(tr("save.failed", self.lang, err="; ".join(lines)), error=True)
+        self.say(tr("save.failed", self.lang, err="; ".join(lines)) + then, error=True)
         if first is not None:
             first.input.focus()
 
-    def picked_patient(self) -> Any:
+    def picked_patient(self) -> PatientHit | None:
         """The patient chosen in this screen's PatientPicker, or None after
         telling the clerk to pick one (and putting the cursor in the search)."""
         hit = self.query_one(PatientPicker).picked
@@ -164,13 +177,13 @@ class FormScreen(CounterScreen):
         self.say(tr("reg.fix", self.lang), error=True)
         bad[0].input.focus()
 
-    def save_in_worker(self, save: Any) -> None:
+    def save_in_worker(self, save: Callable[[], Saved]) -> None:
         """Run ``save()`` (a service call) in a thread; the event loop never waits on disk."""
         self.saving = True
         self.say(tr("reg.saving", self.lang))
         self.counter.run_blocking(save, on_done=self.saved, on_error=self.save_failed, group="save")
 
-    def saved(self, result: Any) -> None:
+    def saved(self, result: Saved) -> None:
         """Saved: clear the form for the next patient, say so, print."""
         self.saving = False
         self.reset()
@@ -178,7 +191,7 @@ class FormScreen(CounterScreen):
         self.counter.print_docs(result.docs)
         self.counter.refresh_status()  # "To sync" counts the new ops now, not at the next tick
 
-    def saved_message(self, result: Any) -> str:
+    def saved_message(self, result: Saved) -> str:
         return tr("reg.saved", self.lang, ref=result.ref, token=result.summary["token"])
 
     def reset(self) -> None:
@@ -186,8 +199,8 @@ class FormScreen(CounterScreen):
 
     def save_failed(self, exc: BaseException) -> None:
         self.saving = False
-        if isinstance(exc, DomainError):
-            self.show_problems(exc.problems)
+        if isinstance(exc, DomainError):  # the clock waits for a supervisor: say the key that confirms it
+            self.show_problems(exc.problems, then=" · " + tr("clock.refused", self.lang) if exc.code == "clock_off" else "")
         else:
             self.say(tr("save.failed", self.lang, err=str(exc)), error=True)
 
@@ -234,9 +247,9 @@ class FormScreen(CounterScreen):
         if self.query("#ff-fee"):
             self.field("fee").set_hint(self.fee_hint())
 
-    def payment_from(self, values: dict[str, Any], bad: list[FormField]) -> PaymentInput | None:
-        mode = values.get("mode") or "cash"
-        ref = values.get("mode_ref")
+    def payment_from(self, values: Values, bad: list[FormField]) -> PaymentInput | None:
+        mode = text_of(values, "mode") or "cash"
+        ref = text_of(values, "mode_ref")
         if mode in MODES_NEEDING_REF and not ref:
             ff = self.field("mode_ref")
             what = "UPI transaction id (UTR)" if mode == "upi" else "card slip number"
@@ -247,14 +260,15 @@ class FormScreen(CounterScreen):
         quote = getattr(self, "fee_quote", None)
         if fee == 0 and quote is not None and not quote.exempt:
             return None  # nothing due (e.g. a free revisit): no payment to record
-        reason = values.get("waiver_reason") if self.needs_approval() else None
+        reason = text_of(values, "waiver_reason") if self.needs_approval() else None
         if self.needs_approval():
             for name in ("waiver_reason", "supervisor", "supervisor_pin"):
                 if not values.get(name):
                     ff = self.field(name)
                     ff.set_problem("is required for a waiver the category does not grant")
                     bad.append(ff)
-        return PaymentInput(mode=mode, amount_paise=fee, mode_ref=ref, waiver_reason=reason)
+        return PaymentInput(mode=mode, amount_paise=fee if isinstance(fee, int) else None, mode_ref=ref,
+                            waiver_reason=reason)
 
     # ------------------------------------------------------------ approval
     def needs_approval(self) -> bool:
@@ -275,12 +289,12 @@ class FormScreen(CounterScreen):
             if self.query(f"#ff-{name}"):
                 self.field(name).display = need
 
-    def take_approval(self, values: dict[str, Any]) -> tuple[str, str] | None:
+    def take_approval(self, values: Values) -> Approver | None:
         """The supervisor's ID and PIN for this one save; the PIN field is cleared at once."""
         if not self.needs_approval():
             return None
         self.clear_pins()
-        return (values.get("supervisor") or "", values.get("supervisor_pin") or "")
+        return (text_of(values, "supervisor") or "", text_of(values, "supervisor_pin") or "")
 
     def has_unsaved(self) -> bool:
         """Something typed here that a quit would lose."""

@@ -11,7 +11,7 @@ from opd_fallback.tui import desks
 from opd_fallback.tui.i18n import lang_of, tr
 from opd_fallback.tui.screens.base import CounterScreen
 from opd_fallback.tui.widgets.status_bar import StatusBar
-from opd_fallback.tui.widgets.tlabel import KeysLabel, TLabel, wrap_pairs
+from opd_fallback.tui.widgets.tlabel import KeysLabel, TLabel, clock_pair, wrap_pairs
 
 
 def _flows() -> set[str]:
@@ -32,7 +32,7 @@ class DeskKeys(KeysLabel):
         keys = {name: key for name, _flow, key in desks.MENU}
         pairs = [f"{keys[name]} {tr('hint.' + name, lang)}" for name in desks.menu(self.desk, _flows())
                  if name in keys]
-        pairs += [tr("hint.lang", lang), tr("hint.lock", lang), tr("hint.quit", lang)]
+        pairs += [tr("hint.lang", lang), tr("hint.lock", lang), tr("hint.quit", lang), *clock_pair(self.app, lang)]
         text = "  ".join(pairs)
         width = self.content_size.width or self.size.width
         self.update(wrap_pairs(text, width) if width > 0 else text)

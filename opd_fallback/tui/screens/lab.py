@@ -3,7 +3,7 @@ clerk types), see the total from master data, take the payment, print labels."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.actions import SkipAction
 from textual.app import ComposeResult
@@ -11,16 +11,19 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Static
 
-from opd_fallback.application.services import PaymentInput
 from opd_fallback.domain.contract import Test
 from opd_fallback.domain.rules import format_paise
-from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.tui.i18n import tr
-from opd_fallback.tui.screens.form import FormScreen, approval_fields
+from opd_fallback.tui.ports import Saved
+from opd_fallback.tui.screens.form import FormScreen, approval_fields, text_of
+from opd_fallback.tui.values import PaymentInput
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
 from opd_fallback.tui.widgets.tlabel import TLabel, pad
+
+if TYPE_CHECKING:
+    from opd_fallback.tui.values import PatientHit
 
 
 class LabScreen(FormScreen):
@@ -80,7 +83,7 @@ class LabScreen(FormScreen):
         self.set_focus(self.field("tests").input)  # at once: the clerk types the tests next
         self.visit = None  # until this patient's own visit is found
         app = self.counter
-        app.run_blocking(app.backend.todays_visit, hit, on_done=lambda v: self._got_visit(hit, v),
+        app.run_blocking(app.work.todays_visit, hit, on_done=lambda v: self._got_visit(hit, v),
                          group="visit", exclusive=True)
 
     def _got_visit(self, hit: PatientHit, visit: str | None) -> None:
@@ -98,7 +101,7 @@ class LabScreen(FormScreen):
             return
         query = event.value
         app = self.counter
-        app.run_blocking(app.backend.find_tests, query, on_done=lambda m: self._matches(query, m),
+        app.run_blocking(app.work.find_tests, query, on_done=lambda m: self._matches(query, m),
                          group="tests", exclusive=True)
 
     def _matches(self, query: str, matches: list[Test]) -> None:
@@ -148,7 +151,7 @@ class LabScreen(FormScreen):
 
         # its own group: the matches' search for the same keys (Input.Changed comes after this Enter)
         # must not cancel it, or a fast "lft⏎" adds nothing
-        app.run_blocking(app.backend.find_tests, query, on_done=done, group="tests-add")
+        app.run_blocking(app.work.find_tests, query, on_done=done, group="tests-add")
 
     def _add(self, test: Test) -> None:
         if test.code not in {t.code for t in self.tests}:
@@ -209,12 +212,12 @@ class LabScreen(FormScreen):
         codes = [t.code for t in self.tests]
         visit = self.visit
         approver = self.take_approval(values)
-        app = self.counter
+        app, session = self.counter, self.who
         self.save_in_worker(
-            lambda: app.backend.lab_request(app.session, hit, visit, codes, payment=payment,
-                                            priority=values.get("priority") or "routine", approver=approver))
+            lambda: app.work.lab_request(session, hit, visit, codes, payment=payment,
+                                         priority=text_of(values, "priority") or "routine", approver=approver))
 
-    def saved_message(self, result: Any) -> str:
+    def saved_message(self, result: Saved) -> str:
         if result.summary.get("receipt") is None and not result.docs:
             return tr("lab.pay_at_billing", self.lang, ref=result.ref)
         return tr("lab.saved", self.lang, ref=result.ref, sample=result.summary["sample"])

@@ -41,13 +41,13 @@ class LockScreen(CounterAppAccess, Screen[None]):
         event.input.value = ""
         app = self.counter
         app.run_blocking(
-            app.backend.verify_operator, session.operator_id, pin, "unlock",
+            app.work.verify_operator, session.operator_id, pin, "unlock",
             on_done=self._checked, on_error=self._refused, group="login",
         )
 
     def _refused(self, exc: BaseException) -> None:
-        from opd_fallback.store.operators import PinRefused
         from opd_fallback.tui.screens.login import refusal_text
+        from opd_fallback.tui.values import PinRefused
 
         lang = self.counter.lang
         text = refusal_text(exc, lang) if isinstance(exc, PinRefused) else tr("login.failed", lang)

@@ -19,7 +19,7 @@ from opd_fallback.tui.widgets.parsers import pin as pin_shape
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) loads behind the login screen
-    from opd_fallback.store.operators import PinRefused
+    from opd_fallback.tui.values import PinRefused
 
 
 class LoginScreen(CounterAppAccess, Screen[None]):
@@ -75,7 +75,7 @@ class LoginScreen(CounterAppAccess, Screen[None]):
         app = self.counter
         pin = pin_in.value
         app.when_ready(lambda: app.run_blocking(
-            app.backend.verify_operator, op_id, pin, on_done=self._checked, on_error=self._refused,
+            app.work.verify_operator, op_id, pin, on_done=self._checked, on_error=self._refused,
             group="login",
         ))
 
@@ -84,7 +84,7 @@ class LoginScreen(CounterAppAccess, Screen[None]):
         pin_in = self.query_one("#pin", Input)
         pin_in.value = ""
         pin_in.focus()
-        from opd_fallback.store.operators import PinRefused  # loaded by then (the check ran in the store)
+        from opd_fallback.tui.values import PinRefused  # loaded by then (the check ran in the store)
 
         if not isinstance(exc, PinRefused):
             self.counter.show_error(exc)

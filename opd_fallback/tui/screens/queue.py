@@ -3,15 +3,14 @@ with the reason it waits or was flagged."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable
 
-from opd_fallback.store.states import SYNCED
+from opd_fallback.tui.ports import QueueRow
 from opd_fallback.tui.screens.base import NAV_BINDINGS, CounterScreen
+from opd_fallback.tui.values import SYNCED
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import TLabel
 
@@ -45,7 +44,7 @@ class QueueScreen(CounterScreen):
         with Vertical(classes="form"):
             yield TLabel("queue.title", classes="title")
             yield TLabel(f"queue.page.{self.state}", fmt={"page": "1/1"}, id="queue-page")
-            table: DataTable[Any] = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+            table: DataTable[str] = DataTable(id="queue", cursor_type="row", zebra_stripes=True)
             yield table
 
     def on_mount(self) -> None:
@@ -70,10 +69,10 @@ class QueueScreen(CounterScreen):
 
     def load(self) -> None:
         app = self.counter
-        app.run_blocking(app.backend.queue_page, FILTERS[self.state], self.page * PAGE, PAGE,
+        app.run_blocking(app.work.queue_page, FILTERS[self.state], self.page * PAGE, PAGE,
                          on_done=self._show, group="queue", exclusive=True)
 
-    def _show(self, result: tuple[list[Any], int]) -> None:
+    def _show(self, result: tuple[list[QueueRow], int]) -> None:
         rows, self.total = result
         table = self.query_one(DataTable)
         table.clear()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.events import DescendantFocus
 from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
@@ -18,11 +19,15 @@ from opd_fallback.domain import rules
 from opd_fallback.domain.contract import Department
 from opd_fallback.tui.i18n import Lang
 from opd_fallback.tui.screens.base import CounterAppAccess
-from opd_fallback.tui.screens.form import FormScreen, payment_fields
+from opd_fallback.tui.screens.form import FormScreen, payment_fields, text_of
 from opd_fallback.tui.typeahead import after_queued_keys
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.tlabel import TLabel
+
+if TYPE_CHECKING:
+    from opd_fallback.tui.screens.duplicates import Choice
+    from opd_fallback.tui.values import PatientHit, PossibleMatch
 
 PATIENT_FIELDS = (
     "name", "name_local", "sex", "age_years", "age_months", "age_days", "guardian_relation",
@@ -53,14 +58,15 @@ class DepartmentList(OptionList):
     can_focus = False
 
 
-class DepartmentFields(CounterAppAccess):
+# a mixin of FormScreen (which supplies ``field``, ``query``...): typed as one for mypy
+if TYPE_CHECKING:
+    _Mixin = FormScreen
+else:
+    _Mixin = CounterAppAccess
+
+
+class DepartmentFields(_Mixin):
     """Department and unit checked against master data (loaded in a worker)."""
-
-    if TYPE_CHECKING:  # the FormScreen it is mixed into supplies these
-        def field(self, name: str) -> FormField: ...
-
-        query: Any
-        query_one: Any
 
     departments: dict[str, Department]
     _departments_loading: Worker[None] | None = None
@@ -91,7 +97,7 @@ class DepartmentFields(CounterAppAccess):
 
     def load_departments(self) -> None:
         app = self.counter
-        self._departments_loading = app.run_blocking(app.backend.departments, on_done=self._got_departments,
+        self._departments_loading = app.run_blocking(app.work.departments, on_done=self._got_departments,
                                                      group="master")
 
     def _got_departments(self, departments: list[Department]) -> None:
@@ -107,8 +113,7 @@ class DepartmentFields(CounterAppAccess):
                 await asyncio.wait_for(worker.wait(), 2.0)
             except (TimeoutError, WorkerFailed, WorkerCancelled):
                 return
-            screen: Any = self  # a FormScreen: its on_done has run
-            await after_queued_keys(screen)
+            await after_queued_keys(self)  # a FormScreen: its on_done has run
 
     def _dept_label(self, d: Department) -> str:
         lang = self.counter.lang
@@ -206,7 +211,7 @@ class VisitForm(DepartmentFields, FormScreen):
     def _department_typed(self) -> None:
         self.show_departments()
 
-    def on_descendant_focus(self, event: Any) -> None:
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
         if self.query("#dept-list"):
             self.show_departments()
 
@@ -228,7 +233,7 @@ class VisitForm(DepartmentFields, FormScreen):
             ff.set_text("")
             ff.set_problem(None)
             ff.set_hint("")
-        backend = self.counter.backend
+        backend = self.counter.work
         for name in ("district", "state"):  # the hospital's, the usual answer
             if self.query(f"#ff-{name}") and getattr(backend, name, None):
                 self.field(name).set_text(getattr(backend, name))
@@ -238,10 +243,10 @@ class VisitForm(DepartmentFields, FormScreen):
         self.load_departments()
         self.refresh_fee()
 
-    def after_field(self, name: str, ok: bool, value: Any) -> None:
+    def after_field(self, name: str, ok: bool, value: object) -> None:
         if name == "category" and ok:
             self.refresh_fee()
-        if name == "department" and ok and value:
+        if name == "department" and ok and isinstance(value, str) and value:
             self.department_hint(value)
 
     def refresh_fee(self) -> None:
@@ -252,7 +257,7 @@ class VisitForm(DepartmentFields, FormScreen):
         app = self.counter
         editable = bool(app.session and app.session.is_supervisor)
         app.run_blocking(
-            app.backend.opd_fee, self.VISIT_TYPE, category,
+            app.work.opd_fee, self.VISIT_TYPE, category,
             on_done=lambda q: self.apply_fee(q, editable=editable), group="fee", exclusive=True,
         )
 
@@ -284,30 +289,30 @@ class RegisterScreen(VisitForm):
             yield FormField("pin", parser=rules.pin_code, placeholder="226003")
         yield Static("", id="form-msg")  # docked below the scrolling form, never over a field
 
-    duplicates_cleared: tuple[Any, ...] | None = None
+    duplicates_cleared: tuple[object, ...] | None = None
 
     def on_mount(self) -> None:
         self.reset()
 
-    def _duplicates_checked(self, who: tuple[Any, ...], found: list[Any]) -> None:
+    def _duplicates_checked(self, who: tuple[object, ...], found: list[PossibleMatch]) -> None:
         if not found:
             self.duplicates_cleared = who
             self.action_save()
             return
         from opd_fallback.tui.screens.duplicates import DuplicatesScreen
 
-        def chosen(choice: tuple[str, Any] | None) -> None:
+        def chosen(choice: Choice | None) -> None:
             if choice is None:
                 return  # back to the form as it was
             if choice[0] == "new":
                 self.duplicates_cleared = who
                 self.action_save()
-            else:
+            elif choice[1] is not None:
                 self.run_worker(self._take_existing(choice[1]), group="dupes")
 
         self.app.push_screen(DuplicatesScreen(found), chosen)
 
-    async def _take_existing(self, hit: Any) -> None:
+    async def _take_existing(self, hit: PatientHit) -> None:
         """The clerk took the registered patient: a revisit for them, same department."""
         from opd_fallback.tui.screens.revisit import RevisitScreen
         from opd_fallback.tui.widgets.patient_picker import PatientPicker
@@ -351,14 +356,14 @@ class RegisterScreen(VisitForm):
         if self.duplicates_cleared != who:
             # first: is this patient already registered? (read in a worker)
             app = self.counter
-            app.run_blocking(app.backend.possible_duplicates, patient,
+            app.run_blocking(app.work.possible_duplicates, patient,
                              on_done=lambda found: self._duplicates_checked(who, found), group="dupes",
                              exclusive=True)
             return
         approver = self.take_approval(values)
-        app = self.counter
+        app, session = self.counter, self.who
         self.save_in_worker(
-            lambda: app.backend.register_new(
-                app.session, patient, department=values["department"], unit=values.get("unit"),
+            lambda: app.work.register_new(
+                session, patient, department=text_of(values, "department") or "", unit=text_of(values, "unit"),
                 payment=payment, approver=approver,
             ))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
@@ -27,7 +25,7 @@ class ReprintScreen(CounterScreen):
         with Vertical(classes="form"):
             yield TLabel("reprint.title", classes="title")
             yield Input(id="reprint-filter", placeholder="offline no. / receipt / sample id")
-            table: DataTable[Any] = DataTable(id="spool", cursor_type="row", zebra_stripes=True)
+            table: DataTable[str] = DataTable(id="spool", cursor_type="row", zebra_stripes=True)
             yield table
             yield Static("", id="form-msg")
 
@@ -86,14 +84,14 @@ class ReprintScreen(CounterScreen):
         entry = self.entries[event.cursor_row]
         app = self.counter
         spool = app.spool
-        session = app.session
+        session = self.who
         if spool is None:  # no spool: nothing was kept to reprint
             self.notify("nothing was kept to reprint", severity="warning")
             return
 
         def load_and_mark() -> Document:
             # a reprint is marked DUPLICATE (VOIDED for a voided receipt) and audited
-            marked: Document = app.backend.reprint(session, spool.load(entry.path))
+            marked: Document = app.work.reprint(session, spool.load(entry.path))
             return marked
 
         # reading the spooled copy is disk work: in a worker, like the print itself

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.actions import SkipAction
@@ -30,26 +30,38 @@ from textual.containers import Center, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, Static
 
-from opd_fallback.application import review as R
 from opd_fallback.domain import registry
 from opd_fallback.domain.errors import DomainError
-from opd_fallback.tui.app import run_in_thread
 from opd_fallback.tui.i18n import Lang, tr
 from opd_fallback.tui.screens.base import CounterAppAccess
 from opd_fallback.tui.typeahead import after_queued_keys
+from opd_fallback.tui.values import ReviewService, age_words, parse_value
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import KeysLabel, TLabel
+from opd_fallback.tui.workers import run_in_thread
+
+if TYPE_CHECKING:
+    from opd_fallback.tui.values import Decision, ReviewItem, Store, Supervisor
+
+T = TypeVar("T")
+
+
+class HasStore(Protocol):
+    """Anything with the counter's store (``CounterService``): reviewed through a ``ReviewService``."""
+
+    @property
+    def store(self) -> Store: ...
 
 _CSS = Path(__file__).with_suffix(".tcss")
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def render_detail(item: R.ReviewItem) -> Group:
+def render_detail(item: ReviewItem) -> Group:
     """The explanation, field errors and comparisons; differences in reverse yellow."""
-    parts: list[Any] = [Text(item.title, style="bold"),
+    parts: list[RenderableType] = [Text(item.title, style="bold"),
                         Text(f"{item.kind} · recorded {item.recorded_at[:16].replace('T', ' ')} by "
                              f"{item.operator_id} · op {item.op_id}", style="dim"),
                         Text(item.explanation)]
@@ -98,14 +110,14 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
         Binding("enter", "gate_enter", show=False, priority=True),
     ]
 
-    def __init__(self, service: Any, supervisor_id: str | None = None, *,
-                 supervisor: R.Supervisor | None = None) -> None:
+    def __init__(self, service: ReviewService | HasStore, supervisor_id: str | None = None, *,
+                 supervisor: Supervisor | None = None) -> None:
         super().__init__()
-        self.service: R.ReviewService = service if isinstance(service, R.ReviewService) \
-            else R.ReviewService(service.store)
+        self.service: ReviewService = service if isinstance(service, ReviewService) \
+            else ReviewService(service.store)
         self.supervisor_id = supervisor_id or ""
-        self.supervisor: R.Supervisor | None = supervisor
-        self.items: list[R.ReviewItem] = []
+        self.supervisor: Supervisor | None = supervisor
+        self.items: list[ReviewItem] = []
         self.pending_action: str | None = None
         self.steps: list[str] = []
         self.answers: list[str] = []
@@ -160,7 +172,7 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
         self.query_one("#review-prompt").display = False
 
     # ---- workers -----------------------------------------------------------------
-    def _bg(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None],
+    def _bg(self, fn: Callable[..., T], *args: object, on_done: Callable[[T], None],
             on_error: Callable[[BaseException], None] | None = None) -> None:
         """Run ``fn`` in a thread; hand the result back on the event loop."""
         run_in_thread(self, fn, *args, on_done=on_done, on_error=on_error or self._error, group="review")
@@ -200,7 +212,7 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
         self.query_one("#gate-msg", Static).update(str(exc))
         self.query_one("#gate-pin", Input).focus()
 
-    def _authenticated(self, sup: R.Supervisor) -> None:
+    def _authenticated(self, sup: Supervisor) -> None:
         self.supervisor = sup
         self._open()
 
@@ -215,7 +227,7 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
         if self.supervisor is not None:
             self._bg(self.service.items, on_done=self._show)
 
-    def _show(self, items: list[R.ReviewItem]) -> None:
+    def _show(self, items: list[ReviewItem]) -> None:
         self.items = items
         table = self.query_one("#review-list", DataTable)
         keep = table.cursor_row
@@ -239,7 +251,7 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
         head = tr("review.head", lang, n=len(self.items))
         oldest = getattr(self, "_oldest", None)
         if oldest:
-            head += " · " + tr("review.oldest", lang, age=R.age_words(oldest))
+            head += " · " + tr("review.oldest", lang, age=age_words(oldest))
         if self.supervisor is not None:
             head += " · " + tr("review.supervisor", lang, sup=self.supervisor.id)
         self.query_one("#review-head", Static).update(head)
@@ -251,7 +263,7 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
         self._detail()
 
     @property
-    def current(self) -> R.ReviewItem | None:
+    def current(self) -> ReviewItem | None:
         table = self.query_one("#review-list", DataTable)
         if not self.items or table.cursor_row < 0 or table.cursor_row >= len(self.items):
             return None
@@ -334,7 +346,7 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
                 out[name] = val
             return out
 
-        def run() -> R.Decision:
+        def run() -> Decision:
             if action == "link":
                 return svc.link(sup, op_id, answers["uhid"])
             if action == "create_new":
@@ -342,7 +354,7 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
             if action == "merge":
                 return svc.merge(sup, op_id, {k: v.lower() for k, v in pairs(answers["picks"]).items()})  # type: ignore[misc]
             if action == "correct":
-                fields = {k: R.parse_value(item.kind, k, v) for k, v in pairs(answers["fields"]).items()}
+                fields = {k: parse_value(item.kind, k, v) for k, v in pairs(answers["fields"]).items()}
                 return svc.correct(sup, op_id, fields)
             if action == "cancel":
                 return svc.cancel(sup, op_id, answers["reason"], money=answers.get("money") or None,
@@ -351,6 +363,6 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
 
         self._bg(run, on_done=self._decided)
 
-    def _decided(self, d: R.Decision) -> None:
+    def _decided(self, d: Decision) -> None:
         self.query_one("#review-msg", Static).update(Text(f"{d.action}: {d.message}", style="green"))
         self.action_reload()

@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
+from opd_fallback.tui.screens.form import text_of
 from opd_fallback.tui.screens.register import VisitForm
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
 from opd_fallback.tui.widgets.tlabel import TLabel
@@ -51,9 +52,9 @@ class RevisitScreen(VisitForm):
             self.refuse(bad)
             return
         approver = self.take_approval(values)
-        app = self.counter
+        app, session = self.counter, self.who
         self.save_in_worker(
-            lambda: app.backend.revisit(
-                app.session, hit, department=values["department"], unit=values.get("unit"),
-                payment=payment, category=values.get("category") or "general", approver=approver,
+            lambda: app.work.revisit(
+                session, hit, department=text_of(values, "department") or "", unit=text_of(values, "unit"),
+                payment=payment, category=text_of(values, "category") or "general", approver=approver,
             ))

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from opd_fallback.domain import rules
 from opd_fallback.domain.errors import DomainError
-from opd_fallback.store.operators import validate_pin
 from opd_fallback.tui.i18n import tr
+from opd_fallback.tui.ports import PaymentInfo, Saved
 from opd_fallback.tui.screens.form import FormScreen
+from opd_fallback.tui.values import validate_pin
 from opd_fallback.tui.widgets import parsers
 from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.tlabel import TLabel
@@ -52,12 +51,12 @@ class VoidScreen(FormScreen):
             self.reset()
             self.say("")
 
-    def after_field(self, name: str, ok: bool, value: Any) -> None:
-        if name == "receipt_no" and ok and value:
+    def after_field(self, name: str, ok: bool, value: object) -> None:
+        if name == "receipt_no" and ok and isinstance(value, str) and value:
             app = self.counter
-            app.run_blocking(app.backend.find_payment, value, on_done=self._show_payment, group="lookup")
+            app.run_blocking(app.work.find_payment, value, on_done=self._show_payment, group="lookup")
 
-    def _show_payment(self, info: dict[str, Any] | None) -> None:
+    def _show_payment(self, info: PaymentInfo | None) -> None:
         box = self.query_one("#payment-info", Static)
         if info is None:
             self.field("receipt_no").set_problem("no such payment at this counter")
@@ -74,11 +73,11 @@ class VoidScreen(FormScreen):
         if bad:
             self.refuse(bad)
             return
-        app = self.counter
+        app, session = self.counter, self.who
         self.field("supervisor_pin").set_text("")  # the PIN leaves the screen at once
         self.save_in_worker(
-            lambda: app.backend.void(app.session, values["receipt_no"], values["reason"],
-                                     values["supervisor"], values["supervisor_pin"]))
+            lambda: app.work.void(session, str(values["receipt_no"]), str(values["reason"]),
+                                  str(values["supervisor"]), str(values["supervisor_pin"])))
 
     def save_failed(self, exc: BaseException) -> None:
         super().save_failed(exc)
@@ -93,5 +92,5 @@ class VoidScreen(FormScreen):
         self.query_one("#payment-info", Static).update("")
         self.set_focus(self.field("receipt_no").input)
 
-    def saved_message(self, result: Any) -> str:
+    def saved_message(self, result: Saved) -> str:
         return tr("void.done", self.lang, receipt=result.ref)

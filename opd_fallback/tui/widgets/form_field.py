@@ -12,7 +12,6 @@ shown under the field in the current language.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -22,7 +21,7 @@ from textual.widgets import Input, Static
 from opd_fallback.tui.i18n import Lang, field_label, lang_of, message, tr
 from opd_fallback.tui.widgets.tlabel import TLabel
 
-Parser = Callable[[str], Any]
+Parser = Callable[[str], object]  # the canonical value (str, int, None...), or ValueError with the sentence
 
 
 class FormField(Vertical):
@@ -100,11 +99,11 @@ class FormField(Vertical):
         """Has the clerk typed something here that is not yet saved?"""
         return self.input.value != self.default
 
-    def validate_now(self) -> tuple[bool, Any]:
+    def validate_now(self) -> tuple[bool, object]:
         """Parse the text; remember and show the problem (or clear it)."""
         raw = self.input.value
         self.problem = None
-        value: Any = None
+        value: object = None
         if not raw.strip():
             if self.required:
                 self.problem = "is required"

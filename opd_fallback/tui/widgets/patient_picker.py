@@ -3,7 +3,7 @@ over the local patient index and today's registrations (search in a worker)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -11,10 +11,13 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 
-from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.tui.i18n import lang_of, tr
 from opd_fallback.tui.widgets.columns import add_columns, retranslate_columns
 from opd_fallback.tui.widgets.tlabel import TLabel
+
+if TYPE_CHECKING:
+    from opd_fallback.tui.app import CounterApp
+    from opd_fallback.tui.values import PatientHit
 
 
 class PatientPicker(Vertical):
@@ -40,7 +43,7 @@ class PatientPicker(Vertical):
     def compose(self) -> ComposeResult:
         yield TLabel("field.search")
         yield Input(id="search", placeholder="UHID / C07-… / 98765… / name")
-        table: DataTable[Any] = DataTable(id="results", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str] = DataTable(id="results", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="picked")
 
@@ -67,8 +70,8 @@ class PatientPicker(Vertical):
     def _search(self) -> None:
         query = self.query_one("#search", Input).value
         self._asked = query
-        app = self.app
-        app.run_blocking(app.backend.search_patients, query, on_done=lambda hits: self._show(query, hits),  # type: ignore[attr-defined]
+        app = cast("CounterApp", self.app)
+        app.run_blocking(app.work.search_patients, query, on_done=lambda hits: self._show(query, hits),
                          group="search", exclusive=True)
 
     def _show(self, query: str, hits: list[PatientHit]) -> None:

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.cells import cell_len
 from textual.widgets import Static
 
-from opd_fallback.tui.i18n import lang_of, tr
+from opd_fallback.tui.i18n import Lang, lang_of, tr
 
 
 class TLabel(Static):
     """``TLabel("reg.title")``; ``retranslate`` is called by the app on F9."""
 
-    def __init__(self, key: str, *, fmt: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, key: str, *, fmt: dict[str, object] | None = None, classes: str | None = None,
+                 id: str | None = None) -> None:
         self.key = key
         self.fmt = fmt or {}
-        super().__init__("", **kwargs)
+        super().__init__("", classes=classes, id=id)
 
     def on_mount(self) -> None:
         self.retranslate()
 
-    def set_key(self, key: str, **fmt: Any) -> None:
+    def set_key(self, key: str, **fmt: object) -> None:
         self.key, self.fmt = key, fmt
         self.retranslate()
 
@@ -52,12 +51,18 @@ def wrap_pairs(line: str, width: int) -> str:
     return "\n".join(lines)
 
 
+def clock_pair(app: object, lang: Lang) -> list[str]:
+    """The hint for ctrl+t while the PC's clock waits for a supervisor (logged in only)."""
+    wrong = getattr(getattr(app, "status", None), "clock_wrong", False)
+    return [tr("hint.clock", lang)] if wrong and getattr(app, "session", None) is not None else []
+
+
 class KeysLabel(TLabel):
     """The key hints line: wraps between pairs so every key stays in sight at 80 columns."""
 
     def retranslate(self) -> None:
         lang = lang_of(self.app)
-        text = tr(self.key, lang, **self.fmt) if self.key else ""
+        text = "  ".join([tr(self.key, lang, **self.fmt), *clock_pair(self.app, lang)]) if self.key else ""
         width = self.content_size.width or self.size.width
         self.update(wrap_pairs(text, width) if width > 0 else text)
 
