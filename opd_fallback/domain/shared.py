@@ -45,7 +45,7 @@ class SharedRecord:
     name: str | None = None  # the patient's name (patient records only)
     mobile: str | None = None
     uhid: str | None = None  # a uhid the patient record was made with (reserved block)
-    # Any, not JSONObject, until store/shared.py (another owner) narrows what it reads from it
+    # untyped, not JSONObject, until store/shared.py narrows what it reads from it (issue 22)
     detail: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
