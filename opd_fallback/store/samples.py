@@ -21,13 +21,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlmodel import Session
 
 from opd_fallback.domain import shared
+
+if TYPE_CHECKING:
+    from opd_fallback.domain.jsonio import JSONObject
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class Tube:
     paid: bool
     last: Event | None = None
     tubes_in_order: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JSONObject = field(default_factory=dict)
 
     @property
     def state(self) -> str:
@@ -145,6 +148,9 @@ _OWN = (
 _OTHER = (
     "SELECT local_ref, op_id, recorded_at, patient_ref, device_id, detail FROM shared_record WHERE kind = 'lab_order' "
 )
+# their rows, column by column
+OwnOrderRow = Row[str, str, str, str, str | None, str | None, str, int, str, str]
+LanOrderRow = Row[str, str, str, str | None, str, str | None]
 
 
 def _tube_row(session: Session, sample_id: str) -> tuple[str, str] | None:
@@ -189,7 +195,7 @@ def tubes_ordered_on(session: Session, day: str, prices: dict[str, int] | None =
     return tubes
 
 
-def _own_tubes(session: Session, rows: Any, prices: dict[str, int] | None) -> list[Tube]:
+def _own_tubes(session: Session, rows: Sequence[OwnOrderRow], prices: dict[str, int] | None) -> list[Tube]:
     out: list[Tube] = []
     for ref, op_id, at, priority, p_local, p_uhid, p_name, total, payload, device in rows:
         body = orjson.loads(payload)
@@ -202,7 +208,7 @@ def _own_tubes(session: Session, rows: Any, prices: dict[str, int] | None) -> li
     return _with_states(session, out)
 
 
-def _other_tubes(session: Session, rows: Any, prices: dict[str, int] | None) -> list[Tube]:
+def _other_tubes(session: Session, rows: Sequence[LanOrderRow], prices: dict[str, int] | None) -> list[Tube]:
     out: list[Tube] = []
     for ref, op_id, at, patient_ref, device, detail in rows:
         d = orjson.loads(detail or "{}")
