@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from opd_fallback.domain import canonical
-from opd_fallback.domain.jsonio import JSONObject
+from opd_fallback.domain.jsonio import JSONObjectField
 from opd_fallback.domain.payloads import MAX_INT, OpKind, Origin
 
 CONTRACT_VERSION = "1.2"
@@ -79,7 +79,7 @@ class OpEnvelope(BaseModel):
     seq: StrictInt = Field(ge=1, le=MAX_INT)
     recorded_at: AwareDatetime
     depends_on: list[str] = Field(default_factory=list)
-    payload: JSONObject
+    payload: JSONObjectField
     resolution: Resolution | None = None
     origin: Origin | None = None  # 1.2: where a back-entered op was written on paper
 
@@ -106,9 +106,9 @@ CANDIDATE_FIELDS = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile
 class OpError(Wire):
     code: str
     message: str = ""
-    fields: list[JSONObject] | None = None
+    fields: list[JSONObjectField] | None = None
     candidates: list[Candidate] | None = None
-    current: JSONObject | None = None
+    current: JSONObjectField | None = None
     # 1.2, on deferred: what the op waits for, {"op_id": ...} or {"local_ref": ...}
     waiting_for: dict[str, str] | None = None
 
@@ -116,12 +116,12 @@ class OpError(Wire):
 class OpResult(Wire):
     op_id: str
     status: OpStatus
-    result: JSONObject | None = None
+    result: JSONObjectField | None = None
     error: OpError | None = None
 
 
 class BatchRequest(BaseModel):
-    ops: list[JSONObject] = Field(min_length=1, max_length=MAX_BATCH_OPS)
+    ops: list[JSONObjectField] = Field(min_length=1, max_length=MAX_BATCH_OPS)
 
 
 class BatchResponse(Wire):
