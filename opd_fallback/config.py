@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal, cast, overload
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -61,7 +61,11 @@ def tighten_file(path: Path | str) -> None:
         pass
 
 
-def open_private(path: Path | str, mode: str = "w", *, encoding: str | None = "utf-8") -> IO[Any]:
+@overload
+def open_private(path: Path | str, mode: Literal["w", "a"] = "w", *, encoding: str | None = "utf-8") -> IO[str]: ...
+@overload
+def open_private(path: Path | str, mode: Literal["wb", "ab"], *, encoding: str | None = "utf-8") -> IO[bytes]: ...
+def open_private(path: Path | str, mode: str = "w", *, encoding: str | None = "utf-8") -> IO[str] | IO[bytes]:
     """Open ``path`` for writing (``mode`` "w", "wb" or "a") as a 0600 file
     (created so, or tightened), refusing to follow a symlink planted at that name."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
@@ -77,7 +81,14 @@ def open_private(path: Path | str, mode: str = "w", *, encoding: str | None = "u
 
 def write_private(path: Path | str, data: str | bytes, *, fsync: bool = False) -> None:
     """Write ``data`` to a 0600 ``path``."""
-    with open_private(path, "wb" if isinstance(data, bytes) else "w") as fh:
+    if isinstance(data, bytes):
+        with open_private(path, "wb") as bfh:
+            bfh.write(data)
+            if fsync:
+                bfh.flush()
+                os.fsync(bfh.fileno())
+        return
+    with open_private(path, "w") as fh:
         fh.write(data)
         if fsync:
             fh.flush()
@@ -127,13 +138,13 @@ _PRINTER_ENV = "OPD_PRINTER_"
 _PRINTER_OWN = frozenset({"target", "width_chars"})
 
 
-def printer_group(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+def printer_group(data: Mapping[str, object], environ: Mapping[str, str]) -> dict[str, object]:
     """The printer group's values from the counter's keys (``printer``,
     ``printer_target``, ``paper_width_chars``: given values, else the
     environment) over the ``OPD_PRINTER_<FIELD>`` variables."""
     env = {k.upper(): v for k, v in environ.items() if k.upper().startswith("OPD_")}
-    values: dict[str, Any] = {name: env[_PRINTER_ENV + name.upper()] for name in PrinterSettings.model_fields
-                              if name not in _PRINTER_OWN and _PRINTER_ENV + name.upper() in env}
+    values: dict[str, object] = {name: env[_PRINTER_ENV + name.upper()] for name in PrinterSettings.model_fields
+                                 if name not in _PRINTER_OWN and _PRINTER_ENV + name.upper() in env}
     raw = data.get("printer", env.get("OPD_PRINTER"))
     if isinstance(raw, Mapping):
         return {**values, **raw}
@@ -142,7 +153,7 @@ def printer_group(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[s
     width = data["paper_width_chars"] if "paper_width_chars" in data else env.get("OPD_PAPER_WIDTH_CHARS", 42)
     values.update(target=kind, width_chars=width)
     if kind in ("file", "pdf"):
-        values["directory"] = Path(where) if where else None  # None: <data_dir>/prints
+        values["directory"] = Path(cast("str", where)) if where else None  # None: <data_dir>/prints
     elif kind == "escpos-network" and where:
         host, _, port = str(where).partition(":")
         values["host"] = host
@@ -195,7 +206,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _printer_group(cls, data: Any) -> Any:
+    def _printer_group(cls, data: object) -> object:
         if not isinstance(data, dict) or isinstance(data.get("printer"), PrinterSettings):
             return data
         return {**data, "printer": printer_group(data, os.environ)}
@@ -234,11 +245,12 @@ class Settings(BaseSettings):
         return self.data_dir / "backups"
 
 
-def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+def load_settings(data_dir: Path | None = None, **overrides: object) -> Settings:
     """Settings for the counter in ``data_dir`` (default: env or platform dir)."""
     base = Settings() if data_dir is None else Settings(data_dir=data_dir)
     file_values = _read_toml(base.config_path)
     env_set = {k[4:].lower() for k in os.environ if k.startswith("OPD_")}
+    # untyped: BaseSettings(**values) takes its own keyword options too, typed apart
     merged: dict[str, Any] = {k: v for k, v in file_values.items() if k not in env_set}
     merged["data_dir"] = base.data_dir
     settings = Settings(**merged)
@@ -252,7 +264,7 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     return settings.model_copy(update=clean) if clean else settings
 
 
-def _toml_value(v: Any) -> str:
+def _toml_value(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -261,7 +273,7 @@ def _toml_value(v: Any) -> str:
     return f'"{s}"'
 
 
-def write_config(settings: Settings, values: dict[str, Any]) -> None:
+def write_config(settings: Settings, values: Mapping[str, object]) -> None:
     """Merge ``values`` into config.toml (never the token: that has its own file)."""
     current = _read_toml(settings.config_path)
     current.update({k: v for k, v in values.items() if v is not None and k not in ("central_token", "hub_token")})

@@ -14,7 +14,6 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
 
 CONFIG_FILE = "config.toml"
 TOKEN_FILE = "device.token"  # noqa: S105 - a file name, not a secret
@@ -31,7 +30,7 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("opd-fallback", appauthor=False))
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, object]:
     if not path.exists():
         return {}
     with path.open("rb") as fh:
@@ -39,7 +38,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 # Settings that no value of the right type can make invalid (plain strings); a
-# counter set up by ``init`` has only these. Any other setting may be refused
+# counter set up by ``init`` has only these. A setting beyond them may be refused
 # by the full settings, which a command must then report, so its presence
 # sends the quick path to the full settings.
 PLAIN_SETTINGS = frozenset({"data_dir", "device_id", "hospital", "central_url", "central_token"})
@@ -62,9 +61,10 @@ def counter_identity() -> tuple[Path, str] | None:
         file_values = read_toml(data_dir / CONFIG_FILE)
     except (OSError, tomllib.TOMLDecodeError):
         return None
-    if any(k not in PLAIN_SETTINGS or not isinstance(v, str) for k, v in file_values.items()):
+    strings = {k: v for k, v in file_values.items() if isinstance(v, str)}
+    if len(strings) != len(file_values) or any(k not in PLAIN_SETTINGS for k in strings):
         return None
-    raw = os.environ.get("OPD_DEVICE_ID", file_values.get("device_id", ""))
+    raw = os.environ.get("OPD_DEVICE_ID", strings.get("device_id", ""))
     device_id = raw.strip().upper()
     db_path = data_dir / DB_FILE
     if not DEVICE_ID.match(device_id) or not db_path.exists():

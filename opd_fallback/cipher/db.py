@@ -37,19 +37,25 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import sqlcipher3.dbapi2 as dbapi2
+
+if TYPE_CHECKING:
+    import sqlite3
 
 from opd_fallback.cipher.keys import Key, KeyProblem, fsync_dir, read_ref
 from opd_fallback.domain.exits import ExitCode, OpdError
 
-__all__ = ["Connection", "DatabaseError", "Error", "OperationalError", "dbapi2"]
+__all__ = ["Connection", "DBConnection", "DatabaseError", "Error", "OperationalError", "dbapi2"]
 
 Error = dbapi2.Error
 DatabaseError = dbapi2.DatabaseError
 OperationalError = dbapi2.OperationalError
 Connection = dbapi2.Connection
+# sqlcipher3 ships no types; its connections have sqlite3's interface, so mypy
+# reads them as sqlite3's (the one name for a DB-API connection across the package)
+DBConnection: TypeAlias = "sqlite3.Connection"
 
 PLAIN_HEADER = b"SQLite format 3\x00"
 SQLITE_NOTADB = 26
@@ -83,7 +89,7 @@ def wrong_key_sentence(path: Path | str, key: Key | None) -> str:
             "the counter'); if the key is surely right, the file is damaged: restore the last backup")
 
 
-def apply_key(conn: Any, key: Key | None) -> None:
+def apply_key(conn: DBConnection, key: Key | None) -> None:
     """Key a fresh connection (before anything reads the file)."""
     conn.execute("PRAGMA cipher_log_level = NONE")
     if key is not None:
@@ -94,18 +100,18 @@ def apply_key(conn: Any, key: Key | None) -> None:
 def connect(
     path: Path | str, key: Key | None, *, readonly: bool = False, timeout: float = 15.0,
     check_same_thread: bool = True, isolation_level: str | None = "", uri: str | None = None,
-) -> Any:
+) -> DBConnection:
     """A DB-API connection to the database at ``path``, keyed with ``key``
     (``None``: a plain file, for conversion and tests only), checked to open.
 
     Raises KeyProblem (``wrong``) when the key does not open the file; other
     errors (a missing folder, a damaged file) are the driver's, as with ``sqlite3``."""
     target = uri if uri is not None else (f"{Path(path).resolve().as_uri()}?mode=ro" if readonly else str(path))
-    kwargs: dict[str, Any] = {"timeout": timeout, "check_same_thread": check_same_thread,
+    kwargs: dict[str, float | bool | str | None] = {"timeout": timeout, "check_same_thread": check_same_thread,
                               "uri": uri is not None or readonly}
     if isolation_level != "":
         kwargs["isolation_level"] = isolation_level
-    conn = dbapi2.connect(target, **kwargs)
+    conn: DBConnection = dbapi2.connect(target, **kwargs)
     try:
         apply_key(conn, key)
         conn.execute("PRAGMA user_version").fetchone()  # reads page 1 only: a wrong key, not a damaged page
@@ -140,13 +146,13 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _tables(conn: Any, schema: str = "main") -> list[str]:
+def _tables(conn: DBConnection, schema: str = "main") -> list[str]:
     return [str(r[0]) for r in conn.execute(
         f"SELECT name FROM {schema}.sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
         "AND sql NOT LIKE 'CREATE VIRTUAL TABLE%' ORDER BY name")]
 
 
-def _counts(conn: Any, schema: str = "main") -> dict[str, int]:
+def _counts(conn: DBConnection, schema: str = "main") -> dict[str, int]:
     return {t: int(conn.execute(f'SELECT count(*) FROM {schema}."{t}"').fetchone()[0]) for t in _tables(conn, schema)}
 
 
@@ -156,7 +162,7 @@ class ConversionFailed(OpdError):
     exit_code = ExitCode.DISK
 
 
-def _sole_and_locked(conn: Any) -> None:
+def _sole_and_locked(conn: DBConnection) -> None:
     """Prove no other program has the database open (leaving WAL needs that),
     then keep an exclusive lock until ``conn`` closes."""
     mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
@@ -167,7 +173,7 @@ def _sole_and_locked(conn: Any) -> None:
     conn.execute("COMMIT")
 
 
-def export_copy(src: Any, dst_path: Path, key: Key, *, wal: bool) -> None:
+def export_copy(src: DBConnection, dst_path: Path, key: Key, *, wal: bool) -> None:
     """Export the open database ``src`` into a fresh encrypted file ``dst_path``,
     with the schema version, checked against ``src``. ``src`` holds its lock."""
     dst_path.unlink(missing_ok=True)

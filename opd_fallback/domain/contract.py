@@ -14,12 +14,14 @@ compared with the payload.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from opd_fallback.domain import canonical
+from opd_fallback.domain.jsonio import JSONObjectField
 from opd_fallback.domain.payloads import MAX_INT, OpKind, Origin
 
 CONTRACT_VERSION = "1.2"
@@ -77,13 +79,13 @@ class OpEnvelope(BaseModel):
     seq: StrictInt = Field(ge=1, le=MAX_INT)
     recorded_at: AwareDatetime
     depends_on: list[str] = Field(default_factory=list)
-    payload: dict[str, Any]
+    payload: JSONObjectField
     resolution: Resolution | None = None
     origin: Origin | None = None  # 1.2: where a back-entered op was written on paper
 
     @field_validator("depends_on", mode="before")
     @classmethod
-    def _null_is_none(cls, v: Any) -> Any:
+    def _null_is_none(cls, v: object) -> object:
         return [] if v is None else v  # 1.2: a field without a value may be sent as null
 
 
@@ -104,9 +106,9 @@ CANDIDATE_FIELDS = ("uhid", "name", "sex", "age_years", "guardian_name", "mobile
 class OpError(Wire):
     code: str
     message: str = ""
-    fields: list[dict[str, Any]] | None = None
+    fields: list[JSONObjectField] | None = None
     candidates: list[Candidate] | None = None
-    current: dict[str, Any] | None = None
+    current: JSONObjectField | None = None
     # 1.2, on deferred: what the op waits for, {"op_id": ...} or {"local_ref": ...}
     waiting_for: dict[str, str] | None = None
 
@@ -114,12 +116,12 @@ class OpError(Wire):
 class OpResult(Wire):
     op_id: str
     status: OpStatus
-    result: dict[str, Any] | None = None
+    result: JSONObjectField | None = None
     error: OpError | None = None
 
 
 class BatchRequest(BaseModel):
-    ops: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_OPS)
+    ops: list[JSONObjectField] = Field(min_length=1, max_length=MAX_BATCH_OPS)
 
 
 class BatchResponse(Wire):
@@ -289,7 +291,7 @@ class ReconciliationOps(Wire):
     done: bool
 
 
-def drop_nulls(value: Any, *, keep_in: str | None = None) -> Any:
+def drop_nulls(value: object, *, keep_in: str | None = None) -> object:
     """``value`` with every null-valued object key removed, at any depth (list
     items are kept as they are, nulls included). The entries of an object under
     the key ``keep_in`` keep their nulls (1.2: ``changes``, where null clears)."""
@@ -301,13 +303,13 @@ def drop_nulls(value: Any, *, keep_in: str | None = None) -> Any:
     return value
 
 
-def _keep_entries(value: Any, keep_in: str | None) -> Any:
+def _keep_entries(value: object, keep_in: str | None) -> object:
     if isinstance(value, dict):
         return {k: drop_nulls(v, keep_in=keep_in) for k, v in value.items()}
     return drop_nulls(value, keep_in=keep_in)
 
 
-def canonical_payload(payload: Any, kind: str | None = None) -> bytes:
+def canonical_payload(payload: object, kind: str | None = None) -> bytes:
     """The payload as RFC 8785 canonical JSON with an absent key equal to null:
     two payloads are the same for idempotency exactly when these bytes are.
     For a ``patient.update`` (1.2) a null inside ``changes`` is kept: it clears
@@ -318,7 +320,7 @@ def canonical_payload(payload: Any, kind: str | None = None) -> bytes:
     return canonical.dumps(drop_nulls(payload, keep_in=keep))
 
 
-def canonical_op(payload: Any, origin: Any = None, kind: str | None = None) -> bytes:
+def canonical_op(payload: object, origin: object = None, kind: str | None = None) -> bytes:
     """What idempotency compares (1.2): the payload and, when the envelope carries
     one with a value, the ``origin``. An op without an origin compares exactly
     as under 1.1, so outcomes remembered then still match their resends."""
@@ -329,7 +331,7 @@ def canonical_op(payload: Any, origin: Any = None, kind: str | None = None) -> b
     return canonical.dumps({"origin": body, "payload": drop_nulls(payload, keep_in=keep)})
 
 
-def big_int_path(value: Any, path: str = "") -> str | None:
+def big_int_path(value: object, path: str = "") -> str | None:
     """The dotted path of the first integer beyond 2**53-1 (either sign) in ``value``
     (1.2: such a value is ``validation_failed`` naming the field; it has no
     canonical form), or None. Negative numbers are left to each field's rule."""
@@ -338,7 +340,7 @@ def big_int_path(value: Any, path: str = "") -> str | None:
     if isinstance(value, int):
         return None if -MAX_INT <= value <= MAX_INT else (path or "payload")
     if isinstance(value, dict):
-        items: Any = value.items()
+        items: Iterable[tuple[object, object]] = value.items()
     elif isinstance(value, list):
         items = enumerate(value)
     else:

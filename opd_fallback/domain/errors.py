@@ -8,7 +8,7 @@ as the contract's ``error.fields``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -139,7 +139,7 @@ def explain(exc: ValidationError) -> list[FieldProblem]:
     return out
 
 
-def validate(model: type[M], data: Any) -> M:
+def validate(model: type[M], data: object) -> M:
     """Validate or raise ``DomainError`` with readable problems."""
     try:
         return model.model_validate(data)
@@ -147,7 +147,7 @@ def validate(model: type[M], data: Any) -> M:
         raise DomainError(explain(exc), code="validation_failed") from None
 
 
-def error_words(err: Any, limit: int = 200) -> str:
+def error_words(err: object, limit: int = 200) -> str:
     """A contract error object (``{"code", "message"}``) as one line for a person."""
     if isinstance(err, dict):
         return f"{err.get('code', '')}: {err.get('message', '')}".strip(": ")[:limit]

@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import SupportsInt
 
 from rapidfuzz import fuzz
 
@@ -72,7 +72,7 @@ def normalise_name(name: str) -> str:
     return " ".join(w for w in out if w)
 
 
-def mobile_key(value: Any) -> str | None:
+def mobile_key(value: object) -> str | None:
     """A mobile as compared: as ``rules.mobile`` writes it; a number it refuses
     (an old record's) by its digits, so equal numbers still compare equal."""
     if value is None:
@@ -83,10 +83,13 @@ def mobile_key(value: Any) -> str | None:
         return _NOT_DIGITS.sub("", str(value)) or None
 
 
-def age_in_years(p: Mapping[str, Any], today: date | None = None) -> int | None:
+def age_in_years(p: Mapping[str, object], today: date | None = None) -> int | None:
     """Whole years from age_years or birth_date; infants (months or days) count as 0."""
-    if p.get("age_years") is not None:
-        return int(p["age_years"])
+    years = p.get("age_years")
+    if years is not None:
+        if isinstance(years, str | SupportsInt):
+            return int(years)
+        raise TypeError(f"age_years must be a number, not {type(years).__name__}")
     bd = p.get("birth_date")
     if bd:
         born = bd if isinstance(bd, date) else date.fromisoformat(str(bd))
@@ -113,7 +116,7 @@ class Verdict:
     why: tuple[str, ...]  # "same ABHA number", "same mobile", "similar name", "same age"...
 
 
-def alike(new: Mapping[str, Any], old: Mapping[str, Any], *, today: date | None = None) -> Verdict | None:
+def alike(new: Mapping[str, object], old: Mapping[str, object], *, today: date | None = None) -> Verdict | None:
     """The rule's second half, for two patients already known to share a mobile:
     a similar name and an age within two years (or not known on one side)."""
     score = name_score(str(new.get("name") or ""), str(old.get("name") or ""))
@@ -128,7 +131,7 @@ def alike(new: Mapping[str, Any], old: Mapping[str, Any], *, today: date | None 
     return Verdict(score, ("same name" if score >= 99 else "similar name", *ages))
 
 
-def judge(new: Mapping[str, Any], old: Mapping[str, Any], *, today: date | None = None) -> Verdict | None:
+def judge(new: Mapping[str, object], old: Mapping[str, object], *, today: date | None = None) -> Verdict | None:
     """The rule: a :class:`Verdict` when ``old`` may be the same person as ``new``, else None.
     Each is a mapping of patient fields (name, mobile, abha_number, age_years,
     age_months, age_days, birth_date)."""

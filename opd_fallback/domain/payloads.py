@@ -22,7 +22,7 @@ clears a field. Every integer is at most :data:`MAX_INT` (2**53 - 1).
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from opd_fallback.domain import registry, rules
+from opd_fallback.domain.jsonio import JSONObject
 
 Sex = Literal["M", "F", "O"]
 GuardianRelation = Literal["S/O", "D/O", "W/O", "C/O"]
@@ -66,7 +67,7 @@ class Model(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _drop_nulls(cls, data: Any) -> Any:
+    def _drop_nulls(cls, data: object) -> object:
         if cls._nulls_are_absent and isinstance(data, dict) and None in data.values():
             return {k: v for k, v in data.items() if v is not None}
         return data
@@ -88,7 +89,7 @@ class Ref(Model):
 
     @field_validator("central_id", "local_ref", mode="before")
     @classmethod
-    def _present_means_set(cls, v: Any) -> Any:
+    def _present_means_set(cls, v: object) -> object:
         # runs only for keys that are present: an absent key keeps its default
         if v is None:
             raise ValueError("must not be null: send only the one key that has a value")
@@ -159,17 +160,17 @@ class PatientFields(Model):
 
     @field_validator("mobile", mode="before")
     @classmethod
-    def _mobile(cls, v: Any) -> str | None:
+    def _mobile(cls, v: object) -> str | None:
         return rules.mobile(None if v is None else str(v))
 
     @field_validator("abha_number", mode="before")
     @classmethod
-    def _abha(cls, v: Any) -> str | None:
+    def _abha(cls, v: object) -> str | None:
         return rules.abha_number(None if v is None else str(v))
 
     @field_validator("pin", mode="before")
     @classmethod
-    def _pin(cls, v: Any) -> str | None:
+    def _pin(cls, v: object) -> str | None:
         return rules.pin_code(None if v is None else str(v))
 
     @field_validator("address_line", "district", "state")
@@ -226,11 +227,11 @@ class PatientUpdate(Model):
 
     patient: Ref
     base_version: StrictInt = Field(ge=0, le=MAX_INT)
-    changes: dict[str, Any] = Field(min_length=1)
+    changes: dict[str, object] = Field(min_length=1)  # checked field by field below; JSON after it
 
     @field_validator("changes")
     @classmethod
-    def _changes(cls, v: dict[str, Any]) -> dict[str, Any]:
+    def _changes(cls, v: dict[str, object]) -> JSONObject:
         allowed = set(PatientFields.model_fields)
         unknown = sorted(set(v) - allowed)
         if unknown:
@@ -464,7 +465,7 @@ class Origin(Model):
 PAYLOAD_MODELS: dict[str, type[Model]] = {k.name: globals()[k.model] for k in registry.KINDS}
 
 
-def validate_payload(kind: str, payload: Any) -> Model:
+def validate_payload(kind: str, payload: object) -> Model:
     """Validate a payload for its kind; raises pydantic ``ValidationError``
     (or ``KeyError`` for an unknown kind)."""
     return PAYLOAD_MODELS[kind].model_validate(payload)
@@ -477,7 +478,7 @@ WIRE_NULLS: dict[type[BaseModel], frozenset[str]] = {
 }
 
 
-def wire(model: BaseModel) -> dict[str, Any]:
+def wire(model: BaseModel) -> JSONObject:
     """The JSON form of a payload as it travels: dates as strings, references
     with their one key, empty optional fields left out (except those in
     :data:`WIRE_NULLS`). Values inside ``patient.update``'s ``changes`` keep

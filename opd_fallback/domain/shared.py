@@ -13,10 +13,12 @@ what the counters recorded, as they recorded it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from opd_fallback.domain import registry
+from opd_fallback.domain.jsonio import JSONObject
 
 # op kind -> record kind it creates; op kind -> the result key holding its central id
 # (both declared per kind in domain/registry.py)
@@ -43,13 +45,14 @@ class SharedRecord:
     name: str | None = None  # the patient's name (patient records only)
     mobile: str | None = None
     uhid: str | None = None  # a uhid the patient record was made with (reserved block)
+    # untyped, not JSONObject, until store/shared.py narrows what it reads from it (issue 22)
     detail: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def ref_key(ref: Any) -> str | None:
+def ref_key(ref: object) -> str | None:
     """The one value of a contract reference (``{"local_ref": ...}`` or ``{"central_id": ...}``)."""
     if not isinstance(ref, dict):
         return None
@@ -57,11 +60,11 @@ def ref_key(ref: Any) -> str | None:
     return str(value) if value else None
 
 
-def _s(v: Any) -> str | None:
+def _s(v: object) -> str | None:
     return None if v is None else str(v)
 
 
-def record_of(op: dict[str, Any]) -> SharedRecord | None:
+def record_of(op: Mapping[str, object]) -> SharedRecord | None:
     """The record an op creates, or None (updates and voids create none)."""
     kind = CREATES.get(str(op.get("kind")))
     payload = op.get("payload")
@@ -95,36 +98,47 @@ def record_of(op: dict[str, Any]) -> SharedRecord | None:
     return rec
 
 
-def patient_changes(op: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def patient_changes(op: Mapping[str, object]) -> tuple[str, JSONObject] | None:
     """For a ``patient.update``: (patient reference, the index fields it changes)."""
-    if op.get("kind") != "patient.update" or not isinstance(op.get("payload"), dict):
+    payload = op.get("payload")
+    if op.get("kind") != "patient.update" or not isinstance(payload, dict):
         return None
-    ref = ref_key(op["payload"].get("patient"))
-    changes = op["payload"].get("changes")
+    ref = ref_key(payload.get("patient"))
+    changes = payload.get("changes")
     if not ref or not isinstance(changes, dict):
         return None
     keep = {k: v for k, v in changes.items() if k in _PATIENT_FIELDS}
     return (ref, keep) if keep else None
 
 
-def voided_payment(op: dict[str, Any]) -> str | None:
+def voided_payment(op: Mapping[str, object]) -> str | None:
     """For a ``payment.void``: the payment reference it voids."""
-    if op.get("kind") != "payment.void" or not isinstance(op.get("payload"), dict):
+    payload = op.get("payload")
+    if op.get("kind") != "payment.void" or not isinstance(payload, dict):
         return None
-    return ref_key(op["payload"].get("payment"))
+    return ref_key(payload.get("payment"))
 
 
-def tubes_of(payload: dict[str, Any]) -> list[dict[str, Any]]:
+class TubeOf(TypedDict):
+    """One tube of a lab order as the LAN keeps it (sample type and test codes as the counter sent them)."""
+
+    sample_id: str
+    sample_type: str | None
+    tests: list[str | None]  # a 1.0 order's test without a code is kept as None, as mirrored
+
+
+def tubes_of(payload: Mapping[str, object]) -> list[TubeOf]:
     """A ``lab.order`` payload's tubes (``samples``); an order of a 1.0 counter
     that names only ``sample_id`` has that one tube with every test."""
     tubes = payload.get("samples")
+    tests = payload.get("tests")
     if isinstance(tubes, list) and tubes:
         return [{"sample_id": str(t.get("sample_id") or "").upper(), "sample_type": t.get("sample_type"),
                  "tests": list(t.get("tests") or [])} for t in tubes if isinstance(t, dict)]
     sid = payload.get("sample_id")
     if not sid:
         return []
-    codes = [t.get("code") for t in payload.get("tests") or [] if isinstance(t, dict)]
+    codes = [t.get("code") for t in (tests if isinstance(tests, list) else []) if isinstance(t, dict)]
     return [{"sample_id": str(sid).upper(), "sample_type": None, "tests": codes}]
 
 
@@ -142,7 +156,7 @@ class SampleEvent:
     note: str | None = None
 
 
-def sample_event(op: dict[str, Any]) -> SampleEvent | None:
+def sample_event(op: Mapping[str, object]) -> SampleEvent | None:
     """For a ``lab.sample_collect``: the collection desk's event, else None."""
     payload = op.get("payload")
     if op.get("kind") != "lab.sample_collect" or not isinstance(payload, dict):
@@ -156,7 +170,7 @@ def sample_event(op: dict[str, Any]) -> SampleEvent | None:
                        note=_s(payload.get("note")))
 
 
-def central_id_of(kind: str, result: Any) -> str | None:
+def central_id_of(kind: str, result: object) -> str | None:
     """The central id in an applied op's result (uhid, visit_id, order_id, receipt_id)."""
     key = CENTRAL_ID_KEYS.get(kind)
     if key is None or not isinstance(result, dict) or not result.get(key):

@@ -10,15 +10,34 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from opd_fallback.printing.base import PrintError
 from opd_fallback.printing.document import Document
 from opd_fallback.printing.raster import Cut, ImageLine, Piece, TextLine, ThermalLayout
 from opd_fallback.printing.settings import PrinterSettings
 
+if TYPE_CHECKING:
+    from PIL import Image
 
-def send_pieces(p: Any, pieces: list[Piece]) -> None:
+
+class _Profile(Protocol):
+    profile_data: dict[str, dict[str, dict[str, object]]]
+
+
+class EscposDevice(Protocol):
+    """What this module uses of a python-escpos printer object (the library ships no types)."""
+
+    profile: _Profile
+
+    def cut(self) -> None: ...
+    def image(self, img_source: Image.Image, *, impl: str, center: bool) -> None: ...
+    def set(self, **settings: str | bool) -> None: ...
+    def text(self, txt: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def send_pieces(p: EscposDevice, pieces: list[Piece]) -> None:
     """Write a plan to a python-escpos printer object (a Dummy in tests)."""
     _tell_width(p, max((x.image.width for x in pieces if isinstance(x, ImageLine)), default=0))
     for piece in pieces:
@@ -39,7 +58,7 @@ def send_pieces(p: Any, pieces: list[Piece]) -> None:
                 p.set(bold=False)
 
 
-def _tell_width(p: Any, dots: int) -> None:
+def _tell_width(p: EscposDevice, dots: int) -> None:
     """Give this printer object a profile of its own that knows our paper's
     width in dots (python-escpos's shared generic profile does not, and says so
     with a print() on stdout, under the counter's screen, for every image)."""
@@ -59,20 +78,23 @@ class EscposPrinter:
     """Opens the connection per document (a printer switched off and on again
     just works on the next print) and always closes it."""
 
-    def __init__(self, connect: Callable[[], Any], *, width: int = 42) -> None:
+    def __init__(self, connect: Callable[[], EscposDevice], *, width: int = 42) -> None:
         self._connect = connect
         self.width = width
 
     @classmethod
     def from_settings(cls, s: PrinterSettings) -> EscposPrinter:
-        def connect() -> Any:
+        def connect() -> EscposDevice:
             from escpos import printer as ep
 
+            device: EscposDevice
             if s.target == "escpos-usb":
-                return ep.Usb(s.usb_vendor, s.usb_product, timeout=int(s.timeout_s * 1000))
-            if s.target == "escpos-serial":
-                return ep.Serial(devfile=s.serial_port, baudrate=s.serial_baud, timeout=s.timeout_s)
-            return ep.Network(s.host, port=s.port, timeout=s.timeout_s)
+                device = ep.Usb(s.usb_vendor, s.usb_product, timeout=int(s.timeout_s * 1000))
+            elif s.target == "escpos-serial":
+                device = ep.Serial(devfile=s.serial_port, baudrate=s.serial_baud, timeout=s.timeout_s)
+            else:
+                device = ep.Network(s.host, port=s.port, timeout=s.timeout_s)
+            return device
 
         return cls(connect, width=s.width_chars)
 

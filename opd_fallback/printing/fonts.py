@@ -17,9 +17,12 @@ from __future__ import annotations
 import logging
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opd_fallback.domain.exits import OpdError
+
+if TYPE_CHECKING:
+    from PIL.ImageFont import FreeTypeFont
 
 _SYSTEM_FONTS = (
     Path("/usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf"),
@@ -73,7 +76,7 @@ def shaping_available() -> bool:
 
 
 @cache
-def pil_font(size: int, bold: bool = False, configured: Path | None = None) -> Any:
+def pil_font(size: int, bold: bool = False, configured: Path | None = None) -> FreeTypeFont:
     """A Pillow font at ``size`` pixels, weight 700 for bold (variable font)."""
     from PIL import ImageFont
 

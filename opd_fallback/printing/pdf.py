@@ -15,13 +15,16 @@ import subprocess
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opd_fallback.config import private_dir, write_private
 from opd_fallback.printing.base import PrintError
 from opd_fallback.printing.document import Document
 from opd_fallback.printing.file import _UNSAFE
 from opd_fallback.printing.fonts import devanagari_font
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 
 class PdfPrinter:
@@ -41,7 +44,7 @@ class PdfPrinter:
         self.font_path = font_path
         self.printed: list[Path] = []
 
-    def _fonts(self, pdf: Any) -> str:
+    def _fonts(self, pdf: FPDF) -> str:
         # The variable Noto font is embedded as is: its outlines are the regular
         # weight (instancing a bold with fontTools takes seconds a print), and
         # bold is drawn by stroking the glyphs' outline as well as filling them.
@@ -50,7 +53,7 @@ class PdfPrinter:
         return "Body"
 
     @staticmethod
-    def _weight(pdf: Any, size: float, bold: bool) -> AbstractContextManager[None]:
+    def _weight(pdf: FPDF, size: float, bold: bool) -> AbstractContextManager[None]:
         """Bold as the glyphs filled and stroked, in a graphics state of its own."""
         if not bold:
             return nullcontext()
@@ -114,7 +117,7 @@ class PdfPrinter:
         return bytes(pdf.output())
 
     @staticmethod
-    def _code128(pdf: Any, data: str, *, y: float, x0: float, inner: float, h: float) -> None:
+    def _code128(pdf: FPDF, data: str, *, y: float, x0: float, inner: float, h: float) -> None:
         """Code 128 bars (python-barcode's pattern), 0.25 mm a module where it fits."""
         from opd_fallback.printing.raster import code128_modules
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from PIL import Image, ImageDraw
 
@@ -23,6 +23,11 @@ from opd_fallback.config import open_private, private_dir
 from opd_fallback.printing.document import Block, Document
 from opd_fallback.printing.fonts import pil_font
 from opd_fallback.printing.text import render_block
+
+if TYPE_CHECKING:
+    from PIL.ImageFont import FreeTypeFont
+
+    from opd_fallback.domain.jsonio import JSONObject
 
 CELL_W, CELL_H = 12, 24  # ESC/POS font A, in dots
 DOTS_PER_MM = 8  # 203 dpi
@@ -44,7 +49,7 @@ class TextLine:
 class ImageLine:
     """A full-width 1-bit image (Devanagari text, barcode, QR code or a label)."""
 
-    image: Any  # PIL.Image.Image, mode "1"
+    image: Image.Image  # mode "1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +115,7 @@ def qr_image(data: str, *, width: int, scale: int = 6) -> Image.Image:
 
 
 # ------------------------------------------------------------------- text lines
-def _wrap_px(text: str, font: Any, width: int) -> list[str]:
+def _wrap_px(text: str, font: FreeTypeFont, width: int) -> list[str]:
     words, lines, line = text.split(" "), [], ""
     for word in words:
         cand = f"{line} {word}" if line else word
@@ -266,7 +271,7 @@ class Placed:
     bold: bool = False
     module: int = 2
     width: int = LABEL_W - 2 * LABEL_MARGIN
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JSONObject = field(default_factory=dict)
 
 
 def _fit(text: str, size: int, bold: bool, width: int) -> str:

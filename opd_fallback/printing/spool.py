@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opd_fallback.cipher import custody
 from opd_fallback.cipher import db as cipher_db
@@ -29,6 +29,10 @@ from opd_fallback.cipher.keys import Key, KeyProblem
 from opd_fallback.config import private_dir
 from opd_fallback.printing.base import Printer, PrintError
 from opd_fallback.printing.document import Document
+
+if TYPE_CHECKING:
+    from opd_fallback.cipher.db import DBConnection
+    from opd_fallback.domain.jsonio import JSONObject
 
 SPOOL_DB = "spool.db"
 COUNTER_DB = "counter.db"  # datadir.DB_FILE: the database whose key the spool shares
@@ -63,7 +67,7 @@ class Spool:
         return self._key or custody.key_for(self.directory.parent / COUNTER_DB)
 
     @contextlib.contextmanager
-    def _db(self) -> Iterator[Any]:
+    def _db(self) -> Iterator[DBConnection]:
         private_dir(self.directory)
         path, key = self.db_path, self._main_key()
         if not path.exists():  # 0600 before SQLite opens it (its journal takes the same mode)
@@ -85,7 +89,7 @@ class Spool:
         finally:
             conn.close()
 
-    def _adopt_json_files(self, conn: Any) -> None:
+    def _adopt_json_files(self, conn: DBConnection) -> None:
         """Move an older version's plain JSON spool files in, then remove them."""
         olds = sorted(self.directory.glob("*.json"))
         if not olds:
@@ -95,7 +99,7 @@ class Spool:
                 doc = self.load_document(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            status: dict[str, Any] = {}
+            status: JSONObject = {}
             with contextlib.suppress(OSError, ValueError):
                 status = json.loads(path.with_suffix(".status").read_text(encoding="utf-8"))
             conn.execute("INSERT OR IGNORE INTO doc(name, created_at, kind, ref, title, body, printed, error) "
@@ -114,6 +118,7 @@ class Spool:
         with self._db() as conn:
             cur = conn.execute("INSERT INTO doc(created_at, kind, ref, title, body, error) VALUES (?, ?, ?, ?, ?, ?)",
                                (doc.created_at, doc.kind, doc.ref, doc.title, doc.to_json(), "not printed yet"))
+            assert cur.lastrowid is not None  # an INSERT's row
             return int(cur.lastrowid)
 
     def mark(self, entry: int, error: str | None) -> None:

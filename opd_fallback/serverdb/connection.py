@@ -71,12 +71,12 @@ class Connection:
         # transaction already holds the file's write lock; on PostgreSQL lock the row.
         self.for_update = "" if self.is_sqlite else " FOR UPDATE"
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Any:
         if self.is_sqlite:
             return self.raw.execute(sql, params)
         return self.raw.execute(_pg_sql(sql), params)
 
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
         """Run ``sql`` once per row. On PostgreSQL a plain ``INSERT INTO t(cols) VALUES
         (...)`` of many rows goes as one ``COPY`` (one statement, not one per row)."""
         if self.is_sqlite:

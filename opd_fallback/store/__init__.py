@@ -7,7 +7,7 @@ so importing a light module of this package (``store.readonly``, ``store.states`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from opd_fallback.store.engine import Store, make_engine, open_store
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["Store", "make_engine", "open_store"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in __all__:
         from opd_fallback.store import engine
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import orjson
 from sqlalchemy import insert
@@ -14,7 +14,7 @@ from opd_fallback.store.tables import AuditEntry
 
 
 def record(
-    session: Session, actor: str, action: str, subject: str | None = None, **detail: Any
+    session: Session, actor: str, action: str, subject: str | None = None, **detail: object
 ) -> AuditEntry:
     """Add one entry in the caller's transaction (so it commits with the change)."""
     entry = AuditEntry(
@@ -24,7 +24,7 @@ def record(
     return entry
 
 
-def record_many(session: Session, actor: str, action: str, entries: list[tuple[str, dict[str, Any]]]) -> None:
+def record_many(session: Session, actor: str, action: str, entries: Sequence[tuple[str, Mapping[str, object]]]) -> None:
     """Many entries (subject, detail) in one statement, in the caller's transaction
     (a bulk import audits every row without building an object per row)."""
     if entries:

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opd_fallback.cipher import custody
 from opd_fallback.cipher import db as cipher_db
@@ -43,6 +43,10 @@ from opd_fallback.domain.clock import now_ist
 from opd_fallback.domain.exits import OpdError
 from opd_fallback.store.engine import make_private_db_file
 from opd_fallback.store.states import PENDING
+
+if TYPE_CHECKING:
+    from opd_fallback.cipher.db import DBConnection
+    from opd_fallback.domain.jsonio import JSONObject
 
 BACKUP_PREFIX = "counter-"
 BACKUP_SUFFIX = ".db"
@@ -73,7 +77,7 @@ class DbFacts:
         mine, theirs = self.last_updated_at, other.last_updated_at
         return bool(mine and (theirs is None or _ts(mine) > _ts(theirs)))
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return asdict(self)
 
 
@@ -90,7 +94,7 @@ class BackupResult:
     def ok(self) -> bool:
         return self.integrity == "ok"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return {
             "path": str(self.path),
             "size_bytes": self.size_bytes,
@@ -109,7 +113,7 @@ class RestoreResult:
     replaced_saved_as: Path | None
     facts: DbFacts
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return {
             "path": str(self.path),
             "source": str(self.source),
@@ -153,7 +157,7 @@ def key_of(path: Path | str, given: Iterable[Key] = ()) -> Key:
                                 "recovery code with --recovery-code-stdin, or its key file with --key-file")
 
 
-def _connect_ro(path: Path, key: Key | None = None) -> Any:
+def _connect_ro(path: Path, key: Key | None = None) -> DBConnection:
     if not path.exists():
         raise BackupError(f"{path} does not exist")
     k = None if cipher_db.is_plain(path) else (key or key_of(path))

@@ -22,15 +22,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlmodel import Session
 
 from opd_fallback.cipher import custody
 from opd_fallback.cipher import db as cipher_db
 from opd_fallback.cipher.keys import Key
 from opd_fallback.config import PRIVATE_FILE_MODE, private_dir, tighten_file
+
+if TYPE_CHECKING:
+    from opd_fallback.cipher.db import DBConnection
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -44,7 +47,7 @@ PRAGMAS = (
 )
 
 
-def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+def _on_connect(dbapi_conn: DBConnection, _record: object) -> None:
     # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is deferred and
     # would upgrade to a write lock mid-transaction, which can deadlock).
     dbapi_conn.isolation_level = None
@@ -54,7 +57,7 @@ def _on_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _on_begin(conn: Any) -> None:
+def _on_begin(conn: Connection) -> None:
     mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
     conn.exec_driver_sql(f"BEGIN {mode}")
 
@@ -65,7 +68,7 @@ def make_engine(path: Path | str, key: Key | None = None) -> Engine:
     p = Path(path)
     the_key = key if key is not None else custody.key_for(p)
 
-    def connect() -> Any:
+    def connect() -> DBConnection:
         return cipher_db.connect(p, the_key, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
 
     engine = create_engine(
@@ -135,14 +138,14 @@ def open_store(path: Path | str, *, migrate: bool = True) -> Store:
     return store
 
 
-def driver_execute(session: Session, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+def driver_execute(session: Session, sql: str, params: tuple[str | int | None, ...]) -> tuple[object, ...] | None:
     """Run one statement on the sqlite3 connection under the session's
     transaction and return its first row. For the few statements run for every
     record (counters, reserved ids): several times cheaper than going through
     SQLAlchemy, same transaction, so a bulk import keeps its pace."""
     cur = session.connection().connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
     try:
-        row: tuple[Any, ...] | None = cur.fetchone()
+        row: tuple[object, ...] | None = cur.fetchone()
         return row
     finally:
         cur.close()

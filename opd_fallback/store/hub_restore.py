@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import text
 from sqlmodel import Session
 
@@ -17,7 +15,7 @@ def top_seq(session: Session) -> int:
     return int(session.execute(text("SELECT coalesce(max(seq), 0) FROM op")).scalar() or 0)
 
 
-def raise_token(session: Session, dept: Any, day: Any, token: Any) -> None:
+def raise_token(session: Session, dept: object, day: object, token: int | str | None) -> None:
     """A department's token counter for a day, at least ``token`` (a restored visit's)."""
     session.execute(text("INSERT INTO counter(name, value) VALUES (:n, :v) ON CONFLICT(name) DO UPDATE "
                          "SET value=max(value, :v)"), {"n": f"token:{dept}:{day}", "v": int(token or 0)})

@@ -16,7 +16,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import text
 
@@ -132,7 +131,7 @@ class Lease:
 
     def renew(self) -> bool:
         with self.store.write() as s:
-            result: Any = s.execute(
+            result = s.connection().execute(  # a cursor result: it knows the rows it changed
                 text("UPDATE lease SET expires_at = :x WHERE name = :n AND holder = :h"),
                 {"x": time.time() + self.ttl_s, "n": self.name, "h": self.holder},
             )

@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -62,8 +62,7 @@ def path_for(db_path: Path | str) -> Path:
 
 def db_path_of(session: Session) -> Path | None:
     """The database file under a session, None for an in-memory database."""
-    bind: Any = session.get_bind()
-    name = bind.url.database
+    name = session.get_bind().engine.url.database
     if not name or name == ":memory:" or name.startswith("file::memory:"):
         return None
     return Path(name)
@@ -78,7 +77,7 @@ def read(path: Path) -> Marks | None:
     if not isinstance(data, dict):
         return None
 
-    def ints(d: Any) -> dict[str, int]:
+    def ints(d: object) -> dict[str, int]:
         return {str(k): int(v) for k, v in d.items() if isinstance(v, int)} if isinstance(d, dict) else {}
 
     return Marks(ints(data.get("pending")), ints(data.get("committed")))

@@ -10,12 +10,15 @@ models to match.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 from sqlmodel import SQLModel
 
 from opd_fallback.store import outbox, tables
+
+if TYPE_CHECKING:
+    from opd_fallback.domain.jsonio import JSONValue
 
 SEARCH_INDEXES = (
     # schema 8 (store/search.py): a mobile's last digits, and another counter's tube and receipt numbers
@@ -74,7 +77,7 @@ def _v3_patient_index_refs(conn: Connection) -> None:
 _REF_FIELDS = ("patient", "visit", "lab_order", "payment")
 
 
-def one_key_refs(payload: Any) -> Any:
+def one_key_refs(payload: JSONValue) -> JSONValue:
     """``payload`` with each reference reduced to its one non-null key (contract 1.1)."""
     if not isinstance(payload, dict):
         return payload

@@ -32,8 +32,8 @@ def _increment(session: Session, name: str) -> int:
         "ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
         (name,),
     )
-    assert row is not None
-    return int(row[0])
+    assert row is not None and isinstance(row[0], int)  # RETURNING an INTEGER column
+    return row[0]
 
 
 def next_value(session: Session, name: str) -> int:

@@ -31,7 +31,7 @@ transition          from                            to          who
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,7 +44,7 @@ from ulid import ULID
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.domain.exits import ExitCode, OpdError
-from opd_fallback.domain.jsonio import dumps, loads
+from opd_fallback.domain.jsonio import JSONValue, dumps, loads
 from opd_fallback.domain.payloads import wire
 from opd_fallback.store.records import new_record
 from opd_fallback.store.states import CANCELLED, CONFLICT, DAMAGED, FLAGGED, PENDING, REJECTED, STATES, SYNCED
@@ -125,7 +125,7 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
 )}
 
 
-def transition(session: Session, name: str, rows: Sequence[dict[str, Any]]) -> int:
+def transition(session: Session, name: str, rows: Sequence[Mapping[str, object]]) -> int:
     """Move many ops by one transition in the caller's transaction; returns how many moved.
 
     Each row names its op as ``id`` and gives the transition's parameters
@@ -151,7 +151,7 @@ def transition(session: Session, name: str, rows: Sequence[dict[str, Any]]) -> i
     return int(raw.total_changes - before)
 
 
-def transition_one(session: Session, op_id: str, name: str, **params: Any) -> str:
+def transition_one(session: Session, op_id: str, name: str, **params: str | None) -> str:
     """Move one op, refusing (``IllegalTransition``) a move the table does not allow.
 
     Returns the state the op was in before, for the audit log.
@@ -183,7 +183,7 @@ def enqueue(
     kind: str,
     device_id: str,
     operator_id: str,
-    payload: BaseModel | dict[str, Any],
+    payload: BaseModel | Mapping[str, object],
     depends_on: Iterable[str] = (),
     recorded_at: datetime | str | None = None,
     record_kind: str | None = None,
@@ -191,7 +191,7 @@ def enqueue(
     op_id: str | None = None,
     source: str = "counter",
     supersedes: str | None = None,
-    origin: dict[str, Any] | None = None,
+    origin: Mapping[str, object] | None = None,
 ) -> Op:
     """Add one op to the outbox in the caller's transaction. A model is stored in
     its exact wire form (references with one key, empty optional fields left
@@ -219,7 +219,7 @@ def enqueue(
     return op
 
 
-def envelope(op: Op) -> dict[str, Any]:
+def envelope(op: Op) -> dict[str, Any]:  # JSONObject once application/share.py narrows what it reads
     """The op as the contract sends it."""
     return {
         "op_id": op.op_id,
@@ -239,7 +239,7 @@ def as_envelope_model(op: Op) -> OpEnvelope:
     return OpEnvelope.model_validate(envelope(op))
 
 
-def rewrite_unsent_payloads(conn: Connection, fix: Callable[[Any], Any], where: str) -> int:
+def rewrite_unsent_payloads(conn: Connection, fix: Callable[[JSONValue], JSONValue], where: str) -> int:
     """A schema upgrade's rewrite of the payloads of ops not yet synced (``where``
     narrows them in SQL); synced ops keep what was sent. Returns how many changed.
 
@@ -325,8 +325,8 @@ def quarantine(session: Session, seq: int, reason: str, *, raw_payload: bytes | 
     bytes are kept, in hex, in ``last_error``. Returns whether the op was pending."""
     from opd_fallback.store import audit
 
-    error: dict[str, Any] = {"code": DAMAGED, "message": reason}
-    params: dict[str, Any] = {"seq": seq, "now": now_iso()}
+    error: dict[str, str] = {"code": DAMAGED, "message": reason}
+    params: dict[str, str | int] = {"seq": seq, "now": now_iso()}
     set_payload = ""
     if raw_payload is not None:
         try:
@@ -336,7 +336,7 @@ def quarantine(session: Session, seq: int, reason: str, *, raw_payload: bytes | 
             params["payload"] = raw_payload.decode("utf-8", "replace")
             set_payload = ", payload=:payload"
     params["err"] = dumps(error)
-    result: Any = session.execute(text(
+    result = session.connection().execute(text(
         f"UPDATE op SET state='{REJECTED}', last_status='{DAMAGED}', last_error=:err, wait_reason=NULL, "
         f"updated_at=:now, attempts=attempts+1{set_payload} WHERE seq=:seq AND state='{PENDING}'"), params)
     if not result.rowcount:

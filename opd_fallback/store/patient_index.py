@@ -10,9 +10,8 @@ finds the patient here while offline."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session
@@ -68,7 +67,12 @@ _UPSERT_REF = text(
 )
 
 
-def upsert_many(session: Session, patients: Iterable[dict[str, Any]]) -> int:
+def _local_refs(p: Mapping[str, object]) -> Iterable[object]:
+    refs = p.get("local_refs")
+    return refs if isinstance(refs, Iterable) and refs else ()
+
+
+def upsert_many(session: Session, patients: Iterable[Mapping[str, object]]) -> int:
     """Insert or refresh index rows (a newer version wins) and their offline
     numbers, in the caller's transaction."""
     patients = list(patients)
@@ -91,7 +95,7 @@ def upsert_many(session: Session, patients: Iterable[dict[str, Any]]) -> int:
     refs = [
         {"local_ref": str(ref).strip().upper(), "uhid": p["uhid"]}
         for p in patients
-        for ref in (p.get("local_refs") or ())
+        for ref in _local_refs(p)
         if ref
     ]
     if refs:

@@ -15,14 +15,18 @@ Everything that writes goes through :class:`opd_fallback.store.Store`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opd_fallback.cipher import custody
 from opd_fallback.cipher import db as cipher_db
 from opd_fallback.store.states import DAMAGED, PENDING, REJECTED
+
+if TYPE_CHECKING:
+    from opd_fallback.cipher.db import DBConnection
+    from opd_fallback.store.money import RunSql
 
 OperationalError = cipher_db.OperationalError
 
@@ -40,7 +44,7 @@ BUSY_TIMEOUT_S = 15.0
 
 
 @contextmanager
-def snapshot(path: Path | str) -> Iterator[Any]:
+def snapshot(path: Path | str) -> Iterator[DBConnection]:
     """One consistent read of the database at ``path`` (a single read
     transaction, so every count comes from the same moment)."""
     p = Path(path)
@@ -64,56 +68,56 @@ def snapshot(path: Path | str) -> Iterator[Any]:
 # States are bound as parameters from store/states.py (this module must stay free of SQLAlchemy).
 
 
-def meta_value(conn: Any, key: str) -> str | None:
+def meta_value(conn: DBConnection, key: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def counter_value(conn: Any, name: str) -> int:
+def counter_value(conn: DBConnection, name: str) -> int:
     """The current value of a number counter (store/numbers.py ``peek``)."""
     row = conn.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def oldest_recorded_at(conn: Any, states: Sequence[str]) -> str | None:
+def oldest_recorded_at(conn: DBConnection, states: Sequence[str]) -> str | None:
     marks = ",".join("?" * len(states))
     oldest = conn.execute(f"SELECT min(recorded_at) FROM op WHERE state IN ({marks})", tuple(states)).fetchone()[0]
     return None if oldest is None else str(oldest)
 
 
-def ops_by_state(conn: Any) -> dict[str, int]:
+def ops_by_state(conn: DBConnection) -> dict[str, int]:
     return {str(st): int(n) for st, n in conn.execute("SELECT state, count(*) FROM op GROUP BY state").fetchall()}
 
 
-def ops_by_state_and_kind(conn: Any) -> dict[str, dict[str, int]]:
+def ops_by_state_and_kind(conn: DBConnection) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for st, kind, n in conn.execute("SELECT state, kind, count(*) FROM op GROUP BY state, kind").fetchall():
         out.setdefault(str(st), {})[str(kind)] = int(n)
     return out
 
 
-def waiting_with_reason(conn: Any) -> int:
+def waiting_with_reason(conn: DBConnection) -> int:
     """Pending ops that carry a reason they are waiting."""
     row = conn.execute("SELECT count(*) FROM op WHERE state = ? AND wait_reason IS NOT NULL", (PENDING,)).fetchone()
     return int(row[0] or 0)
 
 
-def damaged_ops(conn: Any) -> int:
+def damaged_ops(conn: DBConnection) -> int:
     """Ops quarantined because their stored data was damaged (store/outbox.py ``quarantine``)."""
     row = conn.execute("SELECT count(*) FROM op WHERE state = ? AND last_status = ?", (REJECTED, DAMAGED)).fetchone()
     return int(row[0] or 0)
 
 
-def shared_records_by_device(conn: Any) -> dict[str, int]:
+def shared_records_by_device(conn: DBConnection) -> dict[str, int]:
     rows = conn.execute("SELECT device_id, count(*) FROM shared_record GROUP BY device_id").fetchall()
     return {str(d): int(n) for d, n in rows}
 
 
-def ops_above(conn: Any, seq: int) -> int:
+def ops_above(conn: DBConnection, seq: int) -> int:
     return int(conn.execute("SELECT count(*) FROM op WHERE seq > ?", (seq,)).fetchone()[0] or 0)
 
 
-def run_sql(conn: Any) -> Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]:
+def run_sql(conn: DBConnection) -> RunSql:
     """A ``RunSql`` (store/money.py) on this connection."""
     return lambda sql, params: conn.execute(sql, params).fetchall()
 

@@ -7,9 +7,9 @@ Each function runs in the caller's session (its transaction)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TypedDict, cast
 
-from sqlalchemy import text
+from sqlalchemy import Result, Row, text
 from sqlmodel import Session
 
 from opd_fallback.domain import registry
@@ -28,12 +28,45 @@ _HELD_ROWS = text(
 )
 
 
-def pending_rows(session: Session) -> Any:
+# the rows of these reads, column by column as SQLite returns them (text cast to
+# BLOB comes back as bytes; a nullable column may be None)
+PendingRow = Row[int, bytes, bytes, bytes, bytes, bytes, bytes | None, bytes, bytes | None, bytes | None,
+                 bytes | None, str | None, bytes | None]
+HeldRow = Row[str, str, str, str | None, str | None, str | None]
+SyncedResultRow = Row[str, str, str, str]  # kind, record_ref, result, synced_at
+CancelledRow = Row[str, str]  # op_id, updated_at
+DayRow = Row[str, int, str, str, str, str | None, str | None, str | None, int | None, str | None, str,
+             str | None]
+PaymentAmountRow = Row[str, str | None, str | None, int]
+PaymentByKeyRow = Row[str, str, str, int, str, str, int]
+SlipPatientRow = Row[str | None, str | None]
+
+
+class PaymentRecordRow(TypedDict):
+    op_id: str
+    local_ref: str
+    receipt_no: str | None
+    amount_paise: int
+    mode: str
+    mode_ref: str | None
+    items: str | None  # JSON text
+
+
+class VoidRecordRow(TypedDict):
+    op_id: str
+    payment_local_ref: str
+    reason: str | None
+    central_id: str | None  # of the payment voided, when this counter has it
+    receipt_no: str | None
+
+
+def pending_rows(session: Session) -> Result[int, bytes, bytes, bytes, bytes, bytes, bytes | None, bytes,
+                                              bytes | None, bytes | None, bytes | None, str | None, bytes | None]:
     """Every pending op in seq order, its text columns as stored bytes (see sync/batching.py)."""
     return session.execute(_PENDING_ROWS, {"pending": PENDING})
 
 
-def held_rows(session: Session) -> Sequence[Any]:
+def held_rows(session: Session) -> Sequence[HeldRow]:
     """(op_id, state, kind, record_ref, last_error, wait_reason) of the ops a person
     holds: flagged (rejected, conflict) or cancelled."""
     return session.execute(_HELD_ROWS, {"rejected": REJECTED, "conflict": CONFLICT, "cancelled": CANCELLED}).all()
@@ -71,7 +104,7 @@ def top_seq(session: Session) -> int:
     return int(session.execute(text("SELECT coalesce(max(seq), 0) FROM op")).scalar() or 0)
 
 
-def synced_results_since(session: Session, since: str) -> Sequence[Any]:
+def synced_results_since(session: Session, since: str) -> Sequence[SyncedResultRow]:
     """(kind, record_ref, result, synced_at) of synced ops that made a record, synced
     at or after ``since``, oldest first: the central ids this counter has learned."""
     kinds = {f"k{i}": k for i, k in enumerate(registry.CREATES)}
@@ -82,14 +115,14 @@ def synced_results_since(session: Session, since: str) -> Sequence[Any]:
         {"synced": SYNCED, "since": since, **kinds}).all()
 
 
-def cancelled_since(session: Session, since: str, *, up_to_seq: int) -> Sequence[Any]:
+def cancelled_since(session: Session, since: str, *, up_to_seq: int) -> Sequence[CancelledRow]:
     """(op_id, updated_at) of ops cancelled at or after ``since`` with seq <= ``up_to_seq``, oldest first."""
     return session.execute(text(
         "SELECT op_id, updated_at FROM op WHERE state = :cancelled AND updated_at >= :t AND seq <= :p "
         "ORDER BY updated_at"), {"cancelled": CANCELLED, "t": since, "p": up_to_seq}).all()
 
 
-def day_rows(session: Session, device_id: str, lo: str, hi: str) -> Sequence[Any]:
+def day_rows(session: Session, device_id: str, lo: str, hi: str) -> Sequence[DayRow]:
     """This device's ops recorded in [lo, hi) for reconcile: op_id, seq, kind, state,
     recorded_at, record_ref, last_status, wait_reason, attempts, last_error, the
     payload of money ops and tube collections ('' for others) and a payment's result."""
@@ -104,7 +137,7 @@ def day_rows(session: Session, device_id: str, lo: str, hi: str) -> Sequence[Any
         {"d": device_id, "lo": lo, "hi": hi, **money}).all()
 
 
-def payment_amounts(session: Session, keys: Iterable[str]) -> Sequence[Any]:
+def payment_amounts(session: Session, keys: Iterable[str]) -> Sequence[PaymentAmountRow]:
     """(local_ref, receipt_no, central_id, amount_paise) of the payments named by
     any of ``keys`` (offline number, receipt number or central id); every payment
     when there are many keys (one scan beats hundreds of lookups)."""
@@ -116,28 +149,29 @@ def payment_amounts(session: Session, keys: Iterable[str]) -> Sequence[Any]:
         "WHERE local_ref = :k OR receipt_no = :k OR central_id = :k"), {"k": key}).all()]
 
 
-def money_records(session: Session, op_ids: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def money_records(session: Session, op_ids: Sequence[str]
+                  ) -> tuple[dict[str, PaymentRecordRow], dict[str, VoidRecordRow]]:
     """The payment and void records the ops ``op_ids`` made, by op_id (payments, voids)."""
-    payments: dict[str, Any] = {}
-    voids: dict[str, Any] = {}
+    payments: dict[str, PaymentRecordRow] = {}
+    voids: dict[str, VoidRecordRow] = {}
     for i in range(0, len(op_ids), 500):
         part = {f"i{n}": v for n, v in enumerate(op_ids[i:i + 500])}
         marks = ", ".join(f":{k}" for k in part)
         for row in session.execute(text(
                 "SELECT op_id, local_ref, receipt_no, amount_paise, mode, mode_ref, items FROM payment "
                 f"WHERE op_id IN ({marks})"), part).mappings():
-            payments[row["op_id"]] = dict(row)
+            payments[row["op_id"]] = cast("PaymentRecordRow", dict(row))
         for row in session.execute(text(
                 "SELECT v.op_id, v.payment_local_ref, v.reason, p.central_id, p.receipt_no FROM payment_void v "
                 f"LEFT JOIN payment p ON p.local_ref = v.payment_local_ref WHERE v.op_id IN ({marks})"),
                 part).mappings():
-            voids[row["op_id"]] = dict(row)
+            voids[row["op_id"]] = cast("VoidRecordRow", dict(row))
     return payments, voids
 
 
 def latest_visit(session: Session, day: str, *, uhid: str | None, local_ref: str | None) -> str | None:
     """The offline number of a patient's latest visit of ``day`` at this counter."""
-    params: dict[str, Any] = {"d": day}
+    params: dict[str, str] = {"d": day}
     conds = []
     if uhid:
         conds.append("patient_uhid = :u")
@@ -152,7 +186,7 @@ def latest_visit(session: Session, day: str, *, uhid: str | None, local_ref: str
     return None if row is None else str(row[0])
 
 
-def payment_by_key(session: Session, key: str) -> Any:
+def payment_by_key(session: Session, key: str) -> PaymentByKeyRow | None:
     """(receipt_no, local_ref, patient_name, amount_paise, mode, created_at, voided) of
     the payment with this receipt number or offline number, or None."""
     return session.execute(text(
@@ -161,7 +195,7 @@ def payment_by_key(session: Session, key: str) -> Any:
         "WHERE p.receipt_no = :k OR p.local_ref = :k"), {"k": key}).first()
 
 
-def patient_of_slip(session: Session, ref: str) -> Any:
+def patient_of_slip(session: Session, ref: str) -> SlipPatientRow | None:
     """(patient_local_ref, patient_uhid) of the visit or lab order (or tube) numbered ``ref``, or None."""
     return session.execute(text(
         "SELECT patient_local_ref, patient_uhid FROM visit WHERE local_ref = :r "

@@ -8,9 +8,8 @@ back to its own seq-derived numbers.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, text
+from sqlalchemy import text
 from sqlmodel import Session
 
 from opd_fallback.domain.clock import now_iso
@@ -55,8 +54,7 @@ def free_count(session: Session, kind: str) -> int:
 def abandon_free(session: Session) -> int:
     """After a restore, free ids in the backup may have been used since: never use them."""
     # an UPDATE's result is a cursor result, which knows how many rows it changed
-    result = cast("CursorResult[Any]", session.execute(
-        text("UPDATE id_reservation SET state='abandoned' WHERE state='free'")))
+    result = session.connection().execute(text("UPDATE id_reservation SET state='abandoned' WHERE state='free'"))
     return int(result.rowcount or 0)
 
 
@@ -70,10 +68,10 @@ def mark_used(session: Session, kind: str, values: Iterable[str]) -> int:
     for i in range(0, len(vals), 500):
         chunk = vals[i : i + 500]
         marks = ",".join(f":v{n}" for n in range(len(chunk)))
-        result = cast("CursorResult[Any]", session.execute(
+        result = session.connection().execute(
             text(f"UPDATE id_reservation SET state='used', used_at=COALESCE(used_at, :now), "
                  f"used_by_op=COALESCE(used_by_op, 'central') WHERE kind=:k AND state != 'used' "
                  f"AND value IN ({marks})"),
-            {"now": now, "k": kind, **{f"v{n}": v for n, v in enumerate(chunk)}}))
+            {"now": now, "k": kind, **{f"v{n}": v for n, v in enumerate(chunk)}})
         changed += int(result.rowcount or 0)
     return changed

@@ -18,15 +18,19 @@ Decisions:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlmodel import Session
 
 from opd_fallback.domain import shared
+
+if TYPE_CHECKING:
+    from opd_fallback.domain.jsonio import JSONObject
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Tube:
     paid: bool
     last: Event | None = None
     tubes_in_order: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: JSONObject = field(default_factory=dict)
 
     @property
     def state(self) -> str:
@@ -100,7 +104,7 @@ def add_event(session: Session, *, op_id: str, sample_id: str, order_ref: str | 
     return int(getattr(res, "rowcount", 0) or 0)
 
 
-def store_pulled(session: Session, op: dict[str, Any], now: str) -> int:
+def store_pulled(session: Session, op: Mapping[str, object], now: str) -> int:
     """Another counter's ``lab.sample_collect`` pulled from the hub, as an event here."""
     ev = shared.sample_event(op)
     if ev is None:
@@ -144,6 +148,9 @@ _OWN = (
 _OTHER = (
     "SELECT local_ref, op_id, recorded_at, patient_ref, device_id, detail FROM shared_record WHERE kind = 'lab_order' "
 )
+# their rows, column by column
+OwnOrderRow = Row[str, str, str, str, str | None, str | None, str, int, str, str]
+LanOrderRow = Row[str, str, str, str | None, str, str | None]
 
 
 def _tube_row(session: Session, sample_id: str) -> tuple[str, str] | None:
@@ -188,7 +195,7 @@ def tubes_ordered_on(session: Session, day: str, prices: dict[str, int] | None =
     return tubes
 
 
-def _own_tubes(session: Session, rows: Any, prices: dict[str, int] | None) -> list[Tube]:
+def _own_tubes(session: Session, rows: Sequence[OwnOrderRow], prices: dict[str, int] | None) -> list[Tube]:
     out: list[Tube] = []
     for ref, op_id, at, priority, p_local, p_uhid, p_name, total, payload, device in rows:
         body = orjson.loads(payload)
@@ -201,7 +208,7 @@ def _own_tubes(session: Session, rows: Any, prices: dict[str, int] | None) -> li
     return _with_states(session, out)
 
 
-def _other_tubes(session: Session, rows: Any, prices: dict[str, int] | None) -> list[Tube]:
+def _other_tubes(session: Session, rows: Sequence[LanOrderRow], prices: dict[str, int] | None) -> list[Tube]:
     out: list[Tube] = []
     for ref, op_id, at, patient_ref, device, detail in rows:
         d = orjson.loads(detail or "{}")
@@ -216,12 +223,16 @@ def _other_tubes(session: Session, rows: Any, prices: dict[str, int] | None) -> 
     return _with_states(session, out)
 
 
-def _tubes(raw: list[dict[str, Any]], ref: str, op_id: str, device: str, at: str, priority: str, own: bool,
+def _tubes(raw: Sequence[Mapping[str, object]], ref: str, op_id: str, device: str, at: str, priority: str, own: bool,
            person: Person, paid: bool) -> list[Tube]:
     return [Tube(sample_id=str(t.get("sample_id") or "").upper(), sample_type=str(t.get("sample_type") or "sample"),
-                 tests=list(t.get("tests") or []), order_ref=ref, order_op_id=op_id, order_device=device,
+                 tests=_codes(t.get("tests")), order_ref=ref, order_op_id=op_id, order_device=device,
                  ordered_at=at, priority=priority, own_order=own, patient=person, paid=paid, tubes_in_order=len(raw))
             for t in raw if t.get("sample_id")]
+
+
+def _codes(tests: object) -> list[str]:
+    return list(tests) if isinstance(tests, list) else []
 
 
 def _with_states(session: Session, tubes: list[Tube]) -> list[Tube]:
@@ -237,10 +248,10 @@ def _replace_last(t: Tube, ev: Event) -> Tube:
     return replace(t, last=ev)
 
 
-def _costs_nothing(codes: list[str], prices: dict[str, int] | None) -> bool:
+def _costs_nothing(codes: Sequence[str | None], prices: dict[str, int] | None) -> bool:
     if prices is None or not codes:
         return False
-    return all(c in prices for c in codes) and sum(prices[c] for c in codes) == 0
+    return all(c is not None and c in prices for c in codes) and sum(prices[c] for c in codes if c is not None) == 0
 
 
 def _has_payment(session: Session, order_ref: str) -> bool:

@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlmodel import Session
 
 from opd_fallback.domain import rules
@@ -104,7 +103,15 @@ def _fts_query(words: list[str]) -> str:
     return " ".join('"' + w.replace('"', "") + '"*' for w in words)
 
 
-def row_hit(source: str, r: Any, match: str, score: float) -> PatientHit:
+# one row of a source's SELECT: uhid, local_ref, name, name_local, sex, age_years,
+# age_months, age_days, guardian_name, mobile, district, version, device_id, recorded_at
+# (the LAN's ages come out of JSON, so they may be text)
+HitRow = Row[str | None, str | None, str | None, str | None, str | None, int | str | None, int | str | None,
+             int | str | None, str | None, str | None, str | None, int | None, str | None, str | None]
+SqlParam = str | int
+
+
+def row_hit(source: str, r: HitRow, match: str, score: float) -> PatientHit:
     """A hit from one row of a source's SELECT."""
     return PatientHit(
         r[0], r[1], r[2] or "", r[4], None if r[5] is None else int(r[5]), r[8], r[9], r[10], source,
@@ -118,10 +125,10 @@ class _Search:
         self.limit = limit
         self.hits: list[PatientHit] = []
 
-    def rows(self, src: Source, cond: str, **params: Any) -> list[Any]:
+    def rows(self, src: Source, cond: str, **params: SqlParam) -> list[HitRow]:
         return list(self.s.execute(text(f"{src.select}{cond} LIMIT :lim"), {**params, "lim": self.limit}).all())
 
-    def add(self, src: Source, cond: str, match: str, score: float = 100.0, **params: Any) -> int:
+    def add(self, src: Source, cond: str, match: str, score: float = 100.0, **params: SqlParam) -> int:
         found = self.rows(src, cond, **params)
         self.hits += [row_hit(src.name, r, match, score) for r in found]
         return len(found)
@@ -205,7 +212,7 @@ class _Search:
 
     def fuzzy(self, q: str, words: list[str]) -> int:
         """Names spelt differently: candidates share the first two letters of a typed word."""
-        pool: list[tuple[str, Any]] = []
+        pool: list[tuple[str, HitRow]] = []
         heads = sorted({w[:2].lower() for w in words if len(w) >= 2})
         for head in heads:
             for src in (LOCAL, LAN):
