@@ -9,11 +9,17 @@ canonicalises first.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 import orjson
 
-__all__ = ["dumps", "dumps_or_none", "loads"]
+__all__ = ["JSONObject", "JSONValue", "dumps", "dumps_or_none", "loads"]
+
+# A value that is genuinely arbitrary JSON (a payload field, central's result):
+# read-only views, so a ``dict[str, int]`` or ``list[str]`` is one too.
+JSONValue: TypeAlias = "str | int | float | bool | None | Sequence[JSONValue] | Mapping[str, JSONValue]"
+JSONObject: TypeAlias = Mapping[str, JSONValue]
 
 
 def dumps(value: Any) -> str:
