@@ -18,7 +18,7 @@ __all__ = ["JSONObject", "JSONValue", "dumps", "dumps_or_none", "loads"]
 
 # A value that is genuinely arbitrary JSON (a payload field, central's result):
 # read-only views, so a ``dict[str, int]`` or ``list[str]`` is one too.
-JSONValue: TypeAlias = "str | int | float | bool | None | Sequence[JSONValue] | Mapping[str, JSONValue]"
+JSONValue: TypeAlias = "str | int | float | bool | Sequence[JSONValue] | Mapping[str, JSONValue] | None"
 JSONObject: TypeAlias = Mapping[str, JSONValue]
 
 

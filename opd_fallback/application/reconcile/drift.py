@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+
 import orjson
 
 from opd_fallback.application.reconcile.local import LocalOp, _op_brief

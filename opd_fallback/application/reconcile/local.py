@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+
 import orjson
 
 from opd_fallback.application.report_shapes import Difference, OpBrief, Summary

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+
 import orjson
 
 from opd_fallback.application.reconcile.local import DaySummary, LocalOp, _op_brief
