@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from sqlmodel import Session
 
 from opd_fallback.domain.errors import DomainError
+from opd_fallback.domain.jsonio import JSONValue
 from opd_fallback.domain.masterdata import Catalog, is_exempt
 from opd_fallback.store import billing_reads as reads
 from opd_fallback.store import outbox
@@ -34,6 +35,23 @@ class Paid:
     amount_paise: int
     mode: str
     device_id: str  # the counter that took it
+
+
+class PayLine(TypedDict):
+    """One line of a payment: what it is for (a fee or a test code) and its amount."""
+
+    code: str
+    qty: int
+    amount_paise: int
+
+
+class TestLine(TypedDict):
+    """An ordered test as the slip and the payment see it."""
+
+    code: str
+    name: str
+    sample_type: str | None
+    price_paise: int
 
 
 @dataclass(frozen=True)
@@ -150,13 +168,13 @@ def order_settled(s: Session, order_ref: str) -> list[Paid]:
     return payments_for(s, "lab_order", [order_ref.strip().upper()]).get(order_ref.strip().upper(), [])
 
 
-def as_dict(acc: Account) -> dict[str, Any]:
+def as_dict(acc: Account) -> dict[str, JSONValue]:
     """For ``--json`` and tests."""
     return {
         "keys": list(acc.keys), "due_paise": acc.due_paise,
         "visits": [{"ref": v.ref, "counter": v.device_id, "date": v.visit_date, "department": v.department,
                     "token_no": v.token_no, "paid_paise": v.paid_paise} for v in acc.visits],
-        "orders": [{"ref": o.ref, "counter": o.device_id, "tests": o.tests, "total_paise": o.total_paise,
+        "orders": [{"ref": o.ref, "counter": o.device_id, "tests": [*o.tests], "total_paise": o.total_paise,
                     "paid_paise": o.paid_paise, "due_paise": o.due_paise,
                     "receipts": [p.receipt_no for p in o.payments]} for o in acc.orders],
     }
@@ -169,7 +187,7 @@ def fee_exempt(catalog: Catalog | None, category: str, fee_code: str) -> bool:
 
 
 def opd_fee_lines(catalog: Catalog | None, visit_type: str, category: str, amount_paise: int | None,
-                  mode: str) -> list[dict[str, Any]]:
+                  mode: str) -> list[PayLine]:
     """The OPD fee's payment line for a ``new`` or ``revisit`` visit: the price list's
     fee for the category (or the amount the clerk gave). Without a price list the
     clerk must give the amount: a silent ₹0 cash payment is never recorded."""
@@ -184,21 +202,21 @@ def opd_fee_lines(catalog: Catalog | None, visit_type: str, category: str, amoun
     return [{"code": quote.code, "qty": 1, "amount_paise": amount}]
 
 
-def test_lines(cat: Catalog | None, codes: Sequence[str]) -> list[dict[str, Any]]:
+def test_lines(cat: Catalog | None, codes: Sequence[str]) -> list[TestLine]:
     """The ordered tests as the slip and the payment see them (name, sample type, price)."""
-    def line(c: str) -> dict[str, Any]:
+    def line(c: str) -> TestLine:
         t = cat.tests.get(c) if cat else None
         return {"code": c, "name": t.name if t else c, "sample_type": t.sample_type if t else None,
                 "price_paise": t.price_paise if t else 0}
     return [line(c) for c in codes]
 
 
-def due_lines(lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def due_lines(lines: Sequence[TestLine]) -> list[PayLine]:
     """The payment lines (code, qty, amount_paise) of the tests' lines at their list price."""
     return [{"code": ln["code"], "qty": 1, "amount_paise": ln["price_paise"]} for ln in lines]
 
 
-def check_total(amount_paise: int | None, due: Sequence[dict[str, Any]]) -> None:
+def check_total(amount_paise: int | None, due: Sequence[PayLine]) -> None:
     """An amount the clerk gave for lab tests must be their total from the price list."""
     if amount_paise is not None and amount_paise != sum(d["amount_paise"] for d in due):
         raise DomainError.field(

@@ -29,6 +29,7 @@ from sqlmodel import Session
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.errors import DomainError
+from opd_fallback.domain.jsonio import JSONValue
 from opd_fallback.store import audit, meta
 from opd_fallback.store.engine import Store
 
@@ -47,7 +48,7 @@ class ClockReport:
     confirmed_by: str | None = None
     message: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, JSONValue]:
         return asdict(self)
 
 

@@ -11,7 +11,7 @@ module free of SQLAlchemy, pydantic and the table models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from opd_fallback.domain.rules import PAYMENT_MODES
 from opd_fallback.store import money
@@ -39,6 +39,32 @@ class ApprovalLine:
     total_paise: int = 0
 
 
+class WaiverJSON(TypedDict):
+    reason: str | None
+    approved_by: str
+    count: int
+    waived_paise: int
+
+
+class VoidsJSON(TypedDict):
+    approved_by: str
+    count: int
+    total_paise: int
+
+
+class ReprintsJSON(TypedDict):
+    operator_id: str
+    count: int
+
+
+class ApprovalsJSON(TypedDict):
+    """``Approvals.as_dict()``: part of ``status --json``'s ``payments_today``."""
+
+    waivers: list[WaiverJSON]
+    voids: list[VoidsJSON]
+    reprints: list[ReprintsJSON]
+
+
 @dataclass(frozen=True)
 class Approvals:
     """What the accounts office checks at day end, apart from the money by mode."""
@@ -47,7 +73,7 @@ class Approvals:
     voids: tuple[ApprovalLine, ...] = ()  # by approving supervisor
     reprints: tuple[ApprovalLine, ...] = ()  # by operator
 
-    def as_dict(self) -> dict[str, list[dict[str, Any]]]:
+    def as_dict(self) -> ApprovalsJSON:
         return {
             "waivers": [{"reason": a.reason, "approved_by": a.who, "count": a.count, "waived_paise": a.total_paise}
                         for a in self.waivers],

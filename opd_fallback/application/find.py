@@ -10,8 +10,8 @@ Nothing here touches the network.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
+from opd_fallback.domain.jsonio import JSONValue
 from opd_fallback.store.engine import Store
 from opd_fallback.store.patient_index import PatientHit
 from opd_fallback.store.search import search
@@ -36,7 +36,7 @@ class Hit:
     guardian_name: str | None = None
     district: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, JSONValue]:
         return asdict(self)
 
 

@@ -21,12 +21,14 @@ exchange's ``problems``, never a lost record (the next exchange sends again).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 import orjson
+from sqlalchemy import Table
 from sqlalchemy import select as select_table
 from sqlmodel import Session, SQLModel, col, select
 
+from opd_fallback.domain.jsonio import JSONValue
 from opd_fallback.store import meta, numbers
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import AuditEntry, BackEntrySlip, MasterDataCache, Op, Operator
@@ -42,30 +44,64 @@ NOT_RECORDS = {"op", "shared_record"}
 
 
 class KeepApi(Protocol):
-    def keep_put(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def keep_put(self, body: dict[str, object]) -> object: ...
 
 
-def record_tables() -> dict[str, Any]:
+# a record's row as kept: column -> value, as saved
+Row = dict[str, JSONValue]
+
+
+class Facts(TypedDict):
+    source: str
+    supersedes: str | None
+    record_kind: str | None
+    record_ref: str | None
+    rows: dict[str, list[Row]]  # table -> the rows the op made
+
+
+class OpFacts(TypedDict):
+    op_id: str
+    seq: int
+    facts: Facts
+
+
+class OperatorRow(TypedDict):
+    id: str
+    name: str
+    pin_hash: str
+    role: str
+    active: bool
+    created_at: str
+
+
+class MasterRow(TypedDict):
+    version: str
+    etag: str | None
+    body: str
+    fetched_at: str
+
+
+def record_tables() -> dict[str, Table]:
     """Every counter table whose rows name the op that made them (``op_id``): patient, visit,
     lab order, payment, void, and whatever a later schema adds (a sample's collection): kept whole."""
     return {name: t for name, t in SQLModel.metadata.tables.items() if "op_id" in t.c and name not in NOT_RECORDS}
 
 
-def op_facts(session: Session, ops: list[Op]) -> list[dict[str, Any]]:
+def op_facts(session: Session, ops: list[Op]) -> list[OpFacts]:
     """The facts of ``ops`` (this counter's own), one per op."""
-    rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    rows: dict[str, dict[str, list[Row]]] = {}
     ids = [o.op_id for o in ops]
     for name, table in record_tables().items():
         for i in range(0, len(ids), 500):
             for rec in session.execute(select_table(table).where(table.c.op_id.in_(ids[i:i + 500]))).mappings():
-                row = {k: v for k, v in rec.items() if k not in LEARNED_LATER}
+                row: Row = {k: v for k, v in rec.items() if k not in LEARNED_LATER}
                 rows.setdefault(str(rec["op_id"]), {}).setdefault(name, []).append(row)
     return [{"op_id": o.op_id, "seq": o.seq, "facts": {
         "source": o.source, "supersedes": o.supersedes, "record_kind": o.record_kind, "record_ref": o.record_ref,
         "rows": rows.get(o.op_id, {})}} for o in ops]
 
 
-def _operators(session: Session) -> list[dict[str, Any]]:
+def _operators(session: Session) -> list[OperatorRow]:
     return [{"id": o.id, "name": o.name, "pin_hash": o.pin_hash, "role": o.role, "active": bool(o.active),
              "created_at": o.created_at} for o in session.exec(select(Operator).order_by(col(Operator.id))).all()]
 
@@ -76,13 +112,13 @@ def _master_id(session: Session) -> list[str | None] | None:
     return None if row is None else [str(v) if v is not None else None for v in row]
 
 
-def _master(session: Session) -> dict[str, Any] | None:
+def _master(session: Session) -> MasterRow | None:
     md = session.get(MasterDataCache, 1)
     return None if md is None else {"version": md.version, "etag": md.etag, "body": md.body,
                                     "fetched_at": md.fetched_at}
 
 
-def operators_and_master(session: Session) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def operators_and_master(session: Session) -> tuple[list[OperatorRow], MasterRow | None]:
     return _operators(session), _master(session)
 
 
@@ -121,7 +157,7 @@ def send(store: Store, client: KeepApi) -> dict[str, int]:
             master = _master(s) if changed else None
         if not facts and not entries and not slips and not changed:
             break  # nothing new: no call at all (the UI exchanges every half second)
-        body: dict[str, Any] = {
+        body: dict[str, object] = {
             "facts": facts,
             "audit": [{"id": e.id, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject,
                        "detail": e.detail} for e in entries],

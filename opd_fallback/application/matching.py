@@ -18,9 +18,8 @@ ABHA number, so at the counter the mobile is what finds a candidate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel import Session
 
@@ -29,7 +28,7 @@ from opd_fallback.store import patient_index
 from opd_fallback.store.engine import Store
 from opd_fallback.store.patient_index import PatientHit
 
-Source = Callable[[Session, dict[str, Any]], list[PatientHit]]
+Source = Callable[[Session, Mapping[str, object]], list[PatientHit]]
 
 
 @dataclass(frozen=True)
@@ -41,9 +40,9 @@ class PossibleMatch:
 
 def _same_mobile(source: str, doc: str) -> Source:
     """A source over one kind of patient record: the patients with the same mobile."""
-    def find(session: Session, patient: dict[str, Any]) -> list[PatientHit]:
-        mobile = patient.get("mobile")
-        return patient_index.with_mobile(session, source, mobile) if mobile else []
+    def find(session: Session, patient: Mapping[str, object]) -> list[PatientHit]:
+        mobile = patient.get("mobile")  # as identity.mobile_key wrote it
+        return patient_index.with_mobile(session, source, str(mobile)) if mobile else []
     find.__doc__ = doc
     return find
 
@@ -57,12 +56,12 @@ lan_counters = _same_mobile(
 DEFAULT_SOURCES: tuple[Source, ...] = (this_counter, patient_index_source, lan_counters)
 
 
-def _fields(hit: PatientHit) -> dict[str, Any]:
+def _fields(hit: PatientHit) -> dict[str, str | int | None]:
     return {"name": hit.name, "mobile": hit.mobile, "sex": hit.sex, "age_years": hit.age_years,
             "age_months": hit.age_months, "age_days": hit.age_days}
 
 
-def possible_duplicates(store: Store, patient: dict[str, Any], *,
+def possible_duplicates(store: Store, patient: Mapping[str, object], *,
                         sources: Sequence[Source] = DEFAULT_SOURCES, limit: int = 5) -> list[PossibleMatch]:
     """Registered patients this new ``patient`` (name, age, mobile, ...) may be,
     best first; empty when none. Reads only (a worker calls it)."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opd_fallback.application import reports
+from opd_fallback.application.report_shapes import DayDict, NightlyDict, Step
 from opd_fallback.config import Settings
 from opd_fallback.domain.clock import now_iso, today_ist
 from opd_fallback.domain.exits import ExitCode
@@ -20,24 +21,31 @@ from opd_fallback.store import backup as backups
 from opd_fallback.store import readiness
 from opd_fallback.store.engine import Store
 
+if TYPE_CHECKING:
+    from opd_fallback.domain.jsonio import JSONObject, JSONValue
+    from opd_fallback.sync.client import CentralClient
+
 EXIT_OK, EXIT_ATTENTION, EXIT_UNREACHABLE = ExitCode.OK, ExitCode.REFUSED, ExitCode.UNREACHABLE
 
 
-def central_client(s: Settings) -> Any:
+def central_client(s: Settings) -> CentralClient:
     """The HTTP client to central from settings (``ValueError`` when not configured)."""
     from opd_fallback.sync.client import CentralClient
 
     return CentralClient.from_settings(s)
 
 
-def _step(steps: list[dict[str, Any]], name: str, ok: bool, detail: str, **data: Any) -> None:
-    steps.append({"name": name, "ok": ok, "detail": detail, **({"data": data} if data else {})})
+def _step(steps: list[Step], name: str, ok: bool, detail: str, **data: JSONValue) -> None:
+    step: Step = {"name": name, "ok": ok, "detail": detail}
+    if data:
+        step["data"] = data
+    steps.append(step)
 
 
 def run_nightly(
-    s: Settings, store: Store, *, today: date | None = None, client_factory: Callable[[Settings], Any] = central_client,
+    s: Settings, store: Store, *, today: date | None = None, client_factory: Callable[[Settings], CentralClient] = central_client,
     give_up_after_s: float = 60.0,
-) -> dict[str, Any]:
+) -> NightlyDict:
     """The whole nightly job for one counter; returns the report (schema nightly/1).
 
     Central is probed first: when it does not answer, the network steps are
@@ -46,9 +54,10 @@ def run_nightly(
     from opd_fallback.sync.client import SyncError
 
     day = today or today_ist()
-    out: dict[str, Any] = {"schema": reports.NIGHTLY_SCHEMA, "device_id": s.device_id, "started_at": now_iso(),
-                           "steps": [], "days": [], "backup": None}
-    steps: list[dict[str, Any]] = out["steps"]
+    started_at = now_iso()
+    steps: list[Step] = []
+    days: list[DayDict] = []
+    backup: JSONObject | None = None
     reasons: list[str] = []
     unreachable = False
     client = None
@@ -116,7 +125,7 @@ def run_nightly(
                     _step(steps, f"reconcile {d.isoformat()}", False, f"reconcile failed: {exc}"[:500])
                     reasons.append(f"{d.isoformat()}: reconcile failed: {type(exc).__name__}: {exc}")
                     continue
-                out["days"].append(rep.as_dict())
+                days.append(rep.as_dict())
                 _step(steps, f"reconcile {d.isoformat()}", rep.status == "clean",
                       "clean" if rep.status == "clean" else "; ".join(rep.reasons())[:500])
                 if rep.status == "unreachable":
@@ -125,7 +134,7 @@ def run_nightly(
     # back up whatever happened above
     try:
         res = backups.backup(s.db_path, s.backups_dir, keep=s.backups_keep, device_id=s.device_id or None)
-        out["backup"] = res.as_dict()
+        backup = res.as_dict()
         _step(steps, "backup", res.ok, f"{res.path.name}: integrity {res.integrity}, "
               f"{len(res.removed)} old backup(s) rotated away")
         if not res.ok:
@@ -133,8 +142,8 @@ def run_nightly(
     except (backups.BackupError, OSError) as exc:
         _step(steps, "backup", False, f"backup failed: {exc}")
         reasons.append(f"BACKUP FAILED: {exc}")
-    out["reasons"] = reasons
-    out["status"] = "unreachable" if unreachable else ("attention" if reasons else "clean")
-    out["exit_code"] = EXIT_UNREACHABLE if unreachable else (EXIT_ATTENTION if reasons else EXIT_OK)
-    out["finished_at"] = now_iso()
-    return out
+    return {"schema": reports.NIGHTLY_SCHEMA, "device_id": s.device_id, "started_at": started_at,
+            "steps": steps, "days": days, "backup": backup, "reasons": reasons,
+            "status": "unreachable" if unreachable else ("attention" if reasons else "clean"),
+            "exit_code": EXIT_UNREACHABLE if unreachable else (EXIT_ATTENTION if reasons else EXIT_OK),
+            "finished_at": now_iso()}

@@ -25,7 +25,9 @@ import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
+
+Cell: TypeAlias = str | int | float | None  # a cell as given; written as its text, None as an empty cell
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
@@ -37,7 +39,7 @@ def is_formula_like(value: str) -> bool:
     return value.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.match(value)
 
 
-def neutralise(value: Any) -> str:
+def neutralise(value: Cell) -> str:
     """The cell text as it is safe to write (``None`` is an empty cell)."""
     text = "" if value is None else str(value)
     return "'" + text if is_formula_like(text) else text
@@ -50,7 +52,7 @@ def unneutralise(value: str) -> str:
     return value
 
 
-def csv_text(header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> str:
+def csv_text(header: Iterable[Cell], rows: Iterable[Iterable[Cell]]) -> str:
     """The table as CSV text with every cell neutralised (no BOM)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
@@ -60,7 +62,7 @@ def csv_text(header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> str:
     return buf.getvalue()
 
 
-def write_csv(path: Path | str, header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> Path:
+def write_csv(path: Path | str, header: Iterable[Cell], rows: Iterable[Iterable[Cell]]) -> Path:
     """Write a CSV for people: UTF-8 with BOM, neutralised cells, 0600, atomically."""
     return write_private(path, (BOM + csv_text(header, rows)).encode("utf-8"))
 

@@ -12,11 +12,11 @@ and written to the audit log in the same step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel import Session, col, select
 
 from opd_fallback.application.services import CounterService
+from opd_fallback.application.services.tx import Sample
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.domain.masterdata import Catalog
@@ -159,7 +159,7 @@ class Printouts:
                              patient_name_local=who.name_local, patient_ref=who.number, age_sex=who.age_sex,
                              recorded_at=order.created_at, priority=order.priority)
 
-    def _tubes(self, s: Session, order: LabOrder) -> list[dict[str, Any]]:
+    def _tubes(self, s: Session, order: LabOrder) -> list[Sample]:
         """The tubes as sent in the op (``samples``); an order saved before
         there were several keeps its one sample id for all its tests."""
         op = s.exec(select(Op).where(Op.op_id == order.op_id)).first()

@@ -13,19 +13,36 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import orjson
 
-from opd_fallback.application.people_csv import BOM, csv_text, write_private
+from opd_fallback.application.people_csv import BOM, Cell, csv_text, write_private
+from opd_fallback.application.report_shapes import (
+    DAY_SCHEMA,
+    NIGHTLY_SCHEMA,
+    ClassifiedOp,
+    DayDict,
+    PaymentWarning,
+    Report,
+    Samples,
+    Section,
+    Summary,
+    Tube,
+    is_nightly,
+)
 from opd_fallback.domain.rules import format_paise
 
-DAY_SCHEMA = "opd-fallback/reconcile/1"
-NIGHTLY_SCHEMA = "opd-fallback/nightly/1"
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["DAY_SCHEMA", "NIGHTLY_SCHEMA", "days_of", "format_for", "render", "render_terminal", "summary_rows",
+           "to_csv", "to_html", "to_json", "write_report"]
+SummaryValue = int | str | None  # a compared field's value on one side (None: that side is unknown)
 HTML_ROWS = 1000  # per list on the printable page; CSV and JSON carry every row
 FORMATS = {".html": "html", ".htm": "html", ".csv": "csv", ".json": "json"}
 
-SECTIONS = (  # (key in report["ops"], heading for people)
+SECTIONS: tuple[tuple[Section, str], ...] = (  # (key in report["ops"], heading for people)
     ("missing_centrally", "Synced here but MISSING CENTRALLY (central lost them)"),
     ("unknown_here", "Applied centrally but not known in this database"),
     ("marked_synced", "Applied centrally, answer had been lost: now marked synced (not resent)"),
@@ -35,16 +52,16 @@ SECTIONS = (  # (key in report["ops"], heading for people)
 STATUS_WORDS = {"clean": "CLEAN", "attention": "NEEDS ATTENTION", "unreachable": "CENTRAL UNREACHABLE"}
 
 
-def days_of(report: dict[str, Any]) -> list[dict[str, Any]]:
+def days_of(report: Report) -> list[DayDict]:
     """The day reports inside a day or nightly report."""
-    return list(report.get("days") or []) if report.get("schema") == NIGHTLY_SCHEMA else [report]
+    return list(report.get("days") or []) if is_nightly(report) else [cast("DayDict", report)]
 
 
 def _is_money(field: str) -> bool:
     return "paise" in field or field.startswith("payments.by_mode.")
 
 
-def _value(field: str, v: Any) -> str:
+def _value(field: str, v: SummaryValue) -> str:
     if v is None:
         return "-"
     if isinstance(v, int) and _is_money(field):
@@ -52,14 +69,14 @@ def _value(field: str, v: Any) -> str:
     return str(v)
 
 
-def summary_rows(day: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+def summary_rows(day: DayDict) -> list[tuple[str, SummaryValue, SummaryValue]]:
     """(field, local, central) for every compared field, in a stable order."""
-    local, central = day.get("local") or {}, day.get("central") or {}
+    local, central = day.get("local"), day.get("central")
 
-    def flat(s: dict[str, Any]) -> dict[str, Any]:
+    def flat(s: Summary | None) -> dict[str, SummaryValue]:
         if not s:
             return {}
-        out: dict[str, Any] = {"ops_applied": s.get("ops_applied")}
+        out: dict[str, SummaryValue] = {"ops_applied": s.get("ops_applied")}
         out.update({f"by_kind.{k}": v for k, v in (s.get("by_kind") or {}).items()})
         pay = s.get("payments") or {}
         out["payments.count"] = pay.get("count")
@@ -68,7 +85,7 @@ def summary_rows(day: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         voids = s.get("voids") or {}
         out["voids.count"] = voids.get("count")
         out["voids.total_paise"] = voids.get("total_paise")
-        tubes = s.get("samples") or {}
+        tubes: Samples | dict[str, int] = s.get("samples") or {}
         out["samples.collected"] = tubes.get("collected", 0)
         out["samples.rejected"] = tubes.get("rejected", 0)
         out["op_ids_sha256"] = s.get("op_ids_sha256")
@@ -86,7 +103,7 @@ def summary_rows(day: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     return rows
 
 
-def _op_line(section: str, op: dict[str, Any]) -> str:
+def _op_line(section: Section, op: ClassifiedOp) -> str:
     """One op of a classification as one line of words."""
     bits = [f"seq {op['seq']}" if op.get("seq") is not None else "", op.get("kind") or "",
             op.get("record_ref") or "", op.get("recorded_at") or ""]
@@ -97,13 +114,13 @@ def _op_line(section: str, op: dict[str, Any]) -> str:
     elif section == "flagged":
         bits.append(f"{op.get('state')}: {op.get('error_code') or ''} {op.get('error_message') or ''}".strip())
     elif section == "waiting":
-        bits.append(op.get("wait_reason") or f"attempts {op.get('attempts', 0)}")
+        bits.append(str(op.get("wait_reason") or f"attempts {op.get('attempts', 0)}"))
     elif section == "unknown_here" and op.get("central_status"):
-        bits.append(f"central says {op['central_status']}")
+        bits.append(f"central says {op.get('central_status')}")
     return "  ".join(b for b in bits if b)
 
 
-def _warning_line(w: dict[str, Any]) -> str:
+def _warning_line(w: PaymentWarning) -> str:
     who = w.get("receipt_no") or w.get("local_ref") or w.get("op_id")
     if w.get("code") == "amount_mismatch":
         return (f"receipt {who} item {w.get('item')}: paid {_value('paise', w.get('paid_paise'))}, "
@@ -116,13 +133,13 @@ def _warning_line(w: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ terminal
-def render_terminal(report: dict[str, Any], console: Any = None) -> None:
+def render_terminal(report: Report, console: Console | None = None) -> None:
     """Print the report as rich tables (to stdout unless a console is given)."""
     from rich.console import Console
     from rich.table import Table
 
     con = console or Console()
-    if report.get("schema") == NIGHTLY_SCHEMA:
+    if is_nightly(report):
         con.print(f"[bold]Nightly run, counter {report.get('device_id')}[/]  {report.get('started_at')}  "
                   f"-> {STATUS_WORDS.get(report.get('status', ''), report.get('status'))}")
         steps = Table(title="Steps", show_lines=False)
@@ -144,8 +161,8 @@ def render_terminal(report: dict[str, Any], console: Any = None) -> None:
         for k, la, cb in summary_rows(day):
             same = la == cb
             if k == "op_ids_sha256":
-                la = (la or "-")[:16] + "..." if la else "-"
-                cb = (cb or "-")[:16] + "..." if cb else "-"
+                la = str(la)[:16] + "..." if la else "-"
+                cb = str(cb)[:16] + "..." if cb else "-"
             t.add_row(k, _value(k, la), _value(k, cb), "" if same else "[red]differs[/]")
         con.print(t)
         for reason in day.get("reasons") or []:
@@ -169,36 +186,36 @@ def render_terminal(report: dict[str, Any], console: Any = None) -> None:
         if tubes:
             drawn = sum(1 for t in tubes if t.get("status") == "collected")
             con.print(f"[bold]Tubes: {drawn} collected, {len(tubes) - drawn} refused[/]")
-            for t in tubes[:200]:
-                con.print(f"  {_tube_line(t)}")
+            for tube in tubes[:200]:
+                con.print(f"  {_tube_line(tube)}")
             if len(tubes) > 200:
                 con.print(f"  ... and {len(tubes) - 200} more (see the full report)")
-    backup = report.get("backup")
+    backup = report.get("backup") if is_nightly(report) else None
     if backup:
         con.print(f"\nBackup: {backup.get('path')} ({backup.get('integrity')})")
 
 
-def _tube_line(t: dict[str, Any]) -> str:
+def _tube_line(t: Tube) -> str:
     what = "collected" if t.get("status") == "collected" else f"REFUSED ({t.get('reason') or '?'})"
     return f"{t.get('sample_id')}  {what}  {str(t.get('collected_at') or '')[11:16]}  op {t.get('state')}"
 
 
 # ------------------------------------------------------------------ JSON / CSV
-def to_json(report: dict[str, Any]) -> str:
+def to_json(report: Report) -> str:
     return orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
 CSV_COLUMNS = ("date", "section", "key", "local", "central", "op_id", "kind", "detail")
 
 
-def to_csv(report: dict[str, Any]) -> str:
+def to_csv(report: Report) -> str:
     """One row per fact: summary fields, differences, classified ops, payment
     warnings, ops per hour. Money columns are integer paise. Cells a spreadsheet
     would run as formulas are neutralised (see people_csv)."""
     return csv_text(CSV_COLUMNS, _csv_rows(report))
 
 
-def _csv_rows(report: dict[str, Any]) -> Iterator[list[Any]]:
+def _csv_rows(report: Report) -> Iterator[list[Cell]]:
     for day in days_of(report):
         d = day.get("date")
         yield [d, "status", "status", day.get("status"), "", "", "", "; ".join(day.get("reasons") or [])]
@@ -240,11 +257,11 @@ td.n{text-align:right;font-variant-numeric:tabular-nums} th{background:#eee}
 """
 
 
-def _e(v: Any) -> str:
+def _e(v: object) -> str:
     return html.escape("" if v is None else str(v))
 
 
-def _html_day(day: dict[str, Any]) -> str:
+def _html_day(day: DayDict) -> str:
     status = day.get("status", "")
     out = [f"<h2>{_e(day.get('date'))} &middot; counter {_e(day.get('device_id'))} "
            f"<span class='status {_e(status)}'>{_e(STATUS_WORDS.get(status, status))}</span></h2>"]
@@ -308,7 +325,7 @@ def _html_day(day: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _detail(section: str, op: dict[str, Any]) -> str:
+def _detail(section: Section, op: ClassifiedOp) -> str:
     if section == "missing_centrally":
         return "PUT BACK IN THE QUEUE" if op.get("requeued") else "not requeued (run with --requeue-missing)"
     if section == "marked_synced":
@@ -316,13 +333,13 @@ def _detail(section: str, op: dict[str, Any]) -> str:
     if section == "flagged":
         return f"{op.get('state')}: {op.get('error_code') or ''} {op.get('error_message') or ''}".strip()
     if section == "waiting":
-        return op.get("wait_reason") or f"attempts {op.get('attempts', 0)}"
-    return op.get("central_status") or ""
+        return str(op.get("wait_reason") or f"attempts {op.get('attempts', 0)}")
+    return str(op.get("central_status") or "")
 
 
-def to_html(report: dict[str, Any]) -> str:
+def to_html(report: Report) -> str:
     """A clean printable page: status, summary, differences, ops per hour."""
-    nightly = report.get("schema") == NIGHTLY_SCHEMA
+    nightly = is_nightly(report)
     days = days_of(report)
     device = report.get("device_id") or (days[0].get("device_id") if days else "")
     title = f"{'Nightly check' if nightly else 'Reconciliation'} - counter {device}"
@@ -330,7 +347,7 @@ def to_html(report: dict[str, Any]) -> str:
     body = [f"<h1>{_e(title)}</h1>",
             f"<p>Generated {_e(report.get('finished_at') or report.get('started_at'))} &middot; "
             f"<span class='status {_e(status)}'>{_e(STATUS_WORDS.get(status, status))}</span></p>"]
-    if nightly:
+    if is_nightly(report):
         for reason in report.get("reasons") or []:
             body.append(f"<div class='loud'>{_e(reason)}</div>")
         body.append("<h2>Steps</h2><table><tr><th>step</th><th>ok</th><th>detail</th></tr>")
@@ -356,11 +373,11 @@ def format_for(path: Path | str) -> str:
     return FORMATS[ext]
 
 
-def render(report: dict[str, Any], fmt: str) -> str:
+def render(report: Report, fmt: str) -> str:
     return {"html": to_html, "csv": to_csv, "json": to_json}[fmt](report)
 
 
-def write_report(report: dict[str, Any], path: Path | str) -> Path:
+def write_report(report: Report, path: Path | str) -> Path:
     """Write the report in the format its extension names: atomically, mode
     0600, never through a planted symlink; a CSV starts with a UTF-8 BOM so
     Excel shows Devanagari (see people_csv)."""

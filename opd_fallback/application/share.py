@@ -38,7 +38,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlmodel import col, select
 
@@ -50,6 +50,9 @@ from opd_fallback.store import shared as shared_store
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import Op
 from opd_fallback.sync.hub_client import HubDamaged, HubDiskFull, HubError, HubRefused
+
+if TYPE_CHECKING:
+    from opd_fallback.application.status import HubSection
 
 PUSH_PAGE = 500
 PULL_PAGE = 1000
@@ -465,7 +468,7 @@ def watch(store: Store, client: HubApi, device_id: str, *, interval_s: float, st
         stop.wait(interval_s)
 
 
-def hub_status(store: Store, *, configured: bool, stale_after_s: float = 60.0) -> dict[str, Any]:
+def hub_status(store: Store, *, configured: bool, stale_after_s: float = 60.0) -> HubSection:
     """The ``hub`` object of ``status --json`` (docs/status-json.md): read as
     ``status`` reads it, with plain SQL (application/status.py ``hub_section``)."""
     from opd_fallback.application.status import hub_section

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import orjson
 
-from opd_fallback.application.daytotals import totals_for_day
+from opd_fallback.application.daytotals import ReprintsJSON, VoidsJSON, WaiverJSON, totals_for_day
 from opd_fallback.domain.clock import IST, duration_words, now_iso, now_ist
 from opd_fallback.domain.rules import OP_KINDS, PAYMENT_MODES, format_paise
 from opd_fallback.store import marks, meta, readonly
@@ -31,6 +31,7 @@ from opd_fallback.store import states as outbox
 from opd_fallback.store.readonly import OperationalError, needs_upgrade, snapshot
 
 if TYPE_CHECKING:
+    from opd_fallback.cipher.db import Connection
     from opd_fallback.store.engine import Store
 
 SCHEMA_VERSION = 1
@@ -46,6 +47,87 @@ _FAILED_OUTCOMES = ("unreachable", "unauthorized", "busy", "stopped", "error")
 NEEDS_PERSON = outbox.FLAGGED
 
 
+# ---- the shape of ``status --json`` (docs/status-json.md) ----
+class Ops(TypedDict):
+    total: int
+    by_state: dict[str, int]
+    by_state_and_kind: dict[str, dict[str, int]]
+
+
+class Pending(TypedDict):
+    count: int
+    with_wait_reason: int
+    oldest_recorded_at: str | None
+    oldest_age_seconds: int | None
+
+
+class NeedsPerson(TypedDict):
+    count: int
+    oldest_recorded_at: str | None
+    oldest_age_seconds: int | None
+    damaged: int
+
+
+class LastSync(TypedDict):
+    last_attempt_at: str | None
+    last_outcome: str | None
+    last_success_at: str | None
+    last_error: str | None
+
+
+class HubWentBack(TypedDict):
+    at: str | None
+    reason: str | None
+    hub_held: int | None
+    acknowledged_before: str | None
+    healed: bool
+
+
+class HubSection(TypedDict):
+    configured: bool
+    state: str  # not_configured | online | offline
+    last_exchange_at: str | None
+    last_ok_at: str | None
+    last_outcome: str | None
+    last_message: str | None
+    records_from_other_counters: int
+    records_by_counter: dict[str, int]
+    ops_not_yet_shared: int
+    ops_refused: int
+    hub_db_id: str | None
+    hub_epoch: str | None
+    went_back: HubWentBack | None
+
+
+class Money(TypedDict):
+    count: int
+    total_paise: int
+
+
+class PaymentsToday(TypedDict):
+    date: str
+    by_mode: dict[str, Money]
+    voided_by_mode: dict[str, Money]
+    cancelled_in_review: Money
+    collected_paise: int
+    waivers: list[WaiverJSON]
+    voids: list[VoidsJSON]
+    reprints: list[ReprintsJSON]
+
+
+class StatusReport(TypedDict):
+    schema: int
+    device_id: str
+    generated_at: str
+    ops: Ops
+    pending: Pending
+    needs_person: NeedsPerson
+    last_sync: LastSync
+    hub: HubSection
+    payments_today: PaymentsToday
+    went_back_in_time: str | None
+
+
 def _age_seconds(recorded_at: str | None, now: datetime) -> int | None:
     if not recorded_at:
         return None
@@ -59,7 +141,7 @@ _meta = readonly.meta_value
 _counter = readonly.counter_value
 
 
-def _last_sync(conn: Any) -> dict[str, Any]:
+def _last_sync(conn: Connection) -> LastSync:
     outcome: str | None = None
     error: str | None = None
     raw = _meta(conn, SYNC_LAST_OUTCOME)
@@ -81,9 +163,9 @@ def _last_sync(conn: Any) -> dict[str, Any]:
     }
 
 
-def _payments_today(conn: Any, day: str) -> dict[str, Any]:
+def _payments_today(conn: Connection, day: str) -> PaymentsToday:
     t = totals_for_day(readonly.run_sql(conn), day)
-    voided = {m: {"count": 0, "total_paise": 0} for m in PAYMENT_MODES}
+    voided: dict[str, Money] = {m: {"count": 0, "total_paise": 0} for m in PAYMENT_MODES}
     voided.update({m: {"count": v.count, "total_paise": v.total_paise} for m, v in t.voided_by_mode.items()})
     return {
         "date": day,
@@ -96,7 +178,7 @@ def _payments_today(conn: Any, day: str) -> dict[str, Any]:
 
 
 def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = None,
-            hub_configured: bool = False) -> dict[str, Any]:
+            hub_configured: bool = False) -> StatusReport:
     """The status report as a JSON-ready dict (see docs/status-json.md), read from
     the counter database (its path, or an open ``Store``) in one snapshot,
     without writing to it.
@@ -115,7 +197,7 @@ def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = No
     return _collect(db_path, device_id, now=now, hub_configured=hub_configured)
 
 
-def hub_section(conn: Any, *, configured: bool, stale_after_s: float = 60.0) -> dict[str, Any]:
+def hub_section(conn: Connection, *, configured: bool, stale_after_s: float = 60.0) -> HubSection:
     """The ``hub`` object of ``status --json`` (docs/status-json.md), read with
     plain SQL (``application.share.hub_status`` gives the same for a Store)."""
     last_at = _meta(conn, meta.HUB_LAST_AT)
@@ -129,7 +211,7 @@ def hub_section(conn: Any, *, configured: bool, stale_after_s: float = 60.0) -> 
         last = {}
     if not isinstance(last, dict):
         last = {}
-    went_back = None
+    went_back: HubWentBack | None = None
     raw_back = _meta(conn, meta.HUB_WENT_BACK)
     if raw_back:
         try:
@@ -164,7 +246,7 @@ def hub_section(conn: Any, *, configured: bool, stale_after_s: float = 60.0) -> 
     }
 
 
-def _collect(db_path: Path, device_id: str, *, now: datetime | None, hub_configured: bool) -> dict[str, Any]:
+def _collect(db_path: Path, device_id: str, *, now: datetime | None, hub_configured: bool) -> StatusReport:
     now = now or now_ist()
     with snapshot(db_path) as conn:
         by_state = dict.fromkeys(outbox.STATES, 0)
@@ -209,7 +291,7 @@ def _collect(db_path: Path, device_id: str, *, now: datetime | None, hub_configu
     }
 
 
-def render_text(report: dict[str, Any]) -> str:
+def render_text(report: StatusReport) -> str:
     """The report for a person at a terminal."""
     ops = report["ops"]
     lines = [f"Counter {report['device_id']}  ({report['generated_at']})", ""]

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # ``--help`` and the quick commands load no pydantic-settings
+    from opd_fallback.config import Settings
 
 
 def __getattr__(name: str) -> Any:  # ``from opd_fallback.cli import app`` and friends
@@ -53,7 +57,7 @@ def _counter_args(argv: list[str]) -> tuple[str | None, bool, str | None] | None
     return data_dir, no_sync, lang
 
 
-def run_counter(settings: Any, *, no_sync: bool) -> None:
+def run_counter(settings: Settings, *, no_sync: bool) -> None:
     """Open the counter UI for ``settings``; a store that would not open is said in one line afterwards."""
     from opd_fallback.tui.wiring import app_from_settings
 
@@ -101,7 +105,7 @@ def main() -> None:
     os.umask(0o077)
     if _counter_fast(sys.argv[1:]):
         return
-    app: Any = globals().get("app")  # a test may put its own here
+    app: Callable[[], object] | None = globals().get("app")  # a test may put its own here
     if app is None:
         from opd_fallback.cli import root
 

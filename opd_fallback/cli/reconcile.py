@@ -18,7 +18,7 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -34,6 +34,7 @@ from opd_fallback.cli.common import settings as load_settings
 from opd_fallback.domain.exits import ExitCode
 
 if TYPE_CHECKING:  # the rest is imported inside the commands: each loads SQLAlchemy or httpx
+    from opd_fallback.application.report_shapes import Report
     from opd_fallback.config import Settings
 
 ReportOpt = Annotated[
@@ -58,7 +59,7 @@ def _check_report_path(path: Path | None) -> None:
             fail(f"--report: {exc}", code=ExitCode.UNUSABLE)
 
 
-def _emit(report: dict[str, Any], as_json: bool, report_path: Path | None) -> None:
+def _emit(report: Report, as_json: bool, report_path: Path | None) -> None:
     from opd_fallback.application import reports
 
     if as_json:
@@ -213,7 +214,7 @@ def restore_cmd(
     if res.replaced_saved_as:
         typer.echo(f"the database it replaced was saved as {res.replaced_saved_as}")
     device = s.device_id or _device_in_backup(res.path) or ""
-    updates: dict[str, Any] = {}
+    updates: dict[str, str] = {}
     if device and device != s.device_id:
         updates["device_id"] = device
     store = open_store(s.db_path)
@@ -271,7 +272,7 @@ def restore_cmd(
         store.close()
 
 
-def _save(s: Settings, updates: dict[str, Any], token: str | None) -> None:
+def _save(s: Settings, updates: dict[str, str], token: str | None) -> None:
     from opd_fallback.config import write_config, write_token
 
     if updates:

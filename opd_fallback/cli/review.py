@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -25,11 +25,12 @@ from opd_fallback.cli.common import counter_store, domain_errors, fail
 
 if TYPE_CHECKING:  # imported inside each command: it loads the store (SQLAlchemy)
     from opd_fallback.application import review as R
+    from opd_fallback.domain.jsonio import JSONValue
 
 review_app = typer.Typer(help="Flagged records waiting for a supervisor's decision.", no_args_is_help=True)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: JSONValue) -> str:
     if value is None:
         return "-"
     if isinstance(value, (list, dict)):
@@ -140,7 +141,7 @@ def resolve_cmd(
         elif create_new:
             d = rs.create_new(sup, op, note=note)
         elif merge:
-            picks: dict[str, Any] = {}
+            picks: dict[str, str] = {}
             for name, value in _pairs(merge, "--merge"):
                 picks[name] = value.strip().lower()
             d = rs.merge(sup, op, picks, note=note)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from opd_fallback.cli.common import counter_settings, fail
 from opd_fallback.domain.exits import ExitCode
+
+if TYPE_CHECKING:  # imported inside the command: it loads the store (SQLAlchemy)
+    from opd_fallback.application.share import ShareResult
 
 
 def share(
@@ -37,7 +40,7 @@ def share(
     if not s.hub_token:
         fail("no hub token: run 'opd-fallback init ... --hub-token-stdin' (or set OPD_HUB_TOKEN)")
 
-    def show(res: Any) -> None:
+    def show(res: ShareResult) -> None:
         if as_json:
             typer.echo(json.dumps(res.as_dict(), ensure_ascii=False))
             return
@@ -52,7 +55,7 @@ def share(
             typer.echo(f"  - and {len(res.problems) - 5} more", err=True)
 
     store = open_store(s.db_path)
-    last: list[Any] = []
+    last: list[ShareResult] = []
     try:
         with HubClient.from_settings(s) as client:
             if not watch:
@@ -61,7 +64,7 @@ def share(
             else:
                 stop = threading.Event()
 
-                def on_result(res: Any) -> None:
+                def on_result(res: ShareResult) -> None:
                     last[:] = [res]
                     if res.outcome != "ok" or res.pushed or res.pulled_records or res.hub_went_back or as_json:
                         show(res)

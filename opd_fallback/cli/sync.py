@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,7 +26,12 @@ from opd_fallback.cli.common import TokenOpt, TokenStdinOpt, read_token, warn_in
 from opd_fallback.domain.exits import ExitCode
 
 if TYPE_CHECKING:  # imported in _settings: pydantic-settings is not needed for `--help`
+    from rich.progress import Progress, Task, TaskID
+    from rich.text import Text
+
+    from opd_fallback.application.clock import ClockReport
     from opd_fallback.config import Settings
+    from opd_fallback.sync.summary import SyncSummary
 
 ServerOpt = Annotated[str | None, typer.Option("--server", help="Central server URL [env OPD_CENTRAL_URL]")]
 CaOpt = Annotated[Path | None, typer.Option(
@@ -67,8 +72,8 @@ class _Reporter:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.tty = sys.stdout.isatty() and not quiet
-        self._progress: Any = None
-        self._task: Any = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
         self._last = 0.0
         self._t0 = time.monotonic()
 
@@ -84,7 +89,7 @@ class _Reporter:
             )
 
             class Rate(TextColumn):
-                def render(self, task: Any) -> Any:
+                def render(self, task: Task) -> Text:
                     from rich.text import Text
 
                     speed = task.finished_speed or task.speed
@@ -124,7 +129,7 @@ class _Reporter:
             _err(msg)
 
 
-def _print_summary(summary: Any) -> None:
+def _print_summary(summary: SyncSummary) -> None:
     rows = [
         ("applied", summary.applied), ("duplicate (already there)", summary.duplicate),
         ("rejected", summary.rejected), ("conflict", summary.conflict + summary.waited_too_long),
@@ -187,8 +192,8 @@ def sync(
     s = _settings(data_dir, server, read_token(token, token_stdin), ca_bundle)
     stop = threading.Event()
     store = open_store(s.db_path)
-    last: list[Any] = []
-    clock: list[Any] = []  # this PC's clock against central's (application/clock.py)
+    last: list[SyncSummary] = []
+    clock: list[ClockReport] = []  # this PC's clock against central's (application/clock.py)
     try:
         with _Reporter(quiet=as_json) as rep, CentralClient.from_settings(s) as client:
             engine = SyncEngine(
@@ -203,7 +208,7 @@ def sync(
 
                     clock.append(observe(store, "central", client.clock_skew_s))
             else:
-                def on_summary(summary: Any) -> None:
+                def on_summary(summary: SyncSummary) -> None:
                     last[:] = [summary]
                     if as_json:
                         typer.echo(json.dumps(summary.as_dict(), ensure_ascii=False))

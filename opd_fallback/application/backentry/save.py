@@ -3,10 +3,11 @@ rules and op kinds as a slip taken at the counter, the waiver rule included."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from opd_fallback.application.backentry.model import _FEE_FIELDS, _LAB_FIELDS, _LAB_PAY_FIELDS, RowProblem
 from opd_fallback.application.backentry.parse import Slip
+from opd_fallback.application.billing import PayLine
 from opd_fallback.application.services import PaymentInput, Tx
 from opd_fallback.domain import rules
 from opd_fallback.domain.errors import DomainError
@@ -61,11 +62,12 @@ def _save(tx: Tx, slip: Slip, step: _Step) -> list[str]:
     if slip.fee is not None:
         step.set(_FEE_FIELDS, "fee_paise")
         code = slip.fee_code or ("OPD-NEW" if slip.visit_type == "new" else "OPD-REVISIT")
-        items = [{"code": code, "qty": 1, "amount_paise": slip.fee.amount_paise}]
+        # parse gives a slip's fee an amount (0 when waived and empty), so it is an int here
+        items: list[PayLine] = [{"code": code, "qty": 1, "amount_paise": cast(int, slip.fee.amount_paise)}]
         listed = tx.catalog.fees.get(code) if tx.catalog is not None else None
         if slip.fee.mode == "waived" and (listed is None or listed.price_paise > 0):
             # a fee with a price (or none known) waived: the waiver rule, at its list price
-            at_list = [{**items[0], "amount_paise": listed.price_paise if listed is not None else 0}]
+            at_list: list[PayLine] = [{**items[0], "amount_paise": listed.price_paise if listed is not None else 0}]
             pay = tx.svc._pay(tx, patient, slip.fee, category, at_list, visit=v.local_ref)
         else:
             pay = tx.record_payment(patient, slip.fee, visit=v.local_ref, due_items=items)
@@ -90,7 +92,7 @@ def _save(tx: Tx, slip: Slip, step: _Step) -> list[str]:
     return op_ids
 
 
-def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str, Any]]:
+def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[PayLine]:
     """Items of a lab payment without a lab_items column: each test at its list
     price, which must add up to the amount taken (the list prices tell how to split it)."""
     amount = payment.amount_paise or 0
@@ -107,7 +109,7 @@ def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str
     prices = {t: cat.tests[t].price_paise for t in tests}
     if payment.mode == "waived":  # at list price: the waiver rule zeroes them and audits what was waived
         return [{"code": t, "qty": 1, "amount_paise": p} for t, p in prices.items()]
-    items: list[dict[str, Any]] = [{"code": t, "qty": 1, "amount_paise": p} for t, p in prices.items()]
+    items: list[PayLine] = [{"code": t, "qty": 1, "amount_paise": p} for t, p in prices.items()]
     total = sum(prices.values())
     if total != amount:
         raise DomainError.field(

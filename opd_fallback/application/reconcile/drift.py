@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import orjson
 
 from opd_fallback.application.reconcile.local import LocalOp, _op_brief
+from opd_fallback.application.report_shapes import Misdated, PayloadMismatch
 from opd_fallback.domain import registry
 from opd_fallback.domain.clock import IST
+from opd_fallback.domain.jsonio import JSONValue
 from opd_fallback.domain.rules import format_paise
 from opd_fallback.store import hub_restore, reads
 from opd_fallback.store.engine import Store
@@ -20,23 +21,23 @@ from opd_fallback.store.states import CANCELLED
 
 
 # ------------------------------------------------------------------ payloads against records
-def _money(paise: Any) -> str:
+def _money(paise: JSONValue) -> str:
     return format_paise(paise) if isinstance(paise, int) else repr(paise)
 
 
-def _items_key(items: Any) -> list[tuple[Any, Any, Any]]:
-    out = []
-    for i in items or []:
+def _items_key(items: JSONValue) -> list[tuple[JSONValue, JSONValue, JSONValue]]:
+    out: list[tuple[JSONValue, JSONValue, JSONValue]] = []
+    for i in items if isinstance(items, list) else []:
         if isinstance(i, dict):
             out.append((i.get("code"), i.get("qty", 1), i.get("amount_paise")))
     return sorted(out, key=repr)
 
 
-def _ref_key(ref: Any) -> Any:
+def _ref_key(ref: JSONValue) -> JSONValue:
     return (ref.get("local_ref") or ref.get("central_id")) if isinstance(ref, dict) else ref
 
 
-def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[dict[str, Any]]:
+def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[PayloadMismatch]:
     """Every payment / void op (not cancelled) whose payload differs from its local
     record, one entry per field, with the difference in words (never patient data)."""
     money_ops = [op for op in ops if op.kind in registry.MONEY_KINDS and op.state != CANCELLED]
@@ -45,7 +46,7 @@ def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[dict[str, A
     ids = [op.op_id for op in money_ops]
     with store.read() as s:
         payments, voids = reads.money_records(s, ids)
-    out: list[dict[str, Any]] = []
+    out: list[PayloadMismatch] = []
     for op in sorted(money_ops, key=lambda o: o.seq):
         try:
             p = orjson.loads(op.payload)
@@ -54,7 +55,7 @@ def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[dict[str, A
         what = "payment" if op.kind == "payment.record" else "void"
         label = f"{what} {op.record_ref or op.op_id} ({op.state})"
 
-        def add(field_name: str, queued: Any, record: Any, words: str, op: LocalOp = op) -> None:
+        def add(field_name: str, queued: JSONValue, record: JSONValue, words: str, op: LocalOp = op) -> None:
             out.append({**_op_brief(op), "field": field_name, "queued": queued, "record": record,
                         "words": words})
 
@@ -98,7 +99,7 @@ def payload_mismatches(store: Store, ops: Iterable[LocalOp]) -> list[dict[str, A
     return out
 
 
-def misdated_ops(store: Store, device_id: str, day: date, limit: int = 50) -> list[dict[str, Any]]:
+def misdated_ops(store: Store, device_id: str, day: date, limit: int = 50) -> list[Misdated]:
     """Ops of ``device_id`` saved on ``day`` (by the hub's or central's clock) but dated another day.
 
     A counter saves with a wrong clock only after a supervisor confirmed it
@@ -117,7 +118,7 @@ def misdated_ops(store: Store, device_id: str, day: date, limit: int = 50) -> li
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             continue
         spans.append((str(at), offset))
-    out: list[dict[str, Any]] = []
+    out: list[Misdated] = []
     for op_id, seq, kind, recorded_at in rows:
         rec = str(recorded_at)
         since = next((o for at, o in reversed(spans) if rec >= at), None)

@@ -8,10 +8,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import orjson
 
+from opd_fallback.application.report_shapes import Difference, OpBrief, Summary
 from opd_fallback.domain.clock import IST
 from opd_fallback.domain.contract import Reconciliation, op_ids_digest
 from opd_fallback.store import reads
@@ -63,7 +63,7 @@ class DaySummary:
             samples_rejected=r.samples.rejected if r.samples else 0,
         )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Summary:
         return {
             "ops_applied": self.ops_applied,
             "by_kind": dict(sorted(self.by_kind.items())),
@@ -74,9 +74,9 @@ class DaySummary:
             "op_ids_sha256": self.op_ids_sha256,
         }
 
-    def flat(self) -> dict[str, Any]:
+    def flat(self) -> dict[str, int | str]:
         """Field name -> value, for comparing two sides field by field."""
-        out: dict[str, Any] = {"ops_applied": self.ops_applied}
+        out: dict[str, int | str] = {"ops_applied": self.ops_applied}
         out.update({f"by_kind.{k}": v for k, v in self.by_kind.items()})
         out["payments.count"] = self.payments_count
         out["payments.total_paise"] = self.payments_total_paise
@@ -89,10 +89,10 @@ class DaySummary:
         return out
 
 
-def compare(local: DaySummary, central: DaySummary) -> list[dict[str, Any]]:
+def compare(local: DaySummary, central: DaySummary) -> list[Difference]:
     """Every field where the two sides differ (a missing key counts as 0)."""
     a, b = local.flat(), central.flat()
-    diffs = []
+    diffs: list[Difference] = []
     for key in sorted(set(a) | set(b)):
         la, cb = a.get(key, 0), b.get(key, 0)
         if la != cb:
@@ -177,6 +177,6 @@ def summarize(store: Store, ops: dict[str, LocalOp]) -> tuple[DaySummary, list[s
     s.op_ids_sha256 = op_ids_digest([op.op_id for op in synced])
     return s, unknown
 
-def _op_brief(op: LocalOp) -> dict[str, Any]:
+def _op_brief(op: LocalOp) -> OpBrief:
     return {"op_id": op.op_id, "seq": op.seq, "kind": op.kind, "recorded_at": op.recorded_at,
             "state": op.state, "record_ref": op.record_ref}

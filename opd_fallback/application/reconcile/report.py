@@ -6,12 +6,24 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
 from opd_fallback.application.reconcile.local import DaySummary, LocalOp, _op_brief
-from opd_fallback.application.reports import DAY_SCHEMA
+from opd_fallback.application.report_shapes import (
+    DAY_SCHEMA,
+    DayDict,
+    Difference,
+    FlaggedOp,
+    MarkedOp,
+    Misdated,
+    MissingOp,
+    PayloadMismatch,
+    PaymentWarning,
+    Tube,
+    UnknownOp,
+    WaitingOp,
+)
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.contract import WARNING_CODES as CONTRACT_WARNING_CODES
 from opd_fallback.domain.exits import ExitCode
@@ -46,20 +58,20 @@ class DayReport:
     error: str | None = None
     local: DaySummary | None = None
     central: DaySummary | None = None
-    differences_found: list[dict[str, Any]] = field(default_factory=list)
-    differences: list[dict[str, Any]] = field(default_factory=list)
-    marked_synced: list[dict[str, Any]] = field(default_factory=list)
-    missing_centrally: list[dict[str, Any]] = field(default_factory=list)
-    unknown_here: list[dict[str, Any]] = field(default_factory=list)
-    waiting: list[dict[str, Any]] = field(default_factory=list)
-    flagged: list[dict[str, Any]] = field(default_factory=list)
-    payment_warnings: list[dict[str, Any]] = field(default_factory=list)
+    differences_found: list[Difference] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+    marked_synced: list[MarkedOp] = field(default_factory=list)
+    missing_centrally: list[MissingOp] = field(default_factory=list)
+    unknown_here: list[UnknownOp] = field(default_factory=list)
+    waiting: list[WaitingOp] = field(default_factory=list)
+    flagged: list[FlaggedOp] = field(default_factory=list)
+    payment_warnings: list[PaymentWarning] = field(default_factory=list)
     voids_amount_unknown: list[str] = field(default_factory=list)
-    payload_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    payload_mismatches: list[PayloadMismatch] = field(default_factory=list)
     # every tube this counter's desk recorded that day: collected or refused (reason), and where its op stands
-    tubes: list[dict[str, Any]] = field(default_factory=list)
+    tubes: list[Tube] = field(default_factory=list)
     # ops this counter saved on the day with its clock confirmed wrong, dated another day (application/clock.py)
-    misdated: list[dict[str, Any]] = field(default_factory=list)
+    misdated: list[Misdated] = field(default_factory=list)
     local_states: dict[str, int] = field(default_factory=dict)
     ops_per_hour: list[dict[str, int]] = field(default_factory=list)
     requeue_missing: bool = False
@@ -114,7 +126,7 @@ class DayReport:
                        "slips; the day is not clean until then")
         return out
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> DayDict:
         return {
             "schema": SCHEMA,
             "date": self.date,
@@ -149,8 +161,8 @@ class DayReport:
         }
 
 
-def _payment_warnings(ops: dict[str, LocalOp]) -> list[dict[str, Any]]:
-    out = []
+def _payment_warnings(ops: dict[str, LocalOp]) -> list[PaymentWarning]:
+    out: list[PaymentWarning] = []
     for op in sorted(ops.values(), key=lambda o: o.seq):
         if op.kind != "payment.record" or op.state != SYNCED or not op.result:
             continue
@@ -215,9 +227,9 @@ def _always(rep: DayReport, ops: dict[str, LocalOp]) -> None:
     rep.tubes = _tubes(by_seq)
 
 
-def _tubes(by_seq: list[LocalOp]) -> list[dict[str, Any]]:
+def _tubes(by_seq: list[LocalOp]) -> list[Tube]:
     """The tubes this counter's desk collected and refused that day, in the order recorded."""
-    out = []
+    out: list[Tube] = []
     for op in by_seq:
         if op.kind != "lab.sample_collect" or op.state == CANCELLED:
             continue

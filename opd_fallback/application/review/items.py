@@ -3,16 +3,16 @@ and what can be done. Read-only: the decisions are in :mod:`.service`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 from sqlmodel import Session, col, select
 
 from opd_fallback.domain import contract, registry, rules
 from opd_fallback.domain.clock import duration_words, seconds_since
 from opd_fallback.domain.errors import FIELD_LABELS
-from opd_fallback.domain.jsonio import loads
+from opd_fallback.domain.jsonio import JSONObject, JSONValue, loads
 from opd_fallback.store import outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import LabOrder, Op, Patient, Payment, Visit
@@ -27,7 +27,7 @@ CANDIDATE_FIELDS = tuple(f for f in contract.CANDIDATE_FIELDS if f != "uhid")
 PAYMENT_FIXED = ("amount_paise", "mode", "items")
 # the payload fields that hold a reference ({"central_id"} or {"local_ref"})
 REF_FIELDS = registry.RECORD_KINDS
-RECORD_TABLES: dict[str, type[Any]] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder,
+RECORD_TABLES: dict[str, type[Patient] | type[Visit] | type[LabOrder] | type[Payment]] = {"patient": Patient, "visit": Visit, "lab_order": LabOrder,
                                         "payment": Payment}
 assert set(RECORD_TABLES) == set(registry.RECORD_KINDS), "a record kind of domain/registry.py has no table here"
 MONEY_KINDS = registry.MONEY_KINDS
@@ -42,9 +42,56 @@ class FieldDiff:
 
     field: str
     label: str
-    left: Any
-    right: Any
+    left: JSONValue
+    right: JSONValue
     differs: bool
+
+
+class FieldError(TypedDict):
+    """One field central refused, with its label for people."""
+
+    field: str
+    label: str
+    code: str
+    message: str
+
+
+class DiffJSON(TypedDict):
+    field: str
+    label: str
+    left: JSONValue
+    right: JSONValue
+    differs: bool
+
+
+class ComparisonJSON(TypedDict):
+    title: str
+    left_title: str
+    right_title: str
+    key: str | None
+    rows: list[DiffJSON]
+
+
+class ReviewItemJSON(TypedDict):
+    """``ReviewItem.as_json()``: what ``review list --json`` prints per op."""
+
+    op_id: str
+    seq: int
+    kind: str
+    state: str
+    category: Category
+    code: str
+    title: str
+    explanation: str
+    recorded_at: str
+    operator_id: str
+    record_ref: str | None
+    payload: JSONObject
+    error: JSONObject
+    field_errors: list[FieldError]
+    comparisons: list[ComparisonJSON]
+    actions: list[str]
+    waiting: list[str]
 
 
 @dataclass(frozen=True)
@@ -77,14 +124,14 @@ class ReviewItem:
     recorded_at: str
     operator_id: str
     record_ref: str | None
-    payload: dict[str, Any]
-    error: dict[str, Any]
-    field_errors: tuple[dict[str, str], ...]
+    payload: JSONObject
+    error: JSONObject
+    field_errors: tuple[FieldError, ...]
     comparisons: tuple[Comparison, ...]
     actions: tuple[str, ...]
     waiting: tuple[str, ...]  # op_ids (not synced) that wait on this one
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> ReviewItemJSON:
         return {
             "op_id": self.op_id, "seq": self.seq, "kind": self.kind, "state": self.state,
             "category": self.category, "code": self.code, "title": self.title,
@@ -125,20 +172,20 @@ def field_label(name: str) -> str:
     return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
 
 
-def _norm(value: Any) -> Any:
+def _norm(value: JSONValue) -> JSONValue:
     if isinstance(value, str):
         return " ".join(value.split()).casefold() or None
     return value
 
 
-def diff_fields(fields: Iterable[str], left: Mapping[str, Any], right: Mapping[str, Any]) -> tuple[FieldDiff, ...]:
+def diff_fields(fields: Iterable[str], left: JSONObject, right: JSONObject) -> tuple[FieldDiff, ...]:
     return tuple(
         FieldDiff(f, field_label(f), left.get(f), right.get(f), _norm(left.get(f)) != _norm(right.get(f)))
         for f in fields
     )
 
 
-def category_of(op: Op, error: dict[str, Any]) -> Category:
+def category_of(op: Op, error: JSONObject) -> Category:
     code = str(error.get("code") or "")
     if op.state == outbox.REJECTED:
         return "rejected"
@@ -151,41 +198,51 @@ def category_of(op: Op, error: dict[str, Any]) -> Category:
     return "conflict"
 
 
-def _ref_words(ref: Any) -> str:
-    if isinstance(ref, dict):
+def _ref_words(ref: JSONValue) -> str:
+    if isinstance(ref, Mapping):
         return str(ref.get("central_id") or ref.get("local_ref") or "?")
     return "?"
 
 
+def json_list(value: JSONValue) -> Sequence[JSONValue]:
+    """A JSON array of a payload or an error (absent or empty: ``[]``)."""
+    return value if isinstance(value, list) else []
+
+
+def json_object(value: JSONValue) -> JSONObject:
+    """A JSON object of a payload or an error (absent or empty: ``{}``)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 # One line naming what a flagged op is, per kind (registered against domain/registry.py).
-TITLES: registry.Handlers[Callable[[dict[str, Any]], str]] = registry.Handlers(
+TITLES: registry.Handlers[Callable[[JSONObject], str]] = registry.Handlers(
     "review titles (application/review/items.py)")
 
 
 @TITLES.register("patient.register")
-def _register_title(payload: dict[str, Any]) -> str:
+def _register_title(payload: JSONObject) -> str:
     return f"Registration of {payload.get('name', '?')} ({payload.get('local_ref', '?')})"
 
 
 @TITLES.register("patient.update")
-def _update_title(payload: dict[str, Any]) -> str:
+def _update_title(payload: JSONObject) -> str:
     return f"Change to patient {_ref_words(payload.get('patient'))}"
 
 
 @TITLES.register("visit.open")
-def _visit_title(payload: dict[str, Any]) -> str:
+def _visit_title(payload: JSONObject) -> str:
     return (f"OPD visit {payload.get('local_ref', '?')} to {payload.get('department', '?')} "
             f"for {_ref_words(payload.get('patient'))}")
 
 
 @TITLES.register("lab.order")
-def _lab_title(payload: dict[str, Any]) -> str:
-    tests = ", ".join(str(t.get("code")) for t in payload.get("tests") or [] if isinstance(t, dict))
+def _lab_title(payload: JSONObject) -> str:
+    tests = ", ".join(str(t.get("code")) for t in json_list(payload.get("tests")) if isinstance(t, Mapping))
     return f"Lab order {payload.get('local_ref', '?')} ({tests}) for {_ref_words(payload.get('patient'))}"
 
 
 @TITLES.register("payment.record")
-def _payment_title(payload: dict[str, Any]) -> str:
+def _payment_title(payload: JSONObject) -> str:
     amount = payload.get("amount_paise")
     money = rules.format_paise(amount) if isinstance(amount, int) else "?"
     return (f"Payment {money} {payload.get('mode', '?')}, receipt {payload.get('receipt_no', '?')}, "
@@ -193,12 +250,12 @@ def _payment_title(payload: dict[str, Any]) -> str:
 
 
 @TITLES.register("payment.void")
-def _void_title(payload: dict[str, Any]) -> str:
+def _void_title(payload: JSONObject) -> str:
     return f"Void of payment {_ref_words(payload.get('payment'))}"
 
 
 @TITLES.register("lab.sample_collect")
-def _tube_title(payload: dict[str, Any]) -> str:
+def _tube_title(payload: JSONObject) -> str:
     what = "collected" if payload.get("status") == "collected" else f"refused ({payload.get('reason') or '?'})"
     return f"Tube {payload.get('sample_id', '?')} {what} at {str(payload.get('collected_at') or '?')[11:16]}"
 
@@ -206,7 +263,7 @@ def _tube_title(payload: dict[str, Any]) -> str:
 TITLES.complete()
 
 
-def _title(op: Op, payload: dict[str, Any]) -> str:
+def _title(op: Op, payload: JSONObject) -> str:
     kind = op.kind
     if op.last_status == outbox.DAMAGED:
         return f"{KIND_WORDS.get(kind, kind).capitalize()} {op.record_ref or op.op_id} (its stored data is damaged)"
@@ -214,15 +271,15 @@ def _title(op: Op, payload: dict[str, Any]) -> str:
     return title(payload) if title else f"{kind} {op.record_ref or ''}".strip()
 
 
-def _explain(op: Op, category: Category, error: dict[str, Any], waiting: int) -> str:
+def _explain(op: Op, category: Category, error: JSONObject, waiting: int) -> str:
     what = KIND_WORDS.get(op.kind, op.kind)
     msg = str(error.get("message") or "").strip()
     if category == "possible_duplicate":
-        n = len(error.get("candidates") or [])
+        n = len(json_list(error.get("candidates")))
         text = (f"Central found {n} existing patient(s) who may be the same person as this {what}. "
                 "Compare them field by field, then link to one of them or register as a new patient.")
     elif category == "stale_update":
-        cur = error.get("current") or {}
+        cur = json_object(error.get("current"))
         text = (f"Patient {cur.get('uhid', '?')} was changed centrally (now version {cur.get('version', '?')}) "
                 "after this counter last saw it. Choose, field by field, the counter's value or central's.")
     elif category == "rejected" and error.get("code") == outbox.DAMAGED:
@@ -242,12 +299,12 @@ def _explain(op: Op, category: Category, error: dict[str, Any], waiting: int) ->
     return text
 
 
-def waits_for_words(error: dict[str, Any]) -> str:
+def waits_for_words(error: JSONObject) -> str:
     """Contract 1.2: what a deferred op waits for (``error.waiting_for``) and what
     central said of it when the sync looked it up (``looked_up``, from
     ``GET /refs``), as a sentence starting with a space; empty when not given."""
     waiting = error.get("waiting_for")
-    if not isinstance(waiting, dict):
+    if not isinstance(waiting, Mapping):
         return ""
     if waiting.get("op_id"):
         return f" It waits for op {waiting['op_id']} to be applied at central."
@@ -257,10 +314,10 @@ def waits_for_words(error: dict[str, Any]) -> str:
     device = str(lref).split("-", 1)[0]
     text = f" It waits for {lref} (made at counter {device})"
     looked = error.get("looked_up")
-    if isinstance(looked, dict) and looked.get("found"):
+    if isinstance(looked, Mapping) and looked.get("found"):
         return (text + f": central now knows it as {looked.get('kind', 'record')} {looked.get('central_id', '?')}, "
                 "so a retry should go through.")
-    if isinstance(looked, dict):
+    if isinstance(looked, Mapping):
         return text + f": central does not know it yet (counter {device} has not synced it)."
     return text + "."
 
@@ -309,7 +366,7 @@ def review_item(s: Session, op: Op) -> ReviewItem:
             title=f"Patient {cur.get('uhid', '?')}", left_title="Counter's change",
             right_title=f"Central (version {cur.get('version', '?')})",
             rows=diff_fields(list(changes), changes, cur), key=cur.get("uhid")))
-    field_errors = tuple(
+    field_errors: tuple[FieldError, ...] = tuple(
         {"field": str(f.get("field", "")), "label": field_label(str(f.get("field", "")).split(".")[0] or "record"),
          "code": str(f.get("code", "")), "message": str(f.get("message", ""))}
         for f in error.get("fields") or [] if isinstance(f, dict)

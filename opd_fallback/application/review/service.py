@@ -4,7 +4,6 @@ counter's records in one transaction, and is written to the audit log."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -21,13 +20,14 @@ from opd_fallback.application.review.items import (
     ReviewItem,
     Supervisor,
     dependents,
+    json_object,
     review_item,
 )
 from opd_fallback.domain import payloads as P
 from opd_fallback.domain import rules
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.errors import DomainError, validate
-from opd_fallback.domain.jsonio import dumps, dumps_or_none, loads
+from opd_fallback.domain.jsonio import JSONObject, JSONValue, dumps, dumps_or_none, loads
 from opd_fallback.store import audit, numbers, outbox
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import PinRefused, active_supervisor, verify_operator
@@ -109,12 +109,12 @@ class ReviewService:
 
     # ---- writing helpers --------------------------------------------------------
     @staticmethod
-    def _audit(s: Session, sup: Supervisor, action: str, item: ReviewItem, **detail: Any) -> None:
+    def _audit(s: Session, sup: Supervisor, action: str, item: ReviewItem, **detail: JSONValue) -> None:
         audit.record(s, sup.id, f"review.{action}", item.op_id, kind=item.kind, record_ref=item.record_ref,
                      category=item.category, code=item.code, **detail)
 
     @staticmethod
-    def _resubmit(s: Session, op: Op, resolution: dict[str, Any] | None) -> None:
+    def _resubmit(s: Session, op: Op, resolution: JSONObject | None) -> None:
         outbox.transition_one(s, op.op_id, "resubmitted", res=dumps_or_none(resolution))
 
     @staticmethod
@@ -135,7 +135,7 @@ class ReviewService:
             moved.append(dep.op_id)
         return moved
 
-    def _requeue(self, s: Session, op: Op, payload: dict[str, Any], resolution: dict[str, Any] | None,
+    def _requeue(self, s: Session, op: Op, payload: dict[str, JSONValue], resolution: JSONObject | None,
                  reason: str) -> Op:
         """A new op replacing ``op`` (which is cancelled with ``reason``)."""
         seq = numbers.next_seq(s)
@@ -152,7 +152,7 @@ class ReviewService:
         return new
 
     @staticmethod
-    def _update_record(s: Session, op: Op, values: Mapping[str, Any]) -> list[str]:
+    def _update_record(s: Session, op: Op, values: JSONObject) -> list[str]:
         """Make the counter's own record show ``values`` (only its plain columns)."""
         table = RECORD_TABLES.get(op.record_kind or "")
         if table is None or not op.record_ref:
@@ -202,17 +202,17 @@ class ReviewService:
         return Decision("create_new", op.op_id, f"{item.record_ref} will be registered as a new patient on "
                         "the next sync.", affected=item.waiting)
 
-    def merge(self, sup: Supervisor, key: str, picks: Mapping[str, Pick], *, note: str | None = None) -> Decision:
+    def merge(self, sup: Supervisor, key: str, picks: Mapping[str, Pick | str], *, note: str | None = None) -> Decision:
         """Per changed field keep the counter's value or central's (see the module doc)."""
         with self.store.write() as s:
             self._check_role(s, sup)
             op, item = self._flagged(s, key, "stale_update")
-            current = item.error.get("current") or {}
+            current = json_object(item.error.get("current"))
             version = current.get("version")
             if not isinstance(version, int):
                 raise DomainError.field("current", "central sent no version for this patient; cannot merge",
                                         code="no_version")
-            changes: dict[str, Any] = dict(item.payload.get("changes") or {})
+            changes: dict[str, JSONValue] = dict(json_object(item.payload.get("changes")))
             rows = item.comparisons[0].rows if item.comparisons else ()
             unknown = sorted(set(picks) - set(changes))
             if unknown:
@@ -229,8 +229,8 @@ class ReviewService:
             chosen = {f: ("counter" if picks.get(f, "counter") == "counter" else "central") for f in changes}
             merged = {f: v for f, v in changes.items() if chosen[f] == "counter"}
             kept_central = {f: current.get(f) for f in changes if chosen[f] == "central"}
-            resolution = {"action": "apply", "base_version": version}
-            detail = {"picks": chosen, "central_version": version, "note": note,
+            resolution: dict[str, JSONValue] = {"action": "apply", "base_version": version}
+            detail: dict[str, JSONValue] = {"picks": {**chosen}, "central_version": version, "note": note,
                       "counter": changes, "central": {f: current.get(f) for f in changes}}
             new_id: str | None = None
             if merged == changes:
@@ -255,7 +255,7 @@ class ReviewService:
             self._audit(s, sup, "merge", item, outcome=outcome, new_op_id=new_id, **detail)
         return Decision("merge", op.op_id, msg, new_op_id=new_id)
 
-    def correct(self, sup: Supervisor, key: str, fields: Mapping[str, Any], *, note: str | None = None) -> Decision:
+    def correct(self, sup: Supervisor, key: str, fields: JSONObject, *, note: str | None = None) -> Decision:
         """Queue a corrected copy of a rejected op (new op_id and seq, same local_ref)."""
         with self.store.write() as s:
             self._check_role(s, sup)
@@ -294,7 +294,7 @@ class ReviewService:
             after = {f: _get_path(payload, f) for f in fields}
             self._update_record(s, op, {f: v for f, v in after.items() if "." not in f})
             self._audit(s, sup, "correct", item, new_op_id=new.op_id, before=before, after=after,
-                        error=item.error.get("message"), repointed=moved, note=note)
+                        error=item.error.get("message"), repointed=[*moved], note=note)
         return Decision("correct", op.op_id, f"corrected op {new.op_id} queued; {len(moved)} waiting record(s) "
                         "now wait on it.", new_op_id=new.op_id, affected=tuple(moved))
 
@@ -353,8 +353,8 @@ class ReviewService:
         return Decision("retry", op.op_id, "queued again for the next sync.")
 
 
-def _get_path(data: Mapping[str, Any], path: str) -> Any:
-    cur: Any = data
+def _get_path(data: JSONObject, path: str) -> JSONValue:
+    cur: JSONValue = data
     for part in path.split("."):
         cur = cur.get(part) if isinstance(cur, Mapping) else None
     return cur

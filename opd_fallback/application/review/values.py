@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from opd_fallback.domain import payloads as P
 from opd_fallback.domain.errors import DomainError
+from opd_fallback.domain.jsonio import JSONValue
 
 
-def parse_value(kind: str, name: str, text: str) -> Any:
+def parse_value(kind: str, name: str, text: str) -> JSONValue:
     """A value typed at the CLI for payload field ``name``: whole numbers for
     integer fields, JSON for lists and objects, ``null`` or nothing for none."""
     raw = text.strip()
@@ -18,7 +17,8 @@ def parse_value(kind: str, name: str, text: str) -> Any:
         return None
     if raw[:1] in "[{":
         try:
-            return orjson.loads(raw)
+            value: JSONValue = orjson.loads(raw)
+            return value
         except orjson.JSONDecodeError:
             raise DomainError.field(name, "is not valid JSON", code="bad_json") from None
     model = P.PAYLOAD_MODELS.get(kind)

@@ -7,10 +7,9 @@ reason and is written to the audit log; prices and fee lines come from
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session, select
@@ -76,7 +75,7 @@ class CounterService:
     # --- writing -----------------------------------------------------------------
     @contextmanager
     def transaction(self, operator_id: str, *, recorded_at: datetime | None = None,
-                    source: str = "counter", origin: dict[str, Any] | None = None) -> Iterator[Tx]:
+                    source: str = "counter", origin: Mapping[str, object] | None = None) -> Iterator[Tx]:
         with self.store.write() as session:
             hold = meta.get(session, meta.NEEDS_SEQ_CHECK)
             if hold:
@@ -89,7 +88,7 @@ class CounterService:
             yield Tx(self, session, operator_id, recorded_at=recorded_at, source=source, origin=origin)
 
     def _pay(self, tx: Tx, info: PatientInfo, payment: PaymentInput, category: str,
-             items: list[dict[str, Any]], *, visit: str | None = None, lab_order: str | None = None) -> Saved:
+             items: list[billing.PayLine], *, visit: str | None = None, lab_order: str | None = None) -> Saved:
         """Record a counter payment. A waiver the category's rules do not grant
         (master data exemptions) needs a supervisor and a reason; it is written
         to the audit log and nothing is collected (amount 0)."""
@@ -97,7 +96,7 @@ class CounterService:
             return tx.record_payment(info, payment, visit=visit, lab_order=lab_order, due_items=items)
         granted = all(billing.fee_exempt(tx.catalog, category, str(i["code"])) for i in items)
         list_paise = sum(int(i["amount_paise"]) for i in items)
-        zero = [{**i, "amount_paise": 0} for i in items]
+        zero: list[billing.PayLine] = [{**i, "amount_paise": 0} for i in items]
         waived = PaymentInput(mode="waived", amount_paise=0, mode_ref=payment.mode_ref, items=zero)
         if granted:
             return tx.record_payment(info, waived, visit=visit, lab_order=lab_order)
@@ -122,7 +121,7 @@ class CounterService:
                      {**pay.extra, "waiver_reason": reason, "approved_by": sup.id, "waived_paise": list_paise})
 
     def register_new(
-        self, operator_id: str, patient: dict[str, Any], *, department: str, unit: str | None = None,
+        self, operator_id: str, patient: Mapping[str, object], *, department: str, unit: str | None = None,
         payment: PaymentInput | None = None, visit_date: date | None = None,
     ) -> Registration:
         """New patient + OPD visit + fee, as one transaction."""
@@ -212,7 +211,7 @@ class CounterService:
         with self.transaction(operator_id) as tx:
             return tx.void_payment(payment, reason, approved_by=approved_by)
 
-    def update_patient(self, operator_id: str, patient: str, changes: dict[str, Any],
+    def update_patient(self, operator_id: str, patient: str, changes: Mapping[str, object],
                        *, base_version: int | None = None) -> Saved:
         with self.transaction(operator_id) as tx:
             return tx.update_patient(patient, changes, base_version=base_version)

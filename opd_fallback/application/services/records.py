@@ -4,11 +4,15 @@ Plain dataclasses, no I/O; the transaction (``tx.py``) makes them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opd_fallback.domain import payloads as P
 from opd_fallback.domain.errors import validate
+
+if TYPE_CHECKING:
+    from opd_fallback.application.billing import PayLine, TestLine
 
 _LOCAL_REF_PLACEHOLDER = "X-000000"
 
@@ -20,7 +24,7 @@ class PaymentInput:
     mode: str
     amount_paise: int | None = None
     mode_ref: str | None = None
-    items: list[dict[str, Any]] | None = None
+    items: list[PayLine] | None = None
     # A waiver the category's rules do not grant: who approved it and why
     # (the approver's PIN is checked by the caller, just before saving).
     waiver_reason: str | None = None
@@ -73,7 +77,7 @@ class LabResult:
     order: Saved
     payment: Saved | None
     info: PatientInfo
-    tests: list[dict[str, Any]]  # code, name, sample_type, price_paise
+    tests: list[TestLine]
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class _Made:
     info: PatientInfo | None = None
 
 
-def _origin(origin: dict[str, Any] | None) -> dict[str, str] | None:
+def _origin(origin: Mapping[str, object] | None) -> dict[str, str] | None:
     """An envelope's ``origin`` checked by the contract's model; None when no key has a value."""
     return None if not origin else validate(P.Origin, origin).wire()
 

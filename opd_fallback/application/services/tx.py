@@ -5,10 +5,10 @@ one). The clock is read through ``domain.clock`` at save time (tests fix it ther
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from sqlalchemy import event
 from sqlmodel import Session, select
@@ -40,7 +40,16 @@ from opd_fallback.store.tables import (
 )
 
 if TYPE_CHECKING:
+    from opd_fallback.application.billing import PayLine
     from opd_fallback.application.services.counter import CounterService
+
+
+class Sample(TypedDict):
+    """One tube of a lab order: its sample id, its sample type and the tests drawn in it."""
+
+    sample_id: str
+    sample_type: str
+    tests: list[str]
 
 
 class Tx:
@@ -54,7 +63,7 @@ class Tx:
         *,
         recorded_at: datetime | None = None,
         source: str = "counter",
-        origin: dict[str, Any] | None = None,
+        origin: Mapping[str, object] | None = None,
     ) -> None:
         self.svc = svc
         self.session = session
@@ -69,7 +78,7 @@ class Tx:
         # of a flow (the visit of a patient just registered, the payment of a lab
         # order just made) finds them without a query.
         self._made: dict[str, _Made] = {}
-        self._added: list[Any] = []  # records added to the session, in order (for savepoint)
+        self._added: list[object] = []  # records added to the session, in order (for savepoint)
         self._flushes = 0
         self._savepoints = 0
         event.listen(session, "transient_to_pending", lambda _s, obj: self._added.append(obj))
@@ -111,7 +120,7 @@ class Tx:
         conn.exec_driver_sql(f"RELEASE {name}")
 
     @contextmanager
-    def from_paper(self, origin: dict[str, Any] | None) -> Iterator[None]:
+    def from_paper(self, origin: Mapping[str, object] | None) -> Iterator[None]:
         """The ops made inside carry ``origin`` (one slip of a back-entry file,
         within the import's one transaction); the transaction's own afterwards."""
         before, self.origin = self.origin, _origin(origin)
@@ -236,7 +245,7 @@ class Tx:
         return P.Ref.central(k), [], None
 
     # --- the six services ------------------------------------------------------
-    def register_patient(self, fields: dict[str, Any]) -> Saved:
+    def register_patient(self, fields: Mapping[str, object]) -> Saved:
         """A new patient; takes a reserved central uhid when the counter holds one."""
         data = {k: v for k, v in fields.items() if k not in ("local_ref", "uhid")}
         validate(P.PatientRegister, {**data, "local_ref": _LOCAL_REF_PLACEHOLDER})
@@ -305,7 +314,7 @@ class Tx:
         seq, op_id, when = self._begin_op()
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
         tubes = self._tubes(codes)
-        samples: list[dict[str, Any]] = []
+        samples: list[Sample] = []
         for n, (sample_type, tube_codes) in enumerate(tubes.items(), start=1):
             tube_id = reserved.take(self.session, "sample", op_id) or numbers.local_sample_id(
                 self.svc.device_id, seq, n if len(tubes) > 1 else None
@@ -345,7 +354,7 @@ class Tx:
 
     def record_payment(
         self, patient: str | PatientInfo, payment: PaymentInput, *,
-        visit: str | None = None, lab_order: str | None = None, due_items: list[dict[str, Any]] | None = None,
+        visit: str | None = None, lab_order: str | None = None, due_items: list[PayLine] | None = None,
         waiver: dict[str, str] | None = None,
     ) -> Saved:
         """Money taken. ``due_items`` (code, qty, amount_paise) is what the
@@ -435,7 +444,7 @@ class Tx:
             "receipt_no": pay.receipt_no, "amount_paise": pay.amount_paise, "mode": pay.mode,
         })
 
-    def update_patient(self, patient: str | PatientInfo, changes: dict[str, Any],
+    def update_patient(self, patient: str | PatientInfo, changes: Mapping[str, object],
                        *, base_version: int | None = None) -> Saved:
         info = self.patient(patient)
         base = info.version if base_version is None else base_version

@@ -352,7 +352,7 @@ class ReviewScreen(CounterAppAccess, Screen[None]):
             if action == "create_new":
                 return svc.create_new(sup, op_id, note=answers["note"] or None)
             if action == "merge":
-                return svc.merge(sup, op_id, {k: v.lower() for k, v in pairs(answers["picks"]).items()})  # type: ignore[misc]
+                return svc.merge(sup, op_id, {k: v.lower() for k, v in pairs(answers["picks"]).items()})
             if action == "correct":
                 fields = {k: parse_value(item.kind, k, v) for k, v in pairs(answers["fields"]).items()}
                 return svc.correct(sup, op_id, fields)
