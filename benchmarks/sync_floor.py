@@ -47,12 +47,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from sync_day import GEN_VERSION, _generate, counter_dir, sync_process, wait_all  # noqa: E402
+from sync_day import GEN_VERSION, _generate, _hwm_mb, counter_dir, sync_process  # noqa: E402
 
 from opd_fallback.domain.contract import MAX_BATCH_OPS  # noqa: E402
 from opd_fallback.store import open_store  # noqa: E402
 from opd_fallback.sync.batching import load_pending  # noqa: E402
-from tests.helpers.central import run_central  # noqa: E402
+from tests.helpers.central import CentralHandle, run_central  # noqa: E402
 
 DEVICE = "C07"
 MIN_RATIO = 0.9
@@ -85,28 +85,60 @@ def floor_run(base: Path, bodies: list[bytes], ops: int) -> dict[str, float]:
         base_url=central.api, headers={**central.headers(DEVICE), "content-type": "application/json"}, timeout=60
     ) as http:
         http.get("/health").raise_for_status()  # the connection is open before the clock starts
-        t0 = time.perf_counter()
+        server_cpu = _cpu_s(_server_pid(central))
+        t0, cpu0 = time.perf_counter(), time.process_time()
         applied = 0
         for body in bodies:
             r = http.post("/ops:batch", content=body)
             r.raise_for_status()
             applied += sum(1 for res in orjson.loads(r.content)["results"] if res["status"] == "applied")
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        server_cpu = _cpu_s(_server_pid(central)) - server_cpu
     if applied != ops:
         raise SystemExit(f"floor: {applied} of {ops} ops applied")
-    return {"seconds": dt, "ops_per_s": ops / dt}
+    return {"seconds": dt, "ops_per_s": ops / dt, "client_cpu_s": cpu, "server_cpu_s": server_cpu}
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pid(central: CentralHandle) -> int:
+    assert central.proc is not None
+    return central.proc.pid
 
 
 def real_run(base: Path, day_db: Path, ops: int) -> dict[str, float]:
+    """``opd-fallback sync --json`` in its own process; its peak RSS read from /proc while it runs
+    (a forked child's ru_maxrss would count this process's pages), its CPU from wait4."""
     with run_central(base / "central", devices=(DEVICE,)) as central:
         data = counter_dir(base, "counter", day_db, DEVICE, central)
+        server_cpu = _cpu_s(_server_pid(central))
         t0 = time.perf_counter()
-        summary, code, rss = wait_all([sync_process(data)])[0]
+        proc = sync_process(data)
+        peak = 0.0
+        while True:
+            peak = max(peak, _hwm_mb(proc.pid))
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.01)
         wall = time.perf_counter() - t0
+        server_cpu = _cpu_s(_server_pid(central)) - server_cpu
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        out = proc.stdout.read() if proc.stdout else b""
+        err = proc.stderr.read() if proc.stderr else b""
+    try:
+        summary = orjson.loads(out)
+    except orjson.JSONDecodeError:
+        raise SystemExit(f"sync printed no JSON (exit {code}):\n{out[-2000:]!r}\n{err[-2000:]!r}") from None
     if code != 0 or summary["applied"] != ops:
         raise SystemExit(f"real client: exit {code}, {summary['applied']} of {ops} ops applied: {summary}")
     dt = summary["finished_unix"] - summary["started_unix"]
-    return {"seconds": dt, "ops_per_s": ops / dt, "wall_s": wall, "peak_rss_mb": rss, "batches": summary["batches"]}
+    return {"seconds": dt, "ops_per_s": ops / dt, "wall_s": wall, "peak_rss_mb": peak, "batches": summary["batches"],
+            "client_cpu_s": usage.ru_utime + usage.ru_stime, "server_cpu_s": server_cpu}
 
 
 def main() -> int:
@@ -140,7 +172,9 @@ def main() -> int:
     def stats(runs: list[dict[str, float]]) -> dict[str, float]:
         rates = [r["ops_per_s"] for r in runs]
         return {"best_ops_per_s": round(max(rates)), "median_ops_per_s": round(statistics.median(rates)),
-                "median_seconds": round(statistics.median(r["seconds"] for r in runs), 3)}
+                "median_seconds": round(statistics.median(r["seconds"] for r in runs), 3),
+                "median_client_cpu_s": round(statistics.median(r["client_cpu_s"] for r in runs), 3),
+                "median_server_cpu_s": round(statistics.median(r["server_cpu_s"] for r in runs), 3)}
 
     result = {
         "benchmark": "sync_floor",
