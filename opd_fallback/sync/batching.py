@@ -130,7 +130,8 @@ def _checked(row: PendingRow) -> PendingOp:
     """One pending row, decoded and checked; :class:`_DamagedRow` when it cannot be sent as stored."""
     loads = orjson.loads
     try:  # the common case, fast
-        op_id, kind, device_id, operator_id, recorded_at = (row[i].decode() for i in range(1, 6))
+        op_id, kind, device_id = row[1].decode(), row[2].decode(), row[3].decode()
+        operator_id, recorded_at = row[4].decode(), row[5].decode()
         deps = loads(row[6]) if row[6] and row[6] != b"[]" else []
         payload = loads(row[7])
         resolution = loads(row[8]) if row[8] is not None else None
@@ -138,7 +139,7 @@ def _checked(row: PendingRow) -> PendingOp:
         record_ref = None if row[10] is None else row[10].decode()
     except (UnicodeDecodeError, orjson.JSONDecodeError, AttributeError, TypeError):
         return _checked_slowly(row)
-    if (type(payload) is not dict or type(deps) is not list or not all(type(d) is str for d in deps)
+    if (type(payload) is not dict or type(deps) is not list or (deps and not all(type(d) is str for d in deps))
             or (resolution is not None and type(resolution) is not dict)):
         return _checked_slowly(row)
     seq = int(row[0])
