@@ -19,7 +19,13 @@ run, to the reference central server (a real process on 127.0.0.1, SQLite) by
 
 The two alternate, ``--runs`` times each (a new server per run); the ratio is
 the median of each pair's ``real ops/s / floor ops/s``. Peak memory is the
-real client process's ``VmHWM`` (read from /proc while it runs).
+real client process's ``VmHWM`` (read from /proc while it runs). CPU seconds
+are reported for each client (the real one's include its Python start and
+imports, about a second) and for the server during the timed part: on a
+shared two-core machine the real client's own work (reading the outbox,
+booking every answer in the counter's encrypted database) competes with the
+server for the cores, which the floor's does not, so the ratio falls as the
+load average rises; read it with the load printed beside it.
 
 Exit 1 if the ratio is below 0.9 or the peak memory is 200 MB or more.
 
