@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.store import meta, patient_index, reserved
@@ -65,7 +65,7 @@ class RefreshSummary:
         return (f"master data {self.master_data} ({self.master_version}); "
                 f"{self.patients_received} patient(s) indexed; ids free: {ids}")
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:  # main: dict[str, JSONValue] (domain.jsonio) once merged
         d = asdict(self)
         d["ok"] = self.ok
         d["message"] = self.message
