@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlmodel import Session
@@ -59,7 +59,10 @@ class Flagged:
         return f"{self.kind} {self.record_ref or self.op_id}"
 
 
-# the rows come as bytes (store/reads.py): a damaged (not UTF-8) value must not stop the whole read
+# the rows come as bytes (store/reads.py): a damaged (not UTF-8) value must not stop the whole read;
+# a row's cells are whatever the database holds (bytes, text, a number, NULL), checked here
+PendingRow = Sequence[Any]
+J = TypeVar("J", dict[str, object], list[object])  # a JSON object or array, as parsed
 _TEXT_COLUMNS = ("op_id", "kind", "device_id", "operator_id", "recorded_at")
 
 
@@ -85,7 +88,7 @@ def _q(value: str) -> bytes:
     return orjson.dumps(value)
 
 
-def encode(row: Any, origin: bytes | str | None = None) -> bytes:
+def encode(row: PendingRow, origin: bytes | str | None = None) -> bytes:
     """The contract envelope as compact JSON, spliced from the stored JSON texts;
     ``origin`` (1.2, a back-entered slip's) only when the op has one."""
     (seq, op_id, kind, device_id, operator_id, recorded_at, depends_on, payload, resolution) = row[:9]
@@ -111,21 +114,24 @@ def _text(value: bytes | str | None, column: str) -> str | None:
         raise _DamagedRow(f"its stored {column} is damaged (byte {exc.start} is not readable text)") from None
 
 
-def _json(value: bytes | None, column: str, want: type) -> Any:
+def _json(value: bytes | None, column: str, want: type[J]) -> J | None:
     try:
         data = orjson.loads(value) if value is not None else None
     except orjson.JSONDecodeError as exc:
         raise _DamagedRow(f"its stored {column} is damaged and cannot be read ({exc})") from None
-    if data is not None and not isinstance(data, want):
+    if data is None:
+        return None
+    if not isinstance(data, want):
         raise _DamagedRow(f"its stored {column} is damaged (not a JSON {want.__name__})")
     return data
 
 
-def _checked(row: Any) -> PendingOp:
+def _checked(row: PendingRow) -> PendingOp:
     """One pending row, decoded and checked; :class:`_DamagedRow` when it cannot be sent as stored."""
     loads = orjson.loads
     try:  # the common case, fast
-        op_id, kind, device_id, operator_id, recorded_at = (row[i].decode() for i in range(1, 6))
+        op_id, kind, device_id = row[1].decode(), row[2].decode(), row[3].decode()
+        operator_id, recorded_at = row[4].decode(), row[5].decode()
         deps = loads(row[6]) if row[6] and row[6] != b"[]" else []
         payload = loads(row[7])
         resolution = loads(row[8]) if row[8] is not None else None
@@ -133,7 +139,7 @@ def _checked(row: Any) -> PendingOp:
         record_ref = None if row[10] is None else row[10].decode()
     except (UnicodeDecodeError, orjson.JSONDecodeError, AttributeError, TypeError):
         return _checked_slowly(row)
-    if (type(payload) is not dict or type(deps) is not list or not all(type(d) is str for d in deps)
+    if (type(payload) is not dict or type(deps) is not list or (deps and not all(type(d) is str for d in deps))
             or (resolution is not None and type(resolution) is not dict)):
         return _checked_slowly(row)
     seq = int(row[0])
@@ -148,7 +154,7 @@ def _checked(row: Any) -> PendingOp:
     return PendingOp(seq, op_id, kind, record_kind, record_ref, deps, body, row[11], row[8] is not None)
 
 
-def _checked_slowly(row: Any) -> PendingOp:
+def _checked_slowly(row: PendingRow) -> PendingOp:
     """:func:`_checked` column by column, to say in words what is damaged."""
     texts = [_text(row[1 + i], name) for i, name in enumerate(_TEXT_COLUMNS)]
     if row[7] is None:
@@ -156,8 +162,9 @@ def _checked_slowly(row: Any) -> PendingOp:
     payload = _json(row[7], "payload", dict)
     if payload is None:
         raise _DamagedRow("its stored payload is missing")
-    deps = _json(row[6], "list of dependencies", list) or []
-    if not all(isinstance(d, str) for d in deps):
+    listed = _json(row[6], "list of dependencies", list) or []
+    deps = [d for d in listed if isinstance(d, str)]
+    if len(deps) != len(listed):
         raise _DamagedRow("its stored list of dependencies is damaged (not all op ids)")
     _json(row[8], "resolution", dict)
     seq = int(row[0])
@@ -233,12 +240,12 @@ def plan(pending: list[PendingOp], flagged: dict[str, Flagged], lanes: int) -> P
     by_id = {op.op_id: op for op in pending}
     result = Plan()
     # 1. blocked: a dependency flagged, or a pending dependency that is blocked
-    for op in pending:  # seq order; a superseding dependency may come later, so loop to a fixpoint below
+    for op in pending if flagged else ():  # seq order; a superseding dependency may come later: a fixpoint below
         for d in op.deps:
             if d in flagged:
                 result.blocked[op.op_id] = flagged_reason(flagged[d])
                 break
-    changed = True
+    changed = bool(result.blocked)
     while changed:
         changed = False
         for op in pending:
@@ -249,7 +256,7 @@ def plan(pending: list[PendingOp], flagged: dict[str, Flagged], lanes: int) -> P
                     result.blocked[op.op_id] = wait_reason(by_id[d], "is itself waiting: " + result.blocked[d])
                     changed = True
                     break
-    live = [op for op in pending if op.op_id not in result.blocked]
+    live = [op for op in pending if op.op_id not in result.blocked] if result.blocked else pending
     # 2. components by union-find over in-outbox dependencies
     parent: dict[str, str] = {op.op_id: op.op_id for op in live}
 
@@ -260,7 +267,7 @@ def plan(pending: list[PendingOp], flagged: dict[str, Flagged], lanes: int) -> P
         return x
 
     for op in live:
-        for d in op.deps:
+        for d in op.deps:  # most ops (registrations) have none
             if d in parent:
                 ra, rb = find(op.op_id), find(d)
                 if ra != rb:
@@ -287,6 +294,13 @@ def topo_order(group: list[PendingOp]) -> list[PendingOp]:
     if len(group) == 1:
         return group
     ids = {op.op_id for op in group}
+    seen: set[str] = set()
+    for op in group:  # the common case: every dependency already comes earlier in seq order
+        if any(d in ids and d not in seen for d in op.deps):
+            break
+        seen.add(op.op_id)
+    else:
+        return group
     indeg = {op.op_id: 0 for op in group}
     children: dict[str, list[PendingOp]] = {}
     for op in group:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.errors import error_words
@@ -24,12 +23,13 @@ from opd_fallback.domain.jsonio import dumps, dumps_or_none
 from opd_fallback.store import outbox, writeback
 from opd_fallback.store.engine import Store
 from opd_fallback.sync.batching import PendingOp
+from opd_fallback.sync.seam import Answer
 from opd_fallback.sync.summary import SyncSummary
 
 Progress = Callable[[int, int], None]
 
 
-def _err_json(err: Any) -> str | None:
+def _err_json(err: object) -> str | None:
     return dumps_or_none(err)
 
 
@@ -67,13 +67,15 @@ class _Run:
                 pass  # a broken progress display never stops a sync
 
 
-def looked_up(client: object, err: Any) -> Any:
+def looked_up(client: object, err: object) -> object:
     """Contract 1.2: an op flagged for waiting too long says what it waits for
     (``error.waiting_for``); an offline number is looked up with ``GET /refs``
     so the review line can say whether central knows it by now. Kept in the
     error as ``looked_up`` (``{"found": false}`` when central does not know it);
     a lookup that fails is left out (the line then names only the number)."""
-    waiting = err.get("waiting_for") if isinstance(err, dict) else None
+    if not isinstance(err, dict):
+        return err
+    waiting = err.get("waiting_for")
     lref = waiting.get("local_ref") if isinstance(waiting, dict) else None
     lookup = getattr(client, "ref", None)
     if not isinstance(lref, str) or lookup is None:
@@ -97,14 +99,14 @@ def deferred_too_long(op: PendingOp, now: datetime, max_wait_s: float) -> bool:
 
 
 def book(store: Store, client: object, max_wait_s: float, batch: list[PendingOp],
-         results: list[dict[str, Any]], run: _Run, summary: SyncSummary) -> int:
+         results: list[Answer], run: _Run, summary: SyncSummary) -> int:
     """Store one batch's answers and the central ids they carry in ONE transaction.
     Returns how many ops reached a final (or flagged) state."""
     now = now_iso()
     now_dt = datetime.fromisoformat(now)
-    synced: list[dict[str, Any]] = []
-    flags: list[dict[str, Any]] = []
-    defers: list[dict[str, Any]] = []
+    synced: list[dict[str, object]] = []
+    flags: list[dict[str, object]] = []
+    defers: list[dict[str, object]] = []
     records: writeback.Rows = {}
     counts = {"applied": 0, "duplicate": 0, "rejected": 0, "conflict": 0, "deferred": 0, "too_long": 0}
     reasons: list[str] = []
@@ -114,7 +116,7 @@ def book(store: Store, client: object, max_wait_s: float, batch: list[PendingOp]
         if st in ("applied", "duplicate"):
             res = r.get("result") or {}
             synced.append({"id": op.op_id, "st": st, "res": dumps(res), "now": now})
-            writeback.collect(op.kind, op.record_ref, res, records)
+            writeback.collect(op.kind, op.record_ref, res if isinstance(res, dict) else {}, records)
             counts[st] += 1
         elif st in ("rejected", "conflict"):
             # the contract makes ``error`` optional; a flagged op always carries a reason

@@ -33,10 +33,10 @@ import email.utils
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import httpx
 import orjson
@@ -56,6 +56,10 @@ from opd_fallback.domain.contract import (
 )
 from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.sync import deadline as deadlines
+from opd_fallback.sync.seam import Answer, Params, PatientChanges
+
+if TYPE_CHECKING:
+    from opd_fallback.config import Settings
 
 CLOCK_SKEW_LIMIT_S = 300.0
 M = TypeVar("M", bound=BaseModel)
@@ -114,7 +118,7 @@ class RequestRefused(SyncError):
 
     exit_code = ExitCode.REFUSED
 
-    def __init__(self, message: str, *, status: int, body: Any = None) -> None:
+    def __init__(self, message: str, *, status: int, body: object = None) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
@@ -236,7 +240,7 @@ class CentralClient:
         self.request_timeout = request_timeout
         # the run's limit (``time.monotonic()`` seconds), set by a sync run: no request goes past it
         self.deadline: Callable[[], float | None] | None = None
-        verify_arg: Any = verify
+        verify_arg: bool | ssl.SSLContext = verify
         if verify and ca_bundle:  # a hospital's own CA: trust exactly that bundle
             verify_arg = ssl.create_default_context(cafile=str(ca_bundle))
         self._http = httpx.Client(
@@ -260,20 +264,16 @@ class CentralClient:
         self._warned_skew = False
 
     @classmethod
-    def from_settings(cls, settings: Any, **kw: Any) -> CentralClient:
+    def from_settings(cls, settings: Settings, *, on_warning: Callable[[str], None] | None = None) -> CentralClient:
         """From :class:`opd_fallback.config.Settings` (url, token, TLS, timeouts)."""
         if not settings.central_url:
             raise ValueError("no central server configured (--server URL or OPD_CENTRAL_URL)")
         return cls(
-            settings.central_url,
-            settings.central_token or "",
-            ca_bundle=settings.ca_bundle,
-            verify=settings.verify_tls,
-            connect_timeout=settings.connect_timeout_s,
-            read_timeout=settings.read_timeout_s,
+            settings.central_url, settings.central_token or "", ca_bundle=settings.ca_bundle, verify=settings.verify_tls,
+            connect_timeout=settings.connect_timeout_s, read_timeout=settings.read_timeout_s,
             request_timeout=getattr(settings, "request_timeout_s", 60.0),
             max_connections=max(4, settings.batches_in_flight + 2),
-            **kw,
+            on_warning=on_warning,
         )
 
     # ------------------------------------------------------------ plumbing
@@ -317,7 +317,7 @@ class CentralClient:
         path: str,
         *,
         content: bytes | None = None,
-        params: dict[str, Any] | None = None,
+        params: Params | None = None,
         headers: dict[str, str] | None = None,
         ok: Sequence[int] = (200,),
     ) -> httpx.Response:
@@ -372,13 +372,13 @@ class CentralClient:
         if _looks_like_a_page(response):
             raise NotTheApi(f"{_WEB_PAGE} (status {status})", status=status)
         try:
-            body: Any = response.json()
+            body: object = response.json()
         except ValueError:
             body = response.text[:500]
         raise RequestRefused(f"{method} {path}: refused with {status}", status=status, body=body)
 
     @staticmethod
-    def _model(cls: type[M], data: Any, what: str = "") -> M:
+    def _model(cls: type[M], data: object, what: str = "") -> M:
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -386,7 +386,7 @@ class CentralClient:
                             f"({_validation_words(exc)}): is the server address right?") from exc
 
     @staticmethod
-    def _json(response: httpx.Response) -> Any:
+    def _json(response: httpx.Response) -> object:
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
@@ -401,24 +401,22 @@ class CentralClient:
             # a truncated or garbled answer: we cannot know what happened
             raise TransientError("central's answer is not readable JSON (cut short or garbled)") from exc
 
-    def _call(self, model: type[M], method: str, path: str, **kw: Any) -> M:
+    def _call(self, model: type[M], method: str, path: str, *, content: bytes | None = None,
+              params: Params | None = None, headers: dict[str, str] | None = None) -> M:
         """One request whose 200 answer is ``model``."""
-        return self._model(model, self._json(self._request(method, path, **kw)), f"{method} {path}")
+        response = self._request(method, path, content=content, params=params, headers=headers)
+        return self._model(model, self._json(response), f"{method} {path}")
 
     # ------------------------------------------------------------ endpoints
     def health(self) -> Health:
         """``GET /health``; raises :class:`Unavailable` during maintenance."""
         return self._call(Health, "GET", "/health")
 
-    def push_batch_raw(self, ops: Sequence[dict[str, Any]] | bytes) -> list[dict[str, Any]]:
+    def push_batch_raw(self, ops: Sequence[Mapping[str, object]] | bytes) -> list[Answer]:
         """``POST /ops:batch`` with envelopes (or an already encoded body); the
         results as plain dicts, checked to answer each op in order."""
-        if isinstance(ops, bytes):
-            body = ops
-            op_ids = None
-        else:
-            body = orjson.dumps({"ops": list(ops)})
-            op_ids = [o["op_id"] for o in ops]
+        body = ops if isinstance(ops, bytes) else orjson.dumps({"ops": list(ops)})
+        op_ids = None if isinstance(ops, bytes) else [o["op_id"] for o in ops]
         data = self._json(self._request("POST", "/ops:batch", content=body, headers=_JSON_BODY))
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list):
@@ -449,16 +447,16 @@ class CentralClient:
             return None, etag, None
         return self._model(MasterData, self._json(r)), r.headers.get("etag"), r.content
 
-    def patient_changes_raw(self, cursor: str | None = None, limit: int = 5000) -> dict[str, Any]:
+    def patient_changes_raw(self, cursor: str | None = None, limit: int = 5000) -> PatientChanges:
         """``GET /patients/changes`` as a plain dict (fast path for millions of rows)."""
-        params: dict[str, Any] = {"limit": limit}
+        params: Params = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
         data = self._json(self._request("GET", "/patients/changes", params=params))
         if not isinstance(data, dict) or not isinstance(data.get("patients"), list) or "done" not in data:
             raise NotTheApi("central's answer to GET /patients/changes is not what the API promises "
                             "(missing patients or done): is the server address right?")
-        return data
+        return cast(PatientChanges, data)
 
     def id_block(self, kind: str, count: int) -> IdBlock:
         """``POST /id-blocks``: ``count`` new ids of ``kind`` owned by this device."""
@@ -472,7 +470,7 @@ class CentralClient:
         ids: list[str] = []
         cursor: str | None = None
         for _ in range(max_pages):
-            params: dict[str, Any] = {"kind": kind}
+            params: Params = {"kind": kind}
             if cursor:
                 params["cursor"] = cursor
             r = self._request("GET", "/id-blocks/used", params=params, ok=(200, 404))
@@ -494,7 +492,7 @@ class CentralClient:
         return self._call(Reconciliation, "GET", "/reconciliation", params={"date": date, "device_id": device_id})
 
     def reconciliation_ops(self, date: str, device_id: str, cursor: str | None = None) -> ReconciliationOps:
-        params: dict[str, Any] = {"date": date, "device_id": device_id}
+        params: Params = {"date": date, "device_id": device_id}
         if cursor:
             params["cursor"] = cursor
         return self._call(ReconciliationOps, "GET", "/reconciliation/ops", params=params)

@@ -20,13 +20,16 @@ import ssl
 import threading
 import time
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import httpcore
+from httpcore._backends.base import SOCKET_OPTION
 
 from opd_fallback.domain.exits import ExitCode, OpdError
+
+# what socket.getaddrinfo gives for one name
+_AddrInfos = Sequence[tuple[object, object, object, object, tuple[object, ...]]]
 
 _local = threading.local()
 
@@ -98,7 +101,7 @@ class DeadlineStream(httpcore.NetworkStream):
         return DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
                                                     _cap(timeout, httpcore.ConnectTimeout)))
 
-    def get_extra_info(self, info: str) -> typing.Any:
+    def get_extra_info(self, info: str) -> object:
         return self._inner.get_extra_info(info)
 
 
@@ -109,7 +112,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
         self._inner = inner
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: typing.Iterable[typing.Any] | None = None) -> httpcore.NetworkStream:
+                    socket_options: typing.Iterable[SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
         timeout = _cap(timeout, httpcore.ConnectTimeout)
         if time_left() is None:
             return DeadlineStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
@@ -127,7 +130,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
         """The addresses of ``host``, waiting no longer than ``timeout`` for the name lookup
         (getaddrinfo cannot be interrupted: it runs in a daemon thread, which never holds up an exit)."""
         done = threading.Event()
-        result: list[Any] = []
+        result: list[_AddrInfos | OSError] = []
 
         def lookup() -> None:
             try:
@@ -149,7 +152,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
         return addresses
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: typing.Iterable[typing.Any] | None = None) -> httpcore.NetworkStream:
+                            socket_options: typing.Iterable[SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
         return DeadlineStream(self._inner.connect_unix_socket(path, _cap(timeout, httpcore.ConnectTimeout),
                                                               socket_options))
 
@@ -158,7 +161,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds if left is None else max(0.0, min(seconds, left)))
 
 
-def install(transport: typing.Any) -> bool:
+def install(transport: object) -> bool:
     """Put :class:`DeadlineBackend` under an httpx transport's connection pool.
     Returns False when the transport has no httpcore pool (a test transport)."""
     pool = getattr(transport, "_pool", None)

@@ -62,7 +62,7 @@ from opd_fallback.sync.retry import (
     call_with_retries,
     full_jitter,
 )
-from opd_fallback.sync.seam import CentralForSync
+from opd_fallback.sync.seam import Answer, CentralForSync
 from opd_fallback.sync.summary import (
     BUSY,
     ERROR,
@@ -82,6 +82,10 @@ __all__ = [
     "BUSY", "ERROR", "LAST_SYNC_AT", "LAST_SYNC_OK_AT", "LAST_SYNC_OUTCOME", "NEEDS_PERSON", "OK", "STOPPED",
     "UNAUTHORIZED", "UNREACHABLE", "CentralForSync", "Progress", "SyncEngine", "SyncSummary", "sync_once",
 ]
+
+# a lane's answered batches on their way to the writer thread (None: no more)
+Answers = queue.Queue[tuple[list[PendingOp], list[Answer]] | None]
+
 
 class SyncEngine:
     """Sync one counter database with central.
@@ -310,7 +314,7 @@ class SyncEngine:
 
     def _round(self, the_plan: Plan, run: _Run, summary: SyncSummary, breaker: CircuitBreaker,
                lease: leases.Lease | None) -> None:
-        writes: queue.Queue[tuple[list[PendingOp], list[dict[str, Any]]] | None] = queue.Queue(maxsize=8)
+        writes: Answers = queue.Queue(maxsize=8)
         writer = threading.Thread(target=self._writer, args=(writes, run, summary), name="sync-writer", daemon=True)
         writer.start()
         lanes = [LaneQueue(ops, self.batch_size) for ops in the_plan.lanes]
@@ -330,7 +334,7 @@ class SyncEngine:
         run.advance(len(run.held))
 
     def _lane(self, lq: LaneQueue, run: _Run, summary: SyncSummary, breaker: CircuitBreaker,
-              writes: queue.Queue[Any], lease: leases.Lease | None) -> None:
+              writes: Answers, lease: leases.Lease | None) -> None:
         try:
             while not run.abort.is_set():
                 if lease is not None and lease.lost:
@@ -348,17 +352,17 @@ class SyncEngine:
             run.fail(exc)
 
     @staticmethod
-    def _status_words(status: Any, err: Any) -> str:
+    def _status_words(status: object, err: object) -> str:
         words = {"rejected": "the server rejected", "conflict": "needs a person's decision",
                  "deferred": "the server deferred"}.get(str(status), f"got {status}")
         return words + (f" ({error_words(err)})" if err else "")
 
-    def _send(self, batch: list[PendingOp], breaker: CircuitBreaker, summary: SyncSummary) -> list[dict[str, Any]]:
+    def _send(self, batch: list[PendingOp], breaker: CircuitBreaker, summary: SyncSummary) -> list[Answer]:
         """Post one batch until answered; a 413 splits it."""
         body = batch_body(batch)
         ids = [op.op_id for op in batch]
 
-        def post() -> list[dict[str, Any]]:
+        def post() -> list[Answer]:
             results = self.client.push_batch_raw(body)
             if [r.get("op_id") if isinstance(r, dict) else None for r in results] != ids:
                 raise TransientError(f"the server answered {len(results)} results for {len(ids)} ops, out of order")
@@ -381,7 +385,7 @@ class SyncEngine:
         return results
 
     # ------------------------------------------------------------------ booking
-    def _writer(self, writes: queue.Queue[Any], run: _Run, summary: SyncSummary) -> None:
+    def _writer(self, writes: Answers, run: _Run, summary: SyncSummary) -> None:
         while True:
             item = writes.get()
             if item is None:
@@ -394,7 +398,7 @@ class SyncEngine:
                 continue
             run.advance(n)
 
-    def _book(self, batch: list[PendingOp], results: list[dict[str, Any]], run: _Run,
+    def _book(self, batch: list[PendingOp], results: list[Answer], run: _Run,
               summary: SyncSummary) -> int:
         return booking.book(self.store, self.client, self.max_deferred_wait_s, batch, results, run, summary)
 

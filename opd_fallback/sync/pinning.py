@@ -17,6 +17,7 @@ import ssl
 import typing
 
 import httpcore
+from httpcore._backends.base import SOCKET_OPTION
 
 from opd_fallback.domain.exits import ExitCode, OpdError
 
@@ -71,7 +72,7 @@ class _PinnedStream(httpcore.NetworkStream):
             raise PinMismatch(self._expected, got)
         return tls
 
-    def get_extra_info(self, info: str) -> typing.Any:
+    def get_extra_info(self, info: str) -> object:
         return self._inner.get_extra_info(info)
 
 
@@ -80,19 +81,19 @@ class PinnedBackend(httpcore.NetworkBackend):
         self._inner, self._expected = inner, expected
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: typing.Iterable[typing.Any] | None = None) -> httpcore.NetworkStream:
+                    socket_options: typing.Iterable[SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
         return _PinnedStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options),
                              self._expected)
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: typing.Iterable[typing.Any] | None = None) -> httpcore.NetworkStream:
+                            socket_options: typing.Iterable[SOCKET_OPTION] | None = None) -> httpcore.NetworkStream:
         return _PinnedStream(self._inner.connect_unix_socket(path, timeout, socket_options), self._expected)
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
 
 
-def install(transport: typing.Any, expected: str) -> bool:
+def install(transport: object, expected: str) -> bool:
     """Check every TLS connection of an httpx transport against ``expected`` (``sha256:<hex>``)."""
     pool = getattr(transport, "_pool", None)
     backend = getattr(pool, "_network_backend", None)

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.store import meta, patient_index, reserved
@@ -23,6 +23,15 @@ from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import MasterDataCache
 from opd_fallback.sync.client import CentralClient, TransientError, Unauthorized, Unavailable
 from opd_fallback.sync.retry import CircuitBreaker, Patience, ServerDown, call_with_retries
+
+T = TypeVar("T")
+
+
+class Caller(Protocol):
+    """How a refresh step asks central: ``call(fn)`` runs ``fn`` with the run's retries and breaker."""
+
+    def __call__(self, fn: Callable[[], T]) -> T: ...
+
 
 INDEX_CURSOR = "patient_index_cursor"
 INDEX_REFRESHED_AT = "patient_index_refreshed_at"
@@ -56,14 +65,14 @@ class RefreshSummary:
         return (f"master data {self.master_data} ({self.master_version}); "
                 f"{self.patients_received} patient(s) indexed; ids free: {ids}")
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:  # main: dict[str, JSONValue] (domain.jsonio) once merged
         d = asdict(self)
         d["ok"] = self.ok
         d["message"] = self.message
         return d
 
 
-def refresh_master_data(store: Store, client: CentralClient, call: Callable[[Callable[[], Any]], Any]) -> tuple[str, str | None]:
+def refresh_master_data(store: Store, client: CentralClient, call: Caller) -> tuple[str, str | None]:
     with store.read() as s:
         row = s.get(MasterDataCache, 1)
         etag = row.etag if row else None
@@ -78,7 +87,7 @@ def refresh_master_data(store: Store, client: CentralClient, call: Callable[[Cal
 
 
 def refresh_patient_index(
-    store: Store, client: CentralClient, call: Callable[[Callable[[], Any]], Any], *,
+    store: Store, client: CentralClient, call: Caller, *,
     page: int = PAGE, max_pages: int | None = None, progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int, bool]:
     """Pull changes since the stored cursor; returns (patients, pages, done)."""
@@ -107,7 +116,7 @@ def refresh_patient_index(
 
 
 def top_up_ids(
-    store: Store, client: CentralClient, call: Callable[[Callable[[], Any]], Any], *,
+    store: Store, client: CentralClient, call: Caller, *,
     target: int = ID_TARGET, low_water: int = ID_LOW_WATER,
 ) -> tuple[dict[str, int], dict[str, int]]:
     added: dict[str, int] = {}
@@ -126,7 +135,7 @@ def top_up_ids(
 
 
 def refresh_all(
-    store: Store, client: CentralClient, settings: Any = None, *,
+    store: Store, client: CentralClient, settings: object = None, *,
     give_up_after_s: float | None = 30.0, index: bool = True, ids: bool = True,
     id_target: int = ID_TARGET, id_low_water: int = ID_LOW_WATER,
     stop: threading.Event | None = None, progress: Callable[[int], None] | None = None,
@@ -150,7 +159,7 @@ def _refresh_steps(
     progress: Callable[[int], None] | None,
 ) -> RefreshSummary:
 
-    def call(fn: Callable[[], Any]) -> Any:
+    def call(fn: Callable[[], T]) -> T:
         return call_with_retries(fn, breaker, max_elapsed_s=give_up_after_s)
 
     steps: list[tuple[str, Callable[[], None]]] = []

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay
 from tenacity.stop import stop_base
@@ -111,7 +111,7 @@ class CircuitBreaker:
 
     def __init__(
         self,
-        probe: Callable[[], Any],
+        probe: Callable[[], object],
         *,
         threshold: int = 3,
         base_s: float = 0.5,

@@ -6,9 +6,23 @@ put a scripted server here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 from opd_fallback.domain.contract import DeviceInfo
+
+# one op's answer from central as JSON (``op_id``, ``status``, ``result``, ``error``: the contract's
+# OpResult), read with .get and checked where it is read
+Answer = dict[str, object]
+# query parameters of a request
+Params = dict[str, str | int]
+
+
+class PatientChanges(TypedDict):
+    """A page of ``GET /patients/changes``, read raw (fast: millions of rows); its rows go to the index as they are."""
+
+    patients: list[dict[str, object]]
+    next_cursor: str | None
+    done: bool
 
 
 class CentralForSync(Protocol):
@@ -22,8 +36,8 @@ class CentralForSync(Protocol):
     # the run's limit (time.monotonic() seconds); the engine sets it so no request outlasts --give-up-after
     deadline: Callable[[], float | None] | None
 
-    def health(self) -> Any: ...
+    def health(self) -> object: ...
 
     def device_me(self) -> DeviceInfo: ...
 
-    def push_batch_raw(self, body: bytes) -> list[dict[str, Any]]: ...
+    def push_batch_raw(self, body: bytes) -> list[Answer]: ...

@@ -72,7 +72,7 @@ class SyncSummary:
             return ExitCode.REFUSED
         return ExitCode.OK if self.still_waiting == 0 and self.needs_person == 0 else ExitCode.REFUSED
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:  # main: dict[str, JSONValue] (domain.jsonio) once merged
         d = asdict(self)
         d["synced"] = self.synced
         d["ops_per_s"] = round(self.ops_per_s, 1)
