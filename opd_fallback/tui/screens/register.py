@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from textual import on
@@ -257,6 +258,14 @@ class VisitForm(DepartmentFields, FormScreen):
         )
 
 
+@dataclass(frozen=True)
+class _Found:
+    """What the save worker answers instead of a save: registered patients this one may be."""
+
+    who: tuple[object, ...]
+    found: list[object]
+
+
 class RegisterScreen(VisitForm):
     """F10 saves: registration + visit + payment in one transaction; then the
     slip and receipt print (in a worker) and the form clears."""
@@ -348,17 +357,35 @@ class RegisterScreen(VisitForm):
         patient = {k: values.get(k) for k in PATIENT_FIELDS if values.get(k) is not None}
         patient.setdefault("category", "general")
         who = tuple(patient.get(k) for k in ("name", "sex", "age_years", "mobile"))
-        if self.duplicates_cleared != who:
-            # first: is this patient already registered? (read in a worker)
-            app = self.counter
+        app = self.counter
+        check = self.duplicates_cleared != who
+        if check and self.needs_approval():
+            # is this patient already registered? (read in a worker) before the supervisor's PIN is taken
             app.run_blocking(app.backend.possible_duplicates, patient,
                              on_done=lambda found: self._duplicates_checked(who, found), group="dupes",
                              exclusive=True)
             return
         approver = self.take_approval(values)
-        app = self.counter
-        self.save_in_worker(
-            lambda: app.backend.register_new(
+
+        def check_then_save() -> object:
+            # One worker after F10 (issue 21: F10 to commit under 50 ms): is this patient
+            # already registered (indexed by mobile)? If not, save at once, with nothing
+            # between the check and the commit; if so, nothing is saved and the clerk is asked.
+            if check:
+                found = app.backend.possible_duplicates(patient)
+                if found:
+                    return _Found(who, found)
+            return app.backend.register_new(
                 app.session, patient, department=values["department"], unit=values.get("unit"),
                 payment=payment, approver=approver,
-            ))
+            )
+
+        self.save_in_worker(check_then_save)
+
+    def saved(self, result: object) -> None:
+        if isinstance(result, _Found):  # not saved: possible duplicates to show first
+            self.saving = False
+            self.say("")
+            self._duplicates_checked(result.who, result.found)
+            return
+        super().saved(result)
