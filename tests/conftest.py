@@ -13,6 +13,7 @@ from opd_fallback.application.services import CounterService
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.store import Store, open_store
 from opd_fallback.store.tables import MasterDataCache
+from tests.helpers.postgres import PostgresServer, running_postgres, why_unavailable
 
 SMALL_MASTER_DATA: dict[str, Any] = {
     "version": "test-1",
@@ -52,6 +53,17 @@ def _keys_in_a_scratch_config_dir(tmp_path_factory: pytest.TempPathFactory) -> I
         os.environ.pop("XDG_CONFIG_HOME", None)
     else:
         os.environ["XDG_CONFIG_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL per test process (an xdist worker), shared by every
+    test that needs one (each makes its own database in it); initdb takes seconds."""
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(f"PostgreSQL half skipped: {reason}")
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from opd_fallback.domain import registry
 from tests.helpers.central import CentralHandle
 from tests.helpers.kit import AWAITING_COLLECT, by_status, run_kit
 
+OWN_CENTRAL = True  # a server of its own (tests/central/conftest.py): this module runs the whole API on it
+
 
 def test_the_reference_server_passes_the_kit(central: CentralHandle) -> None:
     code, report = run_kit(central)

@@ -25,6 +25,8 @@ CHECKS = [
     negative_data_rejection,
 ]
 
+OWN_CENTRAL = True  # a server of its own (tests/central/conftest.py): this module runs the whole API on it
+
 
 @pytest.fixture(scope="module")
 def api_schema(central: CentralHandle):

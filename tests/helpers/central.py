@@ -200,6 +200,34 @@ class CentralHandle:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+_template: list[Path] = []  # this process's migrated empty SQLite database, made once
+
+
+def _schema_on(url: str) -> None:
+    """The newest schema on ``url``: a new SQLite file is a copy of one migrated
+    once per test process (running the migrations takes a second or more each
+    time); anything else is migrated (``serve`` checks the revision again)."""
+    path = database(url).sqlite_path
+    if path is None or path.exists():
+        create_schema(url)
+        return
+    if not _template:
+        import tempfile
+
+        made = Path(tempfile.mkdtemp(prefix="opd-central-template-")) / "central.db"
+        create_schema(f"sqlite:///{made}")
+        _template.append(made)
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(_template[0]), sqlite3.connect(path)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
 @contextmanager
 def run_central(
     tmp_path: Path,
@@ -221,7 +249,7 @@ def run_central(
     same PostgreSQL); else one is made on ``DEFAULT_BACKEND``. ``flaw`` starts
     the server with one deliberate flaw (``tests/helpers/broken_central.py``)."""
     url = database_url or DEFAULT_BACKEND.new_database_url(tmp_path, db_name)
-    create_schema(url)
+    _schema_on(url)
     if isinstance(master_data, dict):  # a dict is written next to the DB as JSON
         path = Path(tmp_path) / "master_data.json"
         path.write_text(json.dumps(master_data, ensure_ascii=False), encoding="utf-8")

@@ -55,7 +55,10 @@ async def test_background_share_and_hub_in_status_bar(tmp_path: Path) -> None:
                 await pilot.pause(0.1)
             assert app.status.hub is True and app.status.hub_records == 3
             assert "MainThread" not in threads and threads
-            await pilot.pause(1.2)  # the bar redraws every second from the status model
+            for _ in range(12):  # the bar redraws every second from the status model: within 1.2 s
+                await pilot.pause(0.1)
+                if "LAN: on" in str(app.screen.query_one(StatusBar).render()):
+                    break
             assert "LAN: on" in str(app.screen.query_one(StatusBar).render())
             svc = CounterService(store, "C07")  # the other counter's patient is known here now
             with svc.transaction("op1") as tx:

@@ -65,7 +65,10 @@ async def test_idle_time_locks(make_app) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await login(pilot)
         assert isinstance(app.screen, HomeScreen)
-        await pilot.pause(1.5)
+        for _ in range(30):  # locked within 1.5 s (idle 0.3 s): looked at every 50 ms, not waited out
+            if isinstance(app.screen, LockScreen):
+                break
+            await pilot.pause(0.05)
         assert isinstance(app.screen, LockScreen)
         await pilot.press("f2")  # switch operator
         await settle(pilot)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual import on
@@ -17,7 +18,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from opd_fallback.domain import rules
 from opd_fallback.domain.contract import Department
-from opd_fallback.tui.i18n import Lang
+from opd_fallback.tui.i18n import Lang, tr
 from opd_fallback.tui.screens.base import CounterAppAccess
 from opd_fallback.tui.screens.form import FormScreen, payment_fields, text_of
 from opd_fallback.tui.typeahead import after_queued_keys
@@ -26,6 +27,7 @@ from opd_fallback.tui.widgets.form_field import FormField
 from opd_fallback.tui.widgets.tlabel import TLabel
 
 if TYPE_CHECKING:
+    from opd_fallback.tui.ports import Saved
     from opd_fallback.tui.screens.duplicates import Choice
     from opd_fallback.tui.values import PatientHit, PossibleMatch
 
@@ -262,6 +264,14 @@ class VisitForm(DepartmentFields, FormScreen):
         )
 
 
+@dataclass(frozen=True)
+class _Found:
+    """What the save worker answers instead of a save: registered patients this one may be."""
+
+    who: tuple[object, ...]
+    found: list[PossibleMatch]
+
+
 class RegisterScreen(VisitForm):
     """F10 saves: registration + visit + payment in one transaction; then the
     slip and receipt print (in a worker) and the form clears."""
@@ -353,17 +363,37 @@ class RegisterScreen(VisitForm):
         patient = {k: values.get(k) for k in PATIENT_FIELDS if values.get(k) is not None}
         patient.setdefault("category", "general")
         who = tuple(patient.get(k) for k in ("name", "sex", "age_years", "mobile"))
-        if self.duplicates_cleared != who:
-            # first: is this patient already registered? (read in a worker)
-            app = self.counter
+        app, session = self.counter, self.who
+        check = self.duplicates_cleared != who
+        if check and self.needs_approval():
+            # is this patient already registered? (read in a worker) before the supervisor's PIN is taken
             app.run_blocking(app.work.possible_duplicates, patient,
                              on_done=lambda found: self._duplicates_checked(who, found), group="dupes",
                              exclusive=True)
             return
         approver = self.take_approval(values)
-        app, session = self.counter, self.who
-        self.save_in_worker(
-            lambda: app.work.register_new(
+
+        def check_then_save() -> Saved | _Found:
+            # One worker after F10 (issue 21: F10 to commit under 50 ms): is this patient
+            # already registered (indexed by mobile)? If not, save at once, with nothing
+            # between the check and the commit; if so, nothing is saved and the clerk is asked.
+            if check:
+                found = app.work.possible_duplicates(patient)
+                if found:
+                    return _Found(who, found)
+            return app.work.register_new(
                 session, patient, department=text_of(values, "department") or "", unit=text_of(values, "unit"),
                 payment=payment, approver=approver,
-            ))
+            )
+
+        self.saving = True
+        self.say(tr("reg.saving", self.lang))
+        app.run_blocking(check_then_save, on_done=self._checked_or_saved, on_error=self.save_failed, group="save")
+
+    def _checked_or_saved(self, result: Saved | _Found) -> None:
+        if isinstance(result, _Found):  # not saved: possible duplicates to show first
+            self.saving = False
+            self.say("")
+            self._duplicates_checked(result.who, result.found)
+            return
+        self.saved(result)
