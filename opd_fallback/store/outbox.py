@@ -31,7 +31,7 @@ transition          from                            to          who
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,7 +46,7 @@ from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.domain.jsonio import dumps, loads
 from opd_fallback.domain.payloads import wire
-from opd_fallback.store.records import new_record
+from opd_fallback.store.records import new_record, record_values
 from opd_fallback.store.states import CANCELLED, CONFLICT, DAMAGED, FLAGGED, PENDING, REJECTED, STATES, SYNCED
 from opd_fallback.store.tables import Op
 
@@ -176,14 +176,13 @@ def new_op_id() -> str:
     return str(ULID())
 
 
-def enqueue(
-    session: Session,
+def op_values(
     *,
     seq: int,
     kind: str,
     device_id: str,
     operator_id: str,
-    payload: BaseModel | dict[str, Any],
+    payload: BaseModel | Mapping[str, object],
     depends_on: Iterable[str] = (),
     recorded_at: datetime | str | None = None,
     record_kind: str | None = None,
@@ -191,14 +190,12 @@ def enqueue(
     op_id: str | None = None,
     source: str = "counter",
     supersedes: str | None = None,
-    origin: dict[str, Any] | None = None,
-) -> Op:
-    """Add one op to the outbox in the caller's transaction. A model is stored in
-    its exact wire form (references with one key, empty optional fields left
-    out); a dict is stored as given, so give one that came from :func:`wire`."""
+    origin: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The columns of a new op (see ``enqueue``; ``Tx`` writes a bulk import's with ``records.insert_rows``)."""
     body = wire(payload) if isinstance(payload, BaseModel) else payload
     at = recorded_at.isoformat() if isinstance(recorded_at, datetime) else (recorded_at or now_iso())
-    op = new_record(
+    return record_values(
         Op,
         seq=seq,
         op_id=op_id or new_op_id(),
@@ -215,6 +212,32 @@ def enqueue(
         supersedes=supersedes,
         origin=dumps(origin) if origin else None,
     )
+
+
+def enqueue(
+    session: Session,
+    *,
+    seq: int,
+    kind: str,
+    device_id: str,
+    operator_id: str,
+    payload: BaseModel | Mapping[str, object],
+    depends_on: Iterable[str] = (),
+    recorded_at: datetime | str | None = None,
+    record_kind: str | None = None,
+    record_ref: str | None = None,
+    op_id: str | None = None,
+    source: str = "counter",
+    supersedes: str | None = None,
+    origin: Mapping[str, object] | None = None,
+) -> Op:
+    """Add one op to the outbox in the caller's transaction. A model is stored in
+    its exact wire form (references with one key, empty optional fields left
+    out); a dict is stored as given, so give one that came from :func:`wire`."""
+    op = new_record(Op, **op_values(
+        seq=seq, kind=kind, device_id=device_id, operator_id=operator_id, payload=payload, depends_on=depends_on,
+        recorded_at=recorded_at, record_kind=record_kind, record_ref=record_ref, op_id=op_id, source=source,
+        supersedes=supersedes, origin=origin))
     session.add(op)
     return op
 

@@ -125,6 +125,7 @@ class _Importer:
         parsed = [(line, cells, *parse_row(line, cells, today=today)) for line, cells in rows]
         outcomes: list[RowOutcome] = []
         with self.svc.transaction(self.imported_by, source=SOURCE) as tx:
+            tx.write_at_commit()  # the records as values, one executemany a table (import_row: as objects)
             earlier = _earlier_slips(tx.session, {self.key(s) for _, _, s, _ in parsed if s})
             for line, cells, slip, problems in parsed:
                 if slip is None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import event
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from opd_fallback.application.services.records import (
     _LOCAL_REF_PLACEHOLDER,
@@ -28,7 +28,7 @@ from opd_fallback.store import audit, numbers, outbox, reserved
 from opd_fallback.store import shared as shared_records
 from opd_fallback.store.operators import active_supervisor
 from opd_fallback.store.patient_index import uhid_for_local_ref
-from opd_fallback.store.records import new_record
+from opd_fallback.store.records import insert_rows, new_record, record_values
 from opd_fallback.store.tables import (
     IndexedPatient,
     LabOrder,
@@ -70,6 +70,7 @@ class Tx:
         # order just made) finds them without a query.
         self._made: dict[str, _Made] = {}
         self._added: list[Any] = []  # records added to the session, in order (for savepoint)
+        self._rows: list[tuple[type[SQLModel], dict[str, object]]] | None = None  # see write_at_commit
         self._flushes = 0
         self._savepoints = 0
         event.listen(session, "transient_to_pending", lambda _s, obj: self._added.append(obj))
@@ -77,6 +78,31 @@ class Tx:
 
     def _count_flush(self) -> None:
         self._flushes += 1
+
+    def write_at_commit(self) -> None:
+        """From now on new records are kept as their column values and written at
+        commit, one ``executemany`` a table (``records.insert_rows``), not as objects
+        through the session's unit of work: for a back-entry batch of many rows.
+        The values are the ones ``_put`` would give the session; a savepoint undone
+        drops its rows. As inside a savepoint, a query does not see them before the
+        commit: a flow finds what it made through ``_made``."""
+        if self._rows is None:
+            self._rows = []
+            event.listen(self.session, "before_commit", lambda _s: self._write_rows())
+
+    def _write_rows(self) -> None:
+        rows, self._rows = self._rows or [], []
+        insert_rows(self.session, rows)
+
+    def _put(self, cls: type[SQLModel], **values: object) -> dict[str, object]:
+        """A new record of ``cls`` in this transaction (its column values returned)."""
+        if self._rows is None:
+            rec = new_record(cls, **values)
+            self.session.add(rec)
+            return rec.__dict__
+        full = record_values(cls, **values)
+        self._rows.append((cls, full))
+        return full
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -88,6 +114,7 @@ class Tx:
         undone. The steps of a flow find what this transaction made through
         ``_made``, never by a query that would miss an unflushed record."""
         made, mark, flushes = dict(self._made), len(self._added), self._flushes
+        rows = len(self._rows) if self._rows is not None else 0
         self._savepoints += 1
         name = f"tx_part_{self._savepoints}"
         conn = self.session.connection()
@@ -102,6 +129,8 @@ class Tx:
                 if obj in self.session:
                     self.session.expunge(obj)
             del self._added[mark:]
+            if self._rows is not None:
+                del self._rows[rows:]
             self._made = made
             if self._flushes != flushes:
                 # a flush inside the part wrote earlier parts' records that the
@@ -130,13 +159,13 @@ class Tx:
     def _enqueue(
         self, seq: int, op_id: str, when: datetime, kind: str, payload: P.Model,
         depends_on: Sequence[str], record_kind: str, record_ref: str | None,
-    ) -> Op:
-        return outbox.enqueue(
-            self.session, seq=seq, op_id=op_id, kind=kind, device_id=self.svc.device_id,
+    ) -> None:
+        self._put(Op, **outbox.op_values(
+            seq=seq, op_id=op_id, kind=kind, device_id=self.svc.device_id,
             operator_id=self.operator_id, payload=payload, depends_on=depends_on,
             recorded_at=when, record_kind=record_kind, record_ref=record_ref, source=self.source,
             origin=self.origin,
-        )
+        ))
 
     def _unsynced(self, *op_ids: str | None) -> list[str]:
         return outbox.unsynced_op_ids(self.session, [i for i in op_ids if i])
@@ -245,15 +274,15 @@ class Tx:
         uhid = reserved.take(self.session, "uhid", op_id)
         payload = validate(P.PatientRegister, {**data, "local_ref": local_ref, "uhid": uhid})
         body = payload.model_dump(mode="json")
-        rec = new_record(
+        rec = self._put(
             Patient,
             **{k: body[k] for k in Patient.model_fields if k in body and k not in ("id",)},
             op_id=op_id, operator_id=self.operator_id, created_at=when.isoformat(),
         )
-        self.session.add(rec)
         self._enqueue(seq, op_id, when, "patient.register", payload, [], "patient", local_ref)
         info = PatientInfo(ref=P.Ref.local(local_ref), name=payload.name, local_ref=local_ref, uhid=uhid,
-                           depends_on=(op_id,), sex=payload.sex, age_years=payload.age_years, version=rec.version)
+                           depends_on=(op_id,), sex=payload.sex, age_years=payload.age_years,
+                           version=cast(int, rec["version"]))
         for k in (local_ref, uhid):
             if k:
                 self._made[k] = _Made("patient", op_id, info=info)
@@ -277,13 +306,13 @@ class Tx:
             "local_ref": local_ref, "patient": info.ref.wire(), "department": dept, "unit": unit_code,
             "visit_type": vtype, "visit_date": day, "token_no": token,
         })
-        self.session.add(new_record(
+        self._put(
             Visit,
             local_ref=local_ref, patient_local_ref=info.local_ref, patient_uhid=info.uhid,
             patient_name=info.name, department=dept, unit=unit_code, visit_type=vtype,
             visit_date=day.isoformat(), token_no=token, op_id=op_id, operator_id=self.operator_id,
             created_at=when.isoformat(),
-        ))
+        )
         self._enqueue(seq, op_id, when, "visit.open", payload, info.depends_on, "visit", local_ref)
         self._made[local_ref] = _Made("visit", op_id, info.local_ref, info.uhid)
         return Saved("visit", local_ref, op_id, seq, {
@@ -318,14 +347,14 @@ class Tx:
             "priority": priority, "ordered_by": ordered_by,
         })
         total = self.catalog.tests_total(codes) if self.catalog else 0
-        self.session.add(new_record(
+        self._put(
             LabOrder,
             local_ref=local_ref, patient_local_ref=info.local_ref, patient_uhid=info.uhid,
             patient_name=info.name, visit_local_ref=visit_local,
             visit_central_id=visit_ref.central_id, tests=outbox.dumps(codes), sample_id=sample_id,
             priority=priority, total_paise=total, op_id=op_id, operator_id=self.operator_id,
             created_at=when.isoformat(),
-        ))
+        )
         deps = [*info.depends_on, *visit_deps]
         self._enqueue(seq, op_id, when, "lab.order", payload, deps, "lab_order", local_ref)
         self._made[local_ref] = _Made("lab_order", op_id, info.local_ref, info.uhid)
@@ -395,14 +424,14 @@ class Tx:
             "visit": visit_wire, "lab_order": lab_wire, "amount_paise": amount, "mode": payment.mode,
             "mode_ref": payment.mode_ref, "items": items, "waiver": waiver,
         })
-        self.session.add(new_record(
+        self._put(
             Payment,
             local_ref=local_ref, receipt_no=receipt, patient_local_ref=info.local_ref,
             patient_uhid=info.uhid, patient_name=info.name, visit_local_ref=visit_local,
             lab_order_local_ref=lab_local, amount_paise=model.amount_paise, mode=model.mode,
             mode_ref=model.mode_ref, items=outbox.dumps([i.model_dump() for i in model.items]),
             op_id=op_id, operator_id=self.operator_id, created_at=when.isoformat(),
-        ))
+        )
         self._enqueue(seq, op_id, when, "payment.record", model, deps, "payment", local_ref)
         return Saved("payment", local_ref, op_id, seq, {
             "receipt_no": receipt, "amount_paise": model.amount_paise, "mode": model.mode,
