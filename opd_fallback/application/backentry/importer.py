@@ -219,9 +219,12 @@ class _Importer:
 
 def import_row(
     svc: CounterService, line: int, slip: Slip, *, imported_by: str, dry_run: bool = False,
+    source_file: str | None = None,
 ) -> RowOutcome:
-    """One slip in its own transaction: all its records and its slip key, or nothing."""
-    importer = _Importer(svc, imported_by, source_file=None, dry_run=dry_run)
+    """One slip in its own transaction: all its records and its slip key, or nothing;
+    its records go through the session as objects (``import_file``'s batches write
+    the same values in bulk: tests/test_backentry_paths.py compares the two)."""
+    importer = _Importer(svc, imported_by, source_file=source_file, dry_run=dry_run)
     with svc.transaction(imported_by, source=SOURCE) as tx:
         earlier = _earlier_slips(tx.session, {importer.key(slip)})
         out = importer.row(tx, line, slip, earlier)
