@@ -26,6 +26,7 @@ from opd_fallback.domain import payloads as P
 from opd_fallback.domain.errors import DomainError, validate
 from opd_fallback.store import audit, numbers, outbox, reserved
 from opd_fallback.store import shared as shared_records
+from opd_fallback.store.engine import driver_execute
 from opd_fallback.store.operators import active_supervisor
 from opd_fallback.store.patient_index import uhid_for_local_ref
 from opd_fallback.store.records import insert_rows, new_record, record_values
@@ -117,14 +118,16 @@ class Tx:
         rows = len(self._rows) if self._rows is not None else 0
         self._savepoints += 1
         name = f"tx_part_{self._savepoints}"
-        conn = self.session.connection()
-        conn.exec_driver_sql(f"SAVEPOINT {name}")
+        def sql(statement: str) -> None:  # straight to the driver, in the session's transaction (twice a row)
+            driver_execute(self.session, statement, ())
+
+        sql(f"SAVEPOINT {name}")
         try:
             with self.session.no_autoflush:
                 yield
         except BaseException:
-            conn.exec_driver_sql(f"ROLLBACK TO {name}")
-            conn.exec_driver_sql(f"RELEASE {name}")
+            sql(f"ROLLBACK TO {name}")
+            sql(f"RELEASE {name}")
             for obj in self._added[mark:]:
                 if obj in self.session:
                     self.session.expunge(obj)
@@ -137,7 +140,7 @@ class Tx:
                 # rollback just undid: only undoing the whole transaction is safe
                 raise RuntimeError("a flush inside a savepoint; the whole transaction is undone") from None
             raise
-        conn.exec_driver_sql(f"RELEASE {name}")
+        sql(f"RELEASE {name}")
 
     @contextmanager
     def from_paper(self, origin: dict[str, Any] | None) -> Iterator[None]:
