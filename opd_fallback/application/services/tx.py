@@ -74,6 +74,7 @@ class Tx:
         self._rows: list[tuple[type[SQLModel], dict[str, object]]] | None = None  # see write_at_commit
         self._flushes = 0
         self._savepoints = 0
+        self._used_up: set[str] = set()  # kinds of reserved central id found none left of (none come back)
         event.listen(session, "transient_to_pending", lambda _s, obj: self._added.append(obj))
         event.listen(session, "after_flush", lambda _s, _ctx: self._count_flush())
 
@@ -114,7 +115,7 @@ class Tx:
         transaction at commit, many rows at a time, and is dropped if the part is
         undone. The steps of a flow find what this transaction made through
         ``_made``, never by a query that would miss an unflushed record."""
-        made, mark, flushes = dict(self._made), len(self._added), self._flushes
+        made, mark, flushes, used_up = dict(self._made), len(self._added), self._flushes, set(self._used_up)
         rows = len(self._rows) if self._rows is not None else 0
         self._savepoints += 1
         name = f"tx_part_{self._savepoints}"
@@ -134,7 +135,7 @@ class Tx:
             del self._added[mark:]
             if self._rows is not None:
                 del self._rows[rows:]
-            self._made = made
+            self._made, self._used_up = made, used_up  # an id the part took is free again
             if self._flushes != flushes:
                 # a flush inside the part wrote earlier parts' records that the
                 # rollback just undid: only undoing the whole transaction is safe
@@ -169,6 +170,16 @@ class Tx:
             recorded_at=when, record_kind=record_kind, record_ref=record_ref, source=self.source,
             origin=self.origin,
         ))
+
+    def _reserved(self, kind: str, op_id: str) -> str | None:
+        """The next reserved central id of ``kind`` for ``op_id``, or None; once none is
+        left, not asked again in this transaction (nothing in it reserves more)."""
+        if kind in self._used_up:
+            return None
+        value = reserved.take(self.session, kind, op_id)
+        if value is None:
+            self._used_up.add(kind)
+        return value
 
     def _unsynced(self, *op_ids: str | None) -> list[str]:
         return outbox.unsynced_op_ids(self.session, [i for i in op_ids if i])
@@ -274,7 +285,7 @@ class Tx:
         validate(P.PatientRegister, {**data, "local_ref": _LOCAL_REF_PLACEHOLDER})
         seq, op_id, when = self._begin_op()
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
-        uhid = reserved.take(self.session, "uhid", op_id)
+        uhid = self._reserved("uhid", op_id)
         payload = validate(P.PatientRegister, {**data, "local_ref": local_ref, "uhid": uhid})
         body = payload.model_dump(mode="json")
         rec = self._put(
@@ -339,7 +350,7 @@ class Tx:
         tubes = self._tubes(codes)
         samples: list[dict[str, Any]] = []
         for n, (sample_type, tube_codes) in enumerate(tubes.items(), start=1):
-            tube_id = reserved.take(self.session, "sample", op_id) or numbers.local_sample_id(
+            tube_id = self._reserved("sample", op_id) or numbers.local_sample_id(
                 self.svc.device_id, seq, n if len(tubes) > 1 else None
             )
             samples.append({"sample_id": tube_id, "sample_type": sample_type, "tests": tube_codes})
@@ -419,7 +430,7 @@ class Tx:
                         lab_wire = {"local_ref": other.local_ref}
         seq, op_id, when = self._begin_op()
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
-        receipt = reserved.take(self.session, "receipt", op_id) or numbers.local_receipt_no(
+        receipt = self._reserved("receipt", op_id) or numbers.local_receipt_no(
             self.svc.device_id, seq
         )
         model = validate(P.PaymentRecord, {
