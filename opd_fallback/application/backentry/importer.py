@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import date, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import Session, select
@@ -46,7 +45,7 @@ def _content_from_ops(session: Session, op_ids_json: str) -> dict[str, str]:
     kept, read back from the payloads of the ops it made."""
     ids = jsonio.loads(op_ids_json)
     ops = list(session.exec(select(Op).where(column_of(Op.op_id).in_(ids)).order_by(column_of(Op.seq))))
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for op in ops:
         body = jsonio.loads(op.payload)
         if not out:
@@ -109,8 +108,8 @@ class _Importer:
         self.writers: dict[str, bool] = {}  # operator id -> known at this counter
         # the slip records and audit entries of the open transaction's imported
         # rows, written together before it commits (see ``finish``)
-        self.slips: list[dict[str, Any]] = []
-        self.audits: list[tuple[str, dict[str, Any]]] = []
+        self.slips: list[dict[str, object]] = []
+        self.audits: list[tuple[str, dict[str, object]]] = []
 
     def finish(self, tx: Tx) -> None:
         """Write the imported rows' slip records and audit entries, in bulk, in
@@ -184,7 +183,7 @@ class _Importer:
             out.status, out.problems, out.op_ids = "rejected", [_for_the_file(p) for p in bad.items], []
         return out
 
-    def _record(self, slip: Slip, line: int, op_ids: list[str]) -> dict[str, Any]:
+    def _record(self, slip: Slip, line: int, op_ids: list[str]) -> dict[str, object]:
         """The ``backentry_slip`` row of an imported slip."""
         return {
             "device_id": self.key(slip)[0], "visit_date": slip.visit_date.isoformat(), "slip_no": slip.slip_no,

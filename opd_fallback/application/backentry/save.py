@@ -3,8 +3,6 @@ rules and op kinds as a slip taken at the counter, the waiver rule included."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from opd_fallback.application.backentry.model import _FEE_FIELDS, _LAB_FIELDS, _LAB_PAY_FIELDS, RowProblem
 from opd_fallback.application.backentry.parse import Slip
 from opd_fallback.application.services import PaymentInput, Tx
@@ -90,7 +88,7 @@ def _save(tx: Tx, slip: Slip, step: _Step) -> list[str]:
     return op_ids
 
 
-def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str, Any]]:
+def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str, object]]:
     """Items of a lab payment without a lab_items column: each test at its list
     price, which must add up to the amount taken (the list prices tell how to split it)."""
     amount = payment.amount_paise or 0
@@ -107,7 +105,7 @@ def _lab_items(tx: Tx, tests: list[str], payment: PaymentInput) -> list[dict[str
     prices = {t: cat.tests[t].price_paise for t in tests}
     if payment.mode == "waived":  # at list price: the waiver rule zeroes them and audits what was waived
         return [{"code": t, "qty": 1, "amount_paise": p} for t, p in prices.items()]
-    items: list[dict[str, Any]] = [{"code": t, "qty": 1, "amount_paise": p} for t, p in prices.items()]
+    items: list[dict[str, object]] = [{"code": t, "qty": 1, "amount_paise": p} for t, p in prices.items()]
     total = sum(prices.values())
     if total != amount:
         raise DomainError.field(
