@@ -94,3 +94,27 @@ def test_batched_import_writes_what_row_by_row_services_write(tmp_path: Path, mo
     assert len(batched["op"]) > 100 and len(batched["payment"]) > 40 and batched["paise"][0][1] > 0
     for table in by_row:
         assert batched[table] == by_row[table], table
+
+
+def test_a_big_file_s_report_counts_every_row_but_keeps_only_the_rejected_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays flat whatever the file's size: past ``KEPT_ROWS`` the outcomes
+    of rows not rejected are counted, not kept; every rejected row is kept (its
+    cells make the rejects file) and the CLI's totals come from the counts."""
+    from opd_fallback.application.backentry import importer
+
+    monkeypatch.setattr(importer, "KEPT_ROWS", 5)
+    store = open_store(tmp_path / "counter.db")
+    put_master_data(store)
+    add_operators(store, "op1", IMPORTER)
+    rows = [f"{400 + i},2026-11-20,09:00,op1,,Ram {chr(65 + i % 26)},,M,30,,,{'XYZ' if i % 10 == 3 else 'MED'},,"
+            "1000,cash,,,,,,,," for i in range(40)]
+    path = tmp_path / "slips.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    report = import_file(store, "C07", path, imported_by=IMPORTER, today=TODAY, batch_rows=7)
+    assert (report.count("imported"), report.count("rejected"), report.total) == (36, 4, 40)
+    assert len(report.rows) == 5 + 4 and len(report.rejected) == 4
+    assert [r.line for r in report.rejected] == [5, 15, 25, 35]
+    assert report.rejects_path is not None
+    assert len(report.rejects_path.read_text(encoding="utf-8-sig").splitlines()) == 5
+    store.close()
