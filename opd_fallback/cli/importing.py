@@ -139,7 +139,7 @@ def import_csv(
     verb = "would import" if dry_run else "imported"
     typer.echo(
         f"{file.name}: {verb} {done}, already imported {report.count('already_imported')}, "
-        f"rejected {len(report.rejected)} (of {len(report.rows)} rows)"
+        f"rejected {len(report.rejected)} (of {report.total} rows)"
     )
     if report.rejects_path is not None:
         typer.echo(f"rejected rows with the reason in an 'error' column: {report.rejects_path}")

@@ -46,7 +46,7 @@ from opd_fallback.domain.contract import OpEnvelope
 from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.domain.jsonio import JSONValue, dumps, loads
 from opd_fallback.domain.payloads import wire
-from opd_fallback.store.records import new_record
+from opd_fallback.store.records import new_record, record_values
 from opd_fallback.store.states import CANCELLED, CONFLICT, DAMAGED, FLAGGED, PENDING, REJECTED, STATES, SYNCED
 from opd_fallback.store.tables import Op
 
@@ -176,6 +176,44 @@ def new_op_id() -> str:
     return str(ULID())
 
 
+def op_values(
+    *,
+    seq: int,
+    kind: str,
+    device_id: str,
+    operator_id: str,
+    payload: BaseModel | Mapping[str, object],
+    depends_on: Iterable[str] = (),
+    recorded_at: datetime | str | None = None,
+    record_kind: str | None = None,
+    record_ref: str | None = None,
+    op_id: str | None = None,
+    source: str = "counter",
+    supersedes: str | None = None,
+    origin: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The columns of a new op (see ``enqueue``; ``Tx`` writes a bulk import's with ``records.insert_rows``)."""
+    body = wire(payload) if isinstance(payload, BaseModel) else payload
+    at = recorded_at.isoformat() if isinstance(recorded_at, datetime) else (recorded_at or now_iso())
+    return record_values(
+        Op,
+        seq=seq,
+        op_id=op_id or new_op_id(),
+        kind=kind,
+        device_id=device_id,
+        operator_id=operator_id,
+        recorded_at=at,
+        depends_on=dumps(sorted(set(depends_on))),
+        payload=dumps(body),
+        updated_at=now_iso(),
+        record_kind=record_kind,
+        record_ref=record_ref,
+        source=source,
+        supersedes=supersedes,
+        origin=dumps(origin) if origin else None,
+    )
+
+
 def enqueue(
     session: Session,
     *,
@@ -196,25 +234,10 @@ def enqueue(
     """Add one op to the outbox in the caller's transaction. A model is stored in
     its exact wire form (references with one key, empty optional fields left
     out); a dict is stored as given, so give one that came from :func:`wire`."""
-    body = wire(payload) if isinstance(payload, BaseModel) else payload
-    at = recorded_at.isoformat() if isinstance(recorded_at, datetime) else (recorded_at or now_iso())
-    op = new_record(
-        Op,
-        seq=seq,
-        op_id=op_id or new_op_id(),
-        kind=kind,
-        device_id=device_id,
-        operator_id=operator_id,
-        recorded_at=at,
-        depends_on=dumps(sorted(set(depends_on))),
-        payload=dumps(body),
-        updated_at=now_iso(),
-        record_kind=record_kind,
-        record_ref=record_ref,
-        source=source,
-        supersedes=supersedes,
-        origin=dumps(origin) if origin else None,
-    )
+    op = new_record(Op, **op_values(
+        seq=seq, kind=kind, device_id=device_id, operator_id=operator_id, payload=payload, depends_on=depends_on,
+        recorded_at=recorded_at, record_kind=record_kind, record_ref=record_ref, op_id=op_id, source=source,
+        supersedes=supersedes, origin=origin))
     session.add(op)
     return op
 

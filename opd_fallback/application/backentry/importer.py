@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import date, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import insert
 from sqlmodel import Session, select
@@ -17,6 +16,7 @@ from sqlmodel import col as column_of
 from opd_fallback.application.backentry.csvio import open_rows, write_rejects
 from opd_fallback.application.backentry.model import (
     BATCH_ROWS,
+    KEPT_ROWS,
     PATIENT_COLUMNS,
     SOURCE,
     ImportRefused,
@@ -46,7 +46,7 @@ def _content_from_ops(session: Session, op_ids_json: str) -> dict[str, str]:
     kept, read back from the payloads of the ops it made."""
     ids = jsonio.loads(op_ids_json)
     ops = list(session.exec(select(Op).where(column_of(Op.op_id).in_(ids)).order_by(column_of(Op.seq))))
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for op in ops:
         body = jsonio.loads(op.payload)
         if not out:
@@ -105,12 +105,13 @@ class _Importer:
         self.imported_by = imported_by
         self.source_file = source_file
         self.dry_run = dry_run
-        self.seen: dict[Key, int] = {}  # key -> line in this file
+        # key (joined in one string: a third of a tuple's memory) -> its line in this file
+        self.seen: dict[str, int] = {}
         self.writers: dict[str, bool] = {}  # operator id -> known at this counter
         # the slip records and audit entries of the open transaction's imported
         # rows, written together before it commits (see ``finish``)
-        self.slips: list[dict[str, Any]] = []
-        self.audits: list[tuple[str, dict[str, Any]]] = []
+        self.slips: list[dict[str, object]] = []
+        self.audits: list[tuple[str, dict[str, object]]] = []
 
     def finish(self, tx: Tx) -> None:
         """Write the imported rows' slip records and audit entries, in bulk, in
@@ -125,6 +126,7 @@ class _Importer:
         parsed = [(line, cells, *parse_row(line, cells, today=today)) for line, cells in rows]
         outcomes: list[RowOutcome] = []
         with self.svc.transaction(self.imported_by, source=SOURCE) as tx:
+            tx.write_at_commit()  # the records as values, one executemany a table (import_row: as objects)
             earlier = _earlier_slips(tx.session, {self.key(s) for _, _, s, _ in parsed if s})
             for line, cells, slip, problems in parsed:
                 if slip is None:
@@ -152,10 +154,11 @@ class _Importer:
             return RowOutcome(line, slip.slip_no, "rejected", [RowProblem(line, column, reason)])
 
         key = self.key(slip)
-        if key in self.seen:
-            return reject("slip_no", f"slip {slip.slip_no} of {key[1]} is already on line {self.seen[key]} "
+        seen = "\x1f".join(key)
+        if seen in self.seen:
+            return reject("slip_no", f"slip {slip.slip_no} of {key[1]} is already on line {self.seen[seen]} "
                                      "of this file")
-        self.seen[key] = line
+        self.seen[seen] = line
         if not self._writer_known(tx.session, slip.written_by):
             return reject("operator_id", f"{slip.written_by!r} is not an operator of this counter: correct it, "
                                          "or add them with 'opd-fallback operator add', then import this row again")
@@ -183,7 +186,7 @@ class _Importer:
             out.status, out.problems, out.op_ids = "rejected", [_for_the_file(p) for p in bad.items], []
         return out
 
-    def _record(self, slip: Slip, line: int, op_ids: list[str]) -> dict[str, Any]:
+    def _record(self, slip: Slip, line: int, op_ids: list[str]) -> dict[str, object]:
         """The ``backentry_slip`` row of an imported slip."""
         return {
             "device_id": self.key(slip)[0], "visit_date": slip.visit_date.isoformat(), "slip_no": slip.slip_no,
@@ -218,9 +221,12 @@ class _Importer:
 
 def import_row(
     svc: CounterService, line: int, slip: Slip, *, imported_by: str, dry_run: bool = False,
+    source_file: str | None = None,
 ) -> RowOutcome:
-    """One slip in its own transaction: all its records and its slip key, or nothing."""
-    importer = _Importer(svc, imported_by, source_file=None, dry_run=dry_run)
+    """One slip in its own transaction: all its records and its slip key, or nothing;
+    its records go through the session as objects (``import_file``'s batches write
+    the same values in bulk: tests/test_backentry_paths.py compares the two)."""
+    importer = _Importer(svc, imported_by, source_file=source_file, dry_run=dry_run)
     with svc.transaction(imported_by, source=SOURCE) as tx:
         earlier = _earlier_slips(tx.session, {importer.key(slip)})
         out = importer.row(tx, line, slip, earlier)
@@ -251,8 +257,9 @@ def import_file(
     header, total, rows = open_rows(path)
     check_importer(store, imported_by)
     importer = _Importer(CounterService(store, device_id), imported_by, source_file=path.name, dry_run=dry_run)
-    outcomes: list[RowOutcome] = []
-    rejected = 0
+    outcomes: list[RowOutcome] = []  # the rejected rows, and the first KEPT_ROWS others (see ImportReport)
+    counts: dict[str, int] = {}
+    rejected = done_rows = 0
     if progress is not None:
         progress(0, total, 0)
     while batch := list(islice(rows, batch_rows)):
@@ -261,14 +268,17 @@ def import_file(
         except DomainError as exc:  # the counter refuses all writes (e.g. after a restore)
             raise ImportRefused(str(exc.problems[0].message if exc.problems else exc)) from None
         for out in done:
-            if out.status != "rejected":  # only a rejected row's cells are needed (its rejects line)
-                out.cells, out.op_ids = _NOTHING_KEPT, []
-            else:
+            counts[out.status] = counts.get(out.status, 0) + 1
+            if out.status == "rejected":
                 rejected += 1
-        outcomes.extend(done)
+                outcomes.append(out)
+            elif len(outcomes) - rejected < KEPT_ROWS:  # only a rejected row's cells are needed (its rejects line)
+                out.cells, out.op_ids = _NOTHING_KEPT, []
+                outcomes.append(out)
+        done_rows += len(done)
         if progress is not None:
-            progress(len(outcomes), total, rejected)
-    report = ImportReport(path, dry_run, outcomes, None)
+            progress(done_rows, total, rejected)
+    report = ImportReport(path, dry_run, outcomes, None, counts)
     target = rejects_path or rejects_path_for(path)
     if not dry_run:
         if report.rejected:

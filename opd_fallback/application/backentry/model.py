@@ -79,15 +79,33 @@ class RowOutcome:
     cells: dict[str, str] = field(default_factory=dict)
 
 
+KEPT_ROWS = 10_000  # outcomes of rows not rejected kept in a report (the rest are counted only)
+
+
 @dataclass
 class ImportReport:
+    """What became of a file's rows. Decision (memory flat whatever the file's
+    size): ``rows`` holds every rejected row (its cells make the rejects file) but
+    the other rows' outcomes only up to ``KEPT_ROWS``; ``counts`` counts them all."""
+
     path: Path
     dry_run: bool
     rows: list[RowOutcome]
     rejects_path: Path | None
+    counts: dict[str, int] = field(default_factory=dict)  # status -> rows; from ``rows`` when not given
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            for r in self.rows:
+                self.counts[r.status] = self.counts.get(r.status, 0) + 1
 
     def count(self, status: str) -> int:
-        return sum(1 for r in self.rows if r.status == status)
+        return self.counts.get(status, 0)
+
+    @property
+    def total(self) -> int:
+        """Rows of the file (blank lines not counted)."""
+        return sum(self.counts.values())
 
     @property
     def rejected(self) -> list[RowOutcome]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -46,7 +45,7 @@ class Slip:
     recorded_at: datetime
     written_by: str  # the file's operator_id: who wrote the paper slip
     uhid: str | None
-    patient: dict[str, Any]
+    patient: dict[str, object]
     department: str
     unit: str | None
     visit_type: str
@@ -230,7 +229,7 @@ def _parse_head(bad: _Problems, row: dict[str, str], today: date) -> _Head | Non
 
 def _parse_patient(
     bad: _Problems, row: dict[str, str], ints: dict[str, int | None],
-) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
+) -> tuple[str | None, dict[str, object], dict[str, object]]:
     """uhid (a revisit) or the new patient's details: (uhid, fields for the
     service, the fields in normal form)."""
     for col in NAME_COLUMNS:
@@ -245,7 +244,7 @@ def _parse_patient(
             bad.add("uhid", "is too long (at most 64 characters)")
         return uhid, {}, {}
 
-    patient: dict[str, Any] = {}
+    patient: dict[str, object] = {}
     for col in PATIENT_COLUMNS:
         if col in INT_COLUMNS:
             if ints.get(col) is not None:
@@ -405,10 +404,10 @@ def _payment(bad: _Problems, row: dict[str, str], prefix: str, amount: int | Non
     return PaymentInput(mode=mode, amount_paise=amount, mode_ref=ref, waiver_reason=reason, approved_by=by)
 
 
-def _content(slip: Slip, patient: dict[str, Any], at: time) -> dict[str, str]:
+def _content(slip: Slip, patient: dict[str, object], at: time) -> dict[str, str]:
     """The row in normal form (what two rows of one slip must agree on): codes
     upper case, numbers without leading zeros, the mobile as 10 digits, etc."""
-    out: dict[str, Any] = {"recorded_at": at.strftime("%H:%M"), "operator_id": slip.written_by,
+    out: dict[str, object] = {"recorded_at": at.strftime("%H:%M"), "operator_id": slip.written_by,
                            "uhid": slip.uhid, "department": slip.department, "unit": slip.unit,
                            "visit_type": slip.visit_type, "fee_code": slip.fee_code, **patient}
     for prefix, pay in (("fee", slip.fee), ("lab", slip.lab_payment)):

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from sqlalchemy import event
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from opd_fallback.application.services.records import (
     _LOCAL_REF_PLACEHOLDER,
@@ -26,9 +26,10 @@ from opd_fallback.domain import payloads as P
 from opd_fallback.domain.errors import DomainError, validate
 from opd_fallback.store import audit, numbers, outbox, reserved
 from opd_fallback.store import shared as shared_records
+from opd_fallback.store.engine import driver_execute
 from opd_fallback.store.operators import active_supervisor
 from opd_fallback.store.patient_index import uhid_for_local_ref
-from opd_fallback.store.records import new_record
+from opd_fallback.store.records import insert_rows, new_record, record_values
 from opd_fallback.store.tables import (
     IndexedPatient,
     LabOrder,
@@ -79,13 +80,40 @@ class Tx:
         # order just made) finds them without a query.
         self._made: dict[str, _Made] = {}
         self._added: list[object] = []  # records added to the session, in order (for savepoint)
+        self._rows: list[tuple[type[SQLModel], dict[str, object]]] | None = None  # see write_at_commit
         self._flushes = 0
         self._savepoints = 0
+        self._used_up: set[str] = set()  # kinds of reserved central id found none left of (none come back)
         event.listen(session, "transient_to_pending", lambda _s, obj: self._added.append(obj))
         event.listen(session, "after_flush", lambda _s, _ctx: self._count_flush())
 
     def _count_flush(self) -> None:
         self._flushes += 1
+
+    def write_at_commit(self) -> None:
+        """From now on new records are kept as their column values and written at
+        commit, one ``executemany`` a table (``records.insert_rows``), not as objects
+        through the session's unit of work: for a back-entry batch of many rows.
+        The values are the ones ``_put`` would give the session; a savepoint undone
+        drops its rows. As inside a savepoint, a query does not see them before the
+        commit: a flow finds what it made through ``_made``."""
+        if self._rows is None:
+            self._rows = []
+            event.listen(self.session, "before_commit", lambda _s: self._write_rows())
+
+    def _write_rows(self) -> None:
+        rows, self._rows = self._rows or [], []
+        insert_rows(self.session, rows)
+
+    def _put(self, cls: type[SQLModel], **values: object) -> dict[str, object]:
+        """A new record of ``cls`` in this transaction (its column values returned)."""
+        if self._rows is None:
+            rec = new_record(cls, **values)
+            self.session.add(rec)
+            return rec.__dict__
+        full = record_values(cls, **values)
+        self._rows.append((cls, full))
+        return full
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -96,28 +124,33 @@ class Tx:
         transaction at commit, many rows at a time, and is dropped if the part is
         undone. The steps of a flow find what this transaction made through
         ``_made``, never by a query that would miss an unflushed record."""
-        made, mark, flushes = dict(self._made), len(self._added), self._flushes
+        made, mark, flushes, used_up = dict(self._made), len(self._added), self._flushes, set(self._used_up)
+        rows = len(self._rows) if self._rows is not None else 0
         self._savepoints += 1
         name = f"tx_part_{self._savepoints}"
-        conn = self.session.connection()
-        conn.exec_driver_sql(f"SAVEPOINT {name}")
+        def sql(statement: str) -> None:  # straight to the driver, in the session's transaction (twice a row)
+            driver_execute(self.session, statement, ())
+
+        sql(f"SAVEPOINT {name}")
         try:
             with self.session.no_autoflush:
                 yield
         except BaseException:
-            conn.exec_driver_sql(f"ROLLBACK TO {name}")
-            conn.exec_driver_sql(f"RELEASE {name}")
+            sql(f"ROLLBACK TO {name}")
+            sql(f"RELEASE {name}")
             for obj in self._added[mark:]:
                 if obj in self.session:
                     self.session.expunge(obj)
             del self._added[mark:]
-            self._made = made
+            if self._rows is not None:
+                del self._rows[rows:]
+            self._made, self._used_up = made, used_up  # an id the part took is free again
             if self._flushes != flushes:
                 # a flush inside the part wrote earlier parts' records that the
                 # rollback just undid: only undoing the whole transaction is safe
                 raise RuntimeError("a flush inside a savepoint; the whole transaction is undone") from None
             raise
-        conn.exec_driver_sql(f"RELEASE {name}")
+        sql(f"RELEASE {name}")
 
     @contextmanager
     def from_paper(self, origin: Mapping[str, object] | None) -> Iterator[None]:
@@ -139,13 +172,23 @@ class Tx:
     def _enqueue(
         self, seq: int, op_id: str, when: datetime, kind: str, payload: P.Model,
         depends_on: Sequence[str], record_kind: str, record_ref: str | None,
-    ) -> Op:
-        return outbox.enqueue(
-            self.session, seq=seq, op_id=op_id, kind=kind, device_id=self.svc.device_id,
+    ) -> None:
+        self._put(Op, **outbox.op_values(
+            seq=seq, op_id=op_id, kind=kind, device_id=self.svc.device_id,
             operator_id=self.operator_id, payload=payload, depends_on=depends_on,
             recorded_at=when, record_kind=record_kind, record_ref=record_ref, source=self.source,
             origin=self.origin,
-        )
+        ))
+
+    def _reserved(self, kind: str, op_id: str) -> str | None:
+        """The next reserved central id of ``kind`` for ``op_id``, or None; once none is
+        left, not asked again in this transaction (nothing in it reserves more)."""
+        if kind in self._used_up:
+            return None
+        value = reserved.take(self.session, kind, op_id)
+        if value is None:
+            self._used_up.add(kind)
+        return value
 
     def _unsynced(self, *op_ids: str | None) -> list[str]:
         return outbox.unsynced_op_ids(self.session, [i for i in op_ids if i])
@@ -251,18 +294,18 @@ class Tx:
         validate(P.PatientRegister, {**data, "local_ref": _LOCAL_REF_PLACEHOLDER})
         seq, op_id, when = self._begin_op()
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
-        uhid = reserved.take(self.session, "uhid", op_id)
+        uhid = self._reserved("uhid", op_id)
         payload = validate(P.PatientRegister, {**data, "local_ref": local_ref, "uhid": uhid})
         body = payload.model_dump(mode="json")
-        rec = new_record(
+        rec = self._put(
             Patient,
             **{k: body[k] for k in Patient.model_fields if k in body and k not in ("id",)},
             op_id=op_id, operator_id=self.operator_id, created_at=when.isoformat(),
         )
-        self.session.add(rec)
         self._enqueue(seq, op_id, when, "patient.register", payload, [], "patient", local_ref)
         info = PatientInfo(ref=P.Ref.local(local_ref), name=payload.name, local_ref=local_ref, uhid=uhid,
-                           depends_on=(op_id,), sex=payload.sex, age_years=payload.age_years, version=rec.version)
+                           depends_on=(op_id,), sex=payload.sex, age_years=payload.age_years,
+                           version=cast(int, rec["version"]))
         for k in (local_ref, uhid):
             if k:
                 self._made[k] = _Made("patient", op_id, info=info)
@@ -286,13 +329,13 @@ class Tx:
             "local_ref": local_ref, "patient": info.ref.wire(), "department": dept, "unit": unit_code,
             "visit_type": vtype, "visit_date": day, "token_no": token,
         })
-        self.session.add(new_record(
+        self._put(
             Visit,
             local_ref=local_ref, patient_local_ref=info.local_ref, patient_uhid=info.uhid,
             patient_name=info.name, department=dept, unit=unit_code, visit_type=vtype,
             visit_date=day.isoformat(), token_no=token, op_id=op_id, operator_id=self.operator_id,
             created_at=when.isoformat(),
-        ))
+        )
         self._enqueue(seq, op_id, when, "visit.open", payload, info.depends_on, "visit", local_ref)
         self._made[local_ref] = _Made("visit", op_id, info.local_ref, info.uhid)
         return Saved("visit", local_ref, op_id, seq, {
@@ -316,7 +359,7 @@ class Tx:
         tubes = self._tubes(codes)
         samples: list[Sample] = []
         for n, (sample_type, tube_codes) in enumerate(tubes.items(), start=1):
-            tube_id = reserved.take(self.session, "sample", op_id) or numbers.local_sample_id(
+            tube_id = self._reserved("sample", op_id) or numbers.local_sample_id(
                 self.svc.device_id, seq, n if len(tubes) > 1 else None
             )
             samples.append({"sample_id": tube_id, "sample_type": sample_type, "tests": tube_codes})
@@ -327,14 +370,14 @@ class Tx:
             "priority": priority, "ordered_by": ordered_by,
         })
         total = self.catalog.tests_total(codes) if self.catalog else 0
-        self.session.add(new_record(
+        self._put(
             LabOrder,
             local_ref=local_ref, patient_local_ref=info.local_ref, patient_uhid=info.uhid,
             patient_name=info.name, visit_local_ref=visit_local,
             visit_central_id=visit_ref.central_id, tests=outbox.dumps(codes), sample_id=sample_id,
             priority=priority, total_paise=total, op_id=op_id, operator_id=self.operator_id,
             created_at=when.isoformat(),
-        ))
+        )
         deps = [*info.depends_on, *visit_deps]
         self._enqueue(seq, op_id, when, "lab.order", payload, deps, "lab_order", local_ref)
         self._made[local_ref] = _Made("lab_order", op_id, info.local_ref, info.uhid)
@@ -396,7 +439,7 @@ class Tx:
                         lab_wire = {"local_ref": other.local_ref}
         seq, op_id, when = self._begin_op()
         local_ref = numbers.local_ref(self.svc.device_id, seq, when)
-        receipt = reserved.take(self.session, "receipt", op_id) or numbers.local_receipt_no(
+        receipt = self._reserved("receipt", op_id) or numbers.local_receipt_no(
             self.svc.device_id, seq
         )
         model = validate(P.PaymentRecord, {
@@ -404,14 +447,14 @@ class Tx:
             "visit": visit_wire, "lab_order": lab_wire, "amount_paise": amount, "mode": payment.mode,
             "mode_ref": payment.mode_ref, "items": items, "waiver": waiver,
         })
-        self.session.add(new_record(
+        self._put(
             Payment,
             local_ref=local_ref, receipt_no=receipt, patient_local_ref=info.local_ref,
             patient_uhid=info.uhid, patient_name=info.name, visit_local_ref=visit_local,
             lab_order_local_ref=lab_local, amount_paise=model.amount_paise, mode=model.mode,
             mode_ref=model.mode_ref, items=outbox.dumps([i.model_dump() for i in model.items]),
             op_id=op_id, operator_id=self.operator_id, created_at=when.isoformat(),
-        ))
+        )
         self._enqueue(seq, op_id, when, "payment.record", model, deps, "payment", local_ref)
         return Saved("payment", local_ref, op_id, seq, {
             "receipt_no": receipt, "amount_paise": model.amount_paise, "mode": model.mode,
