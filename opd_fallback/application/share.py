@@ -40,6 +40,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from sqlmodel import col, select
 
 from opd_fallback.domain import shared as shared_domain
@@ -53,6 +54,8 @@ from opd_fallback.sync.hub_client import HubDamaged, HubDiskFull, HubError, HubR
 
 PUSH_PAGE = 500
 PULL_PAGE = 1000
+SEND_WITH_EXCHANGE = 50  # new own ops sent in the exchange itself (a backlog goes by /ops:push pages)
+SEND_WITH_EXCHANGE_BYTES = 512 * 1024  # and at most this many bytes of them (the hub takes 1 MiB)
 MAX_PAGES = 10_000  # a guard: a hub whose cursor never reaches done is an error, not an endless loop
 
 OK, UNREACHABLE, UNAUTHORIZED = "ok", "unreachable", "unauthorized"
@@ -63,7 +66,8 @@ EXIT_CODES = {OK: ExitCode.OK, REFUSED: ExitCode.REFUSED, UNREACHABLE: ExitCode.
 
 
 class HubApi(Protocol):
-    def exchange(self, known: dict[str, Any], *, want_held: bool = False) -> dict[str, Any]: ...
+    def exchange(self, known: dict[str, Any], *, want_held: bool = False, ops: Any = (),
+                 pull: dict[str, Any] | None = None) -> dict[str, Any]: ...
     def push(self, ops: Any, central_ids: Any = (), withdrawn: Any = ()) -> dict[str, Any]: ...
     def pull(self, vector: dict[str, int], *, limit: int = 1000, include_own: bool = False) -> dict[str, Any]: ...
     def changes(self, cursor: int, *, limit: int = 500, include_own: bool = False,
@@ -135,6 +139,9 @@ class _Hub:
     acked_before: int
     vector: dict[str, int]  # the hub's: per counter, the highest seq it holds
     ids_seq: int | None  # the hub's highest hub sequence of a central id or withdrawal (None: not said)
+    sent: list[dict[str, Any]] = field(default_factory=list)  # own ops sent with the exchange
+    pushed: dict[str, Any] | None = None  # the hub's answer to them (None: not taken, push them)
+    pulled: dict[str, Any] | None = None  # the first page pulled with the exchange (None: an older hub)
 
 
 def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> tuple[_Hub, list[int]]:
@@ -143,14 +150,23 @@ def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> 
         acked_before = int(meta.get(s, meta.HUB_PUSHED_SEQ) or 0)
         known: dict[str, Any] = {"db_id": meta.get(s, meta.HUB_DB_ID), "epoch": meta.get(s, meta.HUB_EPOCH),
                                  "acked_seq": acked_before, "hub_seq": int(meta.get(s, meta.HUB_SEEN_SEQ) or 0)}
-    h = client.exchange(known)
+        vector = _vector(s)
+        refused_before = bool(outbox.loads(meta.get(s, meta.HUB_REFUSED) or "[]"))
+    # one round trip in the usual case: the new own ops (the hub takes them only if this counter's memory is
+    # of its very history, decided before it stores them) and a pull by this counter's own vector
+    sent = [] if known["db_id"] is None or refused_before else _own_ops_after(store, acked_before,
+                                                                               SEND_WITH_EXCHANGE)
+    if sent and len(orjson.dumps(sent)) > SEND_WITH_EXCHANGE_BYTES:
+        sent = []
+    h = client.exchange(known, ops=sent, pull={"vector": vector, "limit": PULL_PAGE})
     if str(h.get("device_id")) != device_id:
         raise HubRefused(f"the hub knows this counter's hub token as counter {h.get('device_id')}, not {device_id}: "
                          f"this counter has another counter's token; give it its own ('opd-fallback hub add-device "
                          f"{device_id}' on the hub PC, then 'opd-fallback init ... --hub-token-stdin' here)")
     hub = _Hub(str(h["db_id"]), str(h["epoch"]), int(h["max_seq"]), int(h["ops"]), int(h["hub_seq"]), acked_before,
                {str(k): int(v) for k, v in (h.get("vector") or {}).items()},
-               int(h["ids_seq"]) if isinstance(h.get("ids_seq"), int) else None)
+               int(h["ids_seq"]) if isinstance(h.get("ids_seq"), int) else None,
+               sent, h.get("pushed") if sent else None, h.get("pulled"))
     result.hub_held_before = hub.max_seq
     changed = known["db_id"] is not None and (known["db_id"], known["epoch"]) != (hub.db_id, hub.epoch)
     if h.get("went_back") or changed:
@@ -261,6 +277,9 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
         last = i + PUSH_PAGE >= len(retry)
         book(client.push(ops, []), ops, hub.max_seq if last else chunk[-1])
     pushed = hub.max_seq  # everything above the hub's mark goes, in seq order
+    if hub.sent and hub.pushed is not None:  # those the exchange carried, answered after the hub's COMMIT
+        pushed = max(hub.max_seq, int(hub.sent[-1]["seq"]))
+        book(hub.pushed, hub.sent, pushed)
     ids, ids_top = _learned_ids(store, ids_since)
     while not (stop and stop.is_set()):
         ops = _own_ops_after(store, pushed, PUSH_PAGE)
@@ -312,23 +331,25 @@ def _pull(store: Store, client: HubApi, device_id: str, result: ShareResult,
         vector = _vector(s)
     # the hub's vector at the exchange's start: nothing above ours means nothing to pull (one request saved)
     news = hub is None or any(top > vector.get(d, 0) for d, top in hub.vector.items() if d != device_id)
-    for _ in range(MAX_PAGES if news else 0):
+    first = hub.pulled if hub is not None else None  # the page the exchange brought (pulled by the same vector)
+    for _ in range(MAX_PAGES if news or first is not None else 0):
         if stop and stop.is_set():
             return
-        page = client.pull(vector, limit=PULL_PAGE)
+        page, first = (first, None) if first is not None else (client.pull(vector, limit=PULL_PAGE), None)
         after = {**vector, **{str(k): int(v) for k, v in (page.get("vector") or {}).items()}}
-        with store.write() as s:
-            got = shared_store.store_page(s, device_id, page.get("ops") or [], [], [])
-            meta.put(s, meta.HUB_VECTOR, outbox.dumps(after))
-        result.pulled_records += got.records
-        result.pulled_updates += got.updates
+        if page.get("ops") or after != vector:  # an empty page that moved nothing writes nothing
+            with store.write() as s:
+                got = shared_store.store_page(s, device_id, page.get("ops") or [], [], [])
+                meta.put(s, meta.HUB_VECTOR, outbox.dumps(after))
+            result.pulled_records += got.records
+            result.pulled_updates += got.updates
         if page.get("done"):
             break
         if after == vector:
             raise HubError("the hub's pull did not advance; pulling stopped")
         vector = after
     else:
-        if news:
+        if news or (hub is not None and hub.pulled is not None):
             raise HubError(f"the hub still had more after {MAX_PAGES} pages; pulling stopped")
     # central ids and withdrawals: by the hub's sequence (from 0 again after the hub's identity changed)
     with store.read() as s:

@@ -336,7 +336,7 @@ def holding(conn: Any, device_id: str, *, want_held: bool = False) -> dict[str, 
     return out
 
 
-API_VERSION = 2
+API_VERSION = 3  # 3: an exchange may carry the counter's new ops and a pull (one round trip)
 
 
 def went_back(answer: dict[str, Any], known: dict[str, Any]) -> str | None:
@@ -355,6 +355,12 @@ def went_back(answer: dict[str, Any], known: dict[str, Any]) -> str | None:
 
 def pull(conn: Any, device_id: str, vector: dict[str, int], limit: int, *,
          include_own: bool = False) -> bytes:
+    """``pull_page`` as the JSON answer of ``POST /pull``."""
+    return orjson.dumps(pull_page(conn, device_id, vector, limit, include_own=include_own))
+
+
+def pull_page(conn: Any, device_id: str, vector: dict[str, int], limit: int, *,
+              include_own: bool = False) -> dict[str, Any]:
     """Every op of each counter with ``seq`` above the caller's ``vector`` for that counter.
 
     A page keeps, for each counter, a prefix of its ops in ``seq`` order (so the
@@ -398,7 +404,7 @@ def pull(conn: Any, device_id: str, vector: dict[str, int], limit: int, *,
         if kept < len(rows):
             more = True
     page.sort(key=lambda r: r[0])
-    return orjson.dumps({
+    return {
         "ops": [{"hub_seq": r[0], "received_at": r[2], "op": orjson.Fragment(r[3])} for r in page],
         "vector": out_vector, "done": not more, "epoch": ident_epoch[0] if ident_epoch else None,
-    })
+    }

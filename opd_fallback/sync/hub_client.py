@@ -191,11 +191,28 @@ class HubClient:
             raise HubUnreachable("the hub's push answer does not answer each op")
         return dict(answer)
 
-    def exchange(self, known: dict[str, Any], *, want_held: bool = False) -> dict[str, Any]:
-        """The start of an exchange: what the hub holds (api_version 2; docs/hub-api.md)."""
-        answer = self._call("POST", "/exchange", body={"known": known, "want_held": want_held})
+    def exchange(self, known: dict[str, Any], *, want_held: bool = False, ops: Sequence[dict[str, Any]] = (),
+                 pull: dict[str, Any] | None = None) -> dict[str, Any]:
+        """An exchange: what the hub holds; with ``ops`` (this counter's after ``known.acked_seq``) the
+        hub stores them in the same request when ``known`` is of its history (``pushed``, else null); with
+        ``pull`` (``{"vector", "limit"}``) the first page of the others' ops (``pulled``). An older hub
+        (api_version 2) answers neither: the caller pushes and pulls as before. docs/hub-api.md."""
+        body: dict[str, Any] = {"known": known, "want_held": want_held}
+        if ops:
+            body["ops"] = list(ops)
+        if pull is not None:
+            body["pull"] = pull
+        answer = self._call("POST", "/exchange", body=body)
         if not isinstance(answer, dict) or not isinstance(answer.get("max_seq"), int) or not answer.get("epoch"):
             raise HubUnreachable("the hub's exchange answer is not the hub API (an older hub? upgrade it)")
+        pushed = answer.get("pushed")
+        if pushed is not None and (not isinstance(pushed, dict) or not isinstance(pushed.get("results"), list)
+                                   or len(pushed["results"]) != len(ops)):
+            raise HubUnreachable("the hub's exchange answer does not answer each op")
+        pulled = answer.get("pulled")
+        if pulled is not None and (not isinstance(pulled, dict) or not isinstance(pulled.get("vector"), dict)
+                                   or not isinstance(pulled.get("ops"), list)):
+            raise HubUnreachable("the hub's exchange answer has a pull that is not the hub API")
         return dict(answer)
 
     def pull(self, vector: dict[str, int], *, limit: int = 1000, include_own: bool = False) -> dict[str, Any]:
