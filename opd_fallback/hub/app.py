@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,7 +56,7 @@ class HubError(OpdError):
         self.status, self.code, self.message = status, code, message
 
 
-def _json(data: Any, status: int = 200) -> Response:
+def _json(data: object, status: int = 200) -> Response:
     return Response(data if isinstance(data, bytes) else orjson.dumps(data), status_code=status,
                     media_type="application/json")
 
@@ -138,8 +139,8 @@ class Hub:
     def served(self) -> None:
         identity.write_seen(self.db_path, self.ident, identity.hub_seq(self.reader()))
 
-    def reader(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+    def reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.db_path)
         return conn
@@ -149,7 +150,8 @@ class Hub:
                                     (hash_token(token),)).fetchone()
         return row[0] if row else None
 
-    def push(self, device_id: str, ops: list[Any], ids: list[Any], withdrawn: list[Any]) -> mirror.PushOutcome:
+    def push(self, device_id: str, ops: Sequence[object], ids: Sequence[object],
+             withdrawn: Sequence[object]) -> mirror.PushOutcome:
         with self.write_lock:
             self.check_file()
             out = mirror.push(self.writer, device_id, ops, ids, withdrawn)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import orjson
 from sqlalchemy import event, text
@@ -80,7 +80,7 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
     """Store one pulled page (``ops`` are the hub's ``{"hub_seq", "op"}`` items)."""
     out = Stored()
     now = now_iso()
-    waiting: list[dict[str, Any]] = []
+    waiting: list[Change] = []
     for item in ops:
         op = item.get("op") if isinstance(item, dict) else None
         if not isinstance(op, dict) or op.get("device_id") == own_device:
@@ -154,7 +154,16 @@ WAITING = "hub_waiting_changes"  # meta: JSON [{what, ref, fields, at}]: a patie
 _CHANGED = "_changed"  # in a patient's detail: per field, [recorded_at, op_id] of the change it holds
 
 
-def _apply(session: Session, change: dict[str, Any]) -> bool:
+class Change(TypedDict, total=False):
+    """A patient.update or payment.void pulled from the hub, as kept until its record is here."""
+
+    what: Literal["patient", "void"]
+    ref: str  # the patient's or the payment's offline number (or a patient's central id)
+    fields: dict[str, object]  # a patient's index fields the change sets
+    at: list[str]  # [recorded_at, op_id]: which change is later
+
+
+def _apply(session: Session, change: Change) -> bool:
     """Apply one pulled change to its record here; False when the record is not here (yet). A patient's
     fields take a change only if it is later (recorded_at, op_id) than the one the field holds, so the
     result is the same in whatever order the changes and the record arrive."""
@@ -169,7 +178,7 @@ def _apply(session: Session, change: dict[str, Any]) -> bool:
         return False
     detail = orjson.loads(row.detail)
     marks = detail.get(_CHANGED) if isinstance(detail.get(_CHANGED), dict) else {}
-    for k, v in dict(change["fields"]).items():
+    for k, v in change.get("fields", {}).items():
         if k in marks and list(marks[k]) >= at:
             continue  # a later change of this field is here already
         detail[k], marks[k] = v, at
@@ -181,16 +190,16 @@ def _apply(session: Session, change: dict[str, Any]) -> bool:
     return True
 
 
-def _settle(session: Session, new: list[dict[str, Any]], out: Stored) -> None:
+def _settle(session: Session, new: list[Change], out: Stored) -> None:
     """Keep the changes whose record is not here; apply those kept before whose record came (in the
     page just stored, or by a central id), oldest first. Never dropped in silence: ``waiting``."""
     from opd_fallback.store import meta
 
     raw = meta.get(session, WAITING)
-    kept = orjson.loads(raw) if raw else []
+    kept: list[Change] = orjson.loads(raw) if raw else []
     if not kept and not new:
         return
-    still: list[dict[str, Any]] = []
+    still: list[Change] = []
     seen: set[tuple[str, ...]] = set()
     for change in sorted([*kept, *new], key=lambda c: list(c["at"])):
         if tuple(change["at"]) in seen:
