@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
@@ -66,9 +67,10 @@ EXIT_CODES = {OK: ExitCode.OK, REFUSED: ExitCode.REFUSED, UNREACHABLE: ExitCode.
 
 
 class HubApi(Protocol):
-    def exchange(self, known: dict[str, Any], *, want_held: bool = False, ops: Any = (),
-                 pull: dict[str, Any] | None = None) -> dict[str, Any]: ...
-    def push(self, ops: Any, central_ids: Any = (), withdrawn: Any = ()) -> dict[str, Any]: ...
+    def exchange(self, known: Mapping[str, str | int | None], *, want_held: bool = False,
+                 ops: Sequence[Mapping[str, object]] = (), pull: Mapping[str, object] | None = None) -> dict[str, Any]: ...
+    def push(self, ops: Sequence[Mapping[str, object]], central_ids: Sequence[Mapping[str, object]] = (),
+             withdrawn: Sequence[str] = ()) -> dict[str, Any]: ...
     def pull(self, vector: dict[str, int], *, limit: int = 1000, include_own: bool = False) -> dict[str, Any]: ...
     def changes(self, cursor: int, *, limit: int = 500, include_own: bool = False,
                 with_ops: bool = True) -> dict[str, Any]: ...
@@ -148,7 +150,7 @@ def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> 
     """Step 1: the hub's identity and holdings; returns them and the seqs of own ops it lacks below its mark."""
     with store.read() as s:
         acked_before = int(meta.get(s, meta.HUB_PUSHED_SEQ) or 0)
-        known: dict[str, Any] = {"db_id": meta.get(s, meta.HUB_DB_ID), "epoch": meta.get(s, meta.HUB_EPOCH),
+        known: dict[str, str | int | None] = {"db_id": meta.get(s, meta.HUB_DB_ID), "epoch": meta.get(s, meta.HUB_EPOCH),
                                  "acked_seq": acked_before, "hub_seq": int(meta.get(s, meta.HUB_SEEN_SEQ) or 0)}
         vector = _vector(s)
         refused_before = bool(outbox.loads(meta.get(s, meta.HUB_REFUSED) or "[]"))
@@ -319,7 +321,7 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
             meta.put(s, meta.HUB_WITHDRAWN_AT, str(cancelled[-1][1]))
 
 
-def _vector(s: Any) -> dict[str, int]:
+def _vector(s: Session) -> dict[str, int]:
     raw = meta.get(s, meta.HUB_VECTOR)
     value = outbox.loads(raw) if raw else {}
     return {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}
@@ -477,7 +479,7 @@ def _remember(store: Store, result: ShareResult) -> None:
 
 
 def watch(store: Store, client: HubApi, device_id: str, *, interval_s: float, stop: threading.Event,
-          on_result: Any = None) -> None:
+          on_result: Callable[[ShareResult], object] | None = None) -> None:
     """Share every ``interval_s`` until ``stop`` is set (the hub being down is just a result)."""
     while not stop.is_set():
         res = share_once(store, client, device_id, stop=stop)

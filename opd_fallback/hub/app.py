@@ -211,7 +211,7 @@ def create_app(db_path: Path | str) -> FastAPI:
         redoc_url=None,
     )
     app.state.hub = hub
-    unauthorized: dict[int | str, dict[str, Any]] = {
+    unauthorized: dict[int | str, dict[str, object]] = {
         401: {"model": ErrorBody, "description": "No valid hub token for a counter"}}
 
     @app.exception_handler(HubError)
@@ -255,7 +255,7 @@ def create_app(db_path: Path | str) -> FastAPI:
 
     too_big = HubError(413, "too_large", f"a push is at most {mirror.MAX_PUSH_OPS} ops and 1 MiB")
 
-    async def read_body(request: Request, limit: int) -> Any:
+    async def read_body(request: Request, limit: int) -> object:
         """The JSON body, at most ``limit`` bytes (else 413) and 32 levels deep (else 422)."""
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:

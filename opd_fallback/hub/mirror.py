@@ -260,7 +260,7 @@ def changes(conn: sqlite3.Connection, device_id: str, cursor: int, limit: int, *
                          "next_cursor": next_cursor, "done": done})
 
 
-def device_info(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
+def device_info(conn: sqlite3.Connection, device_id: str) -> dict[str, object]:
     row = conn.execute(
         "SELECT coalesce(max(seq), 0), count(*), max(recorded_at) FROM op WHERE device_id=?", (device_id,)
     ).fetchone()
@@ -284,7 +284,8 @@ def _record(conn: sqlite3.Connection, r: tuple[Any, ...]) -> dict[str, Any]:
     return rec
 
 
-def search(conn: sqlite3.Connection, query: str, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+def search(conn: sqlite3.Connection, query: str, *, kind: str | None = None,
+           limit: int = 20) -> list[dict[str, object]]:
     """The merged index: an offline number, a central id, a mobile, or the start of a name
     (``%`` and ``_`` in the query are letters, not patterns)."""
     q = (query or "").strip()
