@@ -55,8 +55,7 @@ from opd_fallback.sync.hub_client import HubDamaged, HubDiskFull, HubError, HubR
 
 PUSH_PAGE = 500
 PULL_PAGE = 1000
-SEND_WITH_EXCHANGE = 50  # new own ops sent in the exchange itself (a backlog goes by /ops:push pages)
-SEND_WITH_EXCHANGE_BYTES = 512 * 1024  # and at most this many bytes of them (the hub takes 1 MiB)
+SEND_WITH_EXCHANGE, SEND_WITH_EXCHANGE_BYTES = 50, 512 * 1024  # new own ops in the exchange itself (else pages)
 MAX_PAGES = 10_000  # a guard: a hub whose cursor never reaches done is an error, not an endless loop
 
 OK, UNREACHABLE, UNAUTHORIZED = "ok", "unreachable", "unauthorized"
@@ -156,8 +155,7 @@ def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> 
         refused_before = bool(outbox.loads(meta.get(s, meta.HUB_REFUSED) or "[]"))
     # one round trip in the usual case: the new own ops (the hub takes them only if this counter's memory is
     # of its very history, decided before it stores them) and a pull by this counter's own vector
-    sent = [] if known["db_id"] is None or refused_before else _own_ops_after(store, acked_before,
-                                                                               SEND_WITH_EXCHANGE)
+    sent = [] if known["db_id"] is None or refused_before else _own_ops_after(store, acked_before, SEND_WITH_EXCHANGE)
     if sent and len(orjson.dumps(sent)) > SEND_WITH_EXCHANGE_BYTES:
         sent = []
     h = client.exchange(known, ops=sent, pull={"vector": vector, "limit": PULL_PAGE})
