@@ -2,7 +2,9 @@
 
 One exchange (``share_once``) is decided by what the hub *holds*, never by a
 mark this counter kept alone (after Morango's database ids and per-instance
-counters, compared at every exchange):
+counters). Usually it is one request: ``/exchange`` carries the new own ops
+(the hub stores them only if this counter's memory is of its very history,
+decided before) and a pull by this counter's vector; else the steps are:
 
 1. ``POST /exchange`` tells this counter the hub's identity (``db_id``, and
    an ``epoch`` that changes whenever its data went back or was replaced), the
@@ -27,10 +29,9 @@ counters, compared at every exchange):
    (store/shared.py). Central ids and withdrawals come by the hub's sequence
    (``meta.HUB_CURSOR``), from 0 again whenever the hub's identity changed.
 
-The hub never becomes an authority: pulled records are other counters' and
-never enter this counter's outbox; each counter syncs its own ops to central.
-Saving never waits on this: it runs from ``opd-fallback share`` or the UI's
-background worker, and a hub that is down only means the LAN is not shared.
+The hub is no authority: pulled records never enter this counter's outbox.
+Saving never waits on this (``opd-fallback share``, the UI's worker: woken by a
+save, store/shared.py ``on_new_ops``); a hub that is down only means no sharing.
 """
 
 from __future__ import annotations
@@ -153,8 +154,7 @@ def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> 
                                  "acked_seq": acked_before, "hub_seq": int(meta.get(s, meta.HUB_SEEN_SEQ) or 0)}
         vector = _vector(s)
         refused_before = bool(outbox.loads(meta.get(s, meta.HUB_REFUSED) or "[]"))
-    # one round trip in the usual case: the new own ops (the hub takes them only if this counter's memory is
-    # of its very history, decided before it stores them) and a pull by this counter's own vector
+    # one round trip as a rule: the new own ops (taken if the hub is the history known) and a pull by our vector
     sent = [] if known["db_id"] is None or refused_before else _own_ops_after(store, acked_before, SEND_WITH_EXCHANGE)
     if sent and len(orjson.dumps(sent)) > SEND_WITH_EXCHANGE_BYTES:
         sent = []
