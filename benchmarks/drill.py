@@ -9,7 +9,8 @@ collection (the tube found through the hub, paid, drawn: ``CollectionDesk``;
 about 3% of tubes are refused, haemolysed, and drawn again). Each counter is
 a desk worker serving its own queue (a patient joins the shortest queue of
 the next desk) with a clerk's service time, and shares with the hub every
---share-interval seconds in the background, as the counter UI does. The
+--share-interval seconds in the background and at once after a save, as the
+counter UI does (``--no-wake``: by the interval only). The
 counters run in this process through the application's services, each on its
 own SQLite file; the hub and central are real subprocesses on 127.0.0.1.
 
@@ -64,6 +65,7 @@ from opd_fallback.config import load_settings, write_config, write_hub_token, wr
 from opd_fallback.domain.clock import today_ist  # noqa: E402
 from opd_fallback.domain.errors import DomainError  # noqa: E402
 from opd_fallback.store import open_store  # noqa: E402
+from opd_fallback.store import shared as shared_store  # noqa: E402
 from opd_fallback.sync.client import CentralClient  # noqa: E402
 from opd_fallback.sync.engine import SyncEngine  # noqa: E402
 from opd_fallback.sync.refresh import refresh_all  # noqa: E402
@@ -242,8 +244,12 @@ class Drill:
     # ------------------------------------------------------------ the hub
     def sharer(self, device: str) -> None:
         st = self.stores[device]
+        woke = threading.Event()  # a save wakes the sharer, as in the counter UI (tui/wiring.py)
+        if not self.args.no_wake:
+            shared_store.on_new_ops(st, woke.set)
         with self.hub.hub_client(device, deadline_s=10) as client:  # pinned, as after pairing
             while not self.stop_sharing.is_set():
+                woke.clear()
                 res = share_once(st, client, device)
                 now = time.monotonic()
                 if res.outcome != "ok":
@@ -263,7 +269,7 @@ class Drill:
                     for rid, key in events:
                         seen["event"] = max(seen["event"], int(rid))
                         self._seen(key, device, now)
-                self.stop_sharing.wait(self.args.share_interval)
+                woke.wait(self.args.share_interval)
 
     def _seen(self, key: str, device: str, now: float) -> None:
         want = self.watch.get(key)
@@ -394,6 +400,7 @@ def main() -> None:
     ap.add_argument("--per-hour", type=int, default=2500, help="patients an hour, hospital-wide")
     ap.add_argument("--share-interval", type=float, default=0.5, help="seconds between a counter's hub exchanges")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--no-wake", action="store_true", help="share by the interval only (a save does not wake)")
     args = ap.parse_args()
     t_start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, run_central(Path(tmp), devices=DEVICES) as central, \

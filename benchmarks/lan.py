@@ -2,8 +2,9 @@
 
 Every counter saves registrations (each a patient, a visit and a payment: 3 ops)
 at its share of the hospital's peak rate (default 2,500 registrations an hour
-hospital-wide), and shares with the hub every --interval seconds, as the
-counter UI's background worker does. For each registration we measure the
+hospital-wide), and shares with the hub every --interval seconds and at once
+after each save (a save wakes the sharer: store/shared.py ``on_new_ops``), as
+the counter UI's background worker does (``--no-wake``: by the interval only). For each registration we measure the
 time from the save at one counter until it is in the local store of each
 other counter ("save-to-found": the patient can be found there). The hub is a
 real subprocess; we read its CPU time and peak memory (VmHWM) from /proc.
@@ -35,6 +36,7 @@ from sqlalchemy import text  # noqa: E402
 from opd_fallback.application.services import CounterService, PaymentInput  # noqa: E402
 from opd_fallback.application.share import share_once  # noqa: E402
 from opd_fallback.store import open_store  # noqa: E402
+from opd_fallback.store import shared as shared_store  # noqa: E402
 from tests.helpers.hub import run_hub  # noqa: E402
 
 
@@ -68,6 +70,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=90.0, help="seconds of saving")
     ap.add_argument("--interval", type=float, default=0.5, help="seconds between a counter's exchanges")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--no-wake", action="store_true", help="share by the interval only (a save does not wake)")
     args = ap.parse_args()
     devices = [f"C{i:02d}" for i in range(1, args.counters + 1)]
     saved_at: dict[str, float] = {}
@@ -96,8 +99,12 @@ def main() -> None:
 
         def sharer(dev: str) -> None:
             seen = 0
+            woke = threading.Event()
+            if not args.no_wake:
+                shared_store.on_new_ops(stores[dev], woke.set)
             with hub.hub_client(dev, deadline_s=10) as client:
                 while not stop.is_set():
+                    woke.clear()
                     res = share_once(stores[dev], client, dev)
                     now = time.monotonic()
                     if res.outcome != "ok":
@@ -111,7 +118,7 @@ def main() -> None:
                             seen = max(seen, int(rid))
                             if ref in saved_at:
                                 latencies.append(now - saved_at[ref])
-                    stop.wait(args.interval)
+                    woke.wait(args.interval)
 
         threads = [threading.Thread(target=f, args=(d,), daemon=True) for d in devices for f in (saver, sharer)]
         t0 = time.monotonic()
@@ -135,6 +142,7 @@ def main() -> None:
         "ops": len(saved_at) * 3,
         "per_hour_target": args.per_hour,
         "interval_s": args.interval,
+        "save_wakes_sharer": not args.no_wake,
         "exchanges": exchanges[0],
         "found_samples": len(latencies),
         "found_expected": expected,

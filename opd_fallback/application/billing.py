@@ -45,6 +45,14 @@ class PayLine(TypedDict):
     amount_paise: int
 
 
+class Sample(TypedDict):
+    """One tube of a lab order: its sample id, its sample type and the tests drawn in it."""
+
+    sample_id: str
+    sample_type: str
+    tests: list[str]
+
+
 class TestLine(TypedDict):
     """An ordered test as the slip and the payment see it."""
 

@@ -11,7 +11,7 @@ Sent after every exchange of ops (``application/share.py``), only what is new:
 - the **audit log** above the last sent entry (who approved what);
 - the **back-entered slips** (``backentry_slip`` rows: no ``op_id`` of their own) above the last sent row;
 - the **operators** (id, name, argon2 PIN hash, role, active) and the
-  **master data**, only when they or the numbers changed since the last send (a digest);
+  **master data**, only when they changed since the last send (a digest; not with every new op);
 - the **numbers**: the highest seq handed out and central's last ``max_seq``.
 
 Nothing here blocks saving: it runs in the share worker and a failure is the
@@ -152,9 +152,13 @@ def send(store: Store, client: KeepApi) -> dict[str, int]:
             central_max = _central_max_seq(s)
             # the master data by its version, etag and time, not its body (read only when it changed):
             # this runs at every exchange, each half second
-            digest = hashlib.sha256(orjson.dumps([operators, master_id, seq_high, central_max])).hexdigest()
+            # two parts: the operators and master data (sent only when they changed: not with every new op)
+            # and the numbers (sent with every call anyway)
+            who = hashlib.sha256(orjson.dumps([operators, master_id])).hexdigest()
+            digest = who + ":" + hashlib.sha256(orjson.dumps([seq_high, central_max])).hexdigest()
             changed = digest != digest_was
-            master = _master(s) if changed else None
+            who_changed = who != (digest_was or "").split(":")[0]
+            master = _master(s) if who_changed else None
         if not facts and not entries and not slips and not changed:
             break  # nothing new: no call at all (the UI exchanges every half second)
         body: dict[str, object] = {
@@ -164,7 +168,7 @@ def send(store: Store, client: KeepApi) -> dict[str, int]:
             "slips": [sl.model_dump() for sl in slips],
             "seq_high": seq_high, "central_max_seq": central_max,
         }
-        if changed:
+        if who_changed:
             body["operators"], body["master_data"] = operators, master
         client.keep_put(body)
         sent["facts"] += len(facts)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
+from opd_fallback.application.billing import Sample
 from opd_fallback.application.services import CounterService
-from opd_fallback.application.services.tx import Sample
 from opd_fallback.domain.clock import now_ist
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.domain.masterdata import Catalog

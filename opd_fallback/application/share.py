@@ -2,7 +2,9 @@
 
 One exchange (``share_once``) is decided by what the hub *holds*, never by a
 mark this counter kept alone (after Morango's database ids and per-instance
-counters, compared at every exchange):
+counters). Usually it is one request: ``/exchange`` carries the new own ops
+(the hub stores them only if this counter's memory is of its very history,
+decided before) and a pull by this counter's vector; else the steps are:
 
 1. ``POST /exchange`` tells this counter the hub's identity (``db_id``, and
    an ``epoch`` that changes whenever its data went back or was replaced), the
@@ -27,20 +29,21 @@ counters, compared at every exchange):
    (store/shared.py). Central ids and withdrawals come by the hub's sequence
    (``meta.HUB_CURSOR``), from 0 again whenever the hub's identity changed.
 
-The hub never becomes an authority: pulled records are other counters' and
-never enter this counter's outbox; each counter syncs its own ops to central.
-Saving never waits on this: it runs from ``opd-fallback share`` or the UI's
-background worker, and a hub that is down only means the LAN is not shared.
+The hub is no authority: pulled records never enter this counter's outbox.
+Saving never waits on this (``opd-fallback share``, the UI's worker: woken by a
+save, store/shared.py ``on_new_ops``); a hub that is down only means no sharing.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlmodel import col, select
+import orjson
+from sqlmodel import Session, col, select
 
 from opd_fallback.domain import shared as shared_domain
 from opd_fallback.domain.clock import now_iso
@@ -52,10 +55,11 @@ from opd_fallback.store.tables import Op
 from opd_fallback.sync.hub_client import HubDamaged, HubDiskFull, HubError, HubRefused
 
 if TYPE_CHECKING:
-    from opd_fallback.application.status import HubSection
+    pass
 
 PUSH_PAGE = 500
 PULL_PAGE = 1000
+SEND_WITH_EXCHANGE, SEND_WITH_EXCHANGE_BYTES = 50, 512 * 1024  # new own ops in the exchange itself (else pages)
 MAX_PAGES = 10_000  # a guard: a hub whose cursor never reaches done is an error, not an endless loop
 
 OK, UNREACHABLE, UNAUTHORIZED = "ok", "unreachable", "unauthorized"
@@ -66,8 +70,10 @@ EXIT_CODES = {OK: ExitCode.OK, REFUSED: ExitCode.REFUSED, UNREACHABLE: ExitCode.
 
 
 class HubApi(Protocol):
-    def exchange(self, known: dict[str, Any], *, want_held: bool = False) -> dict[str, Any]: ...
-    def push(self, ops: Any, central_ids: Any = (), withdrawn: Any = ()) -> dict[str, Any]: ...
+    def exchange(self, known: Mapping[str, str | int | None], *, want_held: bool = False,
+                 ops: Sequence[Mapping[str, object]] = (), pull: Mapping[str, object] | None = None) -> dict[str, Any]: ...
+    def push(self, ops: Sequence[Mapping[str, object]], central_ids: Sequence[Mapping[str, object]] = (),
+             withdrawn: Sequence[str] = ()) -> dict[str, Any]: ...
     def pull(self, vector: dict[str, int], *, limit: int = 1000, include_own: bool = False) -> dict[str, Any]: ...
     def changes(self, cursor: int, *, limit: int = 500, include_own: bool = False,
                 with_ops: bool = True) -> dict[str, Any]: ...
@@ -138,22 +144,32 @@ class _Hub:
     acked_before: int
     vector: dict[str, int]  # the hub's: per counter, the highest seq it holds
     ids_seq: int | None  # the hub's highest hub sequence of a central id or withdrawal (None: not said)
+    sent: list[dict[str, Any]] = field(default_factory=list)  # own ops sent with the exchange
+    pushed: dict[str, Any] | None = None  # the hub's answer to them (None: not taken, push them)
+    pulled: dict[str, Any] | None = None  # the first page pulled with the exchange (None: an older hub)
 
 
 def _meet(store: Store, client: HubApi, device_id: str, result: ShareResult) -> tuple[_Hub, list[int]]:
     """Step 1: the hub's identity and holdings; returns them and the seqs of own ops it lacks below its mark."""
     with store.read() as s:
         acked_before = int(meta.get(s, meta.HUB_PUSHED_SEQ) or 0)
-        known: dict[str, Any] = {"db_id": meta.get(s, meta.HUB_DB_ID), "epoch": meta.get(s, meta.HUB_EPOCH),
+        known: dict[str, str | int | None] = {"db_id": meta.get(s, meta.HUB_DB_ID), "epoch": meta.get(s, meta.HUB_EPOCH),
                                  "acked_seq": acked_before, "hub_seq": int(meta.get(s, meta.HUB_SEEN_SEQ) or 0)}
-    h = client.exchange(known)
+        vector = _vector(s)
+        refused_before = bool(outbox.loads(meta.get(s, meta.HUB_REFUSED) or "[]"))
+    # one round trip as a rule: the new own ops (taken if the hub is the history known) and a pull by our vector
+    sent = [] if known["db_id"] is None or refused_before else _own_ops_after(store, acked_before, SEND_WITH_EXCHANGE)
+    if sent and len(orjson.dumps(sent)) > SEND_WITH_EXCHANGE_BYTES:
+        sent = []
+    h = client.exchange(known, ops=sent, pull={"vector": vector, "limit": PULL_PAGE})
     if str(h.get("device_id")) != device_id:
         raise HubRefused(f"the hub knows this counter's hub token as counter {h.get('device_id')}, not {device_id}: "
                          f"this counter has another counter's token; give it its own ('opd-fallback hub add-device "
                          f"{device_id}' on the hub PC, then 'opd-fallback init ... --hub-token-stdin' here)")
     hub = _Hub(str(h["db_id"]), str(h["epoch"]), int(h["max_seq"]), int(h["ops"]), int(h["hub_seq"]), acked_before,
                {str(k): int(v) for k, v in (h.get("vector") or {}).items()},
-               int(h["ids_seq"]) if isinstance(h.get("ids_seq"), int) else None)
+               int(h["ids_seq"]) if isinstance(h.get("ids_seq"), int) else None,
+               sent, h.get("pushed") if sent else None, h.get("pulled"))
     result.hub_held_before = hub.max_seq
     changed = known["db_id"] is not None and (known["db_id"], known["epoch"]) != (hub.db_id, hub.epoch)
     if h.get("went_back") or changed:
@@ -264,6 +280,9 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
         last = i + PUSH_PAGE >= len(retry)
         book(client.push(ops, []), ops, hub.max_seq if last else chunk[-1])
     pushed = hub.max_seq  # everything above the hub's mark goes, in seq order
+    if hub.sent and hub.pushed is not None:  # those the exchange carried, answered after the hub's COMMIT
+        pushed = max(hub.max_seq, int(hub.sent[-1]["seq"]))
+        book(hub.pushed, hub.sent, pushed)
     ids, ids_top = _learned_ids(store, ids_since)
     while not (stop and stop.is_set()):
         ops = _own_ops_after(store, pushed, PUSH_PAGE)
@@ -303,7 +322,7 @@ def _push(store: Store, client: HubApi, result: ShareResult, stop: threading.Eve
             meta.put(s, meta.HUB_WITHDRAWN_AT, str(cancelled[-1][1]))
 
 
-def _vector(s: Any) -> dict[str, int]:
+def _vector(s: Session) -> dict[str, int]:
     raw = meta.get(s, meta.HUB_VECTOR)
     value = outbox.loads(raw) if raw else {}
     return {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}
@@ -315,23 +334,25 @@ def _pull(store: Store, client: HubApi, device_id: str, result: ShareResult,
         vector = _vector(s)
     # the hub's vector at the exchange's start: nothing above ours means nothing to pull (one request saved)
     news = hub is None or any(top > vector.get(d, 0) for d, top in hub.vector.items() if d != device_id)
-    for _ in range(MAX_PAGES if news else 0):
+    first = hub.pulled if hub is not None else None  # the page the exchange brought (pulled by the same vector)
+    for _ in range(MAX_PAGES if news or first is not None else 0):
         if stop and stop.is_set():
             return
-        page = client.pull(vector, limit=PULL_PAGE)
+        page, first = (first, None) if first is not None else (client.pull(vector, limit=PULL_PAGE), None)
         after = {**vector, **{str(k): int(v) for k, v in (page.get("vector") or {}).items()}}
-        with store.write() as s:
-            got = shared_store.store_page(s, device_id, page.get("ops") or [], [], [])
-            meta.put(s, meta.HUB_VECTOR, outbox.dumps(after))
-        result.pulled_records += got.records
-        result.pulled_updates += got.updates
+        if page.get("ops") or after != vector:  # an empty page that moved nothing writes nothing
+            with store.write() as s:
+                got = shared_store.store_page(s, device_id, page.get("ops") or [], [], [])
+                meta.put(s, meta.HUB_VECTOR, outbox.dumps(after))
+            result.pulled_records += got.records
+            result.pulled_updates += got.updates
         if page.get("done"):
             break
         if after == vector:
             raise HubError("the hub's pull did not advance; pulling stopped")
         vector = after
     else:
-        if news:
+        if news or (hub is not None and hub.pulled is not None):
             raise HubError(f"the hub still had more after {MAX_PAGES} pages; pulling stopped")
     # central ids and withdrawals: by the hub's sequence (from 0 again after the hub's identity changed)
     with store.read() as s:
@@ -459,23 +480,13 @@ def _remember(store: Store, result: ShareResult) -> None:
 
 
 def watch(store: Store, client: HubApi, device_id: str, *, interval_s: float, stop: threading.Event,
-          on_result: Any = None) -> None:
+          on_result: Callable[[ShareResult], object] | None = None) -> None:
     """Share every ``interval_s`` until ``stop`` is set (the hub being down is just a result)."""
     while not stop.is_set():
         res = share_once(store, client, device_id, stop=stop)
         if on_result is not None:
             on_result(res)
         stop.wait(interval_s)
-
-
-def hub_status(store: Store, *, configured: bool, stale_after_s: float = 60.0) -> HubSection:
-    """The ``hub`` object of ``status --json`` (docs/status-json.md): read as
-    ``status`` reads it, with plain SQL (application/status.py ``hub_section``)."""
-    from opd_fallback.application.status import hub_section
-    from opd_fallback.store.readonly import snapshot
-
-    with snapshot(store.path) as conn:
-        return hub_section(conn, configured=configured, stale_after_s=stale_after_s)
 
 
 # restore --from-hub lives in application/restore_from_hub.py (re-exported here for old callers)

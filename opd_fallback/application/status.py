@@ -199,7 +199,7 @@ def collect(db: Path | str | Store, device_id: str, *, now: datetime | None = No
 
 def hub_section(conn: Connection, *, configured: bool, stale_after_s: float = 60.0) -> HubSection:
     """The ``hub`` object of ``status --json`` (docs/status-json.md), read with
-    plain SQL (``application.share.hub_status`` gives the same for a Store)."""
+    plain SQL (``hub_status`` gives the same for a Store)."""
     last_at = _meta(conn, meta.HUB_LAST_AT)
     last_ok = _meta(conn, meta.HUB_LAST_OK_AT)
     raw = _meta(conn, meta.HUB_LAST_OUTCOME)
@@ -351,3 +351,12 @@ def render_text(report: StatusReport) -> str:
     for r in pay.get("reprints", []):
         lines.append(f"  reprints by {r['operator_id']}: {r['count']}")
     return "\n".join(lines)
+
+
+def hub_status(store: Store, *, configured: bool, stale_after_s: float = 60.0) -> HubSection:
+    """The ``hub`` object of ``status --json`` (docs/status-json.md): read as
+    ``status`` reads it, with plain SQL (``hub_section``), for a Store."""
+    from opd_fallback.store.readonly import snapshot
+
+    with snapshot(store.path) as conn:
+        return hub_section(conn, configured=configured, stale_after_s=stale_after_s)

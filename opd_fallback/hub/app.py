@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from opd_fallback.domain import registry
@@ -28,6 +29,19 @@ from opd_fallback.domain.clock import now_iso
 from opd_fallback.domain.exits import OpdError
 from opd_fallback.hub import identity, keep, mirror
 from opd_fallback.hub.db import connect, create_schema, hash_token
+from opd_fallback.hub.models import (
+    Changes,
+    DeviceInfo,
+    ErrorBody,
+    ExchangeRequest,
+    Health,
+    Holding,
+    IndexAnswer,
+    Pulled,
+    PullRequest,
+    PushRequest,
+    PushResponse,
+)
 
 _RECORD_KIND = f"^({'|'.join(registry.RECORD_KINDS)})$"  # the record kinds of domain/registry.py
 
@@ -42,159 +56,7 @@ class HubError(OpdError):
         self.status, self.code, self.message = status, code, message
 
 
-# --- documented shapes (the answers are written with orjson directly) ---------------
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    error: ErrorDetail
-
-
-class CentralIdIn(BaseModel):
-    local_ref: str = Field(description="The offline number of the record (e.g. C03-261130-000042)")
-    kind: str = Field(description="patient | visit | lab_order | payment")
-    central_id: str = Field(description="The id central gave it (uhid, visit_id, order_id, receipt_id)")
-
-
-class PushRequest(BaseModel):
-    ops: list[dict[str, Any]] = Field(default_factory=list, max_length=mirror.MAX_PUSH_OPS,
-                                      description="Op envelopes of the token's own counter, as sent to central")
-    central_ids: list[CentralIdIn] = Field(default_factory=list, max_length=5000,
-                                           description="Central ids this counter has learned")
-    withdrawn: list[str] = Field(default_factory=list, max_length=5000,
-                                 description="op_ids of this counter's ops a supervisor cancelled (never sent)")
-
-
-class PushResult(BaseModel):
-    op_id: str
-    status: str = Field(description="stored | duplicate | rejected")
-    error: ErrorDetail | None = None
-
-
-class RefusedCentralId(BaseModel):
-    local_ref: str
-    error: ErrorDetail
-
-
-class PushResponse(BaseModel):
-    results: list[PushResult]
-    central_ids_new: int
-    central_ids_refused: list[RefusedCentralId] = Field(
-        default_factory=list, description="Central ids not taken (another counter's record), with why")
-    hub_seq: int = Field(description="The hub's sequence after this push was committed")
-
-
-class KnownHub(BaseModel):
-    db_id: str | None = Field(None, max_length=64, description="The hub db_id this counter last exchanged with")
-    epoch: str | None = Field(None, max_length=64, description="The epoch it last exchanged with")
-    acked_seq: int = Field(0, ge=0, le=mirror.MAX_SAFE_INT,
-                           description="Its ops up to this seq were all acknowledged by that db_id and epoch")
-    hub_seq: int = Field(0, ge=0, le=mirror.MAX_SAFE_INT, description="The highest hub sequence it has seen there")
-
-
-class ExchangeRequest(BaseModel):
-    known: KnownHub = Field(default_factory=KnownHub)
-    want_held: bool = Field(False, description="Also list the runs of seq of this counter's ops the hub holds")
-
-
-class Holding(BaseModel):
-    api_version: int
-    device_id: str
-    db_id: str = Field(description="Made once with the hub's database file; new file, new db_id")
-    epoch: str = Field(description="Changes whenever the hub's data went back or was replaced")
-    epoch_at: str
-    epoch_reason: str
-    max_seq: int = Field(description="Highest seq of this counter's ops on the hub (0: none)")
-    ops: int = Field(description="How many of this counter's ops the hub holds")
-    hub_seq: int
-    vector: dict[str, int] = Field(description="Per counter, the highest seq the hub holds")
-    ids_seq: int = Field(0, description="The highest hub sequence of a central id or withdrawal (nothing new: "
-                         "no need to read /changes)")
-    went_back: bool = Field(description="This counter's memory showed the hub had gone back: a new epoch began")
-    held: list[list[int]] | None = Field(None, description="With want_held: runs [first, last] of seq held")
-
-
-class PullRequest(BaseModel):
-    vector: dict[str, Annotated[int, Field(ge=0, le=mirror.MAX_SAFE_INT)]] = Field(
-        default_factory=dict, max_length=1000, description="Per counter, the highest seq the caller holds")
-    limit: int = Field(1000, ge=1, le=mirror.MAX_PAGE)
-    include_own: bool = False
-
-
-class Pulled(BaseModel):
-    ops: list[PulledOp]
-    vector: dict[str, int] = Field(description="The caller's vector after this page")
-    done: bool
-    epoch: str | None
-
-
-class PulledOp(BaseModel):
-    hub_seq: int
-    received_at: str
-    op: dict[str, Any] = Field(description="The envelope exactly as its counter pushed it")
-
-
-class PulledCentralId(BaseModel):
-    hub_seq: int
-    local_ref: str
-    kind: str
-    central_id: str
-    reported_by: str
-    reported_at: str
-
-
-class PulledWithdrawn(BaseModel):
-    hub_seq: int
-    op_id: str
-    device_id: str
-
-
-class Changes(BaseModel):
-    ops: list[PulledOp]
-    central_ids: list[PulledCentralId]
-    withdrawn: list[PulledWithdrawn]
-    next_cursor: int = Field(description="Pass as cursor next time (even when this page is empty)")
-    done: bool
-
-
-class DeviceInfo(BaseModel):
-    device_id: str
-    max_seq: int = Field(description="Highest seq of this counter's ops on the hub (0: none)")
-    ops: int
-    last_recorded_at: str | None
-    last_push_at: str | None
-    hub_seq: int
-
-
-class Health(BaseModel):
-    status: str
-    server_time: str
-
-
-class IndexRecord(BaseModel):
-    local_ref: str
-    kind: str
-    device_id: str
-    op_id: str
-    recorded_at: str
-    patient_ref: str | None
-    visit_ref: str | None
-    lab_order_ref: str | None
-    name: str | None
-    mobile: str | None
-    uhid: str | None
-    voided: bool
-    central_id: str | None
-    detail: dict[str, Any]
-
-
-class IndexAnswer(BaseModel):
-    records: list[IndexRecord]
-
-
-def _json(data: Any, status: int = 200) -> Response:
+def _json(data: object, status: int = 200) -> Response:
     return Response(data if isinstance(data, bytes) else orjson.dumps(data), status_code=status,
                     media_type="application/json")
 
@@ -242,7 +104,10 @@ class Hub:
         if self.gone is not None:
             raise HubError(503, "hub_db_replaced", self.gone)
 
-    def exchange(self, device_id: str, known: dict[str, Any], want_held: bool) -> dict[str, Any]:
+    def exchange(self, device_id: str, req: ExchangeRequest) -> dict[str, Any]:
+        """What the hub holds (decided before the ops below are stored), then those ops stored when the
+        counter's memory is of this very history, then a page pulled by the counter's vector."""
+        known, want_held = req.known.model_dump(), req.want_held
         answer = mirror.holding(self.reader(), device_id, want_held=want_held)
         why = mirror.went_back(answer, known)
         if why:
@@ -258,13 +123,24 @@ class Hub:
             log.warning("hub: counter %s last exchanged with another history of this hub (%s, since %s); it "
                         "sends what the hub lacks (it held ops to seq %s, the hub holds %s)", device_id,
                         answer["epoch_reason"], answer["epoch_at"], known.get("acked_seq"), answer["max_seq"])
+        if req.ops:
+            same = (known.get("db_id"), known.get("epoch")) == (answer["db_id"], answer["epoch"])
+            answer["pushed"] = None
+            if same and not answer["went_back"]:
+                out = self.push(device_id, req.ops, [], [])
+                answer["pushed"] = {"results": out.results, "central_ids_new": out.central_ids_new,
+                                    "central_ids_refused": out.central_ids_refused, "hub_seq": out.hub_seq}
+        if req.pull is not None:
+            vector = {str(k).upper(): int(v) for k, v in req.pull.vector.items()}
+            answer["pulled"] = mirror.pull_page(self.reader(), device_id, vector, req.pull.limit,
+                                                include_own=req.pull.include_own)
         return answer
 
     def served(self) -> None:
         identity.write_seen(self.db_path, self.ident, identity.hub_seq(self.reader()))
 
-    def reader(self) -> Any:
-        conn = getattr(self._local, "conn", None)
+    def reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.db_path)
         return conn
@@ -274,7 +150,8 @@ class Hub:
                                     (hash_token(token),)).fetchone()
         return row[0] if row else None
 
-    def push(self, device_id: str, ops: list[Any], ids: list[Any], withdrawn: list[Any]) -> mirror.PushOutcome:
+    def push(self, device_id: str, ops: Sequence[object], ids: Sequence[object],
+             withdrawn: Sequence[object]) -> mirror.PushOutcome:
         with self.write_lock:
             self.check_file()
             out = mirror.push(self.writer, device_id, ops, ids, withdrawn)
@@ -334,7 +211,7 @@ def create_app(db_path: Path | str) -> FastAPI:
         redoc_url=None,
     )
     app.state.hub = hub
-    unauthorized: dict[int | str, dict[str, Any]] = {
+    unauthorized: dict[int | str, dict[str, object]] = {
         401: {"model": ErrorBody, "description": "No valid hub token for a counter"}}
 
     @app.exception_handler(HubError)
@@ -378,20 +255,15 @@ def create_app(db_path: Path | str) -> FastAPI:
 
     too_big = HubError(413, "too_large", f"a push is at most {mirror.MAX_PUSH_OPS} ops and 1 MiB")
 
-    @app.post(PREFIX + "/ops:push", response_model=PushResponse,
-              responses={**unauthorized, 413: {"model": ErrorBody, "description": "Too many ops or bytes"},
-                         422: {"model": ErrorBody, "description": "The body is not a push"}},
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": PushRequest.model_json_schema()}}}},
-              summary="Store this counter's ops and learned central ids; answered after commit")
-    async def push(request: Request, dev: Device) -> Response:
+    async def read_body(request: Request, limit: int) -> object:
+        """The JSON body, at most ``limit`` bytes (else 413) and 32 levels deep (else 422)."""
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > mirror.MAX_PUSH_BYTES:
+        if length.isdigit() and int(length) > limit:
             raise too_big
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
-            if len(body) > mirror.MAX_PUSH_BYTES:
+            if len(body) > limit:
                 raise too_big
         try:
             data = orjson.loads(body)
@@ -400,6 +272,16 @@ def create_app(db_path: Path | str) -> FastAPI:
         if mirror.too_deep(data):
             raise HubError(422, "validation_failed", f"the body nests deeper than {mirror.MAX_DEPTH} levels; "
                            "an op envelope is a few levels deep")
+        return data
+
+    @app.post(PREFIX + "/ops:push", response_model=PushResponse,
+              responses={**unauthorized, 413: {"model": ErrorBody, "description": "Too many ops or bytes"},
+                         422: {"model": ErrorBody, "description": "The body is not a push"}},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": PushRequest.model_json_schema()}}}},
+              summary="Store this counter's ops and learned central ids; answered after commit")
+    async def push(request: Request, dev: Device) -> Response:
+        data = await read_body(request, mirror.MAX_PUSH_BYTES)
         ops = data.get("ops", []) if isinstance(data, dict) else None
         ids = data.get("central_ids", []) if isinstance(data, dict) else None
         gone = data.get("withdrawn", []) if isinstance(data, dict) else None
@@ -411,10 +293,18 @@ def create_app(db_path: Path | str) -> FastAPI:
         return _json({"results": out.results, "central_ids_new": out.central_ids_new,
                       "central_ids_refused": out.central_ids_refused, "hub_seq": out.hub_seq})
 
-    @app.post(PREFIX + "/exchange", response_model=Holding, responses=unauthorized,
-              summary="Start an exchange: what the hub holds (identity, this counter's mark, every counter's)")
-    def exchange(body: ExchangeRequest, dev: Device) -> Response:
-        return _json(hub.exchange(dev, body.known.model_dump(), body.want_held))
+    @app.post(PREFIX + "/exchange", response_model=Holding,
+              responses={**unauthorized, 413: {"model": ErrorBody, "description": "Too many ops or bytes"}},
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": ExchangeRequest.model_json_schema()}}}},
+              summary="An exchange: what the hub holds; with ops, store them; with pull, a page of the others'")
+    async def exchange(request: Request, dev: Device) -> Response:
+        data = await read_body(request, mirror.MAX_PUSH_BYTES + 64 * 1024)  # the ops and a vector
+        try:
+            body = ExchangeRequest.model_validate(data)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        return _json(await run_in_threadpool(hub.exchange, dev, body))
 
     @app.post(PREFIX + "/pull", response_model=Pulled, responses=unauthorized,
               summary="Every other counter's ops above the caller's vector of per-counter positions")

@@ -18,7 +18,6 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from opd_fallback.domain.clock import now_iso, now_ist
 from opd_fallback.domain.exits import OpdError
@@ -46,12 +45,14 @@ def _private(path: Path) -> None:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def _open(path: Path, key_of: Path) -> Any:
+def _open(path: Path, key_of: Path) -> sqlite3.Connection:
     """``path`` opened with the key of the hub database ``key_of`` (a copy is encrypted as the file it
     came from or will become: opd_fallback/cipher)."""
     from opd_fallback.cipher import db as cipher_db
 
-    return cipher_db.connect(path, hub_key(key_of), isolation_level=None, check_same_thread=False, timeout=30)
+    conn: sqlite3.Connection = cipher_db.connect(path, hub_key(key_of), isolation_level=None,
+                                                 check_same_thread=False, timeout=30)
+    return conn
 
 
 def _copy(src_path: Path, dst_path: Path, key_of: Path) -> None:

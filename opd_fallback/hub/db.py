@@ -20,8 +20,8 @@ import hashlib
 import os
 import re
 import secrets
+import sqlite3
 from pathlib import Path
-from typing import Any
 
 from opd_fallback.cipher import custody
 from opd_fallback.cipher import db as cipher_db
@@ -85,9 +85,11 @@ def hub_key(db_path: Path | str) -> Key:
     return custody.key_for(db_path, key_file=_key_files.get(str(Path(db_path).resolve())), name="hub")
 
 
-def connect(db_path: Path | str) -> Any:
+def connect(db_path: Path | str) -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN IMMEDIATE ourselves)."""
-    conn = cipher_db.connect(db_path, hub_key(db_path), isolation_level=None, check_same_thread=False, timeout=30)
+    # sqlcipher3's connection is the DB-API of sqlite3 (opd_fallback/cipher): typed as sqlite3's
+    conn: sqlite3.Connection = cipher_db.connect(db_path, hub_key(db_path), isolation_level=None,
+                                                 check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -145,7 +147,7 @@ def remove_device(db_path: Path | str, device_id: str) -> bool:
         conn.close()
 
 
-def next_hub_seq(conn: Any) -> int:
+def next_hub_seq(conn: sqlite3.Connection) -> int:
     """The next hub sequence number, inside the caller's write transaction."""
     row = conn.execute(
         "INSERT INTO hub_counter(name, value) VALUES ('hub_seq', 1) "

@@ -27,7 +27,6 @@ the same counter's restore. Stored as JSON text; limits keep one call small.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 import orjson
 
@@ -67,13 +66,13 @@ def create(conn: sqlite3.Connection) -> None:
         conn.execute(stmt)
 
 
-def _int(value: Any, name: str) -> int:
+def _int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**53 - 1:
         raise KeepRefused(f"{name} must be a whole number from 0 to 2^53-1")
     return value
 
 
-def put(conn: sqlite3.Connection, device_id: str, body: Any) -> dict[str, int]:
+def put(conn: sqlite3.Connection, device_id: str, body: object) -> dict[str, int]:
     """Store one keep call of ``device_id`` in one transaction; returns what was new."""
     if not isinstance(body, dict):
         raise KeepRefused("the body must be a JSON object")
@@ -148,7 +147,7 @@ def put(conn: sqlite3.Connection, device_id: str, body: Any) -> dict[str, int]:
     return new
 
 
-def get(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
+def get(conn: sqlite3.Connection, device_id: str) -> dict[str, object]:
     """The counter's own keep (without facts and audit: those are paged), and the newest master data."""
     row = conn.execute("SELECT operators, seq_high, central_max_seq FROM keep_counter WHERE device_id=?",
                        (device_id,)).fetchone()
@@ -169,21 +168,21 @@ def get(conn: sqlite3.Connection, device_id: str) -> dict[str, Any]:
     }
 
 
-def facts_page(conn: sqlite3.Connection, device_id: str, after_seq: int, limit: int) -> dict[str, Any]:
+def facts_page(conn: sqlite3.Connection, device_id: str, after_seq: int, limit: int) -> dict[str, object]:
     rows = conn.execute("SELECT op_id, seq, facts FROM keep_fact WHERE device_id=? AND seq>? ORDER BY seq LIMIT ?",
                         (device_id, after_seq, limit)).fetchall()
     items = [{"op_id": r[0], "seq": int(r[1]), "facts": orjson.loads(r[2])} for r in rows]
     return {"facts": items, "next": items[-1]["seq"] if items else after_seq, "done": len(items) < limit}
 
 
-def audit_page(conn: sqlite3.Connection, device_id: str, after_id: int, limit: int) -> dict[str, Any]:
+def audit_page(conn: sqlite3.Connection, device_id: str, after_id: int, limit: int) -> dict[str, object]:
     rows = conn.execute("SELECT entry_id, entry FROM keep_audit WHERE device_id=? AND entry_id>? ORDER BY entry_id "
                         "LIMIT ?", (device_id, after_id, limit)).fetchall()
     items = [orjson.loads(r[1]) for r in rows]
     return {"audit": items, "next": int(rows[-1][0]) if rows else after_id, "done": len(items) < limit}
 
 
-def slips_page(conn: sqlite3.Connection, device_id: str, after_id: int, limit: int) -> dict[str, Any]:
+def slips_page(conn: sqlite3.Connection, device_id: str, after_id: int, limit: int) -> dict[str, object]:
     rows = conn.execute("SELECT slip_id, slip FROM keep_slip WHERE device_id=? AND slip_id>? ORDER BY slip_id "
                         "LIMIT ?", (device_id, after_id, limit)).fetchall()
     items = [orjson.loads(r[1]) for r in rows]

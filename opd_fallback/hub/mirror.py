@@ -27,6 +27,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +48,9 @@ MAX_SAFE_INT = 2**53 - 1  # what every JSON reader holds exactly
 MAX_DEPTH = 32  # an op envelope is a few levels deep; deeper is not an op
 
 
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
     """Whether JSON ``value`` nests deeper than ``limit`` (iterative: no recursion to exhaust)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         v, d = stack.pop()
         if isinstance(v, dict):
@@ -71,11 +73,11 @@ def fingerprint(op: dict[str, Any]) -> str:
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def _rejected(op_id: Any, code: str, message: str) -> dict[str, Any]:
+def _rejected(op_id: object, code: str, message: str) -> dict[str, object]:
     return {"op_id": str(op_id or ""), "status": "rejected", "error": {"code": code, "message": message}}
 
 
-def _index(conn: Any, op: dict[str, Any]) -> None:
+def _index(conn: sqlite3.Connection, op: dict[str, Any]) -> None:
     rec = shared.record_of(op)
     if rec is not None:
         old = conn.execute("SELECT r.device_id, r.op_id, o.seq FROM record r LEFT JOIN op o ON o.op_id = r.op_id "
@@ -108,25 +110,25 @@ def _index(conn: Any, op: dict[str, Any]) -> None:
 
 @dataclass
 class PushOutcome:
-    results: list[dict[str, Any]]
+    results: list[dict[str, object]]
     central_ids_new: int
     hub_seq: int
-    central_ids_refused: list[dict[str, Any]]
+    central_ids_refused: list[dict[str, object]]
 
 
-def _owner_of(conn: Any, local_ref: str) -> str:
+def _owner_of(conn: sqlite3.Connection, local_ref: str) -> str:
     """The counter a record belongs to: the index's owner, else its offline number's prefix."""
     row = conn.execute("SELECT device_id FROM record WHERE local_ref=?", (local_ref,)).fetchone()
     return str(row[0]) if row is not None else local_ref.split("-", 1)[0]
 
 
-def push(conn: Any, device_id: str, ops: list[Any], central_ids: list[Any],
-         withdrawn: list[Any] | None = None) -> PushOutcome:
+def push(conn: sqlite3.Connection, device_id: str, ops: Sequence[object], central_ids: Sequence[object],
+         withdrawn: Sequence[object] | None = None) -> PushOutcome:
     """Store a counter's ops and learned ids in one transaction; returns after COMMIT."""
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, object]] = []
     now = now_iso()
     new_ids = 0
-    refused_ids: list[dict[str, Any]] = []
+    refused_ids: list[dict[str, object]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         for raw in ops:
@@ -216,7 +218,7 @@ def push(conn: Any, device_id: str, ops: list[Any], central_ids: list[Any],
     return PushOutcome(results, new_ids, int(top), refused_ids)
 
 
-def changes(conn: Any, device_id: str, cursor: int, limit: int, *,
+def changes(conn: sqlite3.Connection, device_id: str, cursor: int, limit: int, *,
             include_own: bool = False, with_ops: bool = True) -> bytes:
     """Everything after ``cursor`` in hub order, as the JSON answer (ops embedded verbatim).
 
@@ -241,9 +243,9 @@ def changes(conn: Any, device_id: str, cursor: int, limit: int, *,
     done = len(merged) <= limit
     page = merged[:limit]
     next_cursor = page[-1][0] if page else cursor
-    out_ops: list[dict[str, Any]] = []
-    out_ids: list[dict[str, Any]] = []
-    out_gone: list[dict[str, Any]] = []
+    out_ops: list[dict[str, object]] = []
+    out_ids: list[dict[str, object]] = []
+    out_gone: list[dict[str, object]] = []
     for hub_seq, what, r in page:
         if what == "gone":
             out_gone.append({"hub_seq": hub_seq, "op_id": r[1], "device_id": r[2]})
@@ -258,7 +260,7 @@ def changes(conn: Any, device_id: str, cursor: int, limit: int, *,
                          "next_cursor": next_cursor, "done": done})
 
 
-def device_info(conn: Any, device_id: str) -> dict[str, Any]:
+def device_info(conn: sqlite3.Connection, device_id: str) -> dict[str, object]:
     row = conn.execute(
         "SELECT coalesce(max(seq), 0), count(*), max(recorded_at) FROM op WHERE device_id=?", (device_id,)
     ).fetchone()
@@ -272,7 +274,7 @@ _RECORD_COLS = ("local_ref, kind, device_id, op_id, recorded_at, patient_ref, vi
                 "mobile, uhid, voided, detail")
 
 
-def _record(conn: Any, r: tuple[Any, ...]) -> dict[str, Any]:
+def _record(conn: sqlite3.Connection, r: tuple[Any, ...]) -> dict[str, Any]:
     keys = [c.strip() for c in _RECORD_COLS.split(",")]
     rec = dict(zip(keys, r))
     rec["voided"] = bool(rec["voided"])
@@ -282,7 +284,8 @@ def _record(conn: Any, r: tuple[Any, ...]) -> dict[str, Any]:
     return rec
 
 
-def search(conn: Any, query: str, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+def search(conn: sqlite3.Connection, query: str, *, kind: str | None = None,
+           limit: int = 20) -> list[dict[str, object]]:
     """The merged index: an offline number, a central id, a mobile, or the start of a name
     (``%`` and ``_`` in the query are letters, not patterns)."""
     q = (query or "").strip()
@@ -301,7 +304,7 @@ def search(conn: Any, query: str, *, kind: str | None = None, limit: int = 20) -
 
 
 # --- the exchange by what each side holds -------------------------------------------------
-def held_ranges(conn: Any, device_id: str) -> list[list[int]]:
+def held_ranges(conn: sqlite3.Connection, device_id: str) -> list[list[int]]:
     """The runs of consecutive ``seq`` of this counter's ops on the hub: ``[[1, 400], [402, 501]]``."""
     rows = conn.execute(
         "SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g FROM op "
@@ -309,7 +312,7 @@ def held_ranges(conn: Any, device_id: str) -> list[list[int]]:
     return [[int(a), int(b)] for a, b in rows]
 
 
-def holding(conn: Any, device_id: str, *, want_held: bool = False) -> dict[str, Any]:
+def holding(conn: sqlite3.Connection, device_id: str, *, want_held: bool = False) -> dict[str, Any]:
     """What the hub holds, for the start of an exchange: its identity, this counter's
     high-water mark and count, every counter's high-water mark (the hub's vector)."""
     from opd_fallback.hub import identity
@@ -336,7 +339,7 @@ def holding(conn: Any, device_id: str, *, want_held: bool = False) -> dict[str, 
     return out
 
 
-API_VERSION = 2
+API_VERSION = 3  # 3: an exchange may carry the counter's new ops and a pull (one round trip)
 
 
 def went_back(answer: dict[str, Any], known: dict[str, Any]) -> str | None:
@@ -353,8 +356,14 @@ def went_back(answer: dict[str, Any], known: dict[str, Any]) -> str | None:
     return None
 
 
-def pull(conn: Any, device_id: str, vector: dict[str, int], limit: int, *,
+def pull(conn: sqlite3.Connection, device_id: str, vector: dict[str, int], limit: int, *,
          include_own: bool = False) -> bytes:
+    """``pull_page`` as the JSON answer of ``POST /pull``."""
+    return orjson.dumps(pull_page(conn, device_id, vector, limit, include_own=include_own))
+
+
+def pull_page(conn: sqlite3.Connection, device_id: str, vector: dict[str, int], limit: int, *,
+              include_own: bool = False) -> dict[str, object]:
     """Every op of each counter with ``seq`` above the caller's ``vector`` for that counter.
 
     A page keeps, for each counter, a prefix of its ops in ``seq`` order (so the
@@ -363,7 +372,7 @@ def pull(conn: Any, device_id: str, vector: dict[str, int], limit: int, *,
     conn.execute("BEGIN")
     try:
         devices = conn.execute("SELECT device_id, max_seq FROM held").fetchall()
-        picked: dict[str, list[tuple[Any, ...]]] = {}
+        picked: dict[str, list[tuple[int, int, str, bytes]]] = {}
         more = False
         for dev, top in devices:
             dev = str(dev)
@@ -384,7 +393,7 @@ def pull(conn: Any, device_id: str, vector: dict[str, int], limit: int, *,
         conn.execute("COMMIT")
     everything = sorted(r[0] for rows in picked.values() for r in rows)
     cut = everything[limit - 1] if len(everything) > limit else None
-    page: list[tuple[Any, ...]] = []
+    page: list[tuple[int, int, str, bytes]] = []
     out_vector = {d: int(vector.get(d, 0)) for d in picked}
     for dev, rows in picked.items():
         kept = 0
@@ -398,7 +407,7 @@ def pull(conn: Any, device_id: str, vector: dict[str, int], limit: int, *,
         if kept < len(rows):
             more = True
     page.sort(key=lambda r: r[0])
-    return orjson.dumps({
+    return {
         "ops": [{"hub_seq": r[0], "received_at": r[2], "op": orjson.Fragment(r[3])} for r in page],
         "vector": out_vector, "done": not more, "epoch": ident_epoch[0] if ident_epoch else None,
-    })
+    }

@@ -8,18 +8,61 @@ counter's ops: nothing here touches the outbox.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import Session, select
 
 from opd_fallback.domain import shared
 from opd_fallback.domain.clock import now_iso
 from opd_fallback.store import samples
-from opd_fallback.store.tables import SharedRecord
+from opd_fallback.store.engine import Store
+from opd_fallback.store.tables import Op, SharedRecord
+
+# --- a save wakes the sharer (application/share.py) -----------------------------------------
+_WAKERS: dict[int, list[Callable[[], None]]] = {}  # id(a store's write engine) -> callbacks
+_WAKERS_LOCK = threading.Lock()
+_NEW_OP = "opd_new_op"
+
+
+def _before_flush(session: Session, _ctx: object, _instances: object) -> None:
+    if any(isinstance(o, Op) for o in session.new):
+        session.info[_NEW_OP] = True
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_NEW_OP, False):
+        for wake in list(_WAKERS.get(id(session.get_bind()), ())):
+            wake()
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_NEW_OP, None)
+
+
+def on_new_ops(store: Store, wake: Callable[[], None]) -> Callable[[], None]:
+    """Call ``wake`` (cheap: it sets an event) after every commit that put an op in ``store``'s outbox,
+    so the share worker sends a saved record at once instead of at its next poll; returns the undo."""
+    with _WAKERS_LOCK:
+        if not _WAKERS:
+            for name, fn in (("before_flush", _before_flush), ("after_commit", _after_commit),
+                             ("after_rollback", _after_rollback)):
+                if not event.contains(Session, name, fn):
+                    event.listen(Session, name, fn)
+        _WAKERS.setdefault(id(store._writer), []).append(wake)
+
+    def undo() -> None:
+        with _WAKERS_LOCK:
+            hooks = _WAKERS.get(id(store._writer), [])
+            if wake in hooks:
+                hooks.remove(wake)
+            if not hooks:
+                _WAKERS.pop(id(store._writer), None)
+    return undo
 
 
 @dataclass
@@ -29,6 +72,7 @@ class Stored:
     central_ids: int = 0  # central ids attached
     withdrawn: int = 0  # records dropped: their counter's supervisor cancelled the op
     samples: int = 0  # tubes drawn or refused at other counters' collection desks
+    waiting: int = 0  # patient updates and voids kept until their record arrives
 
 
 def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
@@ -36,6 +80,7 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
     """Store one pulled page (``ops`` are the hub's ``{"hub_seq", "op"}`` items)."""
     out = Stored()
     now = now_iso()
+    waiting: list[Change] = []
     for item in ops:
         op = item.get("op") if isinstance(item, dict) else None
         if not isinstance(op, dict) or op.get("device_id") == own_device:
@@ -68,25 +113,20 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
             out.records += int(getattr(res, "rowcount", 0) or 0)
             continue
         change = shared.patient_changes(op)
+        at = [str(op.get("recorded_at") or ""), str(op.get("op_id") or "")]
         if change is not None:
             ref, fields = change
-            row = session.exec(select(SharedRecord).where(
-                SharedRecord.kind == "patient",
-                (SharedRecord.local_ref == ref) | (SharedRecord.central_id == ref))).first()
-            if row is not None:
-                detail = orjson.loads(row.detail)
-                detail.update(fields)
-                row.detail = orjson.dumps(detail).decode()
-                row.name = detail.get("name") or row.name
-                row.mobile = detail.get("mobile")
-                session.add(row)
+            if _apply(session, {"what": "patient", "ref": ref, "fields": fields, "at": at}):
                 out.updates += 1
+            elif not ref.startswith(own_device + "-"):  # its record has not come yet: kept until it does
+                waiting.append({"what": "patient", "ref": ref, "fields": fields, "at": at})
             continue
         target = shared.voided_payment(op)
         if target is not None:
-            res = session.execute(text("UPDATE shared_record SET voided=1 WHERE kind='payment' AND local_ref=:r"),
-                                  {"r": target})
-            out.updates += int(getattr(res, "rowcount", 0) or 0)
+            if _apply(session, {"what": "void", "ref": target, "at": at}):
+                out.updates += 1
+            elif not target.startswith(own_device + "-"):
+                waiting.append({"what": "void", "ref": target, "at": at})
             continue
         if op.get("kind") == "lab.sample_collect":  # a tube drawn or refused at another desk
             out.samples += samples.store_pulled(session, op, now)
@@ -105,7 +145,73 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
             res = session.execute(text("DELETE FROM sample_event WHERE op_id=:o AND source='hub'"),
                                   {"o": str(gone["op_id"])})
             out.withdrawn += int(getattr(res, "rowcount", 0) or 0)
+    _settle(session, waiting, out)
     return out
+
+
+# --- changes that came before their record (a hub re-created empty, healed by the counters in any order) ---
+WAITING = "hub_waiting_changes"  # meta: JSON [{what, ref, fields, at}]: a patient.update or void kept for its record
+_CHANGED = "_changed"  # in a patient's detail: per field, [recorded_at, op_id] of the change it holds
+
+
+class Change(TypedDict, total=False):
+    """A patient.update or payment.void pulled from the hub, as kept until its record is here."""
+
+    what: Literal["patient", "void"]
+    ref: str  # the patient's or the payment's offline number (or a patient's central id)
+    fields: Mapping[str, object]  # a patient's index fields the change sets
+    at: list[str]  # [recorded_at, op_id]: which change is later
+
+
+def _apply(session: Session, change: Change) -> bool:
+    """Apply one pulled change to its record here; False when the record is not here (yet). A patient's
+    fields take a change only if it is later (recorded_at, op_id) than the one the field holds, so the
+    result is the same in whatever order the changes and the record arrive."""
+    ref, at = str(change["ref"]), list(change["at"])
+    if change["what"] == "void":
+        res = session.execute(text("UPDATE shared_record SET voided=1 WHERE kind='payment' AND local_ref=:r"),
+                              {"r": ref})
+        return bool(getattr(res, "rowcount", 0))
+    row = session.exec(select(SharedRecord).where(
+        SharedRecord.kind == "patient", (SharedRecord.local_ref == ref) | (SharedRecord.central_id == ref))).first()
+    if row is None:
+        return False
+    detail = orjson.loads(row.detail)
+    marks = detail.get(_CHANGED) if isinstance(detail.get(_CHANGED), dict) else {}
+    for k, v in change.get("fields", {}).items():
+        if k in marks and list(marks[k]) >= at:
+            continue  # a later change of this field is here already
+        detail[k], marks[k] = v, at
+    detail[_CHANGED] = marks
+    row.detail = orjson.dumps(detail).decode()
+    row.name = detail.get("name") or row.name
+    row.mobile = detail.get("mobile")
+    session.add(row)
+    return True
+
+
+def _settle(session: Session, new: list[Change], out: Stored) -> None:
+    """Keep the changes whose record is not here; apply those kept before whose record came (in the
+    page just stored, or by a central id), oldest first. Never dropped in silence: ``waiting``."""
+    from opd_fallback.store import meta
+
+    raw = meta.get(session, WAITING)
+    kept: list[Change] = orjson.loads(raw) if raw else []
+    if not kept and not new:
+        return
+    still: list[Change] = []
+    seen: set[tuple[str, ...]] = set()
+    for change in sorted([*kept, *new], key=lambda c: list(c["at"])):
+        if tuple(change["at"]) in seen:
+            continue
+        seen.add(tuple(change["at"]))
+        if _apply(session, change):  # its record came in this page (or by a central id) after the change
+            out.updates += 1
+        else:
+            still.append(change)
+    out.waiting = len(still)
+    if still != kept:
+        meta.put(session, WAITING, orjson.dumps(still).decode())
 
 
 def get(session: Session, key: str, kind: str | None = None) -> SharedRecord | None:

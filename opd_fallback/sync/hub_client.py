@@ -14,9 +14,9 @@ from __future__ import annotations
 import email.utils
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -24,6 +24,9 @@ import orjson
 from opd_fallback.domain.exits import ExitCode, OpdError
 from opd_fallback.sync import deadline as deadlines
 from opd_fallback.sync import pinning
+
+if TYPE_CHECKING:
+    from opd_fallback.config import Settings
 
 HUB_PREFIX = "/hub/v1"
 
@@ -90,7 +93,7 @@ class HubClient:
         self.base_url = hub_base(url)
         self.deadline_s = deadline_s
         self.connect_timeout_s = min(connect_timeout_s, deadline_s)
-        verify_arg: Any = verify
+        verify_arg: bool | ssl.SSLContext = verify
         if verify and ca_bundle:
             verify_arg = ssl.create_default_context(cafile=str(ca_bundle))
         self.clock_skew_s: float | None = None  # the hub's clock minus this PC's, at the last answer
@@ -109,7 +112,7 @@ class HubClient:
                 pinning.install(t, self.fingerprint)
 
     @classmethod
-    def from_settings(cls, settings: Any, **kw: Any) -> HubClient:
+    def from_settings(cls, settings: Settings, **kw: Any) -> HubClient:
         if not settings.hub_url:
             raise ValueError("no hub configured (opd-fallback init --hub URL, or OPD_HUB_URL)")
         return cls(settings.hub_url, settings.hub_token or "", deadline_s=settings.hub_deadline_s,
@@ -125,7 +128,8 @@ class HubClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def _call(self, method: str, path: str, *, body: object = None,
+              params: dict[str, str | int] | None = None) -> Any:
         """One request; the whole answer within ``deadline_s`` or ``HubUnreachable``."""
         start = time.monotonic()
         deadline = start + self.deadline_s
@@ -182,7 +186,7 @@ class HubClient:
     def me(self) -> dict[str, Any]:
         return dict(self._call("GET", "/devices/me"))
 
-    def push(self, ops: Sequence[dict[str, Any]], central_ids: Sequence[dict[str, Any]] = (),
+    def push(self, ops: Sequence[Mapping[str, object]], central_ids: Sequence[Mapping[str, object]] = (),
              withdrawn: Sequence[str] = ()) -> dict[str, Any]:
         answer = self._call("POST", "/ops:push", body={"ops": list(ops), "central_ids": list(central_ids),
                                                        "withdrawn": list(withdrawn)})
@@ -191,11 +195,28 @@ class HubClient:
             raise HubUnreachable("the hub's push answer does not answer each op")
         return dict(answer)
 
-    def exchange(self, known: dict[str, Any], *, want_held: bool = False) -> dict[str, Any]:
-        """The start of an exchange: what the hub holds (api_version 2; docs/hub-api.md)."""
-        answer = self._call("POST", "/exchange", body={"known": known, "want_held": want_held})
+    def exchange(self, known: Mapping[str, str | int | None], *, want_held: bool = False,
+                 ops: Sequence[Mapping[str, object]] = (), pull: Mapping[str, object] | None = None) -> dict[str, Any]:
+        """An exchange: what the hub holds; with ``ops`` (this counter's after ``known.acked_seq``) the
+        hub stores them in the same request when ``known`` is of its history (``pushed``, else null); with
+        ``pull`` (``{"vector", "limit"}``) the first page of the others' ops (``pulled``). An older hub
+        (api_version 2) answers neither: the caller pushes and pulls as before. docs/hub-api.md."""
+        body: dict[str, object] = {"known": known, "want_held": want_held}
+        if ops:
+            body["ops"] = list(ops)
+        if pull is not None:
+            body["pull"] = pull
+        answer = self._call("POST", "/exchange", body=body)
         if not isinstance(answer, dict) or not isinstance(answer.get("max_seq"), int) or not answer.get("epoch"):
             raise HubUnreachable("the hub's exchange answer is not the hub API (an older hub? upgrade it)")
+        pushed = answer.get("pushed")
+        if pushed is not None and (not isinstance(pushed, dict) or not isinstance(pushed.get("results"), list)
+                                   or len(pushed["results"]) != len(ops)):
+            raise HubUnreachable("the hub's exchange answer does not answer each op")
+        pulled = answer.get("pulled")
+        if pulled is not None and (not isinstance(pulled, dict) or not isinstance(pulled.get("vector"), dict)
+                                   or not isinstance(pulled.get("ops"), list)):
+            raise HubUnreachable("the hub's exchange answer has a pull that is not the hub API")
         return dict(answer)
 
     def pull(self, vector: dict[str, int], *, limit: int = 1000, include_own: bool = False) -> dict[str, Any]:
@@ -208,7 +229,7 @@ class HubClient:
 
     def changes(self, cursor: int, *, limit: int = 500, include_own: bool = False,
                 with_ops: bool = True) -> dict[str, Any]:
-        params: dict[str, Any] = {"cursor": cursor, "limit": limit}
+        params: dict[str, str | int] = {"cursor": cursor, "limit": limit}
         if include_own:
             params["include_own"] = "true"
         if not with_ops:
@@ -221,7 +242,7 @@ class HubClient:
         return dict(answer)
 
     def index(self, q: str, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"q": q, "limit": limit}
+        params: dict[str, str | int] = {"q": q, "limit": limit}
         if kind:
             params["kind"] = kind
         return list(self._call("GET", "/index", params=params).get("records") or [])

@@ -94,16 +94,22 @@ def app_from_settings(settings: Settings, *, background_sync: bool | None = None
     share_runner = None
     if settings.hub_url and settings.hub_token:
         hub_clients: list[HubClient] = []  # one keep-alive pool, used by one worker at a time, made on first use
+        saved = threading.Event()  # a save sets it (store/shared.py on_new_ops): shared at once, not at a poll
 
         def share_runner() -> object:
             from opd_fallback.application.share import share_once
+            from opd_fallback.store.shared import on_new_ops
             from opd_fallback.sync.hub_client import HubClient
 
             if not hub_clients:
                 hub_clients.append(HubClient.from_settings(settings))
+                on_new_ops(the_store(), saved.set)
+            else:  # in the share worker's thread: the next exchange after the interval or a save, sooner
+                saved.wait(settings.hub_interval_s)
+            saved.clear()
             return share_once(the_store(), hub_clients[0], settings.device_id)
 
-        app_kwargs.setdefault("share_interval_s", settings.hub_interval_s)
+        app_kwargs.setdefault("share_interval_s", 0.05)  # the worker is started again soon; it waits itself
 
     app = CounterApp(
         None,

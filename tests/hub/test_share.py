@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from opd_fallback.application.services import CounterService, PaymentInput
-from opd_fallback.application.share import hub_status, share_once
+from opd_fallback.application.share import share_once
+from opd_fallback.application.status import hub_status
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.domain.shared import ref_key
 from opd_fallback.store import open_store

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import TYPE_CHECKING, TypedDict, cast
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import event
 from sqlmodel import Session, SQLModel, select
@@ -41,16 +41,8 @@ from opd_fallback.store.tables import (
 )
 
 if TYPE_CHECKING:
-    from opd_fallback.application.billing import PayLine
+    from opd_fallback.application.billing import PayLine, Sample
     from opd_fallback.application.services.counter import CounterService
-
-
-class Sample(TypedDict):
-    """One tube of a lab order: its sample id, its sample type and the tests drawn in it."""
-
-    sample_id: str
-    sample_type: str
-    tests: list[str]
 
 
 class Tx:
