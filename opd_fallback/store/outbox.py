@@ -34,11 +34,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from pydantic import BaseModel
 from sqlalchemy import Connection, func, text
 from sqlmodel import Session, col, select
+from typing_extensions import Unpack
 from ulid import ULID
 
 from opd_fallback.domain.clock import now_iso
@@ -214,30 +215,29 @@ def op_values(
     )
 
 
-def enqueue(
-    session: Session,
-    *,
-    seq: int,
-    kind: str,
-    device_id: str,
-    operator_id: str,
-    payload: BaseModel | Mapping[str, object],
-    depends_on: Iterable[str] = (),
-    recorded_at: datetime | str | None = None,
-    record_kind: str | None = None,
-    record_ref: str | None = None,
-    op_id: str | None = None,
-    source: str = "counter",
-    supersedes: str | None = None,
-    origin: Mapping[str, object] | None = None,
-) -> Op:
+class NewOp(TypedDict, total=False):
+    """``enqueue``'s fields: ``op_values``' keywords, named once (the first four are required)."""
+
+    seq: Required[int]
+    kind: Required[str]
+    device_id: Required[str]
+    operator_id: Required[str]
+    payload: Required[BaseModel | Mapping[str, object]]
+    depends_on: Iterable[str]
+    recorded_at: datetime | str | None
+    record_kind: str | None
+    record_ref: str | None
+    op_id: str | None
+    source: str
+    supersedes: str | None
+    origin: Mapping[str, object] | None
+
+
+def enqueue(session: Session, **fields: Unpack[NewOp]) -> Op:
     """Add one op to the outbox in the caller's transaction. A model is stored in
     its exact wire form (references with one key, empty optional fields left
     out); a dict is stored as given, so give one that came from :func:`wire`."""
-    op = new_record(Op, **op_values(
-        seq=seq, kind=kind, device_id=device_id, operator_id=operator_id, payload=payload, depends_on=depends_on,
-        recorded_at=recorded_at, record_kind=record_kind, record_ref=record_ref, op_id=op_id, source=source,
-        supersedes=supersedes, origin=origin))
+    op = new_record(Op, **op_values(**fields))
     session.add(op)
     return op
 
