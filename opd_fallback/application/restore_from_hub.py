@@ -250,6 +250,8 @@ def restore_from_hub(store: Store, client: HubForRestore, device_id: str) -> Hub
             _replay(s, env, facts.get(str(env["op_id"])), names, payloads, out)
         s.flush()
         out.central_ids = _put_central_ids(s, ids)
+        # other counters' edits of its patients, kept until their records were replayed (store/shared.py)
+        out.updates_applied += shared_store.settle(s).updates
         # what a supervisor cancelled on the old PC stays cancelled: it must never reach central now
         out.cancelled = outbox.transition(s, "cancelled", [
             {"id": op_id, "why": "cancelled by a supervisor before this counter was restored from the hub"}
