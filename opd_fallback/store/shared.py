@@ -10,9 +10,11 @@ changes this counter's own ``patient`` row (``_apply_own``), not a
 ``shared_record``, and adds no op (the edit is the other counter's; it alone
 syncs it, exactly once). Per field, the later ``(recorded_at, op_id)`` wins,
 the rule the LAN's records follow, this counter's own edits being its outbox's
-``patient.update`` ops. An older edit arriving after this counter's own later
-change of that field to another value was made with neither counter knowing of
-the other's: kept out, and flagged for a person (``review.lan_edit_conflict``
+``patient.update`` ops. This counter's own edit of another counter's patient
+goes on that ``shared_record`` (``note_own_edit``, marked ``_mine``). An older
+edit arriving after this counter's own later change of that field to another
+value (either way round) was made with neither counter knowing of the other's:
+kept out, and flagged for a person (``review.lan_edit_conflict``
 in the audit log, ``share``'s problems). Voids of another counter's payment
 cannot be made (``tx.void_payment`` finds only this counter's payments).
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, TypedDict
 
 import orjson
@@ -170,6 +173,8 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
 # --- changes that came before their record (a hub re-created empty, healed by the counters in any order) ---
 WAITING = "hub_waiting_changes"  # meta: JSON [{what, ref, fields, at}]: a patient.update or void kept for its record
 _CHANGED = "_changed"  # in a patient's detail: per field, [recorded_at, op_id] of the change it holds
+_MINE = "_mine"  # ... and of this counter's own edits among them (note_own_edit)
+_JUDGED = "_judged"  # ... and the op ids of older edits already flagged against them (flagged once)
 # meta: JSON {local_ref: {"marks": {field: [recorded_at, op_id]}, "seen": [op_id, ...]}}: the other counters'
 # edits of this counter's own patients, taken or not (the own edits' marks are the outbox's ops)
 OWN_MARKS = "hub_own_patient_marks"
@@ -197,25 +202,74 @@ def _apply(session: Session, change: Change, out: Stored, *, flag: bool = True) 
         res = session.execute(text("UPDATE shared_record SET voided=1 WHERE kind='payment' AND local_ref=:r"),
                               {"r": ref})
         return True if getattr(res, "rowcount", 0) else None
-    mine = _apply_own(session, change, out, flag=flag)
-    if mine is not None:
-        return mine
+    own = _apply_own(session, change, out, flag=flag)
+    if own is not None:
+        return own
     row = session.exec(select(SharedRecord).where(
         SharedRecord.kind == "patient", (SharedRecord.local_ref == ref) | (SharedRecord.central_id == ref))).first()
     if row is None:
         return None
     detail = orjson.loads(row.detail)
     marks = detail.get(_CHANGED) if isinstance(detail.get(_CHANGED), dict) else {}
+    mine = detail.get(_MINE) if isinstance(detail.get(_MINE), dict) else {}
+    lost: list[tuple[str, str]] = []
     for k, v in change.get("fields", {}).items():
         if k in marks and list(marks[k]) >= at:
+            if mine.get(k) == marks[k] and detail.get(k) != v:  # this counter's own later change holds it
+                lost.append((k, str(marks[k][0])))
             continue  # a later change of this field is here already
         detail[k], marks[k] = v, at
     detail[_CHANGED] = marks
-    row.detail = orjson.dumps(detail).decode()
-    row.name = detail.get("name") or row.name
-    row.mobile = detail.get("mobile")
+    if lost and flag and at[1] not in detail.get(_JUDGED, []):
+        detail[_JUDGED] = [*detail.get(_JUDGED, []), at[1]]
+        _flag(session, out, row.local_ref, str(change.get("by") or "another counter"), at, lost)
+    _put_detail(row, detail)
     session.add(row)
     return True
+
+
+def _put_detail(row: SharedRecord, detail: Mapping[str, object]) -> None:
+    row.detail = orjson.dumps(detail, option=orjson.OPT_SORT_KEYS).decode()  # one spelling in any order of changes
+    name, mobile = detail.get("name"), detail.get("mobile")
+    row.name = str(name) if name else row.name
+    row.mobile = None if mobile is None else str(mobile)
+
+
+def note_own_edit(session: Session, ref: str | None, changes: Mapping[str, object], recorded_at: datetime | str,
+                  op_id: str) -> bool:
+    """This counter's own ``patient.update`` of another counter's patient, on its ``shared_record`` (its
+    search and papers show it; ``_MINE`` marks it, so an older edit arriving later is flagged). Per field
+    the later (recorded_at, op_id) wins, as for a pulled change; False: no such record here."""
+    row = None if not ref else get(session, ref, "patient")
+    if row is None:
+        return False
+    at = [recorded_at.isoformat() if isinstance(recorded_at, datetime) else recorded_at, op_id]  # as the op's
+    detail = orjson.loads(row.detail)
+    marks = detail.get(_CHANGED) if isinstance(detail.get(_CHANGED), dict) else {}
+    mine = detail.get(_MINE) if isinstance(detail.get(_MINE), dict) else {}
+    indexed = shared.patient_changes({"kind": "patient.update", "payload": {"patient": {"local_ref": ref},
+                                                                            "changes": dict(changes)}})
+    for k, v in (indexed[1] if indexed else {}).items():
+        if not (k in marks and list(marks[k]) >= at):
+            detail[k], marks[k], mine[k] = v, at, at
+    detail[_CHANGED], detail[_MINE] = marks, mine
+    _put_detail(row, detail)
+    session.add(row)
+    return True
+
+
+def _flag(session: Session, out: Stored, ref: str, by: str, at: list[str], lost: list[tuple[str, str]]) -> None:
+    """An older edit of another counter arrived after this counter's own later change of the same fields:
+    made with neither knowing of the other's. The later stays; a person is told (a sentence per field, no
+    patient data: it is shown and kept as the share's outcome), in ``review history`` and ``share``."""
+    from opd_fallback.store import audit
+
+    why = [f"patient {ref}: counter {by} changed {k} at {at[0][11:16]} without knowing this counter's change "
+           f"of {mine_at[11:16]}; this counter's later change is kept (the later wins on every counter): "
+           "check with the patient which is right and correct it if it is not" for k, mine_at in lost]
+    audit.record(session, "hub", "review.lan_edit_conflict", ref, by=by, op_id=at[1], fields=[k for k, _ in lost],
+                 why="; ".join(why))
+    out.conflicts += why
 
 
 class _OwnMark(TypedDict):
@@ -279,14 +333,8 @@ def _apply_own(session: Session, change: Change, out: Stored, *, flag: bool) -> 
         session.add(patient)
         if flag:
             audit.record(session, "hub", "patient.updated_by_lan", patient.local_ref, by=by, op_id=at[1], fields=taken)
-    if lost and flag:  # a sentence per field (no patient data: it is shown and kept as the share's outcome)
-        why = [f"patient {patient.local_ref}: counter {by} changed {k} at {at[0][11:16]} without knowing this "
-               f"counter's change of {mine_at[11:16]}; this counter's later change is kept (the later wins on "
-               "every counter): check with the patient which is right and correct it if it is not"
-               for k, mine_at in lost]
-        audit.record(session, "hub", "review.lan_edit_conflict", patient.local_ref, by=by, op_id=at[1],
-                     fields=[k for k, _ in lost], why="; ".join(why))
-        out.conflicts += why
+    if lost and flag:
+        _flag(session, out, patient.local_ref, by, at, lost)
     return bool(taken)
 
 

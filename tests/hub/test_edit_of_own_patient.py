@@ -9,9 +9,10 @@ A second exchange changes nothing, and C01 restored from the hub on a new PC
 has the edited row too. A void of C01's receipt at C02 is refused (a counter
 voids only its own payments), so no void of another counter's record can
 arrive. When both counters changed the same field without knowing of the
-other's change, the later change wins everywhere and the counter where the
-older one arrived late flags it for a person (share's problems, ``status``,
-the audit log).
+other's change, the later change wins at both counters and the counter where
+the older one arrived late flags it for a person (share's problems, ``review
+history``), whichever of the two made it; the counter that edits another
+counter's patient shows its edit at once.
 
 Real parts: a hub process (HTTPS, pinned), SQLCipher counter files, share_once,
 the counter's service and its one search.
@@ -165,3 +166,41 @@ def test_a_concurrent_edit_of_the_same_field_is_kept_later_and_flagged(tmp_path,
         with stores["C01"].read() as s:
             n = s.execute(text("SELECT count(*) FROM audit_log WHERE action='review.lan_edit_conflict'")).scalar()
         assert n == 1
+
+
+def test_the_editing_counter_shows_its_edit_and_both_counters_end_alike(tmp_path, stores, monkeypatch) -> None:
+    real = clock.now_ist
+    shift = {"s": 0}
+    monkeypatch.setattr(clock, "now_ist", lambda: real() + timedelta(seconds=shift["s"]))
+    with run_hub(tmp_path, devices=DEVICES) as hub:
+        def ok(dev: str):
+            res = share(hub, stores[dev], dev)
+            assert res.outcome == "ok", res.message
+            return res
+
+        c01, c02 = CounterService(stores["C01"], "C01"), CounterService(stores["C02"], "C02")
+        reg = c01.register_new("op-1", MEENA, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
+        ref = reg.patient.local_ref
+        ok("C01")
+        ok("C02")
+        # this time C01's edit is the older: neither counter knows of the other's
+        shift["s"] = 10
+        c01.update_patient("op-1", ref, {"mobile": "9811111111"})
+        shift["s"] = 20
+        c02.update_patient("op-2", ref, {"name": "Meena Devi", "mobile": "9822222222"})
+        # C02 finds her under its own edit at once, before any exchange
+        assert [(h.local_ref, h.name, h.mobile, h.source) for h in find(stores["C02"], "Meena Devi")] == \
+            [(ref, "Meena Devi", "9822222222", "lan")]
+        ok("C01")
+        got = ok("C02")  # C01's older mobile arrives after C02's own newer one: C02's stays, and it is flagged
+        assert any("mobile" in p and "C01" in p and "check" in p for p in got.problems), got.problems
+        ok("C01")  # C01 takes C02's newer edit
+        assert (_patient(stores["C01"], ref)["name"], _patient(stores["C01"], ref)["mobile"]) == \
+            ("Meena Devi", "9822222222")
+        with stores["C02"].read() as s:
+            row = s.execute(text("SELECT name, mobile FROM shared_record WHERE local_ref=:r"), {"r": ref}).one()
+        assert tuple(row) == ("Meena Devi", "9822222222")  # the same patient at both counters
+        (entry,) = ReviewService(stores["C02"]).history()
+        assert entry.action == "review.lan_edit_conflict" and entry.subject == ref
+        again = ok("C02")
+        assert not again.problems and len(ReviewService(stores["C02"]).history()) == 1
