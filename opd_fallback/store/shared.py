@@ -167,7 +167,16 @@ def store_page(session: Session, own_device: str, ops: Iterable[dict[str, Any]],
                                   {"o": str(gone["op_id"])})
             out.withdrawn += int(getattr(res, "rowcount", 0) or 0)
     _settle(session, waiting, out)
+    _put_own_marks(session)
     return out
+
+
+def _put_own_marks(session: Session) -> None:
+    from opd_fallback.store import meta
+
+    kept = session.info.pop(OWN_MARKS, None)
+    if kept is not None:
+        meta.put(session, OWN_MARKS, orjson.dumps(kept).decode())
 
 
 # --- changes that came before their record (a hub re-created empty, healed by the counters in any order) ---
@@ -304,15 +313,18 @@ def _apply_own(session: Session, change: Change, out: Stored, *, flag: bool) -> 
     from opd_fallback.store import audit, meta
 
     ref, at = str(change["ref"]), list(change["at"])
-    patient = session.exec(select(Patient).where((Patient.local_ref == ref) | (Patient.uhid == ref))).first()
+    with session.no_autoflush:  # the page's rows are flushed once at its end, not before each edit's reads
+        patient = session.exec(select(Patient).where((Patient.local_ref == ref) | (Patient.uhid == ref))).first()
+        own = _own_edits(session, patient) if patient is not None else {}
     if patient is None:
         return None
-    raw = meta.get(session, OWN_MARKS)
-    kept: dict[str, _OwnMark] = orjson.loads(raw) if raw else {}
+    kept: dict[str, _OwnMark] | None = session.info.get(OWN_MARKS)  # read once a page, written at its end
+    if kept is None:
+        raw = meta.get(session, OWN_MARKS)
+        kept = session.info[OWN_MARKS] = orjson.loads(raw) if raw else {}
     mark = kept.setdefault(patient.local_ref, {"marks": {}, "seen": []})
     if at[1] in mark["seen"]:
         return False  # pulled again (a hub gone back, a restore): taken or judged once already
-    own = _own_edits(session, patient)
     taken, lost = [], []
     for k, v in (change.get("changes") or change.get("fields") or {}).items():
         if k in _NOT_EDITED or k not in Patient.model_fields:
@@ -327,7 +339,6 @@ def _apply_own(session: Session, change: Change, out: Stored, *, flag: bool) -> 
             setattr(patient, k, v)
             taken.append(k)
     mark["seen"].append(at[1])
-    meta.put(session, OWN_MARKS, orjson.dumps(kept).decode())
     by = str(change.get("by") or "another counter")
     if taken:
         session.add(patient)
@@ -369,6 +380,7 @@ def settle(session: Session) -> Stored:
     records); nothing is flagged: what the old PC judged is in its audit log, restored with it."""
     out = Stored()
     _settle(session, [], out, flag=False)
+    _put_own_marks(session)
     return out
 
 
