@@ -183,7 +183,10 @@ def _apply_update(s: Session, env: dict[str, Any], out: HubRestore) -> None:
     if not ref:
         return
     patient = s.exec(select(Patient).where((Patient.local_ref == ref) | (Patient.uhid == ref))).first()
-    if patient is None:
+    if patient is None:  # another counter's patient: its LAN record shows the edit, as at the old PC
+        if shared_store.note_own_edit(s, ref, (env.get("payload") or {}).get("changes") or {},
+                                      str(env.get("recorded_at") or ""), str(env["op_id"])):
+            out.updates_applied += 1
         return
     for k, v in ((env.get("payload") or {}).get("changes") or {}).items():
         if k in Patient.model_fields and k not in ("id", "local_ref", "op_id"):
@@ -250,6 +253,8 @@ def restore_from_hub(store: Store, client: HubForRestore, device_id: str) -> Hub
             _replay(s, env, facts.get(str(env["op_id"])), names, payloads, out)
         s.flush()
         out.central_ids = _put_central_ids(s, ids)
+        # other counters' edits of its patients, kept until their records were replayed (store/shared.py)
+        out.updates_applied += shared_store.settle(s).updates
         # what a supervisor cancelled on the old PC stays cancelled: it must never reach central now
         out.cancelled = outbox.transition(s, "cancelled", [
             {"id": op_id, "why": "cancelled by a supervisor before this counter was restored from the hub"}

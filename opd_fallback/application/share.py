@@ -346,6 +346,7 @@ def _pull(store: Store, client: HubApi, device_id: str, result: ShareResult,
                 meta.put(s, meta.HUB_VECTOR, outbox.dumps(after))
             result.pulled_records += got.records
             result.pulled_updates += got.updates
+            result.problems += got.conflicts  # an edit of one field at two counters: for a person
         if page.get("done"):
             break
         if after == vector:

@@ -143,6 +143,7 @@ def a_day_at_c03(st: Any, s03: Any, s01: Any) -> dict[str, Any]:
     later = svc.lab_request("op-1", rv.info.local_ref or "", rv.visit.local_ref, ["HB"])
     svc.pay_lab_order("op-1", later.order.local_ref, PaymentInput(mode="card", mode_ref="TXN42"))
     svc.update_patient("op-1", a.patient.local_ref, {"name": "Sita Devi Verma", "mobile": "9000000001"})
+    svc.update_patient("op-1", other.patient.local_ref, {"mobile": "9000000009"})  # C01's patient, edited here
     svc.void("op-1", a.payment.extra["receipt_no"], "entered twice",
              approved_by="sup-1")
     assert sync(st, s03).exit_code == 0  # this much reaches central

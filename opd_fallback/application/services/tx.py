@@ -486,12 +486,12 @@ class Tx:
         model = validate(P.PatientUpdate, {"patient": info.ref.wire(), "base_version": base,
                                            "changes": changes})
         seq, op_id, when = self._begin_op()
-        if info.local_ref:  # registered here (under this or an earlier device id)?
-            rec = self.session.exec(select(Patient).where(Patient.local_ref == info.local_ref)).first()
-            if rec is not None:
-                for k, v in model.changes.items():
-                    setattr(rec, k, v)
-                self.session.add(rec)
+        rec = None if not info.local_ref else self.session.exec(  # registered here (or under an earlier id)?
+            select(Patient).where(Patient.local_ref == info.local_ref)).first()
+        for k, v in model.changes.items() if rec is not None else ():
+            setattr(rec, k, v)
+        if rec is None:  # another counter's patient (from the hub): its LAN record shows this edit too
+            shared_records.note_own_edit(self.session, info.local_ref or info.uhid, model.changes, when, op_id)
         self._enqueue(seq, op_id, when, "patient.update", model, info.depends_on, "patient",
                       info.local_ref or info.uhid)
         return Saved("patient_update", info.local_ref or info.uhid or "", op_id, seq,
