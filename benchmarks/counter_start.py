@@ -23,9 +23,9 @@ counter where pip installed the package or it has run once). The runs write
 and read their .pyc files under a private ``PYTHONPYCACHEPREFIX`` in the
 scratch directory (nothing is written into the source tree) and ignore a
 ``PYTHONDONTWRITEBYTECODE`` in the caller's environment: with it, every run of
-the counter compiled its forty-odd modules from source again, a cost no
-installed counter pays (about 0.2 s here, a fifth of its start). ``--source``
-measures that case anyway. Exit 1 when the ratio is above the goal.
+the counter compiled its own modules from source again, a cost no installed
+counter pays (small: about 0.02 CPU seconds here). ``--source`` measures that
+case anyway. Exit 1 when the ratio is above the goal.
 
     nice .venv/bin/python benchmarks/counter_start.py [--runs 5] [--goal 2.0] [--source] [--json]
 """
