@@ -21,12 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # file names, the data directory and config.toml are read in datadir.py, which quick commands use alone
-from opd_fallback.datadir import CONFIG_FILE, DB_FILE, TOKEN_FILE, default_data_dir
+from opd_fallback.datadir import CONFIG_FILE, DB_FILE, HUB_TOKEN_FILE, TOKEN_FILE, default_data_dir
 from opd_fallback.datadir import DEVICE_ID as _DEVICE
 from opd_fallback.datadir import read_toml as _read_toml
 from opd_fallback.domain.errors import DomainError
-
-HUB_TOKEN_FILE = "hub.token"  # noqa: S105 - a file name, not a secret
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600

@@ -4,8 +4,10 @@ The commands live in ``cli/root.py`` (typer); ``app`` and the rest of that
 module's names are reached through this package as before (loaded on first
 use). The clerk's command, ``opd-fallback counter`` (with ``--data-dir DIR``
 before it, ``--no-sync`` or ``--lang en|hi`` after), is started here without
-loading typer and the twenty command modules: its login screen is painted
-that much sooner (issue 21; benchmarks/counter_start.py). Anything else, a
+loading typer and the twenty command modules, and, for a counter as ``init``
+leaves it, before pydantic-settings (the full settings load behind the login
+screen): its login screen is painted that much sooner (issue 21;
+benchmarks/counter_start.py). Anything else, a
 ``--help``, a setting that needs a warning (TLS checks off) or a counter not
 set up, goes the long way, so every message and exit status stays typer's
 and ``root.py``'s own.
@@ -16,11 +18,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # ``--help`` and the quick commands load no pydantic-settings
+if TYPE_CHECKING:  # ``--help``, the quick commands and the counter's first paint load no pydantic-settings
     from opd_fallback.config import Settings
+    from opd_fallback.tui.app import CounterApp
 
 
 def __getattr__(name: str) -> Any:  # ``from opd_fallback.cli import app`` and friends
@@ -61,25 +65,40 @@ def run_counter(settings: Settings, *, no_sync: bool) -> None:
     """Open the counter UI for ``settings``; a store that would not open is said in one line afterwards."""
     from opd_fallback.tui.wiring import app_from_settings
 
-    app = app_from_settings(settings, background_sync=False if no_sync else None)
+    _run(app_from_settings(settings, background_sync=False if no_sync else None))
+
+
+def _run(app: CounterApp) -> None:
     app.run()
     if app.load_error is not None:  # the store did not open behind the login screen: say why, in one line
         raise app.load_error
 
 
 def _counter_fast(argv: list[str]) -> bool:
-    """Run ``counter`` without typer when the command line is a plain one; False: take the long way."""
+    """Run ``counter`` without typer when the command line is a plain one; False: take the long way.
+
+    A counter as ``init`` leaves it (only the settings ``datadir.counter_start``
+    reads without pydantic) paints its login screen before the full settings
+    load; they load behind it (``tui/wiring.app_for_start``). Any other setting
+    loads them first, so a setting they refuse is said before any screen."""
     parsed = _counter_args(argv)
     if parsed is None:
         return False
     data_dir, no_sync, lang = parsed
-    from opd_fallback.datadir import tls_checks_may_be_off
+    from opd_fallback.datadir import counter_start, tls_checks_may_be_off
 
     if data_dir is not None:
         os.environ["OPD_DATA_DIR"] = str(Path(data_dir).expanduser().resolve())
-    if tls_checks_may_be_off():
-        return False  # the long way warns first
     try:
+        start = counter_start()
+        if start is not None:
+            from opd_fallback.tui.wiring import app_for_start
+
+            _run(app_for_start(start if lang is None else replace(start, language=lang), _full_settings,
+                               background_sync=False if no_sync else None))
+            return True
+        if tls_checks_may_be_off():
+            return False  # the long way warns first
         from opd_fallback.config import load_settings
 
         settings = load_settings()
@@ -96,6 +115,12 @@ def _counter_fast(argv: list[str]) -> bool:
         except BaseException as said:  # typer.Exit
             sys.exit(getattr(said, "exit_code", 1))
     return True
+
+
+def _full_settings() -> Settings:
+    from opd_fallback.config import load_settings
+
+    return load_settings()
 
 
 def main() -> None:

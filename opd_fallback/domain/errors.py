@@ -8,14 +8,15 @@ as the contract's ``error.fields``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
-
-from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+from typing import TYPE_CHECKING, TypeVar
 
 from opd_fallback.domain.exits import OpdError
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:  # pydantic loads on the first validation: the counter's login screen paints without it
+    from pydantic import BaseModel, ValidationError
+    from pydantic_core import ErrorDetails
+
+M = TypeVar("M", bound="BaseModel")
 
 FIELD_LABELS: dict[str, str] = {
     "name": "Name",
@@ -141,6 +142,8 @@ def explain(exc: ValidationError) -> list[FieldProblem]:
 
 def validate(model: type[M], data: object) -> M:
     """Validate or raise ``DomainError`` with readable problems."""
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(data)
     except ValidationError as exc:
