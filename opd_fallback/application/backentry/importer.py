@@ -130,23 +130,30 @@ class _Importer:
         self.slips, self.audits = [], []
 
     def batch(self, rows: list[tuple[int, dict[str, str]]], today: date | None) -> list[RowOutcome]:
-        """Rows in one transaction, each in its own savepoint."""
+        """Rows in one transaction, each in its own savepoint (a dry run's rolled back)."""
         parsed = [(line, cells, *parse_row(line, cells, today=today)) for line, cells in rows]
         keys = {self.key(s) for _, _, s, _ in parsed if s}
         if self.seen is not None:
             self.lines = self.seen.lines_of("\x1f".join(k) for k in keys)
         outcomes: list[RowOutcome] = []
-        with self.svc.transaction(self.imported_by, source=SOURCE) as tx:
-            tx.write_at_commit()  # the records as values, one executemany a table (import_row: as objects)
-            earlier = _earlier_slips(tx.session, keys)
-            for line, cells, slip, problems in parsed:
-                if slip is None:
-                    out = RowOutcome(line, (cells.get("slip_no") or "").strip(), "rejected", problems)
-                else:
-                    out = self.row(tx, line, slip, earlier)
-                out.cells = cells
-                outcomes.append(out)
-            self.finish(tx)
+        try:
+            with self.svc.transaction(self.imported_by, source=SOURCE) as tx:
+                tx.write_at_commit()  # the records as values, one executemany a table (import_row: as objects)
+                earlier = _earlier_slips(tx.session, keys)
+                for line, cells, slip, problems in parsed:
+                    if slip is None:
+                        out = RowOutcome(line, (cells.get("slip_no") or "").strip(), "rejected", problems)
+                    else:
+                        out = self.row(tx, line, slip, earlier)
+                    out.cells = cells
+                    outcomes.append(out)
+                self.finish(tx)
+                if self.dry_run:
+                    # each row's savepoint was undone; the batch is rolled back too, not
+                    # committed: nothing of a dry run reaches the WAL or waits for a disk sync
+                    raise _DryRun
+        except _DryRun:
+            pass
         if self.seen is not None:
             self.seen.add(self.new_keys)
         self.lines, self.new_keys = {}, []
