@@ -53,12 +53,11 @@ def open_rows(path: Path) -> tuple[list[str], int, Iterator[tuple[int, dict[str,
 
 
 class _Hashing(io.RawIOBase):
-    """The file's bytes as read, hashed on the way (SHA-256) and counted."""
+    """The file's bytes as read, hashed on the way (SHA-256)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self._raw = path.open("rb", buffering=0)
-        self.stat = os.fstat(self._raw.fileno())
         self.sha256 = hashlib.sha256()
 
     def readable(self) -> bool:
