@@ -300,3 +300,32 @@ def test_past_the_rejected_rows_kept_the_rest_are_counted_and_in_the_rejects_fil
     assert "imported 1, already imported 0, rejected 3 (of 4 rows)" in res.output
     lines = (counter / "slips.rejects.csv").read_text(encoding="utf-8-sig").splitlines()
     assert len(lines) == 4 and all("must have 10 digits" in line for line in lines[1:])
+
+
+def test_a_change_that_keeps_size_and_time_is_found_by_the_hash_of_what_was_read(
+        counter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first batch the last row is retyped to the same length and the file's
+    time put back: only the SHA-256 of what the second pass read tells, at its end."""
+    from opd_fallback.application.backentry import importer
+
+    rows = [f"{i},2026-11-20,09:15,op1,Ram {chr(65 + i % 26)},,M,40,,MED,1000,cash" for i in range(1, 3001)]
+    f = _csv(counter, *rows)
+    batch = importer._Importer.batch
+    calls = []
+
+    def batch_then_retype(self: importer._Importer, *args: object) -> object:
+        out = batch(self, *args)  # type: ignore[arg-type]
+        if not calls:
+            before = f.stat()
+            f.write_text(f.read_text(encoding="utf-8").replace(",Ram A,,M,40,,MED,1000,cash\n",
+                                                              ",Ram A,,M,41,,MED,1000,cash\n"), encoding="utf-8")
+            assert f.stat().st_size == before.st_size
+            os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+        calls.append(1)
+        return out
+
+    monkeypatch.setattr(importer._Importer, "batch", batch_then_retype)
+    res = _import(str(f))
+    assert res.exit_code == ExitCode.UNUSABLE, res.output
+    assert "(its content is not what was checked (its SHA-256 differs)): the 3000 rows of the file as it was read" \
+        in res.output
