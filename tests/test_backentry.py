@@ -186,6 +186,26 @@ def test_dry_run_saves_nothing_and_writes_no_rejects(
     assert not rejects_path_for(path).exists()
 
 
+def test_a_dry_run_commits_nothing_not_even_an_empty_batch(
+    tmp_path: Path, store: Store, with_master_data: Callable[..., None]
+) -> None:
+    """Each batch of a dry run is rolled back, not committed: nothing reaches the
+    WAL (and no disk sync is waited for). Another connection's ``data_version``
+    changes with every commit made by someone else."""
+    with_master_data(store)
+    path = _write(tmp_path, ROWS * 3)
+    watcher = db_helper.connect(store.path, isolation_level=None)
+    try:
+        before = watcher.execute("PRAGMA data_version").fetchone()[0]
+        report = import_file(store, "C07", path, dry_run=True, today=TODAY, imported_by=IMPORTER, batch_rows=4)
+        assert report.count("would_import") == 3 and report.total == 30
+        assert watcher.execute("PRAGMA data_version").fetchone()[0] == before
+        import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER, batch_rows=4)
+        assert watcher.execute("PRAGMA data_version").fetchone()[0] != before  # the watch can see a commit
+    finally:
+        watcher.close()
+
+
 def test_without_master_data_codes_are_taken_as_typed(tmp_path: Path, store: Store) -> None:
     path = _write(tmp_path, [ROWS[3]])  # department XYZ
     report = import_file(store, "C07", path, today=TODAY, imported_by=IMPORTER)

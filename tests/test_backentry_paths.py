@@ -96,14 +96,16 @@ def test_batched_import_writes_what_row_by_row_services_write(tmp_path: Path, mo
         assert batched[table] == by_row[table], table
 
 
-def test_a_big_file_s_report_counts_every_row_but_keeps_only_the_rejected_ones(
+def test_a_big_file_s_report_counts_every_row_and_streams_the_rejected_ones(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Memory stays flat whatever the file's size: past ``KEPT_ROWS`` the outcomes
-    of rows not rejected are counted, not kept; every rejected row is kept (its
-    cells make the rejects file) and the CLI's totals come from the counts."""
+    of rows not rejected are counted, not kept, and past ``KEPT_REJECTED`` the
+    rejected ones too; every rejected row is in the rejects file, written as it
+    came, and the CLI's totals come from the counts."""
     from opd_fallback.application.backentry import importer
 
     monkeypatch.setattr(importer, "KEPT_ROWS", 5)
+    monkeypatch.setattr(importer, "KEPT_REJECTED", 2)
     store = open_store(tmp_path / "counter.db")
     put_master_data(store)
     add_operators(store, "op1", IMPORTER)
@@ -113,8 +115,8 @@ def test_a_big_file_s_report_counts_every_row_but_keeps_only_the_rejected_ones(
     path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
     report = import_file(store, "C07", path, imported_by=IMPORTER, today=TODAY, batch_rows=7)
     assert (report.count("imported"), report.count("rejected"), report.total) == (36, 4, 40)
-    assert len(report.rows) == 5 + 4 and len(report.rejected) == 4
-    assert [r.line for r in report.rejected] == [5, 15, 25, 35]
-    assert report.rejects_path is not None
-    assert len(report.rejects_path.read_text(encoding="utf-8-sig").splitlines()) == 5
+    assert len(report.rows) == 5 + 2 and [r.line for r in report.rejected] == [5, 15]
+    assert report.rejects_path is not None and report.exit_code == 1
+    lines = report.rejects_path.read_text(encoding="utf-8-sig").splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["403", "413", "423", "433"]  # all four, in order
     store.close()

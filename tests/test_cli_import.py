@@ -211,3 +211,121 @@ def test_off_a_terminal_a_progress_line_every_ten_seconds() -> None:
         "importing: 10000 of 50000 rows, 1000 rows/s, 3 rejected so far, about 40 s left\n",
         "importing: 20000 of 50000 rows, 1000 rows/s, 4 rejected so far, about 30 s left\n",
     ]
+
+
+def _slips_in(counter: Path) -> int:
+    db = db_helper.connect(counter / "counter" / "counter.db")
+    try:
+        return int(db.execute("SELECT count(*) FROM backentry_slip").fetchone()[0])
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("same_size", [False, True])
+def test_a_file_changed_between_the_check_and_the_import_is_refused_before_any_row_is_saved(
+        counter: Path, monkeypatch: pytest.MonkeyPatch, same_size: bool) -> None:
+    """The first pass checks the file, the second imports it: a file rewritten in
+    between (even to the same size with its time put back) saves nothing."""
+    from opd_fallback.application.backentry import importer
+
+    f = _csv(counter, GOOD, GOOD.replace("1,", "3,", 1))
+    check = importer.check_importer
+
+    def rewrite_then_check(*args: object) -> None:  # runs between the two passes
+        before = f.stat()
+        changed = GOOD.replace("Ram Kumar", "Ram Kumaz" if same_size else "Ram Kumar Singh")
+        f.write_text("\n".join([HEADER, changed, GOOD.replace("1,", "3,", 1)]) + "\n", encoding="utf-8")
+        if same_size:
+            assert f.stat().st_size == before.st_size
+            os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+        check(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importer, "check_importer", rewrite_then_check)
+    res = _import(str(f))
+    assert res.exit_code == ExitCode.UNUSABLE, res.output
+    assert "slips.csv: the file changed after it was checked" in res.output
+    assert "nothing was imported; run the import again" in res.output
+    assert ("SHA-256 differs" if same_size else "its size went from") in res.output
+    assert _slips_in(counter) == 0
+    monkeypatch.setattr(importer, "check_importer", check)
+    assert "imported 2," in _import(str(f)).output  # as it is now
+
+
+def test_a_file_changed_during_the_import_stops_at_a_batch_s_end_saying_what_was_saved(
+        counter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opd_fallback.application.backentry import importer
+
+    rows = [f"{i},2026-11-20,09:15,op1,Ram {chr(65 + i % 26)},,M,40,,MED,1000,cash" for i in range(1, 1201)]
+    f = _csv(counter, *rows)
+    batch = importer._Importer.batch
+
+    def batch_then_append(self: importer._Importer, *args: object) -> object:
+        out = batch(self, *args)  # type: ignore[arg-type]
+        with f.open("a", encoding="utf-8") as fh:
+            fh.write("9999,2026-11-20,09:15,op1,Late Row,,M,40,,MED,1000,cash\n")
+        return out
+
+    monkeypatch.setattr(importer._Importer, "batch", batch_then_append)
+    res = _import(str(f))
+    assert res.exit_code == ExitCode.UNUSABLE, res.output
+    assert "the file changed after it was checked (its size went from" in res.output
+    assert "the 500 rows before line 502 were checked and saved whole" in res.output
+    assert _slips_in(counter) == 500
+
+
+def test_a_slip_number_again_in_a_later_batch_is_rejected(counter: Path) -> None:
+    """The keys of earlier batches are on disk (memory bounded by a batch): a slip
+    met 1,300 rows (three batches) earlier is still a duplicate, in a dry run too."""
+    rows = [f"{i},2026-11-20,09:15,op1,Ram {chr(65 + i % 26)},,M,40,,MED,1000,cash" for i in range(1, 1301)]
+    rows.append("0002,2026-11-20,11:00,op1,Sita Devi,,F,30,,MED,1000,cash")  # slip 2 again (line 3)
+    f = _csv(counter, *rows)
+    for args in (("--dry-run",), ()):
+        res = _import(*args, str(f))
+        assert res.exit_code == 1, res.output
+        assert "line 1302, slip_no: slip 0002 of 2026-11-20 is already on line 3 of this file" in res.output
+        assert "rejected 1 (of 1301 rows)" in res.output
+    assert "Sita Devi" in (counter / "slips.rejects.csv").read_text(encoding="utf-8-sig")
+
+
+def test_past_the_rejected_rows_kept_the_rest_are_counted_and_in_the_rejects_file(
+        counter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opd_fallback.application.backentry import importer
+
+    monkeypatch.setattr(importer, "KEPT_REJECTED", 1)
+    f = _csv(counter, GOOD, BAD, BAD.replace("2,", "4,", 1), BAD.replace("2,", "5,", 1))
+    res = _import(str(f))
+    assert res.exit_code == 1, res.output
+    assert "line 3, mobile" in res.output and "line 4, mobile" not in res.output
+    assert "and 2 more rejected rows not listed here (all are in the rejects file)" in res.output
+    assert "imported 1, already imported 0, rejected 3 (of 4 rows)" in res.output
+    lines = (counter / "slips.rejects.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(lines) == 4 and all("must have 10 digits" in line for line in lines[1:])
+
+
+def test_a_change_that_keeps_size_and_time_is_found_by_the_hash_of_what_was_read(
+        counter: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first batch the last row is retyped to the same length and the file's
+    time put back: only the SHA-256 of what the second pass read tells, at its end."""
+    from opd_fallback.application.backentry import importer
+
+    rows = [f"{i},2026-11-20,09:15,op1,Ram {chr(65 + i % 26)},,M,40,,MED,1000,cash" for i in range(1, 3001)]
+    f = _csv(counter, *rows)
+    batch = importer._Importer.batch
+    calls = []
+
+    def batch_then_retype(self: importer._Importer, *args: object) -> object:
+        out = batch(self, *args)  # type: ignore[arg-type]
+        if not calls:
+            before = f.stat()
+            f.write_text(f.read_text(encoding="utf-8").replace(",Ram A,,M,40,,MED,1000,cash\n",
+                                                              ",Ram A,,M,41,,MED,1000,cash\n"), encoding="utf-8")
+            assert f.stat().st_size == before.st_size
+            os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+        calls.append(1)
+        return out
+
+    monkeypatch.setattr(importer._Importer, "batch", batch_then_retype)
+    res = _import(str(f))
+    assert res.exit_code == ExitCode.UNUSABLE, res.output
+    assert "(its content is not what was checked (its SHA-256 differs)): the 3000 rows of the file as it was read" \
+        in res.output

@@ -135,11 +135,15 @@ def import_csv(
     for row in report.rejected:
         for problem in row.problems:
             typer.echo(f"{file.name}: {problem}", err=True)
+    more = report.count("rejected") - len(report.rejected)  # the report keeps the first ones only
+    if more:
+        where = "run it without --dry-run for all of them in a rejects file" if dry_run else "all are in the rejects file"
+        typer.echo(f"{file.name}: and {more} more rejected rows not listed here ({where})", err=True)
     done = report.count("would_import") if dry_run else report.count("imported")
     verb = "would import" if dry_run else "imported"
     typer.echo(
         f"{file.name}: {verb} {done}, already imported {report.count('already_imported')}, "
-        f"rejected {len(report.rejected)} (of {report.total} rows)"
+        f"rejected {report.count('rejected')} (of {report.total} rows)"
     )
     if report.rejects_path is not None:
         typer.echo(f"rejected rows with the reason in an 'error' column: {report.rejects_path}")

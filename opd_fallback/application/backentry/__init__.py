@@ -21,7 +21,13 @@ re-import). This package re-exports the public names, so callers import from
 ``opd_fallback.application.backentry`` as before.
 """
 
-from opd_fallback.application.backentry.csvio import iter_problems, read_rows, write_rejects
+from opd_fallback.application.backentry.csvio import (
+    CheckedFile,
+    RejectsWriter,
+    iter_problems,
+    read_rows,
+    write_rejects,
+)
 from opd_fallback.application.backentry.importer import Key, check_importer, import_file, import_row
 from opd_fallback.application.backentry.model import (
     BATCH_ROWS,
@@ -30,11 +36,14 @@ from opd_fallback.application.backentry.model import (
     ERROR_COLUMN,
     FORMULA_CHECKED,
     INT_COLUMNS,
+    KEPT_REJECTED,
+    KEPT_ROWS,
     MAX_CELL,
     NAME_COLUMNS,
     PATIENT_COLUMNS,
     REQUIRED_COLUMNS,
     SOURCE,
+    FileChanged,
     FileUnusable,
     ImportRefused,
     ImportReport,
@@ -46,8 +55,9 @@ from opd_fallback.application.backentry.model import (
 from opd_fallback.application.backentry.parse import Slip, parse_row
 
 __all__ = [
-    "BATCH_ROWS", "COLUMNS", "CSV_FIELD_LIMIT", "ERROR_COLUMN", "FORMULA_CHECKED", "INT_COLUMNS", "MAX_CELL",
-    "NAME_COLUMNS", "PATIENT_COLUMNS", "REQUIRED_COLUMNS", "SOURCE", "FileUnusable", "ImportRefused",
-    "ImportReport", "Key", "RowOutcome", "RowProblem", "Slip", "check_importer", "import_file", "import_row",
-    "iter_problems", "parse_row", "read_rows", "rejects_path_for", "slip_key", "write_rejects",
+    "BATCH_ROWS", "COLUMNS", "CSV_FIELD_LIMIT", "ERROR_COLUMN", "FORMULA_CHECKED", "INT_COLUMNS", "KEPT_REJECTED",
+    "KEPT_ROWS", "MAX_CELL", "NAME_COLUMNS", "PATIENT_COLUMNS", "REQUIRED_COLUMNS", "SOURCE", "CheckedFile",
+    "FileChanged", "FileUnusable", "ImportRefused", "ImportReport", "Key", "RejectsWriter", "RowOutcome",
+    "RowProblem", "Slip", "check_importer", "import_file", "import_row", "iter_problems", "parse_row",
+    "read_rows", "rejects_path_for", "slip_key", "write_rejects",
 ]

@@ -13,12 +13,14 @@ from sqlalchemy import insert
 from sqlmodel import Session, select
 from sqlmodel import col as column_of
 
-from opd_fallback.application.backentry.csvio import open_rows, write_rejects
+from opd_fallback.application.backentry.csvio import CheckedFile, RejectsWriter
 from opd_fallback.application.backentry.model import (
     BATCH_ROWS,
+    KEPT_REJECTED,
     KEPT_ROWS,
     PATIENT_COLUMNS,
     SOURCE,
+    FileChanged,
     ImportRefused,
     ImportReport,
     RowOutcome,
@@ -33,6 +35,7 @@ from opd_fallback.domain.clock import IST
 from opd_fallback.domain.errors import DomainError
 from opd_fallback.store import audit
 from opd_fallback.store.engine import Store
+from opd_fallback.store.import_seen import SeenKeys
 from opd_fallback.store.tables import BackEntrySlip, Op, Operator
 
 # Columns an old import filled in itself when the row left them empty: compared
@@ -100,13 +103,18 @@ class _Importer:
     """Imports slips for one importing operator; remembers what it has seen so
     rows of one file are compared with each other and nothing is read twice."""
 
-    def __init__(self, svc: CounterService, imported_by: str, *, source_file: str | None, dry_run: bool) -> None:
+    def __init__(self, svc: CounterService, imported_by: str, *, source_file: str | None, dry_run: bool,
+                 seen: SeenKeys | None = None) -> None:
         self.svc = svc
         self.imported_by = imported_by
         self.source_file = source_file
         self.dry_run = dry_run
-        # key (joined in one string: a third of a tuple's memory) -> its line in this file
-        self.seen: dict[str, int] = {}
+        # the keys of the file's earlier batches, on disk (memory bounded by a batch)
+        self.seen = seen
+        # key (joined in one string) -> its first line in this file, for the keys
+        # of the open batch: those of earlier batches read from ``seen``, and the new
+        self.lines: dict[str, int] = {}
+        self.new_keys: list[tuple[str, int]] = []
         self.writers: dict[str, bool] = {}  # operator id -> known at this counter
         # the slip records and audit entries of the open transaction's imported
         # rows, written together before it commits (see ``finish``)
@@ -122,20 +130,33 @@ class _Importer:
         self.slips, self.audits = [], []
 
     def batch(self, rows: list[tuple[int, dict[str, str]]], today: date | None) -> list[RowOutcome]:
-        """Rows in one transaction, each in its own savepoint."""
+        """Rows in one transaction, each in its own savepoint (a dry run's rolled back)."""
         parsed = [(line, cells, *parse_row(line, cells, today=today)) for line, cells in rows]
+        keys = {self.key(s) for _, _, s, _ in parsed if s}
+        if self.seen is not None:
+            self.lines = self.seen.lines_of("\x1f".join(k) for k in keys)
         outcomes: list[RowOutcome] = []
-        with self.svc.transaction(self.imported_by, source=SOURCE) as tx:
-            tx.write_at_commit()  # the records as values, one executemany a table (import_row: as objects)
-            earlier = _earlier_slips(tx.session, {self.key(s) for _, _, s, _ in parsed if s})
-            for line, cells, slip, problems in parsed:
-                if slip is None:
-                    out = RowOutcome(line, (cells.get("slip_no") or "").strip(), "rejected", problems)
-                else:
-                    out = self.row(tx, line, slip, earlier)
-                out.cells = cells
-                outcomes.append(out)
-            self.finish(tx)
+        try:
+            with self.svc.transaction(self.imported_by, source=SOURCE) as tx:
+                tx.write_at_commit()  # the records as values, one executemany a table (import_row: as objects)
+                earlier = _earlier_slips(tx.session, keys)
+                for line, cells, slip, problems in parsed:
+                    if slip is None:
+                        out = RowOutcome(line, (cells.get("slip_no") or "").strip(), "rejected", problems)
+                    else:
+                        out = self.row(tx, line, slip, earlier)
+                    out.cells = cells
+                    outcomes.append(out)
+                self.finish(tx)
+                if self.dry_run:
+                    # each row's savepoint was undone; the batch is rolled back too, not
+                    # committed: nothing of a dry run reaches the WAL or waits for a disk sync
+                    raise _DryRun
+        except _DryRun:
+            pass
+        if self.seen is not None:
+            self.seen.add(self.new_keys)
+        self.lines, self.new_keys = {}, []
         return outcomes
 
     def key(self, slip: Slip) -> Key:
@@ -155,10 +176,11 @@ class _Importer:
 
         key = self.key(slip)
         seen = "\x1f".join(key)
-        if seen in self.seen:
-            return reject("slip_no", f"slip {slip.slip_no} of {key[1]} is already on line {self.seen[seen]} "
-                                     "of this file")
-        self.seen[seen] = line
+        first = self.lines.get(seen)
+        if first is not None:
+            return reject("slip_no", f"slip {slip.slip_no} of {key[1]} is already on line {first} of this file")
+        self.lines[seen] = line
+        self.new_keys.append((seen, line))
         if not self._writer_known(tx.session, slip.written_by):
             return reject("operator_id", f"{slip.written_by!r} is not an operator of this counter: correct it, "
                                          "or add them with 'opd-fallback operator add', then import this row again")
@@ -249,41 +271,69 @@ def import_file(
     progress: Callable[[int, int, int], None] | None = None, batch_rows: int = BATCH_ROWS,
 ) -> ImportReport:
     """Import a back-entry CSV as operator ``imported_by``; raises ``FileUnusable``
-    when the file itself is bad, ``ImportRefused`` when nothing may be imported.
+    when the file itself is bad (``FileChanged`` when it changed after it was
+    checked), ``ImportRefused`` when nothing may be imported.
 
     ``progress(done, total, rejected)`` is called after each batch. Writes the rejected
     rows (with an ``error`` column) beside the input unless ``dry_run``; a stale
     rejects file from an earlier run is removed when no row is rejected now."""
-    header, total, rows = open_rows(path)
+    source = CheckedFile(path)
+    rows = source.rows()
     check_importer(store, imported_by)
-    importer = _Importer(CounterService(store, device_id), imported_by, source_file=path.name, dry_run=dry_run)
-    outcomes: list[RowOutcome] = []  # the rejected rows, and the first KEPT_ROWS others (see ImportReport)
+    seen = SeenKeys()
+    importer = _Importer(CounterService(store, device_id), imported_by, source_file=path.name, dry_run=dry_run,
+                         seen=seen)
+    rejects = None if dry_run else RejectsWriter(rejects_path or rejects_path_for(path), source.header)
+    kept: list[RowOutcome] = []  # see ImportReport
     counts: dict[str, int] = {}
-    rejected = done_rows = 0
+    kept_rejected = 0
     if progress is not None:
-        progress(0, total, 0)
-    while batch := list(islice(rows, batch_rows)):
-        try:
-            done = importer.batch(batch, today)
-        except DomainError as exc:  # the counter refuses all writes (e.g. after a restore)
-            raise ImportRefused(str(exc.problems[0].message if exc.problems else exc)) from None
-        for out in done:
-            counts[out.status] = counts.get(out.status, 0) + 1
-            if out.status == "rejected":
-                rejected += 1
-                outcomes.append(out)
-            elif len(outcomes) - rejected < KEPT_ROWS:  # only a rejected row's cells are needed (its rejects line)
-                out.cells, out.op_ids = _NOTHING_KEPT, []
-                outcomes.append(out)
-        done_rows += len(done)
-        if progress is not None:
-            progress(done_rows, total, rejected)
-    report = ImportReport(path, dry_run, outcomes, None, counts)
-    target = rejects_path or rejects_path_for(path)
-    if not dry_run:
-        if report.rejected:
-            write_rejects(target, header, report.rejected)
-            report.rejects_path = target
-        elif target.is_symlink() or target.exists():
-            target.unlink()
+        progress(0, source.count, 0)
+    try:
+        while batch := list(islice(rows, batch_rows)):
+            # the rows of this batch are the ones checked (read again whole before the first)
+            _unchanged(source, counts, batch[0][0], dry_run, rehash=not counts)
+            try:
+                done = importer.batch(batch, today)
+            except DomainError as exc:  # the counter refuses all writes (e.g. after a restore)
+                raise ImportRefused(str(exc.problems[0].message if exc.problems else exc)) from None
+            for out in done:
+                counts[out.status] = counts.get(out.status, 0) + 1
+                if out.status == "rejected":
+                    if rejects is not None:
+                        rejects.add(out)
+                    if kept_rejected < KEPT_REJECTED:
+                        kept_rejected += 1
+                        kept.append(out)
+                elif len(kept) - kept_rejected < KEPT_ROWS:  # only a rejected row's cells are needed
+                    out.cells, out.op_ids = _NOTHING_KEPT, []
+                    kept.append(out)
+            if progress is not None:
+                progress(sum(counts.values()), source.count, counts.get("rejected", 0))
+        _unchanged(source, counts, None, dry_run)  # now with the hash of all the second pass read
+        report = ImportReport(path, dry_run, kept, None, counts)
+        if rejects is not None:
+            report.rejects_path = rejects.finish()
+    finally:
+        seen.close()
+        if rejects is not None:
+            rejects.close()
     return report
+
+
+def _unchanged(source: CheckedFile, counts: dict[str, int], line: int | None, dry_run: bool, *,
+               rehash: bool = False) -> None:
+    """Raise ``FileChanged`` when the file is no longer the one checked, saying
+    what was saved of it and what to do."""
+    what = source.changed(rehash=rehash)
+    if what is None:
+        return
+    done = sum(counts.values())
+    if dry_run or not done:
+        saved = "nothing was saved" if dry_run else "nothing was imported"
+    else:
+        upto = f"before line {line}" if line is not None else "of the file as it was read"
+        saved = (f"the {done} rows {upto} were checked and saved whole as they were read "
+                 "(a second import does not add them twice)")
+    raise FileChanged(f"the file changed after it was checked ({what}): {saved}; run the import again "
+                      "once nothing is writing to the file")

@@ -53,6 +53,11 @@ class FileUnusable(OpdError):
     exit_code = ExitCode.UNUSABLE
 
 
+class FileChanged(FileUnusable):
+    """The file changed between the pass that checked it and the one that imports
+    it (exit status 2): the import stops at a batch's end, whole batches only."""
+
+
 class ImportRefused(OpdError):
     """Nothing can be imported now: the importing operator is not an active
     operator of this counter, or the counter must check its numbers first."""
@@ -80,13 +85,15 @@ class RowOutcome:
 
 
 KEPT_ROWS = 10_000  # outcomes of rows not rejected kept in a report (the rest are counted only)
+KEPT_REJECTED = 1_000  # rejected rows kept in a report (all of them are in the rejects file)
 
 
 @dataclass
 class ImportReport:
-    """What became of a file's rows. Decision (memory flat whatever the file's
-    size): ``rows`` holds every rejected row (its cells make the rejects file) but
-    the other rows' outcomes only up to ``KEPT_ROWS``; ``counts`` counts them all."""
+    """What became of a file's rows. Decision (memory bounded by a batch, not by
+    the file's size): ``counts`` counts every row, ``rows`` keeps the first
+    ``KEPT_REJECTED`` rejected rows and the first ``KEPT_ROWS`` others; every
+    rejected row was written to the rejects file as it came (``RejectsWriter``)."""
 
     path: Path
     dry_run: bool
@@ -109,12 +116,13 @@ class ImportReport:
 
     @property
     def rejected(self) -> list[RowOutcome]:
+        """The rejected rows kept (``count("rejected")`` says how many there were)."""
         return [r for r in self.rows if r.status == "rejected"]
 
     @property
     def exit_code(self) -> int:
         """0 when every row is in (or already was), 1 when some were rejected."""
-        return ExitCode.REFUSED if self.rejected else ExitCode.OK
+        return ExitCode.REFUSED if self.count("rejected") else ExitCode.OK
 
 
 def rejects_path_for(path: Path) -> Path:
