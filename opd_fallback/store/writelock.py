@@ -44,9 +44,16 @@ class FairLock:
                 return True
             ticket = object()
             self._queue.append(ticket)
-            if not self._cv.wait_for(lambda: self._owner is None and self._queue[0] is ticket, timeout):
-                self._queue.remove(ticket)
-                self._cv.notify_all()  # the next in line may be free to go now
+            try:
+                got = self._cv.wait_for(lambda: self._owner is None and self._queue[0] is ticket, timeout)
+            except BaseException:  # interrupted while waiting: out of the line, never blocking it
+                got = False
+                raise
+            finally:
+                if not got:
+                    self._queue.remove(ticket)
+                    self._cv.notify_all()  # the next in line may be free to go now
+            if not got:
                 return False
             self._queue.popleft()
             self._owner, self._depth = me, 1

@@ -85,3 +85,21 @@ def test_a_thread_already_writing_is_not_stopped_by_its_own_turn(tmp_path: Path)
     t.start()
     t.join(5)
     assert other == [True]  # released as often as taken
+
+
+def test_a_writer_that_gave_up_waiting_leaves_the_line(tmp_path: Path) -> None:
+    from opd_fallback.store.writelock import FairLock
+
+    lock = FairLock()
+    assert lock.acquire(1.0)
+    got: list[bool] = []
+    t = threading.Thread(target=lambda: got.append(lock.acquire(0.05)))
+    t.start()
+    t.join(5)
+    assert got == [False]  # timed out: it goes on to SQLite's own wait
+    lock.release()
+    after: list[bool] = []
+    t = threading.Thread(target=lambda: after.append(lock.acquire(1.0)))
+    t.start()
+    t.join(5)
+    assert after == [True]  # not stuck behind the one that left
