@@ -12,6 +12,7 @@ F10; the clock runs from the F10 key event entering the driver (as from a
 terminal) to ``register_new`` returning (the transaction committed: durable).
 
     nice .venv/bin/python benchmarks/f10_commit.py [--patients 300000] [--saves 60] [--json]
+        [--no-sync] [--seeded DIR]
 
 Exit 1 when p99 is 50 ms or more.
 """
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -53,6 +55,37 @@ def _sync_loop(db: Path, settings: Any, stop: threading.Event, rounds: list[int]
         store.close()
 
 
+def _phases(store: Any, marks: dict[str, float]) -> None:
+    """Time the clerk's write transaction: BEGIN IMMEDIATE sent and granted (the
+    wait for SQLite's write lock), COMMIT sent and done (the WAL fsync)."""
+    from sqlalchemy import event
+
+    def before(conn: Any, cursor: Any, statement: str, *a: Any) -> None:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            marks.setdefault("begin_sent", time.perf_counter())
+
+    def after(conn: Any, cursor: Any, statement: str, *a: Any) -> None:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            marks.setdefault("begin_done", time.perf_counter())
+
+    from sqlmodel import Session
+
+    clerk_threads: set[int] = set()
+
+    def commit(conn: Any) -> None:
+        clerk_threads.add(threading.get_ident())
+        marks.setdefault("commit_sent", time.perf_counter())
+
+    def committed(session: Any) -> None:
+        if threading.get_ident() in clerk_threads and "commit_sent" in marks:
+            marks.setdefault("commit_done", time.perf_counter())
+
+    event.listen(Session, "after_commit", committed)
+    event.listen(store.engine, "before_cursor_execute", before)
+    event.listen(store.engine, "after_cursor_execute", after)
+    event.listen(store.engine, "commit", commit)
+
+
 async def _clerk(db: Path, saves: int, steps: list[dict[str, float]]) -> list[float]:
     from textual import events
 
@@ -80,6 +113,14 @@ async def _clerk(db: Path, saves: int, steps: list[dict[str, float]]) -> list[fl
         marks.setdefault("dupes_end", time.perf_counter())
         return result
 
+    _phases(store, marks)
+    back = RegisterScreen._checked_or_saved
+
+    def timed_back(self: Any, result: Any) -> None:
+        marks.setdefault("ui_back", time.perf_counter())
+        back(self, result)
+
+    RegisterScreen._checked_or_saved = timed_back  # type: ignore[method-assign]
     backend.register_new = timed  # type: ignore[method-assign]
     backend.possible_duplicates = timed_dupes  # type: ignore[method-assign]
     out: list[float] = []
@@ -111,9 +152,28 @@ async def _clerk(db: Path, saves: int, steps: list[dict[str, float]]) -> list[fl
                 steps.append({k: (v - t0) * 1000 for k, v in marks.items()} | {"commit": out[-1]})
                 await app.workers.wait_for_complete()
                 await pilot.pause()
+                steps[-1] |= {k: (v - t0) * 1000 for k, v in marks.items() if k == "ui_back"}
                 app.go_home()
                 await pilot.pause()
     store.close()
+    return out
+
+
+# each phase after F10: (name, from mark, to mark); F10 is 0
+PHASES = (("key_to_worker", None, "dupes_start"), ("duplicate_check", "dupes_start", "dupes_end"),
+          ("to_register_new", "dupes_end", "save_start"), ("to_begin", "save_start", "begin_sent"),
+          ("begin_immediate_wait", "begin_sent", "begin_done"), ("inserts", "begin_done", "commit_sent"),
+          ("commit_fsync", "commit_sent", "commit_done"), ("after_commit", "commit_done", "commit"),
+          ("back_to_ui", "commit", "ui_back"))
+
+
+def _breakdown(steps: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """p50/p99/max of each phase's duration over the saves that have both marks."""
+    out: dict[str, dict[str, float]] = {}
+    for name, a, b in PHASES:
+        d = [st[b] - (st[a] if a else 0.0) for st in steps if b in st and (a is None or a in st)]
+        if d:
+            out[name] = {"p50": round(statistics.median(d), 2), "p99": round(pct(d, 99), 2), "max": round(max(d), 2)}
     return out
 
 
@@ -124,6 +184,8 @@ def main() -> int:
     ap.add_argument("--goal-ms", type=float, default=50.0)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-sync", action="store_true", help="no sync beside the clerk (to see what it costs)")
+    ap.add_argument("--seeded", metavar="DIR", help="keep the seeded database in DIR and start from a copy of it "
+                    "next time (same --patients): for repeated runs")
     args = ap.parse_args()
     from opd_fallback.config import load_settings, write_config, write_token
     from tests.helpers.central import run_central
@@ -132,7 +194,16 @@ def main() -> int:
         tmp = Path(tmp_s)
         db = tmp / "counter.db"
         t0 = time.perf_counter()
-        seed(db, args.patients)
+        cache = Path(args.seeded) if args.seeded else None
+        if cache is not None and (cache / db.name).exists():
+            for f in cache.glob(db.name + "*"):
+                shutil.copy2(f, tmp / f.name)
+        else:
+            seed(db, args.patients)
+            if cache is not None:
+                cache.mkdir(parents=True, exist_ok=True)
+                for f in tmp.glob(db.name + "*"):
+                    shutil.copy2(f, cache / f.name)
         seed_s = time.perf_counter() - t0
         with run_central(tmp / "central", devices=("C07",)) as central:
             s = load_settings(tmp / "data")
@@ -151,19 +222,23 @@ def main() -> int:
                 if syncer.is_alive():
                     syncer.join(30)
     p50, p99 = statistics.median(ms), pct(ms, 99)
+    phases = _breakdown(steps)
     ok = p99 < args.goal_ms
     result = {"patients_in_index": args.patients, "seed_s": round(seed_s, 1), "saves": len(ms),
               "sync_rounds_meanwhile": len(rounds), "f10_to_commit_ms": {"p50": round(p50, 1), "p99": round(p99, 1),
               "max": round(max(ms), 1)}, "after_f10_p50_ms": {
                   k: round(statistics.median(st[k] for st in steps if k in st), 1)
-                  for k in ("dupes_start", "dupes_end", "save_start", "commit") if any(k in st for st in steps)},
+                  for k in ("dupes_start", "dupes_end", "save_start", "begin_sent", "begin_done", "commit_sent",
+                            "commit_done", "commit") if any(k in st for st in steps)},
+              "phases_ms": phases, "slowest": sorted(steps, key=lambda st: -st["commit"])[:3],
               "goal_p99_ms": args.goal_ms, "ok": ok,
               "load_average": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(result, indent=2) if args.json else
           f"F10 to commit, {len(ms)} saves, {args.patients} patients in the index, {len(rounds)} sync rounds "
           f"meanwhile (load {result['load_average']}): p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(ms):.1f} ms "
           f"(goal p99 < {args.goal_ms:.0f}): {'ok' if ok else 'OVER GOAL'}; after F10, p50 ms: "
-          + ", ".join(f"{k} {v}" for k, v in result["after_f10_p50_ms"].items()))
+          + ", ".join(f"{k} {v}" for k, v in result["after_f10_p50_ms"].items())
+          + "\nphases (p50/p99/max ms): " + "; ".join(f"{k} {v['p50']}/{v['p99']}/{v['max']}" for k, v in phases.items()))
     return 0 if ok else 1
 
 

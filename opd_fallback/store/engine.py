@@ -31,6 +31,7 @@ from opd_fallback.cipher import custody
 from opd_fallback.cipher import db as cipher_db
 from opd_fallback.cipher.keys import Key
 from opd_fallback.config import PRIVATE_FILE_MODE, private_dir, tighten_file
+from opd_fallback.store import writelock
 
 if TYPE_CHECKING:
     from opd_fallback.cipher.db import DBConnection
@@ -92,8 +93,11 @@ class Store:
     engine: Engine
     _writer: Engine = field(init=False, repr=False)
 
+    _turns: writelock.FairLock = field(init=False, repr=False)
+
     def __post_init__(self) -> None:
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._turns = writelock.lock_for(self.path)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -102,10 +106,13 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One atomic write: commits on success, rolls back on any exception."""
-        with Session(self._writer, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
+        """One atomic write: commits on success, rolls back on any exception. The
+        writers of this process take turns first (store/writelock.py), so one
+        waits for the commit before it, not for SQLite's next busy poll."""
+        with writelock.turn(self._turns, BUSY_TIMEOUT_MS / 1000):
+            with Session(self._writer, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
 
     def close(self) -> None:
         self.engine.dispose()

@@ -22,7 +22,7 @@ No HTTP here: the caller passes a client (anything with ``device_me()``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
@@ -31,6 +31,9 @@ from opd_fallback.domain.contract import DeviceInfo
 from opd_fallback.domain.exits import OpdError
 from opd_fallback.store import audit, marks, meta, numbers, reserved
 from opd_fallback.store.engine import Store
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 PREVIOUS_DEVICE_IDS = meta.PREVIOUS_DEVICE_IDS
 LAST_SEQ_CHECK = meta.LAST_SEQ_CHECK
@@ -101,13 +104,27 @@ class WrongDevice(OpdError, ValueError):
     """Central answered for another device than this counter's (wrong token)."""
 
 
+def _nothing_to_write(s: Session, info: DeviceInfo) -> bool:
+    """This counter's numbers are above central's ``max_seq`` and ``LAST_SEQ_CHECK``
+    already says that ``max_seq`` (its ``at`` is when central's answer last changed)."""
+    if numbers.peek(s, numbers.SEQ) < info.max_seq:
+        return False
+    try:
+        last = orjson.loads(meta.get(s, LAST_SEQ_CHECK) or "null")
+    except orjson.JSONDecodeError:
+        return False
+    return (isinstance(last, dict) and last.get("device_id") == info.device_id
+            and last.get("central_max_seq") == info.max_seq)
+
+
 def check_with_central(
     store: Store, client: DeviceMe, *, device_id: str | None = None, actor: str = "system"
 ) -> SeqCheck:
     """Ask central for this device's ``max_seq``, continue above it, clear the flag.
 
     Safe to call at any time (it never lowers anything); the sync engine calls
-    it before every run. A database below central's ``max_seq`` without a
+    it before every run; when nothing changed since the last check it only reads
+    (no write transaction between a clerk's save and the lock). A database below central's ``max_seq`` without a
     restore went back in time: its free reserved ids are abandoned and a
     warning is kept for ``status``. Raises whatever the client raises when central
     cannot be reached, and :class:`WrongDevice` when the token belongs to
@@ -119,6 +136,11 @@ def check_with_central(
                           "the numbers cannot be checked with another device's token")
     with store.read() as s:
         restored = bool(meta.get(s, meta.NEEDS_SEQ_CHECK))
+        if not restored and _nothing_to_write(s, info):
+            # the sync asks before every run: when this counter is already above central's max_seq and
+            # that is what was recorded last time, no write transaction (none queues a clerk's save)
+            seq = numbers.peek(s, numbers.SEQ)
+            return SeqCheck(info.device_id, info.max_seq, seq, seq, 0, 0)
     used = _used_by_central(client) if restored else {}  # asked before the write: no network inside it
     with store.write() as s:
         before = numbers.peek(s, numbers.SEQ)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 
 from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from opd_fallback.application import billing
 from opd_fallback.application.daytotals import (
@@ -60,10 +60,15 @@ class CounterService:
     def catalog(self, session: Session | None = None) -> Catalog | None:
         """The master data from the last refresh (None if never refreshed)."""
         def load(s: Session) -> Catalog | None:
-            row = s.get(MasterDataCache, 1)
-            if row is None:
+            # the version first (a few bytes): the body is read and parsed only when it changed
+            # (a save asks three times: fee, transaction, printouts)
+            version = s.exec(select(MasterDataCache.version).where(col(MasterDataCache.id) == 1)).first()
+            if version is None:
                 return None
-            if self._catalog is None or row.version != self._catalog_version:
+            if self._catalog is None or version != self._catalog_version:
+                row = s.get(MasterDataCache, 1)
+                if row is None:
+                    return None
                 self._catalog = Catalog(MasterData.model_validate_json(row.body))
                 self._catalog_version = row.version
             return self._catalog
