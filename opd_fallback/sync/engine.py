@@ -21,6 +21,7 @@ engine needs of central. Names are re-exported here for callers.
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -329,6 +330,16 @@ class SyncEngine:
         self._conclude(summary, run, seen_ids)
 
     def _round(self, the_plan: Plan, run: _Run, summary: SyncSummary, breaker: CircuitBreaker,
+               lease: leases.Lease | None) -> None:
+        # what exists now (the program, the loaded ops) lives through the round: the cycle
+        # collector's full passes skip it (gc.freeze) and see only what the round makes
+        gc.freeze()
+        try:
+            self._lanes(the_plan, run, summary, breaker, lease)
+        finally:
+            gc.unfreeze()
+
+    def _lanes(self, the_plan: Plan, run: _Run, summary: SyncSummary, breaker: CircuitBreaker,
                lease: leases.Lease | None) -> None:
         writes: Answers = queue.Queue(maxsize=8)
         writer = threading.Thread(target=self._writer, args=(writes, run, summary), name="sync-writer", daemon=True)
