@@ -3,7 +3,9 @@
 WAL with ``synchronous=FULL`` means a committed transaction is on disk before
 ``commit()`` returns; foreign keys on; a busy timeout so the UI, a background
 sync and the CLI can share one file. The engine is made by a function, never at
-import time, so tests and tools can open any file.
+import time, so tests and tools can open any file. One kind of write is let off
+the fsync: the sync's booking of central's answers (``write(durable=False)``,
+``synchronous=NORMAL``), which central can always give again.
 
 The file is encrypted (SQLCipher 4): every connection is made by the one
 opener, :func:`opd_fallback.cipher.db.connect`, with the key of
@@ -59,8 +61,15 @@ def _on_connect(dbapi_conn: DBConnection, _record: object) -> None:
 
 
 def _on_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    options = conn.get_execution_options()
+    # every transaction says how it commits (FULL unless it asks otherwise, see Store.write);
+    # the PRAGMA is sent only when this pooled connection's last transaction asked otherwise
+    sync = options.get("sqlite_synchronous", "FULL")
+    info = conn.connection.info
+    if info.get("synchronous", "FULL") != sync:
+        conn.exec_driver_sql(f"PRAGMA synchronous={sync}")
+        info["synchronous"] = sync
+    conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
 
 def make_engine(path: Path | str, key: Key | None = None) -> Engine:
@@ -92,12 +101,13 @@ class Store:
     path: Path
     engine: Engine
     _writer: Engine = field(init=False, repr=False)
-
+    _relaxed: Engine = field(init=False, repr=False)
     _turns: writelock.FairLock = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._turns = writelock.lock_for(self.path)
+        self._relaxed = self.engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_synchronous="NORMAL")
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -105,12 +115,19 @@ class Store:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, durable: bool = True) -> Iterator[Session]:
         """One atomic write: commits on success, rolls back on any exception. The
         writers of this process take turns first (store/writelock.py), so one
-        waits for the commit before it, not for SQLite's next busy poll."""
+        waits for the commit before it, not for SQLite's next busy poll.
+
+        ``durable=False`` commits with ``synchronous=NORMAL``: atomic and safe
+        from a killed process, but a power cut may take back the last such
+        commits (never a FULL one made after them: the WAL is synced in order).
+        Only for writes that can be made again from elsewhere: the sync's
+        booking of central's answers (central remembers them; the op stays
+        pending and its resend is answered ``duplicate`` with the same result)."""
         with writelock.turn(self._turns, BUSY_TIMEOUT_MS / 1000):
-            with Session(self._writer, expire_on_commit=False) as session:
+            with Session(self._writer if durable else self._relaxed, expire_on_commit=False) as session:
                 with session.begin():
                     yield session
 

@@ -7,20 +7,23 @@ Each function runs in the caller's session (its transaction)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypedDict, cast
+from typing import TYPE_CHECKING, TypedDict, cast
 
-from sqlalchemy import Result, Row, text
+from sqlalchemy import Row, text
 from sqlmodel import Session
 
 from opd_fallback.domain import registry
 from opd_fallback.store.states import CANCELLED, CONFLICT, FLAGGED, PENDING, REJECTED, SYNCED
 
+if TYPE_CHECKING:
+    from opd_fallback.cipher.db import DBConnection
+
 # as bytes: a damaged (not UTF-8) value must not stop the whole read (sync/batching.py decodes)
-_PENDING_ROWS = text(
+_PENDING_ROWS_SQL = (
     "SELECT seq, CAST(op_id AS BLOB), CAST(kind AS BLOB), CAST(device_id AS BLOB), CAST(operator_id AS BLOB), "
     "CAST(recorded_at AS BLOB), CAST(depends_on AS BLOB), CAST(payload AS BLOB), CAST(resolution AS BLOB), "
     "CAST(record_kind AS BLOB), CAST(record_ref AS BLOB), first_deferred_at, CAST(origin AS BLOB) "
-    "FROM op WHERE state = :pending ORDER BY seq"
+    "FROM op WHERE state = ? ORDER BY seq"
 )
 _HELD_ROWS = text(
     "SELECT op_id, state, kind, record_ref, last_error, wait_reason FROM op "
@@ -30,8 +33,8 @@ _HELD_ROWS = text(
 
 # the rows of these reads, column by column as SQLite returns them (text cast to
 # BLOB comes back as bytes; a nullable column may be None)
-PendingRow = Row[int, bytes, bytes, bytes, bytes, bytes, bytes | None, bytes, bytes | None, bytes | None,
-                 bytes | None, str | None, bytes | None]
+PendingRow = tuple[int, bytes, bytes, bytes, bytes, bytes, bytes | None, bytes, bytes | None, bytes | None,
+                   bytes | None, str | None, bytes | None]
 HeldRow = Row[str, str, str, str | None, str | None, str | None]
 SyncedResultRow = Row[str, str, str, str]  # kind, record_ref, result, synced_at
 CancelledRow = Row[str, str]  # op_id, updated_at
@@ -60,10 +63,12 @@ class VoidRecordRow(TypedDict):
     receipt_no: str | None
 
 
-def pending_rows(session: Session) -> Result[int, bytes, bytes, bytes, bytes, bytes, bytes | None, bytes,
-                                              bytes | None, bytes | None, bytes | None, str | None, bytes | None]:
-    """Every pending op in seq order, its text columns as stored bytes (see sync/batching.py)."""
-    return session.execute(_PENDING_ROWS, {"pending": PENDING})
+def pending_rows(session: Session) -> list[PendingRow]:
+    """Every pending op in seq order, its text columns as stored bytes (see sync/batching.py).
+    Fetched by the driver in one call (plain tuples: no SQLAlchemy row per op; the sync reads
+    the whole outbox before its first batch, so this is on its critical path)."""
+    raw = cast("DBConnection", session.connection().connection.dbapi_connection)
+    return cast("list[PendingRow]", raw.execute(_PENDING_ROWS_SQL, (PENDING,)).fetchall())
 
 
 def held_rows(session: Session) -> Sequence[HeldRow]:

@@ -5,8 +5,9 @@ One run: take the lease; read every pending op (raw SQL, envelopes spliced from
 the stored JSON); hold back ops whose dependency is flagged; deal independent
 dependency chains to a few lanes; each lane posts its batches in order (a batch
 is sent only after the previous one of its lane was answered) while a single
-writer thread books each answer in ONE transaction (pipelining: batch N+1 is
-on the wire while N is being stored). Deferred ops are retried for a bounded
+writer thread books each answer (pipelining: batch N+1 is on the wire while N
+is being stored), in transactions of ``booking.BOOK_OPS`` ops that hold the
+write lock a few milliseconds each. Deferred ops are retried for a bounded
 number of rounds. Transport failures resend the same ops (idempotent by
 op_id); a down server trips the circuit breaker (one health probe at a time).
 Nothing is dropped: at the end every op the run saw is synced or carries its
@@ -20,6 +21,7 @@ engine needs of central. Names are re-exported here for callers.
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -250,24 +252,39 @@ class SyncEngine:
 
     def _run(self, summary: SyncSummary, progress: Progress | None, lease: leases.Lease | None,
              patience: Patience) -> None:
-        pending = self._load_pending(summary)
-        summary.total = len(pending)
-        run = _Run(len(pending), progress)
-        if progress:
-            progress(0, run.total)
+        run = _Run(0, progress)
         breaker = CircuitBreaker(
             self.client.health, stop=run.abort, patience=patience,
             on_state=lambda st, why: self._event(f"circuit {st}{': ' + why if why else ''}"),
         )
+        # one cheap call first: is central there, does it take our token (and its clock)? This
+        # counter's numbers continue above central's max_seq (after a restore, or a database that
+        # went back in time). It touches no op, so it runs while the outbox is read: the first
+        # batch leaves as soon as both are done
+        checked: list[BaseException] = []
+
+        def check() -> None:
+            try:
+                call_with_retries(lambda: check_with_central(self.store, self.client, actor="sync"), breaker,
+                                  max_elapsed_s=self.give_up_after_s)
+            except BaseException as exc:
+                checked.append(exc)
+
+        checker = threading.Thread(target=check, name="sync-check", daemon=True)
+        checker.start()
+        try:
+            pending = self._load_pending(summary)
+        except BaseException:
+            run.abort.set()  # the check stops retrying; its request has its own deadline
+            raise
+        checker.join()
+        summary.total = run.total = len(pending)
+        if progress:
+            progress(0, run.total)
         counted_blocked: set[str] = set()
         seen_ids = {op.op_id for op in pending}
-        try:  # one cheap call first: is central there, does it take our token (and its clock)?
-            # this counter's numbers continue above central's max_seq first (after a restore, or a
-            # database that went back in time)
-            call_with_retries(lambda: check_with_central(self.store, self.client, actor="sync"), breaker,
-                              max_elapsed_s=self.give_up_after_s)
-        except BaseException as exc:
-            run.fail(exc)
+        if checked:
+            run.fail(checked[0])
             summary.probes = breaker.probes
             self._conclude(summary, run, seen_ids)
             return
@@ -313,6 +330,16 @@ class SyncEngine:
         self._conclude(summary, run, seen_ids)
 
     def _round(self, the_plan: Plan, run: _Run, summary: SyncSummary, breaker: CircuitBreaker,
+               lease: leases.Lease | None) -> None:
+        # what exists now (the program, the loaded ops) lives through the round: the cycle
+        # collector's full passes skip it (gc.freeze) and see only what the round makes
+        gc.freeze()
+        try:
+            self._lanes(the_plan, run, summary, breaker, lease)
+        finally:
+            gc.unfreeze()
+
+    def _lanes(self, the_plan: Plan, run: _Run, summary: SyncSummary, breaker: CircuitBreaker,
                lease: leases.Lease | None) -> None:
         writes: Answers = queue.Queue(maxsize=8)
         writer = threading.Thread(target=self._writer, args=(writes, run, summary), name="sync-writer", daemon=True)

@@ -50,3 +50,17 @@ def test_engine_is_not_created_at_import() -> None:
     import opd_fallback.store.engine as engine_mod
 
     assert not [v for v in vars(engine_mod).values() if isinstance(v, Engine)]
+
+
+def test_a_relaxed_write_skips_only_its_own_fsync(store: Store) -> None:
+    """``write(durable=False)`` (the sync's bookings) commits with synchronous=NORMAL;
+    the next write and read on the same pooled connection are FULL again."""
+    seen = []
+    for durable in (False, True, False):
+        with store.write(durable=durable) as s:
+            seen.append(s.execute(text("PRAGMA synchronous")).scalar())
+            raw = s.connection().connection.dbapi_connection
+    assert seen == [1, 2, 1]
+    assert _pragma(store, "synchronous") == 2
+    with store.write() as s:  # one connection in turn: the same one each time
+        assert s.connection().connection.dbapi_connection is raw
