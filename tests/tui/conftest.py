@@ -76,6 +76,33 @@ async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
     await pilot.pause()
 
 
+async def searched(pilot: Pilot[Any], timeout_s: float = 10.0) -> None:
+    """Wait until every patient search on the screen has been asked for the text
+    now in its box and answered (the picker asks 0.12 s after the last key): a
+    fixed pause either wastes time or, on a busy machine, is too short. Fails if
+    a search never runs."""
+    import asyncio
+
+    from textual.widgets import Input
+    from textual.worker import WorkerCancelled
+
+    from opd_fallback.tui.widgets.patient_picker import PatientPicker
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while True:
+        try:
+            await settle(pilot, 1)
+        except WorkerCancelled:  # a search replaced by the next one
+            pass
+        behind = [p for p in pilot.app.screen.query(PatientPicker) if p._asked != p.query_one("#search", Input).value]
+        if not behind:
+            return
+        if loop.time() > end:
+            raise AssertionError(f"no search ran for {behind[0].query_one('#search', Input).value!r} in {timeout_s} s")
+        await pilot.pause(0.02)
+
+
 async def type_text(pilot: Pilot[Any], text: str, *, then: str | None = None) -> None:
     """Type like a clerk: one key event per character, sent through the driver
     as a burst the way a terminal delivers fast typing, then let the app catch
