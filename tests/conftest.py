@@ -12,8 +12,7 @@ from argon2 import PasswordHasher
 
 from opd_fallback.application.services import CounterService
 from opd_fallback.domain.clock import now_iso
-from opd_fallback.store import Store, open_store
-from opd_fallback.store import operators
+from opd_fallback.store import Store, open_store, operators
 from opd_fallback.store.tables import MasterDataCache
 from tests.helpers.postgres import PostgresServer, running_postgres, why_unavailable
 

@@ -69,11 +69,25 @@ def make_app(store: Store, tmp_path: Path) -> Callable[..., CounterApp]:
 
 
 async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
-    """Let workers finish and their callbacks (which may start workers) run."""
-    for _ in range(rounds):
+    """Let workers finish and their callbacks (which may start workers) run.
+
+    Returns after two pauses in a row with no worker running and no message
+    waiting for the app: a worker's callback runs on the event loop before the
+    worker ends (``call_from_thread`` waits for it), and the second pause catches
+    keys of a burst still on their way from the driver. (Each pause waits for the
+    screen's messages and for the process to go idle, >= 20 ms: four of them on
+    every call, however idle the app, were a large part of the UI tests' time.)"""
+    app = pilot.app
+    quiet = 0
+    for _ in range(rounds + 2):
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+        if all(w.is_finished for w in app.workers) and app._message_queue.empty():
+            quiet += 1
+            if quiet == 2:
+                return
+        else:
+            quiet = 0
+            await app.workers.wait_for_complete()
 
 
 async def searched(pilot: Pilot[Any], timeout_s: float = 10.0) -> None:
