@@ -8,12 +8,15 @@ from typing import Any
 
 import orjson
 import pytest
+from argon2 import PasswordHasher
 
 from opd_fallback.application.services import CounterService
 from opd_fallback.domain.clock import now_iso
-from opd_fallback.store import Store, open_store
+from opd_fallback.store import Store, open_store, operators
 from opd_fallback.store.tables import MasterDataCache
 from tests.helpers.postgres import PostgresServer, running_postgres, why_unavailable
+
+PRODUCTION_PIN_HASHER = operators.HASHER  # as the module made it, before the cheap one below
 
 SMALL_MASTER_DATA: dict[str, Any] = {
     "version": "test-1",
@@ -53,6 +56,35 @@ def _keys_in_a_scratch_config_dir(tmp_path_factory: pytest.TempPathFactory) -> I
         os.environ.pop("XDG_CONFIG_HOME", None)
     else:
         os.environ["XDG_CONFIG_HOME"] = old
+
+
+_CHEAP_PIN_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_pin_hashes() -> Iterator[None]:
+    """PIN hashing is slow on purpose (~130 ms a hash or a check): in this test
+    process it is a cheap argon2id instead. The parameters travel in each hash, so
+    every check follows what was stored, and processes the tests start keep the
+    production cost. Tests marked ``production_pin_cost`` get the real one
+    (tests/store/test_operators.py asserts its parameters and that a guess is slow)."""
+    real = operators.HASHER
+    operators.HASHER = _CHEAP_PIN_HASHER
+    operators._dummy_hash.cache_clear()
+    yield
+    operators.HASHER = real
+    operators._dummy_hash.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _production_pin_cost(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if request.node.get_closest_marker("production_pin_cost") is None:
+        yield
+        return
+    monkeypatch.setattr(operators, "HASHER", PRODUCTION_PIN_HASHER)
+    operators._dummy_hash.cache_clear()
+    yield
+    operators._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ def _audit(store: Store) -> list[tuple[str, str, dict]]:
     return [(r[0], r[1], orjson.loads(r[2])) for r in rows]
 
 
+@pytest.mark.production_pin_cost
 def test_pin_is_stored_as_argon2id_with_its_parameters_and_salted(store: Store) -> None:
     ops.add_operator(store, "op1", "Asha", "4826")
     ops.add_operator(store, "op2", "Ravi", "4826")
@@ -46,6 +47,7 @@ def test_pin_is_stored_as_argon2id_with_its_parameters_and_salted(store: Store) 
     assert rows["op1"].startswith("$argon2id$v=19$m=65536,t=3,p=4$") and rows["op1"] != rows["op2"]
 
 
+@pytest.mark.production_pin_cost
 def test_one_guess_costs_at_least_50_ms() -> None:
     stored = ops.hash_pin("4826")
     t0 = time.perf_counter()

@@ -37,14 +37,13 @@ def count_keys(steps: list[str], free: set[str] = frozenset()) -> int:  # type: 
 
 async def play(pilot: Any, steps: list[str], *, wait_for_workers: bool = True) -> None:
     """Send the steps as bursts; between bursts (at WAIT) let the app settle."""
-    from .conftest import settle
+    from .conftest import searched, settle
 
     driver = pilot.app._driver
     assert driver is not None
     for step in steps:
-        if step == WAIT:
-            await pilot.pause(0.3)
-            await settle(pilot)
+        if step == WAIT:  # until the app is idle and any patient search typed so far has run
+            await searched(pilot)
             continue
         if step.startswith("<"):
             key = step[1:-1]

@@ -69,11 +69,52 @@ def make_app(store: Store, tmp_path: Path) -> Callable[..., CounterApp]:
 
 
 async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
-    """Let workers finish and their callbacks (which may start workers) run."""
-    for _ in range(rounds):
+    """Let workers finish and their callbacks (which may start workers) run.
+
+    Returns after two pauses in a row with no worker running and no message
+    waiting for the app: a worker's callback runs on the event loop before the
+    worker ends (``call_from_thread`` waits for it), and the second pause catches
+    keys of a burst still on their way from the driver. (Each pause waits for the
+    screen's messages and for the process to go idle, >= 20 ms: four of them on
+    every call, however idle the app, were a large part of the UI tests' time.)"""
+    app = pilot.app
+    quiet = 0
+    for _ in range(rounds + 2):
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+        if all(w.is_finished for w in app.workers) and app._message_queue.empty():
+            quiet += 1
+            if quiet == 2:
+                return
+        else:
+            quiet = 0
+            await app.workers.wait_for_complete()
+
+
+async def searched(pilot: Pilot[Any], timeout_s: float = 10.0) -> None:
+    """Wait until every patient search on the screen has been asked for the text
+    now in its box and answered (the picker asks 0.12 s after the last key): a
+    fixed pause either wastes time or, on a busy machine, is too short. Fails if
+    a search never runs."""
+    import asyncio
+
+    from textual.widgets import Input
+    from textual.worker import WorkerCancelled
+
+    from opd_fallback.tui.widgets.patient_picker import PatientPicker
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while True:
+        try:
+            await settle(pilot, 1)
+        except WorkerCancelled:  # a search replaced by the next one
+            pass
+        behind = [p for p in pilot.app.screen.query(PatientPicker) if p._asked != p.query_one("#search", Input).value]
+        if not behind:
+            return
+        if loop.time() > end:
+            raise AssertionError(f"no search ran for {behind[0].query_one('#search', Input).value!r} in {timeout_s} s")
+        await pilot.pause(0.02)
 
 
 async def type_text(pilot: Pilot[Any], text: str, *, then: str | None = None) -> None:

@@ -24,7 +24,7 @@ from opd_fallback.tui.wiring import app_from_settings
 from tests.helpers.hub import run_hub
 
 from . import clerk
-from .conftest import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, put_master_data, type_text
+from .conftest import OPERATOR, OPERATOR_PIN, SUPERVISOR, SUPERVISOR_PIN, put_master_data, searched, type_text
 from .conftest import login as _login
 from .conftest import settle as _settle
 
@@ -87,6 +87,19 @@ async def shared(pilot: Any, app: CounterApp, records: int) -> None:
     raise AssertionError(f"the LAN share brought {app.status.hub_records} records, not {records}")
 
 
+async def pushed(pilot: Any, store: Store) -> None:
+    """Wait (at most ~20 s) until the background share has taken every op of this counter to the hub."""
+    from opd_fallback.application.status import hub_status
+
+    for _ in range(200):
+        await settle(pilot, 1)
+        left = hub_status(store, configured=True)["ops_not_yet_shared"]
+        if left == 0:
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"{left} op(s) of this counter never reached the hub")
+
+
 def printed(folder: Path, kind: str) -> list[str]:
     return [p.read_text(encoding="utf-8") for p in sorted(folder.glob(f"*-{kind}-*.txt"))]
 
@@ -99,7 +112,6 @@ async def test_billing_walk_across_counters_through_a_real_hub(tmp_path: Path) -
             await login(pilot)
             await play(pilot, [*KAMLA, "<f10>"])
             assert isinstance(c01.screen, RegisterScreen)
-            await pilot.pause(0.5)
             await settle(pilot)
             if "Possible" in str(c01.screen.query_one("#form-msg").render()):
                 await pilot.press("f10")
@@ -108,8 +120,7 @@ async def test_billing_walk_across_counters_through_a_real_hub(tmp_path: Path) -
             await settle(pilot)
             assert isinstance(c01.screen, LabScreen)
             await type_text(pilot, "9415001234")
-            await pilot.pause(0.3)
-            await settle(pilot)
+            await searched(pilot)
             await pilot.press("enter", "enter")
             await settle(pilot)
             await type_text(pilot, "cbc", then="enter")
@@ -126,12 +137,7 @@ async def test_billing_walk_across_counters_through_a_real_hub(tmp_path: Path) -
             assert "to pay at billing" in said, said
             order = said.split()[2]
             await shared(pilot, c01, 0)
-            for _ in range(50):  # pushed to the hub
-                await settle(pilot, 1)
-                if c01.status.hub:
-                    break
-            await pilot.pause(1.0)
-            await settle(pilot)
+            await pushed(pilot, s01)
         assert printed(tmp_path / "C01" / "prints", "labels") == []  # the labels print where she pays
         s01.close()
 
@@ -143,8 +149,7 @@ async def test_billing_walk_across_counters_through_a_real_hub(tmp_path: Path) -
             assert isinstance(c02.screen, BillingScreen)  # the billing desk opens on billing
             await shared(pilot, c02, 4)  # patient, visit, its fee, the lab order
             await type_text(pilot, "1234")  # the last four digits of her mobile
-            await pilot.pause(0.3)
-            await settle(pilot)
+            await searched(pilot)
             await pilot.press("enter", "enter")  # to the list, pick her
             await settle(pilot)
             screen = c02.screen
@@ -162,8 +167,7 @@ async def test_billing_walk_across_counters_through_a_real_hub(tmp_path: Path) -
             await settle(pilot)
             # the same patient again: the order shows paid, nothing is due, F10 takes nothing twice
             await type_text(pilot, "1234")
-            await pilot.pause(0.3)
-            await settle(pilot)
+            await searched(pilot)
             await pilot.press("enter", "enter")
             await settle(pilot)
             assert [str(c) for c in table.get_row_at(0)][4:] == ["₹400.00", "-"]
@@ -206,8 +210,7 @@ async def test_another_counters_patient_prints_as_registered_there(make_app, sto
         await pilot.press("f4")
         await settle(pilot)
         await type_text(pilot, "kamla")
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await searched(pilot)
         await pilot.press("enter", "enter")
         await settle(pilot)
         await type_text(pilot, "cbc", then="enter")
@@ -218,8 +221,7 @@ async def test_another_counters_patient_prints_as_registered_there(make_app, sto
         await pilot.press("f3")
         await settle(pilot)
         await type_text(pilot, "1234")
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await searched(pilot)
         await pilot.press("enter", "enter")
         await settle(pilot)
         await type_text(pilot, "ME", then="enter")

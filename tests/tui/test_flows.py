@@ -20,7 +20,7 @@ from opd_fallback.tui.screens.revisit import RevisitScreen
 from opd_fallback.tui.screens.void import VoidScreen
 from opd_fallback.tui.widgets.patient_picker import PatientPicker
 
-from .conftest import SUPERVISOR_PIN, login, settle, type_text
+from .conftest import SUPERVISOR_PIN, login, searched, settle, type_text
 
 
 def register(store: Store, name: str = "Geeta Rani", mobile: str | None = "9811122233"):
@@ -41,8 +41,7 @@ async def test_revisit_found_by_mobile_in_the_patient_index(make_app, store: Sto
         await settle(pilot)
         assert isinstance(app.screen, RevisitScreen)
         await type_text(pilot, "99350 12345")
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await searched(pilot)
         picker = app.screen.query_one("#picker")
         assert [h.uhid for h in picker.hits] == ["KGMU-0042"]
         await pilot.press("enter")  # to the results
@@ -74,8 +73,7 @@ async def test_lab_order_with_payment_and_labels(make_app, store: Store, tmp_pat
         await settle(pilot)
         assert isinstance(app.screen, LabScreen)
         await type_text(pilot, "geeta")
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await searched(pilot)
         await pilot.press("enter", "enter")
         await settle(pilot)
         assert app.screen.visit == reg.visit.local_ref
@@ -189,7 +187,6 @@ async def test_revisit_found_by_the_offline_number_on_the_slip(make_app, store: 
         await pilot.press("f3")
         await settle(pilot)
         await type_text(pilot, reg.visit.local_ref.lower())  # the big number on yesterday's slip
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await searched(pilot)
         hits = app.screen.query_one("#picker").hits
         assert [h.local_ref for h in hits] == [reg.patient.local_ref]

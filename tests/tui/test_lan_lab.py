@@ -15,7 +15,7 @@ from opd_fallback.store.engine import Store
 from opd_fallback.store.tables import Op
 from opd_fallback.tui.screens.lab import LabScreen
 
-from .conftest import login, registered_at_another_counter, settle, type_text
+from .conftest import login, registered_at_another_counter, searched, settle, type_text
 
 
 async def test_lab_order_on_another_counters_visit(make_app, store: Store, tmp_path: Path) -> None:
@@ -29,8 +29,7 @@ async def test_lab_order_on_another_counters_visit(make_app, store: Store, tmp_p
         await settle(pilot)
         assert isinstance(app.screen, LabScreen)
         await type_text(pilot, "sita devi")
-        await pilot.pause(0.3)
-        await settle(pilot)
+        await searched(pilot)
         await pilot.press("enter", "enter")
         await settle(pilot)
         assert app.screen.visit == reg.visit.local_ref

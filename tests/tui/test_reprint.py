@@ -15,7 +15,7 @@ from opd_fallback.store.tables import Patient
 from opd_fallback.tui.screens.reprint import ReprintScreen
 from tests.helpers import db as db_helper
 
-from .conftest import login, settle, type_text
+from .conftest import login, searched, settle, type_text
 
 
 async def register_ram_kumar(pilot: Pilot[Any]) -> None:
@@ -53,8 +53,7 @@ async def test_failed_print_keeps_record_and_reprints(make_app, store: Store, tm
         assert {r[0] for r in rows} == {"slip", "receipt"}
         assert all("NOT PRINTED" in r[3] for r in rows)
         await type_text(pilot, "receipt")
-        await pilot.pause(0.2)
-        await settle(pilot)
+        await searched(pilot)
         await pilot.press("enter")  # to the list
         await pilot.press("enter")  # reprint the selected receipt
         await settle(pilot)

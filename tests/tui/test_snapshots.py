@@ -17,7 +17,7 @@ from opd_fallback.application.services import CounterService, PaymentInput
 from opd_fallback.store import audit, patient_index
 from opd_fallback.store.engine import Store
 
-from .conftest import FIXED_NOW, SUPERVISOR, SUPERVISOR_PIN, login, settle, type_text
+from .conftest import FIXED_NOW, SUPERVISOR, SUPERVISOR_PIN, login, searched, settle, type_text
 
 CASES = [((80, 24), "en"), ((80, 24), "hi"), ((120, 40), "en"), ((120, 40), "hi")]
 # 80x24 (where nothing may be cut) runs in make test; 120x40 in make chaos (issue 21: make test < 4 min).
@@ -125,7 +125,7 @@ def test_revisit_search_results(snap, size, lang) -> None:
     async def steps(pilot: Any) -> None:
         await _flow(pilot, "f3")
         await type_text(pilot, "moh")
-        await pilot.pause(0.3)
+        await searched(pilot)
 
     assert snap(size, lang, steps)
 
