@@ -158,10 +158,19 @@ def test_review_decisions_and_cancellations_reach_the_hub(tmp_path, counters) ->
         assert kinds == ["patient", "visit"]
 
 
-def test_share_watch_keeps_pulling_until_interrupted(tmp_path, counters) -> None:
+@pytest.mark.parametrize("stop_with", ["SIGINT, inherited ignored", "SIGTERM"])
+def test_share_watch_keeps_pulling_until_interrupted(tmp_path, counters, stop_with) -> None:
+    """Ctrl-C or a service manager's SIGTERM ends the watch with exit 0, also when the
+    parent passed SIGINT on ignored (a job started with `&`: the KeyboardInterrupt
+    the command relied on before never came, and the watch ran on)."""
     import os
     import signal
     import time
+
+    sig = signal.SIGTERM if stop_with == "SIGTERM" else signal.SIGINT
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from sqlalchemy import text
 
@@ -176,7 +185,7 @@ def test_share_watch_keeps_pulling_until_interrupted(tmp_path, counters) -> None
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPD_")}
         proc = subprocess.Popen([sys.executable, "-m", "opd_fallback", "--data-dir", str(data), "share", "--watch",
                                  "--interval", "0.2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, preexec_fn=ignore_sigint if sig == signal.SIGINT else None)
         try:
             reg = CounterService(counters["C01"], "C01").register_new(
                 "op-1", PATIENT, department="MED", payment=PaymentInput(mode="cash"))
@@ -194,6 +203,6 @@ def test_share_watch_keeps_pulling_until_interrupted(tmp_path, counters) -> None
                 watcher.close()
             assert n == 3, proc.stderr.read() if proc.poll() is not None else "not pulled"
         finally:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
