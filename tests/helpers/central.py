@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +45,7 @@ import httpx
 
 from opd_fallback.central.db import add_device, create_schema, database, open_db, set_maintenance
 from opd_fallback.domain.contract import API_PREFIX
+from tests.helpers.ports import free_port
 from tests.helpers.postgres import PostgresServer
 
 START_TIMEOUT_S = 30.0
@@ -70,10 +70,6 @@ SQLITE = Backend("sqlite")
 DEFAULT_BACKEND: Backend = SQLITE  # tests/central's conftest switches it per test
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -171,7 +167,7 @@ class CentralHandle:
                 raise RuntimeError(f"central server exited ({self.proc.returncode}):\n{self.log()}")
             try:
                 r = httpx.get(self.api + "/health", headers=headers, timeout=2)
-                if r.status_code in (200, 401, 503):  # answering; 503 = maintenance is still "up"
+                if r.status_code in (200, 401, 503) and self.proc.poll() is None:  # 503 = maintenance is still "up"
                     return
             except httpx.TransportError:
                 pass
