@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeAlias
 
-Cell: TypeAlias = str | int | None  # a cell as given (money as integer paise; no floats); written as its text, None as an empty cell
+Cell: TypeAlias = str | int | None  # a cell as given (money as integer paise, never a fraction); written as its text, None as an empty cell
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
