@@ -7,7 +7,7 @@ Decisions (why the fast path gives the same bytes as ``rfc8785.dumps``):
   ASCII, exact types only (no subclasses, no tuples), nested at most 64 deep;
 - no ``float`` at all: ES6 number printing (``1.0`` is ``1``, ``1e21``,
   ``-0.0`` is ``0``) differs from orjson's, and our payloads hold none (money
-  is integer paise); a float sends the whole value to the library;
+  is integer paise); a value holding one goes whole to the library;
 - integers beyond 2**53 - 1 go to the library, which raises as before;
 - ASCII keys sort the same by UTF-16 code units (RFC 8785 3.2.3) as by code
   points (orjson); a non-ASCII key sends the value to the library;
