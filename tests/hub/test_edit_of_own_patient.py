@@ -66,7 +66,14 @@ def stores(tmp_path):
         st.close()
 
 
-def test_another_counters_edit_reaches_this_counters_own_patient(tmp_path, stores) -> None:
+@contextmanager
+def _meena_at_both(tmp_path, stores, monkeypatch):
+    """A real hub; C01 registers Meena Kumari and both counters share. Yields
+    the hub, ``ok(dev)`` (one exchange that must succeed), the two counters' services,
+    her registration, and ``shift`` (seconds added to every counter's clock, to order edits)."""
+    real = clock.now_ist
+    shift = {"s": 0}
+    monkeypatch.setattr(clock, "now_ist", lambda: real() + timedelta(seconds=shift["s"]))
     with run_hub(tmp_path, devices=DEVICES) as hub:
         def ok(dev: str):
             res = share(hub, stores[dev], dev)
@@ -75,9 +82,14 @@ def test_another_counters_edit_reaches_this_counters_own_patient(tmp_path, store
 
         c01, c02 = CounterService(stores["C01"], "C01"), CounterService(stores["C02"], "C02")
         reg = c01.register_new("op-1", MEENA, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
-        ref = reg.patient.local_ref
         ok("C01")
         ok("C02")
+        yield hub, ok, c01, c02, reg, shift
+
+
+def test_another_counters_edit_reaches_this_counters_own_patient(tmp_path, stores, monkeypatch) -> None:
+    with _meena_at_both(tmp_path, stores, monkeypatch) as (hub, ok, c01, c02, reg, _shift):
+        ref = reg.patient.local_ref
         before = _patient(stores["C01"], ref)
         ops_before = _rows(stores["C01"], "op", "op_id")
 
@@ -124,29 +136,9 @@ def test_another_counters_edit_reaches_this_counters_own_patient(tmp_path, store
             new.close()
 
 
-@contextmanager
-def _meena_at_both(tmp_path, stores, monkeypatch):
-    """A real hub; C01 registers Meena Kumari and both counters share. Yields
-    ``ok(dev)`` (one exchange that must succeed), the two counters' services, her
-    local_ref, and ``shift`` (seconds added to every counter's clock, to order edits)."""
-    real = clock.now_ist
-    shift = {"s": 0}
-    monkeypatch.setattr(clock, "now_ist", lambda: real() + timedelta(seconds=shift["s"]))
-    with run_hub(tmp_path, devices=DEVICES) as hub:
-        def ok(dev: str):
-            res = share(hub, stores[dev], dev)
-            assert res.outcome == "ok", res.message
-            return res
-
-        c01, c02 = CounterService(stores["C01"], "C01"), CounterService(stores["C02"], "C02")
-        reg = c01.register_new("op-1", MEENA, department="MED", payment=PaymentInput(mode="cash", amount_paise=1000))
-        ok("C01")
-        ok("C02")
-        yield ok, c01, c02, reg.patient.local_ref, shift
-
-
 def test_a_concurrent_edit_of_the_same_field_is_kept_later_and_flagged(tmp_path, stores, monkeypatch) -> None:
-    with _meena_at_both(tmp_path, stores, monkeypatch) as (ok, c01, c02, ref, shift):
+    with _meena_at_both(tmp_path, stores, monkeypatch) as (_hub, ok, c01, c02, reg, shift):
+        ref = reg.patient.local_ref
         before = _patient(stores["C01"], ref)
         # neither counter knows of the other's edit: C02 first (older), then C01 (newer), then they share
         shift["s"] = 10
@@ -178,7 +170,8 @@ def test_a_concurrent_edit_of_the_same_field_is_kept_later_and_flagged(tmp_path,
 
 
 def test_the_editing_counter_shows_its_edit_and_both_counters_end_alike(tmp_path, stores, monkeypatch) -> None:
-    with _meena_at_both(tmp_path, stores, monkeypatch) as (ok, c01, c02, ref, shift):
+    with _meena_at_both(tmp_path, stores, monkeypatch) as (_hub, ok, c01, c02, reg, shift):
+        ref = reg.patient.local_ref
         # this time C01's edit is the older: neither counter knows of the other's
         shift["s"] = 10
         c01.update_patient("op-1", ref, {"mobile": "9811111111"})
