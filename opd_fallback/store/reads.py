@@ -13,6 +13,7 @@ from sqlalchemy import Row, text
 from sqlmodel import Session
 
 from opd_fallback.domain import registry
+from opd_fallback.store.lan_conflicts import OpenConflicts, open_conflicts
 from opd_fallback.store.states import CANCELLED, CONFLICT, FLAGGED, PENDING, REJECTED, SYNCED
 
 if TYPE_CHECKING:
@@ -217,3 +218,8 @@ def seqs_up_to(session: Session, seq: int) -> list[int]:
     """The seqs of this counter's ops at or below ``seq``, in order (share: which the hub lacks)."""
     return [int(r[0]) for r in session.execute(text("SELECT seq FROM op WHERE seq <= :m ORDER BY seq"),
                                                {"m": seq}).all()]
+
+
+def open_lan_conflicts(session: Session) -> OpenConflicts:
+    """The open LAN edit conflicts (store/lan_conflicts.py), for the counter's status bar."""
+    return open_conflicts(lambda sql, params: session.execute(text(sql), params).all())

@@ -241,6 +241,7 @@ class StoreBackend:
             from opd_fallback.application.clock import report as clock_report
 
             clock = clock_report(s)
+            conflicts = reads.open_lan_conflicts(s)
             meta = {k: v for k in (meta_keys.LAST_SYNC_AT, meta_keys.LAST_SYNC_OUTCOME)
                     if (v := meta_keys.get(s, k)) is not None}
         age = None
@@ -262,6 +263,7 @@ class StoreBackend:
                 last += f" ({outcome})"
         return StatusInfo(ops_waiting=counts.get(outbox.PENDING, 0), oldest_age_s=age,
                           ops_flagged=sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), last_sync=last,
+                          lan_conflicts=conflicts.n,
                           # the PC clock more than 5 minutes off the hub's or central's (application/clock.py)
                           clock_off=clock.message if clock.off else None, clock_confirmed=bool(clock.confirmed_by))
 
