@@ -42,7 +42,7 @@ CancelledRow = Row[str, str]  # op_id, updated_at
 DayRow = Row[str, int, str, str, str, str | None, str | None, str | None, int | None, str | None, str,
              str | None]
 PaymentAmountRow = Row[str, str | None, str | None, int]
-PaymentByKeyRow = Row[str, str, str, int, str, str, int]
+PaymentByKeyRow = Row[str, str, str, int, str, str, int, str | None, str | None]
 SlipPatientRow = Row[str | None, str | None]
 
 
@@ -193,11 +193,13 @@ def latest_visit(session: Session, day: str, *, uhid: str | None, local_ref: str
 
 
 def payment_by_key(session: Session, key: str) -> PaymentByKeyRow | None:
-    """(receipt_no, local_ref, patient_name, amount_paise, mode, created_at, voided) of
-    the payment with this receipt number or offline number, or None."""
+    """(receipt_no, local_ref, patient_name, amount_paise, mode, created_at, voided, patient_local_ref,
+    patient_uhid) of the payment with this receipt number or offline number, or None. ``patient_name``
+    is the copy taken when the money was: show the patient's current name (``samples.person_of``)."""
     return session.execute(text(
         "SELECT p.receipt_no, p.local_ref, p.patient_name, p.amount_paise, p.mode, p.created_at, "
-        "v.id IS NOT NULL FROM payment p LEFT JOIN payment_void v ON v.payment_local_ref = p.local_ref "
+        "v.id IS NOT NULL, p.patient_local_ref, p.patient_uhid "
+        "FROM payment p LEFT JOIN payment_void v ON v.payment_local_ref = p.local_ref "
         "WHERE p.receipt_no = :k OR p.local_ref = :k"), {"k": key}).first()
 
 
