@@ -1,9 +1,12 @@
 """The papers of a record, built from what is saved, and their reprints.
 
 A slip, receipt or tube label is built here from the store's rows (the
-patient as registered: guardian relation, age in months, Hindi name,
-category), never from what a screen happened to hold, so the first print,
-a reprint and ``opd-fallback preview`` all show the same thing. A reprint
+patient as her row holds it now: guardian relation, age in months, Hindi name,
+category, and a name edited since, here or at another counter), never from
+what a screen happened to hold, so the first print, a reprint and
+``opd-fallback preview`` show the same thing but for such an edit. The
+``patient_name`` copies of visits, orders and payments are not read while the
+patient is known here (decided in store/tables.py). A reprint
 goes through ``reprint``: it is marked DUPLICATE with the time and operator
 (a voided receipt also VOIDED with the void's reason, time and supervisor)
 and written to the audit log in the same step.

@@ -1,6 +1,8 @@
 """What a supervisor needs to know about this counter right now, read from the
 store only (never the network): the outbox by state and kind, how long the
-oldest op has waited, what needs a person, the last sync, and today's money.
+oldest op has waited, what needs a person (flagged ops, and the LAN edit
+conflicts no later edit has answered: store/lan_conflicts.py), the last sync,
+and today's money.
 
 The dict returned by :func:`collect` is the stable ``status --json`` form,
 documented in docs/status-json.md; add keys, never rename or remove them.
@@ -26,7 +28,7 @@ import orjson
 from opd_fallback.application.daytotals import ReprintsJSON, VoidsJSON, WaiverJSON, totals_for_day
 from opd_fallback.domain.clock import IST, duration_words, now_iso, now_ist
 from opd_fallback.domain.rules import OP_KINDS, PAYMENT_MODES, format_paise
-from opd_fallback.store import marks, meta, readonly
+from opd_fallback.store import lan_conflicts, marks, meta, readonly
 from opd_fallback.store import states as outbox
 from opd_fallback.store.readonly import OperationalError, needs_upgrade, snapshot
 
@@ -66,6 +68,7 @@ class NeedsPerson(TypedDict):
     oldest_recorded_at: str | None
     oldest_age_seconds: int | None
     damaged: int
+    lan_edit_conflicts: int
 
 
 class LastSync(TypedDict):
@@ -256,6 +259,7 @@ def _collect(db_path: Path, device_id: str, *, now: datetime | None, hub_configu
         oldest_flagged = readonly.oldest_recorded_at(conn, NEEDS_PERSON)
         waiting = readonly.waiting_with_reason(conn)
         damaged = readonly.damaged_ops(conn)
+        conflicts = lan_conflicts.open_conflicts(readonly.run_sql(conn))
         went_back = _meta(conn, marks.WENT_BACK) or marks.went_back_words(db_path, lambda name: _counter(conn, name))
         sync = _last_sync(conn)
         payments = _payments_today(conn, now.astimezone(IST).date().isoformat())
@@ -283,6 +287,7 @@ def _collect(db_path: Path, device_id: str, *, now: datetime | None, hub_configu
             "oldest_recorded_at": oldest_flagged,
             "oldest_age_seconds": _age_seconds(oldest_flagged, now),
             "damaged": damaged,  # of those: damaged in this database, never sent
+            "lan_edit_conflicts": conflicts.n,  # besides those: edits of one field at two counters
         },
         "last_sync": sync,
         "hub": hub,
@@ -313,6 +318,10 @@ def render_text(report: StatusReport) -> str:
     if n.get("damaged"):
         lines.append(f"  {n['damaged']} of them damaged in this database and never sent: "
                      "cancel each in review and enter it again from the paper slip")
+    if n.get("lan_edit_conflicts"):
+        lines.append(f"LAN edit conflicts: {n['lan_edit_conflicts']} (a patient's field changed at two counters; "
+                     "the later change is kept): check with each patient and correct the record if it is wrong "
+                     "-> opd-fallback review history")
     if report.get("went_back_in_time"):
         lines.append(f"WARNING: {report['went_back_in_time']}")
     sync = report["last_sync"]

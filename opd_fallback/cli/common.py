@@ -9,7 +9,9 @@ domain (pydantic, SQLAlchemy) are imported inside the helpers that use them.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +63,30 @@ def read_token(token: str | None, token_stdin: bool) -> str | None:
         typer.echo("warning: --token puts the device token in the process list (ps) for every user of this "
                    "computer to see; use --token-stdin or OPD_CENTRAL_TOKEN instead", err=True)
     return token
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """While the block runs, Ctrl-C (SIGINT) and a service manager's SIGTERM set
+    ``stop`` instead of ending the process: a ``--watch`` loop (share, sync)
+    finishes the exchange under way and ends with its summary and exit status.
+
+    Installed by the command, not left to Python's KeyboardInterrupt: a parent
+    that ignores SIGINT (a job started with ``&``, some supervisors) passes the
+    ignore on, and Python then raises nothing (the watch ran on); SIGTERM's
+    default ends the process at once, without a summary. The previous handlers
+    come back when the block ends. Main thread only (``signal.signal``).
+    """
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    before = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def fail(message: str, *, code: int = ExitCode.REFUSED) -> NoReturn:

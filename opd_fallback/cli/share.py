@@ -11,13 +11,12 @@ replaced; 9 the hub refused this counter's token.
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opd_fallback.cli.common import counter_settings, fail
+from opd_fallback.cli.common import counter_settings, fail, stop_on_signals
 from opd_fallback.domain.exits import ExitCode
 
 if TYPE_CHECKING:  # imported inside the command: it loads the store (SQLAlchemy)
@@ -70,19 +69,10 @@ def share(
                     if res.outcome != "ok" or res.pushed or res.pulled_records or res.hub_went_back or as_json:
                         show(res)
 
-                def stop_on(_signum: int, _frame: object) -> None:
-                    stop.set()
-
-                # Ctrl-C and a service manager's SIGTERM end the watch after the exchange under way, with
-                # its summary and exit status. Installed here, not left to Python's KeyboardInterrupt: a
-                # parent that ignores SIGINT (a job started with `&`, some supervisors) passes the ignore on.
-                before = {sig: signal.signal(sig, stop_on) for sig in (signal.SIGINT, signal.SIGTERM)}
-                try:
+                # Ctrl-C and SIGTERM end the watch after the exchange under way (cli/common.py)
+                with stop_on_signals(stop):
                     watch_loop(store, client, s.device_id, interval_s=interval or s.hub_interval_s, stop=stop,
                                on_result=on_result)
-                finally:
-                    for sig, handler in before.items():
-                        signal.signal(sig, handler)
     finally:
         store.close()
     raise typer.Exit(last[0].exit_code if last else ExitCode.OK)

@@ -6,8 +6,14 @@ Exit status: 0 all synced, 1 some ops need a person (or still wait), 3 the
 server is unreachable (including a proxy, firewall or captive portal in the
 way) or refused the token, 4 another sync holds this database (the summary
 still counts the queue). ``--give-up-after N`` ends the run about N seconds
-after central's last useful answer, however the network misbehaves. ``--watch`` keeps going for unattended use; ``--json`` prints a
-machine-readable summary on stdout.
+after central's last useful answer, however the network misbehaves.
+``--watch`` keeps going for unattended use: each round is bounded the same way
+(a round that gives up prints its summary, then the watch waits for central
+again), and Ctrl-C or SIGTERM stops it after the exchange under way, by the
+command's own handler (``cli/common.stop_on_signals``, shared with ``share
+--watch``), with the last round's exit status (3 when central never answered).
+``--json`` prints a machine-readable summary on stdout (a line per round with
+``--watch``).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opd_fallback.cli.common import TokenOpt, TokenStdinOpt, read_token, warn_insecure_tls
+from opd_fallback.cli.common import TokenOpt, TokenStdinOpt, read_token, stop_on_signals, warn_insecure_tls
 from opd_fallback.domain.exits import ExitCode
 
 if TYPE_CHECKING:  # imported in _settings: pydantic-settings is not needed for `--help`
@@ -31,6 +37,7 @@ if TYPE_CHECKING:  # imported in _settings: pydantic-settings is not needed for 
 
     from opd_fallback.application.clock import ClockReport
     from opd_fallback.config import Settings
+    from opd_fallback.store import Store
     from opd_fallback.sync.summary import SyncSummary
 
 ServerOpt = Annotated[str | None, typer.Option("--server", help="Central server URL [env OPD_CENTRAL_URL]")]
@@ -172,16 +179,28 @@ def _print_summary(summary: SyncSummary) -> None:
         _err(f"warning: {w}")
 
 
+def _say_stopped(store: Store, last: list[SyncSummary]) -> None:
+    """The watch's last words: what still waits (nothing is lost), and central's state if it never answered."""
+    from opd_fallback.store import reads
+
+    with store.read() as ses:
+        waiting = reads.signature(ses)[0]
+    why = "" if last else "; central never answered"
+    rest = (f"{waiting} ops wait in the queue, nothing is lost: run sync again to send them" if waiting
+            else "nothing waits in the queue")
+    _err(f"sync: stopped watching{why}; {rest}")
+
+
 def sync(
     server: ServerOpt = None,
     token: TokenOpt = None,
     token_stdin: TokenStdinOpt = False,
     ca_bundle: CaOpt = None,
-    watch: Annotated[bool, typer.Option("--watch", help="Keep syncing: wait for central, then push new ops as they come")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep syncing: wait for central, then push new ops as they come (Ctrl-C or SIGTERM to stop)")] = False,
     as_json: JsonOpt = False,
     data_dir: DataOpt = None,
     interval: Annotated[float, typer.Option("--interval", help="With --watch: seconds between looks for new ops")] = 5.0,
-    give_up_after: Annotated[float, typer.Option("--give-up-after", help="Give up (exit 3) when central has not answered usefully for this many seconds; every request, retry and Retry-After wait counts (not with --watch)")] = 60.0,
+    give_up_after: Annotated[float, typer.Option("--give-up-after", help="Give up (exit 3) when central has not answered usefully for this many seconds; every request, retry and Retry-After wait counts (with --watch: each round gives up, then the watch waits for central again)")] = 60.0,
     wait_lease: Annotated[float, typer.Option("--wait", help="Seconds to wait if another sync holds this database")] = 0.0,
 ) -> None:
     """Push this counter's queued ops to the central server, exactly once, in order."""
@@ -196,8 +215,8 @@ def sync(
     clock: list[ClockReport] = []  # this PC's clock against central's (application/clock.py)
     try:
         with _Reporter(quiet=as_json) as rep, CentralClient.from_settings(s) as client:
-            engine = SyncEngine(
-                store, client, s, give_up_after_s=None if watch else give_up_after, lease_wait_s=wait_lease,
+            engine = SyncEngine(  # --give-up-after bounds each round of a watch too: a round ends, and says so
+                store, client, s, give_up_after_s=give_up_after, lease_wait_s=wait_lease,
                 stop=stop, on_warning=lambda m: rep.note(f"warning: {m}"),
                 on_event=(lambda m: rep.note(f"sync: {m}")) if not as_json else None,
             )
@@ -216,19 +235,20 @@ def sync(
                         _print_summary(summary)
 
                 if not as_json:
-                    rep.note(f"sync: watching {client.base_url} (Ctrl-C to stop)")
-                try:
+                    rep.note(f"sync: watching {client.base_url} (Ctrl-C or SIGTERM to stop)")
+                # Ctrl-C and SIGTERM end the watch after the exchange under way (cli/common.py)
+                with stop_on_signals(stop):
                     engine.watch(rep, interval_s=interval, on_summary=on_summary)
-                except KeyboardInterrupt:
-                    stop.set()
+                if not as_json:
+                    _say_stopped(store, last)
     except KeyboardInterrupt:
         stop.set()
         _err("sync: interrupted; nothing is lost, run sync again to continue")
         raise typer.Exit(ExitCode.REFUSED) from None
     finally:
         store.close()
-    if not last:
-        raise typer.Exit(ExitCode.OK)
+    if not last:  # a watch stopped before central ever answered
+        raise typer.Exit(ExitCode.UNREACHABLE if watch else ExitCode.OK)
     summary = last[0]
     code = summary.exit_code
     if not watch:

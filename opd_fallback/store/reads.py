@@ -13,6 +13,7 @@ from sqlalchemy import Row, text
 from sqlmodel import Session
 
 from opd_fallback.domain import registry
+from opd_fallback.store.lan_conflicts import OpenConflicts, open_conflicts
 from opd_fallback.store.states import CANCELLED, CONFLICT, FLAGGED, PENDING, REJECTED, SYNCED
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ CancelledRow = Row[str, str]  # op_id, updated_at
 DayRow = Row[str, int, str, str, str, str | None, str | None, str | None, int | None, str | None, str,
              str | None]
 PaymentAmountRow = Row[str, str | None, str | None, int]
-PaymentByKeyRow = Row[str, str, str, int, str, str, int]
+PaymentByKeyRow = Row[str, str, str, int, str, str, int, str | None, str | None]
 SlipPatientRow = Row[str | None, str | None]
 
 
@@ -192,11 +193,13 @@ def latest_visit(session: Session, day: str, *, uhid: str | None, local_ref: str
 
 
 def payment_by_key(session: Session, key: str) -> PaymentByKeyRow | None:
-    """(receipt_no, local_ref, patient_name, amount_paise, mode, created_at, voided) of
-    the payment with this receipt number or offline number, or None."""
+    """(receipt_no, local_ref, patient_name, amount_paise, mode, created_at, voided, patient_local_ref,
+    patient_uhid) of the payment with this receipt number or offline number, or None. ``patient_name``
+    is the copy taken when the money was: show the patient's current name (``samples.person_of``)."""
     return session.execute(text(
         "SELECT p.receipt_no, p.local_ref, p.patient_name, p.amount_paise, p.mode, p.created_at, "
-        "v.id IS NOT NULL FROM payment p LEFT JOIN payment_void v ON v.payment_local_ref = p.local_ref "
+        "v.id IS NOT NULL, p.patient_local_ref, p.patient_uhid "
+        "FROM payment p LEFT JOIN payment_void v ON v.payment_local_ref = p.local_ref "
         "WHERE p.receipt_no = :k OR p.local_ref = :k"), {"k": key}).first()
 
 
@@ -217,3 +220,8 @@ def seqs_up_to(session: Session, seq: int) -> list[int]:
     """The seqs of this counter's ops at or below ``seq``, in order (share: which the hub lacks)."""
     return [int(r[0]) for r in session.execute(text("SELECT seq FROM op WHERE seq <= :m ORDER BY seq"),
                                                {"m": seq}).all()]
+
+
+def open_lan_conflicts(session: Session) -> OpenConflicts:
+    """The open LAN edit conflicts (store/lan_conflicts.py), for the counter's status bar."""
+    return open_conflicts(lambda sql, params: session.execute(text(sql), params).all())

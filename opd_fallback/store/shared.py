@@ -271,12 +271,12 @@ def _flag(session: Session, out: Stored, ref: str, by: str, at: list[str], lost:
     """An older edit of another counter arrived after this counter's own later change of the same fields:
     made with neither knowing of the other's. The later stays; a person is told (a sentence per field, no
     patient data: it is shown and kept as the share's outcome), in ``review history`` and ``share``."""
-    from opd_fallback.store import audit
+    from opd_fallback.store import audit, lan_conflicts
 
     why = [f"patient {ref}: counter {by} changed {k} at {at[0][11:16]} without knowing this counter's change "
            f"of {mine_at[11:16]}; this counter's later change is kept (the later wins on every counter): "
            "check with the patient which is right and correct it if it is not" for k, mine_at in lost]
-    audit.record(session, "hub", "review.lan_edit_conflict", ref, by=by, op_id=at[1], fields=[k for k, _ in lost],
+    audit.record(session, "hub", lan_conflicts.ACTION, ref, by=by, op_id=at[1], fields=[k for k, _ in lost],
                  why="; ".join(why))
     out.conflicts += why
 

@@ -4,6 +4,19 @@ Table models are storage, not wire models: what travels is in
 :mod:`opd_fallback.domain.contract` / :mod:`opd_fallback.domain.payloads`. JSON columns are
 TEXT holding compact JSON so an op's payload is stored byte-for-byte as sent.
 Timestamps are RFC 3339 strings with the +05:30 offset.
+
+Decided: ``visit``, ``lab_order`` and ``payment`` keep ``patient_name``, a copy
+of the patient's name taken when the record was made, and it is never updated:
+an edit of the patient (``patient.update`` here, another counter's from the LAN
+in store/shared.py, a correction in review) changes the ``patient`` row (or the
+LAN's ``shared_record``) alone, in its one transaction with its op. Whatever
+shows a patient's name reads it *now* from the patient's row
+(``printouts.Printouts._person`` for slips, receipts and labels and their
+reprints, ``samples.person_of`` for the collection and billing desks and the
+void screen); the copy is only the last fallback when the patient is known
+nowhere here (central's index lacks her too). Not rewriting the copies keeps a
+payment a fact never updated, adds no write to the LAN's apply path or to the
+edit's transaction, and changes no wire op (the copy never travels).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from opd_fallback.store import shared as shared_records
 from opd_fallback.store.engine import Store
 from opd_fallback.store.operators import verify_operator, verify_supervisor
 from opd_fallback.store.patient_index import PatientHit
+from opd_fallback.store.samples import person_of
 from opd_fallback.store.tables import Op, Patient, Visit
 from opd_fallback.tui.ports import Approver, PatientFields, PaymentInfo, QueueRow, Saved, StatusInfo
 from opd_fallback.tui.state import Session
@@ -186,9 +187,11 @@ class StoreBackend:
         k = key.strip().upper()
         with self.store.read() as s:
             row = reads.payment_by_key(s, k)
-        if row is None:
-            return None
-        return PaymentInfo(receipt_no=row[0], local_ref=row[1], patient_name=row[2], amount_paise=int(row[3]),
+            if row is None:
+                return None
+            # the patient's name now (an edit since, here or at another counter), as the receipt reprints it
+            name = person_of(s, row[7] or row[8] or "", row[2]).name
+        return PaymentInfo(receipt_no=row[0], local_ref=row[1], patient_name=name, amount_paise=int(row[3]),
                            mode=row[4], created_at=row[5], voided=bool(row[6]))
 
     def void(self, session: Session, receipt_no: str, reason: str, supervisor_id: str, supervisor_pin: str) -> Saved:
@@ -241,6 +244,7 @@ class StoreBackend:
             from opd_fallback.application.clock import report as clock_report
 
             clock = clock_report(s)
+            conflicts = reads.open_lan_conflicts(s)
             meta = {k: v for k in (meta_keys.LAST_SYNC_AT, meta_keys.LAST_SYNC_OUTCOME)
                     if (v := meta_keys.get(s, k)) is not None}
         age = None
@@ -262,6 +266,7 @@ class StoreBackend:
                 last += f" ({outcome})"
         return StatusInfo(ops_waiting=counts.get(outbox.PENDING, 0), oldest_age_s=age,
                           ops_flagged=sum(counts.get(s_, 0) for s_ in outbox.FLAGGED), last_sync=last,
+                          lan_conflicts=conflicts.n,
                           # the PC clock more than 5 minutes off the hub's or central's (application/clock.py)
                           clock_off=clock.message if clock.off else None, clock_confirmed=bool(clock.confirmed_by))
 

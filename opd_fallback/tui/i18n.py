@@ -28,6 +28,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status.waiting": ("To sync: {n}", "सिंक बाकी: {n}"),
     "status.oldest": ("oldest {age}", "सबसे पुराना {age}"),
     "status.flagged": ("Need a person: {n}", "जाँच ज़रूरी: {n}"),
+    "status.lan_conflicts": ("LAN edit conflicts: {n}", "LAN बदलाव टकराव: {n}"),
     "status.last_sync": ("Last sync: {when}", "अंतिम सिंक: {when}"),
     "status.never": ("never", "कभी नहीं"),
     "status.syncing": ("Syncing {done}/{total}", "सिंक हो रहा {done}/{total}"),

@@ -86,6 +86,7 @@ class StatusInfo(TypedDict, total=False):
     ops_waiting: int
     oldest_age_s: float | None
     ops_flagged: int
+    lan_conflicts: int
     last_sync: str | None
     clock_off: str | None
     clock_confirmed: bool

@@ -26,6 +26,7 @@ class StatusModel:
     clock_confirmed: bool = False  # a supervisor confirmed the date anyway (clock confirm)
     hub_went_back: str | None = None  # HH:MM when an exchange found the hub gone back (it heals by itself)
     hub_refused: int = 0  # items the hub refused at the last exchange (not counted as shared)
+    lan_conflicts: int = 0  # open LAN edit conflicts: a patient's field changed at two counters (store/lan_conflicts.py)
 
     @property
     def clock_wrong(self) -> bool:

@@ -266,7 +266,7 @@ class Tx:
                 or (v.patient_uhid and v.patient_uhid == patient.uhid)
             ):
                 raise DomainError.field(
-                    "visit", f"visit {v.local_ref} is {v.patient_name}'s, not this patient's", code="other_patient")
+                    "visit", f"visit {v.local_ref} is another patient's, not this patient's", code="other_patient")
             return P.Ref.local(v.local_ref), [] if v.central_id else self._unsynced(v.op_id), v.local_ref
         other = shared_records.get(self.session, k, "visit")
         if other is not None:  # another counter's visit (from the hub)

@@ -1,6 +1,6 @@
 """The always-visible status line: hospital and device, operator, central
-online/offline, ops waiting and the oldest one's age, ops needing a person,
-last sync, the clock. It only reads ``app.status`` (kept fresh by a worker),
+online/offline, ops waiting and the oldest one's age, ops needing a person
+and open LAN edit conflicts (while there are any), last sync, the clock. It only reads ``app.status`` (kept fresh by a worker),
 so rendering never touches the disk or the network."""
 
 from __future__ import annotations
@@ -92,6 +92,8 @@ def _status_parts(model: StatusModel, lang: Lang, now: datetime) -> list[tuple[s
         waiting += " (" + tr("status.oldest", lang, age=human_age(model.oldest_age_s)) + ")"
     add("waiting", f"│ {waiting} ")
     add("flagged", f"│ {tr('status.flagged', lang, n=model.ops_flagged)} ", "bold yellow" if model.ops_flagged else "")
+    if model.lan_conflicts:  # kept on the line (not in _DROP_ORDER) while there are any: a person must check
+        add("lan_conflicts", f"│ {tr('status.lan_conflicts', lang, n=model.lan_conflicts)} ", "bold yellow")
     if model.sync_progress is not None:
         done, total = model.sync_progress
         add("syncing", f"│ {tr('status.syncing', lang, done=done, total=total)} ", "cyan")
