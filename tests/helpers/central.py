@@ -45,6 +45,7 @@ import httpx
 
 from opd_fallback.central.db import add_device, create_schema, database, open_db, set_maintenance
 from opd_fallback.domain.contract import API_PREFIX
+from tests.helpers import forkserver
 from tests.helpers.ports import free_port
 from tests.helpers.postgres import PostgresServer
 
@@ -149,10 +150,14 @@ class CentralHandle:
             raise RuntimeError("already running")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPD_CENTRAL_")}
         env["PYTHONUNBUFFERED"] = "1"
+        cmd = self.command()
         log = self.log_path.open("ab")
         try:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env,
-                                         cwd=str(Path(__file__).resolve().parents[2]))
+            root = Path(__file__).resolve().parents[2]
+            if "workers" in self.faults:  # several uvicorn processes: a fresh interpreter, as before
+                self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=str(root))
+            else:  # the same command, forked from a process that has imported it (helpers/forkserver.py)
+                self.proc = forkserver.popen(cmd[2], cmd[3:], env=env, cwd=root, stdout=log, stderr=log)
         finally:
             log.close()
         self._wait_up()
@@ -184,6 +189,7 @@ class CentralHandle:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        forkserver.wait_gone(self.proc)
         self.proc = None
 
     def restart(self, **faults: Any) -> None:

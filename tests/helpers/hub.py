@@ -32,6 +32,7 @@ import httpx
 
 from opd_fallback.hub import tls
 from opd_fallback.hub.db import add_device
+from tests.helpers import forkserver
 from tests.helpers.central import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +99,10 @@ class HubHandle:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPD_")}
         env["PYTHONUNBUFFERED"] = "1"
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=str(ROOT))
+            if self.prefix:  # in a network namespace: a fresh interpreter under the prefix, as before
+                self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, cwd=str(ROOT))
+            else:  # the same command, forked from a process that has imported it (helpers/forkserver.py)
+                self.proc = forkserver.popen(cmd[2], cmd[3:], env=env, cwd=ROOT, stdout=log, stderr=log)
         if wait:
             self.wait_up()
 
@@ -126,6 +130,7 @@ class HubHandle:
         if self.proc is not None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
+            forkserver.wait_gone(self.proc)
             self.proc = None
 
     def stop(self) -> None:
@@ -137,6 +142,7 @@ class HubHandle:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        forkserver.wait_gone(self.proc)
         self.proc = None
 
     def log(self) -> str:
