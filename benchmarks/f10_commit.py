@@ -3,16 +3,19 @@ sync runs (issue 21, item 4: p99 below 50 ms).
 
 A counter's database gets the central patient index (300,000 rows, written in
 50,000-row batches, benchmarks/counter.py's ``seed``). The reference central
-server runs in its own process on 127.0.0.1; a thread runs the real sync
-engine (``sync_once``, its own store on the same file) over and over, so it
-writes (acks, marks) while the clerk saves. The clerk is Pilot: real key
+server runs in its own process on 127.0.0.1; the real sync engine
+(``sync_once``, its own store on the same file) runs over and over, so it
+writes (acks, marks) while the clerk saves: in the counter's sidecar process,
+asked by a thread as the counter's sync worker asks it
+(application/sidecar.py, tui/wiring.py), or with ``--sync-in-thread`` in a
+thread of the clerk's process as before the sidecar (to compare). The clerk is Pilot: real key
 presses fill the registration form (name, sex, age, mobile, category,
 guardian, department, each a new patient no duplicate check stops) and press
 F10; the clock runs from the F10 key event entering the driver (as from a
 terminal) to ``register_new`` returning (the transaction committed: durable).
 
     nice .venv/bin/python benchmarks/f10_commit.py [--patients 300000] [--saves 60] [--json]
-        [--no-sync] [--seeded DIR]
+        [--no-sync | --sync-in-thread] [--seeded DIR]
 
 Exit 1 when p99 is 50 ms or more.
 """
@@ -39,7 +42,23 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from counter import letters, pct, seed  # noqa: E402
 
 
+def _sidecar_loop(settings: Any, stop: threading.Event, rounds: list[int]) -> None:
+    """What the counter's sync worker does (tui/wiring.py ``sync_runner``): ask the
+    sidecar process for a ``sync_once`` and wait on its pipe, over and over."""
+    from opd_fallback.application.sidecar import Sidecar
+
+    sidecar = Sidecar(lambda: settings, settings.db_path)  # made as app_for_start makes it
+    try:
+        while not stop.is_set():
+            sidecar.sync(lambda done, total: None)
+            rounds.append(1)
+            stop.wait(0.05)
+    finally:
+        sidecar.close()
+
+
 def _sync_loop(db: Path, settings: Any, stop: threading.Event, rounds: list[int]) -> None:
+    """The sync as the counter ran it before application/sidecar.py: in a thread of the UI's process."""
     from opd_fallback.store.engine import open_store
     from opd_fallback.sync.client import CentralClient
     from opd_fallback.sync.engine import sync_once
@@ -184,6 +203,8 @@ def main() -> int:
     ap.add_argument("--goal-ms", type=float, default=50.0)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-sync", action="store_true", help="no sync beside the clerk (to see what it costs)")
+    ap.add_argument("--sync-in-thread", action="store_true", help="the sync in a thread of the clerk's process, "
+                    "as the counter ran it before its sidecar (to compare)")
     ap.add_argument("--seeded", metavar="DIR", help="keep the seeded database in DIR and start from a copy of it "
                     "next time (same --patients): for repeated runs")
     args = ap.parse_args()
@@ -192,17 +213,18 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        db = tmp / "counter.db"
+        db = tmp / "data" / "counter.db"  # where the settings put it: the sidecar opens the settings' file
+        db.parent.mkdir()
         t0 = time.perf_counter()
         cache = Path(args.seeded) if args.seeded else None
         if cache is not None and (cache / db.name).exists():
             for f in cache.glob(db.name + "*"):
-                shutil.copy2(f, tmp / f.name)
+                shutil.copy2(f, db.parent / f.name)
         else:
             seed(db, args.patients)
             if cache is not None:
                 cache.mkdir(parents=True, exist_ok=True)
-                for f in tmp.glob(db.name + "*"):
+                for f in db.parent.glob(db.name + "*"):
                     shutil.copy2(f, cache / f.name)
         seed_s = time.perf_counter() - t0
         with run_central(tmp / "central", devices=("C07",)) as central:
@@ -212,7 +234,9 @@ def main() -> int:
             settings = load_settings(tmp / "data").model_copy(update={"db_path": db})
             stop, rounds = threading.Event(), []
             steps: list[dict[str, float]] = []
-            syncer = threading.Thread(target=_sync_loop, args=(db, settings, stop, rounds), daemon=True)
+            loop, loop_args = ((_sync_loop, (db, settings, stop, rounds)) if args.sync_in_thread
+                               else (_sidecar_loop, (settings, stop, rounds)))
+            syncer = threading.Thread(target=loop, args=loop_args, daemon=True)
             if not args.no_sync:
                 syncer.start()
             try:
@@ -224,7 +248,8 @@ def main() -> int:
     p50, p99 = statistics.median(ms), pct(ms, 99)
     phases = _breakdown(steps)
     ok = p99 < args.goal_ms
-    result = {"patients_in_index": args.patients, "seed_s": round(seed_s, 1), "saves": len(ms),
+    result = {"patients_in_index": args.patients, "sync": "none" if args.no_sync else
+              "thread" if args.sync_in_thread else "sidecar", "seed_s": round(seed_s, 1), "saves": len(ms),
               "sync_rounds_meanwhile": len(rounds), "f10_to_commit_ms": {"p50": round(p50, 1), "p99": round(p99, 1),
               "max": round(max(ms), 1)}, "after_f10_p50_ms": {
                   k: round(statistics.median(st[k] for st in steps if k in st), 1)

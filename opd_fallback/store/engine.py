@@ -132,6 +132,9 @@ class Store:
                     yield session
 
     def close(self) -> None:
+        from opd_fallback.store import marks
+
+        marks.settle()  # the committed marks of its last saves are in their file
         self.engine.dispose()
 
 

@@ -103,6 +103,8 @@ class CounterApp(App[None]):
         self.share_interval_s = share_interval_s
         self._sharing = False
         self.prints_pending = 0  # print jobs handed to a worker and not finished yet
+        self.on_exit: list[Callable[[], object]] = []  # called when the app closes (wiring: stop the sidecar)
+        self.sidecar: Callable[[], object | None] = lambda: None  # wiring: the background sync's process, if started
 
     @property
     def work(self) -> CounterBackend:
@@ -133,6 +135,10 @@ class CounterApp(App[None]):
             self.refresh_status()
         for warning in self.startup_warnings:
             self.notify(warning, severity="warning", timeout=30)
+
+    def on_unmount(self) -> None:
+        for close in self.on_exit:
+            close()
 
     def _start_loader(self) -> None:
         assert self._loader is not None

@@ -19,12 +19,12 @@ from opd_fallback.datadir import CounterStart
 from opd_fallback.tui.app import CounterApp
 
 if TYPE_CHECKING:
+    from opd_fallback.application.sidecar import Sidecar
     from opd_fallback.config import Settings
     from opd_fallback.printing import Printer
     from opd_fallback.printing.spool import Spool
     from opd_fallback.store.engine import Store
     from opd_fallback.sync.client import CentralClient
-    from opd_fallback.sync.hub_client import HubClient
     from opd_fallback.tui.backend import StoreBackend
 
 
@@ -101,6 +101,23 @@ def app_for_start(start: CounterStart, load_settings: Callable[[], Settings], *,
 
         return CentralClient.from_settings(settings())
 
+    sidecars: list[Sidecar] = []
+    sidecar_lock = threading.Lock()
+
+    def the_sidecar() -> Sidecar:
+        """The background sync and share's child process (application/sidecar.py), made on first use."""
+        with sidecar_lock:
+            if not sidecars:
+                from opd_fallback.application.sidecar import Sidecar
+
+                sidecars.append(Sidecar(settings, start.db_path))
+            return sidecars[0]
+
+    def close_sidecar() -> None:
+        with sidecar_lock:
+            if sidecars:
+                sidecars[0].close()
+
     probe = None
     sync_runner = None
     if start.central:
@@ -126,29 +143,27 @@ def app_for_start(start: CounterStart, load_settings: Callable[[], Settings], *,
 
         if background_sync if background_sync is not None else start.background_sync:
             def sync_runner(progress: Callable[[int, int], None]) -> object:
-                # same engine and lease as `opd-fallback sync`: a running CLI sync makes this one wait its turn
-                from opd_fallback.sync.engine import sync_once
-
-                with make_client() as client:
-                    return sync_once(the_store(), client, settings(), progress)
+                # same engine and lease as `opd-fallback sync` (a running CLI sync makes this one wait its
+                # turn), in the sidecar's process: its CPU work never holds this process's GIL
+                return the_sidecar().sync(progress)
 
     share_runner = None
     if start.hub:
-        hub_clients: list[HubClient] = []  # one keep-alive pool, used by one worker at a time, made on first use
+        watching: list[bool] = []  # the save hook is set once, by the first exchange
         saved = threading.Event()  # a save sets it (store/shared.py on_new_ops): shared at once, not at a poll
 
         def share_runner() -> object:
-            from opd_fallback.application.share import share_once
-            from opd_fallback.store.shared import on_new_ops
-            from opd_fallback.sync.hub_client import HubClient
+            from types import SimpleNamespace
 
-            if not hub_clients:
-                hub_clients.append(HubClient.from_settings(settings()))
-                on_new_ops(the_store(), saved.set)
+            from opd_fallback.store.shared import on_new_ops
+
+            if not watching:
+                watching.append(True)
+                on_new_ops(the_store(), saved.set)  # the saves are made in this process: the wake stays here
             else:  # in the share worker's thread: the next exchange after the interval or a save, sooner
                 saved.wait(settings().hub_interval_s)
             saved.clear()
-            return share_once(the_store(), hub_clients[0], start.device_id)
+            return SimpleNamespace(**the_sidecar().share())  # share_once in the sidecar; its ShareResult
 
         app_kwargs.setdefault("share_interval_s", 0.05)  # the worker is started again soon; it waits itself
 
@@ -167,4 +182,6 @@ def app_for_start(start: CounterStart, load_settings: Callable[[], Settings], *,
         **app_kwargs,
     )
     app.db_path = start.db_path
+    app.on_exit.append(close_sidecar)
+    app.sidecar = lambda: sidecars[0] if sidecars else None
     return app

@@ -48,12 +48,29 @@ class FormScreen(CounterScreen):
     ]
     saving = False
 
+    _fields: list[FormField] | None = None  # a form's fields never change once composed: found once
+    _by_id: dict[str, FormField] = {}
+
     # ----------------------------------------------------------- navigation
     def fields(self) -> list[FormField]:
-        return list(self.query(FormField))
+        """The form's fields in order. Looked up once: each CSS query walks every widget of the
+        screen, and F10 asked a dozen of them before its worker started (issue 21 item 4)."""
+        if self._fields is None:
+            found = list(self.query(FormField))
+            if not found:  # not composed yet
+                return found
+            self._fields, self._by_id = found, {ff.id or "": ff for ff in found}
+        return list(self._fields)
 
     def field(self, name: str) -> FormField:
-        return self.query_one(f"#ff-{name}", FormField)
+        self.fields()
+        ff = self._by_id.get(f"ff-{name}")
+        return ff if ff is not None else self.query_one(f"#ff-{name}", FormField)
+
+    def has_field(self, name: str) -> bool:
+        if self.fields():
+            return f"ff-{name}" in self._by_id
+        return bool(self.query(f"#ff-{name}"))
 
     async def action_enter_key(self) -> None:
         """Enter moves on here, in the key's own turn (see tui/typeahead.py), so
@@ -244,7 +261,7 @@ class FormScreen(CounterScreen):
 
     def retranslate(self) -> None:
         """F9: words this screen wrote itself follow the language too."""
-        if self.query("#ff-fee"):
+        if self.has_field("fee"):
             self.field("fee").set_hint(self.fee_hint())
 
     def payment_from(self, values: Values, bad: list[FormField]) -> PaymentInput | None:
@@ -273,7 +290,7 @@ class FormScreen(CounterScreen):
     # ------------------------------------------------------------ approval
     def needs_approval(self) -> bool:
         """Is the mode 'waived' where the category's rules do not grant it?"""
-        if not self.query("#ff-waiver_reason"):
+        if not self.has_field("waiver_reason"):
             return False
         try:
             mode = parsers.mode(self.field("mode").text or "cash")
@@ -286,7 +303,7 @@ class FormScreen(CounterScreen):
         """The waiver's reason and the supervisor's ID and PIN appear only when needed."""
         need = self.needs_approval()
         for name in ("waiver_reason", "supervisor", "supervisor_pin"):
-            if self.query(f"#ff-{name}"):
+            if self.has_field(name):
                 self.field(name).display = need
 
     def take_approval(self, values: Values) -> Approver | None:

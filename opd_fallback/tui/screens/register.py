@@ -237,7 +237,7 @@ class VisitForm(DepartmentFields, FormScreen):
             ff.set_hint("")
         backend = self.counter.work
         for name in ("district", "state"):  # the hospital's, the usual answer
-            if self.query(f"#ff-{name}") and getattr(backend, name, None):
+            if self.has_field(name) and getattr(backend, name, None):
                 self.field(name).set_text(getattr(backend, name))
         self.field("category").set_text("general")
         self.field("mode").set_text("cash")
