@@ -60,17 +60,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from opd_fallback.domain.exits import ExitCode, OpdError
+
 if TYPE_CHECKING:
     from opd_fallback.config import Settings
 
 JOBS = ("sync", "share")
 STOPPED = "sync process stopped; restarted"  # the status bar shows "failed: " and 40 characters
-EXIT_GRACE_S = 5.0  # how long a running job may go on once the parent is gone
+PARENT_GONE_GRACE_S = 5.0  # how long a running job may go on once the parent is gone
 PROGRESS_EVERY_S = 0.1
 
 
-class SidecarFailed(RuntimeError):
+class SidecarFailed(OpdError):
     """A job of the sidecar failed or the sidecar stopped; the message is one sentence."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 class Sidecar:
@@ -156,7 +160,7 @@ class Sidecar:
         """One ``share_once`` with the LAN hub in the child; its ``ShareResult`` as a dict."""
         return self._ask("share", None)
 
-    def close(self, timeout_s: float = EXIT_GRACE_S + 2) -> None:
+    def close(self, timeout_s: float = PARENT_GONE_GRACE_S + 2) -> None:
         """Stop the child: its stdin ends (it finishes or drops its job and exits), killed if it lingers."""
         with self._lock:
             self._closed = True
@@ -282,7 +286,7 @@ def _child(settings: Settings, db_path: Path, channel: _Channel, jobs: queue.Que
             lanes[job].put(job)
     for q in lanes.values():
         q.put(None)
-    deadline = time.monotonic() + EXIT_GRACE_S
+    deadline = time.monotonic() + PARENT_GONE_GRACE_S
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     if stores and all(not t.is_alive() for t in threads):
